@@ -1,0 +1,320 @@
+//! Confinement of the gofer process: namespaces, a private mount tree rooted at the served
+//! directory, a minimal capability set and a seccomp allowlist.
+//!
+//! The order matters and is fixed by [`serve`](crate::serve):
+//! 1. [`unshare_and_fork`]: new mount, PID, IPC, UTS and network namespaces; the server
+//!    runs in the forked child, PID 1 of the new PID namespace.
+//! 2. [`confine`] (in the child): mounts private, root bind-mounted onto itself
+//!    (`nosuid,nodev`, read-only when serving read-only), `pivot_root` into it and the old
+//!    root detached; capabilities trimmed to [`KEPT_CAPS`]; `no_new_privs` set.
+//! 3. [`install_seccomp`], last: anything outside [`allowed_syscalls`] kills the process.
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use caps::{CapSet, Capability, CapsHashSet};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, chdir, fork, pivot_root};
+use seccompiler::{BpfProgram, SeccompAction, SeccompFilter};
+
+use crate::GoferError;
+use crate::tree::open_proc_self_fd;
+
+/// Capabilities the gofer keeps: exactly what serving files as root needs.
+pub const KEPT_CAPS: [Capability; 5] = [
+    // chown on SetStat and on files created for a sandbox user.
+    Capability::CAP_CHOWN,
+    // Read/write files regardless of their mode bits (the Sentry checks permissions).
+    Capability::CAP_DAC_OVERRIDE,
+    // Search any directory; linkat(AT_EMPTY_PATH) of a node.
+    Capability::CAP_DAC_READ_SEARCH,
+    // chmod/utimes on files owned by other users.
+    Capability::CAP_FOWNER,
+    // Keep set-id bits when writing or chowning on behalf of the sandbox.
+    Capability::CAP_FSETID,
+];
+
+/// Which side of [`unshare_and_fork`] the caller is on.
+#[derive(Debug)]
+pub enum Side {
+    /// The original process; the child serves. Wait for it with [`wait_child`].
+    Parent(Pid),
+    /// The forked child: PID 1 of the new PID namespace. Call [`confine`] next.
+    Child,
+}
+
+fn step(what: &'static str) -> impl FnOnce(nix::Error) -> GoferError {
+    move |e| GoferError::Confine {
+        step: what,
+        errno: e as i32,
+    }
+}
+
+/// Enters new mount, PID, IPC, UTS and network namespaces and forks: the child is the first
+/// process of the new PID namespace. Call it while the process is single-threaded.
+pub fn unshare_and_fork() -> Result<Side, GoferError> {
+    unshare(
+        CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWPID
+            | CloneFlags::CLONE_NEWIPC
+            | CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWNET,
+    )
+    .map_err(step("unshare"))?;
+    // No mount event of ours may propagate back to the host.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(step("make mounts private"))?;
+    // SAFETY: the caller guarantees the process is single-threaded, so the child cannot
+    // inherit a lock held by another thread.
+    match unsafe { fork() }.map_err(step("fork"))? {
+        ForkResult::Parent { child } => Ok(Side::Parent(child)),
+        ForkResult::Child => {
+            // Die with the parent: a gofer must not outlive its runsc.
+            // SAFETY: prctl with integer arguments only.
+            unsafe {
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                )
+            };
+            Ok(Side::Child)
+        }
+    }
+}
+
+/// Waits for the serving child; `Ok` if it exited with status 0.
+pub fn wait_child(child: Pid) -> Result<(), GoferError> {
+    loop {
+        match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, 0)) => return Ok(()),
+            Ok(WaitStatus::Exited(_, code)) => {
+                return Err(GoferError::ChildFailed(format!("exit status {code}")));
+            }
+            Ok(WaitStatus::Signaled(_, sig, _)) => {
+                return Err(GoferError::ChildFailed(format!("killed by {sig}")));
+            }
+            Ok(_) => continue,
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(step("waitpid")(e)),
+        }
+    }
+}
+
+/// Restricts the calling process (the child of [`unshare_and_fork`]) to `root`: after this
+/// `/` is the served root. Returns `/proc/self/fd` opened beforehand, for
+/// [`HostTree::with_proc_fd`](crate::tree::HostTree::with_proc_fd).
+pub fn confine(root: &Path, read_only: bool) -> Result<OwnedFd, GoferError> {
+    // Opened while the host /proc is still reachable: the tree reopens its own O_PATH
+    // descriptors through it. It keeps the detached host proc mount alive, nothing else.
+    let proc_fd = open_proc_self_fd().map_err(|e| GoferError::Confine {
+        step: "open /proc/self/fd",
+        errno: e.raw(),
+    })?;
+    // Non-recursive bind: submounts (/proc, /sys, /dev of a served host root) stay out.
+    mount(
+        Some(root),
+        root,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(step("bind root"))?;
+    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    if read_only {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    mount(None::<&str>, root, None::<&str>, flags, None::<&str>).map_err(step("remount root"))?;
+    chdir(root).map_err(step("chdir root"))?;
+    // pivot_root(".", "."): the old root ends up stacked on "/", then detached.
+    pivot_root(".", ".").map_err(step("pivot_root"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(step("detach old root"))?;
+    chdir("/").map_err(step("chdir /"))?;
+    drop_caps()?;
+    Ok(proc_fd)
+}
+
+/// Trims every capability set to [`KEPT_CAPS`] and sets `no_new_privs`.
+pub fn drop_caps() -> Result<(), GoferError> {
+    let keep: CapsHashSet = KEPT_CAPS.iter().copied().collect();
+    let cerr = |e: caps::errors::CapsError| GoferError::Caps(e.to_string());
+    // The bounding set first: dropping from it needs CAP_SETPCAP in the effective set.
+    for cap in caps::all() {
+        if !keep.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).map_err(cerr)? {
+            caps::drop(None, CapSet::Bounding, cap).map_err(cerr)?;
+        }
+    }
+    caps::clear(None, CapSet::Ambient).map_err(cerr)?;
+    caps::clear(None, CapSet::Inheritable).map_err(cerr)?;
+    let have = caps::read(None, CapSet::Permitted).map_err(cerr)?;
+    let kept: CapsHashSet = have.intersection(&keep).copied().collect();
+    caps::set(None, CapSet::Effective, &kept).map_err(cerr)?;
+    caps::set(None, CapSet::Permitted, &kept).map_err(cerr)?;
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(GoferError::Confine {
+            step: "no_new_privs",
+            errno: linux_abi::Errno::last_os_error().raw(),
+        });
+    }
+    Ok(())
+}
+
+/// The system calls a serving gofer makes, each with the reason it needs it.
+pub fn allowed_syscalls() -> Vec<(i64, &'static str)> {
+    vec![
+        // --- the host tree (crate::sys issues exactly these numbers) ---
+        (
+            libc::SYS_openat,
+            "walk components with O_PATH|O_NOFOLLOW, create, reopen via /proc/self/fd",
+        ),
+        (
+            libc::SYS_newfstatat,
+            "stat nodes with AT_EMPTY_PATH; identity check after link",
+        ),
+        (
+            libc::SYS_fchmodat,
+            "SetStat mode through the node's /proc/self/fd entry",
+        ),
+        (
+            libc::SYS_fchownat,
+            "SetStat owner and owner of created files, AT_EMPTY_PATH",
+        ),
+        (libc::SYS_utimensat, "SetStat times, AT_EMPTY_PATH"),
+        (libc::SYS_ftruncate, "SetStat size on a reopened descriptor"),
+        (libc::SYS_mkdirat, "MkdirAt"),
+        (libc::SYS_mknodat, "MknodAt (regular, FIFO, socket only)"),
+        (libc::SYS_symlinkat, "SymlinkAt"),
+        (libc::SYS_linkat, "LinkAt"),
+        (
+            libc::SYS_unlinkat,
+            "UnlinkAt; undo a create whose chown failed",
+        ),
+        (libc::SYS_renameat2, "RenameAt"),
+        (
+            libc::SYS_readlinkat,
+            "ReadLinkAt with an empty path on the symlink node",
+        ),
+        (libc::SYS_getdents64, "GetDents64"),
+        (libc::SYS_lseek, "rewinding an open directory"),
+        (libc::SYS_pread64, "PRead"),
+        (libc::SYS_pwrite64, "PWrite"),
+        (libc::SYS_fsync, "FSync"),
+        (libc::SYS_fdatasync, "FSync of data only"),
+        (libc::SYS_fstatfs, "StatFS"),
+        (libc::SYS_fallocate, "fallocate on an open file"),
+        (
+            libc::SYS_close,
+            "Close of nodes and open files; descriptors passed to the client",
+        ),
+        (
+            libc::SYS_fcntl,
+            "F_DUPFD_CLOEXEC to duplicate a descriptor for donation",
+        ),
+        // --- the lisafs channel ---
+        (
+            libc::SYS_recvmsg,
+            "receive requests (and their descriptors)",
+        ),
+        (
+            libc::SYS_sendmsg,
+            "send replies with SCM_RIGHTS descriptors",
+        ),
+        (libc::SYS_recvfrom, "std socket reads"),
+        (libc::SYS_sendto, "std socket writes"),
+        (libc::SYS_read, "reads on the channel"),
+        (
+            libc::SYS_write,
+            "writes on the channel; log lines to stderr",
+        ),
+        (
+            libc::SYS_shutdown,
+            "closing the channel on a protocol error",
+        ),
+        (libc::SYS_poll, "waiting for the channel"),
+        (libc::SYS_ppoll, "waiting for the channel"),
+        // --- the Rust runtime: memory, threads, synchronisation ---
+        (libc::SYS_mmap, "allocator and thread stacks"),
+        (libc::SYS_munmap, "allocator and thread stacks"),
+        (libc::SYS_mremap, "allocator growth"),
+        (libc::SYS_mprotect, "thread stack guard pages"),
+        (libc::SYS_madvise, "allocator returning memory"),
+        (libc::SYS_brk, "allocator"),
+        (
+            libc::SYS_futex,
+            "mutexes, condition variables, thread joins",
+        ),
+        (libc::SYS_clone, "spawning worker threads (glibc fallback)"),
+        (libc::SYS_clone3, "spawning worker threads"),
+        (
+            libc::SYS_set_robust_list,
+            "new threads register their robust futex list",
+        ),
+        (libc::SYS_rseq, "new threads register restartable sequences"),
+        (libc::SYS_rt_sigprocmask, "thread creation masks signals"),
+        (
+            libc::SYS_rt_sigaction,
+            "std installs its stack-overflow handler",
+        ),
+        (
+            libc::SYS_sigaltstack,
+            "per-thread stack-overflow handler stack",
+        ),
+        (libc::SYS_sched_yield, "spin-then-park in std locks"),
+        (
+            libc::SYS_sched_getaffinity,
+            "available_parallelism for the worker pool",
+        ),
+        (libc::SYS_getrandom, "HashMap random keys"),
+        (libc::SYS_gettid, "tracing thread ids"),
+        (libc::SYS_getpid, "abort() path"),
+        (
+            libc::SYS_tgkill,
+            "abort() path: raise SIGABRT on a fatal error",
+        ),
+        (
+            libc::SYS_clock_gettime,
+            "tracing timestamps (vDSO fallback)",
+        ),
+        (libc::SYS_exit, "worker threads finishing"),
+        (libc::SYS_exit_group, "the gofer finishing"),
+    ]
+}
+
+/// Compiles the seccomp allowlist: the calls of [`allowed_syscalls`] are allowed, any
+/// other kills the process.
+pub fn seccomp_filter() -> Result<BpfProgram, GoferError> {
+    let rules = allowed_syscalls()
+        .into_iter()
+        .map(|(nr, _why)| (nr, vec![]))
+        .collect();
+    let arch = std::env::consts::ARCH
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| GoferError::Seccomp(e.to_string()))?;
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::KillProcess,
+        SeccompAction::Allow,
+        arch,
+    )
+    .map_err(|e| GoferError::Seccomp(e.to_string()))?;
+    filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| GoferError::Seccomp(e.to_string()))
+}
+
+/// Installs [`seccomp_filter`] on every thread of the process (sets `no_new_privs`).
+pub fn install_seccomp() -> Result<(), GoferError> {
+    let prog = seccomp_filter()?;
+    seccompiler::apply_filter_all_threads(&prog).map_err(|e| GoferError::Seccomp(e.to_string()))
+}
