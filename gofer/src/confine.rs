@@ -150,7 +150,8 @@ pub fn drop_caps() -> Result<(), GoferError> {
     let cerr = |e: caps::errors::CapsError| GoferError::Caps(e.to_string());
     // The bounding set first: dropping from it needs CAP_SETPCAP in the effective set.
     for cap in caps::all() {
-        if !keep.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).map_err(cerr)? {
+        // A capability this kernel does not know reads as an error: nothing to drop.
+        if !keep.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
             caps::drop(None, CapSet::Bounding, cap).map_err(cerr)?;
         }
     }

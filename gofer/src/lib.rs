@@ -2,12 +2,103 @@
 //!
 //! - [`tree`]: [`tree::HostTree`], every file operation, safely below one root.
 //! - [`confine`]: namespaces, `pivot_root`, capabilities and the seccomp allowlist.
+//! - `server`: the `lisafs_proto::Dispatcher` implementation on [`HostTree`].
+//! - [`serve`]: the single entry point `runsc gofer` calls.
 
 pub mod confine;
+mod server;
 mod sys;
 pub mod tree;
 
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
 pub use tree::HostTree;
+
+/// How [`serve`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GoferOptions {
+    /// Refuse every mutation (`EROFS`); when confined the root is also mounted read-only.
+    pub read_only: bool,
+    /// Confine the process before serving (namespaces, `pivot_root`, capabilities,
+    /// seccomp). Needs root; tests that cannot unshare pass `false`.
+    pub confine: bool,
+    /// Server threads; 0 picks a default ([`default_threads`]).
+    pub threads: usize,
+}
+
+impl Default for GoferOptions {
+    fn default() -> Self {
+        GoferOptions {
+            read_only: false,
+            confine: true,
+            threads: 0,
+        }
+    }
+}
+
+/// The default number of server threads: the CPUs available, between 2 and 8.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(2, 8)
+}
+
+/// Serves `root` over the lisafs connection `sock` until the client hangs up.
+///
+/// With `opts.confine` the calling process must be single-threaded: it enters new
+/// namespaces and forks; the child confines itself to `root` and serves, while the
+/// caller closes its copy of `sock`, waits for the child and returns its outcome. The
+/// child dies with the caller (`PR_SET_PDEATHSIG`).
+pub fn serve(root: &Path, sock: OwnedFd, opts: GoferOptions) -> Result<(), GoferError> {
+    let threads = if opts.threads == 0 {
+        default_threads()
+    } else {
+        opts.threads
+    };
+    if !opts.confine {
+        let tree = HostTree::new(root, opts.read_only).map_err(GoferError::Root)?;
+        return run(&tree, sock, threads);
+    }
+    match confine::unshare_and_fork()? {
+        confine::Side::Parent(child) => {
+            drop(sock);
+            confine::wait_child(child)
+        }
+        confine::Side::Child => {
+            let code = match serve_confined(root, sock, opts.read_only, threads) {
+                Ok(()) => 0,
+                Err(e) => {
+                    tracing::error!(error = %e, "gofer: serving failed");
+                    1
+                }
+            };
+            std::process::exit(code)
+        }
+    }
+}
+
+/// The confined child: confine, open the tree at the new `/`, install seccomp, serve.
+fn serve_confined(
+    root: &Path,
+    sock: OwnedFd,
+    read_only: bool,
+    threads: usize,
+) -> Result<(), GoferError> {
+    let proc_fd = confine::confine(root, read_only)?;
+    let tree =
+        HostTree::with_proc_fd(Path::new("/"), read_only, proc_fd).map_err(GoferError::Root)?;
+    confine::install_seccomp()?;
+    run(&tree, sock, threads)
+}
+
+fn run(tree: &HostTree, sock: OwnedFd, threads: usize) -> Result<(), GoferError> {
+    tracing::debug!(threads, read_only = tree.read_only(), "gofer: serving");
+    lisafs_proto::Server::new(sock)
+        .serve(tree, threads)
+        .map_err(GoferError::Serve)
+}
 
 /// Errors at the gofer's boundary.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +120,9 @@ pub enum GoferError {
     /// The serving child of a confined gofer failed.
     #[error("gofer child failed: {0}")]
     ChildFailed(String),
+    /// The lisafs server loop failed.
+    #[error("lisafs server: {0}")]
+    Serve(lisafs_proto::ServerError),
     /// Opening the served root failed.
     #[error("opening the served root: {0}")]
     Root(linux_abi::Errno),

@@ -25,7 +25,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use linux_abi::Errno;
 
@@ -66,8 +66,37 @@ impl Node {
 struct OpenFile {
     fd: OwnedFd,
     writable: bool,
+    /// Directory cursor: the `d_off` cookie the host descriptor is positioned at.
+    dir_pos: Mutex<u64>,
     _node: Arc<Node>,
 }
+
+impl OpenFile {
+    fn new(fd: OwnedFd, writable: bool, node: Arc<Node>) -> OpenFile {
+        OpenFile {
+            fd,
+            writable,
+            dir_pos: Mutex::new(0),
+            _node: node,
+        }
+    }
+}
+
+/// One directory entry from [`HostTree::read_dir`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// Inode number.
+    pub ino: u64,
+    /// Cookie to continue reading after this entry.
+    pub off: u64,
+    /// `DT_*` type.
+    pub kind: u8,
+    /// Name (never `.` or `..`).
+    pub name: Vec<u8>,
+}
+
+/// Nodes found by a walk, with their attributes.
+type Found = Vec<(Arc<Node>, libc::stat)>;
 
 /// How far a [`HostTree::walk`] got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,50 +290,61 @@ impl HostTree {
 
     /// Walks `names` from the directory node `dir`, one component at a time, returning a
     /// node per component reached. Stops at a symlink (returned, not followed), a missing
-    /// component or any other error. An invalid name fails the whole call with `EINVAL`.
+    /// component or any other error. An invalid name fails the whole call with `EINVAL`;
+    /// a `dir` that is not a directory with `ENOTDIR`.
     pub fn walk<N: AsRef<[u8]>>(&self, dir: NodeId, names: &[N]) -> Result<Walked, Errno> {
+        let (found, end) = self.walk_inner(dir, names)?;
+        let mut nodes = Vec::with_capacity(found.len());
+        let mut map = write(&self.nodes);
+        for (node, st) in found {
+            let id = self.new_id();
+            map.insert(id, node);
+            nodes.push((id, st));
+        }
+        Ok(Walked { nodes, end })
+    }
+
+    /// Like [`HostTree::walk`] but only returns attributes; no node outlives the call.
+    pub fn walk_stat<N: AsRef<[u8]>>(
+        &self,
+        dir: NodeId,
+        names: &[N],
+    ) -> Result<(Vec<libc::stat>, WalkEnd), Errno> {
+        let (found, end) = self.walk_inner(dir, names)?;
+        Ok((found.into_iter().map(|(_, st)| st).collect(), end))
+    }
+
+    fn walk_inner<N: AsRef<[u8]>>(
+        &self,
+        dir: NodeId,
+        names: &[N],
+    ) -> Result<(Found, WalkEnd), Errno> {
         let cnames = names
             .iter()
             .map(|n| check_name(n.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         let mut cur = self.node(dir)?;
-        let mut nodes = Vec::with_capacity(cnames.len());
-        let total = cnames.len();
-        for (i, name) in cnames.into_iter().enumerate() {
+        if !cur.is_dir() && !cnames.is_empty() {
+            return Err(Errno::ENOTDIR);
+        }
+        let mut found = Vec::with_capacity(cnames.len());
+        for name in cnames {
+            if cur.is_symlink() {
+                return Ok((found, WalkEnd::Symlink));
+            }
             if !cur.is_dir() {
-                let end = if cur.is_symlink() {
-                    WalkEnd::Symlink
-                } else {
-                    WalkEnd::Failed(Errno::ENOTDIR)
-                };
-                return Ok(Walked { nodes, end });
+                return Ok((found, WalkEnd::Failed(Errno::ENOTDIR)));
             }
             match self.lookup(&cur, name) {
                 Ok((node, st)) => {
                     let node = Arc::new(node);
-                    let id = self.new_id();
-                    write(&self.nodes).insert(id, node.clone());
-                    nodes.push((id, st));
+                    found.push((node.clone(), st));
                     cur = node;
                 }
-                Err(e) => {
-                    return Ok(Walked {
-                        nodes,
-                        end: WalkEnd::Failed(e),
-                    });
-                }
-            }
-            if cur.is_symlink() && i + 1 < total {
-                return Ok(Walked {
-                    nodes,
-                    end: WalkEnd::Symlink,
-                });
+                Err(e) => return Ok((found, WalkEnd::Failed(e))),
             }
         }
-        Ok(Walked {
-            nodes,
-            end: WalkEnd::Complete,
-        })
+        Ok((found, WalkEnd::Complete))
     }
 
     /// Attributes of a node (`fstatat(fd, "", AT_EMPTY_PATH)`; symlinks are not followed).
@@ -381,14 +421,7 @@ impl HostTree {
         }
         let fd = self.reopen(node.fd.as_fd(), flags)?;
         let id = self.new_id();
-        write(&self.files).insert(
-            id,
-            Arc::new(OpenFile {
-                fd,
-                writable,
-                _node: node,
-            }),
-        );
+        write(&self.files).insert(id, Arc::new(OpenFile::new(fd, writable, node)));
         Ok(id)
     }
 
@@ -402,8 +435,11 @@ impl HostTree {
         Ok(self.file(file)?.writable)
     }
 
-    /// Creates and opens a regular file `name` in `dir` (`O_CREAT | O_EXCL`), optionally
-    /// chowning it. Returns the new node, its attributes and the open file.
+    /// Creates and opens a regular file `name` in `dir`. With `O_EXCL` in `flags` an
+    /// existing name fails with `EEXIST`; without it an existing regular file is opened
+    /// instead (a symlink there fails with `ELOOP`, never followed). A newly created file
+    /// gets `owner` (when it differs from the creator's ids). Returns the node, its
+    /// attributes and the open file.
     pub fn create(
         &self,
         dir: NodeId,
@@ -415,39 +451,53 @@ impl HostTree {
         self.writable()?;
         let name = check_name(name)?;
         let dirn = self.dir(dir)?;
+        let excl = flags & libc::O_EXCL != 0;
         let flags = sanitize_open_flags(flags) & !libc::O_DIRECTORY;
-        let fd = sys::openat(
+        let created = sys::openat(
             dirn.fd.as_fd(),
             &name,
             flags | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
             mode & 0o7777,
-        )?;
-        let undo = |e: Errno| {
-            let _ = sys::unlinkat(dirn.fd.as_fd(), &name, 0);
-            e
+        );
+        let (fd, path_fd, st) = match created {
+            Ok(fd) => {
+                let undo = |e: Errno| {
+                    let _ = sys::unlinkat(dirn.fd.as_fd(), &name, 0);
+                    e
+                };
+                let path_fd = self.reopen(fd.as_fd(), libc::O_PATH).map_err(undo)?;
+                let mut st = sys::fstat(path_fd.as_fd()).map_err(undo)?;
+                if let Some(o) = owner
+                    && (o.uid, o.gid) != (st.st_uid, st.st_gid)
+                {
+                    sys::fchown_empty(path_fd.as_fd(), o.uid, o.gid).map_err(undo)?;
+                    st = sys::fstat(path_fd.as_fd()).map_err(undo)?;
+                }
+                (fd, path_fd, st)
+            }
+            Err(Errno::EEXIST) if !excl => {
+                let (node, st) = self.lookup(&dirn, name.clone())?;
+                match node.kind {
+                    libc::S_IFREG => {}
+                    libc::S_IFDIR => return Err(Errno::EISDIR),
+                    libc::S_IFLNK => return Err(Errno::ELOOP),
+                    _ => return Err(Errno::ENXIO),
+                }
+                let fd = self.reopen(node.fd.as_fd(), flags)?;
+                (fd, node.fd, st)
+            }
+            Err(e) => return Err(e),
         };
-        let path_fd = self.reopen(fd.as_fd(), libc::O_PATH).map_err(undo)?;
-        if let Some(o) = owner {
-            sys::fchown_empty(path_fd.as_fd(), o.uid, o.gid).map_err(undo)?;
-        }
-        let st = sys::fstat(path_fd.as_fd()).map_err(undo)?;
         let node = Arc::new(Node {
             fd: path_fd,
             kind: libc::S_IFREG,
-            parent: Some((dirn.clone(), name.clone())),
+            parent: Some((dirn.clone(), name)),
         });
         let nid = self.new_id();
         write(&self.nodes).insert(nid, node.clone());
         let fid = self.new_id();
         let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
-        write(&self.files).insert(
-            fid,
-            Arc::new(OpenFile {
-                fd,
-                writable,
-                _node: node,
-            }),
-        );
+        write(&self.files).insert(fid, Arc::new(OpenFile::new(fd, writable, node)));
         Ok((nid, st, fid))
     }
 
@@ -465,7 +515,9 @@ impl HostTree {
             e
         };
         let (node, mut st) = self.lookup(dirn, name.clone()).map_err(undo)?;
-        if let Some(o) = owner {
+        if let Some(o) = owner
+            && (o.uid, o.gid) != (st.st_uid, st.st_gid)
+        {
             sys::fchown_empty(node.fd.as_fd(), o.uid, o.gid).map_err(undo)?;
             st = sys::fstat(node.fd.as_fd()).map_err(undo)?;
         }
@@ -610,20 +662,54 @@ impl HostTree {
         sys::readlink_empty(n.fd.as_fd())
     }
 
-    /// Reads up to `max` bytes of raw `linux_dirent64` records from an open directory,
-    /// continuing where the last call stopped. An empty result means the end.
-    pub fn getdents64(&self, file: FileId, max: usize) -> Result<Vec<u8>, Errno> {
+    /// Reads directory entries from an open directory starting at the cookie `offset`
+    /// (0: the beginning; otherwise the `off` of the last entry received), within a budget
+    /// of `count` bytes of `linux_dirent64` records. `.` and `..` are left out: the client
+    /// synthesizes them. An empty result means the end of the directory.
+    pub fn read_dir(
+        &self,
+        file: FileId,
+        offset: u64,
+        count: usize,
+    ) -> Result<Vec<DirEntry>, Errno> {
         let f = self.file(file)?;
-        let mut buf = vec![0u8; max.clamp(512, MAX_IO)];
-        let n = sys::getdents64(f.fd.as_fd(), &mut buf)?;
-        buf.truncate(n);
-        Ok(buf)
-    }
-
-    /// Sets the position of an open file (for rewinding a directory read).
-    pub fn seek(&self, file: FileId, off: u64) -> Result<u64, Errno> {
-        let off = i64::try_from(off).map_err(|_| Errno::EINVAL)?;
-        sys::lseek(self.file(file)?.fd.as_fd(), off, libc::SEEK_SET)
+        let mut pos = f.dir_pos.lock().unwrap_or_else(|p| p.into_inner());
+        if *pos != offset {
+            let off = i64::try_from(offset).map_err(|_| Errno::EINVAL)?;
+            sys::lseek(f.fd.as_fd(), off, libc::SEEK_SET)?;
+            *pos = offset;
+        }
+        let mut buf = vec![0u8; count.clamp(512, MAX_IO)];
+        let mut out = Vec::new();
+        while out.is_empty() {
+            let n = sys::getdents64(f.fd.as_fd(), &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            let mut at = 0;
+            while at + 19 <= n {
+                let rec = &buf[at..n];
+                let ino = u64::from_ne_bytes(rec[0..8].try_into().map_err(|_| Errno::EIO)?);
+                let off = u64::from_ne_bytes(rec[8..16].try_into().map_err(|_| Errno::EIO)?);
+                let reclen = u16::from_ne_bytes([rec[16], rec[17]]) as usize;
+                if reclen < 19 || reclen > rec.len() {
+                    return Err(Errno::EIO);
+                }
+                let raw = &rec[19..reclen];
+                let name = &raw[..raw.iter().position(|&b| b == 0).unwrap_or(raw.len())];
+                *pos = off;
+                if name != b"." && name != b".." {
+                    out.push(DirEntry {
+                        ino,
+                        off,
+                        kind: rec[18],
+                        name: name.to_vec(),
+                    });
+                }
+                at += reclen;
+            }
+        }
+        Ok(out)
     }
 
     /// Reads up to `len` (at most [`MAX_IO`]) bytes at `off`.
