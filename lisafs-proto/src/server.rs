@@ -317,7 +317,8 @@ impl Server {
     fn handle<D: Dispatcher + ?Sized>(&self, d: &D, frame: Frame) {
         let id = frame.header.request_id;
         if !frame.fds.is_empty() {
-            // No request carries fds; the received ones close when `frame` drops.
+            // No request carries fds: close them before replying.
+            drop(frame);
             self.reply(id, &error_response(libc::EINVAL), &[]);
             return;
         }
