@@ -17,7 +17,12 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, chdir, fork, pivot_root};
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter};
+use std::collections::BTreeMap;
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule,
+};
 
 use crate::GoferError;
 use crate::tree::open_proc_self_fd;
@@ -177,7 +182,7 @@ pub fn allowed_syscalls() -> Vec<(i64, &'static str)> {
         // --- the host tree (crate::sys issues exactly these numbers) ---
         (
             libc::SYS_openat,
-            "walk components with O_PATH|O_NOFOLLOW, create, reopen via /proc/self/fd",
+            "walk with O_PATH|O_NOFOLLOW; create; reopen via /proc/self/fd",
         ),
         (
             libc::SYS_newfstatat,
@@ -189,9 +194,9 @@ pub fn allowed_syscalls() -> Vec<(i64, &'static str)> {
         ),
         (
             libc::SYS_fchownat,
-            "SetStat owner and owner of created files, AT_EMPTY_PATH",
+            "SetStat owner, owner of created files (AT_EMPTY_PATH)",
         ),
-        (libc::SYS_utimensat, "SetStat times, AT_EMPTY_PATH"),
+        (libc::SYS_utimensat, "SetStat times (AT_EMPTY_PATH)"),
         (libc::SYS_ftruncate, "SetStat size on a reopened descriptor"),
         (libc::SYS_mkdirat, "MkdirAt"),
         (libc::SYS_mknodat, "MknodAt (regular, FIFO, socket only)"),
@@ -199,123 +204,166 @@ pub fn allowed_syscalls() -> Vec<(i64, &'static str)> {
         (libc::SYS_linkat, "LinkAt"),
         (
             libc::SYS_unlinkat,
-            "UnlinkAt; undo a create whose chown failed",
+            "UnlinkAt; undoing a create whose chown failed",
         ),
         (libc::SYS_renameat2, "RenameAt"),
         (
             libc::SYS_readlinkat,
             "ReadLinkAt with an empty path on the symlink node",
         ),
-        (libc::SYS_getdents64, "GetDents64"),
-        (libc::SYS_lseek, "rewinding an open directory"),
+        (libc::SYS_getdents64, "Getdents64"),
+        (libc::SYS_lseek, "Getdents64 continuing from a cookie"),
         (libc::SYS_pread64, "PRead"),
         (libc::SYS_pwrite64, "PWrite"),
         (libc::SYS_fsync, "FSync"),
         (libc::SYS_fdatasync, "FSync of data only"),
-        (libc::SYS_fstatfs, "StatFS"),
-        (libc::SYS_fallocate, "fallocate on an open file"),
-        (
-            libc::SYS_close,
-            "Close of nodes and open files; descriptors passed to the client",
-        ),
+        (libc::SYS_fstatfs, "FStatFs"),
+        (libc::SYS_fallocate, "FAllocate"),
+        (libc::SYS_close, "Close; donated descriptors after sending"),
         (
             libc::SYS_fcntl,
-            "F_DUPFD_CLOEXEC to duplicate a descriptor for donation",
+            "F_DUPFD_CLOEXEC: a copy of an open file to donate",
         ),
-        // --- the lisafs channel ---
-        (
-            libc::SYS_recvmsg,
-            "receive requests (and their descriptors)",
-        ),
+        // --- the lisafs channel (lisafs-proto's transport) ---
+        (libc::SYS_recvmsg, "receive requests"),
         (
             libc::SYS_sendmsg,
-            "send replies with SCM_RIGHTS descriptors",
-        ),
-        (libc::SYS_recvfrom, "std socket reads"),
-        (libc::SYS_sendto, "std socket writes"),
-        (libc::SYS_read, "reads on the channel"),
-        (
-            libc::SYS_write,
-            "writes on the channel; log lines to stderr",
+            "send replies, donated descriptors as SCM_RIGHTS",
         ),
         (
             libc::SYS_shutdown,
-            "closing the channel on a protocol error",
+            "the server closing the channel on a framing error",
         ),
-        (libc::SYS_poll, "waiting for the channel"),
-        (libc::SYS_ppoll, "waiting for the channel"),
+        (libc::SYS_write, "log lines to stderr"),
         // --- the Rust runtime: memory, threads, synchronisation ---
         (libc::SYS_mmap, "allocator and thread stacks"),
         (libc::SYS_munmap, "allocator and thread stacks"),
         (libc::SYS_mremap, "allocator growth"),
         (libc::SYS_mprotect, "thread stack guard pages"),
         (libc::SYS_madvise, "allocator returning memory"),
-        (libc::SYS_brk, "allocator"),
+        (libc::SYS_brk, "allocator (main arena)"),
         (
             libc::SYS_futex,
             "mutexes, condition variables, thread joins",
         ),
-        (libc::SYS_clone, "spawning worker threads (glibc fallback)"),
-        (libc::SYS_clone3, "spawning worker threads"),
+        // Never reached: the first filter answers ENOSYS so glibc falls back to clone,
+        // whose flags the allowlist can check ([`CLONE_THREAD_ONLY`]).
+        (
+            libc::SYS_clone3,
+            "worker threads (answered with ENOSYS, see above)",
+        ),
         (
             libc::SYS_set_robust_list,
             "new threads register their robust futex list",
         ),
         (libc::SYS_rseq, "new threads register restartable sequences"),
-        (libc::SYS_rt_sigprocmask, "thread creation masks signals"),
+        (
+            libc::SYS_rt_sigprocmask,
+            "thread creation blocks signals around clone",
+        ),
         (
             libc::SYS_rt_sigaction,
-            "std installs its stack-overflow handler",
+            "std's stack-overflow handler set-up in new threads",
         ),
         (
             libc::SYS_sigaltstack,
             "per-thread stack-overflow handler stack",
         ),
-        (libc::SYS_sched_yield, "spin-then-park in std locks"),
+        (libc::SYS_getrandom, "HashMap random keys in a new thread"),
         (
             libc::SYS_sched_getaffinity,
-            "available_parallelism for the worker pool",
-        ),
-        (libc::SYS_getrandom, "HashMap random keys"),
-        (libc::SYS_gettid, "tracing thread ids"),
-        (libc::SYS_getpid, "abort() path"),
-        (
-            libc::SYS_tgkill,
-            "abort() path: raise SIGABRT on a fatal error",
+            "glibc malloc counts CPUs when a new thread makes an arena",
         ),
         (
             libc::SYS_clock_gettime,
-            "tracing timestamps (vDSO fallback)",
+            "log timestamps when the vDSO is unavailable",
+        ),
+        (
+            libc::SYS_gettid,
+            "std and glibc thread bookkeeping in new threads",
         ),
         (libc::SYS_exit, "worker threads finishing"),
         (libc::SYS_exit_group, "the gofer finishing"),
     ]
 }
 
-/// Compiles the seccomp allowlist: the calls of [`allowed_syscalls`] are allowed, any
-/// other kills the process.
+/// System calls allowed only with a fixed first argument: (number, argument 0, why).
+pub fn allowed_with_arg0() -> Vec<(i64, u64, &'static str)> {
+    vec![(
+        libc::SYS_prctl,
+        libc::PR_SET_NAME as u64,
+        "std names the server's worker threads",
+    )]
+}
+
+/// `clone` is allowed only with `CLONE_THREAD` set (which needs `CLONE_VM` and
+/// `CLONE_SIGHAND`): worker threads, never a new process.
+pub const CLONE_THREAD_ONLY: (i64, u64) = (libc::SYS_clone, libc::CLONE_THREAD as u64);
+
+fn serr(e: seccompiler::BackendError) -> GoferError {
+    GoferError::Seccomp(e.to_string())
+}
+
+fn compile(
+    rules: BTreeMap<i64, Vec<SeccompRule>>,
+    mismatch: SeccompAction,
+    matched: SeccompAction,
+) -> Result<BpfProgram, GoferError> {
+    let arch = std::env::consts::ARCH.try_into().map_err(serr)?;
+    SeccompFilter::new(rules, mismatch, matched, arch)
+        .map_err(serr)?
+        .try_into()
+        .map_err(serr)
+}
+
+/// Compiles the allowlist: [`allowed_syscalls`], [`allowed_with_arg0`] and
+/// [`CLONE_THREAD_ONLY`] are allowed; any other call kills the process.
 pub fn seccomp_filter() -> Result<BpfProgram, GoferError> {
-    let rules = allowed_syscalls()
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = allowed_syscalls()
         .into_iter()
         .map(|(nr, _why)| (nr, vec![]))
         .collect();
-    let arch = std::env::consts::ARCH
-        .try_into()
-        .map_err(|e: seccompiler::BackendError| GoferError::Seccomp(e.to_string()))?;
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::KillProcess,
-        SeccompAction::Allow,
-        arch,
+    for (nr, arg0, _why) in allowed_with_arg0() {
+        let cond = SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::Eq, arg0)
+            .map_err(serr)?;
+        rules
+            .entry(nr)
+            .or_default()
+            .push(SeccompRule::new(vec![cond]).map_err(serr)?);
+    }
+    let (nr, flag) = CLONE_THREAD_ONLY;
+    let cond = SeccompCondition::new(
+        0,
+        SeccompCmpArgLen::Qword,
+        SeccompCmpOp::MaskedEq(flag),
+        flag,
     )
-    .map_err(|e| GoferError::Seccomp(e.to_string()))?;
-    filter
-        .try_into()
-        .map_err(|e: seccompiler::BackendError| GoferError::Seccomp(e.to_string()))
+    .map_err(serr)?;
+    rules
+        .entry(nr)
+        .or_default()
+        .push(SeccompRule::new(vec![cond]).map_err(serr)?);
+    compile(rules, SeccompAction::KillProcess, SeccompAction::Allow)
 }
 
-/// Installs [`seccomp_filter`] on every thread of the process (sets `no_new_privs`).
+/// The filter installed before the allowlist: `clone3` fails with `ENOSYS` (its flags live
+/// in memory a filter cannot read); everything else is left to the allowlist.
+pub fn clone3_enosys_filter() -> Result<BpfProgram, GoferError> {
+    let rules = [(libc::SYS_clone3, vec![])].into_iter().collect();
+    compile(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+    )
+}
+
+/// Installs both filters on every thread (sets `no_new_privs`): first
+/// [`clone3_enosys_filter`], then [`seccomp_filter`]. The kernel applies the most
+/// restrictive verdict of all filters, so `clone3` (allowed by the second) gets `ENOSYS`.
 pub fn install_seccomp() -> Result<(), GoferError> {
-    let prog = seccomp_filter()?;
-    seccompiler::apply_filter_all_threads(&prog).map_err(|e| GoferError::Seccomp(e.to_string()))
+    let ierr = |e: seccompiler::Error| GoferError::Seccomp(e.to_string());
+    let first = clone3_enosys_filter()?;
+    let allow = seccomp_filter()?;
+    seccompiler::apply_filter_all_threads(&first).map_err(ierr)?;
+    seccompiler::apply_filter_all_threads(&allow).map_err(ierr)
 }
