@@ -1,1 +1,299 @@
-//! The KVM platform: application code in guest ring 3 of a VM whose page tables we build (filled by a later change).
+//! The KVM platform: application code runs in guest ring 3 of one VM per platform
+//! instance, and every system call, fault and synchronous exception exits to the Sentry.
+//!
+//! - Guest-physical memory is the [`MemoryFile`] (guest-physical address = file offset,
+//!   registered in KVM memory slots lazily as mappings reach further into the file) plus a
+//!   private region above it for the platform's own structures (see [`layout`]).
+//! - Each [`AddressSpace`](platform::AddressSpace) is a 4-level page-table tree built in the
+//!   private region ([`address_space`]); the kernel half (stubs, IDT, GDT/TSS, stacks) is
+//!   mapped supervisor-only into all of them.
+//! - Ring 0 only holds hand-assembled trampolines ([`stubs`]) that exit with `out`.
+//! - Each [`Context`](platform::Context) borrows a vCPU from a pool for each switch
+//!   ([`vcpu`], [`context`]).
+//!
+//! See README.md for the design and an example.
+
+pub mod address_space;
+pub mod context;
+mod cpuid;
+pub mod layout;
+mod region;
+pub mod stubs;
+pub mod vcpu;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use kvm_bindings::kvm_userspace_memory_region;
+use kvm_ioctls::{Kvm, VmFd};
+use platform::{AddressSpace, Context, MemoryFile, Platform, PlatformError};
+
+pub use address_space::KvmAddressSpace;
+pub use context::KvmContext;
+
+use crate::cpuid::CpuConfig;
+use crate::layout::{
+    IDT_OFF, KERNEL_AREA_SIZE, KPD_OFF, KPDPT_OFF, KPT_COUNT, KPT_OFF, PAGE, PRIVATE_SIZE,
+    STUBS_OFF, kva, pte,
+};
+use crate::region::{PageAllocator, PrivateRegion};
+use crate::vcpu::Vcpu;
+
+/// Memory slot of the private region.
+const PRIVATE_SLOT: u32 = 0;
+/// The smallest memory-file slot registered at once.
+const MIN_SLOT_SIZE: u64 = 64 << 20;
+
+/// Which part of the memory file is registered with KVM.
+#[derive(Debug)]
+struct Slots {
+    /// Guest-physical `[0, registered)` is backed by memory-file slots.
+    registered: u64,
+    /// Next free slot number.
+    next: u32,
+    /// Slot numbers KVM accepts.
+    max: u32,
+}
+
+/// State shared by the platform, its address spaces and its contexts.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// vCPUs made so far (the pool). Declared before `vm` so they are closed first.
+    pub(crate) vcpus: Mutex<Vec<Arc<Vcpu>>>,
+    pub(crate) vm: VmFd,
+    pub(crate) region: PrivateRegion,
+    pub(crate) memory_file: Arc<MemoryFile>,
+    /// Guest-physical address of private offset 0.
+    pub(crate) private_gpa: u64,
+    slots: Mutex<Slots>,
+    pub(crate) pages: Mutex<PageAllocator>,
+    pub(crate) cpu: CpuConfig,
+    /// Private offset of the PML4 that maps only the kernel half (loaded at vCPU set-up).
+    pub(crate) boot_pml4: u64,
+    pub(crate) next_id: AtomicU64,
+    pub(crate) max_vcpus: usize,
+    pub(crate) max_user_address: u64,
+}
+
+impl Shared {
+    /// Makes sure guest-physical `[0, end)` is backed by memory-file slots.
+    pub(crate) fn ensure_slots(&self, end: u64) -> Result<(), PlatformError> {
+        let mut s = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if end <= s.registered {
+            return Ok(());
+        }
+        let capacity = self.memory_file.capacity();
+        if end > capacity {
+            return Err(PlatformError::InvalidArgument(
+                "file range beyond the memory file",
+            ));
+        }
+        // Grow geometrically so a file that grows in small steps needs few slots.
+        let want = end.max(s.registered.saturating_mul(2)).max(MIN_SLOT_SIZE);
+        let new_end = want.div_ceil(2 << 20).saturating_mul(2 << 20).min(capacity);
+        if s.next >= s.max {
+            return Err(PlatformError::Internal("out of KVM memory slots".into()));
+        }
+        let region = kvm_userspace_memory_region {
+            slot: s.next,
+            flags: 0,
+            guest_phys_addr: s.registered,
+            memory_size: new_end - s.registered,
+            userspace_addr: self.memory_file.host_address() + s.registered,
+        };
+        // SAFETY: the host range is part of the memory file's own mapping, which lives as
+        // long as `memory_file` (held by this struct, so longer than the VM); the
+        // guest-physical range does not overlap any other slot (slots are contiguous from
+        // 0 and the private region lies above the file's capacity). Pages past the file's
+        // size are never touched: page tables only point below it.
+        unsafe { self.vm.set_user_memory_region(region) }.map_err(|e| PlatformError::Host {
+            op: "KVM_SET_USER_MEMORY_REGION",
+            errno: linux_abi::Errno::new(e.errno()),
+        })?;
+        tracing::debug!(
+            slot = s.next,
+            start = s.registered,
+            end = new_end,
+            "memory file slot"
+        );
+        s.registered = new_end;
+        s.next += 1;
+        Ok(())
+    }
+
+    /// Allocates a zeroed page-table page; returns its private offset.
+    pub(crate) fn alloc_table(&self) -> Result<u64, PlatformError> {
+        let page = self
+            .pages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .alloc()
+            .ok_or(PlatformError::Host {
+                op: "allocate page table",
+                errno: linux_abi::Errno::ENOMEM,
+            })?;
+        self.region.zero_page(page)?;
+        Ok(page)
+    }
+
+    /// Returns a page-table page.
+    pub(crate) fn free_table(&self, page: u64) {
+        self.pages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .free(page);
+    }
+
+    /// Guest-physical address of a private offset.
+    pub(crate) fn gpa(&self, off: u64) -> u64 {
+        self.private_gpa + off
+    }
+
+    /// A fresh id for an address space or context (never 0).
+    pub(crate) fn new_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// The KVM platform. Cheap to share: address spaces and contexts keep the VM alive.
+#[derive(Debug)]
+pub struct KvmPlatform {
+    shared: Arc<Shared>,
+}
+
+impl KvmPlatform {
+    /// Creates the VM for `memory_file`. Returns [`PlatformError::Unavailable`] when
+    /// `/dev/kvm` cannot be used.
+    pub fn new(memory_file: Arc<MemoryFile>) -> Result<KvmPlatform, PlatformError> {
+        let kvm = Kvm::new().map_err(|e| PlatformError::Unavailable(format!("/dev/kvm: {e}")))?;
+        let vm = kvm
+            .create_vm()
+            .map_err(|e| PlatformError::Unavailable(format!("KVM_CREATE_VM: {e}")))?;
+        let cpu = cpuid::configure(&kvm)?;
+        let private_gpa = memory_file.capacity().div_ceil(1 << 30) * (1 << 30);
+        let phys_limit = 1u64 << cpu.phys_bits.min(52);
+        if private_gpa + PRIVATE_SIZE > phys_limit {
+            return Err(PlatformError::Unavailable(format!(
+                "memory file of {:#x} bytes does not fit the guest's {}-bit physical addresses",
+                memory_file.capacity(),
+                cpu.phys_bits
+            )));
+        }
+        let max_vcpus = kvm.get_max_vcpus().min(layout::MAX_VCPUS);
+        let max_slots = kvm.get_nr_memslots().min(u32::MAX as usize) as u32;
+        let region = PrivateRegion::new(PRIVATE_SIZE)?;
+        let slot = kvm_userspace_memory_region {
+            slot: PRIVATE_SLOT,
+            flags: 0,
+            guest_phys_addr: private_gpa,
+            memory_size: PRIVATE_SIZE,
+            userspace_addr: region.host_address(),
+        };
+        // SAFETY: the host range is the private region, owned by `Shared` together with
+        // (and dropped after) the VM; it overlaps no other slot.
+        unsafe { vm.set_user_memory_region(slot) }
+            .map_err(|e| PlatformError::Unavailable(format!("KVM_SET_USER_MEMORY_REGION: {e}")))?;
+
+        let shared = Shared {
+            vcpus: Mutex::new(Vec::new()),
+            vm,
+            region,
+            memory_file,
+            private_gpa,
+            slots: Mutex::new(Slots {
+                registered: 0,
+                next: PRIVATE_SLOT + 1,
+                max: max_slots,
+            }),
+            pages: Mutex::new(PageAllocator::new(KERNEL_AREA_SIZE, PRIVATE_SIZE)),
+            cpu,
+            boot_pml4: 0,
+            next_id: AtomicU64::new(1),
+            max_vcpus,
+            max_user_address: 0x7fff_ffff_f000,
+        };
+        let boot_pml4 = build_kernel_half(&shared)?;
+        let shared = Shared {
+            boot_pml4,
+            ..shared
+        };
+        tracing::debug!(
+            private_gpa,
+            max_vcpus,
+            xcr0 = shared.cpu.xcr0,
+            cr4 = shared.cpu.cr4,
+            "kvm platform"
+        );
+        Ok(KvmPlatform {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// The number of vCPUs created so far (the pool grows to the number of contexts
+    /// running at the same time).
+    pub fn vcpu_count(&self) -> usize {
+        self.shared
+            .vcpus
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+}
+
+/// Writes the stubs, the IDT and the kernel page tables; returns the boot PML4.
+fn build_kernel_half(s: &Shared) -> Result<u64, PlatformError> {
+    let r = &s.region;
+    r.write(STUBS_OFF, &stubs::code_page())?;
+    let mut idt = vec![0u8; PAGE as usize];
+    for v in 0..stubs::EXCEPTION_COUNT {
+        let handler = kva(STUBS_OFF + stubs::EXCEPTIONS + 16 * u64::from(v));
+        // int3 and into may be executed by the application, as on Linux.
+        let dpl = if v == 3 || v == 4 { 3 } else { 0 };
+        // NMI, double fault and machine check run on IST1.
+        let ist = if matches!(v, 2 | 8 | 18) { 1 } else { 0 };
+        let off = 16 * usize::from(v);
+        idt[off..off + 16].copy_from_slice(&layout::idt_gate(handler, dpl, ist));
+    }
+    r.write(IDT_OFF, &idt)?;
+    r.store(KPDPT_OFF, s.gpa(KPD_OFF) | pte::TABLE_KERNEL)?;
+    for t in 0..KPT_COUNT {
+        r.store(
+            KPD_OFF + 8 * t,
+            s.gpa(KPT_OFF + t * PAGE) | pte::TABLE_KERNEL,
+        )?;
+    }
+    for page in 0..KERNEL_AREA_SIZE / PAGE {
+        let off = page * PAGE;
+        let flags = if off == STUBS_OFF {
+            pte::P | pte::A // read + execute
+        } else {
+            pte::P | pte::RW | pte::A | pte::D | pte::NX
+        };
+        r.store(KPT_OFF + 8 * page, s.gpa(off) | flags)?;
+    }
+    let boot = s.alloc_table()?;
+    r.store(boot + 8 * 511, s.gpa(KPDPT_OFF) | pte::TABLE_KERNEL)?;
+    Ok(boot)
+}
+
+impl Platform for KvmPlatform {
+    fn name(&self) -> &'static str {
+        "kvm"
+    }
+
+    fn memory_file(&self) -> &Arc<MemoryFile> {
+        &self.shared.memory_file
+    }
+
+    fn max_user_address(&self) -> u64 {
+        self.shared.max_user_address
+    }
+
+    fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>, PlatformError> {
+        Ok(Arc::new(KvmAddressSpace::new(self.shared.clone())?))
+    }
+
+    fn new_context(&self) -> Result<Arc<dyn Context>, PlatformError> {
+        Ok(Arc::new(KvmContext::new(self.shared.clone())))
+    }
+}

@@ -1,0 +1,557 @@
+//! Contexts: each [`KvmContext::switch`] borrows a vCPU from the platform's pool (its
+//! previous one when free, so the caches stay warm), enters the application through a
+//! return stub, and decodes the stub exit into a [`Trap`].
+//!
+//! Entry: the host writes the return frame into the vCPU's RSP0 stack, loads the user's
+//! general registers with `KVM_SET_REGS` (RIP/RSP pointing at the return stub and frame),
+//! the FPU state with `KVM_SET_XSAVE` when it changed, FS/GS base with `KVM_SET_SREGS`
+//! when they changed, and runs. The frame's CR3 slot is non-zero when the vCPU must load
+//! (and so flush) the address space's page tables.
+//!
+//! Exit: `out` from a stub. The port is the exception vector or the `syscall` port;
+//! `KVM_GET_REGS` yields the user's general registers (the stubs clobber none) and, for
+//! exceptions, RSP points at the uniform frame the stub completed.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::ThreadId;
+
+use kvm_bindings::kvm_regs;
+use linux_abi::Errno;
+use linux_abi::signal::{self as sig, SigInfo};
+use platform::{
+    AccessType, AddressSpace, Context, GeneralRegisters, PlatformError, Registers, Trap,
+};
+
+use crate::Shared;
+use crate::address_space::KvmAddressSpace;
+use crate::layout::{
+    KERNEL_BASE, RETURN_FRAME_IN_BLOCK, RSP0_TOP_IN_BLOCK, STACK_LOW_IN_BLOCK, STUBS_OFF, kva,
+    vcpu_block,
+};
+use crate::stubs;
+use crate::vcpu::{RunExit, Vcpu, VcpuState, prepare_thread};
+
+/// RFLAGS bits the application controls: CF, PF, AF, ZF, SF, TF, DF, OF, AC, ID.
+const USER_FLAGS: u64 = 0x24_0dd5;
+/// RFLAGS bits always set in ring 3: IF and the reserved bit 1.
+const FIXED_FLAGS: u64 = 0x202;
+
+const FPE_FLTDIV: i32 = 3;
+const FPE_FLTOVF: i32 = 4;
+const FPE_FLTUND: i32 = 5;
+const FPE_FLTRES: i32 = 6;
+const FPE_FLTINV: i32 = 7;
+
+/// An execution context of the KVM platform.
+#[derive(Debug)]
+pub struct KvmContext {
+    shared: Arc<Shared>,
+    id: u64,
+    owner_thread: OnceLock<ThreadId>,
+    interrupt_pending: AtomicBool,
+    /// The vCPU during a switch, for [`Context::interrupt`].
+    current: Mutex<Option<Arc<Vcpu>>>,
+    /// The vCPU of the last switch (preferred next time).
+    last: Mutex<Option<Arc<Vcpu>>>,
+    released: AtomicBool,
+}
+
+/// Marks a vCPU busy for the duration of a switch.
+#[derive(Debug)]
+struct Busy(Arc<Vcpu>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.kick.current_as.store(0, Ordering::SeqCst);
+        self.0.busy.store(false, Ordering::Release);
+    }
+}
+
+fn canonical(a: u64) -> bool {
+    !(0x0000_8000_0000_0000..0xffff_8000_0000_0000).contains(&a)
+}
+
+fn gettid() -> i32 {
+    thread_local! {
+        static TID: Cell<i32> = const { Cell::new(0) };
+    }
+    TID.with(|t| {
+        if t.get() == 0 {
+            // SAFETY: gettid has no arguments and cannot fail.
+            t.set(unsafe { libc::gettid() });
+        }
+        t.get()
+    })
+}
+
+fn prepare_this_thread() -> Result<(), PlatformError> {
+    thread_local! {
+        static READY: Cell<bool> = const { Cell::new(false) };
+    }
+    if !READY.with(Cell::get) {
+        prepare_thread()?;
+        READY.with(|r| r.set(true));
+    }
+    Ok(())
+}
+
+fn copy_gprs(r: &kvm_regs, gp: &mut GeneralRegisters) {
+    gp.r15 = r.r15;
+    gp.r14 = r.r14;
+    gp.r13 = r.r13;
+    gp.r12 = r.r12;
+    gp.rbp = r.rbp;
+    gp.rbx = r.rbx;
+    gp.r11 = r.r11;
+    gp.r10 = r.r10;
+    gp.r9 = r.r9;
+    gp.r8 = r.r8;
+    gp.rax = r.rax;
+    gp.rcx = r.rcx;
+    gp.rdx = r.rdx;
+    gp.rsi = r.rsi;
+    gp.rdi = r.rdi;
+    gp.cs = platform::USER_CS;
+    gp.ss = platform::USER_SS;
+}
+
+/// The siginfo Linux sends for an x87 (`#MF`) or SIMD (`#XM`) exception.
+fn fpe_code(fpu: &[u8], simd: bool) -> i32 {
+    let err = if simd {
+        let mxcsr = fpu
+            .get(24..28)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        !(mxcsr >> 7) & mxcsr & 0x3f
+    } else {
+        let cwd = fpu
+            .get(0..2)
+            .map_or(0, |b| u16::from_le_bytes([b[0], b[1]])) as u32;
+        let swd = fpu
+            .get(2..4)
+            .map_or(0, |b| u16::from_le_bytes([b[0], b[1]])) as u32;
+        swd & !cwd & 0x3f
+    };
+    if err & 0x01 != 0 {
+        FPE_FLTINV
+    } else if err & 0x04 != 0 {
+        FPE_FLTDIV
+    } else if err & 0x08 != 0 {
+        FPE_FLTOVF
+    } else if err & 0x12 != 0 {
+        FPE_FLTUND
+    } else if err & 0x20 != 0 {
+        FPE_FLTRES
+    } else {
+        0
+    }
+}
+
+impl KvmContext {
+    pub(crate) fn new(shared: Arc<Shared>) -> KvmContext {
+        let id = shared.new_id();
+        KvmContext {
+            shared,
+            id,
+            owner_thread: OnceLock::new(),
+            interrupt_pending: AtomicBool::new(false),
+            current: Mutex::new(None),
+            last: Mutex::new(None),
+            released: AtomicBool::new(false),
+        }
+    }
+
+    fn claim(&self, v: &Arc<Vcpu>) -> bool {
+        if v.busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            v.owner.store(self.id, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Borrows a vCPU: the last one if still ours, a free one, a new one, or an idle one
+    /// of another context, in that order; waits only when all are running.
+    fn acquire(&self) -> Result<Option<Busy>, PlatformError> {
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(v) = last
+            && v.owner.load(Ordering::Relaxed) == self.id
+            && self.claim(&v)
+        {
+            return Ok(Some(Busy(v)));
+        }
+        loop {
+            let mut pool = self.shared.vcpus.lock().unwrap_or_else(|p| p.into_inner());
+            for v in pool.iter() {
+                if v.owner.load(Ordering::Relaxed) == 0 && self.claim(v) {
+                    return Ok(Some(self.remember(v.clone())));
+                }
+            }
+            if pool.len() < self.shared.max_vcpus {
+                let v = Arc::new(Vcpu::new(&self.shared, pool.len())?);
+                v.busy.store(true, Ordering::Relaxed);
+                v.owner.store(self.id, Ordering::Relaxed);
+                pool.push(v.clone());
+                tracing::debug!(vcpus = pool.len(), "new vcpu");
+                return Ok(Some(self.remember(v)));
+            }
+            for v in pool.iter() {
+                if self.claim(v) {
+                    return Ok(Some(self.remember(v.clone())));
+                }
+            }
+            drop(pool);
+            if self.interrupt_pending.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    fn remember(&self, v: Arc<Vcpu>) -> Busy {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(v.clone());
+        Busy(v)
+    }
+
+    /// Runs until a trap; `regs` holds the application state throughout.
+    fn run(
+        &self,
+        vcpu: &Vcpu,
+        st: &mut VcpuState,
+        aspace: &KvmAddressSpace,
+        regs: &mut Registers,
+    ) -> Result<Trap, PlatformError> {
+        let k = &vcpu.kick;
+        let block = vcpu_block(vcpu.index);
+        let stubs_base = kva(STUBS_OFF);
+        let mut finish_stub = false;
+        let mut entered: Option<(u64, u64)> = None;
+        loop {
+            if !finish_stub {
+                if st.sregs.fs.base != regs.gp.fs_base || st.sregs.gs.base != regs.gp.gs_base {
+                    st.sregs.fs.base = regs.gp.fs_base;
+                    st.sregs.gs.base = regs.gp.gs_base;
+                    st.sregs_dirty = true;
+                }
+                k.current_as.store(aspace.id, Ordering::SeqCst);
+                k.in_guest.store(true, Ordering::SeqCst);
+                if self.interrupt_pending.swap(false, Ordering::SeqCst) {
+                    k.in_guest.store(false, Ordering::SeqCst);
+                    return Ok(Trap::Interrupted);
+                }
+                let generation = aspace.generation.load(Ordering::SeqCst);
+                let cr3 = aspace.pml4_gpa.load(Ordering::SeqCst);
+                if aspace.released.load(Ordering::SeqCst) || cr3 == 0 {
+                    k.in_guest.store(false, Ordering::SeqCst);
+                    return Err(PlatformError::Released);
+                }
+                let reload = st.sregs_dirty || st.loaded != Some((aspace.id, generation));
+                if let Err(e) = self.enter(st, block, regs, if reload { cr3 } else { 0 }) {
+                    k.in_guest.store(false, Ordering::SeqCst);
+                    return Err(e);
+                }
+                if reload {
+                    st.loaded = None;
+                }
+                entered = Some((aspace.id, generation));
+            } else {
+                k.in_guest.store(true, Ordering::SeqCst);
+            }
+            let exit = st.run();
+            k.in_guest.store(false, Ordering::SeqCst);
+            k.clear();
+            k.exits.fetch_add(1, Ordering::SeqCst);
+            match exit {
+                RunExit::Out(port) => {
+                    st.loaded = entered;
+                    return self.decode(port, st, block, regs);
+                }
+                RunExit::Interrupted => {
+                    let events = st.fd.get_vcpu_events().map_err(|e| PlatformError::Host {
+                        op: "KVM_GET_VCPU_EVENTS",
+                        errno: Errno::new(e.errno()),
+                    })?;
+                    if events.exception.injected != 0 || events.exception.pending != 0 {
+                        // An exception is being delivered: let it reach its stub.
+                        finish_stub = true;
+                        continue;
+                    }
+                    let sregs = st.get_sregs()?;
+                    let r = st.get_regs()?;
+                    if sregs.cs.selector & 3 == 3 {
+                        // Stopped in the application: take its state; the next entry has to
+                        // return to ring 0 first.
+                        copy_gprs(&r, &mut regs.gp);
+                        regs.gp.rip = r.rip;
+                        regs.gp.rsp = r.rsp;
+                        regs.gp.eflags = r.rflags;
+                        st.get_fpu(regs.fpu.as_bytes_mut())?;
+                        st.loaded = entered;
+                        st.sregs_dirty = true;
+                        finish_stub = false;
+                        continue;
+                    }
+                    let off = r.rip.wrapping_sub(stubs_base);
+                    if off < stubs::RETURN_END {
+                        // Still returning: nothing of the application ran.
+                        finish_stub = false;
+                    } else if off < 4096 {
+                        // Inside an entry stub: let it reach its exit.
+                        finish_stub = true;
+                    } else {
+                        return Err(PlatformError::Internal(format!(
+                            "vCPU stopped in ring 0 at {:#x}",
+                            r.rip
+                        )));
+                    }
+                }
+                RunExit::Other(what) => {
+                    let r = st.get_regs().ok();
+                    return Err(PlatformError::Internal(format!(
+                        "unexpected vCPU exit {what} (rip {:#x})",
+                        r.map_or(0, |r| r.rip)
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Writes the return frame and loads registers for an entry into the application.
+    fn enter(
+        &self,
+        st: &mut VcpuState,
+        block: u64,
+        regs: &Registers,
+        cr3: u64,
+    ) -> Result<(), PlatformError> {
+        let gp = &regs.gp;
+        let rflags = (gp.eflags & USER_FLAGS) | FIXED_FLAGS;
+        let sysret =
+            gp.rcx == gp.rip && gp.r11 == gp.eflags && gp.rip < self.shared.max_user_address;
+        let frame_off = block + RETURN_FRAME_IN_BLOCK;
+        let frame: Vec<u8> = if sysret {
+            [cr3, gp.rsp].iter().flat_map(|w| w.to_le_bytes()).collect()
+        } else {
+            [
+                cr3,
+                gp.rip,
+                platform::USER_CS,
+                rflags,
+                gp.rsp,
+                platform::USER_SS,
+            ]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect()
+        };
+        self.shared.region.write(frame_off, &frame)?;
+        let kr = kvm_regs {
+            rax: gp.rax,
+            rbx: gp.rbx,
+            rcx: if sysret { gp.rip } else { gp.rcx },
+            rdx: gp.rdx,
+            rsi: gp.rsi,
+            rdi: gp.rdi,
+            rsp: kva(frame_off),
+            rbp: gp.rbp,
+            r8: gp.r8,
+            r9: gp.r9,
+            r10: gp.r10,
+            r11: if sysret { rflags } else { gp.r11 },
+            r12: gp.r12,
+            r13: gp.r13,
+            r14: gp.r14,
+            r15: gp.r15,
+            rip: kva(STUBS_OFF
+                + if sysret {
+                    stubs::RETURN_SYSRET
+                } else {
+                    stubs::RETURN_IRET
+                }),
+            rflags: 0x2,
+        };
+        st.flush_sregs()?;
+        st.set_regs(&kr)?;
+        st.set_fpu(regs.fpu.as_bytes(), self.shared.cpu.xcr0)
+    }
+
+    /// Turns a stub exit into a trap and the application's registers.
+    fn decode(
+        &self,
+        port: u16,
+        st: &mut VcpuState,
+        block: u64,
+        regs: &mut Registers,
+    ) -> Result<Trap, PlatformError> {
+        let r = st.get_regs()?;
+        let stubs_base = kva(STUBS_OFF);
+        let rip_off = r.rip.wrapping_sub(stubs_base);
+        if port == stubs::SYSCALL_PORT || port == stubs::COMPAT_SYSCALL_PORT {
+            let site = if port == stubs::SYSCALL_PORT {
+                stubs::SYSCALL_ENTRY
+            } else {
+                stubs::COMPAT_SYSCALL_ENTRY
+            };
+            if !stubs::exit_site_matches(rip_off, site) {
+                return Err(PlatformError::Internal(format!(
+                    "syscall exit from {:#x}",
+                    r.rip
+                )));
+            }
+            copy_gprs(&r, &mut regs.gp);
+            regs.gp.rip = r.rcx;
+            regs.gp.eflags = r.r11;
+            regs.gp.rsp = r.rsp;
+            st.get_fpu(regs.fpu.as_bytes_mut())?;
+            if port == stubs::COMPAT_SYSCALL_PORT {
+                regs.gp.orig_rax = u64::MAX;
+                return Ok(Trap::Signal(SigInfo::new(sig::SIGSEGV, sig::SI_KERNEL)));
+            }
+            regs.gp.orig_rax = r.rax;
+            regs.gp.rax = (-(Errno::ENOSYS.raw() as i64)) as u64;
+            return Ok(Trap::Syscall);
+        }
+        let Ok(vector) = u8::try_from(port) else {
+            return Err(PlatformError::Internal(format!(
+                "unknown exit port {port:#x}"
+            )));
+        };
+        if vector >= stubs::EXCEPTION_COUNT
+            || !stubs::exit_site_matches(rip_off, stubs::exception_out_offset(vector))
+        {
+            return Err(PlatformError::Internal(format!(
+                "exit port {port:#x} from {:#x}",
+                r.rip
+            )));
+        }
+        // The uniform frame [extra, error, rip, cs, rflags, rsp, ss] at RSP.
+        let frame_off = r.rsp.wrapping_sub(KERNEL_BASE);
+        if frame_off < block + STACK_LOW_IN_BLOCK || frame_off > block + RSP0_TOP_IN_BLOCK - 56 {
+            return Err(PlatformError::Internal(format!(
+                "exception frame at {:#x}",
+                r.rsp
+            )));
+        }
+        let mut raw = [0u8; 56];
+        self.shared.region.read(frame_off, &mut raw)?;
+        let w = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        let (extra, error, rip, cs, rflags, rsp) = (w(0), w(1), w(2), w(3), w(4), w(5));
+        if cs & 3 != 3 {
+            if rip.wrapping_sub(stubs_base) < stubs::RETURN_END && matches!(vector, 11..=14) {
+                // The return to the application faulted (non-canonical RIP, bad frame):
+                // nothing ran; Linux answers a bad return state with SIGSEGV.
+                st.loaded = None;
+                return Ok(Trap::Signal(SigInfo::new(sig::SIGSEGV, sig::SI_KERNEL)));
+            }
+            return Err(PlatformError::Internal(format!(
+                "ring-0 exception {vector} at {rip:#x}, error {error:#x}, cr2 {extra:#x}"
+            )));
+        }
+        copy_gprs(&r, &mut regs.gp);
+        regs.gp.rip = rip;
+        regs.gp.eflags = rflags;
+        regs.gp.rsp = rsp;
+        regs.gp.orig_rax = u64::MAX;
+        st.get_fpu(regs.fpu.as_bytes_mut())?;
+        let fault = |signo, code, addr| Ok(Trap::Signal(SigInfo::fault(signo, code, addr)));
+        match vector {
+            0 => fault(sig::SIGFPE, sig::FPE_INTDIV, rip),
+            1 => fault(sig::SIGTRAP, sig::TRAP_TRACE, rip),
+            3 => Ok(Trap::Signal(SigInfo::new(sig::SIGTRAP, sig::SI_KERNEL))),
+            4 | 5 | 10 | 13 => Ok(Trap::Signal(SigInfo::new(sig::SIGSEGV, sig::SI_KERNEL))),
+            6 => fault(sig::SIGILL, sig::ILL_ILLOPN, rip),
+            11 | 12 => Ok(Trap::Signal(SigInfo::new(sig::SIGBUS, sig::SI_KERNEL))),
+            14 => Ok(Trap::Fault {
+                addr: extra,
+                access: AccessType {
+                    read: error & 0x12 == 0,
+                    write: error & 0x2 != 0,
+                    execute: error & 0x10 != 0,
+                },
+                ip: rip,
+            }),
+            16 => fault(sig::SIGFPE, fpe_code(regs.fpu.as_bytes(), false), rip),
+            17 => fault(sig::SIGBUS, sig::BUS_ADRALN, 0),
+            19 => fault(sig::SIGFPE, fpe_code(regs.fpu.as_bytes(), true), rip),
+            _ => Err(PlatformError::Internal(format!(
+                "unexpected exception {vector} at {rip:#x}, error {error:#x}"
+            ))),
+        }
+    }
+}
+
+impl Context for KvmContext {
+    fn switch(
+        &self,
+        address_space: &dyn AddressSpace,
+        regs: &mut Registers,
+    ) -> Result<Trap, PlatformError> {
+        if self.released.load(Ordering::SeqCst) {
+            return Err(PlatformError::Released);
+        }
+        let me = std::thread::current().id();
+        if *self.owner_thread.get_or_init(|| me) != me {
+            return Err(PlatformError::WrongThread);
+        }
+        let aspace = address_space
+            .as_any()
+            .downcast_ref::<KvmAddressSpace>()
+            .filter(|a| Arc::ptr_eq(&a.shared, &self.shared))
+            .ok_or(PlatformError::ForeignAddressSpace)?;
+        if aspace.released.load(Ordering::SeqCst) {
+            return Err(PlatformError::Released);
+        }
+        if !canonical(regs.gp.fs_base) || !canonical(regs.gp.gs_base) {
+            return Err(PlatformError::InvalidArgument(
+                "non-canonical FS or GS base",
+            ));
+        }
+        if self.interrupt_pending.swap(false, Ordering::SeqCst) {
+            return Ok(Trap::Interrupted);
+        }
+        prepare_this_thread()?;
+        let Some(busy) = self.acquire()? else {
+            self.interrupt_pending.store(false, Ordering::SeqCst);
+            return Ok(Trap::Interrupted);
+        };
+        let vcpu = busy.0.clone();
+        vcpu.kick.tid.store(gettid(), Ordering::SeqCst);
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(vcpu.clone());
+        let result = {
+            let mut st = vcpu.state.lock().unwrap_or_else(|p| p.into_inner());
+            self.run(&vcpu, &mut st, aspace, regs)
+        };
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        drop(busy);
+        result
+    }
+
+    fn interrupt(&self) {
+        self.interrupt_pending.store(true, Ordering::SeqCst);
+        let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(v) = current.as_ref()
+            && v.kick.in_guest.load(Ordering::SeqCst)
+        {
+            v.kick.kick();
+        }
+    }
+
+    fn release(&self) {
+        self.released.store(true, Ordering::SeqCst);
+        if let Some(v) = self.last.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = v
+                .owner
+                .compare_exchange(self.id, 0, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for KvmContext {
+    fn drop(&mut self) {
+        self.release();
+    }
+}

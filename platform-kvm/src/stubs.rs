@@ -1,0 +1,186 @@
+//! The ring-0 entry stubs: hand-assembled machine code in the private region's code page.
+//!
+//! Ring 0 is only a trampoline. Every way into ring 0 (the `syscall` instruction via
+//! `LSTAR`, an exception via the IDT) reaches a stub of a few bytes that leaves the user's
+//! general registers untouched and exits to the host with `out imm8, al`; the I/O port
+//! number says why (the exception vector, or [`SYSCALL_PORT`]). Every way back to ring 3
+//! goes through one of two return stubs that optionally load CR3 (flushing the TLB) and
+//! then `iretq` or `sysretq`.
+//!
+//! Every stub ends in `ud2`, so a host that resumed a stub without redirecting it would
+//! see a ring-0 `#UD`, which the decoder reports as an internal error rather than running
+//! on. Stubs are placed at fixed 16-byte-aligned offsets so that a later in-guest
+//! syscall fast path can replace the bytes at [`SYSCALL_ENTRY`] without changing the
+//! layout or the trap ABI.
+//!
+//! This module is pure data; it holds no `unsafe` code.
+
+/// Offset (in the code page) of the `iretq` return stub.
+///
+/// Entered with RSP = the return frame `[cr3 or 0, rip, cs, rflags, rsp, ss]` and every
+/// other general register already holding its user value:
+///
+/// ```text
+/// 48 87 04 24   xchg [rsp], rax   ; rax = cr3 slot, the slot keeps the user rax
+/// 48 85 c0      test rax, rax
+/// 74 03         jz   1f           ; 0: keep the loaded page tables
+/// 0f 22 d8      mov  cr3, rax     ; switch address space, flush the TLB
+/// 58         1: pop  rax          ; user rax; rsp = the iretq frame
+/// 48 cf         iretq
+/// ```
+pub const RETURN_IRET: u64 = 0x000;
+const RETURN_IRET_CODE: &[u8] = &[
+    0x48, 0x87, 0x04, 0x24, 0x48, 0x85, 0xc0, 0x74, 0x03, 0x0f, 0x22, 0xd8, 0x58, 0x48, 0xcf,
+];
+
+/// Offset of the `sysretq` return stub, used when `rcx == rip` and `r11 == rflags` (the
+/// state right after a system call), which is cheaper than `iretq`.
+///
+/// Entered with RSP = `[cr3 or 0, user rsp]`, RCX = user RIP, R11 = user RFLAGS:
+///
+/// ```text
+/// 48 87 04 24   xchg [rsp], rax
+/// 48 85 c0      test rax, rax
+/// 74 03         jz   1f
+/// 0f 22 d8      mov  cr3, rax
+/// 58         1: pop  rax
+/// 48 8b 24 24   mov  rsp, [rsp]   ; user rsp
+/// 48 0f 07      sysretq           ; CS=0x33, SS=0x2b from STAR
+/// ```
+pub const RETURN_SYSRET: u64 = 0x040;
+const RETURN_SYSRET_CODE: &[u8] = &[
+    0x48, 0x87, 0x04, 0x24, 0x48, 0x85, 0xc0, 0x74, 0x03, 0x0f, 0x22, 0xd8, 0x58, 0x48, 0x8b, 0x24,
+    0x24, 0x48, 0x0f, 0x07,
+];
+
+/// End of the return stubs (exclusive): a ring-0 fault below this address happened
+/// while returning to the application (e.g. `iretq` to a non-canonical RIP).
+pub const RETURN_END: u64 = 0x080;
+
+/// Offset of the `syscall` entry (`LSTAR`). The CPU leaves RCX = user RIP, R11 = user
+/// RFLAGS, RSP = user RSP; nothing is saved because nothing is clobbered:
+///
+/// ```text
+/// e6 80         out 0x80, al
+/// 0f 0b         ud2
+/// ```
+pub const SYSCALL_ENTRY: u64 = 0x080;
+
+/// Offset of the compatibility-mode `syscall` entry (`CSTAR`), reported as SIGSEGV:
+///
+/// ```text
+/// e6 81         out 0x81, al
+/// 0f 0b         ud2
+/// ```
+pub const COMPAT_SYSCALL_ENTRY: u64 = 0x090;
+
+/// I/O port of the `syscall` exit.
+pub const SYSCALL_PORT: u16 = 0x80;
+/// I/O port of the compatibility-mode `syscall` exit.
+pub const COMPAT_SYSCALL_PORT: u16 = 0x81;
+
+/// Offset of the exception stub for vector 0; vector `v` is at `EXCEPTIONS + 16 * v`.
+pub const EXCEPTIONS: u64 = 0x100;
+/// Number of exception vectors with stubs.
+pub const EXCEPTION_COUNT: u8 = 32;
+
+/// Vectors for which the CPU pushes an error code.
+pub fn has_error_code(vector: u8) -> bool {
+    matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30)
+}
+
+/// The stub of exception `vector`. The CPU has switched to RSP0 (or IST1) and pushed
+/// `ss, rsp, rflags, cs, rip` and, for some vectors, an error code. Each stub makes the
+/// frame uniform, `[extra, error, rip, cs, rflags, rsp, ss]` from RSP upwards, and exits
+/// with the vector as the port:
+///
+/// ```text
+/// without error code:   6a 00  push 0 (error)
+///                       6a 00  push 0 (extra)
+///                       e6 VV  out VV, al
+///                       0f 0b  ud2
+/// with error code:      6a 00  push 0 (extra)
+///                       e6 VV  out VV, al
+///                       0f 0b  ud2
+/// #PF (14):             50           push rax
+///                       0f 20 d0     mov  rax, cr2
+///                       48 87 04 24  xchg [rsp], rax   ; extra = CR2, rax restored
+///                       e6 0e        out  0x0e, al
+///                       0f 0b        ud2
+/// ```
+pub fn exception_stub(vector: u8) -> Vec<u8> {
+    let mut c = Vec::with_capacity(16);
+    if vector == 14 {
+        c.extend_from_slice(&[0x50, 0x0f, 0x20, 0xd0, 0x48, 0x87, 0x04, 0x24]);
+    } else {
+        if !has_error_code(vector) {
+            c.extend_from_slice(&[0x6a, 0x00]);
+        }
+        c.extend_from_slice(&[0x6a, 0x00]);
+    }
+    c.extend_from_slice(&[0xe6, vector, 0x0f, 0x0b]);
+    c
+}
+
+/// Offset of the `out` instruction of the exception stub of `vector`.
+pub fn exception_out_offset(vector: u8) -> u64 {
+    let stub = exception_stub(vector);
+    EXCEPTIONS + 16 * vector as u64 + stub.len() as u64 - 4
+}
+
+/// The whole code page.
+pub fn code_page() -> Vec<u8> {
+    // Fill with int3 so that a stray jump into padding faults in ring 0.
+    let mut page = vec![0xccu8; 4096];
+    let mut put = |off: u64, code: &[u8]| {
+        let off = off as usize;
+        page[off..off + code.len()].copy_from_slice(code);
+    };
+    put(RETURN_IRET, RETURN_IRET_CODE);
+    put(RETURN_SYSRET, RETURN_SYSRET_CODE);
+    put(SYSCALL_ENTRY, &[0xe6, SYSCALL_PORT as u8, 0x0f, 0x0b]);
+    put(
+        COMPAT_SYSCALL_ENTRY,
+        &[0xe6, COMPAT_SYSCALL_PORT as u8, 0x0f, 0x0b],
+    );
+    for v in 0..EXCEPTION_COUNT {
+        put(EXCEPTIONS + 16 * v as u64, &exception_stub(v));
+    }
+    page
+}
+
+// The stubs do not overlap and fit the code page.
+const _: () = assert!(RETURN_IRET + RETURN_IRET_CODE.len() as u64 <= RETURN_SYSRET);
+const _: () = assert!(RETURN_SYSRET + RETURN_SYSRET_CODE.len() as u64 <= RETURN_END);
+const _: () = assert!(COMPAT_SYSCALL_ENTRY + 4 <= EXCEPTIONS);
+const _: () = assert!(EXCEPTIONS + 16 * EXCEPTION_COUNT as u64 <= 4096);
+
+/// Where a stub exit came from, judged by the code-page offset of RIP at the exit.
+/// KVM reports `out` exits with RIP at the instruction (or, on some kernels, just past
+/// it); both are accepted.
+pub fn exit_site_matches(rip_off: u64, out_off: u64) -> bool {
+    rip_off == out_off || rip_off == out_off + 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stubs_fit_their_slots() {
+        for v in 0..EXCEPTION_COUNT {
+            assert!(exception_stub(v).len() <= 16, "vector {v}");
+        }
+    }
+
+    #[test]
+    fn out_offsets_point_at_out() {
+        let page = code_page();
+        for v in 0..EXCEPTION_COUNT {
+            let o = exception_out_offset(v) as usize;
+            assert_eq!(&page[o..o + 2], &[0xe6, v]);
+        }
+        let s = SYSCALL_ENTRY as usize;
+        assert_eq!(&page[s..s + 2], &[0xe6, 0x80]);
+    }
+}
