@@ -1,1 +1,110 @@
-//! The rsentry kernel: tasks, memory manager, VFS, signals and system calls (filled by a later change).
+//! The rsentry kernel: tasks, memory manager, loader, VFS and system calls.
+//!
+//! The Sentry runs an unmodified Linux x86-64 program on top of any [`platform::Platform`]:
+//! every system call, fault and synchronous signal of the program comes back to the Sentry,
+//! which emulates it. The crate is organised by subsystem:
+//!
+//! - [`kernel`]: the [`Kernel`], tasks ([`Task`]), thread groups, credentials and the task
+//!   loop that drives a platform [`platform::Context`].
+//! - [`mm`]: the memory manager ([`MemoryManager`]): VMAs, demand paging, copy-in/out.
+//! - [`loader`]: ELF (static, static-PIE, dynamic with `PT_INTERP`) and `#!` loading and the
+//!   initial stack.
+//! - [`syscalls`]: the system call table, dispatch and `--strace` output.
+//!
+//! The entry point is [`run_sandbox`].
+
+pub mod kernel;
+pub mod loader;
+pub mod mm;
+pub mod syscalls;
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+pub use kernel::{Credentials, Kernel, Task, ThreadGroup};
+pub use mm::MemoryManager;
+
+/// What the runtime asks the Sentry to run.
+#[derive(Debug)]
+pub struct SandboxConfig {
+    /// The program and its arguments; `argv[0]` is the program path as the user typed it.
+    pub argv: Vec<String>,
+    /// The environment, as `K=V` strings.
+    pub envp: Vec<String>,
+    /// The initial working directory (absolute, inside the sandbox).
+    pub cwd: String,
+    /// The user id of the first process.
+    pub uid: u32,
+    /// The group id of the first process.
+    pub gid: u32,
+    /// The sandbox host name (`uname`, `/proc/sys/kernel/hostname`).
+    pub hostname: String,
+    /// Host descriptors passed through as the application's fds 0, 1 and 2.
+    pub stdio: [OwnedFd; 3],
+    /// A lisafs socket to the Gofer serving the root (read-only lower layer); `None` gives
+    /// an empty tmpfs root.
+    pub gofer: Option<OwnedFd>,
+    /// Print every system call and its result to the Sentry's stderr.
+    pub strace: bool,
+}
+
+/// How the first process of the sandbox ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It called `exit`/`exit_group` with this code.
+    Exited(u8),
+    /// It was killed by this signal.
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// The status a shell reports: the exit code, or 128 + the signal number.
+    pub fn to_shell_code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => i32::from(c),
+            ExitStatus::Signaled(s) => 128 + s,
+        }
+    }
+
+    /// The `wait` status word (`WIFEXITED`/`WIFSIGNALED` encoding).
+    pub fn to_wait_status(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => i32::from(c) << 8,
+            ExitStatus::Signaled(s) => s & 0x7f,
+        }
+    }
+}
+
+/// Why the sandbox could not be started or run.
+#[derive(Debug, thiserror::Error)]
+pub enum SentryError {
+    /// The platform failed to create an address space or context.
+    #[error("platform: {0}")]
+    Platform(#[from] platform::PlatformError),
+    /// The root filesystem could not be set up.
+    #[error("filesystem setup: {0}")]
+    Filesystem(linux_abi::Errno),
+    /// The program could not be loaded (missing, not executable, bad ELF...).
+    #[error("cannot execute {path}: {errno}")]
+    Exec {
+        /// The program path.
+        path: String,
+        /// Why.
+        errno: linux_abi::Errno,
+    },
+    /// The configuration is unusable (empty argv, relative cwd...).
+    #[error("invalid configuration: {0}")]
+    Config(&'static str),
+    /// A host thread could not be created.
+    #[error("cannot spawn a task thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Runs the program described by `config` in a fresh sandbox kernel on `platform` and
+/// returns how its first process (PID 1) ended.
+pub fn run_sandbox(
+    platform: Arc<dyn platform::Platform>,
+    config: SandboxConfig,
+) -> Result<ExitStatus, SentryError> {
+    kernel::run_sandbox(platform, config)
+}

@@ -1,0 +1,248 @@
+//! Process credentials (user and group ids) and the Linux rules for changing them.
+//!
+//! The sandbox has no capabilities model yet: a task whose effective uid is 0 is treated as
+//! holding `CAP_SETUID`/`CAP_SETGID` (that is the root of the sandbox's user namespace).
+
+use linux_abi::Errno;
+
+/// The user and group ids of a task.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// Real user id.
+    pub uid: u32,
+    /// Effective user id.
+    pub euid: u32,
+    /// Saved set-user-id.
+    pub suid: u32,
+    /// Filesystem user id.
+    pub fsuid: u32,
+    /// Real group id.
+    pub gid: u32,
+    /// Effective group id.
+    pub egid: u32,
+    /// Saved set-group-id.
+    pub sgid: u32,
+    /// Filesystem group id.
+    pub fsgid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+}
+
+/// `-1` as an id argument: "leave unchanged".
+const KEEP: u32 = u32::MAX;
+/// The most supplementary groups (`NGROUPS_MAX`).
+pub const NGROUPS_MAX: usize = 65536;
+
+impl Credentials {
+    /// Credentials with every uid `uid`, every gid `gid` and no supplementary groups.
+    pub fn new(uid: u32, gid: u32) -> Credentials {
+        Credentials {
+            uid,
+            euid: uid,
+            suid: uid,
+            fsuid: uid,
+            gid,
+            egid: gid,
+            sgid: gid,
+            fsgid: gid,
+            groups: Vec::new(),
+        }
+    }
+
+    /// Whether the task may change ids freely (effective uid 0).
+    pub fn is_privileged(&self) -> bool {
+        self.euid == 0
+    }
+
+    /// Whether the task is in group `gid` (effective or supplementary), for permission checks.
+    pub fn in_group(&self, gid: u32) -> bool {
+        self.fsgid == gid || self.groups.contains(&gid)
+    }
+
+    /// `setuid(uid)`.
+    pub fn setuid(&mut self, uid: u32) -> Result<(), Errno> {
+        if uid == KEEP {
+            return Err(Errno::EINVAL);
+        }
+        if self.is_privileged() {
+            self.uid = uid;
+            self.suid = uid;
+        } else if uid != self.uid && uid != self.suid {
+            return Err(Errno::EPERM);
+        }
+        self.euid = uid;
+        self.fsuid = uid;
+        Ok(())
+    }
+
+    /// `setgid(gid)`.
+    pub fn setgid(&mut self, gid: u32) -> Result<(), Errno> {
+        if gid == KEEP {
+            return Err(Errno::EINVAL);
+        }
+        if self.is_privileged() {
+            self.gid = gid;
+            self.sgid = gid;
+        } else if gid != self.gid && gid != self.sgid {
+            return Err(Errno::EPERM);
+        }
+        self.egid = gid;
+        self.fsgid = gid;
+        Ok(())
+    }
+
+    /// `setreuid(ruid, euid)`.
+    pub fn setreuid(&mut self, ruid: u32, euid: u32) -> Result<(), Errno> {
+        let priv_ = self.is_privileged();
+        if ruid != KEEP && !priv_ && ruid != self.uid && ruid != self.euid {
+            return Err(Errno::EPERM);
+        }
+        if euid != KEEP && !priv_ && euid != self.uid && euid != self.euid && euid != self.suid {
+            return Err(Errno::EPERM);
+        }
+        let old_ruid = self.uid;
+        if ruid != KEEP {
+            self.uid = ruid;
+        }
+        if euid != KEEP {
+            self.euid = euid;
+        }
+        if ruid != KEEP || (euid != KEEP && euid != old_ruid) {
+            self.suid = self.euid;
+        }
+        self.fsuid = self.euid;
+        Ok(())
+    }
+
+    /// `setregid(rgid, egid)`.
+    pub fn setregid(&mut self, rgid: u32, egid: u32) -> Result<(), Errno> {
+        let priv_ = self.is_privileged();
+        if rgid != KEEP && !priv_ && rgid != self.gid && rgid != self.egid {
+            return Err(Errno::EPERM);
+        }
+        if egid != KEEP && !priv_ && egid != self.gid && egid != self.egid && egid != self.sgid {
+            return Err(Errno::EPERM);
+        }
+        let old_rgid = self.gid;
+        if rgid != KEEP {
+            self.gid = rgid;
+        }
+        if egid != KEEP {
+            self.egid = egid;
+        }
+        if rgid != KEEP || (egid != KEEP && egid != old_rgid) {
+            self.sgid = self.egid;
+        }
+        self.fsgid = self.egid;
+        Ok(())
+    }
+
+    /// `setresuid(ruid, euid, suid)`.
+    pub fn setresuid(&mut self, ruid: u32, euid: u32, suid: u32) -> Result<(), Errno> {
+        if !self.is_privileged() {
+            let ok = |v: u32| v == KEEP || v == self.uid || v == self.euid || v == self.suid;
+            if !(ok(ruid) && ok(euid) && ok(suid)) {
+                return Err(Errno::EPERM);
+            }
+        }
+        if ruid != KEEP {
+            self.uid = ruid;
+        }
+        if euid != KEEP {
+            self.euid = euid;
+        }
+        if suid != KEEP {
+            self.suid = suid;
+        }
+        self.fsuid = self.euid;
+        Ok(())
+    }
+
+    /// `setresgid(rgid, egid, sgid)`.
+    pub fn setresgid(&mut self, rgid: u32, egid: u32, sgid: u32) -> Result<(), Errno> {
+        if !self.is_privileged() {
+            let ok = |v: u32| v == KEEP || v == self.gid || v == self.egid || v == self.sgid;
+            if !(ok(rgid) && ok(egid) && ok(sgid)) {
+                return Err(Errno::EPERM);
+            }
+        }
+        if rgid != KEEP {
+            self.gid = rgid;
+        }
+        if egid != KEEP {
+            self.egid = egid;
+        }
+        if sgid != KEEP {
+            self.sgid = sgid;
+        }
+        self.fsgid = self.egid;
+        Ok(())
+    }
+
+    /// `setfsuid(uid)`: returns the previous fsuid; an unpermitted change is ignored.
+    pub fn setfsuid(&mut self, uid: u32) -> u32 {
+        let old = self.fsuid;
+        if uid != KEEP
+            && (self.is_privileged() || [self.uid, self.euid, self.suid, self.fsuid].contains(&uid))
+        {
+            self.fsuid = uid;
+        }
+        old
+    }
+
+    /// `setfsgid(gid)`: returns the previous fsgid; an unpermitted change is ignored.
+    pub fn setfsgid(&mut self, gid: u32) -> u32 {
+        let old = self.fsgid;
+        if gid != KEEP
+            && (self.is_privileged() || [self.gid, self.egid, self.sgid, self.fsgid].contains(&gid))
+        {
+            self.fsgid = gid;
+        }
+        old
+    }
+
+    /// `setgroups(groups)`.
+    pub fn setgroups(&mut self, groups: Vec<u32>) -> Result<(), Errno> {
+        if !self.is_privileged() {
+            return Err(Errno::EPERM);
+        }
+        if groups.len() > NGROUPS_MAX {
+            return Err(Errno::EINVAL);
+        }
+        self.groups = groups;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unprivileged_setuid_rules() {
+        let mut c = Credentials::new(1000, 1000);
+        assert_eq!(c.setuid(0), Err(Errno::EPERM));
+        assert_eq!(c.setuid(1000), Ok(()));
+        assert_eq!(c.setgroups(vec![1]), Err(Errno::EPERM));
+        assert_eq!(c.setresuid(KEEP, KEEP, 5), Err(Errno::EPERM));
+    }
+
+    #[test]
+    fn root_drops_privileges() {
+        let mut c = Credentials::new(0, 0);
+        c.setresuid(KEEP, 1000, KEEP).unwrap();
+        assert_eq!((c.uid, c.euid, c.suid), (0, 1000, 0));
+        // The saved uid still allows regaining root.
+        c.setresuid(KEEP, 0, KEEP).unwrap();
+        c.setuid(1000).unwrap();
+        assert_eq!((c.uid, c.euid, c.suid, c.fsuid), (1000, 1000, 1000, 1000));
+        assert_eq!(c.setuid(0), Err(Errno::EPERM));
+    }
+
+    #[test]
+    fn setreuid_updates_saved_uid() {
+        let mut c = Credentials::new(0, 0);
+        c.setreuid(1000, 1001).unwrap();
+        assert_eq!((c.uid, c.euid, c.suid), (1000, 1001, 1001));
+    }
+}

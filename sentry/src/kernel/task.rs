@@ -1,0 +1,335 @@
+//! Tasks (application threads) and the task loop.
+//!
+//! A [`Task`] is one application thread. [`spawn`] starts its loop on a dedicated host
+//! thread: switch into the application with the platform context, then handle the trap:
+//!
+//! - `Syscall`: dispatch through [`crate::syscalls::dispatch`] and set `rax`;
+//! - `Fault`: let the memory manager page in ([`MemoryManager::handle_fault`]); an invalid
+//!   access kills the process with `SIGSEGV`;
+//! - `Signal`: a synchronous exception kills the process with that signal (default
+//!   action; handlers are not delivered yet);
+//! - `Interrupted`: re-check for a pending exit.
+//!
+//! The loop ends when the task calls `exit`, or its thread group exits (`exit_group`, a
+//! fatal signal).
+
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use linux_abi::Errno;
+use linux_abi::signal::{SIGKILL, SIGSEGV};
+use platform::{Context, Registers, Trap};
+
+use super::signal::{SigAltStack, SigSet};
+use super::{Credentials, Kernel, ThreadGroup};
+use crate::mm::{MappableFile, MemoryManager};
+use crate::{ExitStatus, SandboxConfig, SentryError};
+
+/// How the loader opens executables and interpreters (the VFS in production).
+pub trait ExecSource: Send + Sync + std::fmt::Debug {
+    /// Opens `path` (relative to the task's working directory) for execution: checks it
+    /// is a regular file the task may execute, and returns it for reading and mapping.
+    fn open_exec(&self, t: &Task, path: &[u8]) -> Result<Arc<dyn MappableFile>, Errno>;
+}
+
+/// One application thread.
+#[derive(Debug)]
+pub struct Task {
+    tid: i32,
+    tg: Arc<ThreadGroup>,
+    kernel: Arc<Kernel>,
+    context: Arc<dyn Context>,
+    regs: Mutex<Registers>,
+    mm: Mutex<Arc<MemoryManager>>,
+    creds: Mutex<Credentials>,
+    comm: Mutex<Vec<u8>>,
+    /// `set_tid_address` / `CLONE_CHILD_CLEARTID` address.
+    clear_child_tid: AtomicU64,
+    /// `set_robust_list` head and length.
+    robust_list: Mutex<(u64, u64)>,
+    sigmask: AtomicU64,
+    altstack: Mutex<SigAltStack>,
+    /// Set by `exit` (this thread only).
+    thread_exit: AtomicBool,
+    exit_code: AtomicU64,
+    pdeathsig: AtomicI32,
+    start: Instant,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Task {
+    /// Creates the first task of a new thread group, with a fresh empty memory manager.
+    pub fn new_process(
+        kernel: &Arc<Kernel>,
+        ppid: i32,
+        creds: Credentials,
+    ) -> Result<Arc<Task>, SentryError> {
+        let tid = kernel.alloc_tid();
+        let tg = ThreadGroup::new(tid, ppid);
+        let mm = Arc::new(MemoryManager::new(kernel.platform().as_ref())?);
+        let context = kernel.platform().new_context()?;
+        let t = Arc::new(Task {
+            tid,
+            tg: tg.clone(),
+            kernel: kernel.clone(),
+            context,
+            regs: Mutex::new(Registers::default()),
+            mm: Mutex::new(mm),
+            creds: Mutex::new(creds),
+            comm: Mutex::new(Vec::new()),
+            clear_child_tid: AtomicU64::new(0),
+            robust_list: Mutex::new((0, 0)),
+            sigmask: AtomicU64::new(0),
+            altstack: Mutex::new(SigAltStack {
+                flags: super::signal::SS_DISABLE,
+                ..Default::default()
+            }),
+            thread_exit: AtomicBool::new(false),
+            exit_code: AtomicU64::new(0),
+            pdeathsig: AtomicI32::new(0),
+            start: Instant::now(),
+        });
+        tg.add_task(&t);
+        kernel.register_task(&t);
+        Ok(t)
+    }
+
+    /// Creates PID 1 for `config` (credentials, and later the root filesystem and stdio).
+    pub(crate) fn new_init(
+        kernel: &Arc<Kernel>,
+        creds: Credentials,
+        _config: &SandboxConfig,
+    ) -> Result<Arc<Task>, SentryError> {
+        Self::new_process(kernel, 0, creds)
+    }
+
+    /// The thread id.
+    pub fn tid(&self) -> i32 {
+        self.tid
+    }
+
+    /// The thread group id (process id).
+    pub fn tgid(&self) -> i32 {
+        self.tg.tgid()
+    }
+
+    /// The thread group.
+    pub fn thread_group(&self) -> &Arc<ThreadGroup> {
+        &self.tg
+    }
+
+    /// The kernel.
+    pub fn kernel(&self) -> &Arc<Kernel> {
+        &self.kernel
+    }
+
+    /// The memory manager (replaced by `execve`).
+    pub fn mm(&self) -> Arc<MemoryManager> {
+        lock(&self.mm).clone()
+    }
+
+    /// A copy of the credentials.
+    pub fn creds(&self) -> Credentials {
+        lock(&self.creds).clone()
+    }
+
+    /// Changes the credentials with `f` (the set*id system calls).
+    pub fn update_creds<R>(&self, f: impl FnOnce(&mut Credentials) -> R) -> R {
+        f(&mut lock(&self.creds))
+    }
+
+    /// The register state, for handlers that change it (`arch_prctl`, `execve`).
+    pub fn regs(&self) -> MutexGuard<'_, Registers> {
+        lock(&self.regs)
+    }
+
+    /// The task name (`comm`, at most 15 bytes).
+    pub fn comm(&self) -> Vec<u8> {
+        lock(&self.comm).clone()
+    }
+
+    /// Sets the task name, truncated to 15 bytes.
+    pub fn set_comm(&self, name: &[u8]) {
+        let n = name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(name.len())
+            .min(15);
+        *lock(&self.comm) = name[..n].to_vec();
+    }
+
+    /// The `set_tid_address` pointer.
+    pub fn clear_child_tid(&self) -> u64 {
+        self.clear_child_tid.load(Ordering::Relaxed)
+    }
+
+    /// Sets the `set_tid_address` pointer.
+    pub fn set_clear_child_tid(&self, addr: u64) {
+        self.clear_child_tid.store(addr, Ordering::Relaxed);
+    }
+
+    /// The robust futex list (head, length).
+    pub fn robust_list(&self) -> (u64, u64) {
+        *lock(&self.robust_list)
+    }
+
+    /// Sets the robust futex list.
+    pub fn set_robust_list(&self, head: u64, len: u64) {
+        *lock(&self.robust_list) = (head, len);
+    }
+
+    /// The blocked signal mask.
+    pub fn sigmask(&self) -> SigSet {
+        self.sigmask.load(Ordering::Relaxed)
+    }
+
+    /// Sets the blocked signal mask (`SIGKILL` and `SIGSTOP` can never be blocked).
+    pub fn set_sigmask(&self, mask: SigSet) {
+        let unblockable = (1u64 << (SIGKILL - 1)) | (1u64 << (linux_abi::signal::SIGSTOP - 1));
+        self.sigmask.store(mask & !unblockable, Ordering::Relaxed);
+    }
+
+    /// The alternate signal stack.
+    pub fn altstack(&self) -> SigAltStack {
+        *lock(&self.altstack)
+    }
+
+    /// Sets the alternate signal stack.
+    pub fn set_altstack(&self, s: SigAltStack) {
+        *lock(&self.altstack) = s;
+    }
+
+    /// The `PR_SET_PDEATHSIG` signal.
+    pub fn pdeathsig(&self) -> i32 {
+        self.pdeathsig.load(Ordering::Relaxed)
+    }
+
+    /// Sets the `PR_SET_PDEATHSIG` signal.
+    pub fn set_pdeathsig(&self, sig: i32) {
+        self.pdeathsig.store(sig, Ordering::Relaxed);
+    }
+
+    /// When the task started (CPU-time clocks are approximated by elapsed time).
+    pub fn start_time(&self) -> Instant {
+        self.start
+    }
+
+    /// Forces the task out of the application soon (exit, kill).
+    pub fn interrupt(&self) {
+        self.context.interrupt();
+    }
+
+    /// Ends this thread with `code` (`exit`). The last thread ending ends the group.
+    pub fn exit_thread(&self, code: u8) {
+        self.exit_code.store(u64::from(code), Ordering::Relaxed);
+        self.thread_exit.store(true, Ordering::Release);
+    }
+
+    /// Ends the whole thread group with `code` (`exit_group`).
+    pub fn exit_group(&self, code: u8) {
+        self.tg.begin_exit(ExitStatus::Exited(code));
+    }
+
+    fn should_stop(&self) -> bool {
+        self.thread_exit.load(Ordering::Acquire) || self.tg.is_exiting()
+    }
+
+    /// Replaces the program of this task's process: loads `path` into a fresh memory
+    /// manager and resets the registers to its entry point.
+    pub fn execve(&self, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> Result<(), Errno> {
+        let mm = super::new_mm(&self.kernel)?;
+        let image = crate::loader::load(self, &mm, path, argv, envp)?;
+        *lock(&self.mm) = mm;
+        let mut regs = Registers::new_user(image.entry, image.stack_pointer);
+        // Keep nothing of the old program's state.
+        regs.gp.rax = 0;
+        *self.regs() = regs;
+        self.set_comm(&image.comm);
+        self.tg.reset_handlers_on_exec();
+        self.set_altstack(SigAltStack {
+            flags: super::signal::SS_DISABLE,
+            ..Default::default()
+        });
+        Ok(())
+    }
+
+    /// The task loop: runs the application until the task or its group exits.
+    fn run(self: &Arc<Task>) {
+        let mut spurious_fault: Option<u64> = None;
+        while !self.should_stop() {
+            let mm = self.mm();
+            let trap = {
+                let mut regs = self.regs();
+                self.context.switch(mm.address_space().as_ref(), &mut regs)
+            };
+            match trap {
+                Err(e) => {
+                    tracing::error!(tid = self.tid, "context switch failed: {e}");
+                    self.tg.kill(SIGKILL);
+                }
+                Ok(Trap::Syscall) => {
+                    let (nr, args) = {
+                        let r = self.regs();
+                        (r.gp.syscall_number(), r.gp.syscall_args())
+                    };
+                    let ret = crate::syscalls::dispatch(self, nr, args);
+                    self.regs().gp.set_syscall_return(ret);
+                }
+                Ok(Trap::Fault { addr, access, ip }) => match mm.handle_fault(addr, access) {
+                    Ok(true) => spurious_fault = None,
+                    Ok(false) if spurious_fault != Some(addr) => spurious_fault = Some(addr),
+                    res => {
+                        tracing::info!(
+                            tid = self.tid,
+                            addr = format_args!("{addr:#x}"),
+                            ip = format_args!("{ip:#x}"),
+                            code = res.err().unwrap_or(linux_abi::signal::SEGV_ACCERR),
+                            "segmentation fault"
+                        );
+                        self.tg.kill(SIGSEGV);
+                    }
+                },
+                Ok(Trap::Signal(info)) => {
+                    tracing::info!(tid = self.tid, signo = info.signo, "synchronous signal");
+                    self.tg.kill(info.signo);
+                }
+                Ok(Trap::Interrupted) => {}
+            }
+        }
+        self.finish();
+    }
+
+    /// Cleans up after the loop: clears the `set_tid_address` word, unregisters and
+    /// tells the thread group.
+    fn finish(&self) {
+        let ctid = self.clear_child_tid();
+        if ctid != 0 && !self.tg.is_exiting() {
+            // Futex wake-up comes with futex support; the store is what joiners poll.
+            let _ = self.mm().write_obj(ctid, &0u32);
+        }
+        self.context.release();
+        self.kernel.unregister_task(self.tid);
+        let code = self.exit_code.load(Ordering::Relaxed) as u8;
+        self.tg.task_exited(self.tid, code);
+        if self.tid == self.tgid() && self.tg.exit_status().is_some() {
+            self.kernel.unregister_group(self.tgid());
+        }
+    }
+}
+
+/// The open file `fd` of `t` as a file that can back a memory mapping.
+pub(crate) fn mappable_fd(_t: &Task, _fd: i32) -> Result<Arc<dyn MappableFile>, Errno> {
+    // Wired to the VFS's fd table once it lands.
+    Err(Errno::EBADF)
+}
+
+/// Starts `task`'s loop on a new host thread.
+pub fn spawn(task: Arc<Task>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("task-{}", task.tid()))
+        .spawn(move || task.run())
+}

@@ -1,0 +1,1 @@
+//! Unit tests of the memory manager over a recording fake address space.

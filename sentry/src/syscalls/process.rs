@@ -1,0 +1,457 @@
+//! Process and identity system calls: ids, exit, `execve`, credentials, `prctl`,
+//! `arch_prctl`, `set_tid_address`, robust lists and `rseq`.
+
+use linux_abi::Errno;
+
+use super::SyscallEntry;
+use crate::kernel::{NGROUPS_MAX, Task};
+
+/// The process system calls.
+pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
+    SYS_GETPID => getpid() = sys_getpid;
+    SYS_GETPPID => getppid() = sys_getppid;
+    SYS_GETTID => gettid() = sys_gettid;
+    SYS_EXIT => exit(I32) = sys_exit;
+    SYS_EXIT_GROUP => exit_group(I32) = sys_exit_group;
+    SYS_EXECVE => execve(Str, Ptr, Ptr) = sys_execve;
+    SYS_SET_TID_ADDRESS => set_tid_address(Ptr) = sys_set_tid_address;
+    SYS_SET_ROBUST_LIST => set_robust_list(Ptr, Uint) = sys_set_robust_list;
+    SYS_GET_ROBUST_LIST => get_robust_list(I32, Ptr, Ptr) = sys_get_robust_list;
+    SYS_RSEQ => rseq(Ptr, Uint, Hex, Hex) = sys_rseq;
+    SYS_ARCH_PRCTL => arch_prctl(Hex, Hex) = sys_arch_prctl;
+    SYS_PRCTL => prctl(Int, Hex, Hex, Hex, Hex) = sys_prctl;
+    SYS_GETUID => getuid() = sys_getuid;
+    SYS_GETEUID => geteuid() = sys_geteuid;
+    SYS_GETGID => getgid() = sys_getgid;
+    SYS_GETEGID => getegid() = sys_getegid;
+    SYS_SETUID => setuid(Uint) = sys_setuid;
+    SYS_SETGID => setgid(Uint) = sys_setgid;
+    SYS_SETREUID => setreuid(I32, I32) = sys_setreuid;
+    SYS_SETREGID => setregid(I32, I32) = sys_setregid;
+    SYS_SETRESUID => setresuid(I32, I32, I32) = sys_setresuid;
+    SYS_SETRESGID => setresgid(I32, I32, I32) = sys_setresgid;
+    SYS_GETRESUID => getresuid(Ptr, Ptr, Ptr) = sys_getresuid;
+    SYS_GETRESGID => getresgid(Ptr, Ptr, Ptr) = sys_getresgid;
+    SYS_SETFSUID => setfsuid(Uint) = sys_setfsuid;
+    SYS_SETFSGID => setfsgid(Uint) = sys_setfsgid;
+    SYS_GETGROUPS => getgroups(Int, Ptr) = sys_getgroups;
+    SYS_SETGROUPS => setgroups(Int, Ptr) = sys_setgroups;
+    SYS_GETPGRP => getpgrp() = sys_getpgrp;
+    SYS_GETPGID => getpgid(Int) = sys_getpgid;
+    SYS_SETPGID => setpgid(Int, Int) = sys_setpgid;
+    SYS_GETSID => getsid(Int) = sys_getsid;
+    SYS_SETSID => setsid() = sys_setsid;
+];
+
+/// `getpid()`: the thread group id (1 for the first process).
+pub fn sys_getpid(t: &Task) -> Result<u64, Errno> {
+    Ok(t.tgid() as u64)
+}
+
+/// `getppid()`: 0 for PID 1.
+pub fn sys_getppid(t: &Task) -> Result<u64, Errno> {
+    Ok(t.thread_group().ppid() as u64)
+}
+
+/// `gettid()`.
+pub fn sys_gettid(t: &Task) -> Result<u64, Errno> {
+    Ok(t.tid() as u64)
+}
+
+/// `exit(code)`: ends the calling thread.
+pub fn sys_exit(t: &Task, code: i32) -> Result<u64, Errno> {
+    t.exit_thread(code as u8);
+    Ok(0)
+}
+
+/// `exit_group(code)`: ends every thread of the process.
+pub fn sys_exit_group(t: &Task, code: i32) -> Result<u64, Errno> {
+    t.exit_group(code as u8);
+    Ok(0)
+}
+
+/// Most bytes of `argv` plus `envp` accepted by `execve`.
+const MAX_EXEC_ARGS: usize = crate::loader::MAX_ARG_BYTES;
+
+/// `execve(path, argv, envp)`.
+pub fn sys_execve(t: &Task, path: u64, argv: u64, envp: u64) -> Result<u64, Errno> {
+    let mm = t.mm();
+    let path = mm.read_c_string(path, 4096)?;
+    let argv = mm.read_string_array(argv, MAX_EXEC_ARGS)?;
+    let envp = mm.read_string_array(envp, MAX_EXEC_ARGS)?;
+    drop(mm);
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    if t.thread_group().tasks().len() > 1 {
+        // Killing the other threads first comes with clone(CLONE_THREAD).
+        tracing::warn!(tid = t.tid(), "execve from a multi-threaded process");
+    }
+    t.execve(&path, argv, envp)?;
+    Ok(0)
+}
+
+/// `set_tid_address(tidptr)`.
+pub fn sys_set_tid_address(t: &Task, tidptr: u64) -> Result<u64, Errno> {
+    t.set_clear_child_tid(tidptr);
+    Ok(t.tid() as u64)
+}
+
+/// Size of `struct robust_list_head`.
+const ROBUST_LIST_HEAD_SIZE: u64 = 24;
+
+/// `set_robust_list(head, len)`.
+pub fn sys_set_robust_list(t: &Task, head: u64, len: u64) -> Result<u64, Errno> {
+    if len != ROBUST_LIST_HEAD_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    t.set_robust_list(head, len);
+    Ok(0)
+}
+
+/// `get_robust_list(tid, head_ptr, len_ptr)`.
+pub fn sys_get_robust_list(t: &Task, tid: i32, head_ptr: u64, len_ptr: u64) -> Result<u64, Errno> {
+    let target = if tid == 0 {
+        None
+    } else {
+        Some(t.kernel().task(tid).ok_or(Errno::ESRCH)?)
+    };
+    let (head, len) = target.as_deref().unwrap_or(t).robust_list();
+    let mm = t.mm();
+    mm.write_obj(head_ptr, &head)?;
+    mm.write_obj(len_ptr, &len)?;
+    Ok(0)
+}
+
+/// `rseq(...)`: restartable sequences are not supported; glibc falls back.
+pub fn sys_rseq(_t: &Task, _rseq: u64, _len: u32, _flags: u32, _sig: u32) -> Result<u64, Errno> {
+    Err(Errno::ENOSYS)
+}
+
+const ARCH_SET_GS: u32 = 0x1001;
+const ARCH_SET_FS: u32 = 0x1002;
+const ARCH_GET_FS: u32 = 0x1003;
+const ARCH_GET_GS: u32 = 0x1004;
+const ARCH_GET_CPUID: u32 = 0x1011;
+const ARCH_SET_CPUID: u32 = 0x1012;
+
+/// Whether `addr` is a canonical user address (valid FS/GS base).
+fn canonical(addr: u64) -> bool {
+    addr < 0x0000_8000_0000_0000
+}
+
+/// `arch_prctl(code, addr)`: FS/GS base and the CPUID-faulting query.
+pub fn sys_arch_prctl(t: &Task, code: u32, addr: u64) -> Result<u64, Errno> {
+    match code {
+        ARCH_SET_FS | ARCH_SET_GS => {
+            if !canonical(addr) {
+                return Err(Errno::EPERM);
+            }
+            let mut r = t.regs();
+            if code == ARCH_SET_FS {
+                r.gp.fs_base = addr;
+                r.gp.fs = 0;
+            } else {
+                r.gp.gs_base = addr;
+                r.gp.gs = 0;
+            }
+            Ok(0)
+        }
+        ARCH_GET_FS | ARCH_GET_GS => {
+            let v = {
+                let r = t.regs();
+                if code == ARCH_GET_FS {
+                    r.gp.fs_base
+                } else {
+                    r.gp.gs_base
+                }
+            };
+            t.mm().write_obj(addr, &v)?;
+            Ok(0)
+        }
+        // CPUID faulting is not available: CPUID always works.
+        ARCH_GET_CPUID => Ok(1),
+        ARCH_SET_CPUID => {
+            if addr == 0 {
+                Err(Errno::ENODEV)
+            } else {
+                Ok(0)
+            }
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+const PR_SET_PDEATHSIG: i32 = 1;
+const PR_GET_PDEATHSIG: i32 = 2;
+const PR_GET_DUMPABLE: i32 = 3;
+const PR_SET_DUMPABLE: i32 = 4;
+const PR_GET_KEEPCAPS: i32 = 7;
+const PR_SET_KEEPCAPS: i32 = 8;
+const PR_SET_NAME: i32 = 15;
+const PR_GET_NAME: i32 = 16;
+const PR_GET_SECCOMP: i32 = 21;
+const PR_CAPBSET_READ: i32 = 23;
+const PR_CAPBSET_DROP: i32 = 24;
+const PR_GET_TIMERSLACK: i32 = 30;
+const PR_SET_CHILD_SUBREAPER: i32 = 36;
+const PR_GET_CHILD_SUBREAPER: i32 = 37;
+const PR_SET_NO_NEW_PRIVS: i32 = 38;
+const PR_GET_NO_NEW_PRIVS: i32 = 39;
+const PR_GET_TID_ADDRESS: i32 = 40;
+const PR_SET_THP_DISABLE: i32 = 41;
+const PR_GET_THP_DISABLE: i32 = 42;
+const PR_CAP_AMBIENT: i32 = 47;
+const PR_SET_VMA: i32 = 0x53564d41;
+/// The highest capability number reported by `PR_CAPBSET_READ`.
+const CAP_LAST_CAP: u64 = 40;
+
+/// `prctl(option, arg2, arg3, arg4, arg5)`.
+pub fn sys_prctl(
+    t: &Task,
+    option: i32,
+    arg2: u64,
+    _arg3: u64,
+    _arg4: u64,
+    _arg5: u64,
+) -> Result<u64, Errno> {
+    use std::sync::atomic::Ordering;
+    let tg = t.thread_group();
+    match option {
+        PR_SET_PDEATHSIG => {
+            if arg2 > 64 {
+                return Err(Errno::EINVAL);
+            }
+            t.set_pdeathsig(arg2 as i32);
+            Ok(0)
+        }
+        PR_GET_PDEATHSIG => {
+            t.mm().write_obj(arg2, &t.pdeathsig())?;
+            Ok(0)
+        }
+        PR_GET_DUMPABLE => Ok(tg.dumpable.load(Ordering::Relaxed) as u64),
+        PR_SET_DUMPABLE => {
+            if arg2 > 1 {
+                return Err(Errno::EINVAL);
+            }
+            tg.dumpable.store(arg2 as i32, Ordering::Relaxed);
+            Ok(0)
+        }
+        PR_GET_KEEPCAPS => Ok(0),
+        PR_SET_KEEPCAPS => {
+            if arg2 > 1 {
+                Err(Errno::EINVAL)
+            } else {
+                Ok(0)
+            }
+        }
+        PR_SET_NAME => {
+            let mut buf = [0u8; 16];
+            let mm = t.mm();
+            // The name may be shorter than 16 bytes at the end of a mapping: read up to a NUL.
+            let name = mm.read_c_string(arg2, 15).or_else(|e| {
+                if e == Errno::ENAMETOOLONG {
+                    mm.copy_in(arg2, &mut buf[..15])
+                        .map(|()| buf[..15].to_vec())
+                } else {
+                    Err(e)
+                }
+            })?;
+            t.set_comm(&name);
+            Ok(0)
+        }
+        PR_GET_NAME => {
+            let mut buf = [0u8; 16];
+            let c = t.comm();
+            buf[..c.len()].copy_from_slice(&c);
+            t.mm().copy_out(arg2, &buf)?;
+            Ok(0)
+        }
+        PR_GET_SECCOMP => Ok(0),
+        PR_CAPBSET_READ => {
+            if arg2 > CAP_LAST_CAP {
+                Err(Errno::EINVAL)
+            } else {
+                Ok(u64::from(t.creds().is_privileged()))
+            }
+        }
+        PR_CAPBSET_DROP => {
+            if t.creds().is_privileged() {
+                Ok(0)
+            } else {
+                Err(Errno::EPERM)
+            }
+        }
+        PR_GET_TIMERSLACK => Ok(50_000),
+        PR_SET_CHILD_SUBREAPER => {
+            tg.child_subreaper.store(arg2 != 0, Ordering::Relaxed);
+            Ok(0)
+        }
+        PR_GET_CHILD_SUBREAPER => {
+            t.mm()
+                .write_obj(arg2, &i32::from(tg.child_subreaper.load(Ordering::Relaxed)))?;
+            Ok(0)
+        }
+        PR_SET_NO_NEW_PRIVS => {
+            if arg2 != 1 {
+                return Err(Errno::EINVAL);
+            }
+            tg.no_new_privs.store(true, Ordering::Relaxed);
+            Ok(0)
+        }
+        PR_GET_NO_NEW_PRIVS => Ok(u64::from(tg.no_new_privs.load(Ordering::Relaxed))),
+        PR_GET_TID_ADDRESS => {
+            t.mm().write_obj(arg2, &t.clear_child_tid())?;
+            Ok(0)
+        }
+        PR_SET_THP_DISABLE => Ok(0),
+        PR_GET_THP_DISABLE => Ok(0),
+        PR_CAP_AMBIENT => Ok(0),
+        PR_SET_VMA => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// `getuid()`.
+pub fn sys_getuid(t: &Task) -> Result<u64, Errno> {
+    Ok(u64::from(t.creds().uid))
+}
+
+/// `geteuid()`.
+pub fn sys_geteuid(t: &Task) -> Result<u64, Errno> {
+    Ok(u64::from(t.creds().euid))
+}
+
+/// `getgid()`.
+pub fn sys_getgid(t: &Task) -> Result<u64, Errno> {
+    Ok(u64::from(t.creds().gid))
+}
+
+/// `getegid()`.
+pub fn sys_getegid(t: &Task) -> Result<u64, Errno> {
+    Ok(u64::from(t.creds().egid))
+}
+
+/// `setuid(uid)`.
+pub fn sys_setuid(t: &Task, uid: u32) -> Result<u64, Errno> {
+    t.update_creds(|c| c.setuid(uid)).map(|()| 0)
+}
+
+/// `setgid(gid)`.
+pub fn sys_setgid(t: &Task, gid: u32) -> Result<u64, Errno> {
+    t.update_creds(|c| c.setgid(gid)).map(|()| 0)
+}
+
+/// `setreuid(ruid, euid)`.
+pub fn sys_setreuid(t: &Task, ruid: u32, euid: u32) -> Result<u64, Errno> {
+    t.update_creds(|c| c.setreuid(ruid, euid)).map(|()| 0)
+}
+
+/// `setregid(rgid, egid)`.
+pub fn sys_setregid(t: &Task, rgid: u32, egid: u32) -> Result<u64, Errno> {
+    t.update_creds(|c| c.setregid(rgid, egid)).map(|()| 0)
+}
+
+/// `setresuid(ruid, euid, suid)`.
+pub fn sys_setresuid(t: &Task, r: u32, e: u32, s: u32) -> Result<u64, Errno> {
+    t.update_creds(|c| c.setresuid(r, e, s)).map(|()| 0)
+}
+
+/// `setresgid(rgid, egid, sgid)`.
+pub fn sys_setresgid(t: &Task, r: u32, e: u32, s: u32) -> Result<u64, Errno> {
+    t.update_creds(|c| c.setresgid(r, e, s)).map(|()| 0)
+}
+
+fn write_three(t: &Task, ptrs: [u64; 3], vals: [u32; 3]) -> Result<u64, Errno> {
+    let mm = t.mm();
+    for (p, v) in ptrs.into_iter().zip(vals) {
+        mm.write_obj(p, &v)?;
+    }
+    Ok(0)
+}
+
+/// `getresuid(ruid, euid, suid)`.
+pub fn sys_getresuid(t: &Task, r: u64, e: u64, s: u64) -> Result<u64, Errno> {
+    let c = t.creds();
+    write_three(t, [r, e, s], [c.uid, c.euid, c.suid])
+}
+
+/// `getresgid(rgid, egid, sgid)`.
+pub fn sys_getresgid(t: &Task, r: u64, e: u64, s: u64) -> Result<u64, Errno> {
+    let c = t.creds();
+    write_three(t, [r, e, s], [c.gid, c.egid, c.sgid])
+}
+
+/// `setfsuid(uid)`: returns the previous fsuid.
+pub fn sys_setfsuid(t: &Task, uid: u32) -> Result<u64, Errno> {
+    Ok(u64::from(t.update_creds(|c| c.setfsuid(uid))))
+}
+
+/// `setfsgid(gid)`: returns the previous fsgid.
+pub fn sys_setfsgid(t: &Task, gid: u32) -> Result<u64, Errno> {
+    Ok(u64::from(t.update_creds(|c| c.setfsgid(gid))))
+}
+
+/// `getgroups(size, list)`.
+pub fn sys_getgroups(t: &Task, size: i32, list: u64) -> Result<u64, Errno> {
+    let groups = t.creds().groups;
+    let size = usize::try_from(size).map_err(|_| Errno::EINVAL)?;
+    if size == 0 {
+        return Ok(groups.len() as u64);
+    }
+    if size < groups.len() {
+        return Err(Errno::EINVAL);
+    }
+    t.mm().write_obj(list, groups.as_slice())?;
+    Ok(groups.len() as u64)
+}
+
+/// `setgroups(size, list)`.
+pub fn sys_setgroups(t: &Task, size: i32, list: u64) -> Result<u64, Errno> {
+    let size = usize::try_from(size).map_err(|_| Errno::EINVAL)?;
+    if size > NGROUPS_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let mut groups = vec![0u32; size];
+    t.mm().copy_in(
+        list,
+        zerocopy::IntoBytes::as_mut_bytes(groups.as_mut_slice()),
+    )?;
+    t.update_creds(|c| c.setgroups(groups)).map(|()| 0)
+}
+
+/// `getpgrp()`: every process is in the session and group of PID 1 for now.
+pub fn sys_getpgrp(_t: &Task) -> Result<u64, Errno> {
+    Ok(1)
+}
+
+/// `getpgid(pid)`.
+pub fn sys_getpgid(t: &Task, pid: i32) -> Result<u64, Errno> {
+    if pid != 0 && t.kernel().thread_group(pid).is_none() {
+        return Err(Errno::ESRCH);
+    }
+    Ok(1)
+}
+
+/// `setpgid(pid, pgid)`: only the trivial change (PID 1 into its own group) is possible.
+pub fn sys_setpgid(t: &Task, pid: i32, pgid: i32) -> Result<u64, Errno> {
+    let pid = if pid == 0 { t.tgid() } else { pid };
+    let pgid = if pgid == 0 { pid } else { pgid };
+    if pgid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if pid != t.tgid() {
+        return Err(Errno::ESRCH);
+    }
+    if pgid == 1 { Ok(0) } else { Err(Errno::EPERM) }
+}
+
+/// `getsid(pid)`.
+pub fn sys_getsid(t: &Task, pid: i32) -> Result<u64, Errno> {
+    sys_getpgid(t, pid)
+}
+
+/// `setsid()`: PID 1 already leads its session.
+pub fn sys_setsid(_t: &Task) -> Result<u64, Errno> {
+    Err(Errno::EPERM)
+}

@@ -1,0 +1,360 @@
+//! System information and scheduling calls: `uname`, host and domain names, `sysinfo`,
+//! resource limits and usage, `getrandom`, CPU affinity, `sched_yield`, `getcpu`.
+
+use linux_abi::Errno;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use super::SyscallEntry;
+use crate::kernel::{RLIM_INFINITY, RLIM_NLIMITS, Rlimit, Task, UTS_RELEASE, UTS_VERSION};
+
+/// The system information calls.
+pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
+    SYS_UNAME => uname(Ptr) = sys_uname;
+    SYS_SETHOSTNAME => sethostname(Str, Uint) = sys_sethostname;
+    SYS_SETDOMAINNAME => setdomainname(Str, Uint) = sys_setdomainname;
+    SYS_SYSINFO => sysinfo(Ptr) = sys_sysinfo;
+    SYS_GETRLIMIT => getrlimit(Int, Ptr) = sys_getrlimit;
+    SYS_SETRLIMIT => setrlimit(Int, Ptr) = sys_setrlimit;
+    SYS_PRLIMIT64 => prlimit64(Int, Int, Ptr, Ptr) = sys_prlimit64;
+    SYS_GETRUSAGE => getrusage(Int, Ptr) = sys_getrusage;
+    SYS_GETRANDOM => getrandom(Ptr, Uint, Hex) = sys_getrandom;
+    SYS_SCHED_YIELD => sched_yield() = sys_sched_yield;
+    SYS_SCHED_GETAFFINITY => sched_getaffinity(Int, Uint, Ptr) = sys_sched_getaffinity;
+    SYS_SCHED_SETAFFINITY => sched_setaffinity(Int, Uint, Ptr) = sys_sched_setaffinity;
+    SYS_GETCPU => getcpu(Ptr, Ptr, Ptr) = sys_getcpu;
+    SYS_GETPRIORITY => getpriority(Int, Int) = sys_getpriority;
+    SYS_SETPRIORITY => setpriority(Int, Int, Int) = sys_setpriority;
+];
+
+/// `struct utsname`: six 65-byte fields.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Utsname {
+    /// `sysname`.
+    pub sysname: [u8; 65],
+    /// `nodename`.
+    pub nodename: [u8; 65],
+    /// `release`.
+    pub release: [u8; 65],
+    /// `version`.
+    pub version: [u8; 65],
+    /// `machine`.
+    pub machine: [u8; 65],
+    /// `domainname`.
+    pub domainname: [u8; 65],
+}
+
+fn field(s: &str) -> [u8; 65] {
+    let mut f = [0u8; 65];
+    let n = s.len().min(64);
+    f[..n].copy_from_slice(&s.as_bytes()[..n]);
+    f
+}
+
+/// The `uname` answer for `t`'s kernel.
+pub fn utsname(t: &Task) -> Utsname {
+    Utsname {
+        sysname: field("Linux"),
+        nodename: field(&t.kernel().hostname()),
+        release: field(UTS_RELEASE),
+        version: field(UTS_VERSION),
+        machine: field("x86_64"),
+        domainname: field(&t.kernel().domainname()),
+    }
+}
+
+/// `uname(buf)`.
+pub fn sys_uname(t: &Task, buf: u64) -> Result<u64, Errno> {
+    t.mm().write_obj(buf, &utsname(t))?;
+    Ok(0)
+}
+
+fn read_name(t: &Task, name: u64, len: u64) -> Result<String, Errno> {
+    if !t.creds().is_privileged() {
+        return Err(Errno::EPERM);
+    }
+    if len > 64 {
+        return Err(Errno::EINVAL);
+    }
+    let mut buf = vec![0u8; len as usize];
+    t.mm().copy_in(name, &mut buf)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// `sethostname(name, len)`.
+pub fn sys_sethostname(t: &Task, name: u64, len: u64) -> Result<u64, Errno> {
+    let n = read_name(t, name, len)?;
+    t.kernel().set_hostname(n);
+    Ok(0)
+}
+
+/// `setdomainname(name, len)`.
+pub fn sys_setdomainname(t: &Task, name: u64, len: u64) -> Result<u64, Errno> {
+    let n = read_name(t, name, len)?;
+    t.kernel().set_domainname(n);
+    Ok(0)
+}
+
+/// `struct sysinfo`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct SysInfo {
+    /// Seconds since boot.
+    pub uptime: i64,
+    /// 1, 5 and 15 minute load averages (<< 16).
+    pub loads: [u64; 3],
+    /// Total RAM.
+    pub totalram: u64,
+    /// Free RAM.
+    pub freeram: u64,
+    /// Shared RAM.
+    pub sharedram: u64,
+    /// Buffer RAM.
+    pub bufferram: u64,
+    /// Total swap.
+    pub totalswap: u64,
+    /// Free swap.
+    pub freeswap: u64,
+    /// Number of processes.
+    pub procs: u16,
+    /// Padding.
+    pub pad: [u8; 6],
+    /// Total high memory.
+    pub totalhigh: u64,
+    /// Free high memory.
+    pub freehigh: u64,
+    /// Unit of the memory fields.
+    pub mem_unit: u32,
+    /// Padding.
+    pub _f: [u8; 4],
+}
+
+/// The host's total and available memory in bytes (from the host's `sysinfo`).
+fn host_memory() -> (u64, u64) {
+    let mut si = std::mem::MaybeUninit::<libc::sysinfo>::zeroed();
+    // SAFETY: sysinfo fills the struct it is given; it is zero-initialised beforehand.
+    let r = unsafe { libc::sysinfo(si.as_mut_ptr()) };
+    if r != 0 {
+        return (4 << 30, 2 << 30);
+    }
+    // SAFETY: sysinfo succeeded, so the struct is initialised (and was zeroed before).
+    let si = unsafe { si.assume_init() };
+    let unit = u64::from(si.mem_unit.max(1));
+    (si.totalram * unit, si.freeram * unit)
+}
+
+/// `sysinfo(info)`.
+pub fn sys_sysinfo(t: &Task, info: u64) -> Result<u64, Errno> {
+    let (total, free) = host_memory();
+    let si = SysInfo {
+        uptime: t.kernel().boot_instant().elapsed().as_secs() as i64 + 1,
+        totalram: total,
+        freeram: free,
+        procs: t.kernel().task_count().min(u16::MAX as usize) as u16,
+        mem_unit: 1,
+        ..Default::default()
+    };
+    t.mm().write_obj(info, &si)?;
+    Ok(0)
+}
+
+fn resource(res: i32) -> Result<usize, Errno> {
+    usize::try_from(res)
+        .ok()
+        .filter(|&r| r < RLIM_NLIMITS)
+        .ok_or(Errno::EINVAL)
+}
+
+/// `getrlimit(resource, rlim)`.
+pub fn sys_getrlimit(t: &Task, res: i32, rlim: u64) -> Result<u64, Errno> {
+    let r = t
+        .thread_group()
+        .rlimit(resource(res)?)
+        .ok_or(Errno::EINVAL)?;
+    t.mm().write_obj(rlim, &r)?;
+    Ok(0)
+}
+
+/// `setrlimit(resource, rlim)`.
+pub fn sys_setrlimit(t: &Task, res: i32, rlim: u64) -> Result<u64, Errno> {
+    sys_prlimit64(t, 0, res, rlim, 0)
+}
+
+/// `prlimit64(pid, resource, new, old)`.
+pub fn sys_prlimit64(t: &Task, pid: i32, res: i32, new: u64, old: u64) -> Result<u64, Errno> {
+    let res = resource(res)?;
+    let tg = if pid == 0 || pid == t.tgid() {
+        t.thread_group().clone()
+    } else {
+        t.kernel().thread_group(pid).ok_or(Errno::ESRCH)?
+    };
+    let mm = t.mm();
+    let new_lim = if new != 0 {
+        Some(mm.read_obj::<Rlimit>(new)?)
+    } else {
+        None
+    };
+    let cur = tg.rlimit(res).ok_or(Errno::EINVAL)?;
+    if let Some(n) = new_lim {
+        if n.cur > n.max && n.max != RLIM_INFINITY {
+            return Err(Errno::EINVAL);
+        }
+        if n.max > cur.max && !t.creds().is_privileged() {
+            return Err(Errno::EPERM);
+        }
+        // RLIMIT_NOFILE cannot exceed the kernel's nr_open.
+        if res == 7 && n.max > (1 << 20) {
+            return Err(Errno::EPERM);
+        }
+        tg.set_rlimit(res, n);
+    }
+    if old != 0 {
+        mm.write_obj(old, &cur)?;
+    }
+    Ok(0)
+}
+
+/// `struct rusage` (times and 14 counters).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Rusage {
+    /// User time.
+    pub utime: linux_abi::types::Timeval,
+    /// System time.
+    pub stime: linux_abi::types::Timeval,
+    /// `ru_maxrss` and the other counters.
+    pub counters: [i64; 14],
+}
+
+const RUSAGE_SELF: i32 = 0;
+const RUSAGE_CHILDREN: i32 = -1;
+const RUSAGE_THREAD: i32 = 1;
+
+/// `getrusage(who, usage)`: times approximated by elapsed time, max RSS from the mm.
+pub fn sys_getrusage(t: &Task, who: i32, usage: u64) -> Result<u64, Errno> {
+    let mut ru = Rusage::default();
+    match who {
+        RUSAGE_SELF | RUSAGE_THREAD => {
+            let d = if who == RUSAGE_SELF {
+                t.thread_group().start_time().elapsed()
+            } else {
+                t.start_time().elapsed()
+            };
+            ru.utime = linux_abi::types::Timeval {
+                tv_sec: d.as_secs() as i64,
+                tv_usec: i64::from(d.subsec_micros()),
+            };
+            ru.counters[0] = (t.mm().resident_pages() * 4) as i64; // ru_maxrss in KiB
+        }
+        RUSAGE_CHILDREN => {}
+        _ => return Err(Errno::EINVAL),
+    }
+    t.mm().write_obj(usage, &ru)?;
+    Ok(0)
+}
+
+/// `getrandom(buf, len, flags)`: bytes from the host's `getrandom`.
+pub fn sys_getrandom(t: &Task, buf: u64, len: u64, flags: u32) -> Result<u64, Errno> {
+    const GRND_NONBLOCK: u32 = 1;
+    const GRND_RANDOM: u32 = 2;
+    const GRND_INSECURE: u32 = 4;
+    if flags & !(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = len.min(32 << 20) as usize;
+    let mut data = vec![0u8; len.min(1 << 16)];
+    let mut done = 0usize;
+    while done < len {
+        let n = (len - done).min(data.len());
+        // SAFETY: getrandom writes at most `n` bytes into `data`, which is that long.
+        let r = unsafe { libc::getrandom(data.as_mut_ptr().cast(), n, 0) };
+        if r < 0 {
+            let e = Errno::last_os_error();
+            if e == Errno::EINTR {
+                continue;
+            }
+            return if done > 0 { Ok(done as u64) } else { Err(e) };
+        }
+        let r = r as usize;
+        t.mm().copy_out(buf + done as u64, &data[..r])?;
+        done += r;
+    }
+    Ok(done as u64)
+}
+
+/// `sched_yield()`.
+pub fn sys_sched_yield(_t: &Task) -> Result<u64, Errno> {
+    std::thread::yield_now();
+    Ok(0)
+}
+
+/// The number of CPUs the sandbox reports (the host's available parallelism).
+pub fn num_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(1024)
+}
+
+/// `sched_getaffinity(pid, len, mask)`: every CPU.
+pub fn sys_sched_getaffinity(t: &Task, pid: i32, len: u64, mask: u64) -> Result<u64, Errno> {
+    if pid != 0 && t.kernel().task(pid).is_none() {
+        return Err(Errno::ESRCH);
+    }
+    let n = num_cpus();
+    let bytes = n.div_ceil(64) * 8;
+    if (len as usize) < bytes || !len.is_multiple_of(8) {
+        return Err(Errno::EINVAL);
+    }
+    let mut m = vec![0u8; bytes];
+    for cpu in 0..n {
+        m[cpu / 8] |= 1 << (cpu % 8);
+    }
+    t.mm().copy_out(mask, &m)?;
+    Ok(bytes as u64)
+}
+
+/// `sched_setaffinity(pid, len, mask)`: accepted if the mask names a CPU (no effect).
+pub fn sys_sched_setaffinity(t: &Task, pid: i32, len: u64, mask: u64) -> Result<u64, Errno> {
+    if pid != 0 && t.kernel().task(pid).is_none() {
+        return Err(Errno::ESRCH);
+    }
+    let len = len.min(128) as usize;
+    let mut m = vec![0u8; len];
+    t.mm().copy_in(mask, &mut m)?;
+    let n = num_cpus();
+    let any = (0..n.min(len * 8)).any(|c| m[c / 8] & (1 << (c % 8)) != 0);
+    if any { Ok(0) } else { Err(Errno::EINVAL) }
+}
+
+/// `getcpu(cpu, node, cache)`.
+pub fn sys_getcpu(t: &Task, cpu: u64, node: u64, _cache: u64) -> Result<u64, Errno> {
+    // SAFETY: sched_getcpu has no arguments and no memory effects.
+    let c = unsafe { libc::sched_getcpu() }.max(0) as u32;
+    let mm = t.mm();
+    if cpu != 0 {
+        mm.write_obj(cpu, &c)?;
+    }
+    if node != 0 {
+        mm.write_obj(node, &0u32)?;
+    }
+    Ok(0)
+}
+
+/// `getpriority(which, who)`: nice 0 (the raw call returns 20 - nice).
+pub fn sys_getpriority(_t: &Task, which: i32, _who: i32) -> Result<u64, Errno> {
+    if !(0..=2).contains(&which) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(20)
+}
+
+/// `setpriority(which, who, prio)`: lowering priority is accepted without effect.
+pub fn sys_setpriority(t: &Task, which: i32, _who: i32, prio: i32) -> Result<u64, Errno> {
+    if !(0..=2).contains(&which) {
+        return Err(Errno::EINVAL);
+    }
+    if prio < 0 && !t.creds().is_privileged() {
+        return Err(Errno::EACCES);
+    }
+    Ok(0)
+}
