@@ -13,6 +13,7 @@
 //!
 //! The entry point is [`run_sandbox`].
 
+pub mod fs;
 pub mod kernel;
 pub mod loader;
 pub mod mm;

@@ -1,0 +1,468 @@
+//! devfs: `/dev` with `null`, `zero`, `full`, `random`, `urandom`, `tty`, the `fd`,
+//! `stdin`, `stdout`, `stderr` symlinks, and `shm`/`pts` directories; and
+//! [`host_fd_file`], which passes a host FD (the stdio given at start) through as a file.
+//!
+//! The tree itself is a tmpfs (so `/dev/shm` is ordinary tmpfs storage) with device inodes
+//! added. Host-FD files read and write the host FD and forward a fixed set of harmless
+//! terminal ioctls (`TCGETS`, `TCSETS*`, `TIOCGWINSZ`, `FIONREAD`); the foreground process
+//! group (`TIOCGPGRP`/`TIOCSPGRP`) is emulated, never forwarded.
+
+use std::any::Any;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use linux_abi::Errno;
+use linux_abi::flags::mode::*;
+use linux_abi::flags::open::*;
+use linux_abi::types::{Stat, Timespec};
+use platform::MemoryFile;
+
+use super::file::OpenFile;
+use super::synth::{Attrs, SynthLink};
+use super::tmpfs::{TmpInode, Tmpfs};
+use super::vfs::VfsPath;
+use super::{FileOps, FsStat, Inode, UserMem, magic, make_stat, new_ino};
+
+/// `ioctl` numbers the Sentry understands.
+pub mod ioctls {
+    /// Get terminal attributes.
+    pub const TCGETS: u32 = 0x5401;
+    /// Set terminal attributes now.
+    pub const TCSETS: u32 = 0x5402;
+    /// Set terminal attributes after draining output.
+    pub const TCSETSW: u32 = 0x5403;
+    /// Set terminal attributes after draining and flushing input.
+    pub const TCSETSF: u32 = 0x5404;
+    /// Get the foreground process group.
+    pub const TIOCGPGRP: u32 = 0x540F;
+    /// Set the foreground process group.
+    pub const TIOCSPGRP: u32 = 0x5410;
+    /// Get the window size.
+    pub const TIOCGWINSZ: u32 = 0x5413;
+    /// Bytes ready to read.
+    pub const FIONREAD: u32 = 0x541B;
+    /// Set or clear non-blocking I/O.
+    pub const FIONBIO: u32 = 0x5421;
+    /// Clear close-on-exec.
+    pub const FIONCLEX: u32 = 0x5450;
+    /// Set close-on-exec.
+    pub const FIOCLEX: u32 = 0x5451;
+}
+
+/// Size of the kernel's `struct termios`.
+const TERMIOS_SIZE: usize = 36;
+/// Size of `struct winsize`.
+const WINSIZE_SIZE: usize = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DevKind {
+    Null,
+    Zero,
+    Full,
+    Random,
+    Tty,
+}
+
+/// A character device of devfs.
+#[derive(Debug)]
+struct DevNode {
+    dev: u64,
+    ino: u64,
+    rdev: u64,
+    mode: u32,
+    kind: DevKind,
+}
+
+const fn mkdev(major: u64, minor: u64) -> u64 {
+    (major << 8) | minor
+}
+
+impl Inode for DevNode {
+    fn stat(&self) -> Result<Stat, Errno> {
+        let mut st = make_stat(self.dev, self.ino, S_IFCHR | self.mode, 1, 0, 0, 0);
+        st.st_rdev = self.rdev;
+        Ok(st)
+    }
+
+    fn open(&self, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        if self.kind == DevKind::Tty {
+            // No controlling terminal inside the sandbox.
+            return Err(Errno::ENXIO);
+        }
+        Ok(Arc::new(DevFile { kind: self.kind }))
+    }
+
+    fn setattr(&self, _a: &super::SetAttr) -> Result<(), Errno> {
+        Ok(())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+#[derive(Debug)]
+struct DevFile {
+    kind: DevKind,
+}
+
+impl FileOps for DevFile {
+    fn read_at(&self, buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
+        match self.kind {
+            DevKind::Null => Ok(0),
+            DevKind::Zero | DevKind::Full => {
+                buf.fill(0);
+                Ok(buf.len())
+            }
+            DevKind::Random => {
+                fill_random(buf)?;
+                Ok(buf.len())
+            }
+            DevKind::Tty => Err(Errno::ENXIO),
+        }
+    }
+
+    fn write_at(&self, buf: &[u8], _off: u64) -> Result<usize, Errno> {
+        match self.kind {
+            DevKind::Full => Err(Errno::ENOSPC),
+            DevKind::Tty => Err(Errno::ENXIO),
+            _ => Ok(buf.len()),
+        }
+    }
+
+    fn stream(&self) -> bool {
+        true
+    }
+}
+
+/// Fills `buf` with random bytes from the host's `/dev/urandom` equivalent (`getrandom`).
+pub fn fill_random(buf: &mut [u8]) -> Result<(), Errno> {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: `getrandom` writes at most `len` bytes into the valid, exclusively
+        // borrowed buffer range starting at `ptr`.
+        let r = unsafe { libc::getrandom(buf[done..].as_mut_ptr().cast(), buf.len() - done, 0) };
+        if r < 0 {
+            let e = Errno::last_os_error();
+            if e == Errno::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        done += r as usize;
+    }
+    Ok(())
+}
+
+/// Builds the devfs tree (a tmpfs with device nodes) and returns its root.
+pub fn new_devfs(mf: Arc<MemoryFile>) -> Result<Arc<TmpInode>, Errno> {
+    let root = Tmpfs::new_root(mf, 0o755, 0, 0);
+    let dev = root.stat()?.st_dev;
+    let nodes: [(&[u8], DevKind, u64, u32); 6] = [
+        (b"null", DevKind::Null, mkdev(1, 3), 0o666),
+        (b"zero", DevKind::Zero, mkdev(1, 5), 0o666),
+        (b"full", DevKind::Full, mkdev(1, 7), 0o666),
+        (b"random", DevKind::Random, mkdev(1, 8), 0o666),
+        (b"urandom", DevKind::Random, mkdev(1, 9), 0o666),
+        (b"tty", DevKind::Tty, mkdev(5, 0), 0o666),
+    ];
+    for (name, kind, rdev, mode) in nodes {
+        root.add_child(
+            name,
+            Arc::new(DevNode {
+                dev,
+                ino: new_ino(),
+                rdev,
+                mode,
+                kind,
+            }),
+        )?;
+    }
+    let a = Attrs::root(dev, magic::TMPFS);
+    for (name, target) in [
+        (&b"fd"[..], &b"/proc/self/fd"[..]),
+        (b"stdin", b"/proc/self/fd/0"),
+        (b"stdout", b"/proc/self/fd/1"),
+        (b"stderr", b"/proc/self/fd/2"),
+    ] {
+        root.add_child(name, SynthLink::fixed(a, target))?;
+    }
+    let shm = root.mkdir_p(b"shm", 0o777)?;
+    shm.setattr(&super::SetAttr {
+        mode: Some(0o1777),
+        ..Default::default()
+    })?;
+    root.mkdir_p(b"pts", 0o755)?;
+    Ok(root)
+}
+
+/// The inode behind a host FD passed through.
+#[derive(Debug)]
+pub struct HostFdInode {
+    file: Arc<File>,
+    ino: u64,
+}
+
+fn host_dev() -> u64 {
+    static DEV: OnceLock<u64> = OnceLock::new();
+    *DEV.get_or_init(super::new_dev)
+}
+
+impl Inode for HostFdInode {
+    fn stat(&self) -> Result<Stat, Errno> {
+        let md = self.file.metadata()?;
+        let ft = md.file_type();
+        let mode = if ft.is_char_device() {
+            S_IFCHR
+        } else if ft.is_fifo() {
+            S_IFIFO
+        } else if ft.is_socket() {
+            S_IFSOCK
+        } else if ft.is_dir() {
+            S_IFDIR
+        } else {
+            S_IFREG
+        };
+        let ts = |s: i64, n: i64| Timespec {
+            tv_sec: s,
+            tv_nsec: n,
+        };
+        Ok(Stat {
+            st_dev: host_dev(),
+            st_ino: self.ino,
+            st_nlink: 1,
+            st_mode: mode | (md.mode() & 0o7777),
+            st_uid: md.uid(),
+            st_gid: md.gid(),
+            st_rdev: md.rdev(),
+            st_size: md.size() as i64,
+            st_blksize: md.blksize() as i64,
+            st_blocks: md.blocks() as i64,
+            st_atime: ts(md.atime(), md.atime_nsec()),
+            st_mtime: ts(md.mtime(), md.mtime_nsec()),
+            st_ctime: ts(md.ctime(), md.ctime_nsec()),
+            ..Stat::default()
+        })
+    }
+
+    fn open(&self, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        Ok(Arc::new(HostFile {
+            file: self.file.clone(),
+            pgrp: AtomicI32::new(1),
+        }))
+    }
+
+    fn setattr(&self, _a: &super::SetAttr) -> Result<(), Errno> {
+        Err(Errno::EPERM)
+    }
+
+    fn statfs(&self) -> Result<FsStat, Errno> {
+        Ok(FsStat::memory(magic::ANON))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// An open host FD.
+#[derive(Debug)]
+pub struct HostFile {
+    file: Arc<File>,
+    pgrp: AtomicI32,
+}
+
+impl HostFile {
+    fn retry<T>(mut f: impl FnMut() -> std::io::Result<T>) -> Result<T, Errno> {
+        loop {
+            match f() {
+                Ok(v) => return Ok(v),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl FileOps for HostFile {
+    fn read_at(&self, buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
+        Self::retry(|| (&*self.file).read(buf))
+    }
+
+    fn write_at(&self, buf: &[u8], _off: u64) -> Result<usize, Errno> {
+        Self::retry(|| (&*self.file).write(buf))
+    }
+
+    fn stream(&self) -> bool {
+        true
+    }
+
+    fn ioctl(&self, cmd: u32, arg: u64, mem: &dyn UserMem) -> Result<u64, Errno> {
+        use ioctls::*;
+        let fd = self.file.as_raw_fd();
+        match cmd {
+            TCGETS | TIOCGWINSZ => {
+                let mut buf = vec![
+                    0u8;
+                    if cmd == TCGETS {
+                        TERMIOS_SIZE
+                    } else {
+                        WINSIZE_SIZE
+                    }
+                ];
+                host_ioctl(fd, cmd, &mut buf)?;
+                mem.copy_out(arg, &buf)?;
+                Ok(0)
+            }
+            TCSETS | TCSETSW | TCSETSF => {
+                let mut buf = vec![0u8; TERMIOS_SIZE];
+                mem.copy_in(arg, &mut buf)?;
+                host_ioctl(fd, cmd, &mut buf)?;
+                Ok(0)
+            }
+            FIONREAD => {
+                let mut buf = [0u8; 4];
+                host_ioctl(fd, cmd, &mut buf)?;
+                mem.copy_out(arg, &buf)?;
+                Ok(0)
+            }
+            TIOCGPGRP => {
+                // Must be a terminal; the group is the sandbox's own notion.
+                host_ioctl(fd, TIOCGWINSZ, &mut [0u8; WINSIZE_SIZE])?;
+                mem.copy_out(arg, &self.pgrp.load(Ordering::Relaxed).to_ne_bytes())?;
+                Ok(0)
+            }
+            TIOCSPGRP => {
+                host_ioctl(fd, TIOCGWINSZ, &mut [0u8; WINSIZE_SIZE])?;
+                let mut b = [0u8; 4];
+                mem.copy_in(arg, &mut b)?;
+                self.pgrp.store(i32::from_ne_bytes(b), Ordering::Relaxed);
+                Ok(0)
+            }
+            _ => Err(Errno::ENOTTY),
+        }
+    }
+
+    fn readable(&self) -> Option<u64> {
+        let mut buf = [0u8; 4];
+        host_ioctl(self.file.as_raw_fd(), ioctls::FIONREAD, &mut buf).ok()?;
+        Some(u64::from(u32::from_ne_bytes(buf)))
+    }
+
+    fn fsync(&self) -> Result<(), Errno> {
+        // Terminals and pipes do not support fsync; that is not an error here.
+        match self.file.sync_all() {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+            r => r.map_err(Errno::from),
+        }
+    }
+
+    fn host_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(self.file.as_raw_fd())
+    }
+}
+
+/// Runs one of the allowed ioctls on a host FD with an argument buffer sized for it.
+fn host_ioctl(fd: i32, cmd: u32, buf: &mut [u8]) -> Result<(), Errno> {
+    let need = match cmd {
+        ioctls::TCGETS | ioctls::TCSETS | ioctls::TCSETSW | ioctls::TCSETSF => TERMIOS_SIZE,
+        ioctls::TIOCGWINSZ => WINSIZE_SIZE,
+        ioctls::FIONREAD => 4,
+        _ => return Err(Errno::ENOTTY),
+    };
+    if buf.len() < need {
+        return Err(Errno::EINVAL);
+    }
+    // SAFETY: `cmd` is one of a fixed set of ioctls whose argument is a pointer to a buffer
+    // of at most `need` bytes, and `buf` is a valid, exclusively borrowed buffer of at
+    // least that size; `fd` is a descriptor this process owns.
+    let r = unsafe { libc::ioctl(fd, cmd as libc::c_ulong, buf.as_mut_ptr()) };
+    if r < 0 {
+        return Err(Errno::last_os_error());
+    }
+    Ok(())
+}
+
+/// Wraps a host FD given at start (stdio) as a file description. Its access mode is the
+/// host FD's.
+pub fn host_fd_file(fd: OwnedFd) -> Arc<OpenFile> {
+    // SAFETY: F_GETFL takes no argument and only reads the flags of our own descriptor.
+    let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    let acc = if fl < 0 {
+        O_RDWR
+    } else {
+        fl as u32 & O_ACCMODE
+    };
+    let nonblock = if fl >= 0 { fl as u32 & O_NONBLOCK } else { 0 };
+    let raw = fd.as_raw_fd();
+    let file = Arc::new(File::from(fd));
+    let inode = Arc::new(HostFdInode {
+        file: file.clone(),
+        ino: new_ino(),
+    });
+    let ops: Arc<dyn FileOps> = Arc::new(HostFile {
+        file,
+        pgrp: AtomicI32::new(1),
+    });
+    let name = format!("host:[{raw}]");
+    OpenFile::new(
+        VfsPath::anonymous(inode, name.as_bytes()),
+        acc | nonblock,
+        ops,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_behave() {
+        let mf = Arc::new(MemoryFile::new("devfs-test", 16 << 20).unwrap());
+        let root = new_devfs(mf).unwrap();
+        let mut buf = [7u8; 16];
+        let null = root.lookup(b"null").unwrap().open(O_RDWR).unwrap();
+        assert_eq!(null.read_at(&mut buf, 0).unwrap(), 0);
+        assert_eq!(null.write_at(b"xyz", 0).unwrap(), 3);
+        let zero = root.lookup(b"zero").unwrap().open(O_RDONLY).unwrap();
+        assert_eq!(zero.read_at(&mut buf, 0).unwrap(), 16);
+        assert_eq!(buf, [0; 16]);
+        let full = root.lookup(b"full").unwrap().open(O_WRONLY).unwrap();
+        assert_eq!(full.write_at(b"a", 0), Err(Errno::ENOSPC));
+        let ur = root.lookup(b"urandom").unwrap().open(O_RDONLY).unwrap();
+        assert_eq!(ur.read_at(&mut buf, 0).unwrap(), 16);
+        assert_eq!(
+            root.lookup(b"tty").unwrap().open(O_RDWR).err(),
+            Some(Errno::ENXIO)
+        );
+        assert_eq!(
+            root.lookup(b"stdout").unwrap().readlink().unwrap(),
+            b"/proc/self/fd/1"
+        );
+        assert_eq!(
+            root.lookup(b"null").unwrap().stat().unwrap().st_rdev,
+            mkdev(1, 3)
+        );
+        assert_eq!(
+            root.lookup(b"shm").unwrap().stat().unwrap().st_mode,
+            S_IFDIR | 0o1777
+        );
+    }
+
+    #[test]
+    fn host_fd_passthrough() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fa = host_fd_file(OwnedFd::from(a));
+        let fb = host_fd_file(OwnedFd::from(b));
+        assert_eq!(fa.write(b"ping").unwrap(), 4);
+        let mut buf = [0u8; 8];
+        assert_eq!(fb.read(&mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"ping");
+        assert_eq!(fa.stat().unwrap().st_mode & S_IFMT, S_IFSOCK);
+        assert!(String::from_utf8_lossy(&fa.path()).starts_with("host:["));
+    }
+}

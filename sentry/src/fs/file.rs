@@ -1,0 +1,556 @@
+//! File descriptions ([`OpenFile`]), the per-process [`FdTable`] and [`FsContext`].
+//!
+//! An `OpenFile` holds its path (mount and dentry), status flags, its own offset behind its
+//! own lock, and the filesystem's [`FileOps`]; several descriptors (after `dup` or `fork`)
+//! share one. The `FdTable` maps numbers to files with a close-on-exec bit per number and
+//! an `RLIMIT_NOFILE`-style limit. The `FsContext` holds a task's root, cwd and umask.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use linux_abi::Errno;
+use linux_abi::flags::open::*;
+use linux_abi::types::Stat;
+
+use super::vfs::{VfsPath, lock};
+use super::{DirEntry, FileOps, FileType, Inode};
+
+/// `lseek` whence values.
+pub mod seek {
+    /// From the start.
+    pub const SEEK_SET: u32 = 0;
+    /// From the current offset.
+    pub const SEEK_CUR: u32 = 1;
+    /// From the end.
+    pub const SEEK_END: u32 = 2;
+    /// Next data at or after the offset.
+    pub const SEEK_DATA: u32 = 3;
+    /// Next hole at or after the offset.
+    pub const SEEK_HOLE: u32 = 4;
+}
+
+/// Largest file offset accepted.
+const MAX_OFFSET: u64 = i64::MAX as u64;
+
+/// A file description.
+pub struct OpenFile {
+    path: VfsPath,
+    flags: AtomicU32,
+    offset: Mutex<u64>,
+    ops: Arc<dyn FileOps>,
+    dir: Mutex<Option<Vec<DirEntry>>>,
+}
+
+impl fmt::Debug for OpenFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenFile")
+            .field("path", &String::from_utf8_lossy(&self.path()))
+            .field("flags", &format_args!("{:#o}", self.flags()))
+            .finish()
+    }
+}
+
+impl OpenFile {
+    /// A new description of `path` with the given `open(2)` flags and I/O operations.
+    pub fn new(path: VfsPath, flags: u32, ops: Arc<dyn FileOps>) -> Arc<OpenFile> {
+        Arc::new(OpenFile {
+            path,
+            flags: AtomicU32::new(flags),
+            offset: Mutex::new(0),
+            ops,
+            dir: Mutex::new(None),
+        })
+    }
+
+    /// The path (mount and dentry) the file was opened at.
+    pub fn vfs_path(&self) -> &VfsPath {
+        &self.path
+    }
+
+    /// The inode.
+    pub fn inode(&self) -> &Arc<dyn Inode> {
+        self.path.inode()
+    }
+
+    /// The filesystem's I/O operations.
+    pub fn ops(&self) -> &Arc<dyn FileOps> {
+        &self.ops
+    }
+
+    /// The absolute path (for `/proc/<pid>/fd`, `exe` and `AT_EXECFN`).
+    pub fn path(&self) -> Vec<u8> {
+        self.path.path_from(None)
+    }
+
+    /// The status flags and access mode (`F_GETFL`).
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Acquire)
+    }
+
+    /// `F_SETFL`: changes `O_APPEND`, `O_NONBLOCK`, `O_ASYNC`, `O_DIRECT`, `O_NOATIME`.
+    pub fn set_flags(&self, new: u32) -> Result<(), Errno> {
+        const SETTABLE: u32 = O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME;
+        let old = self.flags();
+        let v = (old & !SETTABLE) | (new & SETTABLE);
+        self.ops.set_status_flags(v)?;
+        self.flags.store(v, Ordering::Release);
+        Ok(())
+    }
+
+    /// Whether the file is an `O_PATH` descriptor.
+    pub fn is_path_only(&self) -> bool {
+        self.flags() & O_PATH != 0
+    }
+
+    /// Whether reads are allowed.
+    pub fn readable(&self) -> bool {
+        let f = self.flags();
+        f & O_PATH == 0 && f & O_ACCMODE != O_WRONLY
+    }
+
+    /// Whether writes are allowed.
+    pub fn writable(&self) -> bool {
+        let f = self.flags();
+        f & O_PATH == 0 && (f & O_ACCMODE == O_WRONLY || f & O_ACCMODE == O_RDWR)
+    }
+
+    /// The attributes.
+    pub fn stat(&self) -> Result<Stat, Errno> {
+        self.inode().stat()
+    }
+
+    fn is_dir(&self) -> bool {
+        self.path
+            .file_type()
+            .map(|t| t == FileType::Directory)
+            .unwrap_or(false)
+    }
+
+    /// Reads at the file offset, advancing it.
+    pub fn read(&self, buf: &mut [u8]) -> Result<usize, Errno> {
+        if !self.readable() {
+            return Err(Errno::EBADF);
+        }
+        if self.is_dir() {
+            return Err(Errno::EISDIR);
+        }
+        if self.ops.stream() {
+            return self.ops.read_at(buf, 0);
+        }
+        let mut off = lock(&self.offset);
+        let n = self.ops.read_at(buf, *off)?;
+        *off += n as u64;
+        Ok(n)
+    }
+
+    /// Writes at the file offset (the end with `O_APPEND`), advancing it.
+    pub fn write(&self, buf: &[u8]) -> Result<usize, Errno> {
+        if !self.writable() {
+            return Err(Errno::EBADF);
+        }
+        if self.ops.stream() {
+            return self.ops.write_at(buf, 0);
+        }
+        let mut off = lock(&self.offset);
+        if self.flags() & O_APPEND != 0 {
+            *off = self.stat()?.st_size as u64;
+        }
+        if off
+            .checked_add(buf.len() as u64)
+            .is_none_or(|e| e > MAX_OFFSET)
+        {
+            return Err(Errno::EFBIG);
+        }
+        let n = self.ops.write_at(buf, *off)?;
+        *off += n as u64;
+        Ok(n)
+    }
+
+    /// Reads at `off` without moving the file offset.
+    pub fn pread(&self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+        if !self.readable() {
+            return Err(Errno::EBADF);
+        }
+        if self.ops.stream() {
+            return Err(Errno::ESPIPE);
+        }
+        if self.is_dir() {
+            return Err(Errno::EISDIR);
+        }
+        if off > MAX_OFFSET {
+            return Err(Errno::EINVAL);
+        }
+        self.ops.read_at(buf, off)
+    }
+
+    /// Writes at `off` without moving the file offset.
+    pub fn pwrite(&self, buf: &[u8], off: u64) -> Result<usize, Errno> {
+        if !self.writable() {
+            return Err(Errno::EBADF);
+        }
+        if self.ops.stream() {
+            return Err(Errno::ESPIPE);
+        }
+        if off > MAX_OFFSET
+            || off
+                .checked_add(buf.len() as u64)
+                .is_none_or(|e| e > MAX_OFFSET)
+        {
+            return Err(Errno::EINVAL);
+        }
+        self.ops.write_at(buf, off)
+    }
+
+    /// The current offset.
+    pub fn offset(&self) -> u64 {
+        *lock(&self.offset)
+    }
+
+    /// `lseek`.
+    pub fn seek(&self, off: i64, whence: u32) -> Result<u64, Errno> {
+        if self.is_path_only() {
+            return Err(Errno::EBADF);
+        }
+        if self.ops.stream() {
+            return Err(Errno::ESPIPE);
+        }
+        let mut cur = lock(&self.offset);
+        let size = || -> Result<i64, Errno> { Ok(self.stat()?.st_size) };
+        let new = match whence {
+            seek::SEEK_SET => Some(off),
+            seek::SEEK_CUR => (*cur as i64).checked_add(off),
+            seek::SEEK_END => size()?.checked_add(off),
+            seek::SEEK_DATA => {
+                if off < 0 || off >= size()? {
+                    return Err(Errno::ENXIO);
+                }
+                Some(off)
+            }
+            seek::SEEK_HOLE => {
+                let s = size()?;
+                if off < 0 || off >= s {
+                    return Err(Errno::ENXIO);
+                }
+                Some(s)
+            }
+            _ => return Err(Errno::EINVAL),
+        };
+        let new = new.filter(|&n| n >= 0).ok_or(Errno::EINVAL)?;
+        if self.is_dir() && new == 0 {
+            *lock(&self.dir) = None;
+        }
+        *cur = new as u64;
+        Ok(new as u64)
+    }
+
+    /// Fills `out` (at most `max` bytes) with `linux_dirent64` records (or the old
+    /// `linux_dirent` when `old`), continuing from the file offset.
+    pub fn getdents(&self, max: usize, old: bool) -> Result<Vec<u8>, Errno> {
+        if self.is_path_only() {
+            return Err(Errno::EBADF);
+        }
+        if !self.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        let mut off = lock(&self.offset);
+        let mut snap = lock(&self.dir);
+        if snap.is_none() || *off == 0 {
+            let st = self.stat()?;
+            let mut v = vec![
+                DirEntry {
+                    name: b".".to_vec(),
+                    ino: st.st_ino,
+                    kind: FileType::Directory,
+                },
+                DirEntry {
+                    name: b"..".to_vec(),
+                    ino: st.st_ino,
+                    kind: FileType::Directory,
+                },
+            ];
+            if let Some(p) = self.path.dentry.parent()
+                && let Ok(ps) = p.inode().stat()
+            {
+                v[1].ino = ps.st_ino;
+            }
+            v.extend(self.inode().readdir()?);
+            *snap = Some(v);
+        }
+        let entries = snap.as_ref().map(Vec::as_slice).unwrap_or(&[]);
+        let mut out = Vec::new();
+        let mut i = *off as usize;
+        while i < entries.len() {
+            let e = &entries[i];
+            let rec = if old {
+                (8 + 8 + 2 + e.name.len() + 2).next_multiple_of(8)
+            } else {
+                (8 + 8 + 2 + 1 + e.name.len() + 1).next_multiple_of(8)
+            };
+            if out.len() + rec > max {
+                if out.is_empty() {
+                    return Err(Errno::EINVAL);
+                }
+                break;
+            }
+            let start = out.len();
+            out.extend_from_slice(&e.ino.to_le_bytes());
+            out.extend_from_slice(&((i + 1) as u64).to_le_bytes());
+            out.extend_from_slice(&(rec as u16).to_le_bytes());
+            if !old {
+                out.push(e.kind.dirent_type());
+            }
+            out.extend_from_slice(&e.name);
+            out.resize(start + rec, 0);
+            if old {
+                out[start + rec - 1] = e.kind.dirent_type();
+            }
+            i += 1;
+        }
+        *off = i as u64;
+        Ok(out)
+    }
+}
+
+/// One descriptor slot.
+#[derive(Clone, Debug)]
+struct Slot {
+    file: Arc<OpenFile>,
+    cloexec: bool,
+}
+
+/// Default `RLIMIT_NOFILE`.
+pub const DEFAULT_NOFILE: u32 = 1024;
+
+/// A process's descriptor table.
+#[derive(Debug)]
+pub struct FdTable {
+    inner: Mutex<FdInner>,
+}
+
+#[derive(Debug)]
+struct FdInner {
+    fds: BTreeMap<i32, Slot>,
+    limit: u32,
+}
+
+impl Default for FdTable {
+    fn default() -> Self {
+        FdTable::new()
+    }
+}
+
+impl FdTable {
+    /// An empty table with the default limit.
+    pub fn new() -> FdTable {
+        FdTable {
+            inner: Mutex::new(FdInner {
+                fds: BTreeMap::new(),
+                limit: DEFAULT_NOFILE,
+            }),
+        }
+    }
+
+    /// The file at `fd` (`EBADF` if none).
+    pub fn get(&self, fd: i32) -> Result<Arc<OpenFile>, Errno> {
+        lock(&self.inner)
+            .fds
+            .get(&fd)
+            .map(|s| s.file.clone())
+            .ok_or(Errno::EBADF)
+    }
+
+    /// Installs `f` at the lowest free number at or above `min` (`EMFILE` past the limit).
+    pub fn insert_min(&self, f: Arc<OpenFile>, min: i32, cloexec: bool) -> Result<i32, Errno> {
+        let mut g = lock(&self.inner);
+        if min < 0 || min as u32 >= g.limit {
+            return Err(Errno::EINVAL);
+        }
+        let mut n = min;
+        for (&k, _) in g.fds.range(min..) {
+            if k != n {
+                break;
+            }
+            n += 1;
+        }
+        if n as u32 >= g.limit {
+            return Err(Errno::EMFILE);
+        }
+        g.fds.insert(n, Slot { file: f, cloexec });
+        Ok(n)
+    }
+
+    /// Installs `f` at the lowest free number.
+    pub fn insert(&self, f: Arc<OpenFile>, cloexec: bool) -> Result<i32, Errno> {
+        self.insert_min(f, 0, cloexec)
+    }
+
+    /// Installs `f` at `fd`, replacing (and returning) what was there.
+    pub fn insert_at(
+        &self,
+        fd: i32,
+        f: Arc<OpenFile>,
+        cloexec: bool,
+    ) -> Result<Option<Arc<OpenFile>>, Errno> {
+        let mut g = lock(&self.inner);
+        if fd < 0 || fd as u32 >= g.limit {
+            return Err(Errno::EBADF);
+        }
+        Ok(g.fds.insert(fd, Slot { file: f, cloexec }).map(|s| s.file))
+    }
+
+    /// Removes `fd`.
+    pub fn remove(&self, fd: i32) -> Result<Arc<OpenFile>, Errno> {
+        lock(&self.inner)
+            .fds
+            .remove(&fd)
+            .map(|s| s.file)
+            .ok_or(Errno::EBADF)
+    }
+
+    /// `close_range`: removes (or with `cloexec_only` marks) every fd in `first..=last`.
+    pub fn close_range(&self, first: u32, last: u32, cloexec_only: bool) -> Vec<Arc<OpenFile>> {
+        let mut g = lock(&self.inner);
+        let last = last.min(i32::MAX as u32) as i32;
+        let first = first.min(i32::MAX as u32) as i32;
+        if first > last {
+            return Vec::new();
+        }
+        let keys: Vec<i32> = g.fds.range(first..=last).map(|(&k, _)| k).collect();
+        let mut out = Vec::new();
+        for k in keys {
+            if cloexec_only {
+                if let Some(s) = g.fds.get_mut(&k) {
+                    s.cloexec = true;
+                }
+            } else if let Some(s) = g.fds.remove(&k) {
+                out.push(s.file);
+            }
+        }
+        out
+    }
+
+    /// The close-on-exec bit of `fd`.
+    pub fn cloexec(&self, fd: i32) -> Result<bool, Errno> {
+        lock(&self.inner)
+            .fds
+            .get(&fd)
+            .map(|s| s.cloexec)
+            .ok_or(Errno::EBADF)
+    }
+
+    /// Sets the close-on-exec bit of `fd`.
+    pub fn set_cloexec(&self, fd: i32, on: bool) -> Result<(), Errno> {
+        let mut g = lock(&self.inner);
+        let s = g.fds.get_mut(&fd).ok_or(Errno::EBADF)?;
+        s.cloexec = on;
+        Ok(())
+    }
+
+    /// A copy sharing the same files (for `fork` without `CLONE_FILES`).
+    pub fn fork(&self) -> FdTable {
+        let g = lock(&self.inner);
+        FdTable {
+            inner: Mutex::new(FdInner {
+                fds: g.fds.clone(),
+                limit: g.limit,
+            }),
+        }
+    }
+
+    /// Closes every close-on-exec descriptor (at `execve`).
+    pub fn close_on_exec(&self) {
+        lock(&self.inner).fds.retain(|_, s| !s.cloexec);
+    }
+
+    /// Removes every descriptor (at exit), returning the files.
+    pub fn clear(&self) -> Vec<Arc<OpenFile>> {
+        std::mem::take(&mut lock(&self.inner).fds)
+            .into_values()
+            .map(|s| s.file)
+            .collect()
+    }
+
+    /// All descriptors, in order (for `/proc/<pid>/fd`).
+    pub fn fds(&self) -> Vec<(i32, Arc<OpenFile>)> {
+        lock(&self.inner)
+            .fds
+            .iter()
+            .map(|(&k, s)| (k, s.file.clone()))
+            .collect()
+    }
+
+    /// The descriptor limit.
+    pub fn limit(&self) -> u32 {
+        lock(&self.inner).limit
+    }
+
+    /// Sets the descriptor limit (`RLIMIT_NOFILE`).
+    pub fn set_limit(&self, limit: u32) {
+        lock(&self.inner).limit = limit.clamp(1, i32::MAX as u32);
+    }
+}
+
+/// A task's filesystem context: root, working directory and umask.
+#[derive(Debug)]
+pub struct FsContext {
+    root: Mutex<VfsPath>,
+    cwd: Mutex<VfsPath>,
+    umask: AtomicU32,
+}
+
+impl FsContext {
+    /// A context with the given root and cwd and umask 022.
+    pub fn new(root: VfsPath, cwd: VfsPath) -> FsContext {
+        FsContext {
+            root: Mutex::new(root),
+            cwd: Mutex::new(cwd),
+            umask: AtomicU32::new(0o022),
+        }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> VfsPath {
+        lock(&self.root).clone()
+    }
+
+    /// The working directory.
+    pub fn cwd(&self) -> VfsPath {
+        lock(&self.cwd).clone()
+    }
+
+    /// Changes the working directory (the caller checked it is a searchable directory).
+    pub fn set_cwd(&self, p: VfsPath) {
+        *lock(&self.cwd) = p;
+    }
+
+    /// Changes the root directory (`chroot`).
+    pub fn set_root(&self, p: VfsPath) {
+        *lock(&self.root) = p;
+    }
+
+    /// The umask.
+    pub fn umask(&self) -> u32 {
+        self.umask.load(Ordering::Acquire)
+    }
+
+    /// Sets the umask, returning the old one.
+    pub fn set_umask(&self, m: u32) -> u32 {
+        self.umask.swap(m & 0o777, Ordering::AcqRel)
+    }
+
+    /// A copy (for `fork` without `CLONE_FS`).
+    pub fn fork(&self) -> FsContext {
+        FsContext {
+            root: Mutex::new(self.root()),
+            cwd: Mutex::new(self.cwd()),
+            umask: AtomicU32::new(self.umask()),
+        }
+    }
+
+    /// The working directory's path as seen from the root (`getcwd`).
+    pub fn cwd_path(&self) -> Vec<u8> {
+        self.cwd().path_from(Some(&self.root()))
+    }
+}

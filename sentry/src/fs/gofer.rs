@@ -1,0 +1,295 @@
+//! The Gofer client filesystem: the host tree served over `lisafs-proto`, read-only.
+//!
+//! Each [`GoferInode`] holds a node id of the Gofer (closed when the inode goes away) and
+//! caches its attributes, its directory listing, its symlink target, its looked-up
+//! children (weakly) and the names found missing. The tree is used as the read-only lower
+//! of the overlay, so the caches never go stale from the Sentry's side; changes made on
+//! the host while the sandbox runs may not be seen. File data is read with `pread` on the
+//! host FD the Gofer donates at open (the Sentry never opens host paths itself), falling
+//! back to `PRead` messages when no FD was donated.
+
+use std::any::Any;
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex, Weak};
+
+use linux_abi::Errno;
+use linux_abi::flags::open::*;
+use linux_abi::types::{Stat, Timespec};
+use lisafs_proto::{Client, ClientError, HandleId, NodeId, WalkStatus};
+
+use super::vfs::lock;
+use super::{DirEntry, FileOps, FileType, FsStat, Inode, magic};
+
+/// Directory listing chunk requested per `Getdents64`.
+const DENTS_CHUNK: u32 = 64 * 1024;
+
+fn errno(e: ClientError) -> Errno {
+    Errno::new(e.errno())
+}
+
+/// One connection to a Gofer.
+#[derive(Debug)]
+pub struct GoferFs {
+    client: Client,
+    dev: u64,
+}
+
+/// A node of the served tree.
+#[derive(Debug)]
+pub struct GoferInode {
+    fs: Arc<GoferFs>,
+    node: NodeId,
+    stat: Stat,
+    children: Mutex<HashMap<Vec<u8>, Weak<GoferInode>>>,
+    missing: Mutex<HashSet<Vec<u8>>>,
+    listing: Mutex<Option<Vec<DirEntry>>>,
+    target: Mutex<Option<Vec<u8>>>,
+}
+
+fn to_stat(dev: u64, s: &lisafs_proto::Stat) -> Stat {
+    let ts = |t: lisafs_proto::Timespec| Timespec {
+        tv_sec: t.sec,
+        tv_nsec: i64::from(t.nsec),
+    };
+    Stat {
+        st_dev: dev,
+        st_ino: s.ino,
+        st_nlink: s.nlink,
+        st_mode: s.mode,
+        st_uid: s.uid,
+        st_gid: s.gid,
+        st_rdev: s.rdev,
+        st_size: s.size as i64,
+        st_blksize: i64::from(s.blksize.max(512)),
+        st_blocks: s.blocks as i64,
+        st_atime: ts(s.atime),
+        st_mtime: ts(s.mtime),
+        st_ctime: ts(s.ctime),
+        ..Stat::default()
+    }
+}
+
+/// Connects to the Gofer on `sock`, mounts its root and returns the root inode.
+pub fn new_gofer_root(sock: OwnedFd) -> Result<Arc<GoferInode>, Errno> {
+    let client = Client::new(sock).map_err(errno)?;
+    let m = client.mount(b"").map_err(errno)?;
+    let fs = Arc::new(GoferFs {
+        client,
+        dev: super::new_dev(),
+    });
+    Ok(GoferInode::new(&fs, m.root.id, &m.root.stat))
+}
+
+impl GoferInode {
+    fn new(fs: &Arc<GoferFs>, node: NodeId, st: &lisafs_proto::Stat) -> Arc<GoferInode> {
+        Arc::new(GoferInode {
+            fs: fs.clone(),
+            node,
+            stat: to_stat(fs.dev, st),
+            children: Mutex::new(HashMap::new()),
+            missing: Mutex::new(HashSet::new()),
+            listing: Mutex::new(None),
+            target: Mutex::new(None),
+        })
+    }
+
+    fn is_dir(&self) -> bool {
+        FileType::from_mode(self.stat.st_mode) == FileType::Directory
+    }
+}
+
+impl Drop for GoferInode {
+    fn drop(&mut self) {
+        if let Err(e) = self.fs.client.close(&[self.node], &[]) {
+            tracing::debug!("gofer: closing node {:?}: {e}", self.node);
+        }
+    }
+}
+
+impl Inode for GoferInode {
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(self.stat)
+    }
+
+    fn lookup(&self, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+        if !self.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        if let Some(c) = lock(&self.children).get(name).and_then(Weak::upgrade) {
+            return Ok(c);
+        }
+        if lock(&self.missing).contains(name) {
+            return Err(Errno::ENOENT);
+        }
+        let r = self.fs.client.walk(self.node, &[name]).map_err(errno)?;
+        let Some(n) = r.nodes.first() else {
+            if r.status == WalkStatus::NotFound {
+                lock(&self.missing).insert(name.to_vec());
+            }
+            return Err(Errno::ENOENT);
+        };
+        // Close any extra nodes a misbehaving server returned.
+        if r.nodes.len() > 1 {
+            let extra: Vec<NodeId> = r.nodes[1..].iter().map(|n| n.id).collect();
+            let _ = self.fs.client.close(&extra, &[]);
+        }
+        let child = GoferInode::new(&self.fs, n.id, &n.stat);
+        let mut c = lock(&self.children);
+        c.retain(|_, w| w.strong_count() > 0);
+        c.insert(name.to_vec(), Arc::downgrade(&child));
+        Ok(child)
+    }
+
+    fn readdir(&self) -> Result<Vec<DirEntry>, Errno> {
+        if !self.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        if let Some(l) = lock(&self.listing).as_ref() {
+            return Ok(l.clone());
+        }
+        let opened = self
+            .fs
+            .client
+            .open_at(self.node, O_RDONLY | O_DIRECTORY)
+            .map_err(errno)?;
+        let mut out = Vec::new();
+        let mut off = 0u64;
+        let res = loop {
+            match self.fs.client.getdents64(opened.handle, off, DENTS_CHUNK) {
+                Ok(ents) if ents.is_empty() => break Ok(()),
+                Ok(ents) => {
+                    let last = ents.last().map(|e| e.off).unwrap_or(off);
+                    for e in ents {
+                        if e.name == b"."
+                            || e.name == b".."
+                            || e.name.is_empty()
+                            || e.name.contains(&b'/')
+                        {
+                            continue;
+                        }
+                        let kind = match e.kind {
+                            1 => FileType::Fifo,
+                            2 => FileType::CharDevice,
+                            4 => FileType::Directory,
+                            6 => FileType::BlockDevice,
+                            10 => FileType::Symlink,
+                            12 => FileType::Socket,
+                            _ => FileType::Regular,
+                        };
+                        out.push(DirEntry {
+                            name: e.name,
+                            ino: e.ino,
+                            kind,
+                        });
+                    }
+                    if last == off {
+                        break Ok(());
+                    }
+                    off = last;
+                }
+                Err(e) => break Err(errno(e)),
+            }
+        };
+        let _ = self.fs.client.close(&[], &[opened.handle]);
+        res?;
+        *lock(&self.listing) = Some(out.clone());
+        Ok(out)
+    }
+
+    fn readlink(&self) -> Result<Vec<u8>, Errno> {
+        if FileType::from_mode(self.stat.st_mode) != FileType::Symlink {
+            return Err(Errno::EINVAL);
+        }
+        if let Some(t) = lock(&self.target).as_ref() {
+            return Ok(t.clone());
+        }
+        let t = self.fs.client.read_link_at(self.node).map_err(errno)?;
+        *lock(&self.target) = Some(t.clone());
+        Ok(t)
+    }
+
+    fn open(&self, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        let acc = flags & O_ACCMODE;
+        if acc != O_RDONLY || flags & O_TRUNC != 0 {
+            return Err(Errno::EROFS);
+        }
+        match FileType::from_mode(self.stat.st_mode) {
+            FileType::Regular => {}
+            FileType::Directory => return Ok(Arc::new(super::NoIo)),
+            // Devices, FIFOs and sockets of the host are not reachable from the sandbox.
+            _ => return Err(Errno::ENXIO),
+        }
+        let opened = self.fs.client.open_at(self.node, O_RDONLY).map_err(errno)?;
+        Ok(Arc::new(GoferFile {
+            fs: self.fs.clone(),
+            handle: opened.handle,
+            file: opened.fd.map(File::from),
+        }))
+    }
+
+    fn statfs(&self) -> Result<FsStat, Errno> {
+        let s = self.fs.client.fstatfs(self.node).map_err(errno)?;
+        Ok(FsStat {
+            magic: magic::V9FS,
+            bsize: s.block_size,
+            blocks: s.blocks,
+            bfree: s.blocks_free,
+            bavail: s.blocks_available,
+            files: s.files,
+            ffree: s.files_free,
+            namelen: s.name_length,
+        })
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// An open Gofer file.
+#[derive(Debug)]
+pub struct GoferFile {
+    fs: Arc<GoferFs>,
+    handle: HandleId,
+    file: Option<File>,
+}
+
+impl Drop for GoferFile {
+    fn drop(&mut self) {
+        let _ = self.fs.client.close(&[], &[self.handle]);
+    }
+}
+
+impl FileOps for GoferFile {
+    fn read_at(&self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+        if let Some(f) = &self.file {
+            loop {
+                match f.read_at(buf, off) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        let count = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        let data = self
+            .fs
+            .client
+            .pread(self.handle, off, count)
+            .map_err(errno)?;
+        let n = data.len().min(buf.len());
+        buf[..n].copy_from_slice(&data[..n]);
+        Ok(n)
+    }
+
+    fn write_at(&self, _buf: &[u8], _off: u64) -> Result<usize, Errno> {
+        Err(Errno::EROFS)
+    }
+
+    fn host_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.file.as_ref().map(AsRawFd::as_raw_fd)
+    }
+}

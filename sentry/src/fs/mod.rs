@@ -1,0 +1,551 @@
+//! The virtual filesystem of the Sentry and its filesystems.
+//!
+//! This module owns everything between a path or a file descriptor and the bytes of a file:
+//!
+//! - [`Inode`] and [`FileOps`]: the two traits a filesystem implements, one for the object
+//!   on "disk" (lookup, create, stat, ...) and one for an open file description's I/O;
+//! - [`vfs`]: dentries (names, parent links, child cache), mounts and the mount tree, the
+//!   path walk ([`Vfs::resolve`]) and the namespace operations (mkdir, unlink, rename...);
+//! - [`file`]: [`OpenFile`] (a file description), [`FdTable`] and [`FsContext`];
+//! - the filesystems: [`tmpfs`], [`overlay`], [`gofer`] (the read-only lower served by the
+//!   Gofer), [`devfs`] (with [`host_fd_file`] for the stdio host FDs), [`proc`] and
+//!   [`sysfs`] (built on [`synth`]), and [`pipe`].
+//!
+//! Permission checks use [`FsCred`] (the filesystem view of a task's credentials).
+
+pub mod devfs;
+pub mod file;
+pub mod gofer;
+pub mod overlay;
+pub mod pipe;
+pub mod proc;
+pub mod synth;
+pub mod sysfs;
+pub mod tmpfs;
+pub mod vfs;
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use linux_abi::Errno;
+use linux_abi::flags::mode::*;
+use linux_abi::types::{Stat, Timespec};
+
+pub use devfs::host_fd_file;
+pub use file::{FdTable, FsContext, OpenFile};
+pub use proc::ProcSource;
+pub use vfs::{Dentry, Mount, Vfs, VfsPath};
+
+/// Longest path the walk accepts (`PATH_MAX`, including the NUL).
+pub const PATH_MAX: usize = 4096;
+/// Longest file name component (`NAME_MAX`).
+pub const NAME_MAX: usize = 255;
+/// Most symlinks followed in one walk (`MAXSYMLINKS`).
+pub const MAX_SYMLINKS: u32 = 40;
+
+/// Access check bits (`R_OK`, `W_OK`, `X_OK`).
+pub mod access {
+    /// Read permission.
+    pub const R_OK: u32 = 4;
+    /// Write permission.
+    pub const W_OK: u32 = 2;
+    /// Execute or search permission.
+    pub const X_OK: u32 = 1;
+}
+
+/// The credentials used for filesystem permission checks (fsuid, fsgid, groups).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FsCred {
+    /// Filesystem user id (the effective uid).
+    pub uid: u32,
+    /// Filesystem group id (the effective gid).
+    pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+}
+
+impl FsCred {
+    /// The root credentials.
+    pub fn root() -> FsCred {
+        FsCred::default()
+    }
+
+    /// Whether the credentials are root's (which bypasses permission bits as on Linux).
+    pub fn is_root(&self) -> bool {
+        self.uid == 0
+    }
+
+    /// Whether the caller is in group `gid`.
+    pub fn in_group(&self, gid: u32) -> bool {
+        self.gid == gid || self.groups.contains(&gid)
+    }
+
+    /// Checks `mask` (`R_OK|W_OK|X_OK`) against a file's mode and owner as Linux's
+    /// `generic_permission` does (root passes everything but execute of a file without
+    /// any execute bit).
+    pub fn check(&self, st: &Stat, mask: u32) -> Result<(), Errno> {
+        let mode = st.st_mode;
+        if self.is_root() {
+            if mask & access::X_OK != 0 && mode & S_IFMT != S_IFDIR && mode & 0o111 == 0 {
+                return Err(Errno::EACCES);
+            }
+            return Ok(());
+        }
+        let bits = if self.uid == st.st_uid {
+            (mode >> 6) & 7
+        } else if self.in_group(st.st_gid) {
+            (mode >> 3) & 7
+        } else {
+            mode & 7
+        };
+        if bits & mask == mask {
+            Ok(())
+        } else {
+            Err(Errno::EACCES)
+        }
+    }
+
+    /// Whether the caller owns the file (or is root), as needed by chmod and utimes.
+    pub fn owns(&self, st: &Stat) -> bool {
+        self.is_root() || self.uid == st.st_uid
+    }
+}
+
+/// The type of a file, from the `S_IFMT` bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileType {
+    /// Regular file.
+    Regular,
+    /// Directory.
+    Directory,
+    /// Symbolic link.
+    Symlink,
+    /// Character device.
+    CharDevice,
+    /// Block device.
+    BlockDevice,
+    /// Named pipe.
+    Fifo,
+    /// Socket.
+    Socket,
+}
+
+impl FileType {
+    /// The type of a `st_mode`.
+    pub fn from_mode(mode: u32) -> FileType {
+        match mode & S_IFMT {
+            S_IFDIR => FileType::Directory,
+            S_IFLNK => FileType::Symlink,
+            S_IFCHR => FileType::CharDevice,
+            S_IFBLK => FileType::BlockDevice,
+            S_IFIFO => FileType::Fifo,
+            S_IFSOCK => FileType::Socket,
+            _ => FileType::Regular,
+        }
+    }
+
+    /// The `S_IFMT` bits.
+    pub fn mode_bits(self) -> u32 {
+        match self {
+            FileType::Regular => S_IFREG,
+            FileType::Directory => S_IFDIR,
+            FileType::Symlink => S_IFLNK,
+            FileType::CharDevice => S_IFCHR,
+            FileType::BlockDevice => S_IFBLK,
+            FileType::Fifo => S_IFIFO,
+            FileType::Socket => S_IFSOCK,
+        }
+    }
+
+    /// The `d_type` of a directory entry.
+    pub fn dirent_type(self) -> u8 {
+        match self {
+            FileType::Fifo => 1,
+            FileType::CharDevice => 2,
+            FileType::Directory => 4,
+            FileType::BlockDevice => 6,
+            FileType::Regular => 8,
+            FileType::Symlink => 10,
+            FileType::Socket => 12,
+        }
+    }
+}
+
+/// One directory entry as listed by [`Inode::readdir`] (without `.` and `..`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The name.
+    pub name: Vec<u8>,
+    /// Inode number.
+    pub ino: u64,
+    /// File type.
+    pub kind: FileType,
+}
+
+/// What [`Inode::create`] makes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NewNode {
+    /// A regular file with these permission bits.
+    File {
+        /// Permission bits (umask applied).
+        mode: u32,
+    },
+    /// A directory.
+    Dir {
+        /// Permission bits (umask applied).
+        mode: u32,
+    },
+    /// A symbolic link to `target`.
+    Symlink {
+        /// The link text.
+        target: Vec<u8>,
+    },
+    /// A device node, FIFO or socket (type bits included in `mode`).
+    Node {
+        /// Type and permission bits.
+        mode: u32,
+        /// Device number.
+        rdev: u64,
+    },
+}
+
+/// Attribute changes for [`Inode::setattr`]; `None` leaves a field alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SetAttr {
+    /// New permission bits (the low 12 bits).
+    pub mode: Option<u32>,
+    /// New owner.
+    pub uid: Option<u32>,
+    /// New group.
+    pub gid: Option<u32>,
+    /// New size.
+    pub size: Option<u64>,
+    /// New access time.
+    pub atime: Option<Timespec>,
+    /// New modification time.
+    pub mtime: Option<Timespec>,
+}
+
+/// `struct statfs` fields a filesystem reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FsStat {
+    /// Filesystem magic (`TMPFS_MAGIC`, `PROC_SUPER_MAGIC`...).
+    pub magic: u64,
+    /// Block size.
+    pub bsize: u64,
+    /// Total blocks.
+    pub blocks: u64,
+    /// Free blocks.
+    pub bfree: u64,
+    /// Blocks available to unprivileged users.
+    pub bavail: u64,
+    /// Total inodes.
+    pub files: u64,
+    /// Free inodes.
+    pub ffree: u64,
+    /// Longest name.
+    pub namelen: u64,
+}
+
+/// Filesystem magic numbers.
+pub mod magic {
+    /// tmpfs.
+    pub const TMPFS: u64 = 0x0102_1994;
+    /// procfs.
+    pub const PROC: u64 = 0x9fa0;
+    /// sysfs.
+    pub const SYSFS: u64 = 0x6265_6572;
+    /// overlayfs.
+    pub const OVERLAY: u64 = 0x794c_7630;
+    /// Gofer-backed (reported like 9p, as gVisor does).
+    pub const V9FS: u64 = 0x0102_1997;
+    /// devpts and anonymous files.
+    pub const ANON: u64 = 0x0904_1934;
+    /// pipefs.
+    pub const PIPEFS: u64 = 0x5049_5045;
+}
+
+impl FsStat {
+    /// A plausible, empty-ish in-memory filesystem.
+    pub fn memory(magic: u64) -> FsStat {
+        FsStat {
+            magic,
+            bsize: 4096,
+            blocks: 1 << 20,
+            bfree: 1 << 20,
+            bavail: 1 << 20,
+            files: 1 << 20,
+            ffree: 1 << 20,
+            namelen: NAME_MAX as u64,
+        }
+    }
+}
+
+/// Memory accessor handed to [`FileOps::ioctl`], implemented by the syscall layer over the
+/// task's memory manager (every bad address gives `EFAULT`).
+pub trait UserMem {
+    /// Copies application memory at `addr` into `buf`.
+    fn copy_in(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno>;
+    /// Copies `buf` to application memory at `addr`.
+    fn copy_out(&self, addr: u64, buf: &[u8]) -> Result<(), Errno>;
+}
+
+/// A file on some filesystem (the object a dentry names).
+///
+/// Directory methods default to `ENOTDIR`; mutations default to `EROFS` (override them for a
+/// writable filesystem). Names passed in are single components, never `.`, `..` or empty,
+/// and never contain `/`.
+pub trait Inode: Send + Sync + fmt::Debug + Any {
+    /// The attributes.
+    fn stat(&self) -> Result<Stat, Errno>;
+
+    /// Finds `name` in this directory.
+    fn lookup(&self, _name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+        Err(Errno::ENOTDIR)
+    }
+
+    /// Lists this directory (without `.` and `..`).
+    fn readdir(&self) -> Result<Vec<DirEntry>, Errno> {
+        Err(Errno::ENOTDIR)
+    }
+
+    /// Creates `name` in this directory; `EEXIST` if it exists.
+    fn create(
+        &self,
+        _name: &[u8],
+        _node: NewNode,
+        _cred: &FsCred,
+    ) -> Result<Arc<dyn Inode>, Errno> {
+        Err(self.not_writable())
+    }
+
+    /// Makes `name` in this directory a new hard link to `target`.
+    fn link(&self, _name: &[u8], _target: &Arc<dyn Inode>) -> Result<(), Errno> {
+        Err(self.not_writable())
+    }
+
+    /// Removes `name` (a directory, which must be empty, when `dir`; else a non-directory).
+    fn unlink(&self, _name: &[u8], _dir: bool) -> Result<(), Errno> {
+        Err(self.not_writable())
+    }
+
+    /// Moves `old` in this directory to `new` in `new_dir` (same filesystem), replacing a
+    /// compatible target; `flags` are `RENAME_NOREPLACE`/`RENAME_EXCHANGE`.
+    fn rename(
+        &self,
+        _old: &[u8],
+        _new_dir: &Arc<dyn Inode>,
+        _new: &[u8],
+        _flags: u32,
+    ) -> Result<(), Errno> {
+        Err(self.not_writable())
+    }
+
+    /// The target of a symbolic link.
+    fn readlink(&self) -> Result<Vec<u8>, Errno> {
+        Err(Errno::EINVAL)
+    }
+
+    /// For "magic" links (`/proc/<pid>/fd/N`, `exe`, `cwd`): the object they point at,
+    /// which the walk uses instead of the link text.
+    fn magic_link(&self) -> Option<Result<VfsPath, Errno>> {
+        None
+    }
+
+    /// Changes attributes.
+    fn setattr(&self, _attr: &SetAttr) -> Result<(), Errno> {
+        Err(self.not_writable())
+    }
+
+    /// Opens the file for I/O with the given `open(2)` flags.
+    fn open(&self, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        Ok(Arc::new(NoIo))
+    }
+
+    /// Filesystem statistics.
+    fn statfs(&self) -> Result<FsStat, Errno> {
+        Ok(FsStat::memory(magic::TMPFS))
+    }
+
+    /// Whether dentries of this directory's children may be cached by the VFS (false for
+    /// filesystems whose contents change on their own, like procfs).
+    fn cacheable(&self) -> bool {
+        true
+    }
+
+    /// The error a mutation gets on this read-only object.
+    fn not_writable(&self) -> Errno {
+        Errno::EROFS
+    }
+
+    /// Downcasting support.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// The I/O half of an open file, made by [`Inode::open`].
+///
+/// Offsets are managed by [`OpenFile`]; a `stream` file ignores them.
+pub trait FileOps: Send + Sync + fmt::Debug {
+    /// Reads at `off`.
+    fn read_at(&self, _buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
+        Err(Errno::EINVAL)
+    }
+
+    /// Writes at `off`.
+    fn write_at(&self, _buf: &[u8], _off: u64) -> Result<usize, Errno> {
+        Err(Errno::EINVAL)
+    }
+
+    /// Whether the file is a stream (pipe, tty...): no offsets, `ESPIPE` on seek.
+    fn stream(&self) -> bool {
+        false
+    }
+
+    /// Device-specific control.
+    fn ioctl(&self, _cmd: u32, _arg: u64, _mem: &dyn UserMem) -> Result<u64, Errno> {
+        Err(Errno::ENOTTY)
+    }
+
+    /// Bytes ready to read (`FIONREAD`), when the file knows.
+    fn readable(&self) -> Option<u64> {
+        None
+    }
+
+    /// Flushes to stable storage.
+    fn fsync(&self) -> Result<(), Errno> {
+        Ok(())
+    }
+
+    /// Sets the status flags `O_NONBLOCK`/`O_APPEND` (host-backed files forward them).
+    fn set_status_flags(&self, _flags: u32) -> Result<(), Errno> {
+        Ok(())
+    }
+
+    /// For memory-backed files: the memory-file offset of the page holding file offset
+    /// `off` (allocating it, and growing nothing), so `mm` can map it `MAP_SHARED`.
+    fn page_offset(&self, _off: u64) -> Option<Result<u64, Errno>> {
+        None
+    }
+
+    /// The host file descriptor behind this file, if any (for `mm` to read pages).
+    fn host_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+}
+
+/// File operations of a file with no data (directories, `O_PATH` files).
+#[derive(Debug)]
+pub struct NoIo;
+
+impl FileOps for NoIo {
+    fn read_at(&self, _buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
+        Err(Errno::EISDIR)
+    }
+    fn write_at(&self, _buf: &[u8], _off: u64) -> Result<usize, Errno> {
+        Err(Errno::EISDIR)
+    }
+}
+
+/// A source of unique device numbers for filesystem instances.
+pub fn new_dev() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0x20);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A source of unique inode numbers for in-memory filesystems.
+pub fn new_ino() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1 << 32);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The current wall-clock time as a `Timespec`.
+pub fn now() -> Timespec {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timespec {
+        tv_sec: d.as_secs() as i64,
+        tv_nsec: i64::from(d.subsec_nanos()),
+    }
+}
+
+/// Builds a `Stat` with the common fields filled.
+pub fn make_stat(dev: u64, ino: u64, mode: u32, nlink: u64, uid: u32, gid: u32, size: u64) -> Stat {
+    let t = now();
+    Stat {
+        st_dev: dev,
+        st_ino: ino,
+        st_nlink: nlink,
+        st_mode: mode,
+        st_uid: uid,
+        st_gid: gid,
+        st_size: size as i64,
+        st_blksize: 4096,
+        st_blocks: size.div_ceil(512) as i64,
+        st_atime: t,
+        st_mtime: t,
+        st_ctime: t,
+        ..Stat::default()
+    }
+}
+
+/// Checks one path component: `ENAMETOOLONG` past `NAME_MAX`.
+pub fn check_name(name: &[u8]) -> Result<(), Errno> {
+    if name.len() > NAME_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    Ok(())
+}
+
+/// Whether an inode is a directory.
+pub fn is_dir(inode: &dyn Inode) -> bool {
+    inode
+        .stat()
+        .map(|s| s.st_mode & S_IFMT == S_IFDIR)
+        .unwrap_or(false)
+}
+
+/// The file type of an inode.
+pub fn file_type(inode: &dyn Inode) -> Result<FileType, Errno> {
+    Ok(FileType::from_mode(inode.stat()?.st_mode))
+}
+
+/// Whether two inode handles are the same object.
+pub fn same_inode(a: &Arc<dyn Inode>, b: &Arc<dyn Inode>) -> bool {
+    std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_bits_owner_group_other_and_root() {
+        let st = make_stat(1, 1, S_IFREG | 0o640, 1, 1000, 100, 0);
+        let owner = FsCred {
+            uid: 1000,
+            gid: 5,
+            groups: vec![],
+        };
+        let group = FsCred {
+            uid: 2000,
+            gid: 100,
+            groups: vec![],
+        };
+        let other = FsCred {
+            uid: 3000,
+            gid: 5,
+            groups: vec![7],
+        };
+        assert!(owner.check(&st, access::R_OK | access::W_OK).is_ok());
+        assert!(group.check(&st, access::R_OK).is_ok());
+        assert_eq!(group.check(&st, access::W_OK), Err(Errno::EACCES));
+        assert_eq!(other.check(&st, access::R_OK), Err(Errno::EACCES));
+        assert!(FsCred::root().check(&st, access::W_OK).is_ok());
+        assert_eq!(FsCred::root().check(&st, access::X_OK), Err(Errno::EACCES));
+        let dir = make_stat(1, 1, S_IFDIR | 0o700, 2, 1000, 100, 0);
+        assert!(FsCred::root().check(&dir, access::X_OK).is_ok());
+    }
+}

@@ -1,0 +1,293 @@
+//! Pipes: anonymous (`pipe2`) and named (FIFOs on tmpfs).
+//!
+//! A [`Pipe`] is a bounded byte buffer with reader and writer counts. Reads block while it
+//! is empty and a writer exists (end of file once every writer is gone); writes block while
+//! it is full and fail with `EPIPE` once every reader is gone (the syscall layer sends
+//! `SIGPIPE`). `O_NONBLOCK` gives `EAGAIN` instead of blocking.
+
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+
+use linux_abi::Errno;
+use linux_abi::flags::mode::*;
+use linux_abi::flags::open::*;
+use linux_abi::types::Stat;
+
+use super::file::OpenFile;
+use super::vfs::{VfsPath, lock};
+use super::{FileOps, FsStat, Inode, UserMem, magic, make_stat, new_ino};
+
+/// Default pipe capacity (`F_GETPIPE_SZ`).
+pub const PIPE_SIZE: usize = 65536;
+/// Writes of at most this many bytes are atomic.
+pub const PIPE_BUF: usize = 4096;
+
+#[derive(Debug, Default)]
+struct State {
+    buf: VecDeque<u8>,
+    readers: usize,
+    writers: usize,
+    /// Whether any writer ever existed (a FIFO opened only for reading sees no EOF yet).
+    had_writer: bool,
+}
+
+/// A pipe buffer shared by its ends.
+#[derive(Debug)]
+pub struct Pipe {
+    state: Mutex<State>,
+    cond: Condvar,
+}
+
+impl Pipe {
+    fn new() -> Arc<Pipe> {
+        Arc::new(Pipe {
+            state: Mutex::new(State::default()),
+            cond: Condvar::new(),
+        })
+    }
+
+    /// Bytes waiting to be read.
+    pub fn len(&self) -> usize {
+        lock(&self.state).buf.len()
+    }
+
+    /// Whether no bytes are waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn end(self: &Arc<Pipe>, read: bool, write: bool, nonblock: bool) -> Arc<PipeEnd> {
+        let mut s = lock(&self.state);
+        if read {
+            s.readers += 1;
+        }
+        if write {
+            s.writers += 1;
+            s.had_writer = true;
+        }
+        drop(s);
+        self.cond.notify_all();
+        Arc::new(PipeEnd {
+            pipe: self.clone(),
+            read,
+            write,
+            nonblock: AtomicBool::new(nonblock),
+        })
+    }
+}
+
+/// One open end of a pipe.
+#[derive(Debug)]
+pub struct PipeEnd {
+    pipe: Arc<Pipe>,
+    read: bool,
+    write: bool,
+    nonblock: AtomicBool,
+}
+
+impl Drop for PipeEnd {
+    fn drop(&mut self) {
+        let mut s = lock(&self.pipe.state);
+        if self.read {
+            s.readers -= 1;
+        }
+        if self.write {
+            s.writers -= 1;
+        }
+        drop(s);
+        self.pipe.cond.notify_all();
+    }
+}
+
+impl FileOps for PipeEnd {
+    fn read_at(&self, buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut s = lock(&self.pipe.state);
+        loop {
+            if !s.buf.is_empty() {
+                let n = buf.len().min(s.buf.len());
+                for (d, b) in buf.iter_mut().zip(s.buf.drain(..n)) {
+                    *d = b;
+                }
+                drop(s);
+                self.pipe.cond.notify_all();
+                return Ok(n);
+            }
+            if s.writers == 0 && s.had_writer {
+                return Ok(0);
+            }
+            if self.nonblock.load(Ordering::Relaxed) {
+                return Err(Errno::EAGAIN);
+            }
+            s = self.pipe.cond.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn write_at(&self, buf: &[u8], _off: u64) -> Result<usize, Errno> {
+        let mut s = lock(&self.pipe.state);
+        let mut done = 0;
+        loop {
+            if s.readers == 0 {
+                return if done > 0 {
+                    Ok(done)
+                } else {
+                    Err(Errno::EPIPE)
+                };
+            }
+            let room = PIPE_SIZE - s.buf.len();
+            let left = buf.len() - done;
+            // Small writes go in whole or wait.
+            if room > 0 && (left > PIPE_BUF || room >= left) {
+                let n = room.min(left);
+                s.buf.extend(&buf[done..done + n]);
+                done += n;
+                self.pipe.cond.notify_all();
+                if done == buf.len() {
+                    return Ok(done);
+                }
+            }
+            if self.nonblock.load(Ordering::Relaxed) {
+                return if done > 0 {
+                    Ok(done)
+                } else {
+                    Err(Errno::EAGAIN)
+                };
+            }
+            s = self.pipe.cond.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn stream(&self) -> bool {
+        true
+    }
+
+    fn readable(&self) -> Option<u64> {
+        Some(self.pipe.len() as u64)
+    }
+
+    fn set_status_flags(&self, flags: u32) -> Result<(), Errno> {
+        self.nonblock
+            .store(flags & O_NONBLOCK != 0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn ioctl(&self, cmd: u32, arg: u64, mem: &dyn UserMem) -> Result<u64, Errno> {
+        const FIONREAD: u32 = 0x541B;
+        if cmd == FIONREAD {
+            let n = self.pipe.len() as i32;
+            mem.copy_out(arg, &n.to_ne_bytes())?;
+            return Ok(0);
+        }
+        Err(Errno::ENOTTY)
+    }
+}
+
+/// The inode of an anonymous pipe (what `fstat` and `/proc/<pid>/fd` see).
+#[derive(Debug)]
+pub struct PipeInode {
+    ino: u64,
+}
+
+impl Inode for PipeInode {
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(make_stat(
+            pipefs_dev(),
+            self.ino,
+            S_IFIFO | 0o600,
+            1,
+            0,
+            0,
+            0,
+        ))
+    }
+
+    fn statfs(&self) -> Result<FsStat, Errno> {
+        Ok(FsStat::memory(magic::PIPEFS))
+    }
+
+    fn open(&self, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        // Re-opening through /proc/<pid>/fd: like a FIFO with this pipe's buffer.
+        Ok(named_pipe(self.ino, flags))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+fn pipefs_dev() -> u64 {
+    static DEV: OnceLock<u64> = OnceLock::new();
+    *DEV.get_or_init(super::new_dev)
+}
+
+fn registry() -> &'static Mutex<HashMap<u64, Weak<Pipe>>> {
+    static R: OnceLock<Mutex<HashMap<u64, Weak<Pipe>>>> = OnceLock::new();
+    R.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn pipe_for(ino: u64) -> Arc<Pipe> {
+    let mut r = lock(registry());
+    r.retain(|_, w| w.strong_count() > 0);
+    if let Some(p) = r.get(&ino).and_then(Weak::upgrade) {
+        return p;
+    }
+    let p = Pipe::new();
+    r.insert(ino, Arc::downgrade(&p));
+    p
+}
+
+/// Opens the pipe of a FIFO (or pipe inode) `ino` with `open(2)` flags: every opener of
+/// the same inode shares one buffer.
+pub fn named_pipe(ino: u64, flags: u32) -> Arc<dyn FileOps> {
+    let p = pipe_for(ino);
+    let acc = flags & O_ACCMODE;
+    p.end(acc != O_WRONLY, acc != O_RDONLY, flags & O_NONBLOCK != 0)
+}
+
+/// Makes an anonymous pipe: returns the read end and the write end (`pipe2` flags
+/// `O_NONBLOCK` honoured; `O_CLOEXEC` is the fd table's business).
+pub fn new_pipe(flags: u32) -> (Arc<OpenFile>, Arc<OpenFile>) {
+    let ino = new_ino();
+    let p = pipe_for(ino);
+    let nb = flags & O_NONBLOCK;
+    let inode: Arc<dyn Inode> = Arc::new(PipeInode { ino });
+    let name = format!("pipe:[{ino}]");
+    let path = VfsPath::anonymous(inode, name.as_bytes());
+    let r = OpenFile::new(path.clone(), O_RDONLY | nb, p.end(true, false, nb != 0));
+    let w = OpenFile::new(path, O_WRONLY | nb, p.end(false, true, nb != 0));
+    (r, w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipe_transfers_and_signals_eof_and_epipe() {
+        let (r, w) = new_pipe(0);
+        assert_eq!(w.write(b"abc").unwrap(), 3);
+        let mut buf = [0u8; 8];
+        assert_eq!(r.read(&mut buf).unwrap(), 3);
+        assert_eq!(&buf[..3], b"abc");
+        let t = std::thread::spawn(move || {
+            w.write(b"late").unwrap();
+        });
+        assert_eq!(
+            r.read(&mut buf).unwrap(),
+            4,
+            "blocking read waits for the writer"
+        );
+        t.join().unwrap();
+        assert_eq!(r.read(&mut buf).unwrap(), 0, "EOF after the writer is gone");
+        let (r2, w2) = new_pipe(O_NONBLOCK);
+        assert_eq!(r2.read(&mut buf), Err(Errno::EAGAIN));
+        drop(r2);
+        assert_eq!(w2.write(b"x"), Err(Errno::EPIPE));
+        assert_eq!(w2.seek(0, 0), Err(Errno::ESPIPE));
+        assert!(String::from_utf8_lossy(&w2.path()).starts_with("pipe:["));
+    }
+}

@@ -1,0 +1,739 @@
+//! procfs: `/proc` built from kernel data through the [`ProcSource`] trait.
+//!
+//! The kernel implements [`ProcSource`] (process list, per-process snapshots, fd tables,
+//! fs contexts, memory maps) so this module does not depend on kernel internals. `self`
+//! and `thread-self` resolve through the calling thread's ids, which the syscall layer
+//! records with [`set_current`] before walking paths.
+//!
+//! Contents: `self`, `thread-self`, `<pid>/{stat,statm,status,cmdline,comm,environ,exe,cwd,
+//! root,fd/,fdinfo/,maps,mounts,mountinfo,task/}`, `meminfo`, `cpuinfo` (the host's, with
+//! only the fields programs use), `uptime`, `loadavg`, `stat`, `version`, `filesystems`,
+//! `mounts`, `sys/kernel/{hostname,osrelease,ostype,pid_max,random/boot_id}`,
+//! `sys/vm/overcommit_memory`, `sys/fs/pipe-max-size`.
+
+use std::cell::Cell;
+use std::fmt::Write as _;
+use std::sync::{Arc, RwLock, Weak};
+
+use linux_abi::Errno;
+
+use super::file::{FdTable, FsContext};
+use super::synth::{Attrs, Finder, Generator, Lister, MagicFn, SynthDir, SynthFile, SynthLink};
+use super::vfs::{Vfs, VfsPath};
+use super::{Inode, magic};
+
+/// The release string `uname` and `/proc/sys/kernel/osrelease` report.
+pub const OS_RELEASE: &str = "5.15.0-rsentry";
+/// The `/proc/version` text.
+pub const OS_VERSION: &str = "#1 SMP rsentry";
+
+/// A snapshot of one process for `/proc/<pid>/{stat,status}`.
+#[derive(Clone, Debug, Default)]
+pub struct ProcInfo {
+    /// Thread group id.
+    pub pid: i32,
+    /// Parent's thread group id.
+    pub ppid: i32,
+    /// Process group id.
+    pub pgid: i32,
+    /// Session id.
+    pub sid: i32,
+    /// Thread ids.
+    pub tids: Vec<i32>,
+    /// `comm` (at most 15 bytes).
+    pub comm: Vec<u8>,
+    /// State letter (`R`, `S`, `Z`...).
+    pub state: char,
+    /// Real, effective, saved, filesystem uid.
+    pub uids: [u32; 4],
+    /// Real, effective, saved, filesystem gid.
+    pub gids: [u32; 4],
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+    /// The argument block (NUL-separated).
+    pub cmdline: Vec<u8>,
+    /// The environment block (NUL-separated).
+    pub environ: Vec<u8>,
+    /// Virtual memory size in bytes.
+    pub vm_size: u64,
+    /// Resident size in bytes.
+    pub vm_rss: u64,
+    /// Start time in clock ticks after boot.
+    pub start_ticks: u64,
+    /// User and system time in clock ticks.
+    pub utime_ticks: u64,
+    /// System time in clock ticks.
+    pub stime_ticks: u64,
+}
+
+/// What procfs needs from the kernel.
+pub trait ProcSource: Send + Sync {
+    /// Thread group ids of live processes.
+    fn pids(&self) -> Vec<i32>;
+    /// A snapshot of process `pid` (`None` if gone).
+    fn process(&self, pid: i32) -> Option<ProcInfo>;
+    /// The `/proc/<pid>/maps` text.
+    fn maps(&self, pid: i32) -> Option<Vec<u8>>;
+    /// The descriptor table of `pid`.
+    fn fd_table(&self, pid: i32) -> Option<Arc<FdTable>>;
+    /// The fs context (root, cwd) of `pid`.
+    fn fs_context(&self, pid: i32) -> Option<Arc<FsContext>>;
+    /// The executable of `pid`.
+    fn exe(&self, pid: i32) -> Option<VfsPath>;
+    /// The host name.
+    fn hostname(&self) -> String;
+    /// Seconds since the sandbox booted.
+    fn uptime(&self) -> f64;
+}
+
+thread_local! {
+    static CURRENT: Cell<(i32, i32)> = const { Cell::new((0, 0)) };
+}
+
+/// Records the calling thread's (tgid, tid) for `/proc/self` and `/proc/thread-self`.
+pub fn set_current(tgid: i32, tid: i32) {
+    CURRENT.with(|c| c.set((tgid, tid)));
+}
+
+/// The (tgid, tid) recorded by [`set_current`] on this thread.
+pub fn current() -> (i32, i32) {
+    CURRENT.with(Cell::get)
+}
+
+/// Shared state of one procfs instance.
+pub struct ProcFs {
+    attrs: Attrs,
+    source: RwLock<Option<Weak<dyn ProcSource>>>,
+    vfs: RwLock<Weak<Vfs>>,
+}
+
+impl std::fmt::Debug for ProcFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcFs").finish()
+    }
+}
+
+impl ProcFs {
+    fn src(&self) -> Result<Arc<dyn ProcSource>, Errno> {
+        self.source
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(Weak::upgrade)
+            .ok_or(Errno::ENOENT)
+    }
+
+    /// Connects the kernel.
+    pub fn set_source(&self, s: Weak<dyn ProcSource>) {
+        *self.source.write().unwrap_or_else(|p| p.into_inner()) = Some(s);
+    }
+
+    /// Connects the mount tree (for `mounts`).
+    pub fn set_vfs(&self, v: Weak<Vfs>) {
+        *self.vfs.write().unwrap_or_else(|p| p.into_inner()) = v;
+    }
+
+    fn vfs(&self) -> Option<Arc<Vfs>> {
+        self.vfs.read().unwrap_or_else(|p| p.into_inner()).upgrade()
+    }
+}
+
+fn generator(f: impl Fn() -> Result<Vec<u8>, Errno> + Send + Sync + 'static) -> Generator {
+    Box::new(f)
+}
+
+fn file(
+    fs: &Arc<ProcFs>,
+    f: impl Fn(&ProcFs) -> Result<Vec<u8>, Errno> + Send + Sync + 'static,
+) -> Arc<dyn Inode> {
+    let fs2 = fs.clone();
+    SynthFile::new(fs.attrs, 0o444, generator(move || f(&fs2)))
+}
+
+/// Builds a procfs; connect it with [`ProcFs::set_source`] and [`ProcFs::set_vfs`].
+pub fn new_procfs() -> (Arc<ProcFs>, Arc<dyn Inode>) {
+    let fs = Arc::new(ProcFs {
+        attrs: Attrs::root(super::new_dev(), magic::PROC),
+        source: RwLock::new(None),
+        vfs: RwLock::new(Weak::new()),
+    });
+    let a = fs.attrs;
+    let kernel_dir = SynthDir::fixed(
+        a,
+        0o555,
+        vec![
+            (
+                b"hostname",
+                file(&fs, |p| {
+                    Ok(format!("{}\n", p.src()?.hostname()).into_bytes())
+                }),
+            ),
+            (b"osrelease", SynthFile::fixed(a, format!("{OS_RELEASE}\n"))),
+            (b"ostype", SynthFile::fixed(a, "Linux\n")),
+            (b"version", SynthFile::fixed(a, format!("{OS_VERSION}\n"))),
+            (b"pid_max", SynthFile::fixed(a, "4194304\n")),
+            (b"ngroups_max", SynthFile::fixed(a, "65536\n")),
+            (b"cap_last_cap", SynthFile::fixed(a, "40\n")),
+            (
+                b"random",
+                SynthDir::fixed(
+                    a,
+                    0o555,
+                    vec![
+                        (b"boot_id", SynthFile::fixed(a, format!("{}\n", uuid()))),
+                        (
+                            b"uuid",
+                            SynthFile::new(
+                                a,
+                                0o444,
+                                generator(|| Ok(format!("{}\n", uuid()).into_bytes())),
+                            ),
+                        ),
+                    ],
+                ),
+            ),
+        ],
+    );
+    let sys = SynthDir::fixed(
+        a,
+        0o555,
+        vec![
+            (b"kernel", kernel_dir),
+            (
+                b"vm",
+                SynthDir::fixed(
+                    a,
+                    0o555,
+                    vec![
+                        (b"overcommit_memory", SynthFile::fixed(a, "0\n")),
+                        (b"max_map_count", SynthFile::fixed(a, "65530\n")),
+                        (b"mmap_min_addr", SynthFile::fixed(a, "65536\n")),
+                    ],
+                ),
+            ),
+            (
+                b"fs",
+                SynthDir::fixed(
+                    a,
+                    0o555,
+                    vec![
+                        (b"pipe-max-size", SynthFile::fixed(a, "1048576\n")),
+                        (b"nr_open", SynthFile::fixed(a, "1048576\n")),
+                        (b"file-max", SynthFile::fixed(a, "9223372036854775807\n")),
+                    ],
+                ),
+            ),
+        ],
+    );
+    let statics: Vec<(&'static [u8], Arc<dyn Inode>)> = vec![
+        (b"meminfo", file(&fs, |_| Ok(meminfo()))),
+        (b"cpuinfo", file(&fs, |_| Ok(cpuinfo()))),
+        (
+            b"uptime",
+            file(&fs, |p| {
+                let u = p.src()?.uptime();
+                Ok(format!("{u:.2} {:.2}\n", u * ncpus() as f64).into_bytes())
+            }),
+        ),
+        (
+            b"loadavg",
+            file(&fs, |p| {
+                let n = p.src()?.pids().len();
+                Ok(format!(
+                    "0.00 0.00 0.00 1/{n} {}\n",
+                    p.src()?.pids().into_iter().max().unwrap_or(1)
+                )
+                .into_bytes())
+            }),
+        ),
+        (b"stat", file(&fs, |p| Ok(stat_text(p)))),
+        (
+            b"version",
+            SynthFile::fixed(
+                a,
+                format!("Linux version {OS_RELEASE} (rsentry) {OS_VERSION}\n"),
+            ),
+        ),
+        (
+            b"filesystems",
+            SynthFile::fixed(
+                a,
+                "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\toverlay\nnodev\tdevtmpfs\nnodev\tpipefs\nnodev\t9p\n",
+            ),
+        ),
+        (b"cmdline", SynthFile::fixed(a, "BOOT_IMAGE=/vmlinuz\n")),
+        (b"mounts", SynthLink::fixed(a, b"self/mounts")),
+        (b"sys", sys),
+    ];
+    let statics = Arc::new(statics);
+    let (fs_l, st_l) = (fs.clone(), statics.clone());
+    let list: Lister = Box::new(move || {
+        let mut v: Vec<(Vec<u8>, Arc<dyn Inode>)> =
+            st_l.iter().map(|(n, i)| (n.to_vec(), i.clone())).collect();
+        v.push((b"self".to_vec(), self_link(&fs_l)));
+        v.push((b"thread-self".to_vec(), thread_self_link(&fs_l)));
+        if let Ok(src) = fs_l.src() {
+            for pid in src.pids() {
+                v.push((pid.to_string().into_bytes(), pid_dir(&fs_l, pid, false)));
+            }
+        }
+        v
+    });
+    let (fs_f, st_f) = (fs.clone(), statics);
+    let find: Finder = Box::new(move |name| {
+        if let Some((_, i)) = st_f.iter().find(|(n, _)| *n == name) {
+            return Some(i.clone());
+        }
+        match name {
+            b"self" => return Some(self_link(&fs_f)),
+            b"thread-self" => return Some(thread_self_link(&fs_f)),
+            _ => {}
+        }
+        let pid: i32 = std::str::from_utf8(name).ok()?.parse().ok()?;
+        let src = fs_f.src().ok()?;
+        if src.process(pid).is_some() {
+            return Some(pid_dir(&fs_f, pid, false));
+        }
+        // A thread id that is not a process id is reachable too (as Linux does).
+        src.pids().into_iter().find_map(|p| {
+            let info = src.process(p)?;
+            info.tids.contains(&pid).then(|| pid_dir(&fs_f, pid, true))
+        })
+    });
+    let root: Arc<dyn Inode> = SynthDir::dynamic(a, 0o555, list, Some(find));
+    (fs, root)
+}
+
+fn self_link(fs: &Arc<ProcFs>) -> Arc<dyn Inode> {
+    SynthLink::new(
+        fs.attrs,
+        generator(|| Ok(current().0.to_string().into_bytes())),
+        None,
+    )
+}
+
+fn thread_self_link(fs: &Arc<ProcFs>) -> Arc<dyn Inode> {
+    SynthLink::new(
+        fs.attrs,
+        generator(|| {
+            let (p, t) = current();
+            Ok(format!("{p}/task/{t}").into_bytes())
+        }),
+        None,
+    )
+}
+
+fn info(fs: &ProcFs, pid: i32) -> Result<ProcInfo, Errno> {
+    fs.src()?.process(pid).ok_or(Errno::ESRCH)
+}
+
+/// A `/proc/<pid>` (or `task/<tid>`) directory. For a thread (`is_thread`), `pid` is a
+/// tid; data comes from its thread group.
+fn pid_dir(fs: &Arc<ProcFs>, pid: i32, is_thread: bool) -> Arc<dyn Inode> {
+    let a = fs.attrs;
+    let tg = move |fs: &ProcFs| -> Result<i32, Errno> {
+        if !is_thread {
+            return Ok(pid);
+        }
+        let src = fs.src()?;
+        src.pids()
+            .into_iter()
+            .find(|&p| src.process(p).is_some_and(|i| i.tids.contains(&pid)))
+            .ok_or(Errno::ESRCH)
+    };
+    let magic_link =
+        |fs: &Arc<ProcFs>, f: fn(&ProcFs, i32) -> Result<VfsPath, Errno>| -> Arc<dyn Inode> {
+            let (f1, f2) = (fs.clone(), fs.clone());
+            let text: Generator = generator(move || Ok(f(&f1, tg(&f1)?)?.path_from(None)));
+            let m: MagicFn = Box::new(move || f(&f2, tg(&f2)?));
+            SynthLink::new(a, text, Some(m))
+        };
+    let mut entries: Vec<(&[u8], Arc<dyn Inode>)> = vec![
+        (
+            b"stat",
+            file(fs, move |p| Ok(pid_stat(&info(p, tg(p)?)?, pid))),
+        ),
+        (
+            b"statm",
+            file(fs, move |p| {
+                let i = info(p, tg(p)?)?;
+                Ok(format!("{} {} 0 0 0 0 0\n", i.vm_size / 4096, i.vm_rss / 4096).into_bytes())
+            }),
+        ),
+        (
+            b"status",
+            file(fs, move |p| Ok(pid_status(&info(p, tg(p)?)?, pid))),
+        ),
+        (b"cmdline", file(fs, move |p| Ok(info(p, tg(p)?)?.cmdline))),
+        (b"environ", file(fs, move |p| Ok(info(p, tg(p)?)?.environ))),
+        (
+            b"comm",
+            file(fs, move |p| {
+                let mut c = info(p, tg(p)?)?.comm;
+                c.push(b'\n');
+                Ok(c)
+            }),
+        ),
+        (
+            b"maps",
+            file(fs, move |p| p.src()?.maps(tg(p)?).ok_or(Errno::ESRCH)),
+        ),
+        (b"mounts", file(fs, move |p| mounts_text(p, tg(p)?, false))),
+        (
+            b"mountinfo",
+            file(fs, move |p| mounts_text(p, tg(p)?, true)),
+        ),
+        (b"cgroup", SynthFile::fixed(a, "0::/\n")),
+        (b"oom_score_adj", SynthFile::fixed(a, "0\n")),
+        (
+            b"limits",
+            SynthFile::fixed(
+                a,
+                "Limit                     Soft Limit           Hard Limit           Units\nMax open files            1024                 4096                 files\n",
+            ),
+        ),
+        (
+            b"exe",
+            magic_link(fs, |p, pid| p.src()?.exe(pid).ok_or(Errno::ENOENT)),
+        ),
+        (
+            b"cwd",
+            magic_link(fs, |p, pid| {
+                Ok(p.src()?.fs_context(pid).ok_or(Errno::ESRCH)?.cwd())
+            }),
+        ),
+        (
+            b"root",
+            magic_link(fs, |p, pid| {
+                Ok(p.src()?.fs_context(pid).ok_or(Errno::ESRCH)?.root())
+            }),
+        ),
+        (b"fd", fd_dir(fs, pid, is_thread, false)),
+        (b"fdinfo", fd_dir(fs, pid, is_thread, true)),
+    ];
+    if !is_thread {
+        let (fl, ff) = (fs.clone(), fs.clone());
+        let list: Lister = Box::new(move || {
+            info(&fl, pid)
+                .map(|i| {
+                    i.tids
+                        .iter()
+                        .map(|&t| (t.to_string().into_bytes(), pid_dir(&fl, t, true)))
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        let find: Finder = Box::new(move |name| {
+            let t: i32 = std::str::from_utf8(name).ok()?.parse().ok()?;
+            info(&ff, pid)
+                .ok()?
+                .tids
+                .contains(&t)
+                .then(|| pid_dir(&ff, t, true))
+        });
+        entries.push((b"task", SynthDir::dynamic(a, 0o555, list, Some(find))));
+    }
+    SynthDir::fixed(a, 0o555, entries)
+}
+
+fn fd_dir(fs: &Arc<ProcFs>, pid: i32, is_thread: bool, fdinfo: bool) -> Arc<dyn Inode> {
+    let table = move |fs: &ProcFs| -> Option<Arc<FdTable>> {
+        let src = fs.src().ok()?;
+        let tgid = if is_thread {
+            src.pids()
+                .into_iter()
+                .find(|&p| src.process(p).is_some_and(|i| i.tids.contains(&pid)))?
+        } else {
+            pid
+        };
+        src.fd_table(tgid)
+    };
+    let entry = move |fs: &Arc<ProcFs>, fd: i32| -> Arc<dyn Inode> {
+        let a = fs.attrs;
+        let (f1, f2) = (fs.clone(), fs.clone());
+        if fdinfo {
+            return SynthFile::new(
+                a,
+                0o444,
+                generator(move || {
+                    let f = table(&f1)
+                        .ok_or(Errno::ENOENT)?
+                        .get(fd)
+                        .map_err(|_| Errno::ENOENT)?;
+                    Ok(format!(
+                        "pos:\t{}\nflags:\t0{:o}\nmnt_id:\t{}\n",
+                        f.offset(),
+                        f.flags(),
+                        f.vfs_path().mount.id()
+                    )
+                    .into_bytes())
+                }),
+            );
+        }
+        SynthLink::new(
+            a,
+            generator(move || {
+                Ok(table(&f1)
+                    .ok_or(Errno::ENOENT)?
+                    .get(fd)
+                    .map_err(|_| Errno::ENOENT)?
+                    .path())
+            }),
+            Some(Box::new(move || {
+                Ok(table(&f2)
+                    .ok_or(Errno::ENOENT)?
+                    .get(fd)
+                    .map_err(|_| Errno::ENOENT)?
+                    .vfs_path()
+                    .clone())
+            })),
+        )
+    };
+    let (fl, ff) = (fs.clone(), fs.clone());
+    let list: Lister = Box::new(move || {
+        table(&fl)
+            .map(|t| {
+                t.fds()
+                    .into_iter()
+                    .map(|(fd, _)| (fd.to_string().into_bytes(), entry(&fl, fd)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    let find: Finder = Box::new(move |name| {
+        let fd: i32 = std::str::from_utf8(name).ok()?.parse().ok()?;
+        table(&ff)?.get(fd).ok()?;
+        Some(entry(&ff, fd))
+    });
+    SynthDir::dynamic(fs.attrs, 0o500, list, Some(find))
+}
+
+fn pid_stat(i: &ProcInfo, tid: i32) -> Vec<u8> {
+    format!(
+        "{} ({}) {} {} {} {} 0 -1 4194560 0 0 0 0 {} {} 0 0 20 0 {} 0 {} {} {} 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+        tid,
+        String::from_utf8_lossy(&i.comm),
+        i.state,
+        i.ppid,
+        i.pgid,
+        i.sid,
+        i.utime_ticks,
+        i.stime_ticks,
+        i.tids.len().max(1),
+        i.start_ticks,
+        i.vm_size,
+        i.vm_rss / 4096,
+    )
+    .into_bytes()
+}
+
+fn pid_status(i: &ProcInfo, tid: i32) -> Vec<u8> {
+    let mut s = String::new();
+    let state = match i.state {
+        'R' => "R (running)",
+        'Z' => "Z (zombie)",
+        'T' => "T (stopped)",
+        'D' => "D (disk sleep)",
+        _ => "S (sleeping)",
+    };
+    let _ = write!(
+        s,
+        "Name:\t{}\nUmask:\t0022\nState:\t{state}\nTgid:\t{}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{}\nTracerPid:\t0\n",
+        String::from_utf8_lossy(&i.comm),
+        i.pid,
+        i.ppid
+    );
+    let [u0, u1, u2, u3] = i.uids;
+    let [g0, g1, g2, g3] = i.gids;
+    let groups: Vec<String> = i.groups.iter().map(u32::to_string).collect();
+    let _ = write!(
+        s,
+        "Uid:\t{u0}\t{u1}\t{u2}\t{u3}\nGid:\t{g0}\t{g1}\t{g2}\t{g3}\nFDSize:\t64\nGroups:\t{}\n",
+        groups.join(" ")
+    );
+    let _ = write!(
+        s,
+        "VmPeak:\t{0:>8} kB\nVmSize:\t{0:>8} kB\nVmRSS:\t{1:>8} kB\nThreads:\t{2}\n",
+        i.vm_size / 1024,
+        i.vm_rss / 1024,
+        i.tids.len().max(1)
+    );
+    let _ = write!(
+        s,
+        "SigQ:\t0/127431\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\nCapInh:\t0000000000000000\nCapPrm:\t{0}\nCapEff:\t{0}\nCapBnd:\t000001ffffffffff\nSeccomp:\t0\nCpus_allowed_list:\t0-{1}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
+        if u1 == 0 {
+            "000001ffffffffff"
+        } else {
+            "0000000000000000"
+        },
+        ncpus().saturating_sub(1)
+    );
+    s.into_bytes()
+}
+
+fn mounts_text(fs: &ProcFs, pid: i32, info_format: bool) -> Result<Vec<u8>, Errno> {
+    let vfs = fs.vfs().ok_or(Errno::ENOENT)?;
+    let root = fs.src()?.fs_context(pid).map(|c| c.root());
+    let mut s = Vec::new();
+    for m in vfs.mounts() {
+        let mp = match &root {
+            Some(r) => {
+                let at = vfs.mount_point(&m);
+                // Mounts outside the task's root are not shown; paths are relative to it.
+                let rp = r.path_from(None);
+                if rp == b"/" {
+                    at
+                } else if at.starts_with(&rp) && (at.len() == rp.len() || at[rp.len()] == b'/') {
+                    let rest = at[rp.len()..].to_vec();
+                    if rest.is_empty() { b"/".to_vec() } else { rest }
+                } else {
+                    continue;
+                }
+            }
+            None => vfs.mount_point(&m),
+        };
+        let opts = if m.readonly() { "ro" } else { "rw" };
+        if info_format {
+            let parent = vfs.mounts().first().map(|r| r.id()).unwrap_or(1);
+            s.extend_from_slice(
+                format!(
+                    "{} {} 0:{} / ",
+                    m.id(),
+                    if m.id() == parent { 1 } else { parent },
+                    m.id()
+                )
+                .as_bytes(),
+            );
+            s.extend_from_slice(&escape(&mp));
+            s.extend_from_slice(
+                format!(" {opts},relatime - {} {} {opts}\n", m.fstype(), m.source()).as_bytes(),
+            );
+        } else {
+            s.extend_from_slice(m.source().as_bytes());
+            s.push(b' ');
+            s.extend_from_slice(&escape(&mp));
+            s.extend_from_slice(format!(" {} {opts},relatime 0 0\n", m.fstype()).as_bytes());
+        }
+    }
+    Ok(s)
+}
+
+fn escape(p: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(p.len());
+    for &b in p {
+        match b {
+            b' ' | b'\t' | b'\n' | b'\\' => out.extend_from_slice(format!("\\{b:03o}").as_bytes()),
+            _ => out.push(b),
+        }
+    }
+    out
+}
+
+/// Number of CPUs the sandbox reports (the host's online CPUs).
+pub fn ncpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn host_meminfo_kb(key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(key)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+fn meminfo() -> Vec<u8> {
+    // The host's totals (read when the Sentry starts using it; /proc may be absent after
+    // confinement, then fixed values).
+    let total = host_meminfo_kb("MemTotal").unwrap_or(8 << 20);
+    let free = host_meminfo_kb("MemFree").unwrap_or(total / 2);
+    let avail = host_meminfo_kb("MemAvailable").unwrap_or(free);
+    format!(
+        "MemTotal:       {total:>8} kB\nMemFree:        {free:>8} kB\nMemAvailable:   {avail:>8} kB\nBuffers:               0 kB\nCached:                0 kB\nSwapCached:            0 kB\nActive:                0 kB\nInactive:              0 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\nDirty:                 0 kB\nShmem:                 0 kB\nHugePages_Total:       0\nHugePages_Free:        0\nHugepagesize:       2048 kB\n"
+    )
+    .into_bytes()
+}
+
+fn cpuinfo() -> Vec<u8> {
+    const KEEP: [&str; 12] = [
+        "processor",
+        "vendor_id",
+        "cpu family",
+        "model",
+        "model name",
+        "stepping",
+        "cpu MHz",
+        "cache size",
+        "flags",
+        "bogomips",
+        "clflush size",
+        "address sizes",
+    ];
+    static HOST: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let host = HOST.get_or_init(|| std::fs::read_to_string("/proc/cpuinfo").ok());
+    let mut out = String::new();
+    match host {
+        Some(text) => {
+            for line in text.lines() {
+                let key = line.split(':').next().unwrap_or("").trim_end();
+                if line.is_empty() {
+                    out.push('\n');
+                } else if KEEP.contains(&key) {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+        None => {
+            for i in 0..ncpus() {
+                let _ = write!(
+                    out,
+                    "processor\t: {i}\nvendor_id\t: GenuineIntel\nmodel name\t: rsentry vCPU\nflags\t\t: fpu sse sse2\n\n"
+                );
+            }
+        }
+    }
+    out.into_bytes()
+}
+
+/// Caches the host's `/proc/cpuinfo` (call before the Sentry confines itself).
+pub fn prime_host_info() {
+    let _ = cpuinfo();
+}
+
+fn stat_text(p: &ProcFs) -> Vec<u8> {
+    let mut s = String::from("cpu  0 0 0 0 0 0 0 0 0 0\n");
+    for i in 0..ncpus() {
+        let _ = writeln!(s, "cpu{i} 0 0 0 0 0 0 0 0 0 0");
+    }
+    let boot = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+        - p.src().map(|s| s.uptime()).unwrap_or(0.0);
+    let n = p.src().map(|s| s.pids().len()).unwrap_or(1);
+    let _ = write!(
+        s,
+        "intr 0\nctxt 0\nbtime {}\nprocesses {n}\nprocs_running 1\nprocs_blocked 0\n",
+        boot as u64
+    );
+    s.into_bytes()
+}
+
+fn uuid() -> String {
+    let mut b = [0u8; 16];
+    let _ = super::devfs::fill_random(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        h[0..4].concat(),
+        h[4..6].concat(),
+        h[6..8].concat(),
+        h[8..10].concat(),
+        h[10..16].concat()
+    )
+}
