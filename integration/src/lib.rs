@@ -1,1 +1,301 @@
-//! End-to-end tests and benchmarks over the `runsc` binary live in `tests/` and `src/bin/`.
+//! Harness for the end-to-end tests in `tests/`: finds (and builds) the `runsc` binary,
+//! compiles the C fixtures in `fixtures/` with the system `cc`, and runs commands through
+//! `runsc do` and natively, with a generous timeout so a broken sandbox fails a test
+//! instead of hanging the suite.
+//!
+//! ```no_run
+//! use integration::{Link, Platform, fixture, runsc_do};
+//! let hello = fixture("hello", Link::Static);
+//! let run = runsc_do(Platform::Ptrace, &[], &[hello.to_str().unwrap()]);
+//! assert_eq!(run.stdout, "hello, world\n");
+//! ```
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// Longest a single sandboxed command may run before the test kills it and fails. Not a
+/// performance assertion: only a guard against hangs.
+pub const TIMEOUT: Duration = Duration::from_secs(180);
+
+/// A platform to run the sandbox on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Platform {
+    /// `--platform=ptrace`.
+    Ptrace,
+    /// `--platform=kvm`.
+    Kvm,
+}
+
+impl Platform {
+    /// The `--platform` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Ptrace => "ptrace",
+            Platform::Kvm => "kvm",
+        }
+    }
+
+    /// Why tests on this platform must be skipped here, if they must.
+    pub fn skip_reason(self) -> Option<String> {
+        match self {
+            Platform::Ptrace => None,
+            Platform::Kvm if !Path::new("/dev/kvm").exists() => {
+                Some("kvm: /dev/kvm does not exist".into())
+            }
+            Platform::Kvm => None,
+        }
+    }
+}
+
+/// How a fixture is linked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// `cc -static`.
+    Static,
+    /// Dynamically linked against the system libc.
+    Dynamic,
+}
+
+/// What a finished command did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// Exit code, or 128+N when killed by signal N.
+    pub code: i32,
+    /// Standard output (lossy UTF-8).
+    pub stdout: String,
+    /// Standard error (lossy UTF-8).
+    pub stderr: String,
+}
+
+impl Run {
+    fn from_output(out: Output) -> Run {
+        use std::os::unix::process::ExitStatusExt;
+        let code = out
+            .status
+            .code()
+            .or_else(|| out.status.signal().map(|s| 128 + s))
+            .unwrap_or(-1);
+        Run {
+            code,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with everything known unless the command exited with 0.
+    pub fn assert_success(&self, what: &str) -> &Run {
+        assert_eq!(self.code, 0, "{what} failed: {self:#?}");
+        self
+    }
+}
+
+/// The target directory and profile directory the test executable was built into
+/// (`<target>/<profile>/deps/<test>`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let deps = exe.parent().expect("test executable has a directory");
+    let profile = if deps.file_name().is_some_and(|n| n == "deps") {
+        deps.parent().expect("deps has a parent")
+    } else {
+        deps
+    };
+    profile.to_path_buf()
+}
+
+/// The `runsc` binary under test.
+///
+/// `$RUNSC` if set; otherwise `<target>/<profile>/runsc` next to this test executable,
+/// brought up to date first with `cargo build -p runsc-cli --bin runsc` in the same profile
+/// and target directory (a no-op when nothing changed), so a fresh clone and an edited tree
+/// both test the current code.
+pub fn runsc() -> &'static Path {
+    static RUNSC: OnceLock<PathBuf> = OnceLock::new();
+    RUNSC.get_or_init(|| {
+        if let Some(p) = std::env::var_os("RUNSC") {
+            return PathBuf::from(p);
+        }
+        let profile = profile_dir();
+        let target = profile
+            .parent()
+            .expect("profile has a parent")
+            .to_path_buf();
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args(["build", "--quiet", "-p", "runsc-cli", "--bin", "runsc"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("CARGO_TARGET_DIR", &target);
+        match profile.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => {}
+            Some("release") => {
+                cargo.arg("--release");
+            }
+            Some(other) => {
+                cargo.args(["--profile", other]);
+            }
+            None => {}
+        }
+        let status = cargo.status().expect("run cargo to build runsc");
+        assert!(status.success(), "building runsc failed");
+        let bin = profile.join("runsc");
+        assert!(bin.exists(), "{} missing after build", bin.display());
+        bin
+    })
+}
+
+/// Where compiled fixtures go: `<target>/<profile>/integration-fixtures`.
+fn fixture_dir() -> PathBuf {
+    let dir = profile_dir().join("integration-fixtures");
+    std::fs::create_dir_all(&dir).expect("create fixture dir");
+    dir
+}
+
+/// Compiles `fixtures/<name>.c` (once per process and whenever the source is newer) and
+/// returns the executable's absolute path.
+pub fn fixture(name: &str, link: Link) -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(format!("{name}.c"));
+    let suffix = match link {
+        Link::Static => "static",
+        Link::Dynamic => "dynamic",
+    };
+    let out = fixture_dir().join(format!("{name}-{suffix}"));
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(bin), Some(source)) = (mtime(&out), mtime(&src))
+        && bin >= source
+    {
+        return out;
+    }
+    // Compile to a unique name and rename, so concurrent test binaries never see a
+    // half-written executable.
+    let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+    let mut cc = Command::new("cc");
+    cc.args(["-O1", "-Wall", "-o"]).arg(&tmp).arg(&src);
+    if link == Link::Static {
+        cc.arg("-static");
+    }
+    let res = cc.output().expect("run cc (install gcc and libc6-dev)");
+    assert!(
+        res.status.success(),
+        "cc {name} failed:\n{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    std::fs::rename(&tmp, &out).expect("install fixture");
+    out
+}
+
+/// Runs `cmd` with `stdin` fed to it and returns what it did, killing it after [`TIMEOUT`].
+pub fn run_command(mut cmd: Command, stdin: &[u8]) -> Run {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let pid = child.id() as libc::pid_t;
+    let mut input = child.stdin.take().expect("piped stdin");
+    let data = stdin.to_vec();
+    // Feeding and closing stdin from a thread: a sandbox that never reads must not block us.
+    std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(TIMEOUT) {
+        Ok(out) => Run::from_output(out.expect("wait for command")),
+        Err(_) => {
+            // SAFETY: kill(2) has no memory effects; `pid` is our own child, not yet reaped
+            // (the waiting thread is still blocked), so the number cannot have been reused.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("{cmd:?} did not finish within {TIMEOUT:?}");
+        }
+    }
+}
+
+/// Runs `runsc` with exactly `args`.
+pub fn runsc_raw(args: &[&str]) -> Run {
+    let mut cmd = Command::new(runsc());
+    cmd.args(args);
+    run_command(cmd, b"")
+}
+
+/// Runs `runsc --platform=P do OPTS... -- CMD...`.
+pub fn runsc_do(platform: Platform, opts: &[&str], cmd: &[&str]) -> Run {
+    runsc_do_stdin(platform, opts, cmd, b"")
+}
+
+/// Like [`runsc_do`], with `stdin` fed to the command.
+pub fn runsc_do_stdin(platform: Platform, opts: &[&str], cmd: &[&str], stdin: &[u8]) -> Run {
+    let mut c = Command::new(runsc());
+    c.arg(format!("--platform={}", platform.name()))
+        .arg("do")
+        .args(opts)
+        .arg("--")
+        .args(cmd);
+    run_command(c, stdin)
+}
+
+/// Runs `cmd` natively, for comparison.
+pub fn native(cmd: &[&str]) -> Run {
+    let mut c = Command::new(cmd[0]);
+    c.args(&cmd[1..]);
+    run_command(c, b"")
+}
+
+/// A name no other test run uses, for files the tests create.
+pub fn unique_name(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "rsentry-{tag}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A prepared root file system: `bin/` with static fixtures, `etc/passwd` with contents
+/// unique to this root, and `link` -> `/etc/passwd` (absolute: must resolve inside it).
+#[derive(Debug)]
+pub struct PreparedRoot {
+    /// The temporary directory (removed on drop).
+    pub dir: tempfile::TempDir,
+    /// The contents of its `etc/passwd`.
+    pub passwd: String,
+}
+
+impl PreparedRoot {
+    /// Builds the root with the named static fixtures copied into `bin/`.
+    pub fn new(fixtures: &[&str]) -> PreparedRoot {
+        let dir = tempfile::Builder::new()
+            .prefix("rsentry-root-")
+            .tempdir()
+            .expect("tempdir");
+        let root = dir.path();
+        for d in ["bin", "etc", "tmp"] {
+            std::fs::create_dir(root.join(d)).expect("mkdir");
+        }
+        for f in fixtures {
+            std::fs::copy(fixture(f, Link::Static), root.join("bin").join(f))
+                .expect("copy fixture");
+        }
+        let passwd = format!("sandbox-only passwd {}\n", unique_name("passwd"));
+        std::fs::write(root.join("etc/passwd"), &passwd).expect("write passwd");
+        std::os::unix::fs::symlink("/etc/passwd", root.join("link")).expect("symlink");
+        PreparedRoot { dir, passwd }
+    }
+
+    /// The root's path on the host.
+    pub fn path(&self) -> &str {
+        self.dir.path().to_str().expect("utf-8 temp path")
+    }
+}

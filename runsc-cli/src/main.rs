@@ -1,6 +1,76 @@
-//! `runsc`: the command-line interface and OCI runtime of the rsentry sandbox.
+//! `runsc`: the command-line interface of the rsentry sandbox.
+//!
+//! `runsc do -- CMD` runs a command in a sandbox: a Gofer process serves the root file
+//! system, a separate, confined sandbox process runs the Sentry (our kernel) on the chosen
+//! platform. The internal subcommands `gofer` and `boot` are those two processes (the same
+//! binary, re-executed through `/proc/self/exe`).
+//!
+//! Exit statuses: the application's (128+N when killed by signal N); 2 for usage errors;
+//! 125 when runsc or the sandbox fails; 126 when the command cannot be executed (exec
+//! format error, permission denied); 127 when it is not found.
+
+mod backends;
+mod boot;
+mod child;
+mod cli;
+mod confine;
+mod error;
+mod gofer;
+mod logging;
+mod run_do;
+mod seccomp;
+mod signals;
+mod spec;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+
+use crate::cli::{Cli, Command, NetworkKind};
+use crate::error::{EXIT_USAGE, RunscError};
 
 fn main() {
-    eprintln!("runsc: not yet implemented");
-    std::process::exit(1);
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            // Help and version go to stdout in full; a failed print has nowhere to go.
+            let _ = e.print();
+            std::process::exit(0);
+        }
+        Err(e) => {
+            // clap's message spans several lines (tip, usage); keep the first.
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            eprintln!("runsc: {}", first.trim_start_matches("error: "));
+            std::process::exit(EXIT_USAGE);
+        }
+    };
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::debug!(error = ?e, "runsc failed");
+            eprintln!("runsc: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> Result<i32, RunscError> {
+    if cli.global.network != NetworkKind::None {
+        return Err(RunscError::Invalid(format!(
+            "--network={} is not supported yet (only --network=none)",
+            cli.global.network.name()
+        )));
+    }
+    let name = match &cli.command {
+        Command::Do(_) => "do",
+        Command::Gofer(_) => "gofer",
+        Command::Boot(_) => "boot",
+    };
+    logging::init(&cli.global, name)?;
+    match cli.command {
+        Command::Do(args) => run_do::run(&cli.global, args),
+        Command::Gofer(args) => gofer::run(args),
+        Command::Boot(args) => boot::run(&cli.global, args),
+    }
 }

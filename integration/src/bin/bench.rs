@@ -379,10 +379,9 @@ fn descendants(root: i32) -> Vec<i32> {
             if let Some(ppid) = stat
                 .rsplit_once(')')
                 .and_then(|(_, r)| r.split_whitespace().nth(1))
+                && let Ok(ppid) = ppid.parse::<i32>()
             {
-                if let Ok(ppid) = ppid.parse::<i32>() {
-                    parent_of.insert(pid, ppid);
-                }
+                parent_of.insert(pid, ppid);
             }
         }
     }
@@ -578,10 +577,10 @@ fn main() {
     }
     for (w, res) in workloads.iter().zip(&results) {
         for (v, r) in variants.iter().zip(res) {
-            if let Err(e) = r {
-                if e != "n/a" {
-                    println!("failed: {} on {}: {e}", w.name, v.label);
-                }
+            if let Err(e) = r
+                && e != "n/a"
+            {
+                println!("failed: {} on {}: {e}", w.name, v.label);
             }
         }
     }

@@ -1,0 +1,79 @@
+//! The calls into the other crates of the workspace: creating a platform, serving files
+//! (the Gofer) and running the Sentry. Everything that depends on their exact API is here.
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::cli::PlatformKind;
+use crate::error::RunscError;
+use crate::spec::BootSpec;
+
+/// Creates the platform chosen with `--platform`.
+pub fn create_platform(kind: PlatformKind) -> Result<Arc<dyn platform::Platform>, RunscError> {
+    match kind {
+        PlatformKind::Ptrace => Err(RunscError::Platform(
+            "the ptrace platform is not built into this runsc yet".into(),
+        )),
+        PlatformKind::Kvm => {
+            if !Path::new("/dev/kvm").exists() {
+                return Err(RunscError::Platform("kvm: /dev/kvm does not exist".into()));
+            }
+            Err(RunscError::Platform(
+                "the kvm platform is not built into this runsc yet".into(),
+            ))
+        }
+    }
+}
+
+/// Serves `root` over the lisafs socket `sock` until the Sentry hangs up, confined (own
+/// namespaces, `pivot_root` into `root`, trimmed capabilities, seccomp).
+pub fn serve_gofer(root: &Path, sock: OwnedFd, read_only: bool) -> Result<(), RunscError> {
+    let opts = gofer::GoferOptions {
+        read_only,
+        confine: true,
+        threads: 0,
+    };
+    gofer::serve(root, sock, opts).map_err(|e| RunscError::Gofer(e.to_string()))
+}
+
+/// Runs the program of `spec` in the Sentry and returns the shell-style exit status
+/// (code, or 128+N when killed by signal N).
+pub fn run_sentry(
+    platform: Arc<dyn platform::Platform>,
+    spec: BootSpec,
+    stdio: [OwnedFd; 3],
+    gofer: Option<OwnedFd>,
+    strace: bool,
+) -> Result<i32, RunscError> {
+    let config = sentry::SandboxConfig {
+        argv: spec.argv,
+        envp: spec.envp,
+        cwd: spec.cwd,
+        uid: spec.uid,
+        gid: spec.gid,
+        hostname: spec.hostname,
+        stdio,
+        gofer,
+        strace,
+    };
+    match sentry::run_sandbox(platform, config) {
+        Ok(status) => Ok(status.to_shell_code()),
+        Err(sentry::SentryError::Exec { path, errno }) => Err(exec_error(path, errno)),
+        Err(e) => Err(RunscError::Sentry(e.to_string())),
+    }
+}
+
+/// Maps a failed exec of the first program like a shell does: ENOENT (and ENOTDIR) is
+/// "not found" (127), everything else "cannot execute" (126).
+fn exec_error(path: String, errno: linux_abi::Errno) -> RunscError {
+    let reason = errno
+        .description()
+        .map(str::to_owned)
+        .unwrap_or_else(|| errno.to_string());
+    if errno == linux_abi::Errno::ENOENT || errno == linux_abi::Errno::ENOTDIR {
+        RunscError::NotFound { path, reason }
+    } else {
+        RunscError::CannotExecute { path, reason }
+    }
+}

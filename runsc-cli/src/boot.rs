@@ -1,0 +1,81 @@
+//! `runsc boot` (internal): the sandbox process. It reads its boot spec, creates the
+//! platform, confines itself (see `confine` and `seccomp`) and runs the Sentry; its exit
+//! status is the application's.
+
+use std::io::Read;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use nix::fcntl::{OFlag, open};
+use nix::sys::stat::Mode;
+
+use crate::backends;
+use crate::child;
+use crate::cli::{BootArgs, GlobalArgs};
+use crate::confine;
+use crate::error::RunscError;
+use crate::seccomp;
+use crate::signals;
+use crate::spec::{BootSpec, MAX_SPEC_BYTES};
+
+/// Reads and parses the spec from the pipe.
+fn read_spec(fd: OwnedFd) -> Result<BootSpec, RunscError> {
+    let mut bytes = Vec::new();
+    std::fs::File::from(fd)
+        .take(MAX_SPEC_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| RunscError::host("read boot spec", e))?;
+    if bytes.len() as u64 > MAX_SPEC_BYTES {
+        return Err(RunscError::Invalid("boot spec too large".into()));
+    }
+    BootSpec::parse(&bytes).map_err(RunscError::Invalid)
+}
+
+/// Our own copies of stdio for the application (the Sentry's fds 0-2 stay for logging).
+/// A closed stdio descriptor becomes `/dev/null`, opened now while the host is reachable.
+fn stdio_copies() -> Result<[OwnedFd; 3], RunscError> {
+    let copy = |n: RawFd| -> Result<OwnedFd, RunscError> {
+        // SAFETY: F_DUPFD_CLOEXEC creates a new descriptor that we own exclusively; an
+        // invalid `n` gives EBADF and no descriptor.
+        let raw = unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, 3) };
+        if raw >= 0 {
+            // SAFETY: `raw` was just created by F_DUPFD_CLOEXEC and is owned by nobody else.
+            return Ok(unsafe { OwnedFd::from_raw_fd(raw) });
+        }
+        let flags = if n == 0 {
+            OFlag::O_RDONLY
+        } else {
+            OFlag::O_WRONLY
+        };
+        open("/dev/null", flags | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| RunscError::nix("open /dev/null for closed stdio", e))
+    };
+    Ok([copy(0)?, copy(1)?, copy(2)?])
+}
+
+/// Runs the sandbox process; returns the exit status for `runsc boot`.
+pub fn run(global: &GlobalArgs, args: BootArgs) -> Result<i32, RunscError> {
+    let spec = read_spec(child::take_inherited_fd(args.spec_fd, "spec fd")?)?;
+    let gofer = args
+        .gofer_fd
+        .map(|n| child::take_inherited_fd(n, "gofer fd"))
+        .transpose()?;
+    signals::install().map_err(|e| RunscError::host("install signal handlers", e))?;
+    tracing::debug!(argv = ?spec.argv, cwd = %spec.cwd, "sandbox starting");
+
+    confine::unshare_namespaces()?;
+    let stdio = stdio_copies()?;
+    let platform = backends::create_platform(global.platform)?;
+    // Capabilities are per thread: dropping them below must cover every thread there is.
+    let threads = confine::thread_count()?;
+    if threads != 1 {
+        return Err(RunscError::Confine(format!(
+            "{threads} threads exist before capabilities are dropped (the platform must not start threads at creation)"
+        )));
+    }
+    confine::pivot_to_empty_root()?;
+    confine::drop_capabilities()?;
+    confine::set_no_new_privs()?;
+    seccomp::install()?;
+    tracing::debug!(platform = platform.name(), "confined; starting the Sentry");
+    backends::run_sentry(platform, spec, stdio, gofer, global.strace)
+}

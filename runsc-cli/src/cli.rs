@@ -1,0 +1,196 @@
+//! The command line: global flags and subcommands, parsed with `clap`'s derive API.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// runsc: run a program in the rsentry sandbox.
+#[derive(Debug, Parser)]
+#[command(name = "runsc", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Flags that apply to every subcommand.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags shared by all subcommands; `runsc` forwards them to the processes it starts.
+#[derive(Clone, Debug, Args)]
+pub struct GlobalArgs {
+    /// Directory for runtime state (used by the OCI lifecycle commands).
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "/run/rsentry"
+    )]
+    pub root: PathBuf,
+    /// How application code is run and trapped.
+    #[arg(long, global = true, value_enum, default_value_t = PlatformKind::Ptrace)]
+    pub platform: PlatformKind,
+    /// Network stack for the sandbox (only `none` is supported so far).
+    #[arg(long, global = true, value_enum, default_value_t = NetworkKind::None)]
+    pub network: NetworkKind,
+    /// Switch on debug logging.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Write a debug log per process (runsc, gofer, sandbox) into DIR; implies --debug.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub debug_log: Option<PathBuf>,
+    /// Print every system call of the application, strace-style, to the log.
+    #[arg(long, global = true)]
+    pub strace: bool,
+    /// Log to FILE (appended) instead of standard error.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl GlobalArgs {
+    /// The same flags as arguments, for a child `runsc` process.
+    pub fn to_args(&self) -> Vec<std::ffi::OsString> {
+        let mut v: Vec<std::ffi::OsString> = vec![
+            "--root".into(),
+            self.root.clone().into(),
+            format!("--platform={}", self.platform.name()).into(),
+            format!("--network={}", self.network.name()).into(),
+            format!("--log-format={}", self.log_format.name()).into(),
+        ];
+        if self.debug {
+            v.push("--debug".into());
+        }
+        if self.strace {
+            v.push("--strace".into());
+        }
+        if let Some(d) = &self.debug_log {
+            v.push("--debug-log".into());
+            v.push(d.clone().into());
+        }
+        if let Some(f) = &self.log {
+            v.push("--log".into());
+            v.push(f.clone().into());
+        }
+        v
+    }
+}
+
+/// `--platform`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlatformKind {
+    /// Stub processes traced with PTRACE_SYSEMU.
+    Ptrace,
+    /// A KVM virtual machine (needs /dev/kvm).
+    Kvm,
+}
+
+impl PlatformKind {
+    /// The flag value.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlatformKind::Ptrace => "ptrace",
+            PlatformKind::Kvm => "kvm",
+        }
+    }
+}
+
+/// `--network`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NetworkKind {
+    /// No network: only a loopback-less empty network namespace.
+    None,
+    /// The host's network stack (not supported yet).
+    Host,
+    /// The Sentry's own network stack (not supported yet).
+    Sandbox,
+}
+
+impl NetworkKind {
+    /// The flag value.
+    pub fn name(self) -> &'static str {
+        match self {
+            NetworkKind::None => "none",
+            NetworkKind::Host => "host",
+            NetworkKind::Sandbox => "sandbox",
+        }
+    }
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// The flag value.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command in a new sandbox, with the host's root read-only under a private
+    /// writable overlay; passes the environment and working directory through.
+    Do(DoArgs),
+    /// Internal: the Gofer process that serves the root file system.
+    #[command(hide = true)]
+    Gofer(GoferArgs),
+    /// Internal: the sandbox process that runs the Sentry.
+    #[command(hide = true)]
+    Boot(BootArgs),
+}
+
+/// `runsc do`.
+#[derive(Debug, Args)]
+pub struct DoArgs {
+    /// Root file system of the sandbox (served read-only, with a private writable overlay).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub rootfs: PathBuf,
+    /// Working directory inside the sandbox (default: the caller's when the rootfs is `/`,
+    /// else `/`).
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<String>,
+    /// Add or override an environment variable (repeatable).
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// `runsc gofer` (internal).
+#[derive(Debug, Args)]
+pub struct GoferArgs {
+    /// The host directory to serve.
+    #[arg(long = "serve-root", value_name = "DIR")]
+    pub serve_root: PathBuf,
+    /// Refuse every modification.
+    #[arg(long)]
+    pub read_only: bool,
+    /// The inherited lisafs socket.
+    #[arg(long, value_name = "N")]
+    pub fd: i32,
+}
+
+/// `runsc boot` (internal).
+#[derive(Debug, Args)]
+pub struct BootArgs {
+    /// The inherited pipe carrying the JSON boot spec.
+    #[arg(long, value_name = "N")]
+    pub spec_fd: i32,
+    /// The inherited lisafs socket to the Gofer.
+    #[arg(long, value_name = "N")]
+    pub gofer_fd: Option<i32>,
+}

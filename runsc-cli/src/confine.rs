@@ -1,0 +1,116 @@
+//! Confinement of the sandbox process, step by step, before the Sentry runs application
+//! code: namespaces, an empty read-only root, no capabilities, `no_new_privs`. The seccomp
+//! filter (module `seccomp`) comes last.
+//!
+//! Order matters and is enforced by the caller (`boot`):
+//! 1. [`unshare_namespaces`] while the process has a single thread (new mount, IPC, UTS and
+//!    network namespaces; the PID namespace was made by `runsc do` when it started us, so
+//!    we are PID 1 and every ptrace stub we fork stays inside it and dies with us);
+//! 2. the platform is created (it may need `/dev/kvm`);
+//! 3. [`pivot_to_empty_root`]: a fresh 4 KiB tmpfs, read-only, becomes `/`, and the host's
+//!    mounts are detached;
+//! 4. [`drop_capabilities`]: every set emptied, on the only thread there is;
+//! 5. [`set_no_new_privs`].
+
+use std::path::Path;
+
+use caps::CapSet;
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, unshare};
+use nix::unistd::{chdir, pivot_root};
+
+use crate::error::RunscError;
+
+/// Existing host directory used as the mount point of the new root before `pivot_root`
+/// (inside our private mount namespace; the host never sees the mount).
+const NEW_ROOT_MOUNT_POINT: &str = "/proc";
+
+/// Gives the calling process new mount, IPC, UTS and network namespaces and makes every
+/// mount private, so nothing we mount or unmount propagates to the host.
+pub fn unshare_namespaces() -> Result<(), RunscError> {
+    let flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWNET;
+    unshare(flags).map_err(|e| RunscError::nix("unshare(mount, ipc, uts, net)", e))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| RunscError::nix("make / private", e))?;
+    Ok(())
+}
+
+/// The number of threads of the calling process (reads `/proc`, so call it before
+/// [`pivot_to_empty_root`]).
+pub fn thread_count() -> Result<usize, RunscError> {
+    let dir = std::fs::read_dir("/proc/self/task")
+        .map_err(|e| RunscError::host("read /proc/self/task", e))?;
+    Ok(dir.count())
+}
+
+/// Makes an empty, read-only tmpfs the root and current directory, and detaches every
+/// host mount. Afterwards no host path can be named by the process.
+pub fn pivot_to_empty_root() -> Result<(), RunscError> {
+    let base = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(
+        Some("rsentry-root"),
+        NEW_ROOT_MOUNT_POINT,
+        Some("tmpfs"),
+        base,
+        Some("size=4k,nr_inodes=2,mode=0555"),
+    )
+    .map_err(|e| RunscError::nix("mount empty tmpfs root", e))?;
+    chdir(NEW_ROOT_MOUNT_POINT).map_err(|e| RunscError::nix("chdir new root", e))?;
+    // pivot_root(".", ".") stacks the old root on top of the new one at "/"; unmounting
+    // "." then detaches the old root with everything below it.
+    pivot_root(".", ".").map_err(|e| RunscError::nix("pivot_root", e))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| RunscError::nix("detach old root", e))?;
+    chdir("/").map_err(|e| RunscError::nix("chdir /", e))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        base | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .map_err(|e| RunscError::nix("remount root read-only", e))?;
+    let entries = std::fs::read_dir(Path::new("/"))
+        .map_err(|e| RunscError::host("read new root", e))?
+        .count();
+    if entries != 0 {
+        return Err(RunscError::Confine(format!(
+            "new root is not empty ({entries} entries)"
+        )));
+    }
+    Ok(())
+}
+
+/// Empties the bounding, ambient, inheritable, effective and permitted capability sets of
+/// the calling thread (which must be the only one: capabilities are per thread, and
+/// threads created later inherit the empty sets).
+pub fn drop_capabilities() -> Result<(), RunscError> {
+    let err = |set: &str, e: caps::errors::CapsError| {
+        RunscError::Confine(format!("clear {set} capabilities: {e}"))
+    };
+    // The bounding set needs CAP_SETPCAP, so it goes first, while we still have it.
+    caps::clear(None, CapSet::Bounding).map_err(|e| err("bounding", e))?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| err("ambient", e))?;
+    caps::clear(None, CapSet::Inheritable).map_err(|e| err("inheritable", e))?;
+    caps::clear(None, CapSet::Effective).map_err(|e| err("effective", e))?;
+    caps::clear(None, CapSet::Permitted).map_err(|e| err("permitted", e))?;
+    let left = caps::read(None, CapSet::Permitted).map_err(|e| err("read permitted", e))?;
+    if !left.is_empty() {
+        return Err(RunscError::Confine(format!("capabilities left: {left:?}")));
+    }
+    Ok(())
+}
+
+/// Sets `PR_SET_NO_NEW_PRIVS`: no later `execve` can gain privileges (and seccomp may be
+/// installed without `CAP_SYS_ADMIN`).
+pub fn set_no_new_privs() -> Result<(), RunscError> {
+    nix::sys::prctl::set_no_new_privs().map_err(|e| RunscError::nix("PR_SET_NO_NEW_PRIVS", e))
+}

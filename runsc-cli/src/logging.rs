@@ -1,0 +1,55 @@
+//! Sets up `tracing` from the global flags: `--debug`, `--debug-log DIR`, `--log FILE`,
+//! `--log-format`.
+//!
+//! Without `--debug` only warnings and errors are logged. `RUST_LOG` overrides the level.
+//! Every process (`runsc`, the Gofer, the sandbox) opens its log destination at start,
+//! before it confines itself, so logging keeps working after `pivot_root`.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::Path;
+use std::sync::Mutex;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{GlobalArgs, LogFormat};
+use crate::error::RunscError;
+
+/// Installs the global subscriber for a process running subcommand `command`.
+pub fn init(global: &GlobalArgs, command: &str) -> Result<(), RunscError> {
+    let debug = global.debug || global.debug_log.is_some();
+    let default = if debug { "debug" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let file = if let Some(dir) = &global.debug_log {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| RunscError::host(format!("create {}", dir.display()), e))?;
+        let name = format!("runsc.{}.{}.log", std::process::id(), command);
+        Some(open_append(&dir.join(name))?)
+    } else if let Some(f) = &global.log {
+        Some(open_append(f)?)
+    } else {
+        None
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(true);
+    // A second init (never happens in the binary) is harmless, so its error is ignored.
+    let _ = match (file, global.log_format) {
+        (Some(f), LogFormat::Text) => builder
+            .with_ansi(false)
+            .with_writer(Mutex::new(f))
+            .try_init(),
+        (Some(f), LogFormat::Json) => builder.json().with_writer(Mutex::new(f)).try_init(),
+        (None, LogFormat::Text) => builder.with_writer(io::stderr).try_init(),
+        (None, LogFormat::Json) => builder.json().with_writer(io::stderr).try_init(),
+    };
+    Ok(())
+}
+
+fn open_append(path: &Path) -> Result<File, RunscError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| RunscError::host(format!("open log {}", path.display()), e))
+}

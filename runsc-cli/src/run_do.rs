@@ -1,0 +1,259 @@
+//! `runsc do`: runs one command in a fresh sandbox and exits with its status.
+//!
+//! Processes (all started from `/proc/self/exe`, i.e. this binary):
+//! ```text
+//! runsc do ──┬── runsc gofer --serve-root ROOTFS --read-only --fd 3   (lisafs server)
+//!            └── runsc boot --spec-fd 3 --gofer-fd 4                  (the Sentry)
+//! ```
+//! `runsc do` makes a `SOCK_SEQPACKET` socketpair (one end to each child), starts the Gofer,
+//! enters a new PID namespace for its *next* child only (`unshare(CLONE_NEWPID)`), starts
+//! the sandbox process (so it is PID 1 there, and its ptrace stubs die with it), writes the
+//! JSON boot spec into a pipe, and waits. `SIGTERM`/`SIGHUP` (and `SIGINT`/`SIGQUIT` sent
+//! with `kill`) are forwarded to the sandbox. When it exits, the Gofer is killed and
+//! reaped, and its status becomes ours.
+
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{Pid, pipe2};
+
+use crate::child;
+use crate::cli::{DoArgs, GlobalArgs, PlatformKind};
+use crate::error::RunscError;
+use crate::signals;
+use crate::spec::BootSpec;
+
+/// The usage line shown with a missing command.
+const USAGE: &str = "usage: runsc do [--rootfs DIR] [--cwd DIR] [--env K=V]... -- CMD [ARG]...";
+
+/// Checks the arguments and builds the boot spec and the canonical rootfs.
+pub fn prepare(args: DoArgs) -> Result<(BootSpec, PathBuf), RunscError> {
+    if args.command.is_empty() {
+        return Err(RunscError::Usage(format!("do: missing command ({USAGE})")));
+    }
+    let rootfs = std::fs::canonicalize(&args.rootfs).map_err(|e| {
+        RunscError::Invalid(format!(
+            "do: rootfs {}: {}",
+            args.rootfs.display(),
+            strerror(&e)
+        ))
+    })?;
+    if !rootfs.is_dir() {
+        return Err(RunscError::Invalid(format!(
+            "do: rootfs {} is not a directory",
+            args.rootfs.display()
+        )));
+    }
+    let cwd = match args.cwd {
+        Some(c) if c.starts_with('/') => c,
+        Some(c) => {
+            return Err(RunscError::Invalid(format!(
+                "do: --cwd {c:?} is not absolute"
+            )));
+        }
+        None if rootfs == Path::new("/") => std::env::current_dir()
+            .ok()
+            .and_then(|p| p.to_str().map(str::to_owned))
+            .unwrap_or_else(|| "/".into()),
+        None => "/".into(),
+    };
+    let envp = merge_env(
+        std::env::vars_os().map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        }),
+        &args.env,
+    )?;
+    let hostname = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "runsc".into());
+    let spec = BootSpec {
+        argv: args.command,
+        envp,
+        cwd,
+        uid: nix::unistd::getuid().as_raw(),
+        gid: nix::unistd::getgid().as_raw(),
+        hostname,
+    };
+    Ok((spec, rootfs))
+}
+
+/// The inherited environment with `--env K=V` overrides applied (in place) or appended.
+pub fn merge_env(
+    inherited: impl Iterator<Item = (String, String)>,
+    overrides: &[String],
+) -> Result<Vec<String>, RunscError> {
+    let mut vars: Vec<(String, String)> = inherited.collect();
+    for o in overrides {
+        let Some((k, v)) = o.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+            return Err(RunscError::Invalid(format!("do: --env {o:?} is not K=V")));
+        };
+        match vars.iter_mut().find(|(name, _)| name == k) {
+            Some(slot) => slot.1 = v.to_owned(),
+            None => vars.push((k.to_owned(), v.to_owned())),
+        }
+    }
+    Ok(vars.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+}
+
+fn strerror(e: &std::io::Error) -> String {
+    e.raw_os_error()
+        .and_then(|n| linux_abi::Errno::new(n).description())
+        .map(str::to_owned)
+        .unwrap_or_else(|| e.to_string())
+}
+
+fn runsc_command(global: &GlobalArgs, arg0: &str) -> Command {
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg0(arg0).args(global.to_args());
+    cmd
+}
+
+/// Runs `runsc do`; returns the exit status.
+pub fn run(global: &GlobalArgs, args: DoArgs) -> Result<i32, RunscError> {
+    let (spec, rootfs) = prepare(args)?;
+    if global.platform == PlatformKind::Kvm && !Path::new("/dev/kvm").exists() {
+        return Err(RunscError::Invalid(
+            "--platform=kvm: /dev/kvm does not exist".into(),
+        ));
+    }
+    let (sentry_end, gofer_end) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| RunscError::nix("socketpair", e))?;
+
+    let mut gofer_cmd = runsc_command(global, "runsc-gofer");
+    gofer_cmd
+        .arg("gofer")
+        .arg("--serve-root")
+        .arg(&rootfs)
+        .arg("--read-only")
+        .args(["--fd", "3"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let mut gofer = child::spawn_with_fds(gofer_cmd, &[(&gofer_end, 3)], "gofer")?;
+    drop(gofer_end);
+    let result = start_and_wait_sandbox(global, &spec, sentry_end);
+    // The Gofer exits by itself when the Sentry's end closes; make sure of it.
+    let _ = gofer.kill();
+    let _ = gofer.wait();
+    result
+}
+
+fn start_and_wait_sandbox(
+    global: &GlobalArgs,
+    spec: &BootSpec,
+    sentry_end: OwnedFd,
+) -> Result<i32, RunscError> {
+    let (spec_read, spec_write) =
+        pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RunscError::nix("pipe", e))?;
+    signals::block_waited().map_err(|e| RunscError::host("block signals", e))?;
+    // Our next child becomes PID 1 of a new PID namespace; we stay where we are.
+    unshare(CloneFlags::CLONE_NEWPID).map_err(|e| match e {
+        nix::errno::Errno::EPERM => {
+            RunscError::Invalid("do: creating a PID namespace needs root (CAP_SYS_ADMIN)".into())
+        }
+        e => RunscError::nix("unshare(CLONE_NEWPID)", e),
+    })?;
+    let mut boot_cmd = runsc_command(global, "runsc-sandbox");
+    boot_cmd
+        .arg("boot")
+        .args(["--spec-fd", "3", "--gofer-fd", "4"]);
+    let boot = child::spawn_with_fds(boot_cmd, &[(&spec_read, 3), (&sentry_end, 4)], "sandbox")?;
+    drop(spec_read);
+    drop(sentry_end);
+    let json = serde_json::to_vec(spec).map_err(|e| RunscError::Invalid(e.to_string()))?;
+    // A sandbox that dies before reading gives EPIPE here; its exit status says why.
+    let _ = std::fs::File::from(spec_write).write_all(&json);
+    wait_sandbox(boot)
+}
+
+/// Waits for the sandbox process, forwarding signals, and converts its status.
+fn wait_sandbox(boot: Child) -> Result<i32, RunscError> {
+    let pid = Pid::from_raw(boot.id() as i32);
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(RunscError::nix("wait for sandbox", e)),
+        }
+        let got = signals::wait_signal().map_err(|e| RunscError::host("wait for signals", e))?;
+        if got.signo == libc::SIGCHLD {
+            continue;
+        }
+        let forward = matches!(got.signo, libc::SIGTERM | libc::SIGHUP) || got.from_process;
+        if forward && let Ok(sig) = Signal::try_from(got.signo) {
+            tracing::debug!(signal = got.signo, "forwarding to the sandbox");
+            let _ = kill(pid, sig);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(cmd: &[&str]) -> DoArgs {
+        DoArgs {
+            rootfs: "/".into(),
+            cwd: None,
+            env: Vec::new(),
+            command: cmd.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn env_overrides_in_place_and_appends() {
+        let inherited = [
+            ("A".to_string(), "1".to_string()),
+            ("B".to_string(), "2".to_string()),
+        ];
+        let got = merge_env(inherited.into_iter(), &["B=x=y".into(), "C=".into()]).expect("merge");
+        assert_eq!(got, ["A=1", "B=x=y", "C="]);
+        assert!(merge_env(std::iter::empty(), &["novalue".into()]).is_err());
+        assert!(merge_env(std::iter::empty(), &["=v".into()]).is_err());
+    }
+
+    #[test]
+    fn missing_command_and_bad_rootfs_are_rejected() {
+        assert!(matches!(prepare(args(&[])), Err(RunscError::Usage(_))));
+        let mut a = args(&["true"]);
+        a.rootfs = "/proc/self/exe".into();
+        let e = prepare(a).expect_err("file rootfs");
+        assert!(e.to_string().contains("not a directory"), "{e}");
+        let mut a = args(&["true"]);
+        a.rootfs = "/nonexistent-rootfs-xyz".into();
+        assert!(prepare(a).is_err());
+        let mut a = args(&["true"]);
+        a.cwd = Some("relative".into());
+        assert!(prepare(a).is_err());
+    }
+
+    #[test]
+    fn defaults_pass_the_caller_through() {
+        let (spec, rootfs) = prepare(args(&["echo", "hi"])).expect("prepare");
+        assert_eq!(rootfs, Path::new("/"));
+        assert_eq!(spec.argv, ["echo", "hi"]);
+        let cwd = std::env::current_dir().expect("cwd");
+        assert_eq!(Path::new(&spec.cwd), cwd);
+        assert!(spec.envp.iter().any(|e| e.starts_with("PATH=")));
+        let mut a = args(&["true"]);
+        a.rootfs = "/tmp".into();
+        assert_eq!(prepare(a).expect("prepare").0.cwd, "/");
+    }
+}

@@ -1,0 +1,393 @@
+//! The seccomp allowlist of the sandbox (Sentry) process, installed last, on every thread.
+//!
+//! Two filters are stacked:
+//! 1. `clone3` fails with `ENOSYS`: its flags live in memory, where seccomp cannot see them,
+//!    so glibc is made to fall back to `clone`, whose flags we can check.
+//! 2. The allowlist below; anything else raises `SIGSYS` without running, and the handler in
+//!    `signals` prints the syscall's name and exits with status 125.
+//!
+//! The filter is inherited by every ptrace stub process the Sentry forks. Application
+//! system calls never reach it (`PTRACE_SYSEMU` stops them before seccomp runs); the stubs'
+//! own start-up and the calls the platform injects into them (mmap of the memory file,
+//! munmap, mprotect) do, and are covered by the entries below.
+//!
+//! Deliberately absent: `open`, `openat`, `openat2`, `creat` (the Sentry opens no host
+//! file: files come from the Gofer as donated descriptors), `execve`, `execveat`, `socket`,
+//! `connect`, `bind`, `mount`, `unshare`, `setns`, `ptrace` is present only because the
+//! ptrace platform needs it.
+
+use std::collections::BTreeMap;
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+
+use crate::error::RunscError;
+
+/// One allowed system call: its number, the argument rules (any one must match; empty means
+/// any arguments) and why the Sentry needs it.
+#[derive(Debug)]
+pub struct Entry {
+    /// System call number (x86-64).
+    pub nr: i64,
+    /// Alternatives; empty allows every argument.
+    pub rules: Vec<SeccompRule>,
+    /// Why it is allowed.
+    pub reason: &'static str,
+}
+
+fn cond(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, RunscError> {
+    SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value)
+        .map_err(|e| RunscError::Confine(format!("seccomp condition: {e}")))
+}
+
+fn rule(conds: Vec<SeccompCondition>) -> Result<SeccompRule, RunscError> {
+    SeccompRule::new(conds).map_err(|e| RunscError::Confine(format!("seccomp rule: {e}")))
+}
+
+/// `arg` equals one of `values`.
+fn one_of(arg: u8, values: &[u64]) -> Result<Vec<SeccompRule>, RunscError> {
+    values
+        .iter()
+        .map(|&v| rule(vec![cond(arg, SeccompCmpOp::Eq, v)?]))
+        .collect()
+}
+
+/// `arg & mask == 0`.
+fn none_of(arg: u8, mask: u64) -> Result<Vec<SeccompRule>, RunscError> {
+    Ok(vec![rule(vec![cond(
+        arg,
+        SeccompCmpOp::MaskedEq(mask),
+        0,
+    )?])?])
+}
+
+/// `ioctl` type byte (bits 8..16 of the request) of KVM.
+const KVMIO: u64 = 0xae;
+
+/// Namespace-creating `clone` flags.
+const CLONE_NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET) as u64;
+
+/// The allowlist, with a reason for each entry.
+pub fn allowlist() -> Result<Vec<Entry>, RunscError> {
+    use libc::*;
+    let any = Vec::new;
+    let e = |nr: c_long, rules: Vec<SeccompRule>, reason: &'static str| Entry { nr, rules, reason };
+    let mut tty_and_kvm = one_of(
+        1,
+        &[
+            TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, TIOCSWINSZ, TIOCGPGRP, TIOCSPGRP,
+            FIONREAD, FIONBIO, FIOCLEX, FIONCLEX,
+        ],
+    )?;
+    tty_and_kvm.push(rule(vec![cond(
+        1,
+        SeccompCmpOp::MaskedEq(0xff00),
+        KVMIO << 8,
+    )?])?);
+    Ok(vec![
+        // I/O on descriptors the Sentry already holds.
+        e(
+            SYS_read,
+            any(),
+            "host fds: stdio passed through, gofer-donated files, pipes",
+        ),
+        e(
+            SYS_write,
+            any(),
+            "host fds: stdio passed through, gofer-donated files, logs",
+        ),
+        e(SYS_readv, any(), "vectored read on host fds"),
+        e(
+            SYS_writev,
+            any(),
+            "vectored write on host fds (also the tracing writer)",
+        ),
+        e(SYS_pread64, any(), "positional read of gofer-donated files"),
+        e(
+            SYS_pwrite64,
+            any(),
+            "positional write of gofer-donated files",
+        ),
+        e(
+            SYS_preadv,
+            any(),
+            "vectored positional read of gofer-donated files",
+        ),
+        e(
+            SYS_pwritev,
+            any(),
+            "vectored positional write of gofer-donated files",
+        ),
+        e(SYS_lseek, any(), "seek on host fds"),
+        e(SYS_close, any(), "close host fds the Sentry owns"),
+        e(
+            SYS_fstat,
+            any(),
+            "stat an fd the Sentry holds (donated file, stdio)",
+        ),
+        e(
+            SYS_newfstatat,
+            one_of(3, &[AT_EMPTY_PATH as u64])?,
+            "glibc's fstat(); only with AT_EMPTY_PATH, i.e. on an fd, never a path",
+        ),
+        e(
+            SYS_fcntl,
+            one_of(
+                1,
+                &[
+                    F_GETFD as u64,
+                    F_SETFD as u64,
+                    F_GETFL as u64,
+                    F_SETFL as u64,
+                    F_DUPFD_CLOEXEC as u64,
+                    F_ADD_SEALS as u64,
+                    F_GET_SEALS as u64,
+                ],
+            )?,
+            "fd flags, cloexec duplicates, memfd seals",
+        ),
+        e(
+            SYS_ioctl,
+            tty_and_kvm,
+            "terminal ioctls on passed-through stdio; KVM ioctls (type 0xAE) on the VM and vCPU fds",
+        ),
+        e(SYS_poll, any(), "wait for stdio or the gofer socket"),
+        e(SYS_ppoll, any(), "wait for stdio or the gofer socket"),
+        // The Gofer channel.
+        e(
+            SYS_sendmsg,
+            any(),
+            "lisafs requests to the Gofer on the inherited socket",
+        ),
+        e(
+            SYS_recvmsg,
+            any(),
+            "lisafs replies and donated fds (SCM_RIGHTS) from the Gofer",
+        ),
+        // Memory.
+        e(
+            SYS_mmap,
+            any(),
+            "Sentry heap and stacks, the memory file; also injected into ptrace stubs to map application memory (which may be executable)",
+        ),
+        e(
+            SYS_munmap,
+            any(),
+            "Sentry heap; injected into ptrace stubs to unmap application memory",
+        ),
+        e(
+            SYS_mprotect,
+            any(),
+            "Sentry heap and thread guard pages; injected into ptrace stubs",
+        ),
+        e(
+            SYS_mremap,
+            any(),
+            "Sentry heap growth (realloc of large buffers)",
+        ),
+        e(
+            SYS_madvise,
+            any(),
+            "Sentry allocator returning memory; MADV_DONTNEED on the memory file",
+        ),
+        e(SYS_brk, any(), "Sentry heap"),
+        e(
+            SYS_memfd_create,
+            any(),
+            "the memory file holding application memory",
+        ),
+        e(SYS_ftruncate, any(), "growing the memory file"),
+        e(
+            SYS_fallocate,
+            any(),
+            "punching freed ranges out of the memory file",
+        ),
+        // Threads, signals, time.
+        e(
+            SYS_clone,
+            none_of(0, CLONE_NAMESPACE_FLAGS)?,
+            "Sentry task threads and ptrace stub processes; never new namespaces",
+        ),
+        e(
+            SYS_clone3,
+            any(),
+            "glibc tries it first; the first filter turns it into ENOSYS",
+        ),
+        e(SYS_set_robust_list, any(), "glibc thread start"),
+        e(
+            SYS_rseq,
+            any(),
+            "glibc thread start registers restartable sequences",
+        ),
+        e(
+            SYS_futex,
+            any(),
+            "mutexes, condition variables, thread join",
+        ),
+        e(SYS_sched_yield, any(), "spin-then-yield locks"),
+        e(
+            SYS_sched_getaffinity,
+            any(),
+            "CPU placement of tracer/stub pairs",
+        ),
+        e(
+            SYS_sched_setaffinity,
+            any(),
+            "pinning each tracer thread and its stub to one CPU",
+        ),
+        e(SYS_exit, any(), "thread exit"),
+        e(
+            SYS_exit_group,
+            any(),
+            "Sentry exit with the application's status",
+        ),
+        e(
+            SYS_rt_sigaction,
+            any(),
+            "Sentry signal handlers (SIGSYS reporter, std's stack overflow handler)",
+        ),
+        e(SYS_rt_sigprocmask, any(), "signal masks of Sentry threads"),
+        e(
+            SYS_rt_sigreturn,
+            any(),
+            "return from a Sentry signal handler",
+        ),
+        e(
+            SYS_sigaltstack,
+            any(),
+            "std's per-thread alternate signal stack",
+        ),
+        e(
+            SYS_restart_syscall,
+            any(),
+            "restart of an interrupted sleep",
+        ),
+        e(
+            SYS_gettid,
+            any(),
+            "thread identity for context ownership and logs",
+        ),
+        e(SYS_getpid, any(), "process identity for logs"),
+        e(
+            SYS_tgkill,
+            any(),
+            "Context::interrupt: kick a stub thread or a vCPU thread",
+        ),
+        e(SYS_tkill, any(), "Context::interrupt on older paths"),
+        e(SYS_kill, any(), "kill ptrace stub processes on release"),
+        e(SYS_wait4, any(), "ptrace stops and reaping stubs"),
+        e(SYS_waitid, any(), "ptrace stops and reaping stubs"),
+        e(SYS_ptrace, any(), "the ptrace platform"),
+        e(
+            SYS_prctl,
+            one_of(
+                0,
+                &[
+                    PR_SET_NAME as u64,
+                    PR_GET_NAME as u64,
+                    PR_SET_PDEATHSIG as u64,
+                ],
+            )?,
+            "thread names; stubs die with the Sentry",
+        ),
+        e(
+            SYS_clock_gettime,
+            any(),
+            "time for the application and timers (vDSO fallback)",
+        ),
+        e(SYS_clock_getres, any(), "clock_getres for the application"),
+        e(SYS_gettimeofday, any(), "vDSO fallback"),
+        e(
+            SYS_clock_nanosleep,
+            any(),
+            "application sleeps and timeouts",
+        ),
+        e(SYS_nanosleep, any(), "application sleeps and timeouts"),
+        e(
+            SYS_getrandom,
+            any(),
+            "AT_RANDOM, getrandom and /dev/urandom for the application; hash seeds",
+        ),
+    ])
+}
+
+/// Builds the BPF programs: the `clone3` → `ENOSYS` filter and the allowlist.
+pub fn build() -> Result<[BpfProgram; 2], RunscError> {
+    let arch = TargetArch::x86_64;
+    let compile = |rules: BTreeMap<i64, Vec<SeccompRule>>, mismatch, matched| {
+        let filter = SeccompFilter::new(rules, mismatch, matched, arch)
+            .map_err(|e| RunscError::Confine(format!("seccomp filter: {e}")))?;
+        BpfProgram::try_from(filter)
+            .map_err(|e| RunscError::Confine(format!("seccomp compile: {e}")))
+    };
+    let clone3 = compile(
+        BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+    )?;
+    let mut rules = BTreeMap::new();
+    for entry in allowlist()? {
+        tracing::trace!(nr = entry.nr, reason = entry.reason, "seccomp allow");
+        if rules.insert(entry.nr, entry.rules).is_some() {
+            return Err(RunscError::Confine(format!(
+                "syscall {} listed twice",
+                entry.nr
+            )));
+        }
+    }
+    let allow = compile(rules, SeccompAction::Trap, SeccompAction::Allow)?;
+    Ok([clone3, allow])
+}
+
+/// Installs both filters on every thread of the process (TSYNC). Must be the last step of
+/// confinement: afterwards not even `open` works.
+pub fn install() -> Result<(), RunscError> {
+    for prog in build()? {
+        seccompiler::apply_filter_all_threads(&prog)
+            .map_err(|e| RunscError::Confine(format!("install seccomp filter: {e}")))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entry_has_a_reason_and_dangerous_calls_are_absent() {
+        let list = allowlist().expect("allowlist");
+        assert!(list.iter().all(|e| !e.reason.is_empty()));
+        for nr in [
+            libc::SYS_open,
+            libc::SYS_openat,
+            libc::SYS_openat2,
+            libc::SYS_creat,
+            libc::SYS_execve,
+            libc::SYS_execveat,
+            libc::SYS_socket,
+            libc::SYS_connect,
+            libc::SYS_mount,
+            libc::SYS_unshare,
+            libc::SYS_setns,
+        ] {
+            assert!(
+                list.iter().all(|e| e.nr != nr),
+                "syscall {nr} must not be allowed"
+            );
+        }
+    }
+
+    #[test]
+    fn filters_compile() {
+        let [a, b] = build().expect("build");
+        assert!(!a.is_empty() && !b.is_empty());
+    }
+}

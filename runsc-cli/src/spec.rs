@@ -1,0 +1,73 @@
+//! The boot spec: what `runsc do` tells the sandbox process to run, sent as JSON over a pipe.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the sandbox process needs besides its inherited file descriptors.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootSpec {
+    /// argv; `argv[0]` is the program as the user typed it.
+    pub argv: Vec<String>,
+    /// The environment, `K=V`.
+    pub envp: Vec<String>,
+    /// Absolute working directory inside the sandbox.
+    pub cwd: String,
+    /// User id of the application.
+    pub uid: u32,
+    /// Group id of the application.
+    pub gid: u32,
+    /// Host name seen by the application.
+    pub hostname: String,
+}
+
+/// Largest spec accepted (argv and environment are bounded by the kernel's ARG_MAX-like
+/// limits anyway; this keeps a broken writer from exhausting memory).
+pub const MAX_SPEC_BYTES: u64 = 16 << 20;
+
+impl BootSpec {
+    /// Parses a spec, checking the invariants the sandbox relies on.
+    pub fn parse(bytes: &[u8]) -> Result<BootSpec, String> {
+        let spec: BootSpec =
+            serde_json::from_slice(bytes).map_err(|e| format!("bad boot spec: {e}"))?;
+        if spec.argv.is_empty() {
+            return Err("bad boot spec: empty argv".into());
+        }
+        if !spec.cwd.starts_with('/') {
+            return Err(format!("bad boot spec: cwd {:?} is not absolute", spec.cwd));
+        }
+        Ok(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> BootSpec {
+        BootSpec {
+            argv: vec!["/bin/true".into()],
+            envp: vec!["A=B".into()],
+            cwd: "/".into(),
+            uid: 0,
+            gid: 0,
+            hostname: "h".into(),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let s = spec();
+        let bytes = serde_json::to_vec(&s).expect("serialize");
+        assert_eq!(BootSpec::parse(&bytes), Ok(s));
+    }
+
+    #[test]
+    fn rejects_garbage_and_bad_invariants() {
+        assert!(BootSpec::parse(b"\x00garbage").is_err());
+        let mut s = spec();
+        s.argv.clear();
+        assert!(BootSpec::parse(&serde_json::to_vec(&s).expect("serialize")).is_err());
+        let mut s = spec();
+        s.cwd = "rel".into();
+        assert!(BootSpec::parse(&serde_json::to_vec(&s).expect("serialize")).is_err());
+    }
+}
