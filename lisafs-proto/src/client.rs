@@ -194,7 +194,13 @@ impl Client {
         };
         if let Err(e) = sent {
             lock(&self.inner.state).pending.remove(&request_id);
-            return Err(io_error(e));
+            let err = io_error(e);
+            if err == ClientError::Disconnected {
+                // The peer is gone: fail everything now rather than when the reader
+                // notices.
+                self.inner.fail_all(ClientError::Disconnected);
+            }
+            return Err(err);
         }
         let frame = rx.recv().map_err(|_| ClientError::Disconnected)??;
         let resp = Response::decode(frame.header.msg_id, &frame.payload)?;

@@ -100,8 +100,12 @@ impl MemFs {
                 Kind::Symlink(b"/etc".to_vec()),
                 libc::S_IFLNK | 0o777,
             );
-            let big: Vec<u8> = (0..2 << 20).map(|i: u32| (i % 251) as u8).collect();
-            st.add(root, b"big", Kind::File(big), libc::S_IFREG | 0o644);
+            st.add(
+                root,
+                b"big",
+                Kind::File(big_content()),
+                libc::S_IFREG | 0o644,
+            );
         }
         fs
     }
@@ -121,6 +125,13 @@ impl MemFs {
     pub fn live_handles(&self) -> usize {
         self.state.lock().unwrap().handles.len()
     }
+}
+
+/// The content of `/big`: 2 MiB of `i % 251`, computed once.
+fn big_content() -> Vec<u8> {
+    static BIG: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BIG.get_or_init(|| (0..2u32 << 20).map(|i| (i % 251) as u8).collect())
+        .clone()
 }
 
 impl State {
