@@ -109,7 +109,7 @@ fn io_error(e: Errno) -> ClientError {
 #[derive(Debug)]
 pub struct Client {
     inner: Arc<Inner>,
-    reader: Mutex<Option<JoinHandle<()>>>,
+    reader: Option<JoinHandle<()>>,
 }
 
 macro_rules! expect_reply {
@@ -150,7 +150,7 @@ impl Client {
             .map_err(|e| ClientError::Io(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
         Ok(Client {
             inner,
-            reader: Mutex::new(Some(reader)),
+            reader: Some(reader),
         })
     }
 
@@ -488,7 +488,7 @@ impl Client {
 impl Drop for Client {
     fn drop(&mut self) {
         self.shutdown();
-        if let Some(h) = lock(&self.reader).take() {
+        if let Some(h) = self.reader.take() {
             let _ = h.join();
         }
     }

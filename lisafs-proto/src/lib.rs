@@ -52,3 +52,10 @@ pub use error::{ClientError, ProtoError, ServerError};
 pub use message::*;
 pub use server::{Dispatcher, HandlerResult, Server, dispatch};
 pub use transport::{RECORD_SIZE, socketpair};
+
+// The client and server are shared between threads.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Client>();
+    assert_send_sync::<Server>();
+};

@@ -139,6 +139,23 @@ pub struct StatFs {
     pub fragment_size: u64,
 }
 
+impl StatFs {
+    /// Converts a host `struct statfs`.
+    pub fn from_host(st: &libc::statfs) -> StatFs {
+        StatFs {
+            fs_type: u64::try_from(st.f_type).unwrap_or(0),
+            block_size: u64::try_from(st.f_bsize).unwrap_or(0),
+            blocks: st.f_blocks,
+            blocks_free: st.f_bfree,
+            blocks_available: st.f_bavail,
+            files: st.f_files,
+            files_free: st.f_ffree,
+            name_length: u64::try_from(st.f_namelen).unwrap_or(0),
+            fragment_size: u64::try_from(st.f_frsize).unwrap_or(0),
+        }
+    }
+}
+
 /// A node created or walked to: its id and its attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inode {

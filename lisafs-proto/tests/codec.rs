@@ -473,3 +473,23 @@ fn randomized_garbage_never_panics() {
     // Some mutations are harmless (e.g. a changed name byte); the point is no panic.
     assert!(decoded_ok > 0);
 }
+
+#[test]
+fn host_stat_conversions() {
+    let st = nix::sys::stat::stat("/").unwrap();
+    let s = Stat::from_host(&st);
+    assert!(s.is_dir());
+    assert_eq!(s.ino, st.st_ino);
+    assert_eq!(s.mtime.sec, st.st_mtime);
+    assert_eq!(s.mtime.nsec as i64, st.st_mtime_nsec);
+    let mut sfs = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: the path is NUL-terminated and `sfs` is writable for a `struct statfs`.
+    let rc = unsafe { libc::statfs(c"/".as_ptr(), sfs.as_mut_ptr()) };
+    assert_eq!(rc, 0);
+    // SAFETY: statfs succeeded and filled the struct (which was zeroed anyway).
+    let sfs = unsafe { sfs.assume_init() };
+    let f = StatFs::from_host(&sfs);
+    assert_eq!(f.blocks, sfs.f_blocks);
+    assert_eq!(f.block_size, sfs.f_bsize as u64);
+    assert!(f.name_length > 0);
+}
