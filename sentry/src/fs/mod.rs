@@ -24,6 +24,9 @@ pub mod sysfs;
 pub mod tmpfs;
 pub mod vfs;
 
+#[cfg(test)]
+mod vfs_tests;
+
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;

@@ -23,9 +23,9 @@ use super::vfs::{Vfs, VfsPath};
 use super::{Inode, magic};
 
 /// The release string `uname` and `/proc/sys/kernel/osrelease` report.
-pub const OS_RELEASE: &str = "5.15.0-rsentry";
+pub const OS_RELEASE: &str = crate::kernel::UTS_RELEASE;
 /// The `/proc/version` text.
-pub const OS_VERSION: &str = "#1 SMP rsentry";
+pub const OS_VERSION: &str = crate::kernel::UTS_VERSION;
 
 /// A snapshot of one process for `/proc/<pid>/{stat,status}`.
 #[derive(Clone, Debug, Default)]

@@ -218,7 +218,11 @@ impl Inode for SynthFile {
         ))
     }
 
-    fn open(&self, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+    fn open(&self, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        // Generated files take no writes, whatever the caller's privileges.
+        if flags & linux_abi::flags::open::O_ACCMODE != linux_abi::flags::open::O_RDONLY {
+            return Err(Errno::EACCES);
+        }
         Ok(Arc::new(BufferFile {
             data: (self.generate)()?,
         }))

@@ -1134,4 +1134,22 @@ impl Vfs {
             cred,
         )
     }
+
+    /// Opens `path` for `execve` (and the loader's `PT_INTERP`): it must be a regular file
+    /// on which the caller has execute permission (`EACCES` otherwise), opened read-only.
+    pub fn open_exec(
+        &self,
+        ctx: &super::FsContext,
+        cred: &FsCred,
+        path: &[u8],
+    ) -> Result<Arc<OpenFile>, Errno> {
+        let p = self.resolve(&ctx.root(), &ctx.cwd(), path, Follow::Yes, cred)?;
+        let st = p.stat()?;
+        if FileType::from_mode(st.st_mode) != FileType::Regular {
+            return Err(Errno::EACCES);
+        }
+        cred.check(&st, access::X_OK)?;
+        // Execute permission is what counts; the kernel reads the image regardless of R.
+        Self::open_path(&p, O_RDONLY, cred, true)
+    }
 }
