@@ -4,6 +4,33 @@
 //! - [`confine`]: namespaces, `pivot_root`, capabilities and the seccomp allowlist.
 //! - `server`: the `lisafs_proto::Dispatcher` implementation on [`HostTree`].
 //! - [`serve`]: the single entry point `runsc gofer` calls.
+//!
+//! ```
+//! use gofer::{GoferOptions, serve};
+//! use lisafs_proto::{Client, WalkStatus, socketpair};
+//!
+//! let dir = tempfile::tempdir()?;
+//! std::fs::create_dir(dir.path().join("etc"))?;
+//! std::fs::write(dir.path().join("etc/hostname"), "sandbox\n")?;
+//!
+//! let (client_sock, gofer_sock) = socketpair()?;
+//! let root = dir.path().to_path_buf();
+//! // `runsc gofer` passes `confine: true`; tests that cannot unshare pass `false`.
+//! let opts = GoferOptions { read_only: true, confine: false, threads: 1 };
+//! let gofer = std::thread::spawn(move || serve(&root, gofer_sock, opts));
+//!
+//! let client = Client::new(client_sock)?;
+//! let root = client.mount(b"")?.root;
+//! let w = client.walk(root.id, &["etc", "hostname"])?;
+//! assert_eq!(w.status, WalkStatus::Complete);
+//! let file = client.open_at(w.nodes[1].id, libc::O_RDONLY as u32)?;
+//! assert_eq!(client.pread(file.handle, 0, 64)?, b"sandbox\n");
+//! let donated = std::fs::File::from(file.fd.expect("the gofer donates a host fd"));
+//! assert_eq!(std::io::read_to_string(donated)?, "sandbox\n");
+//! drop(client); // hanging up ends `serve`
+//! gofer.join().expect("gofer thread")?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod confine;
 mod server;
