@@ -2,7 +2,9 @@
 //!
 //! Each [`GoferInode`] holds a node id of the Gofer (closed when the inode goes away) and
 //! caches its attributes, its directory listing, its symlink target, its looked-up
-//! children (weakly) and the names found missing. The tree is used as the read-only lower
+//! children and the names found missing. Child directories and symlinks are kept for the
+//! life of the parent (path walks pass through them again and again); other files only
+//! while in use. The tree is used as the read-only lower
 //! of the overlay, so the caches never go stale from the Sentry's side; changes made on
 //! the host while the sandbox runs may not be seen. File data is read with `pread` on the
 //! host FD the Gofer donates at open (the Sentry never opens host paths itself), falling
@@ -37,13 +39,29 @@ pub struct GoferFs {
     dev: u64,
 }
 
+/// A cached child: kept alive (directories, symlinks) or only remembered.
+#[derive(Debug)]
+enum Cached {
+    Kept(Arc<GoferInode>),
+    Seen(Weak<GoferInode>),
+}
+
+impl Cached {
+    fn get(&self) -> Option<Arc<GoferInode>> {
+        match self {
+            Cached::Kept(a) => Some(a.clone()),
+            Cached::Seen(w) => w.upgrade(),
+        }
+    }
+}
+
 /// A node of the served tree.
 #[derive(Debug)]
 pub struct GoferInode {
     fs: Arc<GoferFs>,
     node: NodeId,
     stat: Stat,
-    children: Mutex<HashMap<Vec<u8>, Weak<GoferInode>>>,
+    children: Mutex<HashMap<Vec<u8>, Cached>>,
     missing: Mutex<HashSet<Vec<u8>>>,
     listing: Mutex<Option<Vec<DirEntry>>>,
     target: Mutex<Option<Vec<u8>>>,
@@ -118,7 +136,7 @@ impl Inode for GoferInode {
         if !self.is_dir() {
             return Err(Errno::ENOTDIR);
         }
-        if let Some(c) = lock(&self.children).get(name).and_then(Weak::upgrade) {
+        if let Some(c) = lock(&self.children).get(name).and_then(Cached::get) {
             return Ok(c);
         }
         if lock(&self.missing).contains(name) {
@@ -137,9 +155,20 @@ impl Inode for GoferInode {
             let _ = self.fs.client.close(&extra, &[]);
         }
         let child = GoferInode::new(&self.fs, n.id, &n.stat);
+        let keep = matches!(
+            FileType::from_mode(child.stat.st_mode),
+            FileType::Directory | FileType::Symlink
+        );
         let mut c = lock(&self.children);
-        c.retain(|_, w| w.strong_count() > 0);
-        c.insert(name.to_vec(), Arc::downgrade(&child));
+        if c.len() % 64 == 63 {
+            c.retain(|_, e| e.get().is_some());
+        }
+        let entry = if keep {
+            Cached::Kept(child.clone())
+        } else {
+            Cached::Seen(Arc::downgrade(&child))
+        };
+        c.insert(name.to_vec(), entry);
         Ok(child)
     }
 
