@@ -280,19 +280,8 @@ impl Dispatcher for HostTree {
 
     fn fstatfs(&self, req: FStatFsReq) -> HandlerResult<FStatFsResp> {
         let s = self.statfs(req.node.0).map_err(ne)?;
-        let u = |v: i64| u64::try_from(v).unwrap_or(0);
         Ok(FStatFsResp {
-            statfs: StatFs {
-                fs_type: u(s.f_type),
-                block_size: u(s.f_bsize),
-                blocks: s.f_blocks,
-                blocks_free: s.f_bfree,
-                blocks_available: s.f_bavail,
-                files: s.f_files,
-                files_free: s.f_ffree,
-                name_length: u(s.f_namelen),
-                fragment_size: u(s.f_frsize),
-            },
+            statfs: StatFs::from_host(&s),
         })
     }
 

@@ -335,3 +335,69 @@ fn symlink_swapped_in_during_walks_never_escapes() {
     );
     assert_eq!(t.live_handles().0, 1, "only the root node is left");
 }
+
+#[test]
+fn nodes_survive_renames() {
+    let f = fixture();
+    fs::create_dir(f.root.join("d")).expect("mkdir");
+    fs::write(f.root.join("d/file"), b"payload").expect("write");
+    let t = HostTree::new(&f.root, false).expect("tree");
+    let (root, _) = t.mount().expect("mount");
+    let w = t.walk(root, &["d", "file"]).expect("walk");
+    let (file, _) = w.nodes[1];
+    // Renamed (and its directory renamed) on the host: the node still names the same file.
+    fs::rename(f.root.join("d/file"), f.root.join("d/moved")).expect("rename");
+    fs::rename(f.root.join("d"), f.root.join("e")).expect("rename");
+    let h = t.open(file, libc::O_RDWR).expect("open after rename");
+    assert_eq!(t.pread(h, 0, 64).expect("pread"), b"payload");
+    t.set_stat(
+        file,
+        &SetStat {
+            size: Some(3),
+            mode: Some(0o640),
+            ..SetStat::default()
+        },
+    )
+    .expect("setstat");
+    assert_eq!(fs::read(f.root.join("e/moved")).expect("read"), b"pay");
+    // A new file under the old name is a different file.
+    fs::create_dir(f.root.join("d")).expect("mkdir");
+    fs::write(f.root.join("d/file"), b"other").expect("write");
+    assert_eq!(t.pread(h, 0, 64).expect("pread"), b"pay");
+}
+
+#[test]
+fn link_never_links_another_file() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipping: needs root to drop CAP_DAC_READ_SEARCH from this thread");
+        return;
+    }
+    let f = fixture();
+    fs::write(f.root.join("a"), b"original").expect("write");
+    let t = HostTree::new(&f.root, false).expect("tree");
+    let (root, _) = t.mount().expect("mount");
+    let (a, ast) = t.walk(root, &["a"]).expect("walk").nodes[0];
+    // Capabilities are per thread: without CAP_DAC_READ_SEARCH, linkat(AT_EMPTY_PATH) of a
+    // descriptor opened earlier is refused and the tree links by parent and name instead.
+    use caps::{CapSet, Capability};
+    caps::drop(None, CapSet::Effective, Capability::CAP_DAC_READ_SEARCH).expect("drop cap");
+    let (_, bst) = t.link(root, b"b", a).expect("link");
+    assert_eq!(bst.st_ino, ast.st_ino);
+    // The node's name now holds a different file: the link is of the node's inode or
+    // refused (ESTALE), never of the file that took the name.
+    fs::rename(f.root.join("a"), f.root.join("renamed")).expect("rename");
+    fs::write(f.root.join("a"), b"impostor").expect("write");
+    match t.link(root, b"e", a) {
+        Ok((_, est)) => assert_eq!(est.st_ino, ast.st_ino),
+        Err(e) => {
+            assert_eq!(e, Errno::ESTALE);
+            assert!(
+                !f.root.join("e").exists(),
+                "a refused link is removed again"
+            );
+        }
+    }
+    caps::raise(None, CapSet::Effective, Capability::CAP_DAC_READ_SEARCH).expect("raise cap");
+    assert_eq!(fs::read(f.root.join("b")).expect("read"), b"original");
+}
