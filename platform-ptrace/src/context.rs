@@ -1,0 +1,253 @@
+//! Execution contexts: running application code in a stub thread with `PTRACE_SYSEMU`
+//! until it traps, and decoding what stopped it.
+//!
+//! The hot path of a switch is: `PTRACE_SETREGS` (skipped when the registers equal what
+//! the kernel holds), `PTRACE_SETREGSET(NT_X86_XSTATE)` (skipped likewise, the usual
+//! case), `PTRACE_SYSEMU`, `waitpid`, `PTRACE_GETREGS`, `PTRACE_GETREGSET`. Nothing is
+//! allocated.
+
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use linux_abi::Errno;
+use linux_abi::signal::{self as sig, SigInfo};
+use platform::{AccessType, AddressSpace, Context, PlatformError, Registers, Trap};
+
+use crate::process::{PtraceAddressSpace, StubThread, lock};
+use crate::sys::{self, Pid, Stop};
+use crate::{Shared, host};
+
+/// The host signal [`Context::interrupt`] sends to a running stub thread. Its default
+/// action is to be ignored, so a stray one can never hurt a stub.
+pub(crate) const INTERRUPT_SIGNAL: i32 = libc::SIGURG;
+
+/// An execution context of the ptrace platform.
+///
+/// Owned by the first host thread that switches it. It runs in the stub thread that its
+/// owner traces in the given address space (created on first use).
+#[derive(Debug)]
+pub struct PtraceContext {
+    shared: Arc<Shared>,
+    /// Host tid of the owner thread, 0 before the first switch.
+    owner: AtomicI32,
+    /// An interrupt was requested and not yet returned.
+    pending: AtomicBool,
+    released: AtomicBool,
+    /// The (process, thread) running for this context, for `interrupt`.
+    running: Mutex<Option<(Pid, Pid)>>,
+    /// The stub thread of the last switch, by address space id.
+    last: Mutex<Option<(u64, Arc<StubThread>)>>,
+}
+
+impl PtraceContext {
+    pub(crate) fn new(shared: Arc<Shared>) -> PtraceContext {
+        PtraceContext {
+            shared,
+            owner: AtomicI32::new(0),
+            pending: AtomicBool::new(false),
+            released: AtomicBool::new(false),
+            running: Mutex::new(None),
+            last: Mutex::new(None),
+        }
+    }
+
+    fn stub_thread(&self, pas: &PtraceAddressSpace) -> Result<Arc<StubThread>, PlatformError> {
+        let mut last = lock(&self.last);
+        if let Some((id, t)) = &*last
+            && *id == pas.process.id
+        {
+            return Ok(Arc::clone(t));
+        }
+        *last = None;
+        let t = pas.process.thread_for_current()?;
+        *last = Some((pas.process.id, Arc::clone(&t)));
+        Ok(t)
+    }
+
+    fn run(&self, t: &StubThread, regs: &mut Registers) -> Result<Trap, PlatformError> {
+        let tid = t.tid;
+        let mut st = lock(&t.state);
+        if st.dead {
+            return Err(t.gone());
+        }
+        if self.shared.options.pin && !st.pinned {
+            st.pinned = true;
+            if let Some(cpu) = host::pinned_cpu(|| self.shared.next_cpu())
+                && let Err(e) = sys::pin_to_cpu(tid, cpu)
+            {
+                tracing::debug!(tid, cpu, error = %e, "cannot pin stub thread");
+            }
+        }
+        let mut gp = regs.gp;
+        // Never let the host kernel apply its syscall-restart logic to the application.
+        gp.orig_rax = u64::MAX;
+        if gp != st.regs {
+            sys::setregs(tid, &gp).map_err(|e| match e {
+                Errno::EIO | Errno::EINVAL => PlatformError::InvalidArgument("register values"),
+                Errno::ESRCH => t.gone(),
+                errno => PlatformError::Host {
+                    op: "PTRACE_SETREGS",
+                    errno,
+                },
+            })?;
+            st.regs = gp;
+        }
+        let fpu = regs.fpu.as_bytes();
+        let n = fpu.len().min(st.xstate.len());
+        if fpu[..n] != st.xstate[..n] {
+            st.xstate[..n].copy_from_slice(&fpu[..n]);
+            if let Err(e) = sys::set_xstate(tid, &st.xstate) {
+                // Resynchronise the mirror with what the kernel kept.
+                let _ = sys::get_xstate(tid, &mut st.xstate);
+                return Err(match e {
+                    Errno::EINVAL | Errno::EFAULT => PlatformError::InvalidArgument("FPU state"),
+                    Errno::ESRCH => t.gone(),
+                    errno => PlatformError::Host {
+                        op: "PTRACE_SETREGSET",
+                        errno,
+                    },
+                });
+            }
+        }
+        let gone = |st: &mut crate::process::ThreadState| {
+            st.dead = true;
+            t.gone()
+        };
+        let host = |op| move |errno| PlatformError::Host { op, errno };
+        sys::sysemu(tid, 0).map_err(host("PTRACE_SYSEMU"))?;
+        let trap = loop {
+            let stop = match sys::wait_stop(tid) {
+                Ok(s) => s,
+                Err(_) => return Err(gone(&mut st)),
+            };
+            match stop {
+                Stop::Syscall => break Trap::Syscall,
+                Stop::Signal(signo) => {
+                    let si = sys::getsiginfo(tid).map_err(host("PTRACE_GETSIGINFO"))?;
+                    if let Some(trap) = self.classify(signo, &si) {
+                        break trap;
+                    }
+                    tracing::trace!(tid, signo, code = si.code, "suppressed signal");
+                }
+                Stop::Event(_) => {}
+                Stop::Gone(status) => {
+                    tracing::debug!(tid, status, "stub thread gone during switch");
+                    return Err(gone(&mut st));
+                }
+            }
+            sys::sysemu(tid, 0).map_err(host("PTRACE_SYSEMU"))?;
+        };
+        sys::getregs(tid, &mut st.regs).map_err(host("PTRACE_GETREGS"))?;
+        regs.gp = st.regs;
+        sys::get_xstate(tid, &mut st.xstate).map_err(host("PTRACE_GETREGSET"))?;
+        let n = regs.fpu.as_bytes().len().min(st.xstate.len());
+        regs.fpu.as_bytes_mut()[..n].copy_from_slice(&st.xstate[..n]);
+        Ok(match trap {
+            Trap::Fault { addr, .. } => {
+                let ip = regs.gp.rip;
+                // A fault at the instruction pointer itself is an instruction fetch.
+                let access = if addr == ip {
+                    AccessType {
+                        execute: true,
+                        ..AccessType::UNKNOWN
+                    }
+                } else {
+                    AccessType::UNKNOWN
+                };
+                Trap::Fault { addr, access, ip }
+            }
+            t => t,
+        })
+    }
+
+    /// What a signal-delivery stop means; `None` for signals to suppress.
+    fn classify(&self, signo: i32, si: &SigInfo) -> Option<Trap> {
+        match signo {
+            INTERRUPT_SIGNAL => {
+                if si.code == sig::SI_TKILL
+                    && si.pid() == self.shared.sentry_pid
+                    && self.pending.swap(false, Ordering::AcqRel)
+                {
+                    Some(Trap::Interrupted)
+                } else {
+                    None // stale, or not ours
+                }
+            }
+            libc::SIGSEGV if matches!(si.code, sig::SEGV_MAPERR | sig::SEGV_ACCERR | 4) => {
+                Some(Trap::Fault {
+                    addr: si.addr(),
+                    access: AccessType::UNKNOWN,
+                    ip: 0,
+                })
+            }
+            libc::SIGBUS if si.code == sig::BUS_ADRERR => Some(Trap::Fault {
+                addr: si.addr(),
+                access: AccessType::UNKNOWN,
+                ip: 0,
+            }),
+            libc::SIGSEGV
+            | libc::SIGBUS
+            | libc::SIGILL
+            | libc::SIGFPE
+            | libc::SIGTRAP
+            | libc::SIGSYS => Some(Trap::Signal(*si)),
+            _ => None,
+        }
+    }
+}
+
+impl Context for PtraceContext {
+    fn switch(
+        &self,
+        address_space: &dyn AddressSpace,
+        regs: &mut Registers,
+    ) -> Result<Trap, PlatformError> {
+        let me = host::tid();
+        match self
+            .owner
+            .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {}
+            Err(owner) if owner == me => {}
+            Err(_) => return Err(PlatformError::WrongThread),
+        }
+        if self.released.load(Ordering::Acquire) {
+            return Err(PlatformError::Released);
+        }
+        let pas = address_space
+            .as_any()
+            .downcast_ref::<PtraceAddressSpace>()
+            .ok_or(PlatformError::ForeignAddressSpace)?;
+        if !Arc::ptr_eq(&pas.process.shared, &self.shared) {
+            return Err(PlatformError::ForeignAddressSpace);
+        }
+        let t = self.stub_thread(pas)?;
+        if t.process.is_released() {
+            *lock(&self.last) = None;
+            return Err(PlatformError::Released);
+        }
+        *lock(&self.running) = Some((t.process.pid, t.tid));
+        let result = if self.pending.swap(false, Ordering::AcqRel) {
+            Ok(Trap::Interrupted)
+        } else {
+            self.run(&t, regs)
+        };
+        *lock(&self.running) = None;
+        result
+    }
+
+    fn interrupt(&self) {
+        self.pending.store(true, Ordering::Release);
+        let running = lock(&self.running);
+        if let Some((pid, tid)) = *running
+            && let Err(e) = sys::tgkill(pid, tid, INTERRUPT_SIGNAL)
+        {
+            tracing::debug!(pid, tid, error = %e, "interrupt signal not sent");
+        }
+    }
+
+    fn release(&self) {
+        self.released.store(true, Ordering::Release);
+        *lock(&self.last) = None;
+    }
+}
