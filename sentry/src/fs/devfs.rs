@@ -364,6 +364,22 @@ impl FileOps for HostFile {
     fn host_fd(&self) -> Option<std::os::fd::RawFd> {
         Some(self.file.as_raw_fd())
     }
+
+    fn stream_seek(&self, off: i64, whence: u32) -> Result<u64, Errno> {
+        use std::io::{Seek, SeekFrom};
+        // Only regular host files seek; the host offset stays shared with whoever gave
+        // us the descriptor (a shell's `>>` keeps appending after the sandbox).
+        if !self.file.metadata()?.is_file() {
+            return Err(Errno::ESPIPE);
+        }
+        let pos = match whence {
+            0 => SeekFrom::Start(u64::try_from(off).map_err(|_| Errno::EINVAL)?),
+            1 => SeekFrom::Current(off),
+            2 => SeekFrom::End(off),
+            _ => return Err(Errno::EINVAL),
+        };
+        Ok((&*self.file).seek(pos)?)
+    }
 }
 
 /// Runs one of the allowed ioctls on a host FD with an argument buffer sized for it.
@@ -464,5 +480,18 @@ mod tests {
         assert_eq!(&buf[..4], b"ping");
         assert_eq!(fa.stat().unwrap().st_mode & S_IFMT, S_IFSOCK);
         assert!(String::from_utf8_lossy(&fa.path()).starts_with("host:["));
+        assert_eq!(fa.seek(0, 0), Err(Errno::ESPIPE));
+    }
+
+    #[test]
+    fn host_regular_file_seeks_on_the_host_offset() {
+        let mut tmp = tempfile::tempfile().unwrap();
+        tmp.write_all(b"abcdef").unwrap();
+        let f = host_fd_file(OwnedFd::from(tmp.try_clone().unwrap()));
+        assert_eq!(f.seek(2, 0).unwrap(), 2);
+        let mut buf = [0u8; 8];
+        assert_eq!(f.read(&mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"cdef");
+        assert_eq!(f.stat().unwrap().st_size, 6);
     }
 }

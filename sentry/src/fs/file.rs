@@ -214,7 +214,7 @@ impl OpenFile {
             return Err(Errno::EBADF);
         }
         if self.ops.stream() {
-            return Err(Errno::ESPIPE);
+            return self.ops.stream_seek(off, whence);
         }
         let mut cur = lock(&self.offset);
         let size = || -> Result<i64, Errno> { Ok(self.stat()?.st_size) };

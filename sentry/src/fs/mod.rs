@@ -406,6 +406,11 @@ pub trait FileOps: Send + Sync + fmt::Debug {
         false
     }
 
+    /// For streams that keep their own offset (host files): `lseek` on it.
+    fn stream_seek(&self, _off: i64, _whence: u32) -> Result<u64, Errno> {
+        Err(Errno::ESPIPE)
+    }
+
     /// Device-specific control.
     fn ioctl(&self, _cmd: u32, _arg: u64, _mem: &dyn UserMem) -> Result<u64, Errno> {
         Err(Errno::ENOTTY)
