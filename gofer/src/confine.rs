@@ -69,14 +69,7 @@ pub fn unshare_and_fork() -> Result<Side, GoferError> {
     )
     .map_err(step("unshare"))?;
     // No mount event of ours may propagate back to the host.
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(step("make mounts private"))?;
+    make_mounts_private()?;
     // SAFETY: the caller guarantees the process is single-threaded, so the child cannot
     // inherit a lock held by another thread.
     match unsafe { fork() }.map_err(step("fork"))? {
@@ -119,34 +112,179 @@ pub fn wait_child(child: Pid) -> Result<(), GoferError> {
 /// Restricts the calling process (the child of [`unshare_and_fork`]) to `root`: after this
 /// `/` is the served root. Returns `/proc/self/fd` opened beforehand, for
 /// [`HostTree::with_proc_fd`](crate::tree::HostTree::with_proc_fd).
+///
+/// It first takes a private copy of the mount table (`unshare(CLONE_NEWNS)` again, harmless
+/// after [`unshare_and_fork`]), so nothing it mounts, detaches or makes read-only can ever
+/// touch the caller's mounts. Serving `/` itself needs no `pivot_root` (there is no
+/// outside); the kernel-interface mounts are detached and the attributes set all the same.
 pub fn confine(root: &Path, read_only: bool) -> Result<OwnedFd, GoferError> {
+    unshare(CloneFlags::CLONE_NEWNS).map_err(step("unshare mount namespace"))?;
+    make_mounts_private()?;
     // Opened while the host /proc is still reachable: the tree reopens its own O_PATH
     // descriptors through it. It keeps the detached host proc mount alive, nothing else.
     let proc_fd = open_proc_self_fd().map_err(|e| GoferError::Confine {
         step: "open /proc/self/fd",
         errno: e.raw(),
     })?;
-    // Non-recursive bind: submounts (/proc, /sys, /dev of a served host root) stay out.
-    mount(
-        Some(root),
-        root,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(step("bind root"))?;
-    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    if read_only {
-        flags |= MsFlags::MS_RDONLY;
+    let root = std::fs::canonicalize(root).map_err(|e| GoferError::Confine {
+        step: "canonicalize root",
+        errno: e.raw_os_error().unwrap_or(libc::EINVAL),
+    })?;
+    let root = root.as_path();
+    let is_slash = root == Path::new("/");
+    if !is_slash {
+        // Recursive bind, so file systems mounted below the root (a separate /home) are
+        // served; kernel-interface file systems among them are detached next. (A bind of
+        // "/" onto itself would stack where path lookup never enters it, hence the special
+        // case.)
+        mount(
+            Some(root),
+            root,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(step("bind root"))?;
     }
-    mount(None::<&str>, root, None::<&str>, flags, None::<&str>).map_err(step("remount root"))?;
-    chdir(root).map_err(step("chdir root"))?;
-    // pivot_root(".", "."): the old root ends up stacked on "/", then detached.
-    pivot_root(".", ".").map_err(step("pivot_root"))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(step("detach old root"))?;
+    detach_pseudo_mounts(root)?;
+    set_mount_attrs(root, read_only)?;
+    if !is_slash {
+        chdir(root).map_err(step("chdir root"))?;
+        // pivot_root(".", "."): the old root ends up stacked on "/", then detached.
+        pivot_root(".", ".").map_err(step("pivot_root"))?;
+        umount2(".", MntFlags::MNT_DETACH).map_err(step("detach old root"))?;
+    }
     chdir("/").map_err(step("chdir /"))?;
     drop_caps()?;
     Ok(proc_fd)
+}
+
+/// Makes every mount of this namespace private: no mount event propagates to the host.
+fn make_mounts_private() -> Result<(), GoferError> {
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(step("make mounts private"))
+}
+
+/// File systems that are kernel interfaces rather than files: never served, even when
+/// mounted below the served root (a host `/` has `/proc`, `/sys`, `/dev` ...).
+pub const PSEUDO_FS: &[&str] = &[
+    "proc",
+    "sysfs",
+    "devtmpfs",
+    "devpts",
+    "mqueue",
+    "cgroup",
+    "cgroup2",
+    "securityfs",
+    "debugfs",
+    "tracefs",
+    "bpf",
+    "configfs",
+    "fusectl",
+    "pstore",
+    "efivarfs",
+    "hugetlbfs",
+    "binfmt_misc",
+    "autofs",
+    "nsfs",
+    "selinuxfs",
+    "rpc_pipefs",
+];
+
+/// Undoes the octal escapes (`\040` for a space) of a `mountinfo` path.
+fn unescape_mountinfo(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match oct {
+            Some(d) => {
+                out.push(((d[0] - b'0') << 6) | ((d[1] - b'0') << 3) | (d[2] - b'0'));
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Mount points strictly below `root` whose file system type is in [`PSEUDO_FS`], deepest
+/// first, from the text of `/proc/self/mountinfo`.
+pub fn pseudo_mounts_below(mountinfo: &str, root: &Path) -> Vec<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut prefix = root.as_os_str().as_bytes().to_vec();
+    if prefix.last() != Some(&b'/') {
+        prefix.push(b'/');
+    }
+    let mut found: Vec<std::path::PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let mount_point = unescape_mountinfo(left.split(' ').nth(4)?);
+            let fstype = right.split(' ').next()?;
+            (PSEUDO_FS.contains(&fstype)
+                && mount_point.starts_with(&prefix)
+                && mount_point.len() > prefix.len())
+            .then(|| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&mount_point)))
+        })
+        .collect();
+    found.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+    found.dedup();
+    found
+}
+
+/// Detaches every kernel-interface mount below `root` (in the gofer's private namespace).
+fn detach_pseudo_mounts(root: &Path) -> Result<(), GoferError> {
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| GoferError::Confine {
+            step: "read mountinfo",
+            errno: e.raw_os_error().unwrap_or(libc::EIO),
+        })?;
+    for mp in pseudo_mounts_below(&info, root) {
+        // A mount point listed twice (below the original and below the bind) or hidden by
+        // an earlier detach is no longer a mount: EINVAL/ENOENT are expected then.
+        match umount2(&mp, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
+            Err(e) => return Err(step("detach pseudo file system")(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Makes the whole served tree `nosuid,nodev` (and read-only when serving read-only) with
+/// `mount_setattr(AT_RECURSIVE)`; on kernels without it, remounts the top mount only.
+fn set_mount_attrs(root: &Path, read_only: bool) -> Result<(), GoferError> {
+    match crate::sys::mount_setattr_recursive(root, read_only) {
+        Ok(()) => Ok(()),
+        Err(e) if e == linux_abi::Errno::ENOSYS => {
+            tracing::warn!(
+                "mount_setattr unavailable: only the top mount of the root is restricted"
+            );
+            let mut flags =
+                MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+            if read_only {
+                flags |= MsFlags::MS_RDONLY;
+            }
+            mount(None::<&str>, root, None::<&str>, flags, None::<&str>)
+                .map_err(step("remount root"))
+        }
+        Err(e) => Err(GoferError::Confine {
+            step: "mount_setattr",
+            errno: e.raw(),
+        }),
+    }
 }
 
 /// Trims every capability set to [`KEPT_CAPS`] and sets `no_new_privs`.
@@ -366,4 +504,47 @@ pub fn install_seccomp() -> Result<(), GoferError> {
     let allow = seccomp_filter()?;
     seccompiler::apply_filter_all_threads(&first).map_err(ierr)?;
     seccompiler::apply_filter_all_threads(&allow).map_err(ierr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pseudo_mounts_are_found_below_the_root_only() {
+        let info = "\
+22 1 8:1 / / rw - ext4 /dev/vda rw
+23 22 0:5 / /proc rw - proc proc rw
+24 22 0:6 / /srv/root rw - ext4 /dev/vdb rw
+25 24 0:7 / /srv/root/proc rw - proc proc rw
+26 24 0:8 / /srv/root/sys rw - sysfs sysfs rw
+27 26 0:9 / /srv/root/sys/fs/cgroup rw - cgroup2 cgroup2 rw
+28 24 0:10 / /srv/root/home rw - ext4 /dev/vdc rw
+29 24 0:11 / /srv/root/my\\040dir rw - proc proc rw
+30 22 0:12 / /srv/rootless rw - proc proc rw
+";
+        let got = pseudo_mounts_below(info, Path::new("/srv/root"));
+        let want: Vec<std::path::PathBuf> = [
+            "/srv/root/sys/fs/cgroup",
+            "/srv/root/my dir",
+            "/srv/root/proc",
+            "/srv/root/sys",
+        ]
+        .iter()
+        .map(Into::into)
+        .collect();
+        assert_eq!(got, want);
+        let all = pseudo_mounts_below(info, Path::new("/"));
+        assert_eq!(all.len(), 6);
+        assert!(!all.contains(&"/srv/root/home".into()));
+    }
+
+    #[test]
+    fn seccomp_filters_compile() {
+        assert!(!seccomp_filter().expect("allowlist").is_empty());
+        assert!(!clone3_enosys_filter().expect("clone3 filter").is_empty());
+        let names: Vec<i64> = allowed_syscalls().iter().map(|(nr, _)| *nr).collect();
+        assert!(!names.contains(&libc::SYS_execve) && !names.contains(&libc::SYS_ptrace));
+        assert!(!names.contains(&libc::SYS_mount) && !names.contains(&libc::SYS_socket));
+    }
 }

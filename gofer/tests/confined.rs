@@ -32,7 +32,7 @@ fn main() {
         println!("skipping confined tests: they need root (namespaces, mounts)");
         return;
     }
-    let tests: [Case; 5] = [
+    let tests: [Case; 6] = [
         (
             "seccomp_kills_a_forbidden_syscall",
             seccomp_kills_a_forbidden_syscall,
@@ -40,6 +40,10 @@ fn main() {
         (
             "pivot_root_makes_the_served_root_slash",
             pivot_root_makes_the_served_root_slash,
+        ),
+        (
+            "serving_the_host_root_hides_kernel_interfaces",
+            serving_the_host_root_hides_kernel_interfaces,
         ),
         (
             "confined_gofer_serves_a_client",
@@ -106,6 +110,10 @@ fn child(role: &str, arg: String) -> i32 {
                     }
                 },
                 Ok(confine::Side::Child) => {
+                    if let Err(e) = add_submounts(Path::new(root)) {
+                        eprintln!("setting up submounts: {e}");
+                        return 1;
+                    }
                     if let Err(e) = confine::confine(Path::new(root), true) {
                         eprintln!("confine: {e}");
                         return 1;
@@ -114,6 +122,26 @@ fn child(role: &str, arg: String) -> i32 {
                 }
             }
         }
+        "confine-slash" => match confine::unshare_and_fork() {
+            Err(e) => {
+                eprintln!("unshare: {e}");
+                NO_NAMESPACES
+            }
+            Ok(confine::Side::Parent(pid)) => match confine::wait_child(pid) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("{e}");
+                    2
+                }
+            },
+            Ok(confine::Side::Child) => {
+                if let Err(e) = confine::confine(Path::new("/"), true) {
+                    eprintln!("confine: {e}");
+                    return 1;
+                }
+                check_slash_confined(Path::new(&arg))
+            }
+        },
         "serve" => {
             // SAFETY: the parent placed the server socket at descriptor 3 for us.
             let sock = unsafe { OwnedFd::from_raw_fd(3) };
@@ -137,6 +165,30 @@ fn child(role: &str, arg: String) -> i32 {
     }
 }
 
+/// In the child's own mount namespace, before confinement: a file system below the root
+/// (tmpfs at `data/`, to be served) and a kernel interface (procfs at `proc/`, to be
+/// detached).
+fn add_submounts(root: &Path) -> nix::Result<()> {
+    use nix::mount::{MsFlags, mount};
+    fs::create_dir_all(root.join("data")).map_err(|_| nix::Error::EIO)?;
+    fs::create_dir_all(root.join("proc")).map_err(|_| nix::Error::EIO)?;
+    mount(
+        Some("tmpfs"),
+        &root.join("data"),
+        Some("tmpfs"),
+        MsFlags::empty(),
+        None::<&str>,
+    )?;
+    fs::write(root.join("data/file"), b"sub").map_err(|_| nix::Error::EIO)?;
+    mount(
+        Some("proc"),
+        &root.join("proc"),
+        Some("proc"),
+        MsFlags::empty(),
+        None::<&str>,
+    )
+}
+
 /// Inside the confined child: `/` is the served root and nothing else is visible.
 fn check_confined(outside: &Path) -> i32 {
     let mut bad = Vec::new();
@@ -146,11 +198,21 @@ fn check_confined(outside: &Path) -> i32 {
     if outside.exists() || fs::metadata(outside).is_ok() {
         bad.push(format!("{} is still reachable", outside.display()));
     }
-    let names: Vec<_> = fs::read_dir("/")
+    let mut names: Vec<_> = fs::read_dir("/")
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
         .unwrap_or_default();
-    if names.len() != 1 {
-        bad.push(format!("/ holds {names:?}, expected only marker"));
+    names.sort();
+    if names != ["data", "marker", "proc"] {
+        bad.push(format!("/ holds {names:?}, expected data, marker, proc"));
+    }
+    if fs::read("/data/file").ok().as_deref() != Some(&b"sub"[..]) {
+        bad.push("the file system mounted below the root is not served".into());
+    }
+    if fs::read_dir("/proc").map(|d| d.count()).unwrap_or(1) != 0 {
+        bad.push("procfs mounted below the root was not detached".into());
+    }
+    if fs::write("/data/new", b"x").is_ok() {
+        bad.push("a submount of a read-only root accepted a write".into());
     }
     if Path::new("/proc/self").exists() {
         bad.push("host /proc is visible".into());
@@ -180,6 +242,31 @@ fn check_confined(outside: &Path) -> i32 {
     // SAFETY: getpid touches no memory.
     if unsafe { libc::getpid() } != 1 {
         bad.push("not PID 1 of a new PID namespace".into());
+    }
+    for b in &bad {
+        eprintln!("confinement: {b}");
+    }
+    if bad.is_empty() { 0 } else { 2 }
+}
+
+/// Inside a child that confined itself to the host `/`: host files are there, read-only;
+/// the kernel interfaces are gone.
+fn check_slash_confined(host_file: &Path) -> i32 {
+    let mut bad = Vec::new();
+    if !host_file.exists() {
+        bad.push(format!("host file {} is not served", host_file.display()));
+    }
+    if Path::new("/proc/self").exists() || Path::new("/sys/kernel").exists() {
+        bad.push("/proc or /sys is still mounted".into());
+    }
+    let probe = host_file.with_extension("gofer-probe");
+    match fs::write(&probe, b"x") {
+        Ok(()) => {
+            let _ = fs::remove_file(&probe);
+            bad.push("the read-only host root accepted a write".into());
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EROFS) => {}
+        Err(e) => bad.push(format!("write failed with {e}, expected EROFS")),
     }
     for b in &bad {
         eprintln!("confinement: {b}");
@@ -245,6 +332,24 @@ fn pivot_root_makes_the_served_root_slash() -> Outcome {
         return o;
     }
     assert!(st.success(), "confinement checks failed: {st:?}");
+    Outcome::Passed
+}
+
+fn serving_the_host_root_hides_kernel_interfaces() -> Outcome {
+    let t = tree();
+    let host_file = t.root.join("marker");
+    let st = me()
+        .env(ROLE, "confine-slash")
+        .env(ARG, &host_file)
+        .status()
+        .expect("spawn");
+    if let Some(o) = skipped_if_no_namespaces(st) {
+        return o;
+    }
+    assert!(st.success(), "confinement to / failed: {st:?}");
+    // Nothing the child did (detaching /proc, read-only mounts) reached this namespace.
+    assert!(Path::new("/proc/self").exists());
+    fs::write(t.root.join("after"), b"still writable").expect("host root still writable");
     Outcome::Passed
 }
 
