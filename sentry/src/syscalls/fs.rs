@@ -337,6 +337,19 @@ fn write_from(
     Ok(done)
 }
 
+/// Raises `SIGPIPE` for a write that failed with `EPIPE` when the signal has its default
+/// action (the caller still gets `EPIPE` if it survives).
+fn sigpipe(t: &Task, r: Result<u64, Errno>) -> Result<u64, Errno> {
+    use linux_abi::signal::SIGPIPE;
+    if r == Err(Errno::EPIPE) {
+        let tg = t.thread_group();
+        if !tg.ignores(SIGPIPE) && !tg.action(SIGPIPE).has_handler() {
+            tg.kill(SIGPIPE);
+        }
+    }
+    r
+}
+
 fn readable_file(t: &Task, fd: i32) -> Result<Arc<OpenFile>, Errno> {
     let f = fd_table(t).get(fd)?;
     if !f.readable() {
@@ -362,7 +375,7 @@ pub fn sys_read(t: &Task, fd: i32, buf: u64, count: u64) -> Result<u64, Errno> {
 /// `write(2)`.
 pub fn sys_write(t: &Task, fd: i32, buf: u64, count: u64) -> Result<u64, Errno> {
     let f = writable_file(t, fd)?;
-    write_from(t, &f, buf, count, None)
+    sigpipe(t, write_from(t, &f, buf, count, None))
 }
 
 fn check_off(off: i64) -> Result<u64, Errno> {
@@ -426,7 +439,7 @@ pub fn sys_readv(t: &Task, fd: i32, iov: u64, cnt: u64) -> Result<u64, Errno> {
 
 /// `writev(2)`.
 pub fn sys_writev(t: &Task, fd: i32, iov: u64, cnt: u64) -> Result<u64, Errno> {
-    writev_at(t, fd, iov, cnt, None)
+    sigpipe(t, writev_at(t, fd, iov, cnt, None))
 }
 
 /// `preadv(2)` (on x86-64 the whole offset is in the low word).
@@ -1403,7 +1416,7 @@ pub fn sys_sendfile(
         return Err(Errno::EINVAL);
     }
     let mut off = read_off(t, offp)?;
-    let n = copy_files(&src, off.as_mut(), &dst, None, count)?;
+    let n = sigpipe(t, copy_files(&src, off.as_mut(), &dst, None, count))?;
     if let Some(o) = off {
         t.mm().write_obj(offp, &(o as i64))?;
     }
@@ -1437,7 +1450,7 @@ pub fn sys_copy_file_range(
     }
     let mut io = read_off(t, in_off)?;
     let mut oo = read_off(t, out_off)?;
-    let n = copy_files(&src, io.as_mut(), &dst, oo.as_mut(), len)?;
+    let n = sigpipe(t, copy_files(&src, io.as_mut(), &dst, oo.as_mut(), len))?;
     if let Some(o) = io {
         t.mm().write_obj(in_off, &(o as i64))?;
     }
@@ -1470,12 +1483,15 @@ pub fn sys_splice(
     let mut io = read_off(t, in_off)?;
     let mut oo = read_off(t, out_off)?;
     // A splice moves at most one pipe buffer's worth.
-    let n = copy_files(
-        &src,
-        io.as_mut(),
-        &dst,
-        oo.as_mut(),
-        len.min(pipe::PIPE_SIZE as u64),
+    let n = sigpipe(
+        t,
+        copy_files(
+            &src,
+            io.as_mut(),
+            &dst,
+            oo.as_mut(),
+            len.min(pipe::PIPE_SIZE as u64),
+        ),
     )?;
     if let Some(o) = io {
         t.mm().write_obj(in_off, &(o as i64))?;
