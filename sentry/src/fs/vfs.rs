@@ -685,7 +685,7 @@ impl Vfs {
         let ops = target.inode().open(flags)?;
         Ok(OpenFile::new(
             target.clone(),
-            flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC),
+            flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC),
             ops,
         ))
     }
