@@ -107,6 +107,7 @@ pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
     SYS_READAHEAD => readahead(Fd, Int, Uint) = sys_readahead;
     SYS_FADVISE64 => fadvise64(Fd, Int, Int, Int) = sys_fadvise64;
     SYS_FLOCK => flock(Fd, Int) = sys_flock;
+    SYS_MEMFD_CREATE => memfd_create(Str, Hex) -> Fd = sys_memfd_create;
 ];
 
 // ---- Adapters to the task (the only places that name Task internals). ----
@@ -1520,6 +1521,32 @@ pub fn sys_fadvise64(t: &Task, fd: i32, _off: i64, len: i64, advice: i32) -> Res
     Ok(0)
 }
 
+/// `memfd_create(2)`: an unnamed tmpfs file backed by the memory file (no sealing).
+pub fn sys_memfd_create(t: &Task, name: u64, flags: u32) -> Result<u64, Errno> {
+    const MFD_CLOEXEC: u32 = 1;
+    const MFD_ALLOW_SEALING: u32 = 2;
+    if flags & !(MFD_CLOEXEC | MFD_ALLOW_SEALING) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let name = t.mm().read_c_string(name, 250)?;
+    let mf = t.mm().memory_file().clone();
+    let dir = crate::fs::tmpfs::Tmpfs::new_root(mf, 0o700, 0, 0);
+    let c = fs_cred(t);
+    let inode = crate::fs::Inode::create(
+        dir.as_ref(),
+        b"memfd",
+        crate::fs::NewNode::File { mode: 0o777 },
+        &c,
+    )?;
+    crate::fs::Inode::unlink(dir.as_ref(), b"memfd", false)?;
+    let mut label = b"/memfd:".to_vec();
+    label.extend_from_slice(&name);
+    label.extend_from_slice(b" (deleted)");
+    let ops = inode.open(O_RDWR)?;
+    let f = OpenFile::new(VfsPath::anonymous(inode, &label), O_RDWR, ops);
+    install(t, f, flags & MFD_CLOEXEC != 0)
+}
+
 /// `flock(2)`: advisory locks always succeed (one sandbox, cooperative programs).
 pub fn sys_flock(t: &Task, fd: i32, op: i32) -> Result<u64, Errno> {
     const LOCK_SH: i32 = 1;
@@ -1559,6 +1586,7 @@ mod tests {
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -1616,6 +1644,9 @@ int main(void) {
     fd = open("/tmp", O_RDONLY | O_DIRECTORY);
     CHECK(29, fd >= 0 && mkdirat(fd, "sub", 0700) == 0 && fstatat(fd, "sub", &st, 0) == 0 && (st.st_mode & 0777) == 0700);
     CHECK(30, unlinkat(fd, "sub", AT_REMOVEDIR) == 0 && fstatat(fd, "sub", &st, 0) < 0);
+    fd = memfd_create("seg", MFD_CLOEXEC);
+    CHECK(31, fd >= 0 && write(fd, "12345", 5) == 5 && fstat(fd, &st) == 0 && st.st_size == 5);
+    CHECK(32, pread(fd, buf, 5, 0) == 5 && memcmp(buf, "12345", 5) == 0);
     printf("all ok\n");
     fflush(stdout);
     return 0;
