@@ -83,6 +83,31 @@ impl Drop for Gofer {
     }
 }
 
+/// Per round trip: a 16-byte message echoed over a `SOCK_SEQPACKET` socketpair between
+/// two threads.
+fn seqpacket_pingpong(n: u64) -> f64 {
+    use std::os::unix::net::UnixDatagram;
+    let (a, b) = socketpair().expect("socketpair");
+    // SOCK_SEQPACKET keeps message boundaries like a datagram socket: plain send/recv.
+    let (a, b) = (UnixDatagram::from(a), UnixDatagram::from(b));
+    let echo = std::thread::spawn(move || {
+        let mut buf = [0u8; 16];
+        while let Ok(k) = b.recv(&mut buf) {
+            if k == 0 || b.send(&buf[..k]).is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf = [0u8; 16];
+    let t = time(n, || {
+        a.send(&[1u8; 16]).expect("send");
+        a.recv(&mut buf).expect("recv");
+    });
+    let _ = a.shutdown(std::net::Shutdown::Both);
+    let _ = echo.join();
+    t
+}
+
 /// One raw `getdents64` into `buf` (the native baseline: same 64 KiB budget as the gofer
 /// requests); returns the bytes filled.
 fn native_getdents(dir: &fs::File, buf: &mut [u8]) -> usize {
@@ -140,6 +165,18 @@ fn main() {
     let g = Gofer::start(root, threads);
     let c = g.client();
     let rootn = c.mount(b"").expect("mount").root.id;
+
+    // The floor: one FStat round trip, and a bare SOCK_SEQPACKET ping-pong between two
+    // threads (what any request over the socket costs before the gofer does anything).
+    let n = scale(20_000);
+    let fstat_rtt = time(n, || {
+        c.fstat(rootn).expect("fstat");
+    });
+    let pingpong = seqpacket_pingpong(n);
+    println!(
+        "{:<34} gofer {fstat_rtt:>9.2} us   bare socket round trip {pingpong:>7.2} us",
+        "FStat round trip (floor)"
+    );
 
     // Walk + FStat (nodes released in batches, as a caching client would).
     let n = scale(20_000);
