@@ -334,3 +334,69 @@ fn many_threads_share_one_connection() {
         }
     });
 }
+
+#[test]
+fn bad_requests_get_errors_not_panics() {
+    let s = served(false, |root, _| {
+        fs::create_dir_all(root.join("sub/dir")).expect("mkdir");
+        fs::write(root.join("sub/file"), b"x").expect("write");
+    });
+    let c = s.client();
+    let (uid, gid) = ids();
+    // Mount of a sub-tree walks to it; it must be a directory reached without symlinks.
+    let sub = c.mount(b"sub/dir").expect("mount sub-tree").root;
+    assert!(sub.stat.is_dir());
+    assert_eq!(
+        c.mount(b"sub/file").err(),
+        Some(ClientError::Errno(libc::ENOTDIR))
+    );
+    assert_eq!(
+        c.mount(b"sub/missing").err(),
+        Some(ClientError::Errno(libc::ENOENT))
+    );
+    let root = c.mount(b"").expect("mount").root;
+    let ebadf = Some(ClientError::Errno(libc::EBADF));
+    assert_eq!(c.fstat(lisafs_proto::NodeId(u64::MAX)).err(), ebadf);
+    assert_eq!(c.pread(lisafs_proto::HandleId(12345), 0, 10).err(), ebadf);
+    assert_eq!(c.walk(lisafs_proto::NodeId(0), &["sub"]).err(), ebadf);
+    let file = c.walk(root.id, &["sub", "file"]).expect("walk").nodes[1].id;
+    assert_eq!(
+        c.walk(file, &["x"]).err(),
+        Some(ClientError::Errno(libc::ENOTDIR))
+    );
+    assert_eq!(
+        c.mkdir_at(file, b"x", 0o700, uid, gid).err(),
+        Some(ClientError::Errno(libc::ENOTDIR))
+    );
+    assert_eq!(
+        c.read_link_at(file).err(),
+        Some(ClientError::Errno(libc::EINVAL))
+    );
+    let h = c.open_at(file, libc::O_RDONLY as u32).expect("open");
+    assert_eq!(
+        c.getdents64(h.handle, 0, 4096).err(),
+        Some(ClientError::Errno(libc::ENOTDIR))
+    );
+    assert_eq!(
+        c.pread(h.handle, u64::MAX, 10).err(),
+        Some(ClientError::Errno(libc::EINVAL))
+    );
+    assert_eq!(
+        c.mknod_at(root.id, b"dev", libc::S_IFBLK | 0o600, 0x0801, uid, gid)
+            .err(),
+        Some(ClientError::Errno(libc::EPERM))
+    );
+    let long = vec![b'n'; 300];
+    assert_eq!(
+        c.mkdir_at(root.id, &long, 0o700, uid, gid).err(),
+        Some(ClientError::Errno(libc::ENAMETOOLONG))
+    );
+    // Closing unknown ids is not an error.
+    c.close(
+        &[lisafs_proto::NodeId(999_999)],
+        &[lisafs_proto::HandleId(999_999)],
+    )
+    .expect("close");
+    // The connection still works.
+    assert!(c.fstat(root.id).expect("fstat").is_dir());
+}
