@@ -324,6 +324,45 @@ pub fn fork_master(memfd: RawFd) -> Result<(Pid, OwnedFd), Errno> {
     Ok((pid as Pid, ready_r))
 }
 
+/// `struct sock_filter`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct SockFilter {
+    code: u16,
+    jt: u8,
+    jf: u8,
+    k: u32,
+}
+
+/// `struct sock_fprog`.
+#[repr(C)]
+struct SockFprog {
+    len: u16,
+    filter: *const SockFilter,
+}
+
+/// The stub's seccomp program: allow if the call was made from the stub page of an x86-64
+/// task, else `SECCOMP_RET_TRAP` (a `SIGSYS` the tracer reports as a signal trap).
+fn vsyscall_filter() -> [SockFilter; 9] {
+    const LD_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const AND: u16 = (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16;
+    const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    let f = |code, jt, jf, k| SockFilter { code, jt, jf, k };
+    [
+        f(LD_ABS, 0, 0, 4), // arch
+        f(JEQ, 0, 6, AUDIT_ARCH_X86_64),
+        f(LD_ABS, 0, 0, 12), // instruction_pointer, high half
+        f(JEQ, 0, 4, (stub::STUB_ADDR >> 32) as u32),
+        f(LD_ABS, 0, 0, 8), // instruction_pointer, low half
+        f(AND, 0, 0, !(stub::PAGE as u32 - 1)),
+        f(JEQ, 0, 1, stub::STUB_ADDR as u32),
+        f(RET, 0, 0, libc::SECCOMP_RET_ALLOW),
+        f(RET, 0, 0, libc::SECCOMP_RET_TRAP),
+    ]
+}
+
 /// Raw system call in the forked child, without touching errno.
 ///
 /// # Safety
@@ -475,6 +514,32 @@ unsafe fn child_main(s: &ChildSetup) -> ! {
         {
             die(8);
         }
+        // A seccomp filter that allows system calls made from the stub page and traps
+        // every other one. Application system calls never reach it (PTRACE_SYSEMU stops
+        // them first); it catches the calls the kernel emulates without a ptrace stop:
+        // the legacy vsyscall page (gettimeofday, time, getcpu). Installed last because
+        // it also traps this code's own calls. Best effort: a kernel without seccomp
+        // still gets a working stub.
+        let filter = vsyscall_filter();
+        let prog = SockFprog {
+            len: filter.len() as u16,
+            filter: filter.as_ptr(),
+        };
+        raw(
+            libc::SYS_prctl,
+            [libc::PR_SET_NO_NEW_PRIVS as usize, 1, 0, 0, 0, 0],
+        );
+        raw(
+            libc::SYS_seccomp,
+            [
+                libc::SECCOMP_SET_MODE_FILTER as usize,
+                0,
+                &raw const prog as usize,
+                0,
+                0,
+                0,
+            ],
+        );
         // Unmap the rest and park, from the stub page itself.
         std::arch::asm!(
             "jmp {entry}",

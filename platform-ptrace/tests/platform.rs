@@ -547,3 +547,30 @@ fn foreign_or_released_objects() {
         Err(PlatformError::Released)
     ));
 }
+
+#[test]
+fn vsyscall_page_is_not_executed_on_the_host() {
+    let Some(p) = platform() else { return };
+    let Some(a) = address_space(&p) else { return };
+    let code = guest(&[
+        &[0x31, 0xff],                               // xor edi, edi (gettimeofday(NULL, NULL))
+        &[0x31, 0xf6],                               // xor esi, esi
+        &[0x48, 0xc7, 0xc0, 0x00, 0x00, 0x60, 0xff], // mov rax, 0xffffffffff600000
+        &[0xff, 0xd0],                               // call rax
+        &mov_eax(900),
+        &SYSCALL,
+        &JMP_SELF,
+    ]);
+    map_page(&p, &*a, CODE, &code, Protection::READ_EXECUTE);
+    map_page(&p, &*a, DATA, &[], Protection::READ_WRITE);
+    let ctx = p.new_context().unwrap();
+    let mut regs = regs_at(CODE);
+    let trap = ctx.switch(&*a, &mut regs).unwrap();
+    // Depending on the host's vsyscall mode this is SIGSYS (emulation refused by the stub's
+    // seccomp filter) or a fault (no vsyscall page); never a silent host gettimeofday.
+    match trap {
+        Trap::Signal(si) => assert_eq!(si.signo, sig::SIGSYS, "{si:?}"),
+        Trap::Fault { addr, .. } => assert_eq!(addr, 0xffff_ffff_ff60_0000),
+        t => panic!("vsyscall ran on the host: {t:?}"),
+    }
+}
