@@ -323,3 +323,8 @@ impl Platform for PtracePlatform {
         Ok(Arc::new(PtraceContext::new(Arc::clone(&self.shared))))
     }
 }
+
+/// The README's example, compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
