@@ -191,6 +191,24 @@ fn measure(cpu: Option<usize>, chunk: u64, chunks: usize) -> (Vec<f64>, Vec<f64>
     (r, p)
 }
 
+/// Mean microseconds of `new_address_space` and of the first `map_file` in it.
+fn address_space_costs(n: u32) -> (f64, f64) {
+    let mf = Arc::new(MemoryFile::new("ptrace-bench", 1 << 24).expect("memory file"));
+    let p =
+        PtracePlatform::with_options(mf, PtraceOptions { pin: false }).expect("ptrace platform");
+    let off = p.memory_file().allocate(4096).unwrap();
+    let (mut create, mut map) = (0.0, 0.0);
+    for _ in 0..n {
+        let t = Instant::now();
+        let a = p.new_address_space().expect("address space");
+        create += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        a.map_file(0x40_0000, off, 4096, Protection::READ).unwrap();
+        map += t.elapsed().as_secs_f64();
+    }
+    (create * 1e6 / f64::from(n), map * 1e6 / f64::from(n))
+}
+
 fn in_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::spawn(f).join().expect("benchmark thread")
 }
@@ -256,5 +274,10 @@ fn main() {
     }
     println!(
         "ratio = platform / raw PTRACE_SYSEMU loop, same thread, same run; native getpid for scale"
+    );
+    let n = if quick { 3 } else { 30 };
+    let (create, first_map) = in_thread(move || address_space_costs(n));
+    println!(
+        "new_address_space: {create:.0} us; first map_file in it (clones the stub thread): {first_map:.0} us"
     );
 }
