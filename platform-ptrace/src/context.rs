@@ -13,8 +13,9 @@ use linux_abi::Errno;
 use linux_abi::signal::{self as sig, SigInfo};
 use platform::{AccessType, AddressSpace, Context, PlatformError, Registers, Trap};
 
-use crate::process::{PtraceAddressSpace, StubThread, lock};
-use crate::sys::{self, Pid, Stop};
+use crate::process::{PtraceAddressSpace, StubThread, ThreadState, lock};
+use crate::sys::{self, Pid};
+use crate::tracee::{Stopped, Waited};
 use crate::{Shared, host};
 
 /// The host signal [`Context::interrupt`] sends to a running stub thread. Its default
@@ -66,10 +67,9 @@ impl PtraceContext {
 
     fn run(&self, t: &StubThread, regs: &mut Registers) -> Result<Trap, PlatformError> {
         let tid = t.tid;
-        let mut st = lock(&t.state);
-        if st.dead {
-            return Err(t.gone());
-        }
+        let mut guard = lock(&t.state);
+        let st = &mut *guard;
+        let tracee = st.tracee.take().ok_or_else(|| t.gone())?;
         if self.shared.options.pin && !st.pinned {
             st.pinned = true;
             if let Some(cpu) = host::pinned_cpu(|| self.shared.next_cpu())
@@ -78,68 +78,60 @@ impl PtraceContext {
                 tracing::debug!(tid, cpu, error = %e, "cannot pin stub thread");
             }
         }
-        let mut gp = regs.gp;
-        // Never let the host kernel apply its syscall-restart logic to the application.
-        gp.orig_rax = u64::MAX;
-        if gp != st.regs {
-            sys::setregs(tid, &gp).map_err(|e| match e {
-                Errno::EIO | Errno::EINVAL => PlatformError::InvalidArgument("register values"),
+        // Load the registers; a failure leaves the thread stopped and usable.
+        if let Err((what, errno)) = load(&tracee, st, regs) {
+            st.tracee = Some(tracee);
+            return Err(match errno {
+                Errno::EIO | Errno::EINVAL | Errno::EFAULT => PlatformError::InvalidArgument(what),
                 Errno::ESRCH => t.gone(),
-                errno => PlatformError::Host {
-                    op: "PTRACE_SETREGS",
-                    errno,
-                },
-            })?;
-            st.regs = gp;
+                errno => PlatformError::Host { op: what, errno },
+            });
         }
-        let fpu = regs.fpu.as_bytes();
-        let n = fpu.len().min(st.xstate.len());
-        if fpu[..n] != st.xstate[..n] {
-            st.xstate[..n].copy_from_slice(&fpu[..n]);
-            if let Err(e) = sys::set_xstate(tid, &st.xstate) {
-                // Resynchronise the mirror with what the kernel kept.
-                let _ = sys::get_xstate(tid, &mut st.xstate);
-                return Err(match e {
-                    Errno::EINVAL | Errno::EFAULT => PlatformError::InvalidArgument("FPU state"),
-                    Errno::ESRCH => t.gone(),
-                    errno => PlatformError::Host {
-                        op: "PTRACE_SETREGSET",
-                        errno,
-                    },
-                });
+        // Run until a trap. From here a failed resume or wait loses the thread.
+        let lost = |errno: Errno| {
+            if !t.process.is_released() {
+                tracing::error!(tid, %errno, "stub thread lost during switch; killing the stub");
+                let _ = sys::kill(t.process.pid, libc::SIGKILL);
             }
-        }
-        let gone = |st: &mut crate::process::ThreadState| {
-            st.dead = true;
             t.gone()
         };
-        let host = |op| move |errno| PlatformError::Host { op, errno };
-        sys::sysemu(tid, 0).map_err(host("PTRACE_SYSEMU"))?;
-        let trap = loop {
-            let stop = match sys::wait_stop(tid) {
-                Ok(s) => s,
-                Err(_) => return Err(gone(&mut st)),
-            };
-            match stop {
-                Stop::Syscall => break Trap::Syscall,
-                Stop::Signal(signo) => {
-                    let si = sys::getsiginfo(tid).map_err(host("PTRACE_GETSIGINFO"))?;
-                    if let Some(trap) = self.classify(signo, &si) {
-                        break trap;
+        let mut running = tracee.sysemu(0).map_err(lost)?;
+        let (tracee, trap) = loop {
+            let stopped = match running.wait().map_err(lost)? {
+                Waited::Syscall(s) => break (s, Trap::Syscall),
+                Waited::Signal(signo, s) => match s.getsiginfo() {
+                    Ok(si) => match self.classify(signo, &si) {
+                        Some(trap) => break (s, trap),
+                        None => {
+                            tracing::trace!(tid, signo, code = si.code, "suppressed signal");
+                            s
+                        }
+                    },
+                    Err(errno) => {
+                        st.tracee = Some(s);
+                        return Err(PlatformError::Host {
+                            op: "PTRACE_GETSIGINFO",
+                            errno,
+                        });
                     }
-                    tracing::trace!(tid, signo, code = si.code, "suppressed signal");
-                }
-                Stop::Event(_) => {}
-                Stop::Gone(status) => {
+                },
+                Waited::Event(_, s) => s,
+                Waited::Gone(status) => {
                     tracing::debug!(tid, status, "stub thread gone during switch");
-                    return Err(gone(&mut st));
+                    return Err(t.gone());
                 }
-            }
-            sys::sysemu(tid, 0).map_err(host("PTRACE_SYSEMU"))?;
+            };
+            running = stopped.sysemu(0).map_err(lost)?;
         };
-        sys::getregs(tid, &mut st.regs).map_err(host("PTRACE_GETREGS"))?;
+        let saved = tracee
+            .getregs(&mut st.regs)
+            .and_then(|()| tracee.get_xstate(&mut st.xstate));
+        st.tracee = Some(tracee);
+        saved.map_err(|errno| PlatformError::Host {
+            op: "save registers",
+            errno,
+        })?;
         regs.gp = st.regs;
-        sys::get_xstate(tid, &mut st.xstate).map_err(host("PTRACE_GETREGSET"))?;
         let n = regs.fpu.as_bytes().len().min(st.xstate.len());
         regs.fpu.as_bytes_mut()[..n].copy_from_slice(&st.xstate[..n]);
         Ok(match trap {
@@ -194,6 +186,36 @@ impl PtraceContext {
             _ => None,
         }
     }
+}
+
+/// Writes `regs` into the stopped thread where they differ from what it holds, keeping
+/// the mirror in `st` true. `orig_rax` is always written as -1: the host kernel must never
+/// apply its syscall-restart logic to the application.
+/// Fails with what was being loaded and the host error.
+fn load(
+    tracee: &Stopped,
+    st: &mut ThreadState,
+    regs: &Registers,
+) -> Result<(), (&'static str, Errno)> {
+    let mut gp = regs.gp;
+    gp.orig_rax = u64::MAX;
+    if gp != st.regs {
+        tracee.setregs(&gp).map_err(|e| ("register values", e))?;
+        st.regs = gp;
+    }
+    let fpu = regs.fpu.as_bytes();
+    let n = fpu.len().min(st.xstate.len());
+    if fpu[..n] != st.xstate[..n] {
+        st.xstate[..n].copy_from_slice(&fpu[..n]);
+        if let Err(e) = tracee.set_xstate(&st.xstate) {
+            // Resynchronise the mirror with what the kernel kept.
+            tracee
+                .get_xstate(&mut st.xstate)
+                .map_err(|e| ("FPU state", e))?;
+            return Err(("FPU state", e));
+        }
+    }
+    Ok(())
 }
 
 impl Context for PtraceContext {

@@ -34,6 +34,7 @@ mod host;
 mod process;
 mod stub;
 mod sys;
+mod tracee;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -48,6 +49,7 @@ pub use stub::{MEMFD_SLOT, STUB_ADDR};
 
 use crate::process::{Process, inject, lock, with_seized_leader};
 use crate::sys::Pid;
+use crate::tracee::Running;
 
 /// Lowest mappable application address.
 const MIN_USER_ADDRESS: u64 = 0x1_0000;
@@ -100,37 +102,33 @@ impl Shared {
     fn fork_process(self: &Arc<Self>) -> Result<Process, PlatformError> {
         let _guard = lock(&self.master_lock);
         let options = sys::O_EXITKILL | sys::O_TRACEFORK;
-        let child = with_seized_leader(self.master, options, |base| {
-            let (ret, msg, _) = inject(
-                self.master,
-                base,
-                libc::SYS_clone,
-                [libc::SIGCHLD as u64, 0, 0, 0, 0, 0],
-            )
-            .map_err(|errno| PlatformError::Host {
-                op: "inject fork",
-                errno,
+        let fork = [libc::SIGCHLD as u64, 0, 0, 0, 0, 0];
+        let child = with_seized_leader(self.master, options, |master, base| {
+            let done = inject(master, base, libc::SYS_clone, fork).map_err(|errno| {
+                PlatformError::Host {
+                    op: "inject fork",
+                    errno,
+                }
             })?;
-            if let Some(errno) = linux_abi::Errno::from_return(ret) {
-                return Err(PlatformError::Host { op: "fork", errno });
-            }
-            Ok(if msg != 0 { msg as Pid } else { ret as Pid })
-        })?;
+            let child = match linux_abi::Errno::from_return(done.ret) {
+                Some(errno) => Err(PlatformError::Host { op: "fork", errno }),
+                None if done.event_msg != 0 => Ok(done.event_msg as Pid),
+                None => Ok(done.ret as Pid),
+            };
+            Ok((done.tracee, child))
+        })??;
         // The child starts traced by us (PTRACE_O_TRACEFORK) in a PTRACE_EVENT_STOP. Tie its
         // life to the master's, then park it untraced like its parent.
         let prepared = (|| -> Result<(), PlatformError> {
-            match sys::wait_stop(child) {
-                Ok(sys::Stop::Gone(_)) | Err(_) => {
-                    return Err(PlatformError::Internal("new stub died".into()));
-                }
-                Ok(_) => {}
-            }
+            let host = |op| move |errno| PlatformError::Host { op, errno };
+            let stopped = Running::auto_attached(child)
+                .wait()
+                .map_err(host("wait for new stub"))?
+                .stopped()
+                .ok_or_else(|| PlatformError::Internal("new stub died".into()))?;
             let mut base = platform::GeneralRegisters::default();
-            sys::getregs(child, &mut base).map_err(|errno| PlatformError::Host {
-                op: "PTRACE_GETREGS",
-                errno,
-            })?;
-            let args = [
+            stopped.getregs(&mut base).map_err(host("PTRACE_GETREGS"))?;
+            let pdeathsig = [
                 libc::PR_SET_PDEATHSIG as u64,
                 libc::SIGKILL as u64,
                 0,
@@ -138,29 +136,24 @@ impl Shared {
                 0,
                 0,
             ];
-            let (ret, _, mut regs) =
-                inject(child, &base, libc::SYS_prctl, args).map_err(|errno| {
-                    PlatformError::Host {
-                        op: "inject prctl",
-                        errno,
-                    }
-                })?;
-            if ret != 0 {
+            let done =
+                inject(stopped, &base, libc::SYS_prctl, pdeathsig).map_err(host("inject prctl"))?;
+            if done.ret != 0 {
                 return Err(PlatformError::Internal(format!(
-                    "prctl in stub returned {ret:#x}"
+                    "prctl in stub returned {:#x}",
+                    done.ret
                 )));
             }
-            regs.rip = STUB_ADDR + stub::PARK_OFFSET;
-            regs.orig_rax = u64::MAX;
-            sys::setregs(child, &regs)
-                .and_then(|()| sys::detach(child, 0))
-                .map_err(|errno| PlatformError::Host {
-                    op: "PTRACE_DETACH",
-                    errno,
-                })
+            let mut park = done.regs;
+            park.rip = STUB_ADDR + stub::PARK_OFFSET;
+            park.orig_rax = u64::MAX;
+            done.tracee.setregs(&park).map_err(host("PTRACE_SETREGS"))?;
+            done.tracee.detach().map_err(host("PTRACE_DETACH"))
         })();
         if let Err(e) = prepared {
             let _ = sys::kill(child, libc::SIGKILL);
+            // Collect it if we still trace it (single-threaded: it goes at once).
+            Running::auto_attached(child).reap();
             return Err(e);
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);

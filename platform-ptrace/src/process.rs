@@ -17,7 +17,8 @@ use linux_abi::Errno;
 use platform::{AddressSpace, GeneralRegisters, PlatformError, Protection};
 
 use crate::stub::{self, STUB_ADDR};
-use crate::sys::{self, Pid, Stop};
+use crate::sys::{self, Pid};
+use crate::tracee::{Running, Stopped, Waited};
 use crate::{Shared, host};
 
 /// `clone` flags of a new stub thread.
@@ -39,29 +40,48 @@ fn host_err(op: &'static str) -> impl FnOnce(Errno) -> PlatformError {
     move |errno| PlatformError::Host { op, errno }
 }
 
-/// Runs system call `nr` in the stopped tracee `tid`, starting from registers `base`.
-/// Returns the result (`rax`), the last ptrace event message (the new pid of a clone or
-/// fork) and the registers the tracee is left with.
+/// What an injected system call left behind.
+#[derive(Debug)]
+pub(crate) struct Injected {
+    /// The tracee, stopped at the `int3` after the call.
+    pub(crate) tracee: Stopped,
+    /// The call's result (`rax`).
+    pub(crate) ret: u64,
+    /// The last ptrace event message (the new pid of a traced clone or fork), or 0.
+    pub(crate) event_msg: u64,
+    /// The registers the tracee is left with.
+    pub(crate) regs: GeneralRegisters,
+}
+
+/// Runs system call `nr` in `tracee`, starting from registers `base`: `rip` at the stub's
+/// `syscall; int3`, one `PTRACE_CONT`, stopped again by the `int3`. An error loses the
+/// tracee (see [`crate::tracee`]).
 pub(crate) fn inject(
-    tid: Pid,
+    tracee: Stopped,
     base: &GeneralRegisters,
     nr: i64,
     args: [u64; 6],
-) -> Result<(u64, u64, GeneralRegisters), Errno> {
+) -> Result<Injected, Errno> {
+    let tid = tracee.tid();
     let mut r = *base;
     r.rip = STUB_ADDR + stub::SYSCALL_OFFSET;
     r.rax = nr as u64;
     r.orig_rax = u64::MAX;
     [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9] = args;
-    sys::setregs(tid, &r)?;
-    sys::cont(tid, 0)?;
-    let mut msg = 0;
+    tracee.setregs(&r)?;
+    let mut running = tracee.cont(0)?;
+    let mut event_msg = 0;
     loop {
-        match sys::wait_stop(tid)? {
-            Stop::Signal(libc::SIGTRAP) => {
-                sys::getregs(tid, &mut r)?;
+        running = match running.wait()? {
+            Waited::Signal(libc::SIGTRAP, t) => {
+                t.getregs(&mut r)?;
                 if r.rip == stub::SYSCALL_DONE_RIP {
-                    return Ok((r.rax, msg, r));
+                    return Ok(Injected {
+                        tracee: t,
+                        ret: r.rax,
+                        event_msg,
+                        regs: r,
+                    });
                 }
                 tracing::warn!(
                     tid,
@@ -70,69 +90,75 @@ pub(crate) fn inject(
                 );
                 return Err(Errno::EFAULT);
             }
-            Stop::Event(e) if e == sys::EVENT_CLONE || e == sys::EVENT_FORK => {
-                msg = sys::geteventmsg(tid)?;
-                sys::cont(tid, 0)?;
+            Waited::Event(e, t) if e == sys::EVENT_CLONE || e == sys::EVENT_FORK => {
+                event_msg = t.geteventmsg()?;
+                t.cont(0)?
             }
-            Stop::Gone(_) => return Err(Errno::ESRCH),
+            Waited::Gone(_) => return Err(Errno::ESRCH),
             // Group stops, interrupt stops, stray signals (a late interrupt): suppress.
             other => {
                 tracing::trace!(tid, ?other, "suppressed stop during injected syscall");
-                sys::cont(tid, 0)?;
+                match other.stopped() {
+                    Some(t) => t.cont(0)?,
+                    None => return Err(Errno::ESRCH),
+                }
             }
-        }
+        };
     }
 }
 
-/// Seizes the untraced, parked leader `pid` with `options`, runs `f` on its stopped state,
-/// and parks and detaches it again whatever `f` returned.
+/// Seizes the untraced, parked leader `pid` with `options`, runs `f` on it while it is
+/// stopped, and parks and detaches it again. `f` hands the stopped leader back with its
+/// result; if it cannot (the leader was lost), the stub process is killed, since a
+/// leader stuck in a ptrace-stop could never serve another request.
 pub(crate) fn with_seized_leader<T>(
     pid: Pid,
     options: u64,
-    f: impl FnOnce(&GeneralRegisters) -> Result<T, PlatformError>,
+    f: impl FnOnce(Stopped, &GeneralRegisters) -> Result<(Stopped, T), PlatformError>,
 ) -> Result<T, PlatformError> {
-    sys::seize(pid, options).map_err(|e| match e {
+    let running = Running::seize(pid, options).map_err(|e| match e {
         Errno::EPERM => PlatformError::Unavailable(format!("ptrace not permitted: {e}")),
-        e => PlatformError::Host {
+        errno => PlatformError::Host {
             op: "PTRACE_SEIZE",
-            errno: e,
+            errno,
         },
     })?;
-    let stopped = sys::interrupt(pid).and_then(|()| sys::wait_stop(pid));
-    match stopped {
-        Ok(Stop::Gone(status)) => {
-            return Err(PlatformError::Internal(format!(
-                "stub {pid} died (status {status:#x})"
-            )));
-        }
-        Ok(_) => {}
-        Err(errno) => {
-            let _ = sys::detach(pid, 0);
-            return Err(PlatformError::Host {
-                op: "PTRACE_INTERRUPT",
-                errno,
-            });
-        }
+    let lost = |e: PlatformError| {
+        tracing::error!(pid, error = %e, "stub leader lost; killing the stub");
+        let _ = sys::kill(pid, libc::SIGKILL);
+        e
+    };
+    if let Err(errno) = running.interrupt() {
+        return Err(lost(PlatformError::Host {
+            op: "PTRACE_INTERRUPT",
+            errno,
+        }));
     }
+    let leader = match running.wait() {
+        Ok(w) => w.stopped(),
+        Err(_) => None,
+    };
+    let Some(leader) = leader else {
+        return Err(lost(PlatformError::Internal(format!("stub {pid} died"))));
+    };
     let mut base = GeneralRegisters::default();
-    let result = match sys::getregs(pid, &mut base) {
-        Ok(()) => f(&base),
-        Err(errno) => Err(PlatformError::Host {
+    if let Err(errno) = leader.getregs(&mut base) {
+        return Err(lost(PlatformError::Host {
             op: "PTRACE_GETREGS",
             errno,
-        }),
-    };
+        }));
+    }
+    let (leader, value) = f(leader, &base).map_err(lost)?;
     let mut park = base;
     park.rip = STUB_ADDR + stub::PARK_OFFSET;
     park.orig_rax = u64::MAX;
-    if let Err(e) = sys::setregs(pid, &park).and_then(|()| sys::detach(pid, 0)) {
-        tracing::error!(pid, error = %e, "cannot park stub leader");
-        return Err(PlatformError::Host {
+    if let Err(errno) = leader.setregs(&park).and_then(|()| leader.detach()) {
+        return Err(lost(PlatformError::Host {
             op: "PTRACE_DETACH",
-            errno: e,
-        });
+            errno,
+        }));
     }
-    result
+    Ok(value)
 }
 
 /// One stub process: the host side of one address space.
@@ -183,48 +209,50 @@ impl Process {
     /// Clones a new stub thread from the leader, traced by the calling thread `me`.
     fn spawn_thread(self: &Arc<Self>, me: Pid) -> Result<StubThread, PlatformError> {
         let options = sys::O_EXITKILL | sys::O_TRACESYSGOOD | sys::O_TRACECLONE;
-        let tid = with_seized_leader(self.pid, options, |base| {
-            let (ret, msg, _) = inject(
-                self.pid,
-                base,
-                libc::SYS_clone,
-                [THREAD_FLAGS, 0, 0, 0, 0, 0],
-            )
-            .map_err(host_err("inject clone"))?;
-            if let Some(errno) = Errno::from_return(ret) {
-                return Err(PlatformError::Host { op: "clone", errno });
-            }
-            Ok(if msg != 0 { msg as Pid } else { ret as Pid })
-        })?;
+        let tid = with_seized_leader(self.pid, options, |leader, base| {
+            let done = inject(leader, base, libc::SYS_clone, [THREAD_FLAGS, 0, 0, 0, 0, 0])
+                .map_err(host_err("inject clone"))?;
+            let tid = match Errno::from_return(done.ret) {
+                Some(errno) => Err(PlatformError::Host { op: "clone", errno }),
+                None if done.event_msg != 0 => Ok(done.event_msg as Pid),
+                None => Ok(done.ret as Pid),
+            };
+            // A failed clone still hands the leader back to be parked.
+            Ok((done.tracee, tid))
+        })??;
         // The new thread starts traced by us, in a PTRACE_EVENT_STOP.
         let mut regs = GeneralRegisters::default();
         let mut xstate = vec![0u8; XSTATE_MAX];
         let init = (|| {
-            if let Stop::Gone(_) = sys::wait_stop(tid)? {
-                return Err(Errno::ESRCH);
-            }
-            sys::getregs(tid, &mut regs)?;
-            let n = sys::get_xstate(tid, &mut xstate)?;
+            let t = Running::auto_attached(tid)
+                .wait()?
+                .stopped()
+                .ok_or(Errno::ESRCH)?;
+            t.getregs(&mut regs)?;
+            let n = t.get_xstate(&mut xstate)?;
             xstate.truncate(n);
-            Ok(())
+            Ok(t)
         })();
-        if let Err(errno) = init {
-            // The thread is ours but unusable: take the whole process down.
-            let _ = sys::kill(self.pid, libc::SIGKILL);
-            return Err(PlatformError::Host {
-                op: "stub thread start",
-                errno,
-            });
-        }
+        let tracee = match init {
+            Ok(t) => t,
+            Err(errno) => {
+                // The thread is ours but unusable: take the whole process down.
+                let _ = sys::kill(self.pid, libc::SIGKILL);
+                return Err(PlatformError::Host {
+                    op: "stub thread start",
+                    errno,
+                });
+            }
+        };
         tracing::debug!(pid = self.pid, tid, tracer = me, "new stub thread");
         Ok(StubThread {
             tid,
             tracer: me,
             process: Arc::clone(self),
             state: Mutex::new(ThreadState {
+                tracee: Some(tracee),
                 regs,
                 xstate,
-                dead: false,
                 pinned: false,
             }),
         })
@@ -344,12 +372,12 @@ impl Process {
 /// Mutable state of a stub thread, touched only by its tracer.
 #[derive(Debug)]
 pub(crate) struct ThreadState {
+    /// The stopped thread; `None` once it is gone, retired or lost.
+    pub(crate) tracee: Option<Stopped>,
     /// The general registers the kernel holds for the thread right now.
     pub(crate) regs: GeneralRegisters,
     /// The XSAVE area the kernel holds for the thread right now (kernel size).
     pub(crate) xstate: Vec<u8>,
-    /// The thread exited or was reaped.
-    pub(crate) dead: bool,
     /// Pinned to its tracer's CPU.
     pub(crate) pinned: bool,
 }
@@ -380,23 +408,17 @@ impl StubThread {
     /// Runs a system call in this (stopped) stub thread. Caller: the tracer.
     fn inject(&self, nr: i64, args: [u64; 6]) -> Result<u64, PlatformError> {
         let mut st = lock(&self.state);
-        if st.dead {
-            return Err(self.gone());
-        }
-        match inject(self.tid, &st.regs, nr, args) {
-            Ok((ret, _, regs)) => {
-                st.regs = regs;
-                Ok(ret)
+        let tracee = st.tracee.take().ok_or_else(|| self.gone())?;
+        match inject(tracee, &st.regs, nr, args) {
+            Ok(done) => {
+                st.regs = done.regs;
+                st.tracee = Some(done.tracee);
+                Ok(done.ret)
             }
-            Err(Errno::ESRCH) => {
-                st.dead = true;
-                Err(self.gone())
-            }
+            Err(Errno::ESRCH) => Err(self.gone()),
             Err(errno) => {
-                // Re-read what the kernel holds so the mirror stays true.
-                if sys::getregs(self.tid, &mut st.regs).is_err() {
-                    st.dead = true;
-                }
+                // Lost in a state we cannot explain: the address space is unusable.
+                let _ = sys::kill(self.process.pid, libc::SIGKILL);
                 Err(PlatformError::Host {
                     op: "injected syscall",
                     errno,
@@ -414,35 +436,23 @@ impl StubThread {
     /// on its own (the rest of the process lives on). Caller: the tracer.
     pub(crate) fn retire(&self) {
         let mut st = lock(&self.state);
-        if st.dead {
+        let Some(tracee) = st.tracee.take() else {
             return;
-        }
-        st.dead = true;
-        if !self.process.is_released() {
+        };
+        let running = if self.process.is_released() {
+            Ok(tracee.killed())
+        } else {
             self.process.forget(self);
             let mut r = st.regs;
             r.rip = STUB_ADDR + stub::SYSCALL_OFFSET;
             r.rax = libc::SYS_exit as u64;
             r.rdi = 0;
             r.orig_rax = u64::MAX;
-            if sys::setregs(self.tid, &r)
-                .and_then(|()| sys::cont(self.tid, 0))
-                .is_err()
-            {
-                // Not stopped or already gone; fall through to reaping what is there.
-                tracing::debug!(tid = self.tid, "cannot inject exit into stub thread");
-            }
-        }
-        // Reap: wait until the thread is gone, suppressing any stop on the way.
-        loop {
-            match sys::wait_stop(self.tid) {
-                Ok(Stop::Gone(_)) | Err(_) => break,
-                Ok(_) => {
-                    if sys::cont(self.tid, 0).is_err() {
-                        break;
-                    }
-                }
-            }
+            tracee.setregs(&r).and_then(|()| tracee.cont(0))
+        };
+        match running {
+            Ok(r) => r.reap(),
+            Err(e) => tracing::debug!(tid = self.tid, error = %e, "stub thread already gone"),
         }
     }
 }
