@@ -231,6 +231,7 @@ impl Process {
             t.getregs(&mut regs)?;
             let n = t.get_xstate(&mut xstate)?;
             xstate.truncate(n);
+            xstate.shrink_to_fit();
             Ok(t)
         })();
         let tracee = match init {

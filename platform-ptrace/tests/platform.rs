@@ -574,3 +574,36 @@ fn vsyscall_page_is_not_executed_on_the_host() {
         t => panic!("vsyscall ran on the host: {t:?}"),
     }
 }
+
+#[test]
+fn bad_registers_are_errors_and_leave_the_context_usable() {
+    let Some(p) = platform() else { return };
+    let Some(a) = address_space(&p) else { return };
+    map_page(
+        &p,
+        &*a,
+        CODE,
+        &guest(&[&mov_eax(950), &SYSCALL]),
+        Protection::READ_EXECUTE,
+    );
+    let ctx = p.new_context().unwrap();
+
+    let mut regs = regs_at(CODE);
+    regs.gp.fs_base = 1 << 63; // non-canonical
+    assert!(matches!(
+        ctx.switch(&*a, &mut regs),
+        Err(PlatformError::InvalidArgument(_))
+    ));
+
+    let mut regs = regs_at(CODE);
+    regs.fpu.as_bytes_mut()[24..28].copy_from_slice(&0xffff_ffffu32.to_le_bytes()); // MXCSR reserved bits
+    assert!(matches!(
+        ctx.switch(&*a, &mut regs),
+        Err(PlatformError::InvalidArgument(_))
+    ));
+
+    let mut regs = regs_at(CODE);
+    assert_eq!(ctx.switch(&*a, &mut regs).unwrap(), Trap::Syscall);
+    assert_eq!(regs.gp.syscall_number(), 950);
+    assert_eq!(regs.fpu.mxcsr(), 0x1f80);
+}
