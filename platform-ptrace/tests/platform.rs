@@ -217,8 +217,8 @@ fn fault_then_map_then_resume() {
 fn synchronous_signals() {
     let Some(p) = platform() else { return };
     let Some(a) = address_space(&p) else { return };
-    // ud2; int3; hlt
-    let code = [0x0f, 0x0b, 0xcc, 0xf4];
+    // ud2; int3; hlt; xor ecx, ecx; div ecx
+    let code = [0x0f, 0x0b, 0xcc, 0xf4, 0x31, 0xc9, 0xf7, 0xf1];
     map_page(&p, &*a, CODE, &code, Protection::READ_EXECUTE);
     let ctx = p.new_context().unwrap();
     let mut regs = regs_at(CODE);
@@ -235,6 +235,45 @@ fn synchronous_signals() {
     match ctx.switch(&*a, &mut regs).unwrap() {
         Trap::Signal(si) => assert_eq!((si.signo, si.code), (sig::SIGSEGV, sig::SI_KERNEL)),
         t => panic!("expected SIGSEGV/SI_KERNEL, got {t:?}"),
+    }
+    regs.gp.rip = CODE + 4;
+    match ctx.switch(&*a, &mut regs).unwrap() {
+        Trap::Signal(si) => {
+            assert_eq!((si.signo, si.code), (sig::SIGFPE, sig::FPE_INTDIV));
+            assert_eq!(si.addr(), CODE + 6);
+        }
+        t => panic!("expected SIGFPE, got {t:?}"),
+    }
+}
+
+#[test]
+fn address_spaces_from_many_threads() {
+    let Some(p) = platform() else { return };
+    let p = Arc::new(p);
+    let handles: Vec<_> = (0..4u32)
+        .map(|i| {
+            let p = Arc::clone(&p);
+            std::thread::spawn(move || {
+                let ctx = p.new_context().unwrap();
+                for j in 0..4u32 {
+                    let a = p.new_address_space().unwrap();
+                    let nr = 1000 + i * 10 + j;
+                    map_page(
+                        &p,
+                        &*a,
+                        CODE,
+                        &guest(&[&mov_eax(nr), &SYSCALL]),
+                        Protection::READ_EXECUTE,
+                    );
+                    let mut regs = regs_at(CODE);
+                    assert_eq!(ctx.switch(&*a, &mut regs).unwrap(), Trap::Syscall);
+                    assert_eq!(regs.gp.syscall_number(), u64::from(nr));
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
     }
 }
 
