@@ -95,6 +95,15 @@ pub(crate) fn inject(
                 t.cont(0)?
             }
             Waited::Gone(_) => return Err(Errno::ESRCH),
+            // A synchronous fault in the stub's own code: it would recur forever.
+            Waited::Signal(
+                sig @ (libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGSYS),
+                t,
+            ) => {
+                let rip = t.getregs(&mut r).map(|()| r.rip).unwrap_or(0);
+                tracing::error!(tid, sig, rip, "stub faulted in an injected syscall");
+                return Err(Errno::EFAULT);
+            }
             // Group stops, interrupt stops, stray signals (a late interrupt): suppress.
             other => {
                 tracing::trace!(tid, ?other, "suppressed stop during injected syscall");
