@@ -208,7 +208,12 @@ impl Process {
         if let Some(t) = threads.get(&me) {
             return Ok(Arc::clone(t));
         }
-        let t = Arc::new(self.spawn_thread(me)?);
+        let t = match self.spawn_thread(me) {
+            Ok(t) => Arc::new(t),
+            // Killed by a concurrent release while we cloned.
+            Err(_) if self.is_released() => return Err(PlatformError::Released),
+            Err(e) => return Err(e),
+        };
         threads.insert(me, Arc::clone(&t));
         drop(threads);
         host::register(&t);
