@@ -299,3 +299,14 @@ impl PreparedRoot {
         self.dir.path().to_str().expect("utf-8 temp path")
     }
 }
+
+/// Asserts that `run` failed with `code` and exactly one line on stderr, `runsc: ...`
+/// containing `needle`, and nothing on stdout.
+pub fn assert_one_line_error(run: &Run, code: i32, needle: &str) {
+    assert_eq!(run.code, code, "{run:#?}");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line on stderr: {run:#?}");
+    assert!(lines[0].starts_with("runsc: "), "{run:#?}");
+    assert!(lines[0].contains(needle), "expected {needle:?} in {run:#?}");
+    assert_eq!(run.stdout, "", "{run:#?}");
+}

@@ -9,21 +9,32 @@ use crate::cli::PlatformKind;
 use crate::error::RunscError;
 use crate::spec::BootSpec;
 
-/// Creates the platform chosen with `--platform`.
+/// Whether the platform must be created before the sandbox process gives up the host's
+/// file system (it opens a device), or can be created after confinement is complete.
+pub fn platform_needs_host_files(kind: PlatformKind) -> bool {
+    kind == PlatformKind::Kvm
+}
+
+/// Creates the platform chosen with `--platform`, over a fresh memory file.
 pub fn create_platform(kind: PlatformKind) -> Result<Arc<dyn platform::Platform>, RunscError> {
-    match kind {
-        PlatformKind::Ptrace => Err(RunscError::Platform(
-            "the ptrace platform is not built into this runsc yet".into(),
-        )),
-        PlatformKind::Kvm => {
-            if !Path::new("/dev/kvm").exists() {
-                return Err(RunscError::Platform("kvm: /dev/kvm does not exist".into()));
-            }
-            Err(RunscError::Platform(
-                "the kvm platform is not built into this runsc yet".into(),
-            ))
-        }
+    if kind == PlatformKind::Kvm && !Path::new("/dev/kvm").exists() {
+        return Err(RunscError::Platform("kvm: /dev/kvm does not exist".into()));
     }
+    let memory =
+        platform::MemoryFile::new("rsentry-memory", platform::MemoryFile::DEFAULT_CAPACITY)
+            .map_err(|e| RunscError::Platform(format!("memory file: {e}")))?;
+    let memory = Arc::new(memory);
+    let platform: Arc<dyn platform::Platform> = match kind {
+        PlatformKind::Ptrace => Arc::new(
+            platform_ptrace::PtracePlatform::new(memory)
+                .map_err(|e| RunscError::Platform(format!("ptrace: {e}")))?,
+        ),
+        PlatformKind::Kvm => Arc::new(
+            platform_kvm::KvmPlatform::new(memory)
+                .map_err(|e| RunscError::Platform(format!("kvm: {e}")))?,
+        ),
+    };
+    Ok(platform)
 }
 
 /// Serves `root` over the lisafs socket `sock` until the Sentry hangs up, confined (own

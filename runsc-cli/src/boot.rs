@@ -64,18 +64,30 @@ pub fn run(global: &GlobalArgs, args: BootArgs) -> Result<i32, RunscError> {
 
     confine::unshare_namespaces()?;
     let stdio = stdio_copies()?;
-    let platform = backends::create_platform(global.platform)?;
+    // KVM opens /dev/kvm, so it is created while the host is still reachable; it starts
+    // no thread or process. ptrace forks its master stub from a thread of its own, so it is
+    // created after confinement is complete: the stubs inherit the empty root, the empty
+    // capability sets and the seccomp filter.
+    let early = if backends::platform_needs_host_files(global.platform) {
+        Some(backends::create_platform(global.platform)?)
+    } else {
+        None
+    };
     // Capabilities are per thread: dropping them below must cover every thread there is.
     let threads = confine::thread_count()?;
     if threads != 1 {
         return Err(RunscError::Confine(format!(
-            "{threads} threads exist before capabilities are dropped (the platform must not start threads at creation)"
+            "{threads} threads exist before capabilities are dropped"
         )));
     }
     confine::pivot_to_empty_root()?;
     confine::drop_capabilities()?;
     confine::set_no_new_privs()?;
     seccomp::install()?;
+    let platform = match early {
+        Some(p) => p,
+        None => backends::create_platform(global.platform)?,
+    };
     tracing::debug!(platform = platform.name(), "confined; starting the Sentry");
     backends::run_sentry(platform, spec, stdio, gofer, global.strace)
 }

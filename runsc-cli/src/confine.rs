@@ -6,11 +6,15 @@
 //! 1. [`unshare_namespaces`] while the process has a single thread (new mount, IPC, UTS and
 //!    network namespaces; the PID namespace was made by `runsc do` when it started us, so
 //!    we are PID 1 and every ptrace stub we fork stays inside it and dies with us);
-//! 2. the platform is created (it may need `/dev/kvm`);
+//! 2. a platform that needs a host device (KVM: `/dev/kvm`) is created; it must start no
+//!    thread or process;
 //! 3. [`pivot_to_empty_root`]: a fresh 4 KiB tmpfs, read-only, becomes `/`, and the host's
 //!    mounts are detached;
 //! 4. [`drop_capabilities`]: every set emptied, on the only thread there is;
-//! 5. [`set_no_new_privs`].
+//! 5. [`set_no_new_privs`];
+//! 6. the seccomp filter;
+//! 7. a platform that needs no host file (ptrace) is created now, so its stub processes
+//!    inherit all of the above.
 
 use std::path::Path;
 

@@ -139,10 +139,20 @@ pub fn allowlist() -> Result<Vec<Entry>, RunscError> {
             "glibc's fstat(); only with AT_EMPTY_PATH, i.e. on an fd, never a path",
         ),
         e(
+            SYS_statx,
+            vec![rule(vec![cond(
+                2,
+                SeccompCmpOp::MaskedEq(AT_EMPTY_PATH as u64),
+                AT_EMPTY_PATH as u64,
+            )?])?],
+            "Rust's File::metadata on held fds; only with AT_EMPTY_PATH, never a path",
+        ),
+        e(
             SYS_fcntl,
             one_of(
                 1,
                 &[
+                    F_DUPFD as u64,
                     F_GETFD as u64,
                     F_SETFD as u64,
                     F_GETFL as u64,
@@ -152,7 +162,7 @@ pub fn allowlist() -> Result<Vec<Entry>, RunscError> {
                     F_GET_SEALS as u64,
                 ],
             )?,
-            "fd flags, cloexec duplicates, memfd seals",
+            "fd flags, duplicates (the ptrace master stub moves the memfd), memfd seals",
         ),
         e(
             SYS_ioctl,
@@ -286,6 +296,38 @@ pub fn allowlist() -> Result<Vec<Entry>, RunscError> {
         e(SYS_wait4, any(), "ptrace stops and reaping stubs"),
         e(SYS_waitid, any(), "ptrace stops and reaping stubs"),
         e(SYS_ptrace, any(), "the ptrace platform"),
+        // The ptrace master stub, forked from the Sentry after this filter is in place.
+        e(
+            SYS_setsid,
+            any(),
+            "ptrace master stub: own session, away from terminal signals",
+        ),
+        e(
+            SYS_getppid,
+            any(),
+            "ptrace master stub: checks its parent after PR_SET_PDEATHSIG",
+        ),
+        e(
+            SYS_dup3,
+            any(),
+            "ptrace master stub: moves the memory file to its fixed slot",
+        ),
+        e(
+            SYS_close_range,
+            any(),
+            "ptrace master stub: closes every other inherited fd",
+        ),
+        e(SYS_pause, any(), "parked ptrace stub leaders"),
+        e(
+            SYS_seccomp,
+            one_of(0, &[SECCOMP_SET_MODE_FILTER as u64])?,
+            "ptrace master stub adds its own filter (filters only ever restrict)",
+        ),
+        e(
+            SYS_pipe2,
+            any(),
+            "ptrace platform: the master stub's readiness pipe",
+        ),
         e(
             SYS_prctl,
             one_of(
@@ -294,9 +336,10 @@ pub fn allowlist() -> Result<Vec<Entry>, RunscError> {
                     PR_SET_NAME as u64,
                     PR_GET_NAME as u64,
                     PR_SET_PDEATHSIG as u64,
+                    PR_SET_NO_NEW_PRIVS as u64,
                 ],
             )?,
-            "thread names; stubs die with the Sentry",
+            "thread names; stubs die with the Sentry; the stub restricts itself further (no_new_privs)",
         ),
         e(
             SYS_clock_gettime,
@@ -383,6 +426,62 @@ mod tests {
                 "syscall {nr} must not be allowed"
             );
         }
+    }
+
+    /// Forks a child that installs the filters and runs `body`; returns its wait status.
+    fn in_filtered_child(body: fn() -> i32) -> i32 {
+        let progs = build().expect("build");
+        // SAFETY: the child only makes raw system calls (prctl, seccomp, the body's calls)
+        // and leaves with _exit; it touches no lock the parent's threads could hold.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork");
+        if pid == 0 {
+            for p in &progs {
+                if seccompiler::apply_filter(p).is_err() {
+                    // SAFETY: _exit is always safe to call.
+                    unsafe { libc::_exit(100) };
+                }
+            }
+            let code = body();
+            // SAFETY: as above.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: `status` is a valid out-pointer; `pid` is our child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        status
+    }
+
+    #[test]
+    fn allows_fd_duplication_and_denies_open() {
+        let status = in_filtered_child(|| {
+            // SAFETY: plain descriptor calls on stdin's number.
+            unsafe {
+                let a = libc::syscall(libc::SYS_fcntl, 0, libc::F_DUPFD, 5);
+                let b = libc::syscall(libc::SYS_fcntl, 0, libc::F_DUPFD, 5);
+                if a < 0 || b < 0 { 1 } else { 0 }
+            }
+        });
+        assert_eq!(
+            status, 0,
+            "fcntl(F_DUPFD) twice under the filter: status {status:#x}"
+        );
+        let status = in_filtered_child(|| {
+            // SAFETY: openat with a static NUL-terminated path.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_openat,
+                    libc::AT_FDCWD,
+                    c"/".as_ptr(),
+                    libc::O_RDONLY,
+                )
+            };
+            0
+        });
+        assert!(
+            libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSYS,
+            "{status:#x}"
+        );
     }
 
     #[test]

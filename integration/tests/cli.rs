@@ -1,0 +1,103 @@
+//! Command-line errors of `runsc`: each gives exactly one line on stderr and a non-zero
+//! status, before any sandbox starts (so these need no working platform).
+
+use integration::{assert_one_line_error, runsc_raw};
+
+#[test]
+fn missing_command() {
+    assert_one_line_error(&runsc_raw(&["do"]), 2, "missing command");
+    assert_one_line_error(&runsc_raw(&["do", "--"]), 2, "missing command");
+    assert_one_line_error(&runsc_raw(&["do", "--env", "A=B"]), 2, "missing command");
+}
+
+#[test]
+fn unknown_flags() {
+    assert_one_line_error(
+        &runsc_raw(&["do", "--no-such-flag", "--", "/bin/true"]),
+        2,
+        "--no-such-flag",
+    );
+    assert_one_line_error(
+        &runsc_raw(&["--frobnicate", "do", "--", "/bin/true"]),
+        2,
+        "--frobnicate",
+    );
+    assert_one_line_error(
+        &runsc_raw(&["--platform=vax", "do", "--", "/bin/true"]),
+        2,
+        "vax",
+    );
+    assert_one_line_error(&runsc_raw(&["no-such-subcommand"]), 2, "no-such-subcommand");
+}
+
+#[test]
+fn rootfs_must_be_a_directory() {
+    assert_one_line_error(
+        &runsc_raw(&["do", "--rootfs", "/etc/passwd", "--", "/bin/true"]),
+        125,
+        "not a directory",
+    );
+    assert_one_line_error(
+        &runsc_raw(&["do", "--rootfs", "/no/such/rootfs", "--", "/bin/true"]),
+        125,
+        "No such file or directory",
+    );
+}
+
+#[test]
+fn bad_do_options() {
+    assert_one_line_error(
+        &runsc_raw(&["do", "--cwd", "rel", "--", "/bin/true"]),
+        125,
+        "not absolute",
+    );
+    assert_one_line_error(
+        &runsc_raw(&["do", "--env", "NOEQUALS", "--", "/bin/true"]),
+        125,
+        "K=V",
+    );
+}
+
+#[test]
+fn unsupported_network() {
+    for net in ["host", "sandbox"] {
+        let flag = format!("--network={net}");
+        assert_one_line_error(
+            &runsc_raw(&[&flag, "do", "--", "/bin/true"]),
+            125,
+            "not supported",
+        );
+    }
+}
+
+#[test]
+fn kvm_without_dev_kvm() {
+    if std::path::Path::new("/dev/kvm").exists() {
+        eprintln!("skipped: /dev/kvm exists here");
+        return;
+    }
+    assert_one_line_error(
+        &runsc_raw(&["--platform=kvm", "do", "--", "/bin/true"]),
+        125,
+        "/dev/kvm",
+    );
+}
+
+#[test]
+fn help_lists_do_but_not_the_internal_commands() {
+    let run = runsc_raw(&["--help"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let commands: Vec<&str> = run
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(commands.contains(&"do"), "{run:#?}");
+    assert!(
+        !commands.contains(&"boot") && !commands.contains(&"gofer"),
+        "{commands:?}"
+    );
+}

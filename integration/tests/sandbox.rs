@@ -1,0 +1,269 @@
+//! Real programs through `runsc do`, on every platform: each test below is a function of
+//! the platform, instantiated once per platform by `on_every_platform!` (KVM tests skip
+//! with a printed reason where `/dev/kvm` is absent).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use integration::{
+    Link, Platform, PreparedRoot, assert_one_line_error, fixture, native, runsc, runsc_do,
+    unique_name,
+};
+
+/// Instantiates each named `fn(Platform)` as a `#[test]` in module `ptrace` and in `kvm`.
+macro_rules! on_every_platform {
+    ($($name:ident),* $(,)?) => {
+        mod ptrace {
+            $( #[test] fn $name() { super::run_on(integration::Platform::Ptrace, super::$name) } )*
+        }
+        mod kvm {
+            $( #[test] fn $name() { super::run_on(integration::Platform::Kvm, super::$name) } )*
+        }
+    };
+}
+
+on_every_platform!(
+    static_hello,
+    dynamic_hello,
+    ls_root_matches_native,
+    cat_os_release_matches_native,
+    sh_echo_matches_native,
+    first_process_is_pid_1,
+    unused_syscall_is_enosys,
+    tmp_writes_stay_in_the_sandbox,
+    symlink_resolves_inside_prepared_root,
+    dotdot_and_proc_self_root_stay_inside_prepared_root,
+    exit_status_passes_through,
+    exec_errors_are_one_line,
+    sandbox_process_is_confined,
+);
+
+fn run_on(p: Platform, test: fn(Platform)) {
+    if let Some(reason) = p.skip_reason() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    test(p);
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn static_hello(p: Platform) {
+    let hello = fixture("hello", Link::Static);
+    let run = runsc_do(p, &[], &[path(&hello)]);
+    run.assert_success("static hello");
+    assert_eq!(run.stdout, "hello, world\n");
+}
+
+fn dynamic_hello(p: Platform) {
+    let hello = fixture("hello", Link::Dynamic);
+    let run = runsc_do(p, &[], &[path(&hello)]);
+    run.assert_success("dynamic hello");
+    assert_eq!(run.stdout, "hello, world\n");
+}
+
+/// Runs `cmd` natively and in the sandbox and compares status and output.
+fn matches_native(p: Platform, cmd: &[&str]) {
+    let want = native(cmd);
+    want.assert_success("native run");
+    let got = runsc_do(p, &[], cmd);
+    assert_eq!(
+        (got.code, &got.stdout),
+        (want.code, &want.stdout),
+        "{got:#?}"
+    );
+}
+
+fn ls_root_matches_native(p: Platform) {
+    matches_native(p, &["/bin/ls", "/"]);
+}
+
+fn cat_os_release_matches_native(p: Platform) {
+    matches_native(p, &["/bin/cat", "/etc/os-release"]);
+}
+
+fn sh_echo_matches_native(p: Platform) {
+    matches_native(p, &["/bin/sh", "-c", "echo hi"]);
+}
+
+fn first_process_is_pid_1(p: Platform) {
+    let getpid = fixture("getpid", Link::Static);
+    let run = runsc_do(p, &[], &[path(&getpid)]);
+    run.assert_success("getpid");
+    assert_eq!(run.stdout, "1 0\n", "pid and ppid of the first process");
+}
+
+fn unused_syscall_is_enosys(p: Platform) {
+    let enosys = fixture("enosys", Link::Static);
+    let run = runsc_do(p, &[], &[path(&enosys)]);
+    assert_eq!(run.stdout, "-1 38\n", "{run:#?}");
+    run.assert_success("syscall(999)");
+}
+
+fn tmp_writes_stay_in_the_sandbox(p: Platform) {
+    let writefile = fixture("writefile", Link::Static);
+    let target = format!("/tmp/{}", unique_name("tmpwrite"));
+    let run = runsc_do(p, &[], &[path(&writefile), &target]);
+    run.assert_success("write in the sandbox");
+    assert_eq!(run.stdout, "ok\n");
+    assert!(!Path::new(&target).exists(), "{target} reached the host");
+    // The same holds for a path in the host's own tree, not just the sandbox's /tmp.
+    let here = std::env::current_dir()
+        .expect("cwd")
+        .join(unique_name("cwdwrite"));
+    let run = runsc_do(p, &[], &[path(&writefile), path(&here)]);
+    run.assert_success("write into the (overlaid) host tree");
+    assert!(!here.exists(), "{} reached the host", here.display());
+}
+
+fn symlink_resolves_inside_prepared_root(p: Platform) {
+    let root = PreparedRoot::new(&["catfile"]);
+    let run = runsc_do(p, &["--rootfs", root.path()], &["/bin/catfile", "/link"]);
+    run.assert_success("cat /link");
+    assert_eq!(
+        run.stdout, root.passwd,
+        "/link -> /etc/passwd must resolve in the sandbox root"
+    );
+}
+
+fn dotdot_and_proc_self_root_stay_inside_prepared_root(p: Platform) {
+    let root = PreparedRoot::new(&["catfile"]);
+    for escape in [
+        "/../../../../etc/passwd",
+        "/bin/../../../etc/passwd",
+        "../../../../../etc/passwd",
+        "/proc/self/root/etc/passwd",
+        "/proc/self/root/../../etc/passwd",
+        "/proc/1/root/etc/passwd",
+    ] {
+        let run = runsc_do(p, &["--rootfs", root.path()], &["/bin/catfile", escape]);
+        run.assert_success(escape);
+        assert_eq!(run.stdout, root.passwd, "{escape} left the sandbox root");
+    }
+}
+
+fn exit_status_passes_through(p: Platform) {
+    let ending = fixture("ending", Link::Static);
+    let e = path(&ending);
+    assert_eq!(runsc_do(p, &[], &[e, "exit", "0"]).code, 0);
+    assert_eq!(runsc_do(p, &[], &[e, "exit", "42"]).code, 42);
+    assert_eq!(runsc_do(p, &[], &[e, "kill", "9"]).code, 128 + 9);
+    assert_eq!(runsc_do(p, &[], &[e, "kill", "15"]).code, 128 + 15);
+    assert_eq!(runsc_do(p, &[], &[e, "segv"]).code, 128 + 11);
+}
+
+fn exec_errors_are_one_line(p: Platform) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = dir.path().join("not-elf");
+    std::fs::write(&text, "this is not a program\n").expect("write");
+    std::fs::set_permissions(&text, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    assert_one_line_error(&runsc_do(p, &[], &[path(&text)]), 126, "xec format error");
+    let missing = dir.path().join("missing");
+    assert_one_line_error(&runsc_do(p, &[], &[path(&missing)]), 127, "No such file");
+}
+
+/// Reads `/proc/<pid>/status` field `key`.
+fn status_field(pid: u32, key: &str) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_owned()))
+}
+
+/// The child of `parent` whose command line contains `arg`.
+fn child_with_arg(parent: u32, arg: &str) -> Option<u32> {
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let ppid = status_field(pid, "PPid:").and_then(|v| v.parse::<u32>().ok());
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == Some(parent) && cmdline.split(|&b| b == 0).any(|a| a == arg.as_bytes()) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+fn sandbox_process_is_confined(p: Platform) {
+    let wait = fixture("waitstdin", Link::Static);
+    let mut child = Command::new(runsc())
+        .arg(format!("--platform={}", p.name()))
+        .args(["do", "--", path(&wait)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn runsc");
+    // Wait (bounded, as a hang guard only) until the sandbox process has installed its
+    // seccomp filters, i.e. finished confining itself.
+    let deadline = Instant::now() + integration::TIMEOUT;
+    let sandbox = loop {
+        if let Some(pid) = child_with_arg(child.id(), "boot")
+            && status_field(pid, "Seccomp:").as_deref() == Some("2")
+        {
+            break pid;
+        }
+        if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait");
+            panic!("sandbox process never got confined: {out:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let field = |k: &str| status_field(sandbox, k).unwrap_or_default();
+    let checks = [
+        ("NoNewPrivs:", field("NoNewPrivs:"), "1"),
+        ("Seccomp_filters:", field("Seccomp_filters:"), "2"),
+        ("CapEff:", field("CapEff:"), "0000000000000000"),
+        ("CapPrm:", field("CapPrm:"), "0000000000000000"),
+        ("CapBnd:", field("CapBnd:"), "0000000000000000"),
+        ("CapInh:", field("CapInh:"), "0000000000000000"),
+        ("CapAmb:", field("CapAmb:"), "0000000000000000"),
+        (
+            "NSpid:",
+            field("NSpid:")
+                .split_whitespace()
+                .last()
+                .unwrap_or("")
+                .to_owned(),
+            "1",
+        ),
+    ];
+    let root_entries = std::fs::read_dir(format!("/proc/{sandbox}/root")).map(|d| d.count());
+    let ns_differs = |ns: &str| {
+        std::fs::read_link(format!("/proc/self/ns/{ns}")).ok()
+            != std::fs::read_link(format!("/proc/{sandbox}/ns/{ns}")).ok()
+    };
+    let namespaces: Vec<bool> = ["mnt", "pid", "net", "ipc", "uts"]
+        .iter()
+        .map(|n| ns_differs(n))
+        .collect();
+    // Let the program finish before asserting, so a failure leaves nothing running.
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"12345")
+        .expect("feed stdin");
+    let out = child.wait_with_output().expect("wait");
+    for (name, got, want) in checks {
+        assert_eq!(got, want, "{name} of the sandbox process");
+    }
+    assert_eq!(
+        root_entries.ok(),
+        Some(0),
+        "the sandbox process's root must be empty"
+    );
+    assert!(
+        namespaces.iter().all(|&d| d),
+        "namespaces mnt,pid,net,ipc,uts differ: {namespaces:?}"
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "5\n");
+}
