@@ -1,8 +1,8 @@
 //! Address spaces: one 4-level page-table tree per [`KvmAddressSpace`], built in the
 //! private region.
 //!
-//! PML4 slots 0..256 map the application (4 KiB pages, guest-physical address = memory
-//! file offset, U/S set, R/W and NX from the protection); slot 511 points to the shared
+//! PML4 slots 0..255 map the application (4 KiB pages, guest-physical address = memory
+//! file offset, U/S set, R/W and NX from the protection); slot 255 points to the shared
 //! kernel PDPT. Entries are written atomically because vCPUs walk the tables while they
 //! change. A change that removes or alters a present entry bumps the address space's
 //! *generation*: every vCPU compares the generation it last loaded with the current one
@@ -50,8 +50,9 @@ fn span(level: usize) -> u64 {
 impl KvmAddressSpace {
     pub(crate) fn new(shared: Arc<Shared>) -> Result<KvmAddressSpace, PlatformError> {
         let pml4 = shared.alloc_table()?;
-        let kernel = shared.region.load(shared.boot_pml4 + 8 * 511)?;
-        shared.region.store(pml4 + 8 * 511, kernel)?;
+        let slot = 8 * crate::layout::KERNEL_PML4_SLOT;
+        let kernel = shared.region.load(shared.boot_pml4 + slot)?;
+        shared.region.store(pml4 + slot, kernel)?;
         let id = shared.new_id();
         let pml4_gpa = shared.gpa(pml4);
         Ok(KvmAddressSpace {
@@ -136,7 +137,11 @@ impl KvmAddressSpace {
         if level == 3 {
             return Ok(());
         }
-        let entries = if level == 0 { 256 } else { 512 };
+        let entries = if level == 0 {
+            crate::layout::KERNEL_PML4_SLOT
+        } else {
+            512
+        };
         for i in 0..entries {
             let e = self.shared.region.load(table + 8 * i)?;
             if e & pte::P != 0 {
@@ -149,9 +154,13 @@ impl KvmAddressSpace {
     }
 
     /// Makes every vCPU see the current tables before it runs application code again.
-    fn flush(&self) {
+    fn flush(&self) -> Result<(), PlatformError> {
+        if self.shared.shadow_paging {
+            self.shared.zap_shadow_pages()?;
+        }
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.shootdown(false);
+        Ok(())
     }
 
     /// Kicks the vCPUs running in this address space out of the guest and waits until
@@ -248,7 +257,7 @@ impl AddressSpace for KvmAddressSpace {
             }
         }
         if changed {
-            self.flush();
+            self.flush()?;
         }
         Ok(())
     }
@@ -275,7 +284,7 @@ impl AddressSpace for KvmAddressSpace {
             }
         }
         if changed {
-            self.flush();
+            self.flush()?;
         }
         Ok(())
     }

@@ -27,11 +27,11 @@ use platform::{
 use crate::Shared;
 use crate::address_space::KvmAddressSpace;
 use crate::layout::{
-    KERNEL_BASE, RETURN_FRAME_IN_BLOCK, RSP0_TOP_IN_BLOCK, STACK_LOW_IN_BLOCK, STUBS_OFF, kva,
-    vcpu_block,
+    KERNEL_BASE, PVCS_IN_BLOCK, RETURN_FRAME_IN_BLOCK, RSP0_TOP_IN_BLOCK, STACK_LOW_IN_BLOCK,
+    STUBS_OFF, kva, pvcs, vcpu_block,
 };
 use crate::stubs;
-use crate::vcpu::{RunExit, Vcpu, VcpuState, prepare_thread};
+use crate::vcpu::{Abi, RunExit, Vcpu, VcpuState, prepare_thread};
 
 /// RFLAGS bits the application controls: CF, PF, AF, ZF, SF, TF, DF, OF, AC, ID.
 const USER_FLAGS: u64 = 0x24_0dd5;
@@ -296,7 +296,7 @@ impl KvmContext {
                         continue;
                     }
                     let off = r.rip.wrapping_sub(stubs_base);
-                    if off < stubs::RETURN_END {
+                    if stubs::is_return_path(off) {
                         // Still returning: nothing of the application ran.
                         finish_stub = false;
                     } else if off < 4096 {
@@ -330,8 +330,33 @@ impl KvmContext {
     ) -> Result<(), PlatformError> {
         let gp = &regs.gp;
         let rflags = (gp.eflags & USER_FLAGS) | FIXED_FLAGS;
-        let sysret =
-            gp.rcx == gp.rip && gp.r11 == gp.eflags && gp.rip < self.shared.max_user_address;
+        let pvm = self.shared.abi == Abi::Pvm;
+        if pvm {
+            // The PVCS carries what ERETU loads; the stub carries CR3 and RSP.
+            let mut p = [0u8; pvcs::SIZE];
+            let put = |p: &mut [u8], off: u64, bytes: &[u8]| {
+                p[off as usize..off as usize + bytes.len()].copy_from_slice(bytes)
+            };
+            put(
+                &mut p,
+                pvcs::USER_CS,
+                &(platform::USER_CS as u16).to_le_bytes(),
+            );
+            put(
+                &mut p,
+                pvcs::USER_SS,
+                &(platform::USER_SS as u16).to_le_bytes(),
+            );
+            put(&mut p, pvcs::EVENT_VECTOR, &pvcs::VECTOR_STD.to_le_bytes());
+            put(&mut p, pvcs::USER_GSBASE, &gp.gs_base.to_le_bytes());
+            put(&mut p, pvcs::EFLAGS, &(rflags as u32).to_le_bytes());
+            put(&mut p, pvcs::RIP, &gp.rip.to_le_bytes());
+            put(&mut p, pvcs::RCX, &gp.rcx.to_le_bytes());
+            put(&mut p, pvcs::R11, &gp.r11.to_le_bytes());
+            self.shared.region.write(block + PVCS_IN_BLOCK, &p)?;
+        }
+        let sysret = pvm
+            || (gp.rcx == gp.rip && gp.r11 == gp.eflags && gp.rip < self.shared.max_user_address);
         let frame_off = block + RETURN_FRAME_IN_BLOCK;
         let frame: Vec<u8> = if sysret {
             [cr3, gp.rsp].iter().flat_map(|w| w.to_le_bytes()).collect()
@@ -352,7 +377,7 @@ impl KvmContext {
         let kr = kvm_regs {
             rax: gp.rax,
             rbx: gp.rbx,
-            rcx: if sysret { gp.rip } else { gp.rcx },
+            rcx: if sysret && !pvm { gp.rip } else { gp.rcx },
             rdx: gp.rdx,
             rsi: gp.rsi,
             rdi: gp.rdi,
@@ -361,13 +386,15 @@ impl KvmContext {
             r8: gp.r8,
             r9: gp.r9,
             r10: gp.r10,
-            r11: if sysret { rflags } else { gp.r11 },
+            r11: if sysret && !pvm { rflags } else { gp.r11 },
             r12: gp.r12,
             r13: gp.r13,
             r14: gp.r14,
             r15: gp.r15,
             rip: kva(STUBS_OFF
-                + if sysret {
+                + if pvm {
+                    stubs::PVM_RETURN
+                } else if sysret {
                     stubs::RETURN_SYSRET
                 } else {
                     stubs::RETURN_IRET
@@ -403,8 +430,16 @@ impl KvmContext {
                 )));
             }
             copy_gprs(&r, &mut regs.gp);
-            regs.gp.rip = r.rcx;
-            regs.gp.eflags = r.r11;
+            if self.shared.abi == Abi::Pvm {
+                let p = self.read_pvcs(block)?;
+                regs.gp.rip = p.u64(pvcs::RIP);
+                regs.gp.eflags = u64::from(p.u32(pvcs::EFLAGS));
+                regs.gp.rcx = regs.gp.rip;
+                regs.gp.r11 = regs.gp.eflags;
+            } else {
+                regs.gp.rip = r.rcx;
+                regs.gp.eflags = r.r11;
+            }
             regs.gp.rsp = r.rsp;
             st.get_fpu(regs.fpu.as_bytes_mut())?;
             if port == stubs::COMPAT_SYSCALL_PORT {
@@ -414,6 +449,9 @@ impl KvmContext {
             regs.gp.orig_rax = r.rax;
             regs.gp.rax = (-(Errno::ENOSYS.raw() as i64)) as u64;
             return Ok(Trap::Syscall);
+        }
+        if port == stubs::PVM_USER_EVENT_PORT || port == stubs::PVM_SUPERVISOR_EVENT_PORT {
+            return self.decode_pvm_event(port, st, block, &r, regs);
         }
         let Ok(vector) = u8::try_from(port) else {
             return Err(PlatformError::Internal(format!(
@@ -452,35 +490,120 @@ impl KvmContext {
             )));
         }
         copy_gprs(&r, &mut regs.gp);
+        regs.gp.rsp = rsp;
+        st.get_fpu(regs.fpu.as_bytes_mut())?;
+        let lstar = kva(STUBS_OFF + stubs::SYSCALL_ENTRY);
+        if vector == 14 && rip == lstar && extra == lstar && rflags & 0x200 == 0 {
+            // A `syscall` that reached LSTAR without leaving user mode, as PVM's emulated
+            // "native" mode (kvm_pvm with pvm_native=Y) does: the instruction completed
+            // (RCX = next RIP, R11 = RFLAGS, RFLAGS masked by SFMASK) and only the fetch of
+            // the supervisor-only entry stub faulted. Application code can never reach
+            // this state itself: it cannot run with IF clear.
+            regs.gp.rip = r.rcx;
+            regs.gp.eflags = r.r11;
+            regs.gp.orig_rax = r.rax;
+            regs.gp.rax = (-(Errno::ENOSYS.raw() as i64)) as u64;
+            return Ok(Trap::Syscall);
+        }
         regs.gp.rip = rip;
         regs.gp.eflags = rflags;
-        regs.gp.rsp = rsp;
+        regs.gp.orig_rax = u64::MAX;
+        exception_trap(vector, error, extra, rip, regs)
+    }
+}
+
+/// A copy of a vCPU's PVCS.
+struct Pvcs([u8; pvcs::SIZE]);
+
+impl Pvcs {
+    fn u64(&self, off: u64) -> u64 {
+        let o = off as usize;
+        u64::from_le_bytes(self.0[o..o + 8].try_into().unwrap_or_default())
+    }
+    fn u32(&self, off: u64) -> u32 {
+        let o = off as usize;
+        u32::from_le_bytes(self.0[o..o + 4].try_into().unwrap_or_default())
+    }
+    fn u16(&self, off: u64) -> u16 {
+        let o = off as usize;
+        u16::from_le_bytes(self.0[o..o + 2].try_into().unwrap_or_default())
+    }
+}
+
+impl KvmContext {
+    fn read_pvcs(&self, block: u64) -> Result<Pvcs, PlatformError> {
+        let mut p = [0u8; pvcs::SIZE];
+        self.shared.region.read(block + PVCS_IN_BLOCK, &mut p)?;
+        Ok(Pvcs(p))
+    }
+
+    /// Decodes a PVM event exit: the event and the clobbered RIP, RFLAGS, RCX and R11
+    /// are in the PVCS, every other register is the application's.
+    fn decode_pvm_event(
+        &self,
+        port: u16,
+        st: &mut VcpuState,
+        block: u64,
+        r: &kvm_regs,
+        regs: &mut Registers,
+    ) -> Result<Trap, PlatformError> {
+        let p = self.read_pvcs(block)?;
+        let vector = (p.u16(pvcs::EVENT_VECTOR) & 0xff) as u8;
+        let error = u64::from(p.u16(pvcs::EVENT_ERRCODE));
+        if port == stubs::PVM_SUPERVISOR_EVENT_PORT {
+            let rip = p.u64(pvcs::RIP);
+            if stubs::is_return_path(rip.wrapping_sub(kva(STUBS_OFF))) || vector == 13 {
+                // ERETU refused the return state: nothing ran.
+                st.loaded = None;
+                return Ok(Trap::Signal(SigInfo::new(sig::SIGSEGV, sig::SI_KERNEL)));
+            }
+            return Err(PlatformError::Internal(format!(
+                "PVM supervisor event {vector} at {rip:#x}, error {error:#x}"
+            )));
+        }
+        copy_gprs(r, &mut regs.gp);
+        regs.gp.rip = p.u64(pvcs::RIP);
+        regs.gp.eflags = u64::from(p.u32(pvcs::EFLAGS));
+        regs.gp.rcx = p.u64(pvcs::RCX);
+        regs.gp.r11 = p.u64(pvcs::R11);
+        regs.gp.rsp = r.rsp;
         regs.gp.orig_rax = u64::MAX;
         st.get_fpu(regs.fpu.as_bytes_mut())?;
-        let fault = |signo, code, addr| Ok(Trap::Signal(SigInfo::fault(signo, code, addr)));
-        match vector {
-            0 => fault(sig::SIGFPE, sig::FPE_INTDIV, rip),
-            1 => fault(sig::SIGTRAP, sig::TRAP_TRACE, rip),
-            3 => Ok(Trap::Signal(SigInfo::new(sig::SIGTRAP, sig::SI_KERNEL))),
-            4 | 5 | 10 | 13 => Ok(Trap::Signal(SigInfo::new(sig::SIGSEGV, sig::SI_KERNEL))),
-            6 => fault(sig::SIGILL, sig::ILL_ILLOPN, rip),
-            11 | 12 => Ok(Trap::Signal(SigInfo::new(sig::SIGBUS, sig::SI_KERNEL))),
-            14 => Ok(Trap::Fault {
-                addr: extra,
-                access: AccessType {
-                    read: error & 0x12 == 0,
-                    write: error & 0x2 != 0,
-                    execute: error & 0x10 != 0,
-                },
-                ip: rip,
-            }),
-            16 => fault(sig::SIGFPE, fpe_code(regs.fpu.as_bytes(), false), rip),
-            17 => fault(sig::SIGBUS, sig::BUS_ADRALN, 0),
-            19 => fault(sig::SIGFPE, fpe_code(regs.fpu.as_bytes(), true), rip),
-            _ => Err(PlatformError::Internal(format!(
-                "unexpected exception {vector} at {rip:#x}, error {error:#x}"
-            ))),
-        }
+        exception_trap(vector, error, p.u64(pvcs::CR2), regs.gp.rip, regs)
+    }
+}
+
+/// The trap Linux semantics give exception `vector` raised in user mode at `rip`.
+fn exception_trap(
+    vector: u8,
+    error: u64,
+    cr2: u64,
+    rip: u64,
+    regs: &Registers,
+) -> Result<Trap, PlatformError> {
+    let fault = |signo, code, addr| Ok(Trap::Signal(SigInfo::fault(signo, code, addr)));
+    match vector {
+        0 => fault(sig::SIGFPE, sig::FPE_INTDIV, rip),
+        1 => fault(sig::SIGTRAP, sig::TRAP_TRACE, rip),
+        3 => Ok(Trap::Signal(SigInfo::new(sig::SIGTRAP, sig::SI_KERNEL))),
+        4 | 5 | 10 | 13 => Ok(Trap::Signal(SigInfo::new(sig::SIGSEGV, sig::SI_KERNEL))),
+        6 => fault(sig::SIGILL, sig::ILL_ILLOPN, rip),
+        11 | 12 => Ok(Trap::Signal(SigInfo::new(sig::SIGBUS, sig::SI_KERNEL))),
+        14 => Ok(Trap::Fault {
+            addr: cr2,
+            access: AccessType {
+                read: error & 0x12 == 0,
+                write: error & 0x2 != 0,
+                execute: error & 0x10 != 0,
+            },
+            ip: rip,
+        }),
+        16 => fault(sig::SIGFPE, fpe_code(regs.fpu.as_bytes(), false), rip),
+        17 => fault(sig::SIGBUS, sig::BUS_ADRALN, 0),
+        19 => fault(sig::SIGFPE, fpe_code(regs.fpu.as_bytes(), true), rip),
+        _ => Err(PlatformError::Internal(format!(
+            "unexpected exception {vector} at {rip:#x}, error {error:#x}"
+        ))),
     }
 }
 

@@ -7,6 +7,13 @@
 //! through the Sentry), protection keys (CR4.PKE stays clear), and every XSAVE component
 //! outside the XCR0 we load (AMX tiles, PKRU), so that XSAVE sizes in leaf 0xD agree
 //! with what `xsave` in the guest writes.
+//!
+//! Nested KVM may report far fewer feature bits than the CPU has (seen here: no SSE3,
+//! SSE4, AVX or XSAVE in leaf 1 while the host runs with all of them). Instructions run
+//! natively in the guest, and KVM accepts the host's bits in `KVM_SET_CPUID2`, so the
+//! feature words of leaves 1, 7 and 0x8000_0001 are the union of KVM's and the host's
+//! bits (minus the hidden ones): the application sees the CPU the Sentry runs on, as it
+//! would natively.
 
 use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES, kvm_cpuid_entry2};
 use kvm_ioctls::Kvm;
@@ -37,11 +44,46 @@ fn find(entries: &[kvm_cpuid_entry2], function: u32, index: u32) -> Option<&kvm_
         .find(|e| e.function == function && e.index == index)
 }
 
+/// ORs the host's feature bits into a feature leaf (see the module comment).
+fn merge_host(e: &mut kvm_cpuid_entry2) {
+    if !matches!((e.function, e.index), (1, 0) | (7, 0) | (0x8000_0001, 0)) {
+        return;
+    }
+    let max = if e.function >= 0x8000_0000 {
+        core::arch::x86_64::__cpuid(0x8000_0000).eax
+    } else {
+        core::arch::x86_64::__cpuid(0).eax
+    };
+    if e.function > max {
+        return;
+    }
+    let h = core::arch::x86_64::__cpuid_count(e.function, e.index);
+    match e.function {
+        1 => {
+            // Leaf 1 EBX holds APIC ids and counts: KVM's. OSXSAVE (bit 27) follows CR4.
+            e.ecx |= h.ecx & !(1 << 27);
+            e.edx |= h.edx;
+        }
+        7 => {
+            e.ebx |= h.ebx;
+            e.ecx |= h.ecx;
+            e.edx |= h.edx;
+        }
+        _ => {
+            e.ecx |= h.ecx;
+            e.edx |= h.edx;
+        }
+    }
+}
+
 /// Builds the configuration from what KVM supports.
 pub fn configure(kvm: &Kvm) -> Result<CpuConfig, PlatformError> {
-    let supported = kvm
+    let mut supported = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(|e| PlatformError::Unavailable(format!("KVM_GET_SUPPORTED_CPUID: {e}")))?;
+    for e in supported.as_mut_slice() {
+        merge_host(e);
+    }
     let all = supported.as_slice();
 
     let leaf7 = find(all, 7, 0).copied().unwrap_or_default();
@@ -82,13 +124,17 @@ pub fn configure(kvm: &Kvm) -> Result<CpuConfig, PlatformError> {
         let mut e = *e;
         match (e.function, e.index) {
             (0x4000_0000..=0x4fff_ffff, _) => continue,
+            (0x8000_0001, _) => {
+                e.ecx &= !(1 << 2); // SVM
+            }
             (1, _) => {
-                e.ecx &= !(1 << 31); // hypervisor present
+                e.ecx &= !((1 << 31) | (1 << 5) | (1 << 3)); // hypervisor, VMX, MONITOR
             }
             (7, 0) => {
                 e.ebx &= !(1 << 0); // FSGSBASE
                 e.ecx &= !((1 << 3) | (1 << 4)); // PKU, OSPKE
                 e.edx &= !((1 << 22) | (1 << 24) | (1 << 25)); // AMX
+                e.ecx &= !(1 << 16); // LA57: 4-level paging only
             }
             (0xd, 0) => {
                 e.eax = xcr0 as u32;

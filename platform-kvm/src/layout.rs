@@ -15,9 +15,11 @@
 //!   +KERNEL_AREA_SIZE ..             page-table pages of address spaces (never mapped)
 //! ```
 //!
-//! Guest-virtual memory of every address space: the application below
-//! `0x7fff_ffff_f000`; the kernel area of the private region at [`KERNEL_BASE`]
-//! (PML4 slot 511), supervisor-only.
+//! Guest-virtual memory of every address space: the application below [`KERNEL_BASE`];
+//! the kernel area of the private region at [`KERNEL_BASE`] (PML4 slot 255, the last
+//! 512 GiB of the lower half), supervisor-only. The kernel lives in the lower half
+//! because PVM (see [`crate::vcpu::Abi`]) only lets a guest use lower-half addresses;
+//! one layout serves both kinds of KVM.
 //!
 //! This module is pure data and arithmetic; it holds no `unsafe` code.
 
@@ -30,14 +32,17 @@ pub const PRIVATE_SIZE: u64 = 1 << 30;
 /// Size of the part of the private region that is mapped into every address space.
 pub const KERNEL_AREA_SIZE: u64 = 8 << 20;
 
-/// Guest-virtual address of private offset 0 (PML4 slot 511, the top 512 GiB).
-pub const KERNEL_BASE: u64 = 0xffff_ff80_0000_0000;
+/// Guest-virtual address of private offset 0 (PML4 slot 255); also the end of the
+/// application's address space.
+pub const KERNEL_BASE: u64 = 0x7f80_0000_0000;
+/// The PML4 slot of the kernel area.
+pub const KERNEL_PML4_SLOT: u64 = 255;
 
 /// Offset of the entry-stub code page.
 pub const STUBS_OFF: u64 = 0x0000;
 /// Offset of the IDT.
 pub const IDT_OFF: u64 = 0x1000;
-/// Offset of the kernel PDPT (PML4[511] of every address space points here).
+/// Offset of the kernel PDPT (PML4[255] of every address space points here).
 pub const KPDPT_OFF: u64 = 0x2000;
 /// Offset of the kernel PD.
 pub const KPD_OFF: u64 = 0x3000;
@@ -48,7 +53,9 @@ pub const KPT_COUNT: u64 = KERNEL_AREA_SIZE / (2 << 20);
 /// Offset of the first per-vCPU block.
 pub const VCPU_BASE: u64 = 0x10000;
 /// Size of one per-vCPU block.
-pub const VCPU_BLOCK: u64 = 0x4000;
+pub const VCPU_BLOCK: u64 = 0x5000;
+/// Offset of the PVM vCPU struct (PVCS) page inside a per-vCPU block.
+pub const PVCS_IN_BLOCK: u64 = 0x4000;
 /// Most vCPUs the kernel area has room for.
 pub const MAX_VCPUS: usize = ((KERNEL_AREA_SIZE - VCPU_BASE) / VCPU_BLOCK) as usize;
 
@@ -93,8 +100,41 @@ pub const CR4_UMIP: u64 = 1 << 11;
 pub const CR4_SMEP: u64 = 1 << 20;
 /// CR4.SMAP (set when the CPU has it).
 pub const CR4_SMAP: u64 = 1 << 21;
+/// CR4 under PVM: PAE, OSFXSR, OSXMMEXCPT, OSXSAVE (PVM refuses SMAP and supplies SMEP
+/// itself).
+pub const CR4_PVM: u64 = CR4_BASE;
 /// EFER: SCE, LME, LMA, NXE.
 pub const EFER: u64 = 0x1 | 0x100 | 0x400 | 0x800;
+
+/// Offsets in the PVM vCPU struct (PVCS) shared with the PVM hypervisor.
+pub mod pvcs {
+    /// `u64 event_flags` (bit 9: supervisor interrupt flag).
+    pub const EVENT_FLAGS: u64 = 0;
+    /// `u64 cr2` of a page fault.
+    pub const CR2: u64 = 8;
+    /// `u16 user_cs`.
+    pub const USER_CS: u64 = 64;
+    /// `u16 user_ss`.
+    pub const USER_SS: u64 = 66;
+    /// `u16 event_errcode`.
+    pub const EVENT_ERRCODE: u64 = 68;
+    /// `u16 event_vector`: vector in bits 0..8, `STD` in bit 8.
+    pub const EVENT_VECTOR: u64 = 70;
+    /// `u64 user_gsbase`.
+    pub const USER_GSBASE: u64 = 72;
+    /// `u32 eflags`.
+    pub const EFLAGS: u64 = 80;
+    /// `u64 rip`.
+    pub const RIP: u64 = 88;
+    /// `u64 rcx`.
+    pub const RCX: u64 = 96;
+    /// `u64 r11`.
+    pub const R11: u64 = 104;
+    /// Size of the struct.
+    pub const SIZE: usize = 128;
+    /// `PVM_PVCS_EVENT_VECTOR_STD`: set by the supervisor before returning to user mode.
+    pub const VECTOR_STD: u16 = 1 << 8;
+}
 
 /// Page-table entry bits.
 pub mod pte {
@@ -203,7 +243,7 @@ mod tests {
 
     #[test]
     fn gdt_matches_linux_selectors() {
-        let g = gdt(0xffff_ff80_0001_0080);
+        let g = gdt(0x7f80_0001_0080);
         // User CS: present, DPL 3, code, long mode.
         assert_eq!((g[6] >> 40) & 0xff, 0xfb);
         assert_eq!((g[6] >> 53) & 1, 1);
@@ -211,7 +251,7 @@ mod tests {
         assert_eq!((g[5] >> 40) & 0xff, 0xf3);
         // TSS base reassembles.
         let base = ((g[8] >> 16) & 0xff_ffff) | (((g[8] >> 56) & 0xff) << 24) | (g[9] << 32);
-        assert_eq!(base, 0xffff_ff80_0001_0080);
+        assert_eq!(base, 0x7f80_0001_0080);
         // sysret arithmetic yields Linux's selectors.
         assert_eq!(((STAR >> 48) + 16) | 3, 0x33);
         assert_eq!(((STAR >> 48) + 8) | 3, 0x2b);
@@ -219,18 +259,18 @@ mod tests {
 
     #[test]
     fn idt_gate_encodes_handler() {
-        let g = idt_gate(0xffff_ff80_1234_5678, 3, 1);
+        let g = idt_gate(0x7f80_1234_5678, 3, 1);
         let lo = u16::from_le_bytes([g[0], g[1]]) as u64;
         let mid = u16::from_le_bytes([g[6], g[7]]) as u64;
         let hi = u32::from_le_bytes([g[8], g[9], g[10], g[11]]) as u64;
-        assert_eq!(lo | (mid << 16) | (hi << 32), 0xffff_ff80_1234_5678);
+        assert_eq!(lo | (mid << 16) | (hi << 32), 0x7f80_1234_5678);
         assert_eq!(g[5], 0xee);
         assert_eq!(g[4], 1);
     }
 
     #[test]
     fn kernel_area_fits() {
-        assert_eq!(indices(KERNEL_BASE)[0], 511);
-        assert_eq!(indices(0x7fff_ffff_f000), [255, 511, 511, 511]);
+        assert_eq!(indices(KERNEL_BASE)[0], KERNEL_PML4_SLOT as usize);
+        assert_eq!(indices(KERNEL_BASE - PAGE), [254, 511, 511, 511]);
     }
 }

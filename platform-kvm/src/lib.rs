@@ -73,6 +73,16 @@ pub(crate) struct Shared {
     pub(crate) next_id: AtomicU64,
     pub(crate) max_vcpus: usize,
     pub(crate) max_user_address: u64,
+    /// Native (VMX/SVM) or PVM.
+    pub(crate) abi: vcpu::Abi,
+    /// KVM shadows guest page tables (no EPT/NPT, or PVM): it does not see the host's
+    /// writes to them, so changed entries need [`Shared::zap_shadow_pages`].
+    pub(crate) shadow_paging: bool,
+    /// Serializes [`Shared::zap_shadow_pages`].
+    zap_lock: Mutex<()>,
+    /// Scratch slot added and deleted to zap shadow page tables (the highest slot
+    /// number, so it never collides with the memory-file slots, which count up from 1).
+    zap_slot: u32,
 }
 
 impl Shared {
@@ -119,6 +129,36 @@ impl Shared {
         s.registered = new_end;
         s.next += 1;
         Ok(())
+    }
+
+    /// Makes KVM drop every shadow page table. KVM write-protects the guest page tables
+    /// it shadows and learns of guest writes by trapping them, but the platform edits
+    /// the tables from the host, which KVM never sees. Deleting a memory slot zaps all
+    /// shadow pages (KVM's default `KVM_X86_QUIRK_SLOT_ZAP_ALL`), so a scratch one-page
+    /// slot is added and deleted; every vCPU rebuilds its shadows from the current
+    /// tables on its next access.
+    pub(crate) fn zap_shadow_pages(&self) -> Result<(), PlatformError> {
+        let _g = self.zap_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut region = kvm_userspace_memory_region {
+            slot: self.zap_slot,
+            flags: 0,
+            guest_phys_addr: self.private_gpa + PRIVATE_SIZE,
+            memory_size: PAGE,
+            userspace_addr: self.region.host_address(),
+        };
+        // SAFETY: the scratch slot aliases the first private page (owned by `Shared`)
+        // at a guest-physical address no page table points to; it exists only between
+        // these two calls.
+        unsafe { self.vm.set_user_memory_region(region) }.map_err(|e| PlatformError::Host {
+            op: "KVM_SET_USER_MEMORY_REGION (zap)",
+            errno: linux_abi::Errno::new(e.errno()),
+        })?;
+        region.memory_size = 0;
+        // SAFETY: deletes the scratch slot made above.
+        unsafe { self.vm.set_user_memory_region(region) }.map_err(|e| PlatformError::Host {
+            op: "KVM_SET_USER_MEMORY_REGION (zap)",
+            errno: linux_abi::Errno::new(e.errno()),
+        })
     }
 
     /// Allocates a zeroed page-table page; returns its private offset.
@@ -170,6 +210,7 @@ impl KvmPlatform {
             .create_vm()
             .map_err(|e| PlatformError::Unavailable(format!("KVM_CREATE_VM: {e}")))?;
         let cpu = cpuid::configure(&kvm)?;
+        let abi = vcpu::Abi::detect(&kvm)?;
         let private_gpa = memory_file.capacity().div_ceil(1 << 30) * (1 << 30);
         let phys_limit = 1u64 << cpu.phys_bits.min(52);
         if private_gpa + PRIVATE_SIZE > phys_limit {
@@ -180,7 +221,9 @@ impl KvmPlatform {
             )));
         }
         let max_vcpus = kvm.get_max_vcpus().min(layout::MAX_VCPUS);
-        let max_slots = kvm.get_nr_memslots().min(u32::MAX as usize) as u32;
+        let zap_slot = (kvm.get_nr_memslots().min(u32::MAX as usize) as u32).saturating_sub(1);
+        let max_slots = zap_slot;
+        let shadow_paging = uses_shadow_paging();
         let region = PrivateRegion::new(PRIVATE_SIZE)?;
         let slot = kvm_userspace_memory_region {
             slot: PRIVATE_SLOT,
@@ -210,7 +253,11 @@ impl KvmPlatform {
             boot_pml4: 0,
             next_id: AtomicU64::new(1),
             max_vcpus,
-            max_user_address: 0x7fff_ffff_f000,
+            max_user_address: layout::KERNEL_BASE,
+            abi,
+            shadow_paging,
+            zap_lock: Mutex::new(()),
+            zap_slot,
         };
         let boot_pml4 = build_kernel_half(&shared)?;
         let shared = Shared {
@@ -229,6 +276,12 @@ impl KvmPlatform {
         })
     }
 
+    /// True when `/dev/kvm` is PVM (`kvm_pvm`, either its own ABI or its emulation of
+    /// hardware virtualization) rather than VMX/SVM.
+    pub fn is_pvm(&self) -> bool {
+        self.shared.abi == vcpu::Abi::Pvm || pvm_module_loaded()
+    }
+
     /// The number of vCPUs created so far (the pool grows to the number of contexts
     /// running at the same time).
     pub fn vcpu_count(&self) -> usize {
@@ -238,6 +291,26 @@ impl KvmPlatform {
             .unwrap_or_else(|p| p.into_inner())
             .len()
     }
+}
+
+/// True when the PVM flavour of KVM is loaded.
+fn pvm_module_loaded() -> bool {
+    std::path::Path::new("/sys/module/kvm_pvm").exists()
+}
+
+/// True when KVM shadows guest page tables: PVM, or VMX/SVM without EPT/NPT.
+fn uses_shadow_paging() -> bool {
+    let param = |p: &str| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_string())
+            .ok()
+    };
+    if pvm_module_loaded() {
+        return true;
+    }
+    let off = |v: Option<String>| matches!(v.as_deref(), Some("N" | "0"));
+    off(param("/sys/module/kvm_intel/parameters/ept"))
+        || off(param("/sys/module/kvm_amd/parameters/npt"))
 }
 
 /// Writes the stubs, the IDT and the kernel page tables; returns the boot PML4.
@@ -272,7 +345,10 @@ fn build_kernel_half(s: &Shared) -> Result<u64, PlatformError> {
         r.store(KPT_OFF + 8 * page, s.gpa(off) | flags)?;
     }
     let boot = s.alloc_table()?;
-    r.store(boot + 8 * 511, s.gpa(KPDPT_OFF) | pte::TABLE_KERNEL)?;
+    r.store(
+        boot + 8 * layout::KERNEL_PML4_SLOT,
+        s.gpa(KPDPT_OFF) | pte::TABLE_KERNEL,
+    )?;
     Ok(boot)
 }
 

@@ -57,6 +57,56 @@ const RETURN_SYSRET_CODE: &[u8] = &[
 /// while returning to the application (e.g. `iretq` to a non-canonical RIP).
 pub const RETURN_END: u64 = 0x080;
 
+/// Offset of the PVM return stub. Under PVM the only way to user mode is the synthetic
+/// instruction `ERETU`: a `syscall` at the address in `MSR_PVM_RETU_RIP`, which loads
+/// RIP, RFLAGS, RCX, R11, CS, SS and GS base from the PVCS (written by the host) and
+/// keeps every other register, RSP included. Entered with RSP = `[cr3 or 0, user rsp]`:
+///
+/// ```text
+/// 48 87 04 24   xchg [rsp], rax
+/// 48 85 c0      test rax, rax
+/// 74 03         jz   1f
+/// 0f 22 d8      mov  cr3, rax     ; emulated by PVM
+/// 58         1: pop  rax
+/// 48 8b 24 24   mov  rsp, [rsp]   ; user rsp
+/// 0f 05         syscall           ; ERETU (at PVM_RETU)
+/// 0f 0b         ud2
+/// ```
+pub const PVM_RETURN: u64 = 0x0a0;
+const PVM_RETURN_CODE: &[u8] = &[
+    0x48, 0x87, 0x04, 0x24, 0x48, 0x85, 0xc0, 0x74, 0x03, 0x0f, 0x22, 0xd8, 0x58, 0x48, 0x8b, 0x24,
+    0x24, 0x0f, 0x05, 0x0f, 0x0b,
+];
+/// Offset of the `ERETU` `syscall` inside the PVM return stub (`MSR_PVM_RETU_RIP`).
+pub const PVM_RETU: u64 = PVM_RETURN + 17;
+
+/// Offset of the PVM event entry (`MSR_PVM_EVENT_ENTRY`) for events from user mode. PVM
+/// delivers them with the vector, error code, CR2, RIP, RFLAGS, RCX and R11 in the PVCS
+/// and every other register untouched:
+///
+/// ```text
+/// e6 82         out 0x82, al
+/// 0f 0b         ud2
+/// ```
+pub const PVM_EVENT_USER: u64 = 0x400;
+/// Offset of the PVM event entry for events from supervisor mode (entry + 512):
+///
+/// ```text
+/// e6 83         out 0x83, al
+/// 0f 0b         ud2
+/// ```
+pub const PVM_EVENT_SUPERVISOR: u64 = PVM_EVENT_USER + 512;
+/// I/O port of the PVM user-event exit.
+pub const PVM_USER_EVENT_PORT: u16 = 0x82;
+/// I/O port of the PVM supervisor-event exit.
+pub const PVM_SUPERVISOR_EVENT_PORT: u16 = 0x83;
+
+/// True when `off` (a code-page offset) lies in a return stub: nothing of the
+/// application has run since the host last loaded the registers.
+pub fn is_return_path(off: u64) -> bool {
+    off < RETURN_END || (PVM_RETURN..PVM_RETURN + PVM_RETURN_CODE.len() as u64).contains(&off)
+}
+
 /// Offset of the `syscall` entry (`LSTAR`). The CPU leaves RCX = user RIP, R11 = user
 /// RFLAGS, RSP = user RSP; nothing is saved because nothing is clobbered:
 ///
@@ -78,6 +128,11 @@ pub const COMPAT_SYSCALL_ENTRY: u64 = 0x090;
 pub const SYSCALL_PORT: u16 = 0x80;
 /// I/O port of the compatibility-mode `syscall` exit.
 pub const COMPAT_SYSCALL_PORT: u16 = 0x81;
+
+// The PVM stubs do not overlap the others.
+const _: () = assert!(PVM_RETURN >= COMPAT_SYSCALL_ENTRY + 4);
+const _: () = assert!(PVM_RETURN + PVM_RETURN_CODE.len() as u64 <= EXCEPTIONS);
+const _: () = assert!(PVM_EVENT_SUPERVISOR + 4 <= 4096);
 
 /// Offset of the exception stub for vector 0; vector `v` is at `EXCEPTIONS + 16 * v`.
 pub const EXCEPTIONS: u64 = 0x100;
@@ -146,6 +201,15 @@ pub fn code_page() -> Vec<u8> {
     for v in 0..EXCEPTION_COUNT {
         put(EXCEPTIONS + 16 * v as u64, &exception_stub(v));
     }
+    put(PVM_RETURN, PVM_RETURN_CODE);
+    put(
+        PVM_EVENT_USER,
+        &[0xe6, PVM_USER_EVENT_PORT as u8, 0x0f, 0x0b],
+    );
+    put(
+        PVM_EVENT_SUPERVISOR,
+        &[0xe6, PVM_SUPERVISOR_EVENT_PORT as u8, 0x0f, 0x0b],
+    );
     page
 }
 
@@ -182,5 +246,7 @@ mod tests {
         }
         let s = SYSCALL_ENTRY as usize;
         assert_eq!(&page[s..s + 2], &[0xe6, 0x80]);
+        let r = PVM_RETU as usize;
+        assert_eq!(&page[r..r + 2], &[0x0f, 0x05]);
     }
 }

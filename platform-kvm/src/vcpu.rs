@@ -19,9 +19,9 @@ use platform::PlatformError;
 
 use crate::Shared;
 use crate::layout::{
-    CR0, EFER, GDT_ENTRIES, GDT_IN_BLOCK, IDT_OFF, IST1_TOP_IN_BLOCK, KERNEL_CS, KERNEL_DS,
-    RSP0_TOP_IN_BLOCK, SFMASK, STAR, STUBS_OFF, TSS_IN_BLOCK, TSS_SEL, TSS_SIZE, gdt, kva, tss,
-    vcpu_block,
+    CR0, CR4_PVM, EFER, GDT_ENTRIES, GDT_IN_BLOCK, IDT_OFF, IST1_TOP_IN_BLOCK, KERNEL_CS,
+    KERNEL_DS, PVCS_IN_BLOCK, RSP0_TOP_IN_BLOCK, SFMASK, STAR, STUBS_OFF, TSS_IN_BLOCK, TSS_SEL,
+    TSS_SIZE, gdt, kva, tss, vcpu_block,
 };
 use crate::stubs;
 
@@ -31,6 +31,42 @@ const MSR_CSTAR: u32 = 0xc000_0083;
 const MSR_SFMASK: u32 = 0xc000_0084;
 const MSR_KERNEL_GS_BASE: u32 = 0xc000_0102;
 const MSR_TSC_AUX: u32 = 0xc000_0103;
+const MSR_PVM_VCPU_STRUCT: u32 = 0x4b56_4d20;
+const MSR_PVM_EVENT_ENTRY: u32 = 0x4b56_4d21;
+const MSR_PVM_RETU_RIP: u32 = 0x4b56_4d22;
+
+/// Which kind of KVM runs the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Abi {
+    /// Hardware virtualization (VMX/SVM): a real ring 0 with IDT, TSS and `iretq`.
+    Native,
+    /// PVM (pagetable-based virtual machine, `kvm_pvm`): the guest runs in hardware ring 3
+    /// and the hypervisor emulates supervisor mode. There is no IDT: events from user mode
+    /// go to `MSR_PVM_EVENT_ENTRY` with their state in the PVCS, `syscall` goes to
+    /// `LSTAR`, and the way back is `ERETU` (a `syscall` at `MSR_PVM_RETU_RIP`).
+    Pvm,
+}
+
+impl Abi {
+    /// Finds out which kind of KVM `kvm` is: PVM accepts its vCPU-struct MSR.
+    pub(crate) fn detect(kvm: &kvm_ioctls::Kvm) -> Result<Abi, PlatformError> {
+        let vm = kvm
+            .create_vm()
+            .map_err(|e| PlatformError::Unavailable(format!("KVM_CREATE_VM: {e}")))?;
+        let vcpu = vm
+            .create_vcpu(0)
+            .map_err(|e| PlatformError::Unavailable(format!("KVM_CREATE_VCPU: {e}")))?;
+        let mut msrs = Msrs::from_entries(&[kvm_msr_entry {
+            index: MSR_PVM_VCPU_STRUCT,
+            ..Default::default()
+        }])
+        .map_err(|e| PlatformError::Internal(format!("msrs: {e:?}")))?;
+        Ok(match vcpu.get_msrs(&mut msrs) {
+            Ok(1) => Abi::Pvm,
+            _ => Abi::Native,
+        })
+    }
+}
 
 /// The host signal that kicks a vCPU thread out of `KVM_RUN` (a real-time signal with a
 /// no-op handler, unblocked in threads that switch contexts).
@@ -199,10 +235,11 @@ impl Vcpu {
             ),
         )?;
 
+        let pvm = shared.abi == Abi::Pvm;
         let mut sregs = fd.get_sregs().map_err(|e| host_err("KVM_GET_SREGS", e))?;
         sregs.cr0 = CR0;
         sregs.cr3 = shared.gpa(shared.boot_pml4);
-        sregs.cr4 = shared.cpu.cr4;
+        sregs.cr4 = if pvm { CR4_PVM } else { shared.cpu.cr4 };
         sregs.efer = EFER;
         sregs.cs = segment(KERNEL_CS, true, 0);
         sregs.ss = segment(KERNEL_DS, false, 0);
@@ -232,11 +269,16 @@ impl Vcpu {
             unusable: 0,
             padding: 0,
         };
-        sregs.ldt = kvm_segment {
-            type_: 2,
-            present: 1,
-            unusable: 0,
-            ..Default::default()
+        sregs.ldt = if pvm {
+            // PVM has no LDT.
+            kvm_segment::default()
+        } else {
+            kvm_segment {
+                type_: 2,
+                present: 1,
+                unusable: 0,
+                ..Default::default()
+            }
         };
         sregs.gdt.base = kva(block + GDT_IN_BLOCK);
         sregs.gdt.limit = (GDT_ENTRIES * 8 - 1) as u16;
@@ -251,14 +293,23 @@ impl Vcpu {
             data,
             ..Default::default()
         };
-        let entries = [
+        let mut entries = vec![
             msr(MSR_STAR, STAR),
             msr(MSR_LSTAR, kva(STUBS_OFF + stubs::SYSCALL_ENTRY)),
-            msr(MSR_CSTAR, kva(STUBS_OFF + stubs::COMPAT_SYSCALL_ENTRY)),
-            msr(MSR_SFMASK, SFMASK),
             msr(MSR_KERNEL_GS_BASE, 0),
             msr(MSR_TSC_AUX, index as u64),
         ];
+        if pvm {
+            entries.push(msr(MSR_PVM_VCPU_STRUCT, shared.gpa(block + PVCS_IN_BLOCK)));
+            entries.push(msr(
+                MSR_PVM_EVENT_ENTRY,
+                kva(STUBS_OFF + stubs::PVM_EVENT_USER),
+            ));
+            entries.push(msr(MSR_PVM_RETU_RIP, kva(STUBS_OFF + stubs::PVM_RETU)));
+        } else {
+            entries.push(msr(MSR_CSTAR, kva(STUBS_OFF + stubs::COMPAT_SYSCALL_ENTRY)));
+            entries.push(msr(MSR_SFMASK, SFMASK));
+        }
         let msrs = Msrs::from_entries(&entries)
             .map_err(|e| PlatformError::Internal(format!("msrs: {e:?}")))?;
         let n = fd

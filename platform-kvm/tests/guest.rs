@@ -254,10 +254,28 @@ fn int3_is_sigtrap_after_the_instruction() {
 }
 
 #[test]
-fn privileged_instructions_are_sigsegv() {
-    expect_signal(&[0xf4], sig::SIGSEGV, sig::SI_KERNEL, 0); // hlt
-    expect_signal(&[0xe6, 0x80], sig::SIGSEGV, sig::SI_KERNEL, 0); // out 0x80, al
-    expect_signal(&[0xcd, 0x80], sig::SIGSEGV, sig::SI_KERNEL, 0); // int 0x80
+fn privileged_instructions_are_signals() {
+    for code in [&[0xe6u8, 0x80][..], &[0xcd, 0x80]] {
+        // out 0x80, al; int 0x80: #GP and SIGSEGV under hardware virtualization, as on
+        // Linux; PVM's emulated mode reports some of them as #UD (SIGILL).
+        let Some(g) = guest(code) else { return };
+        let ctx = g.platform.new_context().unwrap();
+        let mut r = regs();
+        match ctx.switch(&*g.aspace, &mut r).unwrap() {
+            Trap::Signal(info) if !g.platform.is_pvm() => {
+                assert_eq!(
+                    (info.signo, info.code),
+                    (sig::SIGSEGV, sig::SI_KERNEL),
+                    "{info:?}"
+                )
+            }
+            Trap::Signal(info) => {
+                assert!(matches!(info.signo, sig::SIGSEGV | sig::SIGILL), "{info:?}")
+            }
+            t => panic!("{t:?}"),
+        }
+        assert_eq!(r.gp.rip, CODE, "the instruction did not complete");
+    }
 }
 
 #[test]
