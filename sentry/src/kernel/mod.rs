@@ -7,6 +7,7 @@
 //! tasks share the memory manager, signal actions, resource limits and exit status.
 
 mod creds;
+mod fs_glue;
 mod signal;
 pub mod task;
 mod thread_group;
@@ -18,19 +19,22 @@ use std::time::{Instant, SystemTime};
 use linux_abi::Errno;
 use platform::Platform;
 
+use crate::fs::{FdTable, Vfs};
+
 pub use creds::{Credentials, NGROUPS_MAX};
+pub use fs_glue::VfsExec;
 pub use signal::{SigAction, SigAltStack, SigSet};
-pub use task::{ExecSource, Task};
+pub use task::{ExecImage, ExecSource, Task};
 pub use thread_group::{RLIM_INFINITY, RLIM_NLIMITS, Rlimit, ThreadGroup};
 
 use crate::mm::MemoryManager;
 use crate::{ExitStatus, SandboxConfig, SentryError};
 
-/// The release string `uname` reports. Like gVisor, the sandbox claims a fixed, old-enough
-/// release that glibc and musl accept, independent of the host kernel.
-pub const UTS_RELEASE: &str = "4.4.0";
+/// The release string `uname` reports. Like gVisor, the sandbox claims a fixed release,
+/// independent of the host kernel, that glibc and musl accept (also `/proc/sys/kernel/osrelease`).
+pub const UTS_RELEASE: &str = "5.15.0-rsentry";
 /// The version string `uname` reports.
-pub const UTS_VERSION: &str = "#1 SMP Sun Jan 10 15:06:54 PST 2016";
+pub const UTS_VERSION: &str = "#1 SMP rsentry";
 
 #[derive(Debug, Default)]
 struct Tables {
@@ -49,13 +53,24 @@ pub struct Kernel {
     boot_instant: Instant,
     boot_realtime: SystemTime,
     strace: bool,
-    exec_source: Mutex<Option<Arc<dyn ExecSource>>>,
+    vfs: Arc<Vfs>,
+    exec_source: Mutex<Arc<dyn ExecSource>>,
 }
 
 impl Kernel {
-    /// Creates a kernel on `platform` with host name `hostname`.
-    pub fn new(platform: Arc<dyn Platform>, hostname: &str, strace: bool) -> Arc<Kernel> {
-        Arc::new(Kernel {
+    /// Creates a kernel on `platform` with host name `hostname` and the sandbox
+    /// filesystem tree: an overlay over the Gofer's tree behind `gofer`, or a bare tmpfs
+    /// when `gofer` is `None`.
+    pub fn new(
+        platform: Arc<dyn Platform>,
+        hostname: &str,
+        strace: bool,
+        gofer: Option<std::os::fd::OwnedFd>,
+    ) -> Result<Arc<Kernel>, SentryError> {
+        crate::fs::proc::prime_host_info();
+        let vfs = Vfs::new_sandbox(platform.memory_file().clone(), gofer)
+            .map_err(SentryError::Filesystem)?;
+        let kernel = Arc::new(Kernel {
             platform,
             tables: Mutex::new(Tables {
                 next_pid: 1,
@@ -66,8 +81,17 @@ impl Kernel {
             boot_instant: Instant::now(),
             boot_realtime: SystemTime::now(),
             strace,
-            exec_source: Mutex::new(None),
-        })
+            vfs,
+            exec_source: Mutex::new(Arc::new(VfsExec)),
+        });
+        let proc_source: Weak<Kernel> = Arc::downgrade(&kernel);
+        kernel.vfs.set_proc_source(proc_source);
+        Ok(kernel)
+    }
+
+    /// The sandbox's filesystem tree.
+    pub fn vfs(&self) -> &Arc<Vfs> {
+        &self.vfs
     }
 
     fn tables(&self) -> MutexGuard<'_, Tables> {
@@ -120,18 +144,18 @@ impl Kernel {
         self.boot_realtime
     }
 
-    /// Sets how the loader opens executables (the VFS, or a test source).
+    /// Replaces how the loader opens executables (the VFS by default; tests load host
+    /// files).
     pub fn set_exec_source(&self, src: Arc<dyn ExecSource>) {
-        *self.exec_source.lock().unwrap_or_else(|p| p.into_inner()) = Some(src);
+        *self.exec_source.lock().unwrap_or_else(|p| p.into_inner()) = src;
     }
 
     /// How the loader opens executables.
-    pub fn exec_source(&self) -> Result<Arc<dyn ExecSource>, Errno> {
+    pub fn exec_source(&self) -> Arc<dyn ExecSource> {
         self.exec_source
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-            .ok_or(Errno::ENOENT)
     }
 
     /// Allocates a fresh thread id (the first is 1).
@@ -193,10 +217,30 @@ pub(crate) fn run_sandbox(
     if !config.cwd.starts_with('/') {
         return Err(SentryError::Config("cwd must be absolute"));
     }
-    let kernel = Kernel::new(platform, &config.hostname, config.strace);
-    let creds = Credentials::new(config.uid, config.gid);
-    let init = Task::new_init(&kernel, creds, &config)?;
-    start_init(&kernel, init, &config.argv, &config.envp)
+    let SandboxConfig {
+        argv,
+        envp,
+        cwd,
+        uid,
+        gid,
+        hostname,
+        stdio,
+        gofer,
+        strace,
+    } = config;
+    let kernel = Kernel::new(platform, &hostname, strace, gofer)?;
+    let fds = FdTable::new();
+    for (i, fd) in stdio.into_iter().enumerate() {
+        fds.insert_at(i as i32, crate::fs::host_fd_file(fd), false)
+            .map_err(SentryError::Filesystem)?;
+    }
+    let ctx = kernel
+        .vfs()
+        .root_context(cwd.as_bytes())
+        .map_err(SentryError::Filesystem)?;
+    let creds = Credentials::new(uid, gid);
+    let init = Task::new_process(&kernel, 0, creds, Arc::new(fds), Arc::new(ctx))?;
+    start_init(&kernel, init, &argv, &envp)
 }
 
 /// Loads `argv[0]` into `init`, runs it on its own host thread and waits for the thread
@@ -231,3 +275,6 @@ pub(crate) fn new_mm(kernel: &Kernel) -> Result<Arc<MemoryManager>, Errno> {
             Errno::ENOMEM
         })
 }
+
+#[cfg(test)]
+mod tests;

@@ -23,14 +23,35 @@ use platform::{Context, Registers, Trap};
 
 use super::signal::{SigAltStack, SigSet};
 use super::{Credentials, Kernel, ThreadGroup};
+use crate::fs::{FdTable, FsContext, VfsPath};
 use crate::mm::{MappableFile, MemoryManager};
-use crate::{ExitStatus, SandboxConfig, SentryError};
+use crate::{ExitStatus, SentryError};
 
-/// How the loader opens executables and interpreters (the VFS in production).
+/// How the loader opens executables and interpreters ([`super::VfsExec`] in production).
 pub trait ExecSource: Send + Sync + std::fmt::Debug {
     /// Opens `path` (relative to the task's working directory) for execution: checks it
     /// is a regular file the task may execute, and returns it for reading and mapping.
-    fn open_exec(&self, t: &Task, path: &[u8]) -> Result<Arc<dyn MappableFile>, Errno>;
+    fn open_exec(&self, t: &Task, path: &[u8]) -> Result<ExecImage, Errno>;
+}
+
+/// An executable opened by an [`ExecSource`].
+#[derive(Debug, Clone)]
+pub struct ExecImage {
+    /// The file, read and mapped by the loader.
+    pub file: Arc<dyn MappableFile>,
+    /// Its location in the VFS (for `/proc/<pid>/exe`), if it has one.
+    pub path: Option<VfsPath>,
+}
+
+/// What `/proc` shows about the program a process runs.
+#[derive(Debug, Clone, Default)]
+pub struct ProgramInfo {
+    /// The executable (`/proc/<pid>/exe`).
+    pub exe: Option<VfsPath>,
+    /// The argument strings on the initial stack (`/proc/<pid>/cmdline`).
+    pub args: (u64, u64),
+    /// The environment strings on the initial stack (`/proc/<pid>/environ`).
+    pub env: (u64, u64),
 }
 
 /// One application thread.
@@ -43,6 +64,9 @@ pub struct Task {
     regs: Mutex<Registers>,
     mm: Mutex<Arc<MemoryManager>>,
     creds: Mutex<Credentials>,
+    fd_table: Mutex<Arc<FdTable>>,
+    fs_context: Mutex<Arc<FsContext>>,
+    program: Mutex<ProgramInfo>,
     comm: Mutex<Vec<u8>>,
     /// `set_tid_address` / `CLONE_CHILD_CLEARTID` address.
     clear_child_tid: AtomicU64,
@@ -62,11 +86,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Task {
-    /// Creates the first task of a new thread group, with a fresh empty memory manager.
+    /// Creates the first task of a new thread group, with a fresh empty memory manager,
+    /// the descriptor table `fd_table` and the filesystem context `fs_context`.
     pub fn new_process(
         kernel: &Arc<Kernel>,
         ppid: i32,
         creds: Credentials,
+        fd_table: Arc<FdTable>,
+        fs_context: Arc<FsContext>,
     ) -> Result<Arc<Task>, SentryError> {
         let tid = kernel.alloc_tid();
         let tg = ThreadGroup::new(tid, ppid);
@@ -80,6 +107,9 @@ impl Task {
             regs: Mutex::new(Registers::default()),
             mm: Mutex::new(mm),
             creds: Mutex::new(creds),
+            fd_table: Mutex::new(fd_table),
+            fs_context: Mutex::new(fs_context),
+            program: Mutex::new(ProgramInfo::default()),
             comm: Mutex::new(Vec::new()),
             clear_child_tid: AtomicU64::new(0),
             robust_list: Mutex::new((0, 0)),
@@ -96,15 +126,6 @@ impl Task {
         tg.add_task(&t);
         kernel.register_task(&t);
         Ok(t)
-    }
-
-    /// Creates PID 1 for `config` (credentials, and later the root filesystem and stdio).
-    pub(crate) fn new_init(
-        kernel: &Arc<Kernel>,
-        creds: Credentials,
-        _config: &SandboxConfig,
-    ) -> Result<Arc<Task>, SentryError> {
-        Self::new_process(kernel, 0, creds)
     }
 
     /// The thread id.
@@ -135,6 +156,21 @@ impl Task {
     /// A copy of the credentials.
     pub fn creds(&self) -> Credentials {
         lock(&self.creds).clone()
+    }
+
+    /// The file descriptor table.
+    pub fn fd_table(&self) -> Arc<FdTable> {
+        lock(&self.fd_table).clone()
+    }
+
+    /// The filesystem context (root, working directory, umask).
+    pub fn fs_context(&self) -> Arc<FsContext> {
+        lock(&self.fs_context).clone()
+    }
+
+    /// What the task's program is (for `/proc`).
+    pub fn program(&self) -> ProgramInfo {
+        lock(&self.program).clone()
     }
 
     /// Changes the credentials with `f` (the set*id system calls).
@@ -249,6 +285,12 @@ impl Task {
         regs.gp.rax = 0;
         *self.regs() = regs;
         self.set_comm(&image.comm);
+        *lock(&self.program) = ProgramInfo {
+            exe: image.exe.clone(),
+            args: (image.stack.arg_start, image.stack.arg_end),
+            env: (image.stack.env_start, image.stack.env_end),
+        };
+        self.fd_table().close_on_exec();
         self.tg.reset_handlers_on_exec();
         self.set_altstack(SigAltStack {
             flags: super::signal::SS_DISABLE,
@@ -259,6 +301,7 @@ impl Task {
 
     /// The task loop: runs the application until the task or its group exits.
     fn run(self: &Arc<Task>) {
+        crate::fs::proc::set_current(self.tgid(), self.tid);
         let mut spurious_fault: Option<u64> = None;
         while !self.should_stop() {
             let mm = self.mm();
@@ -319,12 +362,6 @@ impl Task {
             self.kernel.unregister_group(self.tgid());
         }
     }
-}
-
-/// The open file `fd` of `t` as a file that can back a memory mapping.
-pub(crate) fn mappable_fd(_t: &Task, _fd: i32) -> Result<Arc<dyn MappableFile>, Errno> {
-    // Wired to the VFS's fd table once it lands.
-    Err(Errno::EBADF)
 }
 
 /// Starts `task`'s loop on a new host thread.

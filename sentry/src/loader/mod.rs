@@ -24,7 +24,7 @@ pub const MAX_INTERP_DEPTH: usize = 4;
 pub const BINPRM_BUF_SIZE: usize = 256;
 
 /// The result of loading a program into a fresh memory manager.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct LoadedImage {
     /// The first instruction (the interpreter's entry for dynamic programs).
     pub entry: u64,
@@ -34,6 +34,8 @@ pub struct LoadedImage {
     pub comm: Vec<u8>,
     /// Where the stack block (argc, argv, envp, auxv) lies.
     pub stack: StackLayout,
+    /// The ELF file that was loaded (for `/proc/<pid>/exe`).
+    pub exe: Option<crate::fs::VfsPath>,
 }
 
 /// Reads all of `buf` at `off` unless EOF comes first; returns the bytes read.
@@ -83,11 +85,12 @@ pub fn load(
     mut argv: Vec<Vec<u8>>,
     envp: Vec<Vec<u8>>,
 ) -> Result<LoadedImage, Errno> {
-    let source = t.kernel().exec_source()?;
+    let source = t.kernel().exec_source();
     let execfn = path.to_vec();
     let mut path = path.to_vec();
     for _ in 0..=MAX_INTERP_DEPTH {
-        let file = source.open_exec(t, &path)?;
+        let image = source.open_exec(t, &path)?;
+        let file = image.file;
         let mut head = [0u8; BINPRM_BUF_SIZE];
         let n = read_full(file.as_ref(), &mut head, 0)?;
         let head = &head[..n];
@@ -110,7 +113,7 @@ pub fn load(
                 let ifile = source.open_exec(t, ip).inspect_err(|&e| {
                     tracing::info!(interp = %String::from_utf8_lossy(ip), "cannot open interpreter: {e}");
                 })?;
-                let info = load_elf(mm, &ifile, true)?;
+                let info = load_elf(mm, &ifile.file, true)?;
                 if info.interp.is_some() {
                     return Err(Errno::ELIBBAD);
                 }
@@ -141,6 +144,7 @@ pub fn load(
             stack_pointer: layout.sp,
             comm,
             stack: layout,
+            exe: image.path,
         });
     }
     Err(Errno::ELOOP)

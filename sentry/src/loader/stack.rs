@@ -198,3 +198,77 @@ pub fn build_stack(
         auxv,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mm::testutil::new_mm;
+
+    #[test]
+    fn stack_parses_back_like_libc_reads_it() {
+        let (mm, _) = new_mm();
+        let argv = vec![b"/bin/prog".to_vec(), b"-v".to_vec()];
+        let envp = vec![b"HOME=/root".to_vec()];
+        let input = AuxvInput {
+            phdr: 0x400040,
+            phnum: 9,
+            base: 0,
+            entry: 0x401000,
+            uid: 5,
+            euid: 6,
+            gid: 7,
+            egid: 8,
+        };
+        let l = build_stack(&mm, &argv, &envp, b"/bin/prog", &input).unwrap();
+        assert_eq!(l.sp % 16, 0, "16-byte aligned at entry");
+        let word = |i: u64| mm.read_obj::<u64>(l.sp + 8 * i).unwrap();
+        let string = |p: u64| mm.read_c_string(p, 4096).unwrap();
+        assert_eq!(word(0), 2, "argc");
+        assert_eq!(string(word(1)), b"/bin/prog");
+        assert_eq!(string(word(2)), b"-v");
+        assert_eq!(word(3), 0);
+        assert_eq!(string(word(4)), b"HOME=/root");
+        assert_eq!(word(5), 0);
+        let mut aux = std::collections::BTreeMap::new();
+        let mut i = 6;
+        loop {
+            let (k, v) = (word(i), word(i + 1));
+            if k == AT_NULL {
+                break;
+            }
+            aux.insert(k, v);
+            i += 2;
+        }
+        assert_eq!(aux[&AT_PHDR], 0x400040);
+        assert_eq!(aux[&AT_PHNUM], 9);
+        assert_eq!(aux[&AT_PHENT], 56);
+        assert_eq!(aux[&AT_ENTRY], 0x401000);
+        assert_eq!(aux[&AT_PAGESZ], 4096);
+        assert_eq!(
+            (aux[&AT_UID], aux[&AT_EUID], aux[&AT_GID], aux[&AT_EGID]),
+            (5, 6, 7, 8)
+        );
+        assert_eq!(aux[&AT_SECURE], 0);
+        assert_eq!(aux[&AT_CLKTCK], 100);
+        assert_eq!(string(aux[&AT_PLATFORM]), b"x86_64");
+        assert_eq!(string(aux[&AT_EXECFN]), b"/bin/prog");
+        let mut rnd = [0u8; 16];
+        mm.copy_in(aux[&AT_RANDOM], &mut rnd).unwrap();
+        assert_ne!(rnd, [0u8; 16]);
+        assert!(!aux.contains_key(&AT_SYSINFO_EHDR));
+        assert_eq!(l.auxv.len(), aux.len() + 1);
+        assert!(l.arg_start < l.arg_end && l.env_start < l.env_end);
+    }
+
+    #[test]
+    fn huge_arguments_are_e2big() {
+        let (mm, _) = new_mm();
+        let big = vec![
+            vec![b'a'; 1 << 20],
+            vec![b'b'; 1 << 20],
+            vec![b'c'; 1 << 20],
+        ];
+        let r = build_stack(&mm, &big, &[], b"x", &AuxvInput::default());
+        assert_eq!(r, Err(Errno::E2BIG));
+    }
+}

@@ -1078,3 +1078,5 @@ impl MemoryManager {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) mod testutil;

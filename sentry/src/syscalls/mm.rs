@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use linux_abi::Errno;
-use linux_abi::flags::mm::MAP_ANONYMOUS;
+use linux_abi::flags::mm::{MAP_ANONYMOUS, MAP_SHARED, MAP_SHARED_VALIDATE, PROT_WRITE};
 
 use super::SyscallEntry;
+use crate::fs::FileType;
 use crate::kernel::Task;
 use crate::mm::MappableFile;
 
@@ -26,12 +27,27 @@ pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
     SYS_MUNLOCKALL => munlockall() = sys_munlockall;
 ];
 
-/// The file behind `fd` as a mappable file.
-fn mappable_fd(t: &Task, fd: i32) -> Result<Arc<dyn MappableFile>, Errno> {
-    if fd < 0 {
+/// The file behind `fd` as a mappable file, checked against the mapping's needs.
+fn mappable_fd(t: &Task, fd: i32, prot: u32, flags: u32) -> Result<Arc<dyn MappableFile>, Errno> {
+    let f = t.fd_table().get(fd)?;
+    if f.is_path_only() {
         return Err(Errno::EBADF);
     }
-    crate::kernel::task::mappable_fd(t, fd)
+    let kind = FileType::from_mode(f.stat()?.st_mode);
+    if !matches!(kind, FileType::Regular | FileType::CharDevice) {
+        return Err(Errno::ENODEV);
+    }
+    if !f.readable() {
+        return Err(Errno::EACCES);
+    }
+    let shared = matches!(
+        flags & MAP_SHARED_VALIDATE,
+        MAP_SHARED | MAP_SHARED_VALIDATE
+    );
+    if shared && prot & PROT_WRITE != 0 && !f.writable() {
+        return Err(Errno::EACCES);
+    }
+    Ok(f)
 }
 
 /// `mmap(addr, len, prot, flags, fd, offset)`.
@@ -47,7 +63,7 @@ pub fn sys_mmap(
     let file = if flags & MAP_ANONYMOUS != 0 {
         None
     } else {
-        Some((mappable_fd(t, fd)?, off))
+        Some((mappable_fd(t, fd, prot, flags)?, off))
     };
     t.mm().mmap(addr, len, prot, flags, file)
 }

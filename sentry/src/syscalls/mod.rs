@@ -13,6 +13,7 @@
 //! types ([`FromArg`]). [`dispatch`] looks the number up in one table built from all
 //! lists; an unknown number returns `ENOSYS` and is logged once by name.
 
+pub mod fs;
 pub mod mm;
 pub mod process;
 pub mod signal;
@@ -141,6 +142,7 @@ macro_rules! syscall_entries {
 /// All lists, in one table indexed by number.
 static TABLE: LazyLock<Vec<Option<&'static SyscallEntry>>> = LazyLock::new(|| {
     let lists: &[&'static [SyscallEntry]] = &[
+        fs::ENTRIES,
         mm::ENTRIES,
         process::ENTRIES,
         signal::ENTRIES,

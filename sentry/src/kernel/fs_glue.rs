@@ -1,0 +1,143 @@
+//! The seams between the kernel and the VFS: open files as mappable files, executables
+//! opened through the VFS, and the process data procfs shows ([`ProcSource`]).
+
+use std::sync::Arc;
+
+use linux_abi::Errno;
+
+use super::Kernel;
+use super::task::{ExecImage, ExecSource, Task};
+use crate::fs::proc::ProcInfo;
+use crate::fs::{FdTable, FsContext, FsCred, OpenFile, ProcSource, VfsPath};
+use crate::mm::MappableFile;
+
+impl MappableFile for OpenFile {
+    fn pread(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+        OpenFile::pread(self, buf, offset)
+    }
+
+    fn pwrite(&self, buf: &[u8], offset: u64) -> Result<usize, Errno> {
+        OpenFile::pwrite(self, buf, offset)
+    }
+
+    fn size(&self) -> Result<u64, Errno> {
+        Ok(self.stat()?.st_size.max(0) as u64)
+    }
+
+    fn path(&self) -> Vec<u8> {
+        OpenFile::path(self)
+    }
+}
+
+/// The filesystem credentials of `t` (fsuid, fsgid, supplementary groups).
+pub(crate) fn fs_cred(t: &Task) -> FsCred {
+    let c = t.creds();
+    FsCred {
+        uid: c.fsuid,
+        gid: c.fsgid,
+        groups: c.groups,
+    }
+}
+
+/// Opens executables through the sandbox VFS with the task's root, cwd and credentials.
+#[derive(Debug, Default)]
+pub struct VfsExec;
+
+impl ExecSource for VfsExec {
+    fn open_exec(&self, t: &Task, path: &[u8]) -> Result<ExecImage, Errno> {
+        let f = t
+            .kernel()
+            .vfs()
+            .open_exec(&t.fs_context(), &fs_cred(t), path)?;
+        let vpath = f.vfs_path().clone();
+        Ok(ExecImage {
+            file: f,
+            path: Some(vpath),
+        })
+    }
+}
+
+/// Reads `[start, end)` of the task's memory (at most 64 KiB), for cmdline and environ.
+fn read_block(t: &Task, (start, end): (u64, u64)) -> Vec<u8> {
+    let len = end.saturating_sub(start).min(64 << 10) as usize;
+    let mut buf = vec![0u8; len];
+    match t.mm().copy_in(start, &mut buf) {
+        Ok(()) => buf,
+        Err(_) => Vec::new(),
+    }
+}
+
+impl ProcSource for Kernel {
+    fn pids(&self) -> Vec<i32> {
+        Kernel::pids(self)
+    }
+
+    fn process(&self, pid: i32) -> Option<ProcInfo> {
+        let tg = self.thread_group(pid)?;
+        let tasks = tg.tasks();
+        let leader = tasks
+            .iter()
+            .find(|t| t.tid() == pid)
+            .or(tasks.first())?
+            .clone();
+        let c = leader.creds();
+        let prog = leader.program();
+        let mm = leader.mm();
+        let ticks = |d: std::time::Duration| (d.as_millis() / 10) as u64;
+        Some(ProcInfo {
+            pid,
+            ppid: tg.ppid(),
+            pgid: 1,
+            sid: 1,
+            tids: tasks.iter().map(|t| t.tid()).collect(),
+            comm: leader.comm(),
+            state: if tg.is_exiting() { 'Z' } else { 'R' },
+            uids: [c.uid, c.euid, c.suid, c.fsuid],
+            gids: [c.gid, c.egid, c.sgid, c.fsgid],
+            groups: c.groups.clone(),
+            cmdline: read_block(&leader, prog.args),
+            environ: read_block(&leader, prog.env),
+            vm_size: mm.virtual_size(),
+            vm_rss: mm.resident_pages() * crate::mm::PAGE,
+            start_ticks: ticks(
+                tg.start_time()
+                    .saturating_duration_since(self.boot_instant()),
+            ),
+            utime_ticks: ticks(tg.start_time().elapsed()),
+            stime_ticks: 0,
+        })
+    }
+
+    fn maps(&self, pid: i32) -> Option<Vec<u8>> {
+        let tg = self.thread_group(pid)?;
+        let t = tg.tasks().into_iter().next()?;
+        Some(
+            t.mm()
+                .vmas()
+                .iter()
+                .map(|v| v.maps_line())
+                .collect::<String>()
+                .into_bytes(),
+        )
+    }
+
+    fn fd_table(&self, pid: i32) -> Option<Arc<FdTable>> {
+        Some(self.thread_group(pid)?.tasks().first()?.fd_table())
+    }
+
+    fn fs_context(&self, pid: i32) -> Option<Arc<FsContext>> {
+        Some(self.thread_group(pid)?.tasks().first()?.fs_context())
+    }
+
+    fn exe(&self, pid: i32) -> Option<VfsPath> {
+        self.thread_group(pid)?.tasks().first()?.program().exe
+    }
+
+    fn hostname(&self) -> String {
+        Kernel::hostname(self)
+    }
+
+    fn uptime(&self) -> f64 {
+        self.boot_instant().elapsed().as_secs_f64()
+    }
+}

@@ -1,0 +1,242 @@
+//! End-to-end tests: static C programs compiled by the test with `cc -static`, loaded by the
+//! Sentry's loader from host files (a test-only [`ExecSource`]) and run on a real
+//! platform (KVM when `/dev/kvm` works). Tests skip with a printed reason when the platform
+//! or the compiler is missing.
+
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use linux_abi::Errno;
+use platform::{MemoryFile, Platform};
+
+use super::*;
+use crate::mm::MappableFile;
+
+/// A host file read with `pread` (tests only: the Sentry never opens host files itself).
+#[derive(Debug)]
+struct HostFile {
+    file: std::fs::File,
+    path: Vec<u8>,
+}
+
+impl MappableFile for HostFile {
+    fn pread(&self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+        Ok(self.file.read_at(buf, off)?)
+    }
+    fn pwrite(&self, _buf: &[u8], _off: u64) -> Result<usize, Errno> {
+        Err(Errno::EBADF)
+    }
+    fn size(&self) -> Result<u64, Errno> {
+        Ok(self.file.metadata()?.len())
+    }
+    fn path(&self) -> Vec<u8> {
+        self.path.clone()
+    }
+}
+
+/// Opens executables from the host (tests only).
+#[derive(Debug)]
+struct HostExec;
+
+impl ExecSource for HostExec {
+    fn open_exec(&self, _t: &Task, path: &[u8]) -> Result<ExecImage, Errno> {
+        let p = std::str::from_utf8(path).map_err(|_| Errno::ENOENT)?;
+        let file = std::fs::File::open(p)?;
+        Ok(ExecImage {
+            file: Arc::new(HostFile {
+                file,
+                path: path.to_vec(),
+            }),
+            path: None,
+        })
+    }
+}
+
+fn platform() -> Option<Arc<dyn Platform>> {
+    let mf = match MemoryFile::new("sentry-test", 4 << 30) {
+        Ok(m) => Arc::new(m),
+        Err(e) => {
+            eprintln!("skipping: memory file: {e}");
+            return None;
+        }
+    };
+    let res: Result<Arc<dyn Platform>, _> =
+        if std::env::var("SENTRY_TEST_PLATFORM").as_deref() == Ok("kvm") {
+            platform_kvm::KvmPlatform::new(mf).map(|p| Arc::new(p) as Arc<dyn Platform>)
+        } else {
+            platform_ptrace::PtracePlatform::new(mf).map(|p| Arc::new(p) as Arc<dyn Platform>)
+        };
+    match res {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("skipping: platform unavailable: {e}");
+            None
+        }
+    }
+}
+
+/// Compiles `src` with `cc -static` into a temp dir; `None` (skip) without a compiler.
+fn compile(dir: &Path, name: &str, src: &str, extra: &[&str]) -> Option<PathBuf> {
+    let c = dir.join(format!("{name}.c"));
+    std::fs::write(&c, src).ok()?;
+    let out = dir.join(name);
+    let res = Command::new("cc")
+        .args(extra)
+        .arg("-O1")
+        .arg("-o")
+        .arg(&out)
+        .arg(&c)
+        .output();
+    match res {
+        Ok(o) if o.status.success() => Some(out),
+        Ok(o) => {
+            eprintln!(
+                "skipping: cc failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("skipping: no cc: {e}");
+            None
+        }
+    }
+}
+
+fn run(platform: Arc<dyn Platform>, argv: &[&str]) -> Result<ExitStatus, SentryError> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("SENTRY_TEST_LOG"))
+        .with_test_writer()
+        .try_init();
+    let strace = std::env::var_os("SENTRY_TEST_STRACE").is_some();
+    let kernel = Kernel::new(platform, "testhost", strace, None)?;
+    kernel.set_exec_source(Arc::new(HostExec));
+    let ctx = kernel
+        .vfs()
+        .root_context(b"/")
+        .map_err(SentryError::Filesystem)?;
+    let fds = Arc::new(crate::fs::FdTable::new());
+    let init = Task::new_process(&kernel, 0, Credentials::new(1000, 1000), fds, Arc::new(ctx))?;
+    let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+    start_init(&kernel, init, &argv, &["A=B".to_string()])
+}
+
+const PROGRAM: &str = r#"
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) {
+    if (getpid() != 1) return 10;
+    if (getppid() != 0) return 11;
+    if (getuid() != 1000) return 12;
+    if (argc != 2 || strcmp(argv[1], "arg1") != 0) return 13;
+    if (!getenv("A") || strcmp(getenv("A"), "B") != 0) return 14;
+    char *p = mmap(0, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return 15;
+    for (int i = 0; i < (1 << 20); i += 4096) p[i] = (char)(i >> 12);
+    for (int i = 0; i < (1 << 20); i += 4096) if (p[i] != (char)(i >> 12)) return 16;
+    if (munmap(p, 1 << 20) != 0) return 17;
+    char *b = sbrk(0);
+    if (sbrk(65536) == (void *)-1) return 18;
+    memset(b, 7, 65536);
+    char *m = malloc(10 << 20);
+    if (!m) return 19;
+    memset(m, 1, 10 << 20);
+    free(m);
+    struct utsname u;
+    if (uname(&u) != 0 || strcmp(u.sysname, "Linux") != 0) return 20;
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 21;
+    if (mprotect(b, 4096, PROT_READ) != 0) return 22;
+    return 42;
+}
+"#;
+
+#[test]
+fn static_program_runs_to_its_exit_code() {
+    let Some(p) = platform() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(exe) = compile(dir.path(), "prog", PROGRAM, &["-static"]) else {
+        return;
+    };
+    let st = run(p, &[exe.to_str().unwrap(), "arg1"]).unwrap();
+    assert_eq!(st, ExitStatus::Exited(42));
+}
+
+#[test]
+fn static_pie_program_runs() {
+    let Some(p) = platform() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(exe) = compile(dir.path(), "pie", PROGRAM, &["-static-pie", "-fPIE"]) else {
+        return;
+    };
+    let st = run(p, &[exe.to_str().unwrap(), "arg1"]).unwrap();
+    assert_eq!(st, ExitStatus::Exited(42));
+}
+
+#[test]
+fn bad_address_kills_with_sigsegv() {
+    let Some(p) = platform() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let src = "int main(void) { volatile int *x = (int *)0x10; *x = 1; return 0; }";
+    let Some(exe) = compile(dir.path(), "segv", src, &["-static"]) else {
+        return;
+    };
+    let st = run(p, &[exe.to_str().unwrap()]).unwrap();
+    assert_eq!(st, ExitStatus::Signaled(linux_abi::signal::SIGSEGV));
+    assert_eq!(st.to_shell_code(), 139);
+}
+
+#[test]
+fn abort_kills_with_sigabrt() {
+    let Some(p) = platform() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let src = "#include <stdlib.h>\nint main(void) { abort(); }";
+    let Some(exe) = compile(dir.path(), "abrt", src, &["-static"]) else {
+        return;
+    };
+    let st = run(p, &[exe.to_str().unwrap()]).unwrap();
+    assert_eq!(st, ExitStatus::Signaled(linux_abi::signal::SIGABRT));
+}
+
+#[test]
+fn non_elf_is_enoexec_and_missing_is_enoent() {
+    let Some(p) = platform() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, b"just text\n").unwrap();
+    match run(p.clone(), &[junk.to_str().unwrap()]) {
+        Err(SentryError::Exec { errno, .. }) => assert_eq!(errno, Errno::ENOEXEC),
+        other => panic!("expected ENOEXEC, got {other:?}"),
+    }
+    match run(p, &["/nonexistent/prog"]) {
+        Err(SentryError::Exec { errno, .. }) => assert_eq!(errno, Errno::ENOENT),
+        other => panic!("expected ENOENT, got {other:?}"),
+    }
+}
+
+#[test]
+fn shebang_runs_the_interpreter_with_the_script() {
+    let Some(p) = platform() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // The "interpreter" exits with argc * 10 + (argv[2] is the script path ? 1 : 0).
+    let src = r#"
+#include <string.h>
+int main(int argc, char **argv) {
+    int ok = argc == 4 && strcmp(argv[1], "-x") == 0 && strstr(argv[2], "script") && strcmp(argv[3], "a") == 0;
+    return argc * 10 + ok;
+}"#;
+    let Some(interp) = compile(dir.path(), "interp", src, &["-static"]) else {
+        return;
+    };
+    let script = dir.path().join("script");
+    std::fs::write(&script, format!("#!{} -x\nbody\n", interp.display())).unwrap();
+    let st = run(p, &[script.to_str().unwrap(), "a"]).unwrap();
+    assert_eq!(st, ExitStatus::Exited(41));
+}
