@@ -219,7 +219,7 @@ fn sandbox_process_is_confined(p: Platform) {
     let field = |k: &str| status_field(sandbox, k).unwrap_or_default();
     let checks = [
         ("NoNewPrivs:", field("NoNewPrivs:"), "1"),
-        ("Seccomp_filters:", field("Seccomp_filters:"), "2"),
+        ("Seccomp_filters:", field("Seccomp_filters:"), "3"),
         ("CapEff:", field("CapEff:"), "0000000000000000"),
         ("CapPrm:", field("CapPrm:"), "0000000000000000"),
         ("CapBnd:", field("CapBnd:"), "0000000000000000"),

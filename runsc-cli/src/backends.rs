@@ -48,6 +48,12 @@ pub fn serve_gofer(root: &Path, sock: OwnedFd, read_only: bool) -> Result<(), Ru
     gofer::serve(root, sock, opts).map_err(|e| RunscError::Gofer(e.to_string()))
 }
 
+/// Lets the Sentry read what it needs from the host before the process gives up the host's
+/// file system (the host's `/proc/cpuinfo`).
+pub fn prepare_sentry() {
+    sentry::fs::proc::prime_host_info();
+}
+
 /// Runs the program of `spec` in the Sentry and returns the shell-style exit status
 /// (code, or 128+N when killed by signal N).
 pub fn run_sentry(

@@ -64,6 +64,7 @@ pub fn run(global: &GlobalArgs, args: BootArgs) -> Result<i32, RunscError> {
 
     confine::unshare_namespaces()?;
     let stdio = stdio_copies()?;
+    backends::prepare_sentry();
     // KVM opens /dev/kvm, so it is created while the host is still reachable; it starts
     // no thread or process. ptrace forks its master stub from a thread of its own, so it is
     // created after confinement is complete: the stubs inherit the empty root, the empty

@@ -1,20 +1,23 @@
-//! The seccomp allowlist of the sandbox (Sentry) process, installed last, on every thread.
+//! The seccomp policy of the sandbox (Sentry) process, installed last, on every thread.
 //!
-//! Two filters are stacked:
+//! Three filters are stacked (the kernel applies the most restrictive answer):
 //! 1. `clone3` fails with `ENOSYS`: its flags live in memory, where seccomp cannot see them,
-//!    so glibc is made to fall back to `clone`, whose flags we can check.
-//! 2. The allowlist below; anything else raises `SIGSYS` without running, and the handler in
-//!    `signals` prints the syscall's name and exits with status 125.
+//!    so glibc falls back to `clone`, whose flags the allowlist checks.
+//! 2. `open`, `openat`, `openat2` and `creat` fail with `EACCES` and never reach the kernel:
+//!    the Sentry opens no host path (files come from the Gofer as donated descriptors), but
+//!    library code that *tries* (Rust's `available_parallelism` reading cgroup files, a
+//!    best-effort read of `/proc/meminfo`) gets an error instead of killing the sandbox.
+//! 3. The allowlist ([`allowlist`]); anything else raises `SIGSYS` without running, and the
+//!    handler in `signals` prints the call's name and exits with status 125. The calls of
+//!    filters 1 and 2 pass this one, so that their errno is the answer.
 //!
-//! The filter is inherited by every ptrace stub process the Sentry forks. Application
-//! system calls never reach it (`PTRACE_SYSEMU` stops them before seccomp runs); the stubs'
-//! own start-up and the calls the platform injects into them (mmap of the memory file,
-//! munmap, mprotect) do, and are covered by the entries below.
+//! The filters are inherited by every ptrace stub process the Sentry forks. Application
+//! system calls never reach them (`PTRACE_SYSEMU` stops them before seccomp runs); the
+//! stubs' own start-up and the calls the platform injects into them (mmap of the memory
+//! file, munmap, clone, prctl) do, and are covered by the entries below.
 //!
-//! Deliberately absent: `open`, `openat`, `openat2`, `creat` (the Sentry opens no host
-//! file: files come from the Gofer as donated descriptors), `execve`, `execveat`, `socket`,
-//! `connect`, `bind`, `mount`, `unshare`, `setns`, `ptrace` is present only because the
-//! ptrace platform needs it.
+//! Never allowed: `open`, `openat`, `openat2`, `creat` (see above), `execve`, `execveat`,
+//! `socket`, `connect`, `bind`, `mount`, `unshare`, `setns`, `chroot`, `pivot_root`.
 
 use std::collections::BTreeMap;
 
@@ -226,11 +229,6 @@ pub fn allowlist() -> Result<Vec<Entry>, RunscError> {
             none_of(0, CLONE_NAMESPACE_FLAGS)?,
             "Sentry task threads and ptrace stub processes; never new namespaces",
         ),
-        e(
-            SYS_clone3,
-            any(),
-            "glibc tries it first; the first filter turns it into ENOSYS",
-        ),
         e(SYS_set_robust_list, any(), "glibc thread start"),
         e(
             SYS_rseq,
@@ -362,8 +360,26 @@ pub fn allowlist() -> Result<Vec<Entry>, RunscError> {
     ])
 }
 
-/// Builds the BPF programs: the `clone3` → `ENOSYS` filter and the allowlist.
-pub fn build() -> Result<[BpfProgram; 2], RunscError> {
+/// Calls answered with an error by a filter of their own, never run: number, errno, why.
+pub fn errno_list() -> Vec<(i64, i32, &'static str)> {
+    use libc::*;
+    let no_host_paths = "the Sentry opens no host path; attempts fail instead of killing it";
+    vec![
+        (
+            SYS_clone3,
+            ENOSYS,
+            "flags in memory, unverifiable: glibc falls back to clone",
+        ),
+        (SYS_open, EACCES, no_host_paths),
+        (SYS_openat, EACCES, no_host_paths),
+        (SYS_openat2, EACCES, no_host_paths),
+        (SYS_creat, EACCES, no_host_paths),
+    ]
+}
+
+/// Builds the BPF programs, in installation order: one filter per errno of
+/// [`errno_list`], then the allowlist.
+pub fn build() -> Result<Vec<BpfProgram>, RunscError> {
     let arch = TargetArch::x86_64;
     let compile = |rules: BTreeMap<i64, Vec<SeccompRule>>, mismatch, matched| {
         let filter = SeccompFilter::new(rules, mismatch, matched, arch)
@@ -371,11 +387,18 @@ pub fn build() -> Result<[BpfProgram; 2], RunscError> {
         BpfProgram::try_from(filter)
             .map_err(|e| RunscError::Confine(format!("seccomp compile: {e}")))
     };
-    let clone3 = compile(
-        BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::ENOSYS as u32),
-    )?;
+    let mut by_errno: BTreeMap<i32, BTreeMap<i64, Vec<SeccompRule>>> = BTreeMap::new();
+    for (nr, errno, _) in errno_list() {
+        by_errno.entry(errno).or_default().insert(nr, Vec::new());
+    }
+    let mut progs = Vec::new();
+    for (errno, rules) in by_errno {
+        progs.push(compile(
+            rules,
+            SeccompAction::Allow,
+            SeccompAction::Errno(errno as u32),
+        )?);
+    }
     let mut rules = BTreeMap::new();
     for entry in allowlist()? {
         tracing::trace!(nr = entry.nr, reason = entry.reason, "seccomp allow");
@@ -386,12 +409,19 @@ pub fn build() -> Result<[BpfProgram; 2], RunscError> {
             )));
         }
     }
-    let allow = compile(rules, SeccompAction::Trap, SeccompAction::Allow)?;
-    Ok([clone3, allow])
+    for (nr, _, _) in errno_list() {
+        if rules.insert(nr, Vec::new()).is_some() {
+            return Err(RunscError::Confine(format!(
+                "syscall {nr} both allowed and refused"
+            )));
+        }
+    }
+    progs.push(compile(rules, SeccompAction::Trap, SeccompAction::Allow)?);
+    Ok(progs)
 }
 
-/// Installs both filters on every thread of the process (TSYNC). Must be the last step of
-/// confinement: afterwards not even `open` works.
+/// Installs the filters on every thread of the process (TSYNC). Must be the last step of
+/// confinement.
 pub fn install() -> Result<(), RunscError> {
     for prog in build()? {
         seccompiler::apply_filter_all_threads(&prog)
@@ -420,6 +450,8 @@ mod tests {
             libc::SYS_mount,
             libc::SYS_unshare,
             libc::SYS_setns,
+            libc::SYS_chroot,
+            libc::SYS_pivot_root,
         ] {
             assert!(
                 list.iter().all(|e| e.nr != nr),
@@ -453,7 +485,7 @@ mod tests {
     }
 
     #[test]
-    fn allows_fd_duplication_and_denies_open() {
+    fn allows_fd_duplication_refuses_open_and_traps_the_rest() {
         let status = in_filtered_child(|| {
             // SAFETY: plain descriptor calls on stdin's number.
             unsafe {
@@ -468,7 +500,7 @@ mod tests {
         );
         let status = in_filtered_child(|| {
             // SAFETY: openat with a static NUL-terminated path.
-            unsafe {
+            let r = unsafe {
                 libc::syscall(
                     libc::SYS_openat,
                     libc::AT_FDCWD,
@@ -476,17 +508,29 @@ mod tests {
                     libc::O_RDONLY,
                 )
             };
+            // SAFETY: reads the calling thread's errno.
+            let e = unsafe { *libc::__errno_location() };
+            if r == -1 && e == libc::EACCES { 0 } else { 1 }
+        });
+        assert_eq!(
+            status, 0,
+            "openat must fail with EACCES: status {status:#x}"
+        );
+        let status = in_filtered_child(|| {
+            // SAFETY: socket(2) with integer arguments.
+            unsafe { libc::syscall(libc::SYS_socket, libc::AF_INET, libc::SOCK_STREAM, 0) };
             0
         });
         assert!(
             libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSYS,
-            "{status:#x}"
+            "socket must raise SIGSYS: status {status:#x}"
         );
     }
 
     #[test]
     fn filters_compile() {
-        let [a, b] = build().expect("build");
-        assert!(!a.is_empty() && !b.is_empty());
+        let progs = build().expect("build");
+        assert_eq!(progs.len(), 3);
+        assert!(progs.iter().all(|p| !p.is_empty()));
     }
 }
