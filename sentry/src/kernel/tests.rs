@@ -1,6 +1,6 @@
 //! End-to-end tests: static C programs compiled by the test with `cc -static`, loaded by the
 //! Sentry's loader from host files (a test-only [`ExecSource`]) and run on a real
-//! platform (KVM when `/dev/kvm` works). Tests skip with a printed reason when the platform
+//! platform (ptrace). Tests skip with a printed reason when the platform
 //! or the compiler is missing.
 
 use std::os::unix::fs::FileExt;
@@ -62,14 +62,8 @@ fn platform() -> Option<Arc<dyn Platform>> {
             return None;
         }
     };
-    let res: Result<Arc<dyn Platform>, _> =
-        if std::env::var("SENTRY_TEST_PLATFORM").as_deref() == Ok("kvm") {
-            platform_kvm::KvmPlatform::new(mf).map(|p| Arc::new(p) as Arc<dyn Platform>)
-        } else {
-            platform_ptrace::PtracePlatform::new(mf).map(|p| Arc::new(p) as Arc<dyn Platform>)
-        };
-    match res {
-        Ok(p) => Some(p),
+    match platform_ptrace::PtracePlatform::new(mf) {
+        Ok(p) => Some(Arc::new(p)),
         Err(e) => {
             eprintln!("skipping: platform unavailable: {e}");
             None
@@ -105,11 +99,16 @@ fn compile(dir: &Path, name: &str, src: &str, extra: &[&str]) -> Option<PathBuf>
     }
 }
 
-fn run(platform: Arc<dyn Platform>, argv: &[&str]) -> Result<ExitStatus, SentryError> {
+/// Logs to the test output at the level `SENTRY_TEST_LOG` names (e.g. `info`).
+fn init_log() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("SENTRY_TEST_LOG"))
         .with_test_writer()
         .try_init();
+}
+
+fn run(platform: Arc<dyn Platform>, argv: &[&str]) -> Result<ExitStatus, SentryError> {
+    init_log();
     let strace = std::env::var_os("SENTRY_TEST_STRACE").is_some();
     let kernel = Kernel::new(platform, "testhost", strace, None)?;
     kernel.set_exec_source(Arc::new(HostExec));
@@ -239,4 +238,110 @@ int main(int argc, char **argv) {
     std::fs::write(&script, format!("#!{} -x\nbody\n", interp.display())).unwrap();
     let st = run(p, &[script.to_str().unwrap(), "a"]).unwrap();
     assert_eq!(st, ExitStatus::Exited(41));
+}
+
+/// A temp dir the sandbox can see through the Gofer (the sandbox mounts its own `/tmp`).
+fn visible_tempdir() -> Option<tempfile::TempDir> {
+    let r = tempfile::tempdir_in("/var/tmp");
+    if let Err(e) = &r {
+        eprintln!("skipping: no /var/tmp: {e}");
+    }
+    r.ok()
+}
+
+/// Runs `argv` through [`crate::run_sandbox`] with the host `/` served read-only by an
+/// in-process Gofer, and returns the status and stdout.
+fn run_over_host_root(
+    platform: Arc<dyn Platform>,
+    argv: &[&str],
+    cwd: &str,
+) -> (ExitStatus, String) {
+    use std::io::Read;
+    use std::os::fd::OwnedFd;
+    init_log();
+    let (client, server) = lisafs_proto::socketpair().unwrap();
+    std::thread::spawn(move || {
+        gofer::serve(
+            Path::new("/"),
+            server,
+            gofer::GoferOptions {
+                read_only: true,
+                confine: false,
+                threads: 2,
+            },
+        )
+    });
+    let (mut out_r, out_w) = std::io::pipe().unwrap();
+    let null = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
+    let err = OwnedFd::from(
+        std::fs::File::options()
+            .write(true)
+            .open("/dev/null")
+            .unwrap(),
+    );
+    let config = crate::SandboxConfig {
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        envp: vec!["PATH=/usr/bin:/bin".into(), "LANG=C".into()],
+        cwd: cwd.into(),
+        uid: 0,
+        gid: 0,
+        hostname: "dyn-test".into(),
+        stdio: [null, OwnedFd::from(out_w), err],
+        gofer: Some(client),
+        strace: std::env::var_os("SENTRY_TEST_STRACE").is_some(),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = out_r.read_to_string(&mut out);
+        let _ = tx.send(out);
+    });
+    let status = crate::run_sandbox(platform, config).unwrap();
+    let out = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("stdout closed");
+    (status, out)
+}
+
+#[test]
+fn dynamic_program_loads_its_interpreter_and_libraries() {
+    let Some(p) = platform() else { return };
+    let Some(dir) = visible_tempdir() else { return };
+    let src = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    struct utsname u;
+    uname(&u);
+    char *m = malloc(1 << 20);
+    m[12345] = 1;
+    printf("dyn %s pid=%d argc=%d host=%s\n", argv[1], getpid(), argc, u.nodename);
+    return 3;
+}"#;
+    let Some(exe) = compile(dir.path(), "dyn", src, &[]) else {
+        return;
+    };
+    let (st, out) = run_over_host_root(p, &[exe.to_str().unwrap(), "x"], "/");
+    assert_eq!(out, "dyn x pid=1 argc=2 host=dyn-test\n");
+    assert_eq!(st, ExitStatus::Exited(3));
+}
+
+#[test]
+fn host_shell_script_runs_through_bin_sh() {
+    let Some(p) = platform() else { return };
+    if !Path::new("/bin/sh").exists() {
+        eprintln!("skipping: no /bin/sh");
+        return;
+    }
+    let Some(dir) = visible_tempdir() else { return };
+    let script = dir.path().join("s.sh");
+    std::fs::write(&script, "#!/bin/sh\necho \"script $1\"\nexit 7\n").unwrap();
+    let mut perm = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&script, perm).unwrap();
+    let (st, out) = run_over_host_root(p, &[script.to_str().unwrap(), "arg"], "/");
+    assert_eq!(out, "script arg\n");
+    assert_eq!(st, ExitStatus::Exited(7));
 }

@@ -148,12 +148,12 @@ pub fn load_elf(
             )?;
         }
         if p.p_memsz > p.p_filesz {
-            let zero_from = if p.p_filesz > 0 { file_end } else { vaddr };
-            let zero_page_end = page_up(zero_from)?.min(page_up(mem_end)?);
-            if p.p_filesz > 0 && zero_from < zero_page_end {
-                // The tail of the last file page belongs to .bss: clear it.
-                let zeros = vec![0u8; (zero_page_end.min(mem_end) - zero_from) as usize];
-                mm.copy_out_force(zero_from, &zeros)?;
+            let zero_end = page_up(file_end)?;
+            if p.p_filesz > 0 && file_end < zero_end {
+                // The rest of the last file page is .bss (and, like Linux, zero up to the
+                // page end: ld.so's early allocator uses the bytes after `_end`).
+                let zeros = vec![0u8; (zero_end - file_end) as usize];
+                mm.copy_out_force(file_end, &zeros)?;
             }
             let anon_start = if p.p_filesz > 0 {
                 page_up(file_end)?
@@ -175,6 +175,12 @@ pub fn load_elf(
         end = end.max(mem_end);
     }
 
+    tracing::debug!(
+        path = %String::from_utf8_lossy(&file.path()),
+        bias = format_args!("{bias:#x}"),
+        entry = format_args!("{:#x}", bias.wrapping_add(header.e_entry)),
+        "loaded ELF image"
+    );
     let phdr = match phdrs.iter().find(|p| p.p_type == PT_PHDR) {
         Some(p) => bias + p.p_vaddr,
         None => loads
