@@ -8,6 +8,7 @@
 
 mod creds;
 mod fs_glue;
+mod futex;
 mod signal;
 pub mod task;
 mod thread_group;
@@ -23,6 +24,7 @@ use crate::fs::{FdTable, Vfs};
 
 pub use creds::{Credentials, NGROUPS_MAX};
 pub use fs_glue::VfsExec;
+pub use futex::{FUTEX_BITSET_MATCH_ANY, Futexes};
 pub use signal::{SigAction, SigAltStack, SigSet};
 pub use task::{ExecImage, ExecSource, Task};
 pub use thread_group::{RLIM_INFINITY, RLIM_NLIMITS, Rlimit, ThreadGroup};
@@ -55,6 +57,7 @@ pub struct Kernel {
     strace: bool,
     vfs: Arc<Vfs>,
     exec_source: Mutex<Arc<dyn ExecSource>>,
+    futexes: Futexes,
 }
 
 impl Kernel {
@@ -83,10 +86,16 @@ impl Kernel {
             strace,
             vfs,
             exec_source: Mutex::new(Arc::new(VfsExec)),
+            futexes: Futexes::default(),
         });
         let proc_source: Weak<Kernel> = Arc::downgrade(&kernel);
         kernel.vfs.set_proc_source(proc_source);
         Ok(kernel)
+    }
+
+    /// The futex wait queues.
+    pub fn futexes(&self) -> &Futexes {
+        &self.futexes
     }
 
     /// The sandbox's filesystem tree.

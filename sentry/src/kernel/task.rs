@@ -350,9 +350,11 @@ impl Task {
     /// tells the thread group.
     fn finish(&self) {
         let ctid = self.clear_child_tid();
-        if ctid != 0 && !self.tg.is_exiting() {
-            // Futex wake-up comes with futex support; the store is what joiners poll.
-            let _ = self.mm().write_obj(ctid, &0u32);
+        if ctid != 0 && !self.tg.is_exiting() && self.mm().write_obj(ctid, &0u32).is_ok() {
+            let _ = self
+                .kernel
+                .futexes()
+                .wake(self, ctid, 1, super::FUTEX_BITSET_MATCH_ANY);
         }
         self.context.release();
         self.kernel.unregister_task(self.tid);

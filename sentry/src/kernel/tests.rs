@@ -125,10 +125,15 @@ fn run(platform: Arc<dyn Platform>, argv: &[&str]) -> Result<ExitStatus, SentryE
 const PROGRAM: &str = r#"
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+
+static int futex_word;
 
 int main(int argc, char **argv) {
     if (getpid() != 1) return 10;
@@ -153,6 +158,12 @@ int main(int argc, char **argv) {
     struct timespec ts;
     if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 21;
     if (mprotect(b, 4096, PROT_READ) != 0) return 22;
+    struct timespec tmo = {0, 10 * 1000 * 1000};
+    if (syscall(SYS_futex, &futex_word, FUTEX_WAIT_PRIVATE, 1, NULL) != -1 || errno != EAGAIN) return 23;
+    if (syscall(SYS_futex, &futex_word, FUTEX_WAIT_PRIVATE, 0, &tmo) != -1 || errno != ETIMEDOUT) return 24;
+    if (syscall(SYS_futex, &futex_word, FUTEX_WAKE_PRIVATE, 1) != 0) return 25;
+    if (syscall(SYS_futex, (char *)&futex_word + 1, FUTEX_WAKE_PRIVATE, 1) != -1 || errno != EINVAL) return 26;
+    if (syscall(99999) != -1 || errno != ENOSYS) return 27;
     return 42;
 }
 "#;
@@ -344,4 +355,19 @@ fn host_shell_script_runs_through_bin_sh() {
     let (st, out) = run_over_host_root(p, &[script.to_str().unwrap(), "arg"], "/");
     assert_eq!(out, "script arg\n");
     assert_eq!(st, ExitStatus::Exited(7));
+}
+
+/// Runs the command in `SENTRY_RUN` (space-separated) over the host root and prints its
+/// output: a development aid (`SENTRY_RUN="/bin/ls -l /" cargo test -- --ignored run_host_command`).
+#[test]
+#[ignore = "development aid: needs SENTRY_RUN"]
+fn run_host_command() {
+    let Some(p) = platform() else { return };
+    let Ok(cmd) = std::env::var("SENTRY_RUN") else {
+        return;
+    };
+    let argv: Vec<&str> = cmd.split(' ').collect();
+    let (st, out) = run_over_host_root(p, &argv, "/");
+    println!("{out}");
+    println!("status: {st:?}");
 }

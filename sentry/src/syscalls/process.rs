@@ -17,6 +17,7 @@ pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
     SYS_SET_TID_ADDRESS => set_tid_address(Ptr) = sys_set_tid_address;
     SYS_SET_ROBUST_LIST => set_robust_list(Ptr, Uint) = sys_set_robust_list;
     SYS_GET_ROBUST_LIST => get_robust_list(I32, Ptr, Ptr) = sys_get_robust_list;
+    SYS_FUTEX => futex(Ptr, Int, Uint, Ptr, Ptr, Uint) = sys_futex;
     SYS_RSEQ => rseq(Ptr, Uint, Hex, Hex) = sys_rseq;
     SYS_ARCH_PRCTL => arch_prctl(Hex, Hex) = sys_arch_prctl;
     SYS_PRCTL => prctl(Int, Hex, Hex, Hex, Hex) = sys_prctl;
@@ -121,6 +122,64 @@ pub fn sys_get_robust_list(t: &Task, tid: i32, head_ptr: u64, len_ptr: u64) -> R
     mm.write_obj(head_ptr, &head)?;
     mm.write_obj(len_ptr, &len)?;
     Ok(0)
+}
+
+const FUTEX_WAIT: u32 = 0;
+const FUTEX_WAKE: u32 = 1;
+const FUTEX_REQUEUE: u32 = 3;
+const FUTEX_CMP_REQUEUE: u32 = 4;
+const FUTEX_WAIT_BITSET: u32 = 9;
+const FUTEX_WAKE_BITSET: u32 = 10;
+const FUTEX_PRIVATE_FLAG: u32 = 128;
+const FUTEX_CLOCK_REALTIME: u32 = 256;
+
+/// `futex(uaddr, op, val, timeout_or_val2, uaddr2, val3)`: wait, wake (with bitsets) and
+/// requeue. Private and shared futexes are keyed by the caller's address space.
+pub fn sys_futex(
+    t: &Task,
+    uaddr: u64,
+    op: u32,
+    val: u32,
+    timeout: u64,
+    uaddr2: u64,
+    val3: u32,
+) -> Result<u64, Errno> {
+    use crate::kernel::FUTEX_BITSET_MATCH_ANY as ANY;
+    let futexes = t.kernel().futexes();
+    let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+    match cmd {
+        FUTEX_WAIT | FUTEX_WAIT_BITSET => {
+            let deadline = if timeout == 0 {
+                None
+            } else {
+                let ts: linux_abi::types::Timespec = t.mm().read_obj(timeout)?;
+                if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+                    return Err(Errno::EINVAL);
+                }
+                let d = std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+                let rel = if cmd == FUTEX_WAIT {
+                    d
+                } else {
+                    // Absolute, on CLOCK_REALTIME or CLOCK_MONOTONIC.
+                    let clock = if op & FUTEX_CLOCK_REALTIME != 0 { 0 } else { 1 };
+                    d.saturating_sub(super::time::clock_now(t, clock)?)
+                };
+                Some(std::time::Instant::now() + rel)
+            };
+            let bitset = if cmd == FUTEX_WAIT { ANY } else { val3 };
+            futexes.wait(t, uaddr, val, bitset, deadline).map(|()| 0)
+        }
+        FUTEX_WAKE | FUTEX_WAKE_BITSET => {
+            let bitset = if cmd == FUTEX_WAKE { ANY } else { val3 };
+            futexes.wake(t, uaddr, val, bitset)
+        }
+        FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
+            let expected = (cmd == FUTEX_CMP_REQUEUE).then_some(val3);
+            let n_requeue = u32::try_from(timeout).unwrap_or(u32::MAX);
+            futexes.requeue(t, uaddr, uaddr2, val, n_requeue, expected)
+        }
+        _ => Err(Errno::ENOSYS),
+    }
 }
 
 /// `rseq(...)`: restartable sequences are not supported; glibc falls back.
