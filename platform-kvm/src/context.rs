@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::ThreadId;
 
-use kvm_bindings::kvm_regs;
+use kvm_bindings::{kvm_regs, kvm_segment};
 use linux_abi::Errno;
 use linux_abi::signal::{self as sig, SigInfo};
 use platform::{
@@ -250,7 +250,17 @@ impl KvmContext {
                     return Err(PlatformError::Released);
                 }
                 let reload = st.sregs_dirty || st.loaded != Some((aspace.id, generation));
-                if let Err(e) = self.enter(st, block, regs, if reload { cr3 } else { 0 }) {
+                let entry = if self.shared.direct_entry {
+                    if regs.gp.rip >= self.shared.max_user_address {
+                        // Linux answers a return to a non-user RIP with SIGSEGV.
+                        k.in_guest.store(false, Ordering::SeqCst);
+                        return Ok(Trap::Signal(SigInfo::new(sig::SIGSEGV, sig::SI_KERNEL)));
+                    }
+                    self.enter_direct(st, regs, cr3, reload)
+                } else {
+                    self.enter(st, block, regs, if reload { cr3 } else { 0 })
+                };
+                if let Err(e) = entry {
                     k.in_guest.store(false, Ordering::SeqCst);
                     return Err(e);
                 }
@@ -268,6 +278,7 @@ impl KvmContext {
             match exit {
                 RunExit::Out(port) => {
                     st.loaded = entered;
+                    st.in_user = false;
                     return self.decode(port, st, block, regs);
                 }
                 RunExit::Interrupted => {
@@ -282,6 +293,7 @@ impl KvmContext {
                     }
                     let sregs = st.get_sregs()?;
                     let r = st.get_regs()?;
+                    st.in_user = sregs.cs.selector & 3 == 3;
                     if sregs.cs.selector & 3 == 3 {
                         // Stopped in the application: take its state; the next entry has to
                         // return to ring 0 first.
@@ -291,7 +303,8 @@ impl KvmContext {
                         regs.gp.eflags = r.rflags;
                         st.get_fpu(regs.fpu.as_bytes_mut())?;
                         st.loaded = entered;
-                        st.sregs_dirty = true;
+                        // Stub-based entry has to go back to ring 0 first.
+                        st.sregs_dirty = !self.shared.direct_entry;
                         finish_stub = false;
                         continue;
                     }
@@ -318,6 +331,60 @@ impl KvmContext {
                 }
             }
         }
+    }
+
+    /// Direct-entry mode: loads ring-3 state straight into the vCPU: user segments, CR3
+    /// and FS/GS base when any of them changed or the vCPU is in ring 0, and the general
+    /// registers. With shadow paging (always the case here) loading CR3 picks up the
+    /// current tables because changed entries were zapped when they changed.
+    fn enter_direct(
+        &self,
+        st: &mut VcpuState,
+        regs: &Registers,
+        cr3: u64,
+        reload: bool,
+    ) -> Result<(), PlatformError> {
+        let gp = &regs.gp;
+        if reload || !st.in_user {
+            let mut u = st.sregs;
+            u.cs = kvm_segment {
+                selector: platform::USER_CS as u16,
+                dpl: 3,
+                ..st.sregs.cs
+            };
+            u.ss = kvm_segment {
+                selector: platform::USER_SS as u16,
+                dpl: 3,
+                ..st.sregs.ss
+            };
+            u.cr3 = cr3;
+            u.interrupt_bitmap = [0; 4];
+            st.set_sregs(&u)?;
+            st.sregs_dirty = false;
+            st.in_user = true;
+        }
+        let kr = kvm_regs {
+            rax: gp.rax,
+            rbx: gp.rbx,
+            rcx: gp.rcx,
+            rdx: gp.rdx,
+            rsi: gp.rsi,
+            rdi: gp.rdi,
+            rsp: gp.rsp,
+            rbp: gp.rbp,
+            r8: gp.r8,
+            r9: gp.r9,
+            r10: gp.r10,
+            r11: gp.r11,
+            r12: gp.r12,
+            r13: gp.r13,
+            r14: gp.r14,
+            r15: gp.r15,
+            rip: gp.rip,
+            rflags: (gp.eflags & USER_FLAGS) | FIXED_FLAGS,
+        };
+        st.set_regs(&kr)?;
+        st.set_fpu(regs.fpu.as_bytes(), self.shared.cpu.xcr0)
     }
 
     /// Writes the return frame and loads registers for an entry into the application.
@@ -477,7 +544,8 @@ impl KvmContext {
         let mut raw = [0u8; 56];
         self.shared.region.read(frame_off, &mut raw)?;
         let w = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or_default());
-        let (extra, error, rip, cs, rflags, rsp) = (w(0), w(1), w(2), w(3), w(4), w(5));
+        let (error, rip, cs, rflags, rsp) = (w(1), w(2), w(3), w(4), w(5));
+        let cr2 = if vector == 14 { st.get_sregs()?.cr2 } else { 0 };
         if cs & 3 != 3 {
             if rip.wrapping_sub(stubs_base) < stubs::RETURN_END && matches!(vector, 11..=14) {
                 // The return to the application faulted (non-canonical RIP, bad frame):
@@ -486,14 +554,14 @@ impl KvmContext {
                 return Ok(Trap::Signal(SigInfo::new(sig::SIGSEGV, sig::SI_KERNEL)));
             }
             return Err(PlatformError::Internal(format!(
-                "ring-0 exception {vector} at {rip:#x}, error {error:#x}, cr2 {extra:#x}"
+                "ring-0 exception {vector} at {rip:#x}, error {error:#x}, cr2 {cr2:#x}"
             )));
         }
         copy_gprs(&r, &mut regs.gp);
         regs.gp.rsp = rsp;
         st.get_fpu(regs.fpu.as_bytes_mut())?;
         let lstar = kva(STUBS_OFF + stubs::SYSCALL_ENTRY);
-        if vector == 14 && rip == lstar && extra == lstar && rflags & 0x200 == 0 {
+        if vector == 14 && rip == lstar && cr2 == lstar && rflags & 0x200 == 0 {
             // A `syscall` that reached LSTAR without leaving user mode, as PVM's emulated
             // "native" mode (kvm_pvm with pvm_native=Y) does: the instruction completed
             // (RCX = next RIP, R11 = RFLAGS, RFLAGS masked by SFMASK) and only the fetch of
@@ -508,7 +576,7 @@ impl KvmContext {
         regs.gp.rip = rip;
         regs.gp.eflags = rflags;
         regs.gp.orig_rax = u64::MAX;
-        exception_trap(vector, error, extra, rip, regs)
+        exception_trap(vector, error, cr2, rip, regs)
     }
 }
 

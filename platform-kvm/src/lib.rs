@@ -73,6 +73,13 @@ pub(crate) struct Shared {
     pub(crate) next_id: AtomicU64,
     pub(crate) max_vcpus: usize,
     pub(crate) max_user_address: u64,
+    /// KVM supports `KVM_CAP_SYNC_REGS` for general and system registers.
+    pub(crate) sync_regs: bool,
+    /// Enter the application by loading ring-3 state directly (user CS/SS, CR3, FS/GS
+    /// base and registers through the sync area) instead of through a return stub: under
+    /// PVM's emulated mode every privileged guest instruction (`iretq`, `sysretq`,
+    /// `mov cr3`) is one more trip through the hypervisor.
+    pub(crate) direct_entry: bool,
     /// Native (VMX/SVM) or PVM.
     pub(crate) abi: vcpu::Abi,
     /// KVM shadows guest page tables (no EPT/NPT, or PVM): it does not see the host's
@@ -254,6 +261,8 @@ impl KvmPlatform {
             next_id: AtomicU64::new(1),
             max_vcpus,
             max_user_address: layout::KERNEL_BASE,
+            sync_regs: kvm.check_extension_int(kvm_ioctls::Cap::SyncRegs) & 3 == 3,
+            direct_entry: abi == vcpu::Abi::Native && pvm_module_loaded(),
             abi,
             shadow_paging,
             zap_lock: Mutex::new(()),

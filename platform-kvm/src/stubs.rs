@@ -146,33 +146,25 @@ pub fn has_error_code(vector: u8) -> bool {
 
 /// The stub of exception `vector`. The CPU has switched to RSP0 (or IST1) and pushed
 /// `ss, rsp, rflags, cs, rip` and, for some vectors, an error code. Each stub makes the
-/// frame uniform, `[extra, error, rip, cs, rflags, rsp, ss]` from RSP upwards, and exits
-/// with the vector as the port:
+/// frame uniform, `[0, error, rip, cs, rflags, rsp, ss]` from RSP upwards, and exits
+/// with the vector as the port (CR2 of a #PF is read by the host from the system
+/// registers: `mov rax, cr2` would be one more emulated instruction under PVM):
 ///
 /// ```text
 /// without error code:   6a 00  push 0 (error)
-///                       6a 00  push 0 (extra)
+///                       6a 00  push 0 (spare slot)
 ///                       e6 VV  out VV, al
 ///                       0f 0b  ud2
-/// with error code:      6a 00  push 0 (extra)
+/// with error code:      6a 00  push 0 (spare slot)
 ///                       e6 VV  out VV, al
 ///                       0f 0b  ud2
-/// #PF (14):             50           push rax
-///                       0f 20 d0     mov  rax, cr2
-///                       48 87 04 24  xchg [rsp], rax   ; extra = CR2, rax restored
-///                       e6 0e        out  0x0e, al
-///                       0f 0b        ud2
 /// ```
 pub fn exception_stub(vector: u8) -> Vec<u8> {
-    let mut c = Vec::with_capacity(16);
-    if vector == 14 {
-        c.extend_from_slice(&[0x50, 0x0f, 0x20, 0xd0, 0x48, 0x87, 0x04, 0x24]);
-    } else {
-        if !has_error_code(vector) {
-            c.extend_from_slice(&[0x6a, 0x00]);
-        }
+    let mut c = Vec::with_capacity(8);
+    if !has_error_code(vector) {
         c.extend_from_slice(&[0x6a, 0x00]);
     }
+    c.extend_from_slice(&[0x6a, 0x00]);
     c.extend_from_slice(&[0xe6, vector, 0x0f, 0x0b]);
     c
 }
