@@ -1,16 +1,18 @@
 //! The blocking client half: [`Client`] sends requests from any number of threads and
 //! matches replies by request id.
 //!
-//! A dedicated reader thread receives every reply and hands it to the waiting caller
-//! through a one-shot channel; callers decode their own replies. When the peer goes away
-//! (EOF, `ECONNRESET`, broken framing) every pending call and every later call fails with
-//! an error instead of blocking.
+//! There is no reader thread. Replies are read by the callers themselves, "leader and
+//! followers": a caller waiting for its reply becomes the reader if nobody else is
+//! reading, receives one reply, files it under its request id and wakes only that
+//! call's owner, and repeats until its own reply has arrived; then it hands the reading
+//! over to one other waiter. Followers wait on their own condition variable. A caller
+//! whose reply comes back first thus pays no thread hop at all. Callers decode their own
+//! replies. When the peer goes away (EOF, `ECONNRESET`, broken framing)
+//! every pending call and every later call fails with an error instead of blocking.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::mpsc::{SyncSender, sync_channel};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use nix::errno::Errno;
 
@@ -21,74 +23,144 @@ use crate::transport::{self, Frame, RECORD_SIZE, RecvError};
 
 type Reply = Result<Frame, ClientError>;
 
+/// One call in flight.
 #[derive(Debug)]
-struct State {
-    next_id: u64,
-    pending: HashMap<u64, SyncSender<Reply>>,
-    dead: Option<ClientError>,
+struct Slot {
+    /// The reply (or per-call error), once it arrived.
+    reply: Option<Reply>,
+    /// The caller waits here (with the state mutex).
+    cv: Arc<Condvar>,
+    /// Whether the caller is blocked on `cv` (and so can be handed the reading).
+    waiting: bool,
 }
 
 #[derive(Debug)]
-struct Inner {
-    sock: OwnedFd,
-    send_lock: Mutex<()>,
-    state: Mutex<State>,
+struct State {
+    next_id: u64,
+    /// Calls in flight.
+    pending: HashMap<u64, Slot>,
+    /// Set once the connection is unusable; every waiter then fails with it.
+    dead: Option<ClientError>,
+    /// Whether some caller is currently reading from the socket.
+    reading: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl Inner {
-    /// Marks the connection dead and fails every pending call with `err`.
-    fn fail_all(&self, err: ClientError) {
-        let mut st = lock(&self.state);
+/// A blocking protocol client, usable from many threads at once (`Send + Sync`).
+///
+/// Dropping the client closes the connection.
+#[derive(Debug)]
+pub struct Client {
+    sock: OwnedFd,
+    /// Held while writing one whole message.
+    send_lock: Mutex<()>,
+    state: Mutex<State>,
+    /// Scratch record buffer of the current reader.
+    buf: Mutex<Vec<u8>>,
+}
+
+impl Client {
+    /// Marks the connection dead (first error wins) and wakes every waiter.
+    fn fail_all(&self, st: &mut State, err: ClientError) {
         if st.dead.is_none() {
-            st.dead = Some(err.clone());
+            st.dead = Some(err);
         }
-        for (_, tx) in st.pending.drain() {
-            let _ = tx.send(Err(err.clone()));
+        for slot in st.pending.values() {
+            slot.cv.notify_one();
         }
     }
 
-    fn reader_loop(&self) {
-        let mut buf = vec![0u8; RECORD_SIZE];
+    /// Files a reply for `id` and wakes its caller; unknown or answered ids are dropped.
+    fn file_reply(st: &mut State, id: u64, reply: Reply) {
+        match st.pending.get_mut(&id) {
+            Some(slot) if slot.reply.is_none() => {
+                slot.reply = Some(reply);
+                slot.cv.notify_one();
+            }
+            _ => tracing::warn!(
+                request_id = id,
+                "lisafs: reply for an unknown request dropped"
+            ),
+        }
+    }
+
+    /// Wakes one caller blocked waiting for its reply so that it takes over reading.
+    ///
+    /// Only a caller actually blocked on its condition variable will do: one still
+    /// sending might stay blocked in `sendmsg` (waiting for the server, which may itself
+    /// wait for its replies to be read) and leave everyone else without a reader.
+    fn hand_over(st: &State) {
+        if let Some(slot) = st.pending.values().find(|s| s.waiting && s.reply.is_none()) {
+            slot.cv.notify_one();
+        }
+    }
+
+    /// Files the outcome of one receive.
+    fn deliver(&self, st: &mut State, r: Result<Option<Frame>, RecvError>) {
+        match r {
+            Ok(Some(frame)) => Self::file_reply(st, frame.header.request_id, Ok(frame)),
+            Ok(None) => {
+                tracing::debug!("lisafs: server closed the connection");
+                self.fail_all(st, ClientError::Disconnected);
+            }
+            Err(RecvError::Io(e)) => {
+                tracing::debug!(error = %e, "lisafs: connection failed");
+                self.fail_all(st, io_error(e));
+            }
+            Err(RecvError::Fatal { err, .. }) => {
+                tracing::warn!(error = %err, "lisafs: broken reply framing, closing");
+                transport::shutdown(self.sock.as_fd());
+                self.fail_all(st, ClientError::Protocol(err));
+            }
+            Err(RecvError::Bad { header, err }) => {
+                Self::file_reply(st, header.request_id, Err(ClientError::Protocol(err)));
+            }
+        }
+    }
+
+    /// Waits for the reply to `id`, reading from the socket while nobody else does.
+    fn wait_reply(&self, id: u64) -> Reply {
+        let mut st = lock(&self.state);
         loop {
-            match transport::recv_frame(self.sock.as_fd(), &mut buf) {
-                Ok(Some(frame)) => {
-                    let tx = lock(&self.state).pending.remove(&frame.header.request_id);
-                    match tx {
-                        Some(tx) => {
-                            let _ = tx.send(Ok(frame));
-                        }
-                        None => tracing::warn!(
-                            request_id = frame.header.request_id,
-                            "lisafs: reply for an unknown request dropped"
-                        ),
-                    }
+            let state = &mut *st;
+            let Some(slot) = state.pending.get_mut(&id) else {
+                // Not registered: cannot happen, but never wait forever.
+                return Err(ClientError::Disconnected);
+            };
+            if let Some(r) = slot.reply.take() {
+                state.pending.remove(&id);
+                return r;
+            }
+            let cv = Arc::clone(&slot.cv);
+            if let Some(e) = &state.dead {
+                let e = e.clone();
+                state.pending.remove(&id);
+                return Err(e);
+            }
+            if state.reading {
+                slot.waiting = true;
+                st = cv.wait(st).unwrap_or_else(|e| e.into_inner());
+                if let Some(slot) = st.pending.get_mut(&id) {
+                    slot.waiting = false;
                 }
-                Ok(None) => {
-                    tracing::debug!("lisafs: server closed the connection");
-                    self.fail_all(ClientError::Disconnected);
-                    return;
-                }
-                Err(RecvError::Io(e)) => {
-                    tracing::debug!(error = %e, "lisafs: connection failed");
-                    self.fail_all(io_error(e));
-                    return;
-                }
-                Err(RecvError::Fatal { err, .. }) => {
-                    tracing::warn!(error = %err, "lisafs: broken reply framing, closing");
-                    transport::shutdown(self.sock.as_fd());
-                    self.fail_all(ClientError::Protocol(err));
-                    return;
-                }
-                Err(RecvError::Bad { header, err }) => {
-                    let tx = lock(&self.state).pending.remove(&header.request_id);
-                    if let Some(tx) = tx {
-                        let _ = tx.send(Err(ClientError::Protocol(err)));
-                    }
-                }
+                continue;
+            }
+            st.reading = true;
+            drop(st);
+            let r = {
+                let mut buf = lock(&self.buf);
+                transport::recv_frame(self.sock.as_fd(), &mut buf)
+            };
+            st = lock(&self.state);
+            st.reading = false;
+            self.deliver(&mut st, r);
+            let mine = st.pending.get(&id).is_some_and(|s| s.reply.is_some());
+            if mine || st.dead.is_some() {
+                // Leaving: let another waiter read.
+                Self::hand_over(&st);
             }
         }
     }
@@ -101,15 +173,6 @@ fn io_error(e: Errno) -> ClientError {
         }
         e => ClientError::Io(e),
     }
-}
-
-/// A blocking protocol client, usable from many threads at once (`Send + Sync`).
-///
-/// Dropping the client closes the connection and joins its reader thread.
-#[derive(Debug)]
-pub struct Client {
-    inner: Arc<Inner>,
-    reader: Option<JoinHandle<()>>,
 }
 
 macro_rules! expect_reply {
@@ -132,38 +195,31 @@ fn names<S: AsRef<[u8]>>(names: &[S]) -> Vec<Vec<u8>> {
 impl Client {
     /// Starts a client on a connected `SOCK_SEQPACKET` socket (see [`crate::socketpair`]).
     ///
-    /// Spawns the reader thread; fails only if the thread cannot be spawned.
+    /// Never fails today; the `Result` leaves room for a connection handshake.
     pub fn new(sock: OwnedFd) -> Result<Client, ClientError> {
-        let inner = Arc::new(Inner {
+        Ok(Client {
             sock,
             send_lock: Mutex::new(()),
             state: Mutex::new(State {
                 next_id: 1,
                 pending: HashMap::new(),
                 dead: None,
+                reading: false,
             }),
-        });
-        let r = Arc::clone(&inner);
-        let reader = std::thread::Builder::new()
-            .name("lisafs-client".into())
-            .spawn(move || r.reader_loop())
-            .map_err(|e| ClientError::Io(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
-        Ok(Client {
-            inner,
-            reader: Some(reader),
+            buf: Mutex::new(vec![0u8; RECORD_SIZE]),
         })
     }
 
     /// Closes the connection: pending and later calls fail with
     /// [`ClientError::Disconnected`].
     pub fn shutdown(&self) {
-        self.inner.fail_all(ClientError::Disconnected);
-        transport::shutdown(self.inner.sock.as_fd());
+        self.fail_all(&mut lock(&self.state), ClientError::Disconnected);
+        transport::shutdown(self.sock.as_fd());
     }
 
     /// Whether the connection has failed or been shut down.
     pub fn is_closed(&self) -> bool {
-        lock(&self.inner.state).dead.is_some()
+        lock(&self.state).dead.is_some()
     }
 
     /// Sends any request and waits for its reply. An `Error` reply becomes
@@ -172,15 +228,21 @@ impl Client {
     pub fn call(&self, req: &Request) -> Result<(Response, Vec<OwnedFd>), ClientError> {
         let payload = req.encode()?;
         let msg_id = req.msg_id();
-        let (tx, rx) = sync_channel(1);
         let request_id = {
-            let mut st = lock(&self.inner.state);
+            let mut st = lock(&self.state);
             if let Some(e) = &st.dead {
                 return Err(e.clone());
             }
             let id = st.next_id;
             st.next_id += 1;
-            st.pending.insert(id, tx);
+            st.pending.insert(
+                id,
+                Slot {
+                    reply: None,
+                    cv: Arc::new(Condvar::new()),
+                    waiting: false,
+                },
+            );
             id
         };
         let header = Header {
@@ -189,20 +251,21 @@ impl Client {
             payload_len: payload.len() as u32,
         };
         let sent = {
-            let _g = lock(&self.inner.send_lock);
-            transport::send_frame(self.inner.sock.as_fd(), &header, &payload, &[])
+            let _g = lock(&self.send_lock);
+            transport::send_frame(self.sock.as_fd(), &header, &payload, &[])
         };
         if let Err(e) = sent {
-            lock(&self.inner.state).pending.remove(&request_id);
+            let mut st = lock(&self.state);
+            st.pending.remove(&request_id);
             let err = io_error(e);
             if err == ClientError::Disconnected {
-                // The peer is gone: fail everything now rather than when the reader
+                // The peer is gone: fail everything now rather than when a reader
                 // notices.
-                self.inner.fail_all(ClientError::Disconnected);
+                self.fail_all(&mut st, ClientError::Disconnected);
             }
             return Err(err);
         }
-        let frame = rx.recv().map_err(|_| ClientError::Disconnected)??;
+        let frame = self.wait_reply(request_id)?;
         let resp = Response::decode(frame.header.msg_id, &frame.payload)?;
         match resp {
             Response::Error(e) => {
@@ -487,9 +550,6 @@ impl Client {
 
 impl Drop for Client {
     fn drop(&mut self) {
-        self.shutdown();
-        if let Some(h) = self.reader.take() {
-            let _ = h.join();
-        }
+        transport::shutdown(self.sock.as_fd());
     }
 }

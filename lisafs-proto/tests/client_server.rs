@@ -394,3 +394,32 @@ fn killed_server_process_fails_pending_and_later_calls() {
         Err(ClientError::Disconnected)
     );
 }
+
+#[test]
+fn concurrent_large_transfers_do_not_deadlock() {
+    // Requests and replies much larger than the socket buffers, from more client
+    // threads than server threads: someone must always be reading replies, or the
+    // server blocks writing them and stops reading requests.
+    let fs = Arc::new(MemFs::new(1));
+    let (client, _server, _h) = start(fs, 2);
+    let root = root_of(&client);
+    let big = client.walk(root.id, &["big"]).unwrap().nodes[0];
+    let h = client.open_at(big.id, libc::O_RDWR as u32).unwrap().handle;
+    std::thread::scope(|s| {
+        for t in 0..6u8 {
+            let client = &client;
+            s.spawn(move || {
+                let data = vec![t; MAX_IO_SIZE as usize];
+                for i in 0..6 {
+                    if (i + t) % 2 == 0 {
+                        assert_eq!(client.pwrite(h, 0, &data).unwrap(), MAX_IO_SIZE as u64);
+                    } else {
+                        let d = client.pread(h, 0, MAX_IO_SIZE).unwrap();
+                        assert_eq!(d.len(), MAX_IO_SIZE as usize);
+                    }
+                    assert!(client.fstat(big.id).unwrap().size >= MAX_IO_SIZE as u64);
+                }
+            });
+        }
+    });
+}
