@@ -1028,6 +1028,57 @@ impl MemoryManager {
             .collect())
     }
 
+    /// Creates a copy-on-write copy of this address space in `address_space` (for `fork`):
+    /// the child gets the same VMAs; private pages are shared by both and mapped
+    /// read-only in both until one of them writes (then [`MemoryManager::handle_fault`]
+    /// copies the page); shared mappings share their pages outright.
+    pub fn fork(&self, address_space: Arc<dyn AddressSpace>) -> Result<MemoryManager, Errno> {
+        let mut st = self.lock();
+        let child = MemoryManager::with_address_space(
+            self.mf.clone(),
+            address_space,
+            self.min_addr,
+            self.max_addr,
+        );
+        {
+            let mut cs = child.lock();
+            cs.vmas = st.vmas.clone();
+            cs.brk_start = st.brk_start;
+            cs.brk = st.brk;
+            cs.mmap_base = st.mmap_base;
+            let shared_pages: Vec<u64> = st
+                .pages
+                .keys()
+                .copied()
+                .filter(|&va| Self::find_vma(&st, va).is_some_and(|v| v.shared))
+                .collect();
+            for (&va, e) in &st.pages {
+                let writable = e.writable && shared_pages.binary_search(&va).is_ok();
+                cs.pages.insert(
+                    va,
+                    PageEntry {
+                        frame: e.frame.clone(),
+                        writable,
+                    },
+                );
+            }
+            child.remap(&cs, self.min_addr, self.max_addr)?;
+        }
+        let private: Vec<u64> = st
+            .pages
+            .iter()
+            .filter(|(va, e)| e.writable && !Self::find_vma(&st, **va).is_some_and(|v| v.shared))
+            .map(|(&va, _)| va)
+            .collect();
+        for va in &private {
+            if let Some(e) = st.pages.get_mut(va) {
+                e.writable = false;
+            }
+        }
+        self.remap(&st, self.min_addr, self.max_addr)?;
+        Ok(child)
+    }
+
     /// Sets the start of the heap (the loader calls this with the end of the program's
     /// data segment).
     pub fn set_brk_start(&self, addr: u64) {

@@ -283,3 +283,44 @@ fn mmap_argument_errors() {
     assert_eq!(mm.mmap(h, PAGE, RW, ANON, None), Ok(h));
     assert_eq!(mm.munmap(a + 1, PAGE), Err(Errno::EINVAL));
 }
+
+#[test]
+fn fork_shares_pages_copy_on_write() {
+    let (parent, pas) = new_mm();
+    let a = parent.mmap(0, 2 * PAGE, RW, ANON, None).unwrap();
+    let s = parent
+        .mmap(0, PAGE, RW, MAP_SHARED | MAP_ANONYMOUS, None)
+        .unwrap();
+    parent.copy_out(a, b"AAAA").unwrap();
+    parent.copy_out(s, b"S").unwrap();
+    let cas = Arc::new(super::testutil::FakeAs::default());
+    let child = parent.fork(cas.clone()).unwrap();
+    // Both map the private page read-only now, the shared page writable.
+    assert_eq!(pas.prot(a).map(|p| p.write), Some(false));
+    assert_eq!(cas.prot(a).map(|p| p.write), Some(false));
+    assert_eq!(cas.prot(s).map(|p| p.write), Some(true));
+    // A write fault in the child copies the page; the parent keeps its data.
+    assert_eq!(
+        child.handle_fault(
+            a,
+            AccessType {
+                write: true,
+                ..AccessType::UNKNOWN
+            }
+        ),
+        Ok(true)
+    );
+    child.copy_out(a, b"BBBB").unwrap();
+    let mut buf = [0u8; 4];
+    parent.copy_in(a, &mut buf).unwrap();
+    assert_eq!(&buf, b"AAAA");
+    // The parent writes through the copy helper (breaking COW its side too).
+    parent.copy_out(a, b"CCCC").unwrap();
+    child.copy_in(a, &mut buf).unwrap();
+    assert_eq!(&buf, b"BBBB");
+    // Shared memory stays shared.
+    child.copy_out(s, b"T").unwrap();
+    parent.copy_in(s, &mut buf[..1]).unwrap();
+    assert_eq!(buf[0], b'T');
+    assert_eq!(parent.vmas(), child.vmas());
+}
