@@ -73,22 +73,17 @@ fn native(iters: u64) -> f64 {
     per_iter(t.elapsed(), iters)
 }
 
-/// `syscall; jmp $-2` in guest ring 3; every iteration is one full `Context::switch`.
-fn platform_kvm(iters: u64) -> Result<f64, PlatformError> {
-    let mf = Arc::new(
-        MemoryFile::new("kvm-bench", 1 << 30)
-            .map_err(|e| PlatformError::Internal(e.to_string()))?,
-    );
-    let p = KvmPlatform::new(mf.clone())?;
+/// `syscall; jmp $-2` in the application; every iteration is one full `Context::switch`.
+fn round_trip(p: &dyn Platform, mf: &MemoryFile, iters: u64) -> Result<f64, PlatformError> {
     let aspace = p.new_address_space()?;
     let code = mf
         .allocate(4096)
         .map_err(|e| PlatformError::Internal(e.to_string()))?;
     mf.write_at(code, &[0x0f, 0x05, 0xeb, 0xfc])
         .map_err(|e| PlatformError::Internal(e.to_string()))?;
-    aspace.map_file(0x40_0000, code, 4096, Protection::READ_EXECUTE)?;
+    aspace.map_file(CODE, code, 4096, Protection::READ_EXECUTE)?;
     let ctx = p.new_context()?;
-    let mut regs = Registers::new_user(0x40_0000, 0x7000_0000);
+    let mut regs = Registers::new_user(CODE, 0x7000_0000);
     let mut run = |n: u64| -> Result<Duration, PlatformError> {
         let t = Instant::now();
         for _ in 0..n {
@@ -105,6 +100,26 @@ fn platform_kvm(iters: u64) -> Result<f64, PlatformError> {
     };
     run(iters / 10 + 1)?;
     Ok(per_iter(run(iters)?, iters))
+}
+
+const CODE: u64 = 0x2000_0000;
+
+fn platform_kvm(iters: u64) -> Result<f64, PlatformError> {
+    let mf = Arc::new(
+        MemoryFile::new("kvm-bench", 1 << 30)
+            .map_err(|e| PlatformError::Internal(e.to_string()))?,
+    );
+    let p = KvmPlatform::new(mf.clone())?;
+    round_trip(&p, &mf, iters)
+}
+
+fn platform_ptrace(iters: u64) -> Result<f64, PlatformError> {
+    let mf = Arc::new(
+        MemoryFile::new("ptrace-bench", 1 << 30)
+            .map_err(|e| PlatformError::Internal(e.to_string()))?,
+    );
+    let p = platform_ptrace::PtracePlatform::new(mf.clone())?;
+    round_trip(&p, &mf, iters)
 }
 
 fn main() {
@@ -131,10 +146,18 @@ fn main() {
             return;
         }
     };
+    let ptrace = platform_ptrace(iters);
     println!("iterations:                       {iters}");
     println!("native getppid:                   {native:8.3} µs");
     println!("raw KVM exit (out loop, floor):   {raw:8.3} µs");
     println!("platform-kvm syscall round trip:  {kvm:8.3} µs");
     println!("ratio platform-kvm / raw exit:    {:8.2}", kvm / raw);
     println!("ratio platform-kvm / native:      {:8.1}", kvm / native);
+    match ptrace {
+        Ok(pt) => {
+            println!("platform-ptrace round trip:       {pt:8.3} µs");
+            println!("ratio platform-kvm / ptrace:      {:8.2}", kvm / pt);
+        }
+        Err(e) => println!("platform-ptrace: skipped ({e})"),
+    }
 }
