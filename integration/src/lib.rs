@@ -248,6 +248,17 @@ pub fn native(cmd: &[&str]) -> Run {
     run_command(c, b"")
 }
 
+/// A fresh temporary directory the sandbox can see: under the target directory, because the
+/// sandbox's `/tmp` is its own tmpfs, not the host's. Removed on drop.
+pub fn scratch_dir() -> tempfile::TempDir {
+    let base = profile_dir().join("integration-scratch");
+    std::fs::create_dir_all(&base).expect("create scratch base");
+    tempfile::Builder::new()
+        .prefix("scratch-")
+        .tempdir_in(base)
+        .expect("scratch dir")
+}
+
 /// A name no other test run uses, for files the tests create.
 pub fn unique_name(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

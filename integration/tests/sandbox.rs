@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use integration::{
     Link, Platform, PreparedRoot, assert_one_line_error, fixture, native, runsc, runsc_do,
-    unique_name,
+    scratch_dir, unique_name,
 };
 
 /// Instantiates each named `fn(Platform)` as a `#[test]` in module `ptrace` and in `kvm`.
@@ -30,6 +30,8 @@ on_every_platform!(
     ls_root_matches_native,
     cat_os_release_matches_native,
     sh_echo_matches_native,
+    sha256sum_and_python_match_native,
+    commands_are_found_in_path,
     first_process_is_pid_1,
     unused_syscall_is_enosys,
     tmp_writes_stay_in_the_sandbox,
@@ -88,6 +90,35 @@ fn cat_os_release_matches_native(p: Platform) {
 
 fn sh_echo_matches_native(p: Platform) {
     matches_native(p, &["/bin/sh", "-c", "echo hi"]);
+}
+
+fn sha256sum_and_python_match_native(p: Platform) {
+    matches_native(p, &["/usr/bin/sha256sum", "/etc/os-release", "/bin/ls"]);
+    if Path::new("/usr/bin/python3").exists() {
+        matches_native(p, &["/usr/bin/python3", "-c", "print(1)"]);
+    } else {
+        eprintln!("python3 part skipped: /usr/bin/python3 does not exist");
+    }
+}
+
+fn commands_are_found_in_path(p: Platform) {
+    // `runsc do` looks a bare name up in PATH below the rootfs, like a shell.
+    matches_native(p, &["ls", "/"]);
+    let run = runsc_do(
+        p,
+        &["--env", "PATH=/usr/bin:/bin"],
+        &["cat", "/etc/os-release"],
+    );
+    assert_eq!(
+        run.stdout,
+        native(&["/bin/cat", "/etc/os-release"]).stdout,
+        "{run:#?}"
+    );
+    assert_one_line_error(
+        &runsc_do(p, &[], &["no-such-command-rsentry"]),
+        127,
+        "no-such-command-rsentry",
+    );
 }
 
 fn first_process_is_pid_1(p: Platform) {
@@ -157,7 +188,7 @@ fn exit_status_passes_through(p: Platform) {
 }
 
 fn exec_errors_are_one_line(p: Platform) {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = scratch_dir();
     let text = dir.path().join("not-elf");
     std::fs::write(&text, "this is not a program\n").expect("write");
     std::fs::set_permissions(&text, std::os::unix::fs::PermissionsExt::from_mode(0o755))

@@ -73,12 +73,16 @@ pub fn prepare(args: DoArgs) -> Result<(BootSpec, PathBuf), RunscError> {
         }),
         &args.env,
     )?;
+    let mut argv = args.command;
+    if let Some(found) = resolve_in_path(&rootfs, &argv[0], &envp) {
+        argv[0] = found;
+    }
     let hostname = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "runsc".into());
     let spec = BootSpec {
-        argv: args.command,
+        argv,
         envp,
         cwd,
         uid: nix::unistd::getuid().as_raw(),
@@ -86,6 +90,34 @@ pub fn prepare(args: DoArgs) -> Result<(BootSpec, PathBuf), RunscError> {
         hostname,
     };
     Ok((spec, rootfs))
+}
+
+/// The search path used when the environment has no `PATH` (the usual default).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Resolves a command name without `/` against the sandbox's `PATH`, the way a shell would
+/// before `execve`: the first `DIR/name` that is an executable regular file in the root file
+/// system. Looked up on the host below `rootfs` (the same files the Gofer serves; the
+/// Sentry's own `/tmp`, `/proc`, `/dev` and `/sys` are not searched). `None` leaves the
+/// name to the Sentry, which then reports it as not found.
+pub fn resolve_in_path(rootfs: &Path, name: &str, envp: &[String]) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    if name.is_empty() || name.contains('/') {
+        return None;
+    }
+    let path = envp
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    path.split(':')
+        .filter(|d| d.starts_with('/'))
+        .find_map(|dir| {
+            let candidate = format!("{}/{name}", dir.trim_end_matches('/'));
+            let host = rootfs.join(candidate.trim_start_matches('/'));
+            let meta = std::fs::metadata(&host).ok()?;
+            (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(candidate)
+        })
 }
 
 /// The inherited environment with `--env K=V` overrides applied (in place) or appended.
@@ -245,10 +277,42 @@ mod tests {
     }
 
     #[test]
+    fn commands_are_found_in_path() {
+        let env = ["PATH=/nonexistent:/bin:/usr/bin".to_string()];
+        assert_eq!(
+            resolve_in_path(Path::new("/"), "sh", &env).as_deref(),
+            Some("/bin/sh")
+        );
+        assert_eq!(resolve_in_path(Path::new("/"), "./sh", &env), None);
+        assert_eq!(
+            resolve_in_path(Path::new("/"), "no-such-command-xyz", &env),
+            None
+        );
+        // Directories and non-executables do not count.
+        assert_eq!(
+            resolve_in_path(Path::new("/"), "passwd", &["PATH=/etc".into()]),
+            None
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("bin")).expect("mkdir");
+        std::fs::write(dir.path().join("bin/tool"), "x").expect("write");
+        std::fs::set_permissions(
+            dir.path().join("bin/tool"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
+        assert_eq!(
+            resolve_in_path(dir.path(), "tool", &["PATH=/bin".into()]).as_deref(),
+            Some("/bin/tool")
+        );
+    }
+
+    #[test]
     fn defaults_pass_the_caller_through() {
         let (spec, rootfs) = prepare(args(&["echo", "hi"])).expect("prepare");
         assert_eq!(rootfs, Path::new("/"));
-        assert_eq!(spec.argv, ["echo", "hi"]);
+        assert_eq!(spec.argv[1], "hi");
+        assert!(spec.argv[0].ends_with("/echo"), "{:?}", spec.argv);
         let cwd = std::env::current_dir().expect("cwd");
         assert_eq!(Path::new(&spec.cwd), cwd);
         assert!(spec.envp.iter().any(|e| e.starts_with("PATH=")));

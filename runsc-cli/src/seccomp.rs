@@ -181,6 +181,11 @@ pub fn allowlist() -> Result<Vec<Entry>, RunscError> {
             "lisafs requests to the Gofer on the inherited socket",
         ),
         e(
+            SYS_shutdown,
+            any(),
+            "lisafs client hangs up the Gofer channel (wakes its reader thread)",
+        ),
+        e(
             SYS_recvmsg,
             any(),
             "lisafs replies and donated fds (SCM_RIGHTS) from the Gofer",
@@ -352,6 +357,11 @@ pub fn allowlist() -> Result<Vec<Entry>, RunscError> {
             "application sleeps and timeouts",
         ),
         e(SYS_nanosleep, any(), "application sleeps and timeouts"),
+        e(
+            SYS_sysinfo,
+            any(),
+            "host memory totals for the application's sysinfo and /proc/meminfo",
+        ),
         e(
             SYS_getrandom,
             any(),
