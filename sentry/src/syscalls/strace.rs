@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 
 use linux_abi::Errno;
-use linux_abi::sysno::syscall_name;
+use linux_abi::sysno::{SYS_EXIT, SYS_EXIT_GROUP, syscall_name};
 
 use super::SyscallEntry;
 use crate::kernel::Task;
@@ -170,21 +170,17 @@ pub(crate) fn format_arg(t: &Task, fmt: ArgFmt, v: u64) -> String {
         ArgFmt::Fd if v as u32 as i32 == linux_abi::flags::at::AT_FDCWD => "AT_FDCWD".to_string(),
         ArgFmt::Fd => (v as u32 as i32).to_string(),
         ArgFmt::Str if v == 0 => "NULL".to_string(),
-        ArgFmt::Str => {
-            let mut buf = [0u8; MAX_STR + 1];
-            // Read byte-wise up to a NUL so that a string near the end of a mapping works.
-            let mm = t.mm();
-            let mut n = 0;
-            while n < buf.len() {
-                match mm.copy_in(v + n as u64, &mut buf[n..n + 1]) {
-                    Ok(()) if buf[n] == 0 => return quote(&buf[..n], false),
-                    Ok(()) => n += 1,
-                    Err(_) if n == 0 => return format!("{v:#x}"),
-                    Err(_) => break,
+        ArgFmt::Str => match t.mm().read_c_string(v, MAX_STR) {
+            Ok(s) => quote(&s, false),
+            Err(Errno::ENAMETOOLONG) => {
+                let mut buf = [0u8; MAX_STR];
+                match t.mm().copy_in(v, &mut buf) {
+                    Ok(()) => quote(&buf, true),
+                    Err(_) => format!("{v:#x}"),
                 }
             }
-            quote(&buf[..n.min(MAX_STR)], true)
-        }
+            Err(_) => format!("{v:#x}"),
+        },
         ArgFmt::OpenFlags => open_flags(v),
         ArgFmt::Prot => flags(
             v,
@@ -257,6 +253,8 @@ fn emit(line: &str) {
 /// Prints the finished call.
 pub(crate) fn print_result(t: &Task, e: &SyscallEntry, call: &str, res: &Result<u64, Errno>) {
     let r = match res {
+        // exit and exit_group do not return.
+        Ok(_) if e.nr == SYS_EXIT || e.nr == SYS_EXIT_GROUP => "?".to_string(),
         Ok(v) => format_arg(t, e.ret, *v),
         Err(errno) => format!(
             "-1 {} ({})",
