@@ -174,8 +174,9 @@ impl KvmContext {
         }
     }
 
-    /// Borrows a vCPU: the last one if still ours, a free one, a new one, or an idle one
-    /// of another context, in that order; waits only when all are running.
+    /// Borrows a vCPU: the last one if still ours, a free one, an idle one of another
+    /// context, or a new one, in that order; waits only when all are running and the
+    /// pool is at its limit.
     fn acquire(&self) -> Result<Option<Busy>, PlatformError> {
         let last = self.last.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(v) = last
@@ -191,6 +192,15 @@ impl KvmContext {
                     return Ok(Some(self.remember(v.clone())));
                 }
             }
+            // An idle vCPU of another context before a new one: the pool only grows to
+            // the number of contexts running at the same time. The caches a vCPU keeps
+            // (loaded page tables, FPU state) describe the vCPU, so taking one over is
+            // safe; its old owner just finds it gone next time.
+            for v in pool.iter() {
+                if self.claim(v) {
+                    return Ok(Some(self.remember(v.clone())));
+                }
+            }
             if pool.len() < self.shared.max_vcpus {
                 let v = Arc::new(Vcpu::new(&self.shared, pool.len())?);
                 v.busy.store(true, Ordering::Relaxed);
@@ -198,11 +208,6 @@ impl KvmContext {
                 pool.push(v.clone());
                 tracing::debug!(vcpus = pool.len(), "new vcpu");
                 return Ok(Some(self.remember(v)));
-            }
-            for v in pool.iter() {
-                if self.claim(v) {
-                    return Ok(Some(self.remember(v.clone())));
-                }
             }
             drop(pool);
             if self.interrupt_pending.load(Ordering::SeqCst) {

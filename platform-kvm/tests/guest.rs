@@ -398,6 +398,36 @@ fn threads_share_an_address_space_on_several_vcpus() {
 }
 
 #[test]
+fn contexts_run_one_after_another_share_a_vcpu() {
+    let Some(g) = guest(&[0xb8, 7, 0, 0, 0, 0x0f, 0x05]) else {
+        return;
+    };
+    let contexts: Vec<_> = (0..4).map(|_| g.platform.new_context().unwrap()).collect();
+    for round in 0..2 {
+        for ctx in &contexts {
+            let mut r = regs();
+            assert_eq!(
+                ctx.switch(&*g.aspace, &mut r).unwrap(),
+                Trap::Syscall,
+                "round {round}"
+            );
+            assert_eq!(r.gp.orig_rax, 7);
+        }
+    }
+    assert_eq!(
+        g.platform.vcpu_count(),
+        1,
+        "the pool grows only with concurrency"
+    );
+    // A released context refuses to run.
+    contexts[0].release();
+    assert!(matches!(
+        contexts[0].switch(&*g.aspace, &mut regs()),
+        Err(PlatformError::Released)
+    ));
+}
+
+#[test]
 fn interrupt_stops_a_spinning_guest() {
     let Some(g) = guest(&[0x90, 0xeb, 0xfd]) else {
         return;
