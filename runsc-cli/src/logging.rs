@@ -1,12 +1,15 @@
 //! Sets up `tracing` from the global flags: `--debug`, `--debug-log DIR`, `--log FILE`,
 //! `--log-format`.
 //!
-//! Without `--debug` only warnings and errors are logged. `RUST_LOG` overrides the level.
+//! Without `--debug` only errors are logged (the sandbox's stderr is the application's, so
+//! e.g. the Sentry's once-per-name warnings about unimplemented system calls stay out of
+//! it); with `--debug` everything from debug up. `RUST_LOG` overrides the level. Colours
+//! only when the destination is a terminal.
 //! Every process (`runsc`, the Gofer, the sandbox) opens its log destination at start,
 //! before it confines itself, so logging keeps working after `pivot_root`.
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, IsTerminal};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -18,7 +21,7 @@ use crate::error::RunscError;
 /// Installs the global subscriber for a process running subcommand `command`.
 pub fn init(global: &GlobalArgs, command: &str) -> Result<(), RunscError> {
     let debug = global.debug || global.debug_log.is_some();
-    let default = if debug { "debug" } else { "warn" };
+    let default = if debug { "debug" } else { "error" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let file = if let Some(dir) = &global.debug_log {
         std::fs::create_dir_all(dir)
@@ -40,7 +43,10 @@ pub fn init(global: &GlobalArgs, command: &str) -> Result<(), RunscError> {
             .with_writer(Mutex::new(f))
             .try_init(),
         (Some(f), LogFormat::Json) => builder.json().with_writer(Mutex::new(f)).try_init(),
-        (None, LogFormat::Text) => builder.with_writer(io::stderr).try_init(),
+        (None, LogFormat::Text) => builder
+            .with_ansi(io::stderr().is_terminal())
+            .with_writer(io::stderr)
+            .try_init(),
         (None, LogFormat::Json) => builder.json().with_writer(io::stderr).try_init(),
     };
     Ok(())
