@@ -42,7 +42,8 @@ pub struct LoadedImage {
 pub(crate) fn read_full(file: &dyn MappableFile, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
     let mut done = 0;
     while done < buf.len() {
-        let n = file.pread(&mut buf[done..], off + done as u64)?;
+        let pos = off.checked_add(done as u64).ok_or(Errno::ENOEXEC)?;
+        let n = file.pread(&mut buf[done..], pos)?;
         if n == 0 {
             break;
         }

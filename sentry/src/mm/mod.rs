@@ -431,7 +431,8 @@ impl MemoryManager {
             let mut buf = vec![0u8; len as usize];
             let mut done = 0usize;
             while done < buf.len() {
-                let n = file.pread(&mut buf[done..], foff + done as u64)?;
+                let off = foff.checked_add(done as u64).ok_or(Errno::EFAULT)?;
+                let n = file.pread(&mut buf[done..], off)?;
                 if n == 0 {
                     break;
                 }

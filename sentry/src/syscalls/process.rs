@@ -164,7 +164,8 @@ pub fn sys_futex(
                     let clock = if op & FUTEX_CLOCK_REALTIME != 0 { 0 } else { 1 };
                     d.saturating_sub(super::time::clock_now(t, clock)?)
                 };
-                Some(std::time::Instant::now() + rel)
+                // A deadline past what Instant can hold is no deadline.
+                std::time::Instant::now().checked_add(rel)
             };
             let bitset = if cmd == FUTEX_WAIT { ANY } else { val3 };
             futexes.wait(t, uaddr, val, bitset, deadline).map(|()| 0)

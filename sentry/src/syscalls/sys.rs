@@ -276,7 +276,7 @@ pub fn sys_getrandom(t: &Task, buf: u64, len: u64, flags: u32) -> Result<u64, Er
             return if done > 0 { Ok(done as u64) } else { Err(e) };
         }
         let r = r as usize;
-        t.mm().copy_out(buf + done as u64, &data[..r])?;
+        t.mm().copy_out(buf.wrapping_add(done as u64), &data[..r])?;
         done += r;
     }
     Ok(done as u64)

@@ -135,16 +135,18 @@ fn read_timespec(t: &Task, addr: u64) -> Result<Duration, Errno> {
 /// Sleeps up to `d`, waking early when the task's process is exiting. Returns the time
 /// left (zero when the sleep completed).
 fn sleep_for(t: &Task, d: Duration) -> Duration {
-    let deadline = Instant::now() + d;
+    // A sleep too long for Instant lasts until the process exits.
+    let deadline = Instant::now().checked_add(d);
     loop {
         let now = Instant::now();
-        if now >= deadline {
+        let left = deadline.map_or(Duration::MAX, |dl| dl.saturating_duration_since(now));
+        if left.is_zero() {
             return Duration::ZERO;
         }
         if t.thread_group().is_exiting() {
-            return deadline - now;
+            return left;
         }
-        std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+        std::thread::sleep(left.min(Duration::from_millis(50)));
     }
 }
 
