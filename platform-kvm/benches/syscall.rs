@@ -113,6 +113,31 @@ fn platform_kvm(iters: u64) -> Result<f64, PlatformError> {
     round_trip(&p, &mf, iters)
 }
 
+/// Replacing a present mapping (what `mprotect` or a copy-on-write break does): edits the
+/// page table and makes every vCPU see it (a TLB flush; with shadow paging also zapping
+/// KVM's shadow page tables).
+fn remap(iters: u64) -> Result<f64, PlatformError> {
+    let mf = Arc::new(
+        MemoryFile::new("kvm-bench-remap", 1 << 30)
+            .map_err(|e| PlatformError::Internal(e.to_string()))?,
+    );
+    let p = KvmPlatform::new(mf.clone())?;
+    let aspace = p.new_address_space()?;
+    let page = mf
+        .allocate(4096)
+        .map_err(|e| PlatformError::Internal(e.to_string()))?;
+    let t = Instant::now();
+    for i in 0..iters {
+        let prot = if i % 2 == 0 {
+            Protection::READ
+        } else {
+            Protection::READ_WRITE
+        };
+        aspace.map_file(CODE, page, 4096, prot)?;
+    }
+    Ok(per_iter(t.elapsed(), iters))
+}
+
 fn platform_ptrace(iters: u64) -> Result<f64, PlatformError> {
     let mf = Arc::new(
         MemoryFile::new("ptrace-bench", 1 << 30)
@@ -147,12 +172,17 @@ fn main() {
         }
     };
     let ptrace = platform_ptrace(iters);
+    let remap = remap(iters / 10 + 1);
     println!("iterations:                       {iters}");
     println!("native getppid:                   {native:8.3} µs");
     println!("raw KVM exit (out loop, floor):   {raw:8.3} µs");
     println!("platform-kvm syscall round trip:  {kvm:8.3} µs");
     println!("ratio platform-kvm / raw exit:    {:8.2}", kvm / raw);
     println!("ratio platform-kvm / native:      {:8.1}", kvm / native);
+    match remap {
+        Ok(r) => println!("map_file over a present page:     {r:8.3} µs"),
+        Err(e) => println!("map_file over a present page: failed ({e})"),
+    }
     match ptrace {
         Ok(pt) => {
             println!("platform-ptrace round trip:       {pt:8.3} µs");

@@ -47,7 +47,6 @@ const FPE_FLTINV: i32 = 7;
 /// An execution context of the KVM platform.
 #[derive(Debug)]
 pub struct KvmContext {
-    shared: Arc<Shared>,
     id: u64,
     owner_thread: OnceLock<ThreadId>,
     interrupt_pending: AtomicBool,
@@ -56,6 +55,8 @@ pub struct KvmContext {
     /// The vCPU of the last switch (preferred next time).
     last: Mutex<Option<Arc<Vcpu>>>,
     released: AtomicBool,
+    /// Last, so the vCPU references above go first.
+    shared: Arc<Shared>,
 }
 
 /// Marks a vCPU busy for the duration of a switch.
