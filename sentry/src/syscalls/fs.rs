@@ -108,6 +108,18 @@ pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
     SYS_FADVISE64 => fadvise64(Fd, Int, Int, Int) = sys_fadvise64;
     SYS_FLOCK => flock(Fd, Int) = sys_flock;
     SYS_MEMFD_CREATE => memfd_create(Str, Hex) -> Fd = sys_memfd_create;
+    SYS_GETXATTR => getxattr(Str, Str, Ptr, Uint) = sys_getxattr;
+    SYS_LGETXATTR => lgetxattr(Str, Str, Ptr, Uint) = sys_lgetxattr;
+    SYS_FGETXATTR => fgetxattr(Fd, Str, Ptr, Uint) = sys_fgetxattr;
+    SYS_LISTXATTR => listxattr(Str, Ptr, Uint) = sys_listxattr;
+    SYS_LLISTXATTR => llistxattr(Str, Ptr, Uint) = sys_llistxattr;
+    SYS_FLISTXATTR => flistxattr(Fd, Ptr, Uint) = sys_flistxattr;
+    SYS_SETXATTR => setxattr(Str, Str, Ptr, Uint, Hex) = sys_setxattr;
+    SYS_LSETXATTR => lsetxattr(Str, Str, Ptr, Uint, Hex) = sys_lsetxattr;
+    SYS_FSETXATTR => fsetxattr(Fd, Str, Ptr, Uint, Hex) = sys_fsetxattr;
+    SYS_REMOVEXATTR => removexattr(Str, Str) = sys_removexattr;
+    SYS_LREMOVEXATTR => lremovexattr(Str, Str) = sys_lremovexattr;
+    SYS_FREMOVEXATTR => fremovexattr(Fd, Str) = sys_fremovexattr;
 ];
 
 // ---- Adapters to the task (the only places that name Task internals). ----
@@ -1545,6 +1557,135 @@ pub fn sys_memfd_create(t: &Task, name: u64, flags: u32) -> Result<u64, Errno> {
     let ops = inode.open(O_RDWR)?;
     let f = OpenFile::new(VfsPath::anonymous(inode, &label), O_RDWR, ops);
     install(t, f, flags & MFD_CLOEXEC != 0)
+}
+
+// ---- extended attributes: none are stored; the file must exist. ----
+
+fn xattr_path(t: &Task, path: u64, follow: bool) -> Result<VfsPath, Errno> {
+    let p = read_path(t, path)?;
+    let w = walk(t);
+    w.resolve(
+        t,
+        AT_FDCWD,
+        &p,
+        if follow { 0 } else { AT_SYMLINK_NOFOLLOW },
+    )
+}
+
+fn xattr_name(t: &Task, name: u64) -> Result<(), Errno> {
+    let n = t.mm().read_c_string(name, 256).map_err(|e| {
+        if e == Errno::ENAMETOOLONG {
+            Errno::ERANGE
+        } else {
+            e
+        }
+    })?;
+    if n.is_empty() {
+        return Err(Errno::ERANGE);
+    }
+    Ok(())
+}
+
+/// `getxattr(2)`: no attribute exists (`ENODATA`).
+pub fn sys_getxattr(t: &Task, path: u64, name: u64, _v: u64, _size: u64) -> Result<u64, Errno> {
+    xattr_path(t, path, true)?;
+    xattr_name(t, name)?;
+    Err(Errno::ENODATA)
+}
+
+/// `lgetxattr(2)`.
+pub fn sys_lgetxattr(t: &Task, path: u64, name: u64, _v: u64, _size: u64) -> Result<u64, Errno> {
+    xattr_path(t, path, false)?;
+    xattr_name(t, name)?;
+    Err(Errno::ENODATA)
+}
+
+/// `fgetxattr(2)`.
+pub fn sys_fgetxattr(t: &Task, fd: i32, name: u64, _v: u64, _size: u64) -> Result<u64, Errno> {
+    fd_table(t).get(fd)?;
+    xattr_name(t, name)?;
+    Err(Errno::ENODATA)
+}
+
+/// `listxattr(2)`: an empty list.
+pub fn sys_listxattr(t: &Task, path: u64, _list: u64, _size: u64) -> Result<u64, Errno> {
+    xattr_path(t, path, true)?;
+    Ok(0)
+}
+
+/// `llistxattr(2)`.
+pub fn sys_llistxattr(t: &Task, path: u64, _list: u64, _size: u64) -> Result<u64, Errno> {
+    xattr_path(t, path, false)?;
+    Ok(0)
+}
+
+/// `flistxattr(2)`.
+pub fn sys_flistxattr(t: &Task, fd: i32, _list: u64, _size: u64) -> Result<u64, Errno> {
+    fd_table(t).get(fd)?;
+    Ok(0)
+}
+
+/// `setxattr(2)`: not supported by the sandbox filesystems.
+pub fn sys_setxattr(
+    t: &Task,
+    path: u64,
+    name: u64,
+    _v: u64,
+    _size: u64,
+    _flags: u32,
+) -> Result<u64, Errno> {
+    xattr_path(t, path, true)?;
+    xattr_name(t, name)?;
+    Err(Errno::EOPNOTSUPP)
+}
+
+/// `lsetxattr(2)`.
+pub fn sys_lsetxattr(
+    t: &Task,
+    path: u64,
+    name: u64,
+    _v: u64,
+    _size: u64,
+    _flags: u32,
+) -> Result<u64, Errno> {
+    xattr_path(t, path, false)?;
+    xattr_name(t, name)?;
+    Err(Errno::EOPNOTSUPP)
+}
+
+/// `fsetxattr(2)`.
+pub fn sys_fsetxattr(
+    t: &Task,
+    fd: i32,
+    name: u64,
+    _v: u64,
+    _size: u64,
+    _flags: u32,
+) -> Result<u64, Errno> {
+    fd_table(t).get(fd)?;
+    xattr_name(t, name)?;
+    Err(Errno::EOPNOTSUPP)
+}
+
+/// `removexattr(2)`.
+pub fn sys_removexattr(t: &Task, path: u64, name: u64) -> Result<u64, Errno> {
+    xattr_path(t, path, true)?;
+    xattr_name(t, name)?;
+    Err(Errno::ENODATA)
+}
+
+/// `lremovexattr(2)`.
+pub fn sys_lremovexattr(t: &Task, path: u64, name: u64) -> Result<u64, Errno> {
+    xattr_path(t, path, false)?;
+    xattr_name(t, name)?;
+    Err(Errno::ENODATA)
+}
+
+/// `fremovexattr(2)`.
+pub fn sys_fremovexattr(t: &Task, fd: i32, name: u64) -> Result<u64, Errno> {
+    fd_table(t).get(fd)?;
+    xattr_name(t, name)?;
+    Err(Errno::ENODATA)
 }
 
 /// `flock(2)`: advisory locks always succeed (one sandbox, cooperative programs).
