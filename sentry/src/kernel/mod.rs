@@ -46,7 +46,6 @@ struct Tables {
 }
 
 /// The global state of one sandbox.
-#[derive(Debug)]
 pub struct Kernel {
     platform: Arc<dyn Platform>,
     tables: Mutex<Tables>,
@@ -55,9 +54,21 @@ pub struct Kernel {
     boot_instant: Instant,
     boot_realtime: SystemTime,
     strace: bool,
+    strace_out: Mutex<Option<Box<dyn std::io::Write + Send>>>,
     vfs: Arc<Vfs>,
     exec_source: Mutex<Arc<dyn ExecSource>>,
     futexes: Futexes,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernel")
+            .field("platform", &self.platform.name())
+            .field("hostname", &self.hostname())
+            .field("tasks", &self.task_count())
+            .field("strace", &self.strace)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Kernel {
@@ -84,6 +95,7 @@ impl Kernel {
             boot_instant: Instant::now(),
             boot_realtime: SystemTime::now(),
             strace,
+            strace_out: Mutex::new(None),
             vfs,
             exec_source: Mutex::new(Arc::new(VfsExec)),
             futexes: Futexes::default(),
@@ -115,6 +127,21 @@ impl Kernel {
     /// Whether `--strace` output is on.
     pub fn strace(&self) -> bool {
         self.strace
+    }
+
+    /// Sends `--strace` lines to `out` instead of the Sentry's stderr.
+    pub fn set_strace_output(&self, out: Box<dyn std::io::Write + Send>) {
+        *self.strace_out.lock().unwrap_or_else(|p| p.into_inner()) = Some(out);
+    }
+
+    /// Writes one `--strace` line.
+    pub(crate) fn strace_line(&self, line: &str) {
+        use std::io::Write;
+        let mut out = self.strace_out.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = match out.as_mut() {
+            Some(w) => writeln!(w, "{line}"),
+            None => writeln!(std::io::stderr().lock(), "{line}"),
+        };
     }
 
     /// The host name (`uname().nodename`).

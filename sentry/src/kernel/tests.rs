@@ -107,10 +107,35 @@ fn init_log() {
         .try_init();
 }
 
+/// A writer into a shared buffer (strace output).
+#[derive(Clone, Default)]
+struct SharedBuf(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn run(platform: Arc<dyn Platform>, argv: &[&str]) -> Result<ExitStatus, SentryError> {
+    run_traced(platform, argv, None)
+}
+
+fn run_traced(
+    platform: Arc<dyn Platform>,
+    argv: &[&str],
+    trace: Option<SharedBuf>,
+) -> Result<ExitStatus, SentryError> {
     init_log();
-    let strace = std::env::var_os("SENTRY_TEST_STRACE").is_some();
+    let strace = trace.is_some() || std::env::var_os("SENTRY_TEST_STRACE").is_some();
     let kernel = Kernel::new(platform, "testhost", strace, None)?;
+    if let Some(buf) = trace {
+        kernel.set_strace_output(Box::new(buf));
+    }
     kernel.set_exec_source(Arc::new(HostExec));
     let ctx = kernel
         .vfs()
@@ -127,6 +152,7 @@ const PROGRAM: &str = r#"
 #include <string.h>
 #include <errno.h>
 #include <linux/futex.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -164,6 +190,16 @@ int main(int argc, char **argv) {
     if (syscall(SYS_futex, &futex_word, FUTEX_WAKE_PRIVATE, 1) != 0) return 25;
     if (syscall(SYS_futex, (char *)&futex_word + 1, FUTEX_WAKE_PRIVATE, 1) != -1 || errno != EINVAL) return 26;
     if (syscall(99999) != -1 || errno != ENOSYS) return 27;
+    struct sigaction sa = {0}, old;
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGUSR1, &sa, NULL) != 0) return 28;
+    if (sigaction(SIGUSR1, NULL, &old) != 0 || old.sa_handler != SIG_IGN) return 29;
+    sigset_t set, oldset;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0) return 30;
+    if (sigprocmask(SIG_SETMASK, NULL, &oldset) != 0 || !sigismember(&oldset, SIGUSR2)) return 31;
+    if (kill(getpid(), SIGUSR1) != 0) return 32; /* ignored */
     return 42;
 }
 "#;
@@ -177,6 +213,42 @@ fn static_program_runs_to_its_exit_code() {
     };
     let st = run(p, &[exe.to_str().unwrap(), "arg1"]).unwrap();
     assert_eq!(st, ExitStatus::Exited(42));
+}
+
+#[test]
+fn strace_prints_decoded_calls_and_results() {
+    let Some(p) = platform() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let src = r#"
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+int main(void) {
+    open("/no/such/file", O_RDONLY | O_CLOEXEC);
+    mmap(0, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return getpid() == 1 ? 5 : 6;
+}"#;
+    let Some(exe) = compile(dir.path(), "traced", src, &["-static"]) else {
+        return;
+    };
+    let buf = SharedBuf::default();
+    let st = run_traced(p, &[exe.to_str().unwrap()], Some(buf.clone())).unwrap();
+    assert_eq!(st, ExitStatus::Exited(5));
+    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        out.contains(
+            r#"[pid 1] openat(AT_FDCWD, "/no/such/file", O_RDONLY|O_CLOEXEC, 0o0) = -1 ENOENT"#
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0x0) = 0x"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("[pid 1] getpid() = 1\n"), "{out}");
+    assert!(out.contains("[pid 1] exit_group(5) = ?\n"), "{out}");
 }
 
 #[test]

@@ -2,7 +2,6 @@
 //! Sentry's stderr, e.g. `[pid 1] openat(AT_FDCWD, "/etc/passwd", O_RDONLY|O_CLOEXEC) = 3`.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 
 use linux_abi::Errno;
 use linux_abi::sysno::{SYS_EXIT, SYS_EXIT_GROUP, syscall_name};
@@ -245,9 +244,8 @@ pub(crate) fn format_call(t: &Task, e: &SyscallEntry, args: &[u64; 6]) -> String
     format!("{}({})", e.name, parts.join(", "))
 }
 
-fn emit(line: &str) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{line}");
+fn emit(t: &Task, line: &str) {
+    t.kernel().strace_line(line);
 }
 
 /// Prints the finished call.
@@ -262,18 +260,21 @@ pub(crate) fn print_result(t: &Task, e: &SyscallEntry, call: &str, res: &Result<
             errno.description().unwrap_or("unknown error")
         ),
     };
-    emit(&format!("[pid {}] {call} = {r}", t.tid()));
+    emit(t, &format!("[pid {}] {call} = {r}", t.tid()));
 }
 
 /// Prints a call the Sentry does not implement.
 pub(crate) fn print_unknown(t: &Task, nr: u64, args: &[u64; 6]) {
     let name = syscall_name(nr).map_or_else(|| format!("syscall_{nr}"), str::to_string);
     let a: Vec<String> = args.iter().map(|v| format!("{v:#x}")).collect();
-    emit(&format!(
-        "[pid {}] {name}({}) = -1 ENOSYS (Function not implemented)",
-        t.tid(),
-        a.join(", ")
-    ));
+    emit(
+        t,
+        &format!(
+            "[pid {}] {name}({}) = -1 ENOSYS (Function not implemented)",
+            t.tid(),
+            a.join(", ")
+        ),
+    );
 }
 
 #[cfg(test)]
