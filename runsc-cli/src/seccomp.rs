@@ -172,8 +172,6 @@ pub fn allowlist() -> Result<Vec<Entry>, RunscError> {
             tty_and_kvm,
             "terminal ioctls on passed-through stdio; KVM ioctls (type 0xAE) on the VM and vCPU fds",
         ),
-        e(SYS_poll, any(), "wait for stdio or the gofer socket"),
-        e(SYS_ppoll, any(), "wait for stdio or the gofer socket"),
         // The Gofer channel.
         e(
             SYS_sendmsg,
@@ -361,6 +359,11 @@ pub fn allowlist() -> Result<Vec<Entry>, RunscError> {
             SYS_sysinfo,
             any(),
             "host memory totals for the application's sysinfo and /proc/meminfo",
+        ),
+        e(
+            SYS_getcpu,
+            any(),
+            "vDSO fallback of sched_getcpu (CPU placement)",
         ),
         e(
             SYS_getrandom,
