@@ -31,7 +31,7 @@ use crate::layout::{
     STUBS_OFF, kva, pvcs, vcpu_block,
 };
 use crate::stubs;
-use crate::vcpu::{Abi, RunExit, Vcpu, VcpuState, prepare_thread};
+use crate::vcpu::{Abi, RunExit, Vcpu, VcpuState, current_tid, prepare_thread};
 
 /// RFLAGS bits the application controls: CF, PF, AF, ZF, SF, TF, DF, OF, AC, ID.
 const USER_FLAGS: u64 = 0x24_0dd5;
@@ -72,19 +72,6 @@ impl Drop for Busy {
 
 fn canonical(a: u64) -> bool {
     !(0x0000_8000_0000_0000..0xffff_8000_0000_0000).contains(&a)
-}
-
-fn gettid() -> i32 {
-    thread_local! {
-        static TID: Cell<i32> = const { Cell::new(0) };
-    }
-    TID.with(|t| {
-        if t.get() == 0 {
-            // SAFETY: gettid has no arguments and cannot fail.
-            t.set(unsafe { libc::gettid() });
-        }
-        t.get()
-    })
 }
 
 fn prepare_this_thread() -> Result<(), PlatformError> {
@@ -716,7 +703,7 @@ impl Context for KvmContext {
             return Ok(Trap::Interrupted);
         };
         let vcpu = busy.0.clone();
-        vcpu.kick.tid.store(gettid(), Ordering::SeqCst);
+        vcpu.kick.tid.store(current_tid(), Ordering::SeqCst);
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(vcpu.clone());
         let result = {
             let mut st = vcpu.state.lock().unwrap_or_else(|p| p.into_inner());

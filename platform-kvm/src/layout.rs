@@ -42,7 +42,7 @@ pub const KERNEL_PML4_SLOT: u64 = 255;
 pub const STUBS_OFF: u64 = 0x0000;
 /// Offset of the IDT.
 pub const IDT_OFF: u64 = 0x1000;
-/// Offset of the kernel PDPT (PML4[255] of every address space points here).
+/// Offset of the kernel PDPT (entry 255 of every address space's PML4 points here).
 pub const KPDPT_OFF: u64 = 0x2000;
 /// Offset of the kernel PD.
 pub const KPD_OFF: u64 = 0x3000;

@@ -4,11 +4,11 @@
 //! - Guest-physical memory is the [`MemoryFile`] (guest-physical address = file offset,
 //!   registered in KVM memory slots lazily as mappings reach further into the file) plus a
 //!   private region above it for the platform's own structures (see [`layout`]).
-//! - Each [`AddressSpace`](platform::AddressSpace) is a 4-level page-table tree built in the
+//! - Each [`AddressSpace`] is a 4-level page-table tree built in the
 //!   private region ([`address_space`]); the kernel half (stubs, IDT, GDT/TSS, stacks) is
 //!   mapped supervisor-only into all of them.
 //! - Ring 0 only holds hand-assembled trampolines ([`stubs`]) that exit with `out`.
-//! - Each [`Context`](platform::Context) borrows a vCPU from a pool for each switch
+//! - Each [`Context`] borrows a vCPU from a pool for each switch
 //!   ([`vcpu`], [`context`]).
 //!
 //! See README.md for the design and an example.
@@ -18,13 +18,13 @@ pub mod context;
 mod cpuid;
 pub mod layout;
 mod region;
+mod slots;
 pub mod stubs;
 pub mod vcpu;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::{Kvm, VmFd};
 use platform::{AddressSpace, Context, MemoryFile, Platform, PlatformError};
 
@@ -39,22 +39,6 @@ use crate::layout::{
 use crate::region::{PageAllocator, PrivateRegion};
 use crate::vcpu::Vcpu;
 
-/// Memory slot of the private region.
-const PRIVATE_SLOT: u32 = 0;
-/// The smallest memory-file slot registered at once.
-const MIN_SLOT_SIZE: u64 = 64 << 20;
-
-/// Which part of the memory file is registered with KVM.
-#[derive(Debug)]
-struct Slots {
-    /// Guest-physical `[0, registered)` is backed by memory-file slots.
-    registered: u64,
-    /// Next free slot number.
-    next: u32,
-    /// Slot numbers KVM accepts.
-    max: u32,
-}
-
 /// State shared by the platform, its address spaces and its contexts.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -65,7 +49,7 @@ pub(crate) struct Shared {
     pub(crate) memory_file: Arc<MemoryFile>,
     /// Guest-physical address of private offset 0.
     pub(crate) private_gpa: u64,
-    slots: Mutex<Slots>,
+    pub(crate) slots: slots::MemorySlots,
     pub(crate) pages: Mutex<PageAllocator>,
     pub(crate) cpu: CpuConfig,
     /// Private offset of the PML4 that maps only the kernel half (loaded at vCPU set-up).
@@ -85,87 +69,18 @@ pub(crate) struct Shared {
     /// KVM shadows guest page tables (no EPT/NPT, or PVM): it does not see the host's
     /// writes to them, so changed entries need [`Shared::zap_shadow_pages`].
     pub(crate) shadow_paging: bool,
-    /// Serializes [`Shared::zap_shadow_pages`].
-    zap_lock: Mutex<()>,
-    /// Scratch slot added and deleted to zap shadow page tables (the highest slot
-    /// number, so it never collides with the memory-file slots, which count up from 1).
-    zap_slot: u32,
 }
 
 impl Shared {
     /// Makes sure guest-physical `[0, end)` is backed by memory-file slots.
     pub(crate) fn ensure_slots(&self, end: u64) -> Result<(), PlatformError> {
-        let mut s = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if end <= s.registered {
-            return Ok(());
-        }
-        let capacity = self.memory_file.capacity();
-        if end > capacity {
-            return Err(PlatformError::InvalidArgument(
-                "file range beyond the memory file",
-            ));
-        }
-        // Grow geometrically so a file that grows in small steps needs few slots.
-        let want = end.max(s.registered.saturating_mul(2)).max(MIN_SLOT_SIZE);
-        let new_end = want.div_ceil(2 << 20).saturating_mul(2 << 20).min(capacity);
-        if s.next >= s.max {
-            return Err(PlatformError::Internal("out of KVM memory slots".into()));
-        }
-        let region = kvm_userspace_memory_region {
-            slot: s.next,
-            flags: 0,
-            guest_phys_addr: s.registered,
-            memory_size: new_end - s.registered,
-            userspace_addr: self.memory_file.host_address() + s.registered,
-        };
-        // SAFETY: the host range is part of the memory file's own mapping, which lives as
-        // long as `memory_file` (held by this struct, so longer than the VM); the
-        // guest-physical range does not overlap any other slot (slots are contiguous from
-        // 0 and the private region lies above the file's capacity). Pages past the file's
-        // size are never touched: page tables only point below it.
-        unsafe { self.vm.set_user_memory_region(region) }.map_err(|e| PlatformError::Host {
-            op: "KVM_SET_USER_MEMORY_REGION",
-            errno: linux_abi::Errno::new(e.errno()),
-        })?;
-        tracing::debug!(
-            slot = s.next,
-            start = s.registered,
-            end = new_end,
-            "memory file slot"
-        );
-        s.registered = new_end;
-        s.next += 1;
-        Ok(())
+        self.slots.ensure_file(&self.vm, &self.memory_file, end)
     }
 
-    /// Makes KVM drop every shadow page table. KVM write-protects the guest page tables
-    /// it shadows and learns of guest writes by trapping them, but the platform edits
-    /// the tables from the host, which KVM never sees. Deleting a memory slot zaps all
-    /// shadow pages (KVM's default `KVM_X86_QUIRK_SLOT_ZAP_ALL`), so a scratch one-page
-    /// slot is added and deleted; every vCPU rebuilds its shadows from the current
-    /// tables on its next access.
+    /// Makes KVM drop its shadow page tables (see [`slots::MemorySlots::zap_shadow_pages`]).
     pub(crate) fn zap_shadow_pages(&self) -> Result<(), PlatformError> {
-        let _g = self.zap_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut region = kvm_userspace_memory_region {
-            slot: self.zap_slot,
-            flags: 0,
-            guest_phys_addr: self.private_gpa + PRIVATE_SIZE,
-            memory_size: PAGE,
-            userspace_addr: self.region.host_address(),
-        };
-        // SAFETY: the scratch slot aliases the first private page (owned by `Shared`)
-        // at a guest-physical address no page table points to; it exists only between
-        // these two calls.
-        unsafe { self.vm.set_user_memory_region(region) }.map_err(|e| PlatformError::Host {
-            op: "KVM_SET_USER_MEMORY_REGION (zap)",
-            errno: linux_abi::Errno::new(e.errno()),
-        })?;
-        region.memory_size = 0;
-        // SAFETY: deletes the scratch slot made above.
-        unsafe { self.vm.set_user_memory_region(region) }.map_err(|e| PlatformError::Host {
-            op: "KVM_SET_USER_MEMORY_REGION (zap)",
-            errno: linux_abi::Errno::new(e.errno()),
-        })
+        self.slots
+            .zap_shadow_pages(&self.vm, &self.region, self.private_gpa + PRIVATE_SIZE)
     }
 
     /// Allocates a zeroed page-table page; returns its private offset.
@@ -228,21 +143,12 @@ impl KvmPlatform {
             )));
         }
         let max_vcpus = kvm.get_max_vcpus().min(layout::MAX_VCPUS);
-        let zap_slot = (kvm.get_nr_memslots().min(u32::MAX as usize) as u32).saturating_sub(1);
-        let max_slots = zap_slot;
         let shadow_paging = uses_shadow_paging();
         let region = PrivateRegion::new(PRIVATE_SIZE)?;
-        let slot = kvm_userspace_memory_region {
-            slot: PRIVATE_SLOT,
-            flags: 0,
-            guest_phys_addr: private_gpa,
-            memory_size: PRIVATE_SIZE,
-            userspace_addr: region.host_address(),
-        };
-        // SAFETY: the host range is the private region, owned by `Shared` together with
-        // (and dropped after) the VM; it overlaps no other slot.
-        unsafe { vm.set_user_memory_region(slot) }
-            .map_err(|e| PlatformError::Unavailable(format!("KVM_SET_USER_MEMORY_REGION: {e}")))?;
+        let slots = slots::MemorySlots::new(&kvm);
+        slots
+            .register_private(&vm, &region, private_gpa)
+            .map_err(|e| PlatformError::Unavailable(e.to_string()))?;
 
         let shared = Shared {
             vcpus: Mutex::new(Vec::new()),
@@ -250,11 +156,7 @@ impl KvmPlatform {
             region,
             memory_file,
             private_gpa,
-            slots: Mutex::new(Slots {
-                registered: 0,
-                next: PRIVATE_SLOT + 1,
-                max: max_slots,
-            }),
+            slots,
             pages: Mutex::new(PageAllocator::new(KERNEL_AREA_SIZE, PRIVATE_SIZE)),
             cpu,
             boot_pml4: 0,
@@ -265,8 +167,6 @@ impl KvmPlatform {
             direct_entry: abi == vcpu::Abi::Native && pvm_module_loaded(),
             abi,
             shadow_paging,
-            zap_lock: Mutex::new(()),
-            zap_slot,
         };
         let boot_pml4 = build_kernel_half(&shared)?;
         let shared = Shared {

@@ -76,6 +76,20 @@ pub fn kick_signal() -> i32 {
 
 extern "C" fn kick_handler(_: libc::c_int) {}
 
+/// The host thread id of the calling thread (cached per thread).
+pub(crate) fn current_tid() -> i32 {
+    thread_local! {
+        static TID: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+    }
+    TID.with(|t| {
+        if t.get() == 0 {
+            // SAFETY: gettid has no arguments and cannot fail.
+            t.set(unsafe { libc::gettid() });
+        }
+        t.get()
+    })
+}
+
 /// Installs the no-op handler of [`kick_signal`] once per process and unblocks the
 /// signal in the calling thread.
 pub(crate) fn prepare_thread() -> Result<(), PlatformError> {
