@@ -296,8 +296,13 @@ pub(crate) fn start_init(
             errno,
         })?;
     let tg = init.thread_group().clone();
-    task::spawn(init).map_err(SentryError::Thread)?;
+    let thread = task::spawn(init).map_err(SentryError::Thread)?;
     let status = tg.wait_exit();
+    // The task thread releases its platform context on the way out; wait for it so that
+    // no stub outlives the sandbox run.
+    if thread.join().is_err() {
+        tracing::error!("the PID 1 task thread panicked");
+    }
     tracing::info!(?status, tasks = kernel.task_count(), "PID 1 exited");
     Ok(status)
 }
