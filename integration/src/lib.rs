@@ -106,12 +106,50 @@ fn profile_dir() -> PathBuf {
     profile.to_path_buf()
 }
 
+/// The newest modification time of the sources `runsc` is built from: every workspace
+/// member's `Cargo.toml` and `src/` (except this crate), the root `Cargo.toml` and
+/// `Cargo.lock`.
+fn newest_source() -> Option<std::time::SystemTime> {
+    fn walk(dir: &Path, newest: &mut Option<std::time::SystemTime>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, newest);
+            } else if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
+                *newest = (*newest).max(Some(t));
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    let mut newest = None;
+    for f in ["Cargo.toml", "Cargo.lock"] {
+        let t = std::fs::metadata(root.join(f))
+            .and_then(|m| m.modified())
+            .ok();
+        newest = newest.max(t);
+    }
+    for e in std::fs::read_dir(root).ok()?.flatten() {
+        let p = e.path();
+        let member = p.join("Cargo.toml");
+        if p.file_name().is_some_and(|n| n == "integration") || !member.exists() {
+            continue;
+        }
+        newest = newest.max(std::fs::metadata(&member).and_then(|m| m.modified()).ok());
+        walk(&p.join("src"), &mut newest);
+    }
+    newest
+}
+
 /// The `runsc` binary under test.
 ///
-/// `$RUNSC` if set; otherwise `<target>/<profile>/runsc` next to this test executable,
-/// brought up to date first with `cargo build -p runsc-cli --bin runsc` in the same profile
-/// and target directory (a no-op when nothing changed), so a fresh clone and an edited tree
-/// both test the current code.
+/// `$RUNSC` if set; otherwise `<target>/<profile>/runsc` next to this test executable. When
+/// that binary is missing or older than any source it is built from, it is (re)built first
+/// with `cargo build -p runsc-cli --bin runsc` in the same profile and target directory, so a
+/// fresh clone and an edited tree both test the current code, and an up-to-date build
+/// (`scripts/test` builds the workspace first) is used as it is.
 pub fn runsc() -> &'static Path {
     static RUNSC: OnceLock<PathBuf> = OnceLock::new();
     RUNSC.get_or_init(|| {
@@ -119,6 +157,11 @@ pub fn runsc() -> &'static Path {
             return PathBuf::from(p);
         }
         let profile = profile_dir();
+        let bin = profile.join("runsc");
+        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+        if built.is_some() && built >= newest_source() {
+            return bin;
+        }
         let target = profile
             .parent()
             .expect("profile has a parent")
@@ -140,7 +183,6 @@ pub fn runsc() -> &'static Path {
         }
         let status = cargo.status().expect("run cargo to build runsc");
         assert!(status.success(), "building runsc failed");
-        let bin = profile.join("runsc");
         assert!(bin.exists(), "{} missing after build", bin.display());
         bin
     })
