@@ -58,6 +58,7 @@ pub struct Kernel {
     vfs: Arc<Vfs>,
     exec_source: Mutex<Arc<dyn ExecSource>>,
     futexes: Futexes,
+    ncpus: usize,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -99,10 +100,20 @@ impl Kernel {
             vfs,
             exec_source: Mutex::new(Arc::new(VfsExec)),
             futexes: Futexes::default(),
+            // Counted here, on the thread that builds the kernel: task threads may be
+            // pinned to one CPU by the platform.
+            ncpus: std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(1024),
         });
         let proc_source: Weak<Kernel> = Arc::downgrade(&kernel);
         kernel.vfs.set_proc_source(proc_source);
         Ok(kernel)
+    }
+
+    /// The number of CPUs the sandbox reports (`sched_getaffinity`, `nproc`).
+    pub fn ncpus(&self) -> usize {
+        self.ncpus
     }
 
     /// The futex wait queues.

@@ -288,19 +288,12 @@ pub fn sys_sched_yield(_t: &Task) -> Result<u64, Errno> {
     Ok(0)
 }
 
-/// The number of CPUs the sandbox reports (the host's available parallelism).
-pub fn num_cpus() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(1024)
-}
-
 /// `sched_getaffinity(pid, len, mask)`: every CPU.
 pub fn sys_sched_getaffinity(t: &Task, pid: i32, len: u64, mask: u64) -> Result<u64, Errno> {
     if pid != 0 && t.kernel().task(pid).is_none() {
         return Err(Errno::ESRCH);
     }
-    let n = num_cpus();
+    let n = t.kernel().ncpus();
     let bytes = n.div_ceil(64) * 8;
     if (len as usize) < bytes || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
@@ -321,7 +314,7 @@ pub fn sys_sched_setaffinity(t: &Task, pid: i32, len: u64, mask: u64) -> Result<
     let len = len.min(128) as usize;
     let mut m = vec![0u8; len];
     t.mm().copy_in(mask, &mut m)?;
-    let n = num_cpus();
+    let n = t.kernel().ncpus();
     let any = (0..n.min(len * 8)).any(|c| m[c / 8] & (1 << (c % 8)) != 0);
     if any { Ok(0) } else { Err(Errno::EINVAL) }
 }
