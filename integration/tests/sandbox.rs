@@ -40,6 +40,8 @@ on_every_platform!(
     exit_status_passes_through,
     exec_errors_are_one_line,
     sandbox_process_is_confined,
+    debug_log_and_strace,
+    sigterm_to_runsc_ends_the_sandbox,
 );
 
 fn run_on(p: Platform, test: fn(Platform)) {
@@ -297,4 +299,67 @@ fn sandbox_process_is_confined(p: Platform) {
     );
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "5\n");
+}
+
+fn debug_log_and_strace(p: Platform) {
+    let hello = fixture("hello", Link::Static);
+    let logs = scratch_dir();
+    let logdir = path(logs.path()).to_owned();
+    let mut cmd = Command::new(runsc());
+    cmd.args([
+        &format!("--platform={}", p.name()),
+        "--strace",
+        "--debug-log",
+        &logdir,
+        "do",
+        "--",
+    ])
+    .arg(&hello);
+    let run = integration::run_command(cmd, b"");
+    run.assert_success("hello with --strace --debug-log");
+    assert_eq!(run.stdout, "hello, world\n");
+    let mut names: Vec<String> = std::fs::read_dir(logs.path())
+        .expect("read log dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for cmd in ["boot", "do", "gofer"] {
+        assert!(
+            names.iter().any(|n| n.ends_with(&format!(".{cmd}.log"))),
+            "no {cmd} log in {names:?}"
+        );
+    }
+    let boot_log = names
+        .iter()
+        .find(|n| n.ends_with(".boot.log"))
+        .expect("boot log");
+    let boot = std::fs::read_to_string(logs.path().join(boot_log)).expect("read boot log");
+    assert!(boot.contains("confined"), "the sandbox's debug log: {boot}");
+    // The Sentry writes --strace lines to its stderr.
+    assert!(run.stderr.contains("exit_group"), "strace output: {run:#?}");
+}
+
+fn sigterm_to_runsc_ends_the_sandbox(p: Platform) {
+    let wait = fixture("waitstdin", Link::Static);
+    let mut child = Command::new(runsc())
+        .arg(format!("--platform={}", p.name()))
+        .args(["do", "--", path(&wait)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn runsc");
+    // Wait until the sandbox runs (confined), then ask runsc to stop it.
+    let deadline = Instant::now() + integration::TIMEOUT;
+    while !child_with_arg(child.id(), "boot")
+        .is_some_and(|pid| status_field(pid, "Seccomp:").as_deref() == Some("2"))
+    {
+        assert!(Instant::now() < deadline, "sandbox never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on our own unreaped child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(128 + libc::SIGTERM), "{out:?}");
 }

@@ -2,7 +2,8 @@
 //!
 //! The parent duplicates every descriptor it hands down to a number at or above
 //! [`HIGH_FD`] (close-on-exec), and the child, between `fork` and `exec`, `dup2`s them onto
-//! their target numbers (which clears close-on-exec on the copies), marks every other
+//! their target numbers (which clears close-on-exec on the copies), unblocks all signals,
+//! marks every other
 //! descriptor from the first free target upwards close-on-exec, and asks for `SIGKILL` when
 //! its parent dies. This is the only module of the crate that runs code in a forked child.
 
@@ -41,10 +42,16 @@ pub fn spawn_with_fds(
     let pairs: Vec<(RawFd, RawFd)> = moved.iter().map(|(fd, t)| (fd.as_raw_fd(), *t)).collect();
     let first_free = pairs.iter().map(|&(_, t)| t + 1).max().unwrap_or(3);
     // SAFETY: the closure runs in the forked child before exec and calls only
-    // async-signal-safe system calls (prctl, dup2, close_range) on plain integers; it
-    // allocates nothing and touches no lock.
+    // async-signal-safe functions (sigemptyset, sigprocmask, prctl, dup2, close_range) on
+    // plain integers and a stack sigset; it allocates nothing and touches no lock.
     unsafe {
         cmd.pre_exec(move || {
+            // `runsc do` blocks the signals it waits for; the child starts with none blocked.
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }

@@ -162,8 +162,8 @@ fn waited_set() -> libc::sigset_t {
 }
 
 /// Blocks [`WAITED_SIGNALS`] in the calling thread, so they stay pending until
-/// [`wait_signal`] takes them. Children started afterwards by `std::process::Command`
-/// begin with an empty mask again.
+/// [`wait_signal`] takes them. The mask is inherited across fork and exec: `child` empties
+/// it again in every child it starts.
 pub fn block_waited() -> std::io::Result<()> {
     let set = waited_set();
     // SAFETY: `set` is an initialised sigset_t; the old mask is not needed.
