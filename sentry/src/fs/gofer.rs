@@ -37,6 +37,36 @@ fn errno(e: ClientError) -> Errno {
 pub struct GoferFs {
     client: Client,
     dev: u64,
+    /// Node ids released but not yet closed on the Gofer (closed in batches).
+    pending_close: Mutex<Vec<NodeId>>,
+}
+
+/// How many released nodes are closed with one `Close` message.
+const CLOSE_BATCH: usize = 64;
+
+impl GoferFs {
+    fn release(&self, node: NodeId) {
+        let batch = {
+            let mut p = lock(&self.pending_close);
+            p.push(node);
+            if p.len() < CLOSE_BATCH {
+                return;
+            }
+            std::mem::take(&mut *p)
+        };
+        if let Err(e) = self.client.close(&batch, &[]) {
+            tracing::debug!("gofer: closing {} nodes: {e}", batch.len());
+        }
+    }
+}
+
+impl Drop for GoferFs {
+    fn drop(&mut self) {
+        let p = std::mem::take(&mut *lock(&self.pending_close));
+        if !p.is_empty() {
+            let _ = self.client.close(&p, &[]);
+        }
+    }
 }
 
 /// A cached child: kept alive (directories, symlinks) or only remembered.
@@ -65,6 +95,32 @@ pub struct GoferInode {
     missing: Mutex<HashSet<Vec<u8>>>,
     listing: Mutex<Option<Vec<DirEntry>>>,
     target: Mutex<Option<Vec<u8>>>,
+    /// Directories only: the recently used files of the whole tree (shared).
+    recent: Option<Arc<Recent>>,
+}
+
+/// Keeps the most recently looked-up files alive, so that the several calls a program
+/// makes on one path in a row (`statx`, `getxattr`, `open`...) walk the Gofer once. Held
+/// by directories only, so it never keeps itself alive.
+#[derive(Debug, Default)]
+struct Recent {
+    files: Mutex<std::collections::VecDeque<Arc<GoferInode>>>,
+}
+
+/// How many recently used files stay cached.
+const RECENT_FILES: usize = 256;
+
+impl Recent {
+    fn touch(&self, f: &Arc<GoferInode>) {
+        let mut q = lock(&self.files);
+        if q.iter().any(|x| Arc::ptr_eq(x, f)) {
+            return;
+        }
+        if q.len() >= RECENT_FILES {
+            q.pop_front();
+        }
+        q.push_back(f.clone());
+    }
 }
 
 fn to_stat(dev: u64, s: &lisafs_proto::Stat) -> Stat {
@@ -97,13 +153,26 @@ pub fn new_gofer_root(sock: OwnedFd) -> Result<Arc<GoferInode>, Errno> {
     let fs = Arc::new(GoferFs {
         client,
         dev: super::new_dev(),
+        pending_close: Mutex::new(Vec::new()),
     });
-    Ok(GoferInode::new(&fs, m.root.id, &m.root.stat))
+    Ok(GoferInode::new(
+        &fs,
+        m.root.id,
+        &m.root.stat,
+        &Arc::new(Recent::default()),
+    ))
 }
 
 impl GoferInode {
-    fn new(fs: &Arc<GoferFs>, node: NodeId, st: &lisafs_proto::Stat) -> Arc<GoferInode> {
+    fn new(
+        fs: &Arc<GoferFs>,
+        node: NodeId,
+        st: &lisafs_proto::Stat,
+        recent: &Arc<Recent>,
+    ) -> Arc<GoferInode> {
+        let is_dir = st.mode & linux_abi::flags::mode::S_IFMT == linux_abi::flags::mode::S_IFDIR;
         Arc::new(GoferInode {
+            recent: is_dir.then(|| recent.clone()),
             fs: fs.clone(),
             node,
             stat: to_stat(fs.dev, st),
@@ -121,9 +190,7 @@ impl GoferInode {
 
 impl Drop for GoferInode {
     fn drop(&mut self) {
-        if let Err(e) = self.fs.client.close(&[self.node], &[]) {
-            tracing::debug!("gofer: closing node {:?}: {e}", self.node);
-        }
+        self.fs.release(self.node);
     }
 }
 
@@ -136,7 +203,11 @@ impl Inode for GoferInode {
         if !self.is_dir() {
             return Err(Errno::ENOTDIR);
         }
-        if let Some(c) = lock(&self.children).get(name).and_then(Cached::get) {
+        let hit = lock(&self.children).get(name).and_then(Cached::get);
+        if let Some(c) = hit {
+            if let (Some(r), false) = (&self.recent, c.is_dir()) {
+                r.touch(&c);
+            }
             return Ok(c);
         }
         if lock(&self.missing).contains(name) {
@@ -154,7 +225,8 @@ impl Inode for GoferInode {
             let extra: Vec<NodeId> = r.nodes[1..].iter().map(|n| n.id).collect();
             let _ = self.fs.client.close(&extra, &[]);
         }
-        let child = GoferInode::new(&self.fs, n.id, &n.stat);
+        let recent = self.recent.clone().unwrap_or_default();
+        let child = GoferInode::new(&self.fs, n.id, &n.stat, &recent);
         let keep = matches!(
             FileType::from_mode(child.stat.st_mode),
             FileType::Directory | FileType::Symlink
@@ -169,6 +241,10 @@ impl Inode for GoferInode {
             Cached::Seen(Arc::downgrade(&child))
         };
         c.insert(name.to_vec(), entry);
+        drop(c);
+        if let (Some(r), false) = (&self.recent, keep) {
+            r.touch(&child);
+        }
         Ok(child)
     }
 

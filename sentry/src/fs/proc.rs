@@ -636,8 +636,15 @@ pub fn ncpus() -> usize {
         .unwrap_or(1)
 }
 
+/// The host's `/proc/meminfo` as read the first time (before confinement hides it).
+fn host_meminfo() -> Option<&'static str> {
+    static HOST: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| std::fs::read_to_string("/proc/meminfo").ok())
+        .as_deref()
+}
+
 fn host_meminfo_kb(key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let text = host_meminfo()?;
     text.lines().find_map(|l| {
         let rest = l.strip_prefix(key)?.strip_prefix(':')?;
         rest.split_whitespace().next()?.parse().ok()
@@ -698,9 +705,11 @@ fn cpuinfo() -> Vec<u8> {
     out.into_bytes()
 }
 
-/// Caches the host's `/proc/cpuinfo` (call before the Sentry confines itself).
+/// Caches the host's `/proc/cpuinfo` and `/proc/meminfo` (call before the Sentry confines
+/// itself).
 pub fn prime_host_info() {
     let _ = cpuinfo();
+    let _ = host_meminfo();
 }
 
 fn stat_text(p: &ProcFs) -> Vec<u8> {
