@@ -40,8 +40,12 @@ pub use vma::{Backing, MappableFile, Vma, VmaInfo};
 
 /// Page size.
 pub const PAGE: u64 = linux_abi::flags::PAGE_SIZE;
-/// The most pages one fault populates (the run stops at populated pages and VMA ends).
+/// The most pages one fault populates in a file mapping (the run stops at populated pages
+/// and VMA ends); each costs a read of the file.
 pub const FAULT_CHUNK_PAGES: u64 = 16;
+/// The most pages one fault populates in anonymous memory (zero pages cost nothing until
+/// touched, and every fault is a round trip through the platform).
+pub const ANON_FAULT_CHUNK_PAGES: u64 = 64;
 /// Size of the initial stack VMA.
 pub const STACK_SIZE: u64 = 8 << 20;
 /// Longest iovec array accepted (`UIO_MAXIOV`).
@@ -75,9 +79,19 @@ fn page_up(a: u64) -> Option<u64> {
 pub struct Frame {
     mf: Arc<MemoryFile>,
     offset: u64,
+    /// False once the page was handed to a batch free ([`free_frames`]).
+    owned: bool,
 }
 
 impl Frame {
+    fn new(mf: &Arc<MemoryFile>, offset: u64) -> Arc<Frame> {
+        Arc::new(Frame {
+            mf: mf.clone(),
+            offset,
+            owned: true,
+        })
+    }
+
     /// The memory file offset of the page.
     pub fn offset(&self) -> u64 {
         self.offset
@@ -86,9 +100,36 @@ impl Frame {
 
 impl Drop for Frame {
     fn drop(&mut self) {
-        if let Err(e) = self.mf.free(self.offset, PAGE) {
+        if self.owned
+            && let Err(e) = self.mf.free(self.offset, PAGE)
+        {
             tracing::error!(offset = self.offset, "freeing a memory file page: {e}");
         }
+    }
+}
+
+/// Drops `frames`; the pages nobody else references are returned to the memory file in
+/// runs of contiguous offsets (one host call per run instead of one per page).
+fn free_frames(mf: &MemoryFile, frames: impl IntoIterator<Item = Arc<Frame>>) {
+    let mut offsets: Vec<u64> = frames
+        .into_iter()
+        .filter_map(|f| Arc::try_unwrap(f).ok())
+        .map(|mut f| {
+            f.owned = false;
+            f.offset
+        })
+        .collect();
+    offsets.sort_unstable();
+    let mut i = 0;
+    while i < offsets.len() {
+        let mut j = i + 1;
+        while j < offsets.len() && offsets[j] == offsets[j - 1] + PAGE {
+            j += 1;
+        }
+        if let Err(e) = mf.free(offsets[i], (j - i) as u64 * PAGE) {
+            tracing::error!(offset = offsets[i], "freeing memory file pages: {e}");
+        }
+        i = j;
     }
 }
 
@@ -327,9 +368,12 @@ impl MemoryManager {
         self.address_space
             .unmap(start, end - start)
             .map_err(platform_err)?;
-        for k in keys {
-            st.pages.remove(&k);
-        }
+        let frames: Vec<Arc<Frame>> = keys
+            .iter()
+            .filter_map(|k| st.pages.remove(k))
+            .map(|e| e.frame)
+            .collect();
+        free_frames(&self.mf, frames);
         Ok(())
     }
 
@@ -406,7 +450,10 @@ impl MemoryManager {
     /// maps them. `write` says whether the access that caused it writes.
     fn populate(&self, st: &mut State, va: u64, write: bool) -> Result<(), Errno> {
         let v = Self::find_vma(st, va).ok_or(Errno::EFAULT)?.clone();
-        let chunk = FAULT_CHUNK_PAGES * PAGE;
+        let chunk = match v.backing {
+            Backing::Anonymous => ANON_FAULT_CHUNK_PAGES,
+            Backing::File { .. } => FAULT_CHUNK_PAGES,
+        } * PAGE;
         let lo_bound = v.start.max(va & !(chunk - 1));
         let hi_bound = v.end.min((va & !(chunk - 1)) + chunk);
         let mut lo = va;
@@ -420,12 +467,7 @@ impl MemoryManager {
         let len = hi - lo;
         let off = self.mf.allocate(len)?;
         let frames: Vec<Arc<Frame>> = (0..len / PAGE)
-            .map(|i| {
-                Arc::new(Frame {
-                    mf: self.mf.clone(),
-                    offset: off + i * PAGE,
-                })
-            })
+            .map(|i| Frame::new(&self.mf, off + i * PAGE))
             .collect();
         if let Some((file, foff)) = v.file_offset(lo) {
             let mut buf = vec![0u8; len as usize];
@@ -456,10 +498,7 @@ impl MemoryManager {
         let e = st.pages.get(&va).ok_or(Errno::EFAULT)?.clone();
         if !shared && Arc::strong_count(&e.frame) > 1 {
             let off = self.mf.allocate(PAGE)?;
-            let frame = Arc::new(Frame {
-                mf: self.mf.clone(),
-                offset: off,
-            });
+            let frame = Frame::new(&self.mf, off);
             self.mf.copy_within(e.frame.offset, off, PAGE)?;
             st.pages.insert(
                 va,
@@ -547,10 +586,7 @@ impl MemoryManager {
                     // Forced write into a read-only private page: copy, keep read-only.
                     let off = self.mf.allocate(PAGE)?;
                     self.mf.copy_within(e.frame.offset, off, PAGE)?;
-                    let frame = Arc::new(Frame {
-                        mf: self.mf.clone(),
-                        offset: off,
-                    });
+                    let frame = Frame::new(&self.mf, off);
                     st.pages.insert(
                         va,
                         PageEntry {
@@ -1125,6 +1161,14 @@ impl MemoryManager {
     /// The current program break.
     pub fn current_brk(&self) -> u64 {
         self.lock().brk
+    }
+}
+
+impl Drop for MemoryManager {
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        let pages = std::mem::take(&mut st.pages);
+        free_frames(&self.mf, pages.into_values().map(|e| e.frame));
     }
 }
 

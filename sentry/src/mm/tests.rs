@@ -113,7 +113,7 @@ fn faults_populate_or_report() {
     );
     assert!(fake.prot(a + 20 * PAGE).is_some());
     // The fault maps a whole aligned chunk around the address.
-    assert!(mm.resident_pages() > 1 && mm.resident_pages() <= FAULT_CHUNK_PAGES);
+    assert!(mm.resident_pages() > 1 && mm.resident_pages() <= ANON_FAULT_CHUNK_PAGES);
     // A second fault on a mapped page changes nothing.
     assert_eq!(
         mm.handle_fault(a + 20 * PAGE, AccessType::UNKNOWN),
