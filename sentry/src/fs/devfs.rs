@@ -424,7 +424,18 @@ pub fn host_fd_file(fd: OwnedFd) -> Arc<OpenFile> {
         file,
         pgrp: AtomicI32::new(1),
     });
-    let name = format!("host:[{raw}]");
+    // Named as Linux names such files in /proc/<pid>/fd (host paths are not shown).
+    let name = match inode.stat().map(|st| st.st_mode & S_IFMT) {
+        Ok(S_IFIFO) => format!(
+            "pipe:[{}]",
+            inode.file.metadata().map(|m| m.ino()).unwrap_or(0)
+        ),
+        Ok(S_IFSOCK) => format!(
+            "socket:[{}]",
+            inode.file.metadata().map(|m| m.ino()).unwrap_or(0)
+        ),
+        _ => format!("host:[{raw}]"),
+    };
     OpenFile::new(
         VfsPath::anonymous(inode, name.as_bytes()),
         acc | nonblock,
@@ -479,7 +490,7 @@ mod tests {
         assert_eq!(fb.read(&mut buf).unwrap(), 4);
         assert_eq!(&buf[..4], b"ping");
         assert_eq!(fa.stat().unwrap().st_mode & S_IFMT, S_IFSOCK);
-        assert!(String::from_utf8_lossy(&fa.path()).starts_with("host:["));
+        assert!(String::from_utf8_lossy(&fa.path()).starts_with("socket:["));
         assert_eq!(fa.seek(0, 0), Err(Errno::ESPIPE));
     }
 
