@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use integration::{
@@ -223,32 +223,43 @@ fn child_with_arg(parent: u32, arg: &str) -> Option<u32> {
     None
 }
 
-fn sandbox_process_is_confined(p: Platform) {
+/// Starts `runsc do` on the `waitstdin` fixture, which runs until its stdin closes.
+fn spawn_waiting(p: Platform) -> Child {
     let wait = fixture("waitstdin", Link::Static);
-    let mut child = Command::new(runsc())
+    Command::new(runsc())
         .arg(format!("--platform={}", p.name()))
         .args(["do", "--", path(&wait)])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn runsc");
-    // Wait (bounded, as a hang guard only) until the sandbox process has installed its
-    // seccomp filters, i.e. finished confining itself.
+        .expect("spawn runsc")
+}
+
+/// Waits (bounded, as a hang guard only) until the sandbox process of `child` has
+/// installed its seccomp filters, i.e. finished confining itself, and returns its pid.
+fn confined_sandbox(child: &mut Child) -> u32 {
     let deadline = Instant::now() + integration::TIMEOUT;
-    let sandbox = loop {
+    loop {
         if let Some(pid) = child_with_arg(child.id(), "boot")
             && status_field(pid, "Seccomp:").as_deref() == Some("2")
         {
-            break pid;
+            return pid;
         }
         if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
             let _ = child.kill();
-            let out = child.wait_with_output().expect("wait");
+            let out = std::mem::replace(child, Command::new("true").spawn().expect("true"))
+                .wait_with_output()
+                .expect("wait");
             panic!("sandbox process never got confined: {out:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
-    };
+    }
+}
+
+fn sandbox_process_is_confined(p: Platform) {
+    let mut child = spawn_waiting(p);
+    let sandbox = confined_sandbox(&mut child);
     let field = |k: &str| status_field(sandbox, k).unwrap_or_default();
     let checks = [
         ("NoNewPrivs:", field("NoNewPrivs:"), "1"),
@@ -341,23 +352,8 @@ fn debug_log_and_strace(p: Platform) {
 }
 
 fn sigterm_to_runsc_ends_the_sandbox(p: Platform) {
-    let wait = fixture("waitstdin", Link::Static);
-    let mut child = Command::new(runsc())
-        .arg(format!("--platform={}", p.name()))
-        .args(["do", "--", path(&wait)])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn runsc");
-    // Wait until the sandbox runs (confined), then ask runsc to stop it.
-    let deadline = Instant::now() + integration::TIMEOUT;
-    while !child_with_arg(child.id(), "boot")
-        .is_some_and(|pid| status_field(pid, "Seccomp:").as_deref() == Some("2"))
-    {
-        assert!(Instant::now() < deadline, "sandbox never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = spawn_waiting(p);
+    confined_sandbox(&mut child);
     // SAFETY: kill(2) on our own unreaped child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().expect("wait");
