@@ -526,18 +526,25 @@ impl KvmContext {
                 r.rip
             )));
         }
-        // The uniform frame [extra, error, rip, cs, rflags, rsp, ss] at RSP.
+        // The CPU's frame at RSP: [error,] rip, cs, rflags, rsp, ss.
         let frame_off = r.rsp.wrapping_sub(KERNEL_BASE);
-        if frame_off < block + STACK_LOW_IN_BLOCK || frame_off > block + RSP0_TOP_IN_BLOCK - 56 {
+        let has_error = stubs::has_error_code(vector);
+        let words = if has_error { 6 } else { 5 };
+        if frame_off < block + STACK_LOW_IN_BLOCK
+            || frame_off > block + RSP0_TOP_IN_BLOCK - words * 8
+        {
             return Err(PlatformError::Internal(format!(
                 "exception frame at {:#x}",
                 r.rsp
             )));
         }
-        let mut raw = [0u8; 56];
-        self.shared.region.read(frame_off, &mut raw)?;
+        let mut raw = [0u8; 48];
+        self.shared
+            .region
+            .read(frame_off, &mut raw[..words as usize * 8])?;
         let w = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or_default());
-        let (error, rip, cs, rflags, rsp) = (w(1), w(2), w(3), w(4), w(5));
+        let (error, f) = if has_error { (w(0), 1) } else { (0, 0) };
+        let (rip, cs, rflags, rsp) = (w(f), w(f + 1), w(f + 2), w(f + 3));
         let cr2 = if vector == 14 { st.get_sregs()?.cr2 } else { 0 };
         if cs & 3 != 3 {
             if rip.wrapping_sub(stubs_base) < stubs::RETURN_END && matches!(vector, 11..=14) {

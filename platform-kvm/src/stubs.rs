@@ -144,29 +144,19 @@ pub fn has_error_code(vector: u8) -> bool {
     matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30)
 }
 
-/// The stub of exception `vector`. The CPU has switched to RSP0 (or IST1) and pushed
-/// `ss, rsp, rflags, cs, rip` and, for some vectors, an error code. Each stub makes the
-/// frame uniform, `[0, error, rip, cs, rflags, rsp, ss]` from RSP upwards, and exits
-/// with the vector as the port (CR2 of a #PF is read by the host from the system
-/// registers: `mov rax, cr2` would be one more emulated instruction under PVM):
+/// The stub of exception `vector`: an exit, nothing else. The CPU has switched to RSP0
+/// (or IST1) and pushed `ss, rsp, rflags, cs, rip` and, for the vectors of
+/// [`has_error_code`], an error code; the host reads that frame at RSP and knows from
+/// the vector whether the error code is there. CR2 of a #PF comes from the system
+/// registers. Every instruction here is one more emulated instruction under PVM, so
+/// there are none but the exit:
 ///
 /// ```text
-/// without error code:   6a 00  push 0 (error)
-///                       6a 00  push 0 (spare slot)
-///                       e6 VV  out VV, al
-///                       0f 0b  ud2
-/// with error code:      6a 00  push 0 (spare slot)
-///                       e6 VV  out VV, al
-///                       0f 0b  ud2
+/// e6 VV   out VV, al
+/// 0f 0b   ud2
 /// ```
 pub fn exception_stub(vector: u8) -> Vec<u8> {
-    let mut c = Vec::with_capacity(8);
-    if !has_error_code(vector) {
-        c.extend_from_slice(&[0x6a, 0x00]);
-    }
-    c.extend_from_slice(&[0x6a, 0x00]);
-    c.extend_from_slice(&[0xe6, vector, 0x0f, 0x0b]);
-    c
+    vec![0xe6, vector, 0x0f, 0x0b]
 }
 
 /// Offset of the `out` instruction of the exception stub of `vector`.
