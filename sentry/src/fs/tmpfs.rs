@@ -143,6 +143,38 @@ impl TmpInode {
         self.create(name, NewNode::Dir { mode }, &FsCred::root())
     }
 
+    /// Type and inode number of a child without computing its full attributes (a tmpfs
+    /// directory's `stat` counts its subdirectories).
+    fn entry_of(i: &Arc<dyn Inode>) -> (FileType, u64) {
+        match i.as_any().downcast_ref::<TmpInode>() {
+            Some(t) => {
+                let kind = match &t.body {
+                    Body::File(_) => FileType::Regular,
+                    Body::Dir(_) => FileType::Directory,
+                    Body::Symlink(_) => FileType::Symlink,
+                    Body::Node => FileType::from_mode(lock(&t.meta).mode),
+                };
+                (kind, t.ino)
+            }
+            None => {
+                let st = i.stat().unwrap_or_default();
+                (FileType::from_mode(st.st_mode), st.st_ino)
+            }
+        }
+    }
+
+    fn child_is_dir(i: &Arc<dyn Inode>) -> bool {
+        Self::entry_of(i).0 == FileType::Directory
+    }
+
+    /// Whether a directory child has no entries.
+    fn child_is_empty(i: &Arc<dyn Inode>) -> Result<bool, Errno> {
+        match i.as_any().downcast_ref::<TmpInode>() {
+            Some(t) => Ok(lock(t.dir()?).is_empty()),
+            None => Ok(i.readdir()?.is_empty()),
+        }
+    }
+
     fn adjust_nlink(inode: &Arc<dyn Inode>, delta: i64) {
         if let Some(t) = inode.as_any().downcast_ref::<TmpInode>() {
             let mut m = lock(&t.meta);
@@ -260,7 +292,7 @@ impl Inode for TmpInode {
             }
             Body::Dir(c) => {
                 let c = lock(c);
-                let subdirs = c.values().filter(|i| super::is_dir(i.as_ref())).count() as u64;
+                let subdirs = c.values().filter(|i| Self::child_is_dir(i)).count() as u64;
                 (4096, 2 + subdirs, 8)
             }
             Body::Symlink(t) => (t.len() as u64, m.nlink, 0),
@@ -292,11 +324,11 @@ impl Inode for TmpInode {
         let d = lock(self.dir()?);
         Ok(d.iter()
             .map(|(n, i)| {
-                let st = i.stat().unwrap_or_default();
+                let (kind, ino) = Self::entry_of(i);
                 DirEntry {
                     name: n.clone(),
-                    ino: st.st_ino,
-                    kind: FileType::from_mode(st.st_mode),
+                    ino,
+                    kind,
                 }
             })
             .collect())
@@ -339,11 +371,11 @@ impl Inode for TmpInode {
     fn unlink(&self, name: &[u8], dir: bool) -> Result<(), Errno> {
         let mut d = lock(self.dir()?);
         let victim = d.get(name).cloned().ok_or(Errno::ENOENT)?;
-        let vdir = super::is_dir(victim.as_ref());
+        let vdir = Self::child_is_dir(&victim);
         if dir != vdir {
             return Err(if dir { Errno::ENOTDIR } else { Errno::EISDIR });
         }
-        if vdir && !victim.readdir()?.is_empty() {
+        if vdir && !Self::child_is_empty(&victim)? {
             return Err(Errno::ENOTEMPTY);
         }
         d.remove(name);
@@ -376,14 +408,14 @@ impl Inode for TmpInode {
                 if flags & RENAME_NOREPLACE != 0 {
                     return Err(Errno::EEXIST);
                 }
-                let (sd, dd) = (super::is_dir(src.as_ref()), super::is_dir(dst.as_ref()));
+                let (sd, dd) = (Self::child_is_dir(&src), Self::child_is_dir(dst));
                 if sd && !dd {
                     return Err(Errno::ENOTDIR);
                 }
                 if !sd && dd {
                     return Err(Errno::EISDIR);
                 }
-                if dd && !dst.readdir()?.is_empty() {
+                if dd && !Self::child_is_empty(dst)? {
                     return Err(Errno::ENOTEMPTY);
                 }
                 Self::adjust_nlink(dst, -1);
