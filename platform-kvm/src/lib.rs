@@ -123,10 +123,32 @@ pub struct KvmPlatform {
     shared: Arc<Shared>,
 }
 
+/// How a switch enters the application.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EntryMode {
+    /// [`EntryMode::Direct`] under PVM's emulated mode, else [`EntryMode::ReturnStubs`].
+    #[default]
+    Auto,
+    /// Through the ring-0 return stubs (`iretq`/`sysretq`, CR3 loaded by the stub).
+    ReturnStubs,
+    /// By loading ring-3 state straight into the vCPU. Only where KVM shadows the page
+    /// tables (a CR3 loaded this way is not guaranteed to flush a hardware-tagged TLB).
+    Direct,
+}
+
 impl KvmPlatform {
     /// Creates the VM for `memory_file`. Returns [`PlatformError::Unavailable`] when
     /// `/dev/kvm` cannot be used.
     pub fn new(memory_file: Arc<MemoryFile>) -> Result<KvmPlatform, PlatformError> {
+        Self::with_entry_mode(memory_file, EntryMode::Auto)
+    }
+
+    /// [`KvmPlatform::new`] with a chosen [`EntryMode`] (tests run both). `Direct` where
+    /// KVM does not shadow page tables is [`PlatformError::Unavailable`].
+    pub fn with_entry_mode(
+        memory_file: Arc<MemoryFile>,
+        entry: EntryMode,
+    ) -> Result<KvmPlatform, PlatformError> {
         let kvm = Kvm::new().map_err(|e| PlatformError::Unavailable(format!("/dev/kvm: {e}")))?;
         let vm = kvm
             .create_vm()
@@ -144,6 +166,11 @@ impl KvmPlatform {
         }
         let max_vcpus = kvm.get_max_vcpus().min(layout::MAX_VCPUS);
         let shadow_paging = uses_shadow_paging();
+        if entry == EntryMode::Direct && !shadow_paging {
+            return Err(PlatformError::Unavailable(
+                "direct entry needs KVM to shadow the page tables".into(),
+            ));
+        }
         let region = PrivateRegion::new(PRIVATE_SIZE)?;
         let slots = slots::MemorySlots::new(&kvm);
         slots
@@ -164,7 +191,12 @@ impl KvmPlatform {
             max_vcpus,
             max_user_address: layout::KERNEL_BASE,
             sync_regs: kvm.check_extension_int(kvm_ioctls::Cap::SyncRegs) & 3 == 3,
-            direct_entry: abi == vcpu::Abi::Native && pvm_module_loaded(),
+            direct_entry: abi == vcpu::Abi::Native
+                && match entry {
+                    EntryMode::Auto => pvm_module_loaded(),
+                    EntryMode::ReturnStubs => false,
+                    EntryMode::Direct => true,
+                },
             abi,
             shadow_paging,
         };

@@ -8,7 +8,7 @@ use linux_abi::signal as sig;
 use platform::{
     AccessType, AddressSpace, MemoryFile, Platform, PlatformError, Protection, Registers, Trap,
 };
-use platform_kvm::KvmPlatform;
+use platform_kvm::{EntryMode, KvmPlatform};
 
 const CODE: u64 = 0x40_0000;
 const DATA: u64 = 0x1000_0000;
@@ -21,8 +21,12 @@ struct Guest {
 }
 
 fn platform() -> Option<(KvmPlatform, Arc<MemoryFile>)> {
+    platform_in(EntryMode::Auto)
+}
+
+fn platform_in(mode: EntryMode) -> Option<(KvmPlatform, Arc<MemoryFile>)> {
     let mf = Arc::new(MemoryFile::new("kvm-test", 1 << 30).expect("memory file"));
-    match KvmPlatform::new(mf.clone()) {
+    match KvmPlatform::with_entry_mode(mf.clone(), mode) {
         Ok(p) => Some((p, mf)),
         Err(PlatformError::Unavailable(why)) => {
             eprintln!("skipping: KVM unavailable: {why}");
@@ -42,7 +46,11 @@ fn page_with(mf: &MemoryFile, bytes: &[u8]) -> u64 {
 /// A platform with one address space: `code` at CODE (r-x) and a stack page below
 /// STACK_TOP (rw-).
 fn guest(code: &[u8]) -> Option<Guest> {
-    let (platform, mf) = platform()?;
+    guest_in(code, EntryMode::Auto)
+}
+
+fn guest_in(code: &[u8], mode: EntryMode) -> Option<Guest> {
+    let (platform, mf) = platform_in(mode)?;
     let aspace = platform.new_address_space().expect("address space");
     let c = page_with(&mf, code);
     aspace
@@ -63,8 +71,7 @@ fn regs() -> Registers {
     Registers::new_user(CODE, STACK_TOP - 64)
 }
 
-#[test]
-fn syscall_number_args_and_return_value() {
+fn syscall_number_args_and_return_value_in(mode: EntryMode) {
     let code = [
         0xb8, 39, 0, 0, 0, // mov eax, 39
         0xbf, 1, 0, 0, 0, // mov edi, 1
@@ -75,7 +82,9 @@ fn syscall_number_args_and_return_value() {
         0xb8, 60, 0, 0, 0, // mov eax, 60
         0x0f, 0x05, // syscall
     ];
-    let Some(g) = guest(&code) else { return };
+    let Some(g) = guest_in(&code, mode) else {
+        return;
+    };
     let ctx = g.platform.new_context().unwrap();
     let mut r = regs();
     r.gp.r10 = 4;
@@ -105,10 +114,19 @@ fn syscall_number_args_and_return_value() {
 }
 
 #[test]
-fn general_registers_survive_iret_entry() {
+fn syscall_number_args_and_return_value() {
+    syscall_number_args_and_return_value_in(EntryMode::Auto);
+}
+
+#[test]
+fn syscall_number_args_and_return_value_with_return_stubs() {
+    syscall_number_args_and_return_value_in(EntryMode::ReturnStubs);
+}
+
+fn general_registers_survive_iret_entry_in(mode: EntryMode) {
     // syscall immediately: every register must arrive as set (rcx/r11 differ from
     // rip/rflags, so the iretq path is used).
-    let Some(g) = guest(&[0x0f, 0x05]) else {
+    let Some(g) = guest_in(&[0x0f, 0x05], mode) else {
         return;
     };
     let ctx = g.platform.new_context().unwrap();
@@ -139,13 +157,24 @@ fn general_registers_survive_iret_entry() {
 }
 
 #[test]
-fn fault_then_map_then_resume() {
+fn general_registers_survive_iret_entry() {
+    general_registers_survive_iret_entry_in(EntryMode::Auto);
+}
+
+#[test]
+fn general_registers_survive_iret_entry_with_return_stubs() {
+    general_registers_survive_iret_entry_in(EntryMode::ReturnStubs);
+}
+
+fn fault_then_map_then_resume_in(mode: EntryMode) {
     let mut code = vec![0x48, 0xb8];
     code.extend_from_slice(&DATA.to_le_bytes()); // mov rax, DATA
     code.extend_from_slice(&[0x48, 0x8b, 0x18]); // mov rbx, [rax]
     code.extend_from_slice(&[0xc7, 0x00, 42, 0, 0, 0]); // mov dword [rax], 42
     code.extend_from_slice(&[0xb8, 60, 0, 0, 0, 0x0f, 0x05]); // exit
-    let Some(g) = guest(&code) else { return };
+    let Some(g) = guest_in(&code, mode) else {
+        return;
+    };
     let ctx = g.platform.new_context().unwrap();
     let mut r = regs();
     let t = ctx.switch(&*g.aspace, &mut r).unwrap();
@@ -208,10 +237,21 @@ fn fault_then_map_then_resume() {
 }
 
 #[test]
-fn fs_base_is_the_thread_pointer() {
+fn fault_then_map_then_resume() {
+    fault_then_map_then_resume_in(EntryMode::Auto);
+}
+
+#[test]
+fn fault_then_map_then_resume_with_return_stubs() {
+    fault_then_map_then_resume_in(EntryMode::ReturnStubs);
+}
+
+fn fs_base_is_the_thread_pointer_in(mode: EntryMode) {
     let mut code = vec![0x64, 0x48, 0x8b, 0x3c, 0x25, 0, 0, 0, 0]; // mov rdi, fs:[0]
     code.extend_from_slice(&[0xb8, 60, 0, 0, 0, 0x0f, 0x05]);
-    let Some(g) = guest(&code) else { return };
+    let Some(g) = guest_in(&code, mode) else {
+        return;
+    };
     let data = page_with(&g.mf, &0x1122_3344_5566_7788u64.to_le_bytes());
     g.aspace
         .map_file(DATA, data, 4096, Protection::READ)
@@ -222,6 +262,16 @@ fn fs_base_is_the_thread_pointer() {
     assert_eq!(ctx.switch(&*g.aspace, &mut r).unwrap(), Trap::Syscall);
     assert_eq!(r.gp.rdi, 0x1122_3344_5566_7788);
     assert_eq!(r.gp.fs_base, DATA);
+}
+
+#[test]
+fn fs_base_is_the_thread_pointer() {
+    fs_base_is_the_thread_pointer_in(EntryMode::Auto);
+}
+
+#[test]
+fn fs_base_is_the_thread_pointer_with_return_stubs() {
+    fs_base_is_the_thread_pointer_in(EntryMode::ReturnStubs);
 }
 
 fn expect_signal(code: &[u8], signo: i32, si_code: i32, rip_off: u64) {
@@ -278,9 +328,8 @@ fn privileged_instructions_are_signals() {
     }
 }
 
-#[test]
-fn non_canonical_rip_is_sigsegv() {
-    let Some(g) = guest(&[0x0f, 0x05]) else {
+fn non_canonical_rip_is_sigsegv_in(mode: EntryMode) {
+    let Some(g) = guest_in(&[0x0f, 0x05], mode) else {
         return;
     };
     let ctx = g.platform.new_context().unwrap();
@@ -296,12 +345,23 @@ fn non_canonical_rip_is_sigsegv() {
 }
 
 #[test]
-fn fpu_state_round_trips() {
+fn non_canonical_rip_is_sigsegv() {
+    non_canonical_rip_is_sigsegv_in(EntryMode::Auto);
+}
+
+#[test]
+fn non_canonical_rip_is_sigsegv_with_return_stubs() {
+    non_canonical_rip_is_sigsegv_in(EntryMode::ReturnStubs);
+}
+
+fn fpu_state_round_trips_in(mode: EntryMode) {
     // movq rax, xmm0; paddq xmm0, xmm0; syscall
     let code = [
         0x66, 0x48, 0x0f, 0x7e, 0xc0, 0x66, 0x0f, 0xd4, 0xc0, 0x0f, 0x05,
     ];
-    let Some(g) = guest(&code) else { return };
+    let Some(g) = guest_in(&code, mode) else {
+        return;
+    };
     let ctx = g.platform.new_context().unwrap();
     let mut r = regs();
     // xmm0 lives at offset 160 of the XSAVE area.
@@ -317,8 +377,17 @@ fn fpu_state_round_trips() {
 }
 
 #[test]
-fn two_address_spaces() {
-    let Some((platform, mf)) = platform() else {
+fn fpu_state_round_trips() {
+    fpu_state_round_trips_in(EntryMode::Auto);
+}
+
+#[test]
+fn fpu_state_round_trips_with_return_stubs() {
+    fpu_state_round_trips_in(EntryMode::ReturnStubs);
+}
+
+fn two_address_spaces_in(mode: EntryMode) {
+    let Some((platform, mf)) = platform_in(mode) else {
         return;
     };
     let a = platform.new_address_space().unwrap();
@@ -349,6 +418,16 @@ fn two_address_spaces() {
     ));
     let mut r = regs();
     assert_eq!(ctx.switch(&*a, &mut r).unwrap(), Trap::Syscall);
+}
+
+#[test]
+fn two_address_spaces() {
+    two_address_spaces_in(EntryMode::Auto);
+}
+
+#[test]
+fn two_address_spaces_with_return_stubs() {
+    two_address_spaces_in(EntryMode::ReturnStubs);
 }
 
 #[test]
@@ -427,9 +506,8 @@ fn contexts_run_one_after_another_share_a_vcpu() {
     ));
 }
 
-#[test]
-fn interrupt_stops_a_spinning_guest() {
-    let Some(g) = guest(&[0x90, 0xeb, 0xfd]) else {
+fn interrupt_stops_a_spinning_guest_in(mode: EntryMode) {
+    let Some(g) = guest_in(&[0x90, 0xeb, 0xfd], mode) else {
         return;
     }; // nop; jmp back
     let ctx = g.platform.new_context().unwrap();
@@ -462,12 +540,23 @@ fn interrupt_stops_a_spinning_guest() {
 }
 
 #[test]
-fn unmap_while_running_is_seen_at_once() {
+fn interrupt_stops_a_spinning_guest() {
+    interrupt_stops_a_spinning_guest_in(EntryMode::Auto);
+}
+
+#[test]
+fn interrupt_stops_a_spinning_guest_with_return_stubs() {
+    interrupt_stops_a_spinning_guest_in(EntryMode::ReturnStubs);
+}
+
+fn unmap_while_running_is_seen_at_once_in(mode: EntryMode) {
     // The guest loops reading DATA; another thread unmaps it; the guest must fault.
     let mut code = vec![0x48, 0xb8];
     code.extend_from_slice(&DATA.to_le_bytes()); // mov rax, DATA
     code.extend_from_slice(&[0x48, 0x8b, 0x18, 0xeb, 0xfb]); // 1: mov rbx, [rax]; jmp 1b
-    let Some(g) = guest(&code) else { return };
+    let Some(g) = guest_in(&code, mode) else {
+        return;
+    };
     let data = page_with(&g.mf, &[]);
     g.aspace
         .map_file(DATA, data, 4096, Protection::READ)
@@ -482,6 +571,16 @@ fn unmap_while_running_is_seen_at_once() {
     let t = ctx.switch(&*g.aspace, &mut r).unwrap();
     unmapper.join().unwrap();
     assert!(matches!(t, Trap::Fault { addr: DATA, .. }), "{t:?}");
+}
+
+#[test]
+fn unmap_while_running_is_seen_at_once() {
+    unmap_while_running_is_seen_at_once_in(EntryMode::Auto);
+}
+
+#[test]
+fn unmap_while_running_is_seen_at_once_with_return_stubs() {
+    unmap_while_running_is_seen_at_once_in(EntryMode::ReturnStubs);
 }
 
 #[test]
