@@ -33,6 +33,25 @@ const CHUNK: usize = 1 << 20;
 #[derive(Debug)]
 struct OvlFs {
     dev: u64,
+    /// Upper inode number -> the lower inode number it was copied up from, so a file keeps
+    /// its inode number across copy-up (programs compare `st_ino` of a directory before
+    /// and after changing it, e.g. `rm -r`'s fts).
+    origin: Mutex<HashMap<u64, u64>>,
+}
+
+impl OvlFs {
+    fn ino(&self, upper_ino: u64) -> u64 {
+        lock(&self.origin)
+            .get(&upper_ino)
+            .copied()
+            .unwrap_or(upper_ino)
+    }
+
+    fn record(&self, upper: &Arc<dyn Inode>, lower: &Arc<dyn Inode>) -> Result<(), Errno> {
+        let (u, l) = (upper.stat()?.st_ino, lower.stat()?.st_ino);
+        lock(&self.origin).insert(u, l);
+        Ok(())
+    }
 }
 
 /// A file of the overlay: an upper part, a lower part, or both (merged directories).
@@ -52,7 +71,9 @@ pub struct OvlInode {
 pub fn new_overlay(upper: Arc<dyn Inode>, lower: Arc<dyn Inode>) -> Arc<OvlInode> {
     let fs = Arc::new(OvlFs {
         dev: super::new_dev(),
+        origin: Mutex::new(HashMap::new()),
     });
+    let _ = fs.record(&upper, &lower);
     // The root takes the lower root's attributes.
     if let Ok(st) = lower.stat() {
         let _ = upper.setattr(&SetAttr {
@@ -179,6 +200,7 @@ impl OvlInode {
             mtime: Some(st.st_mtime),
             ..Default::default()
         })?;
+        self.fs.record(&up, &lower)?;
         tracing::trace!(name = %String::from_utf8_lossy(&name), "overlay: copied up");
         *guard = Some(up.clone());
         Ok(up)
@@ -303,7 +325,14 @@ fn copy_data(from: &Arc<dyn Inode>, to: &Arc<dyn Inode>, size: u64) -> Result<()
 
 impl Inode for OvlInode {
     fn stat(&self) -> Result<Stat, Errno> {
-        let mut st = self.current()?.stat()?;
+        let mut st = match self.upper() {
+            Some(u) => {
+                let mut st = u.stat()?;
+                st.st_ino = self.fs.ino(st.st_ino);
+                st
+            }
+            None => self.lower.as_ref().ok_or(Errno::ENOENT)?.stat()?,
+        };
         st.st_dev = self.fs.dev;
         Ok(st)
     }
@@ -327,6 +356,10 @@ impl Inode for OvlInode {
                         .and_then(|i| i.stat())
                         .map(|s| is_whiteout(&s))
                         .unwrap_or(false);
+                let e = DirEntry {
+                    ino: self.fs.ino(e.ino),
+                    ..e
+                };
                 out.insert(e.name.clone(), if hidden { None } else { Some(e) });
             }
         }
@@ -558,6 +591,20 @@ mod tests {
         .unwrap();
         assert_eq!(lpw.stat().unwrap().st_mode & 0o777, 0o644);
         assert_eq!(pw.stat().unwrap().st_mode & 0o777, 0o600);
+        assert_eq!(
+            pw.stat().unwrap().st_ino,
+            lpw.stat().unwrap().st_ino,
+            "copy-up keeps the inode number"
+        );
+        let etc_ino = lower.lookup(b"etc").unwrap().stat().unwrap().st_ino;
+        assert_eq!(etc.stat().unwrap().st_ino, etc_ino);
+        let listed = root
+            .readdir()
+            .unwrap()
+            .into_iter()
+            .find(|e| e.name == b"etc")
+            .unwrap();
+        assert_eq!(listed.ino, etc_ino);
     }
 
     #[test]
