@@ -1028,13 +1028,15 @@ pub fn sys_ftruncate(t: &Task, fd: i32, len: i64) -> Result<u64, Errno> {
     Ok(0)
 }
 
-/// `fallocate(2)`: mode 0 (allocate, growing the size) only.
+/// `fallocate(2)`: mode 0 (grows the size) and `FALLOC_FL_KEEP_SIZE` (nothing to do:
+/// pages are allocated on write); hole punching and the rest are `EOPNOTSUPP`.
 pub fn sys_fallocate(t: &Task, fd: i32, mode: u32, off: i64, len: i64) -> Result<u64, Errno> {
+    const FALLOC_FL_KEEP_SIZE: u32 = 1;
     let f = writable_file(t, fd)?;
     if off < 0 || len <= 0 {
         return Err(Errno::EINVAL);
     }
-    if mode != 0 {
+    if mode & !FALLOC_FL_KEEP_SIZE != 0 {
         return Err(Errno::EOPNOTSUPP);
     }
     match f.vfs_path().file_type()? {
@@ -1044,7 +1046,7 @@ pub fn sys_fallocate(t: &Task, fd: i32, mode: u32, off: i64, len: i64) -> Result
         _ => return Err(Errno::ENODEV),
     }
     let end = (off as u64).checked_add(len as u64).ok_or(Errno::EFBIG)?;
-    if end > f.stat()?.st_size as u64 {
+    if mode & FALLOC_FL_KEEP_SIZE == 0 && end > f.stat()?.st_size as u64 {
         f.inode().setattr(&SetAttr {
             size: Some(end),
             ..SetAttr::default()
