@@ -3,8 +3,9 @@
 //! Each [`GoferInode`] holds a node id of the Gofer (closed when the inode goes away) and
 //! caches its attributes, its directory listing, its symlink target, its looked-up
 //! children and the names found missing. Child directories and symlinks are kept for the
-//! life of the parent (path walks pass through them again and again); other files only
-//! while in use. The tree is used as the read-only lower
+//! life of the parent (path walks pass through them again and again; at most
+//! [`MAX_KEPT`] of them, as each holds a Gofer descriptor); other files while in use and
+//! the last few hundred used. The tree is used as the read-only lower
 //! of the overlay, so the caches never go stale from the Sentry's side; changes made on
 //! the host while the sandbox runs may not be seen. File data is read with `pread` on the
 //! host FD the Gofer donates at open (the Sentry never opens host paths itself), falling
@@ -39,7 +40,13 @@ pub struct GoferFs {
     dev: u64,
     /// Node ids released but not yet closed on the Gofer (closed in batches).
     pending_close: Mutex<Vec<NodeId>>,
+    /// How many directories and symlinks are kept cached (bounded: each costs the Gofer
+    /// an open descriptor).
+    kept: std::sync::atomic::AtomicUsize,
 }
+
+/// Most directories and symlinks kept cached (see the module documentation); past this they are cached only while used.
+pub const MAX_KEPT: usize = 4096;
 
 /// How many released nodes are closed with one `Close` message.
 const CLOSE_BATCH: usize = 64;
@@ -154,6 +161,7 @@ pub fn new_gofer_root(sock: OwnedFd) -> Result<Arc<GoferInode>, Errno> {
         client,
         dev: super::new_dev(),
         pending_close: Mutex::new(Vec::new()),
+        kept: std::sync::atomic::AtomicUsize::new(0),
     });
     Ok(GoferInode::new(
         &fs,
@@ -230,7 +238,11 @@ impl Inode for GoferInode {
         let keep = matches!(
             FileType::from_mode(child.stat.st_mode),
             FileType::Directory | FileType::Symlink
-        );
+        ) && self
+            .fs
+            .kept
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            < MAX_KEPT;
         let mut c = lock(&self.children);
         if c.len() % 64 == 63 {
             c.retain(|_, e| e.get().is_some());
@@ -242,7 +254,7 @@ impl Inode for GoferInode {
         };
         c.insert(name.to_vec(), entry);
         drop(c);
-        if let (Some(r), false) = (&self.recent, keep) {
+        if let (Some(r), false) = (&self.recent, child.is_dir()) {
             r.touch(&child);
         }
         Ok(child)
