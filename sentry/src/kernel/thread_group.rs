@@ -258,6 +258,6 @@ impl ThreadGroup {
 
     /// Whether `sig` is ignored by the group (`SIG_IGN`).
     pub fn ignores(&self, sig: i32) -> bool {
-        self.action(sig).handler == super::signal::SIG_IGN && sig_bit(sig) != 0
+        sig_bit(sig) != 0 && self.action(sig).handler == super::signal::SIG_IGN
     }
 }

@@ -30,8 +30,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use linux_abi::Errno;
 use linux_abi::flags::mm::{
-    MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED,
-    MAP_SHARED_VALIDATE, PROT_EXEC, PROT_READ, PROT_WRITE,
+    MAP_32BIT, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_POPULATE, MAP_PRIVATE,
+    MAP_SHARED, MAP_SHARED_VALIDATE, PROT_EXEC, PROT_READ, PROT_WRITE,
 };
 use platform::{AccessType, AddressSpace, MemoryFile, Platform, PlatformError, Protection};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
@@ -745,9 +745,8 @@ impl MemoryManager {
         let len = page_up(len).ok_or(Errno::ENOMEM)?;
         let end = self.check_user_range(addr, len)?;
         let mut st = self.lock();
-        self.remove_range(&mut st, addr, end)?;
-        st.vmas.insert(
-            addr,
+        self.insert_vma(
+            &mut st,
             Vma {
                 start: addr,
                 end,
@@ -756,8 +755,26 @@ impl MemoryManager {
                 backing,
                 label,
             },
-        );
+        )
+    }
+
+    /// Replaces whatever is mapped in the VMA's range by the VMA.
+    fn insert_vma(&self, st: &mut State, vma: Vma) -> Result<(), Errno> {
+        self.remove_range(st, vma.start, vma.end)?;
+        st.vmas.insert(vma.start, vma);
         Ok(())
+    }
+
+    /// Finds room for `len` bytes in `[lo, hi)`, lowest address first (`MAP_32BIT`).
+    fn find_gap_in(st: &State, len: u64, lo: u64, hi: u64) -> Option<u64> {
+        let mut cur = lo;
+        for v in st.vmas.range(..hi).map(|(_, v)| v).filter(|v| v.end > lo) {
+            if v.start >= cur && v.start - cur >= len {
+                return Some(cur);
+            }
+            cur = cur.max(v.end);
+        }
+        (hi.checked_sub(cur)? >= len).then_some(cur)
     }
 
     /// `mmap(addr, len, prot, flags, fd, offset)`; `file` is the resolved `fd` (and the
@@ -792,25 +809,37 @@ impl MemoryManager {
             Backing::File { file, offset }
         };
         let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
+        // Choosing the address and inserting the VMA happen under one lock so that two
+        // threads never get the same gap.
+        let mut st = self.lock();
         let start = if fixed {
             if !addr.is_multiple_of(PAGE) {
                 return Err(Errno::EINVAL);
             }
             let end = self.check_user_range(addr, len)?;
-            if flags & MAP_FIXED_NOREPLACE != 0 && flags & MAP_FIXED == 0 {
-                let st = self.lock();
-                if !Self::range_is_free(&st, addr, end) {
-                    return Err(Errno::EEXIST);
-                }
+            if flags & MAP_FIXED_NOREPLACE != 0
+                && flags & MAP_FIXED == 0
+                && !Self::range_is_free(&st, addr, end)
+            {
+                return Err(Errno::EEXIST);
             }
             addr
+        } else if flags & MAP_32BIT != 0 {
+            // Like Linux: somewhere in [1 GiB, 2 GiB).
+            Self::find_gap_in(&st, len, 1 << 30, 2 << 30).ok_or(Errno::ENOMEM)?
         } else {
-            let st = self.lock();
             self.find_gap(&st, len, addr).ok_or(Errno::ENOMEM)?
         };
-        self.map_fixed(start, len, prot, shared, backing, None)?;
+        let vma = Vma {
+            start,
+            end: start + len,
+            prot,
+            shared,
+            backing,
+            label: None,
+        };
+        self.insert_vma(&mut st, vma)?;
         if flags & MAP_POPULATE != 0 && prot & (PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
-            let mut st = self.lock();
             let mut va = start;
             while va < start + len {
                 if !st.pages.contains_key(&va) {

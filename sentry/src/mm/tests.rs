@@ -324,3 +324,15 @@ fn fork_shares_pages_copy_on_write() {
     assert_eq!(buf[0], b'T');
     assert_eq!(parent.vmas(), child.vmas());
 }
+
+#[test]
+fn map_32bit_lands_below_2gib() {
+    let (mm, _) = new_mm();
+    let a = mm.mmap(0, 3 * PAGE, RW, ANON | MAP_32BIT, None).unwrap();
+    assert!((1 << 30..(2 << 30) - 3 * PAGE + 1).contains(&a), "{a:#x}");
+    let b = mm.mmap(0, PAGE, RW, ANON | MAP_32BIT, None).unwrap();
+    assert_eq!(b, a + 3 * PAGE, "next free slot");
+    // MAP_POPULATE maps everything at once.
+    let p = mm.mmap(0, 4 * PAGE, RW, ANON | MAP_POPULATE, None).unwrap();
+    assert_eq!(mm.mincore(p, 4 * PAGE).unwrap(), vec![1; 4]);
+}
