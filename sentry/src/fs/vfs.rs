@@ -629,6 +629,56 @@ impl Vfs {
         Self::open_path(&target, flags, cred, created)
     }
 
+    /// `open(O_TMPFILE)`: an unnamed regular file in the directory `path` (it can be given
+    /// a name later with `linkat(fd, "", AT_EMPTY_PATH)`); `mode` already masked.
+    pub fn open_tmpfile(
+        &self,
+        root: &VfsPath,
+        start: &VfsPath,
+        path: &[u8],
+        flags: u32,
+        mode: u32,
+        cred: &FsCred,
+    ) -> Result<Arc<OpenFile>, Errno> {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let acc = flags & O_ACCMODE;
+        if acc != O_WRONLY && acc != O_RDWR {
+            return Err(Errno::EINVAL);
+        }
+        let dir = self.resolve(root, start, path, Follow::Yes, cred)?;
+        let st = dir.stat()?;
+        if FileType::from_mode(st.st_mode) != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        cred.check(&st, access::W_OK | access::X_OK)?;
+        if dir.mount.readonly {
+            return Err(Errno::EROFS);
+        }
+        let (name, inode) = loop {
+            let name = format!(".tmpfile-{}", NEXT.fetch_add(1, Ordering::Relaxed)).into_bytes();
+            match dir.inode().create(
+                &name,
+                NewNode::File {
+                    mode: mode & 0o7777,
+                },
+                &creator(cred, &st),
+            ) {
+                Ok(i) => break (name, i),
+                Err(e) if e == Errno::EEXIST => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        dir.inode().unlink(&name, false)?;
+        let dentry = Dentry::new_child(&dir.dentry, &name, inode);
+        dir.dentry.forget_child(&name);
+        dentry.deleted.store(true, Ordering::Release);
+        let target = VfsPath {
+            mount: dir.mount.clone(),
+            dentry,
+        };
+        Self::open_path(&target, flags & !O_TMPFILE & !O_CREAT, cred, true)
+    }
+
     /// Opens an already-resolved path (permission checks unless `created`).
     pub fn open_path(
         target: &VfsPath,

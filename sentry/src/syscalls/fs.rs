@@ -246,10 +246,15 @@ fn install(t: &Task, f: Arc<OpenFile>, cloexec: bool) -> Result<u64, Errno> {
 /// `openat(2)`.
 pub fn sys_openat(t: &Task, dirfd: i32, path: u64, flags: u32, mode: u32) -> Result<u64, Errno> {
     let p = read_path(t, path)?;
-    if flags & O_TMPFILE == O_TMPFILE {
-        return Err(Errno::EOPNOTSUPP);
-    }
     let w = walk(t);
+    if flags & O_TMPFILE == O_TMPFILE {
+        let start = w.start(t, dirfd, &p)?;
+        let umask = fs_context(t).umask();
+        let f = w
+            .vfs
+            .open_tmpfile(&w.root, &start, &p, flags, mode & 0o7777 & !umask, &w.cred)?;
+        return install(t, f, flags & O_CLOEXEC != 0);
+    }
     let start = if p.is_empty() {
         return Err(Errno::ENOENT);
     } else {
@@ -1790,6 +1795,11 @@ int main(void) {
     fd = memfd_create("seg", MFD_CLOEXEC);
     CHECK(31, fd >= 0 && write(fd, "12345", 5) == 5 && fstat(fd, &st) == 0 && st.st_size == 5);
     CHECK(32, pread(fd, buf, 5, 0) == 5 && memcmp(buf, "12345", 5) == 0);
+    fd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+    CHECK(33, fd >= 0 && write(fd, "tmp", 3) == 3);
+    snprintf(buf, sizeof buf, "/proc/self/fd/%d", fd);
+    CHECK(34, linkat(AT_FDCWD, buf, AT_FDCWD, "/tmp/named", AT_SYMLINK_FOLLOW) == 0);
+    CHECK(35, stat("/tmp/named", &st) == 0 && st.st_size == 3);
     printf("all ok\n");
     fflush(stdout);
     return 0;
