@@ -870,9 +870,13 @@ impl MemoryManager {
         if !addr.is_multiple_of(PAGE) {
             return Err(Errno::EINVAL);
         }
-        if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
+        // PROT_GROWSDOWN/PROT_GROWSUP (glibc's executable-stack change) apply to the
+        // given range here: there are no growing VMAs.
+        const PROT_GROWS: u32 = 0x0100_0000 | 0x0200_0000;
+        if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_GROWS) != 0 {
             return Err(Errno::EINVAL);
         }
+        let prot = prot & !PROT_GROWS;
         let len = page_up(len).ok_or(Errno::ENOMEM)?;
         if len == 0 {
             return Ok(());
