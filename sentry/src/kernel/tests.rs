@@ -215,6 +215,92 @@ fn static_program_runs_to_its_exit_code() {
     assert_eq!(st, ExitStatus::Exited(42));
 }
 
+/// Identity, limits, time and system information calls, checked from inside (uid 1000).
+const SYSCALLS_PROGRAM: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/sysinfo.h>
+#include <sys/time.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+#include <asm/prctl.h>
+
+int main(void) {
+    char name[16] = {0};
+    if (prctl(PR_SET_NAME, "worker-thread-name-too-long") != 0) return 1;
+    if (prctl(PR_GET_NAME, name) != 0 || strcmp(name, "worker-thread-n") != 0) return 2;
+    if (prctl(PR_GET_DUMPABLE) != 1) return 3;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_GET_NO_NEW_PRIVS) != 1) return 4;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur != 1024) return 5;
+    rl.rlim_cur = 512;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return 6;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur != 512) return 7;
+    rl.rlim_max = RLIM_INFINITY;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != -1 || errno != EPERM) return 8;
+    if (setuid(0) != -1 || errno != EPERM) return 9;
+    if (setgid(1000) != 0 || getegid() != 1000) return 10;
+    if (getgroups(0, NULL) != 0) return 11;
+    gid_t g = 5;
+    if (setgroups(1, &g) != -1 || errno != EPERM) return 12;
+    struct sysinfo si;
+    if (sysinfo(&si) != 0 || si.totalram == 0 || si.uptime < 1) return 13;
+    unsigned char rnd[64] = {0};
+    if (getrandom(rnd, sizeof rnd, 0) != sizeof rnd) return 14;
+    int nonzero = 0;
+    for (int i = 0; i < 64; i++) nonzero |= rnd[i];
+    if (!nonzero) return 15;
+    struct timespec res, a, b;
+    if (clock_getres(CLOCK_MONOTONIC, &res) != 0 || res.tv_sec != 0) return 16;
+    if (clock_gettime(CLOCK_MONOTONIC, &a) != 0) return 17;
+    struct timespec nap = {0, 2 * 1000 * 1000};
+    if (nanosleep(&nap, NULL) != 0) return 18;
+    if (clock_gettime(CLOCK_MONOTONIC, &b) != 0) return 19;
+    if (b.tv_sec < a.tv_sec || (b.tv_sec == a.tv_sec && b.tv_nsec <= a.tv_nsec)) return 20;
+    if (clock_gettime(99, &a) != -1 || errno != EINVAL) return 21;
+    struct timeval tv;
+    if (gettimeofday(&tv, NULL) != 0 || tv.tv_sec < 1700000000) return 22;
+    if (time(NULL) < 1700000000) return 23;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) < 1) return 24;
+    if (sched_yield() != 0) return 25;
+    unsigned long fs = 0;
+    if (syscall(SYS_arch_prctl, ARCH_GET_FS, &fs) != 0 || fs == 0) return 26;
+    struct utsname u;
+    if (uname(&u) != 0 || strcmp(u.machine, "x86_64") != 0 || strcmp(u.nodename, "testhost") != 0) return 27;
+    if (getuid() != 1000 || geteuid() != 1000) return 28;
+    if (syscall(SYS_gettid) != 1) return 29;
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0 || ru.ru_maxrss <= 0) return 30;
+    if (getcpu(NULL, NULL) != 0) return 31;
+    if (getpriority(PRIO_PROCESS, 0) != 0) return 32;
+    return 0;
+}
+"#;
+
+#[test]
+fn system_information_and_identity_calls() {
+    let Some(p) = platform() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(exe) = compile(dir.path(), "sysprog", SYSCALLS_PROGRAM, &["-static"]) else {
+        return;
+    };
+    let st = run(p, &[exe.to_str().unwrap()]).unwrap();
+    assert_eq!(
+        st,
+        ExitStatus::Exited(0),
+        "the exit code is the failing check"
+    );
+}
+
 #[test]
 fn strace_prints_decoded_calls_and_results() {
     let Some(p) = platform() else { return };
