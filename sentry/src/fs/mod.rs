@@ -544,6 +544,26 @@ pub fn file_type(inode: &dyn Inode) -> Result<FileType, Errno> {
     Ok(FileType::from_mode(inode.stat()?.st_mode))
 }
 
+/// A check a blocking operation polls: true when the calling task must stop waiting
+/// (its process is exiting, or a signal is pending).
+pub type InterruptCheck = Box<dyn Fn() -> bool>;
+
+thread_local! {
+    static INTERRUPT: std::cell::RefCell<Option<InterruptCheck>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Installs the interrupt check of the calling thread (the task loop does this once per
+/// task thread); blocking file operations (pipe reads and writes) then end with `EINTR`
+/// when it returns true.
+pub fn set_interrupt_check(check: InterruptCheck) {
+    INTERRUPT.with(|c| *c.borrow_mut() = Some(check));
+}
+
+/// Whether the calling thread's task must stop waiting.
+pub fn interrupted() -> bool {
+    INTERRUPT.with(|c| c.borrow().as_ref().is_some_and(|f| f()))
+}
+
 /// Whether two inode handles are the same object.
 pub fn same_inode(a: &Arc<dyn Inode>, b: &Arc<dyn Inode>) -> bool {
     std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))

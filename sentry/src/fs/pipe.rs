@@ -23,6 +23,8 @@ use super::{FileOps, FsStat, Inode, UserMem, magic, make_stat, new_ino};
 pub const PIPE_SIZE: usize = 65536;
 /// Writes of at most this many bytes are atomic.
 pub const PIPE_BUF: usize = 4096;
+/// How often a blocked pipe operation checks whether its task must stop.
+const WAIT_SLICE: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[derive(Debug, Default)]
 struct State {
@@ -46,6 +48,22 @@ impl Pipe {
             state: Mutex::new(State::default()),
             cond: Condvar::new(),
         })
+    }
+
+    /// Waits for a change, giving up with `EINTR` when the calling task must stop
+    /// ([`super::interrupted`], polled every [`WAIT_SLICE`]).
+    fn wait<'a>(
+        &self,
+        g: std::sync::MutexGuard<'a, State>,
+    ) -> Result<std::sync::MutexGuard<'a, State>, Errno> {
+        let (g, _) = self
+            .cond
+            .wait_timeout(g, WAIT_SLICE)
+            .unwrap_or_else(|p| p.into_inner());
+        if super::interrupted() {
+            return Err(Errno::EINTR);
+        }
+        Ok(g)
     }
 
     /// Bytes waiting to be read.
@@ -123,7 +141,7 @@ impl FileOps for PipeEnd {
             if self.nonblock.load(Ordering::Relaxed) {
                 return Err(Errno::EAGAIN);
             }
-            s = self.pipe.cond.wait(s).unwrap_or_else(|p| p.into_inner());
+            s = self.pipe.wait(s)?;
         }
     }
 
@@ -157,7 +175,11 @@ impl FileOps for PipeEnd {
                     Err(Errno::EAGAIN)
                 };
             }
-            s = self.pipe.cond.wait(s).unwrap_or_else(|p| p.into_inner());
+            s = match self.pipe.wait(s) {
+                Ok(s) => s,
+                Err(_) if done > 0 => return Ok(done),
+                Err(e) => return Err(e),
+            };
         }
     }
 
@@ -289,5 +311,19 @@ mod tests {
         assert_eq!(w2.write(b"x"), Err(Errno::EPIPE));
         assert_eq!(w2.seek(0, 0), Err(Errno::ESPIPE));
         assert!(String::from_utf8_lossy(&w2.path()).starts_with("pipe:["));
+    }
+
+    #[test]
+    fn blocked_read_ends_with_eintr_when_interrupted() {
+        let (r, _w) = new_pipe(0);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s2 = stop.clone();
+        let t = std::thread::spawn(move || {
+            crate::fs::set_interrupt_check(Box::new(move || s2.load(Ordering::Relaxed)));
+            let mut buf = [0u8; 4];
+            r.read(&mut buf)
+        });
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(t.join().unwrap(), Err(Errno::EINTR));
     }
 }
