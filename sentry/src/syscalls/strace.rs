@@ -270,9 +270,10 @@ pub(crate) fn print_unknown(t: &Task, nr: u64, args: &[u64; 6]) {
     emit(
         t,
         &format!(
-            "[pid {}] {name}({}) = -1 ENOSYS (Function not implemented)",
+            "[pid {}] {name}({}) = -1 ENOSYS ({})",
             t.tid(),
-            a.join(", ")
+            a.join(", "),
+            Errno::ENOSYS.description().unwrap_or("unknown error")
         ),
     );
 }
