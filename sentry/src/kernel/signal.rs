@@ -58,5 +58,9 @@ pub const SS_DISABLE: i32 = 2;
 
 /// Bit of signal `sig` in a [`SigSet`] (0 for a number outside 1..=64).
 pub fn sig_bit(sig: i32) -> SigSet {
-    if (1..=64).contains(&sig) { 1u64 << (sig - 1) } else { 0 }
+    if (1..=64).contains(&sig) {
+        1u64 << (sig - 1)
+    } else {
+        0
+    }
 }
