@@ -295,6 +295,27 @@ pub enum Follow {
     No,
 }
 
+/// `openat2` resolve restrictions (`RESOLVE_*`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalkOpts {
+    /// `RESOLVE_NO_SYMLINKS`: any symlink gives `ELOOP`.
+    pub no_symlinks: bool,
+    /// `RESOLVE_NO_MAGICLINKS`: a magic link (`/proc/<pid>/fd/N`...) gives `ELOOP`.
+    pub no_magiclinks: bool,
+    /// `RESOLVE_NO_XDEV`: crossing a mount gives `EXDEV`.
+    pub no_xdev: bool,
+    /// `RESOLVE_BENEATH`: leaving the root (absolute paths, `..` at the root, absolute
+    /// symlinks, magic links) gives `EXDEV` instead of clamping.
+    pub beneath: bool,
+}
+
+/// Per-walk state: symlinks followed so far and the restrictions.
+#[derive(Debug, Default)]
+struct WalkState {
+    links: u32,
+    opts: WalkOpts,
+}
+
 impl Vfs {
     /// A mount tree whose root is `root` (a filesystem root inode of type `fstype`).
     pub fn new(root: Arc<dyn Inode>, fstype: &str, source: &str) -> Arc<Vfs> {
@@ -382,6 +403,17 @@ impl Vfs {
         name: &[u8],
         cred: &FsCred,
     ) -> Result<VfsPath, Errno> {
+        self.step_with(root, cur, name, cred, WalkOpts::default())
+    }
+
+    fn step_with(
+        &self,
+        root: &VfsPath,
+        cur: &VfsPath,
+        name: &[u8],
+        cred: &FsCred,
+        opts: WalkOpts,
+    ) -> Result<VfsPath, Errno> {
         let st = cur.stat()?;
         if st.st_mode & S_IFMT != S_IFDIR {
             return Err(Errno::ENOTDIR);
@@ -394,10 +426,15 @@ impl Vfs {
             let mut c = cur.clone();
             loop {
                 if c == *root {
-                    return Ok(c);
+                    return if opts.beneath {
+                        Err(Errno::EXDEV)
+                    } else {
+                        Ok(c)
+                    };
                 }
                 if Arc::ptr_eq(&c.dentry, &c.mount.root) {
                     match &c.mount.parent {
+                        Some(_) if opts.no_xdev => return Err(Errno::EXDEV),
                         Some((pm, pd)) => {
                             c = VfsPath {
                                 mount: pm.clone(),
@@ -430,6 +467,9 @@ impl Vfs {
             dentry,
         };
         while let Some(m) = self.mounted_at(&p) {
+            if opts.no_xdev {
+                return Err(Errno::EXDEV);
+            }
             p = VfsPath {
                 dentry: m.root.clone(),
                 mount: m,
@@ -444,20 +484,26 @@ impl Vfs {
         dir: &VfsPath,
         link: &VfsPath,
         cred: &FsCred,
-        links: &mut u32,
+        ws: &mut WalkState,
     ) -> Result<VfsPath, Errno> {
-        *links += 1;
-        if *links > MAX_SYMLINKS {
+        ws.links += 1;
+        if ws.links > MAX_SYMLINKS || ws.opts.no_symlinks {
             return Err(Errno::ELOOP);
         }
         if let Some(target) = link.inode().magic_link() {
+            if ws.opts.no_magiclinks {
+                return Err(Errno::ELOOP);
+            }
+            if ws.opts.beneath {
+                return Err(Errno::EXDEV);
+            }
             return target;
         }
         let text = link.inode().readlink()?;
         if text.is_empty() {
             return Err(Errno::ENOENT);
         }
-        self.walk(root, dir, &text, Follow::Yes, cred, links)
+        self.walk(root, dir, &text, Follow::Yes, cred, ws)
     }
 
     fn walk_parent<'p>(
@@ -466,7 +512,7 @@ impl Vfs {
         start: &VfsPath,
         path: &'p [u8],
         cred: &FsCred,
-        links: &mut u32,
+        ws: &mut WalkState,
     ) -> Result<(VfsPath, &'p [u8], bool), Errno> {
         if path.is_empty() {
             return Err(Errno::ENOENT);
@@ -475,6 +521,9 @@ impl Vfs {
             return Err(Errno::ENAMETOOLONG);
         }
         let mut cur = if path[0] == b'/' {
+            if ws.opts.beneath {
+                return Err(Errno::EXDEV);
+            }
             root.clone()
         } else {
             start.clone()
@@ -487,9 +536,9 @@ impl Vfs {
             return Ok((cur, b".", true));
         };
         for comp in init {
-            let next = self.step(root, &cur, comp, cred)?;
+            let next = self.step_with(root, &cur, comp, cred, ws.opts)?;
             cur = if next.file_type()? == FileType::Symlink {
-                self.follow_link(root, &cur, &next, cred, links)?
+                self.follow_link(root, &cur, &next, cred, ws)?
             } else {
                 next
             };
@@ -504,13 +553,13 @@ impl Vfs {
         path: &[u8],
         follow: Follow,
         cred: &FsCred,
-        links: &mut u32,
+        ws: &mut WalkState,
     ) -> Result<VfsPath, Errno> {
-        let (parent, last, slash) = self.walk_parent(root, start, path, cred, links)?;
-        let mut p = self.step(root, &parent, last, cred)?;
+        let (parent, last, slash) = self.walk_parent(root, start, path, cred, ws)?;
+        let mut p = self.step_with(root, &parent, last, cred, ws.opts)?;
         let ft = p.file_type()?;
         if ft == FileType::Symlink && (follow == Follow::Yes || slash) {
-            p = self.follow_link(root, &parent, &p, cred, links)?;
+            p = self.follow_link(root, &parent, &p, cred, ws)?;
         }
         if slash && p.file_type()? != FileType::Directory {
             return Err(Errno::ENOTDIR);
@@ -527,7 +576,7 @@ impl Vfs {
         follow: Follow,
         cred: &FsCred,
     ) -> Result<VfsPath, Errno> {
-        self.walk(root, start, path, follow, cred, &mut 0)
+        self.walk(root, start, path, follow, cred, &mut WalkState::default())
     }
 
     /// Resolves all but the last component of `path`: returns the parent directory, the
@@ -539,7 +588,8 @@ impl Vfs {
         path: &[u8],
         cred: &FsCred,
     ) -> Result<(VfsPath, Vec<u8>, bool), Errno> {
-        let (p, last, slash) = self.walk_parent(root, start, path, cred, &mut 0)?;
+        let (p, last, slash) =
+            self.walk_parent(root, start, path, cred, &mut WalkState::default())?;
         if p.file_type()? != FileType::Directory {
             return Err(Errno::ENOTDIR);
         }
@@ -558,17 +608,32 @@ impl Vfs {
         mode: u32,
         cred: &FsCred,
     ) -> Result<Arc<OpenFile>, Errno> {
-        let mut links = 0;
+        self.open_at_with(root, start, path, flags, mode, cred, WalkOpts::default())
+    }
+
+    /// [`Vfs::open_at`] with `openat2` resolve restrictions (for `RESOLVE_IN_ROOT` and
+    /// `RESOLVE_BENEATH` pass the start directory as `root`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_at_with(
+        &self,
+        root: &VfsPath,
+        start: &VfsPath,
+        path: &[u8],
+        flags: u32,
+        mode: u32,
+        cred: &FsCred,
+        opts: WalkOpts,
+    ) -> Result<Arc<OpenFile>, Errno> {
+        let mut ws = WalkState { links: 0, opts };
         let mut created = false;
         let target = if flags & O_CREAT != 0 && flags & O_PATH == 0 {
-            let (mut parent, last, slash) =
-                self.walk_parent(root, start, path, cred, &mut links)?;
+            let (mut parent, last, slash) = self.walk_parent(root, start, path, cred, &mut ws)?;
             let mut last = last.to_vec();
             if slash || last == b"." || last == b".." {
                 return Err(Errno::EISDIR);
             }
             loop {
-                match self.step(root, &parent, &last, cred) {
+                match self.step_with(root, &parent, &last, cred, ws.opts) {
                     Ok(p) => {
                         if flags & O_EXCL != 0 {
                             return Err(Errno::EEXIST);
@@ -577,16 +642,22 @@ impl Vfs {
                             if flags & O_NOFOLLOW != 0 {
                                 return Err(Errno::ELOOP);
                             }
-                            links += 1;
-                            if links > MAX_SYMLINKS {
+                            ws.links += 1;
+                            if ws.links > MAX_SYMLINKS || ws.opts.no_symlinks {
                                 return Err(Errno::ELOOP);
                             }
                             if let Some(t) = p.inode().magic_link() {
+                                if ws.opts.no_magiclinks {
+                                    return Err(Errno::ELOOP);
+                                }
+                                if ws.opts.beneath {
+                                    return Err(Errno::EXDEV);
+                                }
                                 break t?;
                             }
                             let text = p.inode().readlink()?;
                             let (np, nl, nslash) =
-                                self.walk_parent(root, &parent, &text, cred, &mut links)?;
+                                self.walk_parent(root, &parent, &text, cred, &mut ws)?;
                             if nslash {
                                 return Err(Errno::EISDIR);
                             }
@@ -624,7 +695,7 @@ impl Vfs {
             } else {
                 Follow::Yes
             };
-            self.walk(root, start, path, follow, cred, &mut links)?
+            self.walk(root, start, path, follow, cred, &mut ws)?
         };
         Self::open_path(&target, flags, cred, created)
     }

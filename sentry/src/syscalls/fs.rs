@@ -16,7 +16,7 @@ use linux_abi::types::{Stat, Timespec, Timeval};
 
 use super::SyscallEntry;
 use crate::fs::devfs::ioctls;
-use crate::fs::vfs::Follow;
+use crate::fs::vfs::{Follow, WalkOpts};
 use crate::fs::{
     FdTable, FileType, FsContext, FsCred, OpenFile, PATH_MAX, SetAttr, UserMem, Vfs, VfsPath,
     access, pipe,
@@ -31,6 +31,7 @@ pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
     SYS_OPEN => open(Str, OpenFlags, Oct) -> Fd = sys_open;
     SYS_OPENAT => openat(Fd, Str, OpenFlags, Oct) -> Fd = sys_openat;
     SYS_CREAT => creat(Str, Oct) -> Fd = sys_creat;
+    SYS_OPENAT2 => openat2(Fd, Str, Ptr, Uint) -> Fd = sys_openat2;
     SYS_CLOSE => close(Fd) = sys_close;
     SYS_CLOSE_RANGE => close_range(Uint, Uint, Hex) = sys_close_range;
     SYS_READV => readv(Fd, Ptr, Uint) = sys_readv;
@@ -264,6 +265,101 @@ pub fn sys_openat(t: &Task, dirfd: i32, path: u64, flags: u32, mode: u32) -> Res
     let f = w
         .vfs
         .open_at(&w.root, &start, &p, flags, mode & 0o7777 & !umask, &w.cred)?;
+    install(t, f, flags & O_CLOEXEC != 0)
+}
+
+/// `openat2(2)`: `struct open_how` with strict flag checks and the `RESOLVE_*`
+/// restrictions (`RESOLVE_CACHED` always answers `EAGAIN`: nothing is "cached only").
+pub fn sys_openat2(t: &Task, dirfd: i32, path: u64, how: u64, size: u64) -> Result<u64, Errno> {
+    const RESOLVE_NO_XDEV: u64 = 0x01;
+    const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+    const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+    const RESOLVE_BENEATH: u64 = 0x08;
+    const RESOLVE_IN_ROOT: u64 = 0x10;
+    const RESOLVE_CACHED: u64 = 0x20;
+    const VALID: u64 = (O_ACCMODE
+        | O_CREAT
+        | O_EXCL
+        | O_NOCTTY
+        | O_TRUNC
+        | O_APPEND
+        | O_NONBLOCK
+        | O_DSYNC
+        | O_ASYNC
+        | O_DIRECT
+        | O_LARGEFILE
+        | O_DIRECTORY
+        | O_NOFOLLOW
+        | O_NOATIME
+        | O_CLOEXEC
+        | O_PATH
+        | O_TMPFILE
+        | O_SYNC) as u64;
+    if size < 24 {
+        return Err(Errno::EINVAL);
+    }
+    if size > 4096 {
+        return Err(Errno::E2BIG);
+    }
+    let mut raw = vec![0u8; size as usize];
+    t.mm().copy_in(how, &mut raw)?;
+    if raw[24..].iter().any(|&b| b != 0) {
+        return Err(Errno::E2BIG);
+    }
+    let word = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&raw[i * 8..i * 8 + 8]);
+        u64::from_le_bytes(b)
+    };
+    let (flags, mode, resolve) = (word(0), word(1), word(2));
+    if flags & !VALID != 0 || mode & !0o7777 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let flags = flags as u32;
+    let creates = flags & O_CREAT != 0 || flags & O_TMPFILE == O_TMPFILE;
+    if (mode != 0 && !creates) || flags & O_ACCMODE == O_ACCMODE {
+        return Err(Errno::EINVAL);
+    }
+    if resolve & !0x3f != 0 || (resolve & RESOLVE_BENEATH != 0 && resolve & RESOLVE_IN_ROOT != 0) {
+        return Err(Errno::EINVAL);
+    }
+    if resolve & RESOLVE_CACHED != 0 {
+        return Err(Errno::EAGAIN);
+    }
+    let p = read_path(t, path)?;
+    if p.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let w = walk(t);
+    let base = if dirfd == AT_FDCWD {
+        w.cwd.clone()
+    } else {
+        let d = fd_table(t).get(dirfd)?.vfs_path().clone();
+        if d.file_type()? != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        d
+    };
+    let confined = resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT) != 0;
+    let root = if confined {
+        base.clone()
+    } else {
+        w.root.clone()
+    };
+    let opts = WalkOpts {
+        no_symlinks: resolve & RESOLVE_NO_SYMLINKS != 0,
+        no_magiclinks: resolve & RESOLVE_NO_MAGICLINKS != 0,
+        no_xdev: resolve & RESOLVE_NO_XDEV != 0,
+        beneath: resolve & RESOLVE_BENEATH != 0,
+    };
+    let umask = fs_context(t).umask();
+    let mode = mode as u32 & !umask;
+    let f = if flags & O_TMPFILE == O_TMPFILE {
+        w.vfs.open_tmpfile(&root, &base, &p, flags, mode, &w.cred)?
+    } else {
+        w.vfs
+            .open_at_with(&root, &base, &p, flags, mode, &w.cred, opts)?
+    };
     install(t, f, flags & O_CLOEXEC != 0)
 }
 
@@ -1737,6 +1833,8 @@ mod tests {
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <linux/openat2.h>
 #include <unistd.h>
 
 #define CHECK(n, c) do { if (!(c)) { printf("step %d failed errno %d\n", n, errno); return n; } } while (0)
@@ -1800,6 +1898,14 @@ int main(void) {
     snprintf(buf, sizeof buf, "/proc/self/fd/%d", fd);
     CHECK(34, linkat(AT_FDCWD, buf, AT_FDCWD, "/tmp/named", AT_SYMLINK_FOLLOW) == 0);
     CHECK(35, stat("/tmp/named", &st) == 0 && st.st_size == 3);
+    struct open_how how = { .flags = O_RDONLY, .resolve = RESOLVE_IN_ROOT };
+    int dfd = open("/data", O_RDONLY | O_DIRECTORY);
+    fd = syscall(SYS_openat2, dfd, "/hello.txt", &how, sizeof how);
+    CHECK(36, fd >= 0 && read(fd, buf, 5) == 5 && memcmp(buf, "hello", 5) == 0);
+    how.resolve = RESOLVE_BENEATH;
+    CHECK(37, syscall(SYS_openat2, dfd, "../data/hello.txt", &how, sizeof how) < 0 && errno == EXDEV);
+    how.resolve = RESOLVE_NO_SYMLINKS;
+    CHECK(38, syscall(SYS_openat2, AT_FDCWD, "/work/l", &how, sizeof how) < 0 && errno == ELOOP);
     printf("all ok\n");
     fflush(stdout);
     return 0;
