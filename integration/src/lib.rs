@@ -41,6 +41,10 @@ impl Platform {
 
     /// Why tests on this platform must be skipped here, if they must.
     pub fn skip_reason(self) -> Option<String> {
+        // SAFETY: geteuid has no arguments and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return Some("runsc do needs root (namespaces, pivot_root)".into());
+        }
         match self {
             Platform::Ptrace => None,
             Platform::Kvm if !Path::new("/dev/kvm").exists() => {
