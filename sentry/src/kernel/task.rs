@@ -24,7 +24,7 @@ use platform::{Context, Registers, Trap};
 use super::signal::{SigAltStack, SigSet};
 use super::{Credentials, Kernel, ThreadGroup};
 use crate::fs::{FdTable, FsContext, VfsPath};
-use crate::mm::{MappableFile, MemoryManager};
+use crate::mm::{FaultSignal, MappableFile, MemoryManager};
 use crate::{ExitStatus, SentryError};
 
 /// How the loader opens executables and interpreters ([`super::VfsExec`] in production).
@@ -326,14 +326,21 @@ impl Task {
                     Ok(true) => spurious_fault = None,
                     Ok(false) if spurious_fault != Some(addr) => spurious_fault = Some(addr),
                     res => {
+                        // A fault that stays after being resolved once is a protection
+                        // violation the platform could not classify.
+                        let sig = res.err().unwrap_or(FaultSignal {
+                            signo: SIGSEGV,
+                            code: linux_abi::signal::SEGV_ACCERR,
+                        });
                         tracing::info!(
                             tid = self.tid,
                             addr = format_args!("{addr:#x}"),
                             ip = format_args!("{ip:#x}"),
-                            code = res.err().unwrap_or(linux_abi::signal::SEGV_ACCERR),
-                            "segmentation fault"
+                            signo = sig.signo,
+                            code = sig.code,
+                            "bad memory access"
                         );
-                        self.tg.kill(SIGSEGV);
+                        self.tg.kill(sig.signo);
                     }
                 },
                 Ok(Trap::Signal(info)) => {

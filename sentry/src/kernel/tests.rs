@@ -219,7 +219,9 @@ fn static_program_runs_to_its_exit_code() {
 const SYSCALLS_PROGRAM: &str = r#"
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
@@ -282,6 +284,14 @@ int main(void) {
     if (getrusage(RUSAGE_SELF, &ru) != 0 || ru.ru_maxrss <= 0) return 30;
     if (getcpu(NULL, NULL) != 0) return 31;
     if (getpriority(PRIO_PROCESS, 0) != 0) return 32;
+    int maps = open("/proc/self/maps", O_RDONLY);
+    if (maps < 0) return 33;
+    if (mmap(0, 4096, PROT_READ, MAP_PRIVATE, maps, 0) != MAP_FAILED || errno != ENODEV) return 34;
+    int zero = open("/dev/zero", O_RDWR);
+    char *z = mmap(0, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE, zero, 0);
+    if (z == MAP_FAILED || z[100] != 0) return 35;
+    z[5000] = 1;
+    if (mmap(0, 4096, PROT_READ, MAP_PRIVATE, 12345, 0) != MAP_FAILED || errno != EBADF) return 36;
     return 0;
 }
 "#;
@@ -359,6 +369,29 @@ fn bad_address_kills_with_sigsegv() {
     let st = run(p, &[exe.to_str().unwrap()]).unwrap();
     assert_eq!(st, ExitStatus::Signaled(linux_abi::signal::SIGSEGV));
     assert_eq!(st.to_shell_code(), 139);
+}
+
+#[test]
+fn access_past_the_end_of_a_mapped_file_is_sigbus() {
+    let Some(p) = platform() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let src = r#"
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+int main(void) {
+    int fd = open("/tmp/f", O_RDWR | O_CREAT, 0600);
+    if (fd < 0 || write(fd, "0123456789", 10) != 10) return 1;
+    volatile char *m = mmap(0, 8192, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) return 2;
+    if (m[3] != '3' || m[100] != 0) return 3;
+    return m[4096];
+}"#;
+    let Some(exe) = compile(dir.path(), "bus", src, &["-static"]) else {
+        return;
+    };
+    let st = run(p, &[exe.to_str().unwrap()]).unwrap();
+    assert_eq!(st, ExitStatus::Signaled(linux_abi::signal::SIGBUS));
 }
 
 #[test]

@@ -133,6 +133,15 @@ fn free_frames(mf: &MemoryFile, frames: impl IntoIterator<Item = Arc<Frame>>) {
     }
 }
 
+/// The signal a fault that cannot be satisfied raises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultSignal {
+    /// `SIGSEGV` or `SIGBUS`.
+    pub signo: i32,
+    /// `si_code` (`SEGV_MAPERR`, `SEGV_ACCERR`, `BUS_ADRERR`).
+    pub code: i32,
+}
+
 /// A populated page of the address space.
 #[derive(Clone, Debug)]
 struct PageEntry {
@@ -455,7 +464,19 @@ impl MemoryManager {
             Backing::File { .. } => FAULT_CHUNK_PAGES,
         } * PAGE;
         let lo_bound = v.start.max(va & !(chunk - 1));
-        let hi_bound = v.end.min((va & !(chunk - 1)) + chunk);
+        let mut hi_bound = v.end.min((va & !(chunk - 1)) + chunk);
+        if let Backing::File { file, offset } = &v.backing {
+            // Pages wholly past the end of the file do not exist (SIGBUS on Linux).
+            let size = file.size()?;
+            let eof_va = match size.checked_sub(*offset) {
+                Some(n) => v.start.saturating_add(page_up(n).unwrap_or(u64::MAX)),
+                None => v.start,
+            };
+            if va >= eof_va {
+                return Err(Errno::ENXIO);
+            }
+            hi_bound = hi_bound.min(eof_va);
+        }
         let mut lo = va;
         while lo > lo_bound && !st.pages.contains_key(&(lo - PAGE)) {
             lo -= PAGE;
@@ -517,17 +538,27 @@ impl MemoryManager {
     ///
     /// Returns `Ok(true)` when something was mapped (retry the instruction), `Ok(false)`
     /// when the page was already mapped as the VMA allows (a racing fault; retry once), and
-    /// `Err(si_code)` (`SEGV_MAPERR`/`SEGV_ACCERR`) when the access is invalid.
-    pub fn handle_fault(&self, addr: u64, access: AccessType) -> Result<bool, i32> {
-        use linux_abi::signal::{SEGV_ACCERR, SEGV_MAPERR};
+    /// the signal to send when the access is invalid: `SIGSEGV` (`SEGV_MAPERR` outside any
+    /// VMA, `SEGV_ACCERR` against its protection) or `SIGBUS` (`BUS_ADRERR`: past the end
+    /// of a mapped file, or the page could not be filled).
+    pub fn handle_fault(&self, addr: u64, access: AccessType) -> Result<bool, FaultSignal> {
+        use linux_abi::signal::{BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, SIGBUS, SIGSEGV};
         let va = page_down(addr);
         let mut st = self.lock();
-        let prot = Self::find_vma(&st, addr).ok_or(SEGV_MAPERR)?.prot;
+        let prot = Self::find_vma(&st, addr)
+            .ok_or(FaultSignal {
+                signo: SIGSEGV,
+                code: SEGV_MAPERR,
+            })?
+            .prot;
         if prot & (PROT_READ | PROT_WRITE | PROT_EXEC) == 0
             || (access.write && prot & PROT_WRITE == 0)
             || (access.execute && prot & PROT_EXEC == 0)
         {
-            return Err(SEGV_ACCERR);
+            return Err(FaultSignal {
+                signo: SIGSEGV,
+                code: SEGV_ACCERR,
+            });
         }
         let res = match st.pages.get(&va) {
             None => self.populate(&mut st, va, access.write).map(|()| true),
@@ -537,8 +568,11 @@ impl MemoryManager {
             Some(_) => Ok(false),
         };
         res.map_err(|e| {
-            tracing::warn!(addr, "fault handling failed: {e}");
-            SEGV_MAPERR
+            tracing::info!(addr, "fault not satisfiable: {e}");
+            FaultSignal {
+                signo: SIGBUS,
+                code: BUS_ADRERR,
+            }
         })
     }
 

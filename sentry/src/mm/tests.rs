@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use linux_abi::Errno;
 use linux_abi::flags::mm::*;
-use linux_abi::signal::{SEGV_ACCERR, SEGV_MAPERR};
+use linux_abi::signal::{BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, SIGBUS, SIGSEGV};
 use platform::{AccessType, Protection};
 
 use super::testutil::new_mm;
@@ -121,16 +121,31 @@ fn faults_populate_or_report() {
     );
     assert_eq!(
         mm.handle_fault(0x1000_0000_0000, AccessType::UNKNOWN),
-        Err(SEGV_MAPERR)
+        Err(FaultSignal {
+            signo: SIGSEGV,
+            code: SEGV_MAPERR
+        })
     );
     let r = mm.mmap(0, PAGE, PROT_READ, ANON, None).unwrap();
     let w = AccessType {
         write: true,
         ..AccessType::UNKNOWN
     };
-    assert_eq!(mm.handle_fault(r, w), Err(SEGV_ACCERR));
+    assert_eq!(
+        mm.handle_fault(r, w),
+        Err(FaultSignal {
+            signo: SIGSEGV,
+            code: SEGV_ACCERR
+        })
+    );
     let n = mm.mmap(0, PAGE, PROT_NONE, ANON, None).unwrap();
-    assert_eq!(mm.handle_fault(n, AccessType::UNKNOWN), Err(SEGV_ACCERR));
+    assert_eq!(
+        mm.handle_fault(n, AccessType::UNKNOWN),
+        Err(FaultSignal {
+            signo: SIGSEGV,
+            code: SEGV_ACCERR
+        })
+    );
 }
 
 #[test]
@@ -231,9 +246,17 @@ fn file_mappings_private_and_shared() {
     let mut buf = vec![0u8; 200];
     mm.copy_in(p, &mut buf).unwrap();
     assert_eq!(buf, data[PAGE as usize..PAGE as usize + 200]);
-    // Past EOF reads zeros; private writes do not reach the file.
+    // The rest of the last file page reads zeros; pages wholly past EOF do not exist.
     mm.copy_in(p + PAGE + 100, &mut buf[..10]).unwrap();
     assert_eq!(&buf[..10], &[0; 10]);
+    assert_eq!(
+        mm.handle_fault(p + 2 * PAGE, AccessType::UNKNOWN),
+        Err(FaultSignal {
+            signo: SIGBUS,
+            code: BUS_ADRERR
+        })
+    );
+    assert!(mm.copy_in(p + 2 * PAGE, &mut buf[..1]).is_err());
     mm.copy_out(p, b"private").unwrap();
     assert_eq!(f.pread(&mut buf[..7], PAGE).unwrap(), 7);
     assert_eq!(buf[..7], data[PAGE as usize..PAGE as usize + 7]);

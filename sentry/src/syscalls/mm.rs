@@ -27,18 +27,34 @@ pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
     SYS_MUNLOCKALL => munlockall() = sys_munlockall;
 ];
 
-/// The file behind `fd` as a mappable file, checked against the mapping's needs.
-fn mappable_fd(t: &Task, fd: i32, prot: u32, flags: u32) -> Result<Arc<dyn MappableFile>, Errno> {
+/// `makedev(1, 5)`: `/dev/zero`, whose mappings are anonymous memory.
+const DEV_ZERO_RDEV: u64 = (1 << 8) | 5;
+
+/// The file behind `fd` as a mappable file, checked against the mapping's needs;
+/// `None` for `/dev/zero` (anonymous memory).
+fn mappable_fd(
+    t: &Task,
+    fd: i32,
+    prot: u32,
+    flags: u32,
+) -> Result<Option<Arc<dyn MappableFile>>, Errno> {
     let f = t.fd_table().get(fd)?;
     if f.is_path_only() {
         return Err(Errno::EBADF);
     }
-    let kind = FileType::from_mode(f.stat()?.st_mode);
-    if !matches!(kind, FileType::Regular | FileType::CharDevice) {
-        return Err(Errno::ENODEV);
-    }
     if !f.readable() {
         return Err(Errno::EACCES);
+    }
+    let st = f.stat()?;
+    match FileType::from_mode(st.st_mode) {
+        FileType::Regular => {}
+        FileType::CharDevice if st.st_rdev == DEV_ZERO_RDEV => return Ok(None),
+        _ => return Err(Errno::ENODEV),
+    }
+    // Generated files cannot be mapped (as on Linux); their contents come from the
+    // kernel's own state, which a fault (holding the mm lock) must not read.
+    if matches!(f.vfs_path().mount.fstype(), "proc" | "sysfs") {
+        return Err(Errno::ENODEV);
     }
     let shared = matches!(
         flags & MAP_SHARED_VALIDATE,
@@ -47,7 +63,7 @@ fn mappable_fd(t: &Task, fd: i32, prot: u32, flags: u32) -> Result<Arc<dyn Mappa
     if shared && prot & PROT_WRITE != 0 && !f.writable() {
         return Err(Errno::EACCES);
     }
-    Ok(f)
+    Ok(Some(f))
 }
 
 /// `mmap(addr, len, prot, flags, fd, offset)`.
@@ -60,12 +76,13 @@ pub fn sys_mmap(
     fd: i32,
     off: u64,
 ) -> Result<u64, Errno> {
-    let file = if flags & MAP_ANONYMOUS != 0 {
-        None
-    } else {
-        Some((mappable_fd(t, fd, prot, flags)?, off))
-    };
-    t.mm().mmap(addr, len, prot, flags, file)
+    if flags & MAP_ANONYMOUS != 0 {
+        return t.mm().mmap(addr, len, prot, flags, None);
+    }
+    match mappable_fd(t, fd, prot, flags)? {
+        Some(file) => t.mm().mmap(addr, len, prot, flags, Some((file, off))),
+        None => t.mm().mmap(addr, len, prot, flags | MAP_ANONYMOUS, None),
+    }
 }
 
 /// `munmap(addr, len)`.
