@@ -1,5 +1,6 @@
 //! devfs: `/dev` with `null`, `zero`, `full`, `random`, `urandom`, `tty`, the `fd`,
-//! `stdin`, `stdout`, `stderr` symlinks, and `shm`/`pts` directories; and
+//! `stdin`, `stdout`, `stderr` symlinks, and `shm`/`pts` directories (`tty` is the first
+//! terminal among the stdio host FDs, `ENXIO` without one); and
 //! [`host_fd_file`], which passes a host FD (the stdio given at start) through as a file.
 //!
 //! The tree itself is a tmpfs (so `/dev/shm` is ordinary tmpfs storage) with device inodes
@@ -53,6 +54,9 @@ pub mod ioctls {
     pub const FIOCLEX: u32 = 0x5451;
 }
 
+/// The first terminal passed through as stdio: what `/dev/tty` opens.
+static CONTROLLING_TTY: OnceLock<Arc<File>> = OnceLock::new();
+
 /// Size of the kernel's `struct termios`.
 const TERMIOS_SIZE: usize = 36;
 /// Size of `struct winsize`.
@@ -90,8 +94,14 @@ impl Inode for DevNode {
 
     fn open(&self, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         if self.kind == DevKind::Tty {
-            // No controlling terminal inside the sandbox.
-            return Err(Errno::ENXIO);
+            // The terminal among the stdio host FDs, if any, is the controlling one.
+            return match CONTROLLING_TTY.get() {
+                Some(f) => Ok(Arc::new(HostFile {
+                    file: f.clone(),
+                    pgrp: AtomicI32::new(1),
+                })),
+                None => Err(Errno::ENXIO),
+            };
         }
         Ok(Arc::new(DevFile { kind: self.kind }))
     }
@@ -416,6 +426,9 @@ pub fn host_fd_file(fd: OwnedFd) -> Arc<OpenFile> {
     let nonblock = if fl >= 0 { fl as u32 & O_NONBLOCK } else { 0 };
     let raw = fd.as_raw_fd();
     let file = Arc::new(File::from(fd));
+    if host_ioctl(raw, ioctls::TCGETS, &mut [0u8; TERMIOS_SIZE]).is_ok() {
+        let _ = CONTROLLING_TTY.set(file.clone());
+    }
     let inode = Arc::new(HostFdInode {
         file: file.clone(),
         ino: new_ino(),
@@ -462,10 +475,12 @@ mod tests {
         assert_eq!(full.write_at(b"a", 0), Err(Errno::ENOSPC));
         let ur = root.lookup(b"urandom").unwrap().open(O_RDONLY).unwrap();
         assert_eq!(ur.read_at(&mut buf, 0).unwrap(), 16);
-        assert_eq!(
-            root.lookup(b"tty").unwrap().open(O_RDWR).err(),
-            Some(Errno::ENXIO)
-        );
+        if CONTROLLING_TTY.get().is_none() {
+            assert_eq!(
+                root.lookup(b"tty").unwrap().open(O_RDWR).err(),
+                Some(Errno::ENXIO)
+            );
+        }
         assert_eq!(
             root.lookup(b"stdout").unwrap().readlink().unwrap(),
             b"/proc/self/fd/1"
