@@ -62,6 +62,7 @@ pub fn run(global: &GlobalArgs, args: BootArgs) -> Result<i32, RunscError> {
     signals::install().map_err(|e| RunscError::host("install signal handlers", e))?;
     tracing::debug!(argv = ?spec.argv, cwd = %spec.cwd, "sandbox starting");
 
+    child::raise_nofile_limit();
     confine::unshare_namespaces()?;
     let stdio = stdio_copies()?;
     backends::prepare_sentry();

@@ -108,3 +108,19 @@ fn fcntl_check(n: RawFd, what: &str) -> Result<(), RunscError> {
     }
     Ok(())
 }
+
+/// Raises the soft limit on open descriptors to the hard limit. The Gofer keeps a host
+/// descriptor per node the Sentry holds, and the Sentry one per open file (the soft limit is
+/// often 1024).
+pub fn raise_nofile_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(%e, soft, hard, "cannot raise RLIMIT_NOFILE");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(%e, "cannot read RLIMIT_NOFILE"),
+    }
+}
