@@ -26,7 +26,16 @@ pub struct Credentials {
     pub fsgid: u32,
     /// Supplementary groups.
     pub groups: Vec<u32>,
+    /// Effective capability set (reported by `capget`; checks use `euid == 0`).
+    pub cap_effective: u64,
+    /// Permitted capability set.
+    pub cap_permitted: u64,
+    /// Inheritable capability set.
+    pub cap_inheritable: u64,
 }
+
+/// Every capability up to `CAP_CHECKPOINT_RESTORE` (40).
+pub const CAP_FULL_SET: u64 = (1 << 41) - 1;
 
 /// `-1` as an id argument: "leave unchanged".
 const KEEP: u32 = u32::MAX;
@@ -46,7 +55,41 @@ impl Credentials {
             sgid: gid,
             fsgid: gid,
             groups: Vec::new(),
+            cap_effective: if uid == 0 { CAP_FULL_SET } else { 0 },
+            cap_permitted: if uid == 0 { CAP_FULL_SET } else { 0 },
+            cap_inheritable: 0,
         }
+    }
+
+    /// Drops the capabilities when no uid is 0 any more (Linux without `SECBIT_KEEP_CAPS`).
+    fn fix_caps(&mut self) {
+        if self.uid != 0 && self.euid != 0 && self.suid != 0 {
+            self.cap_permitted = 0;
+            self.cap_effective = 0;
+        } else if self.euid != 0 {
+            self.cap_effective = 0;
+        } else {
+            self.cap_effective = self.cap_permitted;
+        }
+    }
+
+    /// `capset`: the new sets must stay within the permitted set.
+    pub fn capset(
+        &mut self,
+        effective: u64,
+        permitted: u64,
+        inheritable: u64,
+    ) -> Result<(), Errno> {
+        if permitted & !self.cap_permitted != 0 || effective & !permitted != 0 {
+            return Err(Errno::EPERM);
+        }
+        if inheritable & !(self.cap_inheritable | self.cap_permitted) != 0 {
+            return Err(Errno::EPERM);
+        }
+        self.cap_effective = effective;
+        self.cap_permitted = permitted;
+        self.cap_inheritable = inheritable;
+        Ok(())
     }
 
     /// Whether the task may change ids freely (effective uid 0).
@@ -72,6 +115,7 @@ impl Credentials {
         }
         self.euid = uid;
         self.fsuid = uid;
+        self.fix_caps();
         Ok(())
     }
 
@@ -111,6 +155,7 @@ impl Credentials {
             self.suid = self.euid;
         }
         self.fsuid = self.euid;
+        self.fix_caps();
         Ok(())
     }
 
@@ -155,6 +200,7 @@ impl Credentials {
             self.suid = suid;
         }
         self.fsuid = self.euid;
+        self.fix_caps();
         Ok(())
     }
 
@@ -234,8 +280,10 @@ mod tests {
         assert_eq!((c.uid, c.euid, c.suid), (0, 1000, 0));
         // The saved uid still allows regaining root.
         c.setresuid(KEEP, 0, KEEP).unwrap();
+        assert_eq!(c.cap_effective, CAP_FULL_SET);
         c.setuid(1000).unwrap();
         assert_eq!((c.uid, c.euid, c.suid, c.fsuid), (1000, 1000, 1000, 1000));
+        assert_eq!((c.cap_effective, c.cap_permitted), (0, 0));
         assert_eq!(c.setuid(0), Err(Errno::EPERM));
     }
 

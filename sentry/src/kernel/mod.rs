@@ -22,7 +22,7 @@ use platform::Platform;
 
 use crate::fs::{FdTable, Vfs};
 
-pub use creds::{Credentials, NGROUPS_MAX};
+pub use creds::{CAP_FULL_SET, Credentials, NGROUPS_MAX};
 pub use fs_glue::VfsExec;
 pub use futex::{FUTEX_BITSET_MATCH_ANY, Futexes};
 pub use signal::{SigAction, SigAltStack, SigSet};

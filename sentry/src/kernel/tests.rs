@@ -292,6 +292,15 @@ int main(void) {
     if (z == MAP_FAILED || z[100] != 0) return 35;
     z[5000] = 1;
     if (mmap(0, 4096, PROT_READ, MAP_PRIVATE, 12345, 0) != MAP_FAILED || errno != EBADF) return 36;
+    unsigned int hdr[2] = {0x20080522, 0}, data[6] = {1, 1, 1, 1, 1, 1};
+    if (syscall(SYS_capget, hdr, data) != 0 || data[0] || data[1] || data[3] || data[4]) return 37;
+    hdr[0] = 1;
+    if (syscall(SYS_capget, hdr, NULL) != 0 || hdr[0] != 0x20080522) return 38;
+    if (sched_getscheduler(0) != SCHED_OTHER) return 39;
+    if (sched_get_priority_max(SCHED_FIFO) != 99) return 40;
+    struct sched_param sp = {50};
+    if (sched_setscheduler(0, SCHED_FIFO, &sp) != -1 || errno != EPERM) return 41;
+    if (syscall(SYS_personality, 0xffffffff) != 0) return 42;
     return 0;
 }
 "#;

@@ -101,6 +101,7 @@ pub struct ThreadGroup {
     pub no_new_privs: AtomicBool,
     /// `PR_SET_CHILD_SUBREAPER` value.
     pub child_subreaper: AtomicBool,
+    personality: std::sync::atomic::AtomicU32,
     start: Instant,
 }
 
@@ -118,6 +119,7 @@ impl ThreadGroup {
             dumpable: AtomicI32::new(1),
             no_new_privs: AtomicBool::new(false),
             child_subreaper: AtomicBool::new(false),
+            personality: std::sync::atomic::AtomicU32::new(0),
             start: Instant::now(),
         })
     }
@@ -239,6 +241,16 @@ impl ThreadGroup {
                 *act = SigAction::default();
             }
         }
+    }
+
+    /// The `personality(2)` value.
+    pub fn personality(&self) -> u32 {
+        self.personality.load(Ordering::Relaxed)
+    }
+
+    /// Sets the `personality(2)` value.
+    pub fn set_personality(&self, p: u32) {
+        self.personality.store(p, Ordering::Relaxed);
     }
 
     /// Resource limit `res`.

@@ -37,6 +37,8 @@ pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
     SYS_SETFSGID => setfsgid(Uint) = sys_setfsgid;
     SYS_GETGROUPS => getgroups(Int, Ptr) = sys_getgroups;
     SYS_SETGROUPS => setgroups(Int, Ptr) = sys_setgroups;
+    SYS_CAPGET => capget(Ptr, Ptr) = sys_capget;
+    SYS_CAPSET => capset(Ptr, Ptr) = sys_capset;
     SYS_GETPGRP => getpgrp() = sys_getpgrp;
     SYS_GETPGID => getpgid(Int) = sys_getpgid;
     SYS_SETPGID => setpgid(Int, Int) = sys_setpgid;
@@ -514,4 +516,72 @@ pub fn sys_getsid(t: &Task, pid: i32) -> Result<u64, Errno> {
 /// `setsid()`: PID 1 already leads its session.
 pub fn sys_setsid(_t: &Task) -> Result<u64, Errno> {
     Err(Errno::EPERM)
+}
+
+/// `_LINUX_CAPABILITY_VERSION_1` (32-bit sets).
+const CAP_V1: u32 = 0x1998_0330;
+/// `_LINUX_CAPABILITY_VERSION_2` (64-bit sets, deprecated).
+const CAP_V2: u32 = 0x2007_1026;
+/// `_LINUX_CAPABILITY_VERSION_3` (64-bit sets).
+const CAP_V3: u32 = 0x2008_0522;
+
+/// Reads a `cap_user_header_t`; an unknown version is answered with the preferred one.
+fn cap_header(t: &Task, hdr: u64) -> Result<(u32, i32), Errno> {
+    let [version, pid]: [u32; 2] = t.mm().read_obj(hdr)?;
+    if !matches!(version, CAP_V1 | CAP_V2 | CAP_V3) {
+        t.mm().write_obj(hdr, &CAP_V3)?;
+        return Err(Errno::EINVAL);
+    }
+    Ok((version, pid as i32))
+}
+
+/// `capget(hdr, data)`.
+pub fn sys_capget(t: &Task, hdr: u64, data: u64) -> Result<u64, Errno> {
+    let version = match cap_header(t, hdr) {
+        Ok((v, pid)) => {
+            if pid < 0 || (pid != 0 && t.kernel().task(pid).is_none()) {
+                return Err(if pid < 0 { Errno::EINVAL } else { Errno::ESRCH });
+            }
+            v
+        }
+        // Probing for the version with a NULL data pointer succeeds.
+        Err(e) if data == 0 => return if e == Errno::EINVAL { Ok(0) } else { Err(e) },
+        Err(e) => return Err(e),
+    };
+    if data == 0 {
+        return Ok(0);
+    }
+    let c = t.creds();
+    let words = |v: u64| [v as u32, (v >> 32) as u32];
+    let (e, p, i) = (
+        words(c.cap_effective),
+        words(c.cap_permitted),
+        words(c.cap_inheritable),
+    );
+    let n = if version == CAP_V1 { 1 } else { 2 };
+    let mut out = Vec::with_capacity(3 * n);
+    for k in 0..n {
+        out.extend_from_slice(&[e[k], p[k], i[k]]);
+    }
+    t.mm().write_obj(data, out.as_slice())?;
+    Ok(0)
+}
+
+/// `capset(hdr, data)`: only the caller's own sets, within its permitted set.
+pub fn sys_capset(t: &Task, hdr: u64, data: u64) -> Result<u64, Errno> {
+    let (version, pid) = cap_header(t, hdr)?;
+    if pid != 0 && pid != t.tid() {
+        return Err(Errno::EPERM);
+    }
+    let n = if version == CAP_V1 { 1 } else { 2 };
+    let mut raw = vec![0u32; 3 * n];
+    t.mm()
+        .copy_in(data, zerocopy::IntoBytes::as_mut_bytes(raw.as_mut_slice()))?;
+    let join = |k: usize| {
+        let lo = u64::from(raw[k]);
+        let hi = if n == 2 { u64::from(raw[3 + k]) } else { 0 };
+        lo | (hi << 32)
+    };
+    t.update_creds(|c| c.capset(join(0), join(1), join(2)))
+        .map(|()| 0)
 }

@@ -23,6 +23,14 @@ pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
     SYS_SCHED_SETAFFINITY => sched_setaffinity(Int, Uint, Ptr) = sys_sched_setaffinity;
     SYS_GETCPU => getcpu(Ptr, Ptr, Ptr) = sys_getcpu;
     SYS_GETPRIORITY => getpriority(Int, Int) = sys_getpriority;
+    SYS_SCHED_GETSCHEDULER => sched_getscheduler(Int) = sys_sched_getscheduler;
+    SYS_SCHED_SETSCHEDULER => sched_setscheduler(Int, Int, Ptr) = sys_sched_setscheduler;
+    SYS_SCHED_GETPARAM => sched_getparam(Int, Ptr) = sys_sched_getparam;
+    SYS_SCHED_SETPARAM => sched_setparam(Int, Ptr) = sys_sched_setparam;
+    SYS_SCHED_GET_PRIORITY_MAX => sched_get_priority_max(Int) = sys_sched_get_priority_max;
+    SYS_SCHED_GET_PRIORITY_MIN => sched_get_priority_min(Int) = sys_sched_get_priority_min;
+    SYS_SCHED_RR_GET_INTERVAL => sched_rr_get_interval(Int, Ptr) = sys_sched_rr_get_interval;
+    SYS_PERSONALITY => personality(Hex) -> Hex = sys_personality;
     SYS_SETPRIORITY => setpriority(Int, Int, Int) = sys_setpriority;
 ];
 
@@ -350,4 +358,99 @@ pub fn sys_setpriority(t: &Task, which: i32, _who: i32, prio: i32) -> Result<u64
         return Err(Errno::EACCES);
     }
     Ok(0)
+}
+
+const SCHED_OTHER: i32 = 0;
+const SCHED_FIFO: i32 = 1;
+const SCHED_RR: i32 = 2;
+const SCHED_BATCH: i32 = 3;
+const SCHED_IDLE: i32 = 5;
+/// `SCHED_RESET_ON_FORK`, or-ed into a policy.
+const SCHED_RESET_ON_FORK: i32 = 0x4000_0000;
+
+fn check_sched_target(t: &Task, pid: i32) -> Result<(), Errno> {
+    if pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if pid != 0 && t.kernel().task(pid).is_none() {
+        return Err(Errno::ESRCH);
+    }
+    Ok(())
+}
+
+/// `sched_getscheduler(pid)`: every task runs `SCHED_OTHER`.
+pub fn sys_sched_getscheduler(t: &Task, pid: i32) -> Result<u64, Errno> {
+    check_sched_target(t, pid)?;
+    Ok(SCHED_OTHER as u64)
+}
+
+/// `sched_setscheduler(pid, policy, param)`: normal policies are accepted without effect;
+/// real-time policies need privilege.
+pub fn sys_sched_setscheduler(t: &Task, pid: i32, policy: i32, param: u64) -> Result<u64, Errno> {
+    check_sched_target(t, pid)?;
+    let prio: i32 = t.mm().read_obj(param)?;
+    match policy & !SCHED_RESET_ON_FORK {
+        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE if prio == 0 => Ok(0),
+        SCHED_FIFO | SCHED_RR if (1..=99).contains(&prio) => {
+            if t.creds().is_privileged() {
+                Ok(0)
+            } else {
+                Err(Errno::EPERM)
+            }
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// `sched_getparam(pid, param)`: priority 0.
+pub fn sys_sched_getparam(t: &Task, pid: i32, param: u64) -> Result<u64, Errno> {
+    check_sched_target(t, pid)?;
+    t.mm().write_obj(param, &0i32)?;
+    Ok(0)
+}
+
+/// `sched_setparam(pid, param)`: only priority 0 fits `SCHED_OTHER`.
+pub fn sys_sched_setparam(t: &Task, pid: i32, param: u64) -> Result<u64, Errno> {
+    check_sched_target(t, pid)?;
+    let prio: i32 = t.mm().read_obj(param)?;
+    if prio == 0 { Ok(0) } else { Err(Errno::EINVAL) }
+}
+
+/// `sched_get_priority_max(policy)`.
+pub fn sys_sched_get_priority_max(_t: &Task, policy: i32) -> Result<u64, Errno> {
+    match policy {
+        SCHED_FIFO | SCHED_RR => Ok(99),
+        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// `sched_get_priority_min(policy)`.
+pub fn sys_sched_get_priority_min(_t: &Task, policy: i32) -> Result<u64, Errno> {
+    match policy {
+        SCHED_FIFO | SCHED_RR => Ok(1),
+        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// `sched_rr_get_interval(pid, tp)`: 0 for non-round-robin tasks.
+pub fn sys_sched_rr_get_interval(t: &Task, pid: i32, tp: u64) -> Result<u64, Errno> {
+    check_sched_target(t, pid)?;
+    t.mm()
+        .write_obj(tp, &linux_abi::types::Timespec::default())?;
+    Ok(0)
+}
+
+/// `personality(persona)`: only `PER_LINUX` (with flags that change nothing here, such as
+/// `ADDR_NO_RANDOMIZE`) is supported; `0xffffffff` queries.
+pub fn sys_personality(t: &Task, persona: u32) -> Result<u64, Errno> {
+    let old = t.thread_group().personality();
+    if persona != u32::MAX {
+        if persona & 0xff != 0 {
+            return Err(Errno::EINVAL);
+        }
+        t.thread_group().set_personality(persona);
+    }
+    Ok(u64::from(old))
 }
