@@ -302,6 +302,12 @@ impl OvlInode {
     fn forget(&self, name: &[u8]) {
         lock(&self.children).remove(name);
     }
+
+    /// Whether the lower layer shows an entry `name` in this directory (which then needs
+    /// a whiteout once the name is gone from the upper).
+    fn lower_has(&self, name: &[u8]) -> bool {
+        self.lower_visible() && self.lower.as_ref().is_some_and(|l| l.lookup(name).is_ok())
+    }
 }
 
 fn copy_data(from: &Arc<dyn Inode>, to: &Arc<dyn Inode>, size: u64) -> Result<(), Errno> {
@@ -422,7 +428,7 @@ impl Inode for OvlInode {
             }
             u.unlink(name, dir)?;
         }
-        if node.lower.is_some() {
+        if self.lower_has(name) {
             Self::whiteout(&u, name)?;
         }
         self.forget(name);
@@ -481,7 +487,7 @@ impl Inode for OvlInode {
             Self::purge(&du)?;
         }
         uo.rename(old, &un, new, flags & RENAME_NOREPLACE)?;
-        if src.lower.is_some() {
+        if self.lower_has(old) {
             Self::whiteout(&uo, old)?;
         }
         if src_dir && dst_lower_dir {
@@ -650,5 +656,13 @@ mod tests {
             root.rename(b"etc", &root_dyn, b"etc2", 0),
             Err(Errno::EXDEV)
         );
+        // A new file over a lower name, removed again, must not uncover the lower file.
+        etc.unlink(b"hosts", false).unwrap();
+        assert_eq!(etc.lookup(b"hosts").err(), Some(Errno::ENOENT));
+        root.create(b"tmpf", NewNode::File { mode: 0o644 }, &FsCred::root())
+            .unwrap();
+        root.rename(b"tmpf", &etc, b"hosts", 0).unwrap();
+        etc.unlink(b"hosts", false).unwrap();
+        assert_eq!(etc.lookup(b"hosts").err(), Some(Errno::ENOENT));
     }
 }
