@@ -245,6 +245,11 @@ int main(void) {
     rl.rlim_cur = 512;
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return 6;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur != 512) return 7;
+    int any = open("/dev/null", O_RDONLY);
+    if (any < 0 || dup2(any, 500) != 500) return 43;
+    if (dup2(any, 600) != -1 || errno != EBADF) return 44; /* past the soft limit */
+    close(500);
+    close(any);
     rl.rlim_max = RLIM_INFINITY;
     if (setrlimit(RLIMIT_NOFILE, &rl) != -1 || errno != EPERM) return 8;
     if (setuid(0) != -1 || errno != EPERM) return 9;

@@ -166,6 +166,11 @@ pub fn sys_sysinfo(t: &Task, info: u64) -> Result<u64, Errno> {
     Ok(0)
 }
 
+/// `RLIMIT_NOFILE`.
+const RLIMIT_NOFILE: usize = 7;
+/// The largest descriptor limit (`/proc/sys/fs/nr_open`).
+const NR_OPEN: u64 = 1 << 20;
+
 fn resource(res: i32) -> Result<usize, Errno> {
     usize::try_from(res)
         .ok()
@@ -211,10 +216,17 @@ pub fn sys_prlimit64(t: &Task, pid: i32, res: i32, new: u64, old: u64) -> Result
             return Err(Errno::EPERM);
         }
         // RLIMIT_NOFILE cannot exceed the kernel's nr_open.
-        if res == 7 && n.max > (1 << 20) {
+        if res == RLIMIT_NOFILE && n.max > NR_OPEN {
             return Err(Errno::EPERM);
         }
         tg.set_rlimit(res, n);
+        if res == RLIMIT_NOFILE {
+            // The descriptor tables enforce the soft limit.
+            let lim = u32::try_from(n.cur).unwrap_or(u32::MAX);
+            for task in tg.tasks() {
+                task.fd_table().set_limit(lim);
+            }
+        }
     }
     if old != 0 {
         mm.write_obj(old, &cur)?;
