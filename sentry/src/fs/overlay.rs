@@ -459,7 +459,6 @@ impl Inode for OvlInode {
             Err(e) if e == Errno::ENOENT => None,
             Err(e) => return Err(e),
         };
-        let mut dst_lower_dir = false;
         if let Some(d) = &dst {
             if flags & RENAME_NOREPLACE != 0 {
                 return Err(Errno::EEXIST);
@@ -473,7 +472,6 @@ impl Inode for OvlInode {
             }
             if dd {
                 d.ensure_empty()?;
-                dst_lower_dir = d.lower.is_some();
             }
         }
         let su = src.copy_up()?;
@@ -490,7 +488,8 @@ impl Inode for OvlInode {
         if self.lower_has(old) {
             Self::whiteout(&uo, old)?;
         }
-        if src_dir && dst_lower_dir {
+        // A directory moved over a lower name must not merge with a lower directory.
+        if src_dir && nd.lower_has(new) {
             let _ = su.create(OPAQUE, NewNode::File { mode: 0 }, &FsCred::root());
         }
         self.forget(old);
@@ -639,6 +638,16 @@ mod tests {
         assert!(
             names(g.as_ref()).is_empty(),
             "a directory over a whiteout is opaque"
+        );
+        root.unlink(b"gone", true).unwrap();
+        root.create(b"d2", NewNode::Dir { mode: 0o755 }, &FsCred::root())
+            .unwrap();
+        let root_dyn: Arc<dyn Inode> = root.clone();
+        root.rename(b"d2", &root_dyn, b"gone", 0).unwrap();
+        let g = root.lookup(b"gone").unwrap();
+        assert!(
+            names(g.as_ref()).is_empty(),
+            "a directory renamed over a lower name is opaque"
         );
         // Rename of a lower file leaves a whiteout behind.
         let root_dyn: Arc<dyn Inode> = root.clone();
