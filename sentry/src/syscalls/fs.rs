@@ -1234,9 +1234,14 @@ pub fn sys_chroot(t: &Task, path: u64) -> Result<u64, Errno> {
     Ok(0)
 }
 
-/// `getcwd(2)`: returns the length including the NUL.
+/// `getcwd(2)`: returns the length including the NUL (`ENOENT` once the directory was
+/// removed).
 pub fn sys_getcwd(t: &Task, buf: u64, size: u64) -> Result<u64, Errno> {
-    let mut p = fs_context(t).cwd_path();
+    let ctx = fs_context(t);
+    if ctx.cwd().dentry.is_deleted() {
+        return Err(Errno::ENOENT);
+    }
+    let mut p = ctx.cwd_path();
     p.push(0);
     if (size as usize) < p.len() {
         return Err(Errno::ERANGE);
@@ -1906,6 +1911,8 @@ int main(void) {
     CHECK(37, syscall(SYS_openat2, dfd, "../data/hello.txt", &how, sizeof how) < 0 && errno == EXDEV);
     how.resolve = RESOLVE_NO_SYMLINKS;
     CHECK(38, syscall(SYS_openat2, AT_FDCWD, "/work/l", &how, sizeof how) < 0 && errno == ELOOP);
+    CHECK(39, mkdir("/tmp/gone", 0700) == 0 && chdir("/tmp/gone") == 0 && rmdir("/tmp/gone") == 0);
+    CHECK(40, getcwd(buf, sizeof buf) == NULL && errno == ENOENT && chdir("/") == 0);
     printf("all ok\n");
     fflush(stdout);
     return 0;
