@@ -60,6 +60,8 @@ pub fn run(global: &GlobalArgs, args: BootArgs) -> Result<i32, RunscError> {
         .map(|n| child::take_inherited_fd(n, "gofer fd"))
         .transpose()?;
     signals::install().map_err(|e| RunscError::host("install signal handlers", e))?;
+    // Shown by ps/top instead of "exe" (we were started through /proc/self/exe).
+    let _ = nix::sys::prctl::set_name(c"runsc-sandbox");
     tracing::debug!(argv = ?spec.argv, cwd = %spec.cwd, "sandbox starting");
 
     child::raise_nofile_limit();

@@ -19,6 +19,8 @@ pub fn run(args: GoferArgs) -> Result<i32, RunscError> {
             .map_err(|e| RunscError::nix("ignore SIGINT", e))?;
     }
     let sock = child::take_inherited_fd(args.fd, "gofer socket")?;
+    // Shown by ps/top instead of "exe" (we were started through /proc/self/exe).
+    let _ = nix::sys::prctl::set_name(c"runsc-gofer");
     child::raise_nofile_limit();
     tracing::debug!(root = %args.serve_root.display(), read_only = args.read_only, "gofer starting");
     backends::serve_gofer(&args.serve_root, sock, args.read_only)?;
