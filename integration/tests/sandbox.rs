@@ -32,6 +32,7 @@ on_every_platform!(
     sh_echo_matches_native,
     sha256sum_and_python_match_native,
     commands_are_found_in_path,
+    working_directory_and_environment_pass_through,
     first_process_is_pid_1,
     unused_syscall_is_enosys,
     tmp_writes_stay_in_the_sandbox,
@@ -121,6 +122,35 @@ fn commands_are_found_in_path(p: Platform) {
         127,
         "no-such-command-rsentry",
     );
+}
+
+fn working_directory_and_environment_pass_through(p: Platform) {
+    let dir = scratch_dir();
+    std::fs::write(dir.path().join("data.txt"), "relative contents\n").expect("write");
+    let run_in_dir = |cmd: &[&str], env: &[(&str, &str)]| {
+        let mut c = Command::new(runsc());
+        c.arg(format!("--platform={}", p.name()))
+            .args(["do", "--"])
+            .args(cmd);
+        c.current_dir(dir.path()).envs(env.iter().copied());
+        integration::run_command(c, b"")
+    };
+    let run = run_in_dir(&["/bin/pwd"], &[]);
+    run.assert_success("pwd");
+    assert_eq!(run.stdout.trim_end(), path(dir.path()));
+    let run = run_in_dir(&["/bin/cat", "data.txt"], &[]);
+    assert_eq!(run.stdout, "relative contents\n", "{run:#?}");
+    let run = run_in_dir(
+        &["/usr/bin/printenv", "RSENTRY_TEST_VAR"],
+        &[("RSENTRY_TEST_VAR", "v1")],
+    );
+    assert_eq!(run.stdout, "v1\n", "{run:#?}");
+    let run = runsc_do(
+        p,
+        &["--env", "RSENTRY_TEST_VAR=v2", "--cwd", "/usr"],
+        &["/bin/pwd"],
+    );
+    assert_eq!(run.stdout, "/usr\n", "{run:#?}");
 }
 
 fn first_process_is_pid_1(p: Platform) {
