@@ -53,7 +53,7 @@ fn prot_of(ph: &ProgramHeader) -> u32 {
         | (if ph.is_executable() { PROT_EXEC } else { 0 })
 }
 
-/// Maps the ELF image `file` into `mm`. An `ET_DYN` main program goes to [`PIE_BASE`];
+/// Maps the ELF image `file` into `mm`. An `ET_DYN` main program goes to `PIE_BASE`;
 /// an interpreter (`is_interp`) goes wherever the memory manager finds room.
 pub fn load_elf(
     mm: &MemoryManager,

@@ -1,6 +1,6 @@
 //! The system call table, dispatch and `--strace` output.
 //!
-//! Each subsystem file declares its calls with [`syscall_entries!`]: number, name, the
+//! Each subsystem file declares its calls with [`crate::syscall_entries!`]: number, name, the
 //! strace format of each argument, optionally the format of the result, and the handler.
 //! A handler is a plain typed function, e.g.
 //!
