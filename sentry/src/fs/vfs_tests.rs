@@ -562,3 +562,48 @@ fn gofer_lower_under_overlay() {
     assert!(!dir.path().join("etc/new").exists());
     srv.join().unwrap().unwrap();
 }
+
+#[test]
+fn concurrent_namespace_operations_do_not_deadlock() {
+    let mf = mf();
+    let lower: Arc<dyn Inode> = Tmpfs::new_root(mf.clone(), 0o755, 0, 0);
+    lower
+        .create(b"shared", NewNode::Dir { mode: 0o777 }, &root())
+        .unwrap();
+    let upper = Tmpfs::new_root(mf, 0o755, 0, 0);
+    let vfs = Vfs::new(overlay::new_overlay(upper, lower), "overlay", "overlay");
+    let threads: Vec<_> = (0..4)
+        .map(|n| {
+            let vfs = vfs.clone();
+            std::thread::spawn(move || {
+                let r = vfs.root();
+                let c = root();
+                for i in 0..100 {
+                    let p = format!("/shared/{n}-{i}");
+                    let q = format!("/shared/{n}-{i}.r");
+                    let f = vfs
+                        .open_at(&r, &r, p.as_bytes(), O_CREAT | O_RDWR, 0o644, &c)
+                        .unwrap();
+                    f.write(b"data").unwrap();
+                    vfs.rename(&r, &r, p.as_bytes(), &r, q.as_bytes(), 0, &c)
+                        .unwrap();
+                    let d = vfs
+                        .open_at(&r, &r, b"/shared", O_RDONLY | O_DIRECTORY, 0, &c)
+                        .unwrap();
+                    d.getdents(65536, false).unwrap();
+                    if i % 2 == 1 {
+                        vfs.unlink(&r, &r, q.as_bytes(), false, &c).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let r = vfs.root();
+    let d = vfs
+        .open_at(&r, &r, b"/shared", O_RDONLY | O_DIRECTORY, 0, &root())
+        .unwrap();
+    assert_eq!(d.inode().readdir().unwrap().len(), 200);
+}
