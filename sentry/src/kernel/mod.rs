@@ -314,7 +314,10 @@ pub(crate) fn start_init(
     if thread.join().is_err() {
         tracing::error!("the PID 1 task thread panicked");
     }
-    tracing::info!(?status, tasks = kernel.task_count(), "PID 1 exited");
+    match status {
+        ExitStatus::Signaled(sig) => tracing::warn!(pid = 1, "killed by signal {sig}"),
+        ExitStatus::Exited(code) => tracing::info!(pid = 1, code, "exited"),
+    }
     Ok(status)
 }
 
