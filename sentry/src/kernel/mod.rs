@@ -315,8 +315,16 @@ pub(crate) fn start_init(
         tracing::error!("the PID 1 task thread panicked");
     }
     match status {
-        ExitStatus::Signaled(sig) => tracing::warn!(pid = 1, "killed by signal {sig}"),
-        ExitStatus::Exited(code) => tracing::info!(pid = 1, code, "exited"),
+        ExitStatus::Signaled(sig) => {
+            tracing::warn!(
+                pid = 1,
+                tasks = kernel.task_count(),
+                "killed by signal {sig}"
+            )
+        }
+        ExitStatus::Exited(code) => {
+            tracing::info!(pid = 1, code, tasks = kernel.task_count(), "exited")
+        }
     }
     Ok(status)
 }
