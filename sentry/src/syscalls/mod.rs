@@ -230,6 +230,32 @@ mod tests {
     }
 
     #[test]
+    fn raw_arguments_convert_like_the_kernel_truncates_them() {
+        assert_eq!(i32::from_arg(u64::MAX), -1);
+        assert_eq!(
+            i32::from_arg(0xffff_ff9c),
+            -100,
+            "AT_FDCWD passed as a 32-bit int"
+        );
+        assert_eq!(i32::from_arg(0x1_0000_0005), 5, "upper half ignored");
+        assert_eq!(u32::from_arg(0x1_0000_0007), 7);
+        assert_eq!(i64::from_arg(u64::MAX), -1);
+        assert_eq!(u64::from_arg(42), 42);
+        assert_eq!(usize::from_arg(9), 9);
+    }
+
+    #[test]
+    fn every_entry_sits_at_its_own_number_with_its_linux_name() {
+        for nr in 0..SYSCALL_COUNT {
+            if let Some(e) = lookup(nr) {
+                assert_eq!(e.nr, nr);
+                assert_eq!(Some(e.name), syscall_name(nr), "entry {nr}");
+                assert!(e.args.len() <= 6);
+            }
+        }
+    }
+
+    #[test]
     fn unknown_numbers_are_not_in_the_table_and_warn_once() {
         assert!(lookup(100_000).is_none());
         assert!(lookup(u64::MAX).is_none());
