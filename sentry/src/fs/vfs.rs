@@ -1159,7 +1159,8 @@ fn key(p: &VfsPath) -> (u64, usize) {
 impl Vfs {
     /// Builds the sandbox tree: the root is an overlay of a tmpfs over the Gofer's tree
     /// (read-only lower) when `gofer` is given, else a bare tmpfs; `/proc`, `/dev` (with
-    /// `/dev/shm`), `/sys` and `/tmp` are the Sentry's own. Connect procfs to the kernel
+    /// `/dev/shm`) and `/sys` are the Sentry's own, and so is `/tmp` (a tmpfs) when there
+    /// is no Gofer lower. Connect procfs to the kernel
     /// with [`Vfs::set_proc_source`].
     pub fn new_sandbox(
         mf: Arc<platform::MemoryFile>,
@@ -1167,6 +1168,7 @@ impl Vfs {
     ) -> Result<Arc<Vfs>, Errno> {
         use super::tmpfs::Tmpfs;
         let upper = Tmpfs::new_root(mf.clone(), 0o755, 0, 0);
+        let has_lower = gofer.is_some();
         let (root, fstype, source): (Arc<dyn Inode>, &str, &str) = match gofer {
             Some(sock) => {
                 let lower = super::gofer::new_gofer_root(sock)?;
@@ -1209,13 +1211,18 @@ impl Vfs {
             "sysfs",
             true,
         )?;
-        vfs.mount(
-            &dir(b"tmp", 0o1777)?,
-            Tmpfs::new_root(mf, 0o1777, 0, 0),
-            "tmpfs",
-            "tmpfs",
-            false,
-        )?;
+        // Over a Gofer lower, `/tmp` stays part of the overlay, as in gVisor's `runsc do`:
+        // the caller's working directory (often below the host's /tmp) must be visible,
+        // and writes land in the tmpfs upper all the same.
+        if !has_lower {
+            vfs.mount(
+                &dir(b"tmp", 0o1777)?,
+                Tmpfs::new_root(mf, 0o1777, 0, 0),
+                "tmpfs",
+                "tmpfs",
+                false,
+            )?;
+        }
         Ok(vfs)
     }
 
