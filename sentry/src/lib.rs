@@ -18,6 +18,7 @@ pub mod kernel;
 pub mod loader;
 pub mod mm;
 pub mod syscalls;
+pub mod waiter;
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;

@@ -60,6 +60,8 @@ use linux_abi::Errno;
 use linux_abi::flags::mode::*;
 use linux_abi::types::{Stat, Timespec};
 
+use crate::waiter::{Events, WaitQueue, events};
+
 pub use devfs::host_fd_file;
 pub use file::{FdTable, FsContext, OpenFile};
 pub use proc::ProcSource;
@@ -465,6 +467,30 @@ pub trait FileOps: Send + Sync + fmt::Debug {
     fn host_fd(&self) -> Option<std::os::fd::RawFd> {
         None
     }
+
+    /// The readiness events (`poll`) among `mask` (plus `POLLERR`/`POLLHUP`, always
+    /// reported). The default, for files that never block (regular files, directories,
+    /// `/dev/null`), is readable and writable.
+    fn readiness(&self, mask: Events) -> Events {
+        mask & (events::POLLIN | events::POLLRDNORM | events::POLLOUT | events::POLLWRNORM)
+    }
+
+    /// The queue notified when the readiness changes; `None` for files whose readiness
+    /// never changes or that cannot tell (see [`FileOps::needs_polling`]).
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        None
+    }
+
+    /// Whether waiting on this file needs periodic re-checks of [`FileOps::readiness`]
+    /// because it has no wait queue but can change readiness (host descriptors).
+    fn needs_polling(&self) -> bool {
+        false
+    }
+
+    /// Downcasting support for `FileOps` implementations that need it (sockets, epoll).
+    fn as_any(&self) -> Option<&dyn Any> {
+        None
+    }
 }
 
 /// File operations of a file with no data (directories, `O_PATH` files).
@@ -544,24 +570,19 @@ pub fn file_type(inode: &dyn Inode) -> Result<FileType, Errno> {
     Ok(FileType::from_mode(inode.stat()?.st_mode))
 }
 
-/// A check a blocking operation polls: true when the calling task must stop waiting
-/// (its process is exiting, or a signal is pending).
-pub type InterruptCheck = Box<dyn Fn() -> bool>;
+/// A check a blocking operation makes: true when the calling task must stop waiting.
+/// Kept for compatibility; see [`crate::waiter::SignalPendingCheck`].
+pub type InterruptCheck = crate::waiter::SignalPendingCheck;
 
-thread_local! {
-    static INTERRUPT: std::cell::RefCell<Option<InterruptCheck>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Installs the interrupt check of the calling thread (the task loop does this once per
-/// task thread); blocking file operations (pipe reads and writes) then end with `EINTR`
-/// when it returns true.
+/// Installs the interrupt check of the calling thread; same as
+/// [`crate::waiter::set_signal_pending_check`].
 pub fn set_interrupt_check(check: InterruptCheck) {
-    INTERRUPT.with(|c| *c.borrow_mut() = Some(check));
+    crate::waiter::set_signal_pending_check(check);
 }
 
-/// Whether the calling thread's task must stop waiting.
+/// Whether the calling thread's task must stop waiting ([`crate::waiter::signal_pending`]).
 pub fn interrupted() -> bool {
-    INTERRUPT.with(|c| c.borrow().as_ref().is_some_and(|f| f()))
+    crate::waiter::signal_pending()
 }
 
 /// Whether two inode handles are the same object.

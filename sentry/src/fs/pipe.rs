@@ -8,7 +8,7 @@
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use linux_abi::Errno;
 use linux_abi::flags::mode::*;
@@ -18,13 +18,12 @@ use linux_abi::types::Stat;
 use super::file::OpenFile;
 use super::vfs::{VfsPath, lock};
 use super::{FileOps, FsStat, Inode, UserMem, magic, make_stat, new_ino};
+use crate::waiter::{Events, WaitQueue, block_on, events};
 
 /// Default pipe capacity (`F_GETPIPE_SZ`).
 pub const PIPE_SIZE: usize = 65536;
 /// Writes of at most this many bytes are atomic.
 pub const PIPE_BUF: usize = 4096;
-/// How often a blocked pipe operation checks whether its task must stop.
-const WAIT_SLICE: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[derive(Debug, Default)]
 struct State {
@@ -39,31 +38,43 @@ struct State {
 #[derive(Debug)]
 pub struct Pipe {
     state: Mutex<State>,
-    cond: Condvar,
+    /// Notified with `POLLIN`/`POLLOUT`/`POLLHUP`/`POLLERR` on every change.
+    queue: WaitQueue,
 }
 
 impl Pipe {
     fn new() -> Arc<Pipe> {
         Arc::new(Pipe {
             state: Mutex::new(State::default()),
-            cond: Condvar::new(),
+            queue: WaitQueue::new(),
         })
     }
 
-    /// Waits for a change, giving up with `EINTR` when the calling task must stop
-    /// ([`super::interrupted`], polled every [`WAIT_SLICE`]).
-    fn wait<'a>(
-        &self,
-        g: std::sync::MutexGuard<'a, State>,
-    ) -> Result<std::sync::MutexGuard<'a, State>, Errno> {
-        let (g, _) = self
-            .cond
-            .wait_timeout(g, WAIT_SLICE)
-            .unwrap_or_else(|p| p.into_inner());
-        if super::interrupted() {
-            return Err(Errno::EINTR);
+    /// The readiness of an end (`read`/`write` say which directions it has).
+    fn readiness(&self, read: bool, write: bool) -> Events {
+        let s = lock(&self.state);
+        let mut ev = 0;
+        if read {
+            if !s.buf.is_empty() {
+                ev |= events::POLLIN | events::POLLRDNORM;
+            }
+            if s.writers == 0 && s.had_writer {
+                ev |= events::POLLHUP;
+            }
         }
-        Ok(g)
+        if write {
+            if PIPE_SIZE - s.buf.len() >= PIPE_BUF {
+                ev |= events::POLLOUT | events::POLLWRNORM;
+            }
+            if s.readers == 0 {
+                ev |= events::POLLERR;
+            }
+        }
+        ev
+    }
+
+    fn wake_all(&self) {
+        self.queue.notify(events::ALL);
     }
 
     /// Bytes waiting to be read.
@@ -86,7 +97,7 @@ impl Pipe {
             s.had_writer = true;
         }
         drop(s);
-        self.cond.notify_all();
+        self.wake_all();
         Arc::new(PipeEnd {
             pipe: self.clone(),
             read,
@@ -115,7 +126,7 @@ impl Drop for PipeEnd {
             s.writers -= 1;
         }
         drop(s);
-        self.pipe.cond.notify_all();
+        self.pipe.wake_all();
     }
 }
 
@@ -124,62 +135,63 @@ impl FileOps for PipeEnd {
         if buf.is_empty() {
             return Ok(0);
         }
-        let mut s = lock(&self.pipe.state);
-        loop {
+        let nonblock = self.nonblock.load(Ordering::Relaxed);
+        let q = [(&self.pipe.queue, events::POLLIN | events::POLLHUP)];
+        let mut op = || {
+            let mut s = lock(&self.pipe.state);
             if !s.buf.is_empty() {
                 let n = buf.len().min(s.buf.len());
                 for (d, b) in buf.iter_mut().zip(s.buf.drain(..n)) {
                     *d = b;
                 }
                 drop(s);
-                self.pipe.cond.notify_all();
+                self.pipe.queue.notify(events::POLLOUT | events::POLLWRNORM);
                 return Ok(n);
             }
             if s.writers == 0 && s.had_writer {
                 return Ok(0);
             }
-            if self.nonblock.load(Ordering::Relaxed) {
-                return Err(Errno::EAGAIN);
-            }
-            s = self.pipe.wait(s)?;
+            Err(Errno::EAGAIN)
+        };
+        if nonblock {
+            op()
+        } else {
+            block_on(&q, None, &mut op)
         }
     }
 
     fn write_at(&self, buf: &[u8], _off: u64) -> Result<usize, Errno> {
-        let mut s = lock(&self.pipe.state);
+        let nonblock = self.nonblock.load(Ordering::Relaxed);
+        let q = [(&self.pipe.queue, events::POLLOUT | events::POLLERR)];
         let mut done = 0;
-        loop {
+        let mut op = || {
+            let mut s = lock(&self.pipe.state);
             if s.readers == 0 {
-                return if done > 0 {
-                    Ok(done)
-                } else {
-                    Err(Errno::EPIPE)
-                };
+                return Err(Errno::EPIPE);
             }
             let room = PIPE_SIZE - s.buf.len();
             let left = buf.len() - done;
-            // Small writes go in whole or wait.
+            // Writes of at most PIPE_BUF bytes go in whole or wait; larger ones may be split.
             if room > 0 && (left > PIPE_BUF || room >= left) {
                 let n = room.min(left);
                 s.buf.extend(&buf[done..done + n]);
                 done += n;
-                self.pipe.cond.notify_all();
+                drop(s);
+                self.pipe.queue.notify(events::POLLIN | events::POLLRDNORM);
                 if done == buf.len() {
                     return Ok(done);
                 }
             }
-            if self.nonblock.load(Ordering::Relaxed) {
-                return if done > 0 {
-                    Ok(done)
-                } else {
-                    Err(Errno::EAGAIN)
-                };
-            }
-            s = match self.pipe.wait(s) {
-                Ok(s) => s,
-                Err(_) if done > 0 => return Ok(done),
-                Err(e) => return Err(e),
-            };
+            Err(Errno::EAGAIN)
+        };
+        let r = if nonblock {
+            op()
+        } else {
+            block_on(&q, None, &mut op)
+        };
+        match r {
+            Err(_) if done > 0 => Ok(done),
+            r => r,
         }
     }
 
@@ -189,6 +201,14 @@ impl FileOps for PipeEnd {
 
     fn readable(&self) -> Option<u64> {
         Some(self.pipe.len() as u64)
+    }
+
+    fn readiness(&self, mask: Events) -> Events {
+        self.pipe.readiness(self.read, self.write) & (mask | events::ALWAYS)
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.pipe.queue)
     }
 
     fn set_status_flags(&self, flags: u32) -> Result<(), Errno> {
@@ -318,12 +338,17 @@ mod tests {
         let (r, _w) = new_pipe(0);
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let s2 = stop.clone();
+        let waker = crate::waiter::Waker::new();
+        let w2 = waker.clone();
         let t = std::thread::spawn(move || {
-            crate::fs::set_interrupt_check(Box::new(move || s2.load(Ordering::Relaxed)));
+            crate::waiter::set_current_waker(w2);
+            crate::waiter::set_signal_pending_check(Box::new(move || s2.load(Ordering::Relaxed)));
             let mut buf = [0u8; 4];
             r.read(&mut buf)
         });
         stop.store(true, Ordering::Relaxed);
+        // A signal sender kicks the task's waker after making the signal pending.
+        waker.kick();
         assert_eq!(t.join().unwrap(), Err(Errno::EINTR));
     }
 }
