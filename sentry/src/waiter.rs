@@ -344,6 +344,93 @@ pub fn sleep_until(deadline: Option<Instant>) -> Result<(), Errno> {
     }
 }
 
+/// A callback run by the timer thread (see [`call_at`]).
+pub type TimerCallback = Box<dyn FnOnce() + Send>;
+
+struct TimerEntry {
+    at: Instant,
+    seq: u64,
+    f: TimerCallback,
+}
+
+impl PartialEq for TimerEntry {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for TimerEntry {}
+impl PartialOrd for TimerEntry {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for TimerEntry {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        // Reversed: the heap's top is the earliest.
+        (o.at, o.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+struct TimerService {
+    heap: Mutex<std::collections::BinaryHeap<TimerEntry>>,
+    cond: Condvar,
+}
+
+fn timer_service() -> &'static TimerService {
+    static S: std::sync::OnceLock<&'static TimerService> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        let s: &'static TimerService = Box::leak(Box::new(TimerService {
+            heap: Mutex::new(std::collections::BinaryHeap::new()),
+            cond: Condvar::new(),
+        }));
+        let spawned = std::thread::Builder::new()
+            .name("sentry-timers".into())
+            .spawn(move || timer_loop(s));
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the timer thread: {e}");
+        }
+        s
+    })
+}
+
+fn timer_loop(s: &'static TimerService) {
+    let mut heap = lock(&s.heap);
+    loop {
+        let now = Instant::now();
+        match heap.peek().map(|e| e.at) {
+            Some(at) if at <= now => {
+                if let Some(e) = heap.pop() {
+                    drop(heap);
+                    (e.f)();
+                    heap = lock(&s.heap);
+                }
+            }
+            Some(at) => {
+                heap = s
+                    .cond
+                    .wait_timeout(heap, at - now)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            None => heap = s.cond.wait(heap).unwrap_or_else(|p| p.into_inner()),
+        }
+    }
+}
+
+/// Runs `f` on the Sentry's timer thread at `at` (at once if it has passed). Callbacks
+/// must be short and must not block; they typically notify a [`WaitQueue`] or kick a
+/// [`Waker`]. Cancel by having `f` check a generation number it captured.
+pub fn call_at(at: Instant, f: TimerCallback) {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let s = timer_service();
+    lock(&s.heap).push(TimerEntry {
+        at,
+        seq: SEQ.fetch_add(1, Ordering::Relaxed),
+        f,
+    });
+    s.cond.notify_all();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,6 +459,15 @@ mod tests {
         );
         q.unregister(id);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn timer_callbacks_run() {
+        let w = Waker::new();
+        let seen = w.generation();
+        let w2 = w.clone();
+        call_at(Instant::now(), Box::new(move || w2.kick()));
+        assert!(w.sleep(seen, None));
     }
 
     #[test]

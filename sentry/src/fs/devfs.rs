@@ -375,6 +375,24 @@ impl FileOps for HostFile {
         Some(self.file.as_raw_fd())
     }
 
+    fn readiness(&self, mask: crate::waiter::Events) -> crate::waiter::Events {
+        let mut p = libc::pollfd {
+            fd: self.file.as_raw_fd(),
+            events: (mask & 0xffff) as i16,
+            revents: 0,
+        };
+        // SAFETY: one valid, exclusively borrowed pollfd; zero timeout, so it never blocks.
+        let r = unsafe { libc::poll(&mut p, 1, 0) };
+        if r < 0 {
+            return 0;
+        }
+        u32::from(p.revents as u16)
+    }
+
+    fn needs_polling(&self) -> bool {
+        true
+    }
+
     fn stream_seek(&self, off: i64, whence: u32) -> Result<u64, Errno> {
         use std::io::{Seek, SeekFrom};
         // Only regular host files seek; the host offset stays shared with whoever gave

@@ -37,7 +37,10 @@
 //! assert_eq!(null.write(b"discarded").unwrap(), 9);
 //! ```
 
+pub mod anon;
 pub mod devfs;
+pub mod epoll;
+pub mod eventfd;
 pub mod file;
 pub mod gofer;
 pub mod overlay;
@@ -45,6 +48,7 @@ pub mod pipe;
 pub mod proc;
 pub mod synth;
 pub mod sysfs;
+pub mod timerfd;
 pub mod tmpfs;
 pub mod vfs;
 

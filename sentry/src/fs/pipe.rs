@@ -253,7 +253,7 @@ impl Inode for PipeInode {
 
     fn open(&self, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         // Re-opening through /proc/<pid>/fd: like a FIFO with this pipe's buffer.
-        Ok(named_pipe(self.ino, flags))
+        named_pipe(self.ino, flags)
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -284,10 +284,30 @@ fn pipe_for(ino: u64) -> Arc<Pipe> {
 
 /// Opens the pipe of a FIFO (or pipe inode) `ino` with `open(2)` flags: every opener of
 /// the same inode shares one buffer.
-pub fn named_pipe(ino: u64, flags: u32) -> Arc<dyn FileOps> {
+///
+/// As on Linux, a blocking read-only open waits for a writer and a blocking write-only
+/// open waits for a reader (`EINTR` if a signal comes first); a non-blocking write-only
+/// open without a reader fails with `ENXIO`; read-write opens never wait.
+pub fn named_pipe(ino: u64, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
     let p = pipe_for(ino);
     let acc = flags & O_ACCMODE;
-    p.end(acc != O_WRONLY, acc != O_RDONLY, flags & O_NONBLOCK != 0)
+    let nonblock = flags & O_NONBLOCK != 0;
+    if acc == O_WRONLY && nonblock && lock(&p.state).readers == 0 {
+        return Err(Errno::ENXIO);
+    }
+    let end = p.end(acc != O_WRONLY, acc != O_RDONLY, nonblock);
+    if !nonblock && acc != O_RDWR {
+        let want_writer = acc == O_RDONLY;
+        crate::waiter::block(&[(&p.queue, events::ALL)], None, || {
+            let s = lock(&p.state);
+            if want_writer {
+                s.writers > 0
+            } else {
+                s.readers > 0
+            }
+        })?;
+    }
+    Ok(end)
 }
 
 /// Makes an anonymous pipe: returns the read end and the write end (`pipe2` flags

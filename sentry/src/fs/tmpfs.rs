@@ -473,7 +473,7 @@ impl Inode for TmpInode {
                 let m = lock(&self.meta).mode & S_IFMT;
                 if m == S_IFIFO {
                     // A named FIFO: every opener shares one pipe buffer.
-                    Ok(super::pipe::named_pipe(self.ino, flags))
+                    super::pipe::named_pipe(self.ino, flags)
                 } else {
                     Err(Errno::ENXIO)
                 }

@@ -15,6 +15,7 @@
 
 pub mod fs;
 pub mod mm;
+pub mod poll;
 pub mod process;
 pub mod signal;
 pub mod sys;
@@ -144,6 +145,7 @@ static TABLE: LazyLock<Vec<Option<&'static SyscallEntry>>> = LazyLock::new(|| {
     let lists: &[&'static [SyscallEntry]] = &[
         fs::ENTRIES,
         mm::ENTRIES,
+        poll::ENTRIES,
         process::ENTRIES,
         signal::ENTRIES,
         sys::ENTRIES,
