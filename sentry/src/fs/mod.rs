@@ -46,6 +46,7 @@ pub mod gofer;
 pub mod overlay;
 pub mod pipe;
 pub mod proc;
+pub mod socket;
 pub mod synth;
 pub mod sysfs;
 pub mod timerfd;

@@ -195,7 +195,7 @@ fn walk(t: &Task) -> Walk {
     }
 }
 
-fn read_path(t: &Task, addr: u64) -> Result<Vec<u8>, Errno> {
+pub(crate) fn read_path(t: &Task, addr: u64) -> Result<Vec<u8>, Errno> {
     if addr == 0 {
         return Err(Errno::EFAULT);
     }
@@ -238,8 +238,44 @@ impl Walk {
     }
 }
 
-fn install(t: &Task, f: Arc<OpenFile>, cloexec: bool) -> Result<u64, Errno> {
+pub(crate) fn install(t: &Task, f: Arc<OpenFile>, cloexec: bool) -> Result<u64, Errno> {
     Ok(fd_table(t).insert(f, cloexec)? as u64)
+}
+
+// ---- Socket files (for the socket layer). ----
+
+/// `bind` of a Unix socket to a path: makes the socket inode (`EADDRINUSE` if the name
+/// exists) and returns its (device, inode) key.
+pub(crate) fn make_socket_node(t: &Task, path: &[u8]) -> Result<crate::fs::socket::Key, Errno> {
+    let w = walk(t);
+    let umask = fs_context(t).umask();
+    match w.vfs.mknod(
+        &w.root,
+        &w.cwd,
+        path,
+        S_IFSOCK | (0o777 & !umask),
+        0,
+        &w.cred,
+    ) {
+        Err(Errno::EEXIST) => return Err(Errno::EADDRINUSE),
+        r => r?,
+    }
+    let p = w.vfs.resolve(&w.root, &w.cwd, path, Follow::No, &w.cred)?;
+    let st = p.stat()?;
+    Ok(crate::fs::socket::Key::Inode(st.st_dev, st.st_ino))
+}
+
+/// `connect`/`sendto` to a Unix socket path: the key of the socket inode it names
+/// (`ECONNREFUSED` if it is not a socket, `EACCES` without write permission).
+pub(crate) fn socket_key_at(t: &Task, path: &[u8]) -> Result<crate::fs::socket::Key, Errno> {
+    let w = walk(t);
+    let p = w.vfs.resolve(&w.root, &w.cwd, path, Follow::Yes, &w.cred)?;
+    let st = p.stat()?;
+    if st.st_mode & S_IFMT != S_IFSOCK {
+        return Err(Errno::ECONNREFUSED);
+    }
+    w.cred.check(&st, access::W_OK)?;
+    Ok(crate::fs::socket::Key::Inode(st.st_dev, st.st_ino))
 }
 
 // ---- open / close. ----
@@ -453,7 +489,7 @@ fn write_from(
 
 /// Raises `SIGPIPE` for a write that failed with `EPIPE` when the signal has its default
 /// action (the caller still gets `EPIPE` if it survives).
-fn sigpipe(t: &Task, r: Result<u64, Errno>) -> Result<u64, Errno> {
+pub(crate) fn sigpipe(t: &Task, r: Result<u64, Errno>) -> Result<u64, Errno> {
     use linux_abi::signal::SIGPIPE;
     if r == Err(Errno::EPIPE) {
         let tg = t.thread_group();

@@ -18,6 +18,7 @@ pub mod mm;
 pub mod poll;
 pub mod process;
 pub mod signal;
+pub mod socket;
 pub mod sys;
 pub mod time;
 
@@ -148,6 +149,7 @@ static TABLE: LazyLock<Vec<Option<&'static SyscallEntry>>> = LazyLock::new(|| {
         poll::ENTRIES,
         process::ENTRIES,
         signal::ENTRIES,
+        socket::ENTRIES,
         sys::ENTRIES,
         time::ENTRIES,
     ];

@@ -1,0 +1,1063 @@
+//! Unix domain sockets (`AF_UNIX`): stream, datagram and sequenced-packet.
+//!
+//! Every socket owns a receive [`Buffer`] (a queue of [`Message`]s with a byte capacity)
+//! and a [`WaitQueue`]. A connection links two sockets crosswise: each one's send buffer
+//! is the other's receive buffer. Buffers hold no sockets (only a weak link to the
+//! reader's queue and a queue of their own for "space freed"), so there are no reference
+//! cycles: closing a socket closes the reading side of its buffer (the peer's sends fail
+//! with `EPIPE`) and the writing side of its send buffer (the peer reads end of file).
+//!
+//! - `connect` on a listening socket makes the server-side socket at once and queues it
+//!   on the listener's backlog (`accept` takes it), as Linux does.
+//! - Datagrams (`SOCK_DGRAM`) go to the receive buffer of the addressed (or connected)
+//!   socket, tagged with the sender's address.
+//! - Messages carry file descriptions (`SCM_RIGHTS`) and the sender's credentials
+//!   (`SCM_CREDENTIALS`, delivered when the receiver set `SO_PASSCRED`). On a stream,
+//!   a read never merges data across a message carrying descriptions.
+//! - Names are abstract (first byte NUL) or filesystem paths; the syscall layer makes the
+//!   socket inode for a path and binds under its (device, inode) [`Key`].
+//!
+//! The module is independent of tasks: credentials come in as [`Ucred`], descriptions as
+//! [`OpenFile`]s, and user memory is copied by the syscall layer.
+
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use linux_abi::Errno;
+
+use super::FileOps;
+use super::file::OpenFile;
+use super::vfs::lock;
+use crate::waiter::{EntryId, Events, FnNotify, WaitQueue, block_on, events};
+
+/// `SOCK_STREAM`.
+pub const SOCK_STREAM: i32 = 1;
+/// `SOCK_DGRAM`.
+pub const SOCK_DGRAM: i32 = 2;
+/// `SOCK_SEQPACKET`.
+pub const SOCK_SEQPACKET: i32 = 5;
+
+/// `MSG_OOB`.
+pub const MSG_OOB: u32 = 1;
+/// `MSG_PEEK`.
+pub const MSG_PEEK: u32 = 2;
+/// `MSG_CTRUNC`.
+pub const MSG_CTRUNC: u32 = 8;
+/// `MSG_TRUNC`.
+pub const MSG_TRUNC: u32 = 0x20;
+/// `MSG_DONTWAIT`.
+pub const MSG_DONTWAIT: u32 = 0x40;
+/// `MSG_EOR`.
+pub const MSG_EOR: u32 = 0x80;
+/// `MSG_WAITALL`.
+pub const MSG_WAITALL: u32 = 0x100;
+/// `MSG_NOSIGNAL`.
+pub const MSG_NOSIGNAL: u32 = 0x4000;
+/// `MSG_CMSG_CLOEXEC`.
+pub const MSG_CMSG_CLOEXEC: u32 = 0x4000_0000;
+
+/// `SHUT_RD`.
+pub const SHUT_RD: i32 = 0;
+/// `SHUT_WR`.
+pub const SHUT_WR: i32 = 1;
+/// `SHUT_RDWR`.
+pub const SHUT_RDWR: i32 = 2;
+
+/// Default `SO_SNDBUF`/`SO_RCVBUF`.
+pub const DEFAULT_BUF: usize = 212_992;
+/// Smallest buffer size accepted by `setsockopt`.
+const MIN_BUF: usize = 4608;
+
+/// Credentials of a process (`struct ucred`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ucred {
+    /// Process id.
+    pub pid: i32,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+/// One message in a receive buffer.
+#[derive(Debug, Default)]
+pub struct Message {
+    /// The bytes (what is left of them, on a stream).
+    pub data: Vec<u8>,
+    /// Passed file descriptions (`SCM_RIGHTS`).
+    pub rights: Vec<Arc<OpenFile>>,
+    /// The sender's credentials.
+    pub creds: Ucred,
+    /// The sender's bound name (datagrams).
+    pub from: Option<Vec<u8>>,
+}
+
+#[derive(Debug)]
+struct BufState {
+    msgs: VecDeque<Message>,
+    bytes: usize,
+    capacity: usize,
+    /// The reading socket is open (and not shut down for reading).
+    reader: bool,
+    /// Connected writers (streams: the peer); datagram buffers count none.
+    writers: usize,
+    /// Some writer was connected (a stream that lost its writer reads end of file).
+    had_writer: bool,
+}
+
+/// A receive buffer (see the module documentation).
+#[derive(Debug)]
+pub struct Buffer {
+    state: Mutex<BufState>,
+    /// The reader socket's queue (told about data and hang-ups).
+    reader_q: Weak<WaitQueue>,
+    /// Told when space is freed or the reader goes away (for writers).
+    space: WaitQueue,
+}
+
+impl Buffer {
+    fn new(reader_q: &Arc<WaitQueue>) -> Arc<Buffer> {
+        Arc::new(Buffer {
+            state: Mutex::new(BufState {
+                msgs: VecDeque::new(),
+                bytes: 0,
+                capacity: DEFAULT_BUF,
+                reader: true,
+                writers: 0,
+                had_writer: false,
+            }),
+            reader_q: Arc::downgrade(reader_q),
+            space: WaitQueue::new(),
+        })
+    }
+
+    fn tell_reader(&self, ev: Events) {
+        if let Some(q) = self.reader_q.upgrade() {
+            q.notify(ev);
+        }
+    }
+
+    fn add_writer(&self) {
+        let mut s = lock(&self.state);
+        s.writers += 1;
+        s.had_writer = true;
+    }
+
+    fn close_writer(&self) {
+        {
+            let mut s = lock(&self.state);
+            s.writers = s.writers.saturating_sub(1);
+        }
+        self.tell_reader(events::POLLIN | events::POLLRDHUP | events::POLLHUP);
+    }
+
+    fn close_reader(&self) {
+        {
+            let mut s = lock(&self.state);
+            s.reader = false;
+        }
+        self.space.notify(events::ALL);
+    }
+
+    fn has_space(&self, need: usize) -> bool {
+        let s = lock(&self.state);
+        s.bytes == 0 || s.bytes + need <= s.capacity
+    }
+}
+
+/// A bound name: abstract, or the (device, inode) of a socket file.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// An abstract name (without the leading NUL).
+    Abstract(Vec<u8>),
+    /// A socket inode in the VFS.
+    Inode(u64, u64),
+}
+
+fn registry() -> &'static Mutex<HashMap<Key, Weak<UnixSocket>>> {
+    static R: OnceLock<Mutex<HashMap<Key, Weak<UnixSocket>>>> = OnceLock::new();
+    R.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Finds the socket bound to `key`.
+pub fn lookup(key: &Key) -> Option<Arc<UnixSocket>> {
+    lock(registry()).get(key).and_then(Weak::upgrade)
+}
+
+#[derive(Debug, Default)]
+enum Conn {
+    #[default]
+    Unconnected,
+    Listening {
+        backlog: usize,
+        pending: VecDeque<Arc<UnixSocket>>,
+    },
+    Connected {
+        tx: Arc<Buffer>,
+        /// The forwarder of `tx.space` into this socket's queue.
+        fwd: Option<EntryId>,
+        peer_name: Option<Vec<u8>>,
+    },
+}
+
+#[derive(Debug)]
+struct Inner {
+    name: Option<Vec<u8>>,
+    key: Option<Key>,
+    conn: Conn,
+    /// Datagram default destination (`connect` on a `SOCK_DGRAM`).
+    dgram_peer: Option<Weak<UnixSocket>>,
+    shut_rd: bool,
+    shut_wr: bool,
+    passcred: bool,
+    peer_cred: Option<Ucred>,
+    sndbuf: usize,
+    reuseaddr: bool,
+    linger: (i32, i32),
+    error: Option<Errno>,
+}
+
+/// A Unix domain socket.
+#[derive(Debug)]
+pub struct UnixSocket {
+    ty: i32,
+    me: Weak<UnixSocket>,
+    queue: Arc<WaitQueue>,
+    rx: Arc<Buffer>,
+    inner: Mutex<Inner>,
+    nonblock: AtomicBool,
+    /// The creator's credentials (`SO_PEERCRED` of the other end).
+    cred: Ucred,
+}
+
+/// What [`UnixSocket::recv`] got.
+#[derive(Debug, Default)]
+pub struct Received {
+    /// The bytes copied (at most the buffer length).
+    pub data: Vec<u8>,
+    /// The message's full length (`MSG_TRUNC` on datagrams).
+    pub full_len: usize,
+    /// Passed descriptions.
+    pub rights: Vec<Arc<OpenFile>>,
+    /// The sender's credentials (when `SO_PASSCRED` is set).
+    pub creds: Option<Ucred>,
+    /// The sender's name (datagrams).
+    pub from: Option<Vec<u8>>,
+}
+
+impl UnixSocket {
+    /// A new unconnected socket of type `ty` made by a process with credentials `cred`.
+    pub fn new(ty: i32, cred: Ucred) -> Result<Arc<UnixSocket>, Errno> {
+        if !matches!(ty, SOCK_STREAM | SOCK_DGRAM | SOCK_SEQPACKET) {
+            return Err(Errno::ESOCKTNOSUPPORT);
+        }
+        let queue = Arc::new(WaitQueue::new());
+        let rx = Buffer::new(&queue);
+        Ok(Arc::new_cyclic(|me| UnixSocket {
+            ty,
+            me: me.clone(),
+            queue,
+            rx,
+            inner: Mutex::new(Inner {
+                name: None,
+                key: None,
+                conn: Conn::Unconnected,
+                dgram_peer: None,
+                shut_rd: false,
+                shut_wr: false,
+                passcred: false,
+                peer_cred: None,
+                sndbuf: DEFAULT_BUF,
+                reuseaddr: false,
+                linger: (0, 0),
+                error: None,
+            }),
+            nonblock: AtomicBool::new(false),
+            cred,
+        }))
+    }
+
+    /// `socketpair`: two connected sockets.
+    pub fn pair(ty: i32, cred: Ucred) -> Result<(Arc<UnixSocket>, Arc<UnixSocket>), Errno> {
+        let a = UnixSocket::new(ty, cred)?;
+        let b = UnixSocket::new(ty, cred)?;
+        if ty == SOCK_DGRAM {
+            lock(&a.inner).dgram_peer = Some(Arc::downgrade(&b));
+            lock(&b.inner).dgram_peer = Some(Arc::downgrade(&a));
+            lock(&a.inner).peer_cred = Some(cred);
+            lock(&b.inner).peer_cred = Some(cred);
+        } else {
+            link(&a, &b, None, None);
+        }
+        Ok((a, b))
+    }
+
+    /// The creator's credentials.
+    pub fn cred(&self) -> Ucred {
+        self.cred
+    }
+
+    /// The socket type.
+    pub fn sock_type(&self) -> i32 {
+        self.ty
+    }
+
+    /// Sets `O_NONBLOCK`.
+    pub fn set_nonblock(&self, nb: bool) {
+        self.nonblock.store(nb, Ordering::Relaxed);
+    }
+
+    fn nonblocking(&self, flags: u32) -> bool {
+        flags & MSG_DONTWAIT != 0 || self.nonblock.load(Ordering::Relaxed)
+    }
+
+    /// The bound name (`getsockname`; `None` when unbound).
+    pub fn name(&self) -> Option<Vec<u8>> {
+        lock(&self.inner).name.clone()
+    }
+
+    /// The peer's name (`getpeername`): `ENOTCONN` when not connected.
+    pub fn peer_name(&self) -> Result<Option<Vec<u8>>, Errno> {
+        let i = lock(&self.inner);
+        match &i.conn {
+            Conn::Connected { peer_name, .. } => Ok(peer_name.clone()),
+            _ => match i.dgram_peer.as_ref().and_then(Weak::upgrade) {
+                Some(p) => Ok(p.name()),
+                None => Err(Errno::ENOTCONN),
+            },
+        }
+    }
+
+    /// `bind` to `name` (the `sun_path` bytes) under `key`.
+    pub fn bind(&self, name: Vec<u8>, key: Key) -> Result<(), Errno> {
+        let mut i = lock(&self.inner);
+        if i.key.is_some() {
+            return Err(Errno::EINVAL);
+        }
+        let mut r = lock(registry());
+        r.retain(|_, w| w.strong_count() > 0);
+        if r.contains_key(&key) {
+            return Err(Errno::EADDRINUSE);
+        }
+        r.insert(key.clone(), self.me.clone());
+        i.name = Some(name);
+        i.key = Some(key);
+        Ok(())
+    }
+
+    /// Whether the socket is bound.
+    pub fn is_bound(&self) -> bool {
+        lock(&self.inner).key.is_some()
+    }
+
+    /// `listen(backlog)`.
+    pub fn listen(&self, backlog: i32) -> Result<(), Errno> {
+        if self.ty == SOCK_DGRAM {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let mut i = lock(&self.inner);
+        if i.key.is_none() {
+            return Err(Errno::EINVAL);
+        }
+        let backlog = backlog.clamp(1, 4096) as usize;
+        match &mut i.conn {
+            Conn::Unconnected => {
+                i.conn = Conn::Listening {
+                    backlog,
+                    pending: VecDeque::new(),
+                }
+            }
+            Conn::Listening { backlog: b, .. } => *b = backlog,
+            Conn::Connected { .. } => return Err(Errno::EINVAL),
+        }
+        Ok(())
+    }
+
+    /// Whether the socket listens (`SO_ACCEPTCONN`).
+    pub fn is_listening(&self) -> bool {
+        matches!(lock(&self.inner).conn, Conn::Listening { .. })
+    }
+
+    /// `connect` to `target` (found by name). Streams and seqpackets queue a new server
+    /// socket on the listener; datagram sockets just remember the peer.
+    pub fn connect(&self, target: &Arc<UnixSocket>, flags_nonblock: bool) -> Result<(), Errno> {
+        if target.ty != self.ty {
+            return Err(Errno::ECONNREFUSED);
+        }
+        if self.ty == SOCK_DGRAM {
+            let mut i = lock(&self.inner);
+            i.dgram_peer = Some(Arc::downgrade(target));
+            i.peer_cred = Some(target.cred);
+            return Ok(());
+        }
+        if matches!(lock(&self.inner).conn, Conn::Connected { .. }) {
+            return Err(Errno::EISCONN);
+        }
+        if matches!(lock(&self.inner).conn, Conn::Listening { .. }) {
+            return Err(Errno::EINVAL);
+        }
+        let nonblock = flags_nonblock || self.nonblock.load(Ordering::Relaxed);
+        let me = self.me.upgrade().ok_or(Errno::EBADF)?;
+        let mut op = || {
+            let mut ti = lock(&target.inner);
+            let listener_name = ti.name.clone();
+            let Conn::Listening { backlog, pending } = &mut ti.conn else {
+                return Err(Errno::ECONNREFUSED);
+            };
+            if pending.len() >= *backlog {
+                return Err(Errno::EAGAIN);
+            }
+            let server = UnixSocket::new(self.ty, target.cred)?;
+            // The accepted socket has the listener's name; options are not inherited.
+            lock(&server.inner).name = listener_name.clone();
+            link(&me, &server, listener_name, self.name());
+            pending.push_back(server);
+            Ok(())
+        };
+        if nonblock {
+            op()?;
+        } else {
+            block_on(&[(&target.queue, events::ALL)], None, &mut op)?;
+        }
+        target.queue.notify(events::POLLIN | events::POLLRDNORM);
+        Ok(())
+    }
+
+    /// `accept`: the next connection on the backlog.
+    pub fn accept(&self, nonblock: bool) -> Result<Arc<UnixSocket>, Errno> {
+        let nonblock = nonblock || self.nonblock.load(Ordering::Relaxed);
+        let op = || {
+            let mut i = lock(&self.inner);
+            let Conn::Listening { pending, .. } = &mut i.conn else {
+                return Err(Errno::EINVAL);
+            };
+            pending.pop_front().ok_or(Errno::EAGAIN)
+        };
+        let s = if nonblock {
+            op()?
+        } else {
+            block_on(&[(&self.queue, events::POLLIN)], None, op)?
+        };
+        // Room freed on the backlog for blocked connectors.
+        self.queue.notify(events::POLLOUT);
+        Ok(s)
+    }
+
+    /// The peer's credentials (`SO_PEERCRED`).
+    pub fn peer_cred(&self) -> Option<Ucred> {
+        lock(&self.inner).peer_cred
+    }
+
+    fn tx(&self) -> Result<Arc<Buffer>, Errno> {
+        let i = lock(&self.inner);
+        if i.shut_wr {
+            return Err(Errno::EPIPE);
+        }
+        match &i.conn {
+            Conn::Connected { tx, .. } => Ok(tx.clone()),
+            _ => Err(Errno::ENOTCONN),
+        }
+    }
+
+    /// Sends `data` (with `rights` and `creds`) to the peer, or to `to` for datagrams.
+    /// Streams may send part of a large buffer; other types send whole messages.
+    pub fn send(
+        &self,
+        data: &[u8],
+        rights: Vec<Arc<OpenFile>>,
+        creds: Ucred,
+        to: Option<&Arc<UnixSocket>>,
+        flags: u32,
+    ) -> Result<usize, Errno> {
+        let nonblock = self.nonblocking(flags);
+        if self.ty == SOCK_DGRAM {
+            return self.send_dgram(data, rights, creds, to, nonblock);
+        }
+        if to.is_some() {
+            let connected = matches!(lock(&self.inner).conn, Conn::Connected { .. });
+            return Err(if connected {
+                Errno::EISCONN
+            } else {
+                Errno::EOPNOTSUPP
+            });
+        }
+        let tx = self.tx()?;
+        if data.is_empty() && self.ty == SOCK_STREAM {
+            return Ok(0);
+        }
+        if self.ty == SOCK_SEQPACKET && data.len() > lock(&self.inner).sndbuf.max(DEFAULT_BUF) {
+            return Err(Errno::EMSGSIZE);
+        }
+        let mut done = 0;
+        let mut rights = Some(rights);
+        let stream = self.ty == SOCK_STREAM;
+        let mut op = || {
+            let mut s = lock(&tx.state);
+            if !s.reader {
+                return Err(Errno::EPIPE);
+            }
+            let left = data.len() - done;
+            let room = s.capacity.saturating_sub(s.bytes);
+            let n = if stream {
+                // Like a pipe: take what fits, at least something once there is room.
+                if room == 0 && s.bytes > 0 {
+                    return Err(Errno::EAGAIN);
+                }
+                left.min(room.max(1))
+            } else {
+                if s.bytes > 0 && s.bytes + left > s.capacity {
+                    return Err(Errno::EAGAIN);
+                }
+                left
+            };
+            s.msgs.push_back(Message {
+                data: data[done..done + n].to_vec(),
+                rights: rights.take().unwrap_or_default(),
+                creds,
+                from: None,
+            });
+            s.bytes += n;
+            done += n;
+            drop(s);
+            tx.tell_reader(events::POLLIN | events::POLLRDNORM);
+            if done == data.len() {
+                Ok(done)
+            } else {
+                Err(Errno::EAGAIN)
+            }
+        };
+        let r = if nonblock {
+            op()
+        } else {
+            block_on(&[(&tx.space, events::ALL)], None, &mut op)
+        };
+        match r {
+            Err(_) if done > 0 => Ok(done),
+            r => r,
+        }
+    }
+
+    fn send_dgram(
+        &self,
+        data: &[u8],
+        rights: Vec<Arc<OpenFile>>,
+        creds: Ucred,
+        to: Option<&Arc<UnixSocket>>,
+        nonblock: bool,
+    ) -> Result<usize, Errno> {
+        let target = match to {
+            Some(t) => t.clone(),
+            None => {
+                let i = lock(&self.inner);
+                if i.shut_wr {
+                    return Err(Errno::EPIPE);
+                }
+                match &i.dgram_peer {
+                    Some(w) => w.upgrade().ok_or(Errno::ECONNREFUSED)?,
+                    None => return Err(Errno::ENOTCONN),
+                }
+            }
+        };
+        if target.ty != SOCK_DGRAM {
+            return Err(Errno::EPROTOTYPE);
+        }
+        if let Some(p) = lock(&target.inner).dgram_peer.as_ref()
+            && !std::ptr::eq(p.as_ptr(), self.me.as_ptr())
+            && p.strong_count() > 0
+        {
+            // A connected datagram socket only takes datagrams from its peer.
+            return Err(Errno::EPERM);
+        }
+        if data.len() > lock(&self.inner).sndbuf.max(DEFAULT_BUF) {
+            return Err(Errno::EMSGSIZE);
+        }
+        let from = self.name();
+        let buf = target.rx.clone();
+        let mut rights = Some(rights);
+        let mut op = || {
+            let mut s = lock(&buf.state);
+            if !s.reader {
+                return Err(Errno::ECONNREFUSED);
+            }
+            if s.bytes > 0 && s.bytes + data.len() > s.capacity {
+                return Err(Errno::EAGAIN);
+            }
+            s.msgs.push_back(Message {
+                data: data.to_vec(),
+                rights: rights.take().unwrap_or_default(),
+                creds,
+                from: from.clone(),
+            });
+            s.bytes += data.len();
+            Ok(data.len())
+        };
+        let n = if nonblock {
+            op()?
+        } else {
+            block_on(&[(&buf.space, events::ALL)], None, &mut op)?
+        };
+        buf.tell_reader(events::POLLIN | events::POLLRDNORM);
+        Ok(n)
+    }
+
+    /// Receives up to `len` bytes. Datagram and seqpacket reads take one message (the rest
+    /// of a longer one is lost, `full_len` tells its size); stream reads gather bytes from
+    /// consecutive messages but stop before one carrying descriptions.
+    pub fn recv(&self, len: usize, flags: u32) -> Result<Received, Errno> {
+        let nonblock = self.nonblocking(flags);
+        let peek = flags & MSG_PEEK != 0;
+        let waitall = flags & MSG_WAITALL != 0 && self.ty == SOCK_STREAM && !peek;
+        let mut out = Received::default();
+        let passcred = lock(&self.inner).passcred;
+        let stream = self.ty == SOCK_STREAM;
+        let mut op = || {
+            let shut_rd = lock(&self.inner).shut_rd;
+            let mut s = lock(&self.rx.state);
+            if s.msgs.is_empty() {
+                let eof = shut_rd || (self.ty != SOCK_DGRAM && s.had_writer && s.writers == 0);
+                if eof || !out.data.is_empty() && !waitall {
+                    return Ok(());
+                }
+                if self.ty != SOCK_DGRAM && !s.had_writer {
+                    return Err(Errno::ENOTCONN);
+                }
+                return Err(Errno::EAGAIN);
+            }
+            if !stream {
+                let m = if peek {
+                    s.msgs.front().map(|m| Message {
+                        data: m.data.clone(),
+                        rights: m.rights.clone(),
+                        creds: m.creds,
+                        from: m.from.clone(),
+                    })
+                } else {
+                    s.msgs.pop_front()
+                };
+                let Some(m) = m else {
+                    return Err(Errno::EAGAIN);
+                };
+                if !peek {
+                    s.bytes -= m.data.len();
+                }
+                out.full_len = m.data.len();
+                out.data = m.data[..m.data.len().min(len)].to_vec();
+                out.rights = m.rights;
+                out.creds = passcred.then_some(m.creds);
+                out.from = m.from;
+                return Ok(());
+            }
+            // Stream: gather.
+            let mut i = 0;
+            while out.data.len() < len && i < s.msgs.len() {
+                let first = out.data.is_empty() && out.rights.is_empty();
+                let m = &s.msgs[i];
+                if !first && !m.rights.is_empty() {
+                    break;
+                }
+                let take = (len - out.data.len()).min(m.data.len());
+                out.data.extend_from_slice(&m.data[..take]);
+                if first {
+                    out.creds = passcred.then_some(m.creds);
+                }
+                if peek {
+                    if first {
+                        out.rights = m.rights.clone();
+                    }
+                    i += 1;
+                    continue;
+                }
+                let m = &mut s.msgs[i];
+                if first {
+                    out.rights = std::mem::take(&mut m.rights);
+                }
+                m.data.drain(..take);
+                if m.data.is_empty() {
+                    s.msgs.pop_front();
+                } else {
+                    i += 1;
+                }
+                s.bytes -= take;
+            }
+            out.full_len = out.data.len();
+            if waitall && out.data.len() < len {
+                drop(s);
+                self.rx.space.notify(events::POLLOUT | events::POLLWRNORM);
+                return Err(Errno::EAGAIN);
+            }
+            Ok(())
+        };
+        let r = if nonblock {
+            op()
+        } else {
+            block_on(
+                &[(&self.queue, events::POLLIN | events::POLLHUP)],
+                None,
+                &mut op,
+            )
+        };
+        if !peek {
+            self.rx.space.notify(events::POLLOUT | events::POLLWRNORM);
+        }
+        match r {
+            Ok(()) => Ok(out),
+            Err(_) if !out.data.is_empty() => Ok(out),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `shutdown(how)`.
+    pub fn shutdown(&self, how: i32) -> Result<(), Errno> {
+        if !matches!(how, SHUT_RD | SHUT_WR | SHUT_RDWR) {
+            return Err(Errno::EINVAL);
+        }
+        let tx = {
+            let mut i = lock(&self.inner);
+            let connected = matches!(i.conn, Conn::Connected { .. }) || i.dgram_peer.is_some();
+            if !connected {
+                return Err(Errno::ENOTCONN);
+            }
+            let mut tx = None;
+            if how != SHUT_WR {
+                i.shut_rd = true;
+            }
+            if how != SHUT_RD && !i.shut_wr {
+                i.shut_wr = true;
+                if let Conn::Connected { tx: t, .. } = &i.conn {
+                    tx = Some(t.clone());
+                }
+            }
+            tx
+        };
+        if let Some(tx) = tx {
+            tx.close_writer();
+        }
+        if how != SHUT_WR {
+            lock(&self.rx.state).reader = self.ty == SOCK_DGRAM;
+            self.rx.space.notify(events::ALL);
+        }
+        self.queue.notify(events::ALL);
+        Ok(())
+    }
+
+    /// `SO_PASSCRED`.
+    pub fn set_passcred(&self, on: bool) {
+        lock(&self.inner).passcred = on;
+    }
+
+    /// `SO_PASSCRED` value.
+    pub fn passcred(&self) -> bool {
+        lock(&self.inner).passcred
+    }
+
+    /// `SO_RCVBUF` value.
+    pub fn rcvbuf(&self) -> usize {
+        lock(&self.rx.state).capacity
+    }
+
+    /// Sets `SO_RCVBUF` (doubled, like Linux).
+    pub fn set_rcvbuf(&self, n: usize) {
+        lock(&self.rx.state).capacity = (n.saturating_mul(2)).max(MIN_BUF);
+    }
+
+    /// `SO_SNDBUF` value.
+    pub fn sndbuf(&self) -> usize {
+        lock(&self.inner).sndbuf
+    }
+
+    /// Sets `SO_SNDBUF` (doubled, like Linux).
+    pub fn set_sndbuf(&self, n: usize) {
+        lock(&self.inner).sndbuf = (n.saturating_mul(2)).max(MIN_BUF);
+    }
+
+    /// `SO_REUSEADDR`.
+    pub fn reuseaddr(&self) -> bool {
+        lock(&self.inner).reuseaddr
+    }
+
+    /// Sets `SO_REUSEADDR`.
+    pub fn set_reuseaddr(&self, on: bool) {
+        lock(&self.inner).reuseaddr = on;
+    }
+
+    /// `SO_LINGER` (onoff, seconds).
+    pub fn linger(&self) -> (i32, i32) {
+        lock(&self.inner).linger
+    }
+
+    /// Sets `SO_LINGER`.
+    pub fn set_linger(&self, l: (i32, i32)) {
+        lock(&self.inner).linger = l;
+    }
+
+    /// Takes `SO_ERROR`.
+    pub fn take_error(&self) -> Option<Errno> {
+        lock(&self.inner).error.take()
+    }
+
+    /// Bytes waiting (`FIONREAD`, `SIOCINQ`).
+    pub fn pending_bytes(&self) -> usize {
+        let s = lock(&self.rx.state);
+        if self.ty == SOCK_STREAM {
+            s.bytes
+        } else {
+            s.msgs.front().map_or(0, |m| m.data.len())
+        }
+    }
+
+    fn poll_events(&self) -> Events {
+        let i = lock(&self.inner);
+        let mut ev = 0;
+        match &i.conn {
+            Conn::Listening { pending, .. } => {
+                if !pending.is_empty() {
+                    ev |= events::POLLIN | events::POLLRDNORM;
+                }
+                return ev;
+            }
+            Conn::Connected { tx, .. } => {
+                let t = lock(&tx.state);
+                if !t.reader {
+                    ev |= events::POLLHUP;
+                    if !i.shut_wr {
+                        ev |= events::POLLERR;
+                    }
+                } else if !i.shut_wr && (t.bytes == 0 || t.bytes < t.capacity) {
+                    ev |= events::POLLOUT | events::POLLWRNORM;
+                }
+            }
+            Conn::Unconnected => {
+                if self.ty == SOCK_DGRAM {
+                    let writable = match i.dgram_peer.as_ref().and_then(Weak::upgrade) {
+                        Some(p) => p.rx.has_space(1),
+                        None => true,
+                    };
+                    if writable && !i.shut_wr {
+                        ev |= events::POLLOUT | events::POLLWRNORM;
+                    }
+                } else {
+                    ev |= events::POLLOUT | events::POLLHUP;
+                }
+            }
+        }
+        let s = lock(&self.rx.state);
+        if !s.msgs.is_empty() {
+            ev |= events::POLLIN | events::POLLRDNORM;
+        }
+        let peer_gone = self.ty != SOCK_DGRAM && s.had_writer && s.writers == 0;
+        if peer_gone || i.shut_rd {
+            ev |= events::POLLIN | events::POLLRDNORM | events::POLLRDHUP;
+        }
+        if i.shut_wr && (peer_gone || i.shut_rd) {
+            ev |= events::POLLHUP;
+        }
+        ev
+    }
+}
+
+/// Connects `a` and `b` crosswise.
+fn link(
+    a: &Arc<UnixSocket>,
+    b: &Arc<UnixSocket>,
+    a_peer: Option<Vec<u8>>,
+    b_peer: Option<Vec<u8>>,
+) {
+    for (x, y, peer_name) in [(a, b, a_peer), (b, a, b_peer)] {
+        let tx = y.rx.clone();
+        tx.add_writer();
+        let fwd_q = Arc::downgrade(&x.queue);
+        let fwd = tx.space.register(
+            events::ALL,
+            Arc::new(FnNotify(move |ev| {
+                if let Some(q) = fwd_q.upgrade() {
+                    q.notify(ev);
+                }
+            })),
+        );
+        let mut i = lock(&x.inner);
+        i.peer_cred = Some(y.cred);
+        i.conn = Conn::Connected {
+            tx,
+            fwd: Some(fwd),
+            peer_name,
+        };
+    }
+}
+
+impl Drop for UnixSocket {
+    fn drop(&mut self) {
+        let i = match self.inner.get_mut() {
+            Ok(i) => i,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(key) = i.key.take() {
+            let mut r = lock(registry());
+            if r.get(&key)
+                .is_some_and(|w| std::ptr::eq(w.as_ptr(), self.me.as_ptr()))
+            {
+                r.remove(&key);
+            }
+        }
+        match std::mem::take(&mut i.conn) {
+            Conn::Connected { tx, fwd, .. } => {
+                if let Some(id) = fwd {
+                    tx.space.unregister(id);
+                }
+                if !i.shut_wr {
+                    tx.close_writer();
+                }
+            }
+            Conn::Listening { pending, .. } => drop(pending),
+            Conn::Unconnected => {}
+        }
+        self.rx.close_reader();
+    }
+}
+
+/// The [`FileOps`] of a socket file: a stream over [`UnixSocket`].
+#[derive(Debug)]
+pub struct SocketFile {
+    /// The socket.
+    pub sock: Arc<UnixSocket>,
+}
+
+impl FileOps for SocketFile {
+    fn read_at(&self, buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
+        let r = self.sock.recv(buf.len(), 0)?;
+        buf[..r.data.len()].copy_from_slice(&r.data);
+        Ok(r.data.len())
+    }
+
+    fn write_at(&self, buf: &[u8], _off: u64) -> Result<usize, Errno> {
+        self.sock.send(buf, Vec::new(), self.sock.cred, None, 0)
+    }
+
+    fn stream(&self) -> bool {
+        true
+    }
+
+    fn readable(&self) -> Option<u64> {
+        Some(self.sock.pending_bytes() as u64)
+    }
+
+    fn readiness(&self, mask: Events) -> Events {
+        self.sock.poll_events() & (mask | events::ALWAYS)
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.sock.queue)
+    }
+
+    fn set_status_flags(&self, flags: u32) -> Result<(), Errno> {
+        self.sock
+            .set_nonblock(flags & linux_abi::flags::open::O_NONBLOCK != 0);
+        Ok(())
+    }
+
+    fn ioctl(&self, cmd: u32, arg: u64, mem: &dyn super::UserMem) -> Result<u64, Errno> {
+        const FIONREAD: u32 = 0x541B;
+        if cmd == FIONREAD {
+            let n = self.sock.pending_bytes() as i32;
+            mem.copy_out(arg, &n.to_ne_bytes())?;
+            return Ok(0);
+        }
+        Err(Errno::ENOTTY)
+    }
+
+    fn as_any(&self) -> Option<&dyn Any> {
+        Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cred() -> Ucred {
+        Ucred {
+            pid: 1,
+            uid: 1000,
+            gid: 100,
+        }
+    }
+
+    #[test]
+    fn stream_pair_transfers_and_hangs_up() {
+        let (a, b) = UnixSocket::pair(SOCK_STREAM, cred()).unwrap();
+        assert_eq!(a.send(b"hello", vec![], cred(), None, 0), Ok(5));
+        assert_eq!(a.send(b" world", vec![], cred(), None, 0), Ok(6));
+        let r = b.recv(64, MSG_PEEK).unwrap();
+        assert_eq!(r.data, b"hello world");
+        let r = b.recv(3, 0).unwrap();
+        assert_eq!(r.data, b"hel");
+        assert_eq!(b.recv(64, 0).unwrap().data, b"lo world");
+        assert_eq!(b.recv(64, MSG_DONTWAIT).err(), Some(Errno::EAGAIN));
+        assert_eq!(b.peer_cred(), Some(cred()));
+        a.shutdown(SHUT_WR).unwrap();
+        assert!(b.recv(64, 0).unwrap().data.is_empty(), "EOF after SHUT_WR");
+        assert_eq!(a.send(b"x", vec![], cred(), None, 0), Err(Errno::EPIPE));
+        drop(a);
+        assert_eq!(b.send(b"x", vec![], cred(), None, 0), Err(Errno::EPIPE));
+        assert_ne!(b.poll_events() & events::POLLHUP, 0);
+    }
+
+    #[test]
+    fn seqpacket_and_dgram_keep_boundaries() {
+        for ty in [SOCK_SEQPACKET, SOCK_DGRAM] {
+            let (a, b) = UnixSocket::pair(ty, cred()).unwrap();
+            a.send(b"one", vec![], cred(), None, 0).unwrap();
+            a.send(b"second", vec![], cred(), None, 0).unwrap();
+            let r = b.recv(2, 0).unwrap();
+            assert_eq!((r.data.as_slice(), r.full_len), (&b"on"[..], 3));
+            assert_eq!(b.recv(64, 0).unwrap().data, b"second");
+        }
+    }
+
+    #[test]
+    fn listen_connect_accept_by_name() {
+        let srv = UnixSocket::new(SOCK_STREAM, cred()).unwrap();
+        let key = Key::Abstract(b"sentry-unit-test".to_vec());
+        srv.bind(b"\0sentry-unit-test".to_vec(), key.clone())
+            .unwrap();
+        let other = UnixSocket::new(SOCK_STREAM, cred()).unwrap();
+        assert_eq!(
+            other.bind(b"x".to_vec(), key.clone()),
+            Err(Errno::EADDRINUSE)
+        );
+        srv.listen(4).unwrap();
+        let cli = UnixSocket::new(SOCK_STREAM, cred()).unwrap();
+        assert_eq!(srv.accept(true).err(), Some(Errno::EAGAIN));
+        cli.connect(&lookup(&key).unwrap(), false).unwrap();
+        assert_ne!(srv.poll_events() & events::POLLIN, 0);
+        let conn = srv.accept(false).unwrap();
+        cli.send(b"ping", vec![], cred(), None, 0).unwrap();
+        assert_eq!(conn.recv(8, 0).unwrap().data, b"ping");
+        assert_eq!(
+            cli.peer_name().unwrap(),
+            Some(b"\0sentry-unit-test".to_vec())
+        );
+        drop(srv);
+        assert!(lookup(&key).is_none(), "name released");
+    }
+
+    #[test]
+    fn dgram_sendto_names_the_sender() {
+        let rx = UnixSocket::new(SOCK_DGRAM, cred()).unwrap();
+        let key = Key::Abstract(b"sentry-unit-dgram".to_vec());
+        rx.bind(b"\0sentry-unit-dgram".to_vec(), key).unwrap();
+        let tx = UnixSocket::new(SOCK_DGRAM, cred()).unwrap();
+        tx.bind(
+            b"\0sentry-unit-dgram-tx".to_vec(),
+            Key::Abstract(b"sentry-unit-dgram-tx".to_vec()),
+        )
+        .unwrap();
+        tx.send(b"d", vec![], cred(), Some(&rx), 0).unwrap();
+        rx.set_passcred(true);
+        let r = rx.recv(8, 0).unwrap();
+        assert_eq!(r.from, Some(b"\0sentry-unit-dgram-tx".to_vec()));
+        assert_eq!(r.creds, Some(cred()));
+        assert_eq!(tx.send(b"d", vec![], cred(), None, 0), Err(Errno::ENOTCONN));
+    }
+}
