@@ -9,9 +9,12 @@
 mod creds;
 mod fs_glue;
 mod futex;
-mod signal;
+pub mod process;
+pub mod sigframe;
+pub mod signal;
 pub mod task;
 mod thread_group;
+pub mod timer;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -27,6 +30,7 @@ pub use fs_glue::VfsExec;
 pub use futex::{FUTEX_BITSET_MATCH_ANY, Futexes};
 pub use signal::{SigAction, SigAltStack, SigSet};
 pub use task::{ExecImage, ExecSource, Task};
+pub use thread_group::JobState;
 pub use thread_group::{RLIM_INFINITY, RLIM_NLIMITS, Rlimit, ThreadGroup};
 
 use crate::mm::MemoryManager;
@@ -59,6 +63,10 @@ pub struct Kernel {
     exec_source: Mutex<Arc<dyn ExecSource>>,
     futexes: Futexes,
     ncpus: usize,
+    /// Host threads of tasks other than PID 1's first, joined when the sandbox ends.
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// The foreground process group of the controlling terminal.
+    fg_pgrp: std::sync::atomic::AtomicI32,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -105,6 +113,8 @@ impl Kernel {
             ncpus: std::thread::available_parallelism()
                 .map_or(1, |n| n.get())
                 .min(1024),
+            threads: Mutex::new(Vec::new()),
+            fg_pgrp: std::sync::atomic::AtomicI32::new(1),
         });
         let proc_source: Weak<Kernel> = Arc::downgrade(&kernel);
         kernel.vfs.set_proc_source(proc_source);
@@ -247,6 +257,67 @@ impl Kernel {
         self.tables().groups.keys().copied().collect()
     }
 
+    /// Keeps the host thread of a new task, to join it when the sandbox ends; finished
+    /// threads are joined on the way.
+    pub(crate) fn track_thread(&self, h: std::thread::JoinHandle<()>) {
+        let mut th = self.threads.lock().unwrap_or_else(|p| p.into_inner());
+        let (done, live): (Vec<_>, Vec<_>) = th.drain(..).partition(|h| h.is_finished());
+        *th = live;
+        th.push(h);
+        drop(th);
+        for h in done {
+            let _ = h.join();
+        }
+    }
+
+    /// Waits (up to `limit`) for every tracked task thread to end.
+    fn join_threads(&self, limit: std::time::Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let hs: Vec<_> =
+                std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+            if hs.is_empty() {
+                return;
+            }
+            let mut pending = Vec::new();
+            for h in hs {
+                if h.is_finished() {
+                    if h.join().is_err() {
+                        tracing::error!("a task thread panicked");
+                    }
+                } else {
+                    pending.push(h);
+                }
+            }
+            if pending.is_empty() {
+                continue;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    threads = pending.len(),
+                    "task threads still running at exit"
+                );
+                return;
+            }
+            self.threads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(pending);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// The foreground process group of the terminal.
+    pub fn foreground_pgrp(&self) -> i32 {
+        self.fg_pgrp.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets the foreground process group of the terminal.
+    pub fn set_foreground_pgrp(&self, pgrp: i32) {
+        self.fg_pgrp
+            .store(pgrp, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The number of live tasks.
     pub fn task_count(&self) -> usize {
         self.tables().tasks.len()
@@ -309,11 +380,17 @@ pub(crate) fn start_init(
     let tg = init.thread_group().clone();
     let thread = task::spawn(init).map_err(SentryError::Thread)?;
     let status = tg.wait_exit();
-    // The task thread releases its platform context on the way out; wait for it so that
-    // no stub outlives the sandbox run.
+    // The task threads release their platform contexts on the way out; wait for them so
+    // that no stub outlives the sandbox run.
     if thread.join().is_err() {
         tracing::error!("the PID 1 task thread panicked");
     }
+    for pid in kernel.pids() {
+        if let Some(g) = kernel.thread_group(pid) {
+            g.kill(linux_abi::signal::SIGKILL);
+        }
+    }
+    kernel.join_threads(std::time::Duration::from_secs(5));
     match status {
         ExitStatus::Signaled(sig) => {
             tracing::warn!(

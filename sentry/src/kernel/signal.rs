@@ -64,3 +64,105 @@ pub fn sig_bit(sig: i32) -> SigSet {
         0
     }
 }
+
+/// `SS_ONSTACK`.
+pub const SS_ONSTACK: i32 = 1;
+/// `SA_NOCLDSTOP`.
+pub const SA_NOCLDSTOP: u64 = 1;
+/// `SA_NOCLDWAIT`.
+pub const SA_NOCLDWAIT: u64 = 2;
+/// `SA_SIGINFO`.
+pub const SA_SIGINFO: u64 = 4;
+/// `SA_RESTORER`.
+pub const SA_RESTORER: u64 = 0x0400_0000;
+/// `SA_ONSTACK`.
+pub const SA_ONSTACK: u64 = 0x0800_0000;
+/// `SA_RESTART`.
+pub const SA_RESTART: u64 = 0x1000_0000;
+/// `SA_NODEFER`.
+pub const SA_NODEFER: u64 = 0x4000_0000;
+/// `SA_RESETHAND`.
+pub const SA_RESETHAND: u64 = 0x8000_0000;
+
+/// What a signal does when its action is `SIG_DFL`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultAction {
+    /// End the process.
+    Terminate,
+    /// End the process "with a core dump" (reported with the core bit; no file is written).
+    Core,
+    /// Nothing.
+    Ignore,
+    /// Stop the process.
+    Stop,
+    /// Continue a stopped process (the continuing happens when the signal is sent).
+    Continue,
+}
+
+/// The default action of `sig`.
+pub fn default_action(sig: i32) -> DefaultAction {
+    use linux_abi::signal::*;
+    match sig {
+        SIGQUIT | SIGILL | SIGTRAP | SIGABRT | SIGBUS | SIGFPE | SIGSEGV | SIGXCPU | SIGXFSZ
+        | SIGSYS => DefaultAction::Core,
+        SIGCHLD | SIGURG | SIGWINCH => DefaultAction::Ignore,
+        SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU => DefaultAction::Stop,
+        SIGCONT => DefaultAction::Continue,
+        _ => DefaultAction::Terminate,
+    }
+}
+
+/// Signals that stop a process by default.
+pub const STOP_SIGNALS: SigSet = (1 << (linux_abi::signal::SIGSTOP - 1))
+    | (1 << (linux_abi::signal::SIGTSTP - 1))
+    | (1 << (linux_abi::signal::SIGTTIN - 1))
+    | (1 << (linux_abi::signal::SIGTTOU - 1));
+
+/// Signals that can never be blocked, caught or ignored.
+pub const UNBLOCKABLE: SigSet =
+    (1 << (linux_abi::signal::SIGKILL - 1)) | (1 << (linux_abi::signal::SIGSTOP - 1));
+
+/// Pending signals with their siginfo: standard signals are queued once, real-time signals
+/// (32 and up) as often as they are sent.
+#[derive(Debug, Default, Clone)]
+pub struct SigQueue {
+    queue: Vec<linux_abi::signal::SigInfo>,
+}
+
+/// Most queued real-time signals per queue (`RLIMIT_SIGPENDING`-like bound).
+const MAX_QUEUED: usize = 4096;
+
+impl SigQueue {
+    /// The set of pending signals.
+    pub fn set(&self) -> SigSet {
+        self.queue.iter().fold(0, |s, i| s | sig_bit(i.signo))
+    }
+
+    /// Queues `info`; a standard signal already pending is not queued twice. Returns
+    /// whether it was queued.
+    pub fn push(&mut self, info: linux_abi::signal::SigInfo) -> bool {
+        let rt = info.signo >= linux_abi::signal::SIGRTMIN;
+        if (!rt && self.set() & sig_bit(info.signo) != 0) || self.queue.len() >= MAX_QUEUED {
+            return false;
+        }
+        self.queue.push(info);
+        true
+    }
+
+    /// Removes and returns the lowest-numbered pending signal in `allowed` (standard
+    /// signals first, as Linux does, since they are lower).
+    pub fn take(&mut self, allowed: SigSet) -> Option<linux_abi::signal::SigInfo> {
+        let pending = self.set() & allowed;
+        if pending == 0 {
+            return None;
+        }
+        let sig = pending.trailing_zeros() as i32 + 1;
+        let i = self.queue.iter().position(|s| s.signo == sig)?;
+        Some(self.queue.remove(i))
+    }
+
+    /// Discards every pending instance of the signals in `set`.
+    pub fn discard(&mut self, set: SigSet) {
+        self.queue.retain(|s| sig_bit(s.signo) & set == 0);
+    }
+}

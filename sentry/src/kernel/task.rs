@@ -6,22 +6,27 @@
 //! - `Syscall`: dispatch through [`crate::syscalls::dispatch`] and set `rax`;
 //! - `Fault`: let the memory manager page in ([`MemoryManager::handle_fault`]); an invalid
 //!   access kills the process with `SIGSEGV`;
-//! - `Signal`: a synchronous exception kills the process with that signal (default
-//!   action; handlers are not delivered yet);
-//! - `Interrupted`: re-check for a pending exit.
+//! - `Signal`: a synchronous exception is forced on the task (its handler runs, or the
+//!   process dies if it is blocked or ignored, as Linux `force_sig`);
+//! - `Interrupted`: someone wants the task's attention (a signal, an exit, a stop).
 //!
-//! The loop ends when the task calls `exit`, or its thread group exits (`exit_group`, a
-//! fatal signal).
+//! Before each switch back into the application the task handles its pending signals
+//! ([`super::process`]): default actions, group stop, handler frames, and the restart of
+//! an interrupted system call. The loop ends when the task calls `exit`, or its thread
+//! group exits (`exit_group`, a fatal signal).
+//!
+//! A task blocked in a system call waits on its [`Waker`]; senders of signals and every
+//! event a blocking call waits for ring it.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use linux_abi::Errno;
 use linux_abi::signal::{SIGKILL, SIGSEGV};
 use platform::{Context, Registers, Trap};
 
-use super::signal::{SigAltStack, SigSet};
+use super::signal::{SigAltStack, SigQueue, SigSet};
 use super::{Credentials, Kernel, ThreadGroup};
 use crate::fs::{FdTable, FsContext, VfsPath};
 use crate::mm::{FaultSignal, MappableFile, MemoryManager};
@@ -54,6 +59,47 @@ pub struct ProgramInfo {
     pub env: (u64, u64),
 }
 
+/// A per-task wake-up: blocking calls wait on it, events and signals ring it. A counter
+/// makes a ring between "check the condition" and "wait" impossible to miss.
+#[derive(Debug, Default)]
+pub struct Waker {
+    seq: Mutex<u64>,
+    cv: Condvar,
+}
+
+/// The longest a blocked task sleeps without re-checking its conditions (a safety net
+/// for events that do not ring the waker).
+const BLOCK_SLICE: Duration = Duration::from_millis(200);
+
+impl Waker {
+    /// The current ring count; pass it to [`Waker::wait`].
+    pub fn seq(&self) -> u64 {
+        *lock(&self.seq)
+    }
+
+    /// Rings: wakes a task waiting on this waker.
+    pub fn wake(&self) {
+        *lock(&self.seq) += 1;
+        self.cv.notify_all();
+    }
+
+    /// Waits until the count differs from `seen`, `deadline` passes, or a slice elapses.
+    pub fn wait(&self, seen: u64, deadline: Option<Instant>) {
+        let g = lock(&self.seq);
+        if *g != seen {
+            return;
+        }
+        let mut slice = BLOCK_SLICE;
+        if let Some(d) = deadline {
+            slice = slice.min(d.saturating_duration_since(Instant::now()));
+        }
+        let _ = self.cv.wait_timeout(g, slice);
+    }
+}
+
+/// The callback `restart_syscall` runs (a sleep's remaining time, kept by the sleep).
+pub type RestartFn = Box<dyn Fn(&Task) -> Result<u64, Errno> + Send>;
+
 /// One application thread.
 #[derive(Debug)]
 pub struct Task {
@@ -79,6 +125,25 @@ pub struct Task {
     exit_code: AtomicU64,
     pdeathsig: AtomicI32,
     start: Instant,
+    /// Thread-directed pending signals.
+    pending: Mutex<SigQueue>,
+    /// The mask to restore after `rt_sigsuspend` (or `ppoll`/`pselect`) is interrupted.
+    saved_mask: Mutex<Option<SigSet>>,
+    waker: Arc<Waker>,
+    restart: Mutex<Option<RestartFnBox>>,
+    /// Set while a `vfork` parent waits for this child to exec or exit.
+    vfork_done: Mutex<Option<Arc<Waker>>>,
+    /// Signalled when the task has finished (`vfork` and `execve` wait for it).
+    finished: AtomicBool,
+}
+
+/// A boxed [`RestartFn`] with a `Debug` implementation.
+pub struct RestartFnBox(pub RestartFn);
+
+impl std::fmt::Debug for RestartFnBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RestartFn")
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -97,6 +162,7 @@ impl Task {
     ) -> Result<Arc<Task>, SentryError> {
         let tid = kernel.alloc_tid();
         let tg = ThreadGroup::new(tid, ppid);
+        tg.set_uid(creds.uid);
         let mm = Arc::new(MemoryManager::new(kernel.platform().as_ref())?);
         let context = kernel.platform().new_context()?;
         let t = Arc::new(Task {
@@ -122,10 +188,146 @@ impl Task {
             exit_code: AtomicU64::new(0),
             pdeathsig: AtomicI32::new(0),
             start: Instant::now(),
+            pending: Mutex::new(SigQueue::default()),
+            saved_mask: Mutex::new(None),
+            waker: Arc::new(Waker::default()),
+            restart: Mutex::new(None),
+            vfork_done: Mutex::new(None),
+            finished: AtomicBool::new(false),
         });
         tg.add_task(&t);
         kernel.register_task(&t);
         Ok(t)
+    }
+
+    /// Creates a task for `clone`: a new thread of `tg` (with `CLONE_THREAD`) or the first
+    /// task of the new process `tg`, with the given memory manager and tables, and a copy
+    /// of `parent`'s registers, mask, credentials and names.
+    pub(crate) fn new_clone(
+        parent: &Task,
+        tid: i32,
+        tg: Arc<ThreadGroup>,
+        mm: Arc<MemoryManager>,
+        fd_table: Arc<FdTable>,
+        fs_context: Arc<FsContext>,
+    ) -> Result<Arc<Task>, Errno> {
+        let kernel = parent.kernel.clone();
+        let context = kernel.platform().new_context().map_err(|e| {
+            tracing::error!("creating a context: {e}");
+            Errno::EAGAIN
+        })?;
+        let t = Arc::new(Task {
+            tid,
+            tg: tg.clone(),
+            kernel: kernel.clone(),
+            context,
+            regs: Mutex::new(parent.regs().clone()),
+            mm: Mutex::new(mm),
+            creds: Mutex::new(parent.creds()),
+            fd_table: Mutex::new(fd_table),
+            fs_context: Mutex::new(fs_context),
+            program: Mutex::new(parent.program()),
+            comm: Mutex::new(parent.comm()),
+            clear_child_tid: AtomicU64::new(0),
+            robust_list: Mutex::new((0, 0)),
+            sigmask: AtomicU64::new(parent.sigmask()),
+            altstack: Mutex::new(parent.altstack()),
+            thread_exit: AtomicBool::new(false),
+            exit_code: AtomicU64::new(0),
+            pdeathsig: AtomicI32::new(0),
+            start: Instant::now(),
+            pending: Mutex::new(SigQueue::default()),
+            saved_mask: Mutex::new(None),
+            waker: Arc::new(Waker::default()),
+            restart: Mutex::new(None),
+            vfork_done: Mutex::new(None),
+            finished: AtomicBool::new(false),
+        });
+        tg.add_task(&t);
+        kernel.register_task(&t);
+        Ok(t)
+    }
+
+    /// This task's waker.
+    pub fn waker(&self) -> &Arc<Waker> {
+        &self.waker
+    }
+
+    /// Thread-directed pending signals.
+    pub(crate) fn pending(&self) -> MutexGuard<'_, SigQueue> {
+        lock(&self.pending)
+    }
+
+    /// The mask saved by `rt_sigsuspend`-like calls.
+    pub(crate) fn saved_mask(&self) -> MutexGuard<'_, Option<SigSet>> {
+        lock(&self.saved_mask)
+    }
+
+    /// Sets what `restart_syscall` runs.
+    pub fn set_restart(&self, f: Option<RestartFn>) {
+        *lock(&self.restart) = f.map(RestartFnBox);
+    }
+
+    /// Takes what `restart_syscall` runs.
+    pub fn take_restart(&self) -> Option<RestartFn> {
+        lock(&self.restart).take().map(|b| b.0)
+    }
+
+    /// Sets the waker a `vfork` parent waits on.
+    pub(crate) fn set_vfork_done(&self, w: Option<Arc<Waker>>) {
+        *lock(&self.vfork_done) = w;
+    }
+
+    /// Releases a `vfork` parent (the child exec'd or exited).
+    pub(crate) fn release_vfork_parent(&self) {
+        if let Some(w) = lock(&self.vfork_done).take() {
+            w.wake();
+        }
+    }
+
+    /// Whether the `vfork` parent is still waiting.
+    pub(crate) fn vfork_pending(&self) -> bool {
+        lock(&self.vfork_done).is_some()
+    }
+
+    /// Whether the task has finished running.
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    /// Whether a blocked system call must give up: the task or its process is exiting,
+    /// the process is stopping, or a signal it does not block is pending.
+    pub fn interrupted(&self) -> bool {
+        self.should_stop() || self.tg.job().stopped || self.has_deliverable_signal()
+    }
+
+    /// Whether a signal not blocked by the mask is pending for this task.
+    pub fn has_deliverable_signal(&self) -> bool {
+        let allowed = !self.sigmask();
+        (self.pending().set() | self.tg.shared_pending_set()) & allowed != 0
+    }
+
+    /// Blocks until `cond` returns a result, `deadline` passes (`ETIMEDOUT`) or the task
+    /// is interrupted (`EINTR`; callers map it to their restart code). Whoever changes
+    /// what `cond` looks at rings the waiting task's [`Waker`].
+    pub fn block_on<R>(
+        &self,
+        deadline: Option<Instant>,
+        mut cond: impl FnMut() -> Option<Result<R, Errno>>,
+    ) -> Result<R, Errno> {
+        loop {
+            let seen = self.waker.seq();
+            if let Some(r) = cond() {
+                return r;
+            }
+            if self.interrupted() {
+                return Err(Errno::EINTR);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Errno::ETIMEDOUT);
+            }
+            self.waker.wait(seen, deadline);
+        }
     }
 
     /// The thread id.
@@ -254,9 +456,11 @@ impl Task {
         self.start
     }
 
-    /// Forces the task out of the application soon (exit, kill).
+    /// Forces the task out of the application (or out of a blocking call) soon: exit,
+    /// kill, a signal.
     pub fn interrupt(&self) {
         self.context.interrupt();
+        self.waker.wake();
     }
 
     /// Ends this thread with `code` (`exit`). The last thread ending ends the group.
@@ -270,7 +474,7 @@ impl Task {
         self.tg.begin_exit(ExitStatus::Exited(code));
     }
 
-    fn should_stop(&self) -> bool {
+    pub(crate) fn should_stop(&self) -> bool {
         self.thread_exit.load(Ordering::Acquire) || self.tg.is_exiting()
     }
 
@@ -279,6 +483,9 @@ impl Task {
     pub fn execve(&self, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> Result<(), Errno> {
         let mm = super::new_mm(&self.kernel)?;
         let image = crate::loader::load(self, &mm, path, argv, envp)?;
+        // The point of no return: the other threads go, this one takes the new program.
+        super::process::kill_other_threads(self);
+        self.tg.set_exec_done();
         *lock(&self.mm) = mm;
         let mut regs = Registers::new_user(image.entry, image.stack_pointer);
         // Keep nothing of the old program's state.
@@ -292,6 +499,10 @@ impl Task {
         };
         self.fd_table().close_on_exec();
         self.tg.reset_handlers_on_exec();
+        self.tg.timers.clear(false);
+        self.set_clear_child_tid(0);
+        self.set_robust_list(0, 0);
+        self.release_vfork_parent();
         self.set_altstack(SigAltStack {
             flags: super::signal::SS_DISABLE,
             ..Default::default()
@@ -302,8 +513,17 @@ impl Task {
     /// The task loop: runs the application until the task or its group exits.
     fn run(self: &Arc<Task>) {
         crate::fs::proc::set_current(self.tgid(), self.tid);
+        let weak = Arc::downgrade(self);
+        crate::fs::set_interrupt_check(Box::new(move || {
+            weak.upgrade().is_none_or(|t| t.interrupted())
+        }));
         let mut spurious_fault: Option<u64> = None;
-        while !self.should_stop() {
+        let mut restart: Option<Errno> = None;
+        loop {
+            self.handle_signals(restart.take());
+            if self.should_stop() {
+                break;
+            }
             let mm = self.mm();
             let trap = {
                 let mut regs = self.regs();
@@ -319,20 +539,25 @@ impl Task {
                         let r = self.regs();
                         (r.gp.syscall_number(), r.gp.syscall_args())
                     };
-                    let ret = crate::syscalls::dispatch(self, nr, args);
-                    self.regs().gp.set_syscall_return(ret);
+                    let ret =
+                        super::process::restart_code(nr, crate::syscalls::dispatch(self, nr, args));
+                    if nr != linux_abi::sysno::SYS_RT_SIGRETURN {
+                        self.regs().gp.set_syscall_return(ret);
+                    }
+                    restart = Errno::from_return(ret).filter(|e| super::process::is_restart(*e));
                 }
                 Ok(Trap::Fault { addr, access, ip }) => match mm.handle_fault(addr, access) {
                     Ok(true) => spurious_fault = None,
                     Ok(false) if spurious_fault != Some(addr) => spurious_fault = Some(addr),
                     res => {
+                        spurious_fault = None;
                         // A fault that stays after being resolved once is a protection
                         // violation the platform could not classify.
                         let sig = res.err().unwrap_or(FaultSignal {
                             signo: SIGSEGV,
                             code: linux_abi::signal::SEGV_ACCERR,
                         });
-                        tracing::info!(
+                        tracing::debug!(
                             tid = self.tid,
                             addr = format_args!("{addr:#x}"),
                             ip = format_args!("{ip:#x}"),
@@ -340,12 +565,14 @@ impl Task {
                             code = sig.code,
                             "bad memory access"
                         );
-                        self.tg.kill(sig.signo);
+                        self.force_signal(linux_abi::signal::SigInfo::fault(
+                            sig.signo, sig.code, addr,
+                        ));
                     }
                 },
                 Ok(Trap::Signal(info)) => {
-                    tracing::info!(tid = self.tid, signo = info.signo, "synchronous signal");
-                    self.tg.kill(info.signo);
+                    tracing::debug!(tid = self.tid, signo = info.signo, "synchronous signal");
+                    self.force_signal(info);
                 }
                 Ok(Trap::Interrupted) => {}
             }
@@ -353,22 +580,24 @@ impl Task {
         self.finish();
     }
 
-    /// Cleans up after the loop: clears the `set_tid_address` word, unregisters and
-    /// tells the thread group.
-    fn finish(&self) {
+    /// Cleans up after the loop: robust futexes, the `set_tid_address` word, the `vfork`
+    /// parent, unregisters and tells the thread group (the last task ends the process).
+    fn finish(self: &Arc<Task>) {
+        super::process::exit_robust_list(self);
         let ctid = self.clear_child_tid();
-        if ctid != 0 && !self.tg.is_exiting() && self.mm().write_obj(ctid, &0u32).is_ok() {
+        if ctid != 0 && self.mm().write_obj(ctid, &0u32).is_ok() {
             let _ = self
                 .kernel
                 .futexes()
                 .wake(self, ctid, 1, super::FUTEX_BITSET_MATCH_ANY);
         }
+        self.release_vfork_parent();
         self.context.release();
         self.kernel.unregister_task(self.tid);
         let code = self.exit_code.load(Ordering::Relaxed) as u8;
-        self.tg.task_exited(self.tid, code);
-        if self.tid == self.tgid() && self.tg.exit_status().is_some() {
-            self.kernel.unregister_group(self.tgid());
+        self.finished.store(true, Ordering::Release);
+        if self.tg.task_exited(self.tid, code) {
+            super::process::process_exited(self);
         }
     }
 }

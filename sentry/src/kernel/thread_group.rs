@@ -4,9 +4,9 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
-use linux_abi::signal::SIGKILL;
+use linux_abi::signal::SigInfo;
 
-use super::signal::{SigAction, sig_bit};
+use super::signal::{SigAction, SigQueue, SigSet, sig_bit};
 use super::task::Task;
 use crate::ExitStatus;
 
@@ -85,11 +85,41 @@ struct ExitState {
     done: bool,
 }
 
+/// Job-control state of a process (group stop and the reports `wait` consumes).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct JobState {
+    /// The group is stopped.
+    pub stopped: bool,
+    /// A stop the parent has not collected yet (`WUNTRACED`): the stop signal.
+    pub report_stop: Option<i32>,
+    /// A continue the parent has not collected yet (`WCONTINUED`).
+    pub report_cont: bool,
+}
+
 /// A thread group (a process).
 #[derive(Debug)]
 pub struct ThreadGroup {
     tgid: i32,
-    ppid: i32,
+    ppid: AtomicI32,
+    /// The parent process (empty for PID 1 and after the parent is gone).
+    parent: Mutex<Weak<ThreadGroup>>,
+    /// Children, live and zombie, until reaped.
+    children: Mutex<Vec<Arc<ThreadGroup>>>,
+    pgid: AtomicI32,
+    sid: AtomicI32,
+    /// The signal sent to the parent on exit (`SIGCHLD`, or the clone exit signal).
+    exit_signal: AtomicI32,
+    /// Set when the parent has collected the exit status (or it was auto-reaped).
+    reaped: AtomicBool,
+    /// Set once the process has called `execve` (`setpgid` on it fails then).
+    exec_done: AtomicBool,
+    /// The real uid of the process (for `SIGCHLD` and `RLIMIT_NPROC`).
+    uid: std::sync::atomic::AtomicU32,
+    /// Process-directed pending signals.
+    shared_pending: Mutex<SigQueue>,
+    job: Mutex<JobState>,
+    /// Interval and POSIX timers.
+    pub(crate) timers: super::timer::ProcessTimers,
     exit: Mutex<ExitState>,
     exited: Condvar,
     exiting: AtomicBool,
@@ -110,7 +140,18 @@ impl ThreadGroup {
     pub fn new(tgid: i32, ppid: i32) -> Arc<ThreadGroup> {
         Arc::new(ThreadGroup {
             tgid,
-            ppid,
+            ppid: AtomicI32::new(ppid),
+            parent: Mutex::new(Weak::new()),
+            children: Mutex::new(Vec::new()),
+            pgid: AtomicI32::new(tgid),
+            sid: AtomicI32::new(tgid),
+            exit_signal: AtomicI32::new(linux_abi::signal::SIGCHLD),
+            reaped: AtomicBool::new(false),
+            exec_done: AtomicBool::new(false),
+            uid: std::sync::atomic::AtomicU32::new(0),
+            shared_pending: Mutex::new(SigQueue::default()),
+            job: Mutex::new(JobState::default()),
+            timers: super::timer::ProcessTimers::default(),
             exit: Mutex::new(ExitState::default()),
             exited: Condvar::new(),
             exiting: AtomicBool::new(false),
@@ -135,7 +176,125 @@ impl ThreadGroup {
 
     /// The parent's process id (0 for PID 1).
     pub fn ppid(&self) -> i32 {
-        self.ppid
+        self.ppid.load(Ordering::Relaxed)
+    }
+
+    /// The parent process, if it is still there.
+    pub fn parent(&self) -> Option<Arc<ThreadGroup>> {
+        lock(&self.parent).upgrade()
+    }
+
+    /// Sets the parent (fork, reparenting).
+    pub(crate) fn set_parent(&self, parent: &Arc<ThreadGroup>) {
+        *lock(&self.parent) = Arc::downgrade(parent);
+        self.ppid.store(parent.tgid(), Ordering::Relaxed);
+    }
+
+    /// The children (live and zombie).
+    pub fn children(&self) -> Vec<Arc<ThreadGroup>> {
+        lock(&self.children).clone()
+    }
+
+    /// Adds a child.
+    pub(crate) fn add_child(&self, c: Arc<ThreadGroup>) {
+        lock(&self.children).push(c);
+    }
+
+    /// Removes child `tgid` (reaped, or reparented); returns it.
+    pub(crate) fn remove_child(&self, tgid: i32) -> Option<Arc<ThreadGroup>> {
+        let mut c = lock(&self.children);
+        let i = c.iter().position(|g| g.tgid() == tgid)?;
+        Some(c.remove(i))
+    }
+
+    /// Takes all children (for reparenting).
+    pub(crate) fn take_children(&self) -> Vec<Arc<ThreadGroup>> {
+        std::mem::take(&mut *lock(&self.children))
+    }
+
+    /// The process group id.
+    pub fn pgid(&self) -> i32 {
+        self.pgid.load(Ordering::Relaxed)
+    }
+
+    /// Sets the process group id.
+    pub fn set_pgid(&self, pgid: i32) {
+        self.pgid.store(pgid, Ordering::Relaxed);
+    }
+
+    /// The session id.
+    pub fn sid(&self) -> i32 {
+        self.sid.load(Ordering::Relaxed)
+    }
+
+    /// Sets the session id.
+    pub fn set_sid(&self, sid: i32) {
+        self.sid.store(sid, Ordering::Relaxed);
+    }
+
+    /// The signal the parent gets on exit (0 for none).
+    pub fn exit_signal(&self) -> i32 {
+        self.exit_signal.load(Ordering::Relaxed)
+    }
+
+    /// Sets the exit signal.
+    pub fn set_exit_signal(&self, sig: i32) {
+        self.exit_signal.store(sig, Ordering::Relaxed);
+    }
+
+    /// Whether the process has called `execve` since `fork`.
+    pub fn has_exec(&self) -> bool {
+        self.exec_done.load(Ordering::Relaxed)
+    }
+
+    /// Records a successful `execve`.
+    pub(crate) fn set_exec_done(&self) {
+        self.exec_done.store(true, Ordering::Relaxed);
+    }
+
+    /// The real uid of the process.
+    pub fn uid(&self) -> u32 {
+        self.uid.load(Ordering::Relaxed)
+    }
+
+    /// Sets the real uid (fork, `setuid`).
+    pub fn set_uid(&self, uid: u32) {
+        self.uid.store(uid, Ordering::Relaxed);
+    }
+
+    /// Whether the exit status was collected.
+    pub fn is_reaped(&self) -> bool {
+        self.reaped.load(Ordering::Acquire)
+    }
+
+    /// Marks the exit status collected.
+    pub(crate) fn set_reaped(&self) {
+        self.reaped.store(true, Ordering::Release);
+    }
+
+    /// Whether every task has finished (a zombie until reaped).
+    pub fn is_dead(&self) -> bool {
+        self.state().done
+    }
+
+    /// The process-directed pending signals.
+    pub(crate) fn shared_pending(&self) -> MutexGuard<'_, SigQueue> {
+        lock(&self.shared_pending)
+    }
+
+    /// Queues a process-directed signal; returns whether it was queued.
+    pub(crate) fn queue_signal(&self, info: SigInfo) -> bool {
+        lock(&self.shared_pending).push(info)
+    }
+
+    /// The pending process-directed signal set.
+    pub fn shared_pending_set(&self) -> SigSet {
+        lock(&self.shared_pending).set()
+    }
+
+    /// The job-control state.
+    pub fn job(&self) -> MutexGuard<'_, JobState> {
+        lock(&self.job)
     }
 
     /// When the group started.
@@ -177,20 +336,17 @@ impl ThreadGroup {
         }
     }
 
-    /// Kills the group with signal `sig` (default action "terminate").
+    /// Kills the group with signal `sig` (the default action "terminate"; handlers are
+    /// not consulted).
     pub fn kill(&self, sig: i32) {
-        if sig != SIGKILL && self.action(sig).has_handler() {
-            tracing::warn!(
-                tgid = self.tgid,
-                sig,
-                "signal has a handler, but signal delivery is not implemented: terminating"
-            );
-        }
         self.begin_exit(ExitStatus::Signaled(sig));
+        let mut j = self.job();
+        j.stopped = false;
     }
 
-    /// Called by a task when it has finished running; the last one completes the exit.
-    pub(crate) fn task_exited(&self, tid: i32, code: u8) {
+    /// Called by a task when it has finished running; the last one completes the exit
+    /// (returns true then).
+    pub(crate) fn task_exited(&self, tid: i32, code: u8) -> bool {
         let mut st = self.state();
         st.tasks
             .retain(|w| w.upgrade().is_some_and(|t| t.tid() != tid));
@@ -201,7 +357,9 @@ impl ThreadGroup {
             st.done = true;
             self.exiting.store(true, Ordering::Release);
             self.exited.notify_all();
+            return true;
         }
+        false
     }
 
     /// Blocks until every task of the group has finished, and returns the exit status.
@@ -231,6 +389,21 @@ impl ThreadGroup {
         let i = (sig - 1).clamp(0, 63) as usize;
         let mut a = self.actions.lock().unwrap_or_else(|p| p.into_inner());
         std::mem::replace(&mut a[i], act)
+    }
+
+    /// Copies the actions of `other` (fork).
+    pub(crate) fn copy_actions_from(&self, other: &ThreadGroup) {
+        let src = *other.actions.lock().unwrap_or_else(|p| p.into_inner());
+        *self.actions.lock().unwrap_or_else(|p| p.into_inner()) = src;
+        let r = *other.rlimits.lock().unwrap_or_else(|p| p.into_inner());
+        *self.rlimits.lock().unwrap_or_else(|p| p.into_inner()) = r;
+        self.set_personality(other.personality());
+        self.no_new_privs.store(
+            other.no_new_privs.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        self.dumpable
+            .store(other.dumpable.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
     /// Resets handled signals to the default action (`execve`).
@@ -272,4 +445,8 @@ impl ThreadGroup {
     pub fn ignores(&self, sig: i32) -> bool {
         sig_bit(sig) != 0 && self.action(sig).handler == super::signal::SIG_IGN
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

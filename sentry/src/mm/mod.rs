@@ -1132,6 +1132,31 @@ impl MemoryManager {
             .collect())
     }
 
+    /// The memory-file offset of the byte at `addr` when it lies in a shared mapping (the
+    /// key of a process-shared futex, equal in every process mapping the same pages),
+    /// paging it in; `None` for private memory. `EFAULT` outside any mapping.
+    pub fn shared_offset(&self, addr: u64) -> Result<Option<u64>, Errno> {
+        let va = page_down(addr);
+        for _ in 0..2 {
+            {
+                let st = self.lock();
+                let vma = Self::find_vma(&st, addr).ok_or(Errno::EFAULT)?;
+                if !vma.shared {
+                    return Ok(None);
+                }
+                if let Some(e) = st.pages.get(&va) {
+                    return Ok(Some(e.frame.offset() + (addr - va)));
+                }
+            }
+            let read = AccessType {
+                read: true,
+                ..AccessType::UNKNOWN
+            };
+            self.handle_fault(addr, read).map_err(|_| Errno::EFAULT)?;
+        }
+        Err(Errno::EFAULT)
+    }
+
     /// Creates a copy-on-write copy of this address space in `address_space` (for `fork`):
     /// the child gets the same VMAs; private pages are shared by both and mapped
     /// read-only in both until one of them writes (then [`MemoryManager::handle_fault`]

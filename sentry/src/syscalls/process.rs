@@ -4,6 +4,10 @@
 use linux_abi::Errno;
 
 use super::SyscallEntry;
+use crate::kernel::process::{
+    CloneArgs, WALL, WCLONE, WCONTINUED, WEXITED, WNOHANG, WNOTHREAD, WNOWAIT, WSTOPPED, WaitWho,
+    clone_flags, do_clone, do_wait,
+};
 use crate::kernel::{NGROUPS_MAX, Task};
 
 /// The process system calls.
@@ -14,6 +18,13 @@ pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
     SYS_EXIT => exit(I32) = sys_exit;
     SYS_EXIT_GROUP => exit_group(I32) = sys_exit_group;
     SYS_EXECVE => execve(Str, Ptr, Ptr) = sys_execve;
+    SYS_EXECVEAT => execveat(Fd, Str, Ptr, Ptr, Hex) = sys_execveat;
+    SYS_CLONE => clone(Hex, Ptr, Ptr, Ptr, Hex) = sys_clone;
+    SYS_CLONE3 => clone3(Ptr, Uint) = sys_clone3;
+    SYS_FORK => fork() = sys_fork;
+    SYS_VFORK => vfork() = sys_vfork;
+    SYS_WAIT4 => wait4(Int, Ptr, Hex, Ptr) = sys_wait4;
+    SYS_WAITID => waitid(Int, Int, Ptr, Hex, Ptr) = sys_waitid;
     SYS_SET_TID_ADDRESS => set_tid_address(Ptr) = sys_set_tid_address;
     SYS_SET_ROBUST_LIST => set_robust_list(Ptr, Uint) = sys_set_robust_list;
     SYS_GET_ROBUST_LIST => get_robust_list(I32, Ptr, Ptr) = sys_get_robust_list;
@@ -80,17 +91,229 @@ const MAX_EXEC_ARGS: usize = crate::loader::MAX_ARG_BYTES;
 pub fn sys_execve(t: &Task, path: u64, argv: u64, envp: u64) -> Result<u64, Errno> {
     let mm = t.mm();
     let path = mm.read_c_string(path, 4096)?;
+    drop(mm);
+    exec_common(t, path, argv, envp)
+}
+
+fn exec_common(t: &Task, path: Vec<u8>, argv: u64, envp: u64) -> Result<u64, Errno> {
+    let mm = t.mm();
     let argv = mm.read_string_array(argv, MAX_EXEC_ARGS)?;
     let envp = mm.read_string_array(envp, MAX_EXEC_ARGS)?;
     drop(mm);
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
-    if t.thread_group().tasks().len() > 1 {
-        // Killing the other threads first comes with clone(CLONE_THREAD).
-        tracing::warn!(tid = t.tid(), "execve from a multi-threaded process");
-    }
     t.execve(&path, argv, envp)?;
+    Ok(0)
+}
+
+const AT_FDCWD: i32 = -100;
+const AT_EMPTY_PATH: u32 = 0x1000;
+const AT_SYMLINK_NOFOLLOW: u32 = 0x100;
+
+/// `execveat(dirfd, path, argv, envp, flags)`: relative paths start at `dirfd`;
+/// `AT_EMPTY_PATH` runs the file `dirfd` itself.
+pub fn sys_execveat(
+    t: &Task,
+    dirfd: i32,
+    path: u64,
+    argv: u64,
+    envp: u64,
+    flags: u32,
+) -> Result<u64, Errno> {
+    if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let p = t.mm().read_c_string(path, 4096)?;
+    let full = if p.first() == Some(&b'/') || dirfd == AT_FDCWD {
+        p
+    } else {
+        let f = t.fd_table().get(dirfd)?;
+        let mut base = f.path();
+        if p.is_empty() {
+            if flags & AT_EMPTY_PATH == 0 {
+                return Err(Errno::ENOENT);
+            }
+            base
+        } else {
+            if base.last() != Some(&b'/') {
+                base.push(b'/');
+            }
+            base.extend_from_slice(&p);
+            base
+        }
+    };
+    exec_common(t, full, argv, envp)
+}
+
+/// `fork()`.
+pub fn sys_fork(t: &Task) -> Result<u64, Errno> {
+    let a = CloneArgs {
+        exit_signal: linux_abi::signal::SIGCHLD,
+        ..Default::default()
+    };
+    do_clone(t, &a).map(|tid| tid as u64)
+}
+
+/// `vfork()`: the parent sleeps until the child execs or exits.
+pub fn sys_vfork(t: &Task) -> Result<u64, Errno> {
+    let a = CloneArgs {
+        flags: clone_flags::CLONE_VM | clone_flags::CLONE_VFORK,
+        exit_signal: linux_abi::signal::SIGCHLD,
+        ..Default::default()
+    };
+    do_clone(t, &a).map(|tid| tid as u64)
+}
+
+/// `clone(flags, stack, parent_tid, child_tid, tls)` (x86-64 argument order).
+pub fn sys_clone(
+    t: &Task,
+    flags: u64,
+    stack: u64,
+    parent_tid: u64,
+    child_tid: u64,
+    tls: u64,
+) -> Result<u64, Errno> {
+    let a = CloneArgs {
+        flags: flags & !0xff,
+        stack,
+        parent_tid,
+        child_tid,
+        tls,
+        exit_signal: (flags & 0xff) as i32,
+    };
+    do_clone(t, &a).map(|tid| tid as u64)
+}
+
+/// `struct clone_args` up to `tls` (`CLONE_ARGS_SIZE_VER0` is 64 bytes).
+#[repr(C)]
+#[derive(Debug, Default, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
+struct CloneArgs3 {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+}
+
+/// `clone3(args, size)`.
+pub fn sys_clone3(t: &Task, args: u64, size: u64) -> Result<u64, Errno> {
+    if !(64..=4096).contains(&size) {
+        return Err(Errno::EINVAL);
+    }
+    let mm = t.mm();
+    let a: CloneArgs3 = mm.read_obj(args)?;
+    if size > 64 {
+        // set_tid, set_tid_size, cgroup: only zero is supported.
+        let mut rest = vec![0u8; (size - 64) as usize];
+        mm.copy_in(args + 64, &mut rest)?;
+        if rest.iter().any(|&b| b != 0) {
+            return Err(Errno::EINVAL);
+        }
+    }
+    if a.flags & clone_flags::CLONE_PIDFD != 0 || a.exit_signal > 64 || a.flags & 0xff != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let stack = if a.stack == 0 {
+        if a.stack_size != 0 {
+            return Err(Errno::EINVAL);
+        }
+        0
+    } else {
+        a.stack.wrapping_add(a.stack_size)
+    };
+    let c = CloneArgs {
+        flags: a.flags,
+        stack,
+        parent_tid: a.parent_tid,
+        child_tid: a.child_tid,
+        tls: a.tls,
+        exit_signal: a.exit_signal as i32,
+    };
+    do_clone(t, &c).map(|tid| tid as u64)
+}
+
+fn wait_who(t: &Task, pid: i32) -> WaitWho {
+    match pid {
+        -1 => WaitWho::Any,
+        0 => WaitWho::Pgid(t.thread_group().pgid()),
+        p if p < 0 => WaitWho::Pgid(p.wrapping_neg()),
+        p => WaitWho::Pid(p),
+    }
+}
+
+/// `wait4(pid, wstatus, options, rusage)`; the rusage is zeroed.
+pub fn sys_wait4(
+    t: &Task,
+    pid: i32,
+    wstatus: u64,
+    options: u32,
+    rusage: u64,
+) -> Result<u64, Errno> {
+    if options & !(WNOHANG | WSTOPPED | WCONTINUED | WNOTHREAD | WALL | WCLONE) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if pid == i32::MIN {
+        return Err(Errno::ESRCH);
+    }
+    let r = do_wait(t, wait_who(t, pid), options | WEXITED)?;
+    let Some(r) = r else {
+        return Ok(0);
+    };
+    if wstatus != 0 {
+        t.mm().write_obj(wstatus, &r.wstatus)?;
+    }
+    if rusage != 0 {
+        t.mm().write_obj(rusage, &[0u64; 18])?;
+    }
+    Ok(r.pid as u64)
+}
+
+const P_ALL: i32 = 0;
+const P_PID: i32 = 1;
+const P_PGID: i32 = 2;
+
+/// `waitid(idtype, id, infop, options, rusage)`.
+pub fn sys_waitid(
+    t: &Task,
+    idtype: i32,
+    id: i32,
+    infop: u64,
+    options: u32,
+    rusage: u64,
+) -> Result<u64, Errno> {
+    if options & !(WNOHANG | WSTOPPED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE)
+        != 0
+        || options & (WEXITED | WSTOPPED | WCONTINUED) == 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let who = match idtype {
+        P_ALL => WaitWho::Any,
+        P_PID if id > 0 => WaitWho::Pid(id),
+        P_PGID if id >= 0 => WaitWho::Pgid(if id == 0 { t.thread_group().pgid() } else { id }),
+        _ => return Err(Errno::EINVAL),
+    };
+    let r = do_wait(t, who, options)?;
+    let mm = t.mm();
+    if infop != 0 {
+        let info = match r {
+            Some(r) => {
+                let mut i = linux_abi::signal::SigInfo::new(linux_abi::signal::SIGCHLD, r.code);
+                i.set_pid_uid(r.pid, r.uid);
+                i.fields[1] = u64::from(r.status as u32);
+                i
+            }
+            None => linux_abi::signal::SigInfo::new(0, 0),
+        };
+        mm.write_obj(infop, &info)?;
+    }
+    if rusage != 0 {
+        mm.write_obj(rusage, &[0u64; 18])?;
+    }
     Ok(0)
 }
 
@@ -130,13 +353,14 @@ const FUTEX_WAIT: u32 = 0;
 const FUTEX_WAKE: u32 = 1;
 const FUTEX_REQUEUE: u32 = 3;
 const FUTEX_CMP_REQUEUE: u32 = 4;
+const FUTEX_WAKE_OP: u32 = 5;
 const FUTEX_WAIT_BITSET: u32 = 9;
 const FUTEX_WAKE_BITSET: u32 = 10;
 const FUTEX_PRIVATE_FLAG: u32 = 128;
 const FUTEX_CLOCK_REALTIME: u32 = 256;
 
-/// `futex(uaddr, op, val, timeout_or_val2, uaddr2, val3)`: wait, wake (with bitsets) and
-/// requeue. Private and shared futexes are keyed by the caller's address space.
+/// `futex(uaddr, op, val, timeout_or_val2, uaddr2, val3)`: wait, wake (with bitsets),
+/// requeue and wake-op, private or shared (keyed by the shared memory itself).
 pub fn sys_futex(
     t: &Task,
     uaddr: u64,
@@ -148,6 +372,7 @@ pub fn sys_futex(
 ) -> Result<u64, Errno> {
     use crate::kernel::FUTEX_BITSET_MATCH_ANY as ANY;
     let futexes = t.kernel().futexes();
+    let private = op & FUTEX_PRIVATE_FLAG != 0;
     let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
     match cmd {
         FUTEX_WAIT | FUTEX_WAIT_BITSET => {
@@ -170,16 +395,25 @@ pub fn sys_futex(
                 std::time::Instant::now().checked_add(rel)
             };
             let bitset = if cmd == FUTEX_WAIT { ANY } else { val3 };
-            futexes.wait(t, uaddr, val, bitset, deadline).map(|()| 0)
+            match futexes.wait(t, uaddr, private, val, bitset, deadline) {
+                Ok(()) => Ok(0),
+                // Without a timeout the wait restarts after a handler with SA_RESTART.
+                Err(Errno::EINTR) if timeout == 0 => Err(Errno::ERESTARTSYS),
+                Err(e) => Err(e),
+            }
         }
         FUTEX_WAKE | FUTEX_WAKE_BITSET => {
             let bitset = if cmd == FUTEX_WAKE { ANY } else { val3 };
-            futexes.wake(t, uaddr, val, bitset)
+            futexes.wake_key(t, uaddr, private, val, bitset)
         }
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
             let expected = (cmd == FUTEX_CMP_REQUEUE).then_some(val3);
             let n_requeue = u32::try_from(timeout).unwrap_or(u32::MAX);
-            futexes.requeue(t, uaddr, uaddr2, val, n_requeue, expected)
+            futexes.requeue(t, uaddr, uaddr2, private, val, n_requeue, expected)
+        }
+        FUTEX_WAKE_OP => {
+            let n2 = u32::try_from(timeout).unwrap_or(u32::MAX);
+            futexes.wake_op(t, uaddr, uaddr2, private, val, n2, val3)
         }
         _ => Err(Errno::ENOSYS),
     }
@@ -482,40 +716,90 @@ pub fn sys_setgroups(t: &Task, size: i32, list: u64) -> Result<u64, Errno> {
     t.update_creds(|c| c.setgroups(groups)).map(|()| 0)
 }
 
-/// `getpgrp()`: every process is in the session and group of PID 1 for now.
-pub fn sys_getpgrp(_t: &Task) -> Result<u64, Errno> {
-    Ok(1)
+/// `getpgrp()`.
+pub fn sys_getpgrp(t: &Task) -> Result<u64, Errno> {
+    Ok(t.thread_group().pgid() as u64)
+}
+
+fn process(t: &Task, pid: i32) -> Result<std::sync::Arc<crate::kernel::ThreadGroup>, Errno> {
+    if pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if pid == 0 || pid == t.tgid() {
+        return Ok(t.thread_group().clone());
+    }
+    t.kernel()
+        .thread_group(pid)
+        .filter(|g| !g.is_reaped())
+        .ok_or(Errno::ESRCH)
 }
 
 /// `getpgid(pid)`.
 pub fn sys_getpgid(t: &Task, pid: i32) -> Result<u64, Errno> {
-    if pid != 0 && t.kernel().thread_group(pid).is_none() {
-        return Err(Errno::ESRCH);
-    }
-    Ok(1)
+    Ok(process(t, pid)?.pgid() as u64)
 }
 
-/// `setpgid(pid, pgid)`: only the trivial change (PID 1 into its own group) is possible.
+/// `setpgid(pid, pgid)`: the caller or one of its children, into a group of the same
+/// session.
 pub fn sys_setpgid(t: &Task, pid: i32, pgid: i32) -> Result<u64, Errno> {
-    let pid = if pid == 0 { t.tgid() } else { pid };
-    let pgid = if pgid == 0 { pid } else { pgid };
     if pgid < 0 {
         return Err(Errno::EINVAL);
     }
-    if pid != t.tgid() {
-        return Err(Errno::ESRCH);
+    let me = t.thread_group().clone();
+    let target = if pid == 0 || pid == me.tgid() {
+        me.clone()
+    } else {
+        let c = me
+            .children()
+            .into_iter()
+            .find(|c| c.tgid() == pid)
+            .ok_or(Errno::ESRCH)?;
+        if c.sid() != me.sid() {
+            return Err(Errno::EPERM);
+        }
+        if c.has_exec() {
+            return Err(Errno::EACCES);
+        }
+        c
+    };
+    let pgid = if pgid == 0 { target.tgid() } else { pgid };
+    // A session leader cannot move.
+    if target.sid() == target.tgid() {
+        return Err(Errno::EPERM);
     }
-    if pgid == 1 { Ok(0) } else { Err(Errno::EPERM) }
+    if pgid != target.tgid() {
+        let k = t.kernel();
+        let exists = k.pids().into_iter().any(|p| {
+            k.thread_group(p)
+                .is_some_and(|g| !g.is_dead() && g.pgid() == pgid && g.sid() == me.sid())
+        });
+        if !exists {
+            return Err(Errno::EPERM);
+        }
+    }
+    target.set_pgid(pgid);
+    Ok(0)
 }
 
 /// `getsid(pid)`.
 pub fn sys_getsid(t: &Task, pid: i32) -> Result<u64, Errno> {
-    sys_getpgid(t, pid)
+    Ok(process(t, pid)?.sid() as u64)
 }
 
-/// `setsid()`: PID 1 already leads its session.
-pub fn sys_setsid(_t: &Task) -> Result<u64, Errno> {
-    Err(Errno::EPERM)
+/// `setsid()`: a new session and process group led by the caller.
+pub fn sys_setsid(t: &Task) -> Result<u64, Errno> {
+    let me = t.thread_group();
+    let k = t.kernel();
+    let leads_group = k.pids().into_iter().any(|p| {
+        k.thread_group(p)
+            .is_some_and(|g| !g.is_dead() && g.pgid() == me.tgid())
+    });
+    if leads_group {
+        return Err(Errno::EPERM);
+    }
+    me.set_sid(me.tgid());
+    me.set_pgid(me.tgid());
+    Ok(me.tgid() as u64)
 }
 
 /// `_LINUX_CAPABILITY_VERSION_1` (32-bit sets).

@@ -3,6 +3,9 @@
 //! `CLOCK_REALTIME` is the host's; the monotonic and boot clocks count from the kernel's
 //! start. CPU-time clocks are approximated by elapsed time since the task or process
 //! started (application CPU time is not visible to the Sentry on every platform).
+//! Sleeps are interruptible by signals and restart with the remaining time when the
+//! signal ran no handler. Interval timers and POSIX timers live in
+//! [`crate::kernel::timer`]; `ITIMER_VIRTUAL`/`ITIMER_PROF` count wall-clock time.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +24,14 @@ pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
     SYS_NANOSLEEP => nanosleep(Ptr, Ptr) = sys_nanosleep;
     SYS_CLOCK_NANOSLEEP => clock_nanosleep(Clock, Hex, Ptr, Ptr) = sys_clock_nanosleep;
     SYS_TIMES => times(Ptr) = sys_times;
+    SYS_GETITIMER => getitimer(Int, Ptr) = sys_getitimer;
+    SYS_SETITIMER => setitimer(Int, Ptr, Ptr) = sys_setitimer;
+    SYS_ALARM => alarm(Uint) = sys_alarm;
+    SYS_TIMER_CREATE => timer_create(Clock, Ptr, Ptr) = sys_timer_create;
+    SYS_TIMER_SETTIME => timer_settime(Int, Hex, Ptr, Ptr) = sys_timer_settime;
+    SYS_TIMER_GETTIME => timer_gettime(Int, Ptr) = sys_timer_gettime;
+    SYS_TIMER_GETOVERRUN => timer_getoverrun(Int) = sys_timer_getoverrun;
+    SYS_TIMER_DELETE => timer_delete(Int) = sys_timer_delete;
 ];
 
 const CLOCK_REALTIME: i32 = 0;
@@ -132,35 +143,38 @@ fn read_timespec(t: &Task, addr: u64) -> Result<Duration, Errno> {
     Ok(Duration::new(v.tv_sec as u64, v.tv_nsec as u32))
 }
 
-/// Sleeps up to `d`, waking early when the task's process is exiting. Returns the time
-/// left (zero when the sleep completed).
-fn sleep_for(t: &Task, d: Duration) -> Duration {
-    // A sleep too long for Instant lasts until the process exits.
+/// Sleeps until `deadline` (`None`: forever) unless interrupted; returns whether the
+/// sleep completed.
+fn sleep_until(t: &Task, deadline: Option<Instant>) -> bool {
+    matches!(t.block_on::<()>(deadline, || None), Err(Errno::ETIMEDOUT))
+}
+
+/// A relative sleep of `d`, writing the time left to `rem` when interrupted; after a
+/// signal that ran no handler the sleep continues (`restart_syscall`) until the same
+/// deadline.
+fn relative_sleep(t: &Task, d: Duration, rem: u64) -> Result<u64, Errno> {
     let deadline = Instant::now().checked_add(d);
-    loop {
-        let now = Instant::now();
-        let left = deadline.map_or(Duration::MAX, |dl| dl.saturating_duration_since(now));
-        if left.is_zero() {
-            return Duration::ZERO;
-        }
-        if t.thread_group().is_exiting() {
-            return left;
-        }
-        std::thread::sleep(left.min(Duration::from_millis(50)));
+    sleep_to(t, deadline, rem)
+}
+
+fn sleep_to(t: &Task, deadline: Option<Instant>, rem: u64) -> Result<u64, Errno> {
+    if sleep_until(t, deadline) {
+        return Ok(0);
     }
+    if rem != 0 {
+        let left = deadline.map_or(Duration::from_secs(i64::MAX as u64 / 2), |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        t.mm().write_obj(rem, &ts(left))?;
+    }
+    t.set_restart(Some(Box::new(move |t: &Task| sleep_to(t, deadline, rem))));
+    Err(Errno::ERESTART_RESTARTBLOCK)
 }
 
 /// `nanosleep(req, rem)`.
 pub fn sys_nanosleep(t: &Task, req: u64, rem: u64) -> Result<u64, Errno> {
     let d = read_timespec(t, req)?;
-    let left = sleep_for(t, d);
-    if !left.is_zero() {
-        if rem != 0 {
-            t.mm().write_obj(rem, &ts(left))?;
-        }
-        return Err(Errno::EINTR);
-    }
-    Ok(0)
+    relative_sleep(t, d, rem)
 }
 
 /// `clock_nanosleep(clock, flags, req, rem)`.
@@ -176,19 +190,193 @@ pub fn sys_clock_nanosleep(
     }
     let now = clock_now(t, clock)?;
     let v = read_timespec(t, req)?;
-    let d = if flags & TIMER_ABSTIME != 0 {
-        v.saturating_sub(now)
-    } else {
-        v
-    };
-    let left = sleep_for(t, d);
-    if !left.is_zero() {
-        if rem != 0 && flags & TIMER_ABSTIME == 0 {
-            t.mm().write_obj(rem, &ts(left))?;
+    if flags & TIMER_ABSTIME != 0 {
+        // An absolute sleep restarts with the same absolute time (ERESTARTNOHAND).
+        let deadline = Instant::now().checked_add(v.saturating_sub(now));
+        if sleep_until(t, deadline) {
+            return Ok(0);
         }
-        return Err(Errno::EINTR);
+        return Err(Errno::ERESTARTNOHAND);
+    }
+    relative_sleep(t, v, rem)
+}
+
+const ITIMER_REAL: i32 = 0;
+const ITIMER_VIRTUAL: i32 = 1;
+const ITIMER_PROF: i32 = 2;
+
+fn tv(d: Duration) -> Timeval {
+    Timeval {
+        tv_sec: d.as_secs() as i64,
+        tv_usec: i64::from(d.subsec_micros()),
+    }
+}
+
+fn read_timeval(t: &Task, addr: u64) -> Result<Duration, Errno> {
+    let v: Timeval = t.mm().read_obj(addr)?;
+    if v.tv_sec < 0 || !(0..1_000_000).contains(&v.tv_usec) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Duration::new(v.tv_sec as u64, v.tv_usec as u32 * 1000))
+}
+
+fn itimer(t: &Task, which: i32) -> Result<std::sync::Arc<crate::kernel::timer::Timer>, Errno> {
+    use linux_abi::signal::{SIGALRM, SIGPROF, SIGVTALRM};
+    let sig = match which {
+        ITIMER_REAL => SIGALRM,
+        ITIMER_VIRTUAL => SIGVTALRM,
+        ITIMER_PROF => SIGPROF,
+        _ => return Err(Errno::EINVAL),
+    };
+    let tg = t.thread_group();
+    tg.timers
+        .itimer(tg, which as usize, sig)
+        .ok_or(Errno::EINVAL)
+}
+
+/// `getitimer(which, value)`.
+pub fn sys_getitimer(t: &Task, which: i32, value: u64) -> Result<u64, Errno> {
+    let (left, interval) = itimer(t, which)?.get();
+    t.mm().write_obj(value, &[tv(interval), tv(left)])?;
+    Ok(0)
+}
+
+/// `setitimer(which, new, old)`.
+pub fn sys_setitimer(t: &Task, which: i32, new: u64, old: u64) -> Result<u64, Errno> {
+    let timer = itimer(t, which)?;
+    let (interval, value) = if new == 0 {
+        (Duration::ZERO, Duration::ZERO)
+    } else {
+        (read_timeval(t, new)?, read_timeval(t, new + 16)?)
+    };
+    let (oleft, ointerval) = timer.arm(value, interval);
+    if old != 0 {
+        t.mm().write_obj(old, &[tv(ointerval), tv(oleft)])?;
     }
     Ok(0)
+}
+
+/// `alarm(seconds)`: returns the seconds left on the previous alarm (rounded up).
+pub fn sys_alarm(t: &Task, secs: u32) -> Result<u64, Errno> {
+    let timer = itimer(t, ITIMER_REAL)?;
+    let (left, _) = timer.arm(Duration::from_secs(u64::from(secs)), Duration::ZERO);
+    let mut s = left.as_secs();
+    if left.subsec_nanos() >= 500_000_000 || (s == 0 && !left.is_zero()) {
+        s += 1;
+    }
+    Ok(s)
+}
+
+const SIGEV_SIGNAL: i32 = 0;
+const SIGEV_NONE: i32 = 1;
+const SIGEV_THREAD_ID: i32 = 4;
+
+/// `struct sigevent` (64 bytes): value, signo, notify, then the thread id.
+#[repr(C)]
+#[derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
+struct SigEvent {
+    value: u64,
+    signo: i32,
+    notify: i32,
+    tid: i32,
+    _pad: [i32; 11],
+}
+
+/// `timer_create(clock, sevp, timerid)`.
+pub fn sys_timer_create(t: &Task, clock: i32, sevp: u64, timerid: u64) -> Result<u64, Errno> {
+    use crate::kernel::timer::{Notify, SI_TIMER, Timer};
+    clock_now(t, clock)?;
+    let tg = t.thread_group().clone();
+    let (notify_kind, signo, value, tid) = if sevp == 0 {
+        (SIGEV_SIGNAL, linux_abi::signal::SIGALRM, None, 0)
+    } else {
+        let ev: SigEvent = t.mm().read_obj(sevp)?;
+        (ev.notify, ev.signo, Some(ev.value), ev.tid)
+    };
+    let thread = match notify_kind {
+        SIGEV_NONE | SIGEV_SIGNAL => None,
+        SIGEV_THREAD_ID => {
+            let task = t.kernel().task(tid).ok_or(Errno::EINVAL)?;
+            if task.tgid() != t.tgid() {
+                return Err(Errno::EINVAL);
+            }
+            Some(task)
+        }
+        _ => return Err(Errno::EINVAL),
+    };
+    if notify_kind != SIGEV_NONE && !(1..=64).contains(&signo) {
+        return Err(Errno::EINVAL);
+    }
+    let id = tg
+        .timers
+        .create(|id| {
+            let notify = if notify_kind == SIGEV_NONE {
+                Notify::None
+            } else {
+                Notify::Signal {
+                    signo,
+                    code: SI_TIMER,
+                    // Without a sigevent, si_value is the timer id.
+                    value: value.unwrap_or(id as u64),
+                    id,
+                }
+            };
+            Timer::new(&tg, thread.as_ref(), notify)
+        })
+        .ok_or(Errno::EAGAIN)?;
+    if let Err(e) = t.mm().write_obj(timerid, &id) {
+        tg.timers.delete(id);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+fn posix_timer(t: &Task, id: i32) -> Result<std::sync::Arc<crate::kernel::timer::Timer>, Errno> {
+    t.thread_group().timers.get(id).ok_or(Errno::EINVAL)
+}
+
+/// `timer_settime(id, flags, new, old)`.
+pub fn sys_timer_settime(t: &Task, id: i32, flags: u32, new: u64, old: u64) -> Result<u64, Errno> {
+    let timer = posix_timer(t, id)?;
+    let interval = read_timespec(t, new)?;
+    let mut value = read_timespec(t, new + 16)?;
+    if flags & TIMER_ABSTIME != 0 && !value.is_zero() {
+        // The timer does not keep its clock: a time past 2001 is taken as
+        // CLOCK_REALTIME, anything earlier as the monotonic clock (an expired time fires
+        // at once).
+        let now = if value.as_secs() > 1_000_000_000 {
+            realtime()
+        } else {
+            monotonic(t)
+        };
+        value = value.saturating_sub(now).max(Duration::from_nanos(1));
+    }
+    let (oleft, ointerval) = timer.arm(value, interval);
+    if old != 0 {
+        t.mm().write_obj(old, &[ts(ointerval), ts(oleft)])?;
+    }
+    Ok(0)
+}
+
+/// `timer_gettime(id, cur)`.
+pub fn sys_timer_gettime(t: &Task, id: i32, cur: u64) -> Result<u64, Errno> {
+    let (left, interval) = posix_timer(t, id)?.get();
+    t.mm().write_obj(cur, &[ts(interval), ts(left)])?;
+    Ok(0)
+}
+
+/// `timer_getoverrun(id)`.
+pub fn sys_timer_getoverrun(t: &Task, id: i32) -> Result<u64, Errno> {
+    Ok(posix_timer(t, id)?.overrun() as u64)
+}
+
+/// `timer_delete(id)`.
+pub fn sys_timer_delete(t: &Task, id: i32) -> Result<u64, Errno> {
+    if t.thread_group().timers.delete(id) {
+        Ok(0)
+    } else {
+        Err(Errno::EINVAL)
+    }
 }
 
 /// `times(buf)`: user time approximated by elapsed time; returns ticks since boot.

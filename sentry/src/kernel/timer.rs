@@ -1,0 +1,299 @@
+//! Interval timers (`setitimer`, `alarm`) and POSIX timers (`timer_create`).
+//!
+//! Each armed timer has a small host thread that sleeps until the timer's deadline and
+//! then sends its signal to the process (or, for `SIGEV_THREAD_ID`, to one thread). The
+//! thread ends when the timer is deleted or its process is gone. `ITIMER_VIRTUAL` and
+//! `ITIMER_PROF` count wall-clock time, because application CPU time is not visible to
+//! the Sentry on every platform.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use linux_abi::signal::SigInfo;
+
+use super::ThreadGroup;
+use super::task::Task;
+
+/// `si_code` of a POSIX timer signal.
+pub const SI_TIMER: i32 = -2;
+/// Most POSIX timers per process.
+const MAX_TIMERS: usize = 4096;
+/// How often an idle timer thread checks that its process is still there.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// How a timer notifies its expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notify {
+    /// `SIGEV_NONE`: nothing (the timer can still be read).
+    None,
+    /// A signal to the process (`SIGEV_SIGNAL`, interval timers).
+    Signal {
+        /// The signal.
+        signo: i32,
+        /// The `si_code` (`SI_TIMER` or `SI_KERNEL`).
+        code: i32,
+        /// `sigev_value`.
+        value: u64,
+        /// The timer id (`si_timerid`).
+        id: i32,
+    },
+}
+
+#[derive(Debug, Default)]
+struct TimerState {
+    deadline: Option<Instant>,
+    interval: Duration,
+    overrun: i32,
+    deleted: bool,
+    started: bool,
+}
+
+/// One timer.
+#[derive(Debug)]
+pub struct Timer {
+    st: Mutex<TimerState>,
+    cv: Condvar,
+    process: Weak<ThreadGroup>,
+    thread: Option<Weak<Task>>,
+    notify: Notify,
+}
+
+impl Timer {
+    /// A disarmed timer for `process` that notifies with `notify`, aimed at `thread` for
+    /// `SIGEV_THREAD_ID`.
+    pub fn new(
+        process: &Arc<ThreadGroup>,
+        thread: Option<&Arc<Task>>,
+        notify: Notify,
+    ) -> Arc<Timer> {
+        Arc::new(Timer {
+            st: Mutex::new(TimerState::default()),
+            cv: Condvar::new(),
+            process: Arc::downgrade(process),
+            thread: thread.map(Arc::downgrade),
+            notify,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TimerState> {
+        self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Arms the timer to expire after `value` (zero disarms) and then every `interval`;
+    /// returns the previous (remaining, interval).
+    pub fn arm(self: &Arc<Self>, value: Duration, interval: Duration) -> (Duration, Duration) {
+        let mut st = self.lock();
+        let old = Self::read(&st);
+        st.deadline = if value.is_zero() {
+            None
+        } else {
+            Some(Instant::now().checked_add(value).unwrap_or_else(far_future))
+        };
+        st.interval = interval;
+        st.overrun = 0;
+        if st.deadline.is_some() && !st.started {
+            st.started = true;
+            let me = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("timer".into())
+                .spawn(move || me.run());
+            if let Err(e) = spawned {
+                tracing::error!("cannot start a timer thread: {e}");
+                st.started = false;
+            }
+        }
+        self.cv.notify_all();
+        old
+    }
+
+    fn read(st: &TimerState) -> (Duration, Duration) {
+        let left = st.deadline.map_or(Duration::ZERO, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        // An armed timer never reads as zero (that would mean disarmed).
+        let left = if st.deadline.is_some() && left.is_zero() {
+            Duration::from_nanos(1)
+        } else {
+            left
+        };
+        (left, st.interval)
+    }
+
+    /// The time left and the interval.
+    pub fn get(&self) -> (Duration, Duration) {
+        Self::read(&self.lock())
+    }
+
+    /// Expirations missed while the last signal was pending (`timer_getoverrun`).
+    pub fn overrun(&self) -> i32 {
+        self.lock().overrun
+    }
+
+    /// Deletes the timer: its thread ends.
+    pub fn delete(&self) {
+        let mut st = self.lock();
+        st.deleted = true;
+        st.deadline = None;
+        self.cv.notify_all();
+    }
+
+    fn alive(&self) -> Option<Arc<ThreadGroup>> {
+        self.process.upgrade().filter(|p| !p.is_exiting())
+    }
+
+    fn run(self: Arc<Self>) {
+        let mut st = self.lock();
+        loop {
+            if st.deleted || self.alive().is_none() {
+                break;
+            }
+            let now = Instant::now();
+            match st.deadline {
+                None => {
+                    st = self
+                        .cv
+                        .wait_timeout(st, IDLE_CHECK)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+                Some(d) if d > now => {
+                    let wait = (d - now).min(IDLE_CHECK);
+                    st = self
+                        .cv
+                        .wait_timeout(st, wait)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+                Some(d) => {
+                    let mut overrun = 0i32;
+                    st.deadline = if st.interval.is_zero() {
+                        None
+                    } else {
+                        let mut next = d + st.interval;
+                        while next <= now {
+                            next += st.interval;
+                            overrun = overrun.saturating_add(1);
+                        }
+                        Some(next)
+                    };
+                    st.overrun = overrun;
+                    drop(st);
+                    self.fire(overrun);
+                    st = self.lock();
+                }
+            }
+        }
+        st.started = false;
+    }
+
+    fn fire(&self, overrun: i32) {
+        let Notify::Signal {
+            signo,
+            code,
+            value,
+            id,
+        } = self.notify
+        else {
+            return;
+        };
+        let mut info = SigInfo::new(signo, code);
+        if code == SI_TIMER {
+            info.fields[0] = u64::from(id as u32) | (u64::from(overrun as u32) << 32);
+            info.fields[1] = value;
+        }
+        if let Some(t) = self.thread.as_ref().and_then(Weak::upgrade) {
+            t.send_signal(info);
+        } else if let Some(p) = self.alive() {
+            p.send_signal(info);
+        }
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 86_400)
+}
+
+/// The timers of one process.
+#[derive(Debug, Default)]
+pub struct ProcessTimers {
+    /// `ITIMER_REAL`, `ITIMER_VIRTUAL`, `ITIMER_PROF`.
+    itimers: Mutex<[Option<Arc<Timer>>; 3]>,
+    posix: Mutex<(i32, BTreeMap<i32, Arc<Timer>>)>,
+}
+
+impl ProcessTimers {
+    /// Interval timer `which` (created on first use with signal `signo`).
+    pub fn itimer(&self, tg: &Arc<ThreadGroup>, which: usize, signo: i32) -> Option<Arc<Timer>> {
+        let mut it = self.itimers.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = it.get_mut(which)?;
+        Some(
+            slot.get_or_insert_with(|| {
+                Timer::new(
+                    tg,
+                    None,
+                    Notify::Signal {
+                        signo,
+                        code: linux_abi::signal::SI_KERNEL,
+                        value: 0,
+                        id: 0,
+                    },
+                )
+            })
+            .clone(),
+        )
+    }
+
+    /// Creates a POSIX timer built by `make(id)`; returns its id.
+    pub fn create(&self, make: impl FnOnce(i32) -> Arc<Timer>) -> Option<i32> {
+        let mut p = self.posix.lock().unwrap_or_else(|p| p.into_inner());
+        if p.1.len() >= MAX_TIMERS {
+            return None;
+        }
+        let mut id = p.0;
+        while p.1.contains_key(&id) {
+            id = id.wrapping_add(1).max(0);
+        }
+        p.0 = id.wrapping_add(1).max(0);
+        p.1.insert(id, make(id));
+        Some(id)
+    }
+
+    /// POSIX timer `id`.
+    pub fn get(&self, id: i32) -> Option<Arc<Timer>> {
+        self.posix
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .get(&id)
+            .cloned()
+    }
+
+    /// Deletes POSIX timer `id`.
+    pub fn delete(&self, id: i32) -> bool {
+        let t = self
+            .posix
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .remove(&id);
+        t.map(|t| t.delete()).is_some()
+    }
+
+    /// Deletes every timer (exit, `execve` keeps interval timers but drops POSIX ones).
+    pub fn clear(&self, itimers_too: bool) {
+        let all: Vec<Arc<Timer>> =
+            std::mem::take(&mut self.posix.lock().unwrap_or_else(|p| p.into_inner()).1)
+                .into_values()
+                .collect();
+        for t in all {
+            t.delete();
+        }
+        if itimers_too {
+            let mut it = self.itimers.lock().unwrap_or_else(|p| p.into_inner());
+            for t in it.iter_mut().filter_map(Option::take) {
+                t.delete();
+            }
+        }
+    }
+}
