@@ -192,20 +192,9 @@ pub fn runsc() -> &'static Path {
     })
 }
 
-/// A host directory for files the sandbox must see: `<target>/<profile>`, unless that lies
-/// under `/tmp`, which the sandbox replaces with its own tmpfs; then `/var/tmp/rsentry-integration`.
-fn visible_base() -> PathBuf {
-    let profile = profile_dir();
-    if profile.starts_with("/tmp") {
-        PathBuf::from("/var/tmp/rsentry-integration")
-    } else {
-        profile
-    }
-}
-
-/// Where compiled fixtures go: `integration-fixtures` in [`visible_base`].
+/// Where compiled fixtures go: `<target>/<profile>/integration-fixtures`.
 fn fixture_dir() -> PathBuf {
-    let dir = visible_base().join("integration-fixtures");
+    let dir = profile_dir().join("integration-fixtures");
     std::fs::create_dir_all(&dir).expect("create fixture dir");
     dir
 }
@@ -305,10 +294,10 @@ pub fn native(cmd: &[&str]) -> Run {
     run_command(c, b"")
 }
 
-/// A fresh temporary directory the sandbox can see (in [`visible_base`], because the
-/// sandbox's `/tmp` is its own tmpfs, not the host's). Removed on drop.
+/// A fresh temporary directory below `<target>/<profile>`, which the sandbox sees through
+/// the Gofer. Removed on drop.
 pub fn scratch_dir() -> tempfile::TempDir {
-    let base = visible_base().join("integration-scratch");
+    let base = profile_dir().join("integration-scratch");
     std::fs::create_dir_all(&base).expect("create scratch base");
     tempfile::Builder::new()
         .prefix("scratch-")

@@ -98,7 +98,7 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// Resolves a command name without `/` against the sandbox's `PATH`, the way a shell would
 /// before `execve`: the first `DIR/name` that is an executable regular file in the root file
 /// system. Looked up on the host below `rootfs` (the same files the Gofer serves; the
-/// Sentry's own `/tmp`, `/proc`, `/dev` and `/sys` are not searched). `None` leaves the
+/// Sentry's own `/proc`, `/dev` and `/sys` are not searched). `None` leaves the
 /// name to the Sentry, which then reports it as not found.
 pub fn resolve_in_path(rootfs: &Path, name: &str, envp: &[String]) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
