@@ -384,7 +384,7 @@ impl UnixSocket {
     /// socket on the listener; datagram sockets just remember the peer.
     pub fn connect(&self, target: &Arc<UnixSocket>, flags_nonblock: bool) -> Result<(), Errno> {
         if target.ty != self.ty {
-            return Err(Errno::ECONNREFUSED);
+            return Err(Errno::EPROTOTYPE);
         }
         if self.ty == SOCK_DGRAM {
             let mut i = lock(&self.inner);
