@@ -146,6 +146,24 @@ impl Waker {
     }
 }
 
+impl Waker {
+    /// Same as [`Waker::generation`] (the task-side name).
+    pub fn seq(&self) -> u64 {
+        self.generation()
+    }
+
+    /// Same as [`Waker::kick`] (the task-side name).
+    pub fn wake(&self) {
+        self.kick();
+    }
+
+    /// Sleeps like [`Waker::sleep`], at most [`SAFETY_SLICE`] (the task-side name).
+    pub fn wait(&self, seen: u64, deadline: Option<Instant>) {
+        let slice = Instant::now() + SAFETY_SLICE;
+        self.sleep(seen, Some(deadline.map_or(slice, |d| d.min(slice))));
+    }
+}
+
 impl Notify for Waker {
     fn notify(&self, _events: Events) {
         self.kick();
@@ -331,9 +349,16 @@ pub fn block_on<T>(
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(Errno::ETIMEDOUT);
         }
-        w.sleep(seen, deadline);
+        // A safety net for wake-ups that ring another waker than the installed one: the
+        // signal check runs at least every SAFETY_SLICE.
+        let slice = Instant::now() + SAFETY_SLICE;
+        w.sleep(seen, Some(deadline.map_or(slice, |d| d.min(slice))));
     }
 }
+
+/// The longest [`block_on`] sleeps before re-checking readiness and signals even without
+/// a kick.
+pub const SAFETY_SLICE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Sleeps until `deadline` (or forever), a signal ending the sleep with `EINTR`; the
 /// deadline passing gives `Ok` (for `nanosleep`-like calls).

@@ -103,8 +103,10 @@ fn read_timespec(t: &Task, addr: u64) -> Result<Option<Duration>, Errno> {
     timespec_duration(&ts).map(Some)
 }
 
-/// Runs `f` with the signal mask at `mask_addr` (if any) installed, restoring the old
-/// mask afterwards.
+/// Runs `f` with the signal mask at `mask_addr` (if any) installed. The old mask comes
+/// back afterwards, except when `f` was interrupted by a signal: then it is left for the
+/// signal delivery to restore after the handler ran (like `rt_sigsuspend`), so a signal
+/// unblocked only by the temporary mask is delivered.
 fn with_sigmask<R>(
     t: &Task,
     mask_addr: u64,
@@ -121,7 +123,11 @@ fn with_sigmask<R>(
     let old = t.sigmask();
     t.set_sigmask(mask);
     let r = f();
-    t.set_sigmask(old);
+    if r.as_ref().err() == Some(&Errno::EINTR) && t.has_deliverable_signal() {
+        *t.saved_mask() = Some(old);
+    } else {
+        t.set_sigmask(old);
+    }
     r
 }
 

@@ -1,0 +1,120 @@
+//! IPC and waiting through `runsc do`, on every platform: pipes and FIFOs, poll/select,
+//! epoll, eventfd and timerfd, Unix domain sockets (with descriptor and credential
+//! passing), SysV IPC and Python's multiprocessing. Each C fixture prints one `ok <part>`
+//! line per part it checked and exits with the number of the failed step otherwise.
+//! No test asserts a timing: timeouts only check that the call returned "not ready".
+
+use std::path::Path;
+
+use integration::{Link, Platform, fixture, runsc_do};
+
+/// Instantiates each named `fn(Platform)` as a `#[test]` in module `ptrace` and in `kvm`.
+macro_rules! on_every_platform {
+    ($($name:ident),* $(,)?) => {
+        mod ptrace {
+            $( #[test] fn $name() { super::run_on(integration::Platform::Ptrace, super::$name) } )*
+        }
+        mod kvm {
+            $( #[test] fn $name() { super::run_on(integration::Platform::Kvm, super::$name) } )*
+        }
+    };
+}
+
+on_every_platform!(
+    pipes_pipe2_flags_and_fifos,
+    poll_select_readiness_and_timeouts,
+    epoll_level_edge_oneshot_eventfd_timerfd,
+    unix_sockets_names_options_and_rights,
+    across_processes_rights_atomicity_and_wakeups,
+    sysv_shm_sem_msg,
+    python_multiprocessing,
+);
+
+fn run_on(p: Platform, test: fn(Platform)) {
+    if let Some(reason) = p.skip_reason() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    test(p);
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Runs fixture `name` (static) with `args` and checks that it succeeded and printed
+/// exactly the `ok` lines in `parts`.
+fn expect_parts(p: Platform, name: &str, args: &[&str], parts: &[&str]) {
+    let exe = fixture(name, Link::Static);
+    let mut cmd = vec![path(&exe)];
+    cmd.extend_from_slice(args);
+    let run = runsc_do(p, &[], &cmd);
+    run.assert_success(name);
+    let want: String = parts.iter().map(|s| format!("ok {s}\n")).collect();
+    assert_eq!(run.stdout, want, "{run:#?}");
+}
+
+fn pipes_pipe2_flags_and_fifos(p: Platform) {
+    expect_parts(p, "ipc_pipe", &[], &["pipe2", "epipe", "fifo"]);
+}
+
+fn poll_select_readiness_and_timeouts(p: Platform) {
+    expect_parts(p, "ipc_poll", &[], &["poll", "select", "poll-eventfd"]);
+}
+
+fn epoll_level_edge_oneshot_eventfd_timerfd(p: Platform) {
+    expect_parts(
+        p,
+        "ipc_epoll",
+        &[],
+        &["level", "edge", "oneshot", "nested", "eventfd", "timerfd"],
+    );
+}
+
+fn unix_sockets_names_options_and_rights(p: Platform) {
+    expect_parts(
+        p,
+        "ipc_unix",
+        &["nonet"],
+        &[
+            "stream-pair",
+            "seqpacket-dgram",
+            "abstract",
+            "filesystem",
+            "dgram-creds",
+            "scm-rights",
+            "errors",
+        ],
+    );
+}
+
+fn across_processes_rights_atomicity_and_wakeups(p: Platform) {
+    expect_parts(
+        p,
+        "ipc_fork",
+        &[],
+        &["scm-rights", "pipe-atomic", "fifo-open", "wakeups"],
+    );
+}
+
+fn sysv_shm_sem_msg(p: Platform) {
+    expect_parts(p, "ipc_sysv", &[], &["shm", "sem", "msg", "posix-shm"]);
+}
+
+fn python_multiprocessing(p: Platform) {
+    if !Path::new("/usr/bin/python3").exists() {
+        eprintln!("skipped: /usr/bin/python3 does not exist");
+        return;
+    }
+    let script = "import multiprocessing as mp\n\
+                  def sq(x):\n    return x * x\n\
+                  if __name__ == '__main__':\n\
+                  \x20   q = mp.Queue()\n\
+                  \x20   pr = mp.Process(target=q.put, args=(41,))\n\
+                  \x20   pr.start(); print(q.get() + 1); pr.join()\n\
+                  \x20   with mp.Pool(2) as pool:\n\
+                  \x20       print(sum(pool.map(sq, range(10))))\n";
+    let run = runsc_do(p, &[], &["/usr/bin/python3", "-c", script]);
+    run.assert_success("python multiprocessing");
+    assert_eq!(run.stdout, "42\n285\n", "{run:#?}");
+}
