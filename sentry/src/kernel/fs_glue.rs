@@ -27,6 +27,10 @@ impl MappableFile for OpenFile {
     fn path(&self) -> Vec<u8> {
         OpenFile::path(self)
     }
+
+    fn shared_page(&self, offset: u64) -> Option<Result<u64, Errno>> {
+        self.ops().page_offset(offset)
+    }
 }
 
 /// The filesystem credentials of `t` (fsuid, fsgid, supplementary groups).

@@ -92,6 +92,15 @@ impl Frame {
         })
     }
 
+    /// A page owned by someone else (a tmpfs file): never freed by the memory manager.
+    fn borrowed(mf: &Arc<MemoryFile>, offset: u64) -> Arc<Frame> {
+        Arc::new(Frame {
+            mf: mf.clone(),
+            offset,
+            owned: false,
+        })
+    }
+
     /// The memory file offset of the page.
     pub fn offset(&self) -> u64 {
         self.offset
@@ -114,6 +123,7 @@ fn free_frames(mf: &MemoryFile, frames: impl IntoIterator<Item = Arc<Frame>>) {
     let mut offsets: Vec<u64> = frames
         .into_iter()
         .filter_map(|f| Arc::try_unwrap(f).ok())
+        .filter(|f| f.owned)
         .map(|mut f| {
             f.owned = false;
             f.offset
@@ -390,7 +400,8 @@ impl MemoryManager {
     fn writeback(&self, st: &State, start: u64, end: u64) -> Result<(), Errno> {
         let mut page = [0u8; PAGE as usize];
         for (&va, e) in st.pages.range(start..end) {
-            if !e.writable {
+            // Borrowed pages are the file's own: nothing to write back.
+            if !e.writable || !e.frame.owned {
                 continue;
             }
             let Some(v) = Self::find_vma(st, va) else {
@@ -486,6 +497,27 @@ impl MemoryManager {
             hi += PAGE;
         }
         let len = hi - lo;
+        if v.shared
+            && let Some((file, foff)) = v.file_offset(lo)
+            && let Some(first) = file.shared_page(foff)
+        {
+            // The file's own pages: every shared mapping sees the same memory.
+            first?;
+            let writable = v.prot & PROT_WRITE != 0;
+            for i in 0..len / PAGE {
+                let off = file
+                    .shared_page(foff + i * PAGE)
+                    .unwrap_or(Err(Errno::EFAULT))?;
+                st.pages.insert(
+                    lo + i * PAGE,
+                    PageEntry {
+                        frame: Frame::borrowed(&self.mf, off),
+                        writable,
+                    },
+                );
+            }
+            return self.remap(st, lo, hi);
+        }
         let off = self.mf.allocate(len)?;
         let frames: Vec<Arc<Frame>> = (0..len / PAGE)
             .map(|i| Frame::new(&self.mf, off + i * PAGE))

@@ -18,6 +18,13 @@ pub trait MappableFile: Send + Sync + fmt::Debug {
     fn size(&self) -> Result<u64, Errno>;
     /// The path shown in `/proc/<pid>/maps` and used for `AT_EXECFN`-style reporting.
     fn path(&self) -> Vec<u8>;
+    /// For memory-backed files (tmpfs, `/dev/shm`, memfd): the memory-file offset of the
+    /// file's own page holding byte `offset`, so that every `MAP_SHARED` mapping uses the
+    /// very same page (coherent across processes, no write-back). `None` for files whose
+    /// pages must be copied in and written back.
+    fn shared_page(&self, _offset: u64) -> Option<Result<u64, Errno>> {
+        None
+    }
 }
 
 /// What a VMA's pages are filled from on first touch.
