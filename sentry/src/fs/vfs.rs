@@ -1214,14 +1214,10 @@ impl Vfs {
         // Over a Gofer lower, `/tmp` stays part of the overlay, as in gVisor's `runsc do`:
         // the caller's working directory (often below the host's /tmp) must be visible,
         // and writes land in the tmpfs upper all the same.
+        // A root without a `/tmp` (a minimal `--rootfs`) gets one in the upper layer.
+        let tmp = dir(b"tmp", 0o1777)?;
         if !has_lower {
-            vfs.mount(
-                &dir(b"tmp", 0o1777)?,
-                Tmpfs::new_root(mf, 0o1777, 0, 0),
-                "tmpfs",
-                "tmpfs",
-                false,
-            )?;
+            vfs.mount(&tmp, Tmpfs::new_root(mf, 0o1777, 0, 0), "tmpfs", "tmpfs", false)?;
         }
         Ok(vfs)
     }
