@@ -1217,7 +1217,13 @@ impl Vfs {
         // A root without a `/tmp` (a minimal `--rootfs`) gets one in the upper layer.
         let tmp = dir(b"tmp", 0o1777)?;
         if !has_lower {
-            vfs.mount(&tmp, Tmpfs::new_root(mf, 0o1777, 0, 0), "tmpfs", "tmpfs", false)?;
+            vfs.mount(
+                &tmp,
+                Tmpfs::new_root(mf, 0o1777, 0, 0),
+                "tmpfs",
+                "tmpfs",
+                false,
+            )?;
         }
         Ok(vfs)
     }
