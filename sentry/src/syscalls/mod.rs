@@ -14,6 +14,7 @@
 //! lists; an unknown number returns `ENOSYS` and is logged once by name.
 
 pub mod fs;
+pub mod ipc;
 pub mod mm;
 pub mod poll;
 pub mod process;
@@ -145,6 +146,7 @@ macro_rules! syscall_entries {
 static TABLE: LazyLock<Vec<Option<&'static SyscallEntry>>> = LazyLock::new(|| {
     let lists: &[&'static [SyscallEntry]] = &[
         fs::ENTRIES,
+        ipc::ENTRIES,
         mm::ENTRIES,
         poll::ENTRIES,
         process::ENTRIES,
