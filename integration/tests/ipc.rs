@@ -26,6 +26,7 @@ on_every_platform!(
     epoll_level_edge_oneshot_eventfd_timerfd,
     unix_sockets_names_options_and_rights,
     across_processes_rights_atomicity_and_wakeups,
+    signalfd_reads_pending_signals,
     sysv_shm_sem_msg,
     python_multiprocessing,
 );
@@ -95,6 +96,10 @@ fn across_processes_rights_atomicity_and_wakeups(p: Platform) {
         &[],
         &["scm-rights", "pipe-atomic", "fifo-open", "wakeups"],
     );
+}
+
+fn signalfd_reads_pending_signals(p: Platform) {
+    expect_parts(p, "ipc_signalfd", &[], &["nonblocking", "blocking"]);
 }
 
 fn sysv_shm_sem_msg(p: Platform) {

@@ -19,6 +19,7 @@ pub mod mm;
 pub mod poll;
 pub mod process;
 pub mod signal;
+pub mod signalfd;
 pub mod socket;
 pub mod sys;
 pub mod time;
@@ -151,6 +152,7 @@ static TABLE: LazyLock<Vec<Option<&'static SyscallEntry>>> = LazyLock::new(|| {
         poll::ENTRIES,
         process::ENTRIES,
         signal::ENTRIES,
+        signalfd::ENTRIES,
         socket::ENTRIES,
         sys::ENTRIES,
         time::ENTRIES,
