@@ -19,8 +19,8 @@
 //! event a blocking call waits for ring it.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use linux_abi::Errno;
 use linux_abi::signal::{SIGKILL, SIGSEGV};
@@ -59,43 +59,9 @@ pub struct ProgramInfo {
     pub env: (u64, u64),
 }
 
-/// A per-task wake-up: blocking calls wait on it, events and signals ring it. A counter
-/// makes a ring between "check the condition" and "wait" impossible to miss.
-#[derive(Debug, Default)]
-pub struct Waker {
-    seq: Mutex<u64>,
-    cv: Condvar,
-}
-
-/// The longest a blocked task sleeps without re-checking its conditions (a safety net
-/// for events that do not ring the waker).
-const BLOCK_SLICE: Duration = Duration::from_millis(200);
-
-impl Waker {
-    /// The current ring count; pass it to [`Waker::wait`].
-    pub fn seq(&self) -> u64 {
-        *lock(&self.seq)
-    }
-
-    /// Rings: wakes a task waiting on this waker.
-    pub fn wake(&self) {
-        *lock(&self.seq) += 1;
-        self.cv.notify_all();
-    }
-
-    /// Waits until the count differs from `seen`, `deadline` passes, or a slice elapses.
-    pub fn wait(&self, seen: u64, deadline: Option<Instant>) {
-        let g = lock(&self.seq);
-        if *g != seen {
-            return;
-        }
-        let mut slice = BLOCK_SLICE;
-        if let Some(d) = deadline {
-            slice = slice.min(d.saturating_duration_since(Instant::now()));
-        }
-        let _ = self.cv.wait_timeout(g, slice);
-    }
-}
+/// The per-task sleeping place: blocking calls wait on it, events and signals ring it
+/// (shared with [`crate::waiter`], so that pipes, sockets and polls sleep on it too).
+pub use crate::waiter::Waker;
 
 /// The callback `restart_syscall` runs (a sleep's remaining time, kept by the sleep).
 pub type RestartFn = Box<dyn Fn(&Task) -> Result<u64, Errno> + Send>;
@@ -514,7 +480,8 @@ impl Task {
     fn run(self: &Arc<Task>) {
         crate::fs::proc::set_current(self.tgid(), self.tid);
         let weak = Arc::downgrade(self);
-        crate::fs::set_interrupt_check(Box::new(move || {
+        crate::waiter::set_current_waker(self.waker.clone());
+        crate::waiter::set_signal_pending_check(Box::new(move || {
             weak.upgrade().is_none_or(|t| t.interrupted())
         }));
         let mut spurious_fault: Option<u64> = None;
