@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use integration::{Link, Platform, fixture, runsc_do};
+use integration::{Link, Platform, fixture, runsc_do, runsc_do_stdin};
 
 /// Instantiates each named `fn(Platform)` as a `#[test]` in module `ptrace` and in `kvm`.
 macro_rules! on_every_platform {
@@ -27,6 +27,7 @@ on_every_platform!(
     unix_sockets_names_options_and_rights,
     across_processes_rights_atomicity_and_wakeups,
     signalfd_reads_pending_signals,
+    host_stdin_readiness,
     sysv_shm_sem_msg,
     python_multiprocessing,
 );
@@ -100,6 +101,14 @@ fn across_processes_rights_atomicity_and_wakeups(p: Platform) {
 
 fn signalfd_reads_pending_signals(p: Platform) {
     expect_parts(p, "ipc_signalfd", &[], &["nonblocking", "blocking"]);
+}
+
+fn host_stdin_readiness(p: Platform) {
+    // stdin is a host pipe: its readiness comes from polling the host descriptor.
+    let exe = fixture("ipc_stdin", Link::Static);
+    let run = runsc_do_stdin(p, &[], &[path(&exe)], b"input\n");
+    run.assert_success("ipc_stdin");
+    assert_eq!(run.stdout, "ok host-fd\n", "{run:#?}");
 }
 
 fn sysv_shm_sem_msg(p: Platform) {

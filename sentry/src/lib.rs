@@ -10,6 +10,7 @@
 //! - [`loader`]: ELF (static, static-PIE, dynamic with `PT_INTERP`) and `#!` loading and the
 //!   initial stack.
 //! - [`syscalls`]: the system call table, dispatch and `--strace` output.
+//! - [`waiter`]: wait queues, per-task wakers and the blocking helper of every sleeping call.
 //!
 //! The entry point is [`run_sandbox`].
 
