@@ -343,7 +343,10 @@ impl Task {
 
     /// Changes the credentials with `f` (the set*id system calls).
     pub fn update_creds<R>(&self, f: impl FnOnce(&mut Credentials) -> R) -> R {
-        f(&mut lock(&self.creds))
+        let mut c = lock(&self.creds);
+        let r = f(&mut c);
+        self.tg.set_uid(c.uid);
+        r
     }
 
     /// The register state, for handlers that change it (`arch_prctl`, `execve`).

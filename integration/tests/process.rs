@@ -1,0 +1,257 @@
+//! Processes, threads, signals, futexes and timers through `runsc do`, on every platform:
+//! C fixtures (`fixtures/proc_*.c`, `fixtures/sig_*.c`) check the precise semantics
+//! (wait options, signal frames, restart rules, futex operations) and print one `ok:` line
+//! per part; real programs (sh, bash job control, make -j2, gcc, python3 with threads and
+//! subprocess) check the whole. No test asserts a timing.
+
+use std::path::Path;
+
+use integration::{Link, Platform, fixture, native, runsc_do, scratch_dir};
+
+/// Instantiates each named `fn(Platform)` as a `#[test]` in module `ptrace` and in `kvm`.
+macro_rules! on_every_platform {
+    ($($name:ident),* $(,)?) => {
+        mod ptrace {
+            $( #[test] fn $name() { super::run_on(integration::Platform::Ptrace, super::$name) } )*
+        }
+        mod kvm {
+            $( #[test] fn $name() { super::run_on(integration::Platform::Kvm, super::$name) } )*
+        }
+    };
+}
+
+on_every_platform!(
+    fork_wait_sessions_kill_and_limits,
+    signal_frames_restart_and_fault_signals,
+    raw_futex_operations_and_robust_lists,
+    threads_tgkill_and_exec_from_a_thread,
+    timers_alarm_and_interrupted_sleeps,
+    default_actions_give_shell_exit_codes,
+    stop_and_continue_a_child,
+    shell_pipelines_match_native,
+    bash_job_control,
+    make_runs_two_jobs,
+    gcc_compiles_and_runs_a_program,
+    python_threads_and_subprocess,
+);
+
+fn run_on(p: Platform, test: fn(Platform)) {
+    if let Some(reason) = p.skip_reason() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    test(p);
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Runs a self-checking fixture and checks it succeeded and printed every `ok:` line.
+fn run_fixture(p: Platform, name: &str, args: &[&str], expect_ok: &[&str]) {
+    let bin = fixture(name, Link::Static);
+    let mut cmd = vec![path(&bin)];
+    cmd.extend_from_slice(args);
+    let run = runsc_do(p, &[], &cmd);
+    run.assert_success(name);
+    for part in expect_ok {
+        assert!(
+            run.stdout.contains(&format!("ok: {part}")),
+            "{name}: no 'ok: {part}' in {run:#?}"
+        );
+    }
+}
+
+fn fork_wait_sessions_kill_and_limits(p: Platform) {
+    run_fixture(
+        p,
+        "proc_wait",
+        &[],
+        &[
+            "fork exit codes",
+            "killed child status",
+            "WNOHANG and ECHILD",
+            "WUNTRACED WCONTINUED WNOWAIT",
+            "reparenting",
+            "setsid getsid",
+            "kill pid 0 and -pgrp",
+            "close-on-exec",
+            "vfork",
+            "RLIMIT_NOFILE",
+            "auto-reap",
+            "RLIMIT_NPROC",
+        ],
+    );
+}
+
+fn signal_frames_restart_and_fault_signals(p: Platform) {
+    run_fixture(
+        p,
+        "sig_frame",
+        &[],
+        &[
+            "SIGSEGV siginfo and ucontext",
+            "repeated faults",
+            "xmm preserved, sigaltstack",
+            "SA_RESTART and EINTR",
+            "SA_NODEFER SA_RESETHAND",
+            "sigqueue sigtimedwait sigpending",
+            "sigsuspend",
+            "SIGCHLD",
+            "SIGPIPE",
+            "SIGFPE SIGILL forced SIGSEGV",
+        ],
+    );
+}
+
+fn raw_futex_operations_and_robust_lists(p: Platform) {
+    run_fixture(
+        p,
+        "proc_futex",
+        &[],
+        &[
+            "EAGAIN ETIMEDOUT",
+            "WAIT WAKE CHILD_CLEARTID",
+            "REQUEUE CMP_REQUEUE",
+            "WAKE_OP",
+            "BITSET",
+            "shared futex across processes",
+            "robust list",
+        ],
+    );
+}
+
+fn threads_tgkill_and_exec_from_a_thread(p: Platform) {
+    run_fixture(
+        p,
+        "proc_threads",
+        &[],
+        &[
+            "pthreads",
+            "tgkill and condvar",
+            "exec from a thread (pid 1, threads 1)",
+        ],
+    );
+}
+
+fn timers_alarm_and_interrupted_sleeps(p: Platform) {
+    run_fixture(
+        p,
+        "sig_timers",
+        &[],
+        &[
+            "setitimer periodic",
+            "alarm",
+            "timer_create SIGEV_SIGNAL",
+            "SIGEV_THREAD_ID",
+            "nanosleep EINTR rem",
+            "clock_nanosleep abstime",
+        ],
+    );
+}
+
+fn default_actions_give_shell_exit_codes(p: Platform) {
+    let bin = fixture("sig_die", Link::Static);
+    for (how, code) in [("term", 143), ("segv", 139), ("abort", 134)] {
+        let run = runsc_do(p, &[], &[path(&bin), how]);
+        assert_eq!(run.code, code, "{how}: {run:#?}");
+    }
+}
+
+fn stop_and_continue_a_child(p: Platform) {
+    let bin = fixture("sig_die", Link::Static);
+    let run = runsc_do(p, &[], &[path(&bin), "stop-cont"]);
+    run.assert_success("stop-cont");
+    assert_eq!(run.stdout, "child exit 9\n");
+}
+
+/// Runs `sh -c script` natively and in the sandbox and compares.
+fn same_as_native(p: Platform, script: &str) {
+    let cmd = ["/bin/sh", "-c", script];
+    let want = native(&cmd);
+    let got = runsc_do(p, &[], &cmd);
+    assert_eq!(
+        (got.code, &got.stdout),
+        (want.code, &want.stdout),
+        "{script}: {got:#?}"
+    );
+}
+
+fn shell_pipelines_match_native(p: Platform) {
+    same_as_native(
+        p,
+        "seq 1 2000 | grep 7 | sort -rn | head -n 3; echo $(( $(seq 1 100 | wc -l) * 2 ))",
+    );
+    same_as_native(p, "(exit 7); echo $?; sh -c 'kill -TERM $$'; echo $?");
+    same_as_native(
+        p,
+        "trap 'echo usr1' USR1; (sleep 0.1; kill -USR1 $$) & wait; wait; echo done",
+    );
+}
+
+fn bash_job_control(p: Platform) {
+    let script = "sleep 5 & jobs; kill %1; wait %1; echo \"status $?\"; \
+                  sleep 5 & pid=$!; kill -STOP $pid; kill -CONT $pid; kill $pid; wait $pid; echo $?";
+    let cmd = ["/bin/bash", "-c", script];
+    let want = native(&cmd);
+    let got = runsc_do(p, &[], &cmd);
+    got.assert_success("bash");
+    assert_eq!(got.stdout, want.stdout, "{got:#?}");
+    assert!(got.stdout.contains("status 143"), "{got:#?}");
+}
+
+fn make_runs_two_jobs(p: Platform) {
+    let dir = scratch_dir();
+    std::fs::write(
+        dir.path().join("Makefile"),
+        "all: a b\n\tcat a b\na:\n\techo A > a\nb:\n\techo B > b\n",
+    )
+    .expect("write Makefile");
+    let run = runsc_do(p, &[], &["make", "-s", "-j2", "-C", path(dir.path())]);
+    run.assert_success("make -j2");
+    assert!(run.stdout.ends_with("A\nB\n"), "{run:#?}");
+}
+
+fn gcc_compiles_and_runs_a_program(p: Platform) {
+    let dir = scratch_dir();
+    let src = dir.path().join("prog.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\nint main(void) { printf(\"built %d\\n\", 6 * 7); return 0; }\n",
+    )
+    .expect("write source");
+    let script = format!("gcc -O1 -o /tmp/prog {} && /tmp/prog", path(&src));
+    let run = runsc_do(p, &[], &["/bin/sh", "-c", &script]);
+    run.assert_success("gcc");
+    assert_eq!(run.stdout, "built 42\n");
+}
+
+fn python_threads_and_subprocess(p: Platform) {
+    let script = r#"
+import signal, subprocess, threading
+out = []
+def work(i):
+    r = subprocess.run(["sh", "-c", f"echo child {i}; exit {i}"], capture_output=True, text=True)
+    out.append((i, r.returncode, r.stdout.strip()))
+ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+for t in ts: t.start()
+for t in ts: t.join()
+print(sorted(out))
+p = subprocess.Popen(["sleep", "30"])
+p.send_signal(signal.SIGTERM)
+print("sleep", p.wait())
+print(subprocess.run("seq 1 5 | tac | head -n 2", shell=True, capture_output=True, text=True).stdout.split())
+"#;
+    let python = if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let run = runsc_do(p, &[], &[python, "-c", script]);
+    run.assert_success("python3");
+    assert_eq!(
+        run.stdout,
+        "[(0, 0, 'child 0'), (1, 1, 'child 1'), (2, 2, 'child 2'), (3, 3, 'child 3')]\n\
+         sleep -15\n['5', '4']\n"
+    );
+}
