@@ -487,15 +487,15 @@ fn write_from(
     Ok(done)
 }
 
-/// Raises `SIGPIPE` for a write that failed with `EPIPE` when the signal has its default
-/// action (the caller still gets `EPIPE` if it survives).
+/// Sends the writer `SIGPIPE` for a write that failed with `EPIPE`, as Linux does: the
+/// default action kills, a handler runs, an ignored or blocked signal lets the caller see
+/// `EPIPE`.
 pub(crate) fn sigpipe(t: &Task, r: Result<u64, Errno>) -> Result<u64, Errno> {
-    use linux_abi::signal::SIGPIPE;
+    use linux_abi::signal::{SI_USER, SIGPIPE, SigInfo};
     if r == Err(Errno::EPIPE) {
-        let tg = t.thread_group();
-        if !tg.ignores(SIGPIPE) && !tg.action(SIGPIPE).has_handler() {
-            tg.kill(SIGPIPE);
-        }
+        let mut info = SigInfo::new(SIGPIPE, SI_USER);
+        info.set_pid_uid(t.tgid(), t.creds().uid);
+        t.send_signal(info);
     }
     r
 }
