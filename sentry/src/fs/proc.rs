@@ -64,6 +64,22 @@ pub struct ProcInfo {
     pub utime_ticks: u64,
     /// System time in clock ticks.
     pub stime_ticks: u64,
+    /// Resource limits (soft, hard) by `RLIMIT_*` number; empty when unknown.
+    pub limits: Vec<(u64, u64)>,
+    /// Thread-directed pending signals (of the thread asked about, else the leader).
+    pub sig_pending: u64,
+    /// Process-directed pending signals.
+    pub sig_shared: u64,
+    /// Blocked signals.
+    pub sig_blocked: u64,
+    /// Ignored signals.
+    pub sig_ignored: u64,
+    /// Signals with a handler.
+    pub sig_caught: u64,
+    /// The controlling terminal (`tty_nr`), 0 for none.
+    pub tty_nr: i32,
+    /// The terminal's foreground process group (`tpgid`), -1 for none.
+    pub tpgid: i32,
 }
 
 /// What procfs needs from the kernel.
@@ -387,10 +403,7 @@ fn pid_dir(fs: &Arc<ProcFs>, pid: i32, is_thread: bool) -> Arc<dyn Inode> {
         (b"oom_score_adj", SynthFile::fixed(a, "0\n")),
         (
             b"limits",
-            SynthFile::fixed(
-                a,
-                "Limit                     Soft Limit           Hard Limit           Units\nMax open files            1024                 4096                 files\n",
-            ),
+            file(fs, move |p| Ok(limits_text(&info(p, tg(p)?)?))),
         ),
         (
             b"exe",
@@ -509,22 +522,68 @@ fn fd_dir(fs: &Arc<ProcFs>, pid: i32, is_thread: bool, fdinfo: bool) -> Arc<dyn 
 }
 
 fn pid_stat(i: &ProcInfo, tid: i32) -> Vec<u8> {
+    // Fields 1-24, then rsslim .. kstkeip (25-30), the signal sets (31-34), wchan ..
+    // cnswap (35-37), exit_signal (38) and the rest zero.
     format!(
-        "{} ({}) {} {} {} {} 0 -1 4194560 0 0 0 0 {} {} 0 0 20 0 {} 0 {} {} {} 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+        "{} ({}) {} {} {} {} {} {} 4194560 0 0 0 0 {} {} 0 0 20 0 {} 0 {} {} {} 18446744073709551615 0 0 0 0 0 {} {} {} {} 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
         tid,
         String::from_utf8_lossy(&i.comm),
         i.state,
         i.ppid,
         i.pgid,
         i.sid,
+        i.tty_nr,
+        i.tpgid,
         i.utime_ticks,
         i.stime_ticks,
         i.tids.len().max(1),
         i.start_ticks,
         i.vm_size,
         i.vm_rss / 4096,
+        i.sig_pending | i.sig_shared,
+        i.sig_blocked,
+        i.sig_ignored,
+        i.sig_caught,
     )
     .into_bytes()
+}
+
+/// The `/proc/<pid>/limits` table.
+fn limits_text(i: &ProcInfo) -> Vec<u8> {
+    const ROWS: [(&str, &str); 16] = [
+        ("Max cpu time", "seconds"),
+        ("Max file size", "bytes"),
+        ("Max data size", "bytes"),
+        ("Max stack size", "bytes"),
+        ("Max core file size", "bytes"),
+        ("Max resident set", "bytes"),
+        ("Max processes", "processes"),
+        ("Max open files", "files"),
+        ("Max locked memory", "bytes"),
+        ("Max address space", "bytes"),
+        ("Max file locks", "locks"),
+        ("Max pending signals", "signals"),
+        ("Max msgqueue size", "bytes"),
+        ("Max nice priority", ""),
+        ("Max realtime priority", ""),
+        ("Max realtime timeout", "us"),
+    ];
+    let v = |x: u64| {
+        if x == u64::MAX {
+            "unlimited".to_string()
+        } else {
+            x.to_string()
+        }
+    };
+    let mut s = format!(
+        "{:<26}{:<21}{:<21}{:<10}\n",
+        "Limit", "Soft Limit", "Hard Limit", "Units"
+    );
+    for (k, (name, unit)) in ROWS.iter().enumerate() {
+        let (soft, hard) = i.limits.get(k).copied().unwrap_or((u64::MAX, u64::MAX));
+        let _ = writeln!(s, "{:<26}{:<21}{:<21}{:<10}", name, v(soft), v(hard), unit);
+    }
+    s.into_bytes()
 }
 
 fn pid_status(i: &ProcInfo, tid: i32) -> Vec<u8> {
@@ -560,13 +619,18 @@ fn pid_status(i: &ProcInfo, tid: i32) -> Vec<u8> {
     );
     let _ = write!(
         s,
-        "SigQ:\t0/127431\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\nCapInh:\t0000000000000000\nCapPrm:\t{0}\nCapEff:\t{0}\nCapBnd:\t000001ffffffffff\nSeccomp:\t0\nCpus_allowed_list:\t0-{1}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
+        "SigQ:\t0/127431\nSigPnd:\t{2:016x}\nShdPnd:\t{3:016x}\nSigBlk:\t{4:016x}\nSigIgn:\t{5:016x}\nSigCgt:\t{6:016x}\nCapInh:\t0000000000000000\nCapPrm:\t{0}\nCapEff:\t{0}\nCapBnd:\t000001ffffffffff\nSeccomp:\t0\nCpus_allowed_list:\t0-{1}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
         if u1 == 0 {
             "000001ffffffffff"
         } else {
             "0000000000000000"
         },
-        ncpus().saturating_sub(1)
+        ncpus().saturating_sub(1),
+        i.sig_pending,
+        i.sig_shared,
+        i.sig_blocked,
+        i.sig_ignored,
+        i.sig_caught,
     );
     s.into_bytes()
 }

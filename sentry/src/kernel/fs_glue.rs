@@ -78,24 +78,63 @@ impl ProcSource for Kernel {
 
     fn process(&self, pid: i32) -> Option<ProcInfo> {
         let tg = self.thread_group(pid)?;
+        let ticks = |d: std::time::Duration| (d.as_millis() / 10) as u64;
+        let start_ticks = ticks(
+            tg.start_time()
+                .saturating_duration_since(self.boot_instant()),
+        );
+        let limits: Vec<(u64, u64)> = (0..super::RLIM_NLIMITS)
+            .filter_map(|r| tg.rlimit(r))
+            .map(|l| (l.cur, l.max))
+            .collect();
+        let mut ignored = 0u64;
+        let mut caught = 0u64;
+        for sig in 1..=64 {
+            let act = tg.action(sig);
+            if act.handler == super::signal::SIG_IGN {
+                ignored |= super::signal::sig_bit(sig);
+            } else if act.has_handler() {
+                caught |= super::signal::sig_bit(sig);
+            }
+        }
         let tasks = tg.tasks();
-        let leader = tasks
+        let Some(leader) = tasks
             .iter()
             .find(|t| t.tid() == pid)
-            .or(tasks.first())?
-            .clone();
+            .or(tasks.first())
+            .cloned()
+        else {
+            // A zombie: only its ids and status remain.
+            return Some(ProcInfo {
+                pid,
+                ppid: tg.ppid(),
+                pgid: tg.pgid(),
+                sid: tg.sid(),
+                state: 'Z',
+                start_ticks,
+                limits,
+                tpgid: -1,
+                ..ProcInfo::default()
+            });
+        };
         let c = leader.creds();
         let prog = leader.program();
         let mm = leader.mm();
-        let ticks = |d: std::time::Duration| (d.as_millis() / 10) as u64;
+        let state = if tg.is_dead() {
+            'Z'
+        } else if tg.job().stopped {
+            'T'
+        } else {
+            'R'
+        };
         Some(ProcInfo {
             pid,
             ppid: tg.ppid(),
-            pgid: 1,
-            sid: 1,
+            pgid: tg.pgid(),
+            sid: tg.sid(),
             tids: tasks.iter().map(|t| t.tid()).collect(),
             comm: leader.comm(),
-            state: if tg.is_exiting() { 'Z' } else { 'R' },
+            state,
             uids: [c.uid, c.euid, c.suid, c.fsuid],
             gids: [c.gid, c.egid, c.sgid, c.fsgid],
             groups: c.groups.clone(),
@@ -103,12 +142,17 @@ impl ProcSource for Kernel {
             environ: read_block(&leader, prog.env),
             vm_size: mm.virtual_size(),
             vm_rss: mm.resident_pages() * crate::mm::PAGE,
-            start_ticks: ticks(
-                tg.start_time()
-                    .saturating_duration_since(self.boot_instant()),
-            ),
+            start_ticks,
             utime_ticks: ticks(tg.start_time().elapsed()),
             stime_ticks: 0,
+            limits,
+            sig_pending: leader.pending().set(),
+            sig_shared: tg.shared_pending_set(),
+            sig_blocked: leader.sigmask(),
+            sig_ignored: ignored,
+            sig_caught: caught,
+            tty_nr: 0,
+            tpgid: -1,
         })
     }
 
