@@ -39,6 +39,10 @@ use crate::layout::{
 use crate::region::{PageAllocator, PrivateRegion};
 use crate::vcpu::Vcpu;
 
+/// Retired page-table pages (see [`PageAllocator`]) recycled with one zap of all shadow
+/// pages. Until then new tables come from the untouched part of the private region.
+const RETIRED_BATCH: usize = 512;
+
 /// State shared by the platform, its address spaces and its contexts.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -77,33 +81,58 @@ impl Shared {
         self.slots.ensure_file(&self.vm, &self.memory_file, end)
     }
 
-    /// Makes KVM drop its shadow page tables (see [`slots::MemorySlots::zap_shadow_pages`]).
+    /// Makes KVM drop its shadow page tables (see [`slots::MemorySlots::zap_shadow_pages`]);
+    /// page-table pages retired before the zap become free.
     pub(crate) fn zap_shadow_pages(&self) -> Result<(), PlatformError> {
-        self.slots
-            .zap_shadow_pages(&self.vm, &self.region, self.private_gpa + PRIVATE_SIZE)
+        let retired = self.lock_pages().take_retired();
+        let r =
+            self.slots
+                .zap_shadow_pages(&self.vm, &self.region, self.private_gpa + PRIVATE_SIZE);
+        self.lock_pages().free_zapped(retired, r.is_ok());
+        r
     }
 
-    /// Allocates a zeroed page-table page; returns its private offset.
+    fn lock_pages(&self) -> std::sync::MutexGuard<'_, PageAllocator> {
+        self.pages.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Allocates a zeroed page-table page; returns its private offset. Retired pages are
+    /// recycled (with one zap for the whole batch) once enough have piled up or nothing
+    /// else is left.
     pub(crate) fn alloc_table(&self) -> Result<u64, PlatformError> {
-        let page = self
-            .pages
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .alloc()
-            .ok_or(PlatformError::Host {
-                op: "allocate page table",
-                errno: linux_abi::Errno::ENOMEM,
-            })?;
+        let page = {
+            let mut p = self.lock_pages();
+            if p.free_count() == 0 && p.retired() >= RETIRED_BATCH {
+                None
+            } else {
+                p.alloc()
+            }
+        };
+        let page = match page {
+            Some(page) => page,
+            None => {
+                if self.lock_pages().retired() > 0 {
+                    self.zap_shadow_pages()?;
+                }
+                self.lock_pages().alloc().ok_or(PlatformError::Host {
+                    op: "allocate page table",
+                    errno: linux_abi::Errno::ENOMEM,
+                })?
+            }
+        };
         self.region.zero_page(page)?;
         Ok(page)
     }
 
-    /// Returns a page-table page.
+    /// Returns a page-table page that no vCPU walks any more. Where KVM shadows page
+    /// tables it is retired until the next zap (see [`PageAllocator`]).
     pub(crate) fn free_table(&self, page: u64) {
-        self.pages
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .free(page);
+        let mut p = self.lock_pages();
+        if self.shadow_paging {
+            p.retire(page);
+        } else {
+            p.free(page);
+        }
     }
 
     /// Guest-physical address of a private offset.

@@ -134,11 +134,19 @@ impl Drop for PrivateRegion {
 
 /// Allocator of page-table pages inside the private region: a bump pointer plus a free
 /// list. Freed pages are zeroed again when handed out.
+///
+/// Where KVM shadows the guest page tables, a freed page may still be shadowed: KVM keeps
+/// shadow pages (and cached roots) per guest-physical page and never sees the host's
+/// writes, so handing the page to another address space would let that one see the old
+/// one's translations. Such pages are *retired* instead of freed and become free only
+/// after the next zap of all shadow pages ([`PageAllocator::take_retired`] before the zap,
+/// [`PageAllocator::free_zapped`] after it).
 #[derive(Debug)]
 pub struct PageAllocator {
     next: u64,
     end: u64,
     free: Vec<u64>,
+    retired: Vec<u64>,
 }
 
 impl PageAllocator {
@@ -148,10 +156,11 @@ impl PageAllocator {
             next: start,
             end,
             free: Vec::new(),
+            retired: Vec::new(),
         }
     }
 
-    /// One page offset, or `None` when the region is exhausted.
+    /// One page offset, or `None` when no free page is left (retired pages may remain).
     pub fn alloc(&mut self) -> Option<u64> {
         if let Some(p) = self.free.pop() {
             return Some(p);
@@ -164,9 +173,39 @@ impl PageAllocator {
         Some(p)
     }
 
-    /// Returns a page.
+    /// Returns a page that no shadow page table can describe.
     pub fn free(&mut self, page: u64) {
         self.free.push(page);
+    }
+
+    /// Returns a page that KVM may still shadow: reusable after the next zap.
+    pub fn retire(&mut self, page: u64) {
+        self.retired.push(page);
+    }
+
+    /// Retired pages waiting for a zap.
+    pub fn retired(&self) -> usize {
+        self.retired.len()
+    }
+
+    /// Free pages (not counting the untouched rest of the range).
+    pub fn free_count(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Takes the retired pages just before a zap of all shadow pages starts.
+    pub fn take_retired(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.retired)
+    }
+
+    /// Frees pages taken by [`PageAllocator::take_retired`] once the zap completed (or
+    /// retires them again when it failed).
+    pub fn free_zapped(&mut self, pages: Vec<u64>, zapped: bool) {
+        if zapped {
+            self.free.extend(pages);
+        } else {
+            self.retired.extend(pages);
+        }
     }
 }
 
@@ -194,5 +233,23 @@ mod tests {
         assert!(a.alloc().is_none());
         a.free(x);
         assert_eq!(a.alloc(), Some(x));
+    }
+
+    #[test]
+    fn retired_pages_come_back_only_after_a_zap() {
+        let mut a = PageAllocator::new(0, 2 * PAGE);
+        let x = a.alloc().unwrap();
+        let y = a.alloc().unwrap();
+        a.retire(x);
+        assert_eq!(a.alloc(), None, "a retired page is not handed out");
+        let taken = a.take_retired();
+        a.retire(y); // retired during the zap: not covered by it
+        a.free_zapped(taken, true);
+        assert_eq!(a.alloc(), Some(x));
+        assert_eq!(a.alloc(), None);
+        assert_eq!(a.retired(), 1);
+        let taken = a.take_retired();
+        a.free_zapped(taken, false);
+        assert_eq!(a.retired(), 1, "a failed zap frees nothing");
     }
 }

@@ -618,3 +618,117 @@ fn bad_arguments_are_errors() {
         .unwrap();
     assert!(matches!(e, Err(PlatformError::WrongThread)), "{e:?}");
 }
+
+/// `mov rax, [DATA]; syscall`: the syscall number is the value at DATA.
+fn read_data_code() -> Vec<u8> {
+    let mut code = vec![0x48, 0x8b, 0x04, 0x25];
+    code.extend_from_slice(&(DATA as u32).to_le_bytes());
+    code.extend_from_slice(&[0x0f, 0x05]);
+    code
+}
+
+fn released_tables_are_not_seen_by_the_next_address_space_in(mode: EntryMode) {
+    let Some((platform, mf)) = platform_in(mode) else {
+        return;
+    };
+    let code = page_with(&mf, &read_data_code());
+    let ctx = platform.new_context().unwrap();
+    let keeper = platform.new_address_space().unwrap();
+    let scratch = page_with(&mf, &[]);
+    for round in 0..4u64 {
+        // A process that reads its data page, exits and releases its address space...
+        let a = platform.new_address_space().unwrap();
+        a.map_file(CODE, code, 4096, Protection::READ_EXECUTE)
+            .unwrap();
+        let data = page_with(&mf, &(0x1000 + round).to_le_bytes());
+        a.map_file(DATA, data, 4096, Protection::READ).unwrap();
+        let mut r = regs();
+        assert_eq!(ctx.switch(&*a, &mut r).unwrap(), Trap::Syscall);
+        assert_eq!(r.gp.orig_rax, 0x1000 + round);
+        drop(a);
+        if round % 2 == 1 {
+            // Replacing a present mapping elsewhere flushes (and, with shadow paging,
+            // zaps), after which the released tables may be handed out again.
+            let prot = [Protection::READ, Protection::READ_WRITE][round as usize % 2];
+            keeper.map_file(DATA, scratch, 4096, prot).unwrap();
+            keeper
+                .map_file(DATA, scratch, 4096, Protection::READ)
+                .unwrap();
+        }
+        // ...and the next one, built from the same (reused) page-table pages, must not
+        // see the old one's mappings: DATA is not mapped here.
+        let b = platform.new_address_space().unwrap();
+        b.map_file(CODE, code, 4096, Protection::READ_EXECUTE)
+            .unwrap();
+        let mut r = regs();
+        match ctx.switch(&*b, &mut r).unwrap() {
+            Trap::Fault { addr, .. } => assert_eq!(addr, DATA, "round {round}"),
+            other => panic!(
+                "round {round}: stale translation of a released address space: {other:?} rax {:#x}",
+                r.gp.orig_rax
+            ),
+        }
+        // Mapped to another page, DATA reads the new page.
+        let other = page_with(&mf, &(0x2000 + round).to_le_bytes());
+        b.map_file(DATA, other, 4096, Protection::READ).unwrap();
+        assert_eq!(ctx.switch(&*b, &mut r).unwrap(), Trap::Syscall);
+        assert_eq!(r.gp.orig_rax, 0x2000 + round, "round {round}");
+    }
+}
+
+#[test]
+fn released_tables_are_not_seen_by_the_next_address_space() {
+    released_tables_are_not_seen_by_the_next_address_space_in(EntryMode::Auto);
+}
+
+#[test]
+fn released_tables_are_not_seen_by_the_next_address_space_with_return_stubs() {
+    released_tables_are_not_seen_by_the_next_address_space_in(EntryMode::ReturnStubs);
+}
+
+/// Many processes, as a shell loop of forks makes them: address spaces created, run on
+/// contexts from several threads, released; contexts created and dropped. The pool stays
+/// bounded by the concurrency and every run sees its own memory.
+#[test]
+fn address_space_and_context_churn_from_several_threads() {
+    const THREADS: u64 = 3;
+    const ROUNDS: u64 = 25;
+    let Some((platform, mf)) = platform() else {
+        return;
+    };
+    let platform = Arc::new(platform);
+    let code = page_with(&mf, &read_data_code());
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (platform, mf) = (platform.clone(), mf.clone());
+            std::thread::spawn(move || {
+                for round in 0..ROUNDS {
+                    let aspace = platform.new_address_space().unwrap();
+                    aspace
+                        .map_file(CODE, code, 4096, Protection::READ_EXECUTE)
+                        .unwrap();
+                    let want = (t << 32) | round;
+                    let data = page_with(&mf, &want.to_le_bytes());
+                    let ctx = platform.new_context().unwrap();
+                    let mut r = regs();
+                    // Unmapped first: a fault, then mapped and retried.
+                    match ctx.switch(&*aspace, &mut r).unwrap() {
+                        Trap::Fault { addr, .. } => assert_eq!(addr, DATA),
+                        other => panic!("thread {t} round {round}: {other:?}"),
+                    }
+                    aspace.map_file(DATA, data, 4096, Protection::READ).unwrap();
+                    assert_eq!(ctx.switch(&*aspace, &mut r).unwrap(), Trap::Syscall);
+                    assert_eq!(r.gp.orig_rax, want, "thread {t} round {round}");
+                    if round % 2 == 0 {
+                        aspace.release();
+                        ctx.release();
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert!(platform.vcpu_count() <= THREADS as usize);
+}
