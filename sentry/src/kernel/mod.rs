@@ -65,8 +65,6 @@ pub struct Kernel {
     ncpus: usize,
     /// Host threads of tasks other than PID 1's first, joined when the sandbox ends.
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
-    /// The foreground process group of the controlling terminal.
-    fg_pgrp: std::sync::atomic::AtomicI32,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -114,7 +112,6 @@ impl Kernel {
                 .map_or(1, |n| n.get())
                 .min(1024),
             threads: Mutex::new(Vec::new()),
-            fg_pgrp: std::sync::atomic::AtomicI32::new(1),
         });
         let proc_source: Weak<Kernel> = Arc::downgrade(&kernel);
         kernel.vfs.set_proc_source(proc_source);
@@ -305,17 +302,6 @@ impl Kernel {
                 .extend(pending);
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-    }
-
-    /// The foreground process group of the terminal.
-    pub fn foreground_pgrp(&self) -> i32 {
-        self.fg_pgrp.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Sets the foreground process group of the terminal.
-    pub fn set_foreground_pgrp(&self, pgrp: i32) {
-        self.fg_pgrp
-            .store(pgrp, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The number of live tasks.

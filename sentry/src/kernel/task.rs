@@ -69,7 +69,9 @@ pub type RestartFn = Box<dyn Fn(&Task) -> Result<u64, Errno> + Send>;
 /// One application thread.
 #[derive(Debug)]
 pub struct Task {
-    tid: i32,
+    /// The thread id (changes once if a non-leader thread calls `execve`: it takes the
+    /// leader's id).
+    tid: AtomicI32,
     tg: Arc<ThreadGroup>,
     kernel: Arc<Kernel>,
     context: Arc<dyn Context>,
@@ -132,7 +134,7 @@ impl Task {
         let mm = Arc::new(MemoryManager::new(kernel.platform().as_ref())?);
         let context = kernel.platform().new_context()?;
         let t = Arc::new(Task {
-            tid,
+            tid: AtomicI32::new(tid),
             tg: tg.clone(),
             kernel: kernel.clone(),
             context,
@@ -183,7 +185,7 @@ impl Task {
             Errno::EAGAIN
         })?;
         let t = Arc::new(Task {
-            tid,
+            tid: AtomicI32::new(tid),
             tg: tg.clone(),
             kernel: kernel.clone(),
             context,
@@ -298,7 +300,7 @@ impl Task {
 
     /// The thread id.
     pub fn tid(&self) -> i32 {
-        self.tid
+        self.tid.load(Ordering::Relaxed)
     }
 
     /// The thread group id (process id).
@@ -454,6 +456,16 @@ impl Task {
         let image = crate::loader::load(self, &mm, path, argv, envp)?;
         // The point of no return: the other threads go, this one takes the new program.
         super::process::kill_other_threads(self);
+        if self.tid() != self.tgid() {
+            // The leader is gone: this thread becomes the leader with its id.
+            let old = self.tid();
+            if let Some(me) = self.kernel.task(old) {
+                self.tid.store(self.tgid(), Ordering::Relaxed);
+                self.kernel.unregister_task(old);
+                self.kernel.register_task(&me);
+                crate::fs::proc::set_current(self.tgid(), self.tgid());
+            }
+        }
         self.tg.set_exec_done();
         *lock(&self.mm) = mm;
         let mut regs = Registers::new_user(image.entry, image.stack_pointer);
@@ -481,7 +493,7 @@ impl Task {
 
     /// The task loop: runs the application until the task or its group exits.
     fn run(self: &Arc<Task>) {
-        crate::fs::proc::set_current(self.tgid(), self.tid);
+        crate::fs::proc::set_current(self.tgid(), self.tid());
         let weak = Arc::downgrade(self);
         crate::waiter::set_current_waker(self.waker.clone());
         crate::waiter::set_signal_pending_check(Box::new(move || {
@@ -501,7 +513,7 @@ impl Task {
             };
             match trap {
                 Err(e) => {
-                    tracing::error!(tid = self.tid, "context switch failed: {e}");
+                    tracing::error!(tid = self.tid(), "context switch failed: {e}");
                     self.tg.kill(SIGKILL);
                 }
                 Ok(Trap::Syscall) => {
@@ -528,7 +540,7 @@ impl Task {
                             code: linux_abi::signal::SEGV_ACCERR,
                         });
                         tracing::debug!(
-                            tid = self.tid,
+                            tid = self.tid(),
                             addr = format_args!("{addr:#x}"),
                             ip = format_args!("{ip:#x}"),
                             signo = sig.signo,
@@ -541,7 +553,7 @@ impl Task {
                     }
                 },
                 Ok(Trap::Signal(info)) => {
-                    tracing::debug!(tid = self.tid, signo = info.signo, "synchronous signal");
+                    tracing::debug!(tid = self.tid(), signo = info.signo, "synchronous signal");
                     self.force_signal(info);
                 }
                 Ok(Trap::Interrupted) => {}
@@ -563,10 +575,10 @@ impl Task {
         }
         self.release_vfork_parent();
         self.context.release();
-        self.kernel.unregister_task(self.tid);
+        self.kernel.unregister_task(self.tid());
         let code = self.exit_code.load(Ordering::Relaxed) as u8;
         self.finished.store(true, Ordering::Release);
-        if self.tg.task_exited(self.tid, code) {
+        if self.tg.task_exited(self.tid(), code) {
             super::process::process_exited(self);
         }
     }
