@@ -782,3 +782,38 @@ pub fn kill_other_threads(t: &Task) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use linux_abi::sysno::{SYS_NANOSLEEP, SYS_POLL, SYS_READ, SYS_WAIT4};
+
+    use super::*;
+
+    #[test]
+    fn interrupted_calls_get_linux_restart_codes() {
+        let eintr = Errno::EINTR.as_return();
+        assert_eq!(
+            restart_code(SYS_READ, eintr),
+            Errno::ERESTARTSYS.as_return()
+        );
+        assert_eq!(
+            restart_code(SYS_WAIT4, eintr),
+            Errno::ERESTARTSYS.as_return()
+        );
+        assert_eq!(
+            restart_code(SYS_POLL, eintr),
+            Errno::ERESTARTNOHAND.as_return()
+        );
+        // Calls that chose their own code, and successes, pass through.
+        assert_eq!(restart_code(SYS_NANOSLEEP, eintr), eintr);
+        assert_eq!(restart_code(SYS_READ, 5), 5);
+        assert!(is_restart(Errno::ERESTART_RESTARTBLOCK));
+        assert!(!is_restart(Errno::EINTR));
+    }
+
+    #[test]
+    fn exit_statuses_encode_like_wait() {
+        assert_eq!(exit_codes(ExitStatus::Exited(3)), (CLD_EXITED, 3, 0x300));
+        assert_eq!(exit_codes(ExitStatus::Signaled(9)), (CLD_KILLED, 9, 9));
+    }
+}

@@ -200,3 +200,144 @@ pub fn restore_frame(mm: &MemoryManager, regs: &mut Registers) -> Result<Restore
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use linux_abi::flags::mm::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+    use linux_abi::signal::{SEGV_MAPERR, SIGSEGV};
+
+    use super::*;
+    use crate::kernel::signal::{SA_ONSTACK, SA_RESTORER, SA_SIGINFO};
+
+    fn stack(mm: &MemoryManager) -> u64 {
+        mm.mmap(
+            0,
+            1 << 20,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS,
+            None,
+        )
+        .expect("stack")
+    }
+
+    fn regs(sp: u64) -> Registers {
+        let mut r = Registers::new_user(0x40_1000, sp);
+        r.gp.rax = 0x1111;
+        r.gp.rbx = 0x2222;
+        r.gp.r15 = 0x3333;
+        r.gp.eflags = 0x246;
+        r.fpu.as_bytes_mut()[160] = 0xab; // xmm0, first byte
+        r
+    }
+
+    fn action() -> SigAction {
+        SigAction {
+            handler: 0x40_2000,
+            flags: SA_SIGINFO | SA_RESTORER,
+            restorer: 0x40_3000,
+            mask: 0,
+        }
+    }
+
+    #[test]
+    fn frame_has_the_linux_layout_and_round_trips() {
+        let (mm, _fake) = crate::mm::testutil::new_mm();
+        let base = stack(&mm);
+        let sp = base + (1 << 19) + 8;
+        let mut r = regs(sp);
+        let orig = r.clone();
+        let info = SigInfo::fault(SIGSEGV, SEGV_MAPERR, 0xdead_0000);
+        let off = SigAltStack {
+            flags: SS_DISABLE,
+            ..Default::default()
+        };
+        setup_frame(&mm, &mut r, &action(), &info, 0x5, &off).expect("frame");
+        let frame = r.gp.rsp;
+        // The handler is entered as if called: (rsp + 8) is 16-byte aligned.
+        assert_eq!((frame + 8) % 16, 0);
+        assert!(frame < sp - RED_ZONE);
+        assert_eq!(r.gp.rip, 0x40_2000);
+        assert_eq!(r.gp.rdi, SIGSEGV as u64);
+        assert_eq!(r.gp.rsi, frame + 312, "siginfo after pretcode and ucontext");
+        assert_eq!(r.gp.rdx, frame + 8, "ucontext after pretcode");
+        let w: [u64; FRAME_WORDS] = mm.read_obj(frame).expect("read frame");
+        assert_eq!(w[0], 0x40_3000, "pretcode is sa_restorer");
+        assert_eq!(w[1], UC_FLAGS);
+        assert_eq!(w[MCTX + 1], 0, "r9");
+        assert_eq!(w[MCTX + 11], 0x2222, "rbx");
+        assert_eq!(w[MCTX + 13], 0x1111, "rax");
+        assert_eq!(w[MCTX + 15], sp, "rsp");
+        assert_eq!(w[MCTX + 16], 0x40_1000, "rip");
+        assert_eq!(w[MCTX + 22], 0xdead_0000, "cr2");
+        assert_eq!(w[SIGMASK], 0x5);
+        let info_back: SigInfo = mm.read_obj(frame + 312).expect("info");
+        assert_eq!(info_back, info);
+        let fp = w[MCTX + 23];
+        assert_eq!(fp % 64, 0, "XSAVE area 64-byte aligned");
+        assert!(fp > frame + 440 - 1);
+        let magic1: u32 = mm.read_obj(fp + 464).expect("magic1");
+        assert_eq!(magic1, FP_XSTATE_MAGIC1);
+        let xsize: u32 = mm.read_obj(fp + 480).expect("xstate_size");
+        let magic2: u32 = mm.read_obj(fp + u64::from(xsize)).expect("magic2");
+        assert_eq!(magic2, FP_XSTATE_MAGIC2);
+        let xmm0: u8 = mm.read_obj(fp + 160).expect("xmm0");
+        assert_eq!(xmm0, 0xab);
+        assert_eq!(
+            r.fpu.as_bytes()[160],
+            0,
+            "the handler starts with a clean FPU"
+        );
+
+        // The handler returns through the restorer: `ret` pops pretcode.
+        r.gp.rsp = frame + 8;
+        r.gp.rax = 15;
+        let back = restore_frame(&mm, &mut r).expect("sigreturn");
+        assert_eq!(back.mask, 0x5);
+        assert_eq!(r.gp.rax, orig.gp.rax);
+        assert_eq!(r.gp.rbx, orig.gp.rbx);
+        assert_eq!(r.gp.r15, orig.gp.r15);
+        assert_eq!(r.gp.rsp, orig.gp.rsp);
+        assert_eq!(r.gp.rip, orig.gp.rip);
+        assert_eq!(r.gp.eflags & FIX_EFLAGS, orig.gp.eflags & FIX_EFLAGS);
+        assert_eq!(r.fpu.as_bytes()[160], 0xab, "FPU state restored");
+    }
+
+    #[test]
+    fn sa_onstack_switches_to_the_alternate_stack_once() {
+        let (mm, _fake) = crate::mm::testutil::new_mm();
+        let base = stack(&mm);
+        let alt = SigAltStack {
+            sp: base,
+            flags: 0,
+            _pad: 0,
+            size: 1 << 16,
+        };
+        let mut act = action();
+        act.flags |= SA_ONSTACK;
+        let mut r = regs(base + (1 << 19));
+        setup_frame(&mm, &mut r, &act, &SigInfo::new(10, 0), 0, &alt).expect("frame");
+        assert!(on_altstack(&alt, r.gp.rsp), "first frame on the altstack");
+        let w: [u64; FRAME_WORDS] = mm.read_obj(r.gp.rsp).expect("frame");
+        assert_eq!(w[4] as i32, 0, "uc_stack flags: not on it when interrupted");
+        // A nested signal while on the altstack stays on it, below the first frame.
+        let first = r.gp.rsp;
+        setup_frame(&mm, &mut r, &act, &SigInfo::new(12, 0), 0, &alt).expect("nested");
+        assert!(on_altstack(&alt, r.gp.rsp) && r.gp.rsp < first);
+        let w: [u64; FRAME_WORDS] = mm.read_obj(r.gp.rsp).expect("frame");
+        assert_eq!(w[4] as i32, SS_ONSTACK);
+        assert_eq!(altstack_flags(&alt, r.gp.rsp), SS_ONSTACK);
+    }
+
+    #[test]
+    fn an_unwritable_stack_is_an_error_not_a_panic() {
+        let (mm, _fake) = crate::mm::testutil::new_mm();
+        let mut r = regs(0x2000);
+        let off = SigAltStack {
+            flags: SS_DISABLE,
+            ..Default::default()
+        };
+        assert!(setup_frame(&mm, &mut r, &action(), &SigInfo::new(10, 0), 0, &off).is_err());
+        let mut r = regs(0x2000);
+        assert!(restore_frame(&mm, &mut r).is_err());
+    }
+}

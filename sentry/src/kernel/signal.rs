@@ -166,3 +166,50 @@ impl SigQueue {
         self.queue.retain(|s| sig_bit(s.signo) & set == 0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use linux_abi::signal::{SIGRTMIN, SIGTERM, SIGUSR1, SigInfo};
+
+    use super::*;
+
+    #[test]
+    fn standard_signals_queue_once_realtime_signals_every_time() {
+        let mut q = SigQueue::default();
+        assert!(q.push(SigInfo::new(SIGUSR1, 0)));
+        assert!(
+            !q.push(SigInfo::new(SIGUSR1, 0)),
+            "a pending standard signal merges"
+        );
+        let mut a = SigInfo::new(SIGRTMIN, -1);
+        a.fields[1] = 1;
+        let mut b = a;
+        b.fields[1] = 2;
+        assert!(q.push(a) && q.push(b));
+        assert!(q.push(SigInfo::new(SIGTERM, 0)));
+        assert_eq!(
+            q.set(),
+            sig_bit(SIGUSR1) | sig_bit(SIGTERM) | sig_bit(SIGRTMIN)
+        );
+        // Blocked signals stay; the lowest allowed number comes first; RT ones in order.
+        assert_eq!(q.take(!sig_bit(SIGUSR1)).map(|i| i.signo), Some(SIGTERM));
+        assert_eq!(q.take(!sig_bit(SIGUSR1)).map(|i| i.fields[1]), Some(1));
+        assert_eq!(q.take(!sig_bit(SIGUSR1)).map(|i| i.fields[1]), Some(2));
+        assert!(q.take(!sig_bit(SIGUSR1)).is_none());
+        q.discard(sig_bit(SIGUSR1));
+        assert_eq!(q.set(), 0);
+    }
+
+    #[test]
+    fn default_actions_match_linux() {
+        use linux_abi::signal::*;
+        assert_eq!(default_action(SIGSEGV), DefaultAction::Core);
+        assert_eq!(default_action(SIGTERM), DefaultAction::Terminate);
+        assert_eq!(default_action(SIGCHLD), DefaultAction::Ignore);
+        assert_eq!(default_action(SIGTSTP), DefaultAction::Stop);
+        assert_eq!(default_action(SIGCONT), DefaultAction::Continue);
+        assert_eq!(default_action(SIGRTMIN + 3), DefaultAction::Terminate);
+        assert_eq!(sig_bit(0), 0);
+        assert_eq!(sig_bit(65), 0);
+    }
+}
