@@ -127,6 +127,35 @@ impl KvmAddressSpace {
         Ok(Walk::Leaf(table + 8 * idx[3] as u64))
     }
 
+    /// Reads application memory at `va` as the application sees it (readable mappings
+    /// only); `None` when any byte is not mapped readable.
+    pub(crate) fn read_user(&self, va: u64, buf: &mut [u8]) -> Option<()> {
+        let g = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let pml4 = (*g)?;
+        let mut done = 0;
+        while done < buf.len() {
+            let a = va.checked_add(done as u64)?;
+            if a >= self.shared.max_user_address {
+                return None;
+            }
+            let Ok(Walk::Leaf(slot)) = self.walk(pml4, a, false) else {
+                return None;
+            };
+            let e = self.shared.region.load(slot).ok()?;
+            if e & pte::P == 0 || e & pte::US == 0 {
+                return None;
+            }
+            let in_page = (a % PAGE) as usize;
+            let n = (PAGE as usize - in_page).min(buf.len() - done);
+            self.shared
+                .memory_file
+                .read_at((e & pte::ADDR) + in_page as u64, &mut buf[done..done + n])
+                .ok()?;
+            done += n;
+        }
+        Some(())
+    }
+
     /// Calls `f(table, level)` for every user table below the PML4 (children first).
     fn for_each_table(
         &self,

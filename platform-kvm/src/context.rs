@@ -28,7 +28,7 @@ use crate::Shared;
 use crate::address_space::KvmAddressSpace;
 use crate::layout::{
     KERNEL_BASE, PVCS_IN_BLOCK, RETURN_FRAME_IN_BLOCK, RSP0_TOP_IN_BLOCK, STACK_LOW_IN_BLOCK,
-    STUBS_OFF, kva, pvcs, vcpu_block,
+    STUBS_OFF, SYSCALL_PAGE_OFF, kva, pvcs, vcpu_block,
 };
 use crate::stubs;
 use crate::vcpu::{Abi, RunExit, Vcpu, VcpuState, current_tid, prepare_thread};
@@ -272,7 +272,7 @@ impl KvmContext {
                 RunExit::Out(port) => {
                     st.loaded = entered;
                     st.in_user = false;
-                    return self.decode(port, st, block, regs);
+                    return self.decode(port, st, block, aspace, regs);
                 }
                 RunExit::Interrupted => {
                     let events = st.fd.get_vcpu_events().map_err(|e| PlatformError::Host {
@@ -287,6 +287,15 @@ impl KvmContext {
                     let sregs = st.get_sregs()?;
                     let r = st.get_regs()?;
                     st.in_user = sregs.cs.selector & 3 == 3;
+                    let off = r.rip.wrapping_sub(stubs_base);
+                    if self.shared.user_syscall_entry
+                        && (SYSCALL_PAGE_OFF..SYSCALL_PAGE_OFF + 4096).contains(&off)
+                        && r.rflags & 0x200 == 0
+                    {
+                        // Between `syscall` and the exit of the user-mode syscall page.
+                        finish_stub = true;
+                        continue;
+                    }
                     if sregs.cs.selector & 3 == 3 {
                         // Stopped in the application: take its state; the next entry has to
                         // return to ring 0 first.
@@ -301,7 +310,6 @@ impl KvmContext {
                         finish_stub = false;
                         continue;
                     }
-                    let off = r.rip.wrapping_sub(stubs_base);
                     if stubs::is_return_path(off) {
                         // Still returning: nothing of the application ran.
                         finish_stub = false;
@@ -472,12 +480,28 @@ impl KvmContext {
         port: u16,
         st: &mut VcpuState,
         block: u64,
+        aspace: &KvmAddressSpace,
         regs: &mut Registers,
     ) -> Result<Trap, PlatformError> {
         let r = st.get_regs()?;
         let stubs_base = kva(STUBS_OFF);
         let rip_off = r.rip.wrapping_sub(stubs_base);
-        if port == stubs::SYSCALL_PORT || port == stubs::COMPAT_SYSCALL_PORT {
+        if port == stubs::SYSCALL_PORT && self.shared.user_syscall_entry {
+            // Ring 3 may use port 0x80 (the TSS allows it for the user-mode syscall
+            // page); only `out` at that page right after a `syscall` (IF clear, which
+            // application code cannot have) is a system call. Anything else is an I/O
+            // instruction Linux would answer with SIGSEGV.
+            if !stubs::exit_site_matches(rip_off, SYSCALL_PAGE_OFF) || r.rflags & 0x200 != 0 {
+                copy_gprs(&r, &mut regs.gp);
+                // KVM reports the exit past the `out`; Linux reports the instruction.
+                regs.gp.rip = r.rip.wrapping_sub(out_length(aspace, r.rip));
+                regs.gp.rsp = r.rsp;
+                regs.gp.eflags = r.rflags;
+                regs.gp.orig_rax = u64::MAX;
+                st.get_fpu(regs.fpu.as_bytes_mut())?;
+                return Ok(Trap::Signal(SigInfo::new(sig::SIGSEGV, sig::SI_KERNEL)));
+            }
+        } else if port == stubs::SYSCALL_PORT || port == stubs::COMPAT_SYSCALL_PORT {
             let site = if port == stubs::SYSCALL_PORT {
                 stubs::SYSCALL_ENTRY
             } else {
@@ -489,6 +513,8 @@ impl KvmContext {
                     r.rip
                 )));
             }
+        }
+        if port == stubs::SYSCALL_PORT || port == stubs::COMPAT_SYSCALL_PORT {
             copy_gprs(&r, &mut regs.gp);
             if self.shared.abi == Abi::Pvm {
                 let p = self.read_pvcs(block)?;
@@ -578,6 +604,28 @@ impl KvmContext {
         regs.gp.orig_rax = u64::MAX;
         exception_trap(vector, error, cr2, rip, regs)
     }
+}
+
+/// The length of the `out` to port 0x80 that ends just before `rip` (1 for `out dx`,
+/// `outs`, 2 for `out imm8`), judged from the bytes before `rip`; 0 if they cannot be read.
+fn out_length(aspace: &KvmAddressSpace, rip: u64) -> u64 {
+    let mut b = [0u8; 2];
+    if rip >= 2 && aspace.read_user(rip - 2, &mut b).is_some() {
+        if matches!(b[0], 0xe6 | 0xe7) && u16::from(b[1]) == stubs::SYSCALL_PORT {
+            return 2;
+        }
+        if matches!(b[1], 0xee | 0xef | 0x6e | 0x6f) {
+            return 1;
+        }
+    }
+    let mut b = [0u8; 1];
+    if rip >= 1
+        && aspace.read_user(rip - 1, &mut b).is_some()
+        && matches!(b[0], 0xee | 0xef | 0x6e | 0x6f)
+    {
+        return 1;
+    }
+    0
 }
 
 /// A copy of a vCPU's PVCS.

@@ -66,7 +66,11 @@ pub const GDT_ENTRIES: u64 = 10;
 /// Offset of the TSS inside a per-vCPU block.
 pub const TSS_IN_BLOCK: u64 = 0x80;
 /// Size of the 64-bit TSS.
-pub const TSS_SIZE: u64 = 104;
+pub const TSS_SIZE: u64 = TSS_IO_BITMAP + TSS_IO_BITMAP_LEN + 1;
+/// Offset of the I/O permission bitmap in the TSS (right after the 104-byte TSS).
+const TSS_IO_BITMAP: u64 = 104;
+/// Bytes of I/O bitmap: ports 0..0x88 (every port above is denied by the TSS limit).
+const TSS_IO_BITMAP_LEN: u64 = 17;
 /// Top of the IST1 stack (double fault, NMI, machine check) inside a per-vCPU block.
 pub const IST1_TOP_IN_BLOCK: u64 = 0x2000;
 /// Top of the RSP0 stack inside a per-vCPU block.
@@ -167,6 +171,14 @@ pub const fn kva(off: u64) -> u64 {
     KERNEL_BASE + off
 }
 
+/// The user-mode `syscall` entry page (PVM's emulated mode only): `syscall` there reaches
+/// `LSTAR` without leaving user mode, so `LSTAR` points at this user-accessible page
+/// holding `out 0x80, al`, allowed to ring 3 by the TSS I/O bitmap. This spares the `#PF`
+/// that fetching a supervisor-only stub raises and its delivery through the IDT.
+pub const SYSCALL_PAGE_OFF: u64 = 0x8000;
+const _: () = assert!(SYSCALL_PAGE_OFF >= KPT_OFF + KPT_COUNT * PAGE);
+const _: () = assert!(SYSCALL_PAGE_OFF + PAGE <= VCPU_BASE);
+
 /// Offset of the per-vCPU block of vCPU `index`.
 pub const fn vcpu_block(index: usize) -> u64 {
     VCPU_BASE + index as u64 * VCPU_BLOCK
@@ -201,11 +213,18 @@ pub fn gdt(tss_base: u64) -> [u64; GDT_ENTRIES as usize] {
 /// The 104-byte 64-bit TSS: RSP0 for entries from ring 3, IST1 for the vectors that
 /// must never run on a possibly bad stack, and an I/O bitmap offset past the limit
 /// (every `in`/`out` from ring 3 faults).
-pub fn tss(rsp0: u64, ist1: u64) -> [u8; TSS_SIZE as usize] {
-    let mut t = [0u8; TSS_SIZE as usize];
+///
+/// The I/O permission bitmap denies every port to ring 3 except `user_port` (the
+/// user-mode syscall entry's exit port, see [`SYSCALL_PAGE_OFF`]), when given.
+pub fn tss(rsp0: u64, ist1: u64, user_port: Option<u16>) -> [u8; TSS_SIZE as usize] {
+    let mut t = [0xffu8; TSS_SIZE as usize];
+    t[..TSS_IO_BITMAP as usize].fill(0);
     t[4..12].copy_from_slice(&rsp0.to_le_bytes());
     t[36..44].copy_from_slice(&ist1.to_le_bytes());
-    t[102..104].copy_from_slice(&(TSS_SIZE as u16).to_le_bytes());
+    t[102..104].copy_from_slice(&(TSS_IO_BITMAP as u16).to_le_bytes());
+    if let Some(port) = user_port.filter(|&p| u64::from(p) < 8 * TSS_IO_BITMAP_LEN) {
+        t[TSS_IO_BITMAP as usize + usize::from(port / 8)] &= !(1 << (port % 8));
+    }
     t
 }
 

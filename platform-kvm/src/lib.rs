@@ -68,6 +68,9 @@ pub(crate) struct Shared {
     /// PVM's emulated mode every privileged guest instruction (`iretq`, `sysretq`,
     /// `mov cr3`) is one more trip through the hypervisor.
     pub(crate) direct_entry: bool,
+    /// `LSTAR` is the user-accessible syscall page ([`layout::SYSCALL_PAGE_OFF`]): under
+    /// PVM's emulated mode, where `syscall` does not leave user mode.
+    pub(crate) user_syscall_entry: bool,
     /// Native (VMX/SVM) or PVM.
     pub(crate) abi: vcpu::Abi,
     /// KVM shadows guest page tables (no EPT/NPT, or PVM): it does not see the host's
@@ -206,6 +209,12 @@ impl KvmPlatform {
             .register_private(&vm, &region, private_gpa)
             .map_err(|e| PlatformError::Unavailable(e.to_string()))?;
 
+        let direct_entry = abi == vcpu::Abi::Native
+            && match entry {
+                EntryMode::Auto => pvm_module_loaded(),
+                EntryMode::ReturnStubs => false,
+                EntryMode::Direct => true,
+            };
         let shared = Shared {
             vcpus: Mutex::new(Vec::new()),
             vm,
@@ -220,12 +229,10 @@ impl KvmPlatform {
             max_vcpus,
             max_user_address: layout::KERNEL_BASE,
             sync_regs: kvm.check_extension_int(kvm_ioctls::Cap::SyncRegs) & 3 == 3,
-            direct_entry: abi == vcpu::Abi::Native
-                && match entry {
-                    EntryMode::Auto => pvm_module_loaded(),
-                    EntryMode::ReturnStubs => false,
-                    EntryMode::Direct => true,
-                },
+            direct_entry,
+            user_syscall_entry: direct_entry
+                && pvm_module_loaded()
+                && std::env::var_os("RSENTRY_KVM_SUPERVISOR_SYSCALL").is_none(),
             abi,
             shadow_paging,
         };
@@ -298,17 +305,28 @@ fn build_kernel_half(s: &Shared) -> Result<u64, PlatformError> {
         idt[off..off + 16].copy_from_slice(&layout::idt_gate(handler, dpl, ist));
     }
     r.write(IDT_OFF, &idt)?;
-    r.store(KPDPT_OFF, s.gpa(KPD_OFF) | pte::TABLE_KERNEL)?;
+    // With the user-mode syscall entry, user access to the kernel area is decided by the
+    // leaf entries: only the syscall page is a user page.
+    let table = if s.user_syscall_entry {
+        pte::TABLE_USER
+    } else {
+        pte::TABLE_KERNEL
+    };
+    if s.user_syscall_entry {
+        let mut page = vec![0u8; PAGE as usize];
+        page[..4].copy_from_slice(&stubs::user_syscall_code());
+        r.write(layout::SYSCALL_PAGE_OFF, &page)?;
+    }
+    r.store(KPDPT_OFF, s.gpa(KPD_OFF) | table)?;
     for t in 0..KPT_COUNT {
-        r.store(
-            KPD_OFF + 8 * t,
-            s.gpa(KPT_OFF + t * PAGE) | pte::TABLE_KERNEL,
-        )?;
+        r.store(KPD_OFF + 8 * t, s.gpa(KPT_OFF + t * PAGE) | table)?;
     }
     for page in 0..KERNEL_AREA_SIZE / PAGE {
         let off = page * PAGE;
         let flags = if off == STUBS_OFF {
             pte::P | pte::A // read + execute
+        } else if off == layout::SYSCALL_PAGE_OFF && s.user_syscall_entry {
+            pte::P | pte::A | pte::US // read + execute, from ring 3
         } else {
             pte::P | pte::RW | pte::A | pte::D | pte::NX
         };
@@ -317,7 +335,7 @@ fn build_kernel_half(s: &Shared) -> Result<u64, PlatformError> {
     let boot = s.alloc_table()?;
     r.store(
         boot + 8 * layout::KERNEL_PML4_SLOT,
-        s.gpa(KPDPT_OFF) | pte::TABLE_KERNEL,
+        s.gpa(KPDPT_OFF) | table,
     )?;
     Ok(boot)
 }

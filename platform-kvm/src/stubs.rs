@@ -201,6 +201,12 @@ const _: () = assert!(RETURN_SYSRET + RETURN_SYSRET_CODE.len() as u64 <= RETURN_
 const _: () = assert!(COMPAT_SYSCALL_ENTRY + 4 <= EXCEPTIONS);
 const _: () = assert!(EXCEPTIONS + 16 * EXCEPTION_COUNT as u64 <= 4096);
 
+/// The code of the user-mode syscall page ([`crate::layout::SYSCALL_PAGE_OFF`]):
+/// `out 0x80, al; ud2`.
+pub fn user_syscall_code() -> [u8; 4] {
+    [0xe6, SYSCALL_PORT as u8, 0x0f, 0x0b]
+}
+
 /// Where a stub exit came from, judged by the code-page offset of RIP at the exit.
 /// KVM reports `out` exits with RIP at the instruction (or, on some kernels, just past
 /// it); both are accepted.

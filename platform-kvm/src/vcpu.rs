@@ -20,8 +20,8 @@ use platform::PlatformError;
 use crate::Shared;
 use crate::layout::{
     CR0, CR4_PVM, EFER, GDT_ENTRIES, GDT_IN_BLOCK, IDT_OFF, IST1_TOP_IN_BLOCK, KERNEL_CS,
-    KERNEL_DS, PVCS_IN_BLOCK, RSP0_TOP_IN_BLOCK, SFMASK, STAR, STUBS_OFF, TSS_IN_BLOCK, TSS_SEL,
-    TSS_SIZE, gdt, kva, tss, vcpu_block,
+    KERNEL_DS, PVCS_IN_BLOCK, RSP0_TOP_IN_BLOCK, SFMASK, STAR, STUBS_OFF, SYSCALL_PAGE_OFF,
+    TSS_IN_BLOCK, TSS_SEL, TSS_SIZE, gdt, kva, tss, vcpu_block,
 };
 use crate::stubs;
 
@@ -250,6 +250,7 @@ impl Vcpu {
             &tss(
                 kva(block + RSP0_TOP_IN_BLOCK),
                 kva(block + IST1_TOP_IN_BLOCK),
+                shared.user_syscall_entry.then_some(stubs::SYSCALL_PORT),
             ),
         )?;
 
@@ -313,7 +314,14 @@ impl Vcpu {
         };
         let mut entries = vec![
             msr(MSR_STAR, STAR),
-            msr(MSR_LSTAR, kva(STUBS_OFF + stubs::SYSCALL_ENTRY)),
+            msr(
+                MSR_LSTAR,
+                if shared.user_syscall_entry {
+                    kva(SYSCALL_PAGE_OFF)
+                } else {
+                    kva(STUBS_OFF + stubs::SYSCALL_ENTRY)
+                },
+            ),
             msr(MSR_KERNEL_GS_BASE, 0),
             msr(MSR_TSC_AUX, index as u64),
         ];

@@ -732,3 +732,26 @@ fn address_space_and_context_churn_from_several_threads() {
     }
     assert!(platform.vcpu_count() <= THREADS as usize);
 }
+
+/// Application code that jumps into the kernel area (the syscall entry page under PVM's
+/// emulated mode is user-accessible) is not a system call.
+#[test]
+fn jumping_to_the_syscall_entry_is_not_a_syscall() {
+    let mut code = vec![0x48, 0xb8];
+    code.extend_from_slice(
+        &platform_kvm::layout::kva(platform_kvm::layout::SYSCALL_PAGE_OFF).to_le_bytes(),
+    );
+    code.extend_from_slice(&[0xff, 0xe0]); // jmp rax
+    for mode in [EntryMode::Auto, EntryMode::ReturnStubs] {
+        let Some(g) = guest_in(&code, mode) else {
+            return;
+        };
+        let ctx = g.platform.new_context().unwrap();
+        let mut r = regs();
+        match ctx.switch(&*g.aspace, &mut r).unwrap() {
+            Trap::Signal(info) => assert_eq!(info.signo, sig::SIGSEGV, "{info:?}"),
+            Trap::Fault { .. } => {}
+            t => panic!("{mode:?}: {t:?}"),
+        }
+    }
+}
