@@ -120,12 +120,16 @@ impl ProcSource for Kernel {
         let c = leader.creds();
         let prog = leader.program();
         let mm = leader.mm();
+        // Running application code, or the process asking (it is in a system call to
+        // read this), is `R`; otherwise the threads are waiting in the Sentry: `S`.
         let state = if tg.is_dead() {
             'Z'
         } else if tg.job().stopped {
             'T'
-        } else {
+        } else if tasks.iter().any(|t| t.is_running()) || crate::fs::proc::current().0 == pid {
             'R'
+        } else {
+            'S'
         };
         Some(ProcInfo {
             pid,
@@ -143,7 +147,7 @@ impl ProcSource for Kernel {
             vm_size: mm.virtual_size(),
             vm_rss: mm.resident_pages() * crate::mm::PAGE,
             start_ticks,
-            utime_ticks: ticks(tg.start_time().elapsed()),
+            utime_ticks: ticks(tg.cpu_time()),
             stime_ticks: 0,
             limits,
             sig_pending: leader.pending().set(),

@@ -712,6 +712,7 @@ pub fn do_wait(t: &Task, who: WaitWho, options: u32) -> Result<Option<WaitResult
                     if tg.remove_child(c.tgid()).is_none() {
                         continue;
                     }
+                    tg.add_children_cpu(c.cpu_time() + c.children_cpu_time());
                     reap(&kernel, c);
                 }
                 return Some(Ok(Some(WaitResult {

@@ -103,6 +103,11 @@ pub struct Task {
     vfork_done: Mutex<Option<Arc<Waker>>>,
     /// Signalled when the task has finished (`vfork` and `execve` wait for it).
     finished: AtomicBool,
+    /// Nanoseconds spent running application code (inside [`Context::switch`]): the
+    /// task's CPU time as far as the Sentry can see it.
+    cpu_ns: AtomicU64,
+    /// Whether the task is running application code now (`R` in `/proc`, else `S`).
+    in_app: AtomicBool,
 }
 
 /// A boxed [`RestartFn`] with a `Debug` implementation.
@@ -162,6 +167,8 @@ impl Task {
             restart: Mutex::new(None),
             vfork_done: Mutex::new(None),
             finished: AtomicBool::new(false),
+            cpu_ns: AtomicU64::new(0),
+            in_app: AtomicBool::new(false),
         });
         tg.add_task(&t);
         kernel.register_task(&t);
@@ -210,6 +217,8 @@ impl Task {
             restart: Mutex::new(None),
             vfork_done: Mutex::new(None),
             finished: AtomicBool::new(false),
+            cpu_ns: AtomicU64::new(0),
+            in_app: AtomicBool::new(false),
         });
         tg.add_task(&t);
         kernel.register_task(&t);
@@ -256,6 +265,16 @@ impl Task {
     /// Whether the `vfork` parent is still waiting.
     pub(crate) fn vfork_pending(&self) -> bool {
         lock(&self.vfork_done).is_some()
+    }
+
+    /// CPU time: the time spent running application code.
+    pub fn cpu_time(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.cpu_ns.load(Ordering::Relaxed))
+    }
+
+    /// Whether the task is running application code right now.
+    pub fn is_running(&self) -> bool {
+        self.in_app.load(Ordering::Relaxed)
     }
 
     /// Whether the task has finished running.
@@ -509,7 +528,13 @@ impl Task {
             let mm = self.mm();
             let trap = {
                 let mut regs = self.regs();
-                self.context.switch(mm.address_space().as_ref(), &mut regs)
+                self.in_app.store(true, Ordering::Relaxed);
+                let started = Instant::now();
+                let trap = self.context.switch(mm.address_space().as_ref(), &mut regs);
+                let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                self.cpu_ns.fetch_add(ns, Ordering::Relaxed);
+                self.in_app.store(false, Ordering::Relaxed);
+                trap
             };
             match trap {
                 Err(e) => {
@@ -577,6 +602,7 @@ impl Task {
         self.context.release();
         self.kernel.unregister_task(self.tid());
         let code = self.exit_code.load(Ordering::Relaxed) as u8;
+        self.tg.add_dead_cpu(self.cpu_time());
         self.finished.store(true, Ordering::Release);
         if self.tg.task_exited(self.tid(), code) {
             super::process::process_exited(self);

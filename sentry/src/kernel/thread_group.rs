@@ -111,6 +111,9 @@ pub struct ThreadGroup {
     exit_signal: AtomicI32,
     /// Set when the parent has collected the exit status (or it was auto-reaped).
     reaped: AtomicBool,
+    /// CPU time of finished threads, and of reaped children (nanoseconds).
+    dead_cpu_ns: std::sync::atomic::AtomicU64,
+    children_cpu_ns: std::sync::atomic::AtomicU64,
     /// Set once the process has called `execve` (`setpgid` on it fails then).
     exec_done: AtomicBool,
     /// The real uid of the process (for `SIGCHLD` and `RLIMIT_NPROC`).
@@ -147,6 +150,8 @@ impl ThreadGroup {
             sid: AtomicI32::new(tgid),
             exit_signal: AtomicI32::new(linux_abi::signal::SIGCHLD),
             reaped: AtomicBool::new(false),
+            dead_cpu_ns: std::sync::atomic::AtomicU64::new(0),
+            children_cpu_ns: std::sync::atomic::AtomicU64::new(0),
             exec_done: AtomicBool::new(false),
             uid: std::sync::atomic::AtomicU32::new(0),
             shared_pending: Mutex::new(SigQueue::default()),
@@ -240,6 +245,29 @@ impl ThreadGroup {
     /// Sets the exit signal.
     pub fn set_exit_signal(&self, sig: i32) {
         self.exit_signal.store(sig, Ordering::Relaxed);
+    }
+
+    /// Adds the CPU time of a finished thread.
+    pub(crate) fn add_dead_cpu(&self, d: std::time::Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.dead_cpu_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Adds the CPU time of a reaped child (and its reaped descendants).
+    pub(crate) fn add_children_cpu(&self, d: std::time::Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.children_cpu_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// The CPU time of the process: its finished and live threads.
+    pub fn cpu_time(&self) -> std::time::Duration {
+        let live: std::time::Duration = self.tasks().iter().map(|t| t.cpu_time()).sum();
+        std::time::Duration::from_nanos(self.dead_cpu_ns.load(Ordering::Relaxed)) + live
+    }
+
+    /// The CPU time of reaped children (`RUSAGE_CHILDREN`, `tms_cutime`).
+    pub fn children_cpu_time(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.children_cpu_ns.load(Ordering::Relaxed))
     }
 
     /// Whether the process has called `execve` since `fork`.

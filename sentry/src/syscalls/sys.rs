@@ -256,9 +256,9 @@ pub fn sys_getrusage(t: &Task, who: i32, usage: u64) -> Result<u64, Errno> {
     match who {
         RUSAGE_SELF | RUSAGE_THREAD => {
             let d = if who == RUSAGE_SELF {
-                t.thread_group().start_time().elapsed()
+                t.thread_group().cpu_time()
             } else {
-                t.start_time().elapsed()
+                t.cpu_time()
             };
             ru.utime = linux_abi::types::Timeval {
                 tv_sec: d.as_secs() as i64,
@@ -266,7 +266,13 @@ pub fn sys_getrusage(t: &Task, who: i32, usage: u64) -> Result<u64, Errno> {
             };
             ru.counters[0] = (t.mm().resident_pages() * 4) as i64; // ru_maxrss in KiB
         }
-        RUSAGE_CHILDREN => {}
+        RUSAGE_CHILDREN => {
+            let d = t.thread_group().children_cpu_time();
+            ru.utime = linux_abi::types::Timeval {
+                tv_sec: d.as_secs() as i64,
+                tv_usec: i64::from(d.subsec_micros()),
+            };
+        }
         _ => return Err(Errno::EINVAL),
     }
     t.mm().write_obj(usage, &ru)?;

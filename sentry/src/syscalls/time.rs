@@ -1,8 +1,8 @@
 //! Time system calls: clocks, `gettimeofday`, `time`, sleeps and `times`.
 //!
 //! `CLOCK_REALTIME` is the host's; the monotonic and boot clocks count from the kernel's
-//! start. CPU-time clocks are approximated by elapsed time since the task or process
-//! started (application CPU time is not visible to the Sentry on every platform).
+//! start. CPU-time clocks count the time a task spends running application code (inside
+//! the platform's context switch; the Sentry's own work on its behalf is not counted).
 //! Sleeps are interruptible by signals and restart with the remaining time when the
 //! signal ran no handler. Interval timers and POSIX timers live in
 //! [`crate::kernel::timer`]; `ITIMER_VIRTUAL`/`ITIMER_PROF` count wall-clock time.
@@ -74,8 +74,8 @@ pub fn clock_now(t: &Task, clock: i32) -> Result<Duration, Errno> {
         | CLOCK_MONOTONIC_COARSE
         | CLOCK_BOOTTIME
         | CLOCK_BOOTTIME_ALARM => monotonic(t),
-        CLOCK_PROCESS_CPUTIME_ID => t.thread_group().start_time().elapsed(),
-        CLOCK_THREAD_CPUTIME_ID => t.start_time().elapsed(),
+        CLOCK_PROCESS_CPUTIME_ID => t.thread_group().cpu_time(),
+        CLOCK_THREAD_CPUTIME_ID => t.cpu_time(),
         _ => return Err(Errno::EINVAL),
     })
 }
@@ -379,12 +379,15 @@ pub fn sys_timer_delete(t: &Task, id: i32) -> Result<u64, Errno> {
     }
 }
 
-/// `times(buf)`: user time approximated by elapsed time; returns ticks since boot.
+/// `times(buf)`: user times are the time spent running application code (system time
+/// is not separated); returns ticks since boot.
 pub fn sys_times(t: &Task, buf: u64) -> Result<u64, Errno> {
     let ticks = |d: Duration| (d.as_millis() / 10) as i64;
     if buf != 0 {
-        let user = ticks(t.thread_group().start_time().elapsed());
-        t.mm().write_obj(buf, &[user, 0i64, 0, 0])?;
+        let tg = t.thread_group();
+        let user = ticks(tg.cpu_time());
+        let children = ticks(tg.children_cpu_time());
+        t.mm().write_obj(buf, &[user, 0i64, children, 0])?;
     }
     Ok(ticks(monotonic(t)) as u64)
 }
