@@ -342,8 +342,16 @@ fn peak_rss(child: std::process::Child, class: &str, native: bool) -> Result<f64
     for pid in descendants(root) {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let is_gofer = cmdline.contains("gofer");
-        let is_sentry = !is_gofer && (cmdline.contains(" boot") || cmdline.contains("sandbox"));
+        // Our processes say `... gofer ...` / `... boot ...` (the boot command line also
+        // names `--gofer-fd`); gVisor's call themselves runsc-gofer / runsc-sandbox.
+        let words: Vec<&str> = cmdline.split_whitespace().collect();
+        let is_sentry = words
+            .iter()
+            .any(|w| *w == "boot" || w.ends_with("runsc-sandbox"));
+        let is_gofer = !is_sentry
+            && words
+                .iter()
+                .any(|w| *w == "gofer" || w.ends_with("runsc-gofer"));
         if (class == "gofer" && is_gofer) || (class == "sentry" && is_sentry) {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
             if let Some(kb) = status

@@ -147,6 +147,16 @@ impl FileOps for DevFile {
     fn stream(&self) -> bool {
         true
     }
+
+    /// Linux lets `lseek` succeed on the memory devices and leaves them at offset 0
+    /// (`null_lseek`, `noop_llseek`); assemblers seek in `-o /dev/null`.
+    fn stream_seek(&self, _off: i64, whence: u32) -> Result<u64, Errno> {
+        match (self.kind, whence) {
+            (DevKind::Tty, _) => Err(Errno::ESPIPE),
+            (_, 0..=2) => Ok(0),
+            _ => Err(Errno::EINVAL),
+        }
+    }
 }
 
 /// Fills `buf` with random bytes from the host's `/dev/urandom` equivalent (`getrandom`).
@@ -491,6 +501,9 @@ mod tests {
         assert_eq!(buf, [0; 16]);
         let full = root.lookup(b"full").unwrap().open(O_WRONLY).unwrap();
         assert_eq!(full.write_at(b"a", 0), Err(Errno::ENOSPC));
+        assert_eq!(null.stream_seek(100, 0), Ok(0), "lseek on /dev/null succeeds at 0");
+        assert_eq!(zero.stream_seek(-5, 2), Ok(0));
+        assert_eq!(null.stream_seek(0, 9), Err(Errno::EINVAL));
         let ur = root.lookup(b"urandom").unwrap().open(O_RDONLY).unwrap();
         assert_eq!(ur.read_at(&mut buf, 0).unwrap(), 16);
         if CONTROLLING_TTY.get().is_none() {
