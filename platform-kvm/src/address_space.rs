@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use platform::{AddressSpace, PlatformError, Protection};
 
 use crate::Shared;
-use crate::layout::{PAGE, is_user_canonical, pte};
+use crate::layout::{self, PAGE, is_user_canonical, pte};
 
 /// An application address space of the KVM platform.
 #[derive(Debug)]
@@ -31,6 +31,9 @@ pub struct KvmAddressSpace {
     /// Bumped by every change that needs a TLB flush.
     pub(crate) generation: AtomicU64,
     pub(crate) released: AtomicBool,
+    /// Private offsets of the FPU save pages mapped at [`layout::FPU_SLOT_BASE`] (fast FPU
+    /// mode), by vCPU index; 0 = not mapped yet.
+    fpu_slots: Mutex<Vec<u64>>,
 }
 
 /// The result of a page-table walk.
@@ -62,6 +65,7 @@ impl KvmAddressSpace {
             pml4_gpa: AtomicU64::new(pml4_gpa),
             generation: AtomicU64::new(1),
             released: AtomicBool::new(false),
+            fpu_slots: Mutex::new(Vec::new()),
         })
     }
 
@@ -125,6 +129,40 @@ impl KvmAddressSpace {
             };
         }
         Ok(Walk::Leaf(table + 8 * idx[3] as u64))
+    }
+
+    /// The private offset of vCPU `index`'s FPU save page in this address space, mapped
+    /// (user read-write, never executable) on first use. Only new entries are written, so
+    /// no flush is needed.
+    pub(crate) fn fpu_slot(&self, index: usize) -> Result<u64, PlatformError> {
+        let mut slots = self.fpu_slots.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(&off) = slots.get(index)
+            && off != 0
+        {
+            return Ok(off);
+        }
+        let g = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let pml4 = (*g).ok_or(PlatformError::Released)?;
+        let page = self.shared.alloc_table()?;
+        let va = layout::FPU_SLOT_BASE + index as u64 * PAGE;
+        let slot = match self.walk(pml4, va, true) {
+            Ok(Walk::Leaf(slot)) => slot,
+            Ok(Walk::Missing(_)) => {
+                self.shared.free_table(page);
+                return Err(PlatformError::Internal("FPU slot walk".into()));
+            }
+            Err(e) => {
+                self.shared.free_table(page);
+                return Err(e);
+            }
+        };
+        let entry = self.shared.gpa(page) | pte::P | pte::RW | pte::US | pte::A | pte::D | pte::NX;
+        self.shared.region.store(slot, entry)?;
+        if slots.len() <= index {
+            slots.resize(index + 1, 0);
+        }
+        slots[index] = page;
+        Ok(page)
     }
 
     /// Reads application memory at `va` as the application sees it (readable mappings
@@ -333,6 +371,11 @@ impl AddressSpace for KvmAddressSpace {
             return;
         }
         tables.push(pml4);
+        tables.extend(
+            std::mem::take(&mut *self.fpu_slots.lock().unwrap_or_else(|p| p.into_inner()))
+                .into_iter()
+                .filter(|&p| p != 0),
+        );
         for t in tables {
             self.shared.free_table(t);
         }

@@ -27,7 +27,7 @@ use platform::{
 use crate::Shared;
 use crate::address_space::KvmAddressSpace;
 use crate::layout::{
-    KERNEL_BASE, PVCS_IN_BLOCK, RETURN_FRAME_IN_BLOCK, RSP0_TOP_IN_BLOCK, STACK_LOW_IN_BLOCK,
+    self, KERNEL_BASE, PVCS_IN_BLOCK, RETURN_FRAME_IN_BLOCK, RSP0_TOP_IN_BLOCK, STACK_LOW_IN_BLOCK,
     STUBS_OFF, SYSCALL_PAGE_OFF, kva, pvcs, vcpu_block,
 };
 use crate::stubs;
@@ -221,6 +221,12 @@ impl KvmContext {
         let k = &vcpu.kick;
         let block = vcpu_block(vcpu.index);
         let stubs_base = kva(STUBS_OFF);
+        let fpu_slot = if self.shared.fast_fpu {
+            Some(aspace.fpu_slot(vcpu.index)?)
+        } else {
+            None
+        };
+        let entry_off = self.syscall_entry_off(block);
         let mut finish_stub = false;
         let mut entered: Option<(u64, u64)> = None;
         loop {
@@ -272,7 +278,7 @@ impl KvmContext {
                 RunExit::Out(port) => {
                     st.loaded = entered;
                     st.in_user = false;
-                    return self.decode(port, st, block, aspace, regs);
+                    return self.decode(port, st, block, aspace, fpu_slot, regs);
                 }
                 RunExit::Interrupted => {
                     let events = st.fd.get_vcpu_events().map_err(|e| PlatformError::Host {
@@ -289,7 +295,7 @@ impl KvmContext {
                     st.in_user = sregs.cs.selector & 3 == 3;
                     let off = r.rip.wrapping_sub(stubs_base);
                     if self.shared.user_syscall_entry
-                        && (SYSCALL_PAGE_OFF..SYSCALL_PAGE_OFF + 4096).contains(&off)
+                        && (entry_off..entry_off + 4096).contains(&off)
                         && r.rflags & 0x200 == 0
                     {
                         // Between `syscall` and the exit of the user-mode syscall page.
@@ -481,6 +487,7 @@ impl KvmContext {
         st: &mut VcpuState,
         block: u64,
         aspace: &KvmAddressSpace,
+        fpu_slot: Option<u64>,
         regs: &mut Registers,
     ) -> Result<Trap, PlatformError> {
         let r = st.get_regs()?;
@@ -491,7 +498,13 @@ impl KvmContext {
             // page); only `out` at that page right after a `syscall` (IF clear, which
             // application code cannot have) is a system call. Anything else is an I/O
             // instruction Linux would answer with SIGSEGV.
-            if !stubs::exit_site_matches(rip_off, SYSCALL_PAGE_OFF) || r.rflags & 0x200 != 0 {
+            let out = self.syscall_entry_off(block)
+                + if self.shared.fast_fpu {
+                    stubs::FAST_SYSCALL_OUT
+                } else {
+                    0
+                };
+            if !stubs::exit_site_matches(rip_off, out) || r.rflags & 0x200 != 0 {
                 copy_gprs(&r, &mut regs.gp);
                 // KVM reports the exit past the `out`; Linux reports the instruction.
                 regs.gp.rip = r.rip.wrapping_sub(out_length(aspace, r.rip));
@@ -527,7 +540,16 @@ impl KvmContext {
                 regs.gp.eflags = r.r11;
             }
             regs.gp.rsp = r.rsp;
-            st.get_fpu(regs.fpu.as_bytes_mut())?;
+            match fpu_slot {
+                // Saved by the entry itself (fast FPU mode).
+                Some(slot) if port == stubs::SYSCALL_PORT => {
+                    let fpu = regs.fpu.as_bytes_mut();
+                    let n = fpu.len().min(layout::FPU_SLOT_REGS as usize);
+                    self.shared.region.read(slot, &mut fpu[..n])?;
+                    st.note_fpu(regs.fpu.as_bytes());
+                }
+                _ => st.get_fpu(regs.fpu.as_bytes_mut())?,
+            }
             if port == stubs::COMPAT_SYSCALL_PORT {
                 regs.gp.orig_rax = u64::MAX;
                 return Ok(Trap::Signal(SigInfo::new(sig::SIGSEGV, sig::SI_KERNEL)));
@@ -626,6 +648,18 @@ fn out_length(aspace: &KvmAddressSpace, rip: u64) -> u64 {
         return 1;
     }
     0
+}
+
+impl KvmContext {
+    /// Offset (from the kernel area's start) of the user-mode syscall entry of the vCPU
+    /// whose block is at `block`.
+    fn syscall_entry_off(&self, block: u64) -> u64 {
+        if self.shared.fast_fpu {
+            block + PVCS_IN_BLOCK
+        } else {
+            SYSCALL_PAGE_OFF
+        }
+    }
 }
 
 /// A copy of a vCPU's PVCS.

@@ -179,6 +179,15 @@ pub const SYSCALL_PAGE_OFF: u64 = 0x8000;
 const _: () = assert!(SYSCALL_PAGE_OFF >= KPT_OFF + KPT_COUNT * PAGE);
 const _: () = assert!(SYSCALL_PAGE_OFF + PAGE <= VCPU_BASE);
 
+/// Guest-virtual base of the per-vCPU FPU save pages (fast FPU mode, see
+/// [`crate::stubs::fast_syscall_code`]): vCPU `i` saves at `FPU_SLOT_BASE + i * PAGE` in
+/// the address space it runs. The application may not map this range (it lies above
+/// the platform's `max_user_address` in that mode).
+pub const FPU_SLOT_BASE: u64 = KERNEL_BASE - (2 << 20);
+/// Offset in an FPU save page of the saved RAX and RDX (after the XSAVE image).
+pub const FPU_SLOT_REGS: u64 = 0xf00;
+const _: () = assert!(MAX_VCPUS as u64 * PAGE <= KERNEL_BASE - FPU_SLOT_BASE);
+
 /// Offset of the per-vCPU block of vCPU `index`.
 pub const fn vcpu_block(index: usize) -> u64 {
     VCPU_BASE + index as u64 * VCPU_BLOCK

@@ -71,6 +71,10 @@ pub(crate) struct Shared {
     /// `LSTAR` is the user-accessible syscall page ([`layout::SYSCALL_PAGE_OFF`]): under
     /// PVM's emulated mode, where `syscall` does not leave user mode.
     pub(crate) user_syscall_entry: bool,
+    /// Fast FPU mode (with the user-mode syscall entry): `LSTAR` is a per-vCPU user-mode
+    /// entry that saves the FPU state with `xsave64` into a page of the running address
+    /// space ([`layout::FPU_SLOT_BASE`]), sparing `KVM_GET_XSAVE` on system calls.
+    pub(crate) fast_fpu: bool,
     /// Native (VMX/SVM) or PVM.
     pub(crate) abi: vcpu::Abi,
     /// KVM shadows guest page tables (no EPT/NPT, or PVM): it does not see the host's
@@ -215,6 +219,12 @@ impl KvmPlatform {
                 EntryMode::ReturnStubs => false,
                 EntryMode::Direct => true,
             };
+        let user_syscall_entry = direct_entry
+            && pvm_module_loaded()
+            && std::env::var_os("RSENTRY_KVM_SUPERVISOR_SYSCALL").is_none();
+        let fast_fpu = user_syscall_entry
+            && platform::fpu_state_size() as u64 <= layout::FPU_SLOT_REGS
+            && std::env::var_os("RSENTRY_KVM_NO_FAST_FPU").is_none();
         let shared = Shared {
             vcpus: Mutex::new(Vec::new()),
             vm,
@@ -227,12 +237,15 @@ impl KvmPlatform {
             boot_pml4: 0,
             next_id: AtomicU64::new(1),
             max_vcpus,
-            max_user_address: layout::KERNEL_BASE,
+            max_user_address: if fast_fpu {
+                layout::FPU_SLOT_BASE
+            } else {
+                layout::KERNEL_BASE
+            },
             sync_regs: kvm.check_extension_int(kvm_ioctls::Cap::SyncRegs) & 3 == 3,
             direct_entry,
-            user_syscall_entry: direct_entry
-                && pvm_module_loaded()
-                && std::env::var_os("RSENTRY_KVM_SUPERVISOR_SYSCALL").is_none(),
+            user_syscall_entry,
+            fast_fpu,
             abi,
             shadow_paging,
         };
@@ -327,6 +340,12 @@ fn build_kernel_half(s: &Shared) -> Result<u64, PlatformError> {
             pte::P | pte::A // read + execute
         } else if off == layout::SYSCALL_PAGE_OFF && s.user_syscall_entry {
             pte::P | pte::A | pte::US // read + execute, from ring 3
+        } else if s.fast_fpu
+            && off >= layout::VCPU_BASE
+            && (off - layout::VCPU_BASE) % layout::VCPU_BLOCK == layout::PVCS_IN_BLOCK
+        {
+            // The per-vCPU fast syscall entry (the PVCS page is unused in this mode).
+            pte::P | pte::A | pte::US
         } else {
             pte::P | pte::RW | pte::A | pte::D | pte::NX
         };

@@ -207,6 +207,45 @@ pub fn user_syscall_code() -> [u8; 4] {
     [0xe6, SYSCALL_PORT as u8, 0x0f, 0x0b]
 }
 
+/// Offset in the fast syscall code of its `out` (see [`fast_syscall_code`]).
+pub const FAST_SYSCALL_OUT: u64 = 46;
+
+/// The per-vCPU user-mode syscall entry of fast FPU mode, placed at guest-virtual
+/// `code_va` (in the vCPU's block) and saving into the FPU save page at `slot_va`.
+/// It runs in user mode (PVM's emulated mode: `syscall` does not leave it), natively and
+/// without exits, so the FPU state is saved here instead of by `KVM_GET_XSAVE`:
+///
+/// ```text
+/// 48 89 05 d32        mov [rip+d], rax      ; slot + FPU_SLOT_REGS
+/// 48 89 15 d32        mov [rip+d], rdx      ; slot + FPU_SLOT_REGS + 8
+/// b8 ff ff ff ff      mov eax, -1
+/// ba ff ff ff ff      mov edx, -1           ; every component XCR0 enables
+/// 48 0f ae 25 d32     xsave64 [rip+d]       ; slot + 0 (64-byte aligned)
+/// 48 8b 15 d32        mov rdx, [rip+d]
+/// 48 8b 05 d32        mov rax, [rip+d]      ; every register as at the syscall
+/// e6 80               out 0x80, al          ; at FAST_SYSCALL_OUT
+/// 0f 0b               ud2
+/// ```
+pub fn fast_syscall_code(code_va: u64, slot_va: u64) -> Vec<u8> {
+    let regs = slot_va + crate::layout::FPU_SLOT_REGS;
+    let mut c: Vec<u8> = Vec::with_capacity(64);
+    // Appends `prefix` then the displacement from the end of this instruction to `target`.
+    let rel = |c: &mut Vec<u8>, prefix: &[u8], target: u64| {
+        c.extend_from_slice(prefix);
+        let next = code_va + c.len() as u64 + 4;
+        c.extend_from_slice(&(target.wrapping_sub(next) as i64 as i32).to_le_bytes());
+    };
+    rel(&mut c, &[0x48, 0x89, 0x05], regs);
+    rel(&mut c, &[0x48, 0x89, 0x15], regs + 8);
+    c.extend_from_slice(&[0xb8, 0xff, 0xff, 0xff, 0xff, 0xba, 0xff, 0xff, 0xff, 0xff]);
+    rel(&mut c, &[0x48, 0x0f, 0xae, 0x25], slot_va);
+    rel(&mut c, &[0x48, 0x8b, 0x15], regs + 8);
+    rel(&mut c, &[0x48, 0x8b, 0x05], regs);
+    debug_assert_eq!(c.len() as u64, FAST_SYSCALL_OUT);
+    c.extend_from_slice(&[0xe6, SYSCALL_PORT as u8, 0x0f, 0x0b]);
+    c
+}
+
 /// Where a stub exit came from, judged by the code-page offset of RIP at the exit.
 /// KVM reports `out` exits with RIP at the instruction (or, on some kernels, just past
 /// it); both are accepted.
@@ -217,6 +256,20 @@ pub fn exit_site_matches(rip_off: u64, out_off: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_syscall_code_addresses_its_slot() {
+        let code_va = 0x7f80_0001_4000;
+        let slot_va = 0x7f7f_ffe0_3000;
+        let c = fast_syscall_code(code_va, slot_va);
+        assert_eq!(&c[FAST_SYSCALL_OUT as usize..], &[0xe6, 0x80, 0x0f, 0x0b]);
+        // xsave64 [rip+d] at 24: d counts from the end of the instruction (32).
+        assert_eq!(&c[24..28], &[0x48, 0x0f, 0xae, 0x25]);
+        let d = i32::from_le_bytes(c[28..32].try_into().unwrap());
+        assert_eq!((code_va + 32).wrapping_add(d as i64 as u64), slot_va);
+        let d = i32::from_le_bytes(c[3..7].try_into().unwrap());
+        assert_eq!((code_va + 7).wrapping_add(d as i64 as u64), slot_va + 0xf00);
+    }
 
     #[test]
     fn stubs_fit_their_slots() {

@@ -19,9 +19,9 @@ use platform::PlatformError;
 
 use crate::Shared;
 use crate::layout::{
-    CR0, CR4_PVM, EFER, GDT_ENTRIES, GDT_IN_BLOCK, IDT_OFF, IST1_TOP_IN_BLOCK, KERNEL_CS,
-    KERNEL_DS, PVCS_IN_BLOCK, RSP0_TOP_IN_BLOCK, SFMASK, STAR, STUBS_OFF, SYSCALL_PAGE_OFF,
-    TSS_IN_BLOCK, TSS_SEL, TSS_SIZE, gdt, kva, tss, vcpu_block,
+    CR0, CR4_PVM, EFER, FPU_SLOT_BASE, GDT_ENTRIES, GDT_IN_BLOCK, IDT_OFF, IST1_TOP_IN_BLOCK,
+    KERNEL_CS, KERNEL_DS, PVCS_IN_BLOCK, RSP0_TOP_IN_BLOCK, SFMASK, STAR, STUBS_OFF,
+    SYSCALL_PAGE_OFF, TSS_IN_BLOCK, TSS_SEL, TSS_SIZE, gdt, kva, tss, vcpu_block,
 };
 use crate::stubs;
 
@@ -254,6 +254,14 @@ impl Vcpu {
             ),
         )?;
 
+        if shared.fast_fpu {
+            let code_va = kva(block + PVCS_IN_BLOCK);
+            let slot_va = FPU_SLOT_BASE + index as u64 * crate::layout::PAGE;
+            let mut page = vec![0u8; crate::layout::PAGE as usize];
+            let code = stubs::fast_syscall_code(code_va, slot_va);
+            page[..code.len()].copy_from_slice(&code);
+            shared.region.write(block + PVCS_IN_BLOCK, &page)?;
+        }
         let pvm = shared.abi == Abi::Pvm;
         let mut sregs = fd.get_sregs().map_err(|e| host_err("KVM_GET_SREGS", e))?;
         sregs.cr0 = CR0;
@@ -316,7 +324,9 @@ impl Vcpu {
             msr(MSR_STAR, STAR),
             msr(
                 MSR_LSTAR,
-                if shared.user_syscall_entry {
+                if shared.fast_fpu {
+                    kva(block + PVCS_IN_BLOCK)
+                } else if shared.user_syscall_entry {
                     kva(SYSCALL_PAGE_OFF)
                 } else {
                     kva(STUBS_OFF + stubs::SYSCALL_ENTRY)
@@ -470,13 +480,13 @@ impl VcpuState {
         let xstate_bv = (u64::from(region[128]) | (u64::from(region[129]) << 32)) & xcr0;
         region[128] = xstate_bv as u32;
         region[129] = (xstate_bv >> 32) as u32;
-        region[130] = 0;
-        region[131] = 0;
+        // XCOMP_BV and the reserved rest of the header must be zero.
+        region[130..144].fill(0);
         region[6] &= 0xffff;
         // SAFETY: `xsave` is a complete 4096-byte kvm_xsave; KVM_SET_XSAVE reads exactly
         // that much because this VM never enabled dynamic (AMX) XSAVE features.
         unsafe { self.fd.set_xsave(&self.xsave) }.map_err(|e| host_err("KVM_SET_XSAVE", e))?;
-        self.fpu_loaded = Some(fpu.to_vec());
+        self.note_fpu(fpu);
         Ok(())
     }
 
@@ -491,8 +501,17 @@ impl VcpuState {
             let b = w.to_le_bytes();
             chunk.copy_from_slice(&b[..chunk.len()]);
         }
-        self.fpu_loaded = Some(fpu.to_vec());
+        self.note_fpu(fpu);
         Ok(())
+    }
+
+    /// Records that the vCPU holds `fpu` (saved by the guest itself), so the next
+    /// [`VcpuState::set_fpu`] of the same bytes is skipped.
+    pub(crate) fn note_fpu(&mut self, fpu: &[u8]) {
+        match self.fpu_loaded.as_mut() {
+            Some(v) if v.len() == fpu.len() => v.copy_from_slice(fpu),
+            _ => self.fpu_loaded = Some(fpu.to_vec()),
+        }
     }
 
     /// Runs the vCPU until it exits to the host.
