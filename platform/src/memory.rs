@@ -129,7 +129,10 @@ impl MemoryFile {
             base: base.cast(),
             capacity,
             size: AtomicU64::new(0),
-            alloc: Mutex::new(Allocator { free: BTreeMap::new(), end: 0 }),
+            alloc: Mutex::new(Allocator {
+                free: BTreeMap::new(),
+                end: 0,
+            }),
         })
     }
 
@@ -162,11 +165,15 @@ impl MemoryFile {
     /// Allocates `len` bytes (a multiple of the page size) of zeroed memory and returns
     /// their offset.
     pub fn allocate(&self, len: u64) -> Result<u64, MemoryFileError> {
-        if len == 0 || len % PAGE != 0 {
+        if len == 0 || !len.is_multiple_of(PAGE) {
             return Err(MemoryFileError::InvalidLength(len));
         }
         let mut a = self.alloc.lock().unwrap_or_else(|p| p.into_inner());
-        let found = a.free.iter().find(|&(_, &l)| l >= len).map(|(&o, &l)| (o, l));
+        let found = a
+            .free
+            .iter()
+            .find(|&(_, &l)| l >= len)
+            .map(|(&o, &l)| (o, l));
         if let Some((off, flen)) = found {
             a.free.remove(&off);
             if flen > len {
@@ -175,10 +182,11 @@ impl MemoryFile {
             return Ok(off);
         }
         let off = a.end;
-        let new_end = off
-            .checked_add(len)
-            .filter(|&e| e <= self.capacity)
-            .ok_or(MemoryFileError::Exhausted { capacity: self.capacity })?;
+        let new_end = off.checked_add(len).filter(|&e| e <= self.capacity).ok_or(
+            MemoryFileError::Exhausted {
+                capacity: self.capacity,
+            },
+        )?;
         if new_end > self.size() {
             // Grow in 64 MiB steps to keep ftruncate calls rare.
             let target = (new_end.div_ceil(64 << 20) * (64 << 20)).min(self.capacity);
@@ -196,18 +204,18 @@ impl MemoryFile {
     /// have come from [`MemoryFile::allocate`] (a sub-range is fine).
     pub fn free(&self, offset: u64, len: u64) -> Result<(), MemoryFileError> {
         self.check(offset, len)?;
-        if offset % PAGE != 0 || len % PAGE != 0 || len == 0 {
+        if !offset.is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) || len == 0 {
             return Err(MemoryFileError::InvalidLength(len));
         }
         self.decommit(offset, len)?;
         let mut a = self.alloc.lock().unwrap_or_else(|p| p.into_inner());
         let (mut start, mut l) = (offset, len);
-        if let Some((&po, &pl)) = a.free.range(..start).next_back() {
-            if po + pl == start {
-                a.free.remove(&po);
-                start = po;
-                l += pl;
-            }
+        if let Some((&po, &pl)) = a.free.range(..start).next_back()
+            && po + pl == start
+        {
+            a.free.remove(&po);
+            start = po;
+            l += pl;
         }
         if let Some(&nl) = a.free.get(&(start + l)) {
             a.free.remove(&(start + l));
@@ -253,7 +261,11 @@ impl MemoryFile {
         // SAFETY: the source range lies inside the live mapping (checked above) and the
         // file is at least that large, so no SIGBUS; `buf` is a distinct Rust buffer.
         unsafe {
-            std::ptr::copy_nonoverlapping(self.base.add(offset as usize), buf.as_mut_ptr(), buf.len())
+            std::ptr::copy_nonoverlapping(
+                self.base.add(offset as usize),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
         };
         Ok(())
     }
@@ -306,7 +318,10 @@ impl Drop for MemoryFile {
 }
 
 fn host(op: &'static str) -> MemoryFileError {
-    MemoryFileError::Host { op, errno: Errno::last_os_error() }
+    MemoryFileError::Host {
+        op,
+        errno: Errno::last_os_error(),
+    }
 }
 
 #[cfg(test)]
@@ -334,12 +349,18 @@ mod tests {
     fn out_of_range_is_an_error_not_a_crash() {
         let mf = MemoryFile::new("test", 1 << 20).unwrap();
         let mut buf = [0u8; 8];
-        assert!(matches!(mf.read_at(0, &mut buf), Err(MemoryFileError::OutOfRange { .. })));
+        assert!(matches!(
+            mf.read_at(0, &mut buf),
+            Err(MemoryFileError::OutOfRange { .. })
+        ));
         mf.allocate(PAGE).unwrap();
         assert!(mf.read_at(u64::MAX - 2, &mut buf).is_err());
         assert!(mf.write_at(mf.size() - 4, &buf).is_err());
         assert_eq!(mf.allocate(3), Err(MemoryFileError::InvalidLength(3)));
-        assert!(matches!(mf.allocate(2 << 20), Err(MemoryFileError::Exhausted { .. })));
+        assert!(matches!(
+            mf.allocate(2 << 20),
+            Err(MemoryFileError::Exhausted { .. })
+        ));
     }
 
     #[test]
