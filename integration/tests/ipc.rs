@@ -95,7 +95,14 @@ fn across_processes_rights_atomicity_and_wakeups(p: Platform) {
         p,
         "ipc_fork",
         &[],
-        &["scm-rights", "pipe-atomic", "fifo-open", "wakeups"],
+        &[
+            "scm-rights",
+            "pipe-atomic",
+            "fifo-open",
+            "wakeups",
+            "socket-accept",
+            "eintr",
+        ],
     );
 }
 

@@ -32,6 +32,10 @@ struct State {
     writers: usize,
     /// Whether any writer ever existed (a FIFO opened only for reading sees no EOF yet).
     had_writer: bool,
+    /// Opens of each side so far: a blocking FIFO open waits for the other side to have
+    /// opened since, even if it already closed again.
+    reader_opens: u64,
+    writer_opens: u64,
 }
 
 /// A pipe buffer shared by its ends.
@@ -88,22 +92,38 @@ impl Pipe {
     }
 
     fn end(self: &Arc<Pipe>, read: bool, write: bool, nonblock: bool) -> Arc<PipeEnd> {
+        self.end_seen(read, write, nonblock).0
+    }
+
+    /// Like [`Pipe::end`], also returning what a blocking FIFO open waits for, taken in
+    /// the same critical section as the new end: (a reader is present, reader opens so
+    /// far, a writer is present, writer opens so far).
+    fn end_seen(
+        self: &Arc<Pipe>,
+        read: bool,
+        write: bool,
+        nonblock: bool,
+    ) -> (Arc<PipeEnd>, (bool, u64, bool, u64)) {
         let mut s = lock(&self.state);
+        let seen = (s.readers > 0, s.reader_opens, s.writers > 0, s.writer_opens);
         if read {
             s.readers += 1;
+            s.reader_opens += 1;
         }
         if write {
             s.writers += 1;
+            s.writer_opens += 1;
             s.had_writer = true;
         }
         drop(s);
         self.wake_all();
-        Arc::new(PipeEnd {
+        let end = Arc::new(PipeEnd {
             pipe: self.clone(),
             read,
             write,
             nonblock: AtomicBool::new(nonblock),
-        })
+        });
+        (end, seen)
     }
 }
 
@@ -295,17 +315,25 @@ pub fn named_pipe(ino: u64, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
     if acc == O_WRONLY && nonblock && lock(&p.state).readers == 0 {
         return Err(Errno::ENXIO);
     }
-    let end = p.end(acc != O_WRONLY, acc != O_RDONLY, nonblock);
+    let (end, (reader_there, readers0, writer_there, writers0)) =
+        p.end_seen(acc != O_WRONLY, acc != O_RDONLY, nonblock);
     if !nonblock && acc != O_RDWR {
+        // Wait until the other side is, or has been since this open, present.
         let want_writer = acc == O_RDONLY;
-        crate::waiter::block(&[(&p.queue, events::ALL)], None, || {
-            let s = lock(&p.state);
-            if want_writer {
-                s.writers > 0
-            } else {
-                s.readers > 0
-            }
-        })?;
+        if !(if want_writer {
+            writer_there
+        } else {
+            reader_there
+        }) {
+            crate::waiter::block(&[(&p.queue, events::ALL)], None, || {
+                let s = lock(&p.state);
+                if want_writer {
+                    s.writer_opens > writers0
+                } else {
+                    s.reader_opens > readers0
+                }
+            })?;
+        }
     }
     Ok(end)
 }
@@ -351,6 +379,28 @@ mod tests {
         assert_eq!(w2.write(b"x"), Err(Errno::EPIPE));
         assert_eq!(w2.seek(0, 0), Err(Errno::ESPIPE));
         assert!(String::from_utf8_lossy(&w2.path()).starts_with("pipe:["));
+    }
+
+    #[test]
+    fn fifo_opens_meet_even_if_the_other_side_left_already() {
+        let ino = new_ino();
+        assert_eq!(
+            named_pipe(ino, O_WRONLY | O_NONBLOCK).err(),
+            Some(Errno::ENXIO)
+        );
+        let reader = std::thread::spawn(move || named_pipe(ino, O_RDONLY).map(|_| ()));
+        // The writer opens once the reader is there, and closes at once.
+        loop {
+            if lock(&pipe_for(ino).state).readers > 0 {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        drop(named_pipe(ino, O_WRONLY).unwrap());
+        assert_eq!(reader.join().unwrap(), Ok(()));
+        let rw = named_pipe(ino, O_RDWR).unwrap();
+        assert!(named_pipe(ino, O_WRONLY).is_ok(), "a reader is present");
+        drop(rw);
     }
 
     #[test]
