@@ -73,14 +73,13 @@ fn usage() -> ! {
 }
 
 fn parse_args() -> Options {
-    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("bench"));
     let mut o = Options {
         platforms: Vec::new(),
         peer: None,
         filter: None,
         runs: 5,
         json: None,
-        runsc: exe.with_file_name("runsc"),
+        runsc: PathBuf::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -113,6 +112,10 @@ fn parse_args() -> Options {
                 usage()
             }
         }
+    }
+    if o.runsc.as_os_str().is_empty() {
+        // The runsc next to this binary, built first when missing or stale.
+        o.runsc = integration::runsc().to_path_buf();
     }
     if o.platforms.is_empty() {
         o.platforms.push("ptrace".into());
