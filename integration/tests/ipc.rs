@@ -28,6 +28,7 @@ on_every_platform!(
     across_processes_rights_atomicity_and_wakeups,
     signalfd_reads_pending_signals,
     host_stdin_readiness,
+    bash_pipelines_and_process_substitution,
     sysv_shm_sem_msg,
     python_multiprocessing,
 );
@@ -116,6 +117,18 @@ fn host_stdin_readiness(p: Platform) {
     let run = runsc_do_stdin(p, &[], &[path(&exe)], b"input\n");
     run.assert_success("ipc_stdin");
     assert_eq!(run.stdout, "ok host-fd\n", "{run:#?}");
+}
+
+fn bash_pipelines_and_process_substitution(p: Platform) {
+    if !Path::new("/bin/bash").exists() {
+        eprintln!("skipped: /bin/bash does not exist");
+        return;
+    }
+    // Process substitution reopens pipes through /dev/fd (never waiting like a FIFO).
+    let script = "diff <(seq 3) <(seq 4); seq 5 | sort -r | head -n 2; cat <(echo hi) | tr a-z A-Z";
+    let run = runsc_do(p, &[], &["/bin/bash", "-c", script]);
+    assert_eq!(run.stdout, "3a4\n> 4\n5\n4\nHI\n", "{run:#?}");
+    assert_eq!(run.code, 0, "{run:#?}");
 }
 
 fn sysv_shm_sem_msg(p: Platform) {

@@ -272,8 +272,9 @@ impl Inode for PipeInode {
     }
 
     fn open(&self, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
-        // Re-opening through /proc/<pid>/fd: like a FIFO with this pipe's buffer.
-        named_pipe(self.ino, flags)
+        // Re-opening through /proc/<pid>/fd: this pipe's buffer, and like Linux for a
+        // pipe (not a FIFO) the open never waits for the other side.
+        open_pipe(self.ino, flags, false)
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -309,22 +310,28 @@ fn pipe_for(ino: u64) -> Arc<Pipe> {
 /// open waits for a reader (`EINTR` if a signal comes first); a non-blocking write-only
 /// open without a reader fails with `ENXIO`; read-write opens never wait.
 pub fn named_pipe(ino: u64, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+    open_pipe(ino, flags, true)
+}
+
+/// Opens an end of pipe `ino`; `fifo` says whether open waits for the other side.
+fn open_pipe(ino: u64, flags: u32, fifo: bool) -> Result<Arc<dyn FileOps>, Errno> {
     let p = pipe_for(ino);
     let acc = flags & O_ACCMODE;
     let nonblock = flags & O_NONBLOCK != 0;
-    if acc == O_WRONLY && nonblock && lock(&p.state).readers == 0 {
+    if fifo && acc == O_WRONLY && nonblock && lock(&p.state).readers == 0 {
         return Err(Errno::ENXIO);
     }
     let (end, (reader_there, readers0, writer_there, writers0)) =
         p.end_seen(acc != O_WRONLY, acc != O_RDONLY, nonblock);
-    if !nonblock && acc != O_RDWR {
+    if fifo && !nonblock && acc != O_RDWR {
         // Wait until the other side is, or has been since this open, present.
         let want_writer = acc == O_RDONLY;
-        if !(if want_writer {
+        let partner_there = if want_writer {
             writer_there
         } else {
             reader_there
-        }) {
+        };
+        if !partner_there {
             crate::waiter::block(&[(&p.queue, events::ALL)], None, || {
                 let s = lock(&p.state);
                 if want_writer {
