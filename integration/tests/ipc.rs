@@ -31,6 +31,7 @@ on_every_platform!(
     bash_pipelines_and_process_substitution,
     sysv_shm_sem_msg,
     python_multiprocessing,
+    python_asyncio_unix_server_and_subprocess,
 );
 
 fn run_on(p: Platform, test: fn(Platform)) {
@@ -151,4 +152,40 @@ fn python_multiprocessing(p: Platform) {
     let run = runsc_do(p, &[], &["/usr/bin/python3", "-c", script]);
     run.assert_success("python multiprocessing");
     assert_eq!(run.stdout, "42\n285\n", "{run:#?}");
+}
+
+fn python_asyncio_unix_server_and_subprocess(p: Platform) {
+    if !Path::new("/usr/bin/python3").exists() {
+        eprintln!("skipped: /usr/bin/python3 does not exist");
+        return;
+    }
+    // asyncio runs on epoll with a socketpair self-pipe; the server is a Unix socket on a
+    // filesystem name; the subprocess's output comes through a pipe; a thread writes to a
+    // socketpair the main thread reads.
+    let script = r#"
+import asyncio, os, socket, threading
+path = "/tmp/ipc_asyncio_%d.sock" % os.getpid()
+async def echo(r, w):
+    w.write((await r.readline()).upper()); await w.drain(); w.close()
+async def main():
+    srv = await asyncio.start_unix_server(echo, path=path)
+    r, w = await asyncio.open_unix_connection(path)
+    w.write(b"hello\n"); await w.drain()
+    print((await r.readline()).decode().strip())
+    w.close(); srv.close(); await srv.wait_closed()
+    proc = await asyncio.create_subprocess_exec("/bin/echo", "sub", stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    print(out.decode().strip(), proc.returncode)
+asyncio.run(main())
+os.unlink(path)
+a, b = socket.socketpair()
+t = threading.Thread(target=lambda: b.sendall(b"x" * 100000)); t.start()
+got = 0
+while got < 100000:
+    got += len(a.recv(65536))
+t.join(); print("threads", got)
+"#;
+    let run = runsc_do(p, &[], &["/usr/bin/python3", "-c", script]);
+    run.assert_success("python asyncio");
+    assert_eq!(run.stdout, "HELLO\nsub 0\nthreads 100000\n", "{run:#?}");
 }
