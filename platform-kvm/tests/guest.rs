@@ -755,3 +755,50 @@ fn jumping_to_the_syscall_entry_is_not_a_syscall() {
         }
     }
 }
+
+/// Two processes alternating on one context (one vCPU): each sees its own FPU state
+/// after every system call, whichever way the platform saved it (fast FPU mode saves it
+/// from the guest into a page of the running address space).
+#[test]
+fn fpu_state_stays_with_its_process_across_switches() {
+    // movq rax, xmm0; paddq xmm0, xmm0; syscall; jmp back to the start
+    let code = [
+        0x66, 0x48, 0x0f, 0x7e, 0xc0, 0x66, 0x0f, 0xd4, 0xc0, 0x0f, 0x05, 0xeb, 0xf3,
+    ];
+    let Some((platform, mf)) = platform() else {
+        return;
+    };
+    let c = page_with(&mf, &code);
+    let spaces: Vec<_> = (0..2)
+        .map(|_| {
+            let a = platform.new_address_space().unwrap();
+            a.map_file(CODE, c, 4096, Protection::READ_EXECUTE).unwrap();
+            a
+        })
+        .collect();
+    let ctx = platform.new_context().unwrap();
+    let mut regs: Vec<Registers> = (0..2u64)
+        .map(|i| {
+            let mut r = Registers::new_user(CODE, STACK_TOP - 64);
+            r.fpu.as_bytes_mut()[160..168].copy_from_slice(&(i + 1).to_le_bytes());
+            r
+        })
+        .collect();
+    for round in 0..4u32 {
+        for (i, (aspace, r)) in spaces.iter().zip(regs.iter_mut()).enumerate() {
+            assert_eq!(ctx.switch(&**aspace, r).unwrap(), Trap::Syscall);
+            let want = (i as u64 + 1) << round;
+            assert_eq!(r.gp.orig_rax, want, "process {i} round {round}: xmm0 seen");
+            let xmm0 = u64::from_le_bytes(r.fpu.as_bytes()[160..168].try_into().unwrap());
+            assert_eq!(xmm0, want * 2, "process {i} round {round}: xmm0 saved");
+            assert_eq!(r.fpu.mxcsr() & 0xffbf, 0x1f80);
+        }
+    }
+    // A changed state goes back in: the guest sees what the host wrote.
+    regs[0].fpu.as_bytes_mut()[160..168].copy_from_slice(&7u64.to_le_bytes());
+    assert_eq!(
+        ctx.switch(&*spaces[0], &mut regs[0]).unwrap(),
+        Trap::Syscall
+    );
+    assert_eq!(regs[0].gp.orig_rax, 7);
+}
