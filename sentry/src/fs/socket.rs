@@ -24,6 +24,7 @@ use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use linux_abi::Errno;
 
@@ -217,6 +218,9 @@ struct Inner {
     reuseaddr: bool,
     linger: (i32, i32),
     error: Option<Errno>,
+    /// `SO_RCVTIMEO` / `SO_SNDTIMEO` (`None`: wait forever).
+    rcvtimeo: Option<Duration>,
+    sndtimeo: Option<Duration>,
 }
 
 /// A Unix domain socket.
@@ -273,6 +277,8 @@ impl UnixSocket {
                 reuseaddr: false,
                 linger: (0, 0),
                 error: None,
+                rcvtimeo: None,
+                sndtimeo: None,
             }),
             nonblock: AtomicBool::new(false),
             cred,
@@ -438,7 +444,8 @@ impl UnixSocket {
         let s = if nonblock {
             op()?
         } else {
-            block_on(&[(&self.queue, events::POLLIN)], None, op)?
+            block_on(&[(&self.queue, events::POLLIN)], self.deadline(true), op)
+                .map_err(timeout_is_eagain)?
         };
         // Room freed on the backlog for blocked connectors.
         self.queue.notify(events::POLLOUT);
@@ -531,7 +538,8 @@ impl UnixSocket {
         let r = if nonblock {
             op()
         } else {
-            block_on(&[(&tx.space, events::ALL)], None, &mut op)
+            block_on(&[(&tx.space, events::ALL)], self.deadline(false), &mut op)
+                .map_err(timeout_is_eagain)
         };
         match r {
             Err(_) if done > 0 => Ok(done),
@@ -596,7 +604,8 @@ impl UnixSocket {
         let n = if nonblock {
             op()?
         } else {
-            block_on(&[(&buf.space, events::ALL)], None, &mut op)?
+            block_on(&[(&buf.space, events::ALL)], self.deadline(false), &mut op)
+                .map_err(timeout_is_eagain)?
         };
         buf.tell_reader(events::POLLIN | events::POLLRDNORM);
         Ok(n)
@@ -694,9 +703,10 @@ impl UnixSocket {
         } else {
             block_on(
                 &[(&self.queue, events::POLLIN | events::POLLHUP)],
-                None,
+                self.deadline(true),
                 &mut op,
             )
+            .map_err(timeout_is_eagain)
         };
         if !peek {
             self.rx.space.notify(events::POLLOUT | events::POLLWRNORM);
@@ -740,6 +750,28 @@ impl UnixSocket {
         }
         self.queue.notify(events::ALL);
         Ok(())
+    }
+
+    fn deadline(&self, receive: bool) -> Option<Instant> {
+        let i = lock(&self.inner);
+        let t = if receive { i.rcvtimeo } else { i.sndtimeo };
+        t.and_then(|d| Instant::now().checked_add(d))
+    }
+
+    /// `SO_RCVTIMEO` (`receive`) or `SO_SNDTIMEO`; `None` waits forever.
+    pub fn timeout(&self, receive: bool) -> Option<Duration> {
+        let i = lock(&self.inner);
+        if receive { i.rcvtimeo } else { i.sndtimeo }
+    }
+
+    /// Sets `SO_RCVTIMEO` (`receive`) or `SO_SNDTIMEO`.
+    pub fn set_timeout(&self, receive: bool, t: Option<Duration>) {
+        let mut i = lock(&self.inner);
+        if receive {
+            i.rcvtimeo = t;
+        } else {
+            i.sndtimeo = t;
+        }
     }
 
     /// `SO_PASSCRED`.
@@ -854,6 +886,15 @@ impl UnixSocket {
             ev |= events::POLLHUP;
         }
         ev
+    }
+}
+
+/// A socket timeout ends a blocking call with `EAGAIN`, as on Linux.
+fn timeout_is_eagain(e: Errno) -> Errno {
+    if e == Errno::ETIMEDOUT {
+        Errno::EAGAIN
+    } else {
+        e
     }
 }
 

@@ -719,7 +719,14 @@ pub fn sys_getsockopt(
             let (on, secs) = sock.linger();
             [on.to_ne_bytes(), secs.to_ne_bytes()].concat()
         }
-        SO_RCVTIMEO | SO_SNDTIMEO => vec![0u8; 16],
+        SO_RCVTIMEO | SO_SNDTIMEO => {
+            let d = sock.timeout(name == SO_RCVTIMEO).unwrap_or_default();
+            [
+                (d.as_secs() as i64).to_ne_bytes(),
+                i64::from(d.subsec_micros()).to_ne_bytes(),
+            ]
+            .concat()
+        }
         SO_PEERCRED => {
             // An unconnected socket reports pid 0 and the overflow ids.
             let c = sock.peer_cred().unwrap_or(Ucred {
@@ -787,6 +794,18 @@ pub fn sys_setsockopt(
             if len < 16 {
                 return Err(Errno::EINVAL);
             }
+            let tv: [i64; 2] = t.mm().read_obj(val)?;
+            if !(0..1_000_000).contains(&tv[1]) {
+                return Err(Errno::EDOM);
+            }
+            // Negative seconds mean no wait at all on Linux; zero means forever.
+            let d = std::time::Duration::new(tv[0].max(0) as u64, tv[1] as u32 * 1000);
+            let d = if tv[0] < 0 {
+                Some(std::time::Duration::from_nanos(1))
+            } else {
+                (!d.is_zero()).then_some(d)
+            };
+            sock.set_timeout(name == SO_RCVTIMEO, d);
         }
         _ => return Err(Errno::ENOPROTOOPT),
     }
