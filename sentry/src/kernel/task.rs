@@ -548,10 +548,13 @@ impl Task {
                     };
                     let ret =
                         super::process::restart_code(nr, crate::syscalls::dispatch(self, nr, args));
+                    // rt_sigreturn restored every register itself, rax included, and
+                    // never restarts.
                     if nr != linux_abi::sysno::SYS_RT_SIGRETURN {
                         self.regs().gp.set_syscall_return(ret);
+                        restart =
+                            Errno::from_return(ret).filter(|e| super::process::is_restart(*e));
                     }
-                    restart = Errno::from_return(ret).filter(|e| super::process::is_restart(*e));
                 }
                 Ok(Trap::Fault { addr, access, ip }) => match mm.handle_fault(addr, access) {
                     Ok(true) => spurious_fault = None,
