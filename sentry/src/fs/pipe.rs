@@ -28,6 +28,8 @@ pub const PIPE_BUF: usize = 4096;
 #[derive(Debug, Default)]
 struct State {
     buf: VecDeque<u8>,
+    /// Capacity in bytes (`F_SETPIPE_SZ`); 0 until first used means [`PIPE_SIZE`].
+    capacity: usize,
     readers: usize,
     writers: usize,
     /// Whether any writer ever existed (a FIFO opened only for reading sees no EOF yet).
@@ -36,6 +38,49 @@ struct State {
     /// opened since, even if it already closed again.
     reader_opens: u64,
     writer_opens: u64,
+}
+
+impl State {
+    fn capacity(&self) -> usize {
+        if self.capacity == 0 {
+            PIPE_SIZE
+        } else {
+            self.capacity
+        }
+    }
+}
+
+/// Largest `F_SETPIPE_SZ` (`/proc/sys/fs/pipe-max-size`).
+pub const PIPE_MAX_SIZE: usize = 1 << 20;
+
+/// `F_GETPIPE_SZ` of a pipe or FIFO end (`None` for other files).
+pub fn pipe_size(ops: &dyn FileOps) -> Option<usize> {
+    let end = ops.as_any()?.downcast_ref::<PipeEnd>()?;
+    Some(lock(&end.pipe.state).capacity())
+}
+
+/// `F_SETPIPE_SZ`: sets the capacity to `size` rounded up to a power of two pages;
+/// `EBUSY` if more bytes are buffered, `EPERM` past [`PIPE_MAX_SIZE`] without privilege.
+pub fn set_pipe_size(ops: &dyn FileOps, size: u64, privileged: bool) -> Result<usize, Errno> {
+    let end = ops
+        .as_any()
+        .and_then(|a| a.downcast_ref::<PipeEnd>())
+        .ok_or(Errno::EBADF)?;
+    if size > (1 << 31) {
+        return Err(Errno::EINVAL);
+    }
+    let n = (size as usize).max(4096).next_power_of_two();
+    if n > PIPE_MAX_SIZE && !privileged {
+        return Err(Errno::EPERM);
+    }
+    let mut s = lock(&end.pipe.state);
+    if s.buf.len() > n {
+        return Err(Errno::EBUSY);
+    }
+    s.capacity = n;
+    drop(s);
+    end.pipe.wake_all();
+    Ok(n)
 }
 
 /// A pipe buffer shared by its ends.
@@ -67,7 +112,7 @@ impl Pipe {
             }
         }
         if write {
-            if PIPE_SIZE - s.buf.len() >= PIPE_BUF {
+            if s.capacity().saturating_sub(s.buf.len()) >= PIPE_BUF {
                 ev |= events::POLLOUT | events::POLLWRNORM;
             }
             if s.readers == 0 {
@@ -189,7 +234,7 @@ impl FileOps for PipeEnd {
             if s.readers == 0 {
                 return Err(Errno::EPIPE);
             }
-            let room = PIPE_SIZE - s.buf.len();
+            let room = s.capacity().saturating_sub(s.buf.len());
             let left = buf.len() - done;
             // Writes of at most PIPE_BUF bytes go in whole or wait; larger ones may be split.
             if room > 0 && (left > PIPE_BUF || room >= left) {
@@ -229,6 +274,10 @@ impl FileOps for PipeEnd {
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.pipe.queue)
+    }
+
+    fn as_any(&self) -> Option<&dyn Any> {
+        Some(self)
     }
 
     fn set_status_flags(&self, flags: u32) -> Result<(), Errno> {

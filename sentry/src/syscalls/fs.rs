@@ -1383,11 +1383,12 @@ pub fn sys_fcntl(t: &Task, fd: i32, cmd: i32, arg: u64) -> Result<u64, Errno> {
         }
         F_GETOWN => Ok(0),
         F_SETOWN => Ok(0),
-        F_GETPIPE_SZ | F_SETPIPE_SZ => {
-            if f.vfs_path().file_type()? != FileType::Fifo {
-                return Err(Errno::EBADF);
-            }
-            Ok(pipe::PIPE_SIZE as u64)
+        F_GETPIPE_SZ => pipe::pipe_size(f.ops().as_ref())
+            .map(|n| n as u64)
+            .ok_or(Errno::EBADF),
+        F_SETPIPE_SZ => {
+            let privileged = t.creds().euid == 0;
+            pipe::set_pipe_size(f.ops().as_ref(), arg, privileged).map(|n| n as u64)
         }
         F_ADD_SEALS | F_GET_SEALS => Err(Errno::EINVAL),
         _ => Err(Errno::EINVAL),
