@@ -59,7 +59,7 @@ fn expect_parts(p: Platform, name: &str, args: &[&str], parts: &[&str]) {
 }
 
 fn pipes_pipe2_flags_and_fifos(p: Platform) {
-    expect_parts(p, "ipc_pipe", &[], &["pipe2", "epipe", "pipe-size", "fifo"]);
+    expect_parts(p, "ipc_pipe", &[], &["pipe2", "epipe", "pipe-size", "packet", "fifo"]);
 }
 
 fn poll_select_readiness_and_timeouts(p: Platform) {

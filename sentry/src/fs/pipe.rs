@@ -28,6 +28,9 @@ pub const PIPE_BUF: usize = 4096;
 #[derive(Debug, Default)]
 struct State {
     buf: VecDeque<u8>,
+    /// Lengths of the packets written in packet mode (`O_DIRECT`), in order, with the
+    /// byte runs written normally in between: (length, is a packet).
+    segs: VecDeque<(usize, bool)>,
     /// Capacity in bytes (`F_SETPIPE_SZ`); 0 until first used means [`PIPE_SIZE`].
     capacity: usize,
     readers: usize,
@@ -41,6 +44,51 @@ struct State {
 }
 
 impl State {
+    /// Appends `data`; in packet mode as packets of at most `PIPE_BUF` bytes.
+    fn put(&mut self, data: &[u8], packet: bool) {
+        self.buf.extend(data);
+        if packet {
+            for c in data.chunks(PIPE_BUF) {
+                self.segs.push_back((c.len(), true));
+            }
+        } else {
+            match self.segs.back_mut() {
+                Some((n, false)) => *n += data.len(),
+                _ => self.segs.push_back((data.len(), false)),
+            }
+        }
+    }
+
+    /// Reads into `out`: bytes written normally run together; a packet is read alone
+    /// and whatever of it does not fit in `out` is discarded.
+    fn take(&mut self, out: &mut [u8]) -> usize {
+        let mut done = 0;
+        while done < out.len() {
+            let Some(&(len, packet)) = self.segs.front() else {
+                break;
+            };
+            if packet && done > 0 {
+                break;
+            }
+            let n = len.min(out.len() - done);
+            for (d, b) in out[done..done + n].iter_mut().zip(self.buf.drain(..n)) {
+                *d = b;
+            }
+            done += n;
+            if packet {
+                self.buf.drain(..len - n);
+                self.segs.pop_front();
+                break;
+            }
+            if n == len {
+                self.segs.pop_front();
+            } else if let Some(f) = self.segs.front_mut() {
+                f.0 -= n;
+            }
+        }
+        done
+    }
+
     fn capacity(&self) -> usize {
         if self.capacity == 0 {
             PIPE_SIZE
@@ -136,8 +184,8 @@ impl Pipe {
         self.len() == 0
     }
 
-    fn end(self: &Arc<Pipe>, read: bool, write: bool, nonblock: bool) -> Arc<PipeEnd> {
-        self.end_seen(read, write, nonblock).0
+    fn end(self: &Arc<Pipe>, read: bool, write: bool, flags: u32) -> Arc<PipeEnd> {
+        self.end_seen(read, write, flags).0
     }
 
     /// Like [`Pipe::end`], also returning what a blocking FIFO open waits for, taken in
@@ -147,7 +195,7 @@ impl Pipe {
         self: &Arc<Pipe>,
         read: bool,
         write: bool,
-        nonblock: bool,
+        flags: u32,
     ) -> (Arc<PipeEnd>, (bool, u64, bool, u64)) {
         let mut s = lock(&self.state);
         let seen = (s.readers > 0, s.reader_opens, s.writers > 0, s.writer_opens);
@@ -166,7 +214,8 @@ impl Pipe {
             pipe: self.clone(),
             read,
             write,
-            nonblock: AtomicBool::new(nonblock),
+            nonblock: AtomicBool::new(flags & O_NONBLOCK != 0),
+            direct: AtomicBool::new(flags & O_DIRECT != 0),
         });
         (end, seen)
     }
@@ -179,6 +228,8 @@ pub struct PipeEnd {
     read: bool,
     write: bool,
     nonblock: AtomicBool,
+    /// Packet mode (`O_DIRECT`): each write of up to `PIPE_BUF` bytes is one packet.
+    direct: AtomicBool,
 }
 
 impl Drop for PipeEnd {
@@ -205,10 +256,7 @@ impl FileOps for PipeEnd {
         let mut op = || {
             let mut s = lock(&self.pipe.state);
             if !s.buf.is_empty() {
-                let n = buf.len().min(s.buf.len());
-                for (d, b) in buf.iter_mut().zip(s.buf.drain(..n)) {
-                    *d = b;
-                }
+                let n = s.take(buf);
                 drop(s);
                 self.pipe.queue.notify(events::POLLOUT | events::POLLWRNORM);
                 return Ok(n);
@@ -239,7 +287,7 @@ impl FileOps for PipeEnd {
             // Writes of at most PIPE_BUF bytes go in whole or wait; larger ones may be split.
             if room > 0 && (left > PIPE_BUF || room >= left) {
                 let n = room.min(left);
-                s.buf.extend(&buf[done..done + n]);
+                s.put(&buf[done..done + n], self.direct.load(Ordering::Relaxed));
                 done += n;
                 drop(s);
                 self.pipe.queue.notify(events::POLLIN | events::POLLRDNORM);
@@ -283,6 +331,7 @@ impl FileOps for PipeEnd {
     fn set_status_flags(&self, flags: u32) -> Result<(), Errno> {
         self.nonblock
             .store(flags & O_NONBLOCK != 0, Ordering::Relaxed);
+        self.direct.store(flags & O_DIRECT != 0, Ordering::Relaxed);
         Ok(())
     }
 
@@ -371,7 +420,7 @@ fn open_pipe(ino: u64, flags: u32, fifo: bool) -> Result<Arc<dyn FileOps>, Errno
         return Err(Errno::ENXIO);
     }
     let (end, (reader_there, readers0, writer_there, writers0)) =
-        p.end_seen(acc != O_WRONLY, acc != O_RDONLY, nonblock);
+        p.end_seen(acc != O_WRONLY, acc != O_RDONLY, flags);
     if fifo && !nonblock && acc != O_RDWR {
         // Wait until the other side is, or has been since this open, present.
         let want_writer = acc == O_RDONLY;
@@ -399,12 +448,12 @@ fn open_pipe(ino: u64, flags: u32, fifo: bool) -> Result<Arc<dyn FileOps>, Errno
 pub fn new_pipe(flags: u32) -> (Arc<OpenFile>, Arc<OpenFile>) {
     let ino = new_ino();
     let p = pipe_for(ino);
-    let nb = flags & O_NONBLOCK;
+    let nb = flags & (O_NONBLOCK | O_DIRECT);
     let inode: Arc<dyn Inode> = Arc::new(PipeInode { ino });
     let name = format!("pipe:[{ino}]");
     let path = VfsPath::anonymous(inode, name.as_bytes());
-    let r = OpenFile::new(path.clone(), O_RDONLY | nb, p.end(true, false, nb != 0));
-    let w = OpenFile::new(path, O_WRONLY | nb, p.end(false, true, nb != 0));
+    let r = OpenFile::new(path.clone(), O_RDONLY | nb, p.end(true, false, nb));
+    let w = OpenFile::new(path, O_WRONLY | nb, p.end(false, true, nb));
     (r, w)
 }
 
@@ -435,6 +484,26 @@ mod tests {
         assert_eq!(w2.write(b"x"), Err(Errno::EPIPE));
         assert_eq!(w2.seek(0, 0), Err(Errno::ESPIPE));
         assert!(String::from_utf8_lossy(&w2.path()).starts_with("pipe:["));
+    }
+
+    #[test]
+    fn packet_mode_keeps_write_boundaries() {
+        let (r, w) = new_pipe(O_DIRECT | O_NONBLOCK);
+        w.write(b"one").unwrap();
+        w.write(b"second").unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(r.read(&mut buf).unwrap(), 3);
+        assert_eq!(
+            r.read(&mut buf[..2]).unwrap(),
+            2,
+            "the rest of a packet is dropped"
+        );
+        assert_eq!(r.read(&mut buf), Err(Errno::EAGAIN));
+        // Without O_DIRECT, writes run together.
+        w.set_flags(O_NONBLOCK).unwrap();
+        w.write(b"ab").unwrap();
+        w.write(b"cd").unwrap();
+        assert_eq!(r.read(&mut buf).unwrap(), 4);
     }
 
     #[test]
