@@ -34,6 +34,9 @@ pub struct KvmAddressSpace {
     /// Private offsets of the FPU save pages mapped at [`layout::FPU_SLOT_BASE`] (fast FPU
     /// mode), by vCPU index; 0 = not mapped yet.
     fpu_slots: Mutex<Vec<u64>>,
+    /// Set before any vCPU first enters the guest in this address space: until then KVM
+    /// cannot have shadowed its tables, and changes need no zap.
+    pub(crate) entered: AtomicBool,
 }
 
 /// The result of a page-table walk.
@@ -66,6 +69,7 @@ impl KvmAddressSpace {
             generation: AtomicU64::new(1),
             released: AtomicBool::new(false),
             fpu_slots: Mutex::new(Vec::new()),
+            entered: AtomicBool::new(false),
         })
     }
 
@@ -222,7 +226,9 @@ impl KvmAddressSpace {
 
     /// Makes every vCPU see the current tables before it runs application code again.
     fn flush(&self) -> Result<(), PlatformError> {
-        if self.shared.shadow_paging {
+        // The tables were edited before this load: a vCPU that sets `entered` after it
+        // builds its shadows from the edited tables.
+        if self.shared.shadow_paging && self.entered.load(Ordering::SeqCst) {
             self.shared.zap_shadow_pages()?;
         }
         self.generation.fetch_add(1, Ordering::SeqCst);

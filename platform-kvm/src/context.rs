@@ -221,6 +221,7 @@ impl KvmContext {
         let k = &vcpu.kick;
         let block = vcpu_block(vcpu.index);
         let stubs_base = kva(STUBS_OFF);
+        aspace.entered.store(true, Ordering::SeqCst);
         let fpu_slot = if self.shared.fast_fpu {
             Some(aspace.fpu_slot(vcpu.index)?)
         } else {

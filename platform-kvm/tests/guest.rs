@@ -802,3 +802,44 @@ fn fpu_state_stays_with_its_process_across_switches() {
     );
     assert_eq!(regs[0].gp.orig_rax, 7);
 }
+
+/// Changes made to an address space before anything ran in it, and after, are both seen:
+/// the first need no shadow-page zap (nothing can have been shadowed yet).
+#[test]
+fn changes_before_and_after_the_first_run_are_seen() {
+    let Some((platform, mf)) = platform() else {
+        return;
+    };
+    let code = page_with(&mf, &read_data_code());
+    let (one, two, three) = (
+        page_with(&mf, &1u64.to_le_bytes()),
+        page_with(&mf, &2u64.to_le_bytes()),
+        page_with(&mf, &3u64.to_le_bytes()),
+    );
+    let ctx = platform.new_context().unwrap();
+    // Warm the vCPU's shadows with another address space first.
+    let other = platform.new_address_space().unwrap();
+    other
+        .map_file(CODE, code, 4096, Protection::READ_EXECUTE)
+        .unwrap();
+    other.map_file(DATA, one, 4096, Protection::READ).unwrap();
+    let mut r = regs();
+    assert_eq!(ctx.switch(&*other, &mut r).unwrap(), Trap::Syscall);
+    assert_eq!(r.gp.orig_rax, 1);
+    let a = platform.new_address_space().unwrap();
+    a.map_file(CODE, code, 4096, Protection::READ_EXECUTE)
+        .unwrap();
+    a.map_file(DATA, one, 4096, Protection::READ).unwrap();
+    a.map_file(DATA, two, 4096, Protection::READ).unwrap(); // replaced before any run
+    let mut r = regs();
+    assert_eq!(ctx.switch(&*a, &mut r).unwrap(), Trap::Syscall);
+    assert_eq!(r.gp.orig_rax, 2);
+    a.map_file(DATA, three, 4096, Protection::READ).unwrap(); // replaced after a run
+    let mut r = regs();
+    assert_eq!(ctx.switch(&*a, &mut r).unwrap(), Trap::Syscall);
+    assert_eq!(r.gp.orig_rax, 3);
+    // The other address space still reads its own page.
+    let mut r = regs();
+    assert_eq!(ctx.switch(&*other, &mut r).unwrap(), Trap::Syscall);
+    assert_eq!(r.gp.orig_rax, 1);
+}
