@@ -146,7 +146,7 @@ impl TimerFd {
         let next = if value.is_zero() {
             None
         } else if flags & TFD_TIMER_ABSTIME != 0 {
-            Some(now + value.saturating_sub(clock_now))
+            now.checked_add(value.saturating_sub(clock_now))
         } else {
             now.checked_add(value)
         };
@@ -260,6 +260,12 @@ mod tests {
         t.nonblock.store(true, Ordering::Relaxed);
         assert_eq!(t.read_at(&mut b, 0), Err(Errno::EAGAIN), "disarmed");
         assert_eq!(TimerFd::new(5, 0).err(), Some(Errno::EINVAL));
+        // Far-away times do not overflow: the timer just never fires.
+        t.set(TFD_TIMER_ABSTIME, (0, 0), (i64::MAX, 0), Duration::ZERO)
+            .unwrap();
+        t.set(0, (i64::MAX, 0), (i64::MAX, 0), Duration::ZERO)
+            .unwrap();
+        assert_eq!(t.read_at(&mut b, 0), Err(Errno::EAGAIN));
         assert_eq!(
             t.set(0, (0, 0), (0, 2_000_000_000), Duration::ZERO),
             Err(Errno::EINVAL)
