@@ -366,8 +366,12 @@ impl AddressSpace for KvmAddressSpace {
         if self.released.swap(true, Ordering::SeqCst) {
             return;
         }
-        let mut g = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(pml4) = g.take() else { return };
+        // Taking the PML4 makes every later edit fail with `Released`, so the lock need
+        // not be held below (and must not be while taking `fpu_slots`, which
+        // `fpu_slot` locks first).
+        let Some(pml4) = self.tables.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return;
+        };
         self.pml4_gpa.store(0, Ordering::SeqCst);
         // No vCPU may walk the tables any more before they are reused.
         self.shootdown(true);
