@@ -126,6 +126,17 @@ fn remap(iters: u64) -> Result<f64, PlatformError> {
     let page = mf
         .allocate(4096)
         .map_err(|e| PlatformError::Internal(e.to_string()))?;
+    // Run once in the address space first: KVM may then shadow its tables, so every
+    // change below needs the full flush (changes before the first entry need none).
+    let code = mf
+        .allocate(4096)
+        .map_err(|e| PlatformError::Internal(e.to_string()))?;
+    mf.write_at(code, &[0x0f, 0x05])
+        .map_err(|e| PlatformError::Internal(e.to_string()))?;
+    aspace.map_file(CODE + 0x1000, code, 4096, Protection::READ_EXECUTE)?;
+    let ctx = p.new_context()?;
+    let mut regs = Registers::new_user(CODE + 0x1000, 0x7000_0000);
+    ctx.switch(&*aspace, &mut regs)?;
     let t = Instant::now();
     for i in 0..iters {
         let prot = if i % 2 == 0 {
