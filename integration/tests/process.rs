@@ -72,6 +72,7 @@ fn fork_wait_sessions_kill_and_limits(p: Platform) {
             "killed child status",
             "WNOHANG and ECHILD",
             "WUNTRACED WCONTINUED WNOWAIT",
+            "SIGCHLD stop reports",
             "reparenting",
             "setsid getsid",
             "kill pid 0 and -pgrp",
