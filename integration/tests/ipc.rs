@@ -148,10 +148,14 @@ fn python_multiprocessing(p: Platform) {
                   \x20   pr = mp.Process(target=q.put, args=(41,))\n\
                   \x20   pr.start(); print(q.get() + 1); pr.join()\n\
                   \x20   with mp.Pool(2) as pool:\n\
-                  \x20       print(sum(pool.map(sq, range(10))))\n";
+                  \x20       print(sum(pool.map(sq, range(10))))\n\
+                  \x20   ctx = mp.get_context('forkserver')\n\
+                  \x20   with ctx.Pool(2) as pool:\n\
+                  \x20       print(sum(pool.map(abs, range(-4, 0))))\n\
+                  \x20   lock = ctx.Lock(); print(lock.acquire(timeout=5))\n";
     let run = runsc_do(p, &[], &["/usr/bin/python3", "-c", script]);
     run.assert_success("python multiprocessing");
-    assert_eq!(run.stdout, "42\n285\n", "{run:#?}");
+    assert_eq!(run.stdout, "42\n285\n10\nTrue\n", "{run:#?}");
 }
 
 fn python_asyncio_unix_server_and_subprocess(p: Platform) {
