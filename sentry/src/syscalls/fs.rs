@@ -544,9 +544,61 @@ pub fn sys_pwrite64(t: &Task, fd: i32, buf: u64, count: u64, off: i64) -> Result
     write_from(t, &f, buf, count, Some(check_off(off)?))
 }
 
+/// The most bytes one vectored transfer on a stream file moves at once.
+const STREAM_VEC_MAX: u64 = 16 << 20;
+
+/// A vectored read of a stream file (pipe, socket, terminal) is one read, as on Linux:
+/// a datagram is one message however many iovecs it fills.
+fn readv_stream(t: &Task, f: &OpenFile, vecs: &[(u64, u64)]) -> Result<u64, Errno> {
+    let total = vecs
+        .iter()
+        .fold(0u64, |a, v| a.saturating_add(v.1))
+        .min(STREAM_VEC_MAX);
+    let mut tmp = vec![0u8; total as usize];
+    let n = f.read(&mut tmp)?;
+    let mm = t.mm();
+    let mut done = 0usize;
+    for &(base, len) in vecs {
+        if done >= n {
+            break;
+        }
+        let k = (len as usize).min(n - done);
+        mm.copy_out(base, &tmp[done..done + k])?;
+        done += k;
+    }
+    Ok(n as u64)
+}
+
+/// A vectored write to a stream file is one write, as on Linux: one datagram, and a pipe
+/// write of at most `PIPE_BUF` bytes in total stays atomic.
+fn writev_stream(t: &Task, f: &OpenFile, vecs: &[(u64, u64)]) -> Result<u64, Errno> {
+    let mm = t.mm();
+    let mut tmp = Vec::new();
+    for &(base, len) in vecs {
+        let room = STREAM_VEC_MAX - tmp.len() as u64;
+        let k = len.min(room) as usize;
+        let at = tmp.len();
+        tmp.resize(at + k, 0);
+        if let Err(e) = mm.copy_in(base, &mut tmp[at..]) {
+            if at == 0 {
+                return Err(e);
+            }
+            tmp.truncate(at);
+            break;
+        }
+        if room <= len {
+            break;
+        }
+    }
+    Ok(f.write(&tmp)? as u64)
+}
+
 fn readv_at(t: &Task, fd: i32, iov: u64, cnt: u64, off: Option<u64>) -> Result<u64, Errno> {
     let f = readable_file(t, fd)?;
     let vecs = t.mm().read_iovecs(iov, cnt)?;
+    if off.is_none() && f.ops().stream() {
+        return readv_stream(t, &f, &vecs);
+    }
     let mut total = 0u64;
     for (base, len) in vecs {
         if len == 0 {
@@ -564,6 +616,9 @@ fn readv_at(t: &Task, fd: i32, iov: u64, cnt: u64, off: Option<u64>) -> Result<u
 fn writev_at(t: &Task, fd: i32, iov: u64, cnt: u64, off: Option<u64>) -> Result<u64, Errno> {
     let f = writable_file(t, fd)?;
     let vecs = t.mm().read_iovecs(iov, cnt)?;
+    if off.is_none() && f.ops().stream() {
+        return writev_stream(t, &f, &vecs);
+    }
     let mut total = 0u64;
     for (base, len) in vecs {
         if len == 0 {
