@@ -59,7 +59,12 @@ fn expect_parts(p: Platform, name: &str, args: &[&str], parts: &[&str]) {
 }
 
 fn pipes_pipe2_flags_and_fifos(p: Platform) {
-    expect_parts(p, "ipc_pipe", &[], &["pipe2", "epipe", "pipe-size", "packet", "fifo"]);
+    expect_parts(
+        p,
+        "ipc_pipe",
+        &[],
+        &["pipe2", "epipe", "pipe-size", "packet", "fifo"],
+    );
 }
 
 fn poll_select_readiness_and_timeouts(p: Platform) {
