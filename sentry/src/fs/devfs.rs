@@ -501,7 +501,11 @@ mod tests {
         assert_eq!(buf, [0; 16]);
         let full = root.lookup(b"full").unwrap().open(O_WRONLY).unwrap();
         assert_eq!(full.write_at(b"a", 0), Err(Errno::ENOSPC));
-        assert_eq!(null.stream_seek(100, 0), Ok(0), "lseek on /dev/null succeeds at 0");
+        assert_eq!(
+            null.stream_seek(100, 0),
+            Ok(0),
+            "lseek on /dev/null succeeds at 0"
+        );
         assert_eq!(zero.stream_seek(-5, 2), Ok(0));
         assert_eq!(null.stream_seek(0, 9), Err(Errno::EINVAL));
         let ur = root.lookup(b"urandom").unwrap().open(O_RDONLY).unwrap();
