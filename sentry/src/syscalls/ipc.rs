@@ -8,8 +8,9 @@
 //! holding the file. Semaphore sets and message queues own a [`WaitQueue`]; blocked
 //! `semop`/`msgsnd`/`msgrcv` sleep on it and see `EIDRM` when the object is removed.
 //!
-//! Not implemented: `SEM_UNDO` adjustments are accepted but not undone at exit;
-//! `MSG_COPY`; the `*_INFO` commands report fixed limits.
+//! `SEM_UNDO` adjustments are kept per process and applied by [`process_exited`], which
+//! the process exit path calls. Not implemented: `MSG_COPY`; the `*_INFO` commands report
+//! fixed limits.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -46,6 +47,7 @@ const IPC_PRIVATE: i32 = 0;
 const IPC_CREAT: u32 = 0o1000;
 const IPC_EXCL: u32 = 0o2000;
 const IPC_NOWAIT: u32 = 0o4000;
+const SEM_UNDO: i16 = 0x1000;
 const IPC_RMID: i32 = 0;
 const IPC_SET: i32 = 1;
 const IPC_STAT: i32 = 2;
@@ -226,6 +228,8 @@ struct Namespace {
     shm: BTreeMap<i32, Shm>,
     sem: BTreeMap<i32, SemSet>,
     msg: BTreeMap<i32, MsgQueue>,
+    /// `SEM_UNDO` adjustments: (process, set, semaphore) -> value to add at exit.
+    undo: BTreeMap<(i32, i32, u16), i32>,
 }
 
 fn ns() -> MutexGuard<'static, Namespace> {
@@ -584,10 +588,48 @@ fn semop_common(
         })
     };
     r?;
+    if ops.iter().any(|o| o.flg & SEM_UNDO != 0 && o.op != 0) {
+        let mut n = ns();
+        for o in ops.iter().filter(|o| o.flg & SEM_UNDO != 0 && o.op != 0) {
+            let adj = n.undo.entry((pid, id, o.num)).or_insert(0);
+            *adj -= i32::from(o.op);
+        }
+        n.undo.retain(|_, a| *a != 0);
+    }
     if alters {
         queue.notify(events::ALL);
     }
     Ok(0)
+}
+
+/// Applies and forgets the `SEM_UNDO` adjustments of process `tgid` (call when a process
+/// exits): each semaphore moves back by what the process's undoable operations did,
+/// clamped to `[0, SEMVMX]`, and its waiters are woken.
+pub fn process_exited(tgid: i32) {
+    let mut n = ns();
+    let mine: Vec<((i32, i32, u16), i32)> = n
+        .undo
+        .range((tgid, i32::MIN, 0)..=(tgid, i32::MAX, u16::MAX))
+        .map(|(k, v)| (*k, *v))
+        .collect();
+    if mine.is_empty() {
+        return;
+    }
+    let mut queues = Vec::new();
+    for ((_, id, num), adj) in mine {
+        n.undo.remove(&(tgid, id, num));
+        if let Some(set) = n.sem.get_mut(&id)
+            && let Some(sem) = set.sems.get_mut(usize::from(num))
+        {
+            sem.val = (sem.val + adj).clamp(0, SEMVMX);
+            sem.pid = tgid;
+            queues.push(set.queue.clone());
+        }
+    }
+    drop(n);
+    for q in queues {
+        q.notify(events::ALL);
+    }
 }
 
 /// `semop(id, sops, nsops)`.
@@ -645,6 +687,7 @@ pub fn sys_semctl(t: &Task, id: i32, num: i32, cmd: i32, arg: u64) -> Result<u64
             s.removed.store(true, std::sync::atomic::Ordering::Release);
             let q = s.queue.clone();
             n.sem.remove(&id);
+            n.undo.retain(|&(_, sid, _), _| sid != id);
             drop(n);
             q.notify(events::ALL);
             return Ok(0);
@@ -713,6 +756,8 @@ pub fn sys_semctl(t: &Task, id: i32, num: i32, cmd: i32, arg: u64) -> Result<u64
             };
             s.ctime = now_secs();
             let q = s.queue.clone();
+            n.undo
+                .retain(|&(_, sid, num), _| !(sid == id && usize::from(num) == i));
             drop(n);
             q.notify(events::ALL);
             return Ok(0);
@@ -734,6 +779,7 @@ pub fn sys_semctl(t: &Task, id: i32, num: i32, cmd: i32, arg: u64) -> Result<u64
             }
             s.ctime = now_secs();
             let q = s.queue.clone();
+            n.undo.retain(|&(_, sid, _), _| sid != id);
             drop(n);
             q.notify(events::ALL);
             return Ok(0);
@@ -978,6 +1024,41 @@ mod tests {
         assert_eq!(pick(&q, -2, 0), Some(1), "lowest type <= 2, first of them");
         assert_eq!(pick(&q, 5, 0), None);
         assert_eq!(pick(&VecDeque::new(), 0, 0), None);
+    }
+
+    #[test]
+    fn sem_undo_applies_at_process_exit() {
+        let id = {
+            let mut n = ns();
+            let id = n.alloc_id();
+            n.sem.insert(
+                id,
+                SemSet {
+                    perm: Perm::default(),
+                    sems: vec![Sem { val: 0, pid: 0 }],
+                    otime: 0,
+                    ctime: 0,
+                    queue: Arc::new(WaitQueue::new()),
+                    removed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+                    ncnt: vec![0],
+                    zcnt: vec![0],
+                },
+            );
+            // Process 4242 did +3 with SEM_UNDO; the set is at 3 now.
+            n.sem.get_mut(&id).unwrap().sems[0].val = 3;
+            n.undo.insert((4242, id, 0), -3);
+            id
+        };
+        process_exited(4243);
+        assert_eq!(
+            ns().sem[&id].sems[0].val,
+            3,
+            "another process's exit changes nothing"
+        );
+        process_exited(4242);
+        assert_eq!(ns().sem[&id].sems[0].val, 0);
+        assert!(!ns().undo.keys().any(|k| k.0 == 4242));
+        ns().sem.remove(&id);
     }
 
     #[test]
