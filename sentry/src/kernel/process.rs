@@ -333,6 +333,8 @@ pub(crate) fn process_exited(t: &Arc<Task>) {
     let kernel = t.kernel().clone();
     let tg = t.thread_group().clone();
     tg.timers.clear(true);
+    // System V semaphore adjustments (SEM_UNDO) are undone when the process ends.
+    crate::syscalls::ipc::process_exited(tg.tgid());
     if tg.tgid() == 1 {
         for pid in kernel.pids() {
             if pid != 1
