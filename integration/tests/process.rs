@@ -164,6 +164,10 @@ fn stop_and_continue_a_child(p: Platform) {
     let run = runsc_do(p, &[], &[path(&bin), "stop-cont"]);
     run.assert_success("stop-cont");
     assert_eq!(run.stdout, "child exit 9\n");
+    // A stopped process whose group is orphaned gets SIGHUP (and SIGCONT), as on Linux.
+    let run = runsc_do(p, &[], &[path(&bin), "orphan"]);
+    run.assert_success("orphan");
+    assert_eq!(run.stdout, "orphan hup\n");
 }
 
 /// Runs `sh -c script` natively and in the sandbox and compares.

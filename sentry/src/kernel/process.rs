@@ -344,6 +344,13 @@ pub(crate) fn process_exited(t: &Arc<Task>) {
             }
         }
     }
+    // Process groups this exit may orphan: its own, and its children's in the session.
+    let mut maybe_orphaned = vec![tg.pgid()];
+    for c in tg.children() {
+        if c.pgid() != tg.pgid() && c.sid() == tg.sid() && !maybe_orphaned.contains(&c.pgid()) {
+            maybe_orphaned.push(c.pgid());
+        }
+    }
     let init = kernel
         .thread_group(1)
         .filter(|i| i.tgid() != tg.tgid() && !i.is_exiting());
@@ -367,6 +374,9 @@ pub(crate) fn process_exited(t: &Arc<Task>) {
             None => reap(&kernel, &c),
         }
     }
+    for pgid in maybe_orphaned {
+        hangup_orphaned_group(&kernel, pgid);
+    }
     let status = tg.exit_status().unwrap_or(ExitStatus::Exited(0));
     let (code, st, _) = exit_codes(status);
     match tg.parent() {
@@ -386,6 +396,32 @@ pub(crate) fn process_exited(t: &Arc<Task>) {
         }
         None if tg.tgid() != 1 => reap(&kernel, &tg),
         None => {}
+    }
+}
+
+/// POSIX job control: a process group that has just become orphaned (no member has a
+/// parent in another group of the same session) and has a stopped member gets `SIGHUP`
+/// and then `SIGCONT`, so that nothing stays stopped with nobody left to continue it.
+fn hangup_orphaned_group(kernel: &super::Kernel, pgid: i32) {
+    let members: Vec<Arc<ThreadGroup>> = kernel
+        .pids()
+        .into_iter()
+        .filter_map(|p| kernel.thread_group(p))
+        .filter(|g| g.pgid() == pgid && !g.is_exiting())
+        .collect();
+    let orphaned = members.iter().all(|g| {
+        g.parent()
+            .is_none_or(|p| p.is_exiting() || p.pgid() == pgid || p.sid() != g.sid())
+    });
+    if !orphaned || !members.iter().any(|g| g.job().stopped) {
+        return;
+    }
+    for g in &members {
+        g.send_signal(SigInfo::new(
+            linux_abi::signal::SIGHUP,
+            linux_abi::signal::SI_KERNEL,
+        ));
+        g.send_signal(SigInfo::new(SIGCONT, linux_abi::signal::SI_KERNEL));
     }
 }
 
