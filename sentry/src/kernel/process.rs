@@ -608,6 +608,13 @@ pub fn do_clone(t: &Task, a: &CloneArgs) -> Result<i32, Errno> {
     } else {
         Arc::new(t.fs_context().fork())
     };
+    // Linux ignores a bad pointer here (the write just does not happen).
+    if f & CLONE_CHILD_SETTID != 0 {
+        let _ = mm.write_obj(a.child_tid, &tid);
+    }
+    if f & CLONE_PARENT_SETTID != 0 {
+        let _ = t.mm().write_obj(a.parent_tid, &tid);
+    }
     let child = Task::new_clone(t, tid, tg.clone(), mm, fds, fs)?;
     {
         let mut r = child.regs();
@@ -626,14 +633,8 @@ pub fn do_clone(t: &Task, a: &CloneArgs) -> Result<i32, Errno> {
             ..Default::default()
         });
     }
-    if f & CLONE_CHILD_SETTID != 0 {
-        child.mm().write_obj(a.child_tid, &tid)?;
-    }
     if f & CLONE_CHILD_CLEARTID != 0 {
         child.set_clear_child_tid(a.child_tid);
-    }
-    if f & CLONE_PARENT_SETTID != 0 {
-        t.mm().write_obj(a.parent_tid, &tid)?;
     }
     if f & CLONE_THREAD == 0 {
         let parent = if f & CLONE_PARENT != 0 {
@@ -656,6 +657,7 @@ pub fn do_clone(t: &Task, a: &CloneArgs) -> Result<i32, Errno> {
             // Undo: the task never ran.
             child.exit_thread(0);
             kernel.unregister_task(tid);
+            tg.task_exited(tid, 0);
             if f & CLONE_THREAD == 0 {
                 if let Some(p) = tg.parent() {
                     p.remove_child(tid);
