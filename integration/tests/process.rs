@@ -168,6 +168,10 @@ fn stop_and_continue_a_child(p: Platform) {
     let run = runsc_do(p, &[], &[path(&bin), "orphan"]);
     run.assert_success("orphan");
     assert_eq!(run.stdout, "orphan hup\n");
+    // PR_SET_PDEATHSIG fires when the parent dies.
+    let run = runsc_do(p, &[], &[path(&bin), "pdeathsig"]);
+    run.assert_success("pdeathsig");
+    assert_eq!(run.stdout, "pdeathsig killed\n");
 }
 
 /// Runs `sh -c script` natively and in the sandbox and compares.

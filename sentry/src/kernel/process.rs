@@ -355,6 +355,15 @@ pub(crate) fn process_exited(t: &Arc<Task>) {
         .thread_group(1)
         .filter(|i| i.tgid() != tg.tgid() && !i.is_exiting());
     for c in tg.take_children() {
+        // PR_SET_PDEATHSIG: the child asked for a signal when its parent dies.
+        for ct in c.tasks() {
+            let sig = ct.pdeathsig();
+            if sig != 0 {
+                let mut info = SigInfo::new(sig, linux_abi::signal::SI_USER);
+                info.set_pid_uid(tg.tgid(), tg.uid());
+                ct.send_signal(info);
+            }
+        }
         match &init {
             Some(i) => {
                 c.set_parent(i);
