@@ -49,7 +49,11 @@ impl Errno {
 
     /// The error number of the calling thread's last failed libc call.
     pub fn last_os_error() -> Errno {
-        Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(Self::EIO.0))
+        Errno(
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(Self::EIO.0),
+        )
     }
 }
 
@@ -440,10 +444,18 @@ static ERRNO_TABLE: &[(i32, &str, &str)] = &[
     (79, "ELIBACC", "Can not access a needed shared library"),
     (80, "ELIBBAD", "Accessing a corrupted shared library"),
     (81, "ELIBSCN", ".lib section in a.out corrupted"),
-    (82, "ELIBMAX", "Attempting to link in too many shared libraries"),
+    (
+        82,
+        "ELIBMAX",
+        "Attempting to link in too many shared libraries",
+    ),
     (83, "ELIBEXEC", "Cannot exec a shared library directly"),
     (84, "EILSEQ", "Illegal byte sequence"),
-    (85, "ERESTART", "Interrupted system call should be restarted"),
+    (
+        85,
+        "ERESTART",
+        "Interrupted system call should be restarted",
+    ),
     (86, "ESTRPIPE", "Streams pipe error"),
     (87, "EUSERS", "Too many users"),
     (88, "ENOTSOCK", "Socket operation on non-socket"),
@@ -453,20 +465,36 @@ static ERRNO_TABLE: &[(i32, &str, &str)] = &[
     (92, "ENOPROTOOPT", "Protocol not available"),
     (93, "EPROTONOSUPPORT", "Protocol not supported"),
     (94, "ESOCKTNOSUPPORT", "Socket type not supported"),
-    (95, "EOPNOTSUPP", "Operation not supported on transport endpoint"),
+    (
+        95,
+        "EOPNOTSUPP",
+        "Operation not supported on transport endpoint",
+    ),
     (96, "EPFNOSUPPORT", "Protocol family not supported"),
-    (97, "EAFNOSUPPORT", "Address family not supported by protocol"),
+    (
+        97,
+        "EAFNOSUPPORT",
+        "Address family not supported by protocol",
+    ),
     (98, "EADDRINUSE", "Address already in use"),
     (99, "EADDRNOTAVAIL", "Cannot assign requested address"),
     (100, "ENETDOWN", "Network is down"),
     (101, "ENETUNREACH", "Network is unreachable"),
-    (102, "ENETRESET", "Network dropped connection because of reset"),
+    (
+        102,
+        "ENETRESET",
+        "Network dropped connection because of reset",
+    ),
     (103, "ECONNABORTED", "Software caused connection abort"),
     (104, "ECONNRESET", "Connection reset by peer"),
     (105, "ENOBUFS", "No buffer space available"),
     (106, "EISCONN", "Transport endpoint is already connected"),
     (107, "ENOTCONN", "Transport endpoint is not connected"),
-    (108, "ESHUTDOWN", "Cannot send after transport endpoint shutdown"),
+    (
+        108,
+        "ESHUTDOWN",
+        "Cannot send after transport endpoint shutdown",
+    ),
     (109, "ETOOMANYREFS", "Too many references: cannot splice"),
     (110, "ETIMEDOUT", "Connection timed out"),
     (111, "ECONNREFUSED", "Connection refused"),

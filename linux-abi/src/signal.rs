@@ -119,7 +119,13 @@ pub struct SigInfo {
 impl SigInfo {
     /// A siginfo with signal number and code set and every other field zero.
     pub fn new(signo: i32, code: i32) -> Self {
-        SigInfo { signo, errno: 0, code, _pad: 0, fields: [0; 14] }
+        SigInfo {
+            signo,
+            errno: 0,
+            code,
+            _pad: 0,
+            fields: [0; 14],
+        }
     }
 
     /// A fault siginfo (`SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`, `SIGTRAP`) with `si_addr`.

@@ -36,6 +36,9 @@ pub enum PlatformError {
 impl PlatformError {
     /// A [`PlatformError::Host`] for the calling thread's last OS error.
     pub fn last_os_error(op: &'static str) -> PlatformError {
-        PlatformError::Host { op, errno: Errno::last_os_error() }
+        PlatformError::Host {
+            op,
+            errno: Errno::last_os_error(),
+        }
     }
 }

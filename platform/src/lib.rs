@@ -44,7 +44,9 @@ use std::sync::Arc;
 
 pub use error::PlatformError;
 pub use memory::{MemoryFile, MemoryFileError};
-pub use registers::{FPU_STATE_SIZE, FpuState, GeneralRegisters, Registers, USER_CS, USER_SS, fpu_state_size};
+pub use registers::{
+    FPU_STATE_SIZE, FpuState, GeneralRegisters, Registers, USER_CS, USER_SS, fpu_state_size,
+};
 pub use trap::{AccessType, Trap};
 
 /// Page protection for [`AddressSpace::map_file`].
@@ -60,15 +62,35 @@ pub struct Protection {
 
 impl Protection {
     /// No access.
-    pub const NONE: Protection = Protection { read: false, write: false, execute: false };
+    pub const NONE: Protection = Protection {
+        read: false,
+        write: false,
+        execute: false,
+    };
     /// Read only.
-    pub const READ: Protection = Protection { read: true, write: false, execute: false };
+    pub const READ: Protection = Protection {
+        read: true,
+        write: false,
+        execute: false,
+    };
     /// Read and write.
-    pub const READ_WRITE: Protection = Protection { read: true, write: true, execute: false };
+    pub const READ_WRITE: Protection = Protection {
+        read: true,
+        write: true,
+        execute: false,
+    };
     /// Read and execute.
-    pub const READ_EXECUTE: Protection = Protection { read: true, write: false, execute: true };
+    pub const READ_EXECUTE: Protection = Protection {
+        read: true,
+        write: false,
+        execute: true,
+    };
     /// Read, write and execute.
-    pub const ALL: Protection = Protection { read: true, write: true, execute: true };
+    pub const ALL: Protection = Protection {
+        read: true,
+        write: true,
+        execute: true,
+    };
 
     /// Converts Linux `PROT_*` bits.
     pub fn from_linux(prot: u32) -> Protection {

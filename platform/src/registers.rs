@@ -147,7 +147,12 @@ impl FpuState {
 
     /// The SSE control and status register.
     pub fn mxcsr(&self) -> u32 {
-        u32::from_le_bytes([self.bytes[24], self.bytes[25], self.bytes[26], self.bytes[27]])
+        u32::from_le_bytes([
+            self.bytes[24],
+            self.bytes[25],
+            self.bytes[26],
+            self.bytes[27],
+        ])
     }
 
     /// Replaces the state from raw bytes (a signal frame's saved state). Copies at most
@@ -170,6 +175,9 @@ pub struct Registers {
 impl Registers {
     /// Registers for a fresh thread that starts at `ip` with stack pointer `sp`.
     pub fn new_user(ip: u64, sp: u64) -> Self {
-        Registers { gp: GeneralRegisters::new_user(ip, sp), fpu: FpuState::new() }
+        Registers {
+            gp: GeneralRegisters::new_user(ip, sp),
+            fpu: FpuState::new(),
+        }
     }
 }

@@ -17,7 +17,11 @@ pub struct AccessType {
 
 impl AccessType {
     /// The platform could not tell the access type.
-    pub const UNKNOWN: AccessType = AccessType { read: false, write: false, execute: false };
+    pub const UNKNOWN: AccessType = AccessType {
+        read: false,
+        write: false,
+        execute: false,
+    };
 
     /// True when no access bit is known.
     pub fn is_unknown(self) -> bool {
