@@ -48,6 +48,42 @@ enum Walk {
     Missing(usize),
 }
 
+/// The memory-file pages that changed entries mapped before the change, as ranges.
+#[derive(Debug, Default)]
+struct OldPages {
+    ranges: Vec<(u64, u64)>,
+    /// Too many ranges to invalidate one by one.
+    overflowed: bool,
+}
+
+/// Ranges beyond which dropping all shadow pages is cheaper than one `madvise` each.
+const MAX_OLD_RANGES: usize = 64;
+
+impl OldPages {
+    fn add(&mut self, entry: u64) {
+        if self.overflowed {
+            return;
+        }
+        let off = entry & pte::ADDR;
+        if let Some(last) = self.ranges.last_mut()
+            && last.0 + last.1 == off
+        {
+            last.1 += PAGE;
+            return;
+        }
+        if self.ranges.len() == MAX_OLD_RANGES {
+            self.overflowed = true;
+            self.ranges.clear();
+            return;
+        }
+        self.ranges.push((off, PAGE));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ranges.is_empty() && !self.overflowed
+    }
+}
+
 /// Bytes covered by one entry of a table at `level` (0 = PML4).
 fn span(level: usize) -> u64 {
     PAGE << (9 * (3 - level))
@@ -225,11 +261,24 @@ impl KvmAddressSpace {
     }
 
     /// Makes every vCPU see the current tables before it runs application code again.
-    fn flush(&self) -> Result<(), PlatformError> {
+    ///
+    /// `old` lists the memory-file pages the changed entries mapped before: where KVM
+    /// shadows the tables, dropping KVM's translations of just those pages is enough
+    /// (see [`crate::slots::MemorySlots::invalidate_file_pages`]); very many ranges fall
+    /// back to dropping all shadow pages.
+    fn flush(&self, old: &OldPages) -> Result<(), PlatformError> {
         // The tables were edited before this load: a vCPU that sets `entered` after it
         // builds its shadows from the edited tables.
         if self.shared.shadow_paging && self.entered.load(Ordering::SeqCst) {
-            self.shared.zap_shadow_pages()?;
+            if old.overflowed || self.shared.zap_all {
+                self.shared.zap_shadow_pages()?;
+            } else {
+                for &(off, len) in &old.ranges {
+                    self.shared
+                        .slots
+                        .invalidate_file_pages(&self.shared.memory_file, off, len)?;
+                }
+            }
         }
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.shootdown(false);
@@ -303,7 +352,7 @@ impl AddressSpace for KvmAddressSpace {
                 flags |= pte::NX;
             }
         }
-        let mut changed = false;
+        let mut old_pages = OldPages::default();
         {
             let g = self.tables.lock().unwrap_or_else(|p| p.into_inner());
             let pml4 = (*g).ok_or(PlatformError::Released)?;
@@ -320,7 +369,9 @@ impl AddressSpace for KvmAddressSpace {
                         let old = self.shared.region.load(slot)?;
                         if old != new {
                             self.shared.region.store(slot, new)?;
-                            changed |= old & pte::P != 0;
+                            if old & pte::P != 0 {
+                                old_pages.add(old);
+                            }
                         }
                         off += PAGE;
                     }
@@ -329,15 +380,15 @@ impl AddressSpace for KvmAddressSpace {
                 }
             }
         }
-        if changed {
-            self.flush()?;
+        if !old_pages.is_empty() {
+            self.flush(&old_pages)?;
         }
         Ok(())
     }
 
     fn unmap(&self, addr: u64, len: u64) -> Result<(), PlatformError> {
         self.check_range(addr, len)?;
-        let mut changed = false;
+        let mut old_pages = OldPages::default();
         {
             let g = self.tables.lock().unwrap_or_else(|p| p.into_inner());
             let pml4 = (*g).ok_or(PlatformError::Released)?;
@@ -346,9 +397,10 @@ impl AddressSpace for KvmAddressSpace {
             while va < end {
                 match self.walk(pml4, va, false)? {
                     Walk::Leaf(slot) => {
-                        if self.shared.region.load(slot)? & pte::P != 0 {
+                        let old = self.shared.region.load(slot)?;
+                        if old & pte::P != 0 {
                             self.shared.region.store(slot, 0)?;
-                            changed = true;
+                            old_pages.add(old);
                         }
                         va += PAGE;
                     }
@@ -356,8 +408,8 @@ impl AddressSpace for KvmAddressSpace {
                 }
             }
         }
-        if changed {
-            self.flush()?;
+        if !old_pages.is_empty() {
+            self.flush(&old_pages)?;
         }
         Ok(())
     }

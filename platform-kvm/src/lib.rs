@@ -80,6 +80,9 @@ pub(crate) struct Shared {
     /// KVM shadows guest page tables (no EPT/NPT, or PVM): it does not see the host's
     /// writes to them, so changed entries need [`Shared::zap_shadow_pages`].
     pub(crate) shadow_paging: bool,
+    /// Drop all shadow pages on every mapping change instead of KVM's translations of the
+    /// changed pages only (`RSENTRY_KVM_ZAP_ALL=1`, for comparison).
+    pub(crate) zap_all: bool,
 }
 
 impl Shared {
@@ -248,6 +251,7 @@ impl KvmPlatform {
             fast_fpu,
             abi,
             shadow_paging,
+            zap_all: std::env::var_os("RSENTRY_KVM_ZAP_ALL").is_some(),
         };
         let boot_pml4 = build_kernel_half(&shared)?;
         let shared = Shared {

@@ -1,7 +1,8 @@
 //! KVM memory slots: the private region, the memory file (registered lazily as mappings
 //! reach further into it), and the scratch slot whose addition and deletion makes KVM
-//! drop its shadow page tables. This module owns the `unsafe` of
-//! `KVM_SET_USER_MEMORY_REGION`; its callers keep the memory alive (both the private
+//! drop its shadow page tables, and the targeted alternative to that (dropping KVM's
+//! translations of some memory-file pages). This module owns the `unsafe` of
+//! `KVM_SET_USER_MEMORY_REGION` and `madvise`; its callers keep the memory alive (both the private
 //! region and the memory file live in [`crate::Shared`], which closes the VM first).
 
 use std::sync::Mutex;
@@ -124,6 +125,42 @@ impl MemorySlots {
         );
         s.registered = new_end;
         s.next += 1;
+        Ok(())
+    }
+
+    /// Makes KVM drop every translation (shadow page-table entry, TLB entry) of the
+    /// memory-file pages `[off, off + len)`, whatever guest-virtual address maps them:
+    /// `MADV_DONTNEED` on the host mapping the memory slot uses fires KVM's MMU notifier,
+    /// which zaps every spte of those pages and flushes every vCPU's TLB before it
+    /// returns. The data stays: the mapping is a `MAP_SHARED` view of the memfd, and the
+    /// next access (guest or Sentry) maps the same page again. Guests re-walk their page
+    /// tables on the next access, so a host edit of the entries that mapped these pages
+    /// takes effect without dropping all shadow pages.
+    pub(crate) fn invalidate_file_pages(
+        &self,
+        file: &MemoryFile,
+        off: u64,
+        len: u64,
+    ) -> Result<(), PlatformError> {
+        let inside = off.checked_add(len).is_some_and(|e| e <= file.capacity());
+        if !inside || !off.is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) {
+            return Err(PlatformError::InvalidArgument(
+                "file range outside the memory file",
+            ));
+        }
+        // SAFETY: the range lies inside the memory file's own MAP_SHARED mapping (checked
+        // above); MADV_DONTNEED only drops page-table entries there, never the memfd's
+        // data, so no reference into the mapping is invalidated.
+        let r = unsafe {
+            libc::madvise(
+                (file.host_address() + off) as *mut libc::c_void,
+                len as usize,
+                libc::MADV_DONTNEED,
+            )
+        };
+        if r != 0 {
+            return Err(PlatformError::last_os_error("madvise(MADV_DONTNEED)"));
+        }
         Ok(())
     }
 

@@ -843,3 +843,55 @@ fn changes_before_and_after_the_first_run_are_seen() {
     assert_eq!(ctx.switch(&*other, &mut r).unwrap(), Trap::Syscall);
     assert_eq!(r.gp.orig_rax, 1);
 }
+
+/// Write-protecting a page that the guest has written (what fork does for copy-on-write)
+/// makes the next write fault, and replacing the page (the copy) makes the guest write
+/// the new page, not the shared one.
+#[test]
+fn write_protect_then_copy_on_write() {
+    // mov [DATA], rax; syscall; jmp back to the start
+    let mut code = vec![0x48, 0x89, 0x04, 0x25];
+    code.extend_from_slice(&(DATA as u32).to_le_bytes());
+    code.extend_from_slice(&[0x0f, 0x05, 0xeb, 0xf4]);
+    let Some(g) = guest(&code) else { return };
+    let shared_page = page_with(&g.mf, &[]);
+    g.aspace
+        .map_file(DATA, shared_page, 4096, Protection::READ_WRITE)
+        .unwrap();
+    let ctx = g.platform.new_context().unwrap();
+    let mut r = regs();
+    r.gp.rax = 1;
+    assert_eq!(ctx.switch(&*g.aspace, &mut r).unwrap(), Trap::Syscall);
+    let read = |off| {
+        let mut b = [0u8; 8];
+        g.mf.read_at(off, &mut b).unwrap();
+        u64::from_le_bytes(b)
+    };
+    assert_eq!(read(shared_page), 1);
+    for round in 0..3u64 {
+        g.aspace
+            .map_file(DATA, shared_page, 4096, Protection::READ)
+            .unwrap();
+        r.gp.rax = 100 + round;
+        match ctx.switch(&*g.aspace, &mut r).unwrap() {
+            Trap::Fault { addr, access, .. } => {
+                assert_eq!(addr, DATA, "round {round}");
+                assert!(access.write, "round {round}: {access:?}");
+            }
+            t => panic!("round {round}: write through a write-protected page: {t:?}"),
+        }
+        let copy = page_with(&g.mf, &[]);
+        g.aspace
+            .map_file(DATA, copy, 4096, Protection::READ_WRITE)
+            .unwrap();
+        assert_eq!(ctx.switch(&*g.aspace, &mut r).unwrap(), Trap::Syscall);
+        assert_eq!(read(copy), 100 + round, "round {round}");
+        assert_eq!(read(shared_page), 1, "round {round}: the shared page stays");
+        // Back to the shared page, writable, for the next round.
+        g.aspace
+            .map_file(DATA, shared_page, 4096, Protection::READ_WRITE)
+            .unwrap();
+        r.gp.rax = 1;
+        assert_eq!(ctx.switch(&*g.aspace, &mut r).unwrap(), Trap::Syscall);
+    }
+}
