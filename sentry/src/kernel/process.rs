@@ -296,28 +296,29 @@ fn notify_parent(child: &Arc<ThreadGroup>, code: i32, status: i32) {
     let Some(parent) = child.parent() else {
         return;
     };
-    for t in parent.tasks() {
-        t.waker().wake();
-    }
+    // The signal is queued before waiters look, as on Linux; waiters are rung after.
+    let wake = || {
+        for t in parent.tasks() {
+            t.waker().wake();
+        }
+    };
     let sig = if code == CLD_EXITED || code == CLD_KILLED {
         child.exit_signal()
     } else {
         SIGCHLD
     };
-    if sig == 0 {
-        return;
-    }
     let act = parent.action(SIGCHLD);
-    if sig == SIGCHLD
-        && (code == CLD_STOPPED || code == CLD_CONTINUED)
-        && act.flags & SA_NOCLDSTOP != 0
-    {
-        return;
+    let quiet = sig == 0
+        || (sig == SIGCHLD
+            && (code == CLD_STOPPED || code == CLD_CONTINUED)
+            && act.flags & SA_NOCLDSTOP != 0);
+    if !quiet {
+        let mut info = SigInfo::new(sig, code);
+        info.set_pid_uid(child.tgid(), child.uid());
+        info.fields[1] = u64::from(status as u32);
+        parent.send_signal(info);
     }
-    let mut info = SigInfo::new(sig, code);
-    info.set_pid_uid(child.tgid(), child.uid());
-    info.fields[1] = u64::from(status as u32);
-    parent.send_signal(info);
+    wake();
 }
 
 /// Marks `g` reaped and forgets its pid.
@@ -368,7 +369,7 @@ pub(crate) fn process_exited(t: &Arc<Task>) {
             Some(i) => {
                 c.set_parent(i);
                 i.add_child(c.clone());
-                if c.is_dead() {
+                if c.is_exit_notified() {
                     let auto = i.action(SIGCHLD).handler == SIG_IGN
                         || i.action(SIGCHLD).flags & SA_NOCLDWAIT != 0;
                     if auto {
@@ -396,15 +397,20 @@ pub(crate) fn process_exited(t: &Arc<Task>) {
             if auto {
                 parent.remove_child(tg.tgid());
                 reap(&kernel, &tg);
-                for pt in parent.tasks() {
-                    pt.waker().wake();
-                }
             } else {
                 notify_parent(&tg, code, st);
             }
+            // Collectable only now that the parent's SIGCHLD is queued.
+            tg.set_exit_notified();
+            for pt in parent.tasks() {
+                pt.waker().wake();
+            }
         }
-        None if tg.tgid() != 1 => reap(&kernel, &tg),
-        None => {}
+        None if tg.tgid() != 1 => {
+            tg.set_exit_notified();
+            reap(&kernel, &tg);
+        }
+        None => tg.set_exit_notified(),
     }
 }
 
@@ -754,7 +760,7 @@ pub fn do_wait(t: &Task, who: WaitWho, options: u32) -> Result<Option<WaitResult
             return Some(Err(Errno::ECHILD));
         }
         for c in &children {
-            if options & WEXITED != 0 && c.is_dead() && !c.is_reaped() {
+            if options & WEXITED != 0 && c.is_exit_notified() && !c.is_reaped() {
                 let st = c.exit_status().unwrap_or(ExitStatus::Exited(0));
                 let (code, status, wstatus) = exit_codes(st);
                 if options & WNOWAIT == 0 {

@@ -111,6 +111,9 @@ pub struct ThreadGroup {
     exit_signal: AtomicI32,
     /// Set when the parent has collected the exit status (or it was auto-reaped).
     reaped: AtomicBool,
+    /// Set once the exit has been fully processed (children reparented, parent told):
+    /// only then can `wait` collect it.
+    exit_notified: AtomicBool,
     /// CPU time of finished threads, and of reaped children (nanoseconds).
     dead_cpu_ns: std::sync::atomic::AtomicU64,
     children_cpu_ns: std::sync::atomic::AtomicU64,
@@ -150,6 +153,7 @@ impl ThreadGroup {
             sid: AtomicI32::new(tgid),
             exit_signal: AtomicI32::new(linux_abi::signal::SIGCHLD),
             reaped: AtomicBool::new(false),
+            exit_notified: AtomicBool::new(false),
             dead_cpu_ns: std::sync::atomic::AtomicU64::new(0),
             children_cpu_ns: std::sync::atomic::AtomicU64::new(0),
             exec_done: AtomicBool::new(false),
@@ -293,6 +297,16 @@ impl ThreadGroup {
     /// Whether the exit status was collected.
     pub fn is_reaped(&self) -> bool {
         self.reaped.load(Ordering::Acquire)
+    }
+
+    /// Whether the exit has been processed and can be collected by `wait`.
+    pub fn is_exit_notified(&self) -> bool {
+        self.exit_notified.load(Ordering::Acquire)
+    }
+
+    /// Marks the exit processed.
+    pub(crate) fn set_exit_notified(&self) {
+        self.exit_notified.store(true, Ordering::Release);
     }
 
     /// Marks the exit status collected.
