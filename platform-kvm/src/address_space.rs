@@ -274,9 +274,16 @@ impl KvmAddressSpace {
                 self.shared.zap_shadow_pages()?;
             } else {
                 for &(off, len) in &old.ranges {
-                    self.shared
-                        .slots
-                        .invalidate_file_pages(&self.shared.memory_file, off, len)?;
+                    let r =
+                        self.shared
+                            .slots
+                            .invalidate_file_pages(&self.shared.memory_file, off, len);
+                    if let Err(e) = r {
+                        // E.g. locked pages refuse MADV_DONTNEED: drop everything instead.
+                        tracing::debug!(error = %e, "targeted invalidation failed");
+                        self.shared.zap_shadow_pages()?;
+                        break;
+                    }
                 }
             }
         }
