@@ -207,6 +207,13 @@ fn bash_job_control(p: Platform) {
     got.assert_success("bash");
     assert_eq!(got.stdout, want.stdout, "{got:#?}");
     assert!(got.stdout.contains("status 143"), "{got:#?}");
+    // A job stopped by SIGTSTP shows as T and survives its siblings' exits (no SIGHUP:
+    // its group is not orphaned by them).
+    let script = "sleep 5 & p=$!; kill -TSTP $p; sleep 0.2; ps -o stat= -p $p | cut -c1; \
+                  kill -CONT $p; kill $p; wait $p; echo $?";
+    let cmd = ["/bin/bash", "-c", script];
+    let got = runsc_do(p, &[], &cmd);
+    assert_eq!((got.code, got.stdout.as_str()), (0, "T\n143\n"), "{got:#?}");
 }
 
 fn make_runs_two_jobs(p: Platform) {

@@ -345,8 +345,16 @@ pub(crate) fn process_exited(t: &Arc<Task>) {
             }
         }
     }
-    // Process groups this exit may orphan: its own, and its children's in the session.
-    let mut maybe_orphaned = vec![tg.pgid()];
+    // Process groups this exit may orphan: its own if it was the group's link to the
+    // session (its parent is in another group of the same session), and its children's
+    // groups in the session.
+    let mut maybe_orphaned = Vec::new();
+    if tg
+        .parent()
+        .is_some_and(|p| p.pgid() != tg.pgid() && p.sid() == tg.sid())
+    {
+        maybe_orphaned.push(tg.pgid());
+    }
     for c in tg.children() {
         if c.pgid() != tg.pgid() && c.sid() == tg.sid() && !maybe_orphaned.contains(&c.pgid()) {
             maybe_orphaned.push(c.pgid());
