@@ -19,6 +19,9 @@ use super::task::Task;
 pub const SI_TIMER: i32 = -2;
 /// Most POSIX timers per process.
 const MAX_TIMERS: usize = 4096;
+/// The shortest period a timer thread really waits between expirations (shorter
+/// intervals count the extra expirations as overruns instead of spinning).
+const MIN_PERIOD: Duration = Duration::from_micros(50);
 /// How often an idle timer thread checks that its process is still there.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
@@ -170,12 +173,16 @@ impl Timer {
                     st.deadline = if st.interval.is_zero() {
                         None
                     } else {
-                        let mut next = d + st.interval;
-                        while next <= now {
-                            next += st.interval;
-                            overrun = overrun.saturating_add(1);
-                        }
-                        Some(next)
+                        // Expirations missed while late count as overruns; the next one
+                        // is the first still in the future (none if it would overflow).
+                        let late = now.saturating_duration_since(d).as_nanos();
+                        let missed = late / st.interval.as_nanos().max(1);
+                        overrun = i32::try_from(missed).unwrap_or(i32::MAX);
+                        u32::try_from(missed + 1)
+                            .ok()
+                            .and_then(|k| st.interval.checked_mul(k))
+                            .map(|step| step.max(now.saturating_duration_since(d) + MIN_PERIOD))
+                            .and_then(|step| d.checked_add(step))
                     };
                     st.overrun = overrun;
                     drop(st);
@@ -295,5 +302,50 @@ impl ProcessTimers {
                 t.delete();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_values_and_intervals_do_not_overflow() {
+        let tg = ThreadGroup::new(4242, 1);
+        let t = Timer::new(&tg, None, Notify::None);
+        let huge = Duration::from_secs(i64::MAX as u64);
+        t.arm(huge, huge);
+        let (left, interval) = t.get();
+        assert!(left > Duration::from_secs(1));
+        assert_eq!(interval, huge);
+        assert_eq!(t.arm(Duration::ZERO, Duration::ZERO).1, huge);
+        assert_eq!(t.get(), (Duration::ZERO, Duration::ZERO));
+        t.delete();
+    }
+
+    #[test]
+    fn a_tiny_interval_fires_and_counts_overruns_without_spinning() {
+        let tg = ThreadGroup::new(4243, 1);
+        let t = Timer::new(&tg, None, Notify::None);
+        t.arm(Duration::from_nanos(1), Duration::from_nanos(1));
+        std::thread::sleep(Duration::from_millis(20));
+        let (left, interval) = t.get();
+        assert_eq!(interval, Duration::from_nanos(1));
+        assert!(left <= Duration::from_secs(1));
+        t.delete();
+    }
+
+    #[test]
+    fn posix_timer_ids_are_reused_after_delete() {
+        let tg = ThreadGroup::new(4244, 1);
+        let timers = ProcessTimers::default();
+        let a = timers
+            .create(|_| Timer::new(&tg, None, Notify::None))
+            .expect("id");
+        assert!(timers.get(a).is_some());
+        assert!(timers.delete(a));
+        assert!(!timers.delete(a));
+        assert!(timers.get(a).is_none());
+        timers.clear(true);
     }
 }
