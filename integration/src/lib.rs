@@ -367,3 +367,32 @@ pub fn assert_one_line_error(run: &Run, code: i32, needle: &str) {
     assert!(lines[0].contains(needle), "expected {needle:?} in {run:#?}");
     assert_eq!(run.stdout, "", "{run:#?}");
 }
+
+/// Instantiates each named `fn(Platform)` of the calling test file as a `#[test]` in
+/// module `ptrace` and in module `kvm` (parametrised, not duplicated); each skips with a
+/// printed reason where its platform cannot run ([`run_on`]).
+#[macro_export]
+macro_rules! on_every_platform {
+    ($($name:ident),* $(,)?) => {
+        mod ptrace {
+            $( #[test] fn $name() { $crate::run_on($crate::Platform::Ptrace, super::$name) } )*
+        }
+        mod kvm {
+            $( #[test] fn $name() { $crate::run_on($crate::Platform::Kvm, super::$name) } )*
+        }
+    };
+}
+
+/// Runs `test` on platform `p`, or prints why it is skipped there.
+pub fn run_on(p: Platform, test: fn(Platform)) {
+    if let Some(reason) = p.skip_reason() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    test(p);
+}
+
+/// A path as the `&str` that command lines take (test paths are UTF-8).
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}

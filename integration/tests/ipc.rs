@@ -6,21 +6,9 @@
 
 use std::path::Path;
 
-use integration::{Link, Platform, fixture, runsc_do, runsc_do_stdin};
+use integration::{Link, Platform, fixture, path_str, runsc_do, runsc_do_stdin};
 
-/// Instantiates each named `fn(Platform)` as a `#[test]` in module `ptrace` and in `kvm`.
-macro_rules! on_every_platform {
-    ($($name:ident),* $(,)?) => {
-        mod ptrace {
-            $( #[test] fn $name() { super::run_on(integration::Platform::Ptrace, super::$name) } )*
-        }
-        mod kvm {
-            $( #[test] fn $name() { super::run_on(integration::Platform::Kvm, super::$name) } )*
-        }
-    };
-}
-
-on_every_platform!(
+integration::on_every_platform!(
     pipes_pipe2_flags_and_fifos,
     poll_select_readiness_and_timeouts,
     epoll_level_edge_oneshot_eventfd_timerfd,
@@ -34,23 +22,11 @@ on_every_platform!(
     python_asyncio_unix_server_and_subprocess,
 );
 
-fn run_on(p: Platform, test: fn(Platform)) {
-    if let Some(reason) = p.skip_reason() {
-        eprintln!("skipped: {reason}");
-        return;
-    }
-    test(p);
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
 /// Runs fixture `name` (static) with `args` and checks that it succeeded and printed
 /// exactly the `ok` lines in `parts`.
 fn expect_parts(p: Platform, name: &str, args: &[&str], parts: &[&str]) {
     let exe = fixture(name, Link::Static);
-    let mut cmd = vec![path(&exe)];
+    let mut cmd = vec![path_str(&exe)];
     cmd.extend_from_slice(args);
     let run = runsc_do(p, &[], &cmd);
     run.assert_success(name);
@@ -120,7 +96,7 @@ fn signalfd_reads_pending_signals(p: Platform) {
 fn host_stdin_readiness(p: Platform) {
     // stdin is a host pipe: its readiness comes from polling the host descriptor.
     let exe = fixture("ipc_stdin", Link::Static);
-    let run = runsc_do_stdin(p, &[], &[path(&exe)], b"input\n");
+    let run = runsc_do_stdin(p, &[], &[path_str(&exe)], b"input\n");
     run.assert_success("ipc_stdin");
     assert_eq!(run.stdout, "ok host-fd\n", "{run:#?}");
 }

@@ -6,21 +6,9 @@
 
 use std::path::Path;
 
-use integration::{Link, Platform, fixture, native, runsc_do, scratch_dir};
+use integration::{Link, Platform, fixture, native, path_str, runsc_do, scratch_dir};
 
-/// Instantiates each named `fn(Platform)` as a `#[test]` in module `ptrace` and in `kvm`.
-macro_rules! on_every_platform {
-    ($($name:ident),* $(,)?) => {
-        mod ptrace {
-            $( #[test] fn $name() { super::run_on(integration::Platform::Ptrace, super::$name) } )*
-        }
-        mod kvm {
-            $( #[test] fn $name() { super::run_on(integration::Platform::Kvm, super::$name) } )*
-        }
-    };
-}
-
-on_every_platform!(
+integration::on_every_platform!(
     fork_wait_sessions_kill_and_limits,
     signal_frames_restart_and_fault_signals,
     raw_futex_operations_and_robust_lists,
@@ -35,22 +23,10 @@ on_every_platform!(
     python_threads_and_subprocess,
 );
 
-fn run_on(p: Platform, test: fn(Platform)) {
-    if let Some(reason) = p.skip_reason() {
-        eprintln!("skipped: {reason}");
-        return;
-    }
-    test(p);
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
 /// Runs a self-checking fixture and checks it succeeded and printed every `ok:` line.
 fn run_fixture(p: Platform, name: &str, args: &[&str], expect_ok: &[&str]) {
     let bin = fixture(name, Link::Static);
-    let mut cmd = vec![path(&bin)];
+    let mut cmd = vec![path_str(&bin)];
     cmd.extend_from_slice(args);
     let run = runsc_do(p, &[], &cmd);
     run.assert_success(name);
@@ -154,22 +130,22 @@ fn timers_alarm_and_interrupted_sleeps(p: Platform) {
 fn default_actions_give_shell_exit_codes(p: Platform) {
     let bin = fixture("sig_die", Link::Static);
     for (how, code) in [("term", 143), ("segv", 139), ("abort", 134)] {
-        let run = runsc_do(p, &[], &[path(&bin), how]);
+        let run = runsc_do(p, &[], &[path_str(&bin), how]);
         assert_eq!(run.code, code, "{how}: {run:#?}");
     }
 }
 
 fn stop_and_continue_a_child(p: Platform) {
     let bin = fixture("sig_die", Link::Static);
-    let run = runsc_do(p, &[], &[path(&bin), "stop-cont"]);
+    let run = runsc_do(p, &[], &[path_str(&bin), "stop-cont"]);
     run.assert_success("stop-cont");
     assert_eq!(run.stdout, "child exit 9\n");
     // A stopped process whose group is orphaned gets SIGHUP (and SIGCONT), as on Linux.
-    let run = runsc_do(p, &[], &[path(&bin), "orphan"]);
+    let run = runsc_do(p, &[], &[path_str(&bin), "orphan"]);
     run.assert_success("orphan");
     assert_eq!(run.stdout, "orphan hup\n");
     // PR_SET_PDEATHSIG fires when the parent dies.
-    let run = runsc_do(p, &[], &[path(&bin), "pdeathsig"]);
+    let run = runsc_do(p, &[], &[path_str(&bin), "pdeathsig"]);
     run.assert_success("pdeathsig");
     assert_eq!(run.stdout, "pdeathsig killed\n");
 }
@@ -223,7 +199,7 @@ fn make_runs_two_jobs(p: Platform) {
         "all: a b\n\tcat a b\na:\n\techo A > a\nb:\n\techo B > b\n",
     )
     .expect("write Makefile");
-    let run = runsc_do(p, &[], &["make", "-s", "-j2", "-C", path(dir.path())]);
+    let run = runsc_do(p, &[], &["make", "-s", "-j2", "-C", path_str(dir.path())]);
     run.assert_success("make -j2");
     assert!(run.stdout.ends_with("A\nB\n"), "{run:#?}");
 }
@@ -236,7 +212,7 @@ fn gcc_compiles_and_runs_a_program(p: Platform) {
         "#include <stdio.h>\nint main(void) { printf(\"built %d\\n\", 6 * 7); return 0; }\n",
     )
     .expect("write source");
-    let script = format!("gcc -O1 -o /tmp/prog {} && /tmp/prog", path(&src));
+    let script = format!("gcc -O1 -o /tmp/prog {} && /tmp/prog", path_str(&src));
     let run = runsc_do(p, &[], &["/bin/sh", "-c", &script]);
     run.assert_success("gcc");
     assert_eq!(run.stdout, "built 42\n");

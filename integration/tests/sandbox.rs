@@ -8,23 +8,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use integration::{
-    Link, Platform, PreparedRoot, assert_one_line_error, fixture, native, runsc, runsc_do,
-    scratch_dir, unique_name,
+    Link, Platform, PreparedRoot, assert_one_line_error, fixture, native, path_str, runsc,
+    runsc_do, scratch_dir, unique_name,
 };
 
-/// Instantiates each named `fn(Platform)` as a `#[test]` in module `ptrace` and in `kvm`.
-macro_rules! on_every_platform {
-    ($($name:ident),* $(,)?) => {
-        mod ptrace {
-            $( #[test] fn $name() { super::run_on(integration::Platform::Ptrace, super::$name) } )*
-        }
-        mod kvm {
-            $( #[test] fn $name() { super::run_on(integration::Platform::Kvm, super::$name) } )*
-        }
-    };
-}
-
-on_every_platform!(
+integration::on_every_platform!(
     static_hello,
     dynamic_hello,
     ls_root_matches_native,
@@ -45,28 +33,16 @@ on_every_platform!(
     sigterm_to_runsc_ends_the_sandbox,
 );
 
-fn run_on(p: Platform, test: fn(Platform)) {
-    if let Some(reason) = p.skip_reason() {
-        eprintln!("skipped: {reason}");
-        return;
-    }
-    test(p);
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
 fn static_hello(p: Platform) {
     let hello = fixture("hello", Link::Static);
-    let run = runsc_do(p, &[], &[path(&hello)]);
+    let run = runsc_do(p, &[], &[path_str(&hello)]);
     run.assert_success("static hello");
     assert_eq!(run.stdout, "hello, world\n");
 }
 
 fn dynamic_hello(p: Platform) {
     let hello = fixture("hello", Link::Dynamic);
-    let run = runsc_do(p, &[], &[path(&hello)]);
+    let run = runsc_do(p, &[], &[path_str(&hello)]);
     run.assert_success("dynamic hello");
     assert_eq!(run.stdout, "hello, world\n");
 }
@@ -137,7 +113,7 @@ fn working_directory_and_environment_pass_through(p: Platform) {
     };
     let run = run_in_dir(&["/bin/pwd"], &[]);
     run.assert_success("pwd");
-    assert_eq!(run.stdout.trim_end(), path(dir.path()));
+    assert_eq!(run.stdout.trim_end(), path_str(dir.path()));
     let run = run_in_dir(&["/bin/cat", "data.txt"], &[]);
     assert_eq!(run.stdout, "relative contents\n", "{run:#?}");
     let run = run_in_dir(
@@ -155,14 +131,14 @@ fn working_directory_and_environment_pass_through(p: Platform) {
 
 fn first_process_is_pid_1(p: Platform) {
     let getpid = fixture("getpid", Link::Static);
-    let run = runsc_do(p, &[], &[path(&getpid)]);
+    let run = runsc_do(p, &[], &[path_str(&getpid)]);
     run.assert_success("getpid");
     assert_eq!(run.stdout, "1 0\n", "pid and ppid of the first process");
 }
 
 fn unused_syscall_is_enosys(p: Platform) {
     let enosys = fixture("enosys", Link::Static);
-    let run = runsc_do(p, &[], &[path(&enosys)]);
+    let run = runsc_do(p, &[], &[path_str(&enosys)]);
     assert_eq!(run.stdout, "-1 38\n", "{run:#?}");
     run.assert_success("syscall(999)");
 }
@@ -170,7 +146,7 @@ fn unused_syscall_is_enosys(p: Platform) {
 fn tmp_writes_stay_in_the_sandbox(p: Platform) {
     let writefile = fixture("writefile", Link::Static);
     let target = format!("/tmp/{}", unique_name("tmpwrite"));
-    let run = runsc_do(p, &[], &[path(&writefile), &target]);
+    let run = runsc_do(p, &[], &[path_str(&writefile), &target]);
     run.assert_success("write in the sandbox");
     assert_eq!(run.stdout, "ok\n");
     assert!(!Path::new(&target).exists(), "{target} reached the host");
@@ -178,7 +154,7 @@ fn tmp_writes_stay_in_the_sandbox(p: Platform) {
     let here = std::env::current_dir()
         .expect("cwd")
         .join(unique_name("cwdwrite"));
-    let run = runsc_do(p, &[], &[path(&writefile), path(&here)]);
+    let run = runsc_do(p, &[], &[path_str(&writefile), path_str(&here)]);
     run.assert_success("write into the (overlaid) host tree");
     assert!(!here.exists(), "{} reached the host", here.display());
 }
@@ -211,7 +187,7 @@ fn dotdot_and_proc_self_root_stay_inside_prepared_root(p: Platform) {
 
 fn exit_status_passes_through(p: Platform) {
     let ending = fixture("ending", Link::Static);
-    let e = path(&ending);
+    let e = path_str(&ending);
     assert_eq!(runsc_do(p, &[], &[e, "exit", "0"]).code, 0);
     assert_eq!(runsc_do(p, &[], &[e, "exit", "42"]).code, 42);
     assert_eq!(runsc_do(p, &[], &[e, "kill", "9"]).code, 128 + 9);
@@ -225,9 +201,17 @@ fn exec_errors_are_one_line(p: Platform) {
     std::fs::write(&text, "this is not a program\n").expect("write");
     std::fs::set_permissions(&text, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
-    assert_one_line_error(&runsc_do(p, &[], &[path(&text)]), 126, "xec format error");
+    assert_one_line_error(
+        &runsc_do(p, &[], &[path_str(&text)]),
+        126,
+        "xec format error",
+    );
     let missing = dir.path().join("missing");
-    assert_one_line_error(&runsc_do(p, &[], &[path(&missing)]), 127, "No such file");
+    assert_one_line_error(
+        &runsc_do(p, &[], &[path_str(&missing)]),
+        127,
+        "No such file",
+    );
 }
 
 /// Reads `/proc/<pid>/status` field `key`.
@@ -258,7 +242,7 @@ fn spawn_waiting(p: Platform) -> Child {
     let wait = fixture("waitstdin", Link::Static);
     Command::new(runsc())
         .arg(format!("--platform={}", p.name()))
-        .args(["do", "--", path(&wait)])
+        .args(["do", "--", path_str(&wait)])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -345,7 +329,7 @@ fn sandbox_process_is_confined(p: Platform) {
 fn debug_log_and_strace(p: Platform) {
     let hello = fixture("hello", Link::Static);
     let logs = scratch_dir();
-    let logdir = path(logs.path()).to_owned();
+    let logdir = path_str(logs.path()).to_owned();
     let mut cmd = Command::new(runsc());
     cmd.args([
         &format!("--platform={}", p.name()),
