@@ -9,6 +9,7 @@ use std::path::Path;
 use integration::{Link, Platform, fixture, native, path_str, runsc_do, scratch_dir};
 
 integration::on_every_platform!(
+    wait_never_misses_an_exited_child,
     fork_wait_sessions_kill_and_limits,
     signal_frames_restart_and_fault_signals,
     raw_futex_operations_and_robust_lists,
@@ -171,6 +172,16 @@ fn shell_pipelines_match_native(p: Platform) {
     same_as_native(
         p,
         "trap 'echo usr1' USR1; (sleep 0.1; kill -USR1 $$) & wait; wait; echo done",
+    );
+}
+
+/// A shell that waits in `sigsuspend` for SIGCHLD must find the child collectable once
+/// the signal arrived (a race here hung `(sleep 0.2; echo late) & wait` now and then).
+fn wait_never_misses_an_exited_child(p: Platform) {
+    same_as_native(
+        p,
+        "i=0; while [ $i -lt 60 ]; do (exit 3) & wait; (exit 4) & wait $!; \
+         r=$?; [ $r = 4 ] || echo \"bad $r\"; i=$((i+1)); done; echo $i",
     );
 }
 

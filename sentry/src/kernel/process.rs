@@ -321,6 +321,13 @@ fn notify_parent(child: &Arc<ThreadGroup>, code: i32, status: i32) {
     wake();
 }
 
+/// Serialises making an exited child collectable (plus queueing its exit signal) against
+/// `wait` scanning for collectable children, so that neither is seen without the other.
+fn exit_notify_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Marks `g` reaped and forgets its pid.
 fn reap(kernel: &super::Kernel, g: &ThreadGroup) {
     g.set_reaped();
@@ -402,14 +409,20 @@ pub(crate) fn process_exited(t: &Arc<Task>) {
             let act = parent.action(SIGCHLD);
             let auto = tg.exit_signal() == SIGCHLD
                 && (act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0);
-            if auto {
-                parent.remove_child(tg.tgid());
-                reap(&kernel, &tg);
-            } else {
-                notify_parent(&tg, code, st);
+            {
+                // Collectable and signalled in one step, as under Linux's tasklist lock:
+                // a waiter sees neither or both. (Queueing the signal first let a parent
+                // take SIGCHLD, find nothing to wait for, and sleep forever.)
+                let _notify = exit_notify_lock();
+                if auto {
+                    parent.remove_child(tg.tgid());
+                    reap(&kernel, &tg);
+                    tg.set_exit_notified();
+                } else {
+                    tg.set_exit_notified();
+                    notify_parent(&tg, code, st);
+                }
             }
-            // Collectable only now that the parent's SIGCHLD is queued.
-            tg.set_exit_notified();
             for pt in parent.tasks() {
                 pt.waker().wake();
             }
@@ -752,6 +765,7 @@ pub fn do_wait(t: &Task, who: WaitWho, options: u32) -> Result<Option<WaitResult
     let tg = t.thread_group().clone();
     let kernel = t.kernel().clone();
     let res = t.block_on(None, || {
+        let _notify = exit_notify_lock();
         let children: Vec<Arc<ThreadGroup>> = tg
             .children()
             .into_iter()
