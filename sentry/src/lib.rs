@@ -21,6 +21,9 @@ pub mod mm;
 pub mod syscalls;
 pub mod waiter;
 
+#[cfg(test)]
+mod testutil;
+
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 

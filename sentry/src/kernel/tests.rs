@@ -480,50 +480,14 @@ fn run_over_host_root(
     argv: &[&str],
     cwd: &str,
 ) -> (ExitStatus, String) {
-    use std::io::Read;
-    use std::os::fd::OwnedFd;
     init_log();
-    let (client, server) = lisafs_proto::socketpair().unwrap();
-    std::thread::spawn(move || {
-        gofer::serve(
-            Path::new("/"),
-            server,
-            gofer::GoferOptions {
-                read_only: true,
-                confine: false,
-                threads: 2,
-            },
-        )
-    });
-    let (mut out_r, out_w) = std::io::pipe().unwrap();
-    let null = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
-    let err = OwnedFd::from(
-        std::fs::File::options()
-            .write(true)
-            .open("/dev/null")
-            .unwrap(),
+    let (status, out, _gofer) = crate::testutil::run_over_gofer(
+        platform,
+        Path::new("/"),
+        argv,
+        &["PATH=/usr/bin:/bin", "LANG=C"],
+        cwd,
     );
-    let config = crate::SandboxConfig {
-        argv: argv.iter().map(|s| s.to_string()).collect(),
-        envp: vec!["PATH=/usr/bin:/bin".into(), "LANG=C".into()],
-        cwd: cwd.into(),
-        uid: 0,
-        gid: 0,
-        hostname: "dyn-test".into(),
-        stdio: [null, OwnedFd::from(out_w), err],
-        gofer: Some(client),
-        strace: std::env::var_os("SENTRY_TEST_STRACE").is_some(),
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut out = String::new();
-        let _ = out_r.read_to_string(&mut out);
-        let _ = tx.send(out);
-    });
-    let status = crate::run_sandbox(platform, config).unwrap();
-    let out = rx
-        .recv_timeout(std::time::Duration::from_secs(60))
-        .expect("stdout closed");
     (status, out)
 }
 
@@ -548,7 +512,7 @@ int main(int argc, char **argv) {
         return;
     };
     let (st, out) = run_over_host_root(p, &[exe.to_str().unwrap(), "x"], "/");
-    assert_eq!(out, "dyn x pid=1 argc=2 host=dyn-test\n");
+    assert_eq!(out, "dyn x pid=1 argc=2 host=sentry-test\n");
     assert_eq!(st, ExitStatus::Exited(3));
 }
 

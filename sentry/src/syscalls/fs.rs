@@ -1910,15 +1910,13 @@ mod tests {
     //! whose root is the overlay over a Gofer serving a temp dir (skips without `cc` or
     //! a platform).
 
-    use std::io::Read;
-    use std::os::fd::OwnedFd;
     use std::path::Path;
     use std::process::Command;
     use std::sync::Arc;
 
     use platform::{MemoryFile, Platform};
 
-    use crate::{ExitStatus, SandboxConfig};
+    use crate::ExitStatus;
 
     const PROGRAM: &str = r#"
 #define _GNU_SOURCE
@@ -2059,49 +2057,8 @@ int main(void) {
         let Some(platform) = platform() else { return };
         std::fs::create_dir(dir.path().join("data")).unwrap();
         std::fs::write(dir.path().join("data/hello.txt"), b"hello\n").unwrap();
-        let (client, server) = lisafs_proto::socketpair().unwrap();
-        let host_root = dir.path().to_path_buf();
-        let srv = std::thread::spawn(move || {
-            gofer::serve(
-                &host_root,
-                server,
-                gofer::GoferOptions {
-                    read_only: true,
-                    confine: false,
-                    threads: 2,
-                },
-            )
-        });
-        let (mut out_r, out_w) = std::io::pipe().unwrap();
-        let null = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
-        let err = OwnedFd::from(
-            std::fs::File::options()
-                .write(true)
-                .open("/dev/null")
-                .unwrap(),
-        );
-        let config = SandboxConfig {
-            argv: vec!["/prog".into()],
-            envp: vec![],
-            cwd: "/".into(),
-            uid: 0,
-            gid: 0,
-            hostname: "fs-test".into(),
-            stdio: [null, OwnedFd::from(out_w), err],
-            gofer: Some(client),
-            strace: std::env::var_os("SENTRY_TEST_STRACE").is_some(),
-        };
-        // Read stdout on the side so a leaked write end fails the test instead of hanging it.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut out = String::new();
-            let _ = out_r.read_to_string(&mut out);
-            let _ = tx.send(out);
-        });
-        let status = crate::run_sandbox(platform, config).unwrap();
-        let out = rx
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("stdout closed after the sandbox ends");
+        let (status, out, srv) =
+            crate::testutil::run_over_gofer(platform, dir.path(), &["/prog"], &[], "/");
         assert_eq!(status, ExitStatus::Exited(0), "output: {out}");
         assert_eq!(out, "all ok\n");
         assert_eq!(
