@@ -123,7 +123,61 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// What differs between a new process's first task and a `clone`d one; every other
+/// field of [`Task`] starts the same way for both.
+struct TaskSeed {
+    tid: i32,
+    tg: Arc<ThreadGroup>,
+    context: Arc<dyn Context>,
+    regs: Registers,
+    mm: Arc<MemoryManager>,
+    creds: Credentials,
+    fd_table: Arc<FdTable>,
+    fs_context: Arc<FsContext>,
+    program: ProgramInfo,
+    comm: Vec<u8>,
+    sigmask: SigSet,
+    altstack: SigAltStack,
+}
+
 impl Task {
+    /// Builds a task from `seed` with every other field in its initial state, and
+    /// registers it with its thread group and the kernel.
+    fn assemble(kernel: &Arc<Kernel>, seed: TaskSeed) -> Arc<Task> {
+        let t = Arc::new(Task {
+            tid: AtomicI32::new(seed.tid),
+            tg: seed.tg.clone(),
+            kernel: kernel.clone(),
+            context: seed.context,
+            regs: Mutex::new(seed.regs),
+            mm: Mutex::new(seed.mm),
+            creds: Mutex::new(seed.creds),
+            fd_table: Mutex::new(seed.fd_table),
+            fs_context: Mutex::new(seed.fs_context),
+            program: Mutex::new(seed.program),
+            comm: Mutex::new(seed.comm),
+            clear_child_tid: AtomicU64::new(0),
+            robust_list: Mutex::new((0, 0)),
+            sigmask: AtomicU64::new(seed.sigmask),
+            altstack: Mutex::new(seed.altstack),
+            thread_exit: AtomicBool::new(false),
+            exit_code: AtomicU64::new(0),
+            pdeathsig: AtomicI32::new(0),
+            start: Instant::now(),
+            pending: Mutex::new(SigQueue::default()),
+            saved_mask: Mutex::new(None),
+            waker: Arc::new(Waker::default()),
+            restart: Mutex::new(None),
+            vfork_done: Mutex::new(None),
+            finished: AtomicBool::new(false),
+            cpu_ns: AtomicU64::new(0),
+            in_app: AtomicBool::new(false),
+        });
+        seed.tg.add_task(&t);
+        kernel.register_task(&t);
+        t
+    }
+
     /// Creates the first task of a new thread group, with a fresh empty memory manager,
     /// the descriptor table `fd_table` and the filesystem context `fs_context`.
     pub fn new_process(
@@ -138,41 +192,26 @@ impl Task {
         tg.set_uid(creds.uid);
         let mm = Arc::new(MemoryManager::new(kernel.platform().as_ref())?);
         let context = kernel.platform().new_context()?;
-        let t = Arc::new(Task {
-            tid: AtomicI32::new(tid),
-            tg: tg.clone(),
-            kernel: kernel.clone(),
-            context,
-            regs: Mutex::new(Registers::default()),
-            mm: Mutex::new(mm),
-            creds: Mutex::new(creds),
-            fd_table: Mutex::new(fd_table),
-            fs_context: Mutex::new(fs_context),
-            program: Mutex::new(ProgramInfo::default()),
-            comm: Mutex::new(Vec::new()),
-            clear_child_tid: AtomicU64::new(0),
-            robust_list: Mutex::new((0, 0)),
-            sigmask: AtomicU64::new(0),
-            altstack: Mutex::new(SigAltStack {
-                flags: super::signal::SS_DISABLE,
-                ..Default::default()
-            }),
-            thread_exit: AtomicBool::new(false),
-            exit_code: AtomicU64::new(0),
-            pdeathsig: AtomicI32::new(0),
-            start: Instant::now(),
-            pending: Mutex::new(SigQueue::default()),
-            saved_mask: Mutex::new(None),
-            waker: Arc::new(Waker::default()),
-            restart: Mutex::new(None),
-            vfork_done: Mutex::new(None),
-            finished: AtomicBool::new(false),
-            cpu_ns: AtomicU64::new(0),
-            in_app: AtomicBool::new(false),
-        });
-        tg.add_task(&t);
-        kernel.register_task(&t);
-        Ok(t)
+        Ok(Task::assemble(
+            kernel,
+            TaskSeed {
+                tid,
+                tg,
+                context,
+                regs: Registers::default(),
+                mm,
+                creds,
+                fd_table,
+                fs_context,
+                program: ProgramInfo::default(),
+                comm: Vec::new(),
+                sigmask: 0,
+                altstack: SigAltStack {
+                    flags: super::signal::SS_DISABLE,
+                    ..Default::default()
+                },
+            },
+        ))
     }
 
     /// Creates a task for `clone`: a new thread of `tg` (with `CLONE_THREAD`) or the first
@@ -191,38 +230,23 @@ impl Task {
             tracing::error!("creating a context: {e}");
             Errno::EAGAIN
         })?;
-        let t = Arc::new(Task {
-            tid: AtomicI32::new(tid),
-            tg: tg.clone(),
-            kernel: kernel.clone(),
-            context,
-            regs: Mutex::new(parent.regs().clone()),
-            mm: Mutex::new(mm),
-            creds: Mutex::new(parent.creds()),
-            fd_table: Mutex::new(fd_table),
-            fs_context: Mutex::new(fs_context),
-            program: Mutex::new(parent.program()),
-            comm: Mutex::new(parent.comm()),
-            clear_child_tid: AtomicU64::new(0),
-            robust_list: Mutex::new((0, 0)),
-            sigmask: AtomicU64::new(parent.sigmask()),
-            altstack: Mutex::new(parent.altstack()),
-            thread_exit: AtomicBool::new(false),
-            exit_code: AtomicU64::new(0),
-            pdeathsig: AtomicI32::new(0),
-            start: Instant::now(),
-            pending: Mutex::new(SigQueue::default()),
-            saved_mask: Mutex::new(None),
-            waker: Arc::new(Waker::default()),
-            restart: Mutex::new(None),
-            vfork_done: Mutex::new(None),
-            finished: AtomicBool::new(false),
-            cpu_ns: AtomicU64::new(0),
-            in_app: AtomicBool::new(false),
-        });
-        tg.add_task(&t);
-        kernel.register_task(&t);
-        Ok(t)
+        Ok(Task::assemble(
+            &kernel,
+            TaskSeed {
+                tid,
+                tg,
+                context,
+                regs: parent.regs().clone(),
+                mm,
+                creds: parent.creds(),
+                fd_table,
+                fs_context,
+                program: parent.program(),
+                comm: parent.comm(),
+                sigmask: parent.sigmask(),
+                altstack: parent.altstack(),
+            },
+        ))
     }
 
     /// This task's waker.
