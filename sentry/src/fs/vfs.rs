@@ -486,24 +486,11 @@ impl Vfs {
         cred: &FsCred,
         ws: &mut WalkState,
     ) -> Result<VfsPath, Errno> {
-        ws.links += 1;
-        if ws.links > MAX_SYMLINKS || ws.opts.no_symlinks {
-            return Err(Errno::ELOOP);
+        match link_target(link, ws)? {
+            LinkTarget::Magic(target) => Ok(target),
+            LinkTarget::Text(text) if text.is_empty() => Err(Errno::ENOENT),
+            LinkTarget::Text(text) => self.walk(root, dir, &text, Follow::Yes, cred, ws),
         }
-        if let Some(target) = link.inode().magic_link() {
-            if ws.opts.no_magiclinks {
-                return Err(Errno::ELOOP);
-            }
-            if ws.opts.beneath {
-                return Err(Errno::EXDEV);
-            }
-            return target;
-        }
-        let text = link.inode().readlink()?;
-        if text.is_empty() {
-            return Err(Errno::ENOENT);
-        }
-        self.walk(root, dir, &text, Follow::Yes, cred, ws)
     }
 
     fn walk_parent<'p>(
@@ -642,20 +629,10 @@ impl Vfs {
                             if flags & O_NOFOLLOW != 0 {
                                 return Err(Errno::ELOOP);
                             }
-                            ws.links += 1;
-                            if ws.links > MAX_SYMLINKS || ws.opts.no_symlinks {
-                                return Err(Errno::ELOOP);
-                            }
-                            if let Some(t) = p.inode().magic_link() {
-                                if ws.opts.no_magiclinks {
-                                    return Err(Errno::ELOOP);
-                                }
-                                if ws.opts.beneath {
-                                    return Err(Errno::EXDEV);
-                                }
-                                break t?;
-                            }
-                            let text = p.inode().readlink()?;
+                            let text = match link_target(&p, &mut ws)? {
+                                LinkTarget::Magic(t) => break t,
+                                LinkTarget::Text(text) => text,
+                            };
                             let (np, nl, nslash) =
                                 self.walk_parent(root, &parent, &text, cred, &mut ws)?;
                             if nslash {
@@ -1150,6 +1127,34 @@ fn creator(cred: &FsCred, parent: &Stat) -> FsCred {
         c.gid = parent.st_gid;
     }
     c
+}
+
+/// Where a symlink met during a walk leads.
+enum LinkTarget {
+    /// A magic link (`/proc/<pid>/fd/N`, `/proc/self/exe`): the file itself.
+    Magic(VfsPath),
+    /// An ordinary symlink: its text, to be walked.
+    Text(Vec<u8>),
+}
+
+/// Counts following `link` against the walk's limits (at most [`MAX_SYMLINKS`],
+/// `RESOLVE_NO_SYMLINKS`, `RESOLVE_NO_MAGICLINKS`, `RESOLVE_BENEATH`) and says where it
+/// leads.
+fn link_target(link: &VfsPath, ws: &mut WalkState) -> Result<LinkTarget, Errno> {
+    ws.links += 1;
+    if ws.links > MAX_SYMLINKS || ws.opts.no_symlinks {
+        return Err(Errno::ELOOP);
+    }
+    if let Some(target) = link.inode().magic_link() {
+        if ws.opts.no_magiclinks {
+            return Err(Errno::ELOOP);
+        }
+        if ws.opts.beneath {
+            return Err(Errno::EXDEV);
+        }
+        return Ok(LinkTarget::Magic(target?));
+    }
+    Ok(LinkTarget::Text(link.inode().readlink()?))
 }
 
 fn key(p: &VfsPath) -> (u64, usize) {
