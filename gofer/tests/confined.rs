@@ -27,9 +27,8 @@ fn main() {
         let code = child(&role, env::var(ARG).unwrap_or_default());
         std::process::exit(code);
     }
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("skipping confined tests: they need root (namespaces, mounts)");
+    if !test_require::is_root() {
+        test_require::skip("root", "the confined tests need namespaces and mounts");
         return;
     }
     let tests: [Case; 6] = [
@@ -62,7 +61,13 @@ fn main() {
     for (name, f) in tests {
         match std::panic::catch_unwind(f) {
             Ok(Outcome::Passed) => println!("test {name} ... ok"),
-            Ok(Outcome::Skipped(why)) => println!("test {name} ... skipped: {why}"),
+            Ok(Outcome::Skipped(why)) => {
+                println!("test {name} ... skipped: {why}");
+                if test_require::required("root") {
+                    println!("test {name} ... FAILED: RSENTRY_REQUIRE requires root");
+                    failed += 1;
+                }
+            }
             Err(_) => {
                 println!("test {name} ... FAILED");
                 failed += 1;

@@ -368,9 +368,11 @@ fn nodes_survive_renames() {
 
 #[test]
 fn link_never_links_another_file() {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipping: needs root to drop CAP_DAC_READ_SEARCH from this thread");
+    if !test_require::is_root() {
+        test_require::skip(
+            "root",
+            "needs root to drop CAP_DAC_READ_SEARCH from this thread",
+        );
         return;
     }
     let f = fixture();

@@ -39,19 +39,30 @@ impl Platform {
         }
     }
 
-    /// Why tests on this platform must be skipped here, if they must.
-    pub fn skip_reason(self) -> Option<String> {
-        // SAFETY: geteuid has no arguments and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            return Some("runsc do needs root (namespaces, pivot_root)".into());
+    /// Every platform, in the order tests run on them.
+    pub const ALL: &[Platform] = &[Platform::Ptrace, Platform::Kvm];
+
+    /// What is missing to run sandboxes on this platform here, if anything: the
+    /// [`test_require`] name of the requirement and a reason.
+    pub fn missing(self) -> Option<(&'static str, String)> {
+        if !test_require::is_root() {
+            return Some((
+                "root",
+                "runsc do needs root (namespaces, pivot_root)".into(),
+            ));
         }
         match self {
             Platform::Ptrace => None,
             Platform::Kvm if !Path::new("/dev/kvm").exists() => {
-                Some("kvm: /dev/kvm does not exist".into())
+                Some(("kvm", "kvm: /dev/kvm does not exist".into()))
             }
             Platform::Kvm => None,
         }
+    }
+
+    /// Why tests on this platform must be skipped here, if they must.
+    pub fn skip_reason(self) -> Option<String> {
+        self.missing().map(|(_, why)| why)
     }
 }
 
@@ -368,28 +379,57 @@ pub fn assert_one_line_error(run: &Run, code: i32, needle: &str) {
     assert_eq!(run.stdout, "", "{run:#?}");
 }
 
-/// Instantiates each named `fn(Platform)` of the calling test file as a `#[test]` in
-/// module `ptrace` and in module `kvm` (parametrised, not duplicated); each skips with a
-/// printed reason where its platform cannot run ([`run_on`]).
+/// Instantiates each named `fn(Platform)` of the calling test file as a `#[test]` in one
+/// module per platform (`ptrace::`, `kvm::`; parametrised, not duplicated); each skips with
+/// a printed reason where its platform cannot run, or fails when `RSENTRY_REQUIRE` names
+/// what is missing ([`run_on`]). A new platform is one more `module Variant` pair here.
 #[macro_export]
 macro_rules! on_every_platform {
     ($($name:ident),* $(,)?) => {
-        mod ptrace {
-            $( #[test] fn $name() { $crate::run_on($crate::Platform::Ptrace, super::$name) } )*
-        }
-        mod kvm {
-            $( #[test] fn $name() { $crate::run_on($crate::Platform::Kvm, super::$name) } )*
+        $crate::__on_platforms! { [$($name),*] ptrace Ptrace kvm Kvm }
+    };
+}
+
+/// Implementation of [`on_every_platform!`]: one module per `module Variant` pair.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __on_platforms {
+    ($names:tt) => {};
+    ($names:tt $module:ident $variant:ident $($rest:tt)*) => {
+        $crate::__on_one_platform! { $module $variant $names }
+        $crate::__on_platforms! { $names $($rest)* }
+    };
+}
+
+/// Implementation of [`on_every_platform!`]: the module of one platform.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __on_one_platform {
+    ($module:ident $variant:ident [$($name:ident),*]) => {
+        mod $module {
+            $( #[test] fn $name() { $crate::run_on($crate::Platform::$variant, super::$name) } )*
         }
     };
 }
 
-/// Runs `test` on platform `p`, or prints why it is skipped there.
+/// Runs `test` on platform `p`; where `p` cannot run here, prints why and returns, or
+/// panics when `RSENTRY_REQUIRE` requires what is missing ([`test_require::skip`]).
 pub fn run_on(p: Platform, test: fn(Platform)) {
-    if let Some(reason) = p.skip_reason() {
-        eprintln!("skipped: {reason}");
+    if let Some((what, reason)) = p.missing() {
+        test_require::skip(what, reason);
         return;
     }
     test(p);
+}
+
+/// Skips (or, when `RSENTRY_REQUIRE` names `tools`, fails) the calling test unless the
+/// host program `path` exists. Returns whether it exists.
+pub fn have_tool(path: &str) -> bool {
+    if Path::new(path).exists() {
+        return true;
+    }
+    test_require::skip("tools", format!("{path} does not exist"));
+    false
 }
 
 /// A path as the `&str` that command lines take (test paths are UTF-8).

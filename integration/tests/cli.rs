@@ -1,7 +1,9 @@
 //! Command-line errors of `runsc`: each gives exactly one line on stderr and a non-zero
 //! status, before any sandbox starts (so these need no working platform).
 
-use integration::{assert_one_line_error, runsc_raw};
+use std::process::Command;
+
+use integration::{assert_one_line_error, have_tool, run_command, runsc, runsc_raw};
 
 #[test]
 fn missing_command() {
@@ -72,8 +74,21 @@ fn unsupported_network() {
 
 #[test]
 fn kvm_without_dev_kvm() {
+    // Where /dev/kvm exists, hide it: run runsc in a private mount namespace whose /dev is
+    // an empty tmpfs (needs root and util-linux's unshare).
     if std::path::Path::new("/dev/kvm").exists() {
-        eprintln!("skipped: /dev/kvm exists here");
+        if !test_require::is_root() {
+            test_require::skip("root", "hiding /dev/kvm needs a mount namespace");
+            return;
+        }
+        if !have_tool("/usr/bin/unshare") {
+            return;
+        }
+        let mut cmd = Command::new("/usr/bin/unshare");
+        cmd.args(["--mount", "--propagation", "private", "/bin/sh", "-c"])
+            .arg("mount -t tmpfs none /dev && exec \"$0\" --platform=kvm do -- /bin/true")
+            .arg(runsc());
+        assert_one_line_error(&run_command(cmd, b""), 125, "/dev/kvm");
         return;
     }
     assert_one_line_error(

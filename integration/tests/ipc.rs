@@ -4,9 +4,7 @@
 //! line per part it checked and exits with the number of the failed step otherwise.
 //! No test asserts a timing: timeouts only check that the call returned "not ready".
 
-use std::path::Path;
-
-use integration::{Link, Platform, fixture, path_str, runsc_do, runsc_do_stdin};
+use integration::{Link, Platform, fixture, have_tool, path_str, runsc_do, runsc_do_stdin};
 
 integration::on_every_platform!(
     pipes_pipe2_flags_and_fifos,
@@ -102,8 +100,7 @@ fn host_stdin_readiness(p: Platform) {
 }
 
 fn bash_pipelines_and_process_substitution(p: Platform) {
-    if !Path::new("/bin/bash").exists() {
-        eprintln!("skipped: /bin/bash does not exist");
+    if !have_tool("/bin/bash") {
         return;
     }
     // Process substitution reopens pipes through /dev/fd (never waiting like a FIFO).
@@ -118,8 +115,7 @@ fn sysv_shm_sem_msg(p: Platform) {
 }
 
 fn python_multiprocessing(p: Platform) {
-    if !Path::new("/usr/bin/python3").exists() {
-        eprintln!("skipped: /usr/bin/python3 does not exist");
+    if !have_tool("/usr/bin/python3") {
         return;
     }
     let script = "import multiprocessing as mp\n\
@@ -140,8 +136,7 @@ fn python_multiprocessing(p: Platform) {
 }
 
 fn python_asyncio_unix_server_and_subprocess(p: Platform) {
-    if !Path::new("/usr/bin/python3").exists() {
-        eprintln!("skipped: /usr/bin/python3 does not exist");
+    if !have_tool("/usr/bin/python3") {
         return;
     }
     // asyncio runs on epoll with a socketpair self-pipe; the server is a Unix socket on a

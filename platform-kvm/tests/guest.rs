@@ -1,6 +1,6 @@
 //! Tiny guests run through the KVM platform: machine code written into the memory file,
 //! mapped into an address space, and switched to. Every test skips with a printed reason
-//! when `/dev/kvm` is not usable.
+//! when `/dev/kvm` is not usable (fails instead when `RSENTRY_REQUIRE` names `kvm`).
 
 use std::sync::{Arc, Barrier};
 
@@ -29,7 +29,7 @@ fn platform_in(mode: EntryMode) -> Option<(KvmPlatform, Arc<MemoryFile>)> {
     match KvmPlatform::with_entry_mode(mf.clone(), mode) {
         Ok(p) => Some((p, mf)),
         Err(PlatformError::Unavailable(why)) => {
-            eprintln!("skipping: KVM unavailable: {why}");
+            test_require::skip("kvm", format!("KVM unavailable: {why}"));
             None
         }
         Err(e) => panic!("platform: {e}"),

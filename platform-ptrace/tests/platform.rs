@@ -19,7 +19,7 @@ fn platform() -> Option<PtracePlatform> {
     match PtracePlatform::with_options(mf, PtraceOptions { pin: false }) {
         Ok(p) => Some(p),
         Err(e) => {
-            eprintln!("skipping: ptrace platform unavailable: {e}");
+            test_require::skip("ptrace", format!("ptrace platform unavailable: {e}"));
             None
         }
     }
@@ -29,7 +29,7 @@ fn address_space(p: &PtracePlatform) -> Option<Arc<dyn AddressSpace>> {
     match p.new_address_space() {
         Ok(a) => Some(a),
         Err(PlatformError::Unavailable(why)) => {
-            eprintln!("skipping: {why}");
+            test_require::skip("ptrace", why);
             None
         }
         Err(e) => panic!("new_address_space: {e}"),

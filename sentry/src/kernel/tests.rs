@@ -58,14 +58,14 @@ fn platform() -> Option<Arc<dyn Platform>> {
     let mf = match MemoryFile::new("sentry-test", 4 << 30) {
         Ok(m) => Arc::new(m),
         Err(e) => {
-            eprintln!("skipping: memory file: {e}");
+            test_require::skip("ptrace", format!("memory file: {e}"));
             return None;
         }
     };
     match platform_ptrace::PtracePlatform::new(mf) {
         Ok(p) => Some(Arc::new(p)),
         Err(e) => {
-            eprintln!("skipping: platform unavailable: {e}");
+            test_require::skip("ptrace", format!("platform unavailable: {e}"));
             None
         }
     }
@@ -88,7 +88,7 @@ fn compile(dir: &Path, name: &str, src: &str, extra: &[&str]) -> Option<PathBuf>
         // A fixture that does not compile is a bug in the test, not a reason to skip.
         Ok(o) => panic!("cc failed: {}", String::from_utf8_lossy(&o.stderr)),
         Err(e) => {
-            eprintln!("skipping: no cc: {e}");
+            test_require::skip("tools", format!("no cc: {e}"));
             None
         }
     }
@@ -468,7 +468,7 @@ int main(int argc, char **argv) {
 fn visible_tempdir() -> Option<tempfile::TempDir> {
     let r = tempfile::tempdir_in("/var/tmp");
     if let Err(e) = &r {
-        eprintln!("skipping: no /var/tmp: {e}");
+        test_require::skip("tools", format!("no /var/tmp: {e}"));
     }
     r.ok()
 }
@@ -520,7 +520,7 @@ int main(int argc, char **argv) {
 fn host_shell_script_runs_through_bin_sh() {
     let Some(p) = platform() else { return };
     if !Path::new("/bin/sh").exists() {
-        eprintln!("skipping: no /bin/sh");
+        test_require::skip("tools", "no /bin/sh");
         return;
     }
     let Some(dir) = visible_tempdir() else { return };

@@ -2024,14 +2024,14 @@ int main(void) {
         {
             Ok(o) if o.status.success() => true,
             Ok(o) => {
-                eprintln!(
-                    "skipping: cc failed: {}",
-                    String::from_utf8_lossy(&o.stderr)
+                test_require::skip(
+                    "tools",
+                    format!("cc failed: {}", String::from_utf8_lossy(&o.stderr)),
                 );
                 false
             }
             Err(e) => {
-                eprintln!("skipping: no cc: {e}");
+                test_require::skip("tools", format!("no cc: {e}"));
                 false
             }
         }
@@ -2042,7 +2042,7 @@ int main(void) {
         match platform_ptrace::PtracePlatform::new(mf) {
             Ok(p) => Some(Arc::new(p)),
             Err(e) => {
-                eprintln!("skipping: platform unavailable: {e}");
+                test_require::skip("ptrace", format!("platform unavailable: {e}"));
                 None
             }
         }
