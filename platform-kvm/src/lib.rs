@@ -18,6 +18,7 @@ pub mod context;
 mod cpuid;
 pub mod layout;
 mod region;
+pub mod seccomp;
 mod slots;
 pub mod stubs;
 pub mod vcpu;

@@ -32,6 +32,7 @@
 mod context;
 mod host;
 mod process;
+pub mod seccomp;
 mod stub;
 mod sys;
 mod tracee;

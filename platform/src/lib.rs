@@ -37,6 +37,7 @@
 mod error;
 mod memory;
 mod registers;
+pub mod seccomp;
 mod trap;
 
 use std::any::Any;

@@ -87,7 +87,7 @@ pub fn run(global: &GlobalArgs, args: BootArgs) -> Result<i32, RunscError> {
     confine::pivot_to_empty_root()?;
     confine::drop_capabilities()?;
     confine::set_no_new_privs()?;
-    seccomp::install()?;
+    seccomp::install(global.platform)?;
     let platform = match early {
         Some(p) => p,
         None => backends::create_platform(global.platform)?,

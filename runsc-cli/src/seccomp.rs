@@ -21,53 +21,49 @@
 
 use std::collections::BTreeMap;
 
+use platform::seccomp::{ArgCondition, ArgOp, ArgWidth, HostSyscall, HostSyscalls};
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule, TargetArch,
 };
 
+use crate::cli::PlatformKind;
 use crate::error::RunscError;
 
-/// One allowed system call: its number, the argument rules (any one must match; empty means
-/// any arguments) and why the Sentry needs it.
-#[derive(Debug)]
-pub struct Entry {
-    /// System call number (x86-64).
-    pub nr: i64,
-    /// Alternatives; empty allows every argument.
-    pub rules: Vec<SeccompRule>,
-    /// Why it is allowed.
-    pub reason: &'static str,
-}
-
-fn cond(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, RunscError> {
-    SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value)
+/// One argument condition in seccompiler's terms.
+fn condition(c: &ArgCondition) -> Result<SeccompCondition, RunscError> {
+    let width = match c.width {
+        ArgWidth::Dword => SeccompCmpArgLen::Dword,
+        ArgWidth::Qword => SeccompCmpArgLen::Qword,
+    };
+    let (op, value) = match c.op {
+        ArgOp::Eq(v) => (SeccompCmpOp::Eq, v),
+        ArgOp::MaskedEq { mask, value } => (SeccompCmpOp::MaskedEq(mask), value),
+    };
+    SeccompCondition::new(c.index, width, op, value)
         .map_err(|e| RunscError::Confine(format!("seccomp condition: {e}")))
 }
 
-fn rule(conds: Vec<SeccompCondition>) -> Result<SeccompRule, RunscError> {
-    SeccompRule::new(conds).map_err(|e| RunscError::Confine(format!("seccomp rule: {e}")))
-}
-
-/// `arg` equals one of `values`.
-fn one_of(arg: u8, values: &[u64]) -> Result<Vec<SeccompRule>, RunscError> {
-    values
-        .iter()
-        .map(|&v| rule(vec![cond(arg, SeccompCmpOp::Eq, v)?]))
+/// The alternatives of one entry in seccompiler's terms (empty: any arguments).
+fn rules(when: &[Vec<ArgCondition>]) -> Result<Vec<SeccompRule>, RunscError> {
+    when.iter()
+        .map(|alt| {
+            let conds = alt.iter().map(condition).collect::<Result<Vec<_>, _>>()?;
+            SeccompRule::new(conds).map_err(|e| RunscError::Confine(format!("seccomp rule: {e}")))
+        })
         .collect()
 }
 
-/// `arg & mask == 0`.
-fn none_of(arg: u8, mask: u64) -> Result<Vec<SeccompRule>, RunscError> {
-    Ok(vec![rule(vec![cond(
-        arg,
-        SeccompCmpOp::MaskedEq(mask),
-        0,
-    )?])?])
+/// The filter of a sandbox on `platform`: the base list ([`base_allowlist`]) plus the
+/// platform's own list, merged number by number ([`platform::seccomp::merge`]).
+pub fn allowlist(kind: PlatformKind) -> HostSyscalls {
+    let mut list = base_allowlist();
+    list.extend(match kind {
+        PlatformKind::Ptrace => platform_ptrace::seccomp::host_syscalls(),
+        PlatformKind::Kvm => platform_kvm::seccomp::host_syscalls(),
+    });
+    list
 }
-
-/// `ioctl` type byte (bits 8..16 of the request) of KVM.
-const KVMIO: u64 = 0xae;
 
 /// Namespace-creating `clone` flags.
 const CLONE_NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
@@ -78,24 +74,22 @@ const CLONE_NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWPID
     | libc::CLONE_NEWNET) as u64;
 
-/// The allowlist, with a reason for each entry.
-pub fn allowlist() -> Result<Vec<Entry>, RunscError> {
+/// What every Sentry needs whatever its platform, with a reason for each entry.
+pub fn base_allowlist() -> HostSyscalls {
     use libc::*;
-    let any = Vec::new;
-    let e = |nr: c_long, rules: Vec<SeccompRule>, reason: &'static str| Entry { nr, rules, reason };
-    let mut tty_and_kvm = one_of(
-        1,
-        &[
-            TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, TIOCSWINSZ, TIOCGPGRP, TIOCSPGRP,
-            FIONREAD, FIONBIO, FIOCLEX, FIONCLEX,
-        ],
-    )?;
-    tty_and_kvm.push(rule(vec![cond(
-        1,
-        SeccompCmpOp::MaskedEq(0xff00),
-        KVMIO << 8,
-    )?])?);
-    Ok(vec![
+    let any = Vec::<Vec<ArgCondition>>::new;
+    let e = |nr: c_long, when: Vec<Vec<ArgCondition>>, reason: &'static str| HostSyscall {
+        nr,
+        when,
+        reason,
+    };
+    let one_of = |arg: u8, values: &[u64]| -> Vec<Vec<ArgCondition>> {
+        values
+            .iter()
+            .map(|&v| vec![ArgCondition::eq(arg, v)])
+            .collect()
+    };
+    vec![
         // I/O on descriptors the Sentry already holds.
         e(
             SYS_read,
@@ -138,16 +132,16 @@ pub fn allowlist() -> Result<Vec<Entry>, RunscError> {
         ),
         e(
             SYS_newfstatat,
-            one_of(3, &[AT_EMPTY_PATH as u64])?,
+            one_of(3, &[AT_EMPTY_PATH as u64]),
             "glibc's fstat(); only with AT_EMPTY_PATH, i.e. on an fd, never a path",
         ),
         e(
             SYS_statx,
-            vec![rule(vec![cond(
+            vec![vec![ArgCondition::masked_eq(
                 2,
-                SeccompCmpOp::MaskedEq(AT_EMPTY_PATH as u64),
                 AT_EMPTY_PATH as u64,
-            )?])?],
+                AT_EMPTY_PATH as u64,
+            )]],
             "Rust's File::metadata on held fds; only with AT_EMPTY_PATH, never a path",
         ),
         e(
@@ -164,13 +158,19 @@ pub fn allowlist() -> Result<Vec<Entry>, RunscError> {
                     F_ADD_SEALS as u64,
                     F_GET_SEALS as u64,
                 ],
-            )?,
+            ),
             "fd flags, duplicates (the ptrace master stub moves the memfd), memfd seals",
         ),
         e(
             SYS_ioctl,
-            tty_and_kvm,
-            "terminal ioctls on passed-through stdio; KVM ioctls (type 0xAE) on the VM and vCPU fds",
+            one_of(
+                1,
+                &[
+                    TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, TIOCSWINSZ, TIOCGPGRP, TIOCSPGRP,
+                    FIONREAD, FIONBIO, FIOCLEX, FIONCLEX,
+                ],
+            ),
+            "terminal ioctls on passed-through stdio",
         ),
         // The Gofer channel.
         e(
@@ -229,8 +229,12 @@ pub fn allowlist() -> Result<Vec<Entry>, RunscError> {
         // Threads, signals, time.
         e(
             SYS_clone,
-            none_of(0, CLONE_NAMESPACE_FLAGS)?,
-            "Sentry task threads and ptrace stub processes; never new namespaces",
+            vec![vec![ArgCondition::masked_eq(
+                0,
+                CLONE_NAMESPACE_FLAGS | CLONE_THREAD as u64,
+                CLONE_THREAD as u64,
+            )]],
+            "Sentry task threads; never new namespaces (processes: see the platform's list)",
         ),
         e(SYS_set_robust_list, any(), "glibc thread start"),
         e(
@@ -248,11 +252,6 @@ pub fn allowlist() -> Result<Vec<Entry>, RunscError> {
             SYS_sched_getaffinity,
             any(),
             "CPU placement of tracer/stub pairs",
-        ),
-        e(
-            SYS_sched_setaffinity,
-            any(),
-            "pinning each tracer thread and its stub to one CPU",
         ),
         e(SYS_exit, any(), "thread exit"),
         e(
@@ -293,54 +292,10 @@ pub fn allowlist() -> Result<Vec<Entry>, RunscError> {
             "Context::interrupt: kick a stub thread or a vCPU thread",
         ),
         e(SYS_tkill, any(), "Context::interrupt on older paths"),
-        e(SYS_kill, any(), "kill ptrace stub processes on release"),
-        e(SYS_wait4, any(), "ptrace stops and reaping stubs"),
-        e(SYS_waitid, any(), "ptrace stops and reaping stubs"),
-        e(SYS_ptrace, any(), "the ptrace platform"),
-        // The ptrace master stub, forked from the Sentry after this filter is in place.
-        e(
-            SYS_setsid,
-            any(),
-            "ptrace master stub: own session, away from terminal signals",
-        ),
-        e(
-            SYS_getppid,
-            any(),
-            "ptrace master stub: checks its parent after PR_SET_PDEATHSIG",
-        ),
-        e(
-            SYS_dup3,
-            any(),
-            "ptrace master stub: moves the memory file to its fixed slot",
-        ),
-        e(
-            SYS_close_range,
-            any(),
-            "ptrace master stub: closes every other inherited fd",
-        ),
-        e(SYS_pause, any(), "parked ptrace stub leaders"),
-        e(
-            SYS_seccomp,
-            one_of(0, &[SECCOMP_SET_MODE_FILTER as u64])?,
-            "ptrace master stub adds its own filter (filters only ever restrict)",
-        ),
-        e(
-            SYS_pipe2,
-            any(),
-            "ptrace platform: the master stub's readiness pipe",
-        ),
         e(
             SYS_prctl,
-            one_of(
-                0,
-                &[
-                    PR_SET_NAME as u64,
-                    PR_GET_NAME as u64,
-                    PR_SET_PDEATHSIG as u64,
-                    PR_SET_NO_NEW_PRIVS as u64,
-                ],
-            )?,
-            "thread names; stubs die with the Sentry; the stub restricts itself further (no_new_privs)",
+            one_of(0, &[PR_SET_NAME as u64, PR_GET_NAME as u64]),
+            "thread names",
         ),
         e(
             SYS_clock_gettime,
@@ -370,7 +325,7 @@ pub fn allowlist() -> Result<Vec<Entry>, RunscError> {
             any(),
             "AT_RANDOM, getrandom and /dev/urandom for the application; hash seeds",
         ),
-    ])
+    ]
 }
 
 /// Calls answered with an error by a filter of their own, never run: number, errno, why.
@@ -392,7 +347,7 @@ pub fn errno_list() -> Vec<(i64, i32, &'static str)> {
 
 /// Builds the BPF programs, in installation order: one filter per errno of
 /// [`errno_list`], then the allowlist.
-pub fn build() -> Result<Vec<BpfProgram>, RunscError> {
+pub fn build(kind: PlatformKind) -> Result<Vec<BpfProgram>, RunscError> {
     let arch = TargetArch::x86_64;
     let compile = |rules: BTreeMap<i64, Vec<SeccompRule>>, mismatch, matched| {
         let filter = SeccompFilter::new(rules, mismatch, matched, arch)
@@ -412,15 +367,19 @@ pub fn build() -> Result<Vec<BpfProgram>, RunscError> {
             SeccompAction::Errno(errno as u32),
         )?);
     }
+    let base = base_allowlist();
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(dup) = base.iter().find(|e| !seen.insert(e.nr)) {
+        return Err(RunscError::Confine(format!(
+            "syscall {} listed twice in the base list",
+            dup.nr
+        )));
+    }
+    let platform_list = allowlist(kind).split_off(base.len());
     let mut rules = BTreeMap::new();
-    for entry in allowlist()? {
-        tracing::trace!(nr = entry.nr, reason = entry.reason, "seccomp allow");
-        if rules.insert(entry.nr, entry.rules).is_some() {
-            return Err(RunscError::Confine(format!(
-                "syscall {} listed twice",
-                entry.nr
-            )));
-        }
+    for (nr, when, reasons) in platform::seccomp::merge(&[&base, &platform_list]) {
+        tracing::trace!(nr, ?reasons, "seccomp allow");
+        rules.insert(nr, self::rules(&when)?);
     }
     for (nr, _, _) in errno_list() {
         if rules.insert(nr, Vec::new()).is_some() {
@@ -435,8 +394,8 @@ pub fn build() -> Result<Vec<BpfProgram>, RunscError> {
 
 /// Installs the filters on every thread of the process (TSYNC). Must be the last step of
 /// confinement.
-pub fn install() -> Result<(), RunscError> {
-    for prog in build()? {
+pub fn install(kind: PlatformKind) -> Result<(), RunscError> {
+    for prog in build(kind)? {
         seccompiler::apply_filter_all_threads(&prog)
             .map_err(|e| RunscError::Confine(format!("install seccomp filter: {e}")))?;
     }
@@ -449,7 +408,13 @@ mod tests {
 
     #[test]
     fn every_entry_has_a_reason_and_dangerous_calls_are_absent() {
-        let list = allowlist().expect("allowlist");
+        for kind in [PlatformKind::Ptrace, PlatformKind::Kvm] {
+            every_entry_has_a_reason_and_dangerous_calls_are_absent_on(kind);
+        }
+    }
+
+    fn every_entry_has_a_reason_and_dangerous_calls_are_absent_on(kind: PlatformKind) {
+        let list = allowlist(kind);
         assert!(list.iter().all(|e| !e.reason.is_empty()));
         for nr in [
             libc::SYS_open,
@@ -475,7 +440,12 @@ mod tests {
 
     /// Forks a child that installs the filters and runs `body`; returns its wait status.
     fn in_filtered_child(body: fn() -> i32) -> i32 {
-        let progs = build().expect("build");
+        in_filtered_child_on(PlatformKind::Ptrace, body)
+    }
+
+    /// The same with the filter of a sandbox on `kind`.
+    fn in_filtered_child_on(kind: PlatformKind, body: fn() -> i32) -> i32 {
+        let progs = build(kind).expect("build");
         // SAFETY: the child only makes raw system calls (prctl, seccomp, the body's calls)
         // and leaves with _exit; it touches no lock the parent's threads could hold.
         let pid = unsafe { libc::fork() };
@@ -542,8 +512,77 @@ mod tests {
 
     #[test]
     fn filters_compile() {
-        let progs = build().expect("build");
-        assert_eq!(progs.len(), 3);
-        assert!(progs.iter().all(|p| !p.is_empty()));
+        for kind in [PlatformKind::Ptrace, PlatformKind::Kvm] {
+            let progs = build(kind).expect("build");
+            assert_eq!(progs.len(), 3);
+            assert!(progs.iter().all(|p| !p.is_empty()));
+        }
+    }
+
+    fn killed_by_sigsys(status: i32) -> bool {
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSYS
+    }
+
+    /// `ioctl(0, KVM_GET_API_VERSION)`: the call is made whatever fd 0 is; only the filter
+    /// decides whether it reaches the kernel.
+    fn kvm_ioctl() -> i32 {
+        const KVM_GET_API_VERSION: u64 = 0xae00;
+        // SAFETY: an ioctl without argument memory; on a non-KVM fd it fails with ENOTTY.
+        unsafe { libc::syscall(libc::SYS_ioctl, 0, KVM_GET_API_VERSION, 0) };
+        0
+    }
+
+    /// `ptrace(PTRACE_PEEKDATA, getppid(), 0)`: harmless if it ran (we are not the tracer).
+    fn ptrace_call() -> i32 {
+        // SAFETY: PEEKDATA on a process we do not trace fails with ESRCH; no memory written.
+        unsafe {
+            libc::syscall(
+                libc::SYS_ptrace,
+                libc::PTRACE_PEEKDATA,
+                libc::getppid(),
+                0,
+                0,
+            )
+        };
+        0
+    }
+
+    /// `clone(SIGCHLD)`, a new process (not a thread): the child exits at once.
+    fn fork_call() -> i32 {
+        // SAFETY: a raw fork; the child only calls _exit.
+        let pid =
+            unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_long, 0, 0, 0, 0) };
+        if pid == 0 {
+            // SAFETY: _exit is always safe.
+            unsafe { libc::_exit(0) };
+        }
+        0
+    }
+
+    #[test]
+    fn each_platform_gets_its_own_calls_and_not_the_others() {
+        // ptrace: KVM ioctls are refused, its own calls pass.
+        let status = in_filtered_child_on(PlatformKind::Ptrace, kvm_ioctl);
+        assert!(
+            killed_by_sigsys(status),
+            "KVM ioctl under ptrace filter: {status:#x}"
+        );
+        let status = in_filtered_child_on(PlatformKind::Ptrace, ptrace_call);
+        assert_eq!(status, 0, "ptrace under ptrace filter: {status:#x}");
+        let status = in_filtered_child_on(PlatformKind::Ptrace, fork_call);
+        assert_eq!(status, 0, "fork under ptrace filter: {status:#x}");
+        // KVM: ptrace and forks are refused, KVM ioctls pass.
+        let status = in_filtered_child_on(PlatformKind::Kvm, ptrace_call);
+        assert!(
+            killed_by_sigsys(status),
+            "ptrace under KVM filter: {status:#x}"
+        );
+        let status = in_filtered_child_on(PlatformKind::Kvm, fork_call);
+        assert!(
+            killed_by_sigsys(status),
+            "fork under KVM filter: {status:#x}"
+        );
+        let status = in_filtered_child_on(PlatformKind::Kvm, kvm_ioctl);
+        assert_eq!(status, 0, "KVM ioctl under KVM filter: {status:#x}");
     }
 }
