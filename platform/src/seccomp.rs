@@ -143,10 +143,26 @@ impl HostSyscall {
 /// A platform's list of host system calls (see the module documentation).
 pub type HostSyscalls = Vec<HostSyscall>;
 
+/// Alternatives of argument conditions: any one must hold, each a list of conditions that
+/// must all hold. Empty: any arguments.
+pub type Alternatives = Vec<Vec<ArgCondition>>;
+
+/// One system call of merged lists (see [`merge`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Merged {
+    /// The system call number.
+    pub nr: i64,
+    /// The union of the alternatives; empty: any arguments.
+    pub when: Alternatives,
+    /// The reasons of every list that named it.
+    pub reasons: Vec<&'static str>,
+}
+
 /// Combines lists by union, number by number (see the module documentation): one entry
-/// per number, in ascending order, reasons joined with `"; "`.
-pub fn merge(lists: &[&[HostSyscall]]) -> Vec<(i64, Vec<Vec<ArgCondition>>, Vec<&'static str>)> {
-    let mut by_nr: std::collections::BTreeMap<i64, (Option<Vec<Vec<ArgCondition>>>, Vec<&str>)> =
+/// per number, in ascending order.
+pub fn merge(lists: &[&[HostSyscall]]) -> Vec<Merged> {
+    // `None`: any arguments.
+    let mut by_nr: std::collections::BTreeMap<i64, (Option<Alternatives>, Vec<&'static str>)> =
         std::collections::BTreeMap::new();
     for entry in lists.iter().flat_map(|l| l.iter()) {
         let slot = by_nr
@@ -154,7 +170,6 @@ pub fn merge(lists: &[&[HostSyscall]]) -> Vec<(i64, Vec<Vec<ArgCondition>>, Vec<
             .or_insert_with(|| (Some(Vec::new()), Vec::new()));
         slot.1.push(entry.reason);
         match (&mut slot.0, entry.allows_any_arguments()) {
-            // Already "any arguments": stays so.
             (None, _) => {}
             (Some(_), true) => slot.0 = None,
             (Some(alts), false) => {
@@ -168,7 +183,11 @@ pub fn merge(lists: &[&[HostSyscall]]) -> Vec<(i64, Vec<Vec<ArgCondition>>, Vec<
     }
     by_nr
         .into_iter()
-        .map(|(nr, (when, reasons))| (nr, when.unwrap_or_default(), reasons))
+        .map(|(nr, (when, reasons))| Merged {
+            nr,
+            when: when.unwrap_or_default(),
+            reasons,
+        })
         .collect()
 }
 
@@ -193,12 +212,14 @@ mod tests {
         ];
         let got = merge(&[&a, &b]);
         assert_eq!(got.len(), 2);
-        let (nr, when, reasons) = &got[0];
-        assert_eq!(*nr, 16);
-        assert_eq!(when.len(), 3, "{when:?}");
-        assert_eq!(reasons, &["tty", "kvm", "dup"]);
-        let (nr, when, _) = &got[1];
-        assert_eq!(*nr, 101);
-        assert!(when.is_empty(), "any arguments must win: {when:?}");
+        assert_eq!(got[0].nr, 16);
+        assert_eq!(got[0].when.len(), 3, "{:?}", got[0].when);
+        assert_eq!(got[0].reasons, ["tty", "kvm", "dup"]);
+        assert_eq!(got[1].nr, 101);
+        assert!(
+            got[1].when.is_empty(),
+            "any arguments must win: {:?}",
+            got[1]
+        );
     }
 }

@@ -377,9 +377,9 @@ pub fn build(kind: PlatformKind) -> Result<Vec<BpfProgram>, RunscError> {
     }
     let platform_list = allowlist(kind).split_off(base.len());
     let mut rules = BTreeMap::new();
-    for (nr, when, reasons) in platform::seccomp::merge(&[&base, &platform_list]) {
-        tracing::trace!(nr, ?reasons, "seccomp allow");
-        rules.insert(nr, self::rules(&when)?);
+    for m in platform::seccomp::merge(&[&base, &platform_list]) {
+        tracing::trace!(nr = m.nr, reasons = ?m.reasons, "seccomp allow");
+        rules.insert(m.nr, self::rules(&m.when)?);
     }
     for (nr, _, _) in errno_list() {
         if rules.insert(nr, Vec::new()).is_some() {
