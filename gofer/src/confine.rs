@@ -97,10 +97,10 @@ pub fn wait_child(child: Pid) -> Result<(), GoferError> {
         match waitpid(child, None) {
             Ok(WaitStatus::Exited(_, 0)) => return Ok(()),
             Ok(WaitStatus::Exited(_, code)) => {
-                return Err(GoferError::ChildFailed(format!("exit status {code}")));
+                return Err(GoferError::ChildExited(code));
             }
             Ok(WaitStatus::Signaled(_, sig, _)) => {
-                return Err(GoferError::ChildFailed(format!("killed by {sig}")));
+                return Err(GoferError::ChildKilled(sig as i32));
             }
             Ok(_) => continue,
             Err(nix::Error::EINTR) => continue,

@@ -54,6 +54,9 @@ pub struct GoferOptions {
     pub threads: usize,
 }
 
+/// The name whose walk makes a Gofer started with [`serve_with_debug_panic`] panic.
+pub const DEBUG_PANIC_NAME: &[u8] = b"rsentry-debug-panic";
+
 impl Default for GoferOptions {
     fn default() -> Self {
         GoferOptions {
@@ -82,13 +85,25 @@ pub fn default_threads() -> usize {
 /// caller closes its copy of `sock`, waits for the child and returns its outcome. The
 /// child dies with the caller (`PR_SET_PDEATHSIG`).
 pub fn serve(root: &Path, sock: OwnedFd, opts: GoferOptions) -> Result<(), GoferError> {
+    serve_with_debug_panic(root, sock, opts, false)
+}
+
+/// [`serve`], and with `debug_panic_on_walk` the Gofer panics when asked to walk to a file
+/// named [`DEBUG_PANIC_NAME`]: a switch for the tests of the runtime's panic policy only.
+pub fn serve_with_debug_panic(
+    root: &Path,
+    sock: OwnedFd,
+    opts: GoferOptions,
+    debug_panic_on_walk: bool,
+) -> Result<(), GoferError> {
     let threads = if opts.threads == 0 {
         default_threads()
     } else {
         opts.threads
     };
     if !opts.confine {
-        let tree = HostTree::new(root, opts.read_only).map_err(GoferError::Root)?;
+        let mut tree = HostTree::new(root, opts.read_only).map_err(GoferError::Root)?;
+        tree.set_debug_panic_on_walk(debug_panic_on_walk);
         return run(&tree, sock, threads);
     }
     match confine::unshare_and_fork()? {
@@ -97,7 +112,7 @@ pub fn serve(root: &Path, sock: OwnedFd, opts: GoferOptions) -> Result<(), Gofer
             confine::wait_child(child)
         }
         confine::Side::Child => {
-            let code = match serve_confined(root, sock, opts.read_only, threads) {
+            let code = match serve_confined(root, sock, opts, threads, debug_panic_on_walk) {
                 Ok(()) => 0,
                 Err(e) => {
                     tracing::error!(error = %e, "gofer: serving failed");
@@ -113,12 +128,14 @@ pub fn serve(root: &Path, sock: OwnedFd, opts: GoferOptions) -> Result<(), Gofer
 fn serve_confined(
     root: &Path,
     sock: OwnedFd,
-    read_only: bool,
+    opts: GoferOptions,
     threads: usize,
+    debug_panic_on_walk: bool,
 ) -> Result<(), GoferError> {
-    let proc_fd = confine::confine(root, read_only)?;
-    let tree =
-        HostTree::with_proc_fd(Path::new("/"), read_only, proc_fd).map_err(GoferError::Root)?;
+    let proc_fd = confine::confine(root, opts.read_only)?;
+    let mut tree = HostTree::with_proc_fd(Path::new("/"), opts.read_only, proc_fd)
+        .map_err(GoferError::Root)?;
+    tree.set_debug_panic_on_walk(debug_panic_on_walk);
     confine::install_seccomp()?;
     run(&tree, sock, threads)
 }
@@ -147,9 +164,13 @@ pub enum GoferError {
     /// Building or installing the seccomp filter failed.
     #[error("seccomp: {0}")]
     Seccomp(String),
-    /// The serving child of a confined gofer failed.
-    #[error("gofer child failed: {0}")]
-    ChildFailed(String),
+    /// The serving child of a confined gofer exited with this non-zero status (it has
+    /// logged why).
+    #[error("gofer child failed: exit status {0}")]
+    ChildExited(i32),
+    /// The serving child of a confined gofer was killed by this signal.
+    #[error("gofer child killed by signal {0}")]
+    ChildKilled(i32),
     /// The lisafs server loop failed.
     #[error("lisafs server: {0}")]
     Serve(lisafs_proto::ServerError),

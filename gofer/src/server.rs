@@ -98,6 +98,7 @@ impl Dispatcher for HostTree {
     }
 
     fn walk(&self, req: WalkReq) -> HandlerResult<WalkResp> {
+        self.check_debug_panic(&req.names);
         let w = self.walk(req.dir.0, &req.names).map_err(ne)?;
         match status(w.end) {
             Ok(status) => Ok(WalkResp {
@@ -114,6 +115,7 @@ impl Dispatcher for HostTree {
     }
 
     fn walk_stat(&self, req: WalkStatReq) -> HandlerResult<WalkStatResp> {
+        self.check_debug_panic(&req.names);
         let (stats, end) = self.walk_stat(req.dir.0, &req.names).map_err(ne)?;
         Ok(WalkStatResp {
             status: status(end)?,

@@ -167,6 +167,7 @@ pub struct HostTree {
     nodes: RwLock<HashMap<NodeId, Arc<Node>>>,
     files: RwLock<HashMap<FileId, Arc<OpenFile>>>,
     next_id: AtomicU64,
+    debug_panic_on_walk: bool,
 }
 
 /// Checks that `name` is a single, ordinary path component and makes it a C string.
@@ -192,6 +193,19 @@ impl HostTree {
         Self::with_proc_fd(root, read_only, proc_fd)
     }
 
+    /// Testing only: panic when a walk names [`crate::DEBUG_PANIC_NAME`] (see
+    /// [`crate::serve_with_debug_panic`]).
+    pub fn set_debug_panic_on_walk(&mut self, on: bool) {
+        self.debug_panic_on_walk = on;
+    }
+
+    /// Panics if the debugging switch is on and `names` names the panic file.
+    pub(crate) fn check_debug_panic<N: AsRef<[u8]>>(&self, names: &[N]) {
+        if self.debug_panic_on_walk && names.iter().any(|n| n.as_ref() == crate::DEBUG_PANIC_NAME) {
+            panic!("debug_panic_on_walk: asked to walk to the panic file");
+        }
+    }
+
     /// Like [`HostTree::new`], with a `/proc/self/fd` directory opened earlier (before
     /// the gofer pivoted away from the host root).
     pub fn with_proc_fd(root: &Path, read_only: bool, proc_fd: OwnedFd) -> Result<HostTree, Errno> {
@@ -210,6 +224,7 @@ impl HostTree {
             nodes: RwLock::new(HashMap::new()),
             files: RwLock::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            debug_panic_on_walk: false,
         })
     }
 

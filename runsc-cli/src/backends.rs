@@ -38,14 +38,26 @@ pub fn create_platform(kind: PlatformKind) -> Result<Arc<dyn platform::Platform>
 }
 
 /// Serves `root` over the lisafs socket `sock` until the Sentry hangs up, confined (own
-/// namespaces, `pivot_root` into `root`, trimmed capabilities, seccomp).
-pub fn serve_gofer(root: &Path, sock: OwnedFd, read_only: bool) -> Result<(), RunscError> {
+/// namespaces, `pivot_root` into `root`, trimmed capabilities, seccomp). Returns the exit
+/// status for `runsc gofer`: 0, or that of a serving process that failed (it reported
+/// why itself), 128+N when it was killed by signal N.
+pub fn serve_gofer(
+    root: &Path,
+    sock: OwnedFd,
+    read_only: bool,
+    debug_panic_on_walk: bool,
+) -> Result<i32, RunscError> {
     let opts = gofer::GoferOptions {
         read_only,
         confine: true,
         threads: 0,
     };
-    gofer::serve(root, sock, opts).map_err(|e| RunscError::Gofer(e.to_string()))
+    match gofer::serve_with_debug_panic(root, sock, opts, debug_panic_on_walk) {
+        Ok(()) => Ok(0),
+        Err(gofer::GoferError::ChildExited(code)) => Ok(code),
+        Err(gofer::GoferError::ChildKilled(sig)) => Ok(128 + sig),
+        Err(e) => Err(RunscError::Gofer(e.to_string())),
+    }
 }
 
 /// Lets the Sentry read what it needs from the host before the process gives up the host's

@@ -13,6 +13,7 @@ use crate::child;
 use crate::cli::{BootArgs, GlobalArgs};
 use crate::confine;
 use crate::error::RunscError;
+use crate::panic_policy::{DebugPanic, PanicOnSyscall};
 use crate::seccomp;
 use crate::signals;
 use crate::spec::{BootSpec, MAX_SPEC_BYTES};
@@ -91,6 +92,10 @@ pub fn run(global: &GlobalArgs, args: BootArgs) -> Result<i32, RunscError> {
     let platform = match early {
         Some(p) => p,
         None => backends::create_platform(global.platform)?,
+    };
+    let platform = match global.debug_panic {
+        Some(DebugPanic::Sentry) => PanicOnSyscall::wrap(platform, DebugPanic::SENTRY_SYSCALL),
+        _ => platform,
     };
     tracing::debug!(platform = platform.name(), "confined; starting the Sentry");
     backends::run_sentry(platform, spec, stdio, gofer, global.strace)

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::panic_policy::DebugPanic;
+
 /// runsc: run a program in the rsentry sandbox.
 #[derive(Debug, Parser)]
 #[command(name = "runsc", version, about, propagate_version = true)]
@@ -48,6 +50,9 @@ pub struct GlobalArgs {
     /// Log line format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Testing only: make the Sentry or the Gofer panic on purpose (see `panic_policy`).
+    #[arg(long, global = true, value_enum, hide = true, value_name = "WHERE")]
+    pub debug_panic: Option<DebugPanic>,
 }
 
 impl GlobalArgs {
@@ -73,6 +78,9 @@ impl GlobalArgs {
         if let Some(f) = &self.log {
             v.push("--log".into());
             v.push(f.clone().into());
+        }
+        if let Some(p) = self.debug_panic {
+            v.push(format!("--debug-panic={}", p.name()).into());
         }
         v
     }

@@ -3,11 +3,12 @@
 
 use crate::backends;
 use crate::child;
-use crate::cli::GoferArgs;
+use crate::cli::{GlobalArgs, GoferArgs};
 use crate::error::RunscError;
+use crate::panic_policy::DebugPanic;
 
 /// Runs the Gofer until the Sentry hangs up.
-pub fn run(args: GoferArgs) -> Result<i32, RunscError> {
+pub fn run(global: &GlobalArgs, args: GoferArgs) -> Result<i32, RunscError> {
     // Ctrl-C reaches the whole process group; the Gofer must outlive the application's
     // reaction to it, and dies with runsc (PR_SET_PDEATHSIG) or when the socket closes.
     for sig in [
@@ -23,6 +24,6 @@ pub fn run(args: GoferArgs) -> Result<i32, RunscError> {
     let _ = nix::sys::prctl::set_name(c"runsc-gofer");
     child::raise_nofile_limit();
     tracing::debug!(root = %args.serve_root.display(), read_only = args.read_only, "gofer starting");
-    backends::serve_gofer(&args.serve_root, sock, args.read_only)?;
-    Ok(0)
+    let debug_panic = global.debug_panic == Some(DebugPanic::Gofer);
+    backends::serve_gofer(&args.serve_root, sock, args.read_only, debug_panic)
 }

@@ -17,6 +17,7 @@ mod confine;
 mod error;
 mod gofer;
 mod logging;
+mod panic_policy;
 mod run_do;
 mod seccomp;
 mod signals;
@@ -44,6 +45,11 @@ fn main() {
             std::process::exit(EXIT_USAGE);
         }
     };
+    panic_policy::install(match &cli.command {
+        Command::Do(_) => "",
+        Command::Gofer(_) => "gofer",
+        Command::Boot(_) => "sandbox",
+    });
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -70,7 +76,7 @@ fn run(cli: Cli) -> Result<i32, RunscError> {
     logging::init(&cli.global, name)?;
     match cli.command {
         Command::Do(args) => run_do::run(&cli.global, args),
-        Command::Gofer(args) => gofer::run(args),
+        Command::Gofer(args) => gofer::run(&cli.global, args),
         Command::Boot(args) => boot::run(&cli.global, args),
     }
 }

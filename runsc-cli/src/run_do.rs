@@ -21,12 +21,12 @@ use std::process::{Child, Command, Stdio};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::{Pid, pipe2};
 
 use crate::child;
 use crate::cli::{DoArgs, GlobalArgs, PlatformKind};
-use crate::error::RunscError;
+use crate::error::{EXIT_RUNTIME_ERROR, RunscError};
 use crate::signals;
 use crate::spec::BootSpec;
 
@@ -159,6 +159,10 @@ pub fn run(global: &GlobalArgs, args: DoArgs) -> Result<i32, RunscError> {
             "--platform=kvm: /dev/kvm does not exist".into(),
         ));
     }
+    // Orphans below us (the serving Gofer when its parent dies first) become our children,
+    // so that we reap them before we exit instead of leaving zombies to the host's init.
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|e| RunscError::nix("PR_SET_CHILD_SUBREAPER", e))?;
     let (sentry_end, gofer_end) = socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -178,17 +182,31 @@ pub fn run(global: &GlobalArgs, args: DoArgs) -> Result<i32, RunscError> {
         .stdout(Stdio::null());
     let mut gofer = child::spawn_with_fds(gofer_cmd, &[(&gofer_end, 3)], "gofer")?;
     drop(gofer_end);
-    let result = start_and_wait_sandbox(global, &spec, sentry_end);
+    let gofer_pid = Pid::from_raw(gofer.id() as i32);
+    let result = start_and_wait_sandbox(global, &spec, sentry_end, gofer_pid);
     // The Gofer exits by itself when the Sentry's end closes; make sure of it.
     let _ = gofer.kill();
     let _ = gofer.wait();
+    reap_orphans();
     result
+}
+
+/// Waits for every child left (orphans we adopted as subreaper): each dies with its
+/// parent (`PR_SET_PDEATHSIG`), so this ends once they have.
+fn reap_orphans() {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::__WALL)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return,
+        }
+    }
 }
 
 fn start_and_wait_sandbox(
     global: &GlobalArgs,
     spec: &BootSpec,
     sentry_end: OwnedFd,
+    gofer: Pid,
 ) -> Result<i32, RunscError> {
     let (spec_read, spec_write) =
         pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RunscError::nix("pipe", e))?;
@@ -210,11 +228,25 @@ fn start_and_wait_sandbox(
     let json = serde_json::to_vec(spec).map_err(|e| RunscError::Invalid(e.to_string()))?;
     // A sandbox that dies before reading gives EPIPE here; its exit status says why.
     let _ = std::fs::File::from(spec_write).write_all(&json);
-    wait_sandbox(boot)
+    wait_sandbox(boot, gofer)
 }
 
-/// Waits for the sandbox process, forwarding signals, and converts its status.
-fn wait_sandbox(boot: Child) -> Result<i32, RunscError> {
+/// Whether the Gofer has exited with a failure status (a panic or an error it reported
+/// itself), without reaping it (`WNOWAIT`: the caller reaps it later by its `Child`).
+/// A Gofer killed by a signal does not count: the Sentry then sees its channel closed
+/// and the application gets `EIO`, as the fault tests expect.
+fn gofer_failed(gofer: Pid) -> bool {
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    matches!(
+        waitid(Id::Pid(gofer), flags),
+        Ok(WaitStatus::Exited(_, code)) if code != 0 && code < 128
+    )
+}
+
+/// Waits for the sandbox process, forwarding signals, and converts its status. A Gofer
+/// that fails ends the sandbox (SIGKILL; as PID 1 of its namespace it takes its stubs
+/// along) with status 125.
+fn wait_sandbox(boot: Child, gofer: Pid) -> Result<i32, RunscError> {
     let pid = Pid::from_raw(boot.id() as i32);
     loop {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
@@ -223,6 +255,12 @@ fn wait_sandbox(boot: Child) -> Result<i32, RunscError> {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(RunscError::nix("wait for sandbox", e)),
+        }
+        if gofer_failed(gofer) {
+            tracing::debug!("the gofer failed; ending the sandbox");
+            let _ = kill(pid, Signal::SIGKILL);
+            while let Err(nix::errno::Errno::EINTR) = waitpid(pid, None) {}
+            return Ok(EXIT_RUNTIME_ERROR);
         }
         let got = signals::wait_signal().map_err(|e| RunscError::host("wait for signals", e))?;
         if got.signo == libc::SIGCHLD {
