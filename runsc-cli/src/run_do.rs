@@ -184,11 +184,36 @@ pub fn run(global: &GlobalArgs, args: DoArgs) -> Result<i32, RunscError> {
     drop(gofer_end);
     let gofer_pid = Pid::from_raw(gofer.id() as i32);
     let result = start_and_wait_sandbox(global, &spec, sentry_end, gofer_pid);
-    // The Gofer exits by itself when the Sentry's end closes; make sure of it.
+    // The Gofer exits by itself when the Sentry's end closes: give it a moment, so that a
+    // Gofer that failed while the application was finishing is still seen as failed, then
+    // make sure of it.
+    let deadline = std::time::Instant::now() + GOFER_GRACE;
+    while !gofer_exited(gofer_pid) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || signals::wait_signal_timeout(left).is_err() {
+            break;
+        }
+    }
+    let failed = gofer_failed(gofer_pid);
     let _ = gofer.kill();
     let _ = gofer.wait();
     reap_orphans();
-    result
+    match result {
+        Ok(_) if failed => {
+            tracing::debug!("the gofer failed");
+            Ok(EXIT_RUNTIME_ERROR)
+        }
+        r => r,
+    }
+}
+
+/// How long `runsc do` waits for the Gofer to exit by itself once the sandbox has ended.
+const GOFER_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether the Gofer has exited (it stays unreaped).
+fn gofer_exited(gofer: Pid) -> bool {
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    !matches!(waitid(Id::Pid(gofer), flags), Ok(WaitStatus::StillAlive))
 }
 
 /// Waits for every child left (orphans we adopted as subreaper): each dies with its

@@ -174,6 +174,30 @@ pub fn block_waited() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Like [`wait_signal`], giving up after `timeout` (`None` then).
+pub fn wait_signal_timeout(timeout: std::time::Duration) -> std::io::Result<Option<Received>> {
+    let set = waited_set();
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: an all-zero siginfo_t is valid storage for the kernel to fill.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` and `ts` are initialised, `info` is writable storage of the right type.
+    let signo = unsafe { libc::sigtimedwait(&set, &mut info, &ts) };
+    if signo < 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    Ok(Some(Received {
+        signo,
+        from_process: info.si_code <= 0,
+    }))
+}
+
 /// Waits for one of [`WAITED_SIGNALS`] (which must be blocked).
 pub fn wait_signal() -> std::io::Result<Received> {
     let set = waited_set();
