@@ -12,15 +12,26 @@
 //!   ([`vcpu`], [`context`]).
 //!
 //! See README.md for the design and an example.
+//!
+//! `unsafe` is denied in the crate except in `region` (the private region's mapping),
+//! `slots` (KVM memory-slot registration and the MMU-notifier `madvise`) and `vcpu` (the
+//! shared `kvm_run` flag, the kick signal, `KVM_SET_XSAVE`); each block has a `SAFETY:`
+//! line.
+
+#![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod address_space;
 pub mod context;
 mod cpuid;
 pub mod layout;
+#[allow(unsafe_code)]
 mod region;
 pub mod seccomp;
+#[allow(unsafe_code)]
 mod slots;
 pub mod stubs;
+#[allow(unsafe_code)]
 pub mod vcpu;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -28,12 +28,22 @@
 //!   would steal this platform's ptrace stops.
 //! - A host thread that drove stub threads must not be killed abruptly; when it exits
 //!   normally a thread-local destructor retires its stub threads.
+//!
+//! # Unsafe code
+//!
+//! Denied in the crate except in `sys` (the host calls: ptrace, wait, injected syscalls)
+//! and `stub` (the stub's code page); each block has a `SAFETY:` line.
+
+#![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod context;
 mod host;
 mod process;
 pub mod seccomp;
+#[allow(unsafe_code)]
 mod stub;
+#[allow(unsafe_code)]
 mod sys;
 mod tracee;
 

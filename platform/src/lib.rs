@@ -33,8 +33,20 @@
 //!   that moment.
 //! - Dropping the last reference to a platform object releases its host resources
 //!   (stub processes, vCPUs); no host process or thread outlives the platform that made it.
+//!
+//! # Unsafe code
+//!
+//! Denied in the crate except in `memory` (the memfd and the Sentry's mapping of it) and
+//! `copy` (the atomic copies to and from that mapping); each `unsafe` block there carries
+//! a `SAFETY:` line.
 
+#![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+#[allow(unsafe_code)]
+mod copy;
 mod error;
+#[allow(unsafe_code)]
 mod memory;
 mod registers;
 pub mod seccomp;

@@ -6,7 +6,9 @@
 //! by a small first-fit allocator; freed ranges are returned to the host with
 //! `FALLOCATE_PUNCH_HOLE`, so they read as zero when allocated again.
 //!
-//! This is the only module of the crate with `unsafe` code: the Sentry-side mapping.
+//! With `copy.rs`, this is the only module of the crate with `unsafe` code: the
+//! Sentry-side mapping. Application threads write the mapping concurrently, so every
+//! access to it goes through `copy.rs`'s atomic copies, never a plain `memcpy`.
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -14,6 +16,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use linux_abi::Errno;
+
+use crate::copy;
 
 /// Page size used for all memory file offsets.
 const PAGE: u64 = 4096;
@@ -259,14 +263,9 @@ impl MemoryFile {
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), MemoryFileError> {
         self.check(offset, buf.len() as u64)?;
         // SAFETY: the source range lies inside the live mapping (checked above) and the
-        // file is at least that large, so no SIGBUS; `buf` is a distinct Rust buffer.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.base.add(offset as usize),
-                buf.as_mut_ptr(),
-                buf.len(),
-            )
-        };
+        // file is at least that large, so no SIGBUS; the mapping is only ever accessed
+        // through `copy`'s atomic accesses.
+        unsafe { copy::copy_from_shared(self.base.add(offset as usize), buf) };
         Ok(())
     }
 
@@ -274,18 +273,17 @@ impl MemoryFile {
     pub fn write_at(&self, offset: u64, buf: &[u8]) -> Result<(), MemoryFileError> {
         self.check(offset, buf.len() as u64)?;
         // SAFETY: the destination range lies inside the live, writable mapping (checked
-        // above); `buf` is a distinct Rust buffer.
-        unsafe {
-            std::ptr::copy_nonoverlapping(buf.as_ptr(), self.base.add(offset as usize), buf.len())
-        };
+        // above), only ever accessed through `copy`'s atomic accesses.
+        unsafe { copy::copy_to_shared(buf, self.base.add(offset as usize)) };
         Ok(())
     }
 
     /// Sets `len` bytes at `offset` to zero.
     pub fn zero(&self, offset: u64, len: u64) -> Result<(), MemoryFileError> {
         self.check(offset, len)?;
-        // SAFETY: the range lies inside the live, writable mapping (checked above).
-        unsafe { std::ptr::write_bytes(self.base.add(offset as usize), 0, len as usize) };
+        // SAFETY: the range lies inside the live, writable mapping (checked above), only
+        // ever accessed through `copy`'s atomic accesses.
+        unsafe { copy::zero_shared(self.base.add(offset as usize), len as usize) };
         Ok(())
     }
 
@@ -297,9 +295,10 @@ impl MemoryFile {
         if src < dst.saturating_add(len) && dst < src.saturating_add(len) {
             return Err(MemoryFileError::OutOfRange { offset: dst, len });
         }
-        // SAFETY: both ranges lie inside the live mapping (checked above) and do not overlap.
+        // SAFETY: both ranges lie inside the live mapping (checked above) and do not
+        // overlap; the mapping is only ever accessed through `copy`'s atomic accesses.
         unsafe {
-            std::ptr::copy_nonoverlapping(
+            copy::copy_shared(
                 self.base.add(src as usize),
                 self.base.add(dst as usize),
                 len as usize,
@@ -373,5 +372,34 @@ mod tests {
         mf.read_at(a + PAGE, &mut buf).unwrap();
         assert_eq!(&buf, b"abc");
         assert!(mf.copy_within(a, a + 10, PAGE).is_err());
+    }
+
+    #[test]
+    fn reads_racing_an_application_writer_see_whole_words() {
+        // A second thread plays the application: it stores pages of one repeated byte
+        // while the Sentry side reads. Every aligned word read must be
+        // one of the values written, never a mix within a word.
+        let mf = std::sync::Arc::new(MemoryFile::new("test", 1 << 20).unwrap());
+        let off = mf.allocate(PAGE).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (mf, stop) = (mf.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut v = 0u8;
+                while !stop.load(Ordering::Relaxed) {
+                    v = v.wrapping_add(1);
+                    mf.write_at(off, &[v; PAGE as usize]).unwrap();
+                }
+            })
+        };
+        let mut buf = [0u8; PAGE as usize];
+        for _ in 0..2000 {
+            mf.read_at(off, &mut buf).unwrap();
+            for w in buf.chunks_exact(8) {
+                assert!(w.iter().all(|&b| b == w[0]), "torn word {w:?}");
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap();
     }
 }
