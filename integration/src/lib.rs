@@ -224,7 +224,15 @@ pub fn fixture(name: &str, link: Link) -> PathBuf {
     };
     let out = fixture_dir().join(format!("{name}-{suffix}"));
     let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if let (Some(bin), Some(source)) = (mtime(&out), mtime(&src))
+    // The source, or a shared header of the fixtures (`sync.h`) if that is newer.
+    let headers = std::fs::read_dir(src.parent().expect("fixtures dir"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "h"));
+    let newest = headers.fold(mtime(&src), |n, h| n.max(mtime(&h)));
+    if let (Some(bin), Some(source)) = (mtime(&out), newest)
         && bin >= source
     {
         return out;

@@ -22,6 +22,7 @@ integration::on_every_platform!(
     make_runs_two_jobs,
     gcc_compiles_and_runs_a_program,
     python_threads_and_subprocess,
+    proc_stat_state_letters,
 );
 
 /// Runs a self-checking fixture and checks it succeeded and printed every `ok:` line.
@@ -37,6 +38,20 @@ fn run_fixture(p: Platform, name: &str, args: &[&str], expect_ok: &[&str]) {
             "{name}: no 'ok: {part}' in {run:#?}"
         );
     }
+}
+
+/// The fixtures order events on a process being asleep (`S`, `fixtures/sync.h`): a
+/// process in non-blocking system calls must show `R`, never `S`.
+fn proc_stat_state_letters(p: Platform) {
+    run_fixture(
+        p,
+        "proc_state",
+        &[],
+        &["busy R", "stopped T, zombie Z", "blocked S"],
+    );
+    // The same fixture natively: the letters are Linux's.
+    let bin = fixture("proc_state", Link::Static);
+    native(&[path_str(&bin)]).assert_success("proc_state natively");
 }
 
 fn fork_wait_sessions_kill_and_limits(p: Platform) {
@@ -169,9 +184,13 @@ fn shell_pipelines_match_native(p: Platform) {
         "seq 1 2000 | grep 7 | sort -rn | head -n 3; echo $(( $(seq 1 100 | wc -l) * 2 ))",
     );
     same_as_native(p, "(exit 7); echo $?; sh -c 'kill -TERM $$'; echo $?");
+    // The signal arrives while the shell sleeps in `wait`: the subshell sends it once
+    // /proc shows the shell asleep (S), with builtins only.
     same_as_native(
         p,
-        "trap 'echo usr1' USR1; (sleep 0.1; kill -USR1 $$) & wait; wait; echo done",
+        "trap 'echo usr1' USR1; \
+         (until read -r _ _ s _ < /proc/$$/stat && [ \"$s\" = S ]; do :; done; kill -USR1 $$) & \
+         wait; wait; echo done",
     );
 }
 
@@ -196,8 +215,10 @@ fn bash_job_control(p: Platform) {
     assert!(got.stdout.contains("status 143"), "{got:#?}");
     // A job stopped by SIGTSTP shows as T and survives its siblings' exits (no SIGHUP:
     // its group is not orphaned by them).
-    let script = "sleep 5 & p=$!; kill -TSTP $p; sleep 0.2; ps -o stat= -p $p | cut -c1; \
-                  kill -CONT $p; kill $p; wait $p; echo $?";
+    // (The stop takes effect after `kill` returns: wait for it in /proc, not for time.)
+    let script = "sleep 5 & p=$!; kill -TSTP $p; \
+                  until read -r _ _ s _ < /proc/$p/stat && [ \"$s\" = T ]; do :; done; \
+                  ps -o stat= -p $p | cut -c1; kill -CONT $p; kill $p; wait $p; echo $?";
     let cmd = ["/bin/bash", "-c", script];
     let got = runsc_do(p, &[], &cmd);
     assert_eq!((got.code, got.stdout.as_str()), (0, "T\n143\n"), "{got:#?}");

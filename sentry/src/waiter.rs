@@ -98,6 +98,8 @@ pub trait Notify: Send + Sync {
 pub struct Waker {
     generation: Mutex<u64>,
     cond: Condvar,
+    /// How many threads sleep in [`Waker::sleep`] now (a task's `S` state in `/proc`).
+    sleepers: std::sync::atomic::AtomicU32,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -125,6 +127,19 @@ impl Waker {
     /// Sleeps until the generation differs from `seen` or `deadline` passes. Returns false
     /// on timeout.
     pub fn sleep(&self, seen: u64, deadline: Option<Instant>) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.sleepers.fetch_add(1, Relaxed);
+        let woken = self.sleep_inner(seen, deadline);
+        self.sleepers.fetch_sub(1, Relaxed);
+        woken
+    }
+
+    /// Whether a thread sleeps on this waker now.
+    pub fn is_sleeping(&self) -> bool {
+        self.sleepers.load(std::sync::atomic::Ordering::Relaxed) > 0
+    }
+
+    fn sleep_inner(&self, seen: u64, deadline: Option<Instant>) -> bool {
         let mut g = lock(&self.generation);
         while *g == seen {
             match deadline {

@@ -120,13 +120,14 @@ impl ProcSource for Kernel {
         let c = leader.creds();
         let prog = leader.program();
         let mm = leader.mm();
-        // Running application code, or the process asking (it is in a system call to
-        // read this), is `R`; otherwise the threads are waiting in the Sentry: `S`.
+        // A thread running application code or a system call that is not asleep makes
+        // the process `R` (the process asking is one: it is reading this); when every
+        // thread sleeps in a blocking call it is `S`, as on Linux.
         let state = if tg.is_dead() {
             'Z'
         } else if tg.job().stopped {
             'T'
-        } else if tasks.iter().any(|t| t.is_running()) || crate::fs::proc::current().0 == pid {
+        } else if tasks.iter().any(|t| t.is_running()) {
             'R'
         } else {
             'S'

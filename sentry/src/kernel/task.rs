@@ -106,7 +106,7 @@ pub struct Task {
     /// Nanoseconds spent running application code (inside [`Context::switch`]): the
     /// task's CPU time as far as the Sentry can see it.
     cpu_ns: AtomicU64,
-    /// Whether the task is running application code now (`R` in `/proc`, else `S`).
+    /// Whether the task is running application code now.
     in_app: AtomicBool,
 }
 
@@ -296,9 +296,10 @@ impl Task {
         std::time::Duration::from_nanos(self.cpu_ns.load(Ordering::Relaxed))
     }
 
-    /// Whether the task is running application code right now.
+    /// Whether the task is running right now: application code, or a system call that
+    /// is not asleep waiting for something (Linux's `R`, as opposed to `S`).
     pub fn is_running(&self) -> bool {
-        self.in_app.load(Ordering::Relaxed)
+        self.in_app.load(Ordering::Relaxed) || !self.waker.is_sleeping()
     }
 
     /// Whether the task has finished running.
