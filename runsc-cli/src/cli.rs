@@ -50,6 +50,10 @@ pub struct GlobalArgs {
     /// Log line format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Names this sandbox's logs under --debug-log (`runsc.ID.COMMAND.log`); `runsc do`
+    /// passes its own host pid to the processes it starts. Default: the host pid.
+    #[arg(long, global = true, hide = true, value_name = "ID")]
+    pub sandbox_id: Option<String>,
     /// Testing only: make the Sentry or the Gofer panic on purpose (see `panic_policy`).
     #[arg(long, global = true, value_enum, hide = true, value_name = "WHERE")]
     pub debug_panic: Option<DebugPanic>,
@@ -78,6 +82,9 @@ impl GlobalArgs {
         if let Some(f) = &self.log {
             v.push("--log".into());
             v.push(f.clone().into());
+        }
+        if let Some(id) = &self.sandbox_id {
+            v.push(format!("--sandbox-id={id}").into());
         }
         if let Some(p) = self.debug_panic {
             v.push(format!("--debug-panic={}", p.name()).into());

@@ -26,7 +26,16 @@ pub fn init(global: &GlobalArgs, command: &str) -> Result<(), RunscError> {
     let file = if let Some(dir) = &global.debug_log {
         std::fs::create_dir_all(dir)
             .map_err(|e| RunscError::host(format!("create {}", dir.display()), e))?;
-        let name = format!("runsc.{}.{}.log", std::process::id(), command);
+        // Named by sandbox, not by in-sandbox pid (the sandbox process is PID 1 of its own
+        // namespace in every sandbox): concurrent sandboxes never share a file.
+        let id = global
+            .sandbox_id
+            .clone()
+            .unwrap_or_else(|| std::process::id().to_string());
+        if id.is_empty() || id.contains('/') || id.starts_with('.') {
+            return Err(RunscError::Invalid(format!("bad sandbox id {id:?}")));
+        }
+        let name = format!("runsc.{id}.{command}.log");
         Some(open_append(&dir.join(name))?)
     } else if let Some(f) = &global.log {
         Some(open_append(f)?)

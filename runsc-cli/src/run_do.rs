@@ -145,7 +145,13 @@ fn strerror(e: &std::io::Error) -> String {
         .unwrap_or_else(|| e.to_string())
 }
 
+/// A child `runsc` with our global flags; it names its logs after this sandbox (our host
+/// pid unless `--sandbox-id` was given).
 fn runsc_command(global: &GlobalArgs, arg0: &str) -> Command {
+    let mut global = global.clone();
+    global
+        .sandbox_id
+        .get_or_insert_with(|| std::process::id().to_string());
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg0(arg0).args(global.to_args());
     cmd
