@@ -91,6 +91,58 @@ pub fn unshare_and_fork() -> Result<Side, GoferError> {
     }
 }
 
+/// The system calls of the process that waits for the serving child (the caller's side of
+/// [`unshare_and_fork`]), with the reason for each: it only waits, logs and exits.
+pub fn waiter_syscalls() -> Vec<(i64, &'static str)> {
+    use libc::*;
+    vec![
+        (SYS_wait4, "waiting for the serving child"),
+        (SYS_waitid, "waiting for the serving child"),
+        (SYS_write, "log lines and the panic report"),
+        (SYS_writev, "log lines"),
+        (SYS_close, "closing descriptors on the way out"),
+        (SYS_exit, "leaving"),
+        (SYS_exit_group, "leaving"),
+        (SYS_restart_syscall, "a wait interrupted by a signal"),
+        (SYS_rt_sigreturn, "return from a signal handler"),
+        (SYS_rt_sigprocmask, "glibc masks signals in exit paths"),
+        (SYS_rt_sigaction, "glibc resets handlers in exit paths"),
+        (SYS_sigaltstack, "std's stack overflow handler teardown"),
+        (SYS_brk, "allocations for log and error messages"),
+        (SYS_mmap, "allocations for log and error messages"),
+        (SYS_munmap, "allocations for log and error messages"),
+        (SYS_mremap, "allocations for log and error messages"),
+        (SYS_madvise, "allocator returning memory"),
+        (SYS_futex, "locks of the logger and stdio"),
+        (SYS_getpid, "process identity for logs"),
+        (SYS_gettid, "thread identity for logs"),
+        (
+            SYS_clock_gettime,
+            "log timestamps when the vDSO is unavailable",
+        ),
+        (SYS_sched_yield, "spinning locks"),
+    ]
+}
+
+/// Confines the process that waits for the serving child: no capability in any set,
+/// `no_new_privs`, and a seccomp filter that kills it on any call outside
+/// [`waiter_syscalls`]. From here on it can only wait, log and exit.
+pub fn confine_waiter() -> Result<(), GoferError> {
+    let cerr = |e: caps::errors::CapsError| GoferError::Caps(e.to_string());
+    caps::clear(None, CapSet::Bounding).map_err(cerr)?;
+    caps::clear(None, CapSet::Ambient).map_err(cerr)?;
+    caps::clear(None, CapSet::Inheritable).map_err(cerr)?;
+    caps::clear(None, CapSet::Effective).map_err(cerr)?;
+    caps::clear(None, CapSet::Permitted).map_err(cerr)?;
+    nix::sys::prctl::set_no_new_privs().map_err(step("no_new_privs"))?;
+    let rules = waiter_syscalls()
+        .into_iter()
+        .map(|(nr, _why)| (nr, vec![]))
+        .collect();
+    let filter = compile(rules, SeccompAction::KillProcess, SeccompAction::Allow)?;
+    seccompiler::apply_filter_all_threads(&filter).map_err(|e| GoferError::Seccomp(e.to_string()))
+}
+
 /// Waits for the serving child; `Ok` if it exited with status 0.
 pub fn wait_child(child: Pid) -> Result<(), GoferError> {
     loop {

@@ -82,8 +82,10 @@ pub fn default_threads() -> usize {
 ///
 /// With `opts.confine` the calling process must be single-threaded: it enters new
 /// namespaces and forks; the child confines itself to `root` and serves, while the
-/// caller closes its copy of `sock`, waits for the child and returns its outcome. The
-/// child dies with the caller (`PR_SET_PDEATHSIG`).
+/// caller closes its copy of `sock`, confines itself to waiting
+/// ([`confine::confine_waiter`]: no capabilities, a seccomp filter that allows little more
+/// than `wait4`, `write` and `exit_group`), waits for the child and returns its outcome.
+/// The child dies with the caller (`PR_SET_PDEATHSIG`).
 pub fn serve(root: &Path, sock: OwnedFd, opts: GoferOptions) -> Result<(), GoferError> {
     serve_with_debug_panic(root, sock, opts, false)
 }
@@ -109,6 +111,9 @@ pub fn serve_with_debug_panic(
     match confine::unshare_and_fork()? {
         confine::Side::Parent(child) => {
             drop(sock);
+            // Nothing left to do but wait: give up every privilege first. Should that fail,
+            // the child dies with us (PR_SET_PDEATHSIG).
+            confine::confine_waiter()?;
             confine::wait_child(child)
         }
         confine::Side::Child => {

@@ -14,67 +14,13 @@
 //! the end it polls `/proc` until none of those processes and no process in those
 //! namespaces remains, or a deadline passes.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use integration::{Platform, TIMEOUT, on_every_platform, runsc};
-
-/// One host process, identified so that a reused pid is not mistaken for it.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Proc {
-    pid: i32,
-    start: u64,
-    comm: String,
-    ppid: i32,
-    state: String,
-}
-
-/// Reads `/proc/PID/stat`: (comm, ppid, start time).
-fn stat_of(pid: i32) -> Option<Proc> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let open = s.find('(')?;
-    let close = s.rfind(')')?;
-    let comm = s[open + 1..close].to_string();
-    // After ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
-    // utime stime cutime cstime priority nice num_threads itrealvalue starttime ...
-    let fields: Vec<&str> = s[close + 2..].split(' ').collect();
-    Some(Proc {
-        pid,
-        start: fields.get(19)?.parse().ok()?,
-        comm,
-        ppid: fields.get(1)?.parse().ok()?,
-        state: fields.first()?.to_string(),
-    })
-}
-
-fn all_pids() -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .expect("read /proc")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect()
-}
-
-/// The PID namespace of `pid` (the inode in `/proc/PID/ns/pid`'s target).
-fn pid_ns(pid: i32) -> Option<String> {
-    std::fs::read_link(format!("/proc/{pid}/ns/pid"))
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned())
-}
-
-/// `root` and every process below it.
-fn tree(root: i32) -> Vec<Proc> {
-    let procs: Vec<Proc> = all_pids().into_iter().filter_map(stat_of).collect();
-    let mut found: Vec<Proc> = procs.iter().filter(|p| p.pid == root).cloned().collect();
-    let mut i = 0;
-    while i < found.len() {
-        let parent = found[i].pid;
-        found.extend(procs.iter().filter(|p| p.ppid == parent).cloned());
-        i += 1;
-    }
-    found
-}
+use common::{Proc, Sandbox, all_pids, pid_ns, stat_of, tree};
+use integration::{Platform, on_every_platform};
 
 /// What belongs to one sandbox: its processes and the PID namespaces it made.
 #[derive(Debug)]
@@ -161,87 +107,6 @@ impl Footprint {
                 "{what}: still alive after {deadline:?}: {left:?}"
             );
             std::thread::yield_now();
-        }
-    }
-}
-
-/// A running `runsc do` with piped stdio.
-struct Sandbox {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Sandbox {
-    fn start(p: Platform, global: &[&str], script: &str) -> Sandbox {
-        let mut cmd = Command::new(runsc());
-        cmd.arg(format!("--platform={}", p.name()))
-            .args(global)
-            .args(["do", "--", "/bin/sh", "-c", script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start runsc do");
-        let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        Sandbox {
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// Reads one line of the application's output.
-    fn line(&mut self) -> String {
-        let mut l = String::new();
-        self.stdout.read_line(&mut l).expect("read stdout");
-        l
-    }
-
-    /// Sends a line to the application.
-    fn send(&mut self, s: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin.write_all(s.as_bytes()).expect("write stdin");
-        stdin.flush().expect("flush stdin");
-    }
-
-    /// Waits for `runsc do` (killing it after [`TIMEOUT`]): status, rest of stdout,
-    /// stderr. The application's stdin stays open until then, so a `read` keeps it waiting.
-    fn finish(mut self) -> (i32, String, String) {
-        use std::os::unix::process::ExitStatusExt;
-        let stdin = self.stdin.take();
-        let mut err = self.child.stderr.take().expect("stderr");
-        let pid = self.pid();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let mut stdout = self.stdout;
-        let mut child = self.child;
-        std::thread::spawn(move || {
-            let mut out = String::new();
-            let _ = stdout.read_to_string(&mut out);
-            let mut e = String::new();
-            let _ = err.read_to_string(&mut e);
-            let status = child.wait();
-            drop(stdin);
-            let _ = tx.send((status, out, e));
-        });
-        match rx.recv_timeout(TIMEOUT) {
-            Ok((status, out, err)) => {
-                let status = status.expect("wait runsc do");
-                let code = status
-                    .code()
-                    .or_else(|| status.signal().map(|s| 128 + s))
-                    .unwrap_or(-1);
-                (code, out, err)
-            }
-            Err(_) => {
-                // SAFETY: kill(2) has no memory effects; `pid` is our unreaped child.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                panic!("runsc do did not finish within {TIMEOUT:?}");
-            }
         }
     }
 }

@@ -1,8 +1,12 @@
 //! The sandbox's processes seen from the host: how `runsc` names their logs, which user
 //! they run as, and what arguments reach the application.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::process::Command;
+
+use common::{Sandbox, status_field, tree};
 
 use integration::{Platform, on_every_platform, path_str, run_command, runsc};
 
@@ -58,4 +62,91 @@ fn debug_logs_of_concurrent_sandboxes_do_not_mix(p: Platform) {
     assert_eq!(seen, markers);
 }
 
-on_every_platform!(debug_logs_of_concurrent_sandboxes_do_not_mix);
+/// Seen from the host while the application runs: the Sentry and everything below it (the
+/// ptrace stubs) run as uid and gid 65534 in a user namespace of their own (root inside,
+/// mapped to nobody), in the sandbox's PID namespace, with no capability; the outer Gofer
+/// process, which only waits for the serving one, holds no capability and runs under
+/// seccomp.
+fn sandbox_processes_run_unprivileged(p: Platform) {
+    let mut sb = Sandbox::start(p, &[], "echo ready; read x; echo done");
+    assert_eq!(sb.line(), "ready\n");
+    let procs = tree(sb.pid());
+    let boot = procs
+        .iter()
+        .find(|q| q.comm == "runsc-sandbox")
+        .unwrap_or_else(|| panic!("no sandbox process in {procs:#?}"))
+        .clone();
+    let below_boot = tree(boot.pid);
+    if p == Platform::Ptrace {
+        assert!(
+            below_boot.len() > 1,
+            "ptrace stubs expected: {below_boot:#?}"
+        );
+    }
+    for q in &below_boot {
+        let what = format!("{} ({})", q.pid, q.comm);
+        assert_eq!(
+            status_field(q.pid, "Uid").as_deref(),
+            Some("65534 65534 65534 65534"),
+            "{what}"
+        );
+        assert_eq!(
+            status_field(q.pid, "Gid").as_deref(),
+            Some("65534 65534 65534 65534"),
+            "{what}"
+        );
+        assert_eq!(status_field(q.pid, "Groups").as_deref(), Some(""), "{what}");
+        assert_eq!(
+            status_field(q.pid, "CapEff").as_deref(),
+            Some("0000000000000000"),
+            "{what}"
+        );
+        assert_eq!(
+            status_field(q.pid, "CapPrm").as_deref(),
+            Some("0000000000000000"),
+            "{what}"
+        );
+        let map = std::fs::read_to_string(format!("/proc/{}/uid_map", q.pid)).expect("uid_map");
+        let map: Vec<&str> = map.split_whitespace().collect();
+        assert_eq!(map, ["0", "65534", "1"], "{what}: uid_map");
+        let ns = |pid: i32, kind: &str| std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok();
+        assert_ne!(
+            ns(q.pid, "user"),
+            ns(1, "user"),
+            "{what}: own user namespace"
+        );
+        // NSpid: the host's pid, then the pid in the sandbox's PID namespace.
+        let nspid = status_field(q.pid, "NSpid").expect("NSpid");
+        assert_eq!(nspid.split(' ').count(), 2, "{what}: NSpid {nspid}");
+    }
+    assert_eq!(
+        status_field(boot.pid, "NSpid").as_deref(),
+        Some(format!("{} 1", boot.pid).as_str()),
+        "the Sentry is PID 1 of the sandbox's PID namespace"
+    );
+    let outer_gofer = procs
+        .iter()
+        .find(|q| q.comm == "runsc-gofer" && q.ppid == sb.pid())
+        .unwrap_or_else(|| panic!("no outer gofer in {procs:#?}"));
+    for (key, want) in [
+        ("CapEff", "0000000000000000"),
+        ("CapPrm", "0000000000000000"),
+        ("CapBnd", "0000000000000000"),
+        ("NoNewPrivs", "1"),
+        ("Seccomp", "2"),
+    ] {
+        assert_eq!(
+            status_field(outer_gofer.pid, key).as_deref(),
+            Some(want),
+            "outer gofer {key}"
+        );
+    }
+    sb.send("go\n");
+    let (code, out, err) = sb.finish();
+    assert_eq!((code, out.as_str()), (0, "done\n"), "{err}");
+}
+
+on_every_platform!(
+    debug_logs_of_concurrent_sandboxes_do_not_mix,
+    sandbox_processes_run_unprivileged,
+);

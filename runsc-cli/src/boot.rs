@@ -66,18 +66,20 @@ pub fn run(global: &GlobalArgs, args: BootArgs) -> Result<i32, RunscError> {
     tracing::debug!(argv = ?spec.argv, cwd = %spec.cwd, "sandbox starting");
 
     child::raise_nofile_limit();
-    confine::unshare_namespaces()?;
-    let stdio = stdio_copies()?;
-    backends::prepare_sentry();
-    // KVM opens /dev/kvm, so it is created while the host is still reachable; it starts
-    // no thread or process. ptrace forks its master stub from a thread of its own, so it is
-    // created after confinement is complete: the stubs inherit the empty root, the empty
-    // capability sets and the seccomp filter.
+    // KVM opens /dev/kvm, so it is created while the process is still host root and the
+    // host is reachable; it starts no thread or process. ptrace forks its master stub from
+    // a thread of its own, so it is created after confinement is complete: the stubs
+    // inherit the user namespace, the empty root, the empty capability sets and the
+    // seccomp filter.
     let early = if backends::platform_needs_host_files(global.platform) {
         Some(backends::create_platform(global.platform)?)
     } else {
         None
     };
+    confine::enter_user_namespace()?;
+    confine::unshare_namespaces()?;
+    let stdio = stdio_copies()?;
+    backends::prepare_sentry();
     // Capabilities are per thread: dropping them below must cover every thread there is.
     let threads = confine::thread_count()?;
     if threads != 1 {

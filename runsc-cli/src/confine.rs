@@ -25,6 +25,80 @@ use nix::unistd::{chdir, pivot_root};
 
 use crate::error::RunscError;
 
+/// The host uid and gid the Sentry and its stubs run as (`nobody`/`nogroup`, as gVisor's
+/// sandbox does): root of the sandbox's own user namespace, nobody outside it.
+pub const SANDBOX_HOST_ID: u32 = 65534;
+
+/// Moves the calling process (which must be single-threaded and host root) into a new user
+/// namespace where it is root, mapped to [`SANDBOX_HOST_ID`] on the host: from the host
+/// it is an unprivileged process, and the capabilities it keeps for confining itself
+/// (mounts, `pivot_root` of the namespaces it creates next) count only inside. Supplementary
+/// groups are dropped.
+///
+/// The maps must be written by a process privileged in the host's user namespace: a
+/// forked helper waits until we have unshared, writes them and exits.
+pub fn enter_user_namespace() -> Result<(), RunscError> {
+    use nix::sys::wait::{WaitStatus, waitpid};
+    use nix::unistd::{ForkResult, Gid, Uid, fork, pipe2, setgroups, setresgid, setresuid};
+    use std::io::{Read, Write};
+    // Our pid as the host's /proc names it (we are PID 1 of our own PID namespace).
+    let host_pid =
+        std::fs::read_link("/proc/self").map_err(|e| RunscError::host("readlink /proc/self", e))?;
+    let (r, w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RunscError::nix("pipe", e))?;
+    // SAFETY: the caller guarantees a single thread, so the child cannot inherit a lock
+    // held by another thread; it writes two files and leaves with _exit.
+    match unsafe { fork() }.map_err(|e| RunscError::nix("fork", e))? {
+        ForkResult::Child => {
+            drop(w);
+            let mut go = [0u8; 1];
+            let ok = std::fs::File::from(r).read(&mut go).is_ok_and(|n| n == 1)
+                && write_id_maps(&host_pid).is_ok();
+            // SAFETY: _exit ends the forked child without running the parent's destructors.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        ForkResult::Parent { child } => {
+            drop(r);
+            let unshared = unshare(CloneFlags::CLONE_NEWUSER);
+            let mut w = std::fs::File::from(w);
+            if unshared.is_ok() {
+                let _ = w.write_all(&[1]);
+            }
+            drop(w);
+            let status = loop {
+                match waitpid(child, None) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    other => break other,
+                }
+            };
+            unshared.map_err(|e| RunscError::nix("unshare(user)", e))?;
+            if !matches!(status, Ok(WaitStatus::Exited(_, 0))) {
+                return Err(RunscError::Confine(format!(
+                    "writing the user namespace's id maps failed: {status:?}"
+                )));
+            }
+        }
+    }
+    let root_gid = Gid::from_raw(0);
+    let root_uid = Uid::from_raw(0);
+    setgroups(&[]).map_err(|e| RunscError::nix("setgroups", e))?;
+    setresgid(root_gid, root_gid, root_gid).map_err(|e| RunscError::nix("setresgid", e))?;
+    setresuid(root_uid, root_uid, root_uid).map_err(|e| RunscError::nix("setresuid", e))?;
+    // Changing credentials cleared these. Dumpable: the ptrace platform's stubs inherit it
+    // and must stay traceable by the Sentry, which will hold no capability at all.
+    nix::sys::prctl::set_dumpable(true).map_err(|e| RunscError::nix("PR_SET_DUMPABLE", e))?;
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| RunscError::nix("PR_SET_PDEATHSIG", e))?;
+    Ok(())
+}
+
+/// Maps uid and gid 0 of the user namespace of process `pid` to [`SANDBOX_HOST_ID`].
+fn write_id_maps(pid: &Path) -> std::io::Result<()> {
+    let proc = Path::new("/proc").join(pid);
+    let map = format!("0 {SANDBOX_HOST_ID} 1\n");
+    std::fs::write(proc.join("uid_map"), &map)?;
+    std::fs::write(proc.join("gid_map"), &map)
+}
+
 /// Existing host directory used as the mount point of the new root before `pivot_root`
 /// (inside our private mount namespace; the host never sees the mount).
 const NEW_ROOT_MOUNT_POINT: &str = "/proc";
