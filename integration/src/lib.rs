@@ -28,6 +28,8 @@ pub enum Platform {
     Ptrace,
     /// `--platform=kvm`.
     Kvm,
+    /// `--platform=systrap`.
+    Systrap,
 }
 
 impl Platform {
@@ -36,11 +38,12 @@ impl Platform {
         match self {
             Platform::Ptrace => "ptrace",
             Platform::Kvm => "kvm",
+            Platform::Systrap => "systrap",
         }
     }
 
     /// Every platform, in the order tests run on them.
-    pub const ALL: &[Platform] = &[Platform::Ptrace, Platform::Kvm];
+    pub const ALL: &[Platform] = &[Platform::Ptrace, Platform::Kvm, Platform::Systrap];
 
     /// What is missing to run sandboxes on this platform here, if anything: the
     /// [`test_require`] name of the requirement and a reason.
@@ -52,7 +55,7 @@ impl Platform {
             ));
         }
         match self {
-            Platform::Ptrace => None,
+            Platform::Ptrace | Platform::Systrap => None,
             Platform::Kvm if !Path::new("/dev/kvm").exists() => {
                 Some(("kvm", "kvm: /dev/kvm does not exist".into()))
             }
@@ -388,13 +391,13 @@ pub fn assert_one_line_error(run: &Run, code: i32, needle: &str) {
 }
 
 /// Instantiates each named `fn(Platform)` of the calling test file as a `#[test]` in one
-/// module per platform (`ptrace::`, `kvm::`; parametrised, not duplicated); each skips with
+/// module per platform (`ptrace::`, `kvm::`, `systrap::`; parametrised, not duplicated); each skips with
 /// a printed reason where its platform cannot run, or fails when `RSENTRY_REQUIRE` names
 /// what is missing ([`run_on`]). A new platform is one more `module Variant` pair here.
 #[macro_export]
 macro_rules! on_every_platform {
     ($($name:ident),* $(,)?) => {
-        $crate::__on_platforms! { [$($name),*] ptrace Ptrace kvm Kvm }
+        $crate::__on_platforms! { [$($name),*] ptrace Ptrace kvm Kvm systrap Systrap }
     };
 }
 

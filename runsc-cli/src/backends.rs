@@ -15,6 +15,14 @@ pub fn platform_needs_host_files(kind: PlatformKind) -> bool {
     kind == PlatformKind::Kvm
 }
 
+/// Whether the platform forks its stubs before the sandbox process installs its seccomp
+/// filter (systrap: the stubs' own filter must be the only one their application threads
+/// run under, or the Sentry's allowlist would decide about application system calls
+/// before the trap does). Such a platform is created after every other confinement step.
+pub fn platform_forks_before_seccomp(kind: PlatformKind) -> bool {
+    kind == PlatformKind::Systrap
+}
+
 /// Creates the platform chosen with `--platform`, over a fresh memory file.
 pub fn create_platform(kind: PlatformKind) -> Result<Arc<dyn platform::Platform>, RunscError> {
     if kind == PlatformKind::Kvm && !Path::new("/dev/kvm").exists() {
@@ -32,6 +40,10 @@ pub fn create_platform(kind: PlatformKind) -> Result<Arc<dyn platform::Platform>
         PlatformKind::Kvm => Arc::new(
             platform_kvm::KvmPlatform::new(memory)
                 .map_err(|e| RunscError::Platform(format!("kvm: {e}")))?,
+        ),
+        PlatformKind::Systrap => Arc::new(
+            platform_systrap::SystrapPlatform::new(memory)
+                .map_err(|e| RunscError::Platform(format!("systrap: {e}")))?,
         ),
     };
     Ok(platform)

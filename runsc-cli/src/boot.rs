@@ -90,6 +90,14 @@ pub fn run(global: &GlobalArgs, args: BootArgs) -> Result<i32, RunscError> {
     confine::pivot_to_empty_root()?;
     confine::drop_capabilities()?;
     confine::set_no_new_privs()?;
+    // systrap forks its master stub here: confined in every other way, but without the
+    // Sentry's filter (its stubs install their own, stricter one).
+    let early = match early {
+        None if backends::platform_forks_before_seccomp(global.platform) => {
+            Some(backends::create_platform(global.platform)?)
+        }
+        early => early,
+    };
     seccomp::install(global.platform)?;
     let platform = match early {
         Some(p) => p,

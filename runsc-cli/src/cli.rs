@@ -100,6 +100,8 @@ pub enum PlatformKind {
     Ptrace,
     /// A KVM virtual machine (needs /dev/kvm).
     Kvm,
+    /// Stub processes under a seccomp filter that traps every system call (SIGSYS).
+    Systrap,
 }
 
 impl PlatformKind {
@@ -108,6 +110,7 @@ impl PlatformKind {
         match self {
             PlatformKind::Ptrace => "ptrace",
             PlatformKind::Kvm => "kvm",
+            PlatformKind::Systrap => "systrap",
         }
     }
 }

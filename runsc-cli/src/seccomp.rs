@@ -61,6 +61,7 @@ pub fn allowlist(kind: PlatformKind) -> HostSyscalls {
     list.extend(match kind {
         PlatformKind::Ptrace => platform_ptrace::seccomp::host_syscalls(),
         PlatformKind::Kvm => platform_kvm::seccomp::host_syscalls(),
+        PlatformKind::Systrap => platform_systrap::seccomp::host_syscalls(),
     });
     list
 }
@@ -408,7 +409,11 @@ mod tests {
 
     #[test]
     fn every_entry_has_a_reason_and_dangerous_calls_are_absent() {
-        for kind in [PlatformKind::Ptrace, PlatformKind::Kvm] {
+        for kind in [
+            PlatformKind::Ptrace,
+            PlatformKind::Kvm,
+            PlatformKind::Systrap,
+        ] {
             every_entry_has_a_reason_and_dangerous_calls_are_absent_on(kind);
         }
     }
@@ -512,7 +517,11 @@ mod tests {
 
     #[test]
     fn filters_compile() {
-        for kind in [PlatformKind::Ptrace, PlatformKind::Kvm] {
+        for kind in [
+            PlatformKind::Ptrace,
+            PlatformKind::Kvm,
+            PlatformKind::Systrap,
+        ] {
             let progs = build(kind).expect("build");
             assert_eq!(progs.len(), 3);
             assert!(progs.iter().all(|p| !p.is_empty()));
