@@ -18,8 +18,19 @@ use crate::seccomp;
 use crate::signals;
 use crate::spec::{BootSpec, MAX_SPEC_BYTES};
 
+/// What the sandbox process runs: one program (`do`), or an OCI container's sandbox.
+enum BootMode {
+    Do(BootSpec),
+    Oci(crate::oci::bundle::SandboxBoot, OwnedFd),
+}
+
 /// Reads and parses the spec from the pipe.
 fn read_spec(fd: OwnedFd) -> Result<BootSpec, RunscError> {
+    BootSpec::parse(&read_spec_bytes(fd)?).map_err(RunscError::Invalid)
+}
+
+/// Reads the spec's bytes from the pipe.
+fn read_spec_bytes(fd: OwnedFd) -> Result<Vec<u8>, RunscError> {
     let mut bytes = Vec::new();
     std::fs::File::from(fd)
         .take(MAX_SPEC_BYTES + 1)
@@ -28,7 +39,7 @@ fn read_spec(fd: OwnedFd) -> Result<BootSpec, RunscError> {
     if bytes.len() as u64 > MAX_SPEC_BYTES {
         return Err(RunscError::Invalid("boot spec too large".into()));
     }
-    BootSpec::parse(&bytes).map_err(RunscError::Invalid)
+    Ok(bytes)
 }
 
 /// Our own copies of stdio for the application (the Sentry's fds 0-2 stay for logging).
@@ -55,7 +66,16 @@ fn stdio_copies() -> Result<[OwnedFd; 3], RunscError> {
 
 /// Runs the sandbox process; returns the exit status for `runsc boot`.
 pub fn run(global: &GlobalArgs, args: BootArgs) -> Result<i32, RunscError> {
-    let spec = read_spec(child::take_inherited_fd(args.spec_fd, "spec fd")?)?;
+    let spec_fd = child::take_inherited_fd(args.spec_fd, "spec fd")?;
+    let mode = match args.control_fd {
+        None => BootMode::Do(read_spec(spec_fd)?),
+        Some(n) => {
+            let control = child::take_inherited_fd(n, "control fd")?;
+            let boot = serde_json::from_slice(&read_spec_bytes(spec_fd)?)
+                .map_err(|e| RunscError::Invalid(format!("bad boot spec: {e}")))?;
+            BootMode::Oci(boot, control)
+        }
+    };
     let gofer = args
         .gofer_fd
         .map(|n| child::take_inherited_fd(n, "gofer fd"))
@@ -63,7 +83,7 @@ pub fn run(global: &GlobalArgs, args: BootArgs) -> Result<i32, RunscError> {
     signals::install().map_err(|e| RunscError::host("install signal handlers", e))?;
     // Shown by ps/top instead of "exe" (we were started through /proc/self/exe).
     let _ = nix::sys::prctl::set_name(c"runsc-sandbox");
-    tracing::debug!(argv = ?spec.argv, cwd = %spec.cwd, "sandbox starting");
+    tracing::debug!("sandbox starting");
 
     child::raise_nofile_limit();
     // KVM opens /dev/kvm, so it is created while the process is still host root and the
@@ -108,5 +128,10 @@ pub fn run(global: &GlobalArgs, args: BootArgs) -> Result<i32, RunscError> {
         _ => platform,
     };
     tracing::debug!(platform = platform.name(), "confined; starting the Sentry");
-    backends::run_sentry(platform, spec, stdio, gofer, global.strace)
+    match mode {
+        BootMode::Do(spec) => backends::run_sentry(platform, spec, stdio, gofer, global.strace),
+        BootMode::Oci(boot, control) => {
+            crate::oci::server::run(platform, boot, stdio, gofer, control, global.strace)
+        }
+    }
 }

@@ -22,9 +22,29 @@ const HIGH_FD: RawFd = 64;
 /// Spawns `cmd` with `fds` (each `(descriptor, target number)`) installed in the child.
 /// Target numbers must be 3 or more and below [`HIGH_FD`]; stdio is set up by `cmd`.
 pub fn spawn_with_fds(
+    cmd: Command,
+    fds: &[(&OwnedFd, RawFd)],
+    what: &str,
+) -> Result<Child, RunscError> {
+    spawn(cmd, fds, what, true)
+}
+
+/// Like [`spawn_with_fds`], but the child outlives us (no `PR_SET_PDEATHSIG`) and gets a
+/// process group of its own: the supervisor that `create` leaves running.
+pub fn spawn_detached_with_fds(
     mut cmd: Command,
     fds: &[(&OwnedFd, RawFd)],
     what: &str,
+) -> Result<Child, RunscError> {
+    cmd.process_group(0);
+    spawn(cmd, fds, what, false)
+}
+
+fn spawn(
+    mut cmd: Command,
+    fds: &[(&OwnedFd, RawFd)],
+    what: &str,
+    die_with_parent: bool,
 ) -> Result<Child, RunscError> {
     let mut moved: Vec<(OwnedFd, RawFd)> = Vec::with_capacity(fds.len());
     for (fd, target) in fds {
@@ -52,7 +72,7 @@ pub fn spawn_with_fds(
             if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+            if die_with_parent && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             for &(src, dst) in &pairs {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::oci::cli as oci;
 use crate::panic_policy::DebugPanic;
 
 /// runsc: run a program in the rsentry sandbox.
@@ -57,6 +58,14 @@ pub struct GlobalArgs {
     /// Testing only: make the Sentry or the Gofer panic on purpose (see `panic_policy`).
     #[arg(long, global = true, value_enum, hide = true, value_name = "WHERE")]
     pub debug_panic: Option<DebugPanic>,
+    /// Accepted for runc compatibility (containerd and podman pass it; there is no
+    /// systemd to ask here).
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+    /// Accepted for runc compatibility (`--rootless`, `--rootless=true|false|auto`).
+    #[arg(long, global = true, hide = true, value_name = "BOOL", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true")]
+    pub rootless: Option<String>,
 }
 
 impl GlobalArgs {
@@ -162,6 +171,42 @@ pub enum Command {
     /// Run a command in a new sandbox, with the host's root read-only under a private
     /// writable overlay; passes the environment and working directory through.
     Do(DoArgs),
+    /// Create a container from an OCI bundle; its process waits for `start`.
+    Create(oci::CreateArgs),
+    /// Start a created container's process.
+    Start(oci::IdArgs),
+    /// Print a container's state (the OCI runtime spec's JSON).
+    State(oci::IdArgs),
+    /// Send a signal to a container's first process (or, with --all, to every process).
+    Kill(oci::KillArgs),
+    /// Delete a container (and, with --force, kill it first).
+    Delete(oci::DeleteArgs),
+    /// Create and start a container, and wait for it.
+    Run(oci::RunArgs),
+    /// Run another process in a running container.
+    Exec(oci::ExecArgs),
+    /// List the processes of a container.
+    Ps(oci::PsArgs),
+    /// List the containers under --root.
+    List(oci::ListArgs),
+    /// Write a default config.json.
+    Spec(oci::SpecArgs),
+    /// Wait for a container's first process to exit and print its status.
+    Wait(oci::IdArgs),
+    /// Print a container's resource usage (--stats once; otherwise every --interval).
+    Events(oci::EventsArgs),
+    /// Freeze every process of a container (not supported yet).
+    Pause(oci::IdArgs),
+    /// Thaw a paused container (not supported yet).
+    Resume(oci::IdArgs),
+    /// Print what this runtime supports (the OCI features JSON).
+    Features,
+    /// Internal: the supervisor of a container's sandbox.
+    #[command(hide = true)]
+    Sandbox(oci::SupervisorArgs),
+    /// Internal: carries the exit status of a process started by `exec --detach`.
+    #[command(hide = true)]
+    ExecWait(oci::ExecWaitArgs),
     /// Internal: the Gofer process that serves the root file system.
     #[command(hide = true)]
     Gofer(GoferArgs),
@@ -211,4 +256,8 @@ pub struct BootArgs {
     /// The inherited lisafs socket to the Gofer.
     #[arg(long, value_name = "N")]
     pub gofer_fd: Option<i32>,
+    /// The inherited control channel of an OCI container's sandbox (the spec is then the
+    /// OCI boot description).
+    #[arg(long, value_name = "N")]
+    pub control_fd: Option<i32>,
 }

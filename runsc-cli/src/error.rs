@@ -56,6 +56,9 @@ pub enum RunscError {
     /// Confinement (namespaces, pivot_root, capabilities, seccomp) failed.
     #[error("confinement: {0}")]
     Confine(String),
+    /// An OCI lifecycle command failed (exit status 1, as runc).
+    #[error("{0}")]
+    Runtime(String),
 }
 
 impl RunscError {
@@ -81,6 +84,7 @@ impl RunscError {
             RunscError::Usage(_) => EXIT_USAGE,
             RunscError::CannotExecute { .. } => EXIT_CANNOT_EXECUTE,
             RunscError::NotFound { .. } => EXIT_NOT_FOUND,
+            RunscError::Runtime(_) => crate::oci::EXIT_OCI_ERROR,
             _ => EXIT_RUNTIME_ERROR,
         }
     }

@@ -17,6 +17,7 @@ mod confine;
 mod error;
 mod gofer;
 mod logging;
+mod oci;
 mod panic_policy;
 mod run_do;
 mod seccomp;
@@ -49,6 +50,8 @@ fn main() {
         Command::Do(_) => "",
         Command::Gofer(_) => "gofer",
         Command::Boot(_) => "sandbox",
+        Command::Sandbox(_) => "supervisor",
+        _ => "",
     });
     let code = match run(cli) {
         Ok(code) => code,
@@ -72,11 +75,31 @@ fn run(cli: Cli) -> Result<i32, RunscError> {
         Command::Do(_) => "do",
         Command::Gofer(_) => "gofer",
         Command::Boot(_) => "boot",
+        Command::Sandbox(_) => "sandbox",
+        _ => "oci",
     };
     logging::init(&cli.global, name)?;
-    match cli.command {
-        Command::Do(args) => run_do::run(&cli.global, args),
-        Command::Gofer(args) => gofer::run(&cli.global, args),
-        Command::Boot(args) => boot::run(&cli.global, args),
-    }
+    let oci = match cli.command {
+        Command::Do(args) => return run_do::run(&cli.global, args),
+        Command::Gofer(args) => return gofer::run(&cli.global, args),
+        Command::Boot(args) => return boot::run(&cli.global, args),
+        Command::Sandbox(args) => return oci::supervisor::run(&cli.global, args),
+        Command::Create(a) => oci::OciCommand::Create(a),
+        Command::Start(a) => oci::OciCommand::Start(a),
+        Command::State(a) => oci::OciCommand::State(a),
+        Command::Kill(a) => oci::OciCommand::Kill(a),
+        Command::Delete(a) => oci::OciCommand::Delete(a),
+        Command::Run(a) => oci::OciCommand::Run(a),
+        Command::Exec(a) => oci::OciCommand::Exec(a),
+        Command::Ps(a) => oci::OciCommand::Ps(a),
+        Command::List(a) => oci::OciCommand::List(a),
+        Command::Spec(a) => oci::OciCommand::Spec(a),
+        Command::Wait(a) => oci::OciCommand::Wait(a),
+        Command::Events(a) => oci::OciCommand::Events(a),
+        Command::Pause(a) => oci::OciCommand::Pause(a),
+        Command::Resume(a) => oci::OciCommand::Resume(a),
+        Command::Features => oci::OciCommand::Features,
+        Command::ExecWait(a) => oci::OciCommand::ExecWait(a),
+    };
+    oci::run(&cli.global, oci)
 }

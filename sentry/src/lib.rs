@@ -14,6 +14,7 @@
 //!
 //! The entry point is [`run_sandbox`].
 
+pub mod control;
 pub mod fs;
 pub mod kernel;
 pub mod loader;

@@ -268,7 +268,7 @@ impl Kernel {
     }
 
     /// Waits (up to `limit`) for every tracked task thread to end.
-    fn join_threads(&self, limit: std::time::Duration) {
+    pub(crate) fn join_threads(&self, limit: std::time::Duration) {
         let deadline = Instant::now() + limit;
         loop {
             let hs: Vec<_> =

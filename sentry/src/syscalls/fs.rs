@@ -1296,11 +1296,18 @@ fn check_dir(w: &Walk, p: &VfsPath) -> Result<(), Errno> {
 /// `chdir(2)`.
 pub fn sys_chdir(t: &Task, path: u64) -> Result<u64, Errno> {
     let p = read_path(t, path)?;
+    chdir_task(t, &p)?;
+    Ok(0)
+}
+
+/// Changes `t`'s working directory to `path`, with `t`'s credentials (`chdir` without the
+/// copy-in; the runtime sets a new process's directory this way).
+pub(crate) fn chdir_task(t: &Task, path: &[u8]) -> Result<(), Errno> {
     let w = walk(t);
-    let target = w.resolve(t, AT_FDCWD, &p, 0)?;
+    let target = w.resolve(t, AT_FDCWD, path, 0)?;
     check_dir(&w, &target)?;
     fs_context(t).set_cwd(target);
-    Ok(0)
+    Ok(())
 }
 
 /// `fchdir(2)`.

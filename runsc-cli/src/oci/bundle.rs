@@ -1,0 +1,197 @@
+//! Reading an OCI bundle: `config.json` (parsed with `oci-spec`) and its root file system,
+//! turned into what the sandbox needs.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{Process, Spec};
+use serde::{Deserialize, Serialize};
+
+use super::OciError;
+use super::proto::ProcessArgs;
+
+/// What the sandbox process (`runsc boot` in OCI mode) is told at start.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SandboxBoot {
+    /// The first process.
+    pub process: ProcessArgs,
+    /// The host name.
+    pub hostname: String,
+}
+
+/// A parsed bundle.
+#[derive(Debug)]
+pub struct Bundle {
+    /// The bundle directory (absolute).
+    pub dir: PathBuf,
+    /// The root file system (absolute, a directory).
+    pub rootfs: PathBuf,
+    /// The parsed `config.json`.
+    pub spec: Spec,
+}
+
+/// The search path used when the process's environment has no `PATH`.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+impl Bundle {
+    /// Loads and checks `dir/config.json`.
+    pub fn load(dir: &Path) -> Result<Bundle, OciError> {
+        let dir = std::fs::canonicalize(dir)
+            .map_err(|e| OciError::new(format!("bundle {}: {e}", dir.display())))?;
+        let config = dir.join("config.json");
+        let bytes = std::fs::read(&config)
+            .map_err(|e| OciError::new(format!("{}: {e}", config.display())))?;
+        let spec: Spec = serde_json::from_slice(&bytes)
+            .map_err(|e| OciError::new(format!("{}: malformed: {e}", config.display())))?;
+        let root = spec
+            .root()
+            .as_ref()
+            .ok_or_else(|| OciError::new(format!("{}: no root", config.display())))?;
+        let rootfs = dir.join(root.path());
+        let rootfs = std::fs::canonicalize(&rootfs)
+            .map_err(|e| OciError::new(format!("rootfs {}: {e}", rootfs.display())))?;
+        if !rootfs.is_dir() {
+            return Err(OciError::new(format!(
+                "rootfs {} is not a directory",
+                rootfs.display()
+            )));
+        }
+        let process = spec
+            .process()
+            .as_ref()
+            .ok_or_else(|| OciError::new(format!("{}: no process", config.display())))?;
+        process_args(process, &rootfs)?;
+        Ok(Bundle { dir, rootfs, spec })
+    }
+
+    /// The process of the spec.
+    pub fn process(&self) -> &Process {
+        // Checked by `load`.
+        self.spec
+            .process()
+            .as_ref()
+            .expect("load checked the process")
+    }
+
+    /// What the sandbox process needs.
+    pub fn sandbox_boot(&self) -> Result<SandboxBoot, OciError> {
+        Ok(SandboxBoot {
+            process: process_args(self.process(), &self.rootfs)?,
+            hostname: self
+                .spec
+                .hostname()
+                .clone()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "runsc".into()),
+        })
+    }
+}
+
+/// Converts a spec process to [`ProcessArgs`], resolving a command without `/` in the
+/// process's `PATH` below `rootfs`, as runc does before `execve`.
+pub fn process_args(p: &Process, rootfs: &Path) -> Result<ProcessArgs, OciError> {
+    let mut argv = p.args().clone().unwrap_or_default();
+    if argv.is_empty() {
+        return Err(OciError::new("process: args must not be empty"));
+    }
+    let envp = p.env().clone().unwrap_or_default();
+    let cwd = p.cwd().to_string_lossy().into_owned();
+    if !cwd.starts_with('/') {
+        return Err(OciError::new(format!(
+            "process: cwd {cwd:?} is not absolute"
+        )));
+    }
+    if let Some(found) = resolve_in_path(rootfs, &argv[0], &envp) {
+        argv[0] = found;
+    }
+    let user = p.user();
+    Ok(ProcessArgs {
+        argv,
+        envp,
+        cwd,
+        uid: user.uid(),
+        gid: user.gid(),
+        groups: user.additional_gids().clone().unwrap_or_default(),
+    })
+}
+
+/// The first `DIR/name` of the environment's `PATH` that is an executable regular file
+/// below `rootfs`; `None` for names with `/` or when nothing matches (the Sentry then
+/// reports the name as not found).
+pub fn resolve_in_path(rootfs: &Path, name: &str, envp: &[String]) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    if name.is_empty() || name.contains('/') {
+        return None;
+    }
+    let path = envp
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    path.split(':')
+        .filter(|d| d.starts_with('/'))
+        .find_map(|dir| {
+            let candidate = format!("{}/{name}", dir.trim_end_matches('/'));
+            // Follows symlinks on the host below rootfs: an absolute link is resolved
+            // against the host's root, so only the common relative-link layouts resolve;
+            // anything else is left to the Sentry by its name.
+            let host = rootfs.join(candidate.trim_start_matches('/'));
+            let meta = std::fs::metadata(&host).ok()?;
+            (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(candidate)
+        })
+}
+
+/// A default `config.json` like `runc spec` writes: `sh` in `rootfs`, a terminal, the
+/// usual mounts and namespaces.
+pub fn default_spec() -> Spec {
+    let mut spec = Spec::default();
+    spec.set_version("1.2.0".into());
+    spec.set_hostname(Some("runsc".into()));
+    spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_bundle(config: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("rootfs")).expect("mkdir");
+        std::fs::write(dir.path().join("config.json"), config).expect("write");
+        dir
+    }
+
+    #[test]
+    fn the_default_spec_loads() {
+        let dir =
+            write_bundle(&serde_json::to_string(&default_spec()).expect("serialize default spec"));
+        let b = Bundle::load(dir.path()).expect("load");
+        let boot = b.sandbox_boot().expect("boot");
+        assert_eq!(boot.hostname, "runsc");
+        assert_eq!(boot.process.argv, ["sh"]);
+        assert_eq!(boot.process.cwd, "/");
+    }
+
+    #[test]
+    fn bad_bundles_are_one_line_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e = Bundle::load(dir.path()).expect_err("missing config");
+        assert!(e.to_string().contains("config.json"), "{e}");
+        let dir = write_bundle("{ not json");
+        let e = Bundle::load(dir.path()).expect_err("malformed");
+        assert!(e.to_string().contains("malformed"), "{e}");
+        assert!(!e.to_string().contains('\n'));
+        let dir = write_bundle(
+            r#"{"ociVersion":"1.0.0","root":{"path":"nope"},"process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}}}"#,
+        );
+        let e = Bundle::load(dir.path()).expect_err("missing rootfs");
+        assert!(e.to_string().contains("rootfs"), "{e}");
+        let dir = write_bundle(
+            r#"{"ociVersion":"1.0.0","root":{"path":"rootfs"},"process":{"args":[],"cwd":"/","user":{"uid":0,"gid":0}}}"#,
+        );
+        assert!(Bundle::load(dir.path()).is_err());
+        let dir = write_bundle(
+            r#"{"ociVersion":"1.0.0","root":{"path":"rootfs"},"process":{"args":["sh"],"cwd":"rel","user":{"uid":0,"gid":0}}}"#,
+        );
+        assert!(Bundle::load(dir.path()).is_err());
+    }
+}

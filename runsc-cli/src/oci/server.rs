@@ -1,0 +1,246 @@
+//! The sandbox process's side of the control protocol (`runsc boot --control-fd N`):
+//! runs after confinement, inside the seccomp filter, so it only reads, writes and passes
+//! descriptors on sockets it already holds.
+//!
+//! The supervisor hands every client connection over the control channel (one packet
+//! with the connection's descriptor); each connection is served on its own thread, so a
+//! `Wait` can block without holding up anything else.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use sentry::control::{InitState, ProcessSpec, Sandbox};
+
+use super::bundle::SandboxBoot;
+use super::proto::{self, InitStatus, Proc, ProcessArgs, Reply, Request};
+use crate::error::RunscError;
+
+/// Counts the connections waiting for the first process, so that the sandbox answers
+/// them before it exits.
+#[derive(Debug, Default)]
+struct Waiters {
+    count: Mutex<usize>,
+    done: Condvar,
+}
+
+impl Waiters {
+    fn enter(&self) {
+        *self.count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+    }
+
+    fn leave(&self) {
+        let mut c = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        *c = c.saturating_sub(1);
+        self.done.notify_all();
+    }
+
+    /// Waits (at most `limit`) until no waiter is left.
+    fn drain(&self, limit: std::time::Duration) {
+        let c = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = self
+            .done
+            .wait_timeout_while(c, limit, |c| *c > 0)
+            .map_err(|_| ());
+    }
+}
+
+fn spec_of(p: ProcessArgs, stdio: [OwnedFd; 3]) -> ProcessSpec {
+    ProcessSpec {
+        argv: p.argv,
+        envp: p.envp,
+        cwd: p.cwd,
+        uid: p.uid,
+        gid: p.gid,
+        groups: p.groups,
+        stdio,
+    }
+}
+
+fn error_reply(e: impl std::fmt::Display) -> Reply {
+    Reply::Error {
+        message: e.to_string(),
+    }
+}
+
+/// A readable message for a failed load (missing program, bad cwd...).
+fn sentry_error(e: sentry::SentryError) -> String {
+    match e {
+        sentry::SentryError::Exec { path, errno } => format!(
+            "{path}: {}",
+            errno
+                .description()
+                .map(str::to_owned)
+                .unwrap_or_else(|| errno.to_string())
+        ),
+        e => e.to_string(),
+    }
+}
+
+/// Runs the sandbox of an OCI container: loads the first process, reports ready (or the
+/// error) on `control`, serves connections, and returns the first process's status once
+/// it ends.
+pub fn run(
+    platform: Arc<dyn platform::Platform>,
+    boot: SandboxBoot,
+    stdio: [OwnedFd; 3],
+    gofer: Option<OwnedFd>,
+    control: OwnedFd,
+    strace: bool,
+) -> Result<i32, RunscError> {
+    let sandbox = match Sandbox::new(platform, &boot.hostname, strace, gofer) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            let _ = proto::send(control.as_fd(), &error_reply(&e), &[]);
+            return Err(RunscError::Sentry(e.to_string()));
+        }
+    };
+    match sandbox.create_init(spec_of(boot.process, stdio)) {
+        Ok(pid) => proto::send(control.as_fd(), &Reply::Ready { pid }, &[])
+            .map_err(|e| RunscError::host("report ready", e))?,
+        Err(e) => {
+            let msg = sentry_error(e);
+            let _ = proto::send(
+                control.as_fd(),
+                &Reply::Error {
+                    message: msg.clone(),
+                },
+                &[],
+            );
+            return Err(RunscError::Sentry(msg));
+        }
+    }
+    let waiters = Arc::new(Waiters::default());
+    {
+        let sandbox = sandbox.clone();
+        let waiters = waiters.clone();
+        std::thread::Builder::new()
+            .name("control".into())
+            .spawn(move || accept_loop(sandbox, waiters, control))
+            .map_err(|e| RunscError::host("start the control thread", e))?;
+    }
+    let status = sandbox
+        .wait_init()
+        .map_err(|e| RunscError::Sentry(e.to_string()))?;
+    waiters.drain(std::time::Duration::from_secs(2));
+    Ok(status.to_shell_code())
+}
+
+/// Takes client connections from the supervisor until it hangs up.
+fn accept_loop(sandbox: Arc<Sandbox>, waiters: Arc<Waiters>, control: OwnedFd) {
+    static CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
+    loop {
+        let conn = match proto::recv_raw(control.as_fd()) {
+            Ok(Some((_, mut fds))) if !fds.is_empty() => fds.swap_remove(0),
+            Ok(Some(_)) => continue,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!("control channel: {e}");
+                return;
+            }
+        };
+        let n = CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+        let sandbox = sandbox.clone();
+        let waiters = waiters.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("control-{n}"))
+            .spawn(move || serve(&sandbox, &waiters, conn));
+        if let Err(e) = spawned {
+            tracing::warn!("cannot serve a control connection: {e}");
+        }
+    }
+}
+
+/// Serves one connection until the client hangs up.
+fn serve(sandbox: &Sandbox, waiters: &Waiters, conn: OwnedFd) {
+    loop {
+        let (req, fds) = match proto::recv::<Request>(conn.as_fd()) {
+            Ok(Some(m)) => m,
+            Ok(None) => return,
+            Err(e) => {
+                let _ = proto::send(conn.as_fd(), &error_reply(e), &[]);
+                return;
+            }
+        };
+        // A wait for the first process is answered before the sandbox exits.
+        let init_wait = req == Request::Wait { pid: 1 };
+        if init_wait {
+            waiters.enter();
+        }
+        let reply = handle(sandbox, req, fds);
+        let sent = proto::send(conn.as_fd(), &reply, &[]);
+        if init_wait {
+            waiters.leave();
+        }
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+fn handle(sandbox: &Sandbox, req: Request, fds: Vec<OwnedFd>) -> Reply {
+    match req {
+        Request::Start => match sandbox.start() {
+            Ok(()) => Reply::Ok,
+            Err(_) => match sandbox.init_state() {
+                Some(InitState::Running) => error_reply("the container is already running"),
+                _ => error_reply("the container has stopped"),
+            },
+        },
+        Request::State => match sandbox.init_state() {
+            Some(InitState::Created) => Reply::State {
+                status: InitStatus::Created,
+                exit: None,
+            },
+            Some(InitState::Running) | None => Reply::State {
+                status: InitStatus::Running,
+                exit: None,
+            },
+            Some(InitState::Stopped(st)) => Reply::State {
+                status: InitStatus::Stopped,
+                exit: Some(st.to_shell_code()),
+            },
+        },
+        Request::Exec { process } => {
+            let Ok(stdio) = <[OwnedFd; 3]>::try_from(fds) else {
+                return error_reply("exec needs exactly three descriptors (stdio)");
+            };
+            match sandbox.exec(spec_of(process, stdio)) {
+                Ok(pid) => Reply::Pid { pid },
+                Err(e) => error_reply(sentry_error(e)),
+            }
+        }
+        Request::Wait { pid } => match sandbox.wait(pid) {
+            Some(st) => Reply::Exited {
+                status: st.to_shell_code(),
+            },
+            None => error_reply(format!("no process {pid} to wait for")),
+        },
+        Request::Signal { pid, signal, all } => {
+            let r = if all {
+                sandbox.signal_all(signal)
+            } else {
+                sandbox.signal(pid, signal)
+            };
+            match r {
+                Ok(()) => Reply::Ok,
+                Err(e) => error_reply(format!("signal {signal} to {pid}: {e}")),
+            }
+        }
+        Request::Ps => Reply::Processes {
+            procs: sandbox
+                .processes()
+                .into_iter()
+                .map(|p| Proc {
+                    pid: p.pid,
+                    ppid: p.ppid,
+                    uid: p.uid,
+                    comm: p.comm,
+                    threads: p.threads,
+                    cpu_ns: p.cpu_ns,
+                    rss: p.rss,
+                })
+                .collect(),
+        },
+    }
+}

@@ -1,0 +1,239 @@
+//! `runsc sandbox` (internal): the supervisor of one container, started by `create` and
+//! left running when `create` returns. Its pid is the one in `--pid-file`, and its exit
+//! status is the container's (containerd's shim waits for it).
+//!
+//! ```text
+//! runsc sandbox (supervisor: control.sock listener, exit.json)
+//!  ├── runsc gofer --serve-root ROOTFS --read-only --fd 3
+//!  └── runsc boot --spec-fd 3 --gofer-fd 4 --control-fd 5   (the Sentry, PID 1 of a new
+//!                                                            PID namespace)
+//! ```
+//!
+//! It binds `control.sock`, starts the Gofer and the sandbox process like `runsc do`
+//! does, waits for the sandbox to report that the first process is loaded, tells `create`
+//! (over the ready pipe), then hands every connection on `control.sock` to the sandbox and
+//! waits for it to exit. It records the exit status in `exit.json` and exits with it.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::socket::{
+    AddressFamily, Backlog, SockFlag, SockType, UnixAddr, accept4, bind, listen, socketpair,
+};
+use serde::{Deserialize, Serialize};
+
+use super::bundle::SandboxBoot;
+use super::proto::{self, Reply};
+use super::state::{CONTROL_SOCKET, EXIT_FILE, write_atomic};
+use crate::child;
+use crate::cli::GlobalArgs;
+use crate::error::RunscError;
+
+/// What `create` sends the supervisor.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Launch {
+    /// The root file system on the host.
+    pub rootfs: PathBuf,
+    /// The sandbox process's boot description.
+    pub boot: SandboxBoot,
+}
+
+/// The largest launch description accepted.
+const MAX_LAUNCH: u64 = 16 << 20;
+
+/// A `runsc` child command with the global flags.
+pub fn runsc_command(global: &GlobalArgs, arg0: &str) -> Command {
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg0(arg0).args(global.to_args());
+    cmd
+}
+
+/// Runs the supervisor; returns the container's exit status.
+pub fn run(global: &GlobalArgs, args: super::cli::SupervisorArgs) -> Result<i32, RunscError> {
+    let ready = child::take_inherited_fd(args.ready_fd, "ready fd")?;
+    let launch_fd = child::take_inherited_fd(args.launch_fd, "launch fd")?;
+    let _ = nix::sys::prctl::set_name(c"runsc-supervisor");
+    let mut ready = std::fs::File::from(ready);
+    let started = start(global, &args.state_dir, launch_fd);
+    let (mut boot, mut gofer, listener, control) = match started {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(ready, "error: {e}");
+            return Err(e);
+        }
+    };
+    let _ = writeln!(ready, "ok");
+    drop(ready);
+    drop((listener, control));
+    let status = match boot.wait() {
+        Ok(st) => shell_status(st),
+        Err(e) => {
+            tracing::error!("wait for the sandbox: {e}");
+            crate::error::EXIT_RUNTIME_ERROR
+        }
+    };
+    let exit = serde_json::json!({ "status": status });
+    if let Err(e) = write_atomic(&args.state_dir.join(EXIT_FILE), exit.to_string().as_bytes()) {
+        tracing::debug!("record the exit status: {e}");
+    }
+    let _ = gofer.kill();
+    let _ = gofer.wait();
+    Ok(status)
+}
+
+/// A child's status as a shell reports it.
+fn shell_status(st: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match (st.code(), st.signal()) {
+        (Some(c), _) => c,
+        (None, Some(s)) => 128 + s,
+        _ => crate::error::EXIT_RUNTIME_ERROR,
+    }
+}
+
+type Started = (Child, Child, OwnedFd, OwnedFd);
+
+/// Binds the control socket, starts the Gofer and the sandbox, and waits until the
+/// sandbox reports its first process loaded.
+fn start(global: &GlobalArgs, state_dir: &Path, launch_fd: OwnedFd) -> Result<Started, RunscError> {
+    let mut bytes = Vec::new();
+    std::fs::File::from(launch_fd)
+        .take(MAX_LAUNCH + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| RunscError::host("read launch description", e))?;
+    let launch: Launch = serde_json::from_slice(&bytes)
+        .map_err(|e| RunscError::Invalid(format!("bad launch description: {e}")))?;
+
+    let listener = proto::seqpacket().map_err(|e| RunscError::host("control socket", e))?;
+    let path = state_dir.join(CONTROL_SOCKET);
+    let _ = std::fs::remove_file(&path);
+    let addr = UnixAddr::new(&path).map_err(|e| RunscError::nix("control socket address", e))?;
+    bind(listener.as_raw_fd(), &addr).map_err(|e| RunscError::nix("bind control socket", e))?;
+    listen(&listener, Backlog::new(64).unwrap_or(Backlog::MAXCONN))
+        .map_err(|e| RunscError::nix("listen on control socket", e))?;
+
+    let pair = || {
+        socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| RunscError::nix("socketpair", e))
+    };
+    let (sentry_end, gofer_end) = pair()?;
+    let mut gofer_cmd = runsc_command(global, "runsc-gofer");
+    gofer_cmd
+        .arg("gofer")
+        .arg("--serve-root")
+        .arg(&launch.rootfs)
+        .arg("--read-only")
+        .args(["--fd", "3"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let mut gofer = child::spawn_with_fds(gofer_cmd, &[(&gofer_end, 3)], "gofer")?;
+    drop(gofer_end);
+
+    let (control, control_sandbox_end) = pair()?;
+    // Connections are handed to the sandbox until it exits (the thread ends with us). It
+    // starts now: after unshare(CLONE_NEWPID) no thread can be created.
+    {
+        let listener = listener
+            .try_clone()
+            .map_err(|e| RunscError::host("dup control socket", e))?;
+        let control = control
+            .try_clone()
+            .map_err(|e| RunscError::host("dup control channel", e))?;
+        std::thread::Builder::new()
+            .name("accept".into())
+            .spawn(move || accept_loop(listener, control))
+            .map_err(|e| RunscError::host("start the accept thread", e))?;
+    }
+    let (spec_read, spec_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RunscError::nix("pipe", e))?;
+    // Our next child becomes PID 1 of a new PID namespace.
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
+        let _ = gofer.kill();
+        let _ = gofer.wait();
+        return Err(RunscError::nix("unshare(CLONE_NEWPID)", e));
+    }
+    let mut boot_cmd = runsc_command(global, "runsc-sandbox");
+    boot_cmd
+        .arg("boot")
+        .args(["--spec-fd", "3", "--gofer-fd", "4", "--control-fd", "5"]);
+    let spawned = child::spawn_with_fds(
+        boot_cmd,
+        &[(&spec_read, 3), (&sentry_end, 4), (&control_sandbox_end, 5)],
+        "sandbox",
+    );
+    let mut boot = match spawned {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = gofer.kill();
+            let _ = gofer.wait();
+            return Err(e);
+        }
+    };
+    drop((spec_read, sentry_end, control_sandbox_end));
+    let json = serde_json::to_vec(&launch.boot).map_err(|e| RunscError::Invalid(e.to_string()))?;
+    // A sandbox that dies before reading gives EPIPE here; its status says why.
+    let _ = std::fs::File::from(spec_write).write_all(&json);
+    let failed = |boot: &mut Child, gofer: &mut Child, e: RunscError| {
+        let _ = boot.kill();
+        let _ = boot.wait();
+        let _ = gofer.kill();
+        let _ = gofer.wait();
+        Err(e)
+    };
+    match proto::recv::<Reply>(control.as_fd()) {
+        Ok(Some((Reply::Ready { pid }, _))) => {
+            tracing::debug!(pid, "sandbox ready");
+            Ok((boot, gofer, listener, control))
+        }
+        Ok(Some((Reply::Error { message }, _))) => {
+            failed(&mut boot, &mut gofer, RunscError::Sentry(message))
+        }
+        Ok(Some((other, _))) => failed(
+            &mut boot,
+            &mut gofer,
+            RunscError::Sentry(format!("unexpected message {other:?}")),
+        ),
+        Ok(None) | Err(_) => {
+            let st = boot.wait().map(shell_status).unwrap_or(-1);
+            let _ = gofer.kill();
+            let _ = gofer.wait();
+            Err(RunscError::Sentry(format!(
+                "the sandbox exited while starting (status {st})"
+            )))
+        }
+    }
+}
+
+/// Hands every connection on `listener` to the sandbox over `control`.
+fn accept_loop(listener: OwnedFd, control: OwnedFd) {
+    loop {
+        let conn = match accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
+            // SAFETY: accept4 just created this descriptor; nothing else owns it.
+            Ok(fd) => unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) },
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::ECONNABORTED) => continue,
+            Err(e) => {
+                tracing::warn!("accept on the control socket: {e}");
+                return;
+            }
+        };
+        if proto::send(
+            control.as_fd(),
+            &serde_json::Value::Null,
+            &[conn.as_raw_fd()],
+        )
+        .is_err()
+        {
+            // The sandbox is gone; the connection closes and the client sees it stopped.
+            return;
+        }
+    }
+}

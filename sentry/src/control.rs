@@ -1,0 +1,338 @@
+//! The control API of a long-lived sandbox: what an OCI runtime asks of the Sentry after
+//! `create` (start the container's process, run more processes in it, signal them, list
+//! them, wait for them).
+//!
+//! [`run_sandbox`](crate::run_sandbox) builds a kernel, runs one program and returns when it
+//! ends. A [`Sandbox`] splits that up: [`Sandbox::new`] builds the kernel,
+//! [`Sandbox::create_init`] loads the first program (PID 1) without running it,
+//! [`Sandbox::start`] runs it, and [`Sandbox::exec`] starts further processes in the same
+//! kernel (like `runc exec`: they have no parent inside the sandbox). Every method may be
+//! called from any host thread.
+
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use linux_abi::Errno;
+use linux_abi::signal::{SI_USER, SIGKILL, SIGSTOP, SigInfo};
+
+use crate::fs::FdTable;
+use crate::kernel::signal::SIG_DFL;
+use crate::kernel::{Credentials, Kernel, Task, ThreadGroup, task};
+use crate::{ExitStatus, SentryError};
+
+/// A process to start in a sandbox.
+#[derive(Debug)]
+pub struct ProcessSpec {
+    /// The program and its arguments; `argv[0]` is the program path.
+    pub argv: Vec<String>,
+    /// The environment, as `K=V` strings.
+    pub envp: Vec<String>,
+    /// The working directory (absolute, inside the sandbox).
+    pub cwd: String,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Supplementary group ids.
+    pub groups: Vec<u32>,
+    /// Host descriptors that become the process's fds 0, 1 and 2.
+    pub stdio: [OwnedFd; 3],
+}
+
+/// One process of the sandbox, as `ps` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// Process id inside the sandbox.
+    pub pid: i32,
+    /// Parent's process id (0 for PID 1 and for processes started by [`Sandbox::exec`]).
+    pub ppid: i32,
+    /// Real user id.
+    pub uid: u32,
+    /// The command name (`/proc/<pid>/comm`).
+    pub comm: String,
+    /// Number of threads.
+    pub threads: usize,
+    /// CPU time used by application code, in nanoseconds.
+    pub cpu_ns: u64,
+    /// Resident memory in bytes.
+    pub rss: u64,
+}
+
+/// Where the sandbox's first process is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitState {
+    /// Loaded, not started.
+    Created,
+    /// Running.
+    Running,
+    /// Ended with this status.
+    Stopped(ExitStatus),
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// PID 1 while it is loaded but not started.
+    unstarted: Option<Arc<Task>>,
+    init: Option<Arc<ThreadGroup>>,
+    init_thread: Option<std::thread::JoinHandle<()>>,
+    /// Processes started by `exec`, kept so that their status can be collected.
+    execs: BTreeMap<i32, Arc<ThreadGroup>>,
+}
+
+/// A sandbox kernel driven from outside (see the module documentation).
+#[derive(Debug)]
+pub struct Sandbox {
+    kernel: Arc<Kernel>,
+    inner: Mutex<Inner>,
+}
+
+fn creds(spec: &ProcessSpec) -> Credentials {
+    let mut c = Credentials::new(spec.uid, spec.gid);
+    c.groups = spec.groups.clone();
+    c
+}
+
+impl Sandbox {
+    /// Builds the kernel: host name, `--strace`, and the root served by `gofer` (an
+    /// overlay over it; a bare tmpfs without one).
+    pub fn new(
+        platform: Arc<dyn platform::Platform>,
+        hostname: &str,
+        strace: bool,
+        gofer: Option<OwnedFd>,
+    ) -> Result<Sandbox, SentryError> {
+        Ok(Sandbox {
+            kernel: Kernel::new(platform, hostname, strace, gofer)?,
+            inner: Mutex::new(Inner::default()),
+        })
+    }
+
+    /// The kernel.
+    pub fn kernel(&self) -> &Arc<Kernel> {
+        &self.kernel
+    }
+
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Creates a process for `spec` and loads its program, without running it.
+    fn load(&self, spec: ProcessSpec) -> Result<Arc<Task>, SentryError> {
+        if spec.argv.is_empty() {
+            return Err(SentryError::Config("empty argv"));
+        }
+        if !spec.cwd.starts_with('/') {
+            return Err(SentryError::Config("cwd must be absolute"));
+        }
+        let creds = creds(&spec);
+        let fds = FdTable::new();
+        let ProcessSpec {
+            argv, envp, stdio, ..
+        } = spec;
+        for (i, fd) in stdio.into_iter().enumerate() {
+            fds.insert_at(i as i32, crate::fs::host_fd_file(fd), false)
+                .map_err(SentryError::Filesystem)?;
+        }
+        let ctx = self
+            .kernel
+            .vfs()
+            .root_context(b"/")
+            .map_err(SentryError::Filesystem)?;
+        let t = Task::new_process(&self.kernel, 0, creds, Arc::new(fds), Arc::new(ctx))?;
+        // The working directory is looked up with the process's own credentials, as
+        // runc's `chdir` after switching user does.
+        let cwd_b = spec.cwd.as_bytes().to_vec();
+        let path = argv.first().cloned().unwrap_or_default();
+        let exec_err = |errno| SentryError::Exec {
+            path: path.clone(),
+            errno,
+        };
+        crate::syscalls::fs::chdir_task(&t, &cwd_b).map_err(|errno| SentryError::Exec {
+            path: spec.cwd.clone(),
+            errno,
+        })?;
+        let argv_b = argv.iter().map(|s| s.as_bytes().to_vec()).collect();
+        let envp_b = envp.iter().map(|s| s.as_bytes().to_vec()).collect();
+        t.execve(path.as_bytes(), argv_b, envp_b)
+            .map_err(exec_err)?;
+        Ok(t)
+    }
+
+    /// Loads the first process (PID 1) without running it: a missing or unusable program
+    /// is reported here, as `runc create` does.
+    pub fn create_init(&self, spec: ProcessSpec) -> Result<i32, SentryError> {
+        let mut inner = self.inner();
+        if inner.init.is_some() {
+            return Err(SentryError::Config(
+                "the sandbox already has a first process",
+            ));
+        }
+        drop(inner);
+        let t = self.load(spec)?;
+        let pid = t.tgid();
+        inner = self.inner();
+        inner.init = Some(t.thread_group().clone());
+        inner.unstarted = Some(t);
+        Ok(pid)
+    }
+
+    /// Runs the first process.
+    pub fn start(&self) -> Result<(), SentryError> {
+        let mut inner = self.inner();
+        let Some(t) = inner.unstarted.take() else {
+            return Err(SentryError::Config(
+                "the first process is not waiting to start",
+            ));
+        };
+        let h = task::spawn(t).map_err(SentryError::Thread)?;
+        inner.init_thread = Some(h);
+        Ok(())
+    }
+
+    /// The state of the first process.
+    pub fn init_state(&self) -> Option<InitState> {
+        let inner = self.inner();
+        let tg = inner.init.as_ref()?;
+        Some(if inner.unstarted.is_some() {
+            InitState::Created
+        } else if let Some(st) = tg.is_dead().then(|| tg.exit_status()).flatten() {
+            InitState::Stopped(st)
+        } else {
+            InitState::Running
+        })
+    }
+
+    /// Waits for the first process to end (it must have been created), then ends every
+    /// other process and waits (a bounded time) for their threads. Returns its status.
+    pub fn wait_init(&self) -> Result<ExitStatus, SentryError> {
+        let tg = self
+            .inner()
+            .init
+            .clone()
+            .ok_or(SentryError::Config("the sandbox has no first process"))?;
+        let status = tg.wait_exit();
+        if let Some(h) = self.inner().init_thread.take()
+            && h.join().is_err()
+        {
+            tracing::error!("the PID 1 task thread panicked");
+        }
+        for pid in self.kernel.pids() {
+            if let Some(g) = self.kernel.thread_group(pid) {
+                g.kill(SIGKILL);
+            }
+        }
+        self.kernel.join_threads(std::time::Duration::from_secs(5));
+        Ok(status)
+    }
+
+    /// Ends the first process before it ever ran (`delete` of a created container).
+    pub fn kill_unstarted(&self) -> bool {
+        let mut inner = self.inner();
+        let Some(t) = inner.unstarted.take() else {
+            return false;
+        };
+        // Run it just to let it die: the kill is seen before any application code runs.
+        t.thread_group().kill(SIGKILL);
+        match task::spawn(t) {
+            Ok(h) => inner.init_thread = Some(h),
+            Err(e) => tracing::error!("cannot end the unstarted first process: {e}"),
+        }
+        true
+    }
+
+    /// Starts another process in the sandbox (`runc exec`) and returns its pid.
+    pub fn exec(&self, spec: ProcessSpec) -> Result<i32, SentryError> {
+        if self.inner().init.as_ref().is_none_or(|i| i.is_exiting()) {
+            return Err(SentryError::Config("the sandbox is not running"));
+        }
+        let t = self.load(spec)?;
+        let pid = t.tgid();
+        let tg = t.thread_group().clone();
+        let h = task::spawn(t).map_err(SentryError::Thread)?;
+        self.kernel.track_thread(h);
+        let mut inner = self.inner();
+        inner.execs.retain(|_, g| !g.is_dead());
+        inner.execs.insert(pid, tg);
+        Ok(pid)
+    }
+
+    /// Waits for process `pid` (the first one, or one started by [`Sandbox::exec`]) to
+    /// end and returns its status; `None` for other pids.
+    pub fn wait(&self, pid: i32) -> Option<ExitStatus> {
+        let tg = {
+            let inner = self.inner();
+            match &inner.init {
+                Some(i) if i.tgid() == pid => Some(i.clone()),
+                _ => inner.execs.get(&pid).cloned(),
+            }
+        }?;
+        Some(tg.wait_exit())
+    }
+
+    /// Sends `sig` to process `pid` from outside the sandbox. As for a signal sent to a
+    /// container's init from the host, PID 1 ignores signals whose action is the default
+    /// one, except `SIGKILL` and `SIGSTOP`.
+    pub fn signal(&self, pid: i32, sig: i32) -> Result<(), Errno> {
+        if !(1..=64).contains(&sig) {
+            return Err(Errno::EINVAL);
+        }
+        if pid == 1 && self.kill_unstarted_if(sig) {
+            return Ok(());
+        }
+        let tg = self.kernel.thread_group(pid).ok_or(Errno::ESRCH)?;
+        if pid == 1 && sig != SIGKILL && sig != SIGSTOP && tg.action(sig).handler == SIG_DFL {
+            return Ok(());
+        }
+        tg.send_signal(SigInfo::new(sig, SI_USER));
+        Ok(())
+    }
+
+    fn kill_unstarted_if(&self, sig: i32) -> bool {
+        if sig == SIGKILL {
+            return self.kill_unstarted();
+        }
+        false
+    }
+
+    /// Sends `sig` to every process of the sandbox (`kill --all`).
+    pub fn signal_all(&self, sig: i32) -> Result<(), Errno> {
+        if !(1..=64).contains(&sig) {
+            return Err(Errno::EINVAL);
+        }
+        if sig == SIGKILL {
+            self.kill_unstarted();
+        }
+        for pid in self.kernel.pids() {
+            if let Some(tg) = self.kernel.thread_group(pid) {
+                tg.send_signal(SigInfo::new(sig, SI_USER));
+            }
+        }
+        Ok(())
+    }
+
+    /// The live processes, by pid.
+    pub fn processes(&self) -> Vec<ProcessInfo> {
+        self.kernel
+            .pids()
+            .into_iter()
+            .filter_map(|pid| {
+                let tg = self.kernel.thread_group(pid)?;
+                if tg.is_dead() {
+                    return None;
+                }
+                let tasks = tg.tasks();
+                let leader = tasks.first()?;
+                Some(ProcessInfo {
+                    pid,
+                    ppid: tg.ppid(),
+                    uid: leader.creds().uid,
+                    comm: String::from_utf8_lossy(&leader.comm()).into_owned(),
+                    threads: tasks.len(),
+                    cpu_ns: tg.cpu_time().as_nanos() as u64,
+                    rss: leader.mm().resident_pages() * crate::mm::PAGE,
+                })
+            })
+            .collect()
+    }
+}
