@@ -91,8 +91,10 @@ pub fn run(
     let sandbox = match Sandbox::new(platform, &boot.hostname, strace, gofer) {
         Ok(s) => Arc::new(s),
         Err(e) => {
+            // Reported by `create`; the container's stderr is not ours to write to.
+            tracing::debug!("sandbox setup failed: {e}");
             let _ = proto::send(control.as_fd(), &error_reply(&e), &[]);
-            return Err(RunscError::Sentry(e.to_string()));
+            return Ok(crate::error::EXIT_RUNTIME_ERROR);
         }
     };
     match sandbox.create_init(spec_of(boot.process, stdio)) {
@@ -100,14 +102,9 @@ pub fn run(
             .map_err(|e| RunscError::host("report ready", e))?,
         Err(e) => {
             let msg = sentry_error(e);
-            let _ = proto::send(
-                control.as_fd(),
-                &Reply::Error {
-                    message: msg.clone(),
-                },
-                &[],
-            );
-            return Err(RunscError::Sentry(msg));
+            tracing::debug!("loading the first process failed: {msg}");
+            let _ = proto::send(control.as_fd(), &Reply::Error { message: msg }, &[]);
+            return Ok(crate::error::EXIT_RUNTIME_ERROR);
         }
     }
     let waiters = Arc::new(Waiters::default());

@@ -62,8 +62,10 @@ pub fn run(global: &GlobalArgs, args: super::cli::SupervisorArgs) -> Result<i32,
     let (mut boot, mut gofer, listener, control) = match started {
         Ok(s) => s,
         Err(e) => {
+            // `create` prints it; the container's stderr (ours) is not for runtime errors.
+            tracing::debug!("sandbox start failed: {e}");
             let _ = writeln!(ready, "error: {e}");
-            return Err(e);
+            return Ok(crate::error::EXIT_RUNTIME_ERROR);
         }
     };
     let _ = writeln!(ready, "ok");

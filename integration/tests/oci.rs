@@ -1,0 +1,404 @@
+//! The OCI lifecycle by hand, as containerd's runc shim drives it: `spec`, `create`,
+//! `state`, `start`, `exec`, `ps`, `list`, `kill`, `wait`, `delete`, `run`, and each bad
+//! input (missing or malformed `config.json`, unknown ID, duplicate ID, stale state
+//! directory, dead sandbox), which must give one `runsc: ...` line, exit status 1 and no
+//! state left behind.
+//!
+//! The test process makes itself a child subreaper, as the shim does, so that it can wait
+//! for the pid in `--pid-file` and see the container's exit status there.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use integration::{
+    Platform, Run, assert_one_line_error, on_every_platform, path_str, run_command, runsc,
+};
+
+/// A bundle whose root is the host's `/` (served read-only by the Gofer) and a state
+/// root, both temporary.
+struct Bundle {
+    dir: tempfile::TempDir,
+    root: tempfile::TempDir,
+    platform: Platform,
+}
+
+impl Bundle {
+    fn new(platform: Platform, args: &[&str]) -> Bundle {
+        let b = Bundle {
+            dir: tempfile::tempdir().expect("bundle dir"),
+            root: tempfile::tempdir().expect("state root"),
+            platform,
+        };
+        b.runsc(&["spec", "--bundle", path_str(b.dir.path())])
+            .assert_success("spec");
+        b.edit(|c| {
+            c["root"] = serde_json::json!({ "path": "/", "readonly": true });
+            c["process"]["terminal"] = false.into();
+            c["process"]["args"] = serde_json::json!(args);
+        });
+        b
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("config.json")
+    }
+
+    fn edit(&self, f: impl FnOnce(&mut serde_json::Value)) {
+        let mut c: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.config()).expect("read config"))
+                .expect("parse config");
+        f(&mut c);
+        std::fs::write(self.config(), serde_json::to_vec(&c).expect("json")).expect("write");
+    }
+
+    fn base(&self) -> Command {
+        let mut cmd = Command::new(runsc());
+        cmd.arg("--root")
+            .arg(self.root.path())
+            .arg(format!("--platform={}", self.platform.name()));
+        cmd
+    }
+
+    fn runsc(&self, args: &[&str]) -> Run {
+        let mut cmd = self.base();
+        cmd.args(args);
+        run_command(cmd, b"")
+    }
+
+    fn state_dir(&self, id: &str) -> PathBuf {
+        self.root.path().join(id)
+    }
+
+    /// `create`; the container's stdio (which the sandbox keeps) goes to files, so that
+    /// nothing waits for its end of a pipe.
+    fn create(&self, id: &str, pid_file: &Path) -> (Run, String) {
+        let out = self.dir.path().join(format!("{id}.out"));
+        let err = self.dir.path().join(format!("{id}.err"));
+        let mut cmd = self.base();
+        cmd.arg("create")
+            .arg("--bundle")
+            .arg(self.dir.path())
+            .arg("--pid-file")
+            .arg(pid_file)
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).expect("out"))
+            .stderr(std::fs::File::create(&err).expect("err"));
+        let status = cmd.status().expect("run create");
+        let run = Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::new(),
+            stderr: std::fs::read_to_string(&err).unwrap_or_default(),
+        };
+        (run, out.to_string_lossy().into_owned())
+    }
+
+    fn state(&self, id: &str) -> serde_json::Value {
+        let r = self.runsc(&["state", id]);
+        r.assert_success("state");
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("state JSON: {e}: {r:#?}"))
+    }
+}
+
+/// Makes this process a child subreaper (as containerd's shim is), once.
+fn subreaper() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and touches no memory.
+        let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(rc, 0, "PR_SET_CHILD_SUBREAPER");
+    });
+}
+
+/// Waits for process `pid` (our child by adoption) and returns its shell-style status.
+fn wait_pid(pid: i32) -> i32 {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid out pointer; waitpid has no other memory effects.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::Interrupted,
+            "waitpid {pid}: {e}"
+        );
+    }
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    }
+}
+
+fn read_pid(f: &Path) -> i32 {
+    std::fs::read_to_string(f)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid")
+}
+
+const INIT: &[&str] = &[
+    "/bin/sh",
+    "-c",
+    "trap 'echo bye; exit 7' TERM; echo started; while :; do sleep 1; done",
+];
+
+fn lifecycle(p: Platform) {
+    subreaper();
+    let b = Bundle::new(p, INIT);
+    let id = "life";
+    let pid_file = b.dir.path().join("pid");
+    let (run, out) = b.create(id, &pid_file);
+    assert_eq!(run.code, 0, "create: {run:#?}");
+    let pid = read_pid(&pid_file);
+    let st = b.state(id);
+    assert_eq!(st["status"], "created", "{st}");
+    assert_eq!(st["id"], id);
+    assert_eq!(st["pid"], pid);
+    assert_eq!(st["ociVersion"], "1.2.0");
+    assert_eq!(
+        Path::new(st["bundle"].as_str().expect("bundle")),
+        std::fs::canonicalize(b.dir.path()).expect("canonical bundle")
+    );
+    // Created, not started: the program has not run.
+    assert_eq!(std::fs::read_to_string(&out).expect("out"), "");
+
+    b.runsc(&["start", id]).assert_success("start");
+    assert_eq!(b.state(id)["status"], "running");
+    assert_one_line_error(&b.runsc(&["start", id]), 1, "already running");
+
+    let r = b.runsc(&[
+        "exec",
+        id,
+        "/bin/sh",
+        "-c",
+        "echo $((6*7)); echo err >&2; exit 5",
+    ]);
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (5, "42\n", "err\n"),
+        "{r:#?}"
+    );
+    let r = b.runsc(&[
+        "exec",
+        "--env",
+        "GREETING=hi",
+        "--cwd",
+        "/etc",
+        id,
+        "sh",
+        "-c",
+        "echo $GREETING $PWD",
+    ]);
+    assert_eq!(r.stdout, "hi /etc\n", "{r:#?}");
+
+    // A detached exec: the pid file's process carries the exec'd process's status.
+    let exec_pid = b.dir.path().join("exec.pid");
+    let r = b.runsc(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        path_str(&exec_pid),
+        id,
+        "/bin/sh",
+        "-c",
+        "exit 4",
+    ]);
+    r.assert_success("exec --detach");
+    assert_eq!(wait_pid(read_pid(&exec_pid)), 4);
+
+    let r = b.runsc(&["ps", "--format", "json", id]);
+    r.assert_success("ps");
+    let pids: Vec<i32> = serde_json::from_str(&r.stdout).expect("ps JSON");
+    assert!(pids.contains(&1), "{pids:?}");
+    let r = b.runsc(&["ps", id]);
+    assert!(r.stdout.lines().any(|l| l.ends_with(" sh")), "{r:#?}");
+    let r = b.runsc(&["list", "--format", "json"]);
+    let all: serde_json::Value = serde_json::from_str(&r.stdout).expect("list JSON");
+    assert_eq!(all[0]["id"], id, "{all}");
+    assert_eq!(all[0]["status"], "running", "{all}");
+    let r = b.runsc(&["events", "--stats", id]);
+    let ev: serde_json::Value = serde_json::from_str(&r.stdout).expect("events JSON");
+    assert_eq!(ev["type"], "stats");
+    assert!(ev["data"]["pids"]["current"].as_u64() >= Some(1), "{ev}");
+
+    assert_one_line_error(&b.runsc(&["delete", id]), 1, "not stopped");
+    assert_one_line_error(&b.runsc(&["kill", id, "NOSUCHSIG"]), 1, "invalid signal");
+    b.runsc(&["kill", id, "TERM"]).assert_success("kill");
+    let r = b.runsc(&["wait", id]);
+    r.assert_success("wait");
+    let w: serde_json::Value = serde_json::from_str(&r.stdout).expect("wait JSON");
+    assert_eq!(w["exitStatus"], 7, "{w}");
+    // What containerd's shim sees: the pid file's process exits with the container's status.
+    assert_eq!(wait_pid(pid), 7);
+    assert_eq!(b.state(id)["status"], "stopped");
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("out"),
+        "started\nbye\n"
+    );
+    assert_one_line_error(&b.runsc(&["kill", id, "KILL"]), 1, "not running");
+    assert_one_line_error(&b.runsc(&["exec", id, "/bin/true"]), 1, "not running");
+
+    b.runsc(&["delete", id]).assert_success("delete");
+    assert!(!b.state_dir(id).exists());
+    assert_one_line_error(&b.runsc(&["state", id]), 1, "does not exist");
+}
+
+fn kill_and_force_delete(p: Platform) {
+    subreaper();
+    // PID 1 ignores SIGTERM without a handler, as a container's init does under runc.
+    let b = Bundle::new(p, &["/bin/sleep", "1000"]);
+    let pid_file = b.dir.path().join("pid");
+    let (run, _) = b.create("k", &pid_file);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let pid = read_pid(&pid_file);
+    b.runsc(&["start", "k"]).assert_success("start");
+    b.runsc(&["kill", "k"]).assert_success("kill TERM");
+    assert_eq!(b.state("k")["status"], "running");
+    b.runsc(&["delete", "--force", "k"])
+        .assert_success("delete --force");
+    assert_eq!(wait_pid(pid), 128 + libc::SIGKILL);
+    assert!(!b.state_dir("k").exists());
+    // A created container can be deleted without --force; its program never runs.
+    let (run, out) = b.create("c", &pid_file);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let pid = read_pid(&pid_file);
+    b.runsc(&["delete", "c"]).assert_success("delete created");
+    wait_pid(pid);
+    assert!(!b.state_dir("c").exists());
+    assert_eq!(std::fs::read_to_string(out).expect("out"), "");
+}
+
+fn run_waits_and_cleans_up(p: Platform) {
+    let b = Bundle::new(p, &["/bin/sh", "-c", "echo hi from $(hostname); exit 3"]);
+    let mut cmd = b.base();
+    cmd.args(["run", "--bundle", path_str(b.dir.path()), "r"]);
+    let r = run_command(cmd, b"");
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (3, "hi from runsc\n"),
+        "{r:#?}"
+    );
+    assert!(!b.state_dir("r").exists());
+}
+
+fn bad_inputs(p: Platform) {
+    subreaper();
+    let b = Bundle::new(p, &["/bin/sleep", "1000"]);
+    let pid_file = b.dir.path().join("pid");
+    // `spec` refuses to overwrite.
+    assert_one_line_error(
+        &b.runsc(&["spec", "--bundle", path_str(b.dir.path())]),
+        1,
+        "exists",
+    );
+    // Unknown and invalid IDs.
+    for cmd in [
+        &["state", "nope"][..],
+        &["start", "nope"],
+        &["kill", "nope"],
+        &["delete", "nope"],
+        &["exec", "nope", "true"],
+        &["ps", "nope"],
+        &["wait", "nope"],
+    ] {
+        assert_one_line_error(&b.runsc(cmd), 1, "does not exist");
+    }
+    b.runsc(&["delete", "--force", "nope"])
+        .assert_success("delete --force unknown");
+    assert_one_line_error(&b.runsc(&["state", "../x"]), 1, "invalid container id");
+    // A program that does not exist fails create, and leaves nothing behind.
+    b.edit(|c| c["process"]["args"] = serde_json::json!(["/no/such/program"]));
+    let (run, _) = b.create("np", &pid_file);
+    assert_one_line_error(&run, 1, "/no/such/program");
+    assert!(!b.state_dir("np").exists());
+    assert!(!pid_file.exists());
+    // Malformed and missing config.json.
+    std::fs::write(b.config(), "{ not json").expect("write");
+    let (run, _) = b.create("bad", &pid_file);
+    assert_one_line_error(&run, 1, "malformed");
+    assert!(!b.state_dir("bad").exists());
+    std::fs::remove_file(b.config()).expect("rm config");
+    let (run, _) = b.create("bad", &pid_file);
+    assert_one_line_error(&run, 1, "config.json");
+    assert!(!b.state_dir("bad").exists());
+
+    // Duplicate ID: the first container is untouched.
+    let b = Bundle::new(p, &["/bin/sleep", "1000"]);
+    let (run, _) = b.create("dup", &pid_file);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let pid = read_pid(&pid_file);
+    let other_pid = b.dir.path().join("pid2");
+    let (run, _) = b.create("dup", &other_pid);
+    assert_one_line_error(&run, 1, "already exists");
+    assert!(!other_pid.exists());
+    assert_eq!(b.state("dup")["status"], "created");
+
+    // A dead sandbox: its supervisor was killed. The container is stopped.
+    // SAFETY: kill(2) has no memory effects; `pid` is the supervisor we just started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    assert_eq!(wait_pid(pid), 128 + libc::SIGKILL);
+    assert_eq!(b.state("dup")["status"], "stopped");
+    assert_one_line_error(&b.runsc(&["start", "dup"]), 1, "stopped");
+    assert_one_line_error(&b.runsc(&["exec", "dup", "/bin/true"]), 1, "not running");
+    b.runsc(&["delete", "dup"]).assert_success("delete dead");
+    assert!(!b.state_dir("dup").exists());
+
+    // Stale state directories: no state file, or a corrupt one.
+    std::fs::create_dir(b.state_dir("stale")).expect("mkdir");
+    assert_one_line_error(&b.runsc(&["state", "stale"]), 1, "stale");
+    let r = b.runsc(&["list", "-q"]);
+    assert_eq!(r.stdout, "", "{r:#?}");
+    b.runsc(&["delete", "stale"]).assert_success("delete stale");
+    assert!(!b.state_dir("stale").exists());
+    std::fs::create_dir(b.state_dir("corrupt")).expect("mkdir");
+    std::fs::write(b.state_dir("corrupt").join("state.json"), "{").expect("write");
+    assert_one_line_error(&b.runsc(&["state", "corrupt"]), 1, "corrupt state");
+    b.runsc(&["delete", "--force", "corrupt"])
+        .assert_success("delete corrupt");
+}
+
+#[test]
+fn features_and_unsupported_flags() {
+    let r = integration::runsc_raw(&["features"]);
+    r.assert_success("features");
+    let f: serde_json::Value = serde_json::from_str(&r.stdout).expect("features JSON");
+    assert_eq!(f["ociVersionMax"], "1.2.0");
+    // runc's global flags that containerd and podman pass are accepted.
+    let root = tempfile::tempdir().expect("root");
+    let log = root.path().join("log.json");
+    let r = integration::runsc_raw(&[
+        "--root",
+        path_str(root.path()),
+        "--log",
+        path_str(&log),
+        "--log-format",
+        "json",
+        "--systemd-cgroup",
+        "state",
+        "nope",
+    ]);
+    assert_one_line_error(&r, 1, "does not exist");
+    // The error is also in the log, as runc writes it (containerd's shim reads it).
+    let logged = std::fs::read_to_string(&log).expect("log");
+    let last: serde_json::Value =
+        serde_json::from_str(logged.lines().last().expect("a log line")).expect("log JSON");
+    assert_eq!(last["level"], "error");
+    assert!(
+        last["msg"]
+            .as_str()
+            .expect("msg")
+            .contains("does not exist")
+    );
+}
+
+on_every_platform!(
+    lifecycle,
+    kill_and_force_delete,
+    run_waits_and_cleans_up,
+    bad_inputs
+);
