@@ -416,6 +416,18 @@ fn delete(global: &GlobalArgs, a: DeleteArgs) -> Result<i32, RunscError> {
         }
     };
     match c.status(&s).0 {
+        // The sandbox is on its way out (or wedged and not answering): its supervisor
+        // gets a bounded time to exit with the container's status, then is killed with
+        // its processes (they die with it), so nothing outlives the state.
+        Status::Stopped if state::supervisor_alive(&s) => {
+            if !wait_host_exit(s.pid, s.pid_start, std::time::Duration::from_secs(10)) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(s.pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                wait_host_exit(s.pid, s.pid_start, std::time::Duration::from_secs(10));
+            }
+        }
         Status::Stopped => {}
         Status::Running if !a.force => {
             return Err(err(format!(
