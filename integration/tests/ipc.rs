@@ -58,7 +58,7 @@ fn unix_sockets_names_options_and_rights(p: Platform) {
     expect_parts(
         p,
         "ipc_unix",
-        &["nonet"],
+        &[],
         &[
             "stream-pair",
             "seqpacket-dgram",

@@ -19,6 +19,7 @@ pub mod fs;
 pub mod kernel;
 pub mod loader;
 pub mod mm;
+pub mod net;
 pub mod syscalls;
 pub mod waiter;
 

@@ -65,6 +65,8 @@ pub struct Kernel {
     ncpus: usize,
     /// Host threads of tasks other than PID 1's first, joined when the sandbox ends.
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// The network stack of the sandbox.
+    net: Arc<crate::net::Stack>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -112,6 +114,7 @@ impl Kernel {
                 .map_or(1, |n| n.get())
                 .min(1024),
             threads: Mutex::new(Vec::new()),
+            net: crate::net::Stack::new_loopback(),
         });
         let proc_source: Weak<Kernel> = Arc::downgrade(&kernel);
         kernel.vfs.set_proc_source(proc_source);
@@ -126,6 +129,11 @@ impl Kernel {
     /// The futex wait queues.
     pub fn futexes(&self) -> &Futexes {
         &self.futexes
+    }
+
+    /// The sandbox's network stack.
+    pub fn net(&self) -> &Arc<crate::net::Stack> {
+        &self.net
     }
 
     /// The sandbox's filesystem tree.

@@ -14,6 +14,7 @@
 //! lists; an unknown number returns `ENOSYS` and is logged once by name.
 
 pub mod fs;
+pub mod inet;
 pub mod ipc;
 pub mod mm;
 pub mod poll;

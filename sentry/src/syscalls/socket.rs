@@ -2,8 +2,9 @@
 //! names, the send/receive family with control messages (`SCM_RIGHTS`,
 //! `SCM_CREDENTIALS`), `shutdown` and socket options.
 //!
-//! Only `AF_UNIX` exists ([`crate::fs::socket`]); `AF_INET`, `AF_INET6`, `AF_NETLINK` and
-//! every other family give `EAFNOSUPPORT` (the sandbox has no network by default).
+//! `AF_UNIX` sockets are [`crate::fs::socket`]'s; `AF_INET` and `AF_INET6` sockets are the
+//! network stack's ([`crate::net`], their calls in [`super::inet`]); every other family
+//! gives `EAFNOSUPPORT`.
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use linux_abi::flags::open::*;
 
 use super::SyscallEntry;
 use super::fs::{install, make_socket_node, sigpipe, socket_key_at};
+use super::inet::{self, inet};
 use crate::fs::OpenFile;
 use crate::fs::anon::anon_file;
 use crate::fs::socket::*;
@@ -52,7 +54,7 @@ const SCM_MAX_FD: usize = 253;
 /// Longest `sun_path`.
 const UNIX_PATH_MAX: usize = 108;
 /// Most iovecs (`UIO_MAXIOV`).
-const UIO_MAXIOV: u64 = 1024;
+pub(super) const UIO_MAXIOV: u64 = 1024;
 
 fn creds_of(t: &Task) -> Ucred {
     let c = t.creds();
@@ -98,6 +100,9 @@ fn check_type(domain: i32, ty: u32, protocol: i32) -> Result<i32, Errno> {
 
 /// `socket(domain, type, protocol)`.
 pub fn sys_socket(t: &Task, domain: i32, ty: u32, protocol: i32) -> Result<u64, Errno> {
+    if domain == crate::net::addr::AF_INET || domain == crate::net::addr::AF_INET6 {
+        return inet::socket(t, domain, ty, protocol);
+    }
     let kind = check_type(domain, ty, protocol)?;
     let sock = UnixSocket::new(kind, creds_of(t))?;
     install(t, new_socket_file(sock, ty), ty & SOCK_CLOEXEC != 0)
@@ -111,6 +116,10 @@ pub fn sys_socketpair(
     protocol: i32,
     sv: u64,
 ) -> Result<u64, Errno> {
+    if domain == crate::net::addr::AF_INET || domain == crate::net::addr::AF_INET6 {
+        // Linux has no socketpair for IP.
+        return Err(Errno::EOPNOTSUPP);
+    }
     let kind = check_type(domain, ty, protocol)?;
     let (a, b) = UnixSocket::pair(kind, creds_of(t))?;
     let table = t.fd_table();
@@ -213,6 +222,10 @@ fn autobind(sock: &UnixSocket) -> Result<(), Errno> {
 
 /// `bind(fd, addr, len)`.
 pub fn sys_bind(t: &Task, fd: i32, addr: u64, len: u32) -> Result<u64, Errno> {
+    let f = t.fd_table().get(fd)?;
+    if let Some(s) = inet(&f) {
+        return inet::bind(t, s, addr, len);
+    }
     let sock = socket_of(t, fd)?;
     match read_sockaddr(t, addr, len)? {
         Name::Unnamed => autobind(&sock)?,
@@ -234,12 +247,20 @@ pub fn sys_bind(t: &Task, fd: i32, addr: u64, len: u32) -> Result<u64, Errno> {
 
 /// `listen(fd, backlog)`.
 pub fn sys_listen(t: &Task, fd: i32, backlog: i32) -> Result<u64, Errno> {
+    let f = t.fd_table().get(fd)?;
+    if let Some(s) = inet(&f) {
+        return inet::listen(s, backlog);
+    }
     socket_of(t, fd)?.listen(backlog)?;
     Ok(0)
 }
 
 /// `accept4(fd, addr, len, flags)`.
 pub fn sys_accept4(t: &Task, fd: i32, addr: u64, len: u64, flags: u32) -> Result<u64, Errno> {
+    let f = t.fd_table().get(fd)?;
+    if let Some(s) = inet(&f) {
+        return inet::accept4(t, s, addr, len, flags);
+    }
     if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
         return Err(Errno::EINVAL);
     }
@@ -260,6 +281,10 @@ pub fn sys_accept(t: &Task, fd: i32, addr: u64, len: u64) -> Result<u64, Errno> 
 
 /// `connect(fd, addr, len)`.
 pub fn sys_connect(t: &Task, fd: i32, addr: u64, len: u32) -> Result<u64, Errno> {
+    let f = t.fd_table().get(fd)?;
+    if let Some(s) = inet(&f) {
+        return inet::connect(t, s, addr, len);
+    }
     let sock = socket_of(t, fd)?;
     let name = read_sockaddr(t, addr, len)?;
     let target = find(t, &name)?;
@@ -269,6 +294,10 @@ pub fn sys_connect(t: &Task, fd: i32, addr: u64, len: u32) -> Result<u64, Errno>
 
 /// `getsockname(fd, addr, len)`.
 pub fn sys_getsockname(t: &Task, fd: i32, addr: u64, len: u64) -> Result<u64, Errno> {
+    let f = t.fd_table().get(fd)?;
+    if let Some(s) = inet(&f) {
+        return inet::getsockname(t, s, addr, len);
+    }
     let sock = socket_of(t, fd)?;
     write_sockaddr(t, addr, len, sock.name().as_deref())?;
     Ok(0)
@@ -276,6 +305,10 @@ pub fn sys_getsockname(t: &Task, fd: i32, addr: u64, len: u64) -> Result<u64, Er
 
 /// `getpeername(fd, addr, len)`.
 pub fn sys_getpeername(t: &Task, fd: i32, addr: u64, len: u64) -> Result<u64, Errno> {
+    let f = t.fd_table().get(fd)?;
+    if let Some(s) = inet(&f) {
+        return inet::getpeername(t, s, addr, len);
+    }
     let sock = socket_of(t, fd)?;
     let peer = sock.peer_name()?;
     write_sockaddr(t, addr, len, peer.as_deref())?;
@@ -319,6 +352,10 @@ pub fn sys_sendto(
     addr: u64,
     alen: u32,
 ) -> Result<u64, Errno> {
+    let f = t.fd_table().get(fd)?;
+    if let Some(s) = inet(&f) {
+        return inet::sendto(t, s, buf, len, flags, addr, alen);
+    }
     let sock = socket_of(t, fd)?;
     let len = len.min(1 << 24) as usize;
     let mut data = vec![0u8; len];
@@ -341,6 +378,10 @@ pub fn sys_recvfrom(
     addr: u64,
     alen: u64,
 ) -> Result<u64, Errno> {
+    let f = t.fd_table().get(fd)?;
+    if let Some(s) = inet(&f) {
+        return inet::recvfrom(t, s, buf, len, flags, addr, alen);
+    }
     let sock = socket_of(t, fd)?;
     let len = len.min(1 << 24) as usize;
     let r = sock.recv(len, flags)?;
@@ -362,18 +403,18 @@ pub fn sys_recvfrom(
 
 /// A `struct msghdr` as read from the application.
 #[derive(Debug, Default, Clone, Copy)]
-struct MsgHdr {
-    name: u64,
-    namelen: u32,
+pub(super) struct MsgHdr {
+    pub(super) name: u64,
+    pub(super) namelen: u32,
     iov: u64,
     iovlen: u64,
     control: u64,
     controllen: u64,
 }
 
-const MSGHDR_SIZE: u64 = 56;
+pub(super) const MSGHDR_SIZE: u64 = 56;
 
-fn read_msghdr(t: &Task, addr: u64) -> Result<MsgHdr, Errno> {
+pub(super) fn read_msghdr(t: &Task, addr: u64) -> Result<MsgHdr, Errno> {
     let w: [u64; 7] = t.mm().read_obj(addr)?;
     let h = MsgHdr {
         name: w[0],
@@ -389,7 +430,7 @@ fn read_msghdr(t: &Task, addr: u64) -> Result<MsgHdr, Errno> {
     Ok(h)
 }
 
-fn read_iovecs(t: &Task, h: &MsgHdr) -> Result<Vec<(u64, u64)>, Errno> {
+pub(super) fn read_iovecs(t: &Task, h: &MsgHdr) -> Result<Vec<(u64, u64)>, Errno> {
     let mut raw = vec![0u8; h.iovlen as usize * 16];
     t.mm().copy_in(h.iov, &mut raw)?;
     let mut total = 0u64;
@@ -491,6 +532,10 @@ fn sendmsg_one(t: &Task, sock: &UnixSocket, addr: u64, flags: u32) -> Result<u64
 
 /// `sendmsg(fd, msg, flags)`.
 pub fn sys_sendmsg(t: &Task, fd: i32, msg: u64, flags: u32) -> Result<u64, Errno> {
+    let f = t.fd_table().get(fd)?;
+    if let Some(s) = inet(&f) {
+        return inet::sendmsg(t, s, msg, flags);
+    }
     let sock = socket_of(t, fd)?;
     sendmsg_one(t, &sock, msg, flags)
 }
@@ -603,12 +648,20 @@ fn recvmsg_one(t: &Task, sock: &UnixSocket, addr: u64, flags: u32) -> Result<u64
 
 /// `recvmsg(fd, msg, flags)`.
 pub fn sys_recvmsg(t: &Task, fd: i32, msg: u64, flags: u32) -> Result<u64, Errno> {
+    let f = t.fd_table().get(fd)?;
+    if let Some(s) = inet(&f) {
+        return inet::recvmsg(t, s, msg, flags);
+    }
     let sock = socket_of(t, fd)?;
     recvmsg_one(t, &sock, msg, flags)
 }
 
 /// `sendmmsg(fd, msgvec, vlen, flags)`.
 pub fn sys_sendmmsg(t: &Task, fd: i32, vec: u64, n: u32, flags: u32) -> Result<u64, Errno> {
+    let f = t.fd_table().get(fd)?;
+    if let Some(s) = inet(&f) {
+        return inet::sendmmsg(t, s, vec, n, flags);
+    }
     let sock = socket_of(t, fd)?;
     let n = n.min(UIO_MAXIOV as u32);
     let mut done = 0u32;
@@ -634,6 +687,10 @@ pub fn sys_recvmmsg(
     flags: u32,
     _timeout: u64,
 ) -> Result<u64, Errno> {
+    let f = t.fd_table().get(fd)?;
+    if let Some(s) = inet(&f) {
+        return inet::recvmmsg(t, s, vec, n, flags, _timeout);
+    }
     const MSG_WAITFORONE: u32 = 0x10000;
     let sock = socket_of(t, fd)?;
     let n = n.min(UIO_MAXIOV as u32);
@@ -656,6 +713,10 @@ pub fn sys_recvmmsg(
 
 /// `shutdown(fd, how)`.
 pub fn sys_shutdown(t: &Task, fd: i32, how: i32) -> Result<u64, Errno> {
+    let f = t.fd_table().get(fd)?;
+    if let Some(s) = inet(&f) {
+        return inet::shutdown(s, how);
+    }
     socket_of(t, fd)?.shutdown(how)?;
     Ok(0)
 }
@@ -696,6 +757,10 @@ pub fn sys_getsockopt(
     val: u64,
     len: u64,
 ) -> Result<u64, Errno> {
+    let f = t.fd_table().get(fd)?;
+    if let Some(s) = inet(&f) {
+        return inet::getsockopt(t, s, level, name, val, len);
+    }
     use opt::*;
     let sock = socket_of(t, fd)?;
     if level != SOL_SOCKET {
@@ -763,6 +828,10 @@ pub fn sys_setsockopt(
     val: u64,
     len: u32,
 ) -> Result<u64, Errno> {
+    let f = t.fd_table().get(fd)?;
+    if let Some(s) = inet(&f) {
+        return inet::setsockopt(t, s, level, name, val, len);
+    }
     use opt::*;
     let sock = socket_of(t, fd)?;
     if level != SOL_SOCKET {

@@ -1,0 +1,345 @@
+//! The socket system calls on `AF_INET`/`AF_INET6` sockets ([`crate::net`]): the
+//! user-memory side (socket addresses, `msghdr`s, option buffers) of what
+//! [`InetSocket`] does. [`super::socket`] dispatches here by the socket's type.
+
+use std::sync::Arc;
+
+use linux_abi::Errno;
+use linux_abi::flags::mode::S_IFSOCK;
+use linux_abi::flags::open::{O_CLOEXEC, O_NONBLOCK, O_RDWR};
+
+use super::fs::{install, sigpipe};
+use super::socket::{MSGHDR_SIZE, MsgHdr, UIO_MAXIOV, read_iovecs, read_msghdr};
+use crate::fs::OpenFile;
+use crate::fs::anon::anon_file;
+use crate::kernel::Task;
+use crate::net::InetSocket;
+use crate::net::socket::{MSG_PEEK, MSG_TRUNC};
+
+const MSG_NOSIGNAL: u32 = 0x4000;
+/// Longest socket address accepted (`sizeof(struct sockaddr_storage)`).
+const SOCKADDR_MAX: u32 = 128;
+/// Most bytes moved by one call (Linux caps at `MAX_RW_COUNT`; this bounds our copies).
+const MAX_IO: u64 = 1 << 26;
+
+/// The inet socket behind a file, if it is one.
+pub fn inet(f: &OpenFile) -> Option<&InetSocket> {
+    f.ops()
+        .as_any()
+        .and_then(|a| a.downcast_ref::<InetSocket>())
+}
+
+/// Makes the file of a new socket.
+pub fn socket_file(sock: Arc<InetSocket>, flags: u32) -> Arc<OpenFile> {
+    let nb = flags & O_NONBLOCK;
+    sock.set_nonblock(nb != 0);
+    anon_file("TCP", S_IFSOCK | 0o777, O_RDWR | nb, sock)
+}
+
+/// `socket(AF_INET/AF_INET6, ...)`.
+pub fn socket(t: &Task, domain: i32, ty: u32, protocol: i32) -> Result<u64, Errno> {
+    if ty & !(0xf | O_NONBLOCK | O_CLOEXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let sock = InetSocket::new(t.kernel().net(), domain, (ty & 0xf) as i32, protocol)?;
+    install(t, socket_file(sock, ty), ty & O_CLOEXEC != 0)
+}
+
+fn read_addr(t: &Task, addr: u64, len: u32) -> Result<Vec<u8>, Errno> {
+    if len > SOCKADDR_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let mut raw = vec![0u8; len as usize];
+    t.mm().copy_in(addr, &mut raw)?;
+    Ok(raw)
+}
+
+/// Writes a socket address at `addr`, truncated to the caller's length at `len_addr`,
+/// and the full length back there (as Linux's `move_addr_to_user`).
+fn write_addr(t: &Task, addr: u64, len_addr: u64, raw: &[u8]) -> Result<(), Errno> {
+    if addr == 0 || len_addr == 0 {
+        return Ok(());
+    }
+    let mm = t.mm();
+    let cap: i32 = mm.read_obj(len_addr)?;
+    if cap < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let n = raw.len().min(cap as usize);
+    mm.copy_out(addr, &raw[..n])?;
+    mm.write_obj(len_addr, &(raw.len() as u32))?;
+    Ok(())
+}
+
+/// `bind`.
+pub fn bind(t: &Task, s: &InetSocket, addr: u64, len: u32) -> Result<u64, Errno> {
+    s.bind(&read_addr(t, addr, len)?)?;
+    Ok(0)
+}
+
+/// `listen`.
+pub fn listen(s: &InetSocket, backlog: i32) -> Result<u64, Errno> {
+    s.listen(backlog)?;
+    Ok(0)
+}
+
+/// `accept4`.
+pub fn accept4(t: &Task, s: &InetSocket, addr: u64, len: u64, flags: u32) -> Result<u64, Errno> {
+    if flags & !(O_NONBLOCK | O_CLOEXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if addr != 0 && len != 0 {
+        // Check the length before taking a connection off the queue.
+        let cap: i32 = t.mm().read_obj(len)?;
+        if cap < 0 {
+            return Err(Errno::EINVAL);
+        }
+    }
+    let (conn, peer) = s.accept(false)?;
+    write_addr(t, addr, len, &peer)?;
+    install(t, socket_file(conn, flags), flags & O_CLOEXEC != 0)
+}
+
+/// `connect`.
+pub fn connect(t: &Task, s: &InetSocket, addr: u64, len: u32) -> Result<u64, Errno> {
+    s.connect(&read_addr(t, addr, len)?)?;
+    Ok(0)
+}
+
+/// `getsockname`.
+pub fn getsockname(t: &Task, s: &InetSocket, addr: u64, len: u64) -> Result<u64, Errno> {
+    write_addr(t, addr, len, &s.name())?;
+    Ok(0)
+}
+
+/// `getpeername`.
+pub fn getpeername(t: &Task, s: &InetSocket, addr: u64, len: u64) -> Result<u64, Errno> {
+    let p = s.peer_name()?;
+    write_addr(t, addr, len, &p)?;
+    Ok(0)
+}
+
+fn finish_send(t: &Task, r: Result<usize, Errno>, flags: u32) -> Result<u64, Errno> {
+    let r = r.map(|n| n as u64);
+    if flags & MSG_NOSIGNAL != 0 {
+        r
+    } else {
+        sigpipe(t, r)
+    }
+}
+
+/// `sendto`.
+pub fn sendto(
+    t: &Task,
+    s: &InetSocket,
+    buf: u64,
+    len: u64,
+    flags: u32,
+    addr: u64,
+    alen: u32,
+) -> Result<u64, Errno> {
+    let mut data = vec![0u8; len.min(MAX_IO) as usize];
+    t.mm().copy_in(buf, &mut data)?;
+    let to = if addr == 0 {
+        None
+    } else {
+        Some(read_addr(t, addr, alen)?)
+    };
+    finish_send(t, s.send(&data, to.as_deref(), flags), flags)
+}
+
+/// `recvfrom`.
+pub fn recvfrom(
+    t: &Task,
+    s: &InetSocket,
+    buf: u64,
+    len: u64,
+    flags: u32,
+    addr: u64,
+    alen: u64,
+) -> Result<u64, Errno> {
+    let r = s.recv(len.min(MAX_IO) as usize, flags)?;
+    t.mm().copy_out(buf, &r.data)?;
+    if let Some(from) = &r.from {
+        write_addr(t, addr, alen, from)?;
+    }
+    Ok(if flags & MSG_TRUNC != 0 {
+        r.full_len
+    } else {
+        r.data.len()
+    } as u64)
+}
+
+fn sendmsg_one(t: &Task, s: &InetSocket, addr: u64, flags: u32) -> Result<u64, Errno> {
+    let h: MsgHdr = read_msghdr(t, addr)?;
+    let iovs = read_iovecs(t, &h)?;
+    let total: u64 = iovs.iter().map(|v| v.1).sum();
+    let mut data = vec![0u8; total.min(MAX_IO) as usize];
+    let mut off = 0usize;
+    let mm = t.mm();
+    for (base, len) in iovs {
+        let n = (len as usize).min(data.len() - off);
+        mm.copy_in(base, &mut data[off..off + n])?;
+        off += n;
+    }
+    let to = if h.name == 0 || h.namelen == 0 {
+        None
+    } else {
+        Some(read_addr(t, h.name, h.namelen)?)
+    };
+    finish_send(t, s.send(&data, to.as_deref(), flags), flags)
+}
+
+fn recvmsg_one(t: &Task, s: &InetSocket, addr: u64, flags: u32) -> Result<u64, Errno> {
+    let h = read_msghdr(t, addr)?;
+    let iovs = read_iovecs(t, &h)?;
+    let total: u64 = iovs.iter().map(|v| v.1).sum();
+    let r = s.recv(total.min(MAX_IO) as usize, flags)?;
+    let mm = t.mm();
+    let mut off = 0usize;
+    for (base, len) in iovs {
+        if off >= r.data.len() {
+            break;
+        }
+        let n = (len as usize).min(r.data.len() - off);
+        mm.copy_out(base, &r.data[off..off + n])?;
+        off += n;
+    }
+    let mut out_flags = 0u32;
+    if r.full_len > r.data.len() {
+        out_flags |= MSG_TRUNC;
+    }
+    if h.name != 0 {
+        match &r.from {
+            Some(from) => {
+                let n = from.len().min(h.namelen as usize);
+                mm.copy_out(h.name, &from[..n])?;
+                mm.write_obj(addr + 8, &(from.len() as u32))?;
+            }
+            None => mm.write_obj(addr + 8, &0u32)?,
+        }
+    }
+    // No control messages are produced for inet sockets yet.
+    mm.write_obj(addr + 40, &0u64)?;
+    mm.write_obj(addr + 48, &out_flags)?;
+    Ok(if flags & MSG_TRUNC != 0 {
+        r.full_len
+    } else {
+        r.data.len()
+    } as u64)
+}
+
+/// `sendmsg`.
+pub fn sendmsg(t: &Task, s: &InetSocket, msg: u64, flags: u32) -> Result<u64, Errno> {
+    sendmsg_one(t, s, msg, flags)
+}
+
+/// `recvmsg`.
+pub fn recvmsg(t: &Task, s: &InetSocket, msg: u64, flags: u32) -> Result<u64, Errno> {
+    recvmsg_one(t, s, msg, flags)
+}
+
+/// `sendmmsg`.
+pub fn sendmmsg(t: &Task, s: &InetSocket, vec: u64, n: u32, flags: u32) -> Result<u64, Errno> {
+    let n = n.min(UIO_MAXIOV as u32);
+    let mut done = 0u32;
+    for k in 0..n {
+        let hdr = vec + u64::from(k) * (MSGHDR_SIZE + 8);
+        match sendmsg_one(t, s, hdr, flags) {
+            Ok(len) => t.mm().write_obj(hdr + MSGHDR_SIZE, &(len as u32))?,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+        done += 1;
+    }
+    Ok(u64::from(done))
+}
+
+/// `recvmmsg` (the timeout is checked between messages, as on Linux).
+pub fn recvmmsg(
+    t: &Task,
+    s: &InetSocket,
+    vec: u64,
+    n: u32,
+    flags: u32,
+    timeout: u64,
+) -> Result<u64, Errno> {
+    const MSG_WAITFORONE: u32 = 0x10000;
+    const MSG_DONTWAIT: u32 = 0x40;
+    let deadline = if timeout == 0 {
+        None
+    } else {
+        let ts: [i64; 2] = t.mm().read_obj(timeout)?;
+        if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
+            return Err(Errno::EINVAL);
+        }
+        std::time::Instant::now().checked_add(std::time::Duration::new(ts[0] as u64, ts[1] as u32))
+    };
+    let n = n.min(UIO_MAXIOV as u32);
+    let mut done = 0u32;
+    let mut fl = flags & !MSG_WAITFORONE;
+    for k in 0..n {
+        let hdr = vec + u64::from(k) * (MSGHDR_SIZE + 8);
+        match recvmsg_one(t, s, hdr, fl) {
+            Ok(len) => t.mm().write_obj(hdr + MSGHDR_SIZE, &(len as u32))?,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+        done += 1;
+        if flags & MSG_WAITFORONE != 0 {
+            fl |= MSG_DONTWAIT;
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            break;
+        }
+    }
+    let _ = MSG_PEEK;
+    Ok(u64::from(done))
+}
+
+/// `shutdown`.
+pub fn shutdown(s: &InetSocket, how: i32) -> Result<u64, Errno> {
+    s.shutdown(how)?;
+    Ok(0)
+}
+
+/// `getsockopt`.
+pub fn getsockopt(
+    t: &Task,
+    s: &InetSocket,
+    level: i32,
+    name: i32,
+    val: u64,
+    len: u64,
+) -> Result<u64, Errno> {
+    let mm = t.mm();
+    let cap: i32 = mm.read_obj(len)?;
+    if cap < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let bytes = s.getsockopt(level, name)?;
+    let n = bytes.len().min(cap as usize);
+    mm.copy_out(val, &bytes[..n])?;
+    mm.write_obj(len, &(n as u32))?;
+    Ok(0)
+}
+
+/// `setsockopt`.
+pub fn setsockopt(
+    t: &Task,
+    s: &InetSocket,
+    level: i32,
+    name: i32,
+    val: u64,
+    len: u32,
+) -> Result<u64, Errno> {
+    if (len as i32) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut raw = vec![0u8; len.min(4096) as usize];
+    if !raw.is_empty() {
+        t.mm().copy_in(val, &mut raw)?;
+    }
+    s.setsockopt(level, name, &raw)?;
+    Ok(0)
+}
