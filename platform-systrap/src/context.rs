@@ -421,7 +421,7 @@ impl Context for SystrapContext {
             return Err(PlatformError::Released);
         }
         let t = self.stub_thread(sas)?;
-        *lock(&self.running) = Some((t.process.pid, t.tid));
+        *lock(&self.running) = Some((t.process.pid, t.tid()));
         let result = if self.pending.swap(false, Ordering::AcqRel) {
             Ok(Trap::Interrupted)
         } else {

@@ -26,16 +26,26 @@
 //!   it like any trap.
 //!
 //! See `docs/architecture.md` of the workspace for the security argument.
+//!
+//! # Unsafe code
+//!
+//! Denied in the crate except in `sys` (host calls, the shared words, the master's fork)
+//! and `stub` (the stub's code page); each block has a `SAFETY:` line.
+
+#![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod context;
 mod filter;
 mod process;
 pub mod seccomp;
+#[allow(unsafe_code)]
 mod stub;
+#[allow(unsafe_code)]
 mod sys;
 
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -138,8 +148,10 @@ pub(crate) struct Shared {
     next_cpu: AtomicUsize,
     /// The Sentry's pid (sender of interrupt signals).
     pub(crate) sentry_pid: Pid,
-    /// Stub processes forked ahead of time.
-    pool: Mutex<Vec<process::Process>>,
+    /// Stub processes forked ahead of time; `None` once the platform is gone.
+    pool: Mutex<Option<Vec<process::Process>>>,
+    /// A refill thread is running.
+    refilling: AtomicBool,
 }
 
 impl Shared {
@@ -154,32 +166,76 @@ impl Shared {
 
     /// A ready stub process: from the pool if one is there, else freshly forked.
     fn take_process(self: &Arc<Self>) -> Result<process::Process, PlatformError> {
-        if let Some(p) = lock(&self.pool).pop()
-            && !p.is_dead()
-        {
-            return Ok(p);
+        loop {
+            let pooled = lock(&self.pool).as_mut().and_then(Vec::pop);
+            match pooled {
+                Some(p) if p.is_dead() => drop(p),
+                Some(p) => return Ok(p),
+                None => return process::Process::fork(self),
+            }
         }
-        process::Process::fork(self)
     }
 
-    /// Tops the pool up to its size (called after an address space was taken).
-    fn refill_pool(self: &Arc<Self>) {
-        while lock(&self.pool).len() < self.options.pool {
-            match process::Process::fork(self) {
-                Ok(p) => lock(&self.pool).push(p),
-                Err(e) => {
-                    tracing::debug!(error = %e, "cannot refill the stub pool");
-                    return;
-                }
+    /// How many processes the pool lacks (0 once the platform is gone).
+    fn pool_deficit(&self) -> usize {
+        lock(&self.pool)
+            .as_ref()
+            .map_or(0, |v| self.options.pool.saturating_sub(v.len()))
+    }
+
+    /// Puts a process into the pool, or drops it if the platform is gone.
+    fn pool_put(&self, p: process::Process) {
+        let rejected = match lock(&self.pool).as_mut() {
+            Some(v) => {
+                v.push(p);
+                None
             }
+            None => Some(p),
+        };
+        drop(rejected);
+    }
+
+    /// Tops the pool up on a thread of its own, so that the caller does not wait.
+    fn refill_pool_async(self: &Arc<Self>) {
+        if self.pool_deficit() == 0 || self.refilling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("systrap-pool".into())
+            .spawn(move || {
+                while let Some(shared) = weak.upgrade() {
+                    if shared.pool_deficit() == 0 {
+                        shared.refilling.store(false, Ordering::Release);
+                        // A take may have raced with the store: look once more.
+                        if shared.pool_deficit() == 0
+                            || shared.refilling.swap(true, Ordering::AcqRel)
+                        {
+                            return;
+                        }
+                        continue;
+                    }
+                    match process::Process::fork(&shared) {
+                        Ok(p) => shared.pool_put(p),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "cannot refill the stub pool");
+                            shared.refilling.store(false, Ordering::Release);
+                            return;
+                        }
+                    }
+                }
+            });
+        if spawned.is_err() {
+            self.refilling.store(false, Ordering::Release);
         }
     }
 }
 
 impl Drop for SystrapPlatform {
     fn drop(&mut self) {
-        // Pooled processes hold the shared state: let them go with the platform.
-        let pooled = std::mem::take(&mut *lock(&self.shared.pool));
+        // Pooled processes hold the shared state: let them go with the platform, and
+        // make a refill in progress drop what it forks.
+        let pooled = lock(&self.shared.pool).take();
         drop(pooled);
     }
 }
@@ -275,7 +331,8 @@ impl SystrapPlatform {
             cpus,
             next_cpu: AtomicUsize::new(0),
             sentry_pid: sys::getpid(),
-            pool: Mutex::new(Vec::new()),
+            pool: Mutex::new(Some(Vec::new())),
+            refilling: AtomicBool::new(false),
         });
         // The first stub proves the whole chain works here (pidfd_getfd, seccomp...).
         let first = process::Process::fork(&shared).map_err(|e| match e {
@@ -284,8 +341,8 @@ impl SystrapPlatform {
             }
             e => e,
         })?;
-        lock(&shared.pool).push(first);
-        shared.refill_pool();
+        shared.pool_put(first);
+        shared.refill_pool_async();
         Ok(SystrapPlatform { shared })
     }
 
@@ -301,7 +358,7 @@ impl SystrapPlatform {
 
     /// How many ready stub processes wait in the pool (for tests).
     pub fn pooled(&self) -> usize {
-        lock(&self.shared.pool).len()
+        lock(&self.shared.pool).as_ref().map_or(0, Vec::len)
     }
 }
 
@@ -360,9 +417,7 @@ impl Platform for SystrapPlatform {
 
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>, PlatformError> {
         let process = self.shared.take_process()?;
-        if self.shared.options.pool > 0 {
-            self.shared.refill_pool();
-        }
+        self.shared.refill_pool_async();
         Ok(Arc::new(SystrapAddressSpace::new(process)))
     }
 

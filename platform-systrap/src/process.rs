@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,7 @@ pub(crate) struct Process {
     /// Read end of the executor's result pipe.
     result: OwnedFd,
     /// The control page (read-only in the stub).
-    ctl: Option<Shm>,
+    ctl: Shm,
     /// Last request number; held while a request runs.
     seq: Mutex<u32>,
     released: AtomicBool,
@@ -86,7 +86,7 @@ impl Process {
             pid,
             pidfd,
             result,
-            ctl: Some(ctl),
+            ctl,
             seq: Mutex::new(0),
             released: AtomicBool::new(false),
             slots: Mutex::new((Vec::new(), 0)),
@@ -104,7 +104,7 @@ impl Process {
     }
 
     fn ctl(&self) -> &Shm {
-        self.ctl.as_ref().expect("control page lives until drop")
+        &self.ctl
     }
 
     /// Runs one executor operation and waits for its result.
@@ -244,8 +244,8 @@ impl Process {
             process: Arc::clone(self),
             slot,
             addr,
-            region: Some(region),
-            tid: 0,
+            region,
+            tid: AtomicI32::new(0),
             mapped: AtomicBool::new(false),
             exited: AtomicBool::new(false),
             mirror: Mutex::new(Mirror::default()),
@@ -271,11 +271,7 @@ impl Process {
                 "new stub thread reported no thread id".into(),
             ));
         }
-        let mut thread = thread;
-        // Nobody else holds it yet.
-        Arc::get_mut(&mut thread)
-            .expect("new thread is not shared")
-            .tid = tid;
+        thread.tid.store(tid, Ordering::Release);
         lock(&self.threads).push(Arc::downgrade(&thread));
         tracing::debug!(pid = self.pid, tid, slot, "new systrap stub thread");
         Ok(thread)
@@ -305,16 +301,14 @@ impl Drop for Process {
     fn drop(&mut self) {
         self.release();
         let gone = self.wait_gone();
-        if let Some(ctl) = self.ctl.take() {
-            // Memory a live process might still map is never handed out again.
-            if gone {
-                ctl.free();
-            } else {
-                tracing::error!(
-                    pid = self.pid,
-                    "stub process does not die; leaking its pages"
-                );
-            }
+        // Memory a live process might still map is never handed out again.
+        if gone {
+            self.ctl.free();
+        } else {
+            tracing::error!(
+                pid = self.pid,
+                "stub process does not die; leaking its pages"
+            );
         }
     }
 }
@@ -337,8 +331,9 @@ pub(crate) struct StubThread {
     slot: u64,
     /// Address of its region in the stub.
     pub(crate) addr: u64,
-    region: Option<Shm>,
-    pub(crate) tid: Pid,
+    region: Shm,
+    /// Host thread id (0 until it started).
+    tid: AtomicI32,
     /// The region is mapped in the stub.
     mapped: AtomicBool,
     /// The thread has exited (or its process is dead).
@@ -348,7 +343,12 @@ pub(crate) struct StubThread {
 
 impl StubThread {
     pub(crate) fn region(&self) -> &Shm {
-        self.region.as_ref().expect("region lives until drop")
+        &self.region
+    }
+
+    /// The host thread id (0 until it started).
+    pub(crate) fn tid(&self) -> Pid {
+        self.tid.load(Ordering::Acquire)
     }
 
     /// The error for a stub thread that is gone.
@@ -358,7 +358,8 @@ impl StubThread {
         } else {
             PlatformError::Internal(format!(
                 "stub thread {} of {} died",
-                self.tid, self.process.pid
+                self.tid(),
+                self.process.pid
             ))
         }
     }
@@ -405,7 +406,7 @@ impl StubThread {
             if overdue {
                 tracing::error!(
                     pid = self.process.pid,
-                    tid = self.tid,
+                    tid = self.tid(),
                     "stub thread does not answer; killing its process"
                 );
                 self.process.release();
@@ -459,7 +460,7 @@ impl Drop for StubThread {
         if !safe {
             // A live thread leaves first; then its region is unmapped.
             let left =
-                self.exited.load(Ordering::Acquire) || self.tid == 0 || self.retire().is_ok();
+                self.exited.load(Ordering::Acquire) || self.tid() == 0 || self.retire().is_ok();
             safe = left
                 && (!self.mapped.load(Ordering::Acquire)
                     || p.request(stub::OP_MUNMAP, [self.addr, REGION_SIZE, 0, 0])
@@ -472,13 +473,11 @@ impl Drop for StubThread {
             // The region is freed only once nothing can touch it any more.
             safe = p.wait_gone();
         }
-        if let Some(region) = self.region.take() {
-            if safe {
-                region.free();
-                lock(&p.slots).0.push(self.slot);
-            } else {
-                tracing::error!(pid = p.pid, "stub thread region still mapped; leaking it");
-            }
+        if safe {
+            self.region.free();
+            lock(&p.slots).0.push(self.slot);
+        } else {
+            tracing::error!(pid = p.pid, "stub thread region still mapped; leaking it");
         }
     }
 }

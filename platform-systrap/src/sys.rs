@@ -25,11 +25,15 @@ fn check(r: libc::c_long) -> Result<libc::c_long, Errno> {
 
 /// A range of the memory file shared with stubs, accessed through the Sentry's mapping of
 /// the file. Holds the file, so the mapping outlives every access.
+///
+/// Dropping a `Shm` does not free its range: [`Shm::free`] does, once the caller knows no
+/// stub can map it any more (a range still mapped somewhere is leaked instead).
 #[derive(Debug)]
 pub struct Shm {
     file: std::sync::Arc<MemoryFile>,
     offset: u64,
     len: u64,
+    freed: std::sync::atomic::AtomicBool,
 }
 
 impl Shm {
@@ -40,6 +44,7 @@ impl Shm {
             file: std::sync::Arc::clone(file),
             offset,
             len,
+            freed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -83,9 +88,12 @@ impl Shm {
         let _ = self.file.write_at(self.offset + at, buf);
     }
 
-    /// Returns the range to the memory file.
-    pub fn free(self) {
-        let _ = self.file.free(self.offset, self.len);
+    /// Returns the range to the memory file (once; later calls do nothing). The range
+    /// must not be used afterwards.
+    pub fn free(&self) {
+        if !self.freed.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            let _ = self.file.free(self.offset, self.len);
+        }
     }
 }
 

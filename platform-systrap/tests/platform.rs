@@ -701,3 +701,46 @@ fn bad_registers_are_errors_and_leave_the_context_usable() {
     assert_eq!(regs.gp.syscall_number(), 950);
     assert_eq!(regs.fpu.mxcsr(), 0x1f80);
 }
+
+#[test]
+fn the_pool_refills_and_its_stubs_work() {
+    let mf = Arc::new(MemoryFile::new("systrap-test", 1 << 30).expect("memory file"));
+    let options = SystrapOptions {
+        pin: false,
+        pool: 2,
+        ..SystrapOptions::default()
+    };
+    let p = match SystrapPlatform::with_options(mf, options) {
+        Ok(p) => p,
+        Err(e) => {
+            test_require::skip("systrap", format!("systrap platform unavailable: {e}"));
+            return;
+        }
+    };
+    let full = |p: &SystrapPlatform| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while p.pooled() < 2 {
+            assert!(Instant::now() < deadline, "pool never refilled");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    full(&p);
+    let ctx = p.new_context().unwrap();
+    for i in 0..4u32 {
+        let a = p.new_address_space().unwrap();
+        map_page(
+            &p,
+            &*a,
+            CODE,
+            &guest(&[&mov_eax(1100 + i), &SYSCALL]),
+            Protection::READ_EXECUTE,
+        );
+        let mut regs = regs_at(CODE);
+        assert_eq!(ctx.switch(&*a, &mut regs).unwrap(), Trap::Syscall);
+        assert_eq!(regs.gp.syscall_number(), u64::from(1100 + i));
+        full(&p);
+    }
+    let master = p.master_pid();
+    drop((ctx, p));
+    assert!(gone(master), "master stub {master} reaped after drop");
+}
