@@ -6,7 +6,7 @@
 //! sandbox/native ratios. It is a measurement, not a test: nothing is asserted.
 //!
 //! ```text
-//! cargo run --release -p integration --bin bench -- [--platform ptrace,kvm] [--peer /usr/bin/runsc]
+//! cargo run --release -p integration --bin bench -- [--platform ptrace,kvm,systrap] [--peer /usr/bin/runsc]
 //!     [--filter NAME] [--runs N] [--json FILE] [--runsc PATH]
 //! ```
 
@@ -67,7 +67,7 @@ struct Options {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench [--platform ptrace,kvm] [--peer PATH] [--filter SUBSTR] [--runs N] [--json FILE] [--runsc PATH]"
+        "usage: bench [--platform ptrace,kvm,systrap] [--peer PATH] [--filter SUBSTR] [--runs N] [--json FILE] [--runsc PATH]"
     );
     std::process::exit(2)
 }
@@ -122,6 +122,7 @@ fn parse_args() -> Options {
         if Path::new("/dev/kvm").exists() {
             o.platforms.push("kvm".into());
         }
+        o.platforms.push("systrap".into());
     }
     o
 }
