@@ -560,7 +560,7 @@ impl KvmContext {
             return Ok(Trap::Syscall);
         }
         if port == stubs::PVM_USER_EVENT_PORT || port == stubs::PVM_SUPERVISOR_EVENT_PORT {
-            return self.decode_pvm_event(port, st, block, &r, regs);
+            return self.decode_pvm_event(port, st, block, &r, aspace, regs);
         }
         let Ok(vector) = u8::try_from(port) else {
             return Err(PlatformError::Internal(format!(
@@ -625,12 +625,24 @@ impl KvmContext {
         regs.gp.rip = rip;
         regs.gp.eflags = rflags;
         regs.gp.orig_rax = u64::MAX;
+        if vector == 6 && legacy_syscall_at(aspace, rip) {
+            // Where the CPU raises #UD for `int 0x80` or `sysenter` (PVM's user mode),
+            // answer as Linux without 32-bit entries: #GP.
+            return Ok(Trap::Signal(SigInfo::new(sig::SIGSEGV, sig::SI_KERNEL)));
+        }
         exception_trap(vector, error, cr2, rip, regs)
     }
 }
 
 /// The length of the `out` to port 0x80 that ends just before `rip` (1 for `out dx`,
 /// `outs`, 2 for `out imm8`), judged from the bytes before `rip`; 0 if they cannot be read.
+/// Whether the instruction at `rip` is a 32-bit system call entry: `int 0x80` (`cd 80`)
+/// or `sysenter` (`0f 34`).
+fn legacy_syscall_at(aspace: &KvmAddressSpace, rip: u64) -> bool {
+    let mut b = [0u8; 2];
+    aspace.read_user(rip, &mut b).is_some() && matches!(b, [0xcd, 0x80] | [0x0f, 0x34])
+}
+
 fn out_length(aspace: &KvmAddressSpace, rip: u64) -> u64 {
     let mut b = [0u8; 2];
     if rip >= 2 && aspace.read_user(rip - 2, &mut b).is_some() {
@@ -696,6 +708,7 @@ impl KvmContext {
         st: &mut VcpuState,
         block: u64,
         r: &kvm_regs,
+        aspace: &KvmAddressSpace,
         regs: &mut Registers,
     ) -> Result<Trap, PlatformError> {
         let p = self.read_pvcs(block)?;
@@ -720,6 +733,11 @@ impl KvmContext {
         regs.gp.rsp = r.rsp;
         regs.gp.orig_rax = u64::MAX;
         st.get_fpu(regs.fpu.as_bytes_mut())?;
+        if vector == 6 && legacy_syscall_at(aspace, regs.gp.rip) {
+            // PVM raises #UD for `int 0x80` and `sysenter`; Linux without 32-bit entries
+            // (and a VMX guest here, whose IDT and SYSENTER_CS refuse them) gives #GP.
+            return Ok(Trap::Signal(SigInfo::new(sig::SIGSEGV, sig::SI_KERNEL)));
+        }
         exception_trap(vector, error, p.u64(pvcs::CR2), regs.gp.rip, regs)
     }
 }

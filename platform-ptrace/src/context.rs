@@ -135,6 +135,46 @@ impl PtraceContext {
         let n = regs.fpu.as_bytes().len().min(st.xstate.len());
         regs.fpu.as_bytes_mut()[..n].copy_from_slice(&st.xstate[..n]);
         Ok(match trap {
+            // `syscall` leaves RCX = RIP and R11 = RFLAGS; a stop where they differ is a
+            // 32-bit entry (`int 0x80`, `sysenter`) the host kernel would have run as an
+            // IA32 system call. The sandbox has no 32-bit entries: like Linux without IA32
+            // emulation, that is #GP, SIGSEGV at the instruction. `sysenter` saves neither
+            // its address nor RSP, and the host returns from it to 32-bit code (where the
+            // thread faults): a stop in 32-bit mode (see `USER_CS`) is treated the same.
+            t if (matches!(t, Trap::Syscall)
+                && (regs.gp.rcx != regs.gp.rip || regs.gp.r11 != regs.gp.eflags))
+                || (regs.gp.cs != USER_CS && !matches!(t, Trap::Interrupted)) =>
+            {
+                let at = regs.gp.rip.wrapping_sub(2);
+                let int80 = matches!(t, Trap::Syscall)
+                    && st
+                        .tracee
+                        .as_ref()
+                        .and_then(|t| t.peek(at).ok())
+                        .is_some_and(|w| w & 0xffff == 0x80cd);
+                if int80 {
+                    regs.gp.rip = at;
+                }
+                regs.gp.cs = USER_CS;
+                regs.gp.ss = USER_DS;
+                regs.gp.orig_rax = u64::MAX;
+                // Now, not at the next switch: calls injected into this thread before
+                // then (the Sentry mapping a signal frame's page) resume it too.
+                if let Some(t) = st.tracee.as_ref()
+                    && t.setregs(&regs.gp).is_ok()
+                {
+                    st.regs = regs.gp;
+                }
+                Trap::Signal(SigInfo::new(libc::SIGSEGV, sig::SI_KERNEL))
+            }
+            Trap::Fault { addr, access, ip } if ip == addr && is_vsyscall(addr) => {
+                // The host kernel already emulated the `ret` of the call when its seccomp
+                // check failed (`emulate_vsyscall`): undo it, so the Sentry sees the
+                // state of a fetch fault at the vsyscall address.
+                regs.gp.rip = addr;
+                regs.gp.rsp = regs.gp.rsp.wrapping_sub(8);
+                Trap::Fault { addr, access, ip }
+            }
             Trap::Fault { addr, .. } => {
                 let ip = regs.gp.rip;
                 // A fault at the instruction pointer itself is an instruction fetch.
@@ -177,6 +217,19 @@ impl PtraceContext {
                 access: AccessType::UNKNOWN,
                 ip: 0,
             }),
+            // The stub's seccomp filter trapped the host's emulation of a vsyscall (see
+            // `sys::vsyscall_filter`): report it as the fetch fault it is elsewhere.
+            libc::SIGSYS if si.code == SYS_SECCOMP && is_vsyscall(si.fields[0]) => {
+                let addr = si.fields[0];
+                Some(Trap::Fault {
+                    addr,
+                    access: AccessType {
+                        execute: true,
+                        ..AccessType::UNKNOWN
+                    },
+                    ip: addr,
+                })
+            }
             libc::SIGSEGV
             | libc::SIGBUS
             | libc::SIGILL
@@ -272,4 +325,19 @@ impl Context for PtraceContext {
         self.released.store(true, Ordering::Release);
         *lock(&self.last) = None;
     }
+}
+
+/// Linux's 64-bit user code selector. A stop with another one means the thread runs
+/// 32-bit code, which the sandbox does not support (no 32-bit system calls or signal
+/// frames): it gets `SIGSEGV` (`SI_KERNEL`) and 64-bit selectors back.
+pub(crate) const USER_CS: u64 = 0x33;
+/// Linux's 64-bit user data selector.
+pub(crate) const USER_DS: u64 = 0x2b;
+
+/// `si_code` of a `SIGSYS` sent by a seccomp filter's `SECCOMP_RET_TRAP`.
+const SYS_SECCOMP: i32 = 1;
+
+/// Whether `addr` lies in the legacy vsyscall page.
+fn is_vsyscall(addr: u64) -> bool {
+    addr & !0xfff == platform::VSYSCALL_BASE
 }

@@ -65,6 +65,10 @@ pub(crate) fn inject(
     let tid = tracee.tid();
     let mut r = *base;
     r.rip = STUB_ADDR + stub::SYSCALL_OFFSET;
+    // 64-bit selectors: the thread may have been left in 32-bit mode (see
+    // `context::USER_CS`), where the stub's code would not run.
+    r.cs = crate::context::USER_CS;
+    r.ss = crate::context::USER_DS;
     r.rax = nr as u64;
     r.orig_rax = u64::MAX;
     [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9] = args;
@@ -460,6 +464,8 @@ impl StubThread {
             self.process.forget(self);
             let mut r = st.regs;
             r.rip = STUB_ADDR + stub::SYSCALL_OFFSET;
+            r.cs = crate::context::USER_CS;
+            r.ss = crate::context::USER_DS;
             r.rax = libc::SYS_exit as u64;
             r.rdi = 0;
             r.orig_rax = u64::MAX;

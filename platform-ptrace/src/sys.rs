@@ -44,6 +44,19 @@ fn ptrace(req: libc::c_long, pid: Pid, addr: usize, data: usize) -> Result<libc:
     }
 }
 
+/// `PTRACE_PEEKDATA`: the 8 bytes at `addr` (any alignment) of a stopped thread.
+pub fn peekdata(pid: Pid, addr: u64) -> Result<u64, Errno> {
+    let mut word = 0u64;
+    // The raw system call stores the word at `data`, a buffer we own.
+    ptrace(
+        libc::PTRACE_PEEKDATA as libc::c_long,
+        pid,
+        addr as usize,
+        &mut word as *mut u64 as usize,
+    )?;
+    Ok(word)
+}
+
 /// `PTRACE_SEIZE` with `options`.
 pub fn seize(pid: Pid, options: u64) -> Result<(), Errno> {
     ptrace(libc::PTRACE_SEIZE as libc::c_long, pid, 0, options as usize).map(drop)

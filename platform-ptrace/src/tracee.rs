@@ -99,6 +99,11 @@ impl Stopped {
         self.tid
     }
 
+    /// `PTRACE_PEEKDATA`: 8 bytes of the thread's memory at `addr`.
+    pub(crate) fn peek(&self, addr: u64) -> Result<u64, Errno> {
+        sys::peekdata(self.tid, addr)
+    }
+
     /// `PTRACE_GETREGS`.
     pub(crate) fn getregs(&self, regs: &mut GeneralRegisters) -> Result<(), Errno> {
         sys::getregs(self.tid, regs)

@@ -60,7 +60,7 @@ pub use memory::{MemoryFile, MemoryFileError};
 pub use registers::{
     FPU_STATE_SIZE, FpuState, GeneralRegisters, Registers, USER_CS, USER_SS, fpu_state_size,
 };
-pub use trap::{AccessType, Trap};
+pub use trap::{AccessType, Trap, VSYSCALL_BASE};
 
 /// Page protection for [`AddressSpace::map_file`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -29,6 +29,13 @@ impl AccessType {
     }
 }
 
+/// The legacy vsyscall page (`gettimeofday` at +0, `time` at +0x400, `getcpu` at
+/// +0x800). Nothing is ever mapped there: every platform reports a call into it as
+/// [`Trap::Fault`] with `addr == ip ==` the called address, an instruction fetch (or an
+/// unknown access), RIP at that address and RSP at the return address, as a fetch fault
+/// there is; the Sentry emulates the call (Linux's `vsyscall=xonly`).
+pub const VSYSCALL_BASE: u64 = 0xffff_ffff_ff60_0000;
+
 /// Why [`crate::Context::switch`] returned. See its documentation for each case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trap {

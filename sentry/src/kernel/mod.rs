@@ -15,6 +15,7 @@ pub mod signal;
 pub mod task;
 mod thread_group;
 pub mod timer;
+mod vsyscall;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};

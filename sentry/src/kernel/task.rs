@@ -581,6 +581,11 @@ impl Task {
                             Errno::from_return(ret).filter(|e| super::process::is_restart(*e));
                     }
                 }
+                Ok(Trap::Fault { addr, access, ip })
+                    if super::vsyscall::is_call(addr, access, ip) =>
+                {
+                    super::vsyscall::emulate(self, addr);
+                }
                 Ok(Trap::Fault { addr, access, ip }) => match mm.handle_fault(addr, access) {
                     Ok(true) => spurious_fault = None,
                     Ok(false) if spurious_fault != Some(addr) => spurious_fault = Some(addr),

@@ -1,0 +1,87 @@
+//! Traps from application code that only a kernel sees, on every platform: privileged
+//! and legacy instructions give the signals Linux x86-64 gives (`fixtures/trap_insn.c`),
+//! and calls into the legacy vsyscall page are emulated as Linux does
+//! (`fixtures/trap_vsyscall.c`). Each fixture prints one line per case.
+
+use integration::{Link, Platform, fixture, native, path_str, runsc_do};
+
+integration::on_every_platform!(
+    privileged_instructions_give_linux_signals,
+    vsyscall_page_calls_are_emulated,
+);
+
+/// What Linux x86-64 gives for each case of `trap_insn`. I/O instructions, `hlt` and
+/// `cli` in user mode raise #GP: `SIGSEGV` with `SI_KERNEL` (128). `int 0x80` and
+/// `sysenter` are 32-bit system call entries, which the sandbox does not offer (as Linux
+/// without IA32 emulation): `SIGSEGV`, `SI_KERNEL`.
+const INSN_EXPECTED: &[(&str, &str)] = &[
+    ("out_imm", "SEGV code 128"),
+    ("out_dx", "SEGV code 128"),
+    ("in_imm", "SEGV code 128"),
+    ("in_dx", "SEGV code 128"),
+    ("ins", "SEGV code 128"),
+    ("outs", "SEGV code 128"),
+    ("int80", "SEGV code 128"),
+    ("sysenter", "SEGV code 128"),
+    ("hlt", "SEGV code 128"),
+    ("cli", "SEGV code 128"),
+    ("ud2", "ILL code 2"),
+    ("int3", "TRAP code 128"),
+];
+
+/// Cases whose Linux answer does not depend on IA32 emulation: checked natively too.
+const NATIVE_TOO: &[&str] = &[
+    "out_imm", "out_dx", "in_imm", "in_dx", "ins", "outs", "hlt", "cli", "ud2", "int3",
+];
+
+fn expected_lines(cases: &[&str]) -> String {
+    cases
+        .iter()
+        .map(|c| {
+            let (_, want) = INSN_EXPECTED
+                .iter()
+                .find(|(n, _)| n == c)
+                .expect("a known case");
+            format!("{c}: {want}\n")
+        })
+        .collect()
+}
+
+fn privileged_instructions_give_linux_signals(p: Platform) {
+    let exe = fixture("trap_insn", Link::Static);
+    let all: Vec<&str> = INSN_EXPECTED.iter().map(|(n, _)| *n).collect();
+    let run = runsc_do(p, &[], &[path_str(&exe)]);
+    assert_eq!(run.stdout, expected_lines(&all), "{run:#?}");
+    assert_eq!(run.code, 0, "{run:#?}");
+    // The table is Linux's: the host agrees where it can.
+    let mut cmd = vec![path_str(&exe)];
+    cmd.extend_from_slice(NATIVE_TOO);
+    let host = native(&cmd);
+    assert_eq!(
+        host.stdout,
+        expected_lines(NATIVE_TOO),
+        "natively: {host:#?}"
+    );
+}
+
+/// `trap_vsyscall`'s output on Linux with `vsyscall=xonly`, the default.
+const VSYSCALL_EXPECTED: &str = "gettimeofday: ok\n\
+    time: ok\n\
+    getcpu: ok\n\
+    kernel pointer: SEGV code 1 addr ok rip in vsyscall page\n\
+    faulting pointer: SEGV code 128 rip in vsyscall page\n\
+    misaligned entry: SEGV code 128 rip in vsyscall page\n\
+    read of the page: SEGV code 1 addr ok rip elsewhere\n";
+
+fn vsyscall_page_calls_are_emulated(p: Platform) {
+    let exe = fixture("trap_vsyscall", Link::Static);
+    let run = runsc_do(p, &[], &[path_str(&exe)]);
+    assert_eq!(run.stdout, VSYSCALL_EXPECTED, "{run:#?}");
+    assert_eq!(run.code, 0, "{run:#?}");
+    // The host is the oracle where it emulates the page too (vsyscall=xonly).
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    if maps.contains("[vsyscall]") {
+        let host = native(&[path_str(&exe)]);
+        assert_eq!(host.stdout, VSYSCALL_EXPECTED, "natively: {host:#?}");
+    }
+}
