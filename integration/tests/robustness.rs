@@ -59,8 +59,15 @@ fn random_system_calls_leave_the_kernel_alive(p: Platform) {
         .flatten()
         .map(|e| e.file_name())
         .collect();
-    assert!(left.is_empty(), "the fuzzer wrote into the host directory: {left:?}");
-    assert_eq!(fuzz_names_in_tmp(), tmp_before, "the fuzzer reached the host's /tmp");
+    assert!(
+        left.is_empty(),
+        "the fuzzer wrote into the host directory: {left:?}"
+    );
+    assert_eq!(
+        fuzz_names_in_tmp(),
+        tmp_before,
+        "the fuzzer reached the host's /tmp"
+    );
 }
 
 /// Sandboxes run at once by the load suite.
@@ -73,7 +80,12 @@ fn marked_processes(marker: &str) -> Vec<String> {
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
         .filter(|e| {
             std::fs::read(e.path().join("environ"))
                 .is_ok_and(|env| env.windows(needle.len()).any(|w| w == needle))
@@ -124,9 +136,13 @@ fn concurrent_fork_heavy_sandboxes_leave_nothing_behind(p: Platform) {
             std::thread::spawn(move || {
                 let mut cmd = Command::new(runsc());
                 let (k, v) = marker.split_once('=').expect("marker");
-                cmd.env(k, v)
-                    .arg(format!("--platform={}", p.name()))
-                    .args(["do", "--", path_str(&exe), "6", "4"]);
+                cmd.env(k, v).arg(format!("--platform={}", p.name())).args([
+                    "do",
+                    "--",
+                    path_str(&exe),
+                    "6",
+                    "4",
+                ]);
                 run_command(cmd, b"")
             })
         })

@@ -196,6 +196,36 @@ impl SystrapContext {
                 }
             }
             _ if in_stub => Some(stub_fault),
+            // A call into the vsyscall page, whose host emulation the filter refused:
+            // report the fetch fault the platform contract specifies, undoing the `ret`
+            // the host already emulated.
+            libc::SIGSYS if si.code == 1 && si.fields[0] & !0xfff == platform::VSYSCALL_BASE => {
+                let addr = si.fields[0];
+                regs.gp.rip = addr;
+                regs.gp.rsp = regs.gp.rsp.wrapping_sub(8);
+                Some(Trap::Fault {
+                    addr,
+                    access: AccessType {
+                        execute: true,
+                        ..AccessType::UNKNOWN
+                    },
+                    ip: addr,
+                })
+            }
+            // A 32-bit entry (`int 0x80`, `sysenter`: the filter sees another
+            // architecture), or a thread left in 32-bit mode (the host returns from
+            // `sysenter` to 32-bit code): the sandbox has no 32-bit system calls, so as
+            // Linux without IA32 emulation, SIGSEGV/SI_KERNEL, with 64-bit selectors.
+            _ if (si.signo == libc::SIGSYS
+                && si.code == 1
+                && (si.fields[1] >> 32) as u32 != AUDIT_ARCH_X86_64)
+                || regs.gp.cs != USER_CS =>
+            {
+                regs.gp.cs = USER_CS;
+                regs.gp.ss = USER_DS;
+                regs.gp.orig_rax = u64::MAX;
+                Some(Trap::Signal(SigInfo::new(libc::SIGSEGV, sig::SI_KERNEL)))
+            }
             libc::SIGSYS if si.code == 1 => {
                 // SYS_SECCOMP: the kernel rolled rax back to the number.
                 regs.gp.orig_rax = regs.gp.rax;
@@ -456,3 +486,10 @@ impl Drop for SystrapContext {
         self.release();
     }
 }
+
+/// `AUDIT_ARCH_X86_64`: the `si_arch` of a 64-bit system call's `SIGSYS`.
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+/// Linux's 64-bit user code selector.
+const USER_CS: u64 = 0x33;
+/// Linux's 64-bit user data selector.
+const USER_DS: u64 = 0x2b;
