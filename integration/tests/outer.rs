@@ -146,7 +146,46 @@ fn sandbox_processes_run_unprivileged(p: Platform) {
     assert_eq!((code, out.as_str()), (0, "done\n"), "{err}");
 }
 
+/// Arguments, environment entries and the working directory are bytes, as Linux passes
+/// them: none needs to be UTF-8 (they were refused with status 2, and a non-UTF-8 working
+/// directory silently became `/`).
+fn non_utf8_arguments_environment_and_cwd_pass_through(p: Platform) {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = integration::scratch_dir();
+    let cwd = dir.path().join(OsStr::from_bytes(b"dir-\xff-x"));
+    std::fs::create_dir(&cwd).expect("mkdir");
+    let hex = |b: &[u8]| {
+        b.iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let script = "for v in \"$1\" \"$INHERITED\" \"$GIVEN\" \"$(pwd)\"; do \
+                  printf '%s' \"$v\" | od -An -tx1 | tr -s ' \\n' '  '; echo; done";
+    let mut cmd = Command::new(runsc());
+    cmd.current_dir(&cwd)
+        .env("INHERITED", OsStr::from_bytes(b"in-\xfe"))
+        .arg(format!("--platform={}", p.name()))
+        .arg("do")
+        .arg("--env")
+        .arg(OsStr::from_bytes(b"GIVEN=given-\xfd"))
+        .args(["--", "/bin/sh", "-c", script, "sh"])
+        .arg(OsStr::from_bytes(b"arg-\xfc"));
+    let run = run_command(cmd, b"");
+    run.assert_success("runsc do with non-UTF-8 bytes");
+    let got: Vec<String> = run.stdout.lines().map(|l| l.trim().to_string()).collect();
+    let want = [
+        hex(b"arg-\xfc"),
+        hex(b"in-\xfe"),
+        hex(b"given-\xfd"),
+        hex(cwd.as_os_str().as_bytes()),
+    ];
+    assert_eq!(got, want, "{run:#?}");
+}
+
 on_every_platform!(
     debug_logs_of_concurrent_sandboxes_do_not_mix,
+    non_utf8_arguments_environment_and_cwd_pass_through,
     sandbox_processes_run_unprivileged,
 );

@@ -83,7 +83,16 @@ pub fn run(global: &GlobalArgs, args: BootArgs) -> Result<i32, RunscError> {
     signals::install().map_err(|e| RunscError::host("install signal handlers", e))?;
     // Shown by ps/top instead of "exe" (we were started through /proc/self/exe).
     let _ = nix::sys::prctl::set_name(c"runsc-sandbox");
-    tracing::debug!("sandbox starting");
+    if let BootMode::Do(spec) = &mode {
+        let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        tracing::debug!(
+            argv = ?spec.argv.iter().map(|a| lossy(a)).collect::<Vec<_>>(),
+            cwd = %lossy(&spec.cwd),
+            "sandbox starting"
+        );
+    } else {
+        tracing::debug!("sandbox starting");
+    }
 
     child::raise_nofile_limit();
     // KVM opens /dev/kvm, so it is created while the process is still host root and the

@@ -224,13 +224,13 @@ pub struct DoArgs {
     /// Working directory inside the sandbox (default: the caller's when the rootfs is `/`,
     /// else `/`).
     #[arg(long, value_name = "DIR")]
-    pub cwd: Option<String>,
+    pub cwd: Option<std::ffi::OsString>,
     /// Add or override an environment variable (repeatable).
     #[arg(long = "env", value_name = "K=V")]
-    pub env: Vec<String>,
-    /// The command and its arguments.
+    pub env: Vec<std::ffi::OsString>,
+    /// The command and its arguments (any bytes, as Linux passes them).
     #[arg(trailing_var_arg = true, value_name = "CMD")]
-    pub command: Vec<String>,
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// `runsc gofer` (internal).

@@ -12,8 +12,10 @@
 //! with `kill`) are forwarded to the sandbox. When it exits, the Gofer is killed and
 //! reaped, and its status becomes ours.
 
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -51,29 +53,23 @@ pub fn prepare(args: DoArgs) -> Result<(BootSpec, PathBuf), RunscError> {
             args.rootfs.display()
         )));
     }
-    let cwd = match args.cwd {
-        Some(c) if c.starts_with('/') => c,
+    let cwd: Vec<u8> = match args.cwd {
+        Some(c) if c.as_bytes().first() == Some(&b'/') => c.into_vec(),
         Some(c) => {
             return Err(RunscError::Invalid(format!(
                 "do: --cwd {c:?} is not absolute"
             )));
         }
         None if rootfs == Path::new("/") => std::env::current_dir()
-            .ok()
-            .and_then(|p| p.to_str().map(str::to_owned))
-            .unwrap_or_else(|| "/".into()),
-        None => "/".into(),
+            .map(|p| p.into_os_string().into_vec())
+            .unwrap_or_else(|_| b"/".to_vec()),
+        None => b"/".to_vec(),
     };
     let envp = merge_env(
-        std::env::vars_os().map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                v.to_string_lossy().into_owned(),
-            )
-        }),
+        std::env::vars_os().map(|(k, v)| (k.into_vec(), v.into_vec())),
         &args.env,
     )?;
-    let mut argv = args.command;
+    let mut argv: Vec<Vec<u8>> = args.command.into_iter().map(OsString::into_vec).collect();
     if let Some(found) = resolve_in_path(&rootfs, &argv[0], &envp) {
         argv[0] = found;
     }
@@ -100,42 +96,57 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// system. Looked up on the host below `rootfs` (the same files the Gofer serves; the
 /// Sentry's own `/proc`, `/dev` and `/sys` are not searched). `None` leaves the
 /// name to the Sentry, which then reports it as not found.
-pub fn resolve_in_path(rootfs: &Path, name: &str, envp: &[String]) -> Option<String> {
+pub fn resolve_in_path(rootfs: &Path, name: &[u8], envp: &[Vec<u8>]) -> Option<Vec<u8>> {
     use std::os::unix::fs::PermissionsExt;
-    if name.is_empty() || name.contains('/') {
+    if name.is_empty() || name.contains(&b'/') {
         return None;
     }
     let path = envp
         .iter()
         .rev()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or(DEFAULT_PATH);
-    path.split(':')
-        .filter(|d| d.starts_with('/'))
+        .find_map(|e| e.strip_prefix(b"PATH="))
+        .unwrap_or(DEFAULT_PATH.as_bytes());
+    path.split(|&b| b == b':')
+        .filter(|d| d.first() == Some(&b'/'))
         .find_map(|dir| {
-            let candidate = format!("{}/{name}", dir.trim_end_matches('/'));
-            let host = rootfs.join(candidate.trim_start_matches('/'));
+            let mut candidate = dir.to_vec();
+            while candidate.last() == Some(&b'/') {
+                candidate.pop();
+            }
+            candidate.push(b'/');
+            candidate.extend_from_slice(name);
+            let host = rootfs.join(OsStr::from_bytes(&candidate[1..]));
             let meta = std::fs::metadata(&host).ok()?;
             (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(candidate)
         })
 }
 
 /// The inherited environment with `--env K=V` overrides applied (in place) or appended.
+/// Names and values are bytes, as Linux passes them.
 pub fn merge_env(
-    inherited: impl Iterator<Item = (String, String)>,
-    overrides: &[String],
-) -> Result<Vec<String>, RunscError> {
-    let mut vars: Vec<(String, String)> = inherited.collect();
+    inherited: impl Iterator<Item = (Vec<u8>, Vec<u8>)>,
+    overrides: &[OsString],
+) -> Result<Vec<Vec<u8>>, RunscError> {
+    let mut vars: Vec<(Vec<u8>, Vec<u8>)> = inherited.collect();
     for o in overrides {
-        let Some((k, v)) = o.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+        let bytes = o.as_bytes();
+        let Some(eq) = bytes.iter().position(|&b| b == b'=').filter(|&i| i > 0) else {
             return Err(RunscError::Invalid(format!("do: --env {o:?} is not K=V")));
         };
+        let (k, v) = (&bytes[..eq], &bytes[eq + 1..]);
         match vars.iter_mut().find(|(name, _)| name == k) {
-            Some(slot) => slot.1 = v.to_owned(),
-            None => vars.push((k.to_owned(), v.to_owned())),
+            Some(slot) => slot.1 = v.to_vec(),
+            None => vars.push((k.to_vec(), v.to_vec())),
         }
     }
-    Ok(vars.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+    Ok(vars
+        .into_iter()
+        .map(|(mut k, v)| {
+            k.push(b'=');
+            k.extend_from_slice(&v);
+            k
+        })
+        .collect())
 }
 
 fn strerror(e: &std::io::Error) -> String {
@@ -314,18 +325,26 @@ mod tests {
             rootfs: "/".into(),
             cwd: None,
             env: Vec::new(),
-            command: cmd.iter().map(|s| s.to_string()).collect(),
+            command: cmd.iter().map(OsString::from).collect(),
         }
     }
 
     #[test]
     fn env_overrides_in_place_and_appends() {
         let inherited = [
-            ("A".to_string(), "1".to_string()),
-            ("B".to_string(), "2".to_string()),
+            (b"A".to_vec(), b"1".to_vec()),
+            (b"B".to_vec(), b"2\xff".to_vec()),
         ];
-        let got = merge_env(inherited.into_iter(), &["B=x=y".into(), "C=".into()]).expect("merge");
-        assert_eq!(got, ["A=1", "B=x=y", "C="]);
+        let got = merge_env(
+            inherited.into_iter(),
+            &[
+                "B=x=y".into(),
+                "C=".into(),
+                OsString::from_vec(b"D=\xfe".to_vec()),
+            ],
+        )
+        .expect("merge");
+        assert_eq!(got, [&b"A=1"[..], b"B=x=y", b"C=", b"D=\xfe"]);
         assert!(merge_env(std::iter::empty(), &["novalue".into()]).is_err());
         assert!(merge_env(std::iter::empty(), &["=v".into()]).is_err());
     }
@@ -347,32 +366,32 @@ mod tests {
 
     #[test]
     fn commands_are_found_in_path() {
-        let env = ["PATH=/nonexistent:/bin:/usr/bin".to_string()];
+        let env = [b"PATH=/nonexistent:/bin:/usr/bin".to_vec()];
+        let root = Path::new("/");
         assert_eq!(
-            resolve_in_path(Path::new("/"), "sh", &env).as_deref(),
-            Some("/bin/sh")
+            resolve_in_path(root, b"sh", &env).as_deref(),
+            Some(&b"/bin/sh"[..])
         );
-        assert_eq!(resolve_in_path(Path::new("/"), "./sh", &env), None);
-        assert_eq!(
-            resolve_in_path(Path::new("/"), "no-such-command-xyz", &env),
-            None
-        );
+        assert_eq!(resolve_in_path(root, b"./sh", &env), None);
+        assert_eq!(resolve_in_path(root, b"no-such-command-xyz", &env), None);
         // Directories and non-executables do not count.
         assert_eq!(
-            resolve_in_path(Path::new("/"), "passwd", &["PATH=/etc".into()]),
+            resolve_in_path(root, b"passwd", &[b"PATH=/etc".to_vec()]),
             None
         );
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("bin")).expect("mkdir");
-        std::fs::write(dir.path().join("bin/tool"), "x").expect("write");
+        // A name that is not UTF-8 is found all the same.
+        let name = OsStr::from_bytes(b"tool\xff");
+        std::fs::write(dir.path().join("bin").join(name), "x").expect("write");
         std::fs::set_permissions(
-            dir.path().join("bin/tool"),
+            dir.path().join("bin").join(name),
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )
         .expect("chmod");
         assert_eq!(
-            resolve_in_path(dir.path(), "tool", &["PATH=/bin".into()]).as_deref(),
-            Some("/bin/tool")
+            resolve_in_path(dir.path(), b"tool\xff", &[b"PATH=/bin".to_vec()]).as_deref(),
+            Some(&b"/bin/tool\xff"[..])
         );
     }
 
@@ -380,13 +399,13 @@ mod tests {
     fn defaults_pass_the_caller_through() {
         let (spec, rootfs) = prepare(args(&["echo", "hi"])).expect("prepare");
         assert_eq!(rootfs, Path::new("/"));
-        assert_eq!(spec.argv[1], "hi");
-        assert!(spec.argv[0].ends_with("/echo"), "{:?}", spec.argv);
+        assert_eq!(spec.argv[1], b"hi");
+        assert!(spec.argv[0].ends_with(b"/echo"), "{:?}", spec.argv);
         let cwd = std::env::current_dir().expect("cwd");
-        assert_eq!(Path::new(&spec.cwd), cwd);
-        assert!(spec.envp.iter().any(|e| e.starts_with("PATH=")));
+        assert_eq!(Path::new(OsStr::from_bytes(&spec.cwd)), cwd);
+        assert!(spec.envp.iter().any(|e| e.starts_with(b"PATH=")));
         let mut a = args(&["true"]);
         a.rootfs = "/tmp".into();
-        assert_eq!(prepare(a).expect("prepare").0.cwd, "/");
+        assert_eq!(prepare(a).expect("prepare").0.cwd, b"/");
     }
 }

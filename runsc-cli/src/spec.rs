@@ -1,4 +1,6 @@
 //! The boot spec: what `runsc do` tells the sandbox process to run, sent as JSON over a pipe.
+//! Arguments, environment and working directory are byte strings (JSON arrays of numbers):
+//! Linux passes bytes, which need not be UTF-8.
 
 use serde::{Deserialize, Serialize};
 
@@ -6,11 +8,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BootSpec {
     /// argv; `argv[0]` is the program as the user typed it.
-    pub argv: Vec<String>,
+    pub argv: Vec<Vec<u8>>,
     /// The environment, `K=V`.
-    pub envp: Vec<String>,
+    pub envp: Vec<Vec<u8>>,
     /// Absolute working directory inside the sandbox.
-    pub cwd: String,
+    pub cwd: Vec<u8>,
     /// User id of the application.
     pub uid: u32,
     /// Group id of the application.
@@ -31,8 +33,11 @@ impl BootSpec {
         if spec.argv.is_empty() {
             return Err("bad boot spec: empty argv".into());
         }
-        if !spec.cwd.starts_with('/') {
-            return Err(format!("bad boot spec: cwd {:?} is not absolute", spec.cwd));
+        if spec.cwd.first() != Some(&b'/') {
+            return Err(format!(
+                "bad boot spec: cwd {:?} is not absolute",
+                String::from_utf8_lossy(&spec.cwd)
+            ));
         }
         Ok(spec)
     }
@@ -44,7 +49,7 @@ mod tests {
 
     fn spec() -> BootSpec {
         BootSpec {
-            argv: vec!["/bin/true".into()],
+            argv: vec![b"/bin/true\xff".to_vec()],
             envp: vec!["A=B".into()],
             cwd: "/".into(),
             uid: 0,

@@ -35,12 +35,13 @@ pub use mm::MemoryManager;
 /// What the runtime asks the Sentry to run.
 #[derive(Debug)]
 pub struct SandboxConfig {
-    /// The program and its arguments; `argv[0]` is the program path as the user typed it.
-    pub argv: Vec<String>,
-    /// The environment, as `K=V` strings.
-    pub envp: Vec<String>,
-    /// The initial working directory (absolute, inside the sandbox).
-    pub cwd: String,
+    /// The program and its arguments, as bytes (Linux passes bytes, not UTF-8); `argv[0]`
+    /// is the program path as the user typed it.
+    pub argv: Vec<Vec<u8>>,
+    /// The environment, as `K=V` byte strings.
+    pub envp: Vec<Vec<u8>>,
+    /// The initial working directory (absolute, inside the sandbox), as bytes.
+    pub cwd: Vec<u8>,
     /// The user id of the first process.
     pub uid: u32,
     /// The group id of the first process.

@@ -47,8 +47,8 @@ pub(crate) fn run_over_gofer(
             .unwrap(),
     );
     let config = SandboxConfig {
-        argv: argv.iter().map(|s| s.to_string()).collect(),
-        envp: envp.iter().map(|s| s.to_string()).collect(),
+        argv: argv.iter().map(|s| s.as_bytes().to_vec()).collect(),
+        envp: envp.iter().map(|s| s.as_bytes().to_vec()).collect(),
         cwd: cwd.into(),
         uid: 0,
         gid: 0,

@@ -327,7 +327,7 @@ pub(crate) fn run_sandbox(
     if config.argv.is_empty() {
         return Err(SentryError::Config("empty argv"));
     }
-    if !config.cwd.starts_with('/') {
+    if config.cwd.first() != Some(&b'/') {
         return Err(SentryError::Config("cwd must be absolute"));
     }
     let SandboxConfig {
@@ -349,27 +349,37 @@ pub(crate) fn run_sandbox(
     }
     let ctx = kernel
         .vfs()
-        .root_context(cwd.as_bytes())
+        .root_context(&cwd)
         .map_err(SentryError::Filesystem)?;
     let creds = Credentials::new(uid, gid);
     let init = Task::new_process(&kernel, 0, creds, Arc::new(fds), Arc::new(ctx))?;
-    start_init(&kernel, init, &argv, &envp)
+    start_init_bytes(&kernel, init, argv, envp)
 }
 
-/// Loads `argv[0]` into `init`, runs it on its own host thread and waits for the thread
-/// group to end.
+/// [`start_init_bytes`] with UTF-8 arguments and environment (for tests).
+#[cfg(test)]
 pub(crate) fn start_init(
     kernel: &Arc<Kernel>,
     init: Arc<Task>,
     argv: &[String],
     envp: &[String],
 ) -> Result<ExitStatus, SentryError> {
+    let bytes = |v: &[String]| v.iter().map(|s| s.as_bytes().to_vec()).collect();
+    start_init_bytes(kernel, init, bytes(argv), bytes(envp))
+}
+
+/// Loads `argv[0]` into `init`, runs it on its own host thread and waits for the thread
+/// group to end. Arguments and environment are bytes, as Linux passes them.
+pub(crate) fn start_init_bytes(
+    kernel: &Arc<Kernel>,
+    init: Arc<Task>,
+    argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+) -> Result<ExitStatus, SentryError> {
     let path = argv.first().cloned().unwrap_or_default();
-    let argv_b: Vec<Vec<u8>> = argv.iter().map(|s| s.as_bytes().to_vec()).collect();
-    let envp_b: Vec<Vec<u8>> = envp.iter().map(|s| s.as_bytes().to_vec()).collect();
-    init.execve(path.as_bytes(), argv_b, envp_b)
+    init.execve(&path, argv, envp)
         .map_err(|errno| SentryError::Exec {
-            path: path.clone(),
+            path: String::from_utf8_lossy(&path).into_owned(),
             errno,
         })?;
     let tg = init.thread_group().clone();
