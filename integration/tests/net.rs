@@ -1,5 +1,6 @@
 //! Networking through `runsc do`, on every platform: TCP and UDP over the sandbox's own
-//! loopback (IPv4, IPv6, dual stack), a real HTTP server and client in one sandbox, and
+//! loopback (IPv4, IPv6, dual stack), a real HTTP server and client in one sandbox,
+//! interfaces through netlink (`ip`, `getifaddrs`), ioctls and `/proc/net`, and
 //! isolation from the host's loopback with `--network=none`.
 //!
 //! The C fixture `net_inet` prints one `ok <part>` line per part and exits with the
@@ -19,7 +20,54 @@ integration::on_every_platform!(
     ipv6_and_dual_stack,
     python_http_server_answers_curl,
     none_cannot_reach_the_host_loopback,
+    interfaces_getifaddrs_ioctls_and_proc_net,
+    ip_addr_and_route_show_loopback,
 );
+
+fn interfaces_getifaddrs_ioctls_and_proc_net(p: Platform) {
+    let exe = fixture("net_ifaddrs", Link::Static);
+    let run = runsc_do(p, &[], &[path_str(&exe)]);
+    run.assert_success("net_ifaddrs");
+    assert_eq!(
+        run.stdout, "ok getifaddrs\nok ioctls\nok proc-net\n",
+        "{run:#?}"
+    );
+}
+
+/// iproute2 over netlink: `ip addr` lists `lo` with 127.0.0.1/8 and ::1/128, and the
+/// local routing table has 127.0.0.0/8.
+fn ip_addr_and_route_show_loopback(p: Platform) {
+    let run = runsc_do(
+        p,
+        &[],
+        &[
+            "/bin/sh",
+            "-c",
+            "ip -o addr show; ip route show table local",
+        ],
+    );
+    run.assert_success("ip addr");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("1: lo    inet 127.0.0.1/8 scope host lo")),
+        "{run:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("1: lo    inet6 ::1/128 scope host")),
+        "{run:#?}"
+    );
+    assert!(
+        lines.iter().any(
+            |l| l.starts_with("local 127.0.0.0/8 dev lo proto kernel scope host src 127.0.0.1")
+        ),
+        "{run:#?}"
+    );
+    assert_eq!(lines.len(), 3, "{run:#?}");
+}
 
 /// Runs `net_inet` for `parts` and checks each printed its `ok` line.
 fn expect_parts(p: Platform, parts: &[&str]) {

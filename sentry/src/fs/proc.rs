@@ -100,7 +100,23 @@ pub trait ProcSource: Send + Sync {
     fn hostname(&self) -> String;
     /// Seconds since the sandbox booted.
     fn uptime(&self) -> f64;
+    /// The contents of `/proc/net/<name>` (`None`: no such file).
+    fn net_file(&self, _name: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
 }
+
+/// The files of `/proc/net`.
+const NET_FILES: [&[u8]; 8] = [
+    b"tcp",
+    b"tcp6",
+    b"udp",
+    b"udp6",
+    b"dev",
+    b"route",
+    b"if_inet6",
+    b"unix",
+];
 
 thread_local! {
     static CURRENT: Cell<(i32, i32)> = const { Cell::new((0, 0)) };
@@ -280,6 +296,28 @@ pub fn new_procfs() -> (Arc<ProcFs>, Arc<dyn Inode>) {
         (b"cmdline", SynthFile::fixed(a, "BOOT_IMAGE=/vmlinuz\n")),
         (b"mounts", SynthLink::fixed(a, b"self/mounts")),
         (b"sys", sys),
+        (
+            b"net",
+            SynthDir::fixed(
+                a,
+                0o555,
+                NET_FILES
+                    .iter()
+                    .map(|&n| {
+                        let f = file(&fs, move |p| {
+                            if n == b"unix" {
+                                return Ok(
+                                    b"Num       RefCount Protocol Flags    Type St Inode Path\n"
+                                        .to_vec(),
+                                );
+                            }
+                            p.src()?.net_file(n).ok_or(Errno::ENOENT)
+                        });
+                        (n, f)
+                    })
+                    .collect(),
+            ),
+        ),
     ];
     let statics = Arc::new(statics);
     let (fs_l, st_l) = (fs.clone(), statics.clone());

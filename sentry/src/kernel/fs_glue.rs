@@ -72,6 +72,10 @@ fn read_block(t: &Task, (start, end): (u64, u64)) -> Vec<u8> {
 }
 
 impl ProcSource for Kernel {
+    fn net_file(&self, name: &[u8]) -> Option<Vec<u8>> {
+        crate::net::procnet::render(self.net(), name)
+    }
+
     fn pids(&self) -> Vec<i32> {
         Kernel::pids(self)
     }

@@ -25,6 +25,8 @@
 pub mod addr;
 pub mod device;
 pub mod ifreq;
+pub mod netlink;
+pub mod procnet;
 pub mod socket;
 mod tcp;
 mod udp;
@@ -273,6 +275,40 @@ impl Stack {
             rx: i.dev.rx,
             tx: i.dev.tx,
         }]
+    }
+
+    /// Adds (`add`) or removes an address of interface `index` (`RTM_NEWADDR`,
+    /// `RTM_DELADDR`).
+    pub fn change_addr(&self, index: u32, a: IpAddr, prefix: u8, add: bool) -> Result<(), Errno> {
+        if index != 1 {
+            return Err(Errno::ENODEV);
+        }
+        let max = if a.is_ipv4() { 32 } else { 128 };
+        if prefix > max {
+            return Err(Errno::EINVAL);
+        }
+        self.with(|i| {
+            let cidr = IpCidr::new(addr::to_ip(a), prefix);
+            let present = i
+                .iface
+                .ip_addrs()
+                .iter()
+                .any(|c| c.address() == cidr.address());
+            match (add, present) {
+                (true, true) => Err(Errno::EEXIST),
+                (false, false) => Err(Errno::EADDRNOTAVAIL),
+                (true, false) => {
+                    let mut full = false;
+                    i.iface.update_ip_addrs(|v| full = v.push(cidr).is_err());
+                    if full { Err(Errno::ENOSPC) } else { Ok(()) }
+                }
+                (false, true) => {
+                    i.iface
+                        .update_ip_addrs(|v| v.retain(|c| c.address() != cidr.address()));
+                    Ok(())
+                }
+            }
+        })
     }
 
     /// TCP and UDP sockets for `/proc/net/{tcp,tcp6,udp,udp6}`: (local, remote, Linux

@@ -43,6 +43,65 @@ pub struct Received {
     pub from: Option<Vec<u8>>,
 }
 
+/// What the socket system calls need from a socket of the Sentry's network families.
+pub trait SocketOps: Send + Sync {
+    /// `bind` to the `sockaddr` bytes `raw`.
+    fn bind(&self, raw: &[u8]) -> Result<(), Errno>;
+    /// `listen(backlog)`.
+    fn listen(&self, _backlog: i32) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+    /// `connect` to the `sockaddr` bytes `raw`.
+    fn connect(&self, raw: &[u8]) -> Result<(), Errno>;
+    /// Sends `data` (to `to`, a `sockaddr`, for datagrams).
+    fn send(&self, data: &[u8], to: Option<&[u8]>, flags: u32) -> Result<usize, Errno>;
+    /// Receives up to `len` bytes.
+    fn recv(&self, len: usize, flags: u32) -> Result<Received, Errno>;
+    /// `shutdown(how)`.
+    fn shutdown(&self, how: i32) -> Result<(), Errno>;
+    /// `getsockname`.
+    fn name(&self) -> Vec<u8>;
+    /// `getpeername`.
+    fn peer_name(&self) -> Result<Vec<u8>, Errno>;
+    /// `getsockopt(level, name)`: the option's bytes.
+    fn getsockopt(&self, level: i32, name: i32) -> Result<Vec<u8>, Errno>;
+    /// `setsockopt(level, name, val)`.
+    fn setsockopt(&self, level: i32, name: i32, val: &[u8]) -> Result<(), Errno>;
+}
+
+impl SocketOps for InetSocket {
+    fn bind(&self, raw: &[u8]) -> Result<(), Errno> {
+        InetSocket::bind(self, raw)
+    }
+    fn listen(&self, backlog: i32) -> Result<(), Errno> {
+        InetSocket::listen(self, backlog)
+    }
+    fn connect(&self, raw: &[u8]) -> Result<(), Errno> {
+        InetSocket::connect(self, raw)
+    }
+    fn send(&self, data: &[u8], to: Option<&[u8]>, flags: u32) -> Result<usize, Errno> {
+        InetSocket::send(self, data, to, flags)
+    }
+    fn recv(&self, len: usize, flags: u32) -> Result<Received, Errno> {
+        InetSocket::recv(self, len, flags)
+    }
+    fn shutdown(&self, how: i32) -> Result<(), Errno> {
+        InetSocket::shutdown(self, how)
+    }
+    fn name(&self) -> Vec<u8> {
+        InetSocket::name(self)
+    }
+    fn peer_name(&self) -> Result<Vec<u8>, Errno> {
+        InetSocket::peer_name(self)
+    }
+    fn getsockopt(&self, level: i32, name: i32) -> Result<Vec<u8>, Errno> {
+        InetSocket::getsockopt(self, level, name)
+    }
+    fn setsockopt(&self, level: i32, name: i32, val: &[u8]) -> Result<(), Errno> {
+        InetSocket::setsockopt(self, level, name, val)
+    }
+}
+
 /// An `AF_INET`/`AF_INET6` socket.
 #[derive(Debug)]
 pub struct InetSocket {

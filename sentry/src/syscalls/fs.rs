@@ -1497,6 +1497,10 @@ pub fn sys_ioctl(t: &Task, fd: i32, cmd: u32, arg: u64) -> Result<u64, Errno> {
             mm.write_obj(arg, &(n.min(i32::MAX as u64) as i32))?;
             Ok(0)
         }
+        // The netdevice ioctls work on a socket of any family (Linux's dev_ioctl).
+        0x8910..=0x89ff if f.stat().is_ok_and(|s| s.st_mode & 0o170000 == 0o140000) => {
+            crate::net::ifreq::ioctl(t.kernel().net(), cmd, arg, &Mem(&mm))
+        }
         _ => f.ops().ioctl(cmd, arg, &Mem(&mm)),
     }
 }

@@ -14,6 +14,8 @@ use crate::fs::OpenFile;
 use crate::fs::anon::anon_file;
 use crate::kernel::Task;
 use crate::net::InetSocket;
+use crate::net::netlink::{AF_NETLINK, NetlinkSocket};
+use crate::net::socket::SocketOps;
 use crate::net::socket::{MSG_PEEK, MSG_TRUNC};
 
 const MSG_NOSIGNAL: u32 = 0x4000;
@@ -22,11 +24,14 @@ const SOCKADDR_MAX: u32 = 128;
 /// Most bytes moved by one call (Linux caps at `MAX_RW_COUNT`; this bounds our copies).
 const MAX_IO: u64 = 1 << 26;
 
-/// The inet socket behind a file, if it is one.
-pub fn inet(f: &OpenFile) -> Option<&InetSocket> {
-    f.ops()
-        .as_any()
-        .and_then(|a| a.downcast_ref::<InetSocket>())
+/// The network socket (inet or netlink) behind a file, if it is one.
+pub fn inet(f: &OpenFile) -> Option<&dyn SocketOps> {
+    let a = f.ops().as_any()?;
+    if let Some(s) = a.downcast_ref::<InetSocket>() {
+        return Some(s);
+    }
+    a.downcast_ref::<NetlinkSocket>()
+        .map(|s| s as &dyn SocketOps)
 }
 
 /// Makes the file of a new socket.
@@ -40,6 +45,17 @@ pub fn socket_file(sock: Arc<InetSocket>, flags: u32) -> Arc<OpenFile> {
 pub fn socket(t: &Task, domain: i32, ty: u32, protocol: i32) -> Result<u64, Errno> {
     if ty & !(0xf | O_NONBLOCK | O_CLOEXEC) != 0 {
         return Err(Errno::EINVAL);
+    }
+    if domain == AF_NETLINK {
+        let sock = NetlinkSocket::new(t.kernel().net(), (ty & 0xf) as i32, protocol)?;
+        sock.set_nonblock(ty & O_NONBLOCK != 0);
+        let f = anon_file(
+            "NETLINK",
+            S_IFSOCK | 0o777,
+            O_RDWR | (ty & O_NONBLOCK),
+            sock,
+        );
+        return install(t, f, ty & O_CLOEXEC != 0);
     }
     let sock = InetSocket::new(t.kernel().net(), domain, (ty & 0xf) as i32, protocol)?;
     install(t, socket_file(sock, ty), ty & O_CLOEXEC != 0)
@@ -72,19 +88,19 @@ fn write_addr(t: &Task, addr: u64, len_addr: u64, raw: &[u8]) -> Result<(), Errn
 }
 
 /// `bind`.
-pub fn bind(t: &Task, s: &InetSocket, addr: u64, len: u32) -> Result<u64, Errno> {
+pub fn bind(t: &Task, s: &dyn SocketOps, addr: u64, len: u32) -> Result<u64, Errno> {
     s.bind(&read_addr(t, addr, len)?)?;
     Ok(0)
 }
 
 /// `listen`.
-pub fn listen(s: &InetSocket, backlog: i32) -> Result<u64, Errno> {
+pub fn listen(s: &dyn SocketOps, backlog: i32) -> Result<u64, Errno> {
     s.listen(backlog)?;
     Ok(0)
 }
 
 /// `accept4`.
-pub fn accept4(t: &Task, s: &InetSocket, addr: u64, len: u64, flags: u32) -> Result<u64, Errno> {
+pub fn accept4(t: &Task, f: &OpenFile, addr: u64, len: u64, flags: u32) -> Result<u64, Errno> {
     if flags & !(O_NONBLOCK | O_CLOEXEC) != 0 {
         return Err(Errno::EINVAL);
     }
@@ -95,25 +111,32 @@ pub fn accept4(t: &Task, s: &InetSocket, addr: u64, len: u64, flags: u32) -> Res
             return Err(Errno::EINVAL);
         }
     }
+    let Some(s) = f
+        .ops()
+        .as_any()
+        .and_then(|a| a.downcast_ref::<InetSocket>())
+    else {
+        return Err(Errno::EOPNOTSUPP);
+    };
     let (conn, peer) = s.accept(false)?;
     write_addr(t, addr, len, &peer)?;
     install(t, socket_file(conn, flags), flags & O_CLOEXEC != 0)
 }
 
 /// `connect`.
-pub fn connect(t: &Task, s: &InetSocket, addr: u64, len: u32) -> Result<u64, Errno> {
+pub fn connect(t: &Task, s: &dyn SocketOps, addr: u64, len: u32) -> Result<u64, Errno> {
     s.connect(&read_addr(t, addr, len)?)?;
     Ok(0)
 }
 
 /// `getsockname`.
-pub fn getsockname(t: &Task, s: &InetSocket, addr: u64, len: u64) -> Result<u64, Errno> {
+pub fn getsockname(t: &Task, s: &dyn SocketOps, addr: u64, len: u64) -> Result<u64, Errno> {
     write_addr(t, addr, len, &s.name())?;
     Ok(0)
 }
 
 /// `getpeername`.
-pub fn getpeername(t: &Task, s: &InetSocket, addr: u64, len: u64) -> Result<u64, Errno> {
+pub fn getpeername(t: &Task, s: &dyn SocketOps, addr: u64, len: u64) -> Result<u64, Errno> {
     let p = s.peer_name()?;
     write_addr(t, addr, len, &p)?;
     Ok(0)
@@ -131,7 +154,7 @@ fn finish_send(t: &Task, r: Result<usize, Errno>, flags: u32) -> Result<u64, Err
 /// `sendto`.
 pub fn sendto(
     t: &Task,
-    s: &InetSocket,
+    s: &dyn SocketOps,
     buf: u64,
     len: u64,
     flags: u32,
@@ -151,7 +174,7 @@ pub fn sendto(
 /// `recvfrom`.
 pub fn recvfrom(
     t: &Task,
-    s: &InetSocket,
+    s: &dyn SocketOps,
     buf: u64,
     len: u64,
     flags: u32,
@@ -170,7 +193,7 @@ pub fn recvfrom(
     } as u64)
 }
 
-fn sendmsg_one(t: &Task, s: &InetSocket, addr: u64, flags: u32) -> Result<u64, Errno> {
+fn sendmsg_one(t: &Task, s: &dyn SocketOps, addr: u64, flags: u32) -> Result<u64, Errno> {
     let h: MsgHdr = read_msghdr(t, addr)?;
     let iovs = read_iovecs(t, &h)?;
     let total: u64 = iovs.iter().map(|v| v.1).sum();
@@ -190,7 +213,7 @@ fn sendmsg_one(t: &Task, s: &InetSocket, addr: u64, flags: u32) -> Result<u64, E
     finish_send(t, s.send(&data, to.as_deref(), flags), flags)
 }
 
-fn recvmsg_one(t: &Task, s: &InetSocket, addr: u64, flags: u32) -> Result<u64, Errno> {
+fn recvmsg_one(t: &Task, s: &dyn SocketOps, addr: u64, flags: u32) -> Result<u64, Errno> {
     let h = read_msghdr(t, addr)?;
     let iovs = read_iovecs(t, &h)?;
     let total: u64 = iovs.iter().map(|v| v.1).sum();
@@ -230,17 +253,17 @@ fn recvmsg_one(t: &Task, s: &InetSocket, addr: u64, flags: u32) -> Result<u64, E
 }
 
 /// `sendmsg`.
-pub fn sendmsg(t: &Task, s: &InetSocket, msg: u64, flags: u32) -> Result<u64, Errno> {
+pub fn sendmsg(t: &Task, s: &dyn SocketOps, msg: u64, flags: u32) -> Result<u64, Errno> {
     sendmsg_one(t, s, msg, flags)
 }
 
 /// `recvmsg`.
-pub fn recvmsg(t: &Task, s: &InetSocket, msg: u64, flags: u32) -> Result<u64, Errno> {
+pub fn recvmsg(t: &Task, s: &dyn SocketOps, msg: u64, flags: u32) -> Result<u64, Errno> {
     recvmsg_one(t, s, msg, flags)
 }
 
 /// `sendmmsg`.
-pub fn sendmmsg(t: &Task, s: &InetSocket, vec: u64, n: u32, flags: u32) -> Result<u64, Errno> {
+pub fn sendmmsg(t: &Task, s: &dyn SocketOps, vec: u64, n: u32, flags: u32) -> Result<u64, Errno> {
     let n = n.min(UIO_MAXIOV as u32);
     let mut done = 0u32;
     for k in 0..n {
@@ -258,7 +281,7 @@ pub fn sendmmsg(t: &Task, s: &InetSocket, vec: u64, n: u32, flags: u32) -> Resul
 /// `recvmmsg` (the timeout is checked between messages, as on Linux).
 pub fn recvmmsg(
     t: &Task,
-    s: &InetSocket,
+    s: &dyn SocketOps,
     vec: u64,
     n: u32,
     flags: u32,
@@ -298,7 +321,7 @@ pub fn recvmmsg(
 }
 
 /// `shutdown`.
-pub fn shutdown(s: &InetSocket, how: i32) -> Result<u64, Errno> {
+pub fn shutdown(s: &dyn SocketOps, how: i32) -> Result<u64, Errno> {
     s.shutdown(how)?;
     Ok(0)
 }
@@ -306,7 +329,7 @@ pub fn shutdown(s: &InetSocket, how: i32) -> Result<u64, Errno> {
 /// `getsockopt`.
 pub fn getsockopt(
     t: &Task,
-    s: &InetSocket,
+    s: &dyn SocketOps,
     level: i32,
     name: i32,
     val: u64,
@@ -327,7 +350,7 @@ pub fn getsockopt(
 /// `setsockopt`.
 pub fn setsockopt(
     t: &Task,
-    s: &InetSocket,
+    s: &dyn SocketOps,
     level: i32,
     name: i32,
     val: u64,

@@ -100,7 +100,10 @@ fn check_type(domain: i32, ty: u32, protocol: i32) -> Result<i32, Errno> {
 
 /// `socket(domain, type, protocol)`.
 pub fn sys_socket(t: &Task, domain: i32, ty: u32, protocol: i32) -> Result<u64, Errno> {
-    if domain == crate::net::addr::AF_INET || domain == crate::net::addr::AF_INET6 {
+    if domain == crate::net::addr::AF_INET
+        || domain == crate::net::addr::AF_INET6
+        || domain == crate::net::netlink::AF_NETLINK
+    {
         return inet::socket(t, domain, ty, protocol);
     }
     let kind = check_type(domain, ty, protocol)?;
@@ -259,7 +262,8 @@ pub fn sys_listen(t: &Task, fd: i32, backlog: i32) -> Result<u64, Errno> {
 pub fn sys_accept4(t: &Task, fd: i32, addr: u64, len: u64, flags: u32) -> Result<u64, Errno> {
     let f = t.fd_table().get(fd)?;
     if let Some(s) = inet(&f) {
-        return inet::accept4(t, s, addr, len, flags);
+        let _ = s;
+        return inet::accept4(t, &f, addr, len, flags);
     }
     if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
         return Err(Errno::EINVAL);
