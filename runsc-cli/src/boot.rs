@@ -21,7 +21,7 @@ use crate::spec::{BootSpec, MAX_SPEC_BYTES};
 /// What the sandbox process runs: one program (`do`), or an OCI container's sandbox.
 enum BootMode {
     Do(BootSpec),
-    Oci(crate::oci::bundle::SandboxBoot, OwnedFd),
+    Oci(crate::oci::bundle::SandboxBoot, OwnedFd, Vec<OwnedFd>),
 }
 
 /// Reads and parses the spec from the pipe.
@@ -73,7 +73,12 @@ pub fn run(global: &GlobalArgs, args: BootArgs) -> Result<i32, RunscError> {
             let control = child::take_inherited_fd(n, "control fd")?;
             let boot = serde_json::from_slice(&read_spec_bytes(spec_fd)?)
                 .map_err(|e| RunscError::Invalid(format!("bad boot spec: {e}")))?;
-            BootMode::Oci(boot, control)
+            let mounts = args
+                .mount_fds
+                .iter()
+                .map(|&n| child::take_inherited_fd(n, "mount fd"))
+                .collect::<Result<Vec<_>, _>>()?;
+            BootMode::Oci(boot, control, mounts)
         }
     };
     let gofer = args
@@ -139,8 +144,13 @@ pub fn run(global: &GlobalArgs, args: BootArgs) -> Result<i32, RunscError> {
     tracing::debug!(platform = platform.name(), "confined; starting the Sentry");
     match mode {
         BootMode::Do(spec) => backends::run_sentry(platform, spec, stdio, gofer, global.strace),
-        BootMode::Oci(boot, control) => {
-            crate::oci::server::run(platform, boot, stdio, gofer, control, global.strace)
-        }
+        BootMode::Oci(boot, control, mounts) => crate::oci::server::run(
+            platform,
+            boot,
+            stdio,
+            (gofer, mounts),
+            control,
+            global.strace,
+        ),
     }
 }

@@ -260,4 +260,7 @@ pub struct BootArgs {
     /// OCI boot description).
     #[arg(long, value_name = "N")]
     pub control_fd: Option<i32>,
+    /// The inherited lisafs sockets of an OCI container's bind mounts, in mount order.
+    #[arg(long = "mount-fd", value_name = "N")]
+    pub mount_fds: Vec<i32>,
 }

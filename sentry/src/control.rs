@@ -40,6 +40,15 @@ pub struct ProcessSpec {
     pub stdio: [OwnedFd; 3],
 }
 
+/// What a mount of the container's spec is backed by.
+#[derive(Debug)]
+pub enum MountSource {
+    /// A host directory served by a Gofer over this lisafs socket (a bind mount).
+    Gofer(OwnedFd),
+    /// A fresh tmpfs (in the sandbox's memory file) with these permission bits.
+    Tmpfs(u32),
+}
+
 /// One process of the sandbox, as `ps` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcessInfo {
@@ -115,6 +124,56 @@ impl Sandbox {
 
     fn inner(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Mounts `src` at the absolute path `dest`, creating missing directories on the way
+    /// (in the root's writable overlay), before the first process runs.
+    pub fn mount(&self, dest: &str, src: MountSource, readonly: bool) -> Result<(), SentryError> {
+        use crate::fs::{FsCred, NewNode};
+        if !dest.starts_with('/') {
+            return Err(SentryError::Config("mount destination must be absolute"));
+        }
+        let vfs = self.kernel.vfs();
+        let root = vfs.root();
+        let cred = FsCred::root();
+        let mut cur = root.clone();
+        for name in dest.split('/').filter(|c| !c.is_empty() && *c != ".") {
+            let name = name.as_bytes();
+            if name == b".." {
+                return Err(SentryError::Config("mount destination must not contain .."));
+            }
+            cur = match vfs.step(&root, &cur, name, &cred) {
+                Ok(p) => p,
+                Err(Errno::ENOENT) => {
+                    cur.inode()
+                        .create(name, NewNode::Dir { mode: 0o755 }, &cred)
+                        .map_err(SentryError::Filesystem)?;
+                    vfs.step(&root, &cur, name, &cred)
+                        .map_err(SentryError::Filesystem)?
+                }
+                Err(e) => return Err(SentryError::Filesystem(e)),
+            };
+        }
+        let (inode, fstype, source): (Arc<dyn crate::fs::Inode>, _, _) = match src {
+            MountSource::Gofer(sock) => (
+                crate::fs::gofer::new_gofer_root(sock).map_err(SentryError::Filesystem)?,
+                "9p",
+                "none",
+            ),
+            MountSource::Tmpfs(mode) => (
+                crate::fs::tmpfs::Tmpfs::new_root(
+                    self.kernel.platform().memory_file().clone(),
+                    mode,
+                    0,
+                    0,
+                ),
+                "tmpfs",
+                "tmpfs",
+            ),
+        };
+        vfs.mount(&cur, inode, fstype, source, readonly)
+            .map_err(SentryError::Filesystem)?;
+        Ok(())
     }
 
     /// Creates a process for `spec` and loads its program, without running it.

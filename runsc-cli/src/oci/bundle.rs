@@ -16,6 +16,99 @@ pub struct SandboxBoot {
     pub process: ProcessArgs,
     /// The host name.
     pub hostname: String,
+    /// The spec's mounts the Sentry makes, in order.
+    #[serde(default)]
+    pub mounts: Vec<BootMount>,
+}
+
+/// A mount the Sentry makes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootMount {
+    /// Absolute path inside the container.
+    pub destination: String,
+    /// What backs it.
+    pub kind: BootMountKind,
+    /// Mounted read-only.
+    pub readonly: bool,
+}
+
+/// What backs a [`BootMount`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BootMountKind {
+    /// A host directory served by a Gofer of its own; the n-th bind mount gets the n-th
+    /// `--mount-fd`.
+    Bind {
+        /// The host directory.
+        source: PathBuf,
+    },
+    /// A fresh tmpfs with these permission bits.
+    Tmpfs {
+        /// `mode=` of the options (default 1777).
+        mode: u32,
+    },
+}
+
+/// Destinations the Sentry provides by itself (its procfs, devfs, sysfs), where a spec's
+/// `proc`, `sysfs`, `tmpfs` on `/dev`, `devpts`, `mqueue` and `cgroup` mounts go.
+fn sentry_provided(dest: &str, typ: &str) -> bool {
+    matches!(
+        typ,
+        "proc" | "sysfs" | "devpts" | "mqueue" | "cgroup" | "cgroup2"
+    ) || (typ == "tmpfs" && dest == "/dev")
+}
+
+/// The mounts of `spec` that the Sentry makes (bind mounts of host directories, tmpfs);
+/// bundle-relative sources are resolved against `bundle`.
+pub fn boot_mounts(spec: &Spec, bundle: &Path) -> Result<Vec<BootMount>, OciError> {
+    let mut out = Vec::new();
+    for m in spec.mounts().iter().flatten() {
+        let dest = m.destination().to_string_lossy().into_owned();
+        if !dest.starts_with('/') {
+            return Err(OciError::new(format!(
+                "mount destination {dest:?} is not absolute"
+            )));
+        }
+        let options = m.options().clone().unwrap_or_default();
+        let typ = m.typ().clone().unwrap_or_default();
+        let is_bind = typ == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
+        let readonly = options.iter().any(|o| o == "ro");
+        if is_bind {
+            let src = m.source().clone().unwrap_or_default();
+            let src = bundle.join(src);
+            let meta = std::fs::metadata(&src)
+                .map_err(|e| OciError::new(format!("bind mount source {}: {e}", src.display())))?;
+            if !meta.is_dir() {
+                // A Gofer serves directory trees; single files (podman's /etc/hosts,
+                // resolv.conf) are not bound yet.
+                tracing::debug!(source = %src.display(), %dest, "file bind mount skipped");
+                continue;
+            }
+            out.push(BootMount {
+                destination: dest,
+                kind: BootMountKind::Bind { source: src },
+                readonly,
+            });
+        } else if sentry_provided(&dest, &typ) {
+            continue;
+        } else if typ == "tmpfs" {
+            let mode = options
+                .iter()
+                .find_map(|o| o.strip_prefix("mode="))
+                .and_then(|m| u32::from_str_radix(m, 8).ok())
+                .unwrap_or(0o1777);
+            out.push(BootMount {
+                destination: dest,
+                kind: BootMountKind::Tmpfs {
+                    mode: mode & 0o7777,
+                },
+                readonly,
+            });
+        } else {
+            tracing::debug!(%dest, %typ, "mount type not supported; skipped");
+        }
+    }
+    Ok(out)
 }
 
 /// A parsed bundle.
@@ -60,6 +153,7 @@ impl Bundle {
             .as_ref()
             .ok_or_else(|| OciError::new(format!("{}: no process", config.display())))?;
         process_args(process, &rootfs)?;
+        boot_mounts(&spec, &dir)?;
         Ok(Bundle { dir, rootfs, spec })
     }
 
@@ -82,6 +176,7 @@ impl Bundle {
                 .clone()
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| "runsc".into()),
+            mounts: boot_mounts(&self.spec, &self.dir)?,
         })
     }
 }
@@ -169,6 +264,55 @@ mod tests {
         assert_eq!(boot.hostname, "runsc");
         assert_eq!(boot.process.argv, ["sh"]);
         assert_eq!(boot.process.cwd, "/");
+    }
+
+    #[test]
+    fn mounts_become_binds_and_tmpfs_and_the_rest_is_the_sentrys() {
+        let dir = write_bundle("{}");
+        let host = tempfile::tempdir().expect("host dir");
+        std::fs::write(host.path().join("f"), "x").expect("write");
+        let config = serde_json::json!({
+            "ociVersion": "1.2.0",
+            "root": {"path": "rootfs"},
+            "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
+                {"destination": "/dev/pts", "type": "devpts", "source": "devpts"},
+                {"destination": "/data", "type": "bind", "source": host.path(),
+                 "options": ["rbind", "ro"]},
+                {"destination": "/etc/hosts", "type": "bind",
+                 "source": host.path().join("f"), "options": ["rbind", "rw"]},
+                {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                 "options": ["nosuid", "mode=755"]},
+            ]
+        });
+        std::fs::write(dir.path().join("config.json"), config.to_string()).expect("write");
+        let b = Bundle::load(dir.path()).expect("load");
+        let mounts = b.sandbox_boot().expect("boot").mounts;
+        assert_eq!(
+            mounts,
+            [
+                BootMount {
+                    destination: "/data".into(),
+                    kind: BootMountKind::Bind {
+                        source: host.path().to_path_buf()
+                    },
+                    readonly: true,
+                },
+                BootMount {
+                    destination: "/scratch".into(),
+                    kind: BootMountKind::Tmpfs { mode: 0o755 },
+                    readonly: false,
+                },
+            ]
+        );
+        // A bind mount whose source is missing is an error at create.
+        let mut bad = config.clone();
+        bad["mounts"][3]["source"] = "/no/such/dir".into();
+        std::fs::write(dir.path().join("config.json"), bad.to_string()).expect("write");
+        let e = Bundle::load(dir.path()).expect_err("missing source");
+        assert!(e.to_string().contains("/no/such/dir"), "{e}");
     }
 
     #[test]

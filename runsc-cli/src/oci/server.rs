@@ -10,9 +10,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use sentry::control::{InitState, ProcessSpec, Sandbox};
+use sentry::control::{InitState, MountSource, ProcessSpec, Sandbox};
 
-use super::bundle::SandboxBoot;
+use super::bundle::{BootMount, BootMountKind, SandboxBoot};
 use super::proto::{self, InitStatus, Proc, ProcessArgs, Reply, Request};
 use crate::error::RunscError;
 
@@ -84,7 +84,7 @@ pub fn run(
     platform: Arc<dyn platform::Platform>,
     boot: SandboxBoot,
     stdio: [OwnedFd; 3],
-    gofer: Option<OwnedFd>,
+    (gofer, mount_socks): (Option<OwnedFd>, Vec<OwnedFd>),
     control: OwnedFd,
     strace: bool,
 ) -> Result<i32, RunscError> {
@@ -97,6 +97,11 @@ pub fn run(
             return Ok(crate::error::EXIT_RUNTIME_ERROR);
         }
     };
+    if let Err(msg) = make_mounts(&sandbox, &boot.mounts, mount_socks) {
+        tracing::debug!("mounts failed: {msg}");
+        let _ = proto::send(control.as_fd(), &Reply::Error { message: msg }, &[]);
+        return Ok(crate::error::EXIT_RUNTIME_ERROR);
+    }
     match sandbox.create_init(spec_of(boot.process, stdio)) {
         Ok(pid) => proto::send(control.as_fd(), &Reply::Ready { pid }, &[])
             .map_err(|e| RunscError::host("report ready", e))?,
@@ -121,6 +126,33 @@ pub fn run(
         .map_err(|e| RunscError::Sentry(e.to_string()))?;
     waiters.drain(std::time::Duration::from_secs(2));
     Ok(status.to_shell_code())
+}
+
+/// Makes the spec's mounts in order: a bind mount that fails is an error; a tmpfs that
+/// cannot be placed (its destination is in a synthetic tree) is logged and skipped.
+fn make_mounts(sandbox: &Sandbox, mounts: &[BootMount], socks: Vec<OwnedFd>) -> Result<(), String> {
+    let mut socks = socks.into_iter();
+    for m in mounts {
+        match &m.kind {
+            BootMountKind::Bind { source } => {
+                let sock = socks
+                    .next()
+                    .ok_or_else(|| format!("no Gofer for the bind mount on {}", m.destination))?;
+                sandbox
+                    .mount(&m.destination, MountSource::Gofer(sock), m.readonly)
+                    .map_err(|e| {
+                        format!("bind mount {} on {}: {e}", source.display(), m.destination)
+                    })?;
+            }
+            BootMountKind::Tmpfs { mode } => {
+                if let Err(e) = sandbox.mount(&m.destination, MountSource::Tmpfs(*mode), m.readonly)
+                {
+                    tracing::warn!(destination = %m.destination, "tmpfs mount skipped: {e}");
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Takes client connections from the supervisor until it hangs up.

@@ -26,7 +26,7 @@ use nix::sys::socket::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::bundle::SandboxBoot;
+use super::bundle::{BootMountKind, SandboxBoot};
 use super::proto::{self, Reply};
 use super::state::{CONTROL_SOCKET, EXIT_FILE, write_atomic};
 use crate::child;
@@ -59,7 +59,7 @@ pub fn run(global: &GlobalArgs, args: super::cli::SupervisorArgs) -> Result<i32,
     let _ = nix::sys::prctl::set_name(c"runsc-supervisor");
     let mut ready = std::fs::File::from(ready);
     let started = start(global, &args.state_dir, launch_fd);
-    let (mut boot, mut gofer, listener, control) = match started {
+    let (mut boot, mut gofers, listener, control) = match started {
         Ok(s) => s,
         Err(e) => {
             // `create` prints it; the container's stderr (ours) is not for runtime errors.
@@ -82,9 +82,16 @@ pub fn run(global: &GlobalArgs, args: super::cli::SupervisorArgs) -> Result<i32,
     if let Err(e) = write_atomic(&args.state_dir.join(EXIT_FILE), exit.to_string().as_bytes()) {
         tracing::debug!("record the exit status: {e}");
     }
-    let _ = gofer.kill();
-    let _ = gofer.wait();
+    end_all(&mut gofers);
     Ok(status)
+}
+
+/// Kills and reaps `children`.
+fn end_all(children: &mut Vec<Child>) {
+    for mut c in children.drain(..) {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }
 
 /// A child's status as a shell reports it.
@@ -97,7 +104,8 @@ fn shell_status(st: std::process::ExitStatus) -> i32 {
     }
 }
 
-type Started = (Child, Child, OwnedFd, OwnedFd);
+/// The sandbox process, the Gofers (root first), the listener and the control channel.
+type Started = (Child, Vec<Child>, OwnedFd, OwnedFd);
 
 /// Binds the control socket, starts the Gofer and the sandbox, and waits until the
 /// sandbox reports its first process loaded.
@@ -137,8 +145,36 @@ fn start(global: &GlobalArgs, state_dir: &Path, launch_fd: OwnedFd) -> Result<St
         .args(["--fd", "3"])
         .stdin(Stdio::null())
         .stdout(Stdio::null());
-    let mut gofer = child::spawn_with_fds(gofer_cmd, &[(&gofer_end, 3)], "gofer")?;
+    let mut gofers = vec![child::spawn_with_fds(
+        gofer_cmd,
+        &[(&gofer_end, 3)],
+        "gofer",
+    )?];
     drop(gofer_end);
+    // One more Gofer per bind mount, read-write unless the mount is read-only.
+    let mut mount_socks: Vec<OwnedFd> = Vec::new();
+    for m in &launch.boot.mounts {
+        let BootMountKind::Bind { source } = &m.kind else {
+            continue;
+        };
+        let (sentry_end, gofer_end) = pair()?;
+        let mut cmd = runsc_command(global, "runsc-gofer");
+        cmd.arg("gofer").arg("--serve-root").arg(source);
+        if m.readonly {
+            cmd.arg("--read-only");
+        }
+        cmd.args(["--fd", "3"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        match child::spawn_with_fds(cmd, &[(&gofer_end, 3)], "gofer") {
+            Ok(c) => gofers.push(c),
+            Err(e) => {
+                end_all(&mut gofers);
+                return Err(e);
+            }
+        }
+        mount_socks.push(sentry_end);
+    }
 
     let (control, control_sandbox_end) = pair()?;
     // Connections are handed to the sandbox until it exits (the thread ends with us). It
@@ -159,24 +195,25 @@ fn start(global: &GlobalArgs, state_dir: &Path, launch_fd: OwnedFd) -> Result<St
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RunscError::nix("pipe", e))?;
     // Our next child becomes PID 1 of a new PID namespace.
     if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
-        let _ = gofer.kill();
-        let _ = gofer.wait();
+        end_all(&mut gofers);
         return Err(RunscError::nix("unshare(CLONE_NEWPID)", e));
     }
     let mut boot_cmd = runsc_command(global, "runsc-sandbox");
     boot_cmd
         .arg("boot")
         .args(["--spec-fd", "3", "--gofer-fd", "4", "--control-fd", "5"]);
-    let spawned = child::spawn_with_fds(
-        boot_cmd,
-        &[(&spec_read, 3), (&sentry_end, 4), (&control_sandbox_end, 5)],
-        "sandbox",
-    );
+    let mut fds = vec![(&spec_read, 3), (&sentry_end, 4), (&control_sandbox_end, 5)];
+    for (i, s) in mount_socks.iter().enumerate() {
+        let n = 6 + i as i32;
+        boot_cmd.arg("--mount-fd").arg(n.to_string());
+        fds.push((s, n));
+    }
+    let spawned = child::spawn_with_fds(boot_cmd, &fds, "sandbox");
+    drop(mount_socks);
     let mut boot = match spawned {
         Ok(b) => b,
         Err(e) => {
-            let _ = gofer.kill();
-            let _ = gofer.wait();
+            end_all(&mut gofers);
             return Err(e);
         }
     };
@@ -184,30 +221,28 @@ fn start(global: &GlobalArgs, state_dir: &Path, launch_fd: OwnedFd) -> Result<St
     let json = serde_json::to_vec(&launch.boot).map_err(|e| RunscError::Invalid(e.to_string()))?;
     // A sandbox that dies before reading gives EPIPE here; its status says why.
     let _ = std::fs::File::from(spec_write).write_all(&json);
-    let failed = |boot: &mut Child, gofer: &mut Child, e: RunscError| {
+    let failed = |boot: &mut Child, gofers: &mut Vec<Child>, e: RunscError| {
         let _ = boot.kill();
         let _ = boot.wait();
-        let _ = gofer.kill();
-        let _ = gofer.wait();
+        end_all(gofers);
         Err(e)
     };
     match proto::recv::<Reply>(control.as_fd()) {
         Ok(Some((Reply::Ready { pid }, _))) => {
             tracing::debug!(pid, "sandbox ready");
-            Ok((boot, gofer, listener, control))
+            Ok((boot, gofers, listener, control))
         }
         Ok(Some((Reply::Error { message }, _))) => {
-            failed(&mut boot, &mut gofer, RunscError::Sentry(message))
+            failed(&mut boot, &mut gofers, RunscError::Sentry(message))
         }
         Ok(Some((other, _))) => failed(
             &mut boot,
-            &mut gofer,
+            &mut gofers,
             RunscError::Sentry(format!("unexpected message {other:?}")),
         ),
         Ok(None) | Err(_) => {
             let st = boot.wait().map(shell_status).unwrap_or(-1);
-            let _ = gofer.kill();
-            let _ = gofer.wait();
+            end_all(&mut gofers);
             Err(RunscError::Sentry(format!(
                 "the sandbox exited while starting (status {st})"
             )))
