@@ -22,6 +22,7 @@ pub mod process;
 pub mod signal;
 pub mod signalfd;
 pub mod socket;
+pub mod support;
 pub mod sys;
 pub mod time;
 
