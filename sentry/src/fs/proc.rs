@@ -6,10 +6,11 @@
 //! records with [`set_current`] before walking paths.
 //!
 //! Contents: `self`, `thread-self`, `<pid>/{stat,statm,status,cmdline,comm,environ,exe,cwd,
-//! root,fd/,fdinfo/,maps,mounts,mountinfo,task/}`, `meminfo`, `cpuinfo` (the host's, with
-//! only the fields programs use), `uptime`, `loadavg`, `stat`, `version`, `filesystems`,
-//! `mounts`, `sys/kernel/{hostname,osrelease,ostype,pid_max,random/boot_id}`,
-//! `sys/vm/overcommit_memory`, `sys/fs/pipe-max-size`.
+//! root,fd/,fdinfo/,maps,mounts,mountinfo,oom_score_adj,task/}`, `meminfo`, `cpuinfo` (the
+//! host's, with only the fields programs use), `uptime`, `loadavg`, `stat`, `version`,
+//! `filesystems`, `mounts`, `sys/kernel/{hostname,osrelease,ostype,version,random/}` and
+//! the sandbox's writable sysctls under `sys/` (the kernel's
+//! [`crate::kernel::sysctl::Sysctls`], reached through [`ProcSource`]).
 
 use std::cell::Cell;
 use std::fmt::Write as _;
@@ -104,6 +105,22 @@ pub trait ProcSource: Send + Sync {
     fn net_file(&self, _name: &[u8]) -> Option<Vec<u8>> {
         None
     }
+    /// The text of sysctl `name` (a path below `/proc/sys`), without a newline.
+    fn sysctl(&self, _name: &str) -> Option<String> {
+        None
+    }
+    /// Sets sysctl `name` from what the calling task wrote.
+    fn set_sysctl(&self, _name: &str, _value: &[u8]) -> Result<(), Errno> {
+        Err(Errno::EACCES)
+    }
+    /// `/proc/<pid>/oom_score_adj`.
+    fn oom_score_adj(&self, _pid: i32) -> Option<i32> {
+        Some(0)
+    }
+    /// Writes `/proc/<pid>/oom_score_adj` on behalf of the calling task.
+    fn set_oom_score_adj(&self, _pid: i32, _value: &[u8]) -> Result<(), Errno> {
+        Err(Errno::EACCES)
+    }
 }
 
 /// The files of `/proc/net`.
@@ -190,73 +207,37 @@ pub fn new_procfs() -> (Arc<ProcFs>, Arc<dyn Inode>) {
         vfs: RwLock::new(Weak::new()),
     });
     let a = fs.attrs;
-    let kernel_dir = SynthDir::fixed(
-        a,
-        0o555,
-        vec![
-            (
-                b"hostname",
-                file(&fs, |p| {
-                    Ok(format!("{}\n", p.src()?.hostname()).into_bytes())
-                }),
-            ),
-            (b"osrelease", SynthFile::fixed(a, format!("{OS_RELEASE}\n"))),
-            (b"ostype", SynthFile::fixed(a, "Linux\n")),
-            (b"version", SynthFile::fixed(a, format!("{OS_VERSION}\n"))),
-            (b"pid_max", SynthFile::fixed(a, "4194304\n")),
-            (b"ngroups_max", SynthFile::fixed(a, "65536\n")),
-            (b"cap_last_cap", SynthFile::fixed(a, "40\n")),
-            (
-                b"random",
-                SynthDir::fixed(
-                    a,
-                    0o555,
-                    vec![
-                        (b"boot_id", SynthFile::fixed(a, format!("{}\n", uuid()))),
-                        (
-                            b"uuid",
-                            SynthFile::new(
-                                a,
-                                0o444,
-                                generator(|| Ok(format!("{}\n", uuid()).into_bytes())),
-                            ),
+    let kernel_extra: Vec<(&'static [u8], Arc<dyn Inode>)> = vec![
+        (
+            b"hostname",
+            file(&fs, |p| {
+                Ok(format!("{}\n", p.src()?.hostname()).into_bytes())
+            }),
+        ),
+        (b"osrelease", SynthFile::fixed(a, format!("{OS_RELEASE}\n"))),
+        (b"ostype", SynthFile::fixed(a, "Linux\n")),
+        (b"version", SynthFile::fixed(a, format!("{OS_VERSION}\n"))),
+        (
+            b"random",
+            SynthDir::fixed(
+                a,
+                0o555,
+                vec![
+                    (b"boot_id", SynthFile::fixed(a, format!("{}\n", uuid()))),
+                    (
+                        b"uuid",
+                        SynthFile::new(
+                            a,
+                            0o444,
+                            generator(|| Ok(format!("{}\n", uuid()).into_bytes())),
                         ),
-                    ],
-                ),
+                    ),
+                ],
             ),
-        ],
-    );
-    let sys = SynthDir::fixed(
-        a,
-        0o555,
-        vec![
-            (b"kernel", kernel_dir),
-            (
-                b"vm",
-                SynthDir::fixed(
-                    a,
-                    0o555,
-                    vec![
-                        (b"overcommit_memory", SynthFile::fixed(a, "0\n")),
-                        (b"max_map_count", SynthFile::fixed(a, "65530\n")),
-                        (b"mmap_min_addr", SynthFile::fixed(a, "65536\n")),
-                    ],
-                ),
-            ),
-            (
-                b"fs",
-                SynthDir::fixed(
-                    a,
-                    0o555,
-                    vec![
-                        (b"pipe-max-size", SynthFile::fixed(a, "1048576\n")),
-                        (b"nr_open", SynthFile::fixed(a, "1048576\n")),
-                        (b"file-max", SynthFile::fixed(a, "9223372036854775807\n")),
-                    ],
-                ),
-            ),
-        ],
-    );
+        ),
+    ];
+    let names: Vec<&'static str> = crate::kernel::sysctl::Sysctls::names().collect();
+    let sys = sysctl_dir(&fs, &names, "", kernel_extra);
     let statics: Vec<(&'static [u8], Arc<dyn Inode>)> = vec![
         (b"meminfo", file(&fs, |_| Ok(meminfo()))),
         (b"cpuinfo", file(&fs, |_| Ok(cpuinfo()))),
@@ -358,6 +339,77 @@ pub fn new_procfs() -> (Arc<ProcFs>, Arc<dyn Inode>) {
     (fs, root)
 }
 
+/// The `/proc/sys` directory at `prefix` (`""` or `"kernel/"`...) holding the sysctls of
+/// `names` below it; `kernel_extra` joins `/proc/sys/kernel`.
+fn sysctl_dir(
+    fs: &Arc<ProcFs>,
+    names: &[&'static str],
+    prefix: &str,
+    mut kernel_extra: Vec<(&'static [u8], Arc<dyn Inode>)>,
+) -> Arc<dyn Inode> {
+    let a = fs.attrs;
+    let mut entries: Vec<(&'static [u8], Arc<dyn Inode>)> = Vec::new();
+    let mut subdirs: Vec<&'static str> = Vec::new();
+    for name in names.iter().filter(|n| n.starts_with(prefix)) {
+        let rest = &name[prefix.len()..];
+        match rest.split_once('/') {
+            Some((dir, _)) => {
+                let dir_start = prefix.len();
+                let comp: &'static str = &name[dir_start..dir_start + dir.len()];
+                if !subdirs.contains(&comp) {
+                    subdirs.push(comp);
+                }
+            }
+            None => {
+                let leaf: &'static str = &name[prefix.len()..];
+                let name: &'static str = name;
+                let (f1, f2) = (fs.clone(), fs.clone());
+                entries.push((
+                    leaf.as_bytes(),
+                    SynthFile::writable(
+                        a,
+                        0o644,
+                        generator(move || {
+                            let v = f1.src()?.sysctl(name).ok_or(Errno::ENOENT)?;
+                            Ok(format!("{v}\n").into_bytes())
+                        }),
+                        Box::new(move |buf| f2.src()?.set_sysctl(name, buf)),
+                    ),
+                ));
+            }
+        }
+    }
+    for comp in subdirs {
+        let sub = format!("{prefix}{comp}/");
+        let extra = if sub == "kernel/" {
+            std::mem::take(&mut kernel_extra)
+        } else {
+            Vec::new()
+        };
+        entries.push((comp.as_bytes(), sysctl_dir(fs, names, &sub, extra)));
+    }
+    entries.append(&mut kernel_extra);
+    SynthDir::fixed(a, 0o555, entries)
+}
+
+/// `/proc/<pid>/oom_score_adj`: readable by all, writable by the owner (checked by the
+/// kernel, which knows the writer).
+fn oom_score_adj_file(
+    fs: &Arc<ProcFs>,
+    tg: impl Fn(&ProcFs) -> Result<i32, Errno> + Copy + Send + Sync + 'static,
+) -> Arc<dyn Inode> {
+    let (f1, f2) = (fs.clone(), fs.clone());
+    SynthFile::writable(
+        fs.attrs,
+        0o644,
+        generator(move || {
+            let v = f1.src()?.oom_score_adj(tg(&f1)?).ok_or(Errno::ESRCH)?;
+            Ok(format!("{v}\n").into_bytes())
+        }),
+        Box::new(move |buf| f2.src()?.set_oom_score_adj(tg(&f2)?, buf)),
+    )
+}
+
 fn self_link(fs: &Arc<ProcFs>) -> Arc<dyn Inode> {
     SynthLink::new(
         fs.attrs,
@@ -438,7 +490,7 @@ fn pid_dir(fs: &Arc<ProcFs>, pid: i32, is_thread: bool) -> Arc<dyn Inode> {
             file(fs, move |p| mounts_text(p, tg(p)?, true)),
         ),
         (b"cgroup", SynthFile::fixed(a, "0::/\n")),
-        (b"oom_score_adj", SynthFile::fixed(a, "0\n")),
+        (b"oom_score_adj", oom_score_adj_file(fs, tg)),
         (
             b"limits",
             file(fs, move |p| Ok(limits_text(&info(p, tg(p)?)?))),

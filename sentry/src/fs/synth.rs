@@ -164,6 +164,9 @@ impl Inode for SynthDir {
     }
 }
 
+/// Takes what a program wrote to a tunable file (each `write` call is one value).
+pub type Store = Box<dyn Fn(&[u8]) -> Result<(), Errno> + Send + Sync>;
+
 /// A file whose contents are generated at open.
 pub struct SynthFile {
     attrs: Attrs,
@@ -171,6 +174,7 @@ pub struct SynthFile {
     mode: u32,
     size: u64,
     generate: Generator,
+    store: Option<Arc<Store>>,
 }
 
 impl fmt::Debug for SynthFile {
@@ -188,6 +192,21 @@ impl SynthFile {
             mode,
             size: 0,
             generate,
+            store: None,
+        })
+    }
+
+    /// A tunable file (`/proc/sys/...`, `oom_score_adj`): reads show `generate`, each
+    /// write is handed to `store` whole (offsets are ignored, as Linux's sysctl handlers
+    /// take a value per write). Permission to open it for writing comes from `mode`.
+    pub fn writable(attrs: Attrs, mode: u32, generate: Generator, store: Store) -> Arc<SynthFile> {
+        Arc::new(SynthFile {
+            attrs,
+            ino: new_ino(),
+            mode,
+            size: 0,
+            generate,
+            store: Some(Arc::new(store)),
         })
     }
 
@@ -201,6 +220,7 @@ impl SynthFile {
             mode: 0o444,
             size,
             generate: Box::new(move || Ok(c.clone())),
+            store: None,
         })
     }
 }
@@ -219,12 +239,22 @@ impl Inode for SynthFile {
     }
 
     fn open(&self, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
-        // Generated files take no writes, whatever the caller's privileges.
-        if flags & linux_abi::flags::open::O_ACCMODE != linux_abi::flags::open::O_RDONLY {
+        use linux_abi::flags::open::{O_ACCMODE, O_RDONLY, O_WRONLY};
+        let acc = flags & O_ACCMODE;
+        // Generated files take no writes, whatever the caller's privileges; tunables do.
+        if acc != O_RDONLY && self.store.is_none() {
             return Err(Errno::EACCES);
         }
+        // A write-only open of a tunable does not run the generator (it may be costly
+        // or, for a write-only value, meaningless).
+        let data = if acc == O_WRONLY {
+            Vec::new()
+        } else {
+            (self.generate)()?
+        };
         Ok(Arc::new(BufferFile {
-            data: (self.generate)()?,
+            data,
+            store: self.store.clone(),
         }))
     }
 
@@ -241,10 +271,20 @@ impl Inode for SynthFile {
     }
 }
 
-/// An open file reading from a snapshot taken at open.
-#[derive(Debug)]
+/// An open file reading from a snapshot taken at open (and, for a tunable, storing
+/// each write).
 pub struct BufferFile {
     data: Vec<u8>,
+    store: Option<Arc<Store>>,
+}
+
+impl fmt::Debug for BufferFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BufferFile")
+            .field("len", &self.data.len())
+            .field("writable", &self.store.is_some())
+            .finish()
+    }
 }
 
 impl FileOps for BufferFile {
@@ -260,8 +300,10 @@ impl FileOps for BufferFile {
         Ok(n)
     }
 
-    fn write_at(&self, _buf: &[u8], _off: u64) -> Result<usize, Errno> {
-        Err(Errno::EACCES)
+    fn write_at(&self, buf: &[u8], _off: u64) -> Result<usize, Errno> {
+        let store = self.store.as_ref().ok_or(Errno::EACCES)?;
+        store(buf)?;
+        Ok(buf.len())
     }
 
     fn readable(&self) -> Option<u64> {

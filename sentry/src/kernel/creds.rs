@@ -34,6 +34,33 @@ pub struct Credentials {
     pub cap_inheritable: u64,
 }
 
+/// `CAP_CHOWN`: change owners and groups freely.
+pub const CAP_CHOWN: u32 = 0;
+/// `CAP_DAC_OVERRIDE`: bypass read, write and execute permission checks.
+pub const CAP_DAC_OVERRIDE: u32 = 1;
+/// `CAP_DAC_READ_SEARCH`: bypass read checks of files and search checks of directories.
+pub const CAP_DAC_READ_SEARCH: u32 = 2;
+/// `CAP_FOWNER`: act as the owner of any file (chmod, utimes, O_NOATIME, sticky dirs).
+pub const CAP_FOWNER: u32 = 3;
+/// `CAP_FSETID`: keep set-id bits on change; set S_ISGID without the group.
+pub const CAP_FSETID: u32 = 4;
+/// `CAP_KILL`: signal any process.
+pub const CAP_KILL: u32 = 5;
+/// `CAP_SETGID`: change group ids freely.
+pub const CAP_SETGID: u32 = 6;
+/// `CAP_SETUID`: change user ids freely.
+pub const CAP_SETUID: u32 = 7;
+/// `CAP_LEASE`: take leases on files one does not own.
+pub const CAP_LEASE: u32 = 28;
+/// `CAP_IPC_LOCK`: lock memory past `RLIMIT_MEMLOCK`.
+pub const CAP_IPC_LOCK: u32 = 14;
+/// `CAP_SYS_ADMIN`.
+pub const CAP_SYS_ADMIN: u32 = 21;
+/// `CAP_SYS_NICE`.
+pub const CAP_SYS_NICE: u32 = 23;
+/// `CAP_SYS_RESOURCE`: exceed resource limits, lower `oom_score_adj`.
+pub const CAP_SYS_RESOURCE: u32 = 24;
+
 /// Every capability up to `CAP_CHECKPOINT_RESTORE` (40).
 pub const CAP_FULL_SET: u64 = (1 << 41) - 1;
 
@@ -90,6 +117,11 @@ impl Credentials {
         self.cap_permitted = permitted;
         self.cap_inheritable = inheritable;
         Ok(())
+    }
+
+    /// Whether capability `cap` is in the effective set.
+    pub fn has_cap(&self, cap: u32) -> bool {
+        cap < 64 && self.cap_effective & (1 << cap) != 0
     }
 
     /// Whether the task may change ids freely (effective uid 0).

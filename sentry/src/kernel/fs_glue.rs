@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use linux_abi::Errno;
 
-use super::Kernel;
 use super::task::{ExecImage, ExecSource, Task};
+use super::{CAP_SYS_ADMIN, CAP_SYS_RESOURCE, Kernel};
 use crate::fs::proc::ProcInfo;
 use crate::fs::{FdTable, FsContext, FsCred, OpenFile, ProcSource, VfsPath};
 use crate::mm::MappableFile;
+use std::sync::atomic::Ordering;
 
 impl MappableFile for OpenFile {
     fn pread(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
@@ -196,5 +197,48 @@ impl ProcSource for Kernel {
 
     fn uptime(&self) -> f64 {
         self.boot_instant().elapsed().as_secs_f64()
+    }
+
+    fn sysctl(&self, name: &str) -> Option<String> {
+        self.sysctls().get(name)
+    }
+
+    fn set_sysctl(&self, name: &str, value: &[u8]) -> Result<(), Errno> {
+        // The file mode (0644) already kept out writers other than root; Linux also
+        // wants CAP_SYS_ADMIN in the owning namespace for most of them.
+        if let Some(t) = self.task(crate::fs::proc::current().1)
+            && !t.creds().has_cap(CAP_SYS_ADMIN)
+            && !t.creds().has_cap(CAP_SYS_RESOURCE)
+        {
+            return Err(Errno::EPERM);
+        }
+        self.sysctls().set(name, value)
+    }
+
+    fn oom_score_adj(&self, pid: i32) -> Option<i32> {
+        let tg = self.thread_group(pid)?;
+        Some(tg.oom_score_adj.load(Ordering::Relaxed))
+    }
+
+    fn set_oom_score_adj(&self, pid: i32, value: &[u8]) -> Result<(), Errno> {
+        let text = std::str::from_utf8(value).map_err(|_| Errno::EINVAL)?;
+        let v: i32 = text.trim().parse().map_err(|_| Errno::EINVAL)?;
+        if !(-1000..=1000).contains(&v) {
+            return Err(Errno::EINVAL);
+        }
+        let tg = self.thread_group(pid).ok_or(Errno::ESRCH)?;
+        let privileged = self
+            .task(crate::fs::proc::current().1)
+            .is_none_or(|t| t.creds().has_cap(CAP_SYS_RESOURCE));
+        // As Linux: going below the floor needs CAP_SYS_RESOURCE, and a privileged
+        // write moves the floor.
+        if v < tg.oom_score_adj_min.load(Ordering::Relaxed) && !privileged {
+            return Err(Errno::EACCES);
+        }
+        tg.oom_score_adj.store(v, Ordering::Relaxed);
+        if privileged {
+            tg.oom_score_adj_min.store(v, Ordering::Relaxed);
+        }
+        Ok(())
     }
 }

@@ -137,6 +137,10 @@ pub struct ThreadGroup {
     pub no_new_privs: AtomicBool,
     /// `PR_SET_CHILD_SUBREAPER` value.
     pub child_subreaper: AtomicBool,
+    /// `/proc/<pid>/oom_score_adj` and the lowest value an unprivileged writer may set
+    /// (`oom_score_adj_min`: lowered only by a writer with `CAP_SYS_RESOURCE`).
+    pub(crate) oom_score_adj: AtomicI32,
+    pub(crate) oom_score_adj_min: AtomicI32,
     personality: std::sync::atomic::AtomicU32,
     start: Instant,
 }
@@ -169,6 +173,8 @@ impl ThreadGroup {
             dumpable: AtomicI32::new(1),
             no_new_privs: AtomicBool::new(false),
             child_subreaper: AtomicBool::new(false),
+            oom_score_adj: AtomicI32::new(0),
+            oom_score_adj_min: AtomicI32::new(0),
             personality: std::sync::atomic::AtomicU32::new(0),
             start: Instant::now(),
         })
@@ -446,6 +452,12 @@ impl ThreadGroup {
         );
         self.dumpable
             .store(other.dumpable.load(Ordering::Relaxed), Ordering::Relaxed);
+        for (mine, theirs) in [
+            (&self.oom_score_adj, &other.oom_score_adj),
+            (&self.oom_score_adj_min, &other.oom_score_adj_min),
+        ] {
+            mine.store(theirs.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
     }
 
     /// Resets handled signals to the default action (`execve`).
