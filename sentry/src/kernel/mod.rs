@@ -10,8 +10,10 @@ mod creds;
 mod fs_glue;
 mod futex;
 pub mod process;
+pub mod sched;
 pub mod sigframe;
 pub mod signal;
+pub mod sysctl;
 pub mod task;
 mod thread_group;
 pub mod timer;
@@ -26,6 +28,10 @@ use platform::Platform;
 
 use crate::fs::{FdTable, Vfs};
 
+pub use creds::{
+    CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_IPC_LOCK,
+    CAP_KILL, CAP_LEASE, CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN, CAP_SYS_NICE, CAP_SYS_RESOURCE,
+};
 pub use creds::{CAP_FULL_SET, Credentials, NGROUPS_MAX};
 pub use fs_glue::VfsExec;
 pub use futex::{FUTEX_BITSET_MATCH_ANY, Futexes};
@@ -63,6 +69,8 @@ pub struct Kernel {
     vfs: Arc<Vfs>,
     exec_source: Mutex<Arc<dyn ExecSource>>,
     futexes: Futexes,
+    /// The sandbox's `/proc/sys` values.
+    sysctls: sysctl::Sysctls,
     ncpus: usize,
     /// Host threads of tasks other than PID 1's first, joined when the sandbox ends.
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
@@ -109,6 +117,7 @@ impl Kernel {
             vfs,
             exec_source: Mutex::new(Arc::new(VfsExec)),
             futexes: Futexes::default(),
+            sysctls: sysctl::Sysctls::default(),
             // Counted here, on the thread that builds the kernel: task threads may be
             // pinned to one CPU by the platform.
             ncpus: std::thread::available_parallelism()
@@ -135,6 +144,11 @@ impl Kernel {
     /// The sandbox's network stack.
     pub fn net(&self) -> &Arc<crate::net::Stack> {
         &self.net
+    }
+
+    /// The sandbox's `/proc/sys` values.
+    pub fn sysctls(&self) -> &sysctl::Sysctls {
+        &self.sysctls
     }
 
     /// The sandbox's filesystem tree.

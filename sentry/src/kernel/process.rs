@@ -367,9 +367,25 @@ pub(crate) fn process_exited(t: &Arc<Task>) {
             maybe_orphaned.push(c.pgid());
         }
     }
-    let init = kernel
-        .thread_group(1)
-        .filter(|i| i.tgid() != tg.tgid() && !i.is_exiting());
+    // The new parent: the nearest living ancestor that declared itself a child
+    // subreaper (PR_SET_CHILD_SUBREAPER), else PID 1, as Linux's find_new_reaper.
+    let mut reaper = None;
+    let mut up = tg.parent();
+    while let Some(a) = up {
+        if a.tgid() != tg.tgid()
+            && !a.is_exiting()
+            && a.child_subreaper.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            reaper = Some(a);
+            break;
+        }
+        up = a.parent();
+    }
+    let init = reaper.or_else(|| {
+        kernel
+            .thread_group(1)
+            .filter(|i| i.tgid() != tg.tgid() && !i.is_exiting())
+    });
     for c in tg.take_children() {
         // PR_SET_PDEATHSIG: the child asked for a signal when its parent dies.
         for ct in c.tasks() {

@@ -108,6 +108,8 @@ pub struct Task {
     cpu_ns: AtomicU64,
     /// Whether the task is running application code now.
     in_app: AtomicBool,
+    /// Nice value, policy, affinity, timer slack.
+    sched: Mutex<super::sched::SchedParams>,
 }
 
 /// A boxed [`RestartFn`] with a `Debug` implementation.
@@ -138,6 +140,7 @@ struct TaskSeed {
     comm: Vec<u8>,
     sigmask: SigSet,
     altstack: SigAltStack,
+    sched: super::sched::SchedParams,
 }
 
 impl Task {
@@ -172,6 +175,7 @@ impl Task {
             finished: AtomicBool::new(false),
             cpu_ns: AtomicU64::new(0),
             in_app: AtomicBool::new(false),
+            sched: Mutex::new(seed.sched),
         });
         seed.tg.add_task(&t);
         kernel.register_task(&t);
@@ -210,6 +214,7 @@ impl Task {
                     flags: super::signal::SS_DISABLE,
                     ..Default::default()
                 },
+                sched: super::sched::SchedParams::new(kernel.ncpus()),
             },
         ))
     }
@@ -245,6 +250,7 @@ impl Task {
                 comm: parent.comm(),
                 sigmask: parent.sigmask(),
                 altstack: parent.altstack(),
+                sched: parent.sched().for_child(),
             },
         ))
     }
@@ -289,6 +295,11 @@ impl Task {
     /// Whether the `vfork` parent is still waiting.
     pub(crate) fn vfork_pending(&self) -> bool {
         lock(&self.vfork_done).is_some()
+    }
+
+    /// The scheduling attributes (nice, policy, affinity, timer slack).
+    pub fn sched(&self) -> MutexGuard<'_, super::sched::SchedParams> {
+        lock(&self.sched)
     }
 
     /// CPU time: the time spent running application code.

@@ -489,6 +489,7 @@ const PR_GET_NAME: i32 = 16;
 const PR_GET_SECCOMP: i32 = 21;
 const PR_CAPBSET_READ: i32 = 23;
 const PR_CAPBSET_DROP: i32 = 24;
+const PR_SET_TIMERSLACK: i32 = 29;
 const PR_GET_TIMERSLACK: i32 = 30;
 const PR_SET_CHILD_SUBREAPER: i32 = 36;
 const PR_GET_CHILD_SUBREAPER: i32 = 37;
@@ -578,7 +579,16 @@ pub fn sys_prctl(
                 Err(Errno::EPERM)
             }
         }
-        PR_GET_TIMERSLACK => Ok(50_000),
+        PR_GET_TIMERSLACK => Ok(t.sched().timer_slack_ns),
+        PR_SET_TIMERSLACK => {
+            let mut s = t.sched();
+            s.timer_slack_ns = if arg2 == 0 {
+                s.default_timer_slack_ns
+            } else {
+                arg2
+            };
+            Ok(0)
+        }
         PR_SET_CHILD_SUBREAPER => {
             tg.child_subreaper.store(arg2 != 0, Ordering::Relaxed);
             Ok(0)

@@ -5,7 +5,12 @@ use linux_abi::Errno;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::SyscallEntry;
-use crate::kernel::{RLIM_INFINITY, RLIM_NLIMITS, Rlimit, Task, UTS_RELEASE, UTS_VERSION};
+use std::sync::Arc;
+
+use crate::kernel::sched::{SCHED_BATCH, SCHED_FIFO, SCHED_IDLE, SCHED_OTHER, SCHED_RR};
+use crate::kernel::{
+    CAP_SYS_NICE, RLIM_INFINITY, RLIM_NLIMITS, Rlimit, Task, UTS_RELEASE, UTS_VERSION,
+};
 
 /// The system information calls.
 pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
@@ -314,35 +319,63 @@ pub fn sys_sched_yield(_t: &Task) -> Result<u64, Errno> {
     Ok(0)
 }
 
-/// `sched_getaffinity(pid, len, mask)`: every CPU.
-pub fn sys_sched_getaffinity(t: &Task, pid: i32, len: u64, mask: u64) -> Result<u64, Errno> {
-    if pid != 0 && t.kernel().task(pid).is_none() {
-        return Err(Errno::ESRCH);
-    }
-    let n = t.kernel().ncpus();
-    let bytes = n.div_ceil(64) * 8;
-    if (len as usize) < bytes || !len.is_multiple_of(8) {
+/// The task `pid` names for the scheduling calls (0: the caller): `EINVAL` for a
+/// negative id, `ESRCH` for none.
+fn sched_target(t: &Task, pid: i32) -> Result<Arc<Task>, Errno> {
+    if pid < 0 {
         return Err(Errno::EINVAL);
     }
-    let mut m = vec![0u8; bytes];
-    for cpu in 0..n {
-        m[cpu / 8] |= 1 << (cpu % 8);
+    if pid == 0 {
+        return t.kernel().task(t.tid()).ok_or(Errno::ESRCH);
     }
+    t.kernel().task(pid).ok_or(Errno::ESRCH)
+}
+
+/// Whether `t` may change the scheduling of `target` (Linux's `check_same_owner`, or
+/// `CAP_SYS_NICE`).
+fn may_reschedule(t: &Task, target: &Task) -> bool {
+    let me = t.creds();
+    let them = target.creds();
+    me.euid == them.uid || me.euid == them.euid || me.has_cap(CAP_SYS_NICE)
+}
+
+/// `sched_getaffinity(pid, len, mask)`: the mask last set (every CPU at first).
+pub fn sys_sched_getaffinity(t: &Task, pid: i32, len: u64, mask: u64) -> Result<u64, Errno> {
+    let target = sched_target(t, pid)?;
+    let n = t.kernel().ncpus();
+    let bytes = n.div_ceil(64) * 8;
+    if (len as usize) < n.div_ceil(8) || !len.is_multiple_of(8) {
+        return Err(Errno::EINVAL);
+    }
+    let mut m = target.sched().affinity.clone();
+    m.resize(bytes, 0);
     t.mm().copy_out(mask, &m)?;
     Ok(bytes as u64)
 }
 
-/// `sched_setaffinity(pid, len, mask)`: accepted if the mask names a CPU (no effect).
+/// `sched_setaffinity(pid, len, mask)`: kept (intersected with the sandbox's CPUs) for
+/// `sched_getaffinity`; `EINVAL` if no CPU is left.
 pub fn sys_sched_setaffinity(t: &Task, pid: i32, len: u64, mask: u64) -> Result<u64, Errno> {
-    if pid != 0 && t.kernel().task(pid).is_none() {
-        return Err(Errno::ESRCH);
-    }
-    let len = len.min(128) as usize;
-    let mut m = vec![0u8; len];
-    t.mm().copy_in(mask, &mut m)?;
+    let target = sched_target(t, pid)?;
     let n = t.kernel().ncpus();
-    let any = (0..n.min(len * 8)).any(|c| m[c / 8] & (1 << (c % 8)) != 0);
-    if any { Ok(0) } else { Err(Errno::EINVAL) }
+    let bytes = n.div_ceil(64) * 8;
+    let mut m = vec![0u8; bytes];
+    let take = (len as usize).min(bytes);
+    t.mm().copy_in(mask, &mut m[..take])?;
+    if !may_reschedule(t, &target) {
+        return Err(Errno::EPERM);
+    }
+    let mut allowed = vec![0u8; n.div_ceil(8)];
+    for c in 0..n {
+        if m[c / 8] & (1 << (c % 8)) != 0 {
+            allowed[c / 8] |= 1 << (c % 8);
+        }
+    }
+    if allowed.iter().all(|&b| b == 0) {
+        return Err(Errno::EINVAL);
+    }
+    target.sched().affinity = allowed;
+    Ok(0)
 }
 
 /// `getcpu(cpu, node, cache)`.
@@ -359,79 +392,172 @@ pub fn sys_getcpu(t: &Task, cpu: u64, node: u64, _cache: u64) -> Result<u64, Err
     Ok(0)
 }
 
-/// `getpriority(which, who)`: nice 0 (the raw call returns 20 - nice).
-pub fn sys_getpriority(_t: &Task, which: i32, _who: i32) -> Result<u64, Errno> {
-    if !(0..=2).contains(&which) {
-        return Err(Errno::EINVAL);
+const PRIO_PROCESS: i32 = 0;
+const PRIO_PGRP: i32 = 1;
+const PRIO_USER: i32 = 2;
+const RLIMIT_NICE: usize = 13;
+const RLIMIT_RTPRIO: usize = 14;
+
+/// The tasks `which`/`who` of `getpriority`/`setpriority` name.
+fn prio_targets(t: &Task, which: i32, who: i32) -> Result<Vec<Arc<Task>>, Errno> {
+    let k = t.kernel();
+    let every = || {
+        k.pids()
+            .into_iter()
+            .filter_map(|p| k.thread_group(p))
+            .flat_map(|tg| tg.tasks())
+    };
+    let out: Vec<Arc<Task>> = match which {
+        PRIO_PROCESS => {
+            let tid = if who == 0 { t.tid() } else { who };
+            k.task(tid).into_iter().collect()
+        }
+        PRIO_PGRP => {
+            let pgid = if who == 0 {
+                t.thread_group().pgid()
+            } else {
+                who
+            };
+            every()
+                .filter(|x| x.thread_group().pgid() == pgid)
+                .collect()
+        }
+        PRIO_USER => {
+            let uid = if who == 0 { t.creds().uid } else { who as u32 };
+            every().filter(|x| x.creds().uid == uid).collect()
+        }
+        _ => return Err(Errno::EINVAL),
+    };
+    if out.is_empty() {
+        return Err(Errno::ESRCH);
     }
-    Ok(20)
+    Ok(out)
 }
 
-/// `setpriority(which, who, prio)`: lowering priority is accepted without effect.
-pub fn sys_setpriority(t: &Task, which: i32, _who: i32, prio: i32) -> Result<u64, Errno> {
-    if !(0..=2).contains(&which) {
-        return Err(Errno::EINVAL);
-    }
-    if prio < 0 && !t.creds().is_privileged() {
-        return Err(Errno::EACCES);
-    }
-    Ok(0)
+/// `getpriority(which, who)`: the highest priority among the named tasks, as the raw
+/// call returns it (`20 - nice`).
+pub fn sys_getpriority(t: &Task, which: i32, who: i32) -> Result<u64, Errno> {
+    let best = prio_targets(t, which, who)?
+        .iter()
+        .map(|x| 20 - x.sched().nice)
+        .max()
+        .unwrap_or(20);
+    Ok(best as u64)
 }
 
-const SCHED_OTHER: i32 = 0;
-const SCHED_FIFO: i32 = 1;
-const SCHED_RR: i32 = 2;
-const SCHED_BATCH: i32 = 3;
-const SCHED_IDLE: i32 = 5;
+/// `setpriority(which, who, prio)`: sets the nice value (clamped to -20..=19) of every
+/// named task; `EPERM` for another user's task, `EACCES` for a lower nice value than the
+/// task has without `CAP_SYS_NICE` or room in `RLIMIT_NICE`.
+pub fn sys_setpriority(t: &Task, which: i32, who: i32, prio: i32) -> Result<u64, Errno> {
+    let nice = prio.clamp(-20, 19);
+    let targets = prio_targets(t, which, who)?;
+    let rlim = t
+        .thread_group()
+        .rlimit(RLIMIT_NICE)
+        .map_or(0, |l| l.cur.min(40) as i32);
+    let privileged = t.creds().has_cap(CAP_SYS_NICE);
+    let mut err = None;
+    for x in targets {
+        if !may_reschedule(t, &x) {
+            err = Some(Errno::EPERM);
+            continue;
+        }
+        let mut s = x.sched();
+        if nice < s.nice && 20 - nice > rlim && !privileged {
+            err = Some(Errno::EACCES);
+            continue;
+        }
+        s.nice = nice;
+    }
+    err.map_or(Ok(0), Err)
+}
+
 /// `SCHED_RESET_ON_FORK`, or-ed into a policy.
 const SCHED_RESET_ON_FORK: i32 = 0x4000_0000;
 
-fn check_sched_target(t: &Task, pid: i32) -> Result<(), Errno> {
-    if pid < 0 {
-        return Err(Errno::EINVAL);
+/// Checks `priority` for `policy` and whether `t` may give them to `target`.
+fn set_sched(
+    t: &Task,
+    target: &Task,
+    policy: i32,
+    priority: i32,
+    reset: bool,
+) -> Result<(), Errno> {
+    let rt = policy == SCHED_FIFO || policy == SCHED_RR;
+    match policy {
+        SCHED_FIFO | SCHED_RR if (1..=99).contains(&priority) => {}
+        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE if priority == 0 => {}
+        _ => return Err(Errno::EINVAL),
     }
-    if pid != 0 && t.kernel().task(pid).is_none() {
-        return Err(Errno::ESRCH);
+    if !may_reschedule(t, target) {
+        return Err(Errno::EPERM);
     }
+    let privileged = t.creds().has_cap(CAP_SYS_NICE);
+    if rt && !privileged {
+        let rlim = t.thread_group().rlimit(RLIMIT_RTPRIO).map_or(0, |l| l.cur);
+        let cur = target.sched().priority;
+        if u64::try_from(priority).unwrap_or(0) > rlim.max(u64::try_from(cur).unwrap_or(0)) {
+            return Err(Errno::EPERM);
+        }
+    }
+    let mut s = target.sched();
+    if s.reset_on_fork && !reset && !privileged {
+        return Err(Errno::EPERM);
+    }
+    s.policy = policy;
+    s.priority = priority;
+    s.reset_on_fork = reset;
     Ok(())
 }
 
-/// `sched_getscheduler(pid)`: every task runs `SCHED_OTHER`.
+/// `sched_getscheduler(pid)`.
 pub fn sys_sched_getscheduler(t: &Task, pid: i32) -> Result<u64, Errno> {
-    check_sched_target(t, pid)?;
-    Ok(SCHED_OTHER as u64)
+    let s = sched_target(t, pid)?.sched().clone();
+    let reset = if s.reset_on_fork {
+        SCHED_RESET_ON_FORK
+    } else {
+        0
+    };
+    Ok((s.policy | reset) as u64)
 }
 
-/// `sched_setscheduler(pid, policy, param)`: normal policies are accepted without effect;
-/// real-time policies need privilege.
+/// `sched_setscheduler(pid, policy, param)`: the policy and priority are kept for the
+/// getters (the host schedules the Sentry's threads as it does); real-time policies need
+/// `CAP_SYS_NICE` or `RLIMIT_RTPRIO`.
 pub fn sys_sched_setscheduler(t: &Task, pid: i32, policy: i32, param: u64) -> Result<u64, Errno> {
-    check_sched_target(t, pid)?;
-    let prio: i32 = t.mm().read_obj(param)?;
-    match policy & !SCHED_RESET_ON_FORK {
-        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE if prio == 0 => Ok(0),
-        SCHED_FIFO | SCHED_RR if (1..=99).contains(&prio) => {
-            if t.creds().is_privileged() {
-                Ok(0)
-            } else {
-                Err(Errno::EPERM)
-            }
-        }
-        _ => Err(Errno::EINVAL),
+    if param == 0 || pid < 0 {
+        return Err(Errno::EINVAL);
     }
-}
-
-/// `sched_getparam(pid, param)`: priority 0.
-pub fn sys_sched_getparam(t: &Task, pid: i32, param: u64) -> Result<u64, Errno> {
-    check_sched_target(t, pid)?;
-    t.mm().write_obj(param, &0i32)?;
+    let prio: i32 = t.mm().read_obj(param)?;
+    let target = sched_target(t, pid)?;
+    let reset = policy & SCHED_RESET_ON_FORK != 0;
+    set_sched(t, &target, policy & !SCHED_RESET_ON_FORK, prio, reset)?;
     Ok(0)
 }
 
-/// `sched_setparam(pid, param)`: only priority 0 fits `SCHED_OTHER`.
+/// `sched_getparam(pid, param)`.
+pub fn sys_sched_getparam(t: &Task, pid: i32, param: u64) -> Result<u64, Errno> {
+    if param == 0 || pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let prio = sched_target(t, pid)?.sched().priority;
+    t.mm().write_obj(param, &prio)?;
+    Ok(0)
+}
+
+/// `sched_setparam(pid, param)`: a new priority within the task's policy.
 pub fn sys_sched_setparam(t: &Task, pid: i32, param: u64) -> Result<u64, Errno> {
-    check_sched_target(t, pid)?;
+    if param == 0 || pid < 0 {
+        return Err(Errno::EINVAL);
+    }
     let prio: i32 = t.mm().read_obj(param)?;
-    if prio == 0 { Ok(0) } else { Err(Errno::EINVAL) }
+    let target = sched_target(t, pid)?;
+    let (policy, reset) = {
+        let s = target.sched();
+        (s.policy, s.reset_on_fork)
+    };
+    set_sched(t, &target, policy, prio, reset)?;
+    Ok(0)
 }
 
 /// `sched_get_priority_max(policy)`.
@@ -452,11 +578,19 @@ pub fn sys_sched_get_priority_min(_t: &Task, policy: i32) -> Result<u64, Errno> 
     }
 }
 
-/// `sched_rr_get_interval(pid, tp)`: 0 for non-round-robin tasks.
+/// `sched_rr_get_interval(pid, tp)`: Linux's round-robin slice (100 ms) for
+/// `SCHED_RR` tasks, 0 for the others.
 pub fn sys_sched_rr_get_interval(t: &Task, pid: i32, tp: u64) -> Result<u64, Errno> {
-    check_sched_target(t, pid)?;
-    t.mm()
-        .write_obj(tp, &linux_abi::types::Timespec::default())?;
+    let target = sched_target(t, pid)?;
+    let slice = if target.sched().policy == SCHED_RR {
+        linux_abi::types::Timespec {
+            tv_sec: 0,
+            tv_nsec: 100_000_000,
+        }
+    } else {
+        linux_abi::types::Timespec::default()
+    };
+    t.mm().write_obj(tp, &slice)?;
     Ok(0)
 }
 

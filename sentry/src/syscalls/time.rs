@@ -32,6 +32,8 @@ pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
     SYS_TIMER_GETTIME => timer_gettime(Int, Ptr) = sys_timer_gettime;
     SYS_TIMER_GETOVERRUN => timer_getoverrun(Int) = sys_timer_getoverrun;
     SYS_TIMER_DELETE => timer_delete(Int) = sys_timer_delete;
+    SYS_CLOCK_SETTIME => clock_settime(Clock, Ptr) = sys_clock_settime;
+    SYS_SETTIMEOFDAY => settimeofday(Ptr, Ptr) = sys_settimeofday;
 ];
 
 const CLOCK_REALTIME: i32 = 0;
@@ -65,8 +67,41 @@ fn monotonic(t: &Task) -> Duration {
     t.kernel().boot_instant().elapsed() + Duration::from_secs(1)
 }
 
+/// The CPU time a dynamic CPU clock id names (`clock_getcpuclockid`,
+/// `pthread_getcpuclockid`: `~pid << 3 | per_thread << 2 | kind`, pid 0 = the caller):
+/// a process's clock for any process, a thread's only within the caller's process.
+fn cpu_clock(t: &Task, clock: i32) -> Result<Duration, Errno> {
+    let kind = clock & 3;
+    let per_thread = clock & 4 != 0;
+    let pid = !(clock >> 3);
+    // CPUCLOCK_PROF (0) and CPUCLOCK_SCHED (2) are the same here (no user/system split);
+    // CPUCLOCK_VIRT (1) is user time, which is all the time we count.
+    if kind == 3 {
+        return Err(Errno::EINVAL);
+    }
+    if per_thread {
+        let task = if pid == 0 {
+            return Ok(t.cpu_time());
+        } else {
+            t.kernel().task(pid).ok_or(Errno::EINVAL)?
+        };
+        if task.tgid() != t.tgid() {
+            return Err(Errno::EINVAL);
+        }
+        return Ok(task.cpu_time());
+    }
+    if pid == 0 {
+        return Ok(t.thread_group().cpu_time());
+    }
+    let tg = t.kernel().thread_group(pid).ok_or(Errno::EINVAL)?;
+    Ok(tg.cpu_time())
+}
+
 /// Reads clock `clock` for `t`.
 pub fn clock_now(t: &Task, clock: i32) -> Result<Duration, Errno> {
+    if clock < 0 {
+        return cpu_clock(t, clock);
+    }
     Ok(match clock {
         CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_REALTIME_ALARM | CLOCK_TAI => realtime(),
         CLOCK_MONOTONIC
@@ -104,6 +139,32 @@ pub fn sys_clock_getres(t: &Task, clock: i32, res: u64) -> Result<u64, Errno> {
         t.mm().write_obj(res, &r)?;
     }
     Ok(0)
+}
+
+/// `clock_settime(clock, tp)`: the sandbox may not set the host's clocks, as a container
+/// without `CAP_SYS_TIME`: `EPERM` for the settable clock (`CLOCK_REALTIME`), `EINVAL` for
+/// clocks that cannot be set, as Linux.
+pub fn sys_clock_settime(t: &Task, clock: i32, tp: u64) -> Result<u64, Errno> {
+    clock_now(t, clock)?;
+    let v: Timespec = t.mm().read_obj(tp)?;
+    if clock != CLOCK_REALTIME || v.tv_sec < 0 || !(0..1_000_000_000).contains(&v.tv_nsec) {
+        return Err(Errno::EINVAL);
+    }
+    Err(Errno::EPERM)
+}
+
+/// `settimeofday(tv, tz)`: `EPERM` after the argument checks (see [`sys_clock_settime`]).
+pub fn sys_settimeofday(t: &Task, tv: u64, tz: u64) -> Result<u64, Errno> {
+    if tv != 0 {
+        let v: Timeval = t.mm().read_obj(tv)?;
+        if v.tv_sec < 0 || !(0..1_000_000).contains(&v.tv_usec) {
+            return Err(Errno::EINVAL);
+        }
+    }
+    if tz != 0 {
+        let _: [i32; 2] = t.mm().read_obj(tz)?;
+    }
+    Err(Errno::EPERM)
 }
 
 /// `gettimeofday(tv, tz)`.
