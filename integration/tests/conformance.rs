@@ -8,6 +8,7 @@ use integration::{Link, Platform, fixture, native, path_str, runsc_do};
 integration::on_every_platform!(
     sysctls_are_private_writable_and_checked,
     scheduling_attributes_subreaper_and_cpu_clocks,
+    pidfds_clone3_checks_and_resethand,
 );
 
 /// Runs fixture `name` in the sandbox with `args` and checks it printed exactly `parts`.
@@ -52,4 +53,15 @@ fn scheduling_attributes_subreaper_and_cpu_clocks(p: Platform) {
     ];
     expect_native_parts("conf_sched", &parts);
     expect_parts(p, "conf_sched", &["sandbox"], &parts);
+}
+
+fn pidfds_clone3_checks_and_resethand(p: Platform) {
+    let parts = [
+        "pidfd_open poll waitid",
+        "pidfd_send_signal pidfd_getfd",
+        "clone3",
+        "SA_RESETHAND keeps SA_SIGINFO",
+    ];
+    expect_native_parts("conf_pidfd", &parts);
+    expect_parts(p, "conf_pidfd", &[], &parts);
 }

@@ -9,6 +9,7 @@
 mod creds;
 mod fs_glue;
 mod futex;
+pub mod pidfd;
 pub mod process;
 pub mod sched;
 pub mod sigframe;

@@ -263,7 +263,15 @@ impl Task {
             }
             self.set_sigmask(new_mask);
             if act.flags & SA_RESETHAND != 0 {
-                tg.set_action(sig, SigAction::default());
+                // Linux resets only the handler: the flags (SA_SIGINFO among them), mask
+                // and restorer stay, as sigaction() then reports them.
+                tg.set_action(
+                    sig,
+                    SigAction {
+                        handler: SIG_DFL,
+                        ..act
+                    },
+                );
             }
             handled = true;
         }

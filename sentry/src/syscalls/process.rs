@@ -30,6 +30,9 @@ pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
     SYS_GET_ROBUST_LIST => get_robust_list(I32, Ptr, Ptr) = sys_get_robust_list;
     SYS_FUTEX => futex(Ptr, Int, Uint, Ptr, Ptr, Uint) = sys_futex;
     SYS_RSEQ => rseq(Ptr, Uint, Hex, Hex) = sys_rseq;
+    SYS_PIDFD_OPEN => pidfd_open(Int, Hex) = sys_pidfd_open;
+    SYS_PIDFD_SEND_SIGNAL => pidfd_send_signal(Fd, Signal, Ptr, Hex) = sys_pidfd_send_signal;
+    SYS_PIDFD_GETFD => pidfd_getfd(Fd, Int, Hex) = sys_pidfd_getfd;
     SYS_ARCH_PRCTL => arch_prctl(Hex, Hex) = sys_arch_prctl;
     SYS_PRCTL => prctl(Int, Hex, Hex, Hex, Hex) = sys_prctl;
     SYS_GETUID => getuid() = sys_getuid;
@@ -174,15 +177,43 @@ pub fn sys_clone(
     child_tid: u64,
     tls: u64,
 ) -> Result<u64, Errno> {
+    let pidfd = flags & clone_flags::CLONE_PIDFD != 0;
+    if pidfd
+        && flags
+            & (clone_flags::CLONE_PARENT_SETTID
+                | clone_flags::CLONE_THREAD
+                | clone_flags::CLONE_DETACHED)
+            != 0
+    {
+        // The pidfd is written where the parent tid would go.
+        return Err(Errno::EINVAL);
+    }
     let a = CloneArgs {
-        flags: flags & !0xff,
+        flags: flags & !0xff & !clone_flags::CLONE_PIDFD,
         stack,
-        parent_tid,
+        parent_tid: if pidfd { 0 } else { parent_tid },
         child_tid,
         tls,
         exit_signal: (flags & 0xff) as i32,
     };
-    do_clone(t, &a).map(|tid| tid as u64)
+    clone_with_pidfd(t, &a, pidfd.then_some(parent_tid))
+}
+
+/// Runs `do_clone` and, for `CLONE_PIDFD`, installs a close-on-exec pidfd for the child
+/// and writes its number to `pidfd_at`.
+fn clone_with_pidfd(t: &Task, a: &CloneArgs, pidfd_at: Option<u64>) -> Result<u64, Errno> {
+    let Some(at) = pidfd_at else {
+        return do_clone(t, a).map(|tid| tid as u64);
+    };
+    // Check the destination before the child exists, as Linux does.
+    t.mm().write_obj(at, &-1i32)?;
+    let tid = do_clone(t, a)?;
+    if let Some(tg) = t.kernel().thread_group(tid) {
+        let file = crate::kernel::pidfd::pidfd_file(&tg, false);
+        let fd = t.fd_table().insert(file, true)?;
+        t.mm().write_obj(at, &fd)?;
+    }
+    Ok(tid as u64)
 }
 
 /// `struct clone_args` up to `tls` (`CLONE_ARGS_SIZE_VER0` is 64 bytes).
@@ -199,41 +230,164 @@ struct CloneArgs3 {
     tls: u64,
 }
 
-/// `clone3(args, size)`.
+/// The `clone3` flags Linux knows: the legacy ones, `CLONE_CLEAR_SIGHAND` and
+/// `CLONE_INTO_CGROUP`.
+const CLONE3_KNOWN: u64 = 0xffff_ff00 | 0x1_0000_0000 | 0x2_0000_0000;
+const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+/// `CLONE_ARGS_SIZE_VER2`: up to `cgroup`.
+const CLONE_ARGS_SIZE_VER2: u64 = 88;
+
+/// `clone3(args, size)`: checked as Linux's `copy_clone_args_from_user` and
+/// `clone3_args_valid` (unknown trailing bytes `E2BIG`, bad combinations `EINVAL`).
 pub fn sys_clone3(t: &Task, args: u64, size: u64) -> Result<u64, Errno> {
-    if !(64..=4096).contains(&size) {
+    if size > 4096 {
+        return Err(Errno::E2BIG);
+    }
+    if size < 64 {
         return Err(Errno::EINVAL);
     }
     let mm = t.mm();
     let a: CloneArgs3 = mm.read_obj(args)?;
+    let mut ext = [0u64; 3];
     if size > 64 {
-        // set_tid, set_tid_size, cgroup: only zero is supported.
         let mut rest = vec![0u8; (size - 64) as usize];
         mm.copy_in(args + 64, &mut rest)?;
-        if rest.iter().any(|&b| b != 0) {
-            return Err(Errno::EINVAL);
+        if rest.len() > (CLONE_ARGS_SIZE_VER2 - 64) as usize
+            && rest[(CLONE_ARGS_SIZE_VER2 - 64) as usize..]
+                .iter()
+                .any(|&b| b != 0)
+        {
+            return Err(Errno::E2BIG);
+        }
+        for (i, chunk) in rest.chunks(8).take(3).enumerate() {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            ext[i] = u64::from_le_bytes(b);
         }
     }
-    if a.flags & clone_flags::CLONE_PIDFD != 0 || a.exit_signal > 64 || a.flags & 0xff != 0 {
+    let [set_tid, set_tid_size, _cgroup] = ext;
+    if a.flags & !CLONE3_KNOWN != 0
+        || a.flags & 0xff != 0
+        || a.exit_signal > 64
+        || (a.flags & CLONE_CLEAR_SIGHAND != 0 && a.flags & clone_flags::CLONE_SIGHAND != 0)
+        || (a.exit_signal != 0
+            && a.flags & (clone_flags::CLONE_THREAD | clone_flags::CLONE_PARENT) != 0)
+        || set_tid_size > 32
+        || (set_tid == 0 && set_tid_size != 0)
+        || (set_tid != 0 && set_tid_size == 0)
+        || (a.stack == 0) != (a.stack_size == 0)
+    {
+        return Err(Errno::EINVAL);
+    }
+    if set_tid_size != 0 {
+        // Choosing the child's pid (checkpoint/restore) is not supported.
+        return Err(Errno::EPERM);
+    }
+    if a.flags & CLONE_INTO_CGROUP != 0 {
+        // There is no cgroup file system to name a cgroup with.
+        return Err(Errno::EBADF);
+    }
+    let pidfd = a.flags & clone_flags::CLONE_PIDFD != 0;
+    if pidfd && a.flags & (clone_flags::CLONE_THREAD | clone_flags::CLONE_DETACHED) != 0 {
         return Err(Errno::EINVAL);
     }
     let stack = if a.stack == 0 {
-        if a.stack_size != 0 {
-            return Err(Errno::EINVAL);
-        }
         0
     } else {
         a.stack.wrapping_add(a.stack_size)
     };
     let c = CloneArgs {
-        flags: a.flags,
+        flags: a.flags & !(clone_flags::CLONE_PIDFD | CLONE_CLEAR_SIGHAND),
         stack,
         parent_tid: a.parent_tid,
         child_tid: a.child_tid,
         tls: a.tls,
         exit_signal: a.exit_signal as i32,
     };
-    do_clone(t, &c).map(|tid| tid as u64)
+    let tid = clone_with_pidfd(t, &c, pidfd.then_some(a.pidfd))?;
+    if a.flags & CLONE_CLEAR_SIGHAND != 0
+        && let Some(g) = t.kernel().thread_group(tid as i32)
+    {
+        g.reset_handlers_on_exec();
+    }
+    Ok(tid)
+}
+
+/// `pidfd_open(pid, flags)`: a pidfd for process `pid` (a thread-group leader).
+pub fn sys_pidfd_open(t: &Task, pid: i32, flags: u32) -> Result<u64, Errno> {
+    use linux_abi::flags::open::O_NONBLOCK;
+    if flags & !O_NONBLOCK != 0 || pid <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let k = t.kernel();
+    let Some(tg) = k.thread_group(pid) else {
+        // A thread id that is not a process id is EINVAL, an unknown id ESRCH.
+        return Err(if k.task(pid).is_some() {
+            Errno::EINVAL
+        } else {
+            Errno::ESRCH
+        });
+    };
+    if tg.is_dead() && tg.tasks().is_empty() && tg.is_exit_notified() && tg.is_reaped() {
+        return Err(Errno::ESRCH);
+    }
+    let file = crate::kernel::pidfd::pidfd_file(&tg, flags & O_NONBLOCK != 0);
+    Ok(t.fd_table().insert(file, true)? as u64)
+}
+
+/// The process a pidfd descriptor names.
+fn pidfd_target(t: &Task, pidfd: i32) -> Result<std::sync::Arc<crate::kernel::ThreadGroup>, Errno> {
+    let f = t.fd_table().get(pidfd)?;
+    let p = crate::kernel::pidfd::as_pidfd(&f).ok_or(Errno::EBADF)?;
+    p.thread_group()
+}
+
+/// `pidfd_send_signal(pidfd, sig, info, flags)`: like `kill` (or `rt_sigqueueinfo` with
+/// `info`) to the process the pidfd names.
+pub fn sys_pidfd_send_signal(
+    t: &Task,
+    pidfd: i32,
+    sig: i32,
+    info: u64,
+    flags: u32,
+) -> Result<u64, Errno> {
+    if flags != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let tg = pidfd_target(t, pidfd)?;
+    if tg.is_dead() {
+        return Err(Errno::ESRCH);
+    }
+    if info == 0 {
+        return super::signal::sys_kill_group(t, &tg, sig);
+    }
+    super::signal::sys_queue_group(t, &tg, sig, info)
+}
+
+const PTRACE_ACCESS_CAP: u32 = 19; // CAP_SYS_PTRACE
+
+/// `pidfd_getfd(pidfd, targetfd, flags)`: a close-on-exec duplicate of the target's
+/// descriptor, for a caller allowed to trace it (same uids, or `CAP_SYS_PTRACE`).
+pub fn sys_pidfd_getfd(t: &Task, pidfd: i32, targetfd: i32, flags: u32) -> Result<u64, Errno> {
+    if flags != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let tg = pidfd_target(t, pidfd)?;
+    let target = tg.tasks().into_iter().next().ok_or(Errno::ESRCH)?;
+    let me = t.creds();
+    let them = target.creds();
+    let same = [them.uid, them.euid, them.suid]
+        .iter()
+        .all(|&u| u == me.uid)
+        && [them.gid, them.egid, them.sgid]
+            .iter()
+            .all(|&g| g == me.gid);
+    if !same && !me.has_cap(PTRACE_ACCESS_CAP) {
+        return Err(Errno::EPERM);
+    }
+    let file = target.fd_table().get(targetfd)?;
+    Ok(t.fd_table().insert(file, true)? as u64)
 }
 
 fn wait_who(t: &Task, pid: i32) -> WaitWho {
@@ -275,6 +429,7 @@ pub fn sys_wait4(
 const P_ALL: i32 = 0;
 const P_PID: i32 = 1;
 const P_PGID: i32 = 2;
+const P_PIDFD: i32 = 3;
 
 /// `waitid(idtype, id, infop, options, rusage)`.
 pub fn sys_waitid(
@@ -295,6 +450,11 @@ pub fn sys_waitid(
         P_ALL => WaitWho::Any,
         P_PID if id > 0 => WaitWho::Pid(id),
         P_PGID if id >= 0 => WaitWho::Pgid(if id == 0 { t.thread_group().pgid() } else { id }),
+        P_PIDFD => {
+            let f = t.fd_table().get(id)?;
+            let p = crate::kernel::pidfd::as_pidfd(&f).ok_or(Errno::EINVAL)?;
+            WaitWho::Pid(p.tgid())
+        }
         _ => return Err(Errno::EINVAL),
     };
     let r = do_wait(t, who, options)?;

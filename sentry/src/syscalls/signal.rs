@@ -395,6 +395,20 @@ fn user_info(t: &Task, sig: i32, uinfo: u64, target: i32) -> Result<SigInfo, Err
     Ok(info)
 }
 
+/// `pidfd_send_signal` without a siginfo: `kill` to process `g`.
+pub fn sys_kill_group(t: &Task, g: &Arc<ThreadGroup>, sig: i32) -> Result<u64, Errno> {
+    if sig != 0 && !valid_signal(sig) {
+        return Err(Errno::EINVAL);
+    }
+    send_to(t, g, kill_info(t, sig, SI_USER)).map(|()| 0)
+}
+
+/// `pidfd_send_signal` with a siginfo: `rt_sigqueueinfo` to process `g`.
+pub fn sys_queue_group(t: &Task, g: &Arc<ThreadGroup>, sig: i32, uinfo: u64) -> Result<u64, Errno> {
+    let info = user_info(t, sig, uinfo, g.tgid())?;
+    send_to(t, g, info).map(|()| 0)
+}
+
 /// `rt_sigqueueinfo(tgid, sig, info)`.
 pub fn sys_rt_sigqueueinfo(t: &Task, tgid: i32, sig: i32, uinfo: u64) -> Result<u64, Errno> {
     let info = user_info(t, sig, uinfo, tgid)?;
