@@ -275,6 +275,10 @@ pub fn new_procfs() -> (Arc<ProcFs>, Arc<dyn Inode>) {
             ),
         ),
         (b"cmdline", SynthFile::fixed(a, "BOOT_IMAGE=/vmlinuz\n")),
+        (
+            b"config.gz",
+            SynthFile::fixed(a, gzip_stored(KERNEL_CONFIG.as_bytes())),
+        ),
         (b"mounts", SynthLink::fixed(a, b"self/mounts")),
         (b"sys", sys),
         (
@@ -408,6 +412,73 @@ fn oom_score_adj_file(
         }),
         Box::new(move |buf| f2.src()?.set_oom_score_adj(tg(&f2)?, buf)),
     )
+}
+
+/// `/proc/config.gz`: the kernel configuration as far as the Sentry implements it, so
+/// programs (and LTP) that check for a feature find out whether *this* kernel has it.
+/// Features the Sentry lacks (namespaces, dnotify, modules...) are absent.
+const KERNEL_CONFIG: &str = "\
+# rsentry: the configuration of the Linux ABI the Sentry implements
+CONFIG_64BIT=y
+CONFIG_X86_64=y
+CONFIG_MMU=y
+CONFIG_SMP=y
+CONFIG_MULTIUSER=y
+CONFIG_SYSVIPC=y
+CONFIG_POSIX_TIMERS=y
+CONFIG_FUTEX=y
+CONFIG_EPOLL=y
+CONFIG_SIGNALFD=y
+CONFIG_TIMERFD=y
+CONFIG_EVENTFD=y
+CONFIG_SHMEM=y
+CONFIG_TMPFS=y
+CONFIG_PROC_FS=y
+CONFIG_SYSFS=y
+CONFIG_OVERLAY_FS=y
+CONFIG_FILE_LOCKING=y
+CONFIG_UNIX=y
+CONFIG_INET=y
+CONFIG_IPV6=y
+CONFIG_NET=y
+CONFIG_HIGH_RES_TIMERS=y
+CONFIG_CHECKPOINT_RESTORE=y
+";
+
+/// `data` as a gzip stream of stored (uncompressed) deflate blocks: what `zcat` needs,
+/// without a compressor.
+fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
+    let mut chunks = data.chunks(0xffff).peekable();
+    if chunks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+    }
+    while let Some(c) = chunks.next() {
+        out.push(u8::from(chunks.peek().is_none()));
+        let n = c.len() as u16;
+        out.extend_from_slice(&n.to_le_bytes());
+        out.extend_from_slice(&(!n).to_le_bytes());
+        out.extend_from_slice(c);
+    }
+    out.extend_from_slice(&crc32(data).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
+/// CRC-32 (IEEE, reflected), as gzip's trailer wants.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
 }
 
 fn self_link(fs: &Arc<ProcFs>) -> Arc<dyn Inode> {
@@ -899,4 +970,17 @@ fn uuid() -> String {
         h[8..10].concat(),
         h[10..16].concat()
     )
+}
+
+#[cfg(test)]
+mod config_tests {
+    #[test]
+    fn crc32_and_gzip_framing() {
+        assert_eq!(super::crc32(b"123456789"), 0xcbf4_3926);
+        let z = super::gzip_stored(b"abc");
+        assert_eq!(&z[..3], &[0x1f, 0x8b, 8]);
+        assert_eq!(&z[10..15], &[1, 3, 0, 0xfc, 0xff]);
+        assert_eq!(&z[15..18], b"abc");
+        assert_eq!(z.len(), 26);
+    }
 }
