@@ -139,10 +139,15 @@ fn run_runner(side: Side, args: &[String], budget: Duration) -> (String, String,
     (read(&out_path), read(&err_path), killed)
 }
 
+/// Cases run on neither side: natively, as root, they would change the host itself.
+/// `test_monotonic_settime` sets the host's real-time clock back an hour (and back again);
+/// in the sandbox `clock_settime` is `EPERM` by design, so the case skips itself there.
+const NEVER_RUN: &[&str] = &["test.test_time.TimeTestCase.test_monotonic_settime"];
+
 /// Runs `module` on `side`, resuming after a case that hangs (up to a few times).
 fn run_module(side: Side, module: &str, budget: Duration) -> Results {
     let mut results = Results::new();
-    let mut skip: Vec<String> = Vec::new();
+    let mut skip: Vec<String> = NEVER_RUN.iter().map(|s| s.to_string()).collect();
     for _attempt in 0..4 {
         let mut args = Vec::new();
         for s in &skip {

@@ -331,6 +331,15 @@ fn sched_target(t: &Task, pid: i32) -> Result<Arc<Task>, Errno> {
     t.kernel().task(pid).ok_or(Errno::ESRCH)
 }
 
+/// The task the affinity calls name: unlike the `sched_*param` family, Linux looks a
+/// negative pid up like any other, so it is `ESRCH`, not `EINVAL`.
+fn affinity_target(t: &Task, pid: i32) -> Result<Arc<Task>, Errno> {
+    if pid < 0 {
+        return Err(Errno::ESRCH);
+    }
+    sched_target(t, pid)
+}
+
 /// Whether `t` may change the scheduling of `target` (Linux's `check_same_owner`, or
 /// `CAP_SYS_NICE`).
 fn may_reschedule(t: &Task, target: &Task) -> bool {
@@ -341,12 +350,12 @@ fn may_reschedule(t: &Task, target: &Task) -> bool {
 
 /// `sched_getaffinity(pid, len, mask)`: the mask last set (every CPU at first).
 pub fn sys_sched_getaffinity(t: &Task, pid: i32, len: u64, mask: u64) -> Result<u64, Errno> {
-    let target = sched_target(t, pid)?;
     let n = t.kernel().ncpus();
     let bytes = n.div_ceil(64) * 8;
     if (len as usize) < n.div_ceil(8) || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
+    let target = affinity_target(t, pid)?;
     let mut m = target.sched().affinity.clone();
     m.resize(bytes, 0);
     t.mm().copy_out(mask, &m)?;
@@ -356,7 +365,7 @@ pub fn sys_sched_getaffinity(t: &Task, pid: i32, len: u64, mask: u64) -> Result<
 /// `sched_setaffinity(pid, len, mask)`: kept (intersected with the sandbox's CPUs) for
 /// `sched_getaffinity`; `EINVAL` if no CPU is left.
 pub fn sys_sched_setaffinity(t: &Task, pid: i32, len: u64, mask: u64) -> Result<u64, Errno> {
-    let target = sched_target(t, pid)?;
+    let target = affinity_target(t, pid)?;
     let n = t.kernel().ncpus();
     let bytes = n.div_ceil(64) * 8;
     let mut m = vec![0u8; bytes];
