@@ -9,9 +9,10 @@
 //! kernel (like `runc exec`: they have no parent inside the sandbox). Every method may be
 //! called from any host thread.
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use linux_abi::Errno;
 use linux_abi::signal::{SI_USER, SIGKILL, SIGSTOP, SigInfo};
@@ -123,7 +124,7 @@ impl Sandbox {
     }
 
     fn inner(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.lock()
     }
 
     /// Mounts `src` at the absolute path `dest`, creating missing directories on the way

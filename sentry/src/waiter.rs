@@ -40,10 +40,11 @@
 //! [`EINTR`]: Errno::EINTR
 //! [`ETIMEDOUT`]: Errno::ETIMEDOUT
 
+use parking_lot::{Condvar, Mutex};
 use std::cell::RefCell;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use linux_abi::Errno;
@@ -102,10 +103,6 @@ pub struct Waker {
     sleepers: std::sync::atomic::AtomicU32,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Waker {
     /// A new waker.
     pub fn new() -> Arc<Waker> {
@@ -115,13 +112,13 @@ impl Waker {
     /// Wakes the sleeper (now, or at its next sleep if it read the generation before
     /// this call).
     pub fn kick(&self) {
-        *lock(&self.generation) += 1;
+        *self.generation.lock() += 1;
         self.cond.notify_all();
     }
 
     /// The current generation; pass it to [`Waker::sleep`] after re-checking readiness.
     pub fn generation(&self) -> u64 {
-        *lock(&self.generation)
+        *self.generation.lock()
     }
 
     /// Sleeps until the generation differs from `seen` or `deadline` passes. Returns false
@@ -140,20 +137,16 @@ impl Waker {
     }
 
     fn sleep_inner(&self, seen: u64, deadline: Option<Instant>) -> bool {
-        let mut g = lock(&self.generation);
+        let mut g = self.generation.lock();
         while *g == seen {
             match deadline {
-                None => g = self.cond.wait(g).unwrap_or_else(|p| p.into_inner()),
+                None => self.cond.wait(&mut g),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         return false;
                     }
-                    g = self
-                        .cond
-                        .wait_timeout(g, d - now)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
+                    self.cond.wait_for(&mut g, d - now);
                 }
             }
         }
@@ -219,7 +212,7 @@ pub struct WaitQueue {
 impl fmt::Debug for WaitQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WaitQueue")
-            .field("entries", &lock(&self.entries).len())
+            .field("entries", &self.entries.lock().len())
             .finish()
     }
 }
@@ -235,7 +228,7 @@ impl WaitQueue {
     /// Registers `target` for the events in `mask`.
     pub fn register(&self, mask: Events, target: Arc<dyn Notify>) -> EntryId {
         let id = NEXT_ENTRY.fetch_add(1, Ordering::Relaxed);
-        lock(&self.entries).push(Entry { id, mask, target });
+        self.entries.lock().push(Entry { id, mask, target });
         EntryId(id)
     }
 
@@ -249,13 +242,15 @@ impl WaitQueue {
 
     /// Removes a registration (no-op if already gone).
     pub fn unregister(&self, id: EntryId) {
-        lock(&self.entries).retain(|e| e.id != id.0);
+        self.entries.lock().retain(|e| e.id != id.0);
     }
 
     /// Tells every entry interested in any of `events` (entries always hear `POLLERR` and
     /// `POLLHUP`).
     pub fn notify(&self, events: Events) {
-        let targets: Vec<(Arc<dyn Notify>, Events)> = lock(&self.entries)
+        let targets: Vec<(Arc<dyn Notify>, Events)> = self
+            .entries
+            .lock()
             .iter()
             .filter(|e| (e.mask | events::ALWAYS) & events != 0)
             .map(|e| (e.target.clone(), events & (e.mask | events::ALWAYS)))
@@ -267,12 +262,12 @@ impl WaitQueue {
 
     /// Whether nobody is registered.
     pub fn is_empty(&self) -> bool {
-        lock(&self.entries).is_empty()
+        self.entries.lock().is_empty()
     }
 
     /// The union of the interest masks of all entries.
     pub fn interest(&self) -> Events {
-        lock(&self.entries).iter().fold(0, |a, e| a | e.mask)
+        self.entries.lock().iter().fold(0, |a, e| a | e.mask)
     }
 }
 
@@ -434,7 +429,7 @@ fn timer_service() -> &'static TimerService {
 }
 
 fn timer_loop(s: &'static TimerService) {
-    let mut heap = lock(&s.heap);
+    let mut heap = s.heap.lock();
     loop {
         let now = Instant::now();
         match heap.peek().map(|e| e.at) {
@@ -442,17 +437,13 @@ fn timer_loop(s: &'static TimerService) {
                 if let Some(e) = heap.pop() {
                     drop(heap);
                     (e.f)();
-                    heap = lock(&s.heap);
+                    heap = s.heap.lock();
                 }
             }
             Some(at) => {
-                heap = s
-                    .cond
-                    .wait_timeout(heap, at - now)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
+                s.cond.wait_for(&mut heap, at - now);
             }
-            None => heap = s.cond.wait(heap).unwrap_or_else(|p| p.into_inner()),
+            None => s.cond.wait(&mut heap),
         }
     }
 }
@@ -463,7 +454,7 @@ fn timer_loop(s: &'static TimerService) {
 pub fn call_at(at: Instant, f: TimerCallback) {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let s = timer_service();
-    lock(&s.heap).push(TimerEntry {
+    s.heap.lock().push(TimerEntry {
         at,
         seq: SEQ.fetch_add(1, Ordering::Relaxed),
         f,

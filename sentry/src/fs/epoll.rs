@@ -15,16 +15,17 @@
 //! file that is always ready (regular files, directories) fails with `EPERM` as on Linux.
 //! Items hold their file weakly: closing the last descriptor of a file drops its items.
 
+use parking_lot::Mutex;
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 use linux_abi::Errno;
 
 use super::FileOps;
 use super::file::OpenFile;
-use super::vfs::lock;
+
 use crate::waiter::{EntryId, Events, FnNotify, WaitQueue, events};
 
 /// `EPOLL_CTL_ADD`.
@@ -123,7 +124,7 @@ impl Epoll {
             return Err(Errno::ELOOP);
         }
         let key = (fd, Arc::as_ptr(file) as usize);
-        let mut items = lock(&self.items);
+        let mut items = self.items.lock();
         items.retain(|_, i| i.file.strong_count() > 0);
         match op {
             EPOLL_CTL_ADD => {
@@ -190,7 +191,9 @@ impl Epoll {
         if depth == 0 {
             return true;
         }
-        let files: Vec<Arc<OpenFile>> = lock(&self.items)
+        let files: Vec<Arc<OpenFile>> = self
+            .items
+            .lock()
             .values()
             .filter_map(|i| i.file.upgrade())
             .collect();
@@ -205,7 +208,8 @@ impl Epoll {
 
     /// Whether some watched file needs periodic re-checks while waiting.
     pub fn needs_polling_items(&self) -> bool {
-        lock(&self.items)
+        self.items
+            .lock()
             .values()
             .filter_map(|i| i.file.upgrade())
             .any(|f| f.ops().needs_polling())
@@ -215,7 +219,7 @@ impl Epoll {
     /// tells whether any is ready, consuming nothing.
     pub fn collect(&self, max: usize, peek: bool) -> Vec<EpollEvent> {
         let mut out = Vec::new();
-        let mut items = lock(&self.items);
+        let mut items = self.items.lock();
         items.retain(|_, i| i.file.strong_count() > 0);
         for item in items.values_mut() {
             if out.len() >= max {
@@ -269,7 +273,7 @@ impl Epoll {
 
 impl Drop for Epoll {
     fn drop(&mut self) {
-        for item in lock(&self.items).values_mut() {
+        for item in self.items.lock().values_mut() {
             item.unregister();
         }
     }

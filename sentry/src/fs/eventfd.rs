@@ -2,15 +2,15 @@
 //! with `EFD_SEMAPHORE`) and block while it is zero; writes add to it and block while the
 //! sum would exceed `u64::MAX - 1`.
 
+use parking_lot::Mutex;
 use std::any::Any;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use linux_abi::Errno;
 use linux_abi::flags::open::O_NONBLOCK;
 
 use super::FileOps;
-use super::vfs::lock;
+
 use crate::waiter::{Events, WaitQueue, block_on, events};
 
 /// `EFD_SEMAPHORE`.
@@ -58,7 +58,7 @@ impl FileOps for EventFd {
             return Err(Errno::EINVAL);
         }
         let v = self.run(events::POLLIN, || {
-            let mut c = lock(&self.count);
+            let mut c = self.count.lock();
             if *c == 0 {
                 return Err(Errno::EAGAIN);
             }
@@ -81,7 +81,7 @@ impl FileOps for EventFd {
             return Err(Errno::EINVAL);
         }
         self.run(events::POLLOUT, || {
-            let mut c = lock(&self.count);
+            let mut c = self.count.lock();
             if MAX - *c < v {
                 return Err(Errno::EAGAIN);
             }
@@ -97,7 +97,7 @@ impl FileOps for EventFd {
     }
 
     fn readiness(&self, mask: Events) -> Events {
-        let c = *lock(&self.count);
+        let c = *self.count.lock();
         let mut ev = 0;
         if c > 0 {
             ev |= events::POLLIN | events::POLLRDNORM;

@@ -5,16 +5,17 @@
 //! share one. The `FdTable` maps numbers to files with a close-on-exec bit per number and
 //! an `RLIMIT_NOFILE`-style limit. The `FsContext` holds a task's root, cwd and umask.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 
 use linux_abi::Errno;
 use linux_abi::flags::open::*;
 use linux_abi::types::Stat;
 
-use super::vfs::{VfsPath, lock};
+use super::vfs::VfsPath;
 use super::{DirEntry, FileOps, FileType, Inode};
 
 /// `lseek` whence values.
@@ -139,7 +140,7 @@ impl OpenFile {
         if self.ops.stream() {
             return self.ops.read_at(buf, 0);
         }
-        let mut off = lock(&self.offset);
+        let mut off = self.offset.lock();
         let n = self.ops.read_at(buf, *off)?;
         *off += n as u64;
         Ok(n)
@@ -153,7 +154,7 @@ impl OpenFile {
         if self.ops.stream() {
             return self.ops.write_at(buf, 0);
         }
-        let mut off = lock(&self.offset);
+        let mut off = self.offset.lock();
         if self.flags() & O_APPEND != 0 {
             *off = self.stat()?.st_size as u64;
         }
@@ -205,7 +206,7 @@ impl OpenFile {
 
     /// The current offset.
     pub fn offset(&self) -> u64 {
-        *lock(&self.offset)
+        *self.offset.lock()
     }
 
     /// `lseek`.
@@ -216,7 +217,7 @@ impl OpenFile {
         if self.ops.stream() {
             return self.ops.stream_seek(off, whence);
         }
-        let mut cur = lock(&self.offset);
+        let mut cur = self.offset.lock();
         let size = || -> Result<i64, Errno> { Ok(self.stat()?.st_size) };
         let new = match whence {
             seek::SEEK_SET => Some(off),
@@ -239,7 +240,7 @@ impl OpenFile {
         };
         let new = new.filter(|&n| n >= 0).ok_or(Errno::EINVAL)?;
         if self.is_dir() && new == 0 {
-            *lock(&self.dir) = None;
+            *self.dir.lock() = None;
         }
         *cur = new as u64;
         Ok(new as u64)
@@ -254,8 +255,8 @@ impl OpenFile {
         if !self.is_dir() {
             return Err(Errno::ENOTDIR);
         }
-        let mut off = lock(&self.offset);
-        let mut snap = lock(&self.dir);
+        let mut off = self.offset.lock();
+        let mut snap = self.dir.lock();
         if snap.is_none() || *off == 0 {
             let st = self.stat()?;
             let mut v = vec![
@@ -354,7 +355,8 @@ impl FdTable {
 
     /// The file at `fd` (`EBADF` if none).
     pub fn get(&self, fd: i32) -> Result<Arc<OpenFile>, Errno> {
-        lock(&self.inner)
+        self.inner
+            .lock()
             .fds
             .get(&fd)
             .map(|s| s.file.clone())
@@ -363,7 +365,7 @@ impl FdTable {
 
     /// Installs `f` at the lowest free number at or above `min` (`EMFILE` past the limit).
     pub fn insert_min(&self, f: Arc<OpenFile>, min: i32, cloexec: bool) -> Result<i32, Errno> {
-        let mut g = lock(&self.inner);
+        let mut g = self.inner.lock();
         if min < 0 || min as u32 >= g.limit {
             return Err(Errno::EINVAL);
         }
@@ -393,7 +395,7 @@ impl FdTable {
         f: Arc<OpenFile>,
         cloexec: bool,
     ) -> Result<Option<Arc<OpenFile>>, Errno> {
-        let mut g = lock(&self.inner);
+        let mut g = self.inner.lock();
         if fd < 0 || fd as u32 >= g.limit {
             return Err(Errno::EBADF);
         }
@@ -402,7 +404,8 @@ impl FdTable {
 
     /// Removes `fd`.
     pub fn remove(&self, fd: i32) -> Result<Arc<OpenFile>, Errno> {
-        lock(&self.inner)
+        self.inner
+            .lock()
             .fds
             .remove(&fd)
             .map(|s| s.file)
@@ -411,7 +414,7 @@ impl FdTable {
 
     /// `close_range`: removes (or with `cloexec_only` marks) every fd in `first..=last`.
     pub fn close_range(&self, first: u32, last: u32, cloexec_only: bool) -> Vec<Arc<OpenFile>> {
-        let mut g = lock(&self.inner);
+        let mut g = self.inner.lock();
         let last = last.min(i32::MAX as u32) as i32;
         let first = first.min(i32::MAX as u32) as i32;
         if first > last {
@@ -433,7 +436,8 @@ impl FdTable {
 
     /// The close-on-exec bit of `fd`.
     pub fn cloexec(&self, fd: i32) -> Result<bool, Errno> {
-        lock(&self.inner)
+        self.inner
+            .lock()
             .fds
             .get(&fd)
             .map(|s| s.cloexec)
@@ -442,7 +446,7 @@ impl FdTable {
 
     /// Sets the close-on-exec bit of `fd`.
     pub fn set_cloexec(&self, fd: i32, on: bool) -> Result<(), Errno> {
-        let mut g = lock(&self.inner);
+        let mut g = self.inner.lock();
         let s = g.fds.get_mut(&fd).ok_or(Errno::EBADF)?;
         s.cloexec = on;
         Ok(())
@@ -450,7 +454,7 @@ impl FdTable {
 
     /// A copy sharing the same files (for `fork` without `CLONE_FILES`).
     pub fn fork(&self) -> FdTable {
-        let g = lock(&self.inner);
+        let g = self.inner.lock();
         FdTable {
             inner: Mutex::new(FdInner {
                 fds: g.fds.clone(),
@@ -461,12 +465,12 @@ impl FdTable {
 
     /// Closes every close-on-exec descriptor (at `execve`).
     pub fn close_on_exec(&self) {
-        lock(&self.inner).fds.retain(|_, s| !s.cloexec);
+        self.inner.lock().fds.retain(|_, s| !s.cloexec);
     }
 
     /// Removes every descriptor (at exit), returning the files.
     pub fn clear(&self) -> Vec<Arc<OpenFile>> {
-        std::mem::take(&mut lock(&self.inner).fds)
+        std::mem::take(&mut self.inner.lock().fds)
             .into_values()
             .map(|s| s.file)
             .collect()
@@ -474,7 +478,8 @@ impl FdTable {
 
     /// All descriptors, in order (for `/proc/<pid>/fd`).
     pub fn fds(&self) -> Vec<(i32, Arc<OpenFile>)> {
-        lock(&self.inner)
+        self.inner
+            .lock()
             .fds
             .iter()
             .map(|(&k, s)| (k, s.file.clone()))
@@ -483,12 +488,12 @@ impl FdTable {
 
     /// The descriptor limit.
     pub fn limit(&self) -> u32 {
-        lock(&self.inner).limit
+        self.inner.lock().limit
     }
 
     /// Sets the descriptor limit (`RLIMIT_NOFILE`).
     pub fn set_limit(&self, limit: u32) {
-        lock(&self.inner).limit = limit.clamp(1, i32::MAX as u32);
+        self.inner.lock().limit = limit.clamp(1, i32::MAX as u32);
     }
 }
 
@@ -512,22 +517,22 @@ impl FsContext {
 
     /// The root directory.
     pub fn root(&self) -> VfsPath {
-        lock(&self.root).clone()
+        self.root.lock().clone()
     }
 
     /// The working directory.
     pub fn cwd(&self) -> VfsPath {
-        lock(&self.cwd).clone()
+        self.cwd.lock().clone()
     }
 
     /// Changes the working directory (the caller checked it is a searchable directory).
     pub fn set_cwd(&self, p: VfsPath) {
-        *lock(&self.cwd) = p;
+        *self.cwd.lock() = p;
     }
 
     /// Changes the root directory (`chroot`).
     pub fn set_root(&self, p: VfsPath) {
-        *lock(&self.root) = p;
+        *self.root.lock() = p;
     }
 
     /// The umask.

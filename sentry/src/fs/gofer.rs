@@ -11,19 +11,19 @@
 //! host FD the Gofer donates at open (the Sentry never opens host paths itself), falling
 //! back to `PRead` messages when no FD was donated.
 
+use parking_lot::Mutex;
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 use linux_abi::Errno;
 use linux_abi::flags::open::*;
 use linux_abi::types::{Stat, Timespec};
 use lisafs_proto::{Client, ClientError, HandleId, NodeId, WalkStatus};
 
-use super::vfs::lock;
 use super::{DirEntry, FileOps, FileType, FsStat, Inode, magic};
 
 /// Directory listing chunk requested per `Getdents64`.
@@ -54,7 +54,7 @@ const CLOSE_BATCH: usize = 64;
 impl GoferFs {
     fn release(&self, node: NodeId) {
         let batch = {
-            let mut p = lock(&self.pending_close);
+            let mut p = self.pending_close.lock();
             p.push(node);
             if p.len() < CLOSE_BATCH {
                 return;
@@ -69,7 +69,7 @@ impl GoferFs {
 
 impl Drop for GoferFs {
     fn drop(&mut self) {
-        let p = std::mem::take(&mut *lock(&self.pending_close));
+        let p = std::mem::take(&mut *self.pending_close.lock());
         if !p.is_empty() {
             let _ = self.client.close(&p, &[]);
         }
@@ -119,7 +119,7 @@ const RECENT_FILES: usize = 256;
 
 impl Recent {
     fn touch(&self, f: &Arc<GoferInode>) {
-        let mut q = lock(&self.files);
+        let mut q = self.files.lock();
         if q.iter().any(|x| Arc::ptr_eq(x, f)) {
             return;
         }
@@ -211,20 +211,20 @@ impl Inode for GoferInode {
         if !self.is_dir() {
             return Err(Errno::ENOTDIR);
         }
-        let hit = lock(&self.children).get(name).and_then(Cached::get);
+        let hit = self.children.lock().get(name).and_then(Cached::get);
         if let Some(c) = hit {
             if let (Some(r), false) = (&self.recent, c.is_dir()) {
                 r.touch(&c);
             }
             return Ok(c);
         }
-        if lock(&self.missing).contains(name) {
+        if self.missing.lock().contains(name) {
             return Err(Errno::ENOENT);
         }
         let r = self.fs.client.walk(self.node, &[name]).map_err(errno)?;
         let Some(n) = r.nodes.first() else {
             if r.status == WalkStatus::NotFound {
-                lock(&self.missing).insert(name.to_vec());
+                self.missing.lock().insert(name.to_vec());
             }
             return Err(Errno::ENOENT);
         };
@@ -243,7 +243,7 @@ impl Inode for GoferInode {
             .kept
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             < MAX_KEPT;
-        let mut c = lock(&self.children);
+        let mut c = self.children.lock();
         if c.len() % 64 == 63 {
             c.retain(|_, e| e.get().is_some());
         }
@@ -264,7 +264,7 @@ impl Inode for GoferInode {
         if !self.is_dir() {
             return Err(Errno::ENOTDIR);
         }
-        if let Some(l) = lock(&self.listing).as_ref() {
+        if let Some(l) = self.listing.lock().as_ref() {
             return Ok(l.clone());
         }
         let opened = self
@@ -312,7 +312,7 @@ impl Inode for GoferInode {
         };
         let _ = self.fs.client.close(&[], &[opened.handle]);
         res?;
-        *lock(&self.listing) = Some(out.clone());
+        *self.listing.lock() = Some(out.clone());
         Ok(out)
     }
 
@@ -320,11 +320,11 @@ impl Inode for GoferInode {
         if FileType::from_mode(self.stat.st_mode) != FileType::Symlink {
             return Err(Errno::EINVAL);
         }
-        if let Some(t) = lock(&self.target).as_ref() {
+        if let Some(t) = self.target.lock().as_ref() {
             return Ok(t.clone());
         }
         let t = self.fs.client.read_link_at(self.node).map_err(errno)?;
-        *lock(&self.target) = Some(t.clone());
+        *self.target.lock() = Some(t.clone());
         Ok(t)
     }
 

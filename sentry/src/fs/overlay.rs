@@ -12,16 +12,17 @@
 //!
 //! The lower is never written.
 
+use parking_lot::Mutex;
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 use linux_abi::Errno;
 use linux_abi::flags::mode::*;
 use linux_abi::flags::open::*;
 use linux_abi::types::Stat;
 
-use super::vfs::{RENAME_EXCHANGE, RENAME_NOREPLACE, lock};
+use super::vfs::{RENAME_EXCHANGE, RENAME_NOREPLACE};
 use super::{DirEntry, FileOps, FileType, FsCred, FsStat, Inode, NewNode, SetAttr, magic};
 
 /// The hidden entry marking an upper directory opaque.
@@ -41,7 +42,8 @@ struct OvlFs {
 
 impl OvlFs {
     fn ino(&self, upper_ino: u64) -> u64 {
-        lock(&self.origin)
+        self.origin
+            .lock()
             .get(&upper_ino)
             .copied()
             .unwrap_or(upper_ino)
@@ -49,7 +51,7 @@ impl OvlFs {
 
     fn record(&self, upper: &Arc<dyn Inode>, lower: &Arc<dyn Inode>) -> Result<(), Errno> {
         let (u, l) = (upper.stat()?.st_ino, lower.stat()?.st_ino);
-        lock(&self.origin).insert(u, l);
+        self.origin.lock().insert(u, l);
         Ok(())
     }
 }
@@ -114,7 +116,7 @@ impl OvlInode {
     }
 
     fn upper(&self) -> Option<Arc<dyn Inode>> {
-        lock(&self.upper).clone()
+        self.upper.lock().clone()
     }
 
     /// Whether the file has an upper copy.
@@ -147,13 +149,13 @@ impl OvlInode {
 
     /// Copies this file (and its ancestors) up; returns the upper inode.
     fn copy_up(&self) -> Result<Arc<dyn Inode>, Errno> {
-        let mut guard = lock(&self.upper);
+        let mut guard = self.upper.lock();
         if let Some(u) = guard.as_ref() {
             return Ok(u.clone());
         }
         let lower = self.lower.clone().ok_or(Errno::ENOENT)?;
-        let parent = lock(&self.parent).clone().ok_or(Errno::EIO)?;
-        let name = lock(&self.name).clone();
+        let parent = self.parent.lock().clone().ok_or(Errno::EIO)?;
+        let name = self.name.lock().clone();
         let pu = parent.copy_up()?;
         if let Ok(existing) = pu.lookup(&name)
             && !is_whiteout(&existing.stat()?)
@@ -207,7 +209,7 @@ impl OvlInode {
     }
 
     fn cache(&self, name: &[u8], node: &Arc<OvlInode>) {
-        let mut c = lock(&self.children);
+        let mut c = self.children.lock();
         c.retain(|_, w| w.strong_count() > 0);
         c.insert(name.to_vec(), Arc::downgrade(node));
     }
@@ -216,7 +218,7 @@ impl OvlInode {
         if name.contains(&0) {
             return Err(Errno::ENOENT);
         }
-        if let Some(n) = lock(&self.children).get(name).and_then(Weak::upgrade) {
+        if let Some(n) = self.children.lock().get(name).and_then(Weak::upgrade) {
             return Ok(n);
         }
         let me = self.me.upgrade().ok_or(Errno::ENOENT)?;
@@ -300,7 +302,7 @@ impl OvlInode {
     }
 
     fn forget(&self, name: &[u8]) {
-        lock(&self.children).remove(name);
+        self.children.lock().remove(name);
     }
 
     /// Whether the lower layer shows an entry `name` in this directory (which then needs
@@ -494,8 +496,8 @@ impl Inode for OvlInode {
         }
         self.forget(old);
         nd.forget(new);
-        *lock(&src.parent) = nd.me.upgrade();
-        *lock(&src.name) = new.to_vec();
+        *src.parent.lock() = nd.me.upgrade();
+        *src.name.lock() = new.to_vec();
         nd.cache(new, &src);
         Ok(())
     }

@@ -5,10 +5,11 @@
 //! it is full and fail with `EPIPE` once every reader is gone (the syscall layer sends
 //! `SIGPIPE`). `O_NONBLOCK` gives `EAGAIN` instead of blocking.
 
+use parking_lot::Mutex;
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use linux_abi::Errno;
 use linux_abi::flags::mode::*;
@@ -16,7 +17,7 @@ use linux_abi::flags::open::*;
 use linux_abi::types::Stat;
 
 use super::file::OpenFile;
-use super::vfs::{VfsPath, lock};
+use super::vfs::VfsPath;
 use super::{FileOps, FsStat, Inode, UserMem, magic, make_stat, new_ino};
 use crate::waiter::{Events, WaitQueue, block_on, events};
 
@@ -104,7 +105,7 @@ pub const PIPE_MAX_SIZE: usize = 1 << 20;
 /// `F_GETPIPE_SZ` of a pipe or FIFO end (`None` for other files).
 pub fn pipe_size(ops: &dyn FileOps) -> Option<usize> {
     let end = ops.as_any()?.downcast_ref::<PipeEnd>()?;
-    Some(lock(&end.pipe.state).capacity())
+    Some(end.pipe.state.lock().capacity())
 }
 
 /// `F_SETPIPE_SZ`: sets the capacity to `size` rounded up to a power of two pages;
@@ -121,7 +122,7 @@ pub fn set_pipe_size(ops: &dyn FileOps, size: u64, privileged: bool) -> Result<u
     if n > PIPE_MAX_SIZE && !privileged {
         return Err(Errno::EPERM);
     }
-    let mut s = lock(&end.pipe.state);
+    let mut s = end.pipe.state.lock();
     if s.buf.len() > n {
         return Err(Errno::EBUSY);
     }
@@ -149,7 +150,7 @@ impl Pipe {
 
     /// The readiness of an end (`read`/`write` say which directions it has).
     fn readiness(&self, read: bool, write: bool) -> Events {
-        let s = lock(&self.state);
+        let s = self.state.lock();
         let mut ev = 0;
         if read {
             if !s.buf.is_empty() {
@@ -176,7 +177,7 @@ impl Pipe {
 
     /// Bytes waiting to be read.
     pub fn len(&self) -> usize {
-        lock(&self.state).buf.len()
+        self.state.lock().buf.len()
     }
 
     /// Whether no bytes are waiting.
@@ -197,7 +198,7 @@ impl Pipe {
         write: bool,
         flags: u32,
     ) -> (Arc<PipeEnd>, (bool, u64, bool, u64)) {
-        let mut s = lock(&self.state);
+        let mut s = self.state.lock();
         let seen = (s.readers > 0, s.reader_opens, s.writers > 0, s.writer_opens);
         if read {
             s.readers += 1;
@@ -234,7 +235,7 @@ pub struct PipeEnd {
 
 impl Drop for PipeEnd {
     fn drop(&mut self) {
-        let mut s = lock(&self.pipe.state);
+        let mut s = self.pipe.state.lock();
         if self.read {
             s.readers -= 1;
         }
@@ -254,7 +255,7 @@ impl FileOps for PipeEnd {
         let nonblock = self.nonblock.load(Ordering::Relaxed);
         let q = [(&self.pipe.queue, events::POLLIN | events::POLLHUP)];
         let mut op = || {
-            let mut s = lock(&self.pipe.state);
+            let mut s = self.pipe.state.lock();
             if !s.buf.is_empty() {
                 let n = s.take(buf);
                 drop(s);
@@ -278,7 +279,7 @@ impl FileOps for PipeEnd {
         let q = [(&self.pipe.queue, events::POLLOUT | events::POLLERR)];
         let mut done = 0;
         let mut op = || {
-            let mut s = lock(&self.pipe.state);
+            let mut s = self.pipe.state.lock();
             if s.readers == 0 {
                 return Err(Errno::EPIPE);
             }
@@ -391,7 +392,7 @@ fn registry() -> &'static Mutex<HashMap<u64, Weak<Pipe>>> {
 }
 
 fn pipe_for(ino: u64) -> Arc<Pipe> {
-    let mut r = lock(registry());
+    let mut r = registry().lock();
     r.retain(|_, w| w.strong_count() > 0);
     if let Some(p) = r.get(&ino).and_then(Weak::upgrade) {
         return p;
@@ -416,7 +417,7 @@ fn open_pipe(ino: u64, flags: u32, fifo: bool) -> Result<Arc<dyn FileOps>, Errno
     let p = pipe_for(ino);
     let acc = flags & O_ACCMODE;
     let nonblock = flags & O_NONBLOCK != 0;
-    if fifo && acc == O_WRONLY && nonblock && lock(&p.state).readers == 0 {
+    if fifo && acc == O_WRONLY && nonblock && p.state.lock().readers == 0 {
         return Err(Errno::ENXIO);
     }
     let (end, (reader_there, readers0, writer_there, writers0)) =
@@ -431,7 +432,7 @@ fn open_pipe(ino: u64, flags: u32, fifo: bool) -> Result<Arc<dyn FileOps>, Errno
         };
         if !partner_there {
             crate::waiter::block(&[(&p.queue, events::ALL)], None, || {
-                let s = lock(&p.state);
+                let s = p.state.lock();
                 if want_writer {
                     s.writer_opens > writers0
                 } else {
@@ -516,7 +517,7 @@ mod tests {
         let reader = std::thread::spawn(move || named_pipe(ino, O_RDONLY).map(|_| ()));
         // The writer opens once the reader is there, and closes at once.
         loop {
-            if lock(&pipe_for(ino).state).readers > 0 {
+            if pipe_for(ino).state.lock().readers > 0 {
                 break;
             }
             std::thread::yield_now();

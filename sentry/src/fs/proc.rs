@@ -12,9 +12,10 @@
 //! the sandbox's writable sysctls under `sys/` (the kernel's
 //! [`crate::kernel::sysctl::Sysctls`], reached through [`ProcSource`]).
 
+use parking_lot::RwLock;
 use std::cell::Cell;
 use std::fmt::Write as _;
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Weak};
 
 use linux_abi::Errno;
 
@@ -166,7 +167,6 @@ impl ProcFs {
     fn src(&self) -> Result<Arc<dyn ProcSource>, Errno> {
         self.source
             .read()
-            .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .and_then(Weak::upgrade)
             .ok_or(Errno::ENOENT)
@@ -174,16 +174,16 @@ impl ProcFs {
 
     /// Connects the kernel.
     pub fn set_source(&self, s: Weak<dyn ProcSource>) {
-        *self.source.write().unwrap_or_else(|p| p.into_inner()) = Some(s);
+        *self.source.write() = Some(s);
     }
 
     /// Connects the mount tree (for `mounts`).
     pub fn set_vfs(&self, v: Weak<Vfs>) {
-        *self.vfs.write().unwrap_or_else(|p| p.into_inner()) = v;
+        *self.vfs.write() = v;
     }
 
     fn vfs(&self) -> Option<Arc<Vfs>> {
-        self.vfs.read().unwrap_or_else(|p| p.into_inner()).upgrade()
+        self.vfs.read().upgrade()
     }
 }
 

@@ -20,17 +20,18 @@
 //! The module is independent of tasks: credentials come in as [`Ucred`], descriptions as
 //! [`OpenFile`]s, and user memory is copied by the syscall layer.
 
+use parking_lot::Mutex;
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use linux_abi::Errno;
 
 use super::FileOps;
 use super::file::OpenFile;
-use super::vfs::lock;
+
 use crate::waiter::{EntryId, Events, FnNotify, WaitQueue, block_on, events};
 
 /// `SOCK_STREAM`.
@@ -141,14 +142,14 @@ impl Buffer {
     }
 
     fn add_writer(&self) {
-        let mut s = lock(&self.state);
+        let mut s = self.state.lock();
         s.writers += 1;
         s.had_writer = true;
     }
 
     fn close_writer(&self) {
         {
-            let mut s = lock(&self.state);
+            let mut s = self.state.lock();
             s.writers = s.writers.saturating_sub(1);
         }
         self.tell_reader(events::POLLIN | events::POLLRDHUP | events::POLLHUP);
@@ -156,14 +157,14 @@ impl Buffer {
 
     fn close_reader(&self) {
         {
-            let mut s = lock(&self.state);
+            let mut s = self.state.lock();
             s.reader = false;
         }
         self.space.notify(events::ALL);
     }
 
     fn has_space(&self, need: usize) -> bool {
-        let s = lock(&self.state);
+        let s = self.state.lock();
         s.bytes == 0 || s.bytes + need <= s.capacity
     }
 }
@@ -184,7 +185,7 @@ fn registry() -> &'static Mutex<HashMap<Key, Weak<UnixSocket>>> {
 
 /// Finds the socket bound to `key`.
 pub fn lookup(key: &Key) -> Option<Arc<UnixSocket>> {
-    lock(registry()).get(key).and_then(Weak::upgrade)
+    registry().lock().get(key).and_then(Weak::upgrade)
 }
 
 #[derive(Debug, Default)]
@@ -290,10 +291,10 @@ impl UnixSocket {
         let a = UnixSocket::new(ty, cred)?;
         let b = UnixSocket::new(ty, cred)?;
         if ty == SOCK_DGRAM {
-            lock(&a.inner).dgram_peer = Some(Arc::downgrade(&b));
-            lock(&b.inner).dgram_peer = Some(Arc::downgrade(&a));
-            lock(&a.inner).peer_cred = Some(cred);
-            lock(&b.inner).peer_cred = Some(cred);
+            a.inner.lock().dgram_peer = Some(Arc::downgrade(&b));
+            b.inner.lock().dgram_peer = Some(Arc::downgrade(&a));
+            a.inner.lock().peer_cred = Some(cred);
+            b.inner.lock().peer_cred = Some(cred);
         } else {
             link(&a, &b, None, None);
         }
@@ -321,12 +322,12 @@ impl UnixSocket {
 
     /// The bound name (`getsockname`; `None` when unbound).
     pub fn name(&self) -> Option<Vec<u8>> {
-        lock(&self.inner).name.clone()
+        self.inner.lock().name.clone()
     }
 
     /// The peer's name (`getpeername`): `ENOTCONN` when not connected.
     pub fn peer_name(&self) -> Result<Option<Vec<u8>>, Errno> {
-        let i = lock(&self.inner);
+        let i = self.inner.lock();
         match &i.conn {
             Conn::Connected { peer_name, .. } => Ok(peer_name.clone()),
             _ => match i.dgram_peer.as_ref().and_then(Weak::upgrade) {
@@ -338,11 +339,11 @@ impl UnixSocket {
 
     /// `bind` to `name` (the `sun_path` bytes) under `key`.
     pub fn bind(&self, name: Vec<u8>, key: Key) -> Result<(), Errno> {
-        let mut i = lock(&self.inner);
+        let mut i = self.inner.lock();
         if i.key.is_some() {
             return Err(Errno::EINVAL);
         }
-        let mut r = lock(registry());
+        let mut r = registry().lock();
         r.retain(|_, w| w.strong_count() > 0);
         if r.contains_key(&key) {
             return Err(Errno::EADDRINUSE);
@@ -355,7 +356,7 @@ impl UnixSocket {
 
     /// Whether the socket is bound.
     pub fn is_bound(&self) -> bool {
-        lock(&self.inner).key.is_some()
+        self.inner.lock().key.is_some()
     }
 
     /// `listen(backlog)`.
@@ -363,7 +364,7 @@ impl UnixSocket {
         if self.ty == SOCK_DGRAM {
             return Err(Errno::EOPNOTSUPP);
         }
-        let mut i = lock(&self.inner);
+        let mut i = self.inner.lock();
         if i.key.is_none() {
             return Err(Errno::EINVAL);
         }
@@ -383,7 +384,7 @@ impl UnixSocket {
 
     /// Whether the socket listens (`SO_ACCEPTCONN`).
     pub fn is_listening(&self) -> bool {
-        matches!(lock(&self.inner).conn, Conn::Listening { .. })
+        matches!(self.inner.lock().conn, Conn::Listening { .. })
     }
 
     /// `connect` to `target` (found by name). Streams and seqpackets queue a new server
@@ -393,21 +394,21 @@ impl UnixSocket {
             return Err(Errno::EPROTOTYPE);
         }
         if self.ty == SOCK_DGRAM {
-            let mut i = lock(&self.inner);
+            let mut i = self.inner.lock();
             i.dgram_peer = Some(Arc::downgrade(target));
             i.peer_cred = Some(target.cred);
             return Ok(());
         }
-        if matches!(lock(&self.inner).conn, Conn::Connected { .. }) {
+        if matches!(self.inner.lock().conn, Conn::Connected { .. }) {
             return Err(Errno::EISCONN);
         }
-        if matches!(lock(&self.inner).conn, Conn::Listening { .. }) {
+        if matches!(self.inner.lock().conn, Conn::Listening { .. }) {
             return Err(Errno::EINVAL);
         }
         let nonblock = flags_nonblock || self.nonblock.load(Ordering::Relaxed);
         let me = self.me.upgrade().ok_or(Errno::EBADF)?;
         let mut op = || {
-            let mut ti = lock(&target.inner);
+            let mut ti = target.inner.lock();
             let listener_name = ti.name.clone();
             let Conn::Listening { backlog, pending } = &mut ti.conn else {
                 return Err(Errno::ECONNREFUSED);
@@ -417,7 +418,7 @@ impl UnixSocket {
             }
             let server = UnixSocket::new(self.ty, target.cred)?;
             // The accepted socket has the listener's name; options are not inherited.
-            lock(&server.inner).name = listener_name.clone();
+            server.inner.lock().name = listener_name.clone();
             link(&me, &server, listener_name, self.name());
             pending.push_back(server);
             Ok(())
@@ -435,7 +436,7 @@ impl UnixSocket {
     pub fn accept(&self, nonblock: bool) -> Result<Arc<UnixSocket>, Errno> {
         let nonblock = nonblock || self.nonblock.load(Ordering::Relaxed);
         let op = || {
-            let mut i = lock(&self.inner);
+            let mut i = self.inner.lock();
             let Conn::Listening { pending, .. } = &mut i.conn else {
                 return Err(Errno::EINVAL);
             };
@@ -454,11 +455,11 @@ impl UnixSocket {
 
     /// The peer's credentials (`SO_PEERCRED`).
     pub fn peer_cred(&self) -> Option<Ucred> {
-        lock(&self.inner).peer_cred
+        self.inner.lock().peer_cred
     }
 
     fn tx(&self) -> Result<Arc<Buffer>, Errno> {
-        let i = lock(&self.inner);
+        let i = self.inner.lock();
         if i.shut_wr {
             return Err(Errno::EPIPE);
         }
@@ -483,7 +484,7 @@ impl UnixSocket {
             return self.send_dgram(data, rights, creds, to, nonblock);
         }
         if to.is_some() {
-            let connected = matches!(lock(&self.inner).conn, Conn::Connected { .. });
+            let connected = matches!(self.inner.lock().conn, Conn::Connected { .. });
             return Err(if connected {
                 Errno::EISCONN
             } else {
@@ -494,14 +495,14 @@ impl UnixSocket {
         if data.is_empty() && self.ty == SOCK_STREAM {
             return Ok(0);
         }
-        if self.ty == SOCK_SEQPACKET && data.len() > lock(&self.inner).sndbuf.max(DEFAULT_BUF) {
+        if self.ty == SOCK_SEQPACKET && data.len() > self.inner.lock().sndbuf.max(DEFAULT_BUF) {
             return Err(Errno::EMSGSIZE);
         }
         let mut done = 0;
         let mut rights = Some(rights);
         let stream = self.ty == SOCK_STREAM;
         let mut op = || {
-            let mut s = lock(&tx.state);
+            let mut s = tx.state.lock();
             if !s.reader {
                 return Err(Errno::EPIPE);
             }
@@ -558,7 +559,7 @@ impl UnixSocket {
         let target = match to {
             Some(t) => t.clone(),
             None => {
-                let i = lock(&self.inner);
+                let i = self.inner.lock();
                 if i.shut_wr {
                     return Err(Errno::EPIPE);
                 }
@@ -571,21 +572,21 @@ impl UnixSocket {
         if target.ty != SOCK_DGRAM {
             return Err(Errno::EPROTOTYPE);
         }
-        if let Some(p) = lock(&target.inner).dgram_peer.as_ref()
+        if let Some(p) = target.inner.lock().dgram_peer.as_ref()
             && !std::ptr::eq(p.as_ptr(), self.me.as_ptr())
             && p.strong_count() > 0
         {
             // A connected datagram socket only takes datagrams from its peer.
             return Err(Errno::EPERM);
         }
-        if data.len() > lock(&self.inner).sndbuf.max(DEFAULT_BUF) {
+        if data.len() > self.inner.lock().sndbuf.max(DEFAULT_BUF) {
             return Err(Errno::EMSGSIZE);
         }
         let from = self.name();
         let buf = target.rx.clone();
         let mut rights = Some(rights);
         let mut op = || {
-            let mut s = lock(&buf.state);
+            let mut s = buf.state.lock();
             if !s.reader {
                 return Err(Errno::ECONNREFUSED);
             }
@@ -619,11 +620,11 @@ impl UnixSocket {
         let peek = flags & MSG_PEEK != 0;
         let waitall = flags & MSG_WAITALL != 0 && self.ty == SOCK_STREAM && !peek;
         let mut out = Received::default();
-        let passcred = lock(&self.inner).passcred;
+        let passcred = self.inner.lock().passcred;
         let stream = self.ty == SOCK_STREAM;
         let mut op = || {
-            let shut_rd = lock(&self.inner).shut_rd;
-            let mut s = lock(&self.rx.state);
+            let shut_rd = self.inner.lock().shut_rd;
+            let mut s = self.rx.state.lock();
             if s.msgs.is_empty() {
                 let eof = shut_rd || (self.ty != SOCK_DGRAM && s.had_writer && s.writers == 0);
                 if eof || !out.data.is_empty() && !waitall {
@@ -724,7 +725,7 @@ impl UnixSocket {
             return Err(Errno::EINVAL);
         }
         let tx = {
-            let mut i = lock(&self.inner);
+            let mut i = self.inner.lock();
             let connected = matches!(i.conn, Conn::Connected { .. }) || i.dgram_peer.is_some();
             if !connected {
                 return Err(Errno::ENOTCONN);
@@ -745,7 +746,7 @@ impl UnixSocket {
             tx.close_writer();
         }
         if how != SHUT_WR {
-            lock(&self.rx.state).reader = self.ty == SOCK_DGRAM;
+            self.rx.state.lock().reader = self.ty == SOCK_DGRAM;
             self.rx.space.notify(events::ALL);
         }
         self.queue.notify(events::ALL);
@@ -753,20 +754,20 @@ impl UnixSocket {
     }
 
     fn deadline(&self, receive: bool) -> Option<Instant> {
-        let i = lock(&self.inner);
+        let i = self.inner.lock();
         let t = if receive { i.rcvtimeo } else { i.sndtimeo };
         t.and_then(|d| Instant::now().checked_add(d))
     }
 
     /// `SO_RCVTIMEO` (`receive`) or `SO_SNDTIMEO`; `None` waits forever.
     pub fn timeout(&self, receive: bool) -> Option<Duration> {
-        let i = lock(&self.inner);
+        let i = self.inner.lock();
         if receive { i.rcvtimeo } else { i.sndtimeo }
     }
 
     /// Sets `SO_RCVTIMEO` (`receive`) or `SO_SNDTIMEO`.
     pub fn set_timeout(&self, receive: bool, t: Option<Duration>) {
-        let mut i = lock(&self.inner);
+        let mut i = self.inner.lock();
         if receive {
             i.rcvtimeo = t;
         } else {
@@ -776,62 +777,62 @@ impl UnixSocket {
 
     /// `SO_PASSCRED`.
     pub fn set_passcred(&self, on: bool) {
-        lock(&self.inner).passcred = on;
+        self.inner.lock().passcred = on;
     }
 
     /// `SO_PASSCRED` value.
     pub fn passcred(&self) -> bool {
-        lock(&self.inner).passcred
+        self.inner.lock().passcred
     }
 
     /// `SO_RCVBUF` value.
     pub fn rcvbuf(&self) -> usize {
-        lock(&self.rx.state).capacity
+        self.rx.state.lock().capacity
     }
 
     /// Sets `SO_RCVBUF` (doubled, like Linux).
     pub fn set_rcvbuf(&self, n: usize) {
-        lock(&self.rx.state).capacity = (n.saturating_mul(2)).max(MIN_BUF);
+        self.rx.state.lock().capacity = (n.saturating_mul(2)).max(MIN_BUF);
     }
 
     /// `SO_SNDBUF` value.
     pub fn sndbuf(&self) -> usize {
-        lock(&self.inner).sndbuf
+        self.inner.lock().sndbuf
     }
 
     /// Sets `SO_SNDBUF` (doubled, like Linux).
     pub fn set_sndbuf(&self, n: usize) {
-        lock(&self.inner).sndbuf = (n.saturating_mul(2)).max(MIN_BUF);
+        self.inner.lock().sndbuf = (n.saturating_mul(2)).max(MIN_BUF);
     }
 
     /// `SO_REUSEADDR`.
     pub fn reuseaddr(&self) -> bool {
-        lock(&self.inner).reuseaddr
+        self.inner.lock().reuseaddr
     }
 
     /// Sets `SO_REUSEADDR`.
     pub fn set_reuseaddr(&self, on: bool) {
-        lock(&self.inner).reuseaddr = on;
+        self.inner.lock().reuseaddr = on;
     }
 
     /// `SO_LINGER` (onoff, seconds).
     pub fn linger(&self) -> (i32, i32) {
-        lock(&self.inner).linger
+        self.inner.lock().linger
     }
 
     /// Sets `SO_LINGER`.
     pub fn set_linger(&self, l: (i32, i32)) {
-        lock(&self.inner).linger = l;
+        self.inner.lock().linger = l;
     }
 
     /// Takes `SO_ERROR`.
     pub fn take_error(&self) -> Option<Errno> {
-        lock(&self.inner).error.take()
+        self.inner.lock().error.take()
     }
 
     /// Bytes waiting (`FIONREAD`, `SIOCINQ`).
     pub fn pending_bytes(&self) -> usize {
-        let s = lock(&self.rx.state);
+        let s = self.rx.state.lock();
         if self.ty == SOCK_STREAM {
             s.bytes
         } else {
@@ -840,7 +841,7 @@ impl UnixSocket {
     }
 
     fn poll_events(&self) -> Events {
-        let i = lock(&self.inner);
+        let i = self.inner.lock();
         let mut ev = 0;
         match &i.conn {
             Conn::Listening { pending, .. } => {
@@ -850,7 +851,7 @@ impl UnixSocket {
                 return ev;
             }
             Conn::Connected { tx, .. } => {
-                let t = lock(&tx.state);
+                let t = tx.state.lock();
                 if !t.reader {
                     ev |= events::POLLHUP;
                     if !i.shut_wr {
@@ -874,7 +875,7 @@ impl UnixSocket {
                 }
             }
         }
-        let s = lock(&self.rx.state);
+        let s = self.rx.state.lock();
         if !s.msgs.is_empty() {
             ev |= events::POLLIN | events::POLLRDNORM;
         }
@@ -917,7 +918,7 @@ fn link(
                 }
             })),
         );
-        let mut i = lock(&x.inner);
+        let mut i = x.inner.lock();
         i.peer_cred = Some(y.cred);
         i.conn = Conn::Connected {
             tx,
@@ -929,12 +930,9 @@ fn link(
 
 impl Drop for UnixSocket {
     fn drop(&mut self) {
-        let i = match self.inner.get_mut() {
-            Ok(i) => i,
-            Err(p) => p.into_inner(),
-        };
+        let i = self.inner.get_mut();
         if let Some(key) = i.key.take() {
-            let mut r = lock(registry());
+            let mut r = registry().lock();
             if r.get(&key)
                 .is_some_and(|w| std::ptr::eq(w.as_ptr(), self.me.as_ptr()))
             {

@@ -6,16 +6,17 @@
 //! ([`crate::waiter::call_at`]) notifies the wait queue at each expiration so that
 //! blocked reads, `poll` and `epoll` wake.
 
+use parking_lot::Mutex;
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use linux_abi::Errno;
 use linux_abi::flags::open::O_NONBLOCK;
 
 use super::FileOps;
-use super::vfs::lock;
+
 use crate::waiter::{Events, WaitQueue, block_on, call_at, events};
 
 /// `CLOCK_REALTIME`.
@@ -117,7 +118,7 @@ impl TimerFd {
     /// `timerfd_gettime`: (interval, time to the next expiration), zero when disarmed.
     pub fn get(&self) -> (TimeSpec, TimeSpec) {
         let now = Instant::now();
-        let mut s = lock(&self.state);
+        let mut s = self.state.lock();
         s.update(now);
         let left = s.next.map(|n| n.saturating_duration_since(now));
         // An armed timer never shows zero (that means disarmed).
@@ -151,7 +152,7 @@ impl TimerFd {
             now.checked_add(value)
         };
         let generation = {
-            let mut s = lock(&self.state);
+            let mut s = self.state.lock();
             s.generation += 1;
             s.next = next;
             s.interval = interval;
@@ -178,7 +179,7 @@ impl TimerFd {
 
     fn fire(&self, generation: u64) {
         let next = {
-            let mut s = lock(&self.state);
+            let mut s = self.state.lock();
             if s.generation != generation {
                 return;
             }
@@ -198,7 +199,7 @@ impl FileOps for TimerFd {
             return Err(Errno::EINVAL);
         }
         let op = || {
-            let mut s = lock(&self.state);
+            let mut s = self.state.lock();
             s.update(Instant::now());
             if s.expirations == 0 {
                 return Err(Errno::EAGAIN);
@@ -219,7 +220,7 @@ impl FileOps for TimerFd {
     }
 
     fn readiness(&self, mask: Events) -> Events {
-        let mut s = lock(&self.state);
+        let mut s = self.state.lock();
         s.update(Instant::now());
         if s.expirations > 0 {
             (events::POLLIN | events::POLLRDNORM) & mask

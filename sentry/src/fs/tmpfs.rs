@@ -6,16 +6,17 @@
 //! ([`FileOps::page_offset`]). Directories hold `Arc<dyn Inode>` children, which lets
 //! devfs put device inodes of its own into a tmpfs tree ([`TmpInode::add_child`]).
 
+use parking_lot::Mutex;
 use std::any::Any;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 use linux_abi::Errno;
 use linux_abi::flags::mode::*;
 use linux_abi::types::{Stat, Timespec};
 use platform::MemoryFile;
 
-use super::vfs::{RENAME_EXCHANGE, RENAME_NOREPLACE, lock};
+use super::vfs::{RENAME_EXCHANGE, RENAME_NOREPLACE};
 use super::{
     DirEntry, FileOps, FileType, FsCred, FsStat, Inode, NewNode, SetAttr, magic, new_ino, now,
 };
@@ -118,7 +119,7 @@ impl TmpInode {
 
     fn touch(&self, mtime: bool) {
         let t = now();
-        let mut m = lock(&self.meta);
+        let mut m = self.meta.lock();
         if mtime {
             m.mtime = t;
         }
@@ -127,7 +128,7 @@ impl TmpInode {
 
     /// Adds a foreign inode (a device) as `name` in this directory.
     pub fn add_child(&self, name: &[u8], inode: Arc<dyn Inode>) -> Result<(), Errno> {
-        let mut d = lock(self.dir()?);
+        let mut d = self.dir()?.lock();
         if d.contains_key(name) {
             return Err(Errno::EEXIST);
         }
@@ -152,7 +153,7 @@ impl TmpInode {
                     Body::File(_) => FileType::Regular,
                     Body::Dir(_) => FileType::Directory,
                     Body::Symlink(_) => FileType::Symlink,
-                    Body::Node => FileType::from_mode(lock(&t.meta).mode),
+                    Body::Node => FileType::from_mode(t.meta.lock().mode),
                 };
                 (kind, t.ino)
             }
@@ -170,14 +171,14 @@ impl TmpInode {
     /// Whether a directory child has no entries.
     fn child_is_empty(i: &Arc<dyn Inode>) -> Result<bool, Errno> {
         match i.as_any().downcast_ref::<TmpInode>() {
-            Some(t) => Ok(lock(t.dir()?).is_empty()),
+            Some(t) => Ok(t.dir()?.lock().is_empty()),
             None => Ok(i.readdir()?.is_empty()),
         }
     }
 
     fn adjust_nlink(inode: &Arc<dyn Inode>, delta: i64) {
         if let Some(t) = inode.as_any().downcast_ref::<TmpInode>() {
-            let mut m = lock(&t.meta);
+            let mut m = t.meta.lock();
             m.nlink = m.nlink.saturating_add_signed(delta);
             m.ctime = now();
         }
@@ -220,7 +221,7 @@ impl TmpInode {
     }
 
     fn read_data(&self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
-        let d = lock(self.data()?);
+        let d = self.data()?.lock();
         if off >= d.size {
             return Ok(0);
         }
@@ -243,7 +244,7 @@ impl TmpInode {
     }
 
     fn write_data(&self, buf: &[u8], off: u64) -> Result<usize, Errno> {
-        let mut d = lock(self.data()?);
+        let mut d = self.data()?.lock();
         let mut done = 0usize;
         while done < buf.len() {
             let pos = off + done as u64;
@@ -272,7 +273,7 @@ impl TmpInode {
 impl Drop for TmpInode {
     fn drop(&mut self) {
         if let Body::File(d) = &self.body {
-            let d = lock(d);
+            let d = d.lock();
             for &off in d.pages.values() {
                 if let Err(e) = self.fs.mf.free(off, PAGE) {
                     tracing::warn!("tmpfs: freeing page {off:#x}: {e}");
@@ -284,14 +285,14 @@ impl Drop for TmpInode {
 
 impl Inode for TmpInode {
     fn stat(&self) -> Result<Stat, Errno> {
-        let m = lock(&self.meta);
+        let m = self.meta.lock();
         let (size, nlink, blocks) = match &self.body {
             Body::File(d) => {
-                let d = lock(d);
+                let d = d.lock();
                 (d.size, m.nlink, d.pages.len() as u64 * 8)
             }
             Body::Dir(c) => {
-                let c = lock(c);
+                let c = c.lock();
                 let subdirs = c.values().filter(|i| Self::child_is_dir(i)).count() as u64;
                 (4096, 2 + subdirs, 8)
             }
@@ -317,11 +318,11 @@ impl Inode for TmpInode {
     }
 
     fn lookup(&self, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
-        lock(self.dir()?).get(name).cloned().ok_or(Errno::ENOENT)
+        self.dir()?.lock().get(name).cloned().ok_or(Errno::ENOENT)
     }
 
     fn readdir(&self) -> Result<Vec<DirEntry>, Errno> {
-        let d = lock(self.dir()?);
+        let d = self.dir()?.lock();
         Ok(d.iter()
             .map(|(n, i)| {
                 let (kind, ino) = Self::entry_of(i);
@@ -335,7 +336,7 @@ impl Inode for TmpInode {
     }
 
     fn create(&self, name: &[u8], node: NewNode, cred: &FsCred) -> Result<Arc<dyn Inode>, Errno> {
-        let mut d = lock(self.dir()?);
+        let mut d = self.dir()?.lock();
         if d.contains_key(name) {
             return Err(Errno::EEXIST);
         }
@@ -357,7 +358,7 @@ impl Inode for TmpInode {
             Some(t) if Arc::ptr_eq(&t.fs, &self.fs) => {}
             _ => return Err(Errno::EXDEV),
         }
-        let mut d = lock(self.dir()?);
+        let mut d = self.dir()?.lock();
         if d.contains_key(name) {
             return Err(Errno::EEXIST);
         }
@@ -369,7 +370,7 @@ impl Inode for TmpInode {
     }
 
     fn unlink(&self, name: &[u8], dir: bool) -> Result<(), Errno> {
-        let mut d = lock(self.dir()?);
+        let mut d = self.dir()?.lock();
         let victim = d.get(name).cloned().ok_or(Errno::ENOENT)?;
         let vdir = Self::child_is_dir(&victim);
         if dir != vdir {
@@ -396,13 +397,13 @@ impl Inode for TmpInode {
             Some(t) if Arc::ptr_eq(&t.fs, &self.fs) => t,
             _ => return Err(Errno::EXDEV),
         };
-        let _g = lock(&self.fs.rename_lock);
+        let _g = self.fs.rename_lock.lock();
         let src = self.lookup(old)?;
         let dst = nd.lookup(new).ok();
         if flags & RENAME_EXCHANGE != 0 {
             let dst = dst.ok_or(Errno::ENOENT)?;
-            lock(self.dir()?).insert(old.to_vec(), dst);
-            lock(nd.dir()?).insert(new.to_vec(), src);
+            self.dir()?.lock().insert(old.to_vec(), dst);
+            nd.dir()?.lock().insert(new.to_vec(), src);
         } else {
             if let Some(dst) = &dst {
                 if flags & RENAME_NOREPLACE != 0 {
@@ -420,8 +421,8 @@ impl Inode for TmpInode {
                 }
                 Self::adjust_nlink(dst, -1);
             }
-            lock(self.dir()?).remove(old);
-            lock(nd.dir()?).insert(new.to_vec(), src);
+            self.dir()?.lock().remove(old);
+            nd.dir()?.lock().insert(new.to_vec(), src);
         }
         self.touch(true);
         nd.touch(true);
@@ -438,12 +439,12 @@ impl Inode for TmpInode {
     fn setattr(&self, a: &SetAttr) -> Result<(), Errno> {
         if let Some(size) = a.size {
             let data = self.data()?;
-            let mut d = lock(data);
+            let mut d = data.lock();
             self.truncate(&mut d, size)?;
             drop(d);
             self.touch(true);
         }
-        let mut m = lock(&self.meta);
+        let mut m = self.meta.lock();
         if let Some(mode) = a.mode {
             m.mode = (m.mode & S_IFMT) | (mode & 0o7777);
         }
@@ -470,7 +471,7 @@ impl Inode for TmpInode {
                 Ok(Arc::new(TmpFile { inode: me }))
             }
             Body::Node => {
-                let m = lock(&self.meta).mode & S_IFMT;
+                let m = self.meta.lock().mode & S_IFMT;
                 if m == S_IFIFO {
                     // A named FIFO: every opener shares one pipe buffer.
                     super::pipe::named_pipe(self.ino, flags)
@@ -512,7 +513,7 @@ impl FileOps for TmpFile {
 
     fn page_offset(&self, off: u64) -> Option<Result<u64, Errno>> {
         Some(self.inode.data().and_then(|d| {
-            let mut d = lock(d);
+            let mut d = d.lock();
             self.inode.page(&mut d, off / PAGE)
         }))
     }

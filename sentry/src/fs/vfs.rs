@@ -11,10 +11,11 @@
 //! The namespace operations (`open`, `mkdir`, `unlink`, `rename`...) take the caller's
 //! root, a start directory (cwd or a dirfd) and [`FsCred`], and check permissions as Linux.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use linux_abi::Errno;
 use linux_abi::flags::mode::*;
@@ -30,11 +31,6 @@ use super::{
 pub const RENAME_NOREPLACE: u32 = 1;
 /// `renameat2` flag: swap the two names.
 pub const RENAME_EXCHANGE: u32 = 2;
-
-/// Locks a mutex, recovering the data if a holder panicked.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// A name in the directory tree bound to an inode.
 pub struct Dentry {
@@ -69,9 +65,9 @@ impl Dentry {
 
     fn new_child(parent: &Arc<Dentry>, name: &[u8], inode: Arc<dyn Inode>) -> Arc<Dentry> {
         let d = Dentry::new_root(inode, name);
-        *lock(&d.parent) = Some(parent.clone());
+        *d.parent.lock() = Some(parent.clone());
         if parent.inode.cacheable() {
-            let mut c = lock(&parent.children);
+            let mut c = parent.children.lock();
             c.retain(|_, w| w.strong_count() > 0);
             c.insert(name.to_vec(), Arc::downgrade(&d));
         }
@@ -85,12 +81,12 @@ impl Dentry {
 
     /// The current name.
     pub fn name(&self) -> Vec<u8> {
-        lock(&self.name).clone()
+        self.name.lock().clone()
     }
 
     /// The parent dentry (`None` at a filesystem root).
     pub fn parent(&self) -> Option<Arc<Dentry>> {
-        lock(&self.parent).clone()
+        self.parent.lock().clone()
     }
 
     /// Whether the name was removed.
@@ -99,11 +95,11 @@ impl Dentry {
     }
 
     fn cached_child(&self, name: &[u8]) -> Option<Arc<Dentry>> {
-        lock(&self.children).get(name).and_then(Weak::upgrade)
+        self.children.lock().get(name).and_then(Weak::upgrade)
     }
 
     fn forget_child(&self, name: &[u8]) -> Option<Arc<Dentry>> {
-        lock(&self.children).remove(name).and_then(|w| w.upgrade())
+        self.children.lock().remove(name).and_then(|w| w.upgrade())
     }
 }
 
@@ -281,7 +277,7 @@ pub struct Vfs {
 impl fmt::Debug for Vfs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Vfs")
-            .field("mounts", &lock(&self.all).len())
+            .field("mounts", &self.all.lock().len())
             .finish()
     }
 }
@@ -365,14 +361,14 @@ impl Vfs {
             readonly,
         });
         at.dentry.mounted.store(true, Ordering::Release);
-        lock(&self.mounts).insert(key(at), m.clone());
-        lock(&self.all).push(m.clone());
+        self.mounts.lock().insert(key(at), m.clone());
+        self.all.lock().push(m.clone());
         Ok(m)
     }
 
     /// Every mount, in mount order (for `/proc/mounts`).
     pub fn mounts(&self) -> Vec<Arc<Mount>> {
-        lock(&self.all).clone()
+        self.all.lock().clone()
     }
 
     /// The path of a mount's mountpoint as seen from the tree root.
@@ -391,7 +387,7 @@ impl Vfs {
         if !p.dentry.mounted.load(Ordering::Acquire) {
             return None;
         }
-        lock(&self.mounts).get(&key(p)).cloned()
+        self.mounts.lock().get(&key(p)).cloned()
     }
 
     /// One walk step from the directory `cur` to `name` (which may be `.` or `..`),
@@ -1048,18 +1044,21 @@ impl Vfs {
         let replaced = np.dentry.forget_child(&nname);
         if flags & RENAME_EXCHANGE != 0 {
             if let Some(r) = replaced {
-                *lock(&r.name) = oname.clone();
-                *lock(&r.parent) = Some(op.dentry.clone());
-                lock(&op.dentry.children).insert(oname.clone(), Arc::downgrade(&r));
+                *r.name.lock() = oname.clone();
+                *r.parent.lock() = Some(op.dentry.clone());
+                op.dentry
+                    .children
+                    .lock()
+                    .insert(oname.clone(), Arc::downgrade(&r));
             }
         } else if let Some(r) = replaced {
             r.deleted.store(true, Ordering::Release);
         }
         let m = moved.unwrap_or(src.dentry);
-        *lock(&m.name) = nname.clone();
-        *lock(&m.parent) = Some(np.dentry.clone());
+        *m.name.lock() = nname.clone();
+        *m.parent.lock() = Some(np.dentry.clone());
         if np.inode().cacheable() {
-            lock(&np.dentry.children).insert(nname, Arc::downgrade(&m));
+            np.dentry.children.lock().insert(nname, Arc::downgrade(&m));
         }
         Ok(())
     }

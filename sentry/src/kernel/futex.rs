@@ -9,9 +9,10 @@
 //! and then calls wake (taking the same lock) can never be missed. A waiter sleeps on its
 //! task's [`super::task::Waker`], so that signals and exits interrupt it.
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use linux_abi::Errno;
@@ -95,7 +96,7 @@ fn wake_op(encoded: u32, old: u32) -> Result<(u32, bool), Errno> {
 
 impl Futexes {
     fn lock(&self) -> MutexGuard<'_, HashMap<Key, Vec<Entry>>> {
-        self.queues.lock().unwrap_or_else(|p| p.into_inner())
+        self.queues.lock()
     }
 
     fn wake_locked(q: &mut HashMap<Key, Vec<Entry>>, k: Key, n: u32, bitset: u32) -> u64 {

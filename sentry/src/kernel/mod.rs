@@ -20,8 +20,9 @@ mod thread_group;
 pub mod timer;
 mod vsyscall;
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Instant, SystemTime};
 
 use linux_abi::Errno;
@@ -158,7 +159,7 @@ impl Kernel {
     }
 
     fn tables(&self) -> MutexGuard<'_, Tables> {
-        self.tables.lock().unwrap_or_else(|p| p.into_inner())
+        self.tables.lock()
     }
 
     /// The platform that runs application code.
@@ -173,13 +174,13 @@ impl Kernel {
 
     /// Sends `--strace` lines to `out` instead of the Sentry's stderr.
     pub fn set_strace_output(&self, out: Box<dyn std::io::Write + Send>) {
-        *self.strace_out.lock().unwrap_or_else(|p| p.into_inner()) = Some(out);
+        *self.strace_out.lock() = Some(out);
     }
 
     /// Writes one `--strace` line.
     pub(crate) fn strace_line(&self, line: &str) {
         use std::io::Write;
-        let mut out = self.strace_out.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = self.strace_out.lock();
         let _ = match out.as_mut() {
             Some(w) => writeln!(w, "{line}"),
             None => writeln!(std::io::stderr().lock(), "{line}"),
@@ -188,28 +189,22 @@ impl Kernel {
 
     /// The host name (`uname().nodename`).
     pub fn hostname(&self) -> String {
-        self.hostname
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.hostname.lock().clone()
     }
 
     /// Sets the host name.
     pub fn set_hostname(&self, name: String) {
-        *self.hostname.lock().unwrap_or_else(|p| p.into_inner()) = name;
+        *self.hostname.lock() = name;
     }
 
     /// The NIS domain name (`uname().domainname`).
     pub fn domainname(&self) -> String {
-        self.domainname
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.domainname.lock().clone()
     }
 
     /// Sets the NIS domain name.
     pub fn set_domainname(&self, name: String) {
-        *self.domainname.lock().unwrap_or_else(|p| p.into_inner()) = name;
+        *self.domainname.lock() = name;
     }
 
     /// When the kernel started (for `CLOCK_MONOTONIC`/`BOOTTIME` and uptime).
@@ -225,15 +220,12 @@ impl Kernel {
     /// Replaces how the loader opens executables (the VFS by default; tests load host
     /// files).
     pub fn set_exec_source(&self, src: Arc<dyn ExecSource>) {
-        *self.exec_source.lock().unwrap_or_else(|p| p.into_inner()) = src;
+        *self.exec_source.lock() = src;
     }
 
     /// How the loader opens executables.
     pub fn exec_source(&self) -> Arc<dyn ExecSource> {
-        self.exec_source
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.exec_source.lock().clone()
     }
 
     /// Allocates a fresh thread id (the first is 1).
@@ -281,7 +273,7 @@ impl Kernel {
     /// Keeps the host thread of a new task, to join it when the sandbox ends; finished
     /// threads are joined on the way.
     pub(crate) fn track_thread(&self, h: std::thread::JoinHandle<()>) {
-        let mut th = self.threads.lock().unwrap_or_else(|p| p.into_inner());
+        let mut th = self.threads.lock();
         let (done, live): (Vec<_>, Vec<_>) = th.drain(..).partition(|h| h.is_finished());
         *th = live;
         th.push(h);
@@ -295,8 +287,7 @@ impl Kernel {
     pub(crate) fn join_threads(&self, limit: std::time::Duration) {
         let deadline = Instant::now() + limit;
         loop {
-            let hs: Vec<_> =
-                std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+            let hs: Vec<_> = std::mem::take(&mut *self.threads.lock());
             if hs.is_empty() {
                 return;
             }
@@ -320,10 +311,7 @@ impl Kernel {
                 );
                 return;
             }
-            self.threads
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .extend(pending);
+            self.threads.lock().extend(pending);
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }

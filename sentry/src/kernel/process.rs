@@ -331,9 +331,9 @@ fn notify_parent(child: &Arc<ThreadGroup>, code: i32, status: i32) {
 
 /// Serialises making an exited child collectable (plus queueing its exit signal) against
 /// `wait` scanning for collectable children, so that neither is seen without the other.
-fn exit_notify_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+fn exit_notify_lock() -> parking_lot::MutexGuard<'static, ()> {
+    static LOCK: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+    LOCK.lock()
 }
 
 /// Marks `g` reaped and forgets its pid.

@@ -4,8 +4,8 @@
 //! host. Values are checked as Linux's `proc_dointvec_minmax` and friends do: a number out
 //! of range is `EINVAL`.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use linux_abi::Errno;
 
@@ -157,8 +157,8 @@ impl Sysctls {
         Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<&'static str, String>> {
-        self.values.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, BTreeMap<&'static str, String>> {
+        self.values.lock()
     }
 }
 

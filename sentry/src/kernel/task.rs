@@ -18,8 +18,9 @@
 //! A task blocked in a system call waits on its [`Waker`]; senders of signals and every
 //! event a blocking call waits for ring it.
 
+use parking_lot::{Mutex, MutexGuard};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use linux_abi::Errno;
@@ -119,10 +120,6 @@ impl std::fmt::Debug for RestartFnBox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RestartFn")
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What differs between a new process's first task and a `clone`d one; every other
@@ -262,44 +259,44 @@ impl Task {
 
     /// Thread-directed pending signals.
     pub(crate) fn pending(&self) -> MutexGuard<'_, SigQueue> {
-        lock(&self.pending)
+        self.pending.lock()
     }
 
     /// The mask saved by `rt_sigsuspend`-like calls.
     pub(crate) fn saved_mask(&self) -> MutexGuard<'_, Option<SigSet>> {
-        lock(&self.saved_mask)
+        self.saved_mask.lock()
     }
 
     /// Sets what `restart_syscall` runs.
     pub fn set_restart(&self, f: Option<RestartFn>) {
-        *lock(&self.restart) = f.map(RestartFnBox);
+        *self.restart.lock() = f.map(RestartFnBox);
     }
 
     /// Takes what `restart_syscall` runs.
     pub fn take_restart(&self) -> Option<RestartFn> {
-        lock(&self.restart).take().map(|b| b.0)
+        self.restart.lock().take().map(|b| b.0)
     }
 
     /// Sets the waker a `vfork` parent waits on.
     pub(crate) fn set_vfork_done(&self, w: Option<Arc<Waker>>) {
-        *lock(&self.vfork_done) = w;
+        *self.vfork_done.lock() = w;
     }
 
     /// Releases a `vfork` parent (the child exec'd or exited).
     pub(crate) fn release_vfork_parent(&self) {
-        if let Some(w) = lock(&self.vfork_done).take() {
+        if let Some(w) = self.vfork_done.lock().take() {
             w.wake();
         }
     }
 
     /// Whether the `vfork` parent is still waiting.
     pub(crate) fn vfork_pending(&self) -> bool {
-        lock(&self.vfork_done).is_some()
+        self.vfork_done.lock().is_some()
     }
 
     /// The scheduling attributes (nice, policy, affinity, timer slack).
     pub fn sched(&self) -> MutexGuard<'_, super::sched::SchedParams> {
-        lock(&self.sched)
+        self.sched.lock()
     }
 
     /// CPU time: the time spent running application code.
@@ -375,32 +372,32 @@ impl Task {
 
     /// The memory manager (replaced by `execve`).
     pub fn mm(&self) -> Arc<MemoryManager> {
-        lock(&self.mm).clone()
+        self.mm.lock().clone()
     }
 
     /// A copy of the credentials.
     pub fn creds(&self) -> Credentials {
-        lock(&self.creds).clone()
+        self.creds.lock().clone()
     }
 
     /// The file descriptor table.
     pub fn fd_table(&self) -> Arc<FdTable> {
-        lock(&self.fd_table).clone()
+        self.fd_table.lock().clone()
     }
 
     /// The filesystem context (root, working directory, umask).
     pub fn fs_context(&self) -> Arc<FsContext> {
-        lock(&self.fs_context).clone()
+        self.fs_context.lock().clone()
     }
 
     /// What the task's program is (for `/proc`).
     pub fn program(&self) -> ProgramInfo {
-        lock(&self.program).clone()
+        self.program.lock().clone()
     }
 
     /// Changes the credentials with `f` (the set*id system calls).
     pub fn update_creds<R>(&self, f: impl FnOnce(&mut Credentials) -> R) -> R {
-        let mut c = lock(&self.creds);
+        let mut c = self.creds.lock();
         let r = f(&mut c);
         self.tg.set_uid(c.uid);
         r
@@ -408,12 +405,12 @@ impl Task {
 
     /// The register state, for handlers that change it (`arch_prctl`, `execve`).
     pub fn regs(&self) -> MutexGuard<'_, Registers> {
-        lock(&self.regs)
+        self.regs.lock()
     }
 
     /// The task name (`comm`, at most 15 bytes).
     pub fn comm(&self) -> Vec<u8> {
-        lock(&self.comm).clone()
+        self.comm.lock().clone()
     }
 
     /// Sets the task name, truncated to 15 bytes.
@@ -423,7 +420,7 @@ impl Task {
             .position(|&b| b == 0)
             .unwrap_or(name.len())
             .min(15);
-        *lock(&self.comm) = name[..n].to_vec();
+        *self.comm.lock() = name[..n].to_vec();
     }
 
     /// The `set_tid_address` pointer.
@@ -438,12 +435,12 @@ impl Task {
 
     /// The robust futex list (head, length).
     pub fn robust_list(&self) -> (u64, u64) {
-        *lock(&self.robust_list)
+        *self.robust_list.lock()
     }
 
     /// Sets the robust futex list.
     pub fn set_robust_list(&self, head: u64, len: u64) {
-        *lock(&self.robust_list) = (head, len);
+        *self.robust_list.lock() = (head, len);
     }
 
     /// The blocked signal mask.
@@ -459,12 +456,12 @@ impl Task {
 
     /// The alternate signal stack.
     pub fn altstack(&self) -> SigAltStack {
-        *lock(&self.altstack)
+        *self.altstack.lock()
     }
 
     /// Sets the alternate signal stack.
     pub fn set_altstack(&self, s: SigAltStack) {
-        *lock(&self.altstack) = s;
+        *self.altstack.lock() = s;
     }
 
     /// The `PR_SET_PDEATHSIG` signal.
@@ -522,13 +519,13 @@ impl Task {
             }
         }
         self.tg.set_exec_done();
-        *lock(&self.mm) = mm;
+        *self.mm.lock() = mm;
         let mut regs = Registers::new_user(image.entry, image.stack_pointer);
         // Keep nothing of the old program's state.
         regs.gp.rax = 0;
         *self.regs() = regs;
         self.set_comm(&image.comm);
-        *lock(&self.program) = ProgramInfo {
+        *self.program.lock() = ProgramInfo {
             exe: image.exe.clone(),
             args: (image.stack.arg_start, image.stack.arg_end),
             env: (image.stack.env_start, image.stack.env_end),

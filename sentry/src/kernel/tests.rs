@@ -104,11 +104,11 @@ fn init_log() {
 
 /// A writer into a shared buffer (strace output).
 #[derive(Clone, Default)]
-struct SharedBuf(Arc<std::sync::Mutex<Vec<u8>>>);
+struct SharedBuf(Arc<parking_lot::Mutex<Vec<u8>>>);
 
 impl std::io::Write for SharedBuf {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
+        self.0.lock().extend_from_slice(b);
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -352,7 +352,7 @@ int main(void) {
     let buf = SharedBuf::default();
     let st = run_traced(p, &[exe.to_str().unwrap()], Some(buf.clone())).unwrap();
     assert_eq!(st, ExitStatus::Exited(5));
-    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let out = String::from_utf8(buf.0.lock().clone()).unwrap();
     assert!(
         out.contains(
             r#"[pid 1] openat(AT_FDCWD, "/no/such/file", O_RDONLY|O_CLOEXEC, 0o0) = -1 ENOENT"#

@@ -1,7 +1,8 @@
 //! Thread groups (processes): shared signal actions, resource limits and the exit status.
 
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use linux_abi::signal::SigInfo;
@@ -181,7 +182,7 @@ impl ThreadGroup {
     }
 
     fn state(&self) -> MutexGuard<'_, ExitState> {
-        self.exit.lock().unwrap_or_else(|p| p.into_inner())
+        self.exit.lock()
     }
 
     /// The thread group id (the process id).
@@ -196,35 +197,35 @@ impl ThreadGroup {
 
     /// The parent process, if it is still there.
     pub fn parent(&self) -> Option<Arc<ThreadGroup>> {
-        lock(&self.parent).upgrade()
+        self.parent.lock().upgrade()
     }
 
     /// Sets the parent (fork, reparenting).
     pub(crate) fn set_parent(&self, parent: &Arc<ThreadGroup>) {
-        *lock(&self.parent) = Arc::downgrade(parent);
+        *self.parent.lock() = Arc::downgrade(parent);
         self.ppid.store(parent.tgid(), Ordering::Relaxed);
     }
 
     /// The children (live and zombie).
     pub fn children(&self) -> Vec<Arc<ThreadGroup>> {
-        lock(&self.children).clone()
+        self.children.lock().clone()
     }
 
     /// Adds a child.
     pub(crate) fn add_child(&self, c: Arc<ThreadGroup>) {
-        lock(&self.children).push(c);
+        self.children.lock().push(c);
     }
 
     /// Removes child `tgid` (reaped, or reparented); returns it.
     pub(crate) fn remove_child(&self, tgid: i32) -> Option<Arc<ThreadGroup>> {
-        let mut c = lock(&self.children);
+        let mut c = self.children.lock();
         let i = c.iter().position(|g| g.tgid() == tgid)?;
         Some(c.remove(i))
     }
 
     /// Takes all children (for reparenting).
     pub(crate) fn take_children(&self) -> Vec<Arc<ThreadGroup>> {
-        std::mem::take(&mut *lock(&self.children))
+        std::mem::take(&mut *self.children.lock())
     }
 
     /// The process group id.
@@ -327,22 +328,22 @@ impl ThreadGroup {
 
     /// The process-directed pending signals.
     pub(crate) fn shared_pending(&self) -> MutexGuard<'_, SigQueue> {
-        lock(&self.shared_pending)
+        self.shared_pending.lock()
     }
 
     /// Queues a process-directed signal; returns whether it was queued.
     pub(crate) fn queue_signal(&self, info: SigInfo) -> bool {
-        lock(&self.shared_pending).push(info)
+        self.shared_pending.lock().push(info)
     }
 
     /// The pending process-directed signal set.
     pub fn shared_pending_set(&self) -> SigSet {
-        lock(&self.shared_pending).set()
+        self.shared_pending.lock().set()
     }
 
     /// The job-control state.
     pub fn job(&self) -> MutexGuard<'_, JobState> {
-        lock(&self.job)
+        self.job.lock()
     }
 
     /// When the group started.
@@ -414,7 +415,7 @@ impl ThreadGroup {
     pub fn wait_exit(&self) -> ExitStatus {
         let mut st = self.state();
         while !st.done {
-            st = self.exited.wait(st).unwrap_or_else(|p| p.into_inner());
+            self.exited.wait(&mut st);
         }
         st.status.unwrap_or(ExitStatus::Exited(0))
     }
@@ -427,7 +428,7 @@ impl ThreadGroup {
     /// The action for signal `sig` (1..=64).
     pub fn action(&self, sig: i32) -> SigAction {
         match usize::try_from(sig - 1) {
-            Ok(i) if i < 64 => self.actions.lock().unwrap_or_else(|p| p.into_inner())[i],
+            Ok(i) if i < 64 => self.actions.lock()[i],
             _ => SigAction::default(),
         }
     }
@@ -435,16 +436,16 @@ impl ThreadGroup {
     /// Replaces the action for signal `sig` and returns the old one.
     pub fn set_action(&self, sig: i32, act: SigAction) -> SigAction {
         let i = (sig - 1).clamp(0, 63) as usize;
-        let mut a = self.actions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut a = self.actions.lock();
         std::mem::replace(&mut a[i], act)
     }
 
     /// Copies the actions of `other` (fork).
     pub(crate) fn copy_actions_from(&self, other: &ThreadGroup) {
-        let src = *other.actions.lock().unwrap_or_else(|p| p.into_inner());
-        *self.actions.lock().unwrap_or_else(|p| p.into_inner()) = src;
-        let r = *other.rlimits.lock().unwrap_or_else(|p| p.into_inner());
-        *self.rlimits.lock().unwrap_or_else(|p| p.into_inner()) = r;
+        let src = *other.actions.lock();
+        *self.actions.lock() = src;
+        let r = *other.rlimits.lock();
+        *self.rlimits.lock() = r;
         self.set_personality(other.personality());
         self.no_new_privs.store(
             other.no_new_privs.load(Ordering::Relaxed),
@@ -462,7 +463,7 @@ impl ThreadGroup {
 
     /// Resets handled signals to the default action (`execve`).
     pub fn reset_handlers_on_exec(&self) {
-        let mut a = self.actions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut a = self.actions.lock();
         for act in a.iter_mut() {
             if act.has_handler() {
                 *act = SigAction::default();
@@ -482,16 +483,12 @@ impl ThreadGroup {
 
     /// Resource limit `res`.
     pub fn rlimit(&self, res: usize) -> Option<Rlimit> {
-        self.rlimits
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(res)
-            .copied()
+        self.rlimits.lock().get(res).copied()
     }
 
     /// Sets resource limit `res` and returns the old value.
     pub fn set_rlimit(&self, res: usize, new: Rlimit) -> Option<Rlimit> {
-        let mut r = self.rlimits.lock().unwrap_or_else(|p| p.into_inner());
+        let mut r = self.rlimits.lock();
         r.get_mut(res).map(|slot| std::mem::replace(slot, new))
     }
 
@@ -499,8 +496,4 @@ impl ThreadGroup {
     pub fn ignores(&self, sig: i32) -> bool {
         sig_bit(sig) != 0 && self.action(sig).handler == super::signal::SIG_IGN
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

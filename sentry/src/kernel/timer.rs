@@ -6,8 +6,9 @@
 //! `ITIMER_PROF` count wall-clock time, because application CPU time is not visible to
 //! the Sentry on every platform.
 
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use linux_abi::signal::SigInfo;
@@ -80,7 +81,7 @@ impl Timer {
     }
 
     fn lock(&self) -> MutexGuard<'_, TimerState> {
-        self.st.lock().unwrap_or_else(|p| p.into_inner())
+        self.st.lock()
     }
 
     /// Arms the timer to expire after `value` (zero disarms) and then every `interval`;
@@ -154,19 +155,11 @@ impl Timer {
             let now = Instant::now();
             match st.deadline {
                 None => {
-                    st = self
-                        .cv
-                        .wait_timeout(st, IDLE_CHECK)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
+                    self.cv.wait_for(&mut st, IDLE_CHECK);
                 }
                 Some(d) if d > now => {
                     let wait = (d - now).min(IDLE_CHECK);
-                    st = self
-                        .cv
-                        .wait_timeout(st, wait)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
+                    self.cv.wait_for(&mut st, wait);
                 }
                 Some(d) => {
                     let mut overrun = 0i32;
@@ -232,7 +225,7 @@ pub struct ProcessTimers {
 impl ProcessTimers {
     /// Interval timer `which` (created on first use with signal `signo`).
     pub fn itimer(&self, tg: &Arc<ThreadGroup>, which: usize, signo: i32) -> Option<Arc<Timer>> {
-        let mut it = self.itimers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut it = self.itimers.lock();
         let slot = it.get_mut(which)?;
         Some(
             slot.get_or_insert_with(|| {
@@ -253,7 +246,7 @@ impl ProcessTimers {
 
     /// Creates a POSIX timer built by `make(id)`; returns its id.
     pub fn create(&self, make: impl FnOnce(i32) -> Arc<Timer>) -> Option<i32> {
-        let mut p = self.posix.lock().unwrap_or_else(|p| p.into_inner());
+        let mut p = self.posix.lock();
         if p.1.len() >= MAX_TIMERS {
             return None;
         }
@@ -268,36 +261,25 @@ impl ProcessTimers {
 
     /// POSIX timer `id`.
     pub fn get(&self, id: i32) -> Option<Arc<Timer>> {
-        self.posix
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .1
-            .get(&id)
-            .cloned()
+        self.posix.lock().1.get(&id).cloned()
     }
 
     /// Deletes POSIX timer `id`.
     pub fn delete(&self, id: i32) -> bool {
-        let t = self
-            .posix
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .1
-            .remove(&id);
+        let t = self.posix.lock().1.remove(&id);
         t.map(|t| t.delete()).is_some()
     }
 
     /// Deletes every timer (exit, `execve` keeps interval timers but drops POSIX ones).
     pub fn clear(&self, itimers_too: bool) {
-        let all: Vec<Arc<Timer>> =
-            std::mem::take(&mut self.posix.lock().unwrap_or_else(|p| p.into_inner()).1)
-                .into_values()
-                .collect();
+        let all: Vec<Arc<Timer>> = std::mem::take(&mut self.posix.lock().1)
+            .into_values()
+            .collect();
         for t in all {
             t.delete();
         }
         if itimers_too {
-            let mut it = self.itimers.lock().unwrap_or_else(|p| p.into_inner());
+            let mut it = self.itimers.lock();
             for t in it.iter_mut().filter_map(Option::take) {
                 t.delete();
             }

@@ -206,7 +206,7 @@ pub fn load_elf(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use parking_lot::Mutex;
 
     use super::*;
     use crate::mm::testutil::new_mm;
@@ -217,7 +217,7 @@ mod tests {
 
     impl MappableFile for Bytes {
         fn pread(&self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
-            let d = self.0.lock().unwrap();
+            let d = self.0.lock();
             let off = usize::try_from(off).unwrap_or(usize::MAX).min(d.len());
             let n = buf.len().min(d.len() - off);
             buf[..n].copy_from_slice(&d[off..off + n]);
@@ -227,7 +227,7 @@ mod tests {
             Err(Errno::EBADF)
         }
         fn size(&self) -> Result<u64, Errno> {
-            Ok(self.0.lock().unwrap().len() as u64)
+            Ok(self.0.lock().len() as u64)
         }
         fn path(&self) -> Vec<u8> {
             b"/test".to_vec()

@@ -25,8 +25,9 @@
 
 mod vma;
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use linux_abi::Errno;
 use linux_abi::flags::mm::{
@@ -259,7 +260,7 @@ impl MemoryManager {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
     }
 
     /// A snapshot of the VMAs, in address order.
@@ -1290,7 +1291,7 @@ impl MemoryManager {
 
 impl Drop for MemoryManager {
     fn drop(&mut self) {
-        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        let st = self.state.get_mut();
         let pages = std::mem::take(&mut st.pages);
         free_frames(&self.mf, pages.into_values().map(|e| e.frame));
     }

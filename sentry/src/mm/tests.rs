@@ -1,6 +1,7 @@
 //! Unit tests of the memory manager over a recording fake address space.
 
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 
 use linux_abi::Errno;
 use linux_abi::flags::mm::*;
@@ -212,14 +213,14 @@ struct MemFile(Mutex<Vec<u8>>);
 
 impl MappableFile for MemFile {
     fn pread(&self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
-        let d = self.0.lock().unwrap();
+        let d = self.0.lock();
         let off = (off as usize).min(d.len());
         let n = buf.len().min(d.len() - off);
         buf[..n].copy_from_slice(&d[off..off + n]);
         Ok(n)
     }
     fn pwrite(&self, buf: &[u8], off: u64) -> Result<usize, Errno> {
-        let mut d = self.0.lock().unwrap();
+        let mut d = self.0.lock();
         let end = off as usize + buf.len();
         if d.len() < end {
             d.resize(end, 0);
@@ -228,7 +229,7 @@ impl MappableFile for MemFile {
         Ok(buf.len())
     }
     fn size(&self) -> Result<u64, Errno> {
-        Ok(self.0.lock().unwrap().len() as u64)
+        Ok(self.0.lock().len() as u64)
     }
     fn path(&self) -> Vec<u8> {
         b"/memfile".to_vec()

@@ -1,8 +1,9 @@
 //! Test helpers: a memory manager over a fake address space that records its mappings.
 
+use parking_lot::Mutex;
 use std::any::Any;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use platform::{AddressSpace, MemoryFile, PlatformError, Protection};
 
@@ -22,14 +23,14 @@ impl AddressSpace for FakeAs {
         len: u64,
         prot: Protection,
     ) -> Result<(), PlatformError> {
-        let mut p = self.pages.lock().unwrap();
+        let mut p = self.pages.lock();
         for i in 0..len / PAGE {
             p.insert(addr + i * PAGE, (off + i * PAGE, prot));
         }
         Ok(())
     }
     fn unmap(&self, addr: u64, len: u64) -> Result<(), PlatformError> {
-        let mut p = self.pages.lock().unwrap();
+        let mut p = self.pages.lock();
         let keys: Vec<u64> = p.range(addr..addr + len).map(|(&k, _)| k).collect();
         for k in keys {
             p.remove(&k);
@@ -44,7 +45,7 @@ impl AddressSpace for FakeAs {
 
 impl FakeAs {
     pub(crate) fn prot(&self, addr: u64) -> Option<Protection> {
-        self.pages.lock().unwrap().get(&addr).map(|e| e.1)
+        self.pages.lock().get(&addr).map(|e| e.1)
     }
 }
 

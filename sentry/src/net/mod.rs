@@ -31,9 +31,10 @@ pub mod socket;
 mod tcp;
 mod udp;
 
+use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 
 use linux_abi::Errno;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
@@ -57,10 +58,6 @@ pub const IPPROTO_UDP: i32 = 17;
 
 /// First and last ephemeral port (Linux's `ip_local_port_range`).
 const EPHEMERAL: (u16, u16) = (32768, 60999);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// The transport of a bound port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,7 +226,7 @@ impl Stack {
     /// sockets whose readiness changed.
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
         let (r, wake, next) = {
-            let mut g = lock(&self.inner);
+            let mut g = self.inner.lock();
             let r = f(&mut g);
             g.run();
             let wake = g.changed();
@@ -245,7 +242,7 @@ impl Stack {
 
     fn arm(&self, next: Option<std::time::Instant>) {
         let Some(next) = next else { return };
-        let mut n = lock(&self.timer.next);
+        let mut n = self.timer.next.lock();
         if n.is_none_or(|cur| next < cur) {
             *n = Some(next);
             self.timer.cond.notify_one();
@@ -259,7 +256,7 @@ impl Stack {
 
     /// The interfaces.
     pub fn links(&self) -> Vec<Link> {
-        let i = lock(&self.inner);
+        let i = self.inner.lock();
         vec![Link {
             index: 1,
             name: "lo".into(),
@@ -314,7 +311,7 @@ impl Stack {
     /// TCP and UDP sockets for `/proc/net/{tcp,tcp6,udp,udp6}`: (local, remote, Linux
     /// state number, send queue, receive queue), of `family`'s sockets.
     pub fn table(&self, proto: i32, v6: bool) -> Vec<(SocketAddr, SocketAddr, u8, usize, usize)> {
-        let mut g = lock(&self.inner);
+        let mut g = self.inner.lock();
         g.table(proto, v6)
     }
 }
@@ -329,24 +326,18 @@ fn random_seed() -> u64 {
 fn timer_loop(stack: &Weak<Stack>, timer: &Timer) {
     loop {
         {
-            let mut next = lock(&timer.next);
+            let mut next = timer.next.lock();
             loop {
                 let now = std::time::Instant::now();
                 match *next {
                     Some(t) if t <= now => break,
                     Some(t) => {
-                        next = timer
-                            .cond
-                            .wait_timeout(next, t - now)
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0;
+                        timer.cond.wait_for(&mut next, t - now);
                     }
                     None => {
-                        next = timer
+                        timer
                             .cond
-                            .wait_timeout(next, std::time::Duration::from_secs(1))
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0;
+                            .wait_for(&mut next, std::time::Duration::from_secs(1));
                         if stack.strong_count() == 0 {
                             return;
                         }

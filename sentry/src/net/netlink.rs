@@ -2,16 +2,17 @@
 //! `ip`, glibc's `getifaddrs` and `if_nameindex` ask for, answered from the [`Stack`],
 //! and `RTM_NEWADDR`/`RTM_DELADDR` applied to it.
 
+use parking_lot::Mutex;
 use std::any::Any;
 use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 
 use linux_abi::Errno;
 
 use super::socket::{MSG_DONTWAIT, MSG_PEEK, Received, SocketOps};
-use super::{IFF_LOOPBACK, Link, Stack, lock};
+use super::{IFF_LOOPBACK, Link, Stack};
 use crate::fs::{FileOps, UserMem};
 use crate::waiter::{Events, WaitQueue, block_on, events};
 
@@ -398,7 +399,7 @@ impl SocketOps for NetlinkSocket {
 
     fn send(&self, data: &[u8], _to: Option<&[u8]>, _flags: u32) -> Result<usize, Errno> {
         let replies = self.answer(data);
-        lock(&self.replies).extend(replies);
+        self.replies.lock().extend(replies);
         self.queue.notify(events::POLLIN | events::POLLRDNORM);
         Ok(data.len())
     }
@@ -406,7 +407,7 @@ impl SocketOps for NetlinkSocket {
     fn recv(&self, len: usize, flags: u32) -> Result<Received, Errno> {
         let nb = flags & MSG_DONTWAIT != 0 || self.nonblock.load(Ordering::Relaxed);
         let op = || {
-            let mut q = lock(&self.replies);
+            let mut q = self.replies.lock();
             let m = if flags & MSG_PEEK != 0 {
                 q.front().cloned()
             } else {
@@ -439,7 +440,7 @@ impl SocketOps for NetlinkSocket {
     }
 
     fn getsockopt(&self, level: i32, name: i32) -> Result<Vec<u8>, Errno> {
-        let b = lock(&self.bufs);
+        let b = self.bufs.lock();
         match (level, name) {
             (1, 3) => Ok(self.ty.to_ne_bytes().to_vec()),
             (1, 7) => Ok((b.1 * 2).to_ne_bytes().to_vec()),
@@ -457,8 +458,8 @@ impl SocketOps for NetlinkSocket {
             .get(..4)
             .map(|b| i32::from_ne_bytes(b.try_into().unwrap_or_default()));
         match (level, name) {
-            (1, 7 | 32) => lock(&self.bufs).1 = v.ok_or(Errno::EINVAL)?.max(2304),
-            (1, 8 | 33) => lock(&self.bufs).0 = v.ok_or(Errno::EINVAL)?.max(2304),
+            (1, 7 | 32) => self.bufs.lock().1 = v.ok_or(Errno::EINVAL)?.max(2304),
+            (1, 8 | 33) => self.bufs.lock().0 = v.ok_or(Errno::EINVAL)?.max(2304),
             (1, 16 | 35 | 40 | 47) => {}
             // SOL_NETLINK: membership, extended acks, strict checking, caps...
             (270, 1..=12) => {}
@@ -485,7 +486,7 @@ impl FileOps for NetlinkSocket {
 
     fn readiness(&self, mask: Events) -> Events {
         let mut ev = events::POLLOUT | events::POLLWRNORM;
-        if !lock(&self.replies).is_empty() {
+        if !self.replies.lock().is_empty() {
             ev |= events::POLLIN | events::POLLRDNORM;
         }
         ev & (mask | events::ALWAYS)

@@ -12,8 +12,9 @@
 //! the process exit path calls. Not implemented: `MSG_COPY`; the `*_INFO` commands report
 //! fixed limits.
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use linux_abi::Errno;
@@ -234,9 +235,7 @@ struct Namespace {
 
 fn ns() -> MutexGuard<'static, Namespace> {
     static NS: OnceLock<Mutex<Namespace>> = OnceLock::new();
-    NS.get_or_init(|| Mutex::new(Namespace::default()))
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+    NS.get_or_init(|| Mutex::new(Namespace::default())).lock()
 }
 
 impl Namespace {
