@@ -16,7 +16,7 @@ use caps::{CapSet, Capability, CapsHashSet};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, chdir, fork, pivot_root};
+use nix::unistd::{ForkResult, Pid, chdir, pivot_root};
 use std::collections::BTreeMap;
 
 use seccompiler::{
@@ -25,6 +25,7 @@ use seccompiler::{
 };
 
 use crate::GoferError;
+use crate::sys;
 use crate::tree::open_proc_self_fd;
 
 /// Capabilities the gofer keeps: exactly what serving files as root needs.
@@ -70,22 +71,14 @@ pub fn unshare_and_fork() -> Result<Side, GoferError> {
     .map_err(step("unshare"))?;
     // No mount event of ours may propagate back to the host.
     make_mounts_private()?;
-    // SAFETY: the caller guarantees the process is single-threaded, so the child cannot
-    // inherit a lock held by another thread.
-    match unsafe { fork() }.map_err(step("fork"))? {
+    match sys::fork_single_threaded().map_err(step("fork"))? {
         ForkResult::Parent { child } => Ok(Side::Parent(child)),
         ForkResult::Child => {
             // Die with the parent: a gofer must not outlive its runsc.
-            // SAFETY: prctl with integer arguments only.
-            unsafe {
-                libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                )
-            };
+            sys::set_parent_death_signal(libc::SIGKILL).map_err(|e| GoferError::Confine {
+                step: "pdeathsig",
+                errno: e.raw(),
+            })?;
             Ok(Side::Child)
         }
     }
@@ -318,7 +311,7 @@ fn detach_pseudo_mounts(root: &Path) -> Result<(), GoferError> {
 /// Makes the whole served tree `nosuid,nodev` (and read-only when serving read-only) with
 /// `mount_setattr(AT_RECURSIVE)`; on kernels without it, remounts the top mount only.
 fn set_mount_attrs(root: &Path, read_only: bool) -> Result<(), GoferError> {
-    match crate::sys::mount_setattr_recursive(root, read_only) {
+    match sys::mount_setattr_recursive(root, read_only) {
         Ok(()) => Ok(()),
         Err(e) if e == linux_abi::Errno::ENOSYS => {
             tracing::warn!(
@@ -356,13 +349,10 @@ pub fn drop_caps() -> Result<(), GoferError> {
     let kept: CapsHashSet = have.intersection(&keep).copied().collect();
     caps::set(None, CapSet::Effective, &kept).map_err(cerr)?;
     caps::set(None, CapSet::Permitted, &kept).map_err(cerr)?;
-    // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-        return Err(GoferError::Confine {
-            step: "no_new_privs",
-            errno: linux_abi::Errno::last_os_error().raw(),
-        });
-    }
+    sys::set_no_new_privs().map_err(|e| GoferError::Confine {
+        step: "no_new_privs",
+        errno: e.raw(),
+    })?;
     Ok(())
 }
 

@@ -32,8 +32,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod confine;
 mod server;
+#[allow(unsafe_code)] // The crate's only host FFI: each block has its `// SAFETY:` line.
 mod sys;
 pub mod tree;
 

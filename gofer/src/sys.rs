@@ -365,3 +365,34 @@ pub(crate) fn mount_setattr_recursive(
     })?;
     Ok(())
 }
+
+/// `AT_FDCWD` as a borrowed descriptor.
+pub(crate) fn cwd_fd() -> BorrowedFd<'static> {
+    // SAFETY: AT_FDCWD is a sentinel the *at() calls accept as "the current directory";
+    // it is never closed (BorrowedFd does not close) and lives for the whole program.
+    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+}
+
+/// `fork()`, for the confinement step that runs while the process has one thread.
+///
+/// The caller guarantees the process is single-threaded (see
+/// [`crate::confine::unshare_and_fork`]); a child of a multi-threaded process could inherit
+/// a lock another thread held.
+pub(crate) fn fork_single_threaded() -> nix::Result<nix::unistd::ForkResult> {
+    // SAFETY: the caller guarantees the process is single-threaded, so the child cannot
+    // inherit a lock held by another thread.
+    unsafe { nix::unistd::fork() }
+}
+
+/// `prctl(PR_SET_PDEATHSIG, sig)`: the kernel sends `sig` when the parent dies.
+pub(crate) fn set_parent_death_signal(sig: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments only.
+    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) }.into())
+        .map(drop)
+}
+
+/// `prctl(PR_SET_NO_NEW_PRIVS, 1)`.
+pub(crate) fn set_no_new_privs() -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments only.
+    check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }.into()).map(drop)
+}

@@ -210,7 +210,7 @@ impl HostTree {
     /// the gofer pivoted away from the host root).
     pub fn with_proc_fd(root: &Path, read_only: bool, proc_fd: OwnedFd) -> Result<HostTree, Errno> {
         let croot = path_cstring(root)?;
-        let cwd = cwd_fd();
+        let cwd = sys::cwd_fd();
         let fd = sys::openat(cwd, &croot, libc::O_PATH | libc::O_DIRECTORY, 0)?;
         let root = Arc::new(Node {
             fd,
@@ -795,17 +795,10 @@ fn sanitize_open_flags(flags: i32) -> i32 {
     f | libc::O_NOCTTY
 }
 
-/// `AT_FDCWD` as a borrowed descriptor.
-fn cwd_fd() -> BorrowedFd<'static> {
-    // SAFETY: AT_FDCWD is a sentinel the *at() calls accept as "the current directory";
-    // it is never closed (BorrowedFd does not close) and lives for the whole program.
-    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
-}
-
 /// Opens this process's `/proc/self/fd` directory.
 pub fn open_proc_self_fd() -> Result<OwnedFd, Errno> {
     let path: &CStr = c"/proc/self/fd";
-    sys::openat(cwd_fd(), path, libc::O_PATH | libc::O_DIRECTORY, 0)
+    sys::openat(sys::cwd_fd(), path, libc::O_PATH | libc::O_DIRECTORY, 0)
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

@@ -40,11 +40,16 @@
 //! server.join().unwrap().unwrap();
 //! ```
 
+#![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod client;
 pub mod codec;
 mod error;
 pub mod message;
 mod server;
+#[allow(unsafe_code)]
+// The crate's only host FFI (`recvmsg`/`SCM_RIGHTS`); each block has its `// SAFETY:` line.
 mod transport;
 
 pub use client::Client;
