@@ -1,0 +1,292 @@
+//! The read/write families: `read`/`write`, `pread64`/`pwrite64`, the vectored
+//! calls and `lseek`.
+
+use super::*;
+
+pub(super) fn read_into(
+    t: &Task,
+    f: &OpenFile,
+    buf: u64,
+    count: u64,
+    off: Option<u64>,
+) -> Result<u64, Errno> {
+    let count = count.min(MAX_RW);
+    let stream = f.ops().stream();
+    let mm = t.mm();
+    let mut done = 0u64;
+    let mut tmp = vec![0u8; (count as usize).min(CHUNK)];
+    while done < count {
+        let want = ((count - done) as usize).min(CHUNK);
+        let r = match off {
+            Some(o) => f.pread(&mut tmp[..want], o + done),
+            None => f.read(&mut tmp[..want]),
+        };
+        let n = match r {
+            Ok(n) => n,
+            Err(e) if done > 0 && e != Errno::EFAULT => break,
+            Err(e) => return Err(e),
+        };
+        mm.copy_out(buf + done, &tmp[..n])?;
+        done += n as u64;
+        if n < want || stream {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+pub(super) fn write_from(
+    t: &Task,
+    f: &OpenFile,
+    buf: u64,
+    count: u64,
+    off: Option<u64>,
+) -> Result<u64, Errno> {
+    let count = count.min(MAX_RW);
+    let mm = t.mm();
+    let mut done = 0u64;
+    let mut tmp = vec![0u8; (count as usize).min(CHUNK)];
+    while done < count {
+        let want = ((count - done) as usize).min(CHUNK);
+        if let Err(e) = mm.copy_in(buf + done, &mut tmp[..want]) {
+            return if done > 0 { Ok(done) } else { Err(e) };
+        }
+        let r = match off {
+            Some(o) => f.pwrite(&tmp[..want], o + done),
+            None => f.write(&tmp[..want]),
+        };
+        let n = match r {
+            Ok(n) => n,
+            Err(_) if done > 0 => break,
+            Err(e) => return Err(e),
+        };
+        done += n as u64;
+        if n < want {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// Sends the writer `SIGPIPE` for a write that failed with `EPIPE`, as Linux does: the
+/// default action kills, a handler runs, an ignored or blocked signal lets the caller see
+/// `EPIPE`.
+pub(crate) fn sigpipe(t: &Task, r: Result<u64, Errno>) -> Result<u64, Errno> {
+    use linux_abi::signal::{SI_USER, SIGPIPE, SigInfo};
+    if r == Err(Errno::EPIPE) {
+        let mut info = SigInfo::new(SIGPIPE, SI_USER);
+        info.set_pid_uid(t.tgid(), t.creds().uid);
+        t.send_signal(info);
+    }
+    r
+}
+
+pub(super) fn readable_file(t: &Task, fd: i32) -> Result<Arc<OpenFile>, Errno> {
+    let f = fd_table(t).get(fd)?;
+    if !f.readable() {
+        return Err(Errno::EBADF);
+    }
+    Ok(f)
+}
+
+pub(super) fn writable_file(t: &Task, fd: i32) -> Result<Arc<OpenFile>, Errno> {
+    let f = fd_table(t).get(fd)?;
+    if !f.writable() {
+        return Err(Errno::EBADF);
+    }
+    Ok(f)
+}
+
+/// `read(2)`.
+pub fn sys_read(t: &Task, fd: i32, buf: u64, count: u64) -> Result<u64, Errno> {
+    let f = readable_file(t, fd)?;
+    read_into(t, &f, buf, count, None)
+}
+
+/// `write(2)`.
+pub fn sys_write(t: &Task, fd: i32, buf: u64, count: u64) -> Result<u64, Errno> {
+    let f = writable_file(t, fd)?;
+    sigpipe(t, write_from(t, &f, buf, count, None))
+}
+
+pub(super) fn check_off(off: i64) -> Result<u64, Errno> {
+    u64::try_from(off).map_err(|_| Errno::EINVAL)
+}
+
+/// `pread64(2)`.
+pub fn sys_pread64(t: &Task, fd: i32, buf: u64, count: u64, off: i64) -> Result<u64, Errno> {
+    let f = readable_file(t, fd)?;
+    read_into(t, &f, buf, count, Some(check_off(off)?))
+}
+
+/// `pwrite64(2)`.
+pub fn sys_pwrite64(t: &Task, fd: i32, buf: u64, count: u64, off: i64) -> Result<u64, Errno> {
+    let f = writable_file(t, fd)?;
+    write_from(t, &f, buf, count, Some(check_off(off)?))
+}
+
+/// The most bytes one vectored transfer on a stream file moves at once.
+pub(super) const STREAM_VEC_MAX: u64 = 16 << 20;
+
+/// A vectored read of a stream file (pipe, socket, terminal) is one read, as on Linux:
+/// a datagram is one message however many iovecs it fills.
+pub(super) fn readv_stream(t: &Task, f: &OpenFile, vecs: &[(u64, u64)]) -> Result<u64, Errno> {
+    let total = vecs
+        .iter()
+        .fold(0u64, |a, v| a.saturating_add(v.1))
+        .min(STREAM_VEC_MAX);
+    let mut tmp = vec![0u8; total as usize];
+    let n = f.read(&mut tmp)?;
+    let mm = t.mm();
+    let mut done = 0usize;
+    for &(base, len) in vecs {
+        if done >= n {
+            break;
+        }
+        let k = (len as usize).min(n - done);
+        mm.copy_out(base, &tmp[done..done + k])?;
+        done += k;
+    }
+    Ok(n as u64)
+}
+
+/// A vectored write to a stream file is one write, as on Linux: one datagram, and a pipe
+/// write of at most `PIPE_BUF` bytes in total stays atomic.
+pub(super) fn writev_stream(t: &Task, f: &OpenFile, vecs: &[(u64, u64)]) -> Result<u64, Errno> {
+    let mm = t.mm();
+    let mut tmp = Vec::new();
+    for &(base, len) in vecs {
+        let room = STREAM_VEC_MAX - tmp.len() as u64;
+        let k = len.min(room) as usize;
+        let at = tmp.len();
+        tmp.resize(at + k, 0);
+        if let Err(e) = mm.copy_in(base, &mut tmp[at..]) {
+            if at == 0 {
+                return Err(e);
+            }
+            tmp.truncate(at);
+            break;
+        }
+        if room <= len {
+            break;
+        }
+    }
+    Ok(f.write(&tmp)? as u64)
+}
+
+pub(super) fn readv_at(
+    t: &Task,
+    fd: i32,
+    iov: u64,
+    cnt: u64,
+    off: Option<u64>,
+) -> Result<u64, Errno> {
+    let f = readable_file(t, fd)?;
+    let vecs = t.mm().read_iovecs(iov, cnt)?;
+    if off.is_none() && f.ops().stream() {
+        return readv_stream(t, &f, &vecs);
+    }
+    let mut total = 0u64;
+    for (base, len) in vecs {
+        if len == 0 {
+            continue;
+        }
+        let n = read_into(t, &f, base, len, off.map(|o| o + total))?;
+        total += n;
+        if n < len {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+pub(super) fn writev_at(
+    t: &Task,
+    fd: i32,
+    iov: u64,
+    cnt: u64,
+    off: Option<u64>,
+) -> Result<u64, Errno> {
+    let f = writable_file(t, fd)?;
+    let vecs = t.mm().read_iovecs(iov, cnt)?;
+    if off.is_none() && f.ops().stream() {
+        return writev_stream(t, &f, &vecs);
+    }
+    let mut total = 0u64;
+    for (base, len) in vecs {
+        if len == 0 {
+            continue;
+        }
+        let n = match write_from(t, &f, base, len, off.map(|o| o + total)) {
+            Ok(n) => n,
+            Err(_) if total > 0 => break,
+            Err(e) => return Err(e),
+        };
+        total += n;
+        if n < len {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// `readv(2)`.
+pub fn sys_readv(t: &Task, fd: i32, iov: u64, cnt: u64) -> Result<u64, Errno> {
+    readv_at(t, fd, iov, cnt, None)
+}
+
+/// `writev(2)`.
+pub fn sys_writev(t: &Task, fd: i32, iov: u64, cnt: u64) -> Result<u64, Errno> {
+    sigpipe(t, writev_at(t, fd, iov, cnt, None))
+}
+
+/// `preadv(2)` (on x86-64 the whole offset is in the low word).
+pub fn sys_preadv(t: &Task, fd: i32, iov: u64, cnt: u64, off: i64) -> Result<u64, Errno> {
+    readv_at(t, fd, iov, cnt, Some(check_off(off)?))
+}
+
+/// `pwritev(2)`.
+pub fn sys_pwritev(t: &Task, fd: i32, iov: u64, cnt: u64, off: i64) -> Result<u64, Errno> {
+    writev_at(t, fd, iov, cnt, Some(check_off(off)?))
+}
+
+/// `preadv2(2)`: offset -1 uses the file offset; flags are hints.
+pub fn sys_preadv2(
+    t: &Task,
+    fd: i32,
+    iov: u64,
+    cnt: u64,
+    off: i64,
+    _hi: i64,
+    _flags: u32,
+) -> Result<u64, Errno> {
+    let off = if off == -1 {
+        None
+    } else {
+        Some(check_off(off)?)
+    };
+    readv_at(t, fd, iov, cnt, off)
+}
+
+/// `pwritev2(2)`.
+pub fn sys_pwritev2(
+    t: &Task,
+    fd: i32,
+    iov: u64,
+    cnt: u64,
+    off: i64,
+    _hi: i64,
+    _flags: u32,
+) -> Result<u64, Errno> {
+    let off = if off == -1 {
+        None
+    } else {
+        Some(check_off(off)?)
+    };
+    writev_at(t, fd, iov, cnt, off)
+}
+
+/// `lseek(2)`.
+pub fn sys_lseek(t: &Task, fd: i32, off: i64, whence: u32) -> Result<u64, Errno> {
+    fd_table(t).get(fd)?.seek(off, whence)
+}
