@@ -1,0 +1,391 @@
+//! System V IPC: shared memory (`shmget`, `shmat`, `shmdt`, `shmctl`), semaphores
+//! (`semget`, `semop`, `semtimedop`, `semctl`) and message queues (`msgget`, `msgsnd`,
+//! `msgrcv`, `msgctl`).
+//!
+//! The objects live in one IPC namespace per Sentry process (a sandbox runs one kernel).
+//! A shared memory segment is an unlinked tmpfs file, mapped `MAP_SHARED` by `shmat`, so
+//! every attachment uses the same pages; its attach count is the number of mappings
+//! holding the file. Semaphore sets and message queues own a [`WaitQueue`]; blocked
+//! `semop`/`msgsnd`/`msgrcv` sleep on it and see `EIDRM` when the object is removed.
+//!
+//! `SEM_UNDO` adjustments are kept per process and applied by [`process_exited`], which
+//! the process exit path calls. Not implemented: `MSG_COPY`; the `*_INFO` commands report
+//! fixed limits.
+
+use parking_lot::{Mutex, MutexGuard};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use linux_abi::Errno;
+use linux_abi::flags::mm::{MAP_FIXED, MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE};
+use linux_abi::flags::open::O_RDWR;
+use linux_abi::types::Timespec;
+
+use super::SyscallEntry;
+use crate::fs::{Inode, NewNode, OpenFile, SetAttr, VfsPath};
+use crate::kernel::Task;
+use crate::mm::{MappableFile, PAGE};
+
+mod msg;
+mod sem;
+mod shm;
+use crate::waiter::{WaitQueue, block_on, events};
+pub use msg::*;
+pub use sem::*;
+pub use shm::*;
+
+/// The System V IPC system calls.
+pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
+    SYS_SHMGET => shmget(Int, Uint, Oct) = sys_shmget;
+    SYS_SHMAT => shmat(Int, Ptr, Hex) -> Ptr = sys_shmat;
+    SYS_SHMDT => shmdt(Ptr) = sys_shmdt;
+    SYS_SHMCTL => shmctl(Int, Int, Ptr) = sys_shmctl;
+    SYS_SEMGET => semget(Int, Int, Oct) = sys_semget;
+    SYS_SEMOP => semop(Int, Ptr, Uint) = sys_semop;
+    SYS_SEMTIMEDOP => semtimedop(Int, Ptr, Uint, Ptr) = sys_semtimedop;
+    SYS_SEMCTL => semctl(Int, Int, Int, Hex) = sys_semctl;
+    SYS_MSGGET => msgget(Int, Oct) = sys_msgget;
+    SYS_MSGSND => msgsnd(Int, Ptr, Uint, Hex) = sys_msgsnd;
+    SYS_MSGRCV => msgrcv(Int, Ptr, Uint, Int, Hex) = sys_msgrcv;
+    SYS_MSGCTL => msgctl(Int, Int, Ptr) = sys_msgctl;
+];
+
+const IPC_PRIVATE: i32 = 0;
+const IPC_CREAT: u32 = 0o1000;
+const IPC_EXCL: u32 = 0o2000;
+const IPC_NOWAIT: u32 = 0o4000;
+const SEM_UNDO: i16 = 0x1000;
+const IPC_RMID: i32 = 0;
+const IPC_SET: i32 = 1;
+const IPC_STAT: i32 = 2;
+const IPC_INFO: i32 = 3;
+/// `IPC_64` is or'ed into commands by glibc.
+const IPC_64: i32 = 0x100;
+
+const SHM_RDONLY: u32 = 0o10000;
+const SHM_RND: u32 = 0o20000;
+const SHM_EXEC: u32 = 0o100000;
+const SHM_STAT: i32 = 13;
+const SHM_INFO: i32 = 14;
+const SHMMIN: u64 = 1;
+const SHMMAX: u64 = 1 << 36;
+
+const GETPID: i32 = 11;
+const GETVAL: i32 = 12;
+const GETALL: i32 = 13;
+const GETNCNT: i32 = 14;
+const GETZCNT: i32 = 15;
+const SETVAL: i32 = 16;
+const SETALL: i32 = 17;
+const SEM_STAT: i32 = 18;
+const SEM_INFO: i32 = 19;
+const SEMMSL: usize = 32000;
+const SEMVMX: i32 = 32767;
+const SEMOPM: usize = 500;
+
+const MSG_STAT: i32 = 11;
+const MSG_INFO: i32 = 12;
+const MSG_NOERROR: u32 = 0o10000;
+const MSG_EXCEPT: u32 = 0o20000;
+const MSGMAX: usize = 8192;
+const MSGMNB: usize = 16384;
+
+/// Permissions of an IPC object (`struct ipc64_perm`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Perm {
+    key: i32,
+    uid: u32,
+    gid: u32,
+    cuid: u32,
+    cgid: u32,
+    mode: u32,
+    seq: u16,
+}
+
+impl Perm {
+    fn new(t: &Task, key: i32, mode: u32) -> Perm {
+        let c = t.creds();
+        Perm {
+            key,
+            uid: c.euid,
+            gid: c.egid,
+            cuid: c.euid,
+            cgid: c.egid,
+            mode: mode & 0o777,
+            seq: 0,
+        }
+    }
+
+    fn bytes(&self) -> [u8; 48] {
+        let mut b = [0u8; 48];
+        b[0..4].copy_from_slice(&self.key.to_ne_bytes());
+        b[4..8].copy_from_slice(&self.uid.to_ne_bytes());
+        b[8..12].copy_from_slice(&self.gid.to_ne_bytes());
+        b[12..16].copy_from_slice(&self.cuid.to_ne_bytes());
+        b[16..20].copy_from_slice(&self.cgid.to_ne_bytes());
+        b[20..24].copy_from_slice(&self.mode.to_ne_bytes());
+        b[24..26].copy_from_slice(&self.seq.to_ne_bytes());
+        b
+    }
+
+    /// Checks `want` (4 read, 2 write) for `t`.
+    fn check(&self, t: &Task, want: u32) -> Result<(), Errno> {
+        let c = t.creds();
+        if c.euid == 0 {
+            return Ok(());
+        }
+        let bits = if c.euid == self.uid || c.euid == self.cuid {
+            self.mode >> 6
+        } else if c.egid == self.gid || c.egid == self.cgid || c.groups.contains(&self.gid) {
+            self.mode >> 3
+        } else {
+            self.mode
+        } & 7;
+        if bits & want == want {
+            Ok(())
+        } else {
+            Err(Errno::EACCES)
+        }
+    }
+
+    fn owner(&self, t: &Task) -> Result<(), Errno> {
+        let c = t.creds();
+        if c.euid == 0 || c.euid == self.uid || c.euid == self.cuid {
+            Ok(())
+        } else {
+            Err(Errno::EPERM)
+        }
+    }
+
+    /// `IPC_SET`: uid, gid and mode from a user `ipc64_perm`.
+    fn set_from(&mut self, raw: &[u8]) {
+        let word = |o: usize| u32::from_ne_bytes([raw[o], raw[o + 1], raw[o + 2], raw[o + 3]]);
+        self.uid = word(4);
+        self.gid = word(8);
+        self.mode = (self.mode & !0o777) | (word(20) & 0o777);
+    }
+}
+
+fn now_secs() -> i64 {
+    crate::fs::now().tv_sec
+}
+
+#[derive(Debug)]
+struct Shm {
+    perm: Perm,
+    size: u64,
+    file: Arc<OpenFile>,
+    cpid: i32,
+    lpid: i32,
+    atime: i64,
+    dtime: i64,
+    ctime: i64,
+}
+
+impl Shm {
+    fn nattch(&self) -> u64 {
+        // The registry holds one reference; every mapping holds another.
+        Arc::strong_count(&self.file).saturating_sub(1) as u64
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Sem {
+    val: i32,
+    pid: i32,
+}
+
+#[derive(Debug)]
+struct SemSet {
+    perm: Perm,
+    sems: Vec<Sem>,
+    otime: i64,
+    ctime: i64,
+    queue: Arc<WaitQueue>,
+    removed: Arc<std::sync::atomic::AtomicBool>,
+    /// Waiters for an increase (`semncnt`) and for zero (`semzcnt`), per semaphore.
+    ncnt: Vec<u32>,
+    zcnt: Vec<u32>,
+}
+
+#[derive(Debug)]
+struct Msg {
+    mtype: i64,
+    data: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct MsgQueue {
+    perm: Perm,
+    msgs: VecDeque<Msg>,
+    bytes: usize,
+    qbytes: usize,
+    stime: i64,
+    rtime: i64,
+    ctime: i64,
+    lspid: i32,
+    lrpid: i32,
+    queue: Arc<WaitQueue>,
+    removed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[derive(Debug, Default)]
+struct Namespace {
+    next_id: i32,
+    shm: BTreeMap<i32, Shm>,
+    sem: BTreeMap<i32, SemSet>,
+    msg: BTreeMap<i32, MsgQueue>,
+    /// `SEM_UNDO` adjustments: (process, set, semaphore) -> value to add at exit.
+    undo: BTreeMap<(i32, i32, u16), i32>,
+}
+
+fn ns() -> MutexGuard<'static, Namespace> {
+    static NS: OnceLock<Mutex<Namespace>> = OnceLock::new();
+    NS.get_or_init(|| Mutex::new(Namespace::default())).lock()
+}
+
+impl Namespace {
+    fn alloc_id(&mut self) -> i32 {
+        // Ids of removed objects are not reused soon (like Linux's sequence numbers).
+        self.next_id = (self.next_id + 1) & 0x3fff_ffff;
+        self.next_id
+    }
+}
+
+/// Resolves `key` in `map` for a `*get` call: an existing id, or `None` to create.
+fn lookup_key<T>(
+    t: &Task,
+    map: &BTreeMap<i32, T>,
+    perm_of: impl Fn(&T) -> Perm,
+    key: i32,
+    flags: u32,
+) -> Result<Option<i32>, Errno> {
+    if key == IPC_PRIVATE {
+        return Ok(None);
+    }
+    match map.iter().find(|(_, o)| perm_of(o).key == key) {
+        Some((&id, o)) => {
+            if flags & IPC_CREAT != 0 && flags & IPC_EXCL != 0 {
+                return Err(Errno::EEXIST);
+            }
+            let want = (flags >> 6) & 7 & 6;
+            perm_of(o).check(t, want)?;
+            Ok(Some(id))
+        }
+        None if flags & IPC_CREAT != 0 => Ok(None),
+        None => Err(Errno::ENOENT),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msgs(types: &[i64]) -> VecDeque<Msg> {
+        types
+            .iter()
+            .map(|&mtype| Msg {
+                mtype,
+                data: vec![],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn msgrcv_selects_by_type() {
+        let q = msgs(&[3, 1, 2, 1]);
+        assert_eq!(pick(&q, 0, 0), Some(0));
+        assert_eq!(pick(&q, 2, 0), Some(2));
+        assert_eq!(pick(&q, 3, MSG_EXCEPT), Some(1));
+        assert_eq!(pick(&q, -2, 0), Some(1), "lowest type <= 2, first of them");
+        assert_eq!(pick(&q, 5, 0), None);
+        assert_eq!(pick(&VecDeque::new(), 0, 0), None);
+    }
+
+    #[test]
+    fn sem_undo_applies_at_process_exit() {
+        let id = {
+            let mut n = ns();
+            let id = n.alloc_id();
+            n.sem.insert(
+                id,
+                SemSet {
+                    perm: Perm::default(),
+                    sems: vec![Sem { val: 0, pid: 0 }],
+                    otime: 0,
+                    ctime: 0,
+                    queue: Arc::new(WaitQueue::new()),
+                    removed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+                    ncnt: vec![0],
+                    zcnt: vec![0],
+                },
+            );
+            // Process 4242 did +3 with SEM_UNDO; the set is at 3 now.
+            n.sem.get_mut(&id).unwrap().sems[0].val = 3;
+            n.undo.insert((4242, id, 0), -3);
+            id
+        };
+        process_exited(4243);
+        assert_eq!(
+            ns().sem[&id].sems[0].val,
+            3,
+            "another process's exit changes nothing"
+        );
+        process_exited(4242);
+        assert_eq!(ns().sem[&id].sems[0].val, 0);
+        assert!(!ns().undo.keys().any(|k| k.0 == 4242));
+        ns().sem.remove(&id);
+    }
+
+    #[test]
+    fn semop_is_all_or_nothing() {
+        let mut set = SemSet {
+            perm: Perm::default(),
+            sems: vec![Sem { val: 1, pid: 0 }, Sem { val: 0, pid: 0 }],
+            otime: 0,
+            ctime: 0,
+            queue: Arc::new(WaitQueue::new()),
+            removed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            ncnt: vec![0; 2],
+            zcnt: vec![0; 2],
+        };
+        let ops = [
+            SemBuf {
+                num: 0,
+                op: -1,
+                flg: 0,
+            },
+            SemBuf {
+                num: 1,
+                op: -1,
+                flg: 0,
+            },
+        ];
+        assert_eq!(try_semop(&mut set, &ops, 7).err().map(|e| e.1), Some(1));
+        assert_eq!(set.sems[0].val, 1, "nothing applied");
+        let ops = [
+            SemBuf {
+                num: 1,
+                op: 0,
+                flg: 0,
+            },
+            SemBuf {
+                num: 0,
+                op: -1,
+                flg: 0,
+            },
+        ];
+        assert!(try_semop(&mut set, &ops, 7).is_ok());
+        assert_eq!((set.sems[0].val, set.sems[0].pid), (0, 7));
+        let ops = [SemBuf {
+            num: 0,
+            op: 0,
+            flg: 0,
+        }];
+        assert!(
+            try_semop(&mut set, &ops, 7).is_ok(),
+            "wait-for-zero passes at zero"
+        );
+    }
+}

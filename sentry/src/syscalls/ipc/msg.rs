@@ -1,0 +1,213 @@
+//! System V message queues: `msgget`, `msgsnd`, `msgrcv`, `msgctl`.
+
+use super::*;
+
+/// `msgget(key, flags)`.
+pub fn sys_msgget(t: &Task, key: i32, flags: u32) -> Result<u64, Errno> {
+    let mut n = ns();
+    if let Some(id) = lookup_key(t, &n.msg, |q| q.perm, key, flags)? {
+        return Ok(id as u64);
+    }
+    let id = n.alloc_id();
+    n.msg.insert(
+        id,
+        MsgQueue {
+            perm: Perm::new(t, key, flags),
+            msgs: VecDeque::new(),
+            bytes: 0,
+            qbytes: MSGMNB,
+            stime: 0,
+            rtime: 0,
+            ctime: now_secs(),
+            lspid: 0,
+            lrpid: 0,
+            queue: Arc::new(WaitQueue::new()),
+            removed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        },
+    );
+    Ok(id as u64)
+}
+
+pub(super) fn msg_handles(
+    t: &Task,
+    id: i32,
+    want: u32,
+) -> Result<(Arc<WaitQueue>, Arc<std::sync::atomic::AtomicBool>), Errno> {
+    let n = ns();
+    let q = n.msg.get(&id).ok_or(Errno::EINVAL)?;
+    q.perm.check(t, want)?;
+    Ok((q.queue.clone(), q.removed.clone()))
+}
+
+/// `msgsnd(id, msgp, size, flags)`.
+pub fn sys_msgsnd(t: &Task, id: i32, msgp: u64, size: u64, flags: u32) -> Result<u64, Errno> {
+    let size = size as usize;
+    if size > MSGMAX {
+        return Err(Errno::EINVAL);
+    }
+    let mtype: i64 = t.mm().read_obj(msgp)?;
+    if mtype <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut data = vec![0u8; size];
+    t.mm().copy_in(msgp + 8, &mut data)?;
+    let (queue, removed) = msg_handles(t, id, 2)?;
+    let pid = t.tgid();
+    let mut msg = Some(Msg { mtype, data });
+    let mut op = || {
+        if removed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Errno::EIDRM);
+        }
+        let mut n = ns();
+        let q = n.msg.get_mut(&id).ok_or(Errno::EIDRM)?;
+        if q.bytes + size > q.qbytes {
+            return Err(Errno::EAGAIN);
+        }
+        if let Some(m) = msg.take() {
+            q.bytes += m.data.len();
+            q.msgs.push_back(m);
+        }
+        q.lspid = pid;
+        q.stime = now_secs();
+        Ok(())
+    };
+    if flags & IPC_NOWAIT != 0 {
+        op()?;
+    } else {
+        block_on(&[(&queue, events::ALL)], None, &mut op)?;
+    }
+    queue.notify(events::ALL);
+    Ok(0)
+}
+
+/// Which message `msgrcv` takes for `msgtyp` and `flags`.
+pub(super) fn pick(msgs: &VecDeque<Msg>, msgtyp: i64, flags: u32) -> Option<usize> {
+    if msgtyp == 0 {
+        return (!msgs.is_empty()).then_some(0);
+    }
+    if msgtyp > 0 {
+        let except = flags & MSG_EXCEPT != 0;
+        return msgs.iter().position(|m| (m.mtype == msgtyp) != except);
+    }
+    let limit = msgtyp.saturating_neg();
+    msgs.iter()
+        .enumerate()
+        .filter(|(_, m)| m.mtype <= limit)
+        .min_by_key(|(i, m)| (m.mtype, *i))
+        .map(|(i, _)| i)
+}
+
+/// `msgrcv(id, msgp, size, msgtyp, flags)`.
+pub fn sys_msgrcv(
+    t: &Task,
+    id: i32,
+    msgp: u64,
+    size: u64,
+    msgtyp: i64,
+    flags: u32,
+) -> Result<u64, Errno> {
+    if (size as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let size = size as usize;
+    let (queue, removed) = msg_handles(t, id, 4)?;
+    let pid = t.tgid();
+    let op = || {
+        if removed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Errno::EIDRM);
+        }
+        let mut n = ns();
+        let q = n.msg.get_mut(&id).ok_or(Errno::EIDRM)?;
+        let Some(i) = pick(&q.msgs, msgtyp, flags) else {
+            return Err(Errno::EAGAIN);
+        };
+        if q.msgs[i].data.len() > size && flags & MSG_NOERROR == 0 {
+            return Err(Errno::E2BIG);
+        }
+        let m = q.msgs.remove(i).ok_or(Errno::EAGAIN)?;
+        q.bytes -= m.data.len();
+        q.lrpid = pid;
+        q.rtime = now_secs();
+        Ok(m)
+    };
+    let m = if flags & IPC_NOWAIT != 0 {
+        op().map_err(|e| if e == Errno::EAGAIN { Errno::ENOMSG } else { e })?
+    } else {
+        block_on(&[(&queue, events::ALL)], None, op)?
+    };
+    queue.notify(events::ALL);
+    let n = m.data.len().min(size);
+    t.mm().write_obj(msgp, &m.mtype)?;
+    t.mm().copy_out(msgp + 8, &m.data[..n])?;
+    Ok(n as u64)
+}
+
+/// `msgctl(id, cmd, buf)`.
+pub fn sys_msgctl(t: &Task, id: i32, cmd: i32, buf: u64) -> Result<u64, Errno> {
+    let cmd = cmd & !IPC_64;
+    let mut n = ns();
+    if matches!(cmd, IPC_INFO | MSG_INFO) {
+        // struct msginfo: msgpool, msgmap, msgmax, msgmnb, msgmni, msgssz, msgtql, msgseg.
+        let vals: [i32; 8] = [
+            32000,
+            32000,
+            MSGMAX as i32,
+            MSGMNB as i32,
+            32000,
+            16,
+            32000,
+            0xffff,
+        ];
+        let b: Vec<u8> = vals.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        t.mm().copy_out(buf, &b)?;
+        return Ok(n.msg.keys().max().copied().unwrap_or(0) as u64);
+    }
+    let q = n.msg.get_mut(&id).ok_or(Errno::EINVAL)?;
+    match cmd {
+        IPC_STAT | MSG_STAT => {
+            q.perm.check(t, 4)?;
+            let mut b = q.perm.bytes().to_vec();
+            for v in [
+                q.stime as u64,
+                q.rtime as u64,
+                q.ctime as u64,
+                q.bytes as u64,
+                q.msgs.len() as u64,
+                q.qbytes as u64,
+            ] {
+                b.extend_from_slice(&v.to_ne_bytes());
+            }
+            b.extend_from_slice(&q.lspid.to_ne_bytes());
+            b.extend_from_slice(&q.lrpid.to_ne_bytes());
+            b.extend_from_slice(&[0u8; 16]);
+            t.mm().copy_out(buf, &b)?;
+            Ok(if cmd == MSG_STAT { id as u64 } else { 0 })
+        }
+        IPC_SET => {
+            q.perm.owner(t)?;
+            let mut raw = [0u8; 96];
+            t.mm().copy_in(buf, &mut raw)?;
+            q.perm.set_from(&raw[..48]);
+            let qbytes = u64::from_ne_bytes(raw[88..96].try_into().unwrap_or_default()) as usize;
+            if qbytes > MSGMNB && t.creds().euid != 0 {
+                return Err(Errno::EPERM);
+            }
+            q.qbytes = qbytes;
+            q.ctime = now_secs();
+            let wq = q.queue.clone();
+            drop(n);
+            wq.notify(events::ALL);
+            Ok(0)
+        }
+        IPC_RMID => {
+            q.perm.owner(t)?;
+            q.removed.store(true, std::sync::atomic::Ordering::Release);
+            let wq = q.queue.clone();
+            n.msg.remove(&id);
+            drop(n);
+            wq.notify(events::ALL);
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}

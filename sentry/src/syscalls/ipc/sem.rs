@@ -1,0 +1,368 @@
+//! System V semaphores: `semget`, `semop`, `semtimedop`, `semctl`, and the `SEM_UNDO`
+//! adjustments applied at process exit.
+
+use super::*;
+
+/// `semget(key, nsems, flags)`.
+pub fn sys_semget(t: &Task, key: i32, nsems: i32, flags: u32) -> Result<u64, Errno> {
+    let mut n = ns();
+    if let Some(id) = lookup_key(t, &n.sem, |s| s.perm, key, flags)? {
+        if n.sem
+            .get(&id)
+            .is_some_and(|s| nsems as usize > s.sems.len())
+        {
+            return Err(Errno::EINVAL);
+        }
+        return Ok(id as u64);
+    }
+    if nsems <= 0 || nsems as usize > SEMMSL {
+        return Err(Errno::EINVAL);
+    }
+    let id = n.alloc_id();
+    let cnt = nsems as usize;
+    n.sem.insert(
+        id,
+        SemSet {
+            perm: Perm::new(t, key, flags),
+            sems: vec![Sem::default(); cnt],
+            otime: 0,
+            ctime: now_secs(),
+            queue: Arc::new(WaitQueue::new()),
+            removed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            ncnt: vec![0; cnt],
+            zcnt: vec![0; cnt],
+        },
+    );
+    Ok(id as u64)
+}
+
+/// One `struct sembuf`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct SemBuf {
+    pub(super) num: u16,
+    pub(super) op: i16,
+    pub(super) flg: i16,
+}
+
+/// Applies `ops` atomically if they can all proceed; `Err(EAGAIN)` with the semaphore
+/// that blocks (and whether it waits for zero) otherwise.
+pub(super) fn try_semop(
+    set: &mut SemSet,
+    ops: &[SemBuf],
+    pid: i32,
+) -> Result<(), (Errno, usize, bool)> {
+    let mut vals: Vec<i32> = set.sems.iter().map(|s| s.val).collect();
+    for o in ops {
+        let i = o.num as usize;
+        let v = vals[i];
+        if o.op == 0 {
+            if v != 0 {
+                return Err((Errno::EAGAIN, i, true));
+            }
+        } else {
+            let nv = v + i32::from(o.op);
+            if nv < 0 {
+                return Err((Errno::EAGAIN, i, false));
+            }
+            if nv > SEMVMX {
+                return Err((Errno::ERANGE, i, false));
+            }
+            vals[i] = nv;
+        }
+    }
+    for (i, v) in vals.into_iter().enumerate() {
+        set.sems[i].val = v;
+    }
+    for o in ops {
+        set.sems[o.num as usize].pid = pid;
+    }
+    set.otime = now_secs();
+    Ok(())
+}
+
+pub(super) fn semop_common(
+    t: &Task,
+    id: i32,
+    sops: u64,
+    nsops: u32,
+    deadline: Option<Instant>,
+) -> Result<u64, Errno> {
+    let nsops = nsops as usize;
+    if nsops == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if nsops > SEMOPM {
+        return Err(Errno::E2BIG);
+    }
+    let mut raw = vec![0u8; nsops * 6];
+    t.mm().copy_in(sops, &mut raw)?;
+    let ops: Vec<SemBuf> = raw
+        .chunks_exact(6)
+        .map(|c| SemBuf {
+            num: u16::from_ne_bytes([c[0], c[1]]),
+            op: i16::from_ne_bytes([c[2], c[3]]),
+            flg: i16::from_ne_bytes([c[4], c[5]]),
+        })
+        .collect();
+    let nowait = ops.iter().any(|o| o.flg as u32 & IPC_NOWAIT != 0);
+    let alters = ops.iter().any(|o| o.op != 0);
+    let (queue, removed) = {
+        let n = ns();
+        let s = n.sem.get(&id).ok_or(Errno::EINVAL)?;
+        if ops.iter().any(|o| o.num as usize >= s.sems.len()) {
+            return Err(Errno::EFBIG);
+        }
+        s.perm.check(t, if alters { 2 } else { 4 })?;
+        (s.queue.clone(), s.removed.clone())
+    };
+    let pid = t.tgid();
+    let mut waiting: Option<(usize, bool)> = None;
+    let mut op = || {
+        if removed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Errno::EIDRM);
+        }
+        let mut n = ns();
+        let s = n.sem.get_mut(&id).ok_or(Errno::EIDRM)?;
+        if let Some((i, z)) = waiting.take() {
+            if z {
+                s.zcnt[i] = s.zcnt[i].saturating_sub(1);
+            } else {
+                s.ncnt[i] = s.ncnt[i].saturating_sub(1);
+            }
+        }
+        match try_semop(s, &ops, pid) {
+            Ok(()) => Ok(()),
+            Err((Errno::EAGAIN, i, z)) if !nowait => {
+                if z {
+                    s.zcnt[i] += 1;
+                } else {
+                    s.ncnt[i] += 1;
+                }
+                waiting = Some((i, z));
+                Err(Errno::EAGAIN)
+            }
+            Err((e, _, _)) => Err(e),
+        }
+    };
+    let r = if nowait {
+        op()
+    } else {
+        let r = block_on(&[(&queue, events::ALL)], deadline, &mut op);
+        if let Some((i, z)) = waiting
+            && let Some(s) = ns().sem.get_mut(&id)
+        {
+            if z {
+                s.zcnt[i] = s.zcnt[i].saturating_sub(1);
+            } else {
+                s.ncnt[i] = s.ncnt[i].saturating_sub(1);
+            }
+        }
+        r.map_err(|e| {
+            if e == Errno::ETIMEDOUT {
+                Errno::EAGAIN
+            } else {
+                e
+            }
+        })
+    };
+    r?;
+    if ops.iter().any(|o| o.flg & SEM_UNDO != 0 && o.op != 0) {
+        let mut n = ns();
+        for o in ops.iter().filter(|o| o.flg & SEM_UNDO != 0 && o.op != 0) {
+            let adj = n.undo.entry((pid, id, o.num)).or_insert(0);
+            *adj -= i32::from(o.op);
+        }
+        n.undo.retain(|_, a| *a != 0);
+    }
+    if alters {
+        queue.notify(events::ALL);
+    }
+    Ok(0)
+}
+
+/// Applies and forgets the `SEM_UNDO` adjustments of process `tgid` (call when a process
+/// exits): each semaphore moves back by what the process's undoable operations did,
+/// clamped to `[0, SEMVMX]`, and its waiters are woken.
+pub fn process_exited(tgid: i32) {
+    let mut n = ns();
+    let mine: Vec<((i32, i32, u16), i32)> = n
+        .undo
+        .range((tgid, i32::MIN, 0)..=(tgid, i32::MAX, u16::MAX))
+        .map(|(k, v)| (*k, *v))
+        .collect();
+    if mine.is_empty() {
+        return;
+    }
+    let mut queues = Vec::new();
+    for ((_, id, num), adj) in mine {
+        n.undo.remove(&(tgid, id, num));
+        if let Some(set) = n.sem.get_mut(&id)
+            && let Some(sem) = set.sems.get_mut(usize::from(num))
+        {
+            sem.val = (sem.val + adj).clamp(0, SEMVMX);
+            sem.pid = tgid;
+            queues.push(set.queue.clone());
+        }
+    }
+    drop(n);
+    for q in queues {
+        q.notify(events::ALL);
+    }
+}
+
+/// `semop(id, sops, nsops)`.
+pub fn sys_semop(t: &Task, id: i32, sops: u64, nsops: u32) -> Result<u64, Errno> {
+    semop_common(t, id, sops, nsops, None)
+}
+
+/// `semtimedop(id, sops, nsops, timeout)`.
+pub fn sys_semtimedop(t: &Task, id: i32, sops: u64, nsops: u32, ts: u64) -> Result<u64, Errno> {
+    let deadline = if ts == 0 {
+        None
+    } else {
+        let v: Timespec = t.mm().read_obj(ts)?;
+        if v.tv_sec < 0 || !(0..1_000_000_000).contains(&v.tv_nsec) {
+            return Err(Errno::EINVAL);
+        }
+        Instant::now().checked_add(Duration::new(v.tv_sec as u64, v.tv_nsec as u32))
+    };
+    semop_common(t, id, sops, nsops, deadline)
+}
+
+/// `semctl(id, num, cmd, arg)`.
+pub fn sys_semctl(t: &Task, id: i32, num: i32, cmd: i32, arg: u64) -> Result<u64, Errno> {
+    let cmd = cmd & !IPC_64;
+    let mut n = ns();
+    if matches!(cmd, IPC_INFO | SEM_INFO) {
+        // struct seminfo: semmap, semmni, semmns, semmnu, semmsl, semopm, semume,
+        // semusz, semvmx, semaem.
+        let vals: [i32; 10] = [
+            1024,
+            32000,
+            1 << 30,
+            1 << 30,
+            SEMMSL as i32,
+            SEMOPM as i32,
+            500,
+            20,
+            SEMVMX,
+            SEMVMX,
+        ];
+        let b: Vec<u8> = vals.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        t.mm().copy_out(arg, &b)?;
+        return Ok(n.sem.keys().max().copied().unwrap_or(0) as u64);
+    }
+    let s = n.sem.get_mut(&id).ok_or(Errno::EINVAL)?;
+    let idx = |s: &SemSet| -> Result<usize, Errno> {
+        usize::try_from(num)
+            .ok()
+            .filter(|&i| i < s.sems.len())
+            .ok_or(Errno::EINVAL)
+    };
+    let r = match cmd {
+        IPC_RMID => {
+            s.perm.owner(t)?;
+            s.removed.store(true, std::sync::atomic::Ordering::Release);
+            let q = s.queue.clone();
+            n.sem.remove(&id);
+            n.undo.retain(|&(_, sid, _), _| sid != id);
+            drop(n);
+            q.notify(events::ALL);
+            return Ok(0);
+        }
+        IPC_STAT | SEM_STAT => {
+            s.perm.check(t, 4)?;
+            let mut b = s.perm.bytes().to_vec();
+            for v in [
+                s.otime as u64,
+                0,
+                s.ctime as u64,
+                0,
+                s.sems.len() as u64,
+                0,
+                0,
+            ] {
+                b.extend_from_slice(&v.to_ne_bytes());
+            }
+            t.mm().copy_out(arg, &b)?;
+            if cmd == SEM_STAT { id as u64 } else { 0 }
+        }
+        IPC_SET => {
+            s.perm.owner(t)?;
+            let mut raw = [0u8; 48];
+            t.mm().copy_in(arg, &mut raw)?;
+            s.perm.set_from(&raw);
+            s.ctime = now_secs();
+            0
+        }
+        GETVAL => {
+            s.perm.check(t, 4)?;
+            s.sems[idx(s)?].val as u64
+        }
+        GETPID => {
+            s.perm.check(t, 4)?;
+            s.sems[idx(s)?].pid as u64
+        }
+        GETNCNT => {
+            s.perm.check(t, 4)?;
+            u64::from(s.ncnt[idx(s)?])
+        }
+        GETZCNT => {
+            s.perm.check(t, 4)?;
+            u64::from(s.zcnt[idx(s)?])
+        }
+        GETALL => {
+            s.perm.check(t, 4)?;
+            let b: Vec<u8> = s
+                .sems
+                .iter()
+                .flat_map(|x| (x.val as u16).to_ne_bytes())
+                .collect();
+            t.mm().copy_out(arg, &b)?;
+            0
+        }
+        SETVAL => {
+            s.perm.check(t, 2)?;
+            let i = idx(s)?;
+            let v = arg as u32 as i32;
+            if !(0..=SEMVMX).contains(&v) {
+                return Err(Errno::ERANGE);
+            }
+            s.sems[i] = Sem {
+                val: v,
+                pid: t.tgid(),
+            };
+            s.ctime = now_secs();
+            let q = s.queue.clone();
+            n.undo
+                .retain(|&(_, sid, num), _| !(sid == id && usize::from(num) == i));
+            drop(n);
+            q.notify(events::ALL);
+            return Ok(0);
+        }
+        SETALL => {
+            s.perm.check(t, 2)?;
+            let mut raw = vec![0u8; s.sems.len() * 2];
+            t.mm().copy_in(arg, &mut raw)?;
+            let vals: Vec<i32> = raw
+                .chunks_exact(2)
+                .map(|c| i32::from(u16::from_ne_bytes([c[0], c[1]])))
+                .collect();
+            if vals.iter().any(|&v| v > SEMVMX) {
+                return Err(Errno::ERANGE);
+            }
+            let pid = t.tgid();
+            for (x, v) in s.sems.iter_mut().zip(vals) {
+                *x = Sem { val: v, pid };
+            }
+            s.ctime = now_secs();
+            let q = s.queue.clone();
+            n.undo.retain(|&(_, sid, _), _| sid != id);
+            drop(n);
+            q.notify(events::ALL);
+            return Ok(0);
+        }
+        _ => return Err(Errno::EINVAL),
+    };
+    Ok(r)
+}
