@@ -627,7 +627,7 @@ impl KvmContext {
         regs.gp.orig_rax = u64::MAX;
         if vector == 6 && legacy_syscall_at(aspace, rip) {
             // Where the CPU raises #UD for `int 0x80` or `sysenter` (PVM's user mode),
-            // answer as Linux without 32-bit entries: #GP.
+            // answer as Linux without 32-bit entries on this host: #GP.
             return Ok(Trap::Signal(SigInfo::new(sig::SIGSEGV, sig::SI_KERNEL)));
         }
         exception_trap(vector, error, cr2, rip, regs)
@@ -636,11 +636,20 @@ impl KvmContext {
 
 /// The length of the `out` to port 0x80 that ends just before `rip` (1 for `out dx`,
 /// `outs`, 2 for `out imm8`), judged from the bytes before `rip`; 0 if they cannot be read.
-/// Whether the instruction at `rip` is a 32-bit system call entry: `int 0x80` (`cd 80`)
-/// or `sysenter` (`0f 34`).
+/// Whether the instruction at `rip` is a 32-bit system call entry that Linux without
+/// 32-bit entries answers with #GP on this host: `int 0x80` (`cd 80`) always, `sysenter`
+/// (`0f 34`) on Intel only. On AMD `sysenter` is an invalid opcode in 64-bit mode, so the
+/// #UD stands (`SIGILL`, as the host itself gives).
 fn legacy_syscall_at(aspace: &KvmAddressSpace, rip: u64) -> bool {
     let mut b = [0u8; 2];
-    aspace.read_user(rip, &mut b).is_some() && matches!(b, [0xcd, 0x80] | [0x0f, 0x34])
+    if aspace.read_user(rip, &mut b).is_none() {
+        return false;
+    }
+    match b {
+        [0xcd, 0x80] => true,
+        [0x0f, 0x34] => !crate::cpuid::host_is_amd(),
+        _ => false,
+    }
 }
 
 fn out_length(aspace: &KvmAddressSpace, rip: u64) -> u64 {

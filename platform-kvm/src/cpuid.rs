@@ -44,6 +44,18 @@ fn find(entries: &[kvm_cpuid_entry2], function: u32, index: u32) -> Option<&kvm_
         .find(|e| e.function == function && e.index == index)
 }
 
+/// Whether the host CPU follows AMD's rules for legacy entries: there `sysenter` in
+/// 64-bit mode is an invalid opcode (#UD, so Linux gives `SIGILL`), where Intel CPUs
+/// enter the kernel's 32-bit entry.
+pub(crate) fn host_is_amd() -> bool {
+    let l = core::arch::x86_64::__cpuid(0);
+    let mut v = [0u8; 12];
+    v[..4].copy_from_slice(&l.ebx.to_le_bytes());
+    v[4..8].copy_from_slice(&l.edx.to_le_bytes());
+    v[8..].copy_from_slice(&l.ecx.to_le_bytes());
+    matches!(&v, b"AuthenticAMD" | b"HygonGenuine")
+}
+
 /// ORs the host's feature bits into a feature leaf (see the module comment).
 fn merge_host(e: &mut kvm_cpuid_entry2) {
     if !matches!((e.function, e.index), (1, 0) | (7, 0) | (0x8000_0001, 0)) {
