@@ -362,6 +362,185 @@ fn bad_inputs(p: Platform) {
         .assert_success("delete corrupt");
 }
 
+impl Bundle {
+    /// `run ID` with stdin closed: (status, stdout, stderr).
+    fn run(&self, id: &str) -> Run {
+        let mut cmd = self.base();
+        cmd.args(["run", "--bundle", path_str(self.dir.path()), id]);
+        run_command(cmd, b"")
+    }
+}
+
+/// The lines of `/proc/self/status` starting with `prefix`, as `name value`.
+fn status_lines(out: &str, prefix: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// The process spec is what the container's process has: user and groups, umask,
+/// resource limits (enforced), the five capability sets (and the permission checks that
+/// follow from them), noNewPrivileges, and the sandbox's sysctl values.
+fn process_spec_honoured(p: Platform) {
+    // A soft limit of 8 descriptors: fd 7 can be made, fd 9 cannot (dash says nothing
+    // when `exec 9<` fails, so the descriptor directory tells).
+    let b = Bundle::new(
+        p,
+        &[
+            "/bin/sh",
+            "-c",
+            "echo nofile $(ulimit -Sn) $(ulimit -Hn); exec 7</dev/null 9</dev/null; \
+             ls /proc/$$/fd | sort -n | tr '\\n' ' '; echo; \
+             (ulimit -Hn 4096) 2>/dev/null || echo raise refused; \
+             (ulimit -Hn 1024) && echo lowered",
+        ],
+    );
+    b.edit(|c| {
+        c["process"]["rlimits"] =
+            serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 8, "hard": 2048}]);
+    });
+    let r = b.run("ps0");
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "nofile 8 2048\n0 1 2 7 \nraise refused\nlowered\n"),
+        "{r:#?}"
+    );
+
+    let script = "grep -E '^(Cap|NoNewPrivs|Umask)' /proc/self/status; \
+        echo shmmni $(cat /proc/sys/kernel/shmmni); \
+        id -u; id -G; \
+        cd /scratch && echo secret > f && ls -ln f | cut -c1-10 && chmod 600 f && \
+        chown 1000 f && (cat f 2>/dev/null || echo read refused) && \
+        (chmod 644 f 2>/dev/null || echo chmod refused)";
+    let b = Bundle::new(p, &["/bin/sh", "-c", script]);
+    b.edit(|c| {
+        c["process"]["user"] =
+            serde_json::json!({"uid": 0, "gid": 0, "additionalGids": [5, 6], "umask": 0o027});
+        let caps = serde_json::json!(["CAP_CHOWN", "CAP_KILL"]);
+        c["process"]["capabilities"] = serde_json::json!({
+            "bounding": caps, "effective": caps, "permitted": caps,
+            "inheritable": [], "ambient": []});
+        c["process"]["noNewPrivileges"] = true.into();
+        c["linux"]["sysctl"] = serde_json::json!({"kernel.shmmni": "1234",
+            "net.ipv4.ping_group_range": "0 0"});
+        c["mounts"] = serde_json::json!([{"destination": "/scratch", "type": "tmpfs",
+            "source": "tmpfs", "options": ["mode=755"]}]);
+    });
+    let r = b.run("ps1");
+    assert_eq!(r.code, 0, "{r:#?}");
+    // CAP_CHOWN and CAP_KILL: bits 0 and 5.
+    assert_eq!(
+        status_lines(&r.stdout, "Cap"),
+        [
+            "CapInh: 0000000000000000",
+            "CapPrm: 0000000000000021",
+            "CapEff: 0000000000000021",
+            "CapBnd: 0000000000000021",
+            "CapAmb: 0000000000000000"
+        ],
+        "{r:#?}"
+    );
+    assert_eq!(status_lines(&r.stdout, "NoNewPrivs"), ["NoNewPrivs: 1"]);
+    assert_eq!(status_lines(&r.stdout, "Umask"), ["Umask: 0027"]);
+    let rest: Vec<&str> = r.stdout.lines().filter(|l| !l.contains(':')).collect();
+    assert_eq!(
+        rest,
+        [
+            "shmmni 1234",
+            "0",
+            "0 5 6",
+            // umask 027 on 0666.
+            "-rw-r-----",
+            // Root without CAP_DAC_OVERRIDE or CAP_DAC_READ_SEARCH is held to the mode
+            // bits, and without CAP_FOWNER to the owner's rights.
+            "read refused",
+            "chmod refused",
+        ],
+        "{r:#?}"
+    );
+
+    // An unprivileged user keeps only its ambient capabilities across execve.
+    let b = Bundle::new(p, &["/bin/grep", "^Cap", "/proc/self/status"]);
+    b.edit(|c| {
+        c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+        let caps = serde_json::json!(["CAP_NET_BIND_SERVICE", "CAP_KILL"]);
+        c["process"]["capabilities"] = serde_json::json!({
+            "bounding": caps, "effective": caps, "permitted": caps,
+            "inheritable": caps, "ambient": ["CAP_NET_BIND_SERVICE"]});
+    });
+    let r = b.run("ps2");
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert_eq!(
+        status_lines(&r.stdout, "Cap"),
+        [
+            "CapInh: 0000000000000420",
+            "CapPrm: 0000000000000400",
+            "CapEff: 0000000000000400",
+            "CapBnd: 0000000000000420",
+            "CapAmb: 0000000000000400"
+        ],
+        "{r:#?}"
+    );
+}
+
+/// Bad process settings are one-line errors at `create`, with nothing left behind.
+fn bad_process_settings(p: Platform) {
+    let cases: [(&str, serde_json::Value, &str); 6] = [
+        (
+            "/process/capabilities",
+            serde_json::json!({"bounding": ["CAP_NOPE"]}),
+            "unknown capability \"CAP_NOPE\"",
+        ),
+        (
+            "/process/rlimits",
+            serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": -1, "hard": 10}]),
+            "soft limit -1",
+        ),
+        (
+            "/process/rlimits",
+            serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 20, "hard": 10}]),
+            "above the hard limit",
+        ),
+        (
+            "/process/rlimits",
+            serde_json::json!([{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]),
+            "RLIMIT_BOGUS",
+        ),
+        (
+            "/linux/sysctl",
+            serde_json::json!({"vm.no_such_knob": "1"}),
+            "not in a separate kernel namespace",
+        ),
+        (
+            "/linux/sysctl",
+            serde_json::json!({"kernel.shmmni": "lots"}),
+            "kernel.shmmni",
+        ),
+    ];
+    for (i, (at, value, needle)) in cases.into_iter().enumerate() {
+        let b = Bundle::new(p, &["/bin/true"]);
+        b.edit(|c| {
+            let slot = at.split('/').skip(1).fold(c, |v, k| &mut v[k]);
+            *slot = value;
+        });
+        let id = format!("bad{i}");
+        let (run, _) = b.create(&id, &b.dir.path().join("pid"));
+        assert_one_line_error(&run, 1, needle);
+        assert!(!b.state_dir(&id).exists(), "{id}");
+    }
+}
+
+#[test]
+fn process_spec() {
+    integration::run_on(Platform::Systrap, process_spec_honoured);
+}
+
+#[test]
+fn bad_process_spec() {
+    integration::run_on(Platform::Systrap, bad_process_settings);
+}
+
 #[test]
 fn features_and_unsupported_flags() {
     let r = integration::runsc_raw(&["features"]);

@@ -39,7 +39,34 @@ pub struct ProcessSpec {
     pub groups: Vec<u32>,
     /// Host descriptors that become the process's fds 0, 1 and 2.
     pub stdio: [OwnedFd; 3],
+    /// The file mode creation mask (022 when `None`).
+    pub umask: Option<u32>,
+    /// Resource limits: `(RLIMIT_* number, soft, hard)`; the others keep their defaults.
+    pub rlimits: Vec<(u32, u64, u64)>,
+    /// The capability sets before the program is executed (`None`: root's full sets
+    /// for uid 0, none for others); `execve` then transforms them as Linux does.
+    pub caps: Option<CapSets>,
+    /// `PR_SET_NO_NEW_PRIVS` is set before the program runs.
+    pub no_new_privs: bool,
 }
+
+/// The five capability sets of a process, as bit masks (`1 << CAP_*`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CapSets {
+    /// Effective.
+    pub effective: u64,
+    /// Permitted.
+    pub permitted: u64,
+    /// Inheritable.
+    pub inheritable: u64,
+    /// Bounding.
+    pub bounding: u64,
+    /// Ambient.
+    pub ambient: u64,
+}
+
+/// `RLIMIT_NOFILE`.
+const RLIMIT_NOFILE: usize = 7;
 
 /// What a mount of the container's spec is backed by.
 #[derive(Debug)]
@@ -100,6 +127,15 @@ pub struct Sandbox {
 fn creds(spec: &ProcessSpec) -> Credentials {
     let mut c = Credentials::new(spec.uid, spec.gid);
     c.groups = spec.groups.clone();
+    if let Some(caps) = spec.caps {
+        let all = crate::kernel::CAP_FULL_SET;
+        c.cap_effective = caps.effective & all;
+        c.cap_permitted = caps.permitted & all;
+        c.cap_inheritable = caps.inheritable & all;
+        c.cap_bounding = caps.bounding & all;
+        // As `PR_CAP_AMBIENT_RAISE` would: only what is permitted and inheritable.
+        c.cap_ambient = caps.ambient & c.cap_permitted & c.cap_inheritable;
+    }
     c
 }
 
@@ -177,6 +213,13 @@ impl Sandbox {
         Ok(())
     }
 
+    /// Sets the sandbox's `/proc/sys` value `name` (a path below `/proc/sys`) as a write
+    /// by its root would: `ENOENT` for a value the Sentry does not have, `EINVAL` for one
+    /// out of range.
+    pub fn set_sysctl(&self, name: &str, value: &str) -> Result<(), Errno> {
+        self.kernel.sysctls().set(name, value.as_bytes())
+    }
+
     /// Creates a process for `spec` and loads its program, without running it.
     fn load(&self, spec: ProcessSpec) -> Result<Arc<Task>, SentryError> {
         if spec.argv.is_empty() {
@@ -199,7 +242,32 @@ impl Sandbox {
             .vfs()
             .root_context(b"/")
             .map_err(SentryError::Filesystem)?;
+        if let Some(m) = spec.umask {
+            ctx.set_umask(m & 0o777);
+        }
         let t = Task::new_process(&self.kernel, 0, creds, Arc::new(fds), Arc::new(ctx))?;
+        let tg = t.thread_group();
+        for &(res, soft, hard) in &spec.rlimits {
+            let res = res as usize;
+            if res >= crate::kernel::RLIM_NLIMITS || soft > hard {
+                return Err(SentryError::Config("invalid resource limit"));
+            }
+            tg.set_rlimit(
+                res,
+                crate::kernel::Rlimit {
+                    cur: soft,
+                    max: hard,
+                },
+            );
+            if res == RLIMIT_NOFILE {
+                t.fd_table()
+                    .set_limit(u32::try_from(soft).unwrap_or(u32::MAX));
+            }
+        }
+        if spec.no_new_privs {
+            tg.no_new_privs
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         // The working directory is looked up with the process's own credentials, as
         // runc's `chdir` after switching user does.
         let cwd_b = spec.cwd.as_bytes().to_vec();

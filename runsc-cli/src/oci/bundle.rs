@@ -7,7 +7,7 @@ use oci_spec::runtime::{Process, Spec};
 use serde::{Deserialize, Serialize};
 
 use super::OciError;
-use super::proto::ProcessArgs;
+use super::proto::{Caps, ProcessArgs};
 
 /// What the sandbox process (`runsc boot` in OCI mode) is told at start.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -19,6 +19,9 @@ pub struct SandboxBoot {
     /// The spec's mounts the Sentry makes, in order.
     #[serde(default)]
     pub mounts: Vec<BootMount>,
+    /// `linux.sysctl` values the Sentry implements, as paths below `/proc/sys`.
+    #[serde(default)]
+    pub sysctl: Vec<(String, String)>,
 }
 
 /// A mount the Sentry makes.
@@ -133,7 +136,13 @@ impl Bundle {
         let config = dir.join("config.json");
         let bytes = std::fs::read(&config)
             .map_err(|e| OciError::new(format!("{}: {e}", config.display())))?;
-        let spec: Spec = serde_json::from_slice(&bytes)
+        let raw: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| OciError::new(format!("{}: malformed: {e}", config.display())))?;
+        if let Some(p) = raw.get("process") {
+            check_raw_process(p)
+                .map_err(|e| OciError::new(format!("{}: {e}", config.display())))?;
+        }
+        let spec: Spec = serde_json::from_value(raw)
             .map_err(|e| OciError::new(format!("{}: malformed: {e}", config.display())))?;
         let root = spec
             .root()
@@ -154,6 +163,7 @@ impl Bundle {
             .ok_or_else(|| OciError::new(format!("{}: no process", config.display())))?;
         process_args(process, &rootfs)?;
         boot_mounts(&spec, &dir)?;
+        sysctls(&spec)?;
         Ok(Bundle { dir, rootfs, spec })
     }
 
@@ -177,8 +187,55 @@ impl Bundle {
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| "runsc".into()),
             mounts: boot_mounts(&self.spec, &self.dir)?,
+            sysctl: sysctls(&self.spec)?,
         })
     }
+}
+
+/// Keys runc accepts because their kernel namespace is the container's own.
+const NAMESPACED_SYSCTLS: [&str; 8] = [
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+];
+
+/// The spec's `linux.sysctl` values that the Sentry implements, as `/proc/sys` paths.
+/// Every value of the Sentry belongs to the sandbox (it is the sandbox's kernel), so any
+/// of them may be set. A key runc accepts (IPC, `fs.mqueue.*`, `net.*`) that the
+/// Sentry does not implement is ignored with a warning, as gVisor does; any other key
+/// is refused as runc refuses it.
+pub fn sysctls(spec: &Spec) -> Result<Vec<(String, String)>, OciError> {
+    let known: Vec<&str> = sentry::kernel::sysctl::Sysctls::names().collect();
+    let mut out = Vec::new();
+    let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(out);
+    };
+    let mut keys: Vec<_> = map.iter().collect();
+    keys.sort();
+    for (key, value) in keys {
+        let path = key.replace('.', "/");
+        if key.is_empty() || key.contains('/') || key.split('.').any(str::is_empty) {
+            return Err(OciError::new(format!("linux.sysctl: invalid key {key:?}")));
+        }
+        if known.contains(&path.as_str()) {
+            out.push((path, value.clone()));
+        } else if NAMESPACED_SYSCTLS.contains(&key.as_str())
+            || key.starts_with("fs.mqueue.")
+            || key.starts_with("net.")
+        {
+            tracing::warn!(%key, "sysctl not implemented by the Sentry; ignored");
+        } else {
+            return Err(OciError::new(format!(
+                "linux.sysctl: {key:?} is not in a separate kernel namespace"
+            )));
+        }
+    }
+    Ok(out)
 }
 
 /// Converts a spec process to [`ProcessArgs`], resolving a command without `/` in the
@@ -206,7 +263,135 @@ pub fn process_args(p: &Process, rootfs: &Path) -> Result<ProcessArgs, OciError>
         uid: user.uid(),
         gid: user.gid(),
         groups: user.additional_gids().clone().unwrap_or_default(),
+        umask: user.umask(),
+        rlimits: rlimits(p)?,
+        caps: caps(p)?,
+        no_new_privs: p.no_new_privileges().unwrap_or(false),
     })
+}
+
+/// The settings of `p` other than the command (umask, rlimits, capabilities,
+/// noNewPrivileges), for `exec` of a command in the container's process context.
+pub fn inherit_settings(p: &Process, into: &mut ProcessArgs) -> Result<(), OciError> {
+    into.umask = p.user().umask();
+    into.rlimits = rlimits(p)?;
+    into.caps = caps(p)?;
+    into.no_new_privs = p.no_new_privileges().unwrap_or(false);
+    Ok(())
+}
+
+/// The RLIMIT_* names of the runtime spec, by number.
+const RLIMIT_NAMES: [&str; 16] = [
+    "RLIMIT_CPU",
+    "RLIMIT_FSIZE",
+    "RLIMIT_DATA",
+    "RLIMIT_STACK",
+    "RLIMIT_CORE",
+    "RLIMIT_RSS",
+    "RLIMIT_NPROC",
+    "RLIMIT_NOFILE",
+    "RLIMIT_MEMLOCK",
+    "RLIMIT_AS",
+    "RLIMIT_LOCKS",
+    "RLIMIT_SIGPENDING",
+    "RLIMIT_MSGQUEUE",
+    "RLIMIT_NICE",
+    "RLIMIT_RTPRIO",
+    "RLIMIT_RTTIME",
+];
+
+/// Checks the parts of a raw `process` object whose errors the typed parser reports
+/// badly (a list of every variant, a column number): capability names, rlimits.
+pub fn check_raw_process(p: &serde_json::Value) -> Result<(), OciError> {
+    if let Some(caps) = p.get("capabilities").and_then(|c| c.as_object()) {
+        for (set, list) in caps {
+            let Some(list) = list.as_array() else {
+                continue;
+            };
+            for c in list {
+                let name = c.as_str().unwrap_or_default();
+                if sentry::kernel::cap_from_name(name).is_none() {
+                    return Err(OciError::new(format!(
+                        "process.capabilities.{set}: unknown capability {c}"
+                    )));
+                }
+            }
+        }
+    }
+    if let Some(list) = p.get("rlimits").and_then(|r| r.as_array()) {
+        let mut seen = Vec::new();
+        for r in list {
+            let typ = r.get("type").and_then(|t| t.as_str()).unwrap_or_default();
+            if !RLIMIT_NAMES.contains(&typ) {
+                return Err(OciError::new(format!(
+                    "process.rlimits: unknown resource limit type {:?}",
+                    typ
+                )));
+            }
+            if seen.contains(&typ) {
+                return Err(OciError::new(format!(
+                    "process.rlimits: duplicate resource limit {typ}"
+                )));
+            }
+            seen.push(typ);
+            for field in ["soft", "hard"] {
+                if let Some(v) = r.get(field)
+                    && v.as_u64().is_none()
+                {
+                    return Err(OciError::new(format!(
+                        "process.rlimits: {typ}: {field} limit {v} is not a number from 0 to 2^64-1"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The spec's resource limits; a soft limit above the hard one is an error, as runc's
+/// `setrlimit` gives.
+fn rlimits(p: &Process) -> Result<Vec<(u32, u64, u64)>, OciError> {
+    let mut out = Vec::new();
+    for r in p.rlimits().iter().flatten() {
+        let n = r.typ() as u32;
+        let name = RLIMIT_NAMES.get(n as usize).copied().unwrap_or("?");
+        if r.soft() > r.hard() {
+            return Err(OciError::new(format!(
+                "process.rlimits: {name}: soft limit {} is above the hard limit {}",
+                r.soft(),
+                r.hard()
+            )));
+        }
+        out.push((n, r.soft(), r.hard()));
+    }
+    Ok(out)
+}
+
+/// The spec's capability sets as masks; `None` without a `capabilities` object.
+fn caps(p: &Process) -> Result<Option<Caps>, OciError> {
+    let Some(c) = p.capabilities() else {
+        return Ok(None);
+    };
+    let mask = |set: &Option<oci_spec::runtime::Capabilities>| -> Result<u64, OciError> {
+        let mut m = 0u64;
+        for cap in set.iter().flatten() {
+            let name = serde_json::to_value(cap)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let n = sentry::kernel::cap_from_name(&name)
+                .ok_or_else(|| OciError::new(format!("unknown capability {name:?}")))?;
+            m |= 1 << n;
+        }
+        Ok(m)
+    };
+    Ok(Some(Caps {
+        effective: mask(c.effective())?,
+        permitted: mask(c.permitted())?,
+        inheritable: mask(c.inheritable())?,
+        bounding: mask(c.bounding())?,
+        ambient: mask(c.ambient())?,
+    }))
 }
 
 /// The first `DIR/name` of the environment's `PATH` that is an executable regular file

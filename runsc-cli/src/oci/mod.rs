@@ -513,7 +513,10 @@ fn parse_user(s: &str) -> Result<(u32, Option<u32>), OciError> {
 fn exec_process(a: &ExecArgs, s: &Stored) -> Result<ProcessArgs, RunscError> {
     if let Some(file) = &a.process {
         let bytes = std::fs::read(file).map_err(|e| err(format!("{}: {e}", file.display())))?;
-        let p: oci_spec::runtime::Process = serde_json::from_slice(&bytes)
+        let raw: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| err(format!("{}: malformed: {e}", file.display())))?;
+        bundle::check_raw_process(&raw).map_err(|e| err(format!("{}: {e}", file.display())))?;
+        let p: oci_spec::runtime::Process = serde_json::from_value(raw)
             .map_err(|e| err(format!("{}: malformed: {e}", file.display())))?;
         return Ok(bundle::process_args(&p, &s.rootfs)?);
     }
@@ -549,14 +552,20 @@ fn exec_process(a: &ExecArgs, s: &Stored) -> Result<ProcessArgs, RunscError> {
         groups.clear();
     }
     groups.extend(&a.additional_gids);
-    Ok(ProcessArgs {
+    let mut p = ProcessArgs {
         argv,
         envp,
         cwd: if cwd.is_empty() { "/".into() } else { cwd },
         uid,
         gid,
         groups,
-    })
+        ..ProcessArgs::default()
+    };
+    bundle::inherit_settings(&base, &mut p)?;
+    if a.no_new_privs {
+        p.no_new_privs = true;
+    }
+    Ok(p)
 }
 
 fn exec(global: &GlobalArgs, a: ExecArgs) -> Result<i32, RunscError> {

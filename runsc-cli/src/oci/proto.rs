@@ -36,6 +36,33 @@ pub struct ProcessArgs {
     /// Supplementary groups.
     #[serde(default)]
     pub groups: Vec<u32>,
+    /// The file mode creation mask (022 when absent).
+    #[serde(default)]
+    pub umask: Option<u32>,
+    /// Resource limits: `(RLIMIT_* number, soft, hard)`.
+    #[serde(default)]
+    pub rlimits: Vec<(u32, u64, u64)>,
+    /// Capability sets (`None`: the defaults of the uid).
+    #[serde(default)]
+    pub caps: Option<Caps>,
+    /// `noNewPrivileges`.
+    #[serde(default)]
+    pub no_new_privs: bool,
+}
+
+/// The five capability sets, as bit masks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Caps {
+    /// Effective.
+    pub effective: u64,
+    /// Permitted.
+    pub permitted: u64,
+    /// Inheritable.
+    pub inheritable: u64,
+    /// Bounding.
+    pub bounding: u64,
+    /// Ambient.
+    pub ambient: u64,
 }
 
 /// A request to the sandbox.

@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use sentry::control::{InitState, MountSource, ProcessSpec, Sandbox};
+use sentry::control::{CapSets, InitState, MountSource, ProcessSpec, Sandbox};
 
 use super::bundle::{BootMount, BootMountKind, SandboxBoot};
 use super::proto::{self, InitStatus, Proc, ProcessArgs, Reply, Request};
@@ -54,6 +54,16 @@ fn spec_of(p: ProcessArgs, stdio: [OwnedFd; 3]) -> ProcessSpec {
         gid: p.gid,
         groups: p.groups,
         stdio,
+        umask: p.umask,
+        rlimits: p.rlimits,
+        caps: p.caps.map(|c| CapSets {
+            effective: c.effective,
+            permitted: c.permitted,
+            inheritable: c.inheritable,
+            bounding: c.bounding,
+            ambient: c.ambient,
+        }),
+        no_new_privs: p.no_new_privs,
     }
 }
 
@@ -97,6 +107,17 @@ pub fn run(
             return Ok(crate::error::EXIT_RUNTIME_ERROR);
         }
     };
+    for (key, value) in &boot.sysctl {
+        if let Err(e) = sandbox.set_sysctl(key, value) {
+            let message = format!(
+                "linux.sysctl: {}={value:?}: {}",
+                key.replace('/', "."),
+                e.description().unwrap_or("invalid value")
+            );
+            let _ = proto::send(control.as_fd(), &Reply::Error { message }, &[]);
+            return Ok(crate::error::EXIT_RUNTIME_ERROR);
+        }
+    }
     if let Err(msg) = make_mounts(&sandbox, &boot.mounts, mount_socks) {
         tracing::debug!("mounts failed: {msg}");
         let _ = proto::send(control.as_fd(), &Reply::Error { message: msg }, &[]);

@@ -89,8 +89,9 @@ pub mod access {
     pub const X_OK: u32 = 1;
 }
 
-/// The credentials used for filesystem permission checks (fsuid, fsgid, groups).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The credentials used for filesystem permission checks (fsuid, fsgid, groups and the
+/// effective capabilities).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FsCred {
     /// Filesystem user id (the effective uid).
     pub uid: u32,
@@ -98,17 +99,58 @@ pub struct FsCred {
     pub gid: u32,
     /// Supplementary groups.
     pub groups: Vec<u32>,
+    /// Effective capabilities (bit `1 << CAP_*`).
+    pub caps: u64,
+}
+
+/// The capabilities the filesystem checks consult (numbers as in `capabilities(7)`).
+pub mod cap {
+    /// `CAP_CHOWN`.
+    pub const CHOWN: u32 = 0;
+    /// `CAP_DAC_OVERRIDE`.
+    pub const DAC_OVERRIDE: u32 = 1;
+    /// `CAP_DAC_READ_SEARCH`.
+    pub const DAC_READ_SEARCH: u32 = 2;
+    /// `CAP_FOWNER`.
+    pub const FOWNER: u32 = 3;
+    /// `CAP_FSETID`.
+    pub const FSETID: u32 = 4;
+    /// `CAP_MKNOD`.
+    pub const MKNOD: u32 = 27;
+    /// Every capability up to `CAP_CHECKPOINT_RESTORE`.
+    pub const ALL: u64 = (1 << 41) - 1;
+}
+
+impl Default for FsCred {
+    fn default() -> FsCred {
+        FsCred::root()
+    }
 }
 
 impl FsCred {
-    /// The root credentials.
+    /// The root credentials, with every capability.
     pub fn root() -> FsCred {
-        FsCred::default()
+        FsCred {
+            uid: 0,
+            gid: 0,
+            groups: Vec::new(),
+            caps: cap::ALL,
+        }
     }
 
-    /// Whether the credentials are root's (which bypasses permission bits as on Linux).
-    pub fn is_root(&self) -> bool {
-        self.uid == 0
+    /// Credentials of `uid`/`gid` without capabilities.
+    pub fn user(uid: u32, gid: u32, groups: Vec<u32>) -> FsCred {
+        FsCred {
+            uid,
+            gid,
+            groups,
+            caps: 0,
+        }
+    }
+
+    /// Whether capability `c` (a [`cap`] number) is effective.
+    pub fn has_cap(&self, c: u32) -> bool {
+        c < 64 && self.caps & (1 << c) != 0
     }
 
     /// Whether the caller is in group `gid`.
@@ -117,16 +159,11 @@ impl FsCred {
     }
 
     /// Checks `mask` (`R_OK|W_OK|X_OK`) against a file's mode and owner as Linux's
-    /// `generic_permission` does (root passes everything but execute of a file without
-    /// any execute bit).
+    /// `generic_permission` does: the mode bits first, then `CAP_DAC_OVERRIDE` (everything
+    /// but execute of a file without any execute bit) and `CAP_DAC_READ_SEARCH` (reading
+    /// files, reading and searching directories).
     pub fn check(&self, st: &Stat, mask: u32) -> Result<(), Errno> {
         let mode = st.st_mode;
-        if self.is_root() {
-            if mask & access::X_OK != 0 && mode & S_IFMT != S_IFDIR && mode & 0o111 == 0 {
-                return Err(Errno::EACCES);
-            }
-            return Ok(());
-        }
         let bits = if self.uid == st.st_uid {
             (mode >> 6) & 7
         } else if self.in_group(st.st_gid) {
@@ -135,15 +172,28 @@ impl FsCred {
             mode & 7
         };
         if bits & mask == mask {
-            Ok(())
-        } else {
-            Err(Errno::EACCES)
+            return Ok(());
         }
+        let is_dir = mode & S_IFMT == S_IFDIR;
+        if self.has_cap(cap::DAC_OVERRIDE)
+            && (is_dir || mask & access::X_OK == 0 || mode & 0o111 != 0)
+        {
+            return Ok(());
+        }
+        let read_search = if is_dir {
+            mask & access::W_OK == 0
+        } else {
+            mask == access::R_OK
+        };
+        if read_search && self.has_cap(cap::DAC_READ_SEARCH) {
+            return Ok(());
+        }
+        Err(Errno::EACCES)
     }
 
-    /// Whether the caller owns the file (or is root), as needed by chmod and utimes.
+    /// Whether the caller owns the file or has `CAP_FOWNER`, as chmod and utimes need.
     pub fn owns(&self, st: &Stat) -> bool {
-        self.is_root() || self.uid == st.st_uid
+        self.uid == st.st_uid || self.has_cap(cap::FOWNER)
     }
 }
 
@@ -602,21 +652,9 @@ mod tests {
     #[test]
     fn permission_bits_owner_group_other_and_root() {
         let st = make_stat(1, 1, S_IFREG | 0o640, 1, 1000, 100, 0);
-        let owner = FsCred {
-            uid: 1000,
-            gid: 5,
-            groups: vec![],
-        };
-        let group = FsCred {
-            uid: 2000,
-            gid: 100,
-            groups: vec![],
-        };
-        let other = FsCred {
-            uid: 3000,
-            gid: 5,
-            groups: vec![7],
-        };
+        let owner = FsCred::user(1000, 5, vec![]);
+        let group = FsCred::user(2000, 100, vec![]);
+        let other = FsCred::user(3000, 5, vec![7]);
         assert!(owner.check(&st, access::R_OK | access::W_OK).is_ok());
         assert!(group.check(&st, access::R_OK).is_ok());
         assert_eq!(group.check(&st, access::W_OK), Err(Errno::EACCES));
@@ -625,5 +663,14 @@ mod tests {
         assert_eq!(FsCred::root().check(&st, access::X_OK), Err(Errno::EACCES));
         let dir = make_stat(1, 1, S_IFDIR | 0o700, 2, 1000, 100, 0);
         assert!(FsCred::root().check(&dir, access::X_OK).is_ok());
+        // Uid 0 without the DAC capabilities is held to the mode bits.
+        let mut capless = FsCred::root();
+        capless.caps = 0;
+        assert_eq!(capless.check(&st, access::R_OK), Err(Errno::EACCES));
+        assert!(!capless.owns(&st));
+        capless.caps = 1 << cap::DAC_READ_SEARCH;
+        assert!(capless.check(&st, access::R_OK).is_ok());
+        assert_eq!(capless.check(&st, access::W_OK), Err(Errno::EACCES));
+        assert!(capless.check(&dir, access::X_OK | access::R_OK).is_ok());
     }
 }

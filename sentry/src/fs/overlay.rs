@@ -167,7 +167,7 @@ impl OvlInode {
         let owner = FsCred {
             uid: st.st_uid,
             gid: st.st_gid,
-            groups: Vec::new(),
+            ..FsCred::root()
         };
         let perm = st.st_mode & 0o7777;
         let up = match FileType::from_mode(st.st_mode) {

@@ -82,6 +82,12 @@ pub struct ProcInfo {
     pub tty_nr: i32,
     /// The terminal's foreground process group (`tpgid`), -1 for none.
     pub tpgid: i32,
+    /// Capability sets: inheritable, permitted, effective, bounding, ambient.
+    pub caps: [u64; 5],
+    /// `PR_SET_NO_NEW_PRIVS` is set.
+    pub no_new_privs: bool,
+    /// The file mode creation mask.
+    pub umask: u32,
 }
 
 /// What procfs needs from the kernel.
@@ -758,8 +764,9 @@ fn pid_status(i: &ProcInfo, tid: i32) -> Vec<u8> {
     };
     let _ = write!(
         s,
-        "Name:\t{}\nUmask:\t0022\nState:\t{state}\nTgid:\t{}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{}\nTracerPid:\t0\n",
+        "Name:\t{}\nUmask:\t{:04o}\nState:\t{state}\nTgid:\t{}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{}\nTracerPid:\t0\n",
         String::from_utf8_lossy(&i.comm),
+        i.umask,
         i.pid,
         i.ppid
     );
@@ -780,18 +787,19 @@ fn pid_status(i: &ProcInfo, tid: i32) -> Vec<u8> {
     );
     let _ = write!(
         s,
-        "SigQ:\t0/127431\nSigPnd:\t{2:016x}\nShdPnd:\t{3:016x}\nSigBlk:\t{4:016x}\nSigIgn:\t{5:016x}\nSigCgt:\t{6:016x}\nCapInh:\t0000000000000000\nCapPrm:\t{0}\nCapEff:\t{0}\nCapBnd:\t000001ffffffffff\nSeccomp:\t0\nCpus_allowed_list:\t0-{1}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
-        if u1 == 0 {
-            "000001ffffffffff"
-        } else {
-            "0000000000000000"
-        },
+        "SigQ:\t0/127431\nSigPnd:\t{2:016x}\nShdPnd:\t{3:016x}\nSigBlk:\t{4:016x}\nSigIgn:\t{5:016x}\nSigCgt:\t{6:016x}\nCapInh:\t{7:016x}\nCapPrm:\t{8:016x}\nCapEff:\t{9:016x}\nCapBnd:\t{10:016x}\nCapAmb:\t{11:016x}\nNoNewPrivs:\t{0}\nSeccomp:\t0\nCpus_allowed_list:\t0-{1}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
+        u8::from(i.no_new_privs),
         ncpus().saturating_sub(1),
         i.sig_pending,
         i.sig_shared,
         i.sig_blocked,
         i.sig_ignored,
         i.sig_caught,
+        i.caps[0],
+        i.caps[1],
+        i.caps[2],
+        i.caps[3],
+        i.caps[4],
     );
     s.into_bytes()
 }

@@ -29,11 +29,7 @@ fn root() -> FsCred {
 }
 
 fn user() -> FsCred {
-    FsCred {
-        uid: 1000,
-        gid: 1000,
-        groups: vec![],
-    }
+    FsCred::user(1000, 1000, vec![])
 }
 
 fn resolve(vfs: &Vfs, r: &VfsPath, p: &str) -> Result<VfsPath, Errno> {

@@ -41,6 +41,7 @@ pub(crate) fn fs_cred(t: &Task) -> FsCred {
         uid: c.fsuid,
         gid: c.fsgid,
         groups: c.groups,
+        caps: c.cap_effective,
     }
 }
 
@@ -163,6 +164,15 @@ impl ProcSource for Kernel {
             sig_caught: caught,
             tty_nr: 0,
             tpgid: -1,
+            caps: [
+                c.cap_inheritable,
+                c.cap_permitted,
+                c.cap_effective,
+                c.cap_bounding,
+                c.cap_ambient,
+            ],
+            no_new_privs: tg.no_new_privs.load(std::sync::atomic::Ordering::Relaxed),
+            umask: leader.fs_context().umask(),
         })
     }
 

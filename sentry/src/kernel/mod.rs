@@ -34,7 +34,10 @@ pub use creds::{
     CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_IPC_LOCK,
     CAP_KILL, CAP_LEASE, CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN, CAP_SYS_NICE, CAP_SYS_RESOURCE,
 };
-pub use creds::{CAP_FULL_SET, Credentials, NGROUPS_MAX};
+pub use creds::{
+    CAP_FULL_SET, CAP_LAST_CAP, CAP_MKNOD, CAP_NAMES, CAP_SETPCAP, Credentials, NGROUPS_MAX,
+    cap_from_name,
+};
 pub use fs_glue::VfsExec;
 pub use futex::{FUTEX_BITSET_MATCH_ANY, Futexes};
 pub use signal::{SigAction, SigAltStack, SigSet};

@@ -519,6 +519,9 @@ impl Task {
             }
         }
         self.tg.set_exec_done();
+        // No set-id bits or file capabilities are honoured: the capability sets change
+        // as for any other program.
+        self.update_creds(|c| c.apply_exec());
         *self.mm.lock() = mm;
         let mut regs = Registers::new_user(image.entry, image.stack_pointer);
         // Keep nothing of the old program's state.

@@ -668,9 +668,9 @@ pub fn sys_prctl(
     t: &Task,
     option: i32,
     arg2: u64,
-    _arg3: u64,
-    _arg4: u64,
-    _arg5: u64,
+    arg3: u64,
+    arg4: u64,
+    arg5: u64,
 ) -> Result<u64, Errno> {
     use std::sync::atomic::Ordering;
     let tg = t.thread_group();
@@ -694,13 +694,13 @@ pub fn sys_prctl(
             tg.dumpable.store(arg2 as i32, Ordering::Relaxed);
             Ok(0)
         }
-        PR_GET_KEEPCAPS => Ok(0),
+        PR_GET_KEEPCAPS => Ok(u64::from(t.creds().keep_caps)),
         PR_SET_KEEPCAPS => {
             if arg2 > 1 {
-                Err(Errno::EINVAL)
-            } else {
-                Ok(0)
+                return Err(Errno::EINVAL);
             }
+            t.update_creds(|c| c.keep_caps = arg2 == 1);
+            Ok(0)
         }
         PR_SET_NAME => {
             let mut buf = [0u8; 16];
@@ -729,15 +729,15 @@ pub fn sys_prctl(
             if arg2 > CAP_LAST_CAP {
                 Err(Errno::EINVAL)
             } else {
-                Ok(u64::from(t.creds().is_privileged()))
+                Ok((t.creds().cap_bounding >> arg2) & 1)
             }
         }
         PR_CAPBSET_DROP => {
-            if t.creds().is_privileged() {
-                Ok(0)
-            } else {
-                Err(Errno::EPERM)
+            if arg2 > CAP_LAST_CAP {
+                return Err(Errno::EINVAL);
             }
+            t.update_creds(|c| c.drop_bounding(arg2 as u32))?;
+            Ok(0)
         }
         PR_GET_TIMERSLACK => Ok(t.sched().timer_slack_ns),
         PR_SET_TIMERSLACK => {
@@ -772,8 +772,36 @@ pub fn sys_prctl(
         }
         PR_SET_THP_DISABLE => Ok(0),
         PR_GET_THP_DISABLE => Ok(0),
-        PR_CAP_AMBIENT => Ok(0),
+        PR_CAP_AMBIENT => prctl_ambient(t, arg2, arg3, arg4, arg5),
         PR_SET_VMA => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+const PR_CAP_AMBIENT_IS_SET: u64 = 1;
+const PR_CAP_AMBIENT_RAISE: u64 = 2;
+const PR_CAP_AMBIENT_LOWER: u64 = 3;
+const PR_CAP_AMBIENT_CLEAR_ALL: u64 = 4;
+
+/// `prctl(PR_CAP_AMBIENT, op, cap, 0, 0)`.
+fn prctl_ambient(t: &Task, op: u64, cap: u64, a4: u64, a5: u64) -> Result<u64, Errno> {
+    if op == PR_CAP_AMBIENT_CLEAR_ALL {
+        if cap != 0 || a4 != 0 || a5 != 0 {
+            return Err(Errno::EINVAL);
+        }
+        t.update_creds(|c| c.cap_ambient = 0);
+        return Ok(0);
+    }
+    if a4 != 0 || a5 != 0 || cap > CAP_LAST_CAP {
+        return Err(Errno::EINVAL);
+    }
+    match op {
+        PR_CAP_AMBIENT_IS_SET => Ok((t.creds().cap_ambient >> cap) & 1),
+        PR_CAP_AMBIENT_RAISE => t.update_creds(|c| c.raise_ambient(cap as u32)).map(|()| 0),
+        PR_CAP_AMBIENT_LOWER => {
+            t.update_creds(|c| c.cap_ambient &= !(1u64 << cap));
+            Ok(0)
+        }
         _ => Err(Errno::EINVAL),
     }
 }
@@ -991,12 +1019,12 @@ fn cap_header(t: &Task, hdr: u64) -> Result<(u32, i32), Errno> {
 
 /// `capget(hdr, data)`.
 pub fn sys_capget(t: &Task, hdr: u64, data: u64) -> Result<u64, Errno> {
-    let version = match cap_header(t, hdr) {
+    let (version, pid) = match cap_header(t, hdr) {
         Ok((v, pid)) => {
             if pid < 0 || (pid != 0 && t.kernel().task(pid).is_none()) {
                 return Err(if pid < 0 { Errno::EINVAL } else { Errno::ESRCH });
             }
-            v
+            (v, pid)
         }
         // Probing for the version with a NULL data pointer succeeds.
         Err(e) if data == 0 => return if e == Errno::EINVAL { Ok(0) } else { Err(e) },
@@ -1005,7 +1033,10 @@ pub fn sys_capget(t: &Task, hdr: u64, data: u64) -> Result<u64, Errno> {
     if data == 0 {
         return Ok(0);
     }
-    let c = t.creds();
+    let c = match pid {
+        0 => t.creds(),
+        pid => t.kernel().task(pid).ok_or(Errno::ESRCH)?.creds(),
+    };
     let words = |v: u64| [v as u32, (v >> 32) as u32];
     let (e, p, i) = (
         words(c.cap_effective),

@@ -286,7 +286,7 @@ fn kill_info(t: &Task, sig: i32, code: i32) -> SigInfo {
 /// `SIGCONT` within the session.
 fn may_signal(t: &Task, g: &ThreadGroup, sig: i32) -> bool {
     let c = t.creds();
-    c.euid == 0
+    c.has_cap(crate::kernel::CAP_KILL)
         || c.uid == g.uid()
         || c.euid == g.uid()
         || (sig == SIGCONT && g.sid() == t.thread_group().sid())

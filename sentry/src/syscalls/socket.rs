@@ -497,10 +497,10 @@ fn parse_control(t: &Task, h: &MsgHdr, creds: &mut Ucred) -> Result<Vec<Arc<Open
                 let uid = u32::from_ne_bytes(data[4..8].try_into().unwrap_or_default());
                 let gid = u32::from_ne_bytes(data[8..12].try_into().unwrap_or_default());
                 let c = t.creds();
-                let root = c.euid == 0;
-                let uid_ok = root || [c.uid, c.euid, c.suid].contains(&uid);
-                let gid_ok = root || [c.gid, c.egid, c.sgid].contains(&gid);
-                if !(root || pid == t.tgid()) || !uid_ok || !gid_ok {
+                use crate::kernel::{CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN};
+                let uid_ok = c.has_cap(CAP_SETUID) || [c.uid, c.euid, c.suid].contains(&uid);
+                let gid_ok = c.has_cap(CAP_SETGID) || [c.gid, c.egid, c.sgid].contains(&gid);
+                if !(c.has_cap(CAP_SYS_ADMIN) || pid == t.tgid()) || !uid_ok || !gid_ok {
                     return Err(Errno::EPERM);
                 }
                 *creds = Ucred { pid, uid, gid };

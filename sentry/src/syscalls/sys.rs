@@ -83,7 +83,7 @@ pub fn sys_uname(t: &Task, buf: u64) -> Result<u64, Errno> {
 }
 
 fn read_name(t: &Task, name: u64, len: u64) -> Result<String, Errno> {
-    if !t.creds().is_privileged() {
+    if !t.creds().has_cap(crate::kernel::CAP_SYS_ADMIN) {
         return Err(Errno::EPERM);
     }
     if len > 64 {
@@ -217,7 +217,7 @@ pub fn sys_prlimit64(t: &Task, pid: i32, res: i32, new: u64, old: u64) -> Result
         if n.cur > n.max && n.max != RLIM_INFINITY {
             return Err(Errno::EINVAL);
         }
-        if n.max > cur.max && !t.creds().is_privileged() {
+        if n.max > cur.max && !t.creds().has_cap(crate::kernel::CAP_SYS_RESOURCE) {
             return Err(Errno::EPERM);
         }
         // RLIMIT_NOFILE cannot exceed the kernel's nr_open.

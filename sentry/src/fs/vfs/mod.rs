@@ -24,7 +24,7 @@ use linux_abi::types::Stat;
 
 use super::file::OpenFile;
 use super::{
-    FileType, FsCred, Inode, MAX_SYMLINKS, NewNode, PATH_MAX, SetAttr, access, check_name,
+    FileType, FsCred, Inode, MAX_SYMLINKS, NewNode, PATH_MAX, SetAttr, access, cap, check_name,
 };
 
 mod open;

@@ -69,7 +69,10 @@ impl Vfs {
                 mode: mode & 0o7777,
             },
             S_IFIFO | S_IFSOCK | S_IFCHR | S_IFBLK => {
-                if mode & S_IFMT != S_IFIFO && mode & S_IFMT != S_IFSOCK && !cred.is_root() {
+                if mode & S_IFMT != S_IFIFO
+                    && mode & S_IFMT != S_IFSOCK
+                    && !cred.has_cap(cap::MKNOD)
+                {
                     return Err(Errno::EPERM);
                 }
                 NewNode::Node { mode, rdev }
@@ -129,7 +132,7 @@ impl Vfs {
 
     pub(super) fn check_sticky(cred: &FsCred, dir: &Stat, victim: &Stat) -> Result<(), Errno> {
         if dir.st_mode & 0o1000 != 0
-            && !cred.is_root()
+            && !cred.has_cap(cap::FOWNER)
             && cred.uid != dir.st_uid
             && cred.uid != victim.st_uid
         {
@@ -290,13 +293,13 @@ impl Vfs {
             return Err(Errno::EPERM);
         }
         if let Some(uid) = attr.uid
-            && !cred.is_root()
+            && !cred.has_cap(cap::CHOWN)
             && (uid != st.st_uid || cred.uid != st.st_uid)
         {
             return Err(Errno::EPERM);
         }
         if let Some(gid) = attr.gid
-            && !cred.is_root()
+            && !cred.has_cap(cap::CHOWN)
             && (cred.uid != st.st_uid || !cred.in_group(gid))
         {
             return Err(Errno::EPERM);
@@ -322,7 +325,7 @@ impl Vfs {
         if let Some(m) = a.mode.as_mut() {
             *m &= 0o7777;
             // Clear setgid when the caller is not in the group.
-            if !cred.is_root() && !cred.in_group(st.st_gid) {
+            if !cred.has_cap(cap::FSETID) && !cred.in_group(st.st_gid) {
                 *m &= !0o2000;
             }
         }

@@ -96,7 +96,7 @@ pub fn sys_fcntl(t: &Task, fd: i32, cmd: i32, arg: u64) -> Result<u64, Errno> {
             .map(|n| n as u64)
             .ok_or(Errno::EBADF),
         F_SETPIPE_SZ => {
-            let privileged = t.creds().euid == 0;
+            let privileged = t.creds().has_cap(crate::kernel::CAP_SYS_RESOURCE);
             pipe::set_pipe_size(f.ops().as_ref(), arg, privileged).map(|n| n as u64)
         }
         F_ADD_SEALS | F_GET_SEALS => Err(Errno::EINVAL),

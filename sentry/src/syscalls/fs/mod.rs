@@ -161,15 +161,18 @@ pub fn fs_cred(t: &Task) -> FsCred {
         uid: c.fsuid,
         gid: c.fsgid,
         groups: c.groups,
+        caps: c.cap_effective,
     }
 }
 
-/// The real-id credentials `access(2)` checks with.
+/// The real-id credentials `access(2)` checks with: a real uid other than 0 has no
+/// capabilities for the check, uid 0 its permitted set (`do_faccessat`).
 fn real_cred(t: &Task) -> FsCred {
     let c = t.creds();
     FsCred {
         uid: c.uid,
         gid: c.gid,
+        caps: if c.uid == 0 { c.cap_permitted } else { 0 },
         groups: c.groups,
     }
 }
