@@ -531,6 +531,66 @@ fn bad_process_settings(p: Platform) {
     }
 }
 
+/// `root.readonly`, `maskedPaths`, `readonlyPaths` and the Sentry's own file systems at
+/// the spec's destinations with their `ro` option.
+fn mounts_protected(p: Platform) {
+    let script = "for f in /etc/x /scratch/f /dev/shm/f /sys/x /proc/sys/vm/swappiness; do \
+            (: > $f) 2>&1 | sed 's/.*: //'; [ -e $f ] && echo $f; done; \
+        echo passwd $(wc -c < /etc/passwd) $(stat -c %t:%T /etc/passwd); \
+        echo kernel $(ls /proc/sys/kernel | wc -l); [ -n \"$(ls /proc/sys/vm)\" ] && echo vm listed; \
+        echo proc2 $(cat /proc2/sys/kernel/shmmni); \
+        grep -E ' (/|/proc/sys|/sys|/dev/shm|/proc2) ' /proc/mounts | cut -d' ' -f2,4 | cut -d, -f1";
+    let b = Bundle::new(p, &["/bin/sh", "-c", script]);
+    b.edit(|c| {
+        c["root"]["readonly"] = true.into();
+        c["mounts"] = serde_json::json!([
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["ro"]},
+            {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs"},
+            {"destination": "/proc2", "type": "proc", "source": "proc", "options": ["ro"]},
+        ]);
+        c["linux"]["maskedPaths"] =
+            serde_json::json!(["/etc/passwd", "/proc/sys/kernel", "/no/such/path"]);
+        c["linux"]["readonlyPaths"] = serde_json::json!(["/proc/sys", "/dev/shm", "/nope"]);
+    });
+    let r = b.run("m1");
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (
+            0,
+            "Read-only file system\n\
+             /scratch/f\n\
+             Read-only file system\n\
+             Read-only file system\n\
+             Read-only file system\n\
+             /proc/sys/vm/swappiness\n\
+             passwd 0 1:3\n\
+             kernel 0\n\
+             vm listed\n\
+             proc2 4096\n\
+             / ro\n\
+             /sys ro\n\
+             /dev/shm rw\n\
+             /proc2 ro\n\
+             /proc/sys ro\n\
+             /dev/shm ro\n"
+        ),
+        "{r:#?}"
+    );
+    // A relative masked path is refused at create.
+    b.edit(|c| c["linux"]["maskedPaths"] = serde_json::json!(["etc/passwd"]));
+    let (run, _) = b.create("m2", &b.dir.path().join("pid"));
+    assert_one_line_error(&run, 1, "not an absolute path");
+}
+
+#[test]
+fn mounts() {
+    integration::run_on(Platform::Systrap, mounts_protected);
+}
+
 #[test]
 fn process_spec() {
     integration::run_on(Platform::Systrap, process_spec_honoured);

@@ -166,31 +166,14 @@ impl Sandbox {
     /// Mounts `src` at the absolute path `dest`, creating missing directories on the way
     /// (in the root's writable overlay), before the first process runs.
     pub fn mount(&self, dest: &str, src: MountSource, readonly: bool) -> Result<(), SentryError> {
-        use crate::fs::{FsCred, NewNode};
         if !dest.starts_with('/') {
             return Err(SentryError::Config("mount destination must be absolute"));
         }
-        let vfs = self.kernel.vfs();
-        let root = vfs.root();
-        let cred = FsCred::root();
-        let mut cur = root.clone();
-        for name in dest.split('/').filter(|c| !c.is_empty() && *c != ".") {
-            let name = name.as_bytes();
-            if name == b".." {
-                return Err(SentryError::Config("mount destination must not contain .."));
-            }
-            cur = match vfs.step(&root, &cur, name, &cred) {
-                Ok(p) => p,
-                Err(Errno::ENOENT) => {
-                    cur.inode()
-                        .create(name, NewNode::Dir { mode: 0o755 }, &cred)
-                        .map_err(SentryError::Filesystem)?;
-                    vfs.step(&root, &cur, name, &cred)
-                        .map_err(SentryError::Filesystem)?
-                }
-                Err(e) => return Err(SentryError::Filesystem(e)),
-            };
+        if dest.split('/').any(|c| c == "..") {
+            return Err(SentryError::Config("mount destination must not contain .."));
         }
+        let cur = self.make_dirs(dest).map_err(SentryError::Filesystem)?;
+        let vfs = self.kernel.vfs();
         let (inode, fstype, source): (Arc<dyn crate::fs::Inode>, _, _) = match src {
             MountSource::Gofer(sock) => (
                 crate::fs::gofer::new_gofer_root(sock).map_err(SentryError::Filesystem)?,
@@ -211,6 +194,110 @@ impl Sandbox {
         vfs.mount(&cur, inode, fstype, source, readonly)
             .map_err(SentryError::Filesystem)?;
         Ok(())
+    }
+
+    /// Resolves the absolute path `path` as root, following symlinks.
+    fn lookup(&self, path: &str) -> Result<crate::fs::VfsPath, Errno> {
+        if !path.starts_with('/') {
+            return Err(Errno::EINVAL);
+        }
+        let vfs = self.kernel.vfs();
+        let root = vfs.root();
+        vfs.resolve(
+            &root,
+            &root,
+            path.as_bytes(),
+            crate::fs::vfs::Follow::Yes,
+            &crate::fs::FsCred::root(),
+        )
+    }
+
+    /// Makes the root file system read-only (the spec's `root.readonly`): writes below
+    /// it fail with `EROFS`; the mounts on it keep their own setting.
+    pub fn set_root_readonly(&self) {
+        self.kernel.vfs().root().mount.set_readonly(true);
+    }
+
+    /// Masks `path` as runc does for `maskedPaths`: a directory is covered by an empty
+    /// read-only tmpfs, anything else by `/dev/null`. A path that does not exist is left
+    /// alone (`Ok(false)`), as runc leaves it.
+    pub fn mask_path(&self, path: &str) -> Result<bool, Errno> {
+        let at = match self.lookup(path) {
+            Ok(p) => p,
+            Err(Errno::ENOENT) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let vfs = self.kernel.vfs();
+        if at.file_type()? == crate::fs::FileType::Directory {
+            let empty = crate::fs::tmpfs::Tmpfs::new_root(
+                self.kernel.platform().memory_file().clone(),
+                0o755,
+                0,
+                0,
+            );
+            vfs.mount(&at, empty, "tmpfs", "tmpfs", true)?;
+        } else {
+            let null = self.lookup("/dev/null")?;
+            vfs.bind(&at, &null, false)?;
+        }
+        Ok(true)
+    }
+
+    /// Makes `path` read-only as runc does for `readonlyPaths` (a read-only bind mount
+    /// of itself). A path that does not exist is left alone (`Ok(false)`).
+    pub fn readonly_path(&self, path: &str) -> Result<bool, Errno> {
+        let at = match self.lookup(path) {
+            Ok(p) => p,
+            Err(Errno::ENOENT) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        self.kernel.vfs().bind(&at, &at, true)?;
+        Ok(true)
+    }
+
+    /// Mounts one of the Sentry's own file systems (`/proc`, `/sys`, `/dev/pts`...,
+    /// named by its path in the sandbox) at `dest` as a bind, or changes its read-only
+    /// setting when `dest` is where it already is.
+    pub fn mount_own(&self, own: &str, dest: &str, readonly: bool) -> Result<(), Errno> {
+        let src = self.lookup(own)?;
+        if own.trim_end_matches('/') == dest.trim_end_matches('/') {
+            if readonly && Arc::ptr_eq(&src.dentry, src.mount.root()) {
+                src.mount.set_readonly(true);
+            } else if readonly {
+                self.kernel.vfs().bind(&src, &src, true)?;
+            }
+            return Ok(());
+        }
+        self.make_dirs(dest)?;
+        let at = self.lookup(dest)?;
+        self.kernel.vfs().bind(&at, &src, readonly)?;
+        Ok(())
+    }
+
+    /// Creates the missing directories of `dest` (in the root's writable upper layer)
+    /// and returns it.
+    fn make_dirs(&self, dest: &str) -> Result<crate::fs::VfsPath, Errno> {
+        use crate::fs::{FsCred, NewNode};
+        let vfs = self.kernel.vfs();
+        let root = vfs.root();
+        let cred = FsCred::root();
+        let mut cur = root.clone();
+        for name in dest.split('/').filter(|c| !c.is_empty() && *c != ".") {
+            let name = name.as_bytes();
+            if name == b".." {
+                return Err(Errno::EINVAL);
+            }
+            cur = match vfs.step(&root, &cur, name, &cred) {
+                Ok(p) => p,
+                Err(Errno::ENOENT) => {
+                    cur.inode()
+                        .create(name, NewNode::Dir { mode: 0o755 }, &cred)?;
+                    vfs.step(&root, &cur, name, &cred)?
+                }
+                Err(e) => return Err(e),
+            };
+        }
+        Ok(cur)
     }
 
     /// Sets the sandbox's `/proc/sys` value `name` (a path below `/proc/sys`) as a write

@@ -13,7 +13,7 @@ use super::proto::{Caps, ProcessArgs};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SandboxBoot {
     /// The first process.
-    pub process: ProcessArgs,
+    pub process: Box<ProcessArgs>,
     /// The host name.
     pub hostname: String,
     /// The spec's mounts the Sentry makes, in order.
@@ -22,6 +22,15 @@ pub struct SandboxBoot {
     /// `linux.sysctl` values the Sentry implements, as paths below `/proc/sys`.
     #[serde(default)]
     pub sysctl: Vec<(String, String)>,
+    /// `root.readonly`.
+    #[serde(default)]
+    pub readonly_root: bool,
+    /// `linux.maskedPaths`.
+    #[serde(default)]
+    pub masked_paths: Vec<String>,
+    /// `linux.readonlyPaths`.
+    #[serde(default)]
+    pub readonly_paths: Vec<String>,
 }
 
 /// A mount the Sentry makes.
@@ -50,15 +59,24 @@ pub enum BootMountKind {
         /// `mode=` of the options (default 1777).
         mode: u32,
     },
+    /// One of the Sentry's own file systems (`proc`, `sysfs`, `devpts`), bound from
+    /// where it lives in the sandbox.
+    Own {
+        /// Its path in the sandbox (`/proc`, `/sys`, `/dev/pts`).
+        path: String,
+    },
 }
 
-/// Destinations the Sentry provides by itself (its procfs, devfs, sysfs), where a spec's
-/// `proc`, `sysfs`, `tmpfs` on `/dev`, `devpts`, `mqueue` and `cgroup` mounts go.
-fn sentry_provided(dest: &str, typ: &str) -> bool {
-    matches!(
-        typ,
-        "proc" | "sysfs" | "devpts" | "mqueue" | "cgroup" | "cgroup2"
-    ) || (typ == "tmpfs" && dest == "/dev")
+/// Where the Sentry's own file system of mount type `typ` lives; `None` for types it has
+/// no file system for. `/dev` (a tmpfs in the spec) is the Sentry's devfs.
+fn sentry_provided(dest: &str, typ: &str) -> Option<&'static str> {
+    match typ {
+        "proc" => Some("/proc"),
+        "sysfs" => Some("/sys"),
+        "devpts" => Some("/dev/pts"),
+        "tmpfs" if dest == "/dev" => Some("/dev"),
+        _ => None,
+    }
 }
 
 /// The mounts of `spec` that the Sentry makes (bind mounts of host directories, tmpfs);
@@ -92,8 +110,12 @@ pub fn boot_mounts(spec: &Spec, bundle: &Path) -> Result<Vec<BootMount>, OciErro
                 kind: BootMountKind::Bind { source: src },
                 readonly,
             });
-        } else if sentry_provided(&dest, &typ) {
-            continue;
+        } else if let Some(own) = sentry_provided(&dest, &typ) {
+            out.push(BootMount {
+                destination: dest,
+                kind: BootMountKind::Own { path: own.into() },
+                readonly,
+            });
         } else if typ == "tmpfs" {
             let mode = options
                 .iter()
@@ -108,6 +130,8 @@ pub fn boot_mounts(spec: &Spec, bundle: &Path) -> Result<Vec<BootMount>, OciErro
                 readonly,
             });
         } else {
+            // mqueue (the Sentry has no POSIX message queues), cgroup (its sysfs has an
+            // empty /sys/fs/cgroup), and anything else.
             tracing::debug!(%dest, %typ, "mount type not supported; skipped");
         }
     }
@@ -164,6 +188,8 @@ impl Bundle {
         process_args(process, &rootfs)?;
         boot_mounts(&spec, &dir)?;
         sysctls(&spec)?;
+        paths(&spec, "maskedPaths")?;
+        paths(&spec, "readonlyPaths")?;
         Ok(Bundle { dir, rootfs, spec })
     }
 
@@ -179,7 +205,7 @@ impl Bundle {
     /// What the sandbox process needs.
     pub fn sandbox_boot(&self) -> Result<SandboxBoot, OciError> {
         Ok(SandboxBoot {
-            process: process_args(self.process(), &self.rootfs)?,
+            process: Box::new(process_args(self.process(), &self.rootfs)?),
             hostname: self
                 .spec
                 .hostname()
@@ -188,8 +214,34 @@ impl Bundle {
                 .unwrap_or_else(|| "runsc".into()),
             mounts: boot_mounts(&self.spec, &self.dir)?,
             sysctl: sysctls(&self.spec)?,
+            readonly_root: self
+                .spec
+                .root()
+                .as_ref()
+                .and_then(|r| r.readonly())
+                .unwrap_or(false),
+            masked_paths: paths(&self.spec, "maskedPaths")?,
+            readonly_paths: paths(&self.spec, "readonlyPaths")?,
         })
     }
+}
+
+/// `linux.maskedPaths` or `linux.readonlyPaths`: absolute paths.
+fn paths(spec: &Spec, which: &str) -> Result<Vec<String>, OciError> {
+    let linux = spec.linux().as_ref();
+    let list = match which {
+        "maskedPaths" => linux.and_then(|l| l.masked_paths().clone()),
+        _ => linux.and_then(|l| l.readonly_paths().clone()),
+    }
+    .unwrap_or_default();
+    for p in &list {
+        if !p.starts_with('/') || p.split('/').any(|c| c == "..") {
+            return Err(OciError::new(format!(
+                "linux.{which}: {p:?} is not an absolute path"
+            )));
+        }
+    }
+    Ok(list)
 }
 
 /// Keys runc accepts because their kernel namespace is the container's own.
@@ -475,9 +527,17 @@ mod tests {
         std::fs::write(dir.path().join("config.json"), config.to_string()).expect("write");
         let b = Bundle::load(dir.path()).expect("load");
         let mounts = b.sandbox_boot().expect("boot").mounts;
+        let own = |d: &str, path: &str, readonly| BootMount {
+            destination: d.into(),
+            kind: BootMountKind::Own { path: path.into() },
+            readonly,
+        };
         assert_eq!(
             mounts,
             [
+                own("/proc", "/proc", false),
+                own("/dev", "/dev", false),
+                own("/dev/pts", "/dev/pts", false),
                 BootMount {
                     destination: "/data".into(),
                     kind: BootMountKind::Bind {

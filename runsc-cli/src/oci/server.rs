@@ -123,7 +123,12 @@ pub fn run(
         let _ = proto::send(control.as_fd(), &Reply::Error { message: msg }, &[]);
         return Ok(crate::error::EXIT_RUNTIME_ERROR);
     }
-    match sandbox.create_init(spec_of(boot.process, stdio)) {
+    if let Err(msg) = protect_paths(&sandbox, &boot) {
+        tracing::debug!("{msg}");
+        let _ = proto::send(control.as_fd(), &Reply::Error { message: msg }, &[]);
+        return Ok(crate::error::EXIT_RUNTIME_ERROR);
+    }
+    match sandbox.create_init(spec_of(*boot.process, stdio)) {
         Ok(pid) => proto::send(control.as_fd(), &Reply::Ready { pid }, &[])
             .map_err(|e| RunscError::host("report ready", e))?,
         Err(e) => {
@@ -165,6 +170,11 @@ fn make_mounts(sandbox: &Sandbox, mounts: &[BootMount], socks: Vec<OwnedFd>) -> 
                         format!("bind mount {} on {}: {e}", source.display(), m.destination)
                     })?;
             }
+            BootMountKind::Own { path } => {
+                sandbox
+                    .mount_own(path, &m.destination, m.readonly)
+                    .map_err(|e| format!("mount {path} on {}: {e}", m.destination))?;
+            }
             BootMountKind::Tmpfs { mode } => {
                 if let Err(e) = sandbox.mount(&m.destination, MountSource::Tmpfs(*mode), m.readonly)
                 {
@@ -172,6 +182,30 @@ fn make_mounts(sandbox: &Sandbox, mounts: &[BootMount], socks: Vec<OwnedFd>) -> 
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// `readonlyPaths`, then `maskedPaths` (runc's order: a mask inside a read-only path
+/// stays visible; a path that does not exist is skipped, as runc skips it) and, last,
+/// the read-only root.
+fn protect_paths(sandbox: &Sandbox, boot: &SandboxBoot) -> Result<(), String> {
+    for p in &boot.readonly_paths {
+        match sandbox.readonly_path(p) {
+            Ok(true) => {}
+            Ok(false) => tracing::debug!(path = %p, "read-only path does not exist"),
+            Err(e) => return Err(format!("linux.readonlyPaths: {p}: {e}")),
+        }
+    }
+    for p in &boot.masked_paths {
+        match sandbox.mask_path(p) {
+            Ok(true) => {}
+            Ok(false) => tracing::debug!(path = %p, "masked path does not exist"),
+            Err(e) => return Err(format!("linux.maskedPaths: {p}: {e}")),
+        }
+    }
+    if boot.readonly_root {
+        sandbox.set_root_readonly();
     }
     Ok(())
 }

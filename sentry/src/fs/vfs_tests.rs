@@ -117,6 +117,53 @@ fn dotdot_is_clamped_at_the_root_and_crosses_mounts() {
 }
 
 #[test]
+fn binds_of_files_and_directories_and_read_only_mounts() {
+    let (vfs, r) = tree();
+    vfs.mkdir(&r, &r, b"/d", 0o755, &root()).unwrap();
+    create(&vfs, &r, "/d/f", b"data");
+    create(&vfs, &r, "/other", b"other!");
+    // A file bound on a file: the walk lands on the source, reads come from it.
+    let at = resolve(&vfs, &r, "/d/f").unwrap();
+    let src = resolve(&vfs, &r, "/other").unwrap();
+    vfs.bind(&at, &src, false).unwrap();
+    let f = vfs.open_at(&r, &r, b"/d/f", O_RDONLY, 0, &root()).unwrap();
+    assert_eq!(read_all(&f), b"other!");
+    // A directory cannot go on a file, nor a file on a directory.
+    let d = resolve(&vfs, &r, "/d").unwrap();
+    assert_eq!(vfs.bind(&at, &d, false).err(), Some(Errno::ENOTDIR));
+    assert_eq!(vfs.bind(&d, &src, false).err(), Some(Errno::EISDIR));
+    // A read-only bind of a directory on itself: writes below it are EROFS, even where
+    // the mode bits would refuse first; the same files outside stay writable.
+    vfs.bind(&d, &d, true).unwrap();
+    assert_eq!(
+        vfs.open_at(&r, &r, b"/d/new", O_CREAT | O_WRONLY, 0o644, &root())
+            .err(),
+        Some(Errno::EROFS)
+    );
+    assert_eq!(
+        vfs.mkdir(&r, &r, b"/d/sub", 0o755, &user()).err(),
+        Some(Errno::EROFS)
+    );
+    // Making the root read-only leaves the mounts on it as they were.
+    vfs.mkdir(&r, &r, b"/t", 0o755, &root()).unwrap();
+    let t = resolve(&vfs, &r, "/t").unwrap();
+    vfs.mount(
+        &t,
+        Tmpfs::new_root(mf(), 0o1777, 0, 0),
+        "tmpfs",
+        "tmpfs",
+        false,
+    )
+    .unwrap();
+    r.mount.set_readonly(true);
+    assert_eq!(
+        vfs.mkdir(&r, &r, b"/x", 0o755, &root()).err(),
+        Some(Errno::EROFS)
+    );
+    create(&vfs, &r, "/t/ok", b"ok");
+}
+
+#[test]
 fn open_flags() {
     let (vfs, r) = tree();
     let c = root();

@@ -116,7 +116,7 @@ pub struct Mount {
     source: String,
     root: Arc<Dentry>,
     parent: Option<(Arc<Mount>, Arc<Dentry>)>,
-    readonly: bool,
+    readonly: AtomicBool,
 }
 
 impl fmt::Debug for Mount {
@@ -151,7 +151,13 @@ impl Mount {
 
     /// Whether the mount is read-only.
     pub fn readonly(&self) -> bool {
-        self.readonly
+        self.readonly.load(Ordering::Acquire)
+    }
+
+    /// Makes the mount read-only or read-write (`MS_REMOUNT|MS_BIND`); open files keep
+    /// the access they were opened with, as on Linux.
+    pub fn set_readonly(&self, readonly: bool) {
+        self.readonly.store(readonly, Ordering::Release);
     }
 }
 
@@ -170,7 +176,7 @@ pub fn anon_mount() -> Arc<Mount> {
             source: "none".into(),
             root: Dentry::new_root(super::synth::SynthDir::empty(0o555), b"anon"),
             parent: None,
-            readonly: false,
+            readonly: AtomicBool::new(false),
         })
     })
     .clone()
@@ -327,7 +333,7 @@ impl Vfs {
             source: source.into(),
             root: Dentry::new_root(root, b"/"),
             parent: None,
-            readonly: false,
+            readonly: AtomicBool::new(false),
         });
         let root = VfsPath {
             dentry: mount.root.clone(),
@@ -358,18 +364,65 @@ impl Vfs {
         if at.file_type()? != FileType::Directory {
             return Err(Errno::ENOTDIR);
         }
+        Ok(self.attach(
+            at,
+            Dentry::new_root(fs_root, b"/"),
+            fstype,
+            source,
+            readonly,
+        ))
+    }
+
+    /// Bind-mounts what `src` names (a directory or a file, with everything below it)
+    /// on `at`, as `mount --bind`: a directory needs a directory, a file a non-directory.
+    pub fn bind(&self, at: &VfsPath, src: &VfsPath, readonly: bool) -> Result<Arc<Mount>, Errno> {
+        let src_dir = src.file_type()? == FileType::Directory;
+        let at_dir = at.file_type()? == FileType::Directory;
+        if src_dir != at_dir {
+            return Err(if at_dir {
+                Errno::EISDIR
+            } else {
+                Errno::ENOTDIR
+            });
+        }
+        let (fstype, source) = (src.mount.fstype.clone(), src.mount.source.clone());
+        Ok(self.attach(at, src.dentry.clone(), &fstype, &source, readonly))
+    }
+
+    fn attach(
+        &self,
+        at: &VfsPath,
+        root: Arc<Dentry>,
+        fstype: &str,
+        source: &str,
+        readonly: bool,
+    ) -> Arc<Mount> {
         let m = Arc::new(Mount {
             id: next_mount_id(),
             fstype: fstype.into(),
             source: source.into(),
-            root: Dentry::new_root(fs_root, b"/"),
+            root,
             parent: Some((at.mount.clone(), at.dentry.clone())),
-            readonly,
+            readonly: AtomicBool::new(readonly),
         });
+        // The mount point must be found again by name even where the directory does not
+        // cache its children (procfs): it is remembered in its parent while mounted on
+        // (the mount holds it).
+        if let Some(parent) = at.dentry.parent() {
+            let name = at.dentry.name();
+            let mut c = parent.children.lock();
+            let known = c
+                .get(&name)
+                .and_then(Weak::upgrade)
+                .is_some_and(|d| Arc::ptr_eq(&d, &at.dentry));
+            if !known {
+                c.insert(name, Arc::downgrade(&at.dentry));
+            }
+        }
         at.dentry.mounted.store(true, Ordering::Release);
         self.mounts.lock().insert(key(at), m.clone());
         self.all.lock().push(m.clone());
-        Ok(m)
+        m
     }
 
     /// Every mount, in mount order (for `/proc/mounts`).

@@ -65,11 +65,12 @@ impl Vfs {
                         break p;
                     }
                     Err(e) if e == Errno::ENOENT => {
-                        let pst = parent.stat()?;
-                        cred.check(&pst, access::W_OK | access::X_OK)?;
-                        if parent.mount.readonly {
+                        // EROFS before EACCES, as Linux's `lookup_open`.
+                        if parent.mount.readonly() {
                             return Err(Errno::EROFS);
                         }
+                        let pst = parent.stat()?;
+                        cred.check(&pst, access::W_OK | access::X_OK)?;
                         let inode = parent.inode().create(
                             &last,
                             NewNode::File {
@@ -119,7 +120,7 @@ impl Vfs {
             return Err(Errno::ENOTDIR);
         }
         cred.check(&st, access::W_OK | access::X_OK)?;
-        if dir.mount.readonly {
+        if dir.mount.readonly() {
             return Err(Errno::EROFS);
         }
         let (name, inode) = loop {
@@ -191,7 +192,7 @@ impl Vfs {
             }
             cred.check(&st, mask)?;
         }
-        if wants_write && target.mount.readonly && ft == FileType::Regular {
+        if wants_write && target.mount.readonly() && ft == FileType::Regular {
             return Err(Errno::EROFS);
         }
         if flags & O_TRUNC != 0 && ft == FileType::Regular && st.st_size != 0 {

@@ -25,11 +25,13 @@ impl Vfs {
         if slash && !dir_ok_slash {
             return Err(Errno::ENOENT);
         }
-        let pst = parent.stat()?;
-        cred.check(&pst, access::W_OK | access::X_OK)?;
-        if parent.mount.readonly {
+        // A read-only mount refuses before the permission check, as Linux's
+        // `mnt_want_write` in `filename_create` does.
+        if parent.mount.readonly() {
             return Err(Errno::EROFS);
         }
+        let pst = parent.stat()?;
+        cred.check(&pst, access::W_OK | access::X_OK)?;
         Ok((parent, last, pst))
     }
 
@@ -177,7 +179,7 @@ impl Vfs {
         let pst = parent.stat()?;
         cred.check(&pst, access::W_OK | access::X_OK)?;
         Self::check_sticky(cred, &pst, &vst)?;
-        if parent.mount.readonly {
+        if parent.mount.readonly() {
             return Err(Errno::EROFS);
         }
         parent.inode().unlink(&last, dir)?;
@@ -258,7 +260,7 @@ impl Vfs {
         if let Some(d) = &dst {
             Self::check_sticky(cred, &np.stat()?, &d.stat()?)?;
         }
-        if op.mount.readonly {
+        if op.mount.readonly() {
             return Err(Errno::EROFS);
         }
         op.inode().rename(&oname, np.inode(), &nname, flags)?;
@@ -318,7 +320,7 @@ impl Vfs {
             // Setting both to "now" only needs write access.
             cred.check(&st, access::W_OK).map_err(|_| Errno::EPERM)?;
         }
-        if p.mount.readonly {
+        if p.mount.readonly() {
             return Err(Errno::EROFS);
         }
         let mut a = attr.clone();
