@@ -384,14 +384,15 @@ fn status_lines(out: &str, prefix: &str) -> Vec<String> {
 /// follow from them), noNewPrivileges, and the sandbox's sysctl values.
 fn process_spec_honoured(p: Platform) {
     // A soft limit of 8 descriptors: fd 7 can be made, fd 9 cannot (dash says nothing
-    // when `exec 9<` fails, so the descriptor directory tells).
+    // when `exec 9<` fails, so the descriptor directory tells: `ls`'s own, which has
+    // the shell's 0, 2 and 7, its pipe as 1 and the directory it reads as 3).
     let b = Bundle::new(
         p,
         &[
             "/bin/sh",
             "-c",
             "echo nofile $(ulimit -Sn) $(ulimit -Hn); exec 7</dev/null 9</dev/null; \
-             ls /proc/$$/fd | sort -n | tr '\\n' ' '; echo; \
+             ls /proc/self/fd | sort -n | tr '\\n' ' '; echo; \
              (ulimit -Hn 4096) 2>/dev/null || echo raise refused; \
              (ulimit -Hn 1024) && echo lowered",
         ],
@@ -403,7 +404,7 @@ fn process_spec_honoured(p: Platform) {
     let r = b.run("ps0");
     assert_eq!(
         (r.code, r.stdout.as_str()),
-        (0, "nofile 8 2048\n0 1 2 7 \nraise refused\nlowered\n"),
+        (0, "nofile 8 2048\n0 1 2 3 7 \nraise refused\nlowered\n"),
         "{r:#?}"
     );
 
