@@ -156,4 +156,30 @@ fn ctr_runs_containers_with_runsc() {
     assert_eq!(r.code, 1, "{r:#?}");
     assert!(r.stderr.contains("Read-only file system"), "{r:#?}");
     assert!(!host.path().join("new").exists());
+
+    // A read-write bind mount: the file written (and fsynced) in the container is on the
+    // host, with what was written, once the container has gone.
+    let rw = format!(
+        "type=bind,src={},dst=/data,options=rbind:rw",
+        path_str(host.path())
+    );
+    let r = ctd.run(
+        root.path(),
+        &["--mount", &rw],
+        "bind-rw",
+        &["/bin/writefile", "/data/new"],
+    );
+    assert_eq!((r.code, r.stdout.as_str()), (0, "ok\n"), "{r:#?}");
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("new")).expect("written on the host"),
+        "written in the sandbox\n"
+    );
+    // The host file's old content is still readable through it.
+    let r = ctd.run(
+        root.path(),
+        &["--mount", &rw],
+        "bind-rw-read",
+        &["/bin/catfile", "/data/file"],
+    );
+    assert_eq!((r.code, r.stdout.as_str()), (0, content.as_str()), "{r:#?}");
 }

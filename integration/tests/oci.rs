@@ -587,6 +587,78 @@ fn mounts_protected(p: Platform) {
     assert_one_line_error(&run, 1, "not an absolute path");
 }
 
+/// A read-write bind mount: every kind of change reaches the host directory (and no
+/// further: symlinks planted on the host resolve inside the sandbox).
+fn rw_bind(p: Platform) {
+    let host = tempfile::tempdir().expect("host dir");
+    std::fs::write(host.path().join("existing"), "old\n").expect("write");
+    std::fs::create_dir(host.path().join("ro")).expect("mkdir");
+    std::os::unix::fs::symlink("../../../../../../../../tmp", host.path().join("up"))
+        .expect("symlink");
+    let escape = host.path().join("up").join("..").join("escape");
+    let script = "cd /data && echo hello > new && echo more >> new && cat new && \
+        printf data | dd of=synced conv=fsync 2>/dev/null && \
+        mkdir d && echo x > d/f && mv d d2 && ln -s new link && ln new hard && \
+        rm existing && truncate -s 3 hard && touch -d 2001-01-01T00:00:00 new && \
+        chmod 640 new && chown 1000:1000 new && \
+        (echo no > /data/ro/f) 2>&1 | sed 's/.*: //'; \
+        (echo no > /data/up/escape) 2>&1 | sed 's/.*: //'; \
+        ls /data | tr '\\n' ' '";
+    let b = Bundle::new(p, &["/bin/sh", "-c", script]);
+    b.edit(|c| {
+        // Root with every capability (chown).
+        c["process"]
+            .as_object_mut()
+            .expect("process")
+            .remove("capabilities");
+        c["mounts"] = serde_json::json!([
+            {"destination": "/data", "type": "bind", "source": host.path(),
+             "options": ["rbind", "rw"]},
+            {"destination": "/data/ro", "type": "bind", "source": host.path().join("ro"),
+             "options": ["rbind", "ro"]},
+        ]);
+    });
+    let r = b.run("rw");
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (
+            0,
+            "hello\nmore\nRead-only file system\nRead-only file system\n\
+             d2 hard link new ro synced up "
+        ),
+        "{r:#?}"
+    );
+    let h = host.path();
+    assert_eq!(std::fs::read_to_string(h.join("new")).expect("new"), "hel");
+    assert_eq!(
+        std::fs::read_to_string(h.join("synced")).expect("synced"),
+        "data"
+    );
+    assert_eq!(
+        std::fs::read_to_string(h.join("d2/f")).expect("d2/f"),
+        "x\n"
+    );
+    assert_eq!(
+        std::fs::read_link(h.join("link")).expect("link"),
+        Path::new("new")
+    );
+    assert!(!h.join("existing").exists());
+    assert!(!h.join("d").exists());
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(h.join("new")).expect("stat new");
+    assert_eq!(
+        (m.mode() & 0o7777, m.uid(), m.gid(), m.nlink(), m.mtime()),
+        (0o640, 1000, 1000, 2, 978307200)
+    );
+    assert!(!escape.exists());
+    assert!(!h.join("ro/f").exists());
+}
+
+#[test]
+fn rw_bind_mounts() {
+    integration::run_on(Platform::Systrap, rw_bind);
+}
+
 #[test]
 fn mounts() {
     integration::run_on(Platform::Systrap, mounts_protected);

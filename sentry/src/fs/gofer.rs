@@ -1,4 +1,8 @@
-//! The Gofer client filesystem: the host tree served over `lisafs-proto`, read-only.
+//! The Gofer client filesystem: the host tree served over `lisafs-proto`. Read-only as the
+//! lower layer of the root overlay; read-write for a read-write bind mount, where every
+//! change is made by the Gofer (creation, removal, rename, attributes, data through the
+//! host descriptor it donates or `PWrite`, `fsync` through `FSync`) and the caches of the
+//! directories involved are dropped.
 //!
 //! Each [`GoferInode`] holds a node id of the Gofer (closed when the inode goes away) and
 //! caches its attributes, its directory listing, its symlink target, its looked-up
@@ -97,7 +101,8 @@ impl Cached {
 pub struct GoferInode {
     fs: Arc<GoferFs>,
     node: NodeId,
-    stat: Stat,
+    /// The attributes, shared with the open files (writes grow the size).
+    stat: Arc<Mutex<Stat>>,
     children: Mutex<HashMap<Vec<u8>, Cached>>,
     missing: Mutex<HashSet<Vec<u8>>>,
     listing: Mutex<Option<Vec<DirEntry>>>,
@@ -183,7 +188,7 @@ impl GoferInode {
             recent: is_dir.then(|| recent.clone()),
             fs: fs.clone(),
             node,
-            stat: to_stat(fs.dev, st),
+            stat: Arc::new(Mutex::new(to_stat(fs.dev, st))),
             children: Mutex::new(HashMap::new()),
             missing: Mutex::new(HashSet::new()),
             listing: Mutex::new(None),
@@ -192,8 +197,62 @@ impl GoferInode {
     }
 
     fn is_dir(&self) -> bool {
-        FileType::from_mode(self.stat.st_mode) == FileType::Directory
+        FileType::from_mode(self.mode()) == FileType::Directory
     }
+
+    fn mode(&self) -> u32 {
+        self.stat.lock().st_mode
+    }
+
+    /// Forgets what this directory knew about `name` (it was created, removed or
+    /// renamed) and its listing.
+    fn changed(&self, name: &[u8]) {
+        self.children.lock().remove(name);
+        self.missing.lock().remove(name);
+        *self.listing.lock() = None;
+    }
+
+    /// Re-reads the attributes from the Gofer.
+    fn refresh(&self) -> Result<(), Errno> {
+        let st = self.fs.client.fstat(self.node).map_err(errno)?;
+        *self.stat.lock() = to_stat(self.fs.dev, &st);
+        Ok(())
+    }
+
+    /// A child just made by the Gofer, remembered as found.
+    fn adopt(&self, name: &[u8], n: &lisafs_proto::Inode) -> Arc<GoferInode> {
+        self.changed(name);
+        let recent = self.recent.clone().unwrap_or_default();
+        let child = GoferInode::new(&self.fs, n.id, &n.stat, &recent);
+        self.children
+            .lock()
+            .insert(name.to_vec(), Cached::Seen(Arc::downgrade(&child)));
+        if let (Some(r), false) = (&self.recent, child.is_dir()) {
+            r.touch(&child);
+        }
+        child
+    }
+
+    /// `other` as an inode of the same Gofer connection (`EXDEV` otherwise).
+    fn same_fs<'a>(&self, other: &'a Arc<dyn Inode>) -> Result<&'a GoferInode, Errno> {
+        other
+            .as_any()
+            .downcast_ref::<GoferInode>()
+            .filter(|o| Arc::ptr_eq(&o.fs, &self.fs))
+            .ok_or(Errno::EXDEV)
+    }
+}
+
+/// `AT_REMOVEDIR`.
+const AT_REMOVEDIR: u32 = 0x200;
+
+fn set_time(t: Option<Timespec>) -> Option<lisafs_proto::SetTime> {
+    t.map(|t| {
+        lisafs_proto::SetTime::At(lisafs_proto::Timespec {
+            sec: t.tv_sec,
+            nsec: t.tv_nsec.clamp(0, 999_999_999) as u32,
+        })
+    })
 }
 
 impl Drop for GoferInode {
@@ -204,7 +263,7 @@ impl Drop for GoferInode {
 
 impl Inode for GoferInode {
     fn stat(&self) -> Result<Stat, Errno> {
-        Ok(self.stat)
+        Ok(*self.stat.lock())
     }
 
     fn lookup(&self, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
@@ -236,7 +295,7 @@ impl Inode for GoferInode {
         let recent = self.recent.clone().unwrap_or_default();
         let child = GoferInode::new(&self.fs, n.id, &n.stat, &recent);
         let keep = matches!(
-            FileType::from_mode(child.stat.st_mode),
+            FileType::from_mode(child.mode()),
             FileType::Directory | FileType::Symlink
         ) && self
             .fs
@@ -317,7 +376,7 @@ impl Inode for GoferInode {
     }
 
     fn readlink(&self) -> Result<Vec<u8>, Errno> {
-        if FileType::from_mode(self.stat.st_mode) != FileType::Symlink {
+        if FileType::from_mode(self.mode()) != FileType::Symlink {
             return Err(Errno::EINVAL);
         }
         if let Some(t) = self.target.lock().as_ref() {
@@ -329,22 +388,128 @@ impl Inode for GoferInode {
     }
 
     fn open(&self, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
-        let acc = flags & O_ACCMODE;
-        if acc != O_RDONLY || flags & O_TRUNC != 0 {
-            return Err(Errno::EROFS);
-        }
-        match FileType::from_mode(self.stat.st_mode) {
+        match FileType::from_mode(self.mode()) {
             FileType::Regular => {}
-            FileType::Directory => return Ok(Arc::new(super::NoIo)),
+            FileType::Directory if flags & O_ACCMODE == O_RDONLY => {
+                return Ok(Arc::new(super::NoIo));
+            }
+            FileType::Directory => return Err(Errno::EISDIR),
             // Devices, FIFOs and sockets of the host are not reachable from the sandbox.
             _ => return Err(Errno::ENXIO),
         }
-        let opened = self.fs.client.open_at(self.node, O_RDONLY).map_err(errno)?;
+        // The Sentry keeps the offset: `O_APPEND` stays here (the host would append at
+        // its own idea of the end), the Gofer only sees the access mode and truncation.
+        // A read-only Gofer refuses writable opens with EROFS.
+        let host_flags = flags & (O_ACCMODE | O_TRUNC);
+        let opened = self
+            .fs
+            .client
+            .open_at(self.node, host_flags)
+            .map_err(errno)?;
+        if flags & O_TRUNC != 0 {
+            self.refresh()?;
+        }
         Ok(Arc::new(GoferFile {
             fs: self.fs.clone(),
             handle: opened.handle,
             file: opened.fd.map(File::from),
+            stat: self.stat.clone(),
         }))
+    }
+
+    fn create(
+        &self,
+        name: &[u8],
+        node: super::NewNode,
+        cred: &super::FsCred,
+    ) -> Result<Arc<dyn Inode>, Errno> {
+        use super::NewNode;
+        if !self.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        let c = &self.fs.client;
+        let (uid, gid) = (cred.uid, cred.gid);
+        let made: lisafs_proto::Inode = match node {
+            NewNode::File { mode } => {
+                let f = c
+                    .open_create_at(self.node, name, O_RDONLY | O_EXCL, mode, uid, gid)
+                    .map_err(errno)?;
+                let _ = c.close(&[], &[f.handle]);
+                Ok(f.node)
+            }
+            NewNode::Dir { mode } => c.mkdir_at(self.node, name, mode, uid, gid),
+            NewNode::Symlink { target } => c.symlink_at(self.node, name, &target, uid, gid),
+            NewNode::Node { mode, rdev } => c.mknod_at(self.node, name, mode, rdev, uid, gid),
+        }
+        .map_err(errno)?;
+        let child = self.adopt(name, &made);
+        let _ = self.refresh();
+        Ok(child)
+    }
+
+    fn link(&self, name: &[u8], target: &Arc<dyn Inode>) -> Result<(), Errno> {
+        let t = self.same_fs(target)?;
+        let made = self
+            .fs
+            .client
+            .link_at(self.node, name, t.node)
+            .map_err(errno)?;
+        self.adopt(name, &made);
+        let _ = t.refresh();
+        Ok(())
+    }
+
+    fn unlink(&self, name: &[u8], dir: bool) -> Result<(), Errno> {
+        let flags = if dir { AT_REMOVEDIR } else { 0 };
+        let r = self
+            .fs
+            .client
+            .unlink_at(self.node, name, flags)
+            .map_err(errno);
+        self.changed(name);
+        r?;
+        self.missing.lock().insert(name.to_vec());
+        let _ = self.refresh();
+        Ok(())
+    }
+
+    fn rename(
+        &self,
+        old: &[u8],
+        new_dir: &Arc<dyn Inode>,
+        new: &[u8],
+        flags: u32,
+    ) -> Result<(), Errno> {
+        let nd = self.same_fs(new_dir)?;
+        let r = self
+            .fs
+            .client
+            .rename_at(self.node, old, nd.node, new, flags)
+            .map_err(errno);
+        self.changed(old);
+        nd.changed(new);
+        r?;
+        let _ = self.refresh();
+        let _ = nd.refresh();
+        Ok(())
+    }
+
+    fn setattr(&self, attr: &super::SetAttr) -> Result<(), Errno> {
+        let st = self
+            .fs
+            .client
+            .set_stat(lisafs_proto::SetStatReq {
+                node: self.node,
+                mode: attr.mode,
+                uid: attr.uid,
+                gid: attr.gid,
+                size: attr.size,
+                atime: set_time(attr.atime),
+                mtime: set_time(attr.mtime),
+            })
+            .map_err(errno)?;
+        *self.stat.lock() = to_stat(self.fs.dev, &st);
+        Ok(())
     }
 
     fn statfs(&self) -> Result<FsStat, Errno> {
@@ -372,6 +537,8 @@ pub struct GoferFile {
     fs: Arc<GoferFs>,
     handle: HandleId,
     file: Option<File>,
+    /// The inode's attributes: writes move the size and the modification time.
+    stat: Arc<Mutex<Stat>>,
 }
 
 impl Drop for GoferFile {
@@ -402,8 +569,34 @@ impl FileOps for GoferFile {
         Ok(n)
     }
 
-    fn write_at(&self, _buf: &[u8], _off: u64) -> Result<usize, Errno> {
-        Err(Errno::EROFS)
+    fn write_at(&self, buf: &[u8], off: u64) -> Result<usize, Errno> {
+        let n = match &self.file {
+            Some(f) => loop {
+                match f.write_at(buf, off) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            },
+            None => self
+                .fs
+                .client
+                .pwrite(self.handle, off, buf)
+                .map_err(errno)? as usize,
+        };
+        if n > 0 {
+            let now = super::now();
+            let mut st = self.stat.lock();
+            st.st_size = st.st_size.max((off + n as u64) as i64);
+            st.st_blocks = (st.st_size + 511) / 512;
+            st.st_mtime = now;
+            st.st_ctime = now;
+        }
+        Ok(n)
+    }
+
+    fn fsync(&self) -> Result<(), Errno> {
+        self.fs.client.fsync(self.handle, false).map_err(errno)
     }
 
     fn host_fd(&self) -> Option<std::os::fd::RawFd> {
