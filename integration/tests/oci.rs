@@ -652,6 +652,167 @@ fn rw_bind(p: Platform) {
     );
     assert!(!escape.exists());
     assert!(!h.join("ro/f").exists());
+
+    // Appends land at the host file's end even when the host wrote to it after the
+    // sandbox last looked (the Sentry's cached size is stale then).
+    subreaper();
+    let b = Bundle::new(p, &["/bin/sleep", "1000"]);
+    b.edit(|c| {
+        c["mounts"] = serde_json::json!([{"destination": "/data", "type": "bind",
+            "source": host.path(), "options": ["rbind", "rw"]}]);
+    });
+    let pid_file = b.dir.path().join("pid");
+    let (run, _) = b.create("app", &pid_file);
+    assert_eq!(run.code, 0, "{run:#?}");
+    b.runsc(&["start", "app"]).assert_success("start");
+    let append = |line: &str| {
+        let cmd = format!("echo {line} >> /data/app");
+        b.runsc(&["exec", "app", "/bin/sh", "-c", &cmd])
+            .assert_success("exec append");
+    };
+    append("one");
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(h.join("app"))
+            .expect("open on the host");
+        f.write_all(b"host\n").expect("host append");
+    }
+    append("two");
+    assert_eq!(
+        std::fs::read_to_string(h.join("app")).expect("app"),
+        "one\nhost\ntwo\n"
+    );
+    b.runsc(&["kill", "app", "KILL"]).assert_success("kill");
+    assert_eq!(wait_pid(read_pid(&pid_file)), 128 + libc::SIGKILL);
+    b.runsc(&["delete", "app"]).assert_success("delete");
+}
+
+/// A hook that appends its stage to `log` and saves its stdin (the state) as
+/// `DIR/STAGE.json`; `dir` is where the hook sees the test's directory.
+fn recording_hook(dir: &str, stage: &str) -> serde_json::Value {
+    serde_json::json!({
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!("echo {stage} $HOOK_ENV >> {dir}/log; cat > {dir}/{stage}.json")],
+        "env": [format!("HOOK_ENV=env-{stage}")],
+    })
+}
+
+/// The hooks run at their stage with the state on stdin; failing and slow hooks fail the
+/// command as runc's do.
+fn hooks_run(p: Platform) {
+    subreaper();
+    let host = tempfile::tempdir().expect("hook dir");
+    let h = path_str(host.path()).to_owned();
+    let b = Bundle::new(p, &["/bin/sh", "-c", "echo ran >> /hooks/log"]);
+    b.edit(|c| {
+        c["mounts"] = serde_json::json!([{"destination": "/hooks", "type": "bind",
+            "source": &h, "options": ["rbind", "rw"]}]);
+        c["hooks"] = serde_json::json!({
+            "prestart": [recording_hook(&h, "prestart")],
+            "createRuntime": [recording_hook(&h, "createRuntime")],
+            "createContainer": [recording_hook(&h, "createContainer")],
+            // Inside the sandbox: the container's paths.
+            "startContainer": [recording_hook("/hooks", "startContainer")],
+            "poststart": [recording_hook(&h, "poststart")],
+            "poststop": [recording_hook(&h, "poststop")],
+        });
+    });
+    let pid_file = b.dir.path().join("pid");
+    let (run, _) = b.create("h1", &pid_file);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let log = || std::fs::read_to_string(host.path().join("log")).unwrap_or_default();
+    assert_eq!(
+        log(),
+        "prestart env-prestart\ncreateRuntime env-createRuntime\n\
+         createContainer env-createContainer\n"
+    );
+    b.runsc(&["start", "h1"]).assert_success("start");
+    let pid = read_pid(&pid_file);
+    assert_eq!(wait_pid(pid), 0);
+    b.runsc(&["delete", "h1"]).assert_success("delete");
+    // The process ran after startContainer (its line comes after that hook's); poststart
+    // ran after the start, in some order with the process's own line.
+    let got = log();
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines.len(), 7, "{got}");
+    assert_eq!(lines[3], "startContainer env-startContainer", "{got}");
+    assert_eq!(lines[6], "poststop env-poststop", "{got}");
+    let mut middle = lines[4..6].to_vec();
+    middle.sort();
+    assert_eq!(middle, ["poststart env-poststart", "ran"], "{got}");
+    for (stage, status) in [
+        ("prestart", "creating"),
+        ("createRuntime", "creating"),
+        ("createContainer", "creating"),
+        ("startContainer", "created"),
+        ("poststart", "running"),
+        ("poststop", "stopped"),
+    ] {
+        let st: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(host.path().join(format!("{stage}.json"))).expect("state file"),
+        )
+        .unwrap_or_else(|e| panic!("{stage}: {e}"));
+        assert_eq!(
+            (st["id"].as_str(), st["status"].as_str()),
+            (Some("h1"), Some(status))
+        );
+        assert_eq!(st["pid"], pid, "{stage}");
+        assert_eq!(st["ociVersion"], "1.2.0");
+    }
+
+    // A failing create hook fails create with its output, removes the container and runs
+    // the poststop hooks.
+    std::fs::remove_file(host.path().join("log")).expect("rm log");
+    b.edit(|c| {
+        c["hooks"]["createRuntime"] = serde_json::json!([{"path": "/bin/sh",
+            "args": ["sh", "-c", "echo boom >&2; exit 3"]}]);
+    });
+    let (run, _) = b.create("h2", &pid_file);
+    assert_one_line_error(
+        &run,
+        1,
+        "createRuntime hook /bin/sh: exit status 3, stderr: boom",
+    );
+    assert!(!b.state_dir("h2").exists());
+    assert_eq!(log(), "prestart env-prestart\npoststop env-poststop\n");
+
+    // A hook past its timeout is killed and fails create.
+    b.edit(|c| {
+        c["hooks"]["createRuntime"] = serde_json::json!([{"path": "/bin/sleep",
+            "args": ["sleep", "100"], "timeout": 1}]);
+    });
+    let (run, _) = b.create("h3", &pid_file);
+    assert_one_line_error(&run, 1, "timed out after 1 seconds");
+    assert!(!b.state_dir("h3").exists());
+
+    // A failing startContainer hook fails start and stops the container.
+    b.edit(|c| {
+        c["hooks"]["createRuntime"] = serde_json::json!([]);
+        c["hooks"]["startContainer"] = serde_json::json!([{"path": "/bin/false"}]);
+    });
+    let (run, _) = b.create("h4", &pid_file);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let pid = read_pid(&pid_file);
+    assert_one_line_error(
+        &b.runsc(&["start", "h4"]),
+        1,
+        "startContainer hook /bin/false",
+    );
+    assert_eq!(wait_pid(pid), 128 + libc::SIGKILL);
+    assert_eq!(b.state("h4")["status"], "stopped");
+    b.runsc(&["delete", "h4"]).assert_success("delete");
+
+    // A relative hook path is refused at create.
+    b.edit(|c| c["hooks"]["poststop"] = serde_json::json!([{"path": "bin/true"}]));
+    let (run, _) = b.create("h5", &pid_file);
+    assert_one_line_error(&run, 1, "is not absolute");
+}
+
+#[test]
+fn hooks() {
+    integration::run_on(Platform::Systrap, hooks_run);
 }
 
 #[test]

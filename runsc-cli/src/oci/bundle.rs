@@ -190,6 +190,7 @@ impl Bundle {
         sysctls(&spec)?;
         paths(&spec, "maskedPaths")?;
         paths(&spec, "readonlyPaths")?;
+        super::hooks::check(spec.hooks())?;
         Ok(Bundle { dir, rootfs, spec })
     }
 

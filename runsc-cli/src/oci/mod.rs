@@ -14,6 +14,7 @@
 
 pub mod bundle;
 pub mod cli;
+pub mod hooks;
 pub mod proto;
 pub mod server;
 pub mod state;
@@ -234,12 +235,31 @@ fn create(global: &GlobalArgs, a: CreateArgs) -> Result<(Container, Child), Runs
             .collect(),
         process: bundle.spec.process().clone(),
         owner_uid: nix::unistd::geteuid().as_raw(),
+        hooks: bundle.spec.hooks().clone(),
     };
-    let stored_ok = c.store(&stored).and_then(|()| match &a.pid_file {
+    // The create hooks see the container "creating"; one that fails stops and removes
+    // it (its poststop hooks run), as runc does.
+    let stored_ok = c.store(&stored).and_then(|()| {
+        let st = state_json_as(&c, &stored, "creating");
+        ["prestart", "createRuntime", "createContainer"]
+            .iter()
+            .try_for_each(|w| hooks::run_host(&stored.hooks, w, &st))
+    });
+    if let Err(e) = stored_ok {
+        let _ = sup.kill();
+        let _ = sup.wait();
+        let _ = hooks::run_host(
+            &stored.hooks,
+            "poststop",
+            &state_json_as(&c, &stored, "stopped"),
+        );
+        return Err(e.into());
+    }
+    let stored_ok = match &a.pid_file {
         Some(f) => state::write_atomic(f, pid.to_string().as_bytes())
             .map_err(|e| OciError::new(format!("write pid file {}: {e}", f.display()))),
         None => Ok(()),
-    });
+    };
     if let Err(e) = stored_ok {
         let _ = sup.kill();
         let _ = sup.wait();
@@ -277,19 +297,57 @@ fn start(global: &GlobalArgs, id: &str) -> Result<i32, RunscError> {
             return Err(err(format!("cannot start container {id}: it has stopped")));
         }
     }
-    ask(&c, &s, &Request::Start)?;
+    start_container(&c, &s)?;
     Ok(0)
+}
+
+/// Runs the startContainer hooks, starts the process, runs the poststart hooks; a hook
+/// that fails stops the container and fails the command, as runc's `start` does.
+fn start_container(c: &Container, s: &Stored) -> Result<(), RunscError> {
+    let kill_all = || {
+        let _ = c.ask(&Request::Signal {
+            pid: 1,
+            signal: libc::SIGKILL,
+            all: true,
+        });
+    };
+    if let Err(e) = hooks::run_in_sandbox(c, &s.hooks, &state_json_as(c, s, "created")) {
+        kill_all();
+        return Err(e.into());
+    }
+    ask(c, s, &Request::Start)?;
+    if let Err(e) = hooks::run_host(&s.hooks, "poststart", &state_json_as(c, s, "running")) {
+        kill_all();
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// The state object with `status` as the hooks of a stage see it.
+fn state_json_as(c: &Container, s: &Stored, status: &str) -> serde_json::Value {
+    let mut v = state_json_stored(c, s);
+    v["status"] = status.into();
+    v
 }
 
 /// The runtime spec's state object.
 fn state_json(c: &Container, s: &Stored) -> serde_json::Value {
     let (status, _) = c.status(s);
-    let pid = if status == Status::Stopped { 0 } else { s.pid };
+    let mut v = state_json_stored(c, s);
+    v["status"] = status.name().into();
+    if status == Status::Stopped {
+        v["pid"] = 0.into();
+    }
+    v
+}
+
+/// The state object from what is stored, without asking the sandbox.
+fn state_json_stored(c: &Container, s: &Stored) -> serde_json::Value {
     serde_json::json!({
         "ociVersion": OCI_VERSION,
         "id": c.id,
-        "status": status.name(),
-        "pid": pid,
+        "status": "created",
+        "pid": s.pid,
         "bundle": s.bundle,
         "rootfs": s.rootfs,
         "created": s.created,
@@ -450,6 +508,7 @@ fn delete(global: &GlobalArgs, a: DeleteArgs) -> Result<i32, RunscError> {
         }
     }
     std::fs::remove_dir_all(&c.dir).map_err(|e| err(format!("remove {}: {e}", c.dir.display())))?;
+    hooks::run_host(&s.hooks, "poststop", &state_json_as(&c, &s, "stopped"))?;
     Ok(0)
 }
 
@@ -457,7 +516,7 @@ fn run_cmd(global: &GlobalArgs, a: RunArgs) -> Result<i32, RunscError> {
     let id = a.create.id.clone();
     let (c, mut sup) = create(global, a.create)?;
     let s = c.stored()?;
-    if let Err(e) = ask(&c, &s, &Request::Start) {
+    if let Err(e) = start_container(&c, &s) {
         let _ = c.ask(&Request::Signal {
             pid: 1,
             signal: libc::SIGKILL,
@@ -465,6 +524,7 @@ fn run_cmd(global: &GlobalArgs, a: RunArgs) -> Result<i32, RunscError> {
         });
         let _ = sup.wait();
         let _ = std::fs::remove_dir_all(&c.dir);
+        let _ = hooks::run_host(&s.hooks, "poststop", &state_json_as(&c, &s, "stopped"));
         return Err(e);
     }
     if a.detach {
@@ -491,6 +551,7 @@ fn run_cmd(global: &GlobalArgs, a: RunArgs) -> Result<i32, RunscError> {
     };
     if !a.keep {
         let _ = std::fs::remove_dir_all(&c.dir);
+        hooks::run_host(&s.hooks, "poststop", &state_json_as(&c, &s, "stopped"))?;
     }
     tracing::debug!(id, status, "container exited");
     Ok(status)
@@ -885,7 +946,8 @@ fn features() -> Result<i32, RunscError> {
     let f = serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
-        "hooks": [],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer",
+                  "poststart", "poststop"],
         "mountOptions": ["ro", "rw", "bind", "rbind", "nosuid", "nodev", "noexec"],
         "linux": {
             "namespaces": ["pid", "mount", "ipc", "uts", "network"],

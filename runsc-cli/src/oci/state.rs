@@ -48,6 +48,9 @@ pub struct Stored {
     pub process: Option<oci_spec::runtime::Process>,
     /// The uid of whoever created it.
     pub owner_uid: u32,
+    /// The spec's hooks (`start` and `delete` run theirs).
+    #[serde(default)]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 /// The status of a container, as the runtime spec names it.

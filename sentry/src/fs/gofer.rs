@@ -397,10 +397,10 @@ impl Inode for GoferInode {
             // Devices, FIFOs and sockets of the host are not reachable from the sandbox.
             _ => return Err(Errno::ENXIO),
         }
-        // The Sentry keeps the offset: `O_APPEND` stays here (the host would append at
-        // its own idea of the end), the Gofer only sees the access mode and truncation.
-        // A read-only Gofer refuses writable opens with EROFS.
-        let host_flags = flags & (O_ACCMODE | O_TRUNC);
+        // The access mode, truncation and `O_APPEND`: appends happen at the host file's
+        // real end, atomically, even while a host program appends to it too. A read-only
+        // Gofer refuses writable opens with EROFS.
+        let host_flags = flags & (O_ACCMODE | O_TRUNC | O_APPEND);
         let opened = self
             .fs
             .client
@@ -414,6 +414,9 @@ impl Inode for GoferInode {
             handle: opened.handle,
             file: opened.fd.map(File::from),
             stat: self.stat.clone(),
+            append: std::sync::atomic::AtomicBool::new(flags & O_APPEND != 0),
+            host_append: flags & O_APPEND != 0,
+            node: self.node,
         }))
     }
 
@@ -539,6 +542,13 @@ pub struct GoferFile {
     file: Option<File>,
     /// The inode's attributes: writes move the size and the modification time.
     stat: Arc<Mutex<Stat>>,
+    /// Opened (or set) `O_APPEND`: the size is read back from the host after a write.
+    append: std::sync::atomic::AtomicBool,
+    /// Opened with `O_APPEND`: the host descriptor appends by itself, atomically (and
+    /// keeps doing so if the application clears `O_APPEND` later).
+    host_append: bool,
+    /// The node, to read the attributes back.
+    node: NodeId,
 }
 
 impl Drop for GoferFile {
@@ -570,6 +580,12 @@ impl FileOps for GoferFile {
     }
 
     fn write_at(&self, buf: &[u8], off: u64) -> Result<usize, Errno> {
+        let append = self.append.load(std::sync::atomic::Ordering::Relaxed);
+        let off = if append && !self.host_append {
+            self.fs.client.fstat(self.node).map_err(errno)?.size
+        } else {
+            off
+        };
         let n = match &self.file {
             Some(f) => loop {
                 match f.write_at(buf, off) {
@@ -584,7 +600,12 @@ impl FileOps for GoferFile {
                 .pwrite(self.handle, off, buf)
                 .map_err(errno)? as usize,
         };
-        if n > 0 {
+        if n > 0 && append {
+            // The host put the data at its end, wherever that was.
+            if let Ok(st) = self.fs.client.fstat(self.node) {
+                *self.stat.lock() = to_stat(self.fs.dev, &st);
+            }
+        } else if n > 0 {
             let now = super::now();
             let mut st = self.stat.lock();
             st.st_size = st.st_size.max((off + n as u64) as i64);
@@ -597,6 +618,14 @@ impl FileOps for GoferFile {
 
     fn fsync(&self) -> Result<(), Errno> {
         self.fs.client.fsync(self.handle, false).map_err(errno)
+    }
+
+    fn set_status_flags(&self, flags: u32) -> Result<(), Errno> {
+        // The host descriptor keeps the `O_APPEND` it was opened with; appends turned on
+        // later go where the host says the end is just before the write.
+        self.append
+            .store(flags & O_APPEND != 0, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     fn host_fd(&self) -> Option<std::os::fd::RawFd> {
