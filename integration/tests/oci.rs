@@ -810,6 +810,54 @@ fn hooks_run(p: Platform) {
     assert_one_line_error(&run, 1, "is not absolute");
 }
 
+/// The application CPU time of the container, from `events --stats`.
+fn cpu_total(b: &Bundle, id: &str) -> u64 {
+    let r = b.runsc(&["events", "--stats", id]);
+    r.assert_success("events --stats");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("stats JSON");
+    v["data"]["cpu"]["usage"]["total"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no cpu total: {r:#?}"))
+}
+
+/// `pause` freezes every process (no CPU time is used while paused, exec is refused),
+/// `resume` lets them run again, and SIGKILL ends a paused container.
+fn pause_and_resume(p: Platform) {
+    subreaper();
+    let b = Bundle::new(
+        p,
+        &["/bin/sh", "-c", "while :; do echo x > /dev/null; done"],
+    );
+    let pid_file = b.dir.path().join("pid");
+    let (run, _) = b.create("p1", &pid_file);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let pid = read_pid(&pid_file);
+    assert_one_line_error(&b.runsc(&["resume", "p1"]), 1, "not paused");
+    assert_one_line_error(&b.runsc(&["pause", "p1"]), 1, "not running");
+    b.runsc(&["start", "p1"]).assert_success("start");
+    b.runsc(&["pause", "p1"]).assert_success("pause");
+    assert_eq!(b.state("p1")["status"], "paused");
+    assert_one_line_error(&b.runsc(&["pause", "p1"]), 1, "not running");
+    assert_one_line_error(&b.runsc(&["exec", "p1", "/bin/true"]), 1, "paused");
+    assert_one_line_error(&b.runsc(&["delete", "p1"]), 1, "not stopped: paused");
+    let frozen = cpu_total(&b, "p1");
+    for _ in 0..20 {
+        assert_eq!(cpu_total(&b, "p1"), frozen, "CPU time moved while paused");
+    }
+    b.runsc(&["resume", "p1"]).assert_success("resume");
+    assert_eq!(b.state("p1")["status"], "running");
+    assert!(
+        (0..2000).any(|_| cpu_total(&b, "p1") > frozen),
+        "no CPU time after resume"
+    );
+    b.runsc(&["pause", "p1"]).assert_success("pause again");
+    b.runsc(&["kill", "p1", "KILL"])
+        .assert_success("kill paused");
+    assert_eq!(wait_pid(pid), 128 + libc::SIGKILL);
+    assert_eq!(b.state("p1")["status"], "stopped");
+    b.runsc(&["delete", "p1"]).assert_success("delete");
+}
+
 #[test]
 fn hooks() {
     integration::run_on(Platform::Systrap, hooks_run);
@@ -873,5 +921,6 @@ on_every_platform!(
     lifecycle,
     kill_and_force_delete,
     run_waits_and_cleans_up,
-    bad_inputs
+    bad_inputs,
+    pause_and_resume
 );

@@ -526,6 +526,22 @@ impl Sandbox {
         Ok(())
     }
 
+    /// Freezes every process of the sandbox (`pause`): no application code runs until
+    /// [`Sandbox::resume`]; `SIGKILL` still ends processes.
+    pub fn pause(&self) {
+        self.kernel.freeze();
+    }
+
+    /// Lets the processes run again after [`Sandbox::pause`].
+    pub fn resume(&self) {
+        self.kernel.thaw();
+    }
+
+    /// Whether the sandbox is paused.
+    pub fn is_paused(&self) -> bool {
+        self.kernel.is_frozen()
+    }
+
     /// The live processes, by pid.
     pub fn processes(&self) -> Vec<ProcessInfo> {
         self.kernel

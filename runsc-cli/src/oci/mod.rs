@@ -108,13 +108,8 @@ pub fn run(global: &GlobalArgs, cmd: OciCommand) -> Result<i32, RunscError> {
         OciCommand::Spec(a) => spec(a),
         OciCommand::Wait(a) => wait_cmd(global, &a.id),
         OciCommand::Events(a) => events(global, a),
-        OciCommand::Pause(a) | OciCommand::Resume(a) => {
-            let c = Container::open(&global.root, &a.id)?;
-            Err(RunscError::Runtime(format!(
-                "container {}: pause and resume are not supported yet",
-                c.id
-            )))
-        }
+        OciCommand::Pause(a) => pause(global, &a.id, true),
+        OciCommand::Resume(a) => pause(global, &a.id, false),
         OciCommand::Features => features(),
         OciCommand::ExecWait(a) => exec_wait(global, a),
     };
@@ -292,7 +287,9 @@ fn start(global: &GlobalArgs, id: &str) -> Result<i32, RunscError> {
     let (c, s) = open(global, id)?;
     match c.status(&s).0 {
         Status::Created => {}
-        Status::Running => return Err(err(format!("container {id} is already running"))),
+        Status::Running | Status::Paused => {
+            return Err(err(format!("container {id} is already running")));
+        }
         Status::Stopped => {
             return Err(err(format!("cannot start container {id}: it has stopped")));
         }
@@ -487,13 +484,14 @@ fn delete(global: &GlobalArgs, a: DeleteArgs) -> Result<i32, RunscError> {
             }
         }
         Status::Stopped => {}
-        Status::Running if !a.force => {
+        st @ (Status::Running | Status::Paused) if !a.force => {
             return Err(err(format!(
-                "cannot delete container {} that is not stopped: running",
-                a.id
+                "cannot delete container {} that is not stopped: {}",
+                a.id,
+                st.name()
             )));
         }
-        Status::Created | Status::Running => {
+        Status::Created | Status::Running | Status::Paused => {
             let _ = c.ask(&Request::Signal {
                 pid: 1,
                 signal: libc::SIGKILL,
@@ -638,6 +636,12 @@ fn exec(global: &GlobalArgs, a: ExecArgs) -> Result<i32, RunscError> {
         return Err(err("--preserve-fds is not supported"));
     }
     let process = exec_process(&a, &s)?;
+    if c.status(&s).0 == Status::Paused {
+        return Err(err(format!(
+            "cannot exec in container {}: it is paused",
+            a.id
+        )));
+    }
     if c.status(&s).0 != Status::Running {
         return Err(err(format!(
             "cannot exec in container {}: it is not running",
@@ -940,6 +944,18 @@ fn events(global: &GlobalArgs, a: EventsArgs) -> Result<i32, RunscError> {
         }
         std::thread::sleep(interval);
     }
+}
+
+/// `pause` (`freeze`) or `resume`: the container must be running, or paused.
+fn pause(global: &GlobalArgs, id: &str, freeze: bool) -> Result<i32, RunscError> {
+    let (c, s) = open(global, id)?;
+    match (c.status(&s).0, freeze) {
+        (Status::Running, true) => ask(&c, &s, &Request::Pause)?,
+        (Status::Paused, false) => ask(&c, &s, &Request::Resume)?,
+        (_, true) => return Err(err(format!("container {id} is not running"))),
+        (_, false) => return Err(err(format!("container {id} is not paused"))),
+    };
+    Ok(0)
 }
 
 fn features() -> Result<i32, RunscError> {

@@ -94,6 +94,10 @@ pub enum Request {
     },
     /// List the processes.
     Ps,
+    /// Freeze every process.
+    Pause,
+    /// Thaw them.
+    Resume,
 }
 
 /// The state of the container's first process.
@@ -104,6 +108,8 @@ pub enum InitStatus {
     Created,
     /// Running.
     Running,
+    /// Running, frozen by `pause`.
+    Paused,
     /// Ended.
     Stopped,
 }

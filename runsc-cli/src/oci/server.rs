@@ -276,6 +276,10 @@ fn handle(sandbox: &Sandbox, req: Request, fds: Vec<OwnedFd>) -> Reply {
                 status: InitStatus::Created,
                 exit: None,
             },
+            Some(InitState::Running) | None if sandbox.is_paused() => Reply::State {
+                status: InitStatus::Paused,
+                exit: None,
+            },
             Some(InitState::Running) | None => Reply::State {
                 status: InitStatus::Running,
                 exit: None,
@@ -310,6 +314,14 @@ fn handle(sandbox: &Sandbox, req: Request, fds: Vec<OwnedFd>) -> Reply {
                 Ok(()) => Reply::Ok,
                 Err(e) => error_reply(format!("signal {signal} to {pid}: {e}")),
             }
+        }
+        Request::Pause => {
+            sandbox.pause();
+            Reply::Ok
+        }
+        Request::Resume => {
+            sandbox.resume();
+            Reply::Ok
         }
         Request::Ps => Reply::Processes {
             procs: sandbox

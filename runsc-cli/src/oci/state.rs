@@ -60,6 +60,8 @@ pub enum Status {
     Created,
     /// Running.
     Running,
+    /// Running, frozen by `pause`.
+    Paused,
     /// Ended (or its sandbox is gone).
     Stopped,
 }
@@ -70,6 +72,7 @@ impl Status {
         match self {
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         }
     }
@@ -218,6 +221,7 @@ impl Container {
             let st = match status {
                 InitStatus::Created => Status::Created,
                 InitStatus::Running => Status::Running,
+                InitStatus::Paused => Status::Paused,
                 InitStatus::Stopped => Status::Stopped,
             };
             return (st, exit);

@@ -7,6 +7,7 @@
 //! tasks share the memory manager, signal actions, resource limits and exit status.
 
 mod creds;
+mod freeze;
 mod fs_glue;
 mod futex;
 pub mod pidfd;
@@ -81,6 +82,8 @@ pub struct Kernel {
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// The network stack of the sandbox.
     net: Arc<crate::net::Stack>,
+    /// Every application task is held before it returns to the application (`pause`).
+    frozen: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -130,6 +133,7 @@ impl Kernel {
                 .min(1024),
             threads: Mutex::new(Vec::new()),
             net: crate::net::Stack::new_loopback(),
+            frozen: std::sync::atomic::AtomicBool::new(false),
         });
         let proc_source: Weak<Kernel> = Arc::downgrade(&kernel);
         kernel.vfs.set_proc_source(proc_source);

@@ -213,6 +213,10 @@ impl Task {
                 self.wait_while_stopped();
                 continue;
             }
+            if self.kernel().is_frozen() && !self.kill_pending() {
+                self.wait_while_frozen();
+                continue;
+            }
             let mask = self.sigmask();
             let next = self.pending().take(!mask);
             let Some(info) = next.or_else(|| tg.shared_pending().take(!mask)) else {

@@ -310,6 +310,11 @@ impl Task {
         self.in_app.load(Ordering::Relaxed) || !self.waker.is_sleeping()
     }
 
+    /// Whether the task is running application code right now.
+    pub(crate) fn in_app(&self) -> bool {
+        self.in_app.load(Ordering::Acquire)
+    }
+
     /// Whether the task has finished running.
     pub fn is_finished(&self) -> bool {
         self.finished.load(Ordering::Acquire)
@@ -564,12 +569,12 @@ impl Task {
             let mm = self.mm();
             let trap = {
                 let mut regs = self.regs();
-                self.in_app.store(true, Ordering::Relaxed);
+                self.in_app.store(true, Ordering::Release);
                 let started = Instant::now();
                 let trap = self.context.switch(mm.address_space().as_ref(), &mut regs);
                 let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 self.cpu_ns.fetch_add(ns, Ordering::Relaxed);
-                self.in_app.store(false, Ordering::Relaxed);
+                self.in_app.store(false, Ordering::Release);
                 trap
             };
             match trap {
