@@ -532,17 +532,25 @@ fn bad_process_settings(p: Platform) {
     }
 }
 
-/// `root.readonly`, `maskedPaths`, `readonlyPaths` and the Sentry's own file systems at
-/// the spec's destinations with their `ro` option.
+/// `root.readonly`, `maskedPaths`, `readonlyPaths`, the `noexec` and `nodev` options, and
+/// the Sentry's own file systems at the spec's destinations with their `ro` option.
 fn mounts_protected(p: Platform) {
     let script = "for f in /etc/x /scratch/f /dev/shm/f /sys/x /proc/sys/vm/swappiness; do \
             (: > $f) 2>&1 | sed 's/.*: //'; [ -e $f ] && echo $f; done; \
         echo passwd $(wc -c < /etc/passwd) $(stat -c %t:%T /etc/passwd); \
         echo kernel $(ls /proc/sys/kernel | wc -l); [ -n \"$(ls /proc/sys/vm)\" ] && echo vm listed; \
         echo proc2 $(cat /proc2/sys/kernel/shmmni); \
+        cp /bin/true /scratch/true && /scratch/true 2>/dev/null || echo noexec refused; \
+        /lib64/ld-linux-x86-64.so.2 /scratch/true 2>/dev/null || echo mmap refused; \
+        mknod /scratch/null c 1 3 && (: < /scratch/null) 2>&1 | sed 's/.*: //'; \
         grep -E ' (/|/proc/sys|/sys|/dev/shm|/proc2) ' /proc/mounts | cut -d' ' -f2,4 | cut -d, -f1";
     let b = Bundle::new(p, &["/bin/sh", "-c", script]);
     b.edit(|c| {
+        // Root with every capability (mknod).
+        c["process"]
+            .as_object_mut()
+            .expect("process")
+            .remove("capabilities");
         c["root"]["readonly"] = true.into();
         c["mounts"] = serde_json::json!([
             {"destination": "/proc", "type": "proc", "source": "proc"},
@@ -550,7 +558,8 @@ fn mounts_protected(p: Platform) {
             {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
              "options": ["nosuid", "noexec", "nodev", "mode=1777"]},
             {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["ro"]},
-            {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs"},
+            {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+             "options": ["noexec", "nodev"]},
             {"destination": "/proc2", "type": "proc", "source": "proc", "options": ["ro"]},
         ]);
         c["linux"]["maskedPaths"] =
@@ -572,6 +581,9 @@ fn mounts_protected(p: Platform) {
              kernel 0\n\
              vm listed\n\
              proc2 4096\n\
+             noexec refused\n\
+             mmap refused\n\
+             Permission denied\n\
              / ro\n\
              /sys ro\n\
              /dev/shm rw\n\

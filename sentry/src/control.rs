@@ -68,6 +68,16 @@ pub struct CapSets {
 /// `RLIMIT_NOFILE`.
 const RLIMIT_NOFILE: usize = 7;
 
+/// Mount options besides read-only (`nosuid` needs nothing: the Sentry honours no
+/// set-id bits).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MountFlags {
+    /// `noexec`.
+    pub noexec: bool,
+    /// `nodev`.
+    pub nodev: bool,
+}
+
 /// What a mount of the container's spec is backed by.
 #[derive(Debug)]
 pub enum MountSource {
@@ -165,7 +175,13 @@ impl Sandbox {
 
     /// Mounts `src` at the absolute path `dest`, creating missing directories on the way
     /// (in the root's writable overlay), before the first process runs.
-    pub fn mount(&self, dest: &str, src: MountSource, readonly: bool) -> Result<(), SentryError> {
+    pub fn mount(
+        &self,
+        dest: &str,
+        src: MountSource,
+        readonly: bool,
+        flags: MountFlags,
+    ) -> Result<(), SentryError> {
         if !dest.starts_with('/') {
             return Err(SentryError::Config("mount destination must be absolute"));
         }
@@ -192,7 +208,8 @@ impl Sandbox {
             ),
         };
         vfs.mount(&cur, inode, fstype, source, readonly)
-            .map_err(SentryError::Filesystem)?;
+            .map_err(SentryError::Filesystem)?
+            .set_flags(flags.noexec, flags.nodev);
         Ok(())
     }
 
@@ -256,21 +273,34 @@ impl Sandbox {
     }
 
     /// Mounts one of the Sentry's own file systems (`/proc`, `/sys`, `/dev/pts`...,
-    /// named by its path in the sandbox) at `dest` as a bind, or changes its read-only
-    /// setting when `dest` is where it already is.
-    pub fn mount_own(&self, own: &str, dest: &str, readonly: bool) -> Result<(), Errno> {
+    /// named by its path in the sandbox) at `dest` as a bind, or, when `dest` is where it
+    /// already is, gives it the options (on the mount itself when it is a mount's root,
+    /// else through a bind of itself).
+    pub fn mount_own(
+        &self,
+        own: &str,
+        dest: &str,
+        readonly: bool,
+        flags: MountFlags,
+    ) -> Result<(), Errno> {
         let src = self.lookup(own)?;
-        if own.trim_end_matches('/') == dest.trim_end_matches('/') {
-            if readonly && Arc::ptr_eq(&src.dentry, src.mount.root()) {
-                src.mount.set_readonly(true);
-            } else if readonly {
-                self.kernel.vfs().bind(&src, &src, true)?;
+        let vfs = self.kernel.vfs();
+        let m = if own.trim_end_matches('/') == dest.trim_end_matches('/') {
+            if Arc::ptr_eq(&src.dentry, src.mount.root()) {
+                src.mount.clone()
+            } else if readonly || flags != MountFlags::default() {
+                vfs.bind(&src, &src, readonly)?
+            } else {
+                return Ok(());
             }
-            return Ok(());
+        } else {
+            let at = self.make_dirs(dest)?;
+            vfs.bind(&at, &src, readonly)?
+        };
+        if readonly {
+            m.set_readonly(true);
         }
-        self.make_dirs(dest)?;
-        let at = self.lookup(dest)?;
-        self.kernel.vfs().bind(&at, &src, readonly)?;
+        m.set_flags(flags.noexec, flags.nodev);
         Ok(())
     }
 

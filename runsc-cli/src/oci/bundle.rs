@@ -42,6 +42,12 @@ pub struct BootMount {
     pub kind: BootMountKind,
     /// Mounted read-only.
     pub readonly: bool,
+    /// `noexec`.
+    #[serde(default)]
+    pub noexec: bool,
+    /// `nodev`.
+    #[serde(default)]
+    pub nodev: bool,
 }
 
 /// What backs a [`BootMount`].
@@ -94,6 +100,8 @@ pub fn boot_mounts(spec: &Spec, bundle: &Path) -> Result<Vec<BootMount>, OciErro
         let typ = m.typ().clone().unwrap_or_default();
         let is_bind = typ == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
         let readonly = options.iter().any(|o| o == "ro");
+        let noexec = options.iter().any(|o| o == "noexec");
+        let nodev = options.iter().any(|o| o == "nodev");
         if is_bind {
             let src = m.source().clone().unwrap_or_default();
             let src = bundle.join(src);
@@ -109,12 +117,16 @@ pub fn boot_mounts(spec: &Spec, bundle: &Path) -> Result<Vec<BootMount>, OciErro
                 destination: dest,
                 kind: BootMountKind::Bind { source: src },
                 readonly,
+                noexec,
+                nodev,
             });
         } else if let Some(own) = sentry_provided(&dest, &typ) {
             out.push(BootMount {
                 destination: dest,
                 kind: BootMountKind::Own { path: own.into() },
                 readonly,
+                noexec,
+                nodev,
             });
         } else if typ == "tmpfs" {
             let mode = options
@@ -128,6 +140,8 @@ pub fn boot_mounts(spec: &Spec, bundle: &Path) -> Result<Vec<BootMount>, OciErro
                     mode: mode & 0o7777,
                 },
                 readonly,
+                noexec,
+                nodev,
             });
         } else {
             // mqueue (the Sentry has no POSIX message queues), cgroup (its sysfs has an
@@ -532,6 +546,8 @@ mod tests {
             destination: d.into(),
             kind: BootMountKind::Own { path: path.into() },
             readonly,
+            noexec: false,
+            nodev: false,
         };
         assert_eq!(
             mounts,
@@ -545,11 +561,15 @@ mod tests {
                         source: host.path().to_path_buf()
                     },
                     readonly: true,
+                    noexec: false,
+                    nodev: false,
                 },
                 BootMount {
                     destination: "/scratch".into(),
                     kind: BootMountKind::Tmpfs { mode: 0o755 },
                     readonly: false,
+                    noexec: false,
+                    nodev: false,
                 },
             ]
         );

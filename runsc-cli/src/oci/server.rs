@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use sentry::control::{CapSets, InitState, MountSource, ProcessSpec, Sandbox};
+use sentry::control::{CapSets, InitState, MountFlags, MountSource, ProcessSpec, Sandbox};
 
 use super::bundle::{BootMount, BootMountKind, SandboxBoot};
 use super::proto::{self, InitStatus, Proc, ProcessArgs, Reply, Request};
@@ -154,6 +154,13 @@ pub fn run(
     Ok(status.to_shell_code())
 }
 
+fn flags(m: &BootMount) -> MountFlags {
+    MountFlags {
+        noexec: m.noexec,
+        nodev: m.nodev,
+    }
+}
+
 /// Makes the spec's mounts in order: a bind mount that fails is an error; a tmpfs that
 /// cannot be placed (its destination is in a synthetic tree) is logged and skipped.
 fn make_mounts(sandbox: &Sandbox, mounts: &[BootMount], socks: Vec<OwnedFd>) -> Result<(), String> {
@@ -165,19 +172,28 @@ fn make_mounts(sandbox: &Sandbox, mounts: &[BootMount], socks: Vec<OwnedFd>) -> 
                     .next()
                     .ok_or_else(|| format!("no Gofer for the bind mount on {}", m.destination))?;
                 sandbox
-                    .mount(&m.destination, MountSource::Gofer(sock), m.readonly)
+                    .mount(
+                        &m.destination,
+                        MountSource::Gofer(sock),
+                        m.readonly,
+                        flags(m),
+                    )
                     .map_err(|e| {
                         format!("bind mount {} on {}: {e}", source.display(), m.destination)
                     })?;
             }
             BootMountKind::Own { path } => {
                 sandbox
-                    .mount_own(path, &m.destination, m.readonly)
+                    .mount_own(path, &m.destination, m.readonly, flags(m))
                     .map_err(|e| format!("mount {path} on {}: {e}", m.destination))?;
             }
             BootMountKind::Tmpfs { mode } => {
-                if let Err(e) = sandbox.mount(&m.destination, MountSource::Tmpfs(*mode), m.readonly)
-                {
+                if let Err(e) = sandbox.mount(
+                    &m.destination,
+                    MountSource::Tmpfs(*mode),
+                    m.readonly,
+                    flags(m),
+                ) {
                     tracing::warn!(destination = %m.destination, "tmpfs mount skipped: {e}");
                 }
             }

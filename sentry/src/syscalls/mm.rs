@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use linux_abi::Errno;
-use linux_abi::flags::mm::{MAP_ANONYMOUS, MAP_SHARED, MAP_SHARED_VALIDATE, PROT_WRITE};
+use linux_abi::flags::mm::{MAP_ANONYMOUS, MAP_SHARED, MAP_SHARED_VALIDATE, PROT_EXEC, PROT_WRITE};
 
 use super::SyscallEntry;
 use crate::fs::FileType;
@@ -55,6 +55,9 @@ fn mappable_fd(
     // kernel's own state, which a fault (holding the mm lock) must not read.
     if matches!(f.vfs_path().mount.fstype(), "proc" | "sysfs") {
         return Err(Errno::ENODEV);
+    }
+    if prot & PROT_EXEC != 0 && f.vfs_path().mount.noexec() {
+        return Err(Errno::EPERM);
     }
     let shared = matches!(
         flags & MAP_SHARED_VALIDATE,

@@ -117,6 +117,10 @@ pub struct Mount {
     root: Arc<Dentry>,
     parent: Option<(Arc<Mount>, Arc<Dentry>)>,
     readonly: AtomicBool,
+    /// `MS_NOEXEC`: nothing on it can be executed or mapped executable.
+    noexec: AtomicBool,
+    /// `MS_NODEV`: its device nodes cannot be opened.
+    nodev: AtomicBool,
 }
 
 impl fmt::Debug for Mount {
@@ -159,6 +163,22 @@ impl Mount {
     pub fn set_readonly(&self, readonly: bool) {
         self.readonly.store(readonly, Ordering::Release);
     }
+
+    /// Whether the mount is `noexec`.
+    pub fn noexec(&self) -> bool {
+        self.noexec.load(Ordering::Acquire)
+    }
+
+    /// Whether the mount is `nodev`.
+    pub fn nodev(&self) -> bool {
+        self.nodev.load(Ordering::Acquire)
+    }
+
+    /// Sets `noexec` and `nodev`.
+    pub fn set_flags(&self, noexec: bool, nodev: bool) {
+        self.noexec.store(noexec, Ordering::Release);
+        self.nodev.store(nodev, Ordering::Release);
+    }
 }
 
 fn next_mount_id() -> u64 {
@@ -177,6 +197,8 @@ pub fn anon_mount() -> Arc<Mount> {
             root: Dentry::new_root(super::synth::SynthDir::empty(0o555), b"anon"),
             parent: None,
             readonly: AtomicBool::new(false),
+            noexec: AtomicBool::new(false),
+            nodev: AtomicBool::new(false),
         })
     })
     .clone()
@@ -334,6 +356,8 @@ impl Vfs {
             root: Dentry::new_root(root, b"/"),
             parent: None,
             readonly: AtomicBool::new(false),
+            noexec: AtomicBool::new(false),
+            nodev: AtomicBool::new(false),
         });
         let root = VfsPath {
             dentry: mount.root.clone(),
@@ -404,6 +428,8 @@ impl Vfs {
             root,
             parent: Some((at.mount.clone(), at.dentry.clone())),
             readonly: AtomicBool::new(readonly),
+            noexec: AtomicBool::new(false),
+            nodev: AtomicBool::new(false),
         });
         // The mount point must be found again by name even where the directory does not
         // cache its children (procfs): it is remembered in its parent while mounted on
@@ -573,6 +599,9 @@ impl Vfs {
             return Err(Errno::EACCES);
         }
         cred.check(&st, access::X_OK)?;
+        if p.mount.noexec() {
+            return Err(Errno::EACCES);
+        }
         // Execute permission is what counts; the kernel reads the image regardless of R.
         Self::open_path(&p, O_RDONLY, cred, true)
     }

@@ -192,6 +192,9 @@ impl Vfs {
             }
             cred.check(&st, mask)?;
         }
+        if matches!(ft, FileType::CharDevice | FileType::BlockDevice) && target.mount.nodev() {
+            return Err(Errno::EACCES);
+        }
         if wants_write && target.mount.readonly() && ft == FileType::Regular {
             return Err(Errno::EROFS);
         }
