@@ -100,6 +100,21 @@ impl Bundle {
     }
 }
 
+impl Drop for Bundle {
+    /// Force-deletes whatever containers a test left (one that failed half-way), so that
+    /// no sandbox outlives the test.
+    fn drop(&mut self) {
+        let Ok(dir) = std::fs::read_dir(self.root.path()) else {
+            return;
+        };
+        for e in dir.flatten() {
+            if let Some(id) = e.file_name().to_str() {
+                let _ = self.base().args(["delete", "--force", id]).output();
+            }
+        }
+    }
+}
+
 /// Makes this process a child subreaper (as containerd's shim is), once.
 fn subreaper() {
     static ONCE: std::sync::Once = std::sync::Once::new();
