@@ -885,6 +885,79 @@ fn pause_and_resume(p: Platform) {
     b.runsc(&["delete", "p1"]).assert_success("delete");
 }
 
+/// `cgroupsPath` holds the container's host processes with the spec's limits, which the
+/// sandbox shows where programs look: `/proc/meminfo`, `nproc`, the online CPUs.
+fn cgroup_limits(p: Platform) {
+    let memory = Path::new("/sys/fs/cgroup/memory");
+    if !memory.join("cgroup.procs").exists() {
+        test_require::skip(
+            "root",
+            "no cgroup v1 memory controller at /sys/fs/cgroup/memory",
+        );
+        return;
+    }
+    subreaper();
+    let name = integration::unique_name("rsentry-cg");
+    let b = Bundle::new(
+        p,
+        &[
+            "/bin/sh",
+            "-c",
+            "grep MemTotal /proc/meminfo; nproc; cat /sys/devices/system/cpu/online; \
+             grep Cpus_allowed_list /proc/self/status; exec sleep 1000",
+        ],
+    );
+    b.edit(|c| {
+        c["linux"]["cgroupsPath"] = format!("/{name}/c1").into();
+        c["linux"]["resources"] = serde_json::json!({
+            "memory": {"limit": 256 << 20},
+            "cpu": {"quota": 50000, "period": 100000},
+            "pids": {"limit": 200},
+        });
+    });
+    let pid_file = b.dir.path().join("pid");
+    let (run, out) = b.create("cg", &pid_file);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let pid = read_pid(&pid_file);
+    let dir = memory.join(&name).join("c1");
+    let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).expect(f);
+    assert_eq!(read(&dir, "memory.limit_in_bytes").trim(), "268435456");
+    assert!(
+        read(&dir, "cgroup.procs")
+            .lines()
+            .any(|l| l == pid.to_string()),
+        "the supervisor is in the container's cgroup"
+    );
+    let cpu = Path::new("/sys/fs/cgroup/cpu").join(&name).join("c1");
+    if cpu.exists() {
+        assert_eq!(read(&cpu, "cpu.cfs_quota_us").trim(), "50000");
+    }
+    b.runsc(&["start", "cg"]).assert_success("start");
+    // The container's output is complete once its shell has exec'd sleep: wait for the
+    // sleep to be its process 1 (no sleep of our own).
+    let started = (0..1000).any(|_| {
+        let r = b.runsc(&["ps", "cg"]);
+        r.stdout.contains("sleep")
+    });
+    assert!(started, "the container never reached its sleep");
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("output"),
+        "MemTotal:         262144 kB\n1\n0\nCpus_allowed_list:\t0\n"
+    );
+    b.runsc(&["kill", "cg", "KILL"]).assert_success("kill");
+    assert_eq!(wait_pid(pid), 128 + libc::SIGKILL);
+    b.runsc(&["delete", "cg"]).assert_success("delete");
+    assert!(!dir.exists(), "delete removes the cgroup");
+    for c in ["memory", "cpu", "cpuacct", "cpuset", "pids"] {
+        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(c).join(&name));
+    }
+}
+
+#[test]
+fn cgroups() {
+    integration::run_on(Platform::Systrap, cgroup_limits);
+}
+
 #[test]
 fn hooks() {
     integration::run_on(Platform::Systrap, hooks_run);

@@ -556,6 +556,12 @@ impl Sandbox {
         Ok(())
     }
 
+    /// Sets the memory limit the sandbox's `/proc/meminfo` reports (the container's
+    /// cgroup limit, enforced on the host).
+    pub fn set_memory_limit(&self, bytes: u64) {
+        self.kernel.set_memory_limit(bytes);
+    }
+
     /// Freezes every process of the sandbox (`pause`): no application code runs until
     /// [`Sandbox::resume`]; `SIGKILL` still ends processes.
     pub fn pause(&self) {

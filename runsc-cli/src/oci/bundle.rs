@@ -31,6 +31,9 @@ pub struct SandboxBoot {
     /// `linux.readonlyPaths`.
     #[serde(default)]
     pub readonly_paths: Vec<String>,
+    /// The cgroup memory limit, which `/proc/meminfo` reports.
+    #[serde(default)]
+    pub memory_limit: Option<u64>,
 }
 
 /// A mount the Sentry makes.
@@ -237,6 +240,7 @@ impl Bundle {
                 .unwrap_or(false),
             masked_paths: paths(&self.spec, "maskedPaths")?,
             readonly_paths: paths(&self.spec, "readonlyPaths")?,
+            memory_limit: None,
         })
     }
 }

@@ -13,6 +13,7 @@
 //! `{"level":"error","msg":...}` line, where containerd's shim looks for it.
 
 pub mod bundle;
+pub mod cgroup;
 pub mod cli;
 pub mod hooks;
 pub mod proto;
@@ -168,7 +169,9 @@ fn create(global: &GlobalArgs, a: CreateArgs) -> Result<(Container, Child), Runs
             "process.terminal is true: terminals are not supported yet (set it to false)",
         ));
     }
-    let boot = bundle.sandbox_boot()?;
+    let mut boot = bundle.sandbox_boot()?;
+    let cgroup = cgroup::from_spec(&bundle.spec, &a.id, global.systemd_cgroup)?;
+    boot.memory_limit = cgroup.as_ref().and_then(|c| c.memory);
     std::fs::create_dir_all(&global.root)
         .map_err(|e| err(format!("create {}: {e}", global.root.display())))?;
     let c = Container::at(&global.root, &a.id)?;
@@ -196,6 +199,7 @@ fn create(global: &GlobalArgs, a: CreateArgs) -> Result<(Container, Child), Runs
     let launch = supervisor::Launch {
         rootfs: bundle.rootfs.clone(),
         boot,
+        cgroup: cgroup.clone(),
     };
     let json = serde_json::to_vec(&launch).map_err(|e| err(e.to_string()))?;
     let _ = std::fs::File::from(launch_write).write_all(&json);
@@ -207,6 +211,9 @@ fn create(global: &GlobalArgs, a: CreateArgs) -> Result<(Container, Child), Runs
     if answer != "ok" {
         let _ = sup.kill();
         let _ = sup.wait();
+        if let Some(cg) = &launch.cgroup {
+            cg.remove();
+        }
         let msg = answer
             .strip_prefix("error: ")
             .map(str::to_owned)
@@ -231,6 +238,7 @@ fn create(global: &GlobalArgs, a: CreateArgs) -> Result<(Container, Child), Runs
         process: bundle.spec.process().clone(),
         owner_uid: nix::unistd::geteuid().as_raw(),
         hooks: bundle.spec.hooks().clone(),
+        cgroup,
     };
     // The create hooks see the container "creating"; one that fails stops and removes
     // it (its poststop hooks run), as runc does.
@@ -243,6 +251,9 @@ fn create(global: &GlobalArgs, a: CreateArgs) -> Result<(Container, Child), Runs
     if let Err(e) = stored_ok {
         let _ = sup.kill();
         let _ = sup.wait();
+        if let Some(cg) = &stored.cgroup {
+            cg.remove();
+        }
         let _ = hooks::run_host(
             &stored.hooks,
             "poststop",
@@ -506,6 +517,9 @@ fn delete(global: &GlobalArgs, a: DeleteArgs) -> Result<i32, RunscError> {
         }
     }
     std::fs::remove_dir_all(&c.dir).map_err(|e| err(format!("remove {}: {e}", c.dir.display())))?;
+    if let Some(cg) = &s.cgroup {
+        cg.remove();
+    }
     hooks::run_host(&s.hooks, "poststop", &state_json_as(&c, &s, "stopped"))?;
     Ok(0)
 }
@@ -549,6 +563,9 @@ fn run_cmd(global: &GlobalArgs, a: RunArgs) -> Result<i32, RunscError> {
     };
     if !a.keep {
         let _ = std::fs::remove_dir_all(&c.dir);
+        if let Some(cg) = &s.cgroup {
+            cg.remove();
+        }
         hooks::run_host(&s.hooks, "poststop", &state_json_as(&c, &s, "stopped"))?;
     }
     tracing::debug!(id, status, "container exited");

@@ -107,6 +107,9 @@ pub fn run(
             return Ok(crate::error::EXIT_RUNTIME_ERROR);
         }
     };
+    if let Some(l) = boot.memory_limit {
+        sandbox.set_memory_limit(l);
+    }
     for (key, value) in &boot.sysctl {
         if let Err(e) = sandbox.set_sysctl(key, value) {
             let message = format!(

@@ -51,6 +51,9 @@ pub struct Stored {
     /// The spec's hooks (`start` and `delete` run theirs).
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The container's cgroup (removed by `delete`).
+    #[serde(default)]
+    pub cgroup: Option<super::cgroup::Cgroup>,
 }
 
 /// The status of a container, as the runtime spec names it.

@@ -40,6 +40,9 @@ pub struct Launch {
     pub rootfs: PathBuf,
     /// The sandbox process's boot description.
     pub boot: SandboxBoot,
+    /// The cgroup to run in.
+    #[serde(default)]
+    pub cgroup: Option<super::cgroup::Cgroup>,
 }
 
 /// The largest launch description accepted.
@@ -117,6 +120,18 @@ fn start(global: &GlobalArgs, state_dir: &Path, launch_fd: OwnedFd) -> Result<St
         .map_err(|e| RunscError::host("read launch description", e))?;
     let launch: Launch = serde_json::from_slice(&bytes)
         .map_err(|e| RunscError::Invalid(format!("bad launch description: {e}")))?;
+    // Into the container's cgroup before anything is started: the Gofers and the sandbox
+    // follow. A cgroup without limits that cannot be made is only logged.
+    if let Some(cg) = &launch.cgroup {
+        match cg.enter() {
+            Ok(()) => {}
+            Err(e) if cg.limited => return Err(e.into()),
+            Err(e) => tracing::warn!("container cgroup not used: {e}"),
+        }
+        if let Some(n) = cg.cpu_count() {
+            super::cgroup::limit_affinity(n)?;
+        }
+    }
 
     let listener = proto::seqpacket().map_err(|e| RunscError::host("control socket", e))?;
     let path = state_dir.join(CONTROL_SOCKET);

@@ -108,6 +108,11 @@ pub trait ProcSource: Send + Sync {
     fn hostname(&self) -> String;
     /// Seconds since the sandbox booted.
     fn uptime(&self) -> f64;
+    /// The sandbox's memory limit in bytes (its cgroup's), which `/proc/meminfo` reports
+    /// as the total; `None` for the host's.
+    fn memory_limit(&self) -> Option<u64> {
+        None
+    }
     /// The contents of `/proc/net/<name>` (`None`: no such file).
     fn net_file(&self, _name: &[u8]) -> Option<Vec<u8>> {
         None
@@ -245,7 +250,10 @@ pub fn new_procfs() -> (Arc<ProcFs>, Arc<dyn Inode>) {
     let names: Vec<&'static str> = crate::kernel::sysctl::Sysctls::names().collect();
     let sys = sysctl_dir(&fs, &names, "", kernel_extra);
     let statics: Vec<(&'static [u8], Arc<dyn Inode>)> = vec![
-        (b"meminfo", file(&fs, |_| Ok(meminfo()))),
+        (
+            b"meminfo",
+            file(&fs, |p| Ok(meminfo(p.src()?.memory_limit()))),
+        ),
         (b"cpuinfo", file(&fs, |_| Ok(cpuinfo()))),
         (
             b"uptime",
@@ -787,9 +795,12 @@ fn pid_status(i: &ProcInfo, tid: i32) -> Vec<u8> {
     );
     let _ = write!(
         s,
-        "SigQ:\t0/127431\nSigPnd:\t{2:016x}\nShdPnd:\t{3:016x}\nSigBlk:\t{4:016x}\nSigIgn:\t{5:016x}\nSigCgt:\t{6:016x}\nCapInh:\t{7:016x}\nCapPrm:\t{8:016x}\nCapEff:\t{9:016x}\nCapBnd:\t{10:016x}\nCapAmb:\t{11:016x}\nNoNewPrivs:\t{0}\nSeccomp:\t0\nCpus_allowed_list:\t0-{1}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
+        "SigQ:\t0/127431\nSigPnd:\t{2:016x}\nShdPnd:\t{3:016x}\nSigBlk:\t{4:016x}\nSigIgn:\t{5:016x}\nSigCgt:\t{6:016x}\nCapInh:\t{7:016x}\nCapPrm:\t{8:016x}\nCapEff:\t{9:016x}\nCapBnd:\t{10:016x}\nCapAmb:\t{11:016x}\nNoNewPrivs:\t{0}\nSeccomp:\t0\nCpus_allowed_list:\t{1}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
         u8::from(i.no_new_privs),
-        ncpus().saturating_sub(1),
+        match ncpus() {
+            0 | 1 => "0".to_string(),
+            n => format!("0-{}", n - 1),
+        },
         i.sig_pending,
         i.sig_shared,
         i.sig_blocked,
@@ -884,12 +895,13 @@ fn host_meminfo_kb(key: &str) -> Option<u64> {
     })
 }
 
-fn meminfo() -> Vec<u8> {
+fn meminfo(limit: Option<u64>) -> Vec<u8> {
     // The host's totals (read when the Sentry starts using it; /proc may be absent after
-    // confinement, then fixed values).
-    let total = host_meminfo_kb("MemTotal").unwrap_or(8 << 20);
-    let free = host_meminfo_kb("MemFree").unwrap_or(total / 2);
-    let avail = host_meminfo_kb("MemAvailable").unwrap_or(free);
+    // confinement, then fixed values), capped by the sandbox's memory limit.
+    let host_total = host_meminfo_kb("MemTotal").unwrap_or(8 << 20);
+    let total = limit.map_or(host_total, |l| (l / 1024).min(host_total));
+    let free = host_meminfo_kb("MemFree").unwrap_or(total / 2).min(total);
+    let avail = host_meminfo_kb("MemAvailable").unwrap_or(free).min(total);
     format!(
         "MemTotal:       {total:>8} kB\nMemFree:        {free:>8} kB\nMemAvailable:   {avail:>8} kB\nBuffers:               0 kB\nCached:                0 kB\nSwapCached:            0 kB\nActive:                0 kB\nInactive:              0 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\nDirty:                 0 kB\nShmem:                 0 kB\nHugePages_Total:       0\nHugePages_Free:        0\nHugepagesize:       2048 kB\n"
     )

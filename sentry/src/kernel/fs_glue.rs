@@ -74,6 +74,10 @@ fn read_block(t: &Task, (start, end): (u64, u64)) -> Vec<u8> {
 }
 
 impl ProcSource for Kernel {
+    fn memory_limit(&self) -> Option<u64> {
+        Kernel::memory_limit(self)
+    }
+
     fn net_file(&self, name: &[u8]) -> Option<Vec<u8>> {
         crate::net::procnet::render(self.net(), name)
     }

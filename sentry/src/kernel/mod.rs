@@ -10,6 +10,7 @@ mod creds;
 mod freeze;
 mod fs_glue;
 mod futex;
+mod limits;
 pub mod pidfd;
 pub mod process;
 pub mod sched;
@@ -84,6 +85,8 @@ pub struct Kernel {
     net: Arc<crate::net::Stack>,
     /// Every application task is held before it returns to the application (`pause`).
     frozen: std::sync::atomic::AtomicBool,
+    /// The sandbox's memory limit in bytes (`u64::MAX`: none), shown by `/proc/meminfo`.
+    memory_limit: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -134,6 +137,7 @@ impl Kernel {
             threads: Mutex::new(Vec::new()),
             net: crate::net::Stack::new_loopback(),
             frozen: std::sync::atomic::AtomicBool::new(false),
+            memory_limit: std::sync::atomic::AtomicU64::new(u64::MAX),
         });
         let proc_source: Weak<Kernel> = Arc::downgrade(&kernel);
         kernel.vfs.set_proc_source(proc_source);
