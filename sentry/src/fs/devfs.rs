@@ -487,6 +487,7 @@ pub fn host_fd_file(fd: OwnedFd) -> Arc<OpenFile> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::Caller;
 
     #[test]
     fn devices_behave() {
@@ -517,7 +518,10 @@ mod tests {
             );
         }
         assert_eq!(
-            root.lookup(b"stdout").unwrap().readlink().unwrap(),
+            root.lookup(b"stdout")
+                .unwrap()
+                .readlink(&Caller::KERNEL)
+                .unwrap(),
             b"/proc/self/fd/1"
         );
         assert_eq!(
@@ -535,9 +539,9 @@ mod tests {
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let fa = host_fd_file(OwnedFd::from(a));
         let fb = host_fd_file(OwnedFd::from(b));
-        assert_eq!(fa.write(b"ping").unwrap(), 4);
+        assert_eq!(fa.write(&Caller::KERNEL, b"ping").unwrap(), 4);
         let mut buf = [0u8; 8];
-        assert_eq!(fb.read(&mut buf).unwrap(), 4);
+        assert_eq!(fb.read(&Caller::KERNEL, &mut buf).unwrap(), 4);
         assert_eq!(&buf[..4], b"ping");
         assert_eq!(fa.stat().unwrap().st_mode & S_IFMT, S_IFSOCK);
         assert!(String::from_utf8_lossy(&fa.path()).starts_with("socket:["));
@@ -551,7 +555,7 @@ mod tests {
         let f = host_fd_file(OwnedFd::from(tmp.try_clone().unwrap()));
         assert_eq!(f.seek(2, 0).unwrap(), 2);
         let mut buf = [0u8; 8];
-        assert_eq!(f.read(&mut buf).unwrap(), 4);
+        assert_eq!(f.read(&Caller::KERNEL, &mut buf).unwrap(), 4);
         assert_eq!(&buf[..4], b"cdef");
         assert_eq!(f.stat().unwrap().st_size, 6);
     }

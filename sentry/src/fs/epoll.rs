@@ -23,8 +23,8 @@ use std::sync::{Arc, Weak};
 
 use linux_abi::Errno;
 
-use super::FileOps;
 use super::file::OpenFile;
+use super::{Caller, FileOps};
 
 use crate::waiter::{EntryId, Events, FnNotify, WaitQueue, events};
 
@@ -217,7 +217,7 @@ impl Epoll {
 
     /// Takes up to `max` ready events (consuming edges and one-shots); `peek` only
     /// tells whether any is ready, consuming nothing.
-    pub fn collect(&self, max: usize, peek: bool) -> Vec<EpollEvent> {
+    pub fn collect(&self, caller: &Caller, max: usize, peek: bool) -> Vec<EpollEvent> {
         let mut out = Vec::new();
         let mut items = self.items.lock();
         items.retain(|_, i| i.file.strong_count() > 0);
@@ -233,7 +233,8 @@ impl Epoll {
             };
             let polled = item.entry.is_none();
             let want = item.mask & !(EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE | EPOLLWAKEUP);
-            let ready = file.ops().readiness(want | events::ALWAYS) & (want | events::ALWAYS);
+            let ready =
+                file.ops().readiness_for(caller, want | events::ALWAYS) & (want | events::ALWAYS);
             if ready == 0 {
                 if polled {
                     item.last = 0;
@@ -293,7 +294,11 @@ impl FileOps for Epoll {
     }
 
     fn readiness(&self, mask: Events) -> Events {
-        if self.collect(1, true).is_empty() {
+        self.readiness_for(&Caller::KERNEL, mask)
+    }
+
+    fn readiness_for(&self, caller: &Caller, mask: Events) -> Events {
+        if self.collect(caller, 1, true).is_empty() {
             0
         } else {
             (events::POLLIN | events::POLLRDNORM) & mask
@@ -331,9 +336,9 @@ mod tests {
         let (r, w) = new_pipe(0);
         let (ef, e) = ep();
         e.ctl(&ef, EPOLL_CTL_ADD, 3, &r, events::POLLIN, 7).unwrap();
-        assert!(e.collect(8, false).is_empty());
-        w.write(b"x").unwrap();
-        let ev = e.collect(8, false);
+        assert!(e.collect(&Caller::KERNEL, 8, false).is_empty());
+        w.write(&Caller::KERNEL, b"x").unwrap();
+        let ev = e.collect(&Caller::KERNEL, 8, false);
         assert_eq!(
             ev,
             vec![EpollEvent {
@@ -341,17 +346,35 @@ mod tests {
                 data: 7
             }]
         );
-        assert_eq!(e.collect(8, false).len(), 1, "level-triggered: still ready");
+        assert_eq!(
+            e.collect(&Caller::KERNEL, 8, false).len(),
+            1,
+            "level-triggered: still ready"
+        );
         e.ctl(&ef, EPOLL_CTL_MOD, 3, &r, events::POLLIN | EPOLLET, 8)
             .unwrap();
-        assert_eq!(e.collect(8, false).len(), 1, "the MOD is an edge");
-        assert!(e.collect(8, false).is_empty(), "edge consumed");
-        w.write(b"y").unwrap();
-        assert_eq!(e.collect(8, false).len(), 1, "new data, new edge");
+        assert_eq!(
+            e.collect(&Caller::KERNEL, 8, false).len(),
+            1,
+            "the MOD is an edge"
+        );
+        assert!(
+            e.collect(&Caller::KERNEL, 8, false).is_empty(),
+            "edge consumed"
+        );
+        w.write(&Caller::KERNEL, b"y").unwrap();
+        assert_eq!(
+            e.collect(&Caller::KERNEL, 8, false).len(),
+            1,
+            "new data, new edge"
+        );
         e.ctl(&ef, EPOLL_CTL_MOD, 3, &r, events::POLLIN | EPOLLONESHOT, 9)
             .unwrap();
-        assert_eq!(e.collect(8, false).len(), 1);
-        assert!(e.collect(8, false).is_empty(), "one-shot disabled");
+        assert_eq!(e.collect(&Caller::KERNEL, 8, false).len(), 1);
+        assert!(
+            e.collect(&Caller::KERNEL, 8, false).is_empty(),
+            "one-shot disabled"
+        );
         assert_eq!(
             e.ctl(&ef, EPOLL_CTL_ADD, 3, &r, events::POLLIN, 0),
             Err(Errno::EEXIST)
@@ -375,9 +398,9 @@ mod tests {
         outer
             .ctl(&outer_f, EPOLL_CTL_ADD, 4, &inner_f, events::POLLIN, 2)
             .unwrap();
-        assert!(outer.collect(8, false).is_empty());
-        w.write(b"z").unwrap();
-        assert_eq!(outer.collect(8, false)[0].data, 2);
+        assert!(outer.collect(&Caller::KERNEL, 8, false).is_empty());
+        w.write(&Caller::KERNEL, b"z").unwrap();
+        assert_eq!(outer.collect(&Caller::KERNEL, 8, false)[0].data, 2);
         assert_eq!(
             inner.ctl(&inner_f, EPOLL_CTL_ADD, 5, &outer_f, events::POLLIN, 0),
             Err(Errno::ELOOP)

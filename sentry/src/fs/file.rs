@@ -16,7 +16,7 @@ use linux_abi::flags::open::*;
 use linux_abi::types::Stat;
 
 use super::vfs::VfsPath;
-use super::{DirEntry, FileOps, FileType, Inode};
+use super::{Caller, DirEntry, FileOps, FileType, Inode};
 
 /// `lseek` whence values.
 pub mod seek {
@@ -129,8 +129,8 @@ impl OpenFile {
             .unwrap_or(false)
     }
 
-    /// Reads at the file offset, advancing it.
-    pub fn read(&self, buf: &mut [u8]) -> Result<usize, Errno> {
+    /// Reads at the file offset, advancing it, for `caller`.
+    pub fn read(&self, caller: &Caller, buf: &mut [u8]) -> Result<usize, Errno> {
         if !self.readable() {
             return Err(Errno::EBADF);
         }
@@ -138,21 +138,21 @@ impl OpenFile {
             return Err(Errno::EISDIR);
         }
         if self.ops.stream() {
-            return self.ops.read_at(buf, 0);
+            return self.ops.read_by(caller, buf, 0);
         }
         let mut off = self.offset.lock();
-        let n = self.ops.read_at(buf, *off)?;
+        let n = self.ops.read_by(caller, buf, *off)?;
         *off += n as u64;
         Ok(n)
     }
 
-    /// Writes at the file offset (the end with `O_APPEND`), advancing it.
-    pub fn write(&self, buf: &[u8]) -> Result<usize, Errno> {
+    /// Writes at the file offset (the end with `O_APPEND`), advancing it, for `caller`.
+    pub fn write(&self, caller: &Caller, buf: &[u8]) -> Result<usize, Errno> {
         if !self.writable() {
             return Err(Errno::EBADF);
         }
         if self.ops.stream() {
-            return self.ops.write_at(buf, 0);
+            return self.ops.write_by(caller, buf, 0);
         }
         let mut off = self.offset.lock();
         if self.flags() & O_APPEND != 0 {
@@ -164,13 +164,13 @@ impl OpenFile {
         {
             return Err(Errno::EFBIG);
         }
-        let n = self.ops.write_at(buf, *off)?;
+        let n = self.ops.write_by(caller, buf, *off)?;
         *off += n as u64;
         Ok(n)
     }
 
-    /// Reads at `off` without moving the file offset.
-    pub fn pread(&self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+    /// Reads at `off` without moving the file offset, for `caller`.
+    pub fn pread(&self, caller: &Caller, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
         if !self.readable() {
             return Err(Errno::EBADF);
         }
@@ -183,11 +183,11 @@ impl OpenFile {
         if off > MAX_OFFSET {
             return Err(Errno::EINVAL);
         }
-        self.ops.read_at(buf, off)
+        self.ops.read_by(caller, buf, off)
     }
 
-    /// Writes at `off` without moving the file offset.
-    pub fn pwrite(&self, buf: &[u8], off: u64) -> Result<usize, Errno> {
+    /// Writes at `off` without moving the file offset, for `caller`.
+    pub fn pwrite(&self, caller: &Caller, buf: &[u8], off: u64) -> Result<usize, Errno> {
         if !self.writable() {
             return Err(Errno::EBADF);
         }
@@ -201,7 +201,7 @@ impl OpenFile {
         {
             return Err(Errno::EINVAL);
         }
-        self.ops.write_at(buf, off)
+        self.ops.write_by(caller, buf, off)
     }
 
     /// The current offset.

@@ -28,7 +28,7 @@ use linux_abi::flags::open::*;
 use linux_abi::types::{Stat, Timespec};
 use lisafs_proto::{Client, ClientError, HandleId, NodeId, WalkStatus};
 
-use super::{DirEntry, FileOps, FileType, FsStat, Inode, magic};
+use super::{Caller, DirEntry, FileOps, FileType, FsStat, Inode, magic};
 
 /// Directory listing chunk requested per `Getdents64`.
 const DENTS_CHUNK: u32 = 64 * 1024;
@@ -375,7 +375,7 @@ impl Inode for GoferInode {
         Ok(out)
     }
 
-    fn readlink(&self) -> Result<Vec<u8>, Errno> {
+    fn readlink(&self, _caller: &Caller) -> Result<Vec<u8>, Errno> {
         if FileType::from_mode(self.mode()) != FileType::Symlink {
             return Err(Errno::EINVAL);
         }

@@ -89,8 +89,25 @@ pub mod access {
     pub const X_OK: u32 = 1;
 }
 
+/// The task on whose behalf a file operation runs, as the file system sees it: its
+/// thread-group id and thread id. `/proc/self` resolves with it and a signalfd reads the
+/// caller's signals; the Sentry's own operations (overlay copy-up, the loader) use
+/// [`Caller::KERNEL`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// Thread-group id (the process id).
+    pub tgid: i32,
+    /// Thread id.
+    pub tid: i32,
+}
+
+impl Caller {
+    /// The Sentry itself (no task).
+    pub const KERNEL: Caller = Caller { tgid: 0, tid: 0 };
+}
+
 /// The credentials used for filesystem permission checks (fsuid, fsgid, groups and the
-/// effective capabilities).
+/// effective capabilities), and the calling task for the few files whose view depends on it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FsCred {
     /// Filesystem user id (the effective uid).
@@ -101,6 +118,8 @@ pub struct FsCred {
     pub groups: Vec<u32>,
     /// Effective capabilities (bit `1 << CAP_*`).
     pub caps: u64,
+    /// The task the operation runs for.
+    pub caller: Caller,
 }
 
 /// The capabilities the filesystem checks consult (numbers as in `capabilities(7)`).
@@ -135,6 +154,7 @@ impl FsCred {
             gid: 0,
             groups: Vec::new(),
             caps: cap::ALL,
+            caller: Caller::KERNEL,
         }
     }
 
@@ -145,6 +165,7 @@ impl FsCred {
             gid,
             groups,
             caps: 0,
+            caller: Caller::KERNEL,
         }
     }
 
@@ -427,8 +448,8 @@ pub trait Inode: Send + Sync + fmt::Debug + Any {
         Err(self.not_writable())
     }
 
-    /// The target of a symbolic link.
-    fn readlink(&self) -> Result<Vec<u8>, Errno> {
+    /// The target of a symbolic link, as `caller` sees it (`/proc/self` depends on it).
+    fn readlink(&self, _caller: &Caller) -> Result<Vec<u8>, Errno> {
         Err(Errno::EINVAL)
     }
 
@@ -477,9 +498,22 @@ pub trait FileOps: Send + Sync + fmt::Debug {
         Err(Errno::EINVAL)
     }
 
+    /// Reads at `off` for `caller`. A file whose contents depend on who reads (a
+    /// signalfd reads the caller's signals) overrides this; the rest read with
+    /// [`FileOps::read_at`]. The read system calls come here.
+    fn read_by(&self, _caller: &Caller, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+        self.read_at(buf, off)
+    }
+
     /// Writes at `off`.
     fn write_at(&self, _buf: &[u8], _off: u64) -> Result<usize, Errno> {
         Err(Errno::EINVAL)
+    }
+
+    /// Writes at `off` for `caller` (a procfs file checks the writer's capabilities);
+    /// the rest write with [`FileOps::write_at`]. The write system calls come here.
+    fn write_by(&self, _caller: &Caller, buf: &[u8], off: u64) -> Result<usize, Errno> {
+        self.write_at(buf, off)
     }
 
     /// Whether the file is a stream (pipe, tty...): no offsets, `ESPIPE` on seek.
@@ -528,6 +562,11 @@ pub trait FileOps: Send + Sync + fmt::Debug {
     /// `/dev/null`), is readable and writable.
     fn readiness(&self, mask: Events) -> Events {
         mask & (events::POLLIN | events::POLLRDNORM | events::POLLOUT | events::POLLWRNORM)
+    }
+
+    /// The readiness `caller` sees (`poll`, `epoll`); see [`FileOps::read_by`].
+    fn readiness_for(&self, _caller: &Caller, mask: Events) -> Events {
+        self.readiness(mask)
     }
 
     /// The queue notified when the readiness changes; `None` for files whose readiness

@@ -23,7 +23,7 @@ use linux_abi::flags::open::*;
 use linux_abi::types::Stat;
 
 use super::vfs::{RENAME_EXCHANGE, RENAME_NOREPLACE};
-use super::{DirEntry, FileOps, FileType, FsCred, FsStat, Inode, NewNode, SetAttr, magic};
+use super::{Caller, DirEntry, FileOps, FileType, FsCred, FsStat, Inode, NewNode, SetAttr, magic};
 
 /// The hidden entry marking an upper directory opaque.
 const OPAQUE: &[u8] = b"\0opaque";
@@ -175,7 +175,7 @@ impl OvlInode {
             FileType::Symlink => pu.create(
                 &name,
                 NewNode::Symlink {
-                    target: lower.readlink()?,
+                    target: lower.readlink(&Caller::KERNEL)?,
                 },
                 &owner,
             )?,
@@ -502,8 +502,8 @@ impl Inode for OvlInode {
         Ok(())
     }
 
-    fn readlink(&self) -> Result<Vec<u8>, Errno> {
-        self.current()?.readlink()
+    fn readlink(&self, caller: &Caller) -> Result<Vec<u8>, Errno> {
+        self.current()?.readlink(caller)
     }
 
     fn setattr(&self, attr: &SetAttr) -> Result<(), Errno> {

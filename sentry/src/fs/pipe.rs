@@ -461,28 +461,33 @@ pub fn new_pipe(flags: u32) -> (Arc<OpenFile>, Arc<OpenFile>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::Caller;
 
     #[test]
     fn pipe_transfers_and_signals_eof_and_epipe() {
         let (r, w) = new_pipe(0);
-        assert_eq!(w.write(b"abc").unwrap(), 3);
+        assert_eq!(w.write(&Caller::KERNEL, b"abc").unwrap(), 3);
         let mut buf = [0u8; 8];
-        assert_eq!(r.read(&mut buf).unwrap(), 3);
+        assert_eq!(r.read(&Caller::KERNEL, &mut buf).unwrap(), 3);
         assert_eq!(&buf[..3], b"abc");
         let t = std::thread::spawn(move || {
-            w.write(b"late").unwrap();
+            w.write(&Caller::KERNEL, b"late").unwrap();
         });
         assert_eq!(
-            r.read(&mut buf).unwrap(),
+            r.read(&Caller::KERNEL, &mut buf).unwrap(),
             4,
             "blocking read waits for the writer"
         );
         t.join().unwrap();
-        assert_eq!(r.read(&mut buf).unwrap(), 0, "EOF after the writer is gone");
+        assert_eq!(
+            r.read(&Caller::KERNEL, &mut buf).unwrap(),
+            0,
+            "EOF after the writer is gone"
+        );
         let (r2, w2) = new_pipe(O_NONBLOCK);
-        assert_eq!(r2.read(&mut buf), Err(Errno::EAGAIN));
+        assert_eq!(r2.read(&Caller::KERNEL, &mut buf), Err(Errno::EAGAIN));
         drop(r2);
-        assert_eq!(w2.write(b"x"), Err(Errno::EPIPE));
+        assert_eq!(w2.write(&Caller::KERNEL, b"x"), Err(Errno::EPIPE));
         assert_eq!(w2.seek(0, 0), Err(Errno::ESPIPE));
         assert!(String::from_utf8_lossy(&w2.path()).starts_with("pipe:["));
     }
@@ -490,21 +495,21 @@ mod tests {
     #[test]
     fn packet_mode_keeps_write_boundaries() {
         let (r, w) = new_pipe(O_DIRECT | O_NONBLOCK);
-        w.write(b"one").unwrap();
-        w.write(b"second").unwrap();
+        w.write(&Caller::KERNEL, b"one").unwrap();
+        w.write(&Caller::KERNEL, b"second").unwrap();
         let mut buf = [0u8; 16];
-        assert_eq!(r.read(&mut buf).unwrap(), 3);
+        assert_eq!(r.read(&Caller::KERNEL, &mut buf).unwrap(), 3);
         assert_eq!(
-            r.read(&mut buf[..2]).unwrap(),
+            r.read(&Caller::KERNEL, &mut buf[..2]).unwrap(),
             2,
             "the rest of a packet is dropped"
         );
-        assert_eq!(r.read(&mut buf), Err(Errno::EAGAIN));
+        assert_eq!(r.read(&Caller::KERNEL, &mut buf), Err(Errno::EAGAIN));
         // Without O_DIRECT, writes run together.
         w.set_flags(O_NONBLOCK).unwrap();
-        w.write(b"ab").unwrap();
-        w.write(b"cd").unwrap();
-        assert_eq!(r.read(&mut buf).unwrap(), 4);
+        w.write(&Caller::KERNEL, b"ab").unwrap();
+        w.write(&Caller::KERNEL, b"cd").unwrap();
+        assert_eq!(r.read(&Caller::KERNEL, &mut buf).unwrap(), 4);
     }
 
     #[test]
@@ -540,7 +545,7 @@ mod tests {
             crate::waiter::set_current_waker(w2);
             crate::waiter::set_signal_pending_check(Box::new(move || s2.load(Ordering::Relaxed)));
             let mut buf = [0u8; 4];
-            r.read(&mut buf)
+            r.read(&Caller::KERNEL, &mut buf)
         });
         stop.store(true, Ordering::Relaxed);
         // A signal sender kicks the task's waker after making the signal pending.

@@ -13,7 +13,6 @@
 //! [`crate::kernel::sysctl::Sysctls`], reached through [`ProcSource`]).
 
 use parking_lot::RwLock;
-use std::cell::Cell;
 use std::fmt::Write as _;
 use std::sync::{Arc, Weak};
 
@@ -22,7 +21,7 @@ use linux_abi::Errno;
 use super::file::{FdTable, FsContext};
 use super::synth::{Attrs, Finder, Generator, Lister, MagicFn, SynthDir, SynthFile, SynthLink};
 use super::vfs::{Vfs, VfsPath};
-use super::{Inode, magic};
+use super::{Caller, Inode, magic};
 
 /// The release string `uname` and `/proc/sys/kernel/osrelease` report.
 pub const OS_RELEASE: &str = crate::kernel::UTS_RELEASE;
@@ -122,7 +121,7 @@ pub trait ProcSource: Send + Sync {
         None
     }
     /// Sets sysctl `name` from what the calling task wrote.
-    fn set_sysctl(&self, _name: &str, _value: &[u8]) -> Result<(), Errno> {
+    fn set_sysctl(&self, _caller: &Caller, _name: &str, _value: &[u8]) -> Result<(), Errno> {
         Err(Errno::EACCES)
     }
     /// `/proc/<pid>/oom_score_adj`.
@@ -130,7 +129,7 @@ pub trait ProcSource: Send + Sync {
         Some(0)
     }
     /// Writes `/proc/<pid>/oom_score_adj` on behalf of the calling task.
-    fn set_oom_score_adj(&self, _pid: i32, _value: &[u8]) -> Result<(), Errno> {
+    fn set_oom_score_adj(&self, _caller: &Caller, _pid: i32, _value: &[u8]) -> Result<(), Errno> {
         Err(Errno::EACCES)
     }
 }
@@ -146,20 +145,6 @@ const NET_FILES: [&[u8]; 8] = [
     b"if_inet6",
     b"unix",
 ];
-
-thread_local! {
-    static CURRENT: Cell<(i32, i32)> = const { Cell::new((0, 0)) };
-}
-
-/// Records the calling thread's (tgid, tid) for `/proc/self` and `/proc/thread-self`.
-pub fn set_current(tgid: i32, tid: i32) {
-    CURRENT.with(|c| c.set((tgid, tid)));
-}
-
-/// The (tgid, tid) recorded by [`set_current`] on this thread.
-pub fn current() -> (i32, i32) {
-    CURRENT.with(Cell::get)
-}
 
 /// Shared state of one procfs instance.
 pub struct ProcFs {
@@ -391,7 +376,7 @@ fn sysctl_dir(
                             let v = f1.src()?.sysctl(name).ok_or(Errno::ENOENT)?;
                             Ok(format!("{v}\n").into_bytes())
                         }),
-                        Box::new(move |buf| f2.src()?.set_sysctl(name, buf)),
+                        Box::new(move |c, buf| f2.src()?.set_sysctl(c, name, buf)),
                     ),
                 ));
             }
@@ -424,7 +409,7 @@ fn oom_score_adj_file(
             let v = f1.src()?.oom_score_adj(tg(&f1)?).ok_or(Errno::ESRCH)?;
             Ok(format!("{v}\n").into_bytes())
         }),
-        Box::new(move |buf| f2.src()?.set_oom_score_adj(tg(&f2)?, buf)),
+        Box::new(move |c, buf| f2.src()?.set_oom_score_adj(c, tg(&f2)?, buf)),
     )
 }
 
@@ -496,21 +481,16 @@ fn crc32(data: &[u8]) -> u32 {
 }
 
 fn self_link(fs: &Arc<ProcFs>) -> Arc<dyn Inode> {
-    SynthLink::new(
+    SynthLink::per_caller(
         fs.attrs,
-        generator(|| Ok(current().0.to_string().into_bytes())),
-        None,
+        Box::new(|c: &Caller| Ok(c.tgid.to_string().into_bytes())),
     )
 }
 
 fn thread_self_link(fs: &Arc<ProcFs>) -> Arc<dyn Inode> {
-    SynthLink::new(
+    SynthLink::per_caller(
         fs.attrs,
-        generator(|| {
-            let (p, t) = current();
-            Ok(format!("{p}/task/{t}").into_bytes())
-        }),
-        None,
+        Box::new(|c: &Caller| Ok(format!("{}/task/{}", c.tgid, c.tid).into_bytes())),
     )
 }
 

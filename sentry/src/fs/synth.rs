@@ -13,7 +13,7 @@ use linux_abi::flags::mode::*;
 use linux_abi::types::Stat;
 
 use super::vfs::VfsPath;
-use super::{DirEntry, FileOps, FileType, FsStat, Inode, make_stat, new_ino};
+use super::{Caller, DirEntry, FileOps, FileType, FsStat, Inode, make_stat, new_ino};
 
 /// Produces the contents of a generated file.
 pub type Generator = Box<dyn Fn() -> Result<Vec<u8>, Errno> + Send + Sync>;
@@ -25,6 +25,9 @@ pub type Lister = Box<dyn Fn() -> Vec<(Vec<u8>, Arc<dyn Inode>)> + Send + Sync>;
 pub type Finder = Box<dyn Fn(&[u8]) -> Option<Arc<dyn Inode>> + Send + Sync>;
 
 /// Resolves a magic link.
+/// Produces a symlink's text for the task that reads it (`/proc/self`).
+pub type CallerGenerator = Box<dyn Fn(&Caller) -> Result<Vec<u8>, Errno> + Send + Sync>;
+
 pub type MagicFn = Box<dyn Fn() -> Result<VfsPath, Errno> + Send + Sync>;
 
 /// Common attributes of synthetic inodes.
@@ -165,7 +168,7 @@ impl Inode for SynthDir {
 }
 
 /// Takes what a program wrote to a tunable file (each `write` call is one value).
-pub type Store = Box<dyn Fn(&[u8]) -> Result<(), Errno> + Send + Sync>;
+pub type Store = Box<dyn Fn(&Caller, &[u8]) -> Result<(), Errno> + Send + Sync>;
 
 /// A file whose contents are generated at open.
 pub struct SynthFile {
@@ -300,9 +303,13 @@ impl FileOps for BufferFile {
         Ok(n)
     }
 
-    fn write_at(&self, buf: &[u8], _off: u64) -> Result<usize, Errno> {
+    fn write_at(&self, buf: &[u8], off: u64) -> Result<usize, Errno> {
+        self.write_by(&Caller::KERNEL, buf, off)
+    }
+
+    fn write_by(&self, caller: &Caller, buf: &[u8], _off: u64) -> Result<usize, Errno> {
         let store = self.store.as_ref().ok_or(Errno::EACCES)?;
-        store(buf)?;
+        store(caller, buf)?;
         Ok(buf.len())
     }
 
@@ -315,7 +322,9 @@ impl FileOps for BufferFile {
 pub struct SynthLink {
     attrs: Attrs,
     ino: u64,
-    target: Generator,
+    target: CallerGenerator,
+    /// Whether the text depends on the caller (then `lstat` reports size 0, as procfs).
+    per_caller: bool,
     magic: Option<MagicFn>,
 }
 
@@ -332,8 +341,20 @@ impl SynthLink {
         Arc::new(SynthLink {
             attrs,
             ino: new_ino(),
-            target,
+            target: Box::new(move |_| target()),
+            per_caller: false,
             magic,
+        })
+    }
+
+    /// A symlink whose text depends on the task that reads it (`/proc/self`).
+    pub fn per_caller(attrs: Attrs, target: CallerGenerator) -> Arc<SynthLink> {
+        Arc::new(SynthLink {
+            attrs,
+            ino: new_ino(),
+            target,
+            per_caller: true,
+            magic: None,
         })
     }
 
@@ -346,7 +367,13 @@ impl SynthLink {
 
 impl Inode for SynthLink {
     fn stat(&self) -> Result<Stat, Errno> {
-        let len = (self.target)().map(|t| t.len() as u64).unwrap_or(0);
+        let len = if self.per_caller {
+            0
+        } else {
+            (self.target)(&Caller::KERNEL)
+                .map(|t| t.len() as u64)
+                .unwrap_or(0)
+        };
         Ok(make_stat(
             self.attrs.dev,
             self.ino,
@@ -358,8 +385,8 @@ impl Inode for SynthLink {
         ))
     }
 
-    fn readlink(&self) -> Result<Vec<u8>, Errno> {
-        (self.target)()
+    fn readlink(&self, caller: &Caller) -> Result<Vec<u8>, Errno> {
+        (self.target)(caller)
     }
 
     fn magic_link(&self) -> Option<Result<VfsPath, Errno>> {

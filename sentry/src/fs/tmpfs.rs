@@ -18,7 +18,8 @@ use platform::MemoryFile;
 
 use super::vfs::{RENAME_EXCHANGE, RENAME_NOREPLACE};
 use super::{
-    DirEntry, FileOps, FileType, FsCred, FsStat, Inode, NewNode, SetAttr, magic, new_ino, now,
+    Caller, DirEntry, FileOps, FileType, FsCred, FsStat, Inode, NewNode, SetAttr, magic, new_ino,
+    now,
 };
 
 const PAGE: u64 = 4096;
@@ -429,7 +430,7 @@ impl Inode for TmpInode {
         Ok(())
     }
 
-    fn readlink(&self) -> Result<Vec<u8>, Errno> {
+    fn readlink(&self, _caller: &Caller) -> Result<Vec<u8>, Errno> {
         match &self.body {
             Body::Symlink(t) => Ok(t.clone()),
             _ => Err(Errno::EINVAL),
@@ -579,7 +580,10 @@ mod tests {
             &cred,
         )
         .unwrap();
-        assert_eq!(d.lookup(b"x").unwrap().readlink().unwrap(), b"/y");
+        assert_eq!(
+            d.lookup(b"x").unwrap().readlink(&Caller::KERNEL).unwrap(),
+            b"/y"
+        );
         assert_eq!(root.unlink(b"d", true), Err(Errno::ENOTEMPTY));
         let root_dyn: Arc<dyn Inode> = root.clone();
         root.rename(b"g", &root_dyn, b"h", 0).unwrap();

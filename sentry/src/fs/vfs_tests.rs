@@ -40,7 +40,7 @@ fn create(vfs: &Vfs, r: &VfsPath, p: &str, data: &[u8]) -> Arc<OpenFile> {
     let f = vfs
         .open_at(r, r, p.as_bytes(), O_CREAT | O_RDWR, 0o644, &root())
         .unwrap();
-    assert_eq!(f.write(data).unwrap(), data.len());
+    assert_eq!(f.write(&Caller::KERNEL, data).unwrap(), data.len());
     f
 }
 
@@ -175,7 +175,7 @@ fn open_flags() {
     );
     let f = vfs.open_at(&r, &r, b"/f", O_RDWR | O_TRUNC, 0, &c).unwrap();
     assert_eq!(f.stat().unwrap().st_size, 0, "O_TRUNC truncates");
-    f.write(b"abc").unwrap();
+    f.write(&Caller::KERNEL, b"abc").unwrap();
     assert_eq!(
         vfs.open_at(&r, &r, b"/f", O_RDONLY | O_DIRECTORY, 0, &c)
             .err(),
@@ -209,7 +209,7 @@ fn open_flags() {
         .unwrap();
     assert_eq!(p.stat().unwrap().st_mode & S_IFMT, S_IFLNK);
     assert_eq!(
-        p.read(&mut [0u8; 4]),
+        p.read(&Caller::KERNEL, &mut [0u8; 4]),
         Err(Errno::EBADF),
         "O_PATH files do no I/O"
     );
@@ -229,12 +229,12 @@ fn open_flags() {
     let a = vfs
         .open_at(&r, &r, b"/f", O_WRONLY | O_APPEND, 0, &c)
         .unwrap();
-    a.write(b"Z").unwrap();
+    a.write(&Caller::KERNEL, b"Z").unwrap();
     let rd = vfs.open_at(&r, &r, b"/f", O_RDONLY, 0, &c).unwrap();
     let mut buf = [0u8; 8];
-    assert_eq!(rd.read(&mut buf).unwrap(), 4);
+    assert_eq!(rd.read(&Caller::KERNEL, &mut buf).unwrap(), 4);
     assert_eq!(&buf[..4], b"abcZ");
-    assert_eq!(rd.write(b"no"), Err(Errno::EBADF));
+    assert_eq!(rd.write(&Caller::KERNEL, b"no"), Err(Errno::EBADF));
     assert_eq!(rd.seek(-1, seek::SEEK_END).unwrap(), 3);
     assert_eq!(rd.seek(-10, seek::SEEK_CUR), Err(Errno::EINVAL));
 }
@@ -350,7 +350,7 @@ fn namespace_operations_keep_dentries_right() {
     assert_eq!(held.path(), b"/h (deleted)");
     let mut buf = [0u8; 4];
     assert_eq!(
-        held.read(&mut buf).unwrap(),
+        held.read(&Caller::KERNEL, &mut buf).unwrap(),
         4,
         "an unlinked open file stays readable"
     );
@@ -386,7 +386,7 @@ fn namespace_operations_keep_dentries_right() {
         Err(Errno::EINVAL),
         "a buffer too small for one entry"
     );
-    assert_eq!(d.read(&mut buf), Err(Errno::EISDIR));
+    assert_eq!(d.read(&Caller::KERNEL, &mut buf), Err(Errno::EISDIR));
 }
 
 #[test]
@@ -454,7 +454,7 @@ fn read_all(f: &OpenFile) -> Vec<u8> {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        let n = f.read(&mut buf).unwrap();
+        let n = f.read(&Caller::KERNEL, &mut buf).unwrap();
         if n == 0 {
             return out;
         }
@@ -473,19 +473,21 @@ fn sandbox_tree_dev_proc_and_sys() {
     });
     let weak: Weak<dyn ProcSource> = Arc::downgrade(&kernel);
     vfs.set_proc_source(weak);
-    proc::set_current(1, 1);
-    let c = root();
+    let c = FsCred {
+        caller: crate::fs::Caller { tgid: 1, tid: 1 },
+        ..root()
+    };
     let open = |p: &str, fl: u32| vfs.open(&ctx, &c, p.as_bytes(), fl, 0o644);
     assert_eq!(ctx.cwd_path(), b"/tmp");
     let null = open("/dev/null", O_WRONLY).unwrap();
-    assert_eq!(null.write(b"gone").unwrap(), 4);
+    assert_eq!(null.write(&Caller::KERNEL, b"gone").unwrap(), 4);
     let local = open("x", O_CREAT | O_RDWR).unwrap();
     assert_eq!(local.path(), b"/tmp/x");
     fds.insert(local, false).unwrap();
     fds.insert(null, false).unwrap();
     // Magic links reopen the very file.
     let again = open("/dev/fd/0", O_RDWR).unwrap();
-    again.write(b"via proc").unwrap();
+    again.write(&Caller::KERNEL, b"via proc").unwrap();
     assert_eq!(
         open("/tmp/x", O_RDONLY).map(|f| read_all(&f)).unwrap(),
         b"via proc"
@@ -493,7 +495,8 @@ fn sandbox_tree_dev_proc_and_sys() {
     assert_eq!(
         Vfs::readlink(
             &vfs.resolve(&ctx.root(), &ctx.cwd(), b"/proc/self/fd/1", Follow::No, &c)
-                .unwrap()
+                .unwrap(),
+            &c.caller
         )
         .unwrap(),
         b"/dev/null"
@@ -501,6 +504,23 @@ fn sandbox_tree_dev_proc_and_sys() {
     assert_eq!(
         read_all(&open("/proc/self/comm", O_RDONLY).unwrap()),
         b"init\n"
+    );
+    // `/proc/self` and `/proc/thread-self` follow the caller passed in, not the thread.
+    let self_as = |tgid: i32, tid: i32, link: &[u8]| {
+        let caller = crate::fs::Caller { tgid, tid };
+        let p = vfs
+            .resolve(&ctx.root(), &ctx.cwd(), link, Follow::No, &c)
+            .unwrap();
+        Vfs::readlink(&p, &caller).unwrap()
+    };
+    assert_eq!(self_as(1, 1, b"/proc/self"), b"1");
+    assert_eq!(self_as(7, 9, b"/proc/self"), b"7");
+    assert_eq!(self_as(7, 9, b"/proc/thread-self"), b"7/task/9");
+    assert_eq!(
+        vfs.resolve(&ctx.root(), &ctx.cwd(), b"/proc/self", Follow::Yes, &c)
+            .unwrap()
+            .path_from(None),
+        b"/proc/1"
     );
     assert_eq!(
         read_all(&open("/proc/1/cmdline", O_RDONLY).unwrap()),
@@ -574,7 +594,7 @@ fn gofer_lower_under_overlay() {
         assert_eq!(open("/etc/nothere", O_RDONLY).err(), Some(Errno::ENOENT));
         // Writes land in the overlay, never on the host.
         let w = open("/etc/hosts", O_WRONLY | O_APPEND).unwrap();
-        w.write(b"10.0.0.1 box\n").unwrap();
+        w.write(&Caller::KERNEL, b"10.0.0.1 box\n").unwrap();
         assert_eq!(
             read_all(&open("/etc/hosts", O_RDONLY).unwrap()),
             b"127.0.0.1 localhost\n10.0.0.1 box\n"
@@ -627,7 +647,7 @@ fn concurrent_namespace_operations_do_not_deadlock() {
                     let f = vfs
                         .open_at(&r, &r, p.as_bytes(), O_CREAT | O_RDWR, 0o644, &c)
                         .unwrap();
-                    f.write(b"data").unwrap();
+                    f.write(&Caller::KERNEL, b"data").unwrap();
                     vfs.rename(&r, &r, p.as_bytes(), &r, q.as_bytes(), 0, &c)
                         .unwrap();
                     let d = vfs

@@ -8,17 +8,17 @@ use linux_abi::Errno;
 use super::task::{ExecImage, ExecSource, Task};
 use super::{CAP_SYS_ADMIN, CAP_SYS_RESOURCE, Kernel};
 use crate::fs::proc::ProcInfo;
-use crate::fs::{FdTable, FsContext, FsCred, OpenFile, ProcSource, VfsPath};
+use crate::fs::{Caller, FdTable, FsContext, FsCred, OpenFile, ProcSource, VfsPath};
 use crate::mm::MappableFile;
 use std::sync::atomic::Ordering;
 
 impl MappableFile for OpenFile {
     fn pread(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
-        OpenFile::pread(self, buf, offset)
+        OpenFile::pread(self, &Caller::KERNEL, buf, offset)
     }
 
     fn pwrite(&self, buf: &[u8], offset: u64) -> Result<usize, Errno> {
-        OpenFile::pwrite(self, buf, offset)
+        OpenFile::pwrite(self, &Caller::KERNEL, buf, offset)
     }
 
     fn size(&self) -> Result<u64, Errno> {
@@ -42,6 +42,7 @@ pub(crate) fn fs_cred(t: &Task) -> FsCred {
         gid: c.fsgid,
         groups: c.groups,
         caps: c.cap_effective,
+        caller: t.caller(),
     }
 }
 
@@ -217,10 +218,10 @@ impl ProcSource for Kernel {
         self.sysctls().get(name)
     }
 
-    fn set_sysctl(&self, name: &str, value: &[u8]) -> Result<(), Errno> {
+    fn set_sysctl(&self, caller: &Caller, name: &str, value: &[u8]) -> Result<(), Errno> {
         // The file mode (0644) already kept out writers other than root; Linux also
         // wants CAP_SYS_ADMIN in the owning namespace for most of them.
-        if let Some(t) = self.task(crate::fs::proc::current().1)
+        if let Some(t) = self.task(caller.tid)
             && !t.creds().has_cap(CAP_SYS_ADMIN)
             && !t.creds().has_cap(CAP_SYS_RESOURCE)
         {
@@ -234,7 +235,7 @@ impl ProcSource for Kernel {
         Some(tg.oom_score_adj.load(Ordering::Relaxed))
     }
 
-    fn set_oom_score_adj(&self, pid: i32, value: &[u8]) -> Result<(), Errno> {
+    fn set_oom_score_adj(&self, caller: &Caller, pid: i32, value: &[u8]) -> Result<(), Errno> {
         let text = std::str::from_utf8(value).map_err(|_| Errno::EINVAL)?;
         let v: i32 = text.trim().parse().map_err(|_| Errno::EINVAL)?;
         if !(-1000..=1000).contains(&v) {
@@ -242,7 +243,7 @@ impl ProcSource for Kernel {
         }
         let tg = self.thread_group(pid).ok_or(Errno::ESRCH)?;
         let privileged = self
-            .task(crate::fs::proc::current().1)
+            .task(caller.tid)
             .is_none_or(|t| t.creds().has_cap(CAP_SYS_RESOURCE));
         // As Linux: going below the floor needs CAP_SYS_RESOURCE, and a privileged
         // write moves the floor.

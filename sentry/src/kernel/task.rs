@@ -360,6 +360,14 @@ impl Task {
         self.tid.load(Ordering::Relaxed)
     }
 
+    /// This task as the caller of a file operation.
+    pub fn caller(&self) -> crate::fs::Caller {
+        crate::fs::Caller {
+            tgid: self.tgid(),
+            tid: self.tid(),
+        }
+    }
+
     /// The thread group id (process id).
     pub fn tgid(&self) -> i32 {
         self.tg.tgid()
@@ -520,7 +528,6 @@ impl Task {
                 self.tid.store(self.tgid(), Ordering::Relaxed);
                 self.kernel.unregister_task(old);
                 self.kernel.register_task(&me);
-                crate::fs::proc::set_current(self.tgid(), self.tgid());
             }
         }
         self.tg.set_exec_done();
@@ -553,7 +560,6 @@ impl Task {
 
     /// The task loop: runs the application until the task or its group exits.
     fn run(self: &Arc<Task>) {
-        crate::fs::proc::set_current(self.tgid(), self.tid());
         let weak = Arc::downgrade(self);
         crate::waiter::set_current_waker(self.waker.clone());
         crate::waiter::set_signal_pending_check(Box::new(move || {

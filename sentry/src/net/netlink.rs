@@ -48,6 +48,8 @@ pub struct NetlinkSocket {
     nonblock: AtomicBool,
     /// Requested buffer sizes (reported back doubled, as for any socket).
     bufs: Mutex<(i32, i32)>,
+    /// The thread group that made the socket: the port an autobind picks first.
+    owner_tgid: i32,
 }
 
 fn align4(n: usize) -> usize {
@@ -178,7 +180,12 @@ fn route_body(l: &Link, a: IpAddr, prefix: u8) -> Vec<u8> {
 
 impl NetlinkSocket {
     /// `socket(AF_NETLINK, ty, protocol)`.
-    pub fn new(stack: &Arc<Stack>, ty: i32, protocol: i32) -> Result<Arc<NetlinkSocket>, Errno> {
+    pub fn new(
+        stack: &Arc<Stack>,
+        ty: i32,
+        protocol: i32,
+        owner_tgid: i32,
+    ) -> Result<Arc<NetlinkSocket>, Errno> {
         if ty != 3 && ty != 2 {
             return Err(Errno::ESOCKTNOSUPPORT);
         }
@@ -193,6 +200,7 @@ impl NetlinkSocket {
             replies: Mutex::new(VecDeque::new()),
             nonblock: AtomicBool::new(false),
             bufs: Mutex::new((212_992, 212_992)),
+            owner_tgid,
         }))
     }
 
@@ -206,8 +214,8 @@ impl NetlinkSocket {
         if p != 0 {
             return p;
         }
-        // Autobind: the caller's thread group id, as Linux's first choice.
-        let id = crate::fs::proc::current().0.max(1) as u32;
+        // Autobind: the owner's thread group id, as Linux's first choice.
+        let id = self.owner_tgid.max(1) as u32;
         let _ = self
             .port
             .compare_exchange(0, id, Ordering::Relaxed, Ordering::Relaxed);

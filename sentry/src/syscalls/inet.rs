@@ -47,7 +47,7 @@ pub fn socket(t: &Task, domain: i32, ty: u32, protocol: i32) -> Result<u64, Errn
         return Err(Errno::EINVAL);
     }
     if domain == AF_NETLINK {
-        let sock = NetlinkSocket::new(t.kernel().net(), (ty & 0xf) as i32, protocol)?;
+        let sock = NetlinkSocket::new(t.kernel().net(), (ty & 0xf) as i32, protocol, t.tgid())?;
         sock.set_nonblock(ty & O_NONBLOCK != 0);
         let f = anon_file(
             "NETLINK",

@@ -23,11 +23,11 @@ use linux_abi::flags::open::*;
 use linux_abi::types::{Timespec, Timeval};
 
 use super::SyscallEntry;
-use crate::fs::OpenFile;
 use crate::fs::anon::anon_file;
 use crate::fs::epoll::{EPOLLET, EPOLLEXCLUSIVE, EPOLLONESHOT, EPOLLWAKEUP, Epoll};
 use crate::fs::eventfd::{EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE, EventFd};
 use crate::fs::timerfd::TimerFd;
+use crate::fs::{Caller, OpenFile};
 use crate::kernel::Task;
 use crate::waiter::{Events, WaitQueue, block, events};
 
@@ -139,9 +139,9 @@ fn files_of(t: &Task, fds: &[i32]) -> Vec<Option<Arc<OpenFile>>> {
 }
 
 /// The readiness of `f` for `poll` (`mask` is the requested events).
-fn poll_one(f: &OpenFile, mask: Events) -> Events {
+fn poll_one(caller: &Caller, f: &OpenFile, mask: Events) -> Events {
     let want = mask | events::ALWAYS;
-    f.ops().readiness(want) & want
+    f.ops().readiness_for(caller, want) & want
 }
 
 fn queues_of(files: &[Option<Arc<OpenFile>>]) -> (Vec<(&WaitQueue, Events)>, bool) {
@@ -166,13 +166,14 @@ fn do_poll(
     let files = files_of(t, &fds);
     let (qs, polling) = queues_of(&files);
     let mut count = 0;
+    let caller = t.caller();
     let mut scan = |pfds: &mut [(i32, u16, u16)]| {
         count = 0;
         for (p, f) in pfds.iter_mut().zip(&files) {
             p.2 = match f {
                 None if p.0 < 0 => 0,
                 None => events::POLLNVAL as u16,
-                Some(f) => poll_one(f, u32::from(p.1)) as u16,
+                Some(f) => poll_one(&caller, f, u32::from(p.1)) as u16,
             };
             if p.2 != 0 {
                 count += 1;
@@ -294,6 +295,7 @@ fn select_common(
     let (qs, polling) = queues_of(&files);
     let mut out = [vec![0u8; nbytes], vec![0u8; nbytes], vec![0u8; nbytes]];
     let mut count = 0u64;
+    let caller = t.caller();
     let mut scan = || {
         count = 0;
         for o in out.iter_mut() {
@@ -301,7 +303,7 @@ fn select_common(
         }
         for ((fd, m), f) in pfds.iter().zip(&files) {
             let Some(f) = f else { continue };
-            let r = poll_one(f, *m);
+            let r = poll_one(&caller, f, *m);
             let fd = *fd as usize;
             for (i, class) in [IN, OUT, EX].into_iter().enumerate() {
                 if m & class != 0 && r & class != 0 {
@@ -465,7 +467,7 @@ fn epoll_wait_common(
     let polling = ep.needs_polling_items();
     let mut got = Vec::new();
     wait_ready(&[(ep.queue(), events::ALL)], deadline, polling, || {
-        got = ep.collect(max as usize, false);
+        got = ep.collect(&t.caller(), max as usize, false);
         !got.is_empty()
     })?;
     let mut raw = Vec::with_capacity(got.len() * 12);

@@ -16,8 +16,8 @@ use linux_abi::flags::open::*;
 use linux_abi::signal::SigInfo;
 
 use super::SyscallEntry;
-use crate::fs::FileOps;
 use crate::fs::anon::anon_file;
+use crate::fs::{Caller, FileOps};
 use crate::kernel::{Kernel, Task};
 use crate::waiter::{Events, events};
 
@@ -44,12 +44,11 @@ pub struct SignalFd {
 }
 
 impl SignalFd {
-    /// The task of the calling thread.
-    fn current_task(&self) -> Result<Arc<Task>, Errno> {
-        let (_, tid) = crate::fs::proc::current();
+    /// The calling task.
+    fn task(&self, caller: &Caller) -> Result<Arc<Task>, Errno> {
         self.kernel
             .upgrade()
-            .and_then(|k| k.task(tid))
+            .and_then(|k| k.task(caller.tid))
             .ok_or(Errno::EINVAL)
     }
 
@@ -85,11 +84,17 @@ fn encode(i: &SigInfo) -> [u8; 128] {
 }
 
 impl FileOps for SignalFd {
-    fn read_at(&self, buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
+    /// Without a calling task (`splice`, `sendfile`): `EINVAL`, as Linux's signalfd,
+    /// which has no `splice_read`.
+    fn read_at(&self, _buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
+        Err(Errno::EINVAL)
+    }
+
+    fn read_by(&self, caller: &Caller, buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
         if buf.len() < 128 {
             return Err(Errno::EINVAL);
         }
-        let t = self.current_task()?;
+        let t = self.task(caller)?;
         let first = if self.nonblock.load(Ordering::Relaxed) {
             self.take(&t).ok_or(Errno::EAGAIN)?
         } else {
@@ -109,8 +114,12 @@ impl FileOps for SignalFd {
         true
     }
 
-    fn readiness(&self, mask: Events) -> Events {
-        let Ok(t) = self.current_task() else { return 0 };
+    fn readiness(&self, _mask: Events) -> Events {
+        0
+    }
+
+    fn readiness_for(&self, caller: &Caller, mask: Events) -> Events {
+        let Ok(t) = self.task(caller) else { return 0 };
         let pending = t.pending().set() | t.thread_group().shared_pending_set();
         if pending & self.mask() != 0 {
             (events::POLLIN | events::POLLRDNORM) & mask

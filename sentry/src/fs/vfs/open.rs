@@ -49,7 +49,7 @@ impl Vfs {
                             if flags & O_NOFOLLOW != 0 {
                                 return Err(Errno::ELOOP);
                             }
-                            let text = match link_target(&p, &mut ws)? {
+                            let text = match link_target(&p, cred, &mut ws)? {
                                 LinkTarget::Magic(t) => break t,
                                 LinkTarget::Text(text) => text,
                             };

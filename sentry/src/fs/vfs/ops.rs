@@ -2,6 +2,7 @@
 //! `rename`, `setattr` and `readlink`, with their permission and sticky-bit checks.
 
 use super::*;
+use crate::fs::Caller;
 
 impl Vfs {
     pub(super) fn prepare_create(
@@ -334,12 +335,12 @@ impl Vfs {
         p.inode().setattr(&a)
     }
 
-    /// Reads a symlink's text (`EINVAL` for other files).
-    pub fn readlink(p: &VfsPath) -> Result<Vec<u8>, Errno> {
+    /// Reads a symlink's text as `caller` sees it (`EINVAL` for other files).
+    pub fn readlink(p: &VfsPath, caller: &Caller) -> Result<Vec<u8>, Errno> {
         if p.file_type()? != FileType::Symlink {
             return Err(Errno::EINVAL);
         }
-        p.inode().readlink()
+        p.inode().readlink(caller)
     }
 }
 

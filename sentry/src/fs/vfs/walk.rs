@@ -96,7 +96,7 @@ impl Vfs {
         cred: &FsCred,
         ws: &mut WalkState,
     ) -> Result<VfsPath, Errno> {
-        match link_target(link, ws)? {
+        match link_target(link, cred, ws)? {
             LinkTarget::Magic(target) => Ok(target),
             LinkTarget::Text(text) if text.is_empty() => Err(Errno::ENOENT),
             LinkTarget::Text(text) => self.walk(root, dir, &text, Follow::Yes, cred, ws),
@@ -205,7 +205,11 @@ pub(super) enum LinkTarget {
 /// Counts following `link` against the walk's limits (at most [`MAX_SYMLINKS`],
 /// `RESOLVE_NO_SYMLINKS`, `RESOLVE_NO_MAGICLINKS`, `RESOLVE_BENEATH`) and says where it
 /// leads.
-pub(super) fn link_target(link: &VfsPath, ws: &mut WalkState) -> Result<LinkTarget, Errno> {
+pub(super) fn link_target(
+    link: &VfsPath,
+    cred: &FsCred,
+    ws: &mut WalkState,
+) -> Result<LinkTarget, Errno> {
     ws.links += 1;
     if ws.links > MAX_SYMLINKS || ws.opts.no_symlinks {
         return Err(Errno::ELOOP);
@@ -219,7 +223,7 @@ pub(super) fn link_target(link: &VfsPath, ws: &mut WalkState) -> Result<LinkTarg
         }
         return Ok(LinkTarget::Magic(target?));
     }
-    Ok(LinkTarget::Text(link.inode().readlink()?))
+    Ok(LinkTarget::Text(link.inode().readlink(&cred.caller)?))
 }
 
 pub(super) fn key(p: &VfsPath) -> (u64, usize) {

@@ -18,8 +18,8 @@ use super::SyscallEntry;
 use crate::fs::devfs::ioctls;
 use crate::fs::vfs::{Follow, WalkOpts};
 use crate::fs::{
-    FdTable, FileType, FsContext, FsCred, OpenFile, PATH_MAX, SetAttr, UserMem, Vfs, VfsPath,
-    access, pipe,
+    Caller, FdTable, FileType, FsContext, FsCred, OpenFile, PATH_MAX, SetAttr, UserMem, Vfs,
+    VfsPath, access, pipe,
 };
 use crate::kernel::Task;
 use crate::mm::MemoryManager;
@@ -162,6 +162,7 @@ pub fn fs_cred(t: &Task) -> FsCred {
         gid: c.fsgid,
         groups: c.groups,
         caps: c.cap_effective,
+        caller: t.caller(),
     }
 }
 
@@ -174,6 +175,7 @@ fn real_cred(t: &Task) -> FsCred {
         gid: c.gid,
         caps: if c.uid == 0 { c.cap_permitted } else { 0 },
         groups: c.groups,
+        caller: t.caller(),
     }
 }
 
@@ -205,7 +207,6 @@ struct Walk {
 }
 
 fn walk(t: &Task) -> Walk {
-    crate::fs::proc::set_current(t.tgid(), t.tid());
     let ctx = fs_context(t);
     Walk {
         vfs: vfs(t),

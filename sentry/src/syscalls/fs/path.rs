@@ -165,7 +165,7 @@ pub fn sys_readlinkat(t: &Task, dirfd: i32, path: u64, buf: u64, size: i32) -> R
     let p = read_path(t, path)?;
     let w = walk(t);
     let target = w.resolve(t, dirfd, &p, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)?;
-    let text = Vfs::readlink(&target)?;
+    let text = Vfs::readlink(&target, &t.caller())?;
     let n = text.len().min(size as usize);
     t.mm().copy_out(buf, &text[..n])?;
     Ok(n as u64)

@@ -18,8 +18,8 @@ pub(super) fn read_into(
     while done < count {
         let want = ((count - done) as usize).min(CHUNK);
         let r = match off {
-            Some(o) => f.pread(&mut tmp[..want], o + done),
-            None => f.read(&mut tmp[..want]),
+            Some(o) => f.pread(&t.caller(), &mut tmp[..want], o + done),
+            None => f.read(&t.caller(), &mut tmp[..want]),
         };
         let n = match r {
             Ok(n) => n,
@@ -52,8 +52,8 @@ pub(super) fn write_from(
             return if done > 0 { Ok(done) } else { Err(e) };
         }
         let r = match off {
-            Some(o) => f.pwrite(&tmp[..want], o + done),
-            None => f.write(&tmp[..want]),
+            Some(o) => f.pwrite(&t.caller(), &tmp[..want], o + done),
+            None => f.write(&t.caller(), &tmp[..want]),
         };
         let n = match r {
             Ok(n) => n,
@@ -136,7 +136,7 @@ pub(super) fn readv_stream(t: &Task, f: &OpenFile, vecs: &[(u64, u64)]) -> Resul
         .fold(0u64, |a, v| a.saturating_add(v.1))
         .min(STREAM_VEC_MAX);
     let mut tmp = vec![0u8; total as usize];
-    let n = f.read(&mut tmp)?;
+    let n = f.read(&t.caller(), &mut tmp)?;
     let mm = t.mm();
     let mut done = 0usize;
     for &(base, len) in vecs {
@@ -171,7 +171,7 @@ pub(super) fn writev_stream(t: &Task, f: &OpenFile, vecs: &[(u64, u64)]) -> Resu
             break;
         }
     }
-    Ok(f.write(&tmp)? as u64)
+    Ok(f.write(&t.caller(), &tmp)? as u64)
 }
 
 pub(super) fn readv_at(

@@ -4,8 +4,9 @@
 use super::*;
 
 /// Copies up to `count` bytes from `src` to `dst`; `src_off`/`dst_off` are explicit
-/// offsets (the file offsets are used and advanced when `None`).
+/// offsets (the file offsets are used and advanced when `None`). `caller` does the I/O.
 pub(super) fn copy_files(
+    caller: &Caller,
     src: &OpenFile,
     mut src_off: Option<&mut u64>,
     dst: &OpenFile,
@@ -21,8 +22,8 @@ pub(super) fn copy_files(
     while done < count {
         let want = ((count - done) as usize).min(CHUNK);
         let r = match src_off.as_deref_mut() {
-            Some(o) => src.pread(&mut buf[..want], *o),
-            None => src.read(&mut buf[..want]),
+            Some(o) => src.pread(caller, &mut buf[..want], *o),
+            None => src.read(caller, &mut buf[..want]),
         };
         let n = match r {
             Ok(0) => break,
@@ -36,8 +37,8 @@ pub(super) fn copy_files(
         let mut w = 0;
         while w < n {
             let r = match dst_off.as_deref_mut() {
-                Some(o) => dst.pwrite(&buf[w..n], *o),
-                None => dst.write(&buf[w..n]),
+                Some(o) => dst.pwrite(caller, &buf[w..n], *o),
+                None => dst.write(caller, &buf[w..n]),
             };
             match r {
                 Ok(m) => {
@@ -80,7 +81,10 @@ pub fn sys_sendfile(
         return Err(Errno::EINVAL);
     }
     let mut off = read_off(t, offp)?;
-    let n = sigpipe(t, copy_files(&src, off.as_mut(), &dst, None, count))?;
+    let n = sigpipe(
+        t,
+        copy_files(&t.caller(), &src, off.as_mut(), &dst, None, count),
+    )?;
     if let Some(o) = off {
         t.mm().write_obj(offp, &(o as i64))?;
     }
@@ -114,7 +118,10 @@ pub fn sys_copy_file_range(
     }
     let mut io = read_off(t, in_off)?;
     let mut oo = read_off(t, out_off)?;
-    let n = sigpipe(t, copy_files(&src, io.as_mut(), &dst, oo.as_mut(), len))?;
+    let n = sigpipe(
+        t,
+        copy_files(&t.caller(), &src, io.as_mut(), &dst, oo.as_mut(), len),
+    )?;
     if let Some(o) = io {
         t.mm().write_obj(in_off, &(o as i64))?;
     }
@@ -150,6 +157,7 @@ pub fn sys_splice(
     let n = sigpipe(
         t,
         copy_files(
+            &t.caller(),
             &src,
             io.as_mut(),
             &dst,
