@@ -331,6 +331,17 @@ impl Kernel {
     pub fn task_count(&self) -> usize {
         self.tables().tasks.len()
     }
+
+    /// Ends the sandbox after an internal failure (a task thread panicked): every process
+    /// is killed with `SIGKILL`, so every task thread leaves its loop and finishes, and
+    /// whoever waits for PID 1 sees it killed rather than waiting forever.
+    pub(crate) fn fatal(&self) {
+        for pid in self.pids() {
+            if let Some(g) = self.thread_group(pid) {
+                g.kill(linux_abi::signal::SIGKILL);
+            }
+        }
+    }
 }
 
 /// Builds a kernel for `config`, starts PID 1 and waits for it to end.

@@ -880,11 +880,8 @@ pub fn kill_other_threads(t: &Task) {
         o.interrupt();
     }
     for o in &others {
-        while !o.is_finished() {
-            if t.should_stop() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
+        if !o.wait_finished(t) {
+            return;
         }
     }
 }

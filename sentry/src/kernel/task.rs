@@ -102,8 +102,10 @@ pub struct Task {
     restart: Mutex<Option<RestartFnBox>>,
     /// Set while a `vfork` parent waits for this child to exec or exit.
     vfork_done: Mutex<Option<Arc<Waker>>>,
-    /// Signalled when the task has finished (`vfork` and `execve` wait for it).
+    /// Set when the task has finished (`vfork` and `execve` wait for it).
     finished: AtomicBool,
+    /// Notified (`POLLHUP`) once `finished` is set.
+    finished_queue: crate::waiter::WaitQueue,
     /// Nanoseconds spent running application code (inside [`Context::switch`]): the
     /// task's CPU time as far as the Sentry can see it.
     cpu_ns: AtomicU64,
@@ -170,6 +172,7 @@ impl Task {
             restart: Mutex::new(None),
             vfork_done: Mutex::new(None),
             finished: AtomicBool::new(false),
+            finished_queue: crate::waiter::WaitQueue::new(),
             cpu_ns: AtomicU64::new(0),
             in_app: AtomicBool::new(false),
             sched: Mutex::new(seed.sched),
@@ -318,6 +321,27 @@ impl Task {
     /// Whether the task has finished running.
     pub fn is_finished(&self) -> bool {
         self.finished.load(Ordering::Acquire)
+    }
+
+    /// Blocks `waiter` until this task has finished running. Returns false if `waiter`
+    /// must stop first (it is killed or exiting). No lost wake-up: the waiter's waker is
+    /// registered before the check, and [`Task::finish`] notifies after setting the flag,
+    /// on every path out of the task thread (a panic included, see [`spawn`]).
+    pub(crate) fn wait_finished(&self, waiter: &Task) -> bool {
+        let w = waiter.waker().clone();
+        let _reg = self
+            .finished_queue
+            .register_scoped(crate::waiter::events::POLLHUP, w.clone());
+        loop {
+            let seen = w.generation();
+            if self.is_finished() {
+                return true;
+            }
+            if waiter.should_stop() {
+                return false;
+            }
+            w.sleep(seen, None);
+        }
     }
 
     /// Whether a blocked system call must give up: the task or its process is exiting,
@@ -559,7 +583,7 @@ impl Task {
     }
 
     /// The task loop: runs the application until the task or its group exits.
-    fn run(self: &Arc<Task>) {
+    fn run_loop(self: &Arc<Task>) {
         let weak = Arc::downgrade(self);
         crate::waiter::set_current_waker(self.waker.clone());
         crate::waiter::set_signal_pending_check(Box::new(move || {
@@ -593,6 +617,10 @@ impl Task {
                         let r = self.regs();
                         (r.gp.syscall_number(), r.gp.syscall_args())
                     };
+                    #[cfg(test)]
+                    if nr == TEST_PANIC_SYSNO {
+                        panic!("test: injected panic in task {}", self.tid());
+                    }
                     let ret =
                         super::process::restart_code(nr, crate::syscalls::dispatch(self, nr, args));
                     // rt_sigreturn restored every register itself, rax included, and
@@ -639,7 +667,6 @@ impl Task {
                 Ok(Trap::Interrupted) => {}
             }
         }
-        self.finish();
     }
 
     /// Cleans up after the loop: robust futexes, the `set_tid_address` word, the `vfork`
@@ -659,15 +686,34 @@ impl Task {
         let code = self.exit_code.load(Ordering::Relaxed) as u8;
         self.tg.add_dead_cpu(self.cpu_time());
         self.finished.store(true, Ordering::Release);
+        self.finished_queue.notify(crate::waiter::events::POLLHUP);
         if self.tg.task_exited(self.tid(), code) {
             super::process::process_exited(self);
         }
     }
 }
 
+/// Unit tests only: a system call number that panics the task thread (to test the panic
+/// policy); in a real build it is an unknown number (`ENOSYS`).
+#[cfg(test)]
+pub(crate) const TEST_PANIC_SYSNO: u64 = 0x7fff_0001;
+
 /// Starts `task`'s loop on a new host thread.
+///
+/// Panic policy: `runsc`'s panic hook ends the whole sandbox process before any unwinding.
+/// Where no hook does (unit tests, a library embedding the Sentry), a panic in the loop is
+/// caught here: the kernel is ended ([`super::Kernel::fatal`]), and the task still
+/// finishes, so nothing that waits for it (`execve`, `vfork`, the thread group's exit)
+/// is left hanging.
 pub fn spawn(task: Arc<Task>) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("task-{}", task.tid()))
-        .spawn(move || task.run())
+        .spawn(move || {
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.run_loop()));
+            if ran.is_err() {
+                tracing::error!(tid = task.tid(), "task thread panicked: ending the sandbox");
+                task.kernel.fatal();
+            }
+            task.finish();
+        })
 }

@@ -548,3 +548,43 @@ fn run_host_command() {
     println!("{out}");
     println!("status: {st:?}");
 }
+
+/// Panic policy: a task thread that panics ends the sandbox (every process killed), and
+/// still finishes, so that `execve` in another thread and the wait for PID 1 return.
+/// Without it the panicking thread never finished and both waited forever.
+#[test]
+fn a_panicking_task_thread_ends_the_sandbox_without_hanging() {
+    let Some(p) = platform() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let src = format!(
+        r#"
+#include <pthread.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+static void *boom(void *a) {{ syscall({nr}L); return a; }}
+int main(int argc, char **argv) {{
+    pthread_t th;
+    pthread_create(&th, 0, boom, 0);
+    /* execve waits for the other thread to finish, which panics instead. */
+    char *args[] = {{argv[0], "again", 0}};
+    if (argc == 1) execve(argv[0], args, 0);
+    return 3;
+}}
+"#,
+        nr = super::task::TEST_PANIC_SYSNO
+    );
+    let Some(exe) = compile(dir.path(), "panics", &src, &["-static", "-pthread"]) else {
+        return;
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = exe.to_str().unwrap().to_string();
+    std::thread::spawn(move || {
+        let _ = tx.send(run(p, &[&path]));
+    });
+    // A bound on a hang, not an ordering: the run normally ends in milliseconds.
+    let st = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the sandbox hung after a task thread panicked")
+        .unwrap();
+    assert_eq!(st, ExitStatus::Signaled(linux_abi::signal::SIGKILL));
+}
