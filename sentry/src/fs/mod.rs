@@ -21,20 +21,21 @@
 //! ```
 //! use std::sync::Arc;
 //! use linux_abi::flags::open::*;
-//! use sentry::fs::{FsCred, Vfs};
+//! use sentry::fs::{Caller, FsCred, Vfs};
 //!
 //! let mf = Arc::new(platform::MemoryFile::new("doc", 64 << 20).unwrap());
 //! let vfs = Vfs::new_sandbox(mf, None).unwrap();
 //! let ctx = vfs.root_context(b"/tmp").unwrap();
 //! let cred = FsCred::root();
 //! let f = vfs.open(&ctx, &cred, b"notes", O_CREAT | O_RDWR, 0o644).unwrap();
-//! f.write(b"hello").unwrap();
+//! let me = Caller { tgid: 1, tid: 1 };
+//! f.write(&me, b"hello").unwrap();
 //! let mut buf = [0u8; 5];
-//! assert_eq!(f.pread(&mut buf, 0).unwrap(), 5);
+//! assert_eq!(f.pread(&me, &mut buf, 0).unwrap(), 5);
 //! assert_eq!(&buf, b"hello");
 //! assert_eq!(f.path(), b"/tmp/notes");
 //! let null = vfs.open(&ctx, &cred, b"/dev/null", O_WRONLY, 0).unwrap();
-//! assert_eq!(null.write(b"discarded").unwrap(), 9);
+//! assert_eq!(null.write(&me, b"discarded").unwrap(), 9);
 //! ```
 
 pub mod anon;
