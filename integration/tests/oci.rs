@@ -424,7 +424,7 @@ fn process_spec_honoured(p: Platform) {
     );
 
     let script = "grep -E '^(Cap|NoNewPrivs|Umask)' /proc/self/status; \
-        echo shmmni $(cat /proc/sys/kernel/shmmni); \
+        echo shmmni $(cat /proc/sys/kernel/shmmni) $(domainname); \
         id -u; id -G; \
         cd /scratch && echo secret > f && ls -ln f | cut -c1-10 && chmod 600 f && \
         chown 1000 f && (cat f 2>/dev/null || echo read refused) && \
@@ -439,7 +439,7 @@ fn process_spec_honoured(p: Platform) {
             "inheritable": [], "ambient": []});
         c["process"]["noNewPrivileges"] = true.into();
         c["linux"]["sysctl"] = serde_json::json!({"kernel.shmmni": "1234",
-            "net.ipv4.ping_group_range": "0 0"});
+            "net.ipv4.ping_group_range": "0 0", "kernel.domainname": "example.org"});
         c["mounts"] = serde_json::json!([{"destination": "/scratch", "type": "tmpfs",
             "source": "tmpfs", "options": ["mode=755"]}]);
     });
@@ -463,7 +463,7 @@ fn process_spec_honoured(p: Platform) {
     assert_eq!(
         rest,
         [
-            "shmmni 1234",
+            "shmmni 1234 example.org",
             "0",
             "0 5 6",
             // umask 027 on 0666.
@@ -550,7 +550,11 @@ fn bad_process_settings(p: Platform) {
 /// `root.readonly`, `maskedPaths`, `readonlyPaths`, the `noexec` and `nodev` options, and
 /// the Sentry's own file systems at the spec's destinations with their `ro` option.
 fn mounts_protected(p: Platform) {
-    let script = "for f in /etc/x /scratch/f /dev/shm/f /sys/x /proc/sys/vm/swappiness; do \
+    let mprotect = integration::fixture("mprotect_exec", integration::Link::Static);
+    let mprotect = path_str(&mprotect);
+    let script = &format!(
+        "cp /bin/true /scratch/true; {mprotect} /bin/true; {mprotect} /scratch/true; \
+        rm /scratch/true; for f in /etc/x /scratch/f /dev/shm/f /sys/x /proc/sys/vm/swappiness; do \
             (: > $f) 2>&1 | sed 's/.*: //'; [ -e $f ] && echo $f; done; \
         echo passwd $(wc -c < /etc/passwd) $(stat -c %t:%T /etc/passwd); \
         echo kernel $(ls /proc/sys/kernel | wc -l); [ -n \"$(ls /proc/sys/vm)\" ] && echo vm listed; \
@@ -558,7 +562,8 @@ fn mounts_protected(p: Platform) {
         cp /bin/true /scratch/true && /scratch/true 2>/dev/null || echo noexec refused; \
         /lib64/ld-linux-x86-64.so.2 /scratch/true 2>/dev/null || echo mmap refused; \
         mknod /scratch/null c 1 3 && (: < /scratch/null) 2>&1 | sed 's/.*: //'; \
-        grep -E ' (/|/proc/sys|/sys|/dev/shm|/proc2) ' /proc/mounts | cut -d' ' -f2,4 | cut -d, -f1";
+        grep -E ' (/|/proc/sys|/sys|/dev/shm|/proc2) ' /proc/mounts | cut -d' ' -f2,4 | cut -d, -f1"
+    );
     let b = Bundle::new(p, &["/bin/sh", "-c", script]);
     b.edit(|c| {
         // Root with every capability (mknod).
@@ -586,7 +591,8 @@ fn mounts_protected(p: Platform) {
         (r.code, r.stdout.as_str()),
         (
             0,
-            "Read-only file system\n\
+            "ok\nEACCES\n\
+             Read-only file system\n\
              /scratch/f\n\
              Read-only file system\n\
              Read-only file system\n\

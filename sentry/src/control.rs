@@ -334,7 +334,22 @@ impl Sandbox {
     /// by its root would: `ENOENT` for a value the Sentry does not have, `EINVAL` for one
     /// out of range.
     pub fn set_sysctl(&self, name: &str, value: &str) -> Result<(), Errno> {
-        self.kernel.sysctls().set(name, value.as_bytes())
+        match name {
+            // The UTS names, at most 64 bytes as `sethostname` takes them.
+            "kernel/hostname" | "kernel/domainname" => {
+                let v = value.strip_suffix('\n').unwrap_or(value);
+                if v.len() > 64 {
+                    return Err(Errno::EINVAL);
+                }
+                if name == "kernel/hostname" {
+                    self.kernel.set_hostname(v.to_string());
+                } else {
+                    self.kernel.set_domainname(v.to_string());
+                }
+                Ok(())
+            }
+            _ => self.kernel.sysctls().set(name, value.as_bytes()),
+        }
     }
 
     /// Creates a process for `spec` and loads its program, without running it.

@@ -277,7 +277,7 @@ const NAMESPACED_SYSCTLS: [&str; 8] = [
 
 /// The spec's `linux.sysctl` values that the Sentry implements, as `/proc/sys` paths.
 /// Every value of the Sentry belongs to the sandbox (it is the sandbox's kernel), so any
-/// of them may be set. A key runc accepts (IPC, `fs.mqueue.*`, `net.*`) that the
+/// of them may be set, and the UTS names (`kernel.hostname`, `kernel.domainname`) too. A key runc accepts (IPC, `fs.mqueue.*`, `net.*`) that the
 /// Sentry does not implement is ignored with a warning, as gVisor does; any other key
 /// is refused as runc refuses it.
 pub fn sysctls(spec: &Spec) -> Result<Vec<(String, String)>, OciError> {
@@ -293,7 +293,8 @@ pub fn sysctls(spec: &Spec) -> Result<Vec<(String, String)>, OciError> {
         if key.is_empty() || key.contains('/') || key.split('.').any(str::is_empty) {
             return Err(OciError::new(format!("linux.sysctl: invalid key {key:?}")));
         }
-        if known.contains(&path.as_str()) {
+        if known.contains(&path.as_str()) || key == "kernel.hostname" || key == "kernel.domainname"
+        {
             out.push((path, value.clone()));
         } else if NAMESPACED_SYSCTLS.contains(&key.as_str())
             || key.starts_with("fs.mqueue.")

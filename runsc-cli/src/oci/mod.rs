@@ -984,8 +984,8 @@ fn features() -> Result<i32, RunscError> {
         "mountOptions": ["ro", "rw", "bind", "rbind", "nosuid", "nodev", "noexec"],
         "linux": {
             "namespaces": ["pid", "mount", "ipc", "uts", "network"],
-            "capabilities": [],
-            "cgroup": { "v1": false, "v2": false, "systemd": false, "systemdUser": false },
+            "capabilities": sentry::kernel::CAP_NAMES.to_vec(),
+            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false },
             "seccomp": { "enabled": false },
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },

@@ -13,6 +13,10 @@ use crate::mm::MappableFile;
 use std::sync::atomic::Ordering;
 
 impl MappableFile for OpenFile {
+    fn noexec(&self) -> bool {
+        self.vfs_path().mount.noexec()
+    }
+
     fn pread(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
         OpenFile::pread(self, &Caller::KERNEL, buf, offset)
     }

@@ -162,6 +162,15 @@ impl MemoryManager {
         if !Self::range_is_mapped(&st, addr, end) {
             return Err(Errno::ENOMEM);
         }
+        // A mapping of a file on a `noexec` mount may never be executable (Linux leaves
+        // VM_MAYEXEC off for it).
+        if prot & PROT_EXEC != 0
+            && st.vmas.range(..end).any(|(_, v)| {
+                v.end > addr && matches!(&v.backing, Backing::File { file, .. } if file.noexec())
+            })
+        {
+            return Err(Errno::EACCES);
+        }
         Self::split_at(&mut st, addr);
         Self::split_at(&mut st, end);
         let keys: Vec<u64> = st.vmas.range(addr..end).map(|(&k, _)| k).collect();

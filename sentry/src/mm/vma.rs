@@ -25,6 +25,10 @@ pub trait MappableFile: Send + Sync + fmt::Debug {
     fn shared_page(&self, _offset: u64) -> Option<Result<u64, Errno>> {
         None
     }
+    /// Whether the file lies on a `noexec` mount: its mappings cannot become executable.
+    fn noexec(&self) -> bool {
+        false
+    }
 }
 
 /// What a VMA's pages are filled from on first touch.
