@@ -174,36 +174,62 @@ pub fn runsc() -> &'static Path {
         if let Some(p) = std::env::var_os("RUNSC") {
             return PathBuf::from(p);
         }
-        let profile = profile_dir();
-        let bin = profile.join("runsc");
-        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
-        if built.is_some() && built >= newest_source() {
-            return bin;
-        }
-        let target = profile
-            .parent()
-            .expect("profile has a parent")
-            .to_path_buf();
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .args(["build", "--quiet", "-p", "runsc-cli", "--bin", "runsc"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("CARGO_TARGET_DIR", &target);
-        match profile.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => {}
-            Some("release") => {
-                cargo.arg("--release");
-            }
-            Some(other) => {
-                cargo.args(["--profile", other]);
-            }
-            None => {}
-        }
-        let status = cargo.status().expect("run cargo to build runsc");
-        assert!(status.success(), "building runsc failed");
-        assert!(bin.exists(), "{} missing after build", bin.display());
-        bin
+        built(Path::new("runsc"), &["-p", "runsc-cli", "--bin", "runsc"])
     })
+}
+
+/// The example program `name` of the `rsentry` library crate
+/// (`<target>/<profile>/examples/NAME`), (re)built like [`runsc`] when missing or stale.
+pub fn example(name: &str) -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    built(
+        &Path::new("examples").join(name),
+        &["-p", "rsentry", "--example", name],
+    )
+}
+
+/// `<target>/<profile>/REL`, built first with `cargo build ARGS` in the same profile and
+/// target directory when it is missing or older than any source it is built from.
+fn built(rel: &Path, args: &[&str]) -> PathBuf {
+    let profile = profile_dir();
+    let bin = profile.join(rel);
+    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+    let newest = newest_source();
+    let example_src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rsentry/examples");
+    let newest = std::fs::read_dir(example_src)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .fold(newest, |n, t| n.max(Some(t)));
+    if built.is_some() && built >= newest {
+        return bin;
+    }
+    let target = profile
+        .parent()
+        .expect("profile has a parent")
+        .to_path_buf();
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
+        .args(["build", "--quiet"])
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CARGO_TARGET_DIR", &target);
+    match profile.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => {}
+        Some("release") => {
+            cargo.arg("--release");
+        }
+        Some(other) => {
+            cargo.args(["--profile", other]);
+        }
+        None => {}
+    }
+    let status = cargo.status().expect("run cargo");
+    assert!(status.success(), "cargo build {args:?} failed");
+    assert!(bin.exists(), "{} missing after build", bin.display());
+    bin
 }
 
 /// Where compiled fixtures go: `<target>/<profile>/integration-fixtures`.

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::oci::cli as oci;
-use crate::panic_policy::DebugPanic;
 
 /// runsc: run a program in the rsentry sandbox.
 #[derive(Debug, Parser)]
@@ -69,6 +68,24 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
+    /// The settings every process of a sandbox shares, from these flags.
+    pub fn settings(&self) -> rsentry::__private::Settings {
+        rsentry::__private::Settings {
+            name: "runsc".into(),
+            platform: self.platform.to_lib(),
+            debug: self.debug,
+            debug_log: self.debug_log.clone(),
+            log: self.log.clone(),
+            log_json: self.log_format == LogFormat::Json,
+            strace: self.strace,
+            sandbox_id: self.sandbox_id.clone(),
+            debug_panic: self.debug_panic.map(|p| match p {
+                DebugPanic::Sentry => rsentry::__private::DebugPanic::Sentry,
+                DebugPanic::Gofer => rsentry::__private::DebugPanic::Gofer,
+            }),
+        }
+    }
+
     /// The same flags as arguments, for a child `runsc` process.
     pub fn to_args(&self) -> Vec<std::ffi::OsString> {
         let mut v: Vec<std::ffi::OsString> = vec![
@@ -114,12 +131,42 @@ pub enum PlatformKind {
 }
 
 impl PlatformKind {
+    /// The library's name for it.
+    pub fn to_lib(self) -> rsentry::Platform {
+        match self {
+            PlatformKind::Ptrace => rsentry::Platform::Ptrace,
+            PlatformKind::Kvm => rsentry::Platform::Kvm,
+            PlatformKind::Systrap => rsentry::Platform::Systrap,
+        }
+    }
+
     /// The flag value.
     pub fn name(self) -> &'static str {
         match self {
             PlatformKind::Ptrace => "ptrace",
             PlatformKind::Kvm => "kvm",
             PlatformKind::Systrap => "systrap",
+        }
+    }
+}
+
+/// Where `--debug-panic` makes a sandbox panic (a hidden switch for the tests of the panic
+/// policy; it gives the application no new power: only whoever starts `runsc` sets it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DebugPanic {
+    /// The Sentry panics in the application thread's task loop when the application calls
+    /// `sync(2)`.
+    Sentry,
+    /// The Gofer panics when asked to walk to a file named [`gofer::DEBUG_PANIC_NAME`].
+    Gofer,
+}
+
+impl DebugPanic {
+    /// The flag value.
+    pub fn name(self) -> &'static str {
+        match self {
+            DebugPanic::Sentry => "sentry",
+            DebugPanic::Gofer => "gofer",
         }
     }
 }
@@ -228,6 +275,14 @@ pub struct DoArgs {
     /// Add or override an environment variable (repeatable).
     #[arg(long = "env", value_name = "K=V")]
     pub env: Vec<std::ffi::OsString>,
+    /// Enforce the system-call profile in FILE (see `rsentry::profile`): a call outside
+    /// it gets the profile's action (an errno, or the process is killed) and one warning.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// Record every system call the command makes, with the argument classes that
+    /// matter, into the profile FILE when it ends (merged into a profile already there).
+    #[arg(long, value_name = "FILE")]
+    pub record_profile: Option<PathBuf>,
     /// The command and its arguments (any bytes, as Linux passes them).
     #[arg(trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,

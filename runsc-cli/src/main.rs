@@ -1,28 +1,28 @@
 //! `runsc`: the command-line interface of the rsentry sandbox.
 //!
-//! `runsc do -- CMD` runs a command in a sandbox: a Gofer process serves the root file
-//! system, a separate, confined sandbox process runs the Sentry (our kernel) on the chosen
-//! platform. The internal subcommands `gofer` and `boot` are those two processes (the same
-//! binary, re-executed through `/proc/self/exe`).
+//! `runsc do -- CMD` runs a command in a sandbox through the `rsentry` library: a Gofer
+//! process serves the root file system, a separate, confined sandbox process runs the
+//! Sentry (our kernel) on the chosen platform (both this binary, re-executed by the
+//! library). An OCI container's processes are the internal subcommands `sandbox`, `gofer`
+//! and `boot`.
 //!
 //! Exit statuses: the application's (128+N when killed by signal N); 2 for usage errors;
 //! 125 when runsc or the sandbox fails; 126 when the command cannot be executed (exec
 //! format error, permission denied); 127 when it is not found.
 
-mod backends;
+#![deny(unsafe_code)]
+
 mod boot;
-mod child;
 mod cli;
-mod confine;
 mod error;
 mod gofer;
+mod host;
 mod logging;
 mod oci;
-mod panic_policy;
 mod run_do;
-mod seccomp;
-mod signals;
-mod spec;
+
+/// The library's modules the OCI runtime builds on, under the names it uses.
+use rsentry::__private::{child, signals};
 
 use clap::Parser;
 use clap::error::ErrorKind;
@@ -31,6 +31,8 @@ use crate::cli::{Cli, Command, NetworkKind};
 use crate::error::{EXIT_USAGE, RunscError};
 
 fn main() {
+    // The processes of a `runsc do` sandbox are this binary re-executed by the library.
+    rsentry::init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
@@ -46,13 +48,16 @@ fn main() {
             std::process::exit(EXIT_USAGE);
         }
     };
-    panic_policy::install(match &cli.command {
-        Command::Do(_) => "",
-        Command::Gofer(_) => "gofer",
-        Command::Boot(_) => "sandbox",
-        Command::Sandbox(_) => "supervisor",
-        _ => "",
-    });
+    rsentry::__private::panic_policy::install(
+        "runsc",
+        match &cli.command {
+            Command::Do(_) => "",
+            Command::Gofer(_) => "gofer",
+            Command::Boot(_) => "sandbox",
+            Command::Sandbox(_) => "supervisor",
+            _ => "",
+        },
+    );
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {

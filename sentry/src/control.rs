@@ -173,6 +173,14 @@ impl Sandbox {
         self.inner.lock()
     }
 
+    /// A control handle over an existing kernel (`run_sandbox` uses it to mount).
+    pub(crate) fn over(kernel: Arc<Kernel>) -> Sandbox {
+        Sandbox {
+            kernel,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
     /// Mounts `src` at the absolute path `dest`, creating missing directories on the way
     /// (in the root's writable overlay), before the first process runs.
     pub fn mount(

@@ -20,6 +20,7 @@ pub mod kernel;
 pub mod loader;
 pub mod mm;
 pub mod net;
+pub mod policy;
 pub mod syscalls;
 pub mod waiter;
 
@@ -55,6 +56,13 @@ pub struct SandboxConfig {
     pub gofer: Option<OwnedFd>,
     /// Print every system call and its result to the Sentry's stderr.
     pub strace: bool,
+    /// More file systems, mounted before the program starts: absolute destination,
+    /// source, read-only.
+    pub mounts: Vec<(String, control::MountSource, bool)>,
+    /// The system-call policy to enforce ([`policy`]).
+    pub filter: Option<Arc<policy::Filter>>,
+    /// Records every system call of the sandbox ([`policy::Recorder`]).
+    pub recorder: Option<Arc<policy::Recorder>>,
 }
 
 /// How the first process of the sandbox ended.

@@ -56,6 +56,9 @@ pub(crate) fn run_over_gofer(
         stdio: [null, OwnedFd::from(out_w), err],
         gofer: Some(client),
         strace: std::env::var_os("SENTRY_TEST_STRACE").is_some(),
+        mounts: Vec::new(),
+        filter: None,
+        recorder: None,
     };
     // Read stdout on the side so a leaked write end fails the test instead of hanging it.
     let (tx, rx) = std::sync::mpsc::channel();

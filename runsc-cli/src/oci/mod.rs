@@ -22,7 +22,7 @@ pub mod state;
 pub mod supervisor;
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 
@@ -437,13 +437,9 @@ fn wait_host_exit(pid: i32, start: u64, limit: std::time::Duration) -> bool {
     if gone() {
         return true;
     }
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if raw < 0 {
+    let Some(pidfd) = crate::host::pidfd_open(pid) else {
         return gone();
-    }
-    // SAFETY: the descriptor was just created by pidfd_open and is owned by nobody else.
-    let pidfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw as i32) };
+    };
     if gone() {
         return true;
     }

@@ -6,7 +6,7 @@
 //! accepts and hands the connection to the Sentry, which serves it on a thread of its own.
 
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::sys::socket::{
@@ -213,9 +213,8 @@ pub fn recv_raw(sock: BorrowedFd<'_>) -> std::io::Result<Option<(Vec<u8>, Vec<Ow
             for c in cmsgs {
                 if let ControlMessageOwned::ScmRights(raw) = c {
                     for fd in raw {
-                        // SAFETY: the kernel just installed `fd` in our table for this
-                        // message; nothing else owns it.
-                        fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                        // The kernel just installed `fd` in our table for this message.
+                        fds.push(crate::host::own_new_fd(fd));
                     }
                 }
             }

@@ -269,8 +269,8 @@ fn start(global: &GlobalArgs, state_dir: &Path, launch_fd: OwnedFd) -> Result<St
 fn accept_loop(listener: OwnedFd, control: OwnedFd) {
     loop {
         let conn = match accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
-            // SAFETY: accept4 just created this descriptor; nothing else owns it.
-            Ok(fd) => unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) },
+            // accept4 just created this descriptor.
+            Ok(fd) => crate::host::own_new_fd(fd),
             Err(nix::errno::Errno::EINTR | nix::errno::Errno::ECONNABORTED) => continue,
             Err(e) => {
                 tracing::warn!("accept on the control socket: {e}");

@@ -87,6 +87,8 @@ pub struct Kernel {
     frozen: std::sync::atomic::AtomicBool,
     /// The sandbox's memory limit in bytes (`u64::MAX`: none), shown by `/proc/meminfo`.
     memory_limit: std::sync::atomic::AtomicU64,
+    /// System-call profile or seccomp policy, and recording.
+    policy: crate::policy::KernelPolicy,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -138,6 +140,7 @@ impl Kernel {
             net: crate::net::Stack::new_loopback(),
             frozen: std::sync::atomic::AtomicBool::new(false),
             memory_limit: std::sync::atomic::AtomicU64::new(u64::MAX),
+            policy: crate::policy::KernelPolicy::default(),
         });
         let proc_source: Weak<Kernel> = Arc::downgrade(&kernel);
         kernel.vfs.set_proc_source(proc_source);
@@ -157,6 +160,11 @@ impl Kernel {
     /// The sandbox's network stack.
     pub fn net(&self) -> &Arc<crate::net::Stack> {
         &self.net
+    }
+
+    /// The system-call policy and recorder of the sandbox.
+    pub fn policy(&self) -> &crate::policy::KernelPolicy {
+        &self.policy
     }
 
     /// The sandbox's `/proc/sys` values.
@@ -365,8 +373,23 @@ pub(crate) fn run_sandbox(
         stdio,
         gofer,
         strace,
+        mounts,
+        filter,
+        recorder,
     } = config;
     let kernel = Kernel::new(platform, &hostname, strace, gofer)?;
+    if !mounts.is_empty() {
+        let control = crate::control::Sandbox::over(kernel.clone());
+        for (dest, src, readonly) in mounts {
+            control.mount(&dest, src, readonly, crate::control::MountFlags::default())?;
+        }
+    }
+    if let Some(f) = filter {
+        kernel.policy().set_filter(f);
+    }
+    if let Some(r) = recorder {
+        kernel.policy().set_recorder(r);
+    }
     let fds = FdTable::new();
     for (i, fd) in stdio.into_iter().enumerate() {
         fds.insert_at(i as i32, crate::fs::host_fd_file(fd), false)

@@ -199,6 +199,9 @@ pub fn warn_unimplemented(nr: u64) -> bool {
 
 /// Runs system call `nr` with `args` for `t` and returns the value for `rax`.
 pub fn dispatch(t: &Task, nr: u64, args: [u64; 6]) -> u64 {
+    if let Some(refused) = t.kernel().policy().check(t, nr, &args) {
+        return refused;
+    }
     let Some(entry) = lookup(nr) else {
         warn_unimplemented(nr);
         if t.kernel().strace() {

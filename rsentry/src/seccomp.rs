@@ -27,11 +27,11 @@ use seccompiler::{
     SeccompRule, TargetArch,
 };
 
-use crate::cli::PlatformKind;
-use crate::error::RunscError;
+use crate::config::Platform as PlatformKind;
+use crate::error::Error;
 
 /// One argument condition in seccompiler's terms.
-fn condition(c: &ArgCondition) -> Result<SeccompCondition, RunscError> {
+fn condition(c: &ArgCondition) -> Result<SeccompCondition, Error> {
     let width = match c.width {
         ArgWidth::Dword => SeccompCmpArgLen::Dword,
         ArgWidth::Qword => SeccompCmpArgLen::Qword,
@@ -41,15 +41,15 @@ fn condition(c: &ArgCondition) -> Result<SeccompCondition, RunscError> {
         ArgOp::MaskedEq { mask, value } => (SeccompCmpOp::MaskedEq(mask), value),
     };
     SeccompCondition::new(c.index, width, op, value)
-        .map_err(|e| RunscError::Confine(format!("seccomp condition: {e}")))
+        .map_err(|e| Error::Confine(format!("seccomp condition: {e}")))
 }
 
 /// The alternatives of one entry in seccompiler's terms (empty: any arguments).
-fn rules(when: &[Vec<ArgCondition>]) -> Result<Vec<SeccompRule>, RunscError> {
+fn rules(when: &[Vec<ArgCondition>]) -> Result<Vec<SeccompRule>, Error> {
     when.iter()
         .map(|alt| {
             let conds = alt.iter().map(condition).collect::<Result<Vec<_>, _>>()?;
-            SeccompRule::new(conds).map_err(|e| RunscError::Confine(format!("seccomp rule: {e}")))
+            SeccompRule::new(conds).map_err(|e| Error::Confine(format!("seccomp rule: {e}")))
         })
         .collect()
 }
@@ -348,13 +348,12 @@ pub fn errno_list() -> Vec<(i64, i32, &'static str)> {
 
 /// Builds the BPF programs, in installation order: one filter per errno of
 /// [`errno_list`], then the allowlist.
-pub fn build(kind: PlatformKind) -> Result<Vec<BpfProgram>, RunscError> {
+pub fn build(kind: PlatformKind) -> Result<Vec<BpfProgram>, Error> {
     let arch = TargetArch::x86_64;
     let compile = |rules: BTreeMap<i64, Vec<SeccompRule>>, mismatch, matched| {
         let filter = SeccompFilter::new(rules, mismatch, matched, arch)
-            .map_err(|e| RunscError::Confine(format!("seccomp filter: {e}")))?;
-        BpfProgram::try_from(filter)
-            .map_err(|e| RunscError::Confine(format!("seccomp compile: {e}")))
+            .map_err(|e| Error::Confine(format!("seccomp filter: {e}")))?;
+        BpfProgram::try_from(filter).map_err(|e| Error::Confine(format!("seccomp compile: {e}")))
     };
     let mut by_errno: BTreeMap<i32, BTreeMap<i64, Vec<SeccompRule>>> = BTreeMap::new();
     for (nr, errno, _) in errno_list() {
@@ -371,7 +370,7 @@ pub fn build(kind: PlatformKind) -> Result<Vec<BpfProgram>, RunscError> {
     let base = base_allowlist();
     let mut seen = std::collections::BTreeSet::new();
     if let Some(dup) = base.iter().find(|e| !seen.insert(e.nr)) {
-        return Err(RunscError::Confine(format!(
+        return Err(Error::Confine(format!(
             "syscall {} listed twice in the base list",
             dup.nr
         )));
@@ -384,7 +383,7 @@ pub fn build(kind: PlatformKind) -> Result<Vec<BpfProgram>, RunscError> {
     }
     for (nr, _, _) in errno_list() {
         if rules.insert(nr, Vec::new()).is_some() {
-            return Err(RunscError::Confine(format!(
+            return Err(Error::Confine(format!(
                 "syscall {nr} both allowed and refused"
             )));
         }
@@ -395,15 +394,16 @@ pub fn build(kind: PlatformKind) -> Result<Vec<BpfProgram>, RunscError> {
 
 /// Installs the filters on every thread of the process (TSYNC). Must be the last step of
 /// confinement.
-pub fn install(kind: PlatformKind) -> Result<(), RunscError> {
+pub fn install(kind: PlatformKind) -> Result<(), Error> {
     for prog in build(kind)? {
         seccompiler::apply_filter_all_threads(&prog)
-            .map_err(|e| RunscError::Confine(format!("install seccomp filter: {e}")))?;
+            .map_err(|e| Error::Confine(format!("install seccomp filter: {e}")))?;
     }
     Ok(())
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)]
 mod tests {
     use super::*;
 

@@ -113,6 +113,7 @@ extern "C" fn on_terminate(sig: libc::c_int, _info: *mut libc::siginfo_t, _ctx: 
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)]
 mod tests {
     use super::*;
 

@@ -23,7 +23,7 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, unshare};
 use nix::unistd::{chdir, pivot_root};
 
-use crate::error::RunscError;
+use crate::error::Error;
 
 /// The host uid and gid the Sentry and its stubs run as (`nobody`/`nogroup`, as gVisor's
 /// sandbox does): root of the sandbox's own user namespace, nobody outside it.
@@ -37,27 +37,25 @@ pub const SANDBOX_HOST_ID: u32 = 65534;
 ///
 /// The maps must be written by a process privileged in the host's user namespace: a
 /// forked helper waits until we have unshared, writes them and exits.
-pub fn enter_user_namespace() -> Result<(), RunscError> {
+pub fn enter_user_namespace() -> Result<(), Error> {
     use nix::sys::wait::{WaitStatus, waitpid};
-    use nix::unistd::{ForkResult, Gid, Uid, fork, pipe2, setgroups, setresgid, setresuid};
+    use nix::unistd::{Gid, Uid, pipe2, setgroups, setresgid, setresuid};
     use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
     // Our pid as the host's /proc names it (we are PID 1 of our own PID namespace).
     let host_pid =
-        std::fs::read_link("/proc/self").map_err(|e| RunscError::host("readlink /proc/self", e))?;
-    let (r, w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RunscError::nix("pipe", e))?;
-    // SAFETY: the caller guarantees a single thread, so the child cannot inherit a lock
-    // held by another thread; it writes two files and leaves with _exit.
-    match unsafe { fork() }.map_err(|e| RunscError::nix("fork", e))? {
-        ForkResult::Child => {
-            drop(w);
-            let mut go = [0u8; 1];
-            let ok = std::fs::File::from(r).read(&mut go).is_ok_and(|n| n == 1)
-                && write_id_maps(&host_pid).is_ok();
-            // SAFETY: _exit ends the forked child without running the parent's destructors.
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
-        }
-        ForkResult::Parent { child } => {
-            drop(r);
+        std::fs::read_link("/proc/self").map_err(|e| Error::host("readlink /proc/self", e))?;
+    let (r, w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::nix("pipe", e))?;
+    // The helper closes its copy of the write end first, so that it sees end-of-file
+    // should we fail to unshare.
+    let child = crate::host::fork_helper(&[w.as_raw_fd()], move || {
+        let mut go = [0u8; 1];
+        std::fs::File::from(r).read(&mut go).is_ok_and(|n| n == 1)
+            && write_id_maps(&host_pid).is_ok()
+    })
+    .map_err(|e| Error::nix("fork", e))?;
+    {
+        {
             let unshared = unshare(CloneFlags::CLONE_NEWUSER);
             let mut w = std::fs::File::from(w);
             if unshared.is_ok() {
@@ -70,9 +68,9 @@ pub fn enter_user_namespace() -> Result<(), RunscError> {
                     other => break other,
                 }
             };
-            unshared.map_err(|e| RunscError::nix("unshare(user)", e))?;
+            unshared.map_err(|e| Error::nix("unshare(user)", e))?;
             if !matches!(status, Ok(WaitStatus::Exited(_, 0))) {
-                return Err(RunscError::Confine(format!(
+                return Err(Error::Confine(format!(
                     "writing the user namespace's id maps failed: {status:?}"
                 )));
             }
@@ -80,14 +78,14 @@ pub fn enter_user_namespace() -> Result<(), RunscError> {
     }
     let root_gid = Gid::from_raw(0);
     let root_uid = Uid::from_raw(0);
-    setgroups(&[]).map_err(|e| RunscError::nix("setgroups", e))?;
-    setresgid(root_gid, root_gid, root_gid).map_err(|e| RunscError::nix("setresgid", e))?;
-    setresuid(root_uid, root_uid, root_uid).map_err(|e| RunscError::nix("setresuid", e))?;
+    setgroups(&[]).map_err(|e| Error::nix("setgroups", e))?;
+    setresgid(root_gid, root_gid, root_gid).map_err(|e| Error::nix("setresgid", e))?;
+    setresuid(root_uid, root_uid, root_uid).map_err(|e| Error::nix("setresuid", e))?;
     // Changing credentials cleared these. Dumpable: the ptrace platform's stubs inherit it
     // and must stay traceable by the Sentry, which will hold no capability at all.
-    nix::sys::prctl::set_dumpable(true).map_err(|e| RunscError::nix("PR_SET_DUMPABLE", e))?;
+    nix::sys::prctl::set_dumpable(true).map_err(|e| Error::nix("PR_SET_DUMPABLE", e))?;
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-        .map_err(|e| RunscError::nix("PR_SET_PDEATHSIG", e))?;
+        .map_err(|e| Error::nix("PR_SET_PDEATHSIG", e))?;
     Ok(())
 }
 
@@ -105,12 +103,12 @@ const NEW_ROOT_MOUNT_POINT: &str = "/proc";
 
 /// Gives the calling process new mount, IPC, UTS and network namespaces and makes every
 /// mount private, so nothing we mount or unmount propagates to the host.
-pub fn unshare_namespaces() -> Result<(), RunscError> {
+pub fn unshare_namespaces() -> Result<(), Error> {
     let flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWNET;
-    unshare(flags).map_err(|e| RunscError::nix("unshare(mount, ipc, uts, net)", e))?;
+    unshare(flags).map_err(|e| Error::nix("unshare(mount, ipc, uts, net)", e))?;
     mount(
         None::<&str>,
         "/",
@@ -118,21 +116,21 @@ pub fn unshare_namespaces() -> Result<(), RunscError> {
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None::<&str>,
     )
-    .map_err(|e| RunscError::nix("make / private", e))?;
+    .map_err(|e| Error::nix("make / private", e))?;
     Ok(())
 }
 
 /// The number of threads of the calling process (reads `/proc`, so call it before
 /// [`pivot_to_empty_root`]).
-pub fn thread_count() -> Result<usize, RunscError> {
-    let dir = std::fs::read_dir("/proc/self/task")
-        .map_err(|e| RunscError::host("read /proc/self/task", e))?;
+pub fn thread_count() -> Result<usize, Error> {
+    let dir =
+        std::fs::read_dir("/proc/self/task").map_err(|e| Error::host("read /proc/self/task", e))?;
     Ok(dir.count())
 }
 
 /// Makes an empty, read-only tmpfs the root and current directory, and detaches every
 /// host mount. Afterwards no host path can be named by the process.
-pub fn pivot_to_empty_root() -> Result<(), RunscError> {
+pub fn pivot_to_empty_root() -> Result<(), Error> {
     let base = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount(
         Some("rsentry-root"),
@@ -141,13 +139,13 @@ pub fn pivot_to_empty_root() -> Result<(), RunscError> {
         base,
         Some("size=4k,nr_inodes=2,mode=0555"),
     )
-    .map_err(|e| RunscError::nix("mount empty tmpfs root", e))?;
-    chdir(NEW_ROOT_MOUNT_POINT).map_err(|e| RunscError::nix("chdir new root", e))?;
+    .map_err(|e| Error::nix("mount empty tmpfs root", e))?;
+    chdir(NEW_ROOT_MOUNT_POINT).map_err(|e| Error::nix("chdir new root", e))?;
     // pivot_root(".", ".") stacks the old root on top of the new one at "/"; unmounting
     // "." then detaches the old root with everything below it.
-    pivot_root(".", ".").map_err(|e| RunscError::nix("pivot_root", e))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(|e| RunscError::nix("detach old root", e))?;
-    chdir("/").map_err(|e| RunscError::nix("chdir /", e))?;
+    pivot_root(".", ".").map_err(|e| Error::nix("pivot_root", e))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| Error::nix("detach old root", e))?;
+    chdir("/").map_err(|e| Error::nix("chdir /", e))?;
     mount(
         None::<&str>,
         "/",
@@ -155,12 +153,12 @@ pub fn pivot_to_empty_root() -> Result<(), RunscError> {
         base | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
         None::<&str>,
     )
-    .map_err(|e| RunscError::nix("remount root read-only", e))?;
+    .map_err(|e| Error::nix("remount root read-only", e))?;
     let entries = std::fs::read_dir(Path::new("/"))
-        .map_err(|e| RunscError::host("read new root", e))?
+        .map_err(|e| Error::host("read new root", e))?
         .count();
     if entries != 0 {
-        return Err(RunscError::Confine(format!(
+        return Err(Error::Confine(format!(
             "new root is not empty ({entries} entries)"
         )));
     }
@@ -170,9 +168,9 @@ pub fn pivot_to_empty_root() -> Result<(), RunscError> {
 /// Empties the bounding, ambient, inheritable, effective and permitted capability sets of
 /// the calling thread (which must be the only one: capabilities are per thread, and
 /// threads created later inherit the empty sets).
-pub fn drop_capabilities() -> Result<(), RunscError> {
+pub fn drop_capabilities() -> Result<(), Error> {
     let err = |set: &str, e: caps::errors::CapsError| {
-        RunscError::Confine(format!("clear {set} capabilities: {e}"))
+        Error::Confine(format!("clear {set} capabilities: {e}"))
     };
     // The bounding set needs CAP_SETPCAP, so it goes first, while we still have it.
     caps::clear(None, CapSet::Bounding).map_err(|e| err("bounding", e))?;
@@ -182,13 +180,13 @@ pub fn drop_capabilities() -> Result<(), RunscError> {
     caps::clear(None, CapSet::Permitted).map_err(|e| err("permitted", e))?;
     let left = caps::read(None, CapSet::Permitted).map_err(|e| err("read permitted", e))?;
     if !left.is_empty() {
-        return Err(RunscError::Confine(format!("capabilities left: {left:?}")));
+        return Err(Error::Confine(format!("capabilities left: {left:?}")));
     }
     Ok(())
 }
 
 /// Sets `PR_SET_NO_NEW_PRIVS`: no later `execve` can gain privileges (and seccomp may be
 /// installed without `CAP_SYS_ADMIN`).
-pub fn set_no_new_privs() -> Result<(), RunscError> {
-    nix::sys::prctl::set_no_new_privs().map_err(|e| RunscError::nix("PR_SET_NO_NEW_PRIVS", e))
+pub fn set_no_new_privs() -> Result<(), Error> {
+    nix::sys::prctl::set_no_new_privs().map_err(|e| Error::nix("PR_SET_NO_NEW_PRIVS", e))
 }

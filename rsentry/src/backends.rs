@@ -5,8 +5,8 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::cli::PlatformKind;
-use crate::error::RunscError;
+use crate::config::Platform as PlatformKind;
+use crate::error::Error;
 use crate::spec::BootSpec;
 
 /// Whether the platform must be created before the sandbox process gives up the host's
@@ -23,27 +23,34 @@ pub fn platform_forks_before_seccomp(kind: PlatformKind) -> bool {
     kind == PlatformKind::Systrap
 }
 
-/// Creates the platform chosen with `--platform`, over a fresh memory file.
-pub fn create_platform(kind: PlatformKind) -> Result<Arc<dyn platform::Platform>, RunscError> {
+/// Creates the platform chosen with `--platform`, over a fresh memory file of `memory`
+/// bytes (0: the default capacity).
+pub fn create_platform(
+    kind: PlatformKind,
+    memory: u64,
+) -> Result<Arc<dyn platform::Platform>, Error> {
     if kind == PlatformKind::Kvm && !Path::new("/dev/kvm").exists() {
-        return Err(RunscError::Platform("kvm: /dev/kvm does not exist".into()));
+        return Err(Error::Platform("kvm: /dev/kvm does not exist".into()));
     }
-    let memory =
-        platform::MemoryFile::new("rsentry-memory", platform::MemoryFile::DEFAULT_CAPACITY)
-            .map_err(|e| RunscError::Platform(format!("memory file: {e}")))?;
+    let capacity = match memory {
+        0 => platform::MemoryFile::DEFAULT_CAPACITY,
+        n => n,
+    };
+    let memory = platform::MemoryFile::new("rsentry-memory", capacity)
+        .map_err(|e| Error::Platform(format!("memory file: {e}")))?;
     let memory = Arc::new(memory);
     let platform: Arc<dyn platform::Platform> = match kind {
         PlatformKind::Ptrace => Arc::new(
             platform_ptrace::PtracePlatform::new(memory)
-                .map_err(|e| RunscError::Platform(format!("ptrace: {e}")))?,
+                .map_err(|e| Error::Platform(format!("ptrace: {e}")))?,
         ),
         PlatformKind::Kvm => Arc::new(
             platform_kvm::KvmPlatform::new(memory)
-                .map_err(|e| RunscError::Platform(format!("kvm: {e}")))?,
+                .map_err(|e| Error::Platform(format!("kvm: {e}")))?,
         ),
         PlatformKind::Systrap => Arc::new(
             platform_systrap::SystrapPlatform::new(memory)
-                .map_err(|e| RunscError::Platform(format!("systrap: {e}")))?,
+                .map_err(|e| Error::Platform(format!("systrap: {e}")))?,
         ),
     };
     Ok(platform)
@@ -58,7 +65,7 @@ pub fn serve_gofer(
     sock: OwnedFd,
     read_only: bool,
     debug_panic_on_walk: bool,
-) -> Result<i32, RunscError> {
+) -> Result<i32, Error> {
     let opts = gofer::GoferOptions {
         read_only,
         confine: true,
@@ -68,7 +75,7 @@ pub fn serve_gofer(
         Ok(()) => Ok(0),
         Err(gofer::GoferError::ChildExited(code)) => Ok(code),
         Err(gofer::GoferError::ChildKilled(sig)) => Ok(128 + sig),
-        Err(e) => Err(RunscError::Gofer(e.to_string())),
+        Err(e) => Err(Error::Gofer(e.to_string())),
     }
 }
 
@@ -85,8 +92,33 @@ pub fn run_sentry(
     spec: BootSpec,
     stdio: [OwnedFd; 3],
     gofer: Option<OwnedFd>,
+    mounts: Vec<OwnedFd>,
     strace: bool,
-) -> Result<i32, RunscError> {
+    recorder: Option<Arc<sentry::policy::Recorder>>,
+) -> Result<i32, Error> {
+    let filter = match &spec.profile {
+        Some(p) => Some(Arc::new(sentry::policy::Filter::new(vec![p.to_policy()?]))),
+        None => None,
+    };
+    if spec.mounts.len() != mounts.len() {
+        return Err(Error::Invalid(format!(
+            "{} bind mounts but {} Gofer sockets",
+            spec.mounts.len(),
+            mounts.len()
+        )));
+    }
+    let mounts = spec
+        .mounts
+        .iter()
+        .zip(mounts)
+        .map(|(m, sock)| {
+            (
+                m.target.clone(),
+                sentry::control::MountSource::Gofer(sock),
+                m.readonly,
+            )
+        })
+        .collect();
     let config = sentry::SandboxConfig {
         argv: spec.argv,
         envp: spec.envp,
@@ -97,24 +129,27 @@ pub fn run_sentry(
         stdio,
         gofer,
         strace,
+        mounts,
+        filter,
+        recorder,
     };
     match sentry::run_sandbox(platform, config) {
         Ok(status) => Ok(status.to_shell_code()),
         Err(sentry::SentryError::Exec { path, errno }) => Err(exec_error(path, errno)),
-        Err(e) => Err(RunscError::Sentry(e.to_string())),
+        Err(e) => Err(Error::Sentry(e.to_string())),
     }
 }
 
 /// Maps a failed exec of the first program like a shell does: ENOENT (and ENOTDIR) is
 /// "not found" (127), everything else "cannot execute" (126).
-fn exec_error(path: String, errno: linux_abi::Errno) -> RunscError {
+fn exec_error(path: String, errno: linux_abi::Errno) -> Error {
     let reason = errno
         .description()
         .map(str::to_owned)
         .unwrap_or_else(|| errno.to_string());
     if errno == linux_abi::Errno::ENOENT || errno == linux_abi::Errno::ENOTDIR {
-        RunscError::NotFound { path, reason }
+        Error::NotFound { path, reason }
     } else {
-        RunscError::CannotExecute { path, reason }
+        Error::CannotExecute { path, reason }
     }
 }

@@ -1,4 +1,5 @@
-//! The boot spec: what `runsc do` tells the sandbox process to run, sent as JSON over a pipe.
+//! The boot spec: what the monitor tells the sandbox process to run, sent as JSON over a
+//! pipe.
 //! Arguments, environment and working directory are byte strings (JSON arrays of numbers):
 //! Linux passes bytes, which need not be UTF-8.
 
@@ -19,6 +20,23 @@ pub struct BootSpec {
     pub gid: u32,
     /// Host name seen by the application.
     pub hostname: String,
+    /// Bind mounts, in the order of their Gofer sockets.
+    pub mounts: Vec<MountSpec>,
+    /// The system-call profile to enforce.
+    pub profile: Option<crate::profile::Profile>,
+    /// Record every system call (the recording goes to the monitor at the end).
+    pub record: bool,
+    /// Resource limits.
+    pub limits: crate::config::Limits,
+}
+
+/// A bind mount as the sandbox process sees it (its Gofer socket comes separately).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    /// Absolute path inside the sandbox.
+    pub target: String,
+    /// Whether writes are refused.
+    pub readonly: bool,
 }
 
 /// Largest spec accepted (argv and environment are bounded by the kernel's ARG_MAX-like
@@ -55,6 +73,13 @@ mod tests {
             uid: 0,
             gid: 0,
             hostname: "h".into(),
+            mounts: vec![MountSpec {
+                target: "/data".into(),
+                readonly: true,
+            }],
+            profile: None,
+            record: false,
+            limits: Default::default(),
         }
     }
 

@@ -1,4 +1,5 @@
-//! What a panic does in any `runsc` process (`do`, `gofer`, `boot`): the process ends at
+//! What a panic does in any process of a sandbox (`runsc do` or the monitor, the Gofer,
+//! the sandbox process): the process ends at
 //! once, with one line on standard error and exit status 125.
 //!
 //! The hook runs in the panicking thread *before* any unwinding: it writes
@@ -18,7 +19,8 @@
 //! `SIGABRT` and a core dump instead of a line and 125, and it would make every test build
 //! compile the workspace twice: cargo ignores the setting for test harnesses.)
 //!
-//! `--debug-panic` (hidden) exists only to test this policy: see [`DebugPanic`].
+//! `--debug-panic` (hidden) exists only to test this policy: see
+//! [`crate::config::DebugPanic`].
 
 use std::sync::Arc;
 
@@ -26,9 +28,14 @@ use platform::{AddressSpace, Context, MemoryFile, Platform, PlatformError, Regis
 
 use crate::error::EXIT_RUNTIME_ERROR;
 
-/// Installs the hook for a process whose log lines start with `runsc: <role>:` (`role` is
-/// e.g. `"sandbox"`, `"gofer"`; empty for `runsc` itself).
-pub fn install(role: &'static str) {
+/// Installs the hook for a process whose log lines start with `<name>: <role>:` (`role`
+/// is e.g. `"sandbox"`, `"gofer"`; empty for `runsc` itself).
+pub fn install(name: &str, role: &str) {
+    let prefix = if role.is_empty() {
+        format!("{name}:")
+    } else {
+        format!("{name}: {role}:")
+    };
     std::panic::set_hook(Box::new(move |info| {
         let thread = std::thread::current();
         let location = info
@@ -45,20 +52,8 @@ pub fn install(role: &'static str) {
             "panic in thread {} at {location}: {payload}",
             thread.name().unwrap_or("unnamed")
         ));
-        let prefix = if role.is_empty() {
-            "runsc:".to_string()
-        } else {
-            format!("runsc: {role}:")
-        };
         let line = format!("{prefix} {message}\n");
-        // SAFETY: write(2) from a buffer we own; exit_group ends every thread of the
-        // process and never returns.
-        unsafe {
-            libc::write(2, line.as_ptr().cast(), line.len());
-            libc::syscall(libc::SYS_exit_group, EXIT_RUNTIME_ERROR);
-        }
-        // exit_group does not return; should the impossible happen, abort.
-        std::process::abort();
+        crate::host::write_and_exit(line.as_bytes(), EXIT_RUNTIME_ERROR);
     }));
 }
 
@@ -67,31 +62,6 @@ fn one_line(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
-}
-
-/// Where `--debug-panic` makes a sandbox panic (a hidden switch for the tests of the panic
-/// policy; it gives the application no new power: only whoever starts `runsc` sets it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum DebugPanic {
-    /// The Sentry panics in the application thread's task loop when the application calls
-    /// `sync(2)` (number [`DebugPanic::SENTRY_SYSCALL`]).
-    Sentry,
-    /// The Gofer panics when asked to walk to a file named
-    /// [`gofer::DEBUG_PANIC_NAME`].
-    Gofer,
-}
-
-impl DebugPanic {
-    /// The system call that makes the Sentry panic under `--debug-panic=sentry`.
-    pub const SENTRY_SYSCALL: u64 = libc::SYS_sync as u64;
-
-    /// The flag value.
-    pub fn name(self) -> &'static str {
-        match self {
-            DebugPanic::Sentry => "sentry",
-            DebugPanic::Gofer => "gofer",
-        }
-    }
 }
 
 /// A platform that is `inner` in every way, except that a context panics when the

@@ -1,0 +1,23 @@
+//! The host calls of `runsc` that Rust cannot check, each with why it is sound; the rest of
+//! the crate is safe Rust (`#![deny(unsafe_code)]`).
+#![allow(unsafe_code)]
+
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+/// A pidfd for host process `pid` (`None` when it is gone or pidfds are unavailable).
+pub fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if raw < 0 {
+        return None;
+    }
+    // SAFETY: the descriptor was just created by pidfd_open and is owned by nobody else.
+    Some(unsafe { OwnedFd::from_raw_fd(raw as RawFd) })
+}
+
+/// Takes ownership of a descriptor the kernel just installed for us (`accept4`, an
+/// `SCM_RIGHTS` message); callers pass each such number once, right away.
+pub fn own_new_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: see above: a fresh descriptor nothing else in the process owns.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
