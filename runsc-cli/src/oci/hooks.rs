@@ -170,14 +170,9 @@ fn run_one(h: &Hook, input: &[u8]) -> Result<(), String> {
         // A hook that does not read its stdin gets EPIPE here: not an error.
         let _ = stdin.write_all(input);
     }
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as i32, 0) };
-    let timed_out = if raw >= 0 {
-        // SAFETY: the descriptor was just created by pidfd_open and is owned by nobody else.
-        let pidfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw as i32) };
-        !wait_readable(&pidfd, limit)
-    } else {
-        false
+    let timed_out = match crate::host::pidfd_open(child.id() as i32) {
+        Some(pidfd) => !wait_readable(&pidfd, limit),
+        None => false,
     };
     if timed_out {
         let _ = child.kill();
