@@ -34,6 +34,31 @@ pub struct SandboxBoot {
     /// The cgroup memory limit, which `/proc/meminfo` reports.
     #[serde(default)]
     pub memory_limit: Option<u64>,
+    /// `linux.seccomp`, enforced by the Sentry (`rsentry::seccomp_oci`).
+    #[serde(default)]
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// The system-call profile named by the [`PROFILE_ANNOTATION`] annotation.
+    #[serde(default)]
+    pub profile: Option<rsentry::Profile>,
+}
+
+/// The annotation naming a system-call profile file (`rsentry::profile`) the Sentry
+/// enforces for the container, on top of `linux.seccomp` when both are given. A relative
+/// path is taken from the bundle directory.
+pub const PROFILE_ANNOTATION: &str = "dev.rsentry.profile";
+
+impl SandboxBoot {
+    /// The Sentry policies of `linux.seccomp` and of the profile (empty: none).
+    pub fn policies(&self) -> Result<Vec<sentry::policy::Policy>, rsentry::Error> {
+        let mut layers = Vec::new();
+        if let Some(s) = &self.seccomp {
+            layers.push(rsentry::seccomp_oci::to_policy(s)?);
+        }
+        if let Some(p) = &self.profile {
+            layers.push(p.to_policy()?);
+        }
+        Ok(layers)
+    }
 }
 
 /// A mount the Sentry makes.
@@ -241,7 +266,30 @@ impl Bundle {
             masked_paths: paths(&self.spec, "maskedPaths")?,
             readonly_paths: paths(&self.spec, "readonlyPaths")?,
             memory_limit: None,
+            seccomp: self.spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+            profile: self.profile()?,
         })
+        .and_then(|b| {
+            // Malformed sections are refused now, by `create`, never allowed silently.
+            b.policies().map_err(|e| OciError::new(e.to_string()))?;
+            Ok(b)
+        })
+    }
+
+    /// The profile named by the [`PROFILE_ANNOTATION`] annotation, read from the host.
+    fn profile(&self) -> Result<Option<rsentry::Profile>, OciError> {
+        let Some(path) = self
+            .spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(PROFILE_ANNOTATION))
+        else {
+            return Ok(None);
+        };
+        let path = self.dir.join(path);
+        rsentry::Profile::load(&path)
+            .map(Some)
+            .map_err(|e| OciError::new(format!("annotation {PROFILE_ANNOTATION}: {e}")))
     }
 }
 

@@ -110,6 +110,23 @@ pub fn run(
     if let Some(l) = boot.memory_limit {
         sandbox.set_memory_limit(l);
     }
+    match boot.policies() {
+        Ok(layers) if layers.is_empty() => {}
+        Ok(layers) => {
+            let filter = Arc::new(sentry::policy::Filter::new(layers));
+            sandbox.kernel().policy().set_filter(filter);
+        }
+        Err(e) => {
+            let _ = proto::send(
+                control.as_fd(),
+                &Reply::Error {
+                    message: e.to_string(),
+                },
+                &[],
+            );
+            return Ok(crate::error::EXIT_RUNTIME_ERROR);
+        }
+    }
     for (key, value) in &boot.sysctl {
         if let Err(e) = sandbox.set_sysctl(key, value) {
             let message = format!(
