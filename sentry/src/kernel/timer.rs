@@ -308,11 +308,26 @@ mod tests {
     #[test]
     fn a_tiny_interval_fires_and_counts_overruns_without_spinning() {
         let tg = ThreadGroup::new(4243, 1);
-        let t = Timer::new(&tg, None, Notify::None);
+        let alrm = linux_abi::signal::SIGALRM;
+        let t = Timer::new(
+            &tg,
+            None,
+            Notify::Signal {
+                signo: alrm,
+                code: SI_TIMER,
+                value: 0,
+                id: 1,
+            },
+        );
         t.arm(Duration::from_nanos(1), Duration::from_nanos(1));
-        std::thread::sleep(Duration::from_millis(20));
+        // It must fire: wait for the signal (the deadline only bounds a failure).
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while tg.shared_pending_set() & (1 << (alrm - 1)) == 0 {
+            assert!(Instant::now() < give_up, "the 1 ns timer never fired");
+            std::thread::yield_now();
+        }
         let (left, interval) = t.get();
-        assert_eq!(interval, Duration::from_nanos(1));
+        assert_eq!(interval, Duration::from_nanos(1), "still periodic");
         assert!(left <= Duration::from_secs(1));
         t.delete();
     }
