@@ -143,10 +143,19 @@ pub fn run_sentry(
 /// Maps a failed exec of the first program like a shell does: ENOENT (and ENOTDIR) is
 /// "not found" (127), everything else "cannot execute" (126).
 fn exec_error(path: String, errno: linux_abi::Errno) -> Error {
-    let reason = errno
-        .description()
-        .map(str::to_owned)
-        .unwrap_or_else(|| errno.to_string());
+    let reason = if errno == linux_abi::Errno::ENXIO {
+        // The Sentry's loader says this only for an image shorter than its segments.
+        "truncated executable: a loadable segment extends past the end of the file".to_owned()
+    } else if errno == linux_abi::Errno::ENOEXEC {
+        "Exec format error: not an executable this kernel can load (bad or truncated ELF \
+         header, or a script without #!)"
+            .to_owned()
+    } else {
+        errno
+            .description()
+            .map(str::to_owned)
+            .unwrap_or_else(|| errno.to_string())
+    };
     if errno == linux_abi::Errno::ENOENT || errno == linux_abi::Errno::ENOTDIR {
         Error::NotFound { path, reason }
     } else {

@@ -542,7 +542,19 @@ impl Task {
     /// manager and resets the registers to its entry point.
     pub fn execve(&self, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> Result<(), Errno> {
         let mm = super::new_mm(&self.kernel)?;
-        let image = crate::loader::load(self, &mm, path, argv, envp)?;
+        let image = match crate::loader::load(self, &mm, path, argv, envp) {
+            Ok(image) => image,
+            Err(Errno::ENXIO) => {
+                // A loadable segment lies past the end of the file (a truncated binary):
+                // Linux finds this after its point of no return (binfmt_elf's padzero
+                // fails) and kills the process with SIGSEGV; so do we. The caller that
+                // started PID 1 reports ENXIO as a truncated executable.
+                super::process::kill_other_threads(self);
+                self.tg.kill(linux_abi::signal::SIGSEGV);
+                return Err(Errno::ENXIO);
+            }
+            Err(e) => return Err(e),
+        };
         // The point of no return: the other threads go, this one takes the new program.
         super::process::kill_other_threads(self);
         if self.tid() != self.tgid() {

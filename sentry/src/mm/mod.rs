@@ -193,7 +193,9 @@ pub struct MemoryManager {
 }
 
 fn platform_err(e: PlatformError) -> Errno {
-    tracing::error!("address space operation failed: {e}");
+    // Debug log only: an application can provoke this at will, and the sandbox's stderr
+    // is the user's.
+    tracing::debug!("address space operation failed: {e}");
     match e {
         PlatformError::InvalidArgument(_) => Errno::EINVAL,
         PlatformError::Host { errno, .. } => errno,
@@ -374,23 +376,27 @@ impl MemoryManager {
             return Ok(());
         }
         self.writeback(st, start, end)?;
+        // The platform first: if it fails, the VMAs are still there and both views agree.
+        self.drop_pages(st, start, end)?;
         Self::split_at(st, start);
         Self::split_at(st, end);
         let keys: Vec<u64> = st.vmas.range(start..end).map(|(&k, _)| k).collect();
         for k in keys {
             st.vmas.remove(&k);
         }
-        self.drop_pages(st, start, end)
+        Ok(())
     }
 
-    /// Drops the populated pages of `[start, end)` and unmaps them.
+    /// Drops the populated pages of `[start, end)` and unmaps them. Only the span of
+    /// populated pages goes to the platform: the range asked for may reach below the
+    /// lowest user address (`munmap(0, len)` is valid on Linux), where nothing is mapped.
     fn drop_pages(&self, st: &mut State, start: u64, end: u64) -> Result<(), Errno> {
         let keys: Vec<u64> = st.pages.range(start..end).map(|(&k, _)| k).collect();
-        if keys.is_empty() {
+        let (Some(&lo), Some(&last)) = (keys.first(), keys.last()) else {
             return Ok(());
-        }
+        };
         self.address_space
-            .unmap(start, end - start)
+            .unmap(lo, last + PAGE - lo)
             .map_err(platform_err)?;
         let frames: Vec<Arc<Frame>> = keys
             .iter()

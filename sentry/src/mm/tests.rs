@@ -67,6 +67,36 @@ fn c_strings() {
     assert_eq!(mm.read_c_string(a, 9), Err(Errno::ENAMETOOLONG));
 }
 
+/// `munmap(0, 0x11000)` over a page at 0x10000 (the lowest user address): Linux unmaps
+/// it and returns 0. The platform never sees the part below its range, and when the
+/// platform does fail the VMAs stay: the Sentry's view and the platform's agree.
+#[test]
+fn munmap_from_zero_and_platform_failures_keep_views_equal() {
+    let (mm, fake) = new_mm();
+    let a = mm.mmap(0x10000, PAGE, RW, ANON | MAP_FIXED, None).unwrap();
+    assert_eq!(a, 0x10000);
+    mm.copy_out(a, &[7]).unwrap();
+    assert!(fake.prot(a).is_some());
+    assert_eq!(mm.munmap(0, 0x11000), Ok(()));
+    assert!(mm.vmas().is_empty());
+    assert!(fake.prot(a).is_none(), "gone from the platform too");
+
+    let b = mm.mmap(0, 2 * PAGE, RW, ANON, None).unwrap();
+    mm.copy_out(b, &[1u8; 2 * PAGE as usize]).unwrap();
+    fake.fail_unmap
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(mm.munmap(b, PAGE), Err(Errno::EINVAL));
+    assert_eq!(
+        mm.vmas().len(),
+        1,
+        "the VMA stays while the page stays mapped"
+    );
+    assert!(fake.prot(b).is_some());
+    let mut byte = [0u8];
+    mm.copy_in(b, &mut byte).unwrap();
+    assert_eq!(byte, [1]);
+}
+
 #[test]
 fn munmap_and_mprotect_split_vmas() {
     let (mm, fake) = new_mm();

@@ -13,6 +13,8 @@ use super::{MemoryManager, PAGE};
 #[derive(Debug, Default)]
 pub(crate) struct FakeAs {
     pages: Mutex<BTreeMap<u64, (u64, Protection)>>,
+    /// Makes the next unmaps fail (as a host error would).
+    pub(crate) fail_unmap: std::sync::atomic::AtomicBool,
 }
 
 impl AddressSpace for FakeAs {
@@ -30,6 +32,12 @@ impl AddressSpace for FakeAs {
         Ok(())
     }
     fn unmap(&self, addr: u64, len: u64) -> Result<(), PlatformError> {
+        // As the real platforms: nothing below the lowest user address.
+        if addr < 0x10000 || self.fail_unmap.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(PlatformError::InvalidArgument(
+                "range outside the user address range".into(),
+            ));
+        }
         let mut p = self.pages.lock();
         let keys: Vec<u64> = p.range(addr..addr + len).map(|(&k, _)| k).collect();
         for k in keys {
