@@ -567,17 +567,10 @@ mod tests {
         // non-blocking.
         s1.set_nonblocking(true).unwrap();
         let pr = OwnedFd::from(pr);
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&pr);
         // SAFETY: fcntl on a descriptor we own, integer arguments only.
-        assert_eq!(
-            unsafe {
-                libc::fcntl(
-                    std::os::fd::AsRawFd::as_raw_fd(&pr),
-                    libc::F_SETFL,
-                    libc::O_NONBLOCK,
-                )
-            },
-            0
-        );
+        let r = unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
+        assert_eq!(r, 0);
         let files = [
             ("regular file", host_fd_file(OwnedFd::from(reg))),
             ("pipe read end", host_fd_file(pr)),

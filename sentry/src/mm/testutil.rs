@@ -35,7 +35,7 @@ impl AddressSpace for FakeAs {
         // As the real platforms: nothing below the lowest user address.
         if addr < 0x10000 || self.fail_unmap.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(PlatformError::InvalidArgument(
-                "range outside the user address range".into(),
+                "range outside the user address range",
             ));
         }
         let mut p = self.pages.lock();
