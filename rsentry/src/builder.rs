@@ -75,7 +75,7 @@ impl Sandbox {
     /// `SIGQUIT` sent by a process) are forwarded to the sandbox.
     #[doc(hidden)]
     pub fn run_here(self) -> Result<i32, Error> {
-        monitor::run(&self.settings, self.launch)
+        monitor::run(&self.settings, self.launch, None)
     }
 
     fn spawn_with(

@@ -51,7 +51,11 @@ pub struct Launch {
 }
 
 /// Runs the monitor role: reads the [`Launch`] from `launch_fd`, runs it.
-pub fn run_role(settings: &Settings, launch_fd: RawFd) -> Result<i32, Error> {
+pub fn run_role(
+    settings: &Settings,
+    launch_fd: RawFd,
+    report: Option<&OwnedFd>,
+) -> Result<i32, Error> {
     let fd = child::take_inherited_fd(launch_fd, "launch fd")?;
     let mut bytes = Vec::new();
     std::fs::File::from(fd)
@@ -61,7 +65,7 @@ pub fn run_role(settings: &Settings, launch_fd: RawFd) -> Result<i32, Error> {
     let launch: Launch = serde_json::from_slice(&bytes)
         .map_err(|e| Error::Invalid(format!("bad launch description: {e}")))?;
     let _ = nix::sys::prctl::set_name(c"rsentry-monitor");
-    run(settings, launch)
+    run(settings, launch, report)
 }
 
 /// The search path used when the environment has no `PATH` (the usual default).
@@ -107,7 +111,9 @@ pub(crate) fn strerror(e: &std::io::Error) -> String {
 /// Runs the sandbox of `launch` from this (single-threaded) process; returns the exit
 /// status: the application's, 128+N when it was killed by signal N, 125 when the sandbox
 /// failed.
-pub fn run(settings: &Settings, launch: Launch) -> Result<i32, Error> {
+/// `report`, when given, is handed to the sandbox process, which writes its start-up
+/// error there (a program not found...).
+pub fn run(settings: &Settings, launch: Launch, report: Option<&OwnedFd>) -> Result<i32, Error> {
     let mut settings = settings.clone();
     settings
         .sandbox_id
@@ -147,7 +153,7 @@ pub fn run(settings: &Settings, launch: Launch) -> Result<i32, Error> {
         .iter()
         .map(|g| Pid::from_raw(g.id() as i32))
         .collect();
-    let result = start_and_wait_sandbox(settings, &launch, socks, &gofer_pids);
+    let result = start_and_wait_sandbox(settings, &launch, socks, &gofer_pids, report);
     // A Gofer exits by itself when the Sentry's end closes: give them a moment, so that a
     // Gofer that failed while the application was finishing is still seen as failed,
     // then make sure of it.
@@ -227,6 +233,7 @@ fn start_and_wait_sandbox(
     launch: &Launch,
     socks: Vec<OwnedFd>,
     gofers: &[Pid],
+    report: Option<&OwnedFd>,
 ) -> Result<i32, Error> {
     let (spec_read, spec_write) =
         pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::nix("pipe", e))?;
@@ -274,12 +281,17 @@ fn start_and_wait_sandbox(
         next += 1;
         next - 1
     });
+    let report_fd = report.map(|r| {
+        fds.push((r, next));
+        next += 1;
+        next - 1
+    });
     let role = Role::Boot {
         spec_fd: 3,
         gofer_fd: 4,
         mount_fds,
         record_fd,
-        report_fd: None,
+        report_fd,
     };
     let boot_cmd = role::command(role, settings, "runsc-sandbox")?;
     let boot = child::spawn_with_fds(boot_cmd, &fds, "sandbox")?;

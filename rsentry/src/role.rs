@@ -126,7 +126,9 @@ pub fn init() {
     };
     let report = report.and_then(|n| crate::child::take_inherited_fd(n, "report fd").ok());
     let result = match env.role {
-        Role::Monitor { launch_fd, .. } => crate::monitor::run_role(&env.settings, launch_fd),
+        Role::Monitor { launch_fd, .. } => {
+            crate::monitor::run_role(&env.settings, launch_fd, report.as_ref())
+        }
         Role::Gofer {
             root,
             read_only,
@@ -145,7 +147,7 @@ pub fn init() {
         Err(e) => {
             tracing::debug!(error = ?e, "sandbox process failed");
             eprintln!("{name}: {e}");
-            if let Some(fd) = report {
+            if let Some(fd) = &report {
                 write_report(fd, &e);
             }
             e.exit_code()
@@ -166,14 +168,14 @@ pub struct Report {
 /// Longest report kept.
 const MAX_REPORT: usize = 4096;
 
-fn write_report(fd: OwnedFd, e: &Error) {
+fn write_report(fd: &OwnedFd, e: &Error) {
     let mut message = e.to_string();
     message.truncate(MAX_REPORT);
     let r = Report {
         code: e.exit_code(),
         message,
     };
-    if let Ok(json) = serde_json::to_vec(&r) {
+    if let (Ok(json), Ok(fd)) = (serde_json::to_vec(&r), fd.try_clone()) {
         let _ = std::fs::File::from(fd).write_all(&json);
     }
 }
