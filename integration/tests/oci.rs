@@ -500,6 +500,52 @@ fn process_spec_honoured(p: Platform) {
     );
 }
 
+/// `exec --cap` adds a capability to the container's sets for the new process; an unknown
+/// name is a one-line error.
+fn exec_caps(p: Platform) {
+    subreaper();
+    let b = Bundle::new(p, &["/bin/sleep", "1000"]);
+    let pid_file = b.dir.path().join("pid");
+    let (run, _) = b.create("ec", &pid_file);
+    assert_eq!(run.code, 0, "{run:#?}");
+    b.runsc(&["start", "ec"]).assert_success("start");
+    // The default spec's CAP_NET_BIND_SERVICE, CAP_AUDIT_WRITE and CAP_KILL, and
+    // CAP_SYS_ADMIN (bit 21).
+    let r = b.runsc(&[
+        "exec",
+        "--cap",
+        "CAP_SYS_ADMIN",
+        "ec",
+        "/bin/grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "CapEff:\t0000000020200420\n"),
+        "{r:#?}"
+    );
+    let r = b.runsc(&["exec", "ec", "/bin/grep", "CapEff", "/proc/self/status"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "CapEff:\t0000000020000420\n"),
+        "{r:#?}"
+    );
+    assert_one_line_error(
+        &b.runsc(&["exec", "--cap", "CAP_NOPE", "ec", "/bin/true"]),
+        1,
+        "unknown capability",
+    );
+    b.runsc(&["kill", "ec", "KILL"]).assert_success("kill");
+    assert_eq!(wait_pid(read_pid(&pid_file)), 128 + libc::SIGKILL);
+    b.runsc(&["delete", "ec"]).assert_success("delete");
+}
+
+#[test]
+fn exec_capabilities() {
+    integration::run_on(Platform::Systrap, exec_caps);
+}
+
 /// Bad process settings are one-line errors at `create`, with nothing left behind.
 fn bad_process_settings(p: Platform) {
     let cases: [(&str, serde_json::Value, &str); 6] = [
@@ -872,6 +918,17 @@ fn pause_and_resume(p: Platform) {
     assert_eq!(b.state("p1")["status"], "paused");
     assert_one_line_error(&b.runsc(&["pause", "p1"]), 1, "not running");
     assert_one_line_error(&b.runsc(&["exec", "p1", "/bin/true"]), 1, "paused");
+    // With --ignore-paused the process starts, frozen with the rest (its detached waiter
+    // keeps the stdio it was given: none here, so that nothing waits for it).
+    let status = b
+        .base()
+        .args(["exec", "-d", "--ignore-paused", "p1", "/bin/true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("exec --ignore-paused");
+    assert!(status.success(), "exec --ignore-paused: {status}");
     assert_one_line_error(&b.runsc(&["delete", "p1"]), 1, "not stopped: paused");
     let frozen = cpu_total(&b, "p1");
     for _ in 0..20 {

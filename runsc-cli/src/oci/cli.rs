@@ -103,17 +103,21 @@ pub struct ExecArgs {
     /// Additional group ids (repeatable).
     #[arg(long = "additional-gids", short = 'g', value_name = "GID")]
     pub additional_gids: Vec<u32>,
-    /// Accepted for runc compatibility.
-    #[arg(long, hide = true)]
+    /// Set `PR_SET_NO_NEW_PRIVS` for the process.
+    #[arg(long)]
     pub no_new_privs: bool,
+    /// Add a capability to the bounding, effective, permitted and ambient sets
+    /// (repeatable), as runc's `exec --cap`.
+    #[arg(long = "cap", short = 'c', value_name = "CAP")]
+    pub caps: Vec<String>,
     /// Accepted for runc compatibility.
     #[arg(long, hide = true, value_name = "LABEL")]
     pub process_label: Option<String>,
     /// Accepted for runc compatibility.
     #[arg(long, hide = true, value_name = "PROFILE")]
     pub apparmor: Option<String>,
-    /// Accepted for runc compatibility.
-    #[arg(long, hide = true)]
+    /// Exec even into a paused container (the process starts frozen).
+    #[arg(long)]
     pub ignore_paused: bool,
     /// Accepted for runc compatibility; must be 0.
     #[arg(long, hide = true, default_value_t = 0)]

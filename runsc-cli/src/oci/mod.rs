@@ -580,6 +580,25 @@ fn parse_user(s: &str) -> Result<(u32, Option<u32>), OciError> {
     }
 }
 
+/// `exec --cap`: each capability joins the bounding, effective, permitted, inheritable and
+/// ambient sets (the inheritable one so that the ambient one may hold it), as runc adds it.
+fn add_caps(p: &mut ProcessArgs, names: &[String]) -> Result<(), RunscError> {
+    for name in names {
+        let n = sentry::kernel::cap_from_name(name)
+            .ok_or_else(|| err(format!("--cap: unknown capability {name:?}")))?;
+        let bit = 1u64 << n;
+        // Without sets of its own the process already has root's full sets.
+        if let Some(c) = p.caps.as_mut() {
+            c.bounding |= bit;
+            c.effective |= bit;
+            c.permitted |= bit;
+            c.inheritable |= bit;
+            c.ambient |= bit;
+        }
+    }
+    Ok(())
+}
+
 /// The process `exec` runs: `--process FILE`, or the container's process with the
 /// command line's arguments and overrides.
 fn exec_process(a: &ExecArgs, s: &Stored) -> Result<ProcessArgs, RunscError> {
@@ -590,7 +609,9 @@ fn exec_process(a: &ExecArgs, s: &Stored) -> Result<ProcessArgs, RunscError> {
         bundle::check_raw_process(&raw).map_err(|e| err(format!("{}: {e}", file.display())))?;
         let p: oci_spec::runtime::Process = serde_json::from_value(raw)
             .map_err(|e| err(format!("{}: malformed: {e}", file.display())))?;
-        return Ok(bundle::process_args(&p, &s.rootfs)?);
+        let mut p = bundle::process_args(&p, &s.rootfs)?;
+        add_caps(&mut p, &a.caps)?;
+        return Ok(p);
     }
     if a.command.is_empty() {
         return Err(RunscError::Usage(
@@ -637,6 +658,7 @@ fn exec_process(a: &ExecArgs, s: &Stored) -> Result<ProcessArgs, RunscError> {
     if a.no_new_privs {
         p.no_new_privs = true;
     }
+    add_caps(&mut p, &a.caps)?;
     Ok(p)
 }
 
@@ -649,13 +671,13 @@ fn exec(global: &GlobalArgs, a: ExecArgs) -> Result<i32, RunscError> {
         return Err(err("--preserve-fds is not supported"));
     }
     let process = exec_process(&a, &s)?;
-    if c.status(&s).0 == Status::Paused {
+    if c.status(&s).0 == Status::Paused && !a.ignore_paused {
         return Err(err(format!(
             "cannot exec in container {}: it is paused",
             a.id
         )));
     }
-    if c.status(&s).0 != Status::Running {
+    if !matches!(c.status(&s).0, Status::Running | Status::Paused) {
         return Err(err(format!(
             "cannot exec in container {}: it is not running",
             a.id
