@@ -565,9 +565,12 @@ static void *boom(void *a) {{ syscall({nr}L); return a; }}
 int main(int argc, char **argv) {{
     pthread_t th;
     pthread_create(&th, 0, boom, 0);
-    /* execve waits for the other thread to finish, which panics instead. */
+    /* execve waits for the other thread to finish, which panics instead (or, if
+       execve won the race and ended that thread, the new image's thread panics while
+       the main thread waits for it). */
     char *args[] = {{argv[0], "again", 0}};
     if (argc == 1) execve(argv[0], args, 0);
+    pthread_join(th, 0);
     return 3;
 }}
 "#,
@@ -587,4 +590,26 @@ int main(int argc, char **argv) {{
         .expect("the sandbox hung after a task thread panicked")
         .unwrap();
     assert_eq!(st, ExitStatus::Signaled(linux_abi::signal::SIGKILL));
+}
+
+/// Kernel state lives in the kernel: two kernels in one process (two sandboxes, or two
+/// containers of a pod later) do not see each other's System V IPC objects.
+#[test]
+fn two_kernels_have_separate_ipc_namespaces() {
+    let Some(p) = platform() else { return };
+    let k1 = Kernel::new(p.clone(), "one", false, None).unwrap();
+    let k2 = Kernel::new(p, "two", false, None).unwrap();
+    let id = {
+        let mut n = k1.ipc().lock();
+        let id = n.alloc_id();
+        n.undo.insert((7, id, 0), 1);
+        id
+    };
+    assert!(k1.ipc().lock().undo.contains_key(&(7, id, 0)));
+    assert!(
+        k2.ipc().lock().undo.is_empty(),
+        "the other kernel's namespace is its own"
+    );
+    k2.ipc().process_exited(7);
+    assert!(k1.ipc().lock().undo.contains_key(&(7, id, 0)));
 }
