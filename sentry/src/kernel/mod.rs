@@ -10,6 +10,7 @@ mod creds;
 mod freeze;
 mod fs_glue;
 mod futex;
+pub(crate) mod ipc;
 mod limits;
 pub mod pidfd;
 pub mod process;
@@ -76,6 +77,11 @@ pub struct Kernel {
     vfs: Arc<Vfs>,
     exec_source: Mutex<Arc<dyn ExecSource>>,
     futexes: Futexes,
+    /// System V IPC objects.
+    ipc: ipc::IpcNamespace,
+    /// Serialises making an exited child collectable against `wait` (see
+    /// `process::exit_notify_lock`).
+    exit_notify: parking_lot::Mutex<()>,
     /// The sandbox's `/proc/sys` values.
     sysctls: sysctl::Sysctls,
     ncpus: usize,
@@ -130,6 +136,8 @@ impl Kernel {
             vfs,
             exec_source: Mutex::new(Arc::new(VfsExec)),
             futexes: Futexes::default(),
+            ipc: ipc::IpcNamespace::default(),
+            exit_notify: parking_lot::Mutex::new(()),
             sysctls: sysctl::Sysctls::default(),
             // Counted here, on the thread that builds the kernel: task threads may be
             // pinned to one CPU by the platform.
@@ -155,6 +163,17 @@ impl Kernel {
     /// The futex wait queues.
     pub fn futexes(&self) -> &Futexes {
         &self.futexes
+    }
+
+    /// The System V IPC namespace.
+    pub(crate) fn ipc(&self) -> &ipc::IpcNamespace {
+        &self.ipc
+    }
+
+    /// The lock that makes an exited child collectable and signals its parent in one
+    /// step, against `wait` scanning for collectable children.
+    pub(crate) fn exit_notify_lock(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.exit_notify.lock()
     }
 
     /// The sandbox's network stack.

@@ -333,13 +333,6 @@ fn notify_parent(child: &Arc<ThreadGroup>, code: i32, status: i32) {
     wake();
 }
 
-/// Serialises making an exited child collectable (plus queueing its exit signal) against
-/// `wait` scanning for collectable children, so that neither is seen without the other.
-fn exit_notify_lock() -> parking_lot::MutexGuard<'static, ()> {
-    static LOCK: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
-    LOCK.lock()
-}
-
 /// Marks `g` reaped and forgets its pid.
 fn reap(kernel: &super::Kernel, g: &ThreadGroup) {
     g.set_reaped();
@@ -354,7 +347,7 @@ pub(crate) fn process_exited(t: &Arc<Task>) {
     let tg = t.thread_group().clone();
     tg.timers.clear(true);
     // System V semaphore adjustments (SEM_UNDO) are undone when the process ends.
-    crate::syscalls::ipc::process_exited(tg.tgid());
+    kernel.ipc().process_exited(tg.tgid());
     if tg.tgid() == 1 {
         for pid in kernel.pids() {
             if pid != 1
@@ -441,7 +434,8 @@ pub(crate) fn process_exited(t: &Arc<Task>) {
                 // Collectable and signalled in one step, as under Linux's tasklist lock:
                 // a waiter sees neither or both. (Queueing the signal first let a parent
                 // take SIGCHLD, find nothing to wait for, and sleep forever.)
-                let _notify = exit_notify_lock();
+                // Serialised against `wait` (Kernel::exit_notify_lock).
+                let _notify = kernel.exit_notify_lock();
                 if auto {
                     parent.remove_child(tg.tgid());
                     reap(&kernel, &tg);
@@ -793,7 +787,7 @@ pub fn do_wait(t: &Task, who: WaitWho, options: u32) -> Result<Option<WaitResult
     let tg = t.thread_group().clone();
     let kernel = t.kernel().clone();
     let res = t.block_on(None, || {
-        let _notify = exit_notify_lock();
+        let _notify = kernel.exit_notify_lock();
         let children: Vec<Arc<ThreadGroup>> = tg
             .children()
             .into_iter()

@@ -12,9 +12,9 @@
 //! the process exit path calls. Not implemented: `MSG_COPY`; the `*_INFO` commands report
 //! fixed limits.
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::MutexGuard;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use linux_abi::Errno;
@@ -81,7 +81,7 @@ const SETALL: i32 = 17;
 const SEM_STAT: i32 = 18;
 const SEM_INFO: i32 = 19;
 const SEMMSL: usize = 32000;
-const SEMVMX: i32 = 32767;
+use crate::kernel::ipc::SEMVMX;
 const SEMOPM: usize = 500;
 
 const MSG_STAT: i32 = 11;
@@ -91,166 +91,11 @@ const MSG_EXCEPT: u32 = 0o20000;
 const MSGMAX: usize = 8192;
 const MSGMNB: usize = 16384;
 
-/// Permissions of an IPC object (`struct ipc64_perm`).
-#[derive(Clone, Copy, Debug, Default)]
-struct Perm {
-    key: i32,
-    uid: u32,
-    gid: u32,
-    cuid: u32,
-    cgid: u32,
-    mode: u32,
-    seq: u16,
-}
+use crate::kernel::ipc::{Msg, MsgQueue, Namespace, Perm, Sem, SemSet, Shm, now_secs};
 
-impl Perm {
-    fn new(t: &Task, key: i32, mode: u32) -> Perm {
-        let c = t.creds();
-        Perm {
-            key,
-            uid: c.euid,
-            gid: c.egid,
-            cuid: c.euid,
-            cgid: c.egid,
-            mode: mode & 0o777,
-            seq: 0,
-        }
-    }
-
-    fn bytes(&self) -> [u8; 48] {
-        let mut b = [0u8; 48];
-        b[0..4].copy_from_slice(&self.key.to_ne_bytes());
-        b[4..8].copy_from_slice(&self.uid.to_ne_bytes());
-        b[8..12].copy_from_slice(&self.gid.to_ne_bytes());
-        b[12..16].copy_from_slice(&self.cuid.to_ne_bytes());
-        b[16..20].copy_from_slice(&self.cgid.to_ne_bytes());
-        b[20..24].copy_from_slice(&self.mode.to_ne_bytes());
-        b[24..26].copy_from_slice(&self.seq.to_ne_bytes());
-        b
-    }
-
-    /// Checks `want` (4 read, 2 write) for `t`.
-    fn check(&self, t: &Task, want: u32) -> Result<(), Errno> {
-        let c = t.creds();
-        if c.euid == 0 {
-            return Ok(());
-        }
-        let bits = if c.euid == self.uid || c.euid == self.cuid {
-            self.mode >> 6
-        } else if c.egid == self.gid || c.egid == self.cgid || c.groups.contains(&self.gid) {
-            self.mode >> 3
-        } else {
-            self.mode
-        } & 7;
-        if bits & want == want {
-            Ok(())
-        } else {
-            Err(Errno::EACCES)
-        }
-    }
-
-    fn owner(&self, t: &Task) -> Result<(), Errno> {
-        let c = t.creds();
-        if c.euid == 0 || c.euid == self.uid || c.euid == self.cuid {
-            Ok(())
-        } else {
-            Err(Errno::EPERM)
-        }
-    }
-
-    /// `IPC_SET`: uid, gid and mode from a user `ipc64_perm`.
-    fn set_from(&mut self, raw: &[u8]) {
-        let word = |o: usize| u32::from_ne_bytes([raw[o], raw[o + 1], raw[o + 2], raw[o + 3]]);
-        self.uid = word(4);
-        self.gid = word(8);
-        self.mode = (self.mode & !0o777) | (word(20) & 0o777);
-    }
-}
-
-fn now_secs() -> i64 {
-    crate::fs::now().tv_sec
-}
-
-#[derive(Debug)]
-struct Shm {
-    perm: Perm,
-    size: u64,
-    file: Arc<OpenFile>,
-    cpid: i32,
-    lpid: i32,
-    atime: i64,
-    dtime: i64,
-    ctime: i64,
-}
-
-impl Shm {
-    fn nattch(&self) -> u64 {
-        // The registry holds one reference; every mapping holds another.
-        Arc::strong_count(&self.file).saturating_sub(1) as u64
-    }
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Sem {
-    val: i32,
-    pid: i32,
-}
-
-#[derive(Debug)]
-struct SemSet {
-    perm: Perm,
-    sems: Vec<Sem>,
-    otime: i64,
-    ctime: i64,
-    queue: Arc<WaitQueue>,
-    removed: Arc<std::sync::atomic::AtomicBool>,
-    /// Waiters for an increase (`semncnt`) and for zero (`semzcnt`), per semaphore.
-    ncnt: Vec<u32>,
-    zcnt: Vec<u32>,
-}
-
-#[derive(Debug)]
-struct Msg {
-    mtype: i64,
-    data: Vec<u8>,
-}
-
-#[derive(Debug)]
-struct MsgQueue {
-    perm: Perm,
-    msgs: VecDeque<Msg>,
-    bytes: usize,
-    qbytes: usize,
-    stime: i64,
-    rtime: i64,
-    ctime: i64,
-    lspid: i32,
-    lrpid: i32,
-    queue: Arc<WaitQueue>,
-    removed: Arc<std::sync::atomic::AtomicBool>,
-}
-
-#[derive(Debug, Default)]
-struct Namespace {
-    next_id: i32,
-    shm: BTreeMap<i32, Shm>,
-    sem: BTreeMap<i32, SemSet>,
-    msg: BTreeMap<i32, MsgQueue>,
-    /// `SEM_UNDO` adjustments: (process, set, semaphore) -> value to add at exit.
-    undo: BTreeMap<(i32, i32, u16), i32>,
-}
-
-fn ns() -> MutexGuard<'static, Namespace> {
-    static NS: OnceLock<Mutex<Namespace>> = OnceLock::new();
-    NS.get_or_init(|| Mutex::new(Namespace::default())).lock()
-}
-
-impl Namespace {
-    fn alloc_id(&mut self) -> i32 {
-        // Ids of removed objects are not reused soon (like Linux's sequence numbers).
-        self.next_id = (self.next_id + 1) & 0x3fff_ffff;
-        self.next_id
-    }
+/// The calling task's IPC namespace (its kernel's).
+fn ns(t: &Task) -> MutexGuard<'_, Namespace> {
+    t.kernel().ipc().lock()
 }
 
 /// Resolves `key` in `map` for a `*get` call: an existing id, or `None` to create.
@@ -305,8 +150,9 @@ mod tests {
 
     #[test]
     fn sem_undo_applies_at_process_exit() {
+        let ipc = crate::kernel::ipc::IpcNamespace::default();
         let id = {
-            let mut n = ns();
+            let mut n = ipc.lock();
             let id = n.alloc_id();
             n.sem.insert(
                 id,
@@ -326,16 +172,15 @@ mod tests {
             n.undo.insert((4242, id, 0), -3);
             id
         };
-        process_exited(4243);
+        ipc.process_exited(4243);
         assert_eq!(
-            ns().sem[&id].sems[0].val,
+            ipc.lock().sem[&id].sems[0].val,
             3,
             "another process's exit changes nothing"
         );
-        process_exited(4242);
-        assert_eq!(ns().sem[&id].sems[0].val, 0);
-        assert!(!ns().undo.keys().any(|k| k.0 == 4242));
-        ns().sem.remove(&id);
+        ipc.process_exited(4242);
+        assert_eq!(ipc.lock().sem[&id].sems[0].val, 0);
+        assert!(!ipc.lock().undo.keys().any(|k| k.0 == 4242));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use super::*;
 
 /// `msgget(key, flags)`.
 pub fn sys_msgget(t: &Task, key: i32, flags: u32) -> Result<u64, Errno> {
-    let mut n = ns();
+    let mut n = ns(t);
     if let Some(id) = lookup_key(t, &n.msg, |q| q.perm, key, flags)? {
         return Ok(id as u64);
     }
@@ -33,7 +33,7 @@ pub(super) fn msg_handles(
     id: i32,
     want: u32,
 ) -> Result<(Arc<WaitQueue>, Arc<std::sync::atomic::AtomicBool>), Errno> {
-    let n = ns();
+    let n = ns(t);
     let q = n.msg.get(&id).ok_or(Errno::EINVAL)?;
     q.perm.check(t, want)?;
     Ok((q.queue.clone(), q.removed.clone()))
@@ -58,7 +58,7 @@ pub fn sys_msgsnd(t: &Task, id: i32, msgp: u64, size: u64, flags: u32) -> Result
         if removed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Errno::EIDRM);
         }
-        let mut n = ns();
+        let mut n = ns(t);
         let q = n.msg.get_mut(&id).ok_or(Errno::EIDRM)?;
         if q.bytes + size > q.qbytes {
             return Err(Errno::EAGAIN);
@@ -116,7 +116,7 @@ pub fn sys_msgrcv(
         if removed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Errno::EIDRM);
         }
-        let mut n = ns();
+        let mut n = ns(t);
         let q = n.msg.get_mut(&id).ok_or(Errno::EIDRM)?;
         let Some(i) = pick(&q.msgs, msgtyp, flags) else {
             return Err(Errno::EAGAIN);
@@ -145,7 +145,7 @@ pub fn sys_msgrcv(
 /// `msgctl(id, cmd, buf)`.
 pub fn sys_msgctl(t: &Task, id: i32, cmd: i32, buf: u64) -> Result<u64, Errno> {
     let cmd = cmd & !IPC_64;
-    let mut n = ns();
+    let mut n = ns(t);
     if matches!(cmd, IPC_INFO | MSG_INFO) {
         // struct msginfo: msgpool, msgmap, msgmax, msgmnb, msgmni, msgssz, msgtql, msgseg.
         let vals: [i32; 8] = [

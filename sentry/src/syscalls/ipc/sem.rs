@@ -5,7 +5,7 @@ use super::*;
 
 /// `semget(key, nsems, flags)`.
 pub fn sys_semget(t: &Task, key: i32, nsems: i32, flags: u32) -> Result<u64, Errno> {
-    let mut n = ns();
+    let mut n = ns(t);
     if let Some(id) = lookup_key(t, &n.sem, |s| s.perm, key, flags)? {
         if n.sem
             .get(&id)
@@ -107,7 +107,7 @@ pub(super) fn semop_common(
     let nowait = ops.iter().any(|o| o.flg as u32 & IPC_NOWAIT != 0);
     let alters = ops.iter().any(|o| o.op != 0);
     let (queue, removed) = {
-        let n = ns();
+        let n = ns(t);
         let s = n.sem.get(&id).ok_or(Errno::EINVAL)?;
         if ops.iter().any(|o| o.num as usize >= s.sems.len()) {
             return Err(Errno::EFBIG);
@@ -121,7 +121,7 @@ pub(super) fn semop_common(
         if removed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Errno::EIDRM);
         }
-        let mut n = ns();
+        let mut n = ns(t);
         let s = n.sem.get_mut(&id).ok_or(Errno::EIDRM)?;
         if let Some((i, z)) = waiting.take() {
             if z {
@@ -149,7 +149,7 @@ pub(super) fn semop_common(
     } else {
         let r = block_on(&[(&queue, events::ALL)], deadline, &mut op);
         if let Some((i, z)) = waiting
-            && let Some(s) = ns().sem.get_mut(&id)
+            && let Some(s) = ns(t).sem.get_mut(&id)
         {
             if z {
                 s.zcnt[i] = s.zcnt[i].saturating_sub(1);
@@ -167,7 +167,7 @@ pub(super) fn semop_common(
     };
     r?;
     if ops.iter().any(|o| o.flg & SEM_UNDO != 0 && o.op != 0) {
-        let mut n = ns();
+        let mut n = ns(t);
         for o in ops.iter().filter(|o| o.flg & SEM_UNDO != 0 && o.op != 0) {
             let adj = n.undo.entry((pid, id, o.num)).or_insert(0);
             *adj -= i32::from(o.op);
@@ -178,36 +178,6 @@ pub(super) fn semop_common(
         queue.notify(events::ALL);
     }
     Ok(0)
-}
-
-/// Applies and forgets the `SEM_UNDO` adjustments of process `tgid` (call when a process
-/// exits): each semaphore moves back by what the process's undoable operations did,
-/// clamped to `[0, SEMVMX]`, and its waiters are woken.
-pub fn process_exited(tgid: i32) {
-    let mut n = ns();
-    let mine: Vec<((i32, i32, u16), i32)> = n
-        .undo
-        .range((tgid, i32::MIN, 0)..=(tgid, i32::MAX, u16::MAX))
-        .map(|(k, v)| (*k, *v))
-        .collect();
-    if mine.is_empty() {
-        return;
-    }
-    let mut queues = Vec::new();
-    for ((_, id, num), adj) in mine {
-        n.undo.remove(&(tgid, id, num));
-        if let Some(set) = n.sem.get_mut(&id)
-            && let Some(sem) = set.sems.get_mut(usize::from(num))
-        {
-            sem.val = (sem.val + adj).clamp(0, SEMVMX);
-            sem.pid = tgid;
-            queues.push(set.queue.clone());
-        }
-    }
-    drop(n);
-    for q in queues {
-        q.notify(events::ALL);
-    }
 }
 
 /// `semop(id, sops, nsops)`.
@@ -232,7 +202,7 @@ pub fn sys_semtimedop(t: &Task, id: i32, sops: u64, nsops: u32, ts: u64) -> Resu
 /// `semctl(id, num, cmd, arg)`.
 pub fn sys_semctl(t: &Task, id: i32, num: i32, cmd: i32, arg: u64) -> Result<u64, Errno> {
     let cmd = cmd & !IPC_64;
-    let mut n = ns();
+    let mut n = ns(t);
     if matches!(cmd, IPC_INFO | SEM_INFO) {
         // struct seminfo: semmap, semmni, semmns, semmnu, semmsl, semopm, semume,
         // semusz, semvmx, semaem.

@@ -23,7 +23,7 @@ pub(super) fn new_segment(t: &Task, key: i32, size: u64) -> Result<Arc<OpenFile>
 
 /// `shmget(key, size, flags)`.
 pub fn sys_shmget(t: &Task, key: i32, size: u64, flags: u32) -> Result<u64, Errno> {
-    let mut n = ns();
+    let mut n = ns(t);
     if let Some(id) = lookup_key(t, &n.shm, |s| s.perm, key, flags)? {
         if n.shm.get(&id).is_some_and(|s| size > s.size) {
             return Err(Errno::EINVAL);
@@ -55,7 +55,7 @@ pub fn sys_shmget(t: &Task, key: i32, size: u64, flags: u32) -> Result<u64, Errn
 /// `shmat(id, addr, flags)`.
 pub fn sys_shmat(t: &Task, id: i32, addr: u64, flags: u32) -> Result<u64, Errno> {
     let (file, size) = {
-        let mut n = ns();
+        let mut n = ns(t);
         let s = n.shm.get_mut(&id).ok_or(Errno::EINVAL)?;
         let want = if flags & SHM_RDONLY != 0 { 4 } else { 6 };
         s.perm.check(t, want)?;
@@ -93,7 +93,7 @@ pub fn sys_shmdt(t: &Task, addr: u64) -> Result<u64, Errno> {
         .find(|v| v.start == addr && v.shared && v.name.starts_with(b"/SYSV"))
         .ok_or(Errno::EINVAL)?;
     mm.munmap(v.start, v.end - v.start)?;
-    let mut n = ns();
+    let mut n = ns(t);
     let pid = t.tgid();
     for s in n.shm.values_mut() {
         if s.file.path() == v.name {
@@ -119,7 +119,7 @@ pub(super) fn shm_stat_bytes(s: &Shm) -> Vec<u8> {
 /// `shmctl(id, cmd, buf)`.
 pub fn sys_shmctl(t: &Task, id: i32, cmd: i32, buf: u64) -> Result<u64, Errno> {
     let cmd = cmd & !IPC_64;
-    let mut n = ns();
+    let mut n = ns(t);
     match cmd {
         IPC_INFO | SHM_INFO => {
             // struct shminfo64: shmmax, shmmin, shmmni, shmseg, shmall, 4 unused.
