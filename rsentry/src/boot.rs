@@ -1,6 +1,6 @@
 //! The sandbox process: it reads its boot spec, creates the platform, confines itself (see
 //! `confine` and `seccomp`) and runs the Sentry; its exit status is the application's.
-//! `runsc boot` (an OCI container's sandbox) uses [`confine`] too.
+//! `runsc boot` (an OCI container's sandbox) uses `confine` too.
 
 use std::io::{Read, Write};
 use std::os::fd::{OwnedFd, RawFd};

@@ -1,7 +1,7 @@
 //! Starting the processes of a sandbox (the Gofer, the sandbox process) with chosen file descriptors.
 //!
 //! The parent duplicates every descriptor it hands down to a number at or above
-//! [`HIGH_FD`] (close-on-exec), and the child, between `fork` and `exec`, `dup2`s them onto
+//! `HIGH_FD` (close-on-exec), and the child, between `fork` and `exec`, `dup2`s them onto
 //! their target numbers (which clears close-on-exec on the copies), unblocks all signals,
 //! marks every other
 //! descriptor from the first free target upwards close-on-exec, and asks for `SIGKILL` when
@@ -20,7 +20,7 @@ use crate::error::Error;
 const HIGH_FD: RawFd = 64;
 
 /// Spawns `cmd` with `fds` (each `(descriptor, target number)`) installed in the child.
-/// Target numbers must be 3 or more and below [`HIGH_FD`]; stdio is set up by `cmd`.
+/// Target numbers must be 3 or more and below `HIGH_FD`; stdio is set up by `cmd`.
 pub fn spawn_with_fds(cmd: Command, fds: &[(&OwnedFd, RawFd)], what: &str) -> Result<Child, Error> {
     spawn(cmd, fds, what, true)
 }
