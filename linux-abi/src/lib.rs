@@ -5,6 +5,8 @@
 //! `#[repr(C)]` structures ([`types`]) laid out exactly as the kernel lays them out.
 //! It has no policy and no platform code.
 
+#![forbid(unsafe_code)]
+
 pub mod errno;
 pub mod flags;
 pub mod signal;

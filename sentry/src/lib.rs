@@ -14,8 +14,12 @@
 //!
 //! The entry point is [`run_sandbox`].
 
+#![deny(unsafe_code)]
+
 pub mod control;
 pub mod fs;
+#[allow(unsafe_code)]
+mod host;
 pub mod kernel;
 pub mod loader;
 pub mod mm;

@@ -161,21 +161,7 @@ impl FileOps for DevFile {
 
 /// Fills `buf` with random bytes from the host's `/dev/urandom` equivalent (`getrandom`).
 pub fn fill_random(buf: &mut [u8]) -> Result<(), Errno> {
-    let mut done = 0;
-    while done < buf.len() {
-        // SAFETY: `getrandom` writes at most `len` bytes into the valid, exclusively
-        // borrowed buffer range starting at `ptr`.
-        let r = unsafe { libc::getrandom(buf[done..].as_mut_ptr().cast(), buf.len() - done, 0) };
-        if r < 0 {
-            let e = Errno::last_os_error();
-            if e == Errno::EINTR {
-                continue;
-            }
-            return Err(e);
-        }
-        done += r as usize;
-    }
-    Ok(())
+    crate::host::fill_random(buf)
 }
 
 /// Builds the devfs tree (a tmpfs with device nodes) and returns its root.
@@ -429,27 +415,15 @@ fn host_ioctl(fd: i32, cmd: u32, buf: &mut [u8]) -> Result<(), Errno> {
     if buf.len() < need {
         return Err(Errno::EINVAL);
     }
-    // SAFETY: `cmd` is one of a fixed set of ioctls whose argument is a pointer to a buffer
-    // of at most `need` bytes, and `buf` is a valid, exclusively borrowed buffer of at
-    // least that size; `fd` is a descriptor this process owns.
-    let r = unsafe { libc::ioctl(fd, cmd as libc::c_ulong, buf.as_mut_ptr()) };
-    if r < 0 {
-        return Err(Errno::last_os_error());
-    }
-    Ok(())
+    crate::host::ioctl_buf(fd, cmd, buf)
 }
 
 /// Wraps a host FD given at start (stdio) as a file description. Its access mode is the
 /// host FD's.
 pub fn host_fd_file(fd: OwnedFd) -> Arc<OpenFile> {
-    // SAFETY: F_GETFL takes no argument and only reads the flags of our own descriptor.
-    let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
-    let acc = if fl < 0 {
-        O_RDWR
-    } else {
-        fl as u32 & O_ACCMODE
-    };
-    let nonblock = if fl >= 0 { fl as u32 & O_NONBLOCK } else { 0 };
+    let fl = crate::host::status_flags(fd.as_raw_fd());
+    let acc = fl.map_or(O_RDWR, |f| f & O_ACCMODE);
+    let nonblock = fl.map_or(0, |f| f & O_NONBLOCK);
     let raw = fd.as_raw_fd();
     let file = Arc::new(File::from(fd));
     if host_ioctl(raw, ioctls::TCGETS, &mut [0u8; TERMIOS_SIZE]).is_ok() {

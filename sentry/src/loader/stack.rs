@@ -74,20 +74,13 @@ pub fn cpu_hwcap() -> u64 {
 
 fn random_bytes() -> [u8; 16] {
     let mut b = [0u8; 16];
-    let mut done = 0;
-    while done < b.len() {
-        // SAFETY: getrandom writes at most `len` bytes into the valid buffer tail.
-        let n = unsafe { libc::getrandom(b[done..].as_mut_ptr().cast(), b.len() - done, 0) };
-        if n <= 0 {
-            tracing::warn!("host getrandom failed; AT_RANDOM uses a time-derived value");
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            b.copy_from_slice(&t.to_le_bytes());
-            return b;
-        }
-        done += n as usize;
+    if crate::host::fill_random(&mut b).is_err() {
+        tracing::warn!("host getrandom failed; AT_RANDOM uses a time-derived value");
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        b.copy_from_slice(&t.to_le_bytes());
     }
     b
 }

@@ -144,16 +144,7 @@ pub struct SysInfo {
 
 /// The host's total and available memory in bytes (from the host's `sysinfo`).
 fn host_memory() -> (u64, u64) {
-    let mut si = std::mem::MaybeUninit::<libc::sysinfo>::zeroed();
-    // SAFETY: sysinfo fills the struct it is given; it is zero-initialised beforehand.
-    let r = unsafe { libc::sysinfo(si.as_mut_ptr()) };
-    if r != 0 {
-        return (4 << 30, 2 << 30);
-    }
-    // SAFETY: sysinfo succeeded, so the struct is initialised (and was zeroed before).
-    let si = unsafe { si.assume_init() };
-    let unit = u64::from(si.mem_unit.max(1));
-    (si.totalram * unit, si.freeram * unit)
+    crate::host::memory().unwrap_or((4 << 30, 2 << 30))
 }
 
 /// `sysinfo(info)`.
@@ -297,16 +288,10 @@ pub fn sys_getrandom(t: &Task, buf: u64, len: u64, flags: u32) -> Result<u64, Er
     let mut done = 0usize;
     while done < len {
         let n = (len - done).min(data.len());
-        // SAFETY: getrandom writes at most `n` bytes into `data`, which is that long.
-        let r = unsafe { libc::getrandom(data.as_mut_ptr().cast(), n, 0) };
-        if r < 0 {
-            let e = Errno::last_os_error();
-            if e == Errno::EINTR {
-                continue;
-            }
-            return if done > 0 { Ok(done as u64) } else { Err(e) };
-        }
-        let r = r as usize;
+        let r = match crate::host::getrandom(&mut data[..n]) {
+            Ok(r) => r,
+            Err(e) => return if done > 0 { Ok(done as u64) } else { Err(e) },
+        };
         t.mm().copy_out(buf.wrapping_add(done as u64), &data[..r])?;
         done += r;
     }
@@ -389,8 +374,7 @@ pub fn sys_sched_setaffinity(t: &Task, pid: i32, len: u64, mask: u64) -> Result<
 
 /// `getcpu(cpu, node, cache)`.
 pub fn sys_getcpu(t: &Task, cpu: u64, node: u64, _cache: u64) -> Result<u64, Errno> {
-    // SAFETY: sched_getcpu has no arguments and no memory effects.
-    let c = unsafe { libc::sched_getcpu() }.max(0) as u32;
+    let c = crate::host::current_cpu();
     let mm = t.mm();
     if cpu != 0 {
         mm.write_obj(cpu, &c)?;

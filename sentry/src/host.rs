@@ -1,0 +1,74 @@
+//! The Sentry's only host FFI: the few libc calls it makes itself, each a safe function.
+//!
+//! The crate denies `unsafe_code`; this module alone allows it, with a `// SAFETY:` line
+//! on each block. Every call here must also be in the Sentry's seccomp filter
+//! (`rsentry/src/seccomp.rs`).
+
+use std::os::fd::RawFd;
+
+use linux_abi::Errno;
+
+/// Fills `buf` with random bytes from the host's `getrandom`, retrying on `EINTR`.
+pub(crate) fn fill_random(buf: &mut [u8]) -> Result<(), Errno> {
+    let mut done = 0;
+    while done < buf.len() {
+        done += getrandom(&mut buf[done..])?;
+    }
+    Ok(())
+}
+
+/// One `getrandom` into `buf` (retried on `EINTR`): the number of bytes written.
+pub(crate) fn getrandom(buf: &mut [u8]) -> Result<usize, Errno> {
+    loop {
+        // SAFETY: getrandom writes at most `buf.len()` bytes into `buf`, which is valid and
+        // exclusively borrowed.
+        let r = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = Errno::last_os_error();
+        if e != Errno::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// The host's total and free memory in bytes (`sysinfo`), if it answers.
+pub(crate) fn memory() -> Option<(u64, u64)> {
+    let mut si = std::mem::MaybeUninit::<libc::sysinfo>::zeroed();
+    // SAFETY: sysinfo fills the struct it is given; it is zero-initialised beforehand.
+    let r = unsafe { libc::sysinfo(si.as_mut_ptr()) };
+    if r != 0 {
+        return None;
+    }
+    // SAFETY: sysinfo succeeded, so the struct is initialised (and was zeroed before).
+    let si = unsafe { si.assume_init() };
+    let unit = u64::from(si.mem_unit.max(1));
+    Some((si.totalram * unit, si.freeram * unit))
+}
+
+/// The host CPU the calling thread runs on.
+pub(crate) fn current_cpu() -> u32 {
+    // SAFETY: sched_getcpu has no arguments and no memory effects.
+    unsafe { libc::sched_getcpu() }.max(0) as u32
+}
+
+/// `ioctl(fd, cmd, buf)` for the fixed set of terminal ioctls whose argument is a buffer
+/// of at most `buf.len()` bytes (the caller sizes `buf` for `cmd`).
+pub(crate) fn ioctl_buf(fd: RawFd, cmd: u32, buf: &mut [u8]) -> Result<(), Errno> {
+    // SAFETY: `cmd` is one of a fixed set of ioctls whose argument points to a buffer of
+    // at most `buf.len()` bytes, and `buf` is valid and exclusively borrowed; `fd` is a
+    // descriptor this process owns.
+    let r = unsafe { libc::ioctl(fd, cmd as libc::c_ulong, buf.as_mut_ptr()) };
+    if r < 0 {
+        return Err(Errno::last_os_error());
+    }
+    Ok(())
+}
+
+/// The status flags of `fd` (`fcntl(F_GETFL)`), or `None` if the host refuses.
+pub(crate) fn status_flags(fd: RawFd) -> Option<u32> {
+    // SAFETY: F_GETFL takes no argument and only reads the flags of our own descriptor.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    (fl >= 0).then_some(fl as u32)
+}
