@@ -145,22 +145,36 @@ macro_rules! syscall_entries {
     (@ret $ret:ident) => { $crate::syscalls::ArgFmt::$ret };
 }
 
+/// The per-family lists of entries.
+const LISTS: &[&[SyscallEntry]] = &[
+    fs::ENTRIES,
+    ipc::ENTRIES,
+    mm::ENTRIES,
+    poll::ENTRIES,
+    process::ENTRIES,
+    signal::ENTRIES,
+    signalfd::ENTRIES,
+    socket::ENTRIES,
+    sys::ENTRIES,
+    time::ENTRIES,
+];
+
+/// Numbers that more than one entry claims (the table keeps the first): must be none.
+#[cfg(test)]
+fn duplicate_numbers(lists: &[&[SyscallEntry]]) -> Vec<u64> {
+    let mut seen = std::collections::BTreeSet::new();
+    lists
+        .iter()
+        .flat_map(|l| l.iter())
+        .filter(|e| !seen.insert(e.nr))
+        .map(|e| e.nr)
+        .collect()
+}
+
 /// All lists, in one table indexed by number.
 static TABLE: LazyLock<Vec<Option<&'static SyscallEntry>>> = LazyLock::new(|| {
-    let lists: &[&'static [SyscallEntry]] = &[
-        fs::ENTRIES,
-        ipc::ENTRIES,
-        mm::ENTRIES,
-        poll::ENTRIES,
-        process::ENTRIES,
-        signal::ENTRIES,
-        signalfd::ENTRIES,
-        socket::ENTRIES,
-        sys::ENTRIES,
-        time::ENTRIES,
-    ];
     let mut table = vec![None; SYSCALL_COUNT as usize];
-    for e in lists.iter().flat_map(|l| l.iter()) {
+    for e in LISTS.iter().flat_map(|l| l.iter()) {
         match table.get_mut(e.nr as usize) {
             Some(slot @ None) => *slot = Some(e),
             Some(Some(old)) => tracing::error!(
@@ -226,6 +240,14 @@ pub fn dispatch(t: &Task, nr: u64, args: [u64; 6]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_system_call_has_two_table_entries() {
+        assert_eq!(duplicate_numbers(LISTS), Vec::<u64>::new());
+        // The check itself sees a number claimed twice.
+        let first = &fs::ENTRIES[..1];
+        assert_eq!(duplicate_numbers(&[first, first]), vec![first[0].nr]);
+    }
 
     #[test]
     fn table_has_names_and_no_gaps_in_core_calls() {
