@@ -2,8 +2,8 @@
 //!
 //! The kernel implements [`ProcSource`] (process list, per-process snapshots, fd tables,
 //! fs contexts, memory maps) so this module does not depend on kernel internals. `self`
-//! and `thread-self` resolve through the calling thread's ids, which the syscall layer
-//! records with [`set_current`] before walking paths.
+//! and `thread-self` resolve with the caller's ids ([`crate::fs::Caller`]), which every
+//! path walk carries in its credentials.
 //!
 //! Contents: `self`, `thread-self`, `<pid>/{stat,statm,status,cmdline,comm,environ,exe,cwd,
 //! root,fd/,fdinfo/,maps,mounts,mountinfo,oom_score_adj,task/}`, `meminfo`, `cpuinfo` (the

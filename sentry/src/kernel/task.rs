@@ -714,7 +714,7 @@ pub(crate) const TEST_PANIC_SYSNO: u64 = 0x7fff_0001;
 ///
 /// Panic policy: `runsc`'s panic hook ends the whole sandbox process before any unwinding.
 /// Where no hook does (unit tests, a library embedding the Sentry), a panic in the loop is
-/// caught here: the kernel is ended ([`super::Kernel::fatal`]), and the task still
+/// caught here: the kernel is ended (`Kernel::fatal`), and the task still
 /// finishes, so nothing that waits for it (`execve`, `vfork`, the thread group's exit)
 /// is left hanging.
 pub fn spawn(task: Arc<Task>) -> std::io::Result<std::thread::JoinHandle<()>> {

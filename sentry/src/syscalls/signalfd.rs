@@ -2,8 +2,8 @@
 //! the file's mask) as `struct signalfd_siginfo` records.
 //!
 //! The file is bound to the kernel, not to a task: like Linux, a read or poll looks at
-//! the pending signals of the task doing it (found through the thread's current ids,
-//! [`crate::fs::proc::current`]). A blocking read sleeps with [`Task::block_on`], which
+//! the pending signals of the task doing it (the [`Caller`] that the read and poll
+//! system calls pass in). A blocking read sleeps with [`Task::block_on`], which
 //! every newly queued signal rings. `poll`/`epoll` re-check readiness periodically
 //! ([`FileOps::needs_polling`]) since signal queues have no wait queue.
 

@@ -8,7 +8,8 @@
 //! holding the file. Semaphore sets and message queues own a [`WaitQueue`]; blocked
 //! `semop`/`msgsnd`/`msgrcv` sleep on it and see `EIDRM` when the object is removed.
 //!
-//! `SEM_UNDO` adjustments are kept per process and applied by [`process_exited`], which
+//! `SEM_UNDO` adjustments are kept per process and applied by
+//! the kernel's IPC namespace (`kernel/ipc.rs`), which
 //! the process exit path calls. Not implemented: `MSG_COPY`; the `*_INFO` commands report
 //! fixed limits.
 
