@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use linux_abi::Errno;
@@ -178,14 +178,16 @@ pub enum Key {
     Inode(u64, u64),
 }
 
-fn registry() -> &'static Mutex<HashMap<Key, Weak<UnixSocket>>> {
-    static R: OnceLock<Mutex<HashMap<Key, Weak<UnixSocket>>>> = OnceLock::new();
-    R.get_or_init(|| Mutex::new(HashMap::new()))
-}
+/// The names Unix sockets are bound to (abstract names and socket inodes): one per
+/// kernel, so two sandboxes in one process never see each other's sockets.
+#[derive(Debug, Default)]
+pub struct SocketNames(Mutex<HashMap<Key, Weak<UnixSocket>>>);
 
-/// Finds the socket bound to `key`.
-pub fn lookup(key: &Key) -> Option<Arc<UnixSocket>> {
-    registry().lock().get(key).and_then(Weak::upgrade)
+impl SocketNames {
+    /// Finds the socket bound to `key`.
+    pub fn lookup(&self, key: &Key) -> Option<Arc<UnixSocket>> {
+        self.0.lock().get(key).and_then(Weak::upgrade)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -235,6 +237,8 @@ pub struct UnixSocket {
     nonblock: AtomicBool,
     /// The creator's credentials (`SO_PEERCRED` of the other end).
     cred: Ucred,
+    /// Where `bind` registers names (the kernel's).
+    names: Arc<SocketNames>,
 }
 
 /// What [`UnixSocket::recv`] got.
@@ -254,7 +258,7 @@ pub struct Received {
 
 impl UnixSocket {
     /// A new unconnected socket of type `ty` made by a process with credentials `cred`.
-    pub fn new(ty: i32, cred: Ucred) -> Result<Arc<UnixSocket>, Errno> {
+    pub fn new(ty: i32, cred: Ucred, names: &Arc<SocketNames>) -> Result<Arc<UnixSocket>, Errno> {
         if !matches!(ty, SOCK_STREAM | SOCK_DGRAM | SOCK_SEQPACKET) {
             return Err(Errno::ESOCKTNOSUPPORT);
         }
@@ -283,13 +287,18 @@ impl UnixSocket {
             }),
             nonblock: AtomicBool::new(false),
             cred,
+            names: names.clone(),
         }))
     }
 
     /// `socketpair`: two connected sockets.
-    pub fn pair(ty: i32, cred: Ucred) -> Result<(Arc<UnixSocket>, Arc<UnixSocket>), Errno> {
-        let a = UnixSocket::new(ty, cred)?;
-        let b = UnixSocket::new(ty, cred)?;
+    pub fn pair(
+        ty: i32,
+        cred: Ucred,
+        names: &Arc<SocketNames>,
+    ) -> Result<(Arc<UnixSocket>, Arc<UnixSocket>), Errno> {
+        let a = UnixSocket::new(ty, cred, names)?;
+        let b = UnixSocket::new(ty, cred, names)?;
         if ty == SOCK_DGRAM {
             a.inner.lock().dgram_peer = Some(Arc::downgrade(&b));
             b.inner.lock().dgram_peer = Some(Arc::downgrade(&a));
@@ -343,7 +352,7 @@ impl UnixSocket {
         if i.key.is_some() {
             return Err(Errno::EINVAL);
         }
-        let mut r = registry().lock();
+        let mut r = self.names.0.lock();
         r.retain(|_, w| w.strong_count() > 0);
         if r.contains_key(&key) {
             return Err(Errno::EADDRINUSE);
@@ -416,7 +425,7 @@ impl UnixSocket {
             if pending.len() >= *backlog {
                 return Err(Errno::EAGAIN);
             }
-            let server = UnixSocket::new(self.ty, target.cred)?;
+            let server = UnixSocket::new(self.ty, target.cred, &self.names)?;
             // The accepted socket has the listener's name; options are not inherited.
             server.inner.lock().name = listener_name.clone();
             link(&me, &server, listener_name, self.name());
@@ -932,7 +941,7 @@ impl Drop for UnixSocket {
     fn drop(&mut self) {
         let i = self.inner.get_mut();
         if let Some(key) = i.key.take() {
-            let mut r = registry().lock();
+            let mut r = self.names.0.lock();
             if r.get(&key)
                 .is_some_and(|w| std::ptr::eq(w.as_ptr(), self.me.as_ptr()))
             {
@@ -1024,7 +1033,8 @@ mod tests {
 
     #[test]
     fn stream_pair_transfers_and_hangs_up() {
-        let (a, b) = UnixSocket::pair(SOCK_STREAM, cred()).unwrap();
+        let names = Arc::new(SocketNames::default());
+        let (a, b) = UnixSocket::pair(SOCK_STREAM, cred(), &names).unwrap();
         assert_eq!(a.send(b"hello", vec![], cred(), None, 0), Ok(5));
         assert_eq!(a.send(b" world", vec![], cred(), None, 0), Ok(6));
         let r = b.recv(64, MSG_PEEK).unwrap();
@@ -1044,8 +1054,9 @@ mod tests {
 
     #[test]
     fn seqpacket_and_dgram_keep_boundaries() {
+        let names = Arc::new(SocketNames::default());
         for ty in [SOCK_SEQPACKET, SOCK_DGRAM] {
-            let (a, b) = UnixSocket::pair(ty, cred()).unwrap();
+            let (a, b) = UnixSocket::pair(ty, cred(), &names).unwrap();
             a.send(b"one", vec![], cred(), None, 0).unwrap();
             a.send(b"second", vec![], cred(), None, 0).unwrap();
             let r = b.recv(2, 0).unwrap();
@@ -1056,19 +1067,20 @@ mod tests {
 
     #[test]
     fn listen_connect_accept_by_name() {
-        let srv = UnixSocket::new(SOCK_STREAM, cred()).unwrap();
+        let names = Arc::new(SocketNames::default());
+        let srv = UnixSocket::new(SOCK_STREAM, cred(), &names).unwrap();
         let key = Key::Abstract(b"sentry-unit-test".to_vec());
         srv.bind(b"\0sentry-unit-test".to_vec(), key.clone())
             .unwrap();
-        let other = UnixSocket::new(SOCK_STREAM, cred()).unwrap();
+        let other = UnixSocket::new(SOCK_STREAM, cred(), &names).unwrap();
         assert_eq!(
             other.bind(b"x".to_vec(), key.clone()),
             Err(Errno::EADDRINUSE)
         );
         srv.listen(4).unwrap();
-        let cli = UnixSocket::new(SOCK_STREAM, cred()).unwrap();
+        let cli = UnixSocket::new(SOCK_STREAM, cred(), &names).unwrap();
         assert_eq!(srv.accept(true).err(), Some(Errno::EAGAIN));
-        cli.connect(&lookup(&key).unwrap(), false).unwrap();
+        cli.connect(&names.lookup(&key).unwrap(), false).unwrap();
         assert_ne!(srv.poll_events() & events::POLLIN, 0);
         let conn = srv.accept(false).unwrap();
         cli.send(b"ping", vec![], cred(), None, 0).unwrap();
@@ -1078,15 +1090,16 @@ mod tests {
             Some(b"\0sentry-unit-test".to_vec())
         );
         drop(srv);
-        assert!(lookup(&key).is_none(), "name released");
+        assert!(names.lookup(&key).is_none(), "name released");
     }
 
     #[test]
     fn dgram_sendto_names_the_sender() {
-        let rx = UnixSocket::new(SOCK_DGRAM, cred()).unwrap();
+        let names = Arc::new(SocketNames::default());
+        let rx = UnixSocket::new(SOCK_DGRAM, cred(), &names).unwrap();
         let key = Key::Abstract(b"sentry-unit-dgram".to_vec());
         rx.bind(b"\0sentry-unit-dgram".to_vec(), key).unwrap();
-        let tx = UnixSocket::new(SOCK_DGRAM, cred()).unwrap();
+        let tx = UnixSocket::new(SOCK_DGRAM, cred(), &names).unwrap();
         tx.bind(
             b"\0sentry-unit-dgram-tx".to_vec(),
             Key::Abstract(b"sentry-unit-dgram-tx".to_vec()),

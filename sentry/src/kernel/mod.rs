@@ -79,6 +79,8 @@ pub struct Kernel {
     futexes: Futexes,
     /// System V IPC objects.
     ipc: ipc::IpcNamespace,
+    /// Names of bound Unix sockets (abstract and filesystem).
+    unix_names: Arc<crate::fs::socket::SocketNames>,
     /// Serialises making an exited child collectable against `wait` (see
     /// `process::exit_notify_lock`).
     exit_notify: parking_lot::Mutex<()>,
@@ -137,6 +139,7 @@ impl Kernel {
             exec_source: Mutex::new(Arc::new(VfsExec)),
             futexes: Futexes::default(),
             ipc: ipc::IpcNamespace::default(),
+            unix_names: Arc::default(),
             exit_notify: parking_lot::Mutex::new(()),
             sysctls: sysctl::Sysctls::default(),
             // Counted here, on the thread that builds the kernel: task threads may be
@@ -168,6 +171,11 @@ impl Kernel {
     /// The System V IPC namespace.
     pub(crate) fn ipc(&self) -> &ipc::IpcNamespace {
         &self.ipc
+    }
+
+    /// The names bound Unix sockets hold.
+    pub(crate) fn unix_names(&self) -> &Arc<crate::fs::socket::SocketNames> {
+        &self.unix_names
     }
 
     /// The lock that makes an exited child collectable and signals its parent in one

@@ -613,3 +613,22 @@ fn two_kernels_have_separate_ipc_namespaces() {
     k2.ipc().process_exited(7);
     assert!(k1.ipc().lock().undo.contains_key(&(7, id, 0)));
 }
+
+/// The same for Unix socket names: an abstract name bound in one kernel is unknown to
+/// (and free in) the other.
+#[test]
+fn two_kernels_have_separate_unix_socket_names() {
+    use crate::fs::socket::{Key, SOCK_STREAM, Ucred, UnixSocket};
+    let Some(p) = platform() else { return };
+    let k1 = Kernel::new(p.clone(), "one", false, None).unwrap();
+    let k2 = Kernel::new(p, "two", false, None).unwrap();
+    let key = Key::Abstract(b"rsentry-test".to_vec());
+    let cred = Ucred::default();
+    let s1 = UnixSocket::new(SOCK_STREAM, cred, k1.unix_names()).unwrap();
+    s1.bind(b"\0rsentry-test".to_vec(), key.clone()).unwrap();
+    assert!(k1.unix_names().lookup(&key).is_some());
+    assert!(k2.unix_names().lookup(&key).is_none());
+    let s2 = UnixSocket::new(SOCK_STREAM, cred, k2.unix_names()).unwrap();
+    s2.bind(b"\0rsentry-test".to_vec(), key.clone())
+        .expect("the name is free in the other kernel");
+}

@@ -107,7 +107,7 @@ pub fn sys_socket(t: &Task, domain: i32, ty: u32, protocol: i32) -> Result<u64, 
         return inet::socket(t, domain, ty, protocol);
     }
     let kind = check_type(domain, ty, protocol)?;
-    let sock = UnixSocket::new(kind, creds_of(t))?;
+    let sock = UnixSocket::new(kind, creds_of(t), t.kernel().unix_names())?;
     install(t, new_socket_file(sock, ty), ty & SOCK_CLOEXEC != 0)
 }
 
@@ -124,7 +124,7 @@ pub fn sys_socketpair(
         return Err(Errno::EOPNOTSUPP);
     }
     let kind = check_type(domain, ty, protocol)?;
-    let (a, b) = UnixSocket::pair(kind, creds_of(t))?;
+    let (a, b) = UnixSocket::pair(kind, creds_of(t), t.kernel().unix_names())?;
     let table = t.fd_table();
     let cloexec = ty & SOCK_CLOEXEC != 0;
     let fa = table.insert(new_socket_file(a, ty), cloexec)?;
@@ -205,7 +205,10 @@ fn find(t: &Task, name: &Name) -> Result<Arc<UnixSocket>, Errno> {
         Name::Abstract(a) => Key::Abstract(a.clone()),
         Name::Path(p) => socket_key_at(t, p)?,
     };
-    lookup(&key).ok_or(Errno::ECONNREFUSED)
+    t.kernel()
+        .unix_names()
+        .lookup(&key)
+        .ok_or(Errno::ECONNREFUSED)
 }
 
 fn autobind(sock: &UnixSocket) -> Result<(), Errno> {
