@@ -221,15 +221,15 @@ fn status_field(pid: u32, key: &str) -> Option<String> {
         .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_owned()))
 }
 
-/// The child of `parent` whose command line contains `arg`.
-fn child_with_arg(parent: u32, arg: &str) -> Option<u32> {
+/// The child of `parent` whose name (`/proc/PID/comm`, which runsc sets per role) is `comm`.
+fn child_named(parent: u32, comm: &str) -> Option<u32> {
     for e in std::fs::read_dir("/proc").ok()?.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
         let ppid = status_field(pid, "PPid:").and_then(|v| v.parse::<u32>().ok());
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if ppid == Some(parent) && cmdline.split(|&b| b == 0).any(|a| a == arg.as_bytes()) {
+        let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if ppid == Some(parent) && name.trim_end() == comm {
             return Some(pid);
         }
     }
@@ -254,7 +254,7 @@ fn spawn_waiting(p: Platform) -> Child {
 fn confined_sandbox(child: &mut Child) -> u32 {
     let deadline = Instant::now() + integration::TIMEOUT;
     loop {
-        if let Some(pid) = child_with_arg(child.id(), "boot")
+        if let Some(pid) = child_named(child.id(), "runsc-sandbox")
             && status_field(pid, "Seccomp:").as_deref() == Some("2")
         {
             return pid;
