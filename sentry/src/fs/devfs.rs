@@ -157,6 +157,12 @@ impl FileOps for DevFile {
             _ => Err(Errno::EINVAL),
         }
     }
+
+    /// Linux's memory devices (`null`, `zero`, `full`, `random`, `urandom`) have no `fsync`
+    /// operation, so `fsync`/`fdatasync` on them fail with `EINVAL`.
+    fn fsync(&self) -> Result<(), Errno> {
+        Err(Errno::EINVAL)
+    }
 }
 
 /// Fills `buf` with random bytes from the host's `/dev/urandom` equivalent (`getrandom`).
@@ -474,6 +480,9 @@ mod tests {
         assert_eq!(buf, [0; 16]);
         let full = root.lookup(b"full").unwrap().open(O_WRONLY).unwrap();
         assert_eq!(full.write_at(b"a", 0), Err(Errno::ENOSPC));
+        for dev in [&null, &zero, &full] {
+            assert_eq!(dev.fsync(), Err(Errno::EINVAL), "fsync on a memory device");
+        }
         assert_eq!(
             null.stream_seek(100, 0),
             Ok(0),
