@@ -14,6 +14,7 @@ integration::on_every_platform!(
     signal_frames_restart_and_fault_signals,
     raw_futex_operations_and_robust_lists,
     threads_tgkill_and_exec_from_a_thread,
+    exec_from_a_thread_never_loses_the_new_image,
     timers_alarm_and_interrupted_sleeps,
     default_actions_give_shell_exit_codes,
     stop_and_continue_a_child,
@@ -112,6 +113,31 @@ fn raw_futex_operations_and_robust_lists(p: Platform) {
             "robust list",
         ],
     );
+}
+
+/// Regression: `execve` from a non-leader thread waited for the old leader's "finished"
+/// flag, which was set before the old leader left its thread group by tid, so the old
+/// leader could remove the new leader (same tid) and the process ended with status 0
+/// before its new image ran (9 of 160 runs under parallel load). Many concurrent runs
+/// make the interleaving likely; every one must run the new image.
+fn exec_from_a_thread_never_loses_the_new_image(p: Platform) {
+    let runners: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                for _ in 0..25 {
+                    run_fixture(
+                        p,
+                        "proc_threads",
+                        &[],
+                        &["exec from a thread (pid 1, threads 1)"],
+                    );
+                }
+            })
+        })
+        .collect();
+    for r in runners {
+        r.join().expect("runner thread");
+    }
 }
 
 fn threads_tgkill_and_exec_from_a_thread(p: Platform) {

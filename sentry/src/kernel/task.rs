@@ -697,9 +697,14 @@ impl Task {
         self.kernel.unregister_task(self.tid());
         let code = self.exit_code.load(Ordering::Relaxed) as u8;
         self.tg.add_dead_cpu(self.cpu_time());
+        // Leave the thread group before saying "finished": an `execve` in another thread
+        // waits for this flag and then takes over the leader's tid, and `task_exited`
+        // removes entries by tid, so a late removal would drop the new leader and end the
+        // process with status 0 before its new image ran.
+        let last = self.tg.task_exited(self.tid(), code);
         self.finished.store(true, Ordering::Release);
         self.finished_queue.notify(crate::waiter::events::POLLHUP);
-        if self.tg.task_exited(self.tid(), code) {
+        if last {
             super::process::process_exited(self);
         }
     }
