@@ -90,7 +90,7 @@ fn docker_style(c: &mut serde_json::Value) {
 }
 
 fn seccomp_section_refuses_what_it_lists(p: Platform) {
-    let b = Bundle::new(p, &["python3", "-c", PRIVILEGED_PY]);
+    let b = Bundle::new(p, &["/usr/bin/python3", "-c", PRIVILEGED_PY]);
     let unfiltered = b.run("plain");
     assert_eq!(unfiltered.code, 0, "{unfiltered:#?}");
     let refused = "mount 1\nunshare 1\nptrace 1\n";
@@ -106,7 +106,7 @@ fn seccomp_section_refuses_what_it_lists(p: Platform) {
     assert_eq!((r.code, r.stdout.as_str()), (0, "ok\n"), "{r:#?}");
     // A kill action ends the process with SIGSYS.
     b.edit(|c| {
-        c["process"]["args"] = serde_json::json!(["python3", "-c", PRIVILEGED_PY]);
+        c["process"]["args"] = serde_json::json!(["/usr/bin/python3", "-c", PRIVILEGED_PY]);
         c["linux"]["seccomp"]["syscalls"][0]["action"] = "SCMP_ACT_KILL_PROCESS".into();
         c["linux"]["seccomp"]["syscalls"][0]
             .as_object_mut()
@@ -120,7 +120,7 @@ fn seccomp_section_refuses_what_it_lists(p: Platform) {
 /// The annotation names a profile recorded with `runsc do`: the same program runs, a
 /// socket call fails.
 fn profile_annotation_is_enforced(p: Platform) {
-    let b = Bundle::new(p, &["python3", "-c", "print(1)"]);
+    let b = Bundle::new(p, &["/usr/bin/python3", "-c", "print(1)"]);
     let profile = b.dir.path().join("python.json");
     let rec = runsc_do(
         p,

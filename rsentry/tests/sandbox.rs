@@ -72,7 +72,7 @@ fn memory_limit() {
                 memory: 128 << 20,
                 ..Default::default()
             })
-            .command(["python3", "-c", prog, mib])
+            .command(["/usr/bin/python3", "-c", prog, mib])
             .output()
             .expect("run");
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -95,7 +95,7 @@ fn cpu_time_limit() {
             cpu_time: Duration::from_secs(1),
             ..Default::default()
         })
-        .command(["python3", "-c", "while True: pass"])
+        .command(["/usr/bin/python3", "-c", "while True: pass"])
         .output();
     // The stub running the loop is killed at one second of CPU time; the sandbox ends
     // with a failure instead of running for ever.
