@@ -17,55 +17,31 @@ use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+mod bundle;
+pub use bundle::Bundle;
+
 /// Longest a single sandboxed command may run before the test kills it and fails. Not a
 /// performance assertion: only a guard against hangs.
 pub const TIMEOUT: Duration = Duration::from_secs(180);
 
-/// A platform to run the sandbox on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Platform {
-    /// `--platform=ptrace`.
-    Ptrace,
-    /// `--platform=kvm`.
-    Kvm,
-    /// `--platform=systrap`.
-    Systrap,
-}
+/// A platform to run the sandbox on: the library's own type, whose `name()` is the
+/// `--platform` value.
+pub use rsentry::Platform;
 
-impl Platform {
-    /// The `--platform` value.
-    pub fn name(self) -> &'static str {
-        match self {
-            Platform::Ptrace => "ptrace",
-            Platform::Kvm => "kvm",
-            Platform::Systrap => "systrap",
-        }
+/// What is missing to run sandboxes on platform `p` here, if anything: the
+/// [`test_require`] name of the requirement and a reason.
+pub fn missing(p: Platform) -> Option<(&'static str, String)> {
+    if !test_require::is_root() {
+        return Some((
+            "root",
+            "runsc do needs root (namespaces, pivot_root)".into(),
+        ));
     }
-
-    /// Every platform, in the order tests run on them.
-    pub const ALL: &[Platform] = &[Platform::Ptrace, Platform::Kvm, Platform::Systrap];
-
-    /// What is missing to run sandboxes on this platform here, if anything: the
-    /// [`test_require`] name of the requirement and a reason.
-    pub fn missing(self) -> Option<(&'static str, String)> {
-        if !test_require::is_root() {
-            return Some((
-                "root",
-                "runsc do needs root (namespaces, pivot_root)".into(),
-            ));
+    match p {
+        Platform::Kvm if !Path::new("/dev/kvm").exists() => {
+            Some(("kvm", "kvm: /dev/kvm does not exist".into()))
         }
-        match self {
-            Platform::Ptrace | Platform::Systrap => None,
-            Platform::Kvm if !Path::new("/dev/kvm").exists() => {
-                Some(("kvm", "kvm: /dev/kvm does not exist".into()))
-            }
-            Platform::Kvm => None,
-        }
-    }
-
-    /// Why tests on this platform must be skipped here, if they must.
-    pub fn skip_reason(self) -> Option<String> {
-        self.missing().map(|(_, why)| why)
+        _ => None,
     }
 }
 
@@ -452,7 +428,7 @@ macro_rules! __on_one_platform {
 /// Runs `test` on platform `p`; where `p` cannot run here, prints why and returns, or
 /// panics when `RSENTRY_REQUIRE` requires what is missing ([`test_require::skip`]).
 pub fn run_on(p: Platform, test: fn(Platform)) {
-    if let Some((what, reason)) = p.missing() {
+    if let Some((what, reason)) = missing(p) {
         test_require::skip(what, reason);
         return;
     }

@@ -108,7 +108,7 @@ fn rootfs() -> tempfile::TempDir {
 }
 
 fn available() -> bool {
-    if let Some((what, reason)) = Platform::Ptrace.missing() {
+    if let Some((what, reason)) = integration::missing(Platform::Ptrace) {
         test_require::skip(what, reason);
         return false;
     }

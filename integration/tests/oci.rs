@@ -7,113 +7,12 @@
 //! The test process makes itself a child subreaper, as the shim does, so that it can wait
 //! for the pid in `--pid-file` and see the container's exit status there.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 
 use integration::{
-    Platform, Run, assert_one_line_error, on_every_platform, path_str, run_command, runsc,
+    Bundle, Platform, assert_one_line_error, on_every_platform, path_str, run_command,
 };
-
-/// A bundle whose root is the host's `/` (served read-only by the Gofer) and a state
-/// root, both temporary.
-struct Bundle {
-    dir: tempfile::TempDir,
-    root: tempfile::TempDir,
-    platform: Platform,
-}
-
-impl Bundle {
-    fn new(platform: Platform, args: &[&str]) -> Bundle {
-        let b = Bundle {
-            dir: tempfile::tempdir().expect("bundle dir"),
-            root: tempfile::tempdir().expect("state root"),
-            platform,
-        };
-        b.runsc(&["spec", "--bundle", path_str(b.dir.path())])
-            .assert_success("spec");
-        b.edit(|c| {
-            c["root"] = serde_json::json!({ "path": "/", "readonly": true });
-            c["process"]["terminal"] = false.into();
-            c["process"]["args"] = serde_json::json!(args);
-        });
-        b
-    }
-
-    fn config(&self) -> PathBuf {
-        self.dir.path().join("config.json")
-    }
-
-    fn edit(&self, f: impl FnOnce(&mut serde_json::Value)) {
-        let mut c: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(self.config()).expect("read config"))
-                .expect("parse config");
-        f(&mut c);
-        std::fs::write(self.config(), serde_json::to_vec(&c).expect("json")).expect("write");
-    }
-
-    fn base(&self) -> Command {
-        let mut cmd = Command::new(runsc());
-        cmd.arg("--root")
-            .arg(self.root.path())
-            .arg(format!("--platform={}", self.platform.name()));
-        cmd
-    }
-
-    fn runsc(&self, args: &[&str]) -> Run {
-        let mut cmd = self.base();
-        cmd.args(args);
-        run_command(cmd, b"")
-    }
-
-    fn state_dir(&self, id: &str) -> PathBuf {
-        self.root.path().join(id)
-    }
-
-    /// `create`; the container's stdio (which the sandbox keeps) goes to files, so that
-    /// nothing waits for its end of a pipe.
-    fn create(&self, id: &str, pid_file: &Path) -> (Run, String) {
-        let out = self.dir.path().join(format!("{id}.out"));
-        let err = self.dir.path().join(format!("{id}.err"));
-        let mut cmd = self.base();
-        cmd.arg("create")
-            .arg("--bundle")
-            .arg(self.dir.path())
-            .arg("--pid-file")
-            .arg(pid_file)
-            .arg(id)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).expect("out"))
-            .stderr(std::fs::File::create(&err).expect("err"));
-        let status = cmd.status().expect("run create");
-        let run = Run {
-            code: status.code().unwrap_or(-1),
-            stdout: String::new(),
-            stderr: std::fs::read_to_string(&err).unwrap_or_default(),
-        };
-        (run, out.to_string_lossy().into_owned())
-    }
-
-    fn state(&self, id: &str) -> serde_json::Value {
-        let r = self.runsc(&["state", id]);
-        r.assert_success("state");
-        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("state JSON: {e}: {r:#?}"))
-    }
-}
-
-impl Drop for Bundle {
-    /// Force-deletes whatever containers a test left (one that failed half-way), so that
-    /// no sandbox outlives the test.
-    fn drop(&mut self) {
-        let Ok(dir) = std::fs::read_dir(self.root.path()) else {
-            return;
-        };
-        for e in dir.flatten() {
-            if let Some(id) = e.file_name().to_str() {
-                let _ = self.base().args(["delete", "--force", id]).output();
-            }
-        }
-    }
-}
 
 /// Makes this process a child subreaper (as containerd's shim is), once.
 fn subreaper() {
@@ -375,15 +274,6 @@ fn bad_inputs(p: Platform) {
     assert_one_line_error(&b.runsc(&["state", "corrupt"]), 1, "corrupt state");
     b.runsc(&["delete", "--force", "corrupt"])
         .assert_success("delete corrupt");
-}
-
-impl Bundle {
-    /// `run ID` with stdin closed: (status, stdout, stderr).
-    fn run(&self, id: &str) -> Run {
-        let mut cmd = self.base();
-        cmd.args(["run", "--bundle", path_str(self.dir.path()), id]);
-        run_command(cmd, b"")
-    }
 }
 
 /// The lines of `/proc/self/status` starting with `prefix`, as `name value`.

@@ -2,72 +2,8 @@
 //! `dev.rsentry.profile` annotation, enforced by the Sentry.
 
 use std::path::Path;
-use std::process::Command;
 
-use integration::{
-    Platform, Run, assert_one_line_error, on_every_platform, path_str, run_command, runsc, runsc_do,
-};
-
-/// A bundle whose root is the host's `/` (read-only), running `args`.
-struct Bundle {
-    dir: tempfile::TempDir,
-    root: tempfile::TempDir,
-    platform: Platform,
-}
-
-impl Bundle {
-    fn new(platform: Platform, args: &[&str]) -> Bundle {
-        let b = Bundle {
-            dir: tempfile::tempdir().expect("bundle dir"),
-            root: tempfile::tempdir().expect("state root"),
-            platform,
-        };
-        b.runsc(&["spec", "--bundle", path_str(b.dir.path())])
-            .assert_success("spec");
-        b.edit(|c| {
-            c["root"] = serde_json::json!({ "path": "/", "readonly": true });
-            c["process"]["terminal"] = false.into();
-            c["process"]["args"] = serde_json::json!(args);
-        });
-        b
-    }
-
-    fn edit(&self, f: impl FnOnce(&mut serde_json::Value)) {
-        let config = self.dir.path().join("config.json");
-        let mut c: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&config).expect("read config"))
-                .expect("parse config");
-        f(&mut c);
-        std::fs::write(&config, serde_json::to_vec(&c).expect("json")).expect("write");
-    }
-
-    fn runsc(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(runsc());
-        cmd.arg("--root")
-            .arg(self.root.path())
-            .arg(format!("--platform={}", self.platform.name()))
-            .args(args);
-        run_command(cmd, b"")
-    }
-
-    /// `runsc run`: create, start, wait, delete.
-    fn run(&self, id: &str) -> Run {
-        self.runsc(&["run", "--bundle", path_str(self.dir.path()), id])
-    }
-}
-
-impl Drop for Bundle {
-    fn drop(&mut self) {
-        let Ok(dir) = std::fs::read_dir(self.root.path()) else {
-            return;
-        };
-        for e in dir.flatten() {
-            if let Some(id) = e.file_name().to_str() {
-                let _ = self.runsc(&["delete", "--force", id]);
-            }
-        }
-    }
-}
+use integration::{Bundle, Platform, assert_one_line_error, on_every_platform, path_str, runsc_do};
 
 /// What `mount`, `unshare` and `ptrace` return (errno, 0 on success), via libc.
 const PRIVILEGED_PY: &str = "import ctypes\n\
