@@ -3,12 +3,14 @@
 //! running it on the host is harmless, so the expected results are Linux's own. Each
 //! fixture prints one `ok <part>` line per part and exits with the failed step otherwise.
 
-use integration::{Link, Platform, fixture, native, path_str, runsc_do};
+use integration::{Link, Platform, fixture, have_tool, native, path_str, runsc_do};
 
 integration::on_every_platform!(
     sysctls_are_private_writable_and_checked,
     scheduling_attributes_subreaper_and_cpu_clocks,
     pidfds_clone3_checks_and_resethand,
+    file_locks_posix_ofd_and_flock,
+    sqlite_writers_exclude_each_other,
 );
 
 /// Runs fixture `name` in the sandbox with `args` and checks it printed exactly `parts`.
@@ -64,4 +66,74 @@ fn pidfds_clone3_checks_and_resethand(p: Platform) {
     ];
     expect_native_parts("conf_pidfd", &parts);
     expect_parts(p, "conf_pidfd", &[], &parts);
+}
+
+fn file_locks_posix_ofd_and_flock(p: Platform) {
+    let parts = [
+        "posix locks",
+        "close and exit release",
+        "ofd locks",
+        "flock",
+        "blocked waiter woken by unlock",
+        "EDEADLK",
+        "EINTR and SA_RESTART",
+        "/proc/locks",
+    ];
+    // Natively with its own /proc, so the fixture finds its children there by their pids.
+    let exe = fixture("conf_locks", Link::Static);
+    let scratch = integration::scratch_dir();
+    let dir = path_str(scratch.path());
+    let args = ["--pid", "--fork", "--kill-child", "--mount-proc"];
+    let mut cmd = vec!["unshare"];
+    cmd.extend_from_slice(&args);
+    cmd.extend_from_slice(&[path_str(&exe), dir]);
+    let run = native(&cmd);
+    run.assert_success("conf_locks");
+    let want: String = parts.iter().map(|s| format!("ok {s}\n")).collect();
+    assert_eq!(run.stdout, want, "natively: {run:#?}");
+    // In the sandbox: in /tmp (the overlay's memory upper) and in a directory of the
+    // host's tree served by the Gofer.
+    expect_parts(p, "conf_locks", &[], &parts);
+    expect_parts(p, "conf_locks", &[dir], &parts);
+}
+
+/// A shell script in which one sqlite3 holds an exclusive transaction open while a
+/// second one tries to write: the second must find the database locked, then succeed
+/// once the first commits.
+const SQLITE_WRITERS: &str = r#"
+set -e
+d=$(mktemp -d)
+cd "$d"
+sqlite3 db 'CREATE TABLE t(x);'
+mkfifo in out
+sqlite3 db <in >out &
+exec 3>in 4<out
+printf 'BEGIN EXCLUSIVE;\nINSERT INTO t VALUES(1);\n.print held\n' >&3
+read held <&4
+echo "first: $held"
+if sqlite3 db 'INSERT INTO t VALUES(2);' 2>err; then
+    echo "second: wrote while the first held the lock"
+else
+    echo "second: $(cat err)"
+fi
+printf 'COMMIT;\n' >&3
+exec 3>&-
+wait
+sqlite3 db 'INSERT INTO t VALUES(3); SELECT group_concat(x) FROM t;'
+cd /
+rm -r "$d"
+"#;
+
+fn sqlite_writers_exclude_each_other(p: Platform) {
+    if !have_tool("/usr/bin/sqlite3") {
+        test_require::skip("tools", "no /usr/bin/sqlite3 (apt-get install sqlite3)");
+        return;
+    }
+    let want = "first: held\nsecond: Error: in prepare, database is locked (5)\n1,3\n";
+    let run = native(&["/bin/sh", "-c", SQLITE_WRITERS]);
+    run.assert_success("sqlite3 natively");
+    assert_eq!(run.stdout, want, "natively: {run:#?}");
+    let run = runsc_do(p, &[], &["/bin/sh", "-c", SQLITE_WRITERS]);
+    run.assert_success("sqlite3");
+    assert_eq!(run.stdout, want, "{run:#?}");
 }

@@ -8,13 +8,14 @@
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use linux_abi::Errno;
 use linux_abi::flags::open::*;
 use linux_abi::types::Stat;
 
+use super::lock::{FileKey, FileLocks, LockOwner, LockRegistry};
 use super::vfs::VfsPath;
 use super::{Caller, DirEntry, FileOps, FileType, Inode};
 
@@ -42,6 +43,17 @@ pub struct OpenFile {
     offset: Mutex<u64>,
     ops: Arc<dyn FileOps>,
     dir: Mutex<Option<Vec<DirEntry>>>,
+    /// The file's lock table, once this description took part in locking.
+    locks: OnceLock<Arc<FileLocks>>,
+}
+
+impl Drop for OpenFile {
+    /// The last close of a description releases its OFD and `flock` locks.
+    fn drop(&mut self) {
+        if let Some(l) = self.locks.get() {
+            l.release_file(self.lock_owner());
+        }
+    }
 }
 
 impl fmt::Debug for OpenFile {
@@ -62,7 +74,33 @@ impl OpenFile {
             offset: Mutex::new(0),
             ops,
             dir: Mutex::new(None),
+            locks: OnceLock::new(),
         })
+    }
+
+    /// The owner of this description's OFD and `flock` locks.
+    pub fn lock_owner(&self) -> LockOwner {
+        LockOwner::File(self as *const OpenFile as usize)
+    }
+
+    /// The lock table of the file, found in `registry` by the file's identity.
+    pub fn file_locks(&self, registry: &LockRegistry) -> Result<Arc<FileLocks>, Errno> {
+        if let Some(l) = self.locks.get() {
+            return Ok(l.clone());
+        }
+        let st = self.stat()?;
+        Ok(self
+            .locks
+            .get_or_init(|| registry.get((st.st_dev, st.st_ino)))
+            .clone())
+    }
+
+    /// The file's identity for locking (`None` if it cannot be told).
+    fn lock_key(&self) -> Option<FileKey> {
+        match self.locks.get() {
+            Some(l) => Some(l.key()),
+            None => self.stat().ok().map(|s| (s.st_dev, s.st_ino)),
+        }
     }
 
     /// The path (mount and dentry) the file was opened at.
@@ -325,9 +363,23 @@ struct Slot {
 pub const DEFAULT_NOFILE: u32 = 1024;
 
 /// A process's descriptor table.
+///
+/// The table owns its process's POSIX record locks ([`FdTable::lock_owner`]): it keeps
+/// the lock tables of the files it holds such locks on, and releases its locks on a file
+/// when any descriptor of that file is closed, and all of them when it goes away.
 #[derive(Debug)]
 pub struct FdTable {
     inner: Mutex<FdInner>,
+    posix_locks: Mutex<Vec<Arc<FileLocks>>>,
+}
+
+impl Drop for FdTable {
+    fn drop(&mut self) {
+        let owner = self.lock_owner();
+        for l in std::mem::take(self.posix_locks.get_mut()) {
+            l.release_records(owner);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -350,6 +402,49 @@ impl FdTable {
                 fds: BTreeMap::new(),
                 limit: DEFAULT_NOFILE,
             }),
+            posix_locks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The owner of this table's (its process's) POSIX record locks.
+    pub fn lock_owner(&self) -> LockOwner {
+        LockOwner::Process(self as *const FdTable as usize)
+    }
+
+    /// Records that the table may hold POSIX locks on the file of `locks` (before taking
+    /// them, so a close racing with the request releases them).
+    pub fn note_posix_locks(&self, locks: &Arc<FileLocks>) {
+        let mut v = self.posix_locks.lock();
+        if !v.iter().any(|l| Arc::ptr_eq(l, locks)) {
+            v.push(locks.clone());
+        }
+    }
+
+    /// Forgets the file of `locks` if the table holds no POSIX lock on it any more.
+    pub fn forget_posix_locks(&self, locks: &Arc<FileLocks>) {
+        let mut v = self.posix_locks.lock();
+        if !locks.holds_records(self.lock_owner()) {
+            v.retain(|l| !Arc::ptr_eq(l, locks));
+        }
+    }
+
+    /// Releases this table's POSIX locks on the files of descriptors just closed.
+    fn closed(&self, files: &[&Arc<OpenFile>]) {
+        let mut v = self.posix_locks.lock();
+        if v.is_empty() {
+            return;
+        }
+        let owner = self.lock_owner();
+        for f in files {
+            let Some(key) = f.lock_key() else { continue };
+            v.retain(|l| {
+                if l.key() == key {
+                    l.release_records(owner);
+                    false
+                } else {
+                    true
+                }
+            });
         }
     }
 
@@ -399,17 +494,25 @@ impl FdTable {
         if fd < 0 || fd as u32 >= g.limit {
             return Err(Errno::EBADF);
         }
-        Ok(g.fds.insert(fd, Slot { file: f, cloexec }).map(|s| s.file))
+        let old = g.fds.insert(fd, Slot { file: f, cloexec }).map(|s| s.file);
+        drop(g);
+        if let Some(o) = &old {
+            self.closed(&[o]);
+        }
+        Ok(old)
     }
 
     /// Removes `fd`.
     pub fn remove(&self, fd: i32) -> Result<Arc<OpenFile>, Errno> {
-        self.inner
+        let f = self
+            .inner
             .lock()
             .fds
             .remove(&fd)
             .map(|s| s.file)
-            .ok_or(Errno::EBADF)
+            .ok_or(Errno::EBADF)?;
+        self.closed(&[&f]);
+        Ok(f)
     }
 
     /// `close_range`: removes (or with `cloexec_only` marks) every fd in `first..=last`.
@@ -431,6 +534,8 @@ impl FdTable {
                 out.push(s.file);
             }
         }
+        drop(g);
+        self.closed(&out.iter().collect::<Vec<_>>());
         out
     }
 
@@ -460,20 +565,31 @@ impl FdTable {
                 fds: g.fds.clone(),
                 limit: g.limit,
             }),
+            // POSIX locks are not inherited.
+            posix_locks: Mutex::new(Vec::new()),
         }
     }
 
     /// Closes every close-on-exec descriptor (at `execve`).
     pub fn close_on_exec(&self) {
-        self.inner.lock().fds.retain(|_, s| !s.cloexec);
+        let mut closed = Vec::new();
+        self.inner.lock().fds.retain(|_, s| {
+            if s.cloexec {
+                closed.push(s.file.clone());
+            }
+            !s.cloexec
+        });
+        self.closed(&closed.iter().collect::<Vec<_>>());
     }
 
     /// Removes every descriptor (at exit), returning the files.
     pub fn clear(&self) -> Vec<Arc<OpenFile>> {
-        std::mem::take(&mut self.inner.lock().fds)
+        let out: Vec<Arc<OpenFile>> = std::mem::take(&mut self.inner.lock().fds)
             .into_values()
             .map(|s| s.file)
-            .collect()
+            .collect();
+        self.closed(&out.iter().collect::<Vec<_>>());
+        out
     }
 
     /// All descriptors, in order (for `/proc/<pid>/fd`).

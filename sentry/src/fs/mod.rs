@@ -9,7 +9,9 @@
 //! - [`mod@file`]: [`OpenFile`] (a file description), [`FdTable`] and [`FsContext`];
 //! - the filesystems: [`tmpfs`], [`overlay`], [`gofer`] (the read-only lower served by the
 //!   Gofer), [`devfs`] (with [`host_fd_file`] for the stdio host FDs), [`proc`] and
-//!   [`sysfs`] (built on [`synth`]), and [`pipe`].
+//!   [`sysfs`] (built on [`synth`]), and [`pipe`];
+//! - [`lock`]: advisory file locks (`fcntl` record locks, OFD locks, `flock`), kept per
+//!   file in the [`Vfs`]'s [`lock::LockRegistry`].
 //!
 //! Permission checks use [`FsCred`] (the filesystem view of a task's credentials).
 //!
@@ -44,6 +46,7 @@ pub mod epoll;
 pub mod eventfd;
 pub mod file;
 pub mod gofer;
+pub mod lock;
 pub mod overlay;
 pub mod pipe;
 pub mod proc;

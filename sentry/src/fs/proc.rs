@@ -8,9 +8,10 @@
 //! Contents: `self`, `thread-self`, `<pid>/{stat,statm,status,cmdline,comm,environ,exe,cwd,
 //! root,fd/,fdinfo/,maps,mounts,mountinfo,oom_score_adj,task/}`, `meminfo`, `cpuinfo` (the
 //! host's, with only the fields programs use), `uptime`, `loadavg`, `stat`, `version`,
-//! `filesystems`, `mounts`, `sys/kernel/{hostname,osrelease,ostype,version,random/}` and
-//! the sandbox's writable sysctls under `sys/` (the kernel's
-//! [`crate::kernel::sysctl::Sysctls`], reached through [`ProcSource`]).
+//! `filesystems`, `mounts`, `locks` (the [`Vfs`]'s advisory locks),
+//! `sys/kernel/{hostname,osrelease,ostype,version,random/}` and the sandbox's writable
+//! sysctls under `sys/` (the kernel's [`crate::kernel::sysctl::Sysctls`], reached through
+//! [`ProcSource`]).
 
 use parking_lot::RwLock;
 use std::fmt::Write as _;
@@ -240,6 +241,14 @@ pub fn new_procfs() -> (Arc<ProcFs>, Arc<dyn Inode>) {
             file(&fs, |p| Ok(meminfo(p.src()?.memory_limit()))),
         ),
         (b"cpuinfo", file(&fs, |_| Ok(cpuinfo()))),
+        (
+            b"locks",
+            file(&fs, |p| {
+                Ok(p.vfs()
+                    .map(|v| v.locks().proc_locks().into_bytes())
+                    .unwrap_or_default())
+            }),
+        ),
         (
             b"uptime",
             file(&fs, |p| {

@@ -694,6 +694,10 @@ impl Task {
         }
         self.release_vfork_parent();
         self.context.release();
+        // Let go of the descriptor table now, not when the last reference to the task
+        // goes: the last holder closes the files and releases the process's POSIX locks
+        // before its parent can learn of the exit.
+        drop(std::mem::take(&mut *self.fd_table.lock()));
         self.kernel.unregister_task(self.tid());
         let code = self.exit_code.load(Ordering::Relaxed) as u8;
         self.tg.add_dead_cpu(self.cpu_time());

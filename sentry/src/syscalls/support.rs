@@ -24,6 +24,13 @@ pub enum Support {
 /// of the table is full.
 pub const NOTES: &[(&str, Support)] = &[
     (
+        "fcntl",
+        Support::Partial(
+            "no leases (`F_SETLEASE`, `F_GETLEASE`: EINVAL), no file seals (`F_ADD_SEALS`, \
+             `F_GET_SEALS`: EINVAL), `F_SETOWN` accepted but no `SIGIO` is sent",
+        ),
+    ),
+    (
         "futex",
         Support::Partial(
             "no priority-inheritance operations (`FUTEX_LOCK_PI` and friends: ENOSYS)",

@@ -306,6 +306,8 @@ pub struct Vfs {
     all: Mutex<Vec<Arc<Mount>>>,
     /// The procfs mounted at `/proc` (sandbox trees only).
     procfs: OnceLock<Arc<super::proc::ProcFs>>,
+    /// The advisory locks of the files of this tree.
+    locks: super::lock::LockRegistry,
 }
 
 impl fmt::Debug for Vfs {
@@ -368,7 +370,13 @@ impl Vfs {
             mounts: Mutex::new(HashMap::new()),
             all: Mutex::new(vec![mount]),
             procfs: OnceLock::new(),
+            locks: super::lock::LockRegistry::default(),
         })
+    }
+
+    /// The advisory locks (`fcntl`, `flock`) of the files of this tree.
+    pub fn locks(&self) -> &super::lock::LockRegistry {
+        &self.locks
     }
 
     /// The root of the tree.

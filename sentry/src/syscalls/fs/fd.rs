@@ -1,6 +1,9 @@
 //! Descriptor operations: `dup`, `fcntl`, `ioctl`, `pipe2` and `flock`.
 
 use super::*;
+use crate::fs::file::seek;
+use crate::fs::lock::{self, LockOwner, LockType};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `dup(2)`.
 pub fn sys_dup(t: &Task, fd: i32) -> Result<u64, Errno> {
@@ -49,11 +52,13 @@ pub(super) mod fcntl {
     pub const F_ADD_SEALS: i32 = 1033;
     pub const F_GET_SEALS: i32 = 1034;
     pub const FD_CLOEXEC: u64 = 1;
+    pub const F_RDLCK: i16 = 0;
+    pub const F_WRLCK: i16 = 1;
     pub const F_UNLCK: i16 = 2;
 }
 
-/// `fcntl(2)`: dup, fd and status flags; locks are advisory no-ops (`F_GETLK` reports
-/// no conflicting lock).
+/// `fcntl(2)`: dup, fd and status flags, pipe sizes, and advisory record locks (POSIX and
+/// open-file-description locks, see [`crate::fs::lock`]).
 pub fn sys_fcntl(t: &Task, fd: i32, cmd: i32, arg: u64) -> Result<u64, Errno> {
     use fcntl::*;
     let table = fd_table(t);
@@ -76,19 +81,11 @@ pub fn sys_fcntl(t: &Task, fd: i32, cmd: i32, arg: u64) -> Result<u64, Errno> {
             f.set_flags(arg as u32)?;
             Ok(0)
         }
-        F_GETLK | F_OFD_GETLK => {
+        F_GETLK | F_OFD_GETLK | F_SETLK | F_SETLKW | F_OFD_SETLK | F_OFD_SETLKW => {
             if f.is_path_only() {
                 return Err(Errno::EBADF);
             }
-            t.mm().write_obj(arg, &F_UNLCK)?;
-            Ok(0)
-        }
-        F_SETLK | F_SETLKW | F_OFD_SETLK | F_OFD_SETLKW => {
-            if f.is_path_only() {
-                return Err(Errno::EBADF);
-            }
-            let _: i16 = t.mm().read_obj(arg)?;
-            Ok(0)
+            record_lock(t, &table, &f, cmd, arg)
         }
         F_GETOWN => Ok(0),
         F_SETOWN => Ok(0),
@@ -102,6 +99,135 @@ pub fn sys_fcntl(t: &Task, fd: i32, cmd: i32, arg: u64) -> Result<u64, Errno> {
         F_ADD_SEALS | F_GET_SEALS => Err(Errno::EINVAL),
         _ => Err(Errno::EINVAL),
     }
+}
+
+/// `struct flock` (x86-64 layout).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+struct Flock {
+    l_type: i16,
+    l_whence: i16,
+    pad0: u32,
+    l_start: i64,
+    l_len: i64,
+    l_pid: i32,
+    pad1: u32,
+}
+
+/// The byte range `start..=end` a `struct flock` names (Linux's `flock64_to_posix_lock`).
+fn lock_range(f: &OpenFile, fl: &Flock) -> Result<(i64, i64), Errno> {
+    const MAX: i64 = lock::OFFSET_MAX;
+    let base = match fl.l_whence as u32 {
+        seek::SEEK_SET => 0,
+        seek::SEEK_CUR => f.offset().min(MAX as u64) as i64,
+        seek::SEEK_END => f.stat()?.st_size.max(0),
+        _ => return Err(Errno::EINVAL),
+    };
+    if fl.l_start > MAX - base {
+        return Err(Errno::EOVERFLOW);
+    }
+    let start = base + fl.l_start;
+    if start < 0 {
+        return Err(Errno::EINVAL);
+    }
+    match fl.l_len {
+        0 => Ok((start, MAX)),
+        len if len > 0 => {
+            if len - 1 > MAX - start {
+                return Err(Errno::EOVERFLOW);
+            }
+            Ok((start, start + (len - 1)))
+        }
+        len => {
+            if start + len < 0 {
+                return Err(Errno::EINVAL);
+            }
+            Ok((start + len, start - 1))
+        }
+    }
+}
+
+/// `F_GETLK`, `F_SETLK`, `F_SETLKW` and their `F_OFD_` forms, with Linux's order of
+/// checks (`fcntl_getlk`, `fcntl_setlk`).
+fn record_lock(
+    t: &Task,
+    table: &Arc<FdTable>,
+    f: &Arc<OpenFile>,
+    cmd: i32,
+    arg: u64,
+) -> Result<u64, Errno> {
+    use fcntl::*;
+    let mm = t.mm();
+    let mut fl: Flock = mm.read_obj(arg)?;
+    let ofd = matches!(cmd, F_OFD_GETLK | F_OFD_SETLK | F_OFD_SETLKW);
+    let get = matches!(cmd, F_GETLK | F_OFD_GETLK);
+    let kind = || match fl.l_type {
+        F_RDLCK => Ok(Some(LockType::Read)),
+        F_WRLCK => Ok(Some(LockType::Write)),
+        F_UNLCK if !get => Ok(None),
+        _ => Err(Errno::EINVAL),
+    };
+    // Linux checks the type before the range for F_GETLK, after it for F_SETLK.
+    let kind = if get {
+        let k = kind()?;
+        lock_range(f, &fl)?;
+        k
+    } else {
+        lock_range(f, &fl)?;
+        kind()?
+    };
+    let (start, end) = lock_range(f, &fl)?;
+    if !get {
+        match kind {
+            Some(LockType::Read) if !f.readable() => return Err(Errno::EBADF),
+            Some(LockType::Write) if !f.writable() => return Err(Errno::EBADF),
+            _ => {}
+        }
+    }
+    if ofd && fl.l_pid != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let owner = if ofd {
+        f.lock_owner()
+    } else {
+        table.lock_owner()
+    };
+    let locks = f.file_locks(vfs(t).locks())?;
+    if let Some(kind) = kind.filter(|_| get) {
+        match locks.test_record(owner, kind, start, end) {
+            None => fl.l_type = F_UNLCK,
+            Some(held) => {
+                fl.l_type = match held.kind {
+                    LockType::Read => F_RDLCK,
+                    LockType::Write => F_WRLCK,
+                };
+                fl.l_whence = seek::SEEK_SET as i16;
+                fl.l_start = held.start;
+                fl.l_len = if held.end == lock::OFFSET_MAX {
+                    0
+                } else {
+                    held.end - held.start + 1
+                };
+                // Processes see each other's ids unchanged (one PID namespace).
+                fl.l_pid = match held.owner {
+                    LockOwner::Process(_) => held.pid,
+                    LockOwner::File(_) => -1,
+                };
+            }
+        }
+        mm.write_obj(arg, &fl)?;
+        return Ok(0);
+    }
+    let wait = matches!(cmd, F_SETLKW | F_OFD_SETLKW);
+    let posix = !ofd;
+    if posix && kind.is_some() {
+        table.note_posix_locks(&locks);
+    }
+    let r = locks.set_record(owner, kind, start, end, t.tgid(), wait);
+    if posix {
+        table.forget_posix_locks(&locks);
+    }
+    r.map(|()| 0)
 }
 
 /// `ioctl(2)`: `FIOCLEX`/`FIONCLEX`, `FIONBIO`, `FIONREAD`, and the file's own ioctls
@@ -181,18 +307,29 @@ pub fn sys_pipe(t: &Task, fds: u64) -> Result<u64, Errno> {
     sys_pipe2(t, fds, 0)
 }
 
-/// `flock(2)`: advisory locks always succeed (one sandbox, cooperative programs).
+/// `flock(2)`: whole-file advisory locks owned by the open file description, independent
+/// of `fcntl` record locks (see [`crate::fs::lock`]).
 pub fn sys_flock(t: &Task, fd: i32, op: i32) -> Result<u64, Errno> {
     const LOCK_SH: i32 = 1;
     const LOCK_EX: i32 = 2;
-    const LOCK_UN: i32 = 8;
     const LOCK_NB: i32 = 4;
+    const LOCK_UN: i32 = 8;
+    const LOCK_MAND: i32 = 32;
+    // Linux ignores the long-broken mandatory flock requests.
+    if op & LOCK_MAND != 0 {
+        return Ok(0);
+    }
+    let kind = match op & !LOCK_NB {
+        LOCK_SH => Some(LockType::Read),
+        LOCK_EX => Some(LockType::Write),
+        LOCK_UN => None,
+        _ => return Err(Errno::EINVAL),
+    };
     let f = fd_table(t).get(fd)?;
     if f.is_path_only() {
         return Err(Errno::EBADF);
     }
-    match op & !LOCK_NB {
-        LOCK_SH | LOCK_EX | LOCK_UN => Ok(0),
-        _ => Err(Errno::EINVAL),
-    }
+    let locks = f.file_locks(vfs(t).locks())?;
+    locks.flock(f.lock_owner(), kind, t.tgid(), op & LOCK_NB == 0)?;
+    Ok(0)
 }
