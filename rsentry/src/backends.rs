@@ -132,10 +132,14 @@ pub fn run_sentry(
         mounts,
         filter,
         recorder,
+        cpu_budget: (!spec.limits.cpu_time.is_zero()).then_some(spec.limits.cpu_time),
     };
     match sentry::run_sandbox(platform, config) {
         Ok(status) => Ok(status.to_shell_code()),
         Err(sentry::SentryError::Exec { path, errno }) => Err(exec_error(path, errno)),
+        Err(sentry::SentryError::CpuBudgetExceeded { budget }) => {
+            Err(Error::CpuTimeLimit { limit: budget })
+        }
         Err(e) => Err(Error::Sentry(e.to_string())),
     }
 }

@@ -5,7 +5,6 @@
 use std::io::{Read, Write};
 use std::os::fd::{OwnedFd, RawFd};
 use std::sync::Arc;
-use std::time::Duration;
 
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
@@ -56,8 +55,6 @@ fn stdio_copies() -> Result<[OwnedFd; 3], Error> {
 pub struct HostLimits {
     /// Capacity of the memory file (0: the default).
     pub memory: u64,
-    /// `RLIMIT_CPU` of the sandbox process and its stubs (zero: none).
-    pub cpu_time: Duration,
 }
 
 /// Confines the calling process (which must have a single thread and be host root) and
@@ -71,12 +68,6 @@ pub fn confine(
     // Shown by ps/top instead of "exe" (we were started through /proc/self/exe).
     let _ = nix::sys::prctl::set_name(c"runsc-sandbox");
     child::raise_nofile_limit();
-    if !limits.cpu_time.is_zero() {
-        use nix::sys::resource::{Resource, setrlimit};
-        let secs = limits.cpu_time.as_secs() + u64::from(limits.cpu_time.subsec_nanos() > 0);
-        setrlimit(Resource::RLIMIT_CPU, secs, secs)
-            .map_err(|e| Error::nix("setrlimit(RLIMIT_CPU)", e))?;
-    }
     let kind = settings.platform;
     // KVM opens /dev/kvm, so it is created while the process is still host root and the
     // host is reachable; it starts no thread or process. ptrace forks its master stub from
@@ -151,9 +142,10 @@ pub fn run_do(
     if let Some(p) = &spec.profile {
         p.to_policy()?;
     }
+    // The CPU time limit is the Sentry's budget for the whole sandbox (see
+    // `backends::run_sentry`), not a host limit.
     let limits = HostLimits {
         memory: spec.limits.memory,
-        cpu_time: spec.limits.cpu_time,
     };
     let (platform, stdio) = confine(settings, limits)?;
     let recorder = record

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{ChildStderr, ChildStdin, ChildStdout, Stdio};
 
 use crate::config::{Access, Bind, Limits, Network, Platform, Settings};
-use crate::error::{EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_RUNTIME_ERROR, Error};
+use crate::error::{
+    EXIT_CANNOT_EXECUTE, EXIT_CPU_LIMIT, EXIT_NOT_FOUND, EXIT_RUNTIME_ERROR, Error,
+};
 use crate::monitor::{self, Launch};
 use crate::profile::Profile;
 use crate::role::{self, Role};
@@ -540,7 +542,7 @@ impl Child {
         };
         if matches!(
             code,
-            EXIT_RUNTIME_ERROR | EXIT_CANNOT_EXECUTE | EXIT_NOT_FOUND | 2
+            EXIT_RUNTIME_ERROR | EXIT_CANNOT_EXECUTE | EXIT_NOT_FOUND | EXIT_CPU_LIMIT | 2
         ) && let Some(fd) = self.report.take()
         {
             let mut bytes = Vec::new();

@@ -58,13 +58,18 @@ pub use Access::{ReadOnly, ReadWrite};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     /// Bytes of application memory the sandbox can hold at once (anonymous memory, page
-    /// cache of files, tmpfs): the capacity of the Sentry's memory file. Past it, an
-    /// allocation fails as on a host out of memory (`ENOMEM`, or `SIGBUS` on a fault).
+    /// cache of files, tmpfs): the capacity of the Sentry's memory file. As under a
+    /// Linux memory cgroup, a process that touches memory past it is killed with
+    /// `SIGKILL` (status 128+9; one log line names its pid and command) while the other
+    /// processes go on; a request the Sentry can refuse up front fails with `ENOMEM`.
     pub memory: u64,
-    /// CPU time each host process of the sandbox may use (`RLIMIT_CPU` of the Sentry,
-    /// inherited by the stub processes that run application code): a process that
-    /// reaches it is killed with `SIGKILL`, which ends the sandbox. Rounded up to
-    /// whole seconds.
+    /// CPU time the whole sandbox may use: user plus system time of all its processes,
+    /// live and finished, as the Sentry charges it (time spent blocked is not charged).
+    /// When it is spent every process is killed and the sandbox ends with
+    /// [`Error::CpuTimeLimit`](crate::Error::CpuTimeLimit) (exit status 128+24, as a
+    /// process killed by `SIGXCPU`, for `runsc do`). Enforced within about 10 ms. It is
+    /// one budget for the sandbox, unlike `RLIMIT_CPU`, which programs inside can still
+    /// set for themselves with Linux's per-process meaning.
     pub cpu_time: Duration,
 }
 

@@ -11,6 +11,10 @@ pub const EXIT_CANNOT_EXECUTE: i32 = 126;
 pub const EXIT_NOT_FOUND: i32 = 127;
 /// Exit status for usage errors (unknown flag, missing command), as clap uses it.
 pub const EXIT_USAGE: i32 = 2;
+/// Exit status when the sandbox's CPU time limit ended it: 128 + `SIGXCPU`, the status
+/// of a process killed at its CPU limit, which shells report as "CPU time limit
+/// exceeded".
+pub const EXIT_CPU_LIMIT: i32 = 128 + 24;
 
 /// Why a sandbox could not be started or run. The `Display` form is one line (`runsc`
 /// prints it as `runsc: <error>`).
@@ -65,6 +69,13 @@ pub enum Error {
     /// An OCI lifecycle command failed (exit status 1, as runc).
     #[error("{0}")]
     Runtime(String),
+    /// The sandbox used up its CPU time limit ([`crate::Limits::cpu_time`]): every
+    /// process in it was killed.
+    #[error("CPU time limit of {limit:?} exceeded: every process of the sandbox was killed")]
+    CpuTimeLimit {
+        /// The limit.
+        limit: std::time::Duration,
+    },
 }
 
 /// Exit status of an OCI lifecycle command that failed, as runc's.
@@ -95,6 +106,7 @@ impl Error {
             Error::NotFound { .. } => EXIT_NOT_FOUND,
             Error::Runtime(_) => EXIT_OCI_ERROR,
             Error::Policy(_) => EXIT_RUNTIME_ERROR,
+            Error::CpuTimeLimit { .. } => EXIT_CPU_LIMIT,
             _ => EXIT_RUNTIME_ERROR,
         }
     }

@@ -92,7 +92,9 @@ pub mod __private {
     pub use crate::boot;
     pub use crate::child;
     pub use crate::config::{Bind, DebugPanic, Settings};
-    pub use crate::error::{EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_RUNTIME_ERROR, EXIT_USAGE};
+    pub use crate::error::{
+        EXIT_CANNOT_EXECUTE, EXIT_CPU_LIMIT, EXIT_NOT_FOUND, EXIT_RUNTIME_ERROR, EXIT_USAGE,
+    };
     pub use crate::gofer;
     pub use crate::host::signals;
     pub use crate::logging;

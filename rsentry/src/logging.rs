@@ -3,7 +3,9 @@
 //!
 //! Without `--debug` only errors are logged (the sandbox's stderr is the application's, so
 //! e.g. the Sentry's once-per-name warnings about unimplemented system calls stay out of
-//! it), and the one line per system call a profile refuses (`sentry::policy`, level warn);
+//! it), and, at level warn, the one line per system call a profile refuses
+//! (`sentry::policy`), per process the memory limit kills (`sentry::oom`) and when the
+//! CPU time limit ends the sandbox (`sentry::cpu_limit`);
 //! with `--debug` everything from debug up. `RUST_LOG` overrides the level. Colours
 //! only when the destination is a terminal.
 //! Every process (`runsc`, the Gofer, the sandbox) opens its log destination at start,
@@ -25,7 +27,7 @@ pub fn init(global: &Settings, command: &str) -> Result<(), Error> {
     let default = if debug {
         "debug"
     } else {
-        "error,sentry::policy=warn"
+        "error,sentry::policy=warn,sentry::oom=warn,sentry::cpu_limit=warn"
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let file = if let Some(dir) = &global.debug_log {

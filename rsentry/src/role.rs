@@ -163,6 +163,9 @@ pub struct Report {
     pub code: i32,
     /// The error's one line.
     pub message: String,
+    /// The CPU time limit in nanoseconds, for [`Error::CpuTimeLimit`].
+    #[serde(default)]
+    pub cpu_limit_ns: Option<u64>,
 }
 
 /// Longest report kept.
@@ -171,9 +174,14 @@ const MAX_REPORT: usize = 4096;
 fn write_report(fd: &OwnedFd, e: &Error) {
     let mut message = e.to_string();
     message.truncate(MAX_REPORT);
+    let cpu_limit_ns = match e {
+        Error::CpuTimeLimit { limit } => Some(u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX)),
+        _ => None,
+    };
     let r = Report {
         code: e.exit_code(),
         message,
+        cpu_limit_ns,
     };
     if let (Ok(json), Ok(fd)) = (serde_json::to_vec(&r), fd.try_clone()) {
         let _ = std::fs::File::from(fd).write_all(&json);
@@ -197,6 +205,9 @@ pub fn report_error(bytes: &[u8]) -> Option<Error> {
             Error::CannotExecute { path, reason }
         }
         crate::error::EXIT_USAGE => Error::Usage(r.message),
+        crate::error::EXIT_CPU_LIMIT => Error::CpuTimeLimit {
+            limit: std::time::Duration::from_nanos(r.cpu_limit_ns?),
+        },
         _ => Error::Sentry(r.message),
     })
 }

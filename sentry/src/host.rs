@@ -47,6 +47,25 @@ pub(crate) fn memory() -> Option<(u64, u64)> {
     Some((si.totalram * unit, si.freeram * unit))
 }
 
+/// The CPU time the calling host thread has used (`CLOCK_THREAD_CPUTIME_ID`): the
+/// Sentry's work on behalf of the task this thread runs ([`crate::kernel::cpu`]).
+pub(crate) fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into `ts`, which is valid and exclusively
+    // borrowed.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if r != 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
 /// The host CPU the calling thread runs on.
 pub(crate) fn current_cpu() -> u32 {
     // SAFETY: sched_getcpu has no arguments and no memory effects.

@@ -67,6 +67,10 @@ pub struct SandboxConfig {
     pub filter: Option<Arc<policy::Filter>>,
     /// Records every system call of the sandbox ([`policy::Recorder`]).
     pub recorder: Option<Arc<policy::Recorder>>,
+    /// CPU time the whole sandbox may use (all tasks, live and finished); once spent,
+    /// every process is killed and [`run_sandbox`] returns
+    /// [`SentryError::CpuBudgetExceeded`].
+    pub cpu_budget: Option<std::time::Duration>,
 }
 
 /// How the first process of the sandbox ended.
@@ -119,6 +123,13 @@ pub enum SentryError {
     /// A host thread could not be created.
     #[error("cannot spawn a task thread: {0}")]
     Thread(std::io::Error),
+    /// The sandbox's CPU budget ([`SandboxConfig::cpu_budget`]) was spent: every process
+    /// was killed.
+    #[error("CPU time limit of {budget:?} exceeded: every process was killed")]
+    CpuBudgetExceeded {
+        /// The budget.
+        budget: std::time::Duration,
+    },
 }
 
 /// Runs the program described by `config` in a fresh sandbox kernel on `platform` and

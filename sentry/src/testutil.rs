@@ -59,6 +59,7 @@ pub(crate) fn run_over_gofer(
         mounts: Vec::new(),
         filter: None,
         recorder: None,
+        cpu_budget: None,
     };
     // Read stdout on the side so a leaked write end fails the test instead of hanging it.
     let (tx, rx) = std::sync::mpsc::channel();

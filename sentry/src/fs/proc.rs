@@ -62,10 +62,17 @@ pub struct ProcInfo {
     pub vm_rss: u64,
     /// Start time in clock ticks after boot.
     pub start_ticks: u64,
-    /// User and system time in clock ticks.
+    /// User time in clock ticks (all threads, live and finished).
     pub utime_ticks: u64,
     /// System time in clock ticks.
     pub stime_ticks: u64,
+    /// User time of reaped children in clock ticks.
+    pub cutime_ticks: u64,
+    /// System time of reaped children in clock ticks.
+    pub cstime_ticks: u64,
+    /// Each live thread's id, user and system time in clock ticks (for
+    /// `/proc/<pid>/task/<tid>/stat`).
+    pub thread_ticks: Vec<(i32, u64, u64)>,
     /// Resource limits (soft, hard) by `RLIMIT_*` number; empty when unknown.
     pub limits: Vec<(u64, u64)>,
     /// Thread-directed pending signals (of the thread asked about, else the leader).
@@ -531,7 +538,7 @@ fn pid_dir(fs: &Arc<ProcFs>, pid: i32, is_thread: bool) -> Arc<dyn Inode> {
     let mut entries: Vec<(&[u8], Arc<dyn Inode>)> = vec![
         (
             b"stat",
-            file(fs, move |p| Ok(pid_stat(&info(p, tg(p)?)?, pid))),
+            file(fs, move |p| Ok(pid_stat(&info(p, tg(p)?)?, pid, is_thread))),
         ),
         (
             b"statm",
@@ -685,11 +692,23 @@ fn fd_dir(fs: &Arc<ProcFs>, pid: i32, is_thread: bool, fdinfo: bool) -> Arc<dyn 
     SynthDir::dynamic(fs.attrs, 0o500, list, Some(find))
 }
 
-fn pid_stat(i: &ProcInfo, tid: i32) -> Vec<u8> {
+/// `/proc/<pid>/stat`, or for a thread (`is_thread`) `/proc/<pid>/task/<tid>/stat`,
+/// whose times are the thread's own (and no children's).
+fn pid_stat(i: &ProcInfo, tid: i32, is_thread: bool) -> Vec<u8> {
+    let (utime, stime, cutime, cstime) = if is_thread {
+        let (u, s) = i
+            .thread_ticks
+            .iter()
+            .find(|(t, _, _)| *t == tid)
+            .map_or((0, 0), |&(_, u, s)| (u, s));
+        (u, s, 0, 0)
+    } else {
+        (i.utime_ticks, i.stime_ticks, i.cutime_ticks, i.cstime_ticks)
+    };
     // Fields 1-24, then rsslim .. kstkeip (25-30), the signal sets (31-34), wchan ..
     // cnswap (35-37), exit_signal (38) and the rest zero.
     format!(
-        "{} ({}) {} {} {} {} {} {} 4194560 0 0 0 0 {} {} 0 0 20 0 {} 0 {} {} {} 18446744073709551615 0 0 0 0 0 {} {} {} {} 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+        "{} ({}) {} {} {} {} {} {} 4194560 0 0 0 0 {} {} {} {} 20 0 {} 0 {} {} {} 18446744073709551615 0 0 0 0 0 {} {} {} {} 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
         tid,
         String::from_utf8_lossy(&i.comm),
         i.state,
@@ -698,8 +717,10 @@ fn pid_stat(i: &ProcInfo, tid: i32) -> Vec<u8> {
         i.sid,
         i.tty_nr,
         i.tpgid,
-        i.utime_ticks,
-        i.stime_ticks,
+        utime,
+        stime,
+        cutime,
+        cstime,
         i.tids.len().max(1),
         i.start_ticks,
         i.vm_size,

@@ -134,6 +134,8 @@ impl ProcSource for Kernel {
         };
         let c = leader.creds();
         let prog = leader.program();
+        let times = tg.cpu_times();
+        let children = tg.children_cpu_times();
         let mm = leader.mm();
         // A thread running application code or a system call that is not asleep makes
         // the process `R` (the process asking is one: it is reading this); when every
@@ -163,8 +165,17 @@ impl ProcSource for Kernel {
             vm_size: mm.virtual_size(),
             vm_rss: mm.resident_pages() * crate::mm::PAGE,
             start_ticks,
-            utime_ticks: ticks(tg.cpu_time()),
-            stime_ticks: 0,
+            utime_ticks: ticks(times.user),
+            stime_ticks: ticks(times.sys),
+            cutime_ticks: ticks(children.user),
+            cstime_ticks: ticks(children.sys),
+            thread_ticks: tasks
+                .iter()
+                .map(|t| {
+                    let c = t.cpu_times();
+                    (t.tid(), ticks(c.user), ticks(c.sys))
+                })
+                .collect(),
             limits,
             sig_pending: leader.pending().set(),
             sig_shared: tg.shared_pending_set(),

@@ -6,6 +6,7 @@
 //! the trap (system call, fault, signal, interrupt). A [`ThreadGroup`] is a process: its
 //! tasks share the memory manager, signal actions, resource limits and exit status.
 
+pub mod cpu;
 mod creds;
 mod freeze;
 mod fs_glue;
@@ -97,6 +98,8 @@ pub struct Kernel {
     memory_limit: std::sync::atomic::AtomicU64,
     /// System-call profile or seccomp policy, and recording.
     policy: crate::policy::KernelPolicy,
+    /// CPU accounting of the whole sandbox ([`cpu`]).
+    pub(crate) cpu: cpu::KernelCpu,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -152,6 +155,7 @@ impl Kernel {
             frozen: std::sync::atomic::AtomicBool::new(false),
             memory_limit: std::sync::atomic::AtomicU64::new(u64::MAX),
             policy: crate::policy::KernelPolicy::default(),
+            cpu: cpu::KernelCpu::default(),
         });
         let proc_source: Weak<Kernel> = Arc::downgrade(&kernel);
         kernel.vfs.set_proc_source(proc_source);
@@ -311,6 +315,15 @@ impl Kernel {
         self.tables().groups.get(&tgid).and_then(Weak::upgrade)
     }
 
+    /// Every live task.
+    pub(crate) fn live_tasks(&self) -> Vec<Arc<Task>> {
+        self.tables()
+            .tasks
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
     /// The ids of all live thread groups (processes), ascending.
     pub fn pids(&self) -> Vec<i32> {
         self.tables().groups.keys().copied().collect()
@@ -403,6 +416,7 @@ pub(crate) fn run_sandbox(
         mounts,
         filter,
         recorder,
+        cpu_budget,
     } = config;
     let kernel = Kernel::new(platform, &hostname, strace, gofer)?;
     if !mounts.is_empty() {
@@ -428,7 +442,16 @@ pub(crate) fn run_sandbox(
         .map_err(SentryError::Filesystem)?;
     let creds = Credentials::new(uid, gid);
     let init = Task::new_process(&kernel, 0, creds, Arc::new(fds), Arc::new(ctx))?;
-    start_init_bytes(&kernel, init, argv, envp)
+    if cpu_budget.is_some() {
+        kernel.set_cpu_budget(cpu_budget);
+    }
+    let status = start_init_bytes(&kernel, init, argv, envp)?;
+    match kernel.cpu_budget() {
+        Some(budget) if kernel.cpu_budget_exceeded() => {
+            Err(SentryError::CpuBudgetExceeded { budget })
+        }
+        _ => Ok(status),
+    }
 }
 
 /// [`start_init_bytes`] with UTF-8 arguments and environment (for tests).

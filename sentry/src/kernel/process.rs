@@ -779,6 +779,9 @@ pub struct WaitResult {
     pub status: i32,
     /// The `wait4` status word.
     pub wstatus: i32,
+    /// The child's CPU time with that of its own reaped children (the `rusage` of
+    /// `wait4`/`waitid`, Linux's `RUSAGE_BOTH`).
+    pub usage: super::cpu::CpuTimes,
 }
 
 /// Waits for a child state change as `wait4`/`waitid` do; `Ok(None)` with `WNOHANG`
@@ -807,11 +810,12 @@ pub fn do_wait(t: &Task, who: WaitWho, options: u32) -> Result<Option<WaitResult
             if options & WEXITED != 0 && c.is_exit_notified() && !c.is_reaped() {
                 let st = c.exit_status().unwrap_or(ExitStatus::Exited(0));
                 let (code, status, wstatus) = exit_codes(st);
+                let usage = c.cpu_times() + c.children_cpu_times();
                 if options & WNOWAIT == 0 {
                     if tg.remove_child(c.tgid()).is_none() {
                         continue;
                     }
-                    tg.add_children_cpu(c.cpu_time() + c.children_cpu_time());
+                    tg.add_children_cpu(usage);
                     reap(&kernel, c);
                 }
                 return Some(Ok(Some(WaitResult {
@@ -820,6 +824,7 @@ pub fn do_wait(t: &Task, who: WaitWho, options: u32) -> Result<Option<WaitResult
                     code,
                     status,
                     wstatus,
+                    usage,
                 })));
             }
             let mut j = c.job();
@@ -835,6 +840,7 @@ pub fn do_wait(t: &Task, who: WaitWho, options: u32) -> Result<Option<WaitResult
                     code: CLD_STOPPED,
                     status: sig,
                     wstatus: (sig << 8) | 0x7f,
+                    usage: c.cpu_times() + c.children_cpu_times(),
                 })));
             }
             if options & WCONTINUED != 0 && j.report_cont {
@@ -847,6 +853,7 @@ pub fn do_wait(t: &Task, who: WaitWho, options: u32) -> Result<Option<WaitResult
                     code: CLD_CONTINUED,
                     status: SIGCONT,
                     wstatus: 0xffff,
+                    usage: c.cpu_times() + c.children_cpu_times(),
                 })));
             }
         }

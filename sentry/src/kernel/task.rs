@@ -106,9 +106,8 @@ pub struct Task {
     finished: AtomicBool,
     /// Notified (`POLLHUP`) once `finished` is set.
     finished_queue: crate::waiter::WaitQueue,
-    /// Nanoseconds spent running application code (inside [`Context::switch`]): the
-    /// task's CPU time as far as the Sentry can see it.
-    cpu_ns: AtomicU64,
+    /// User and system CPU time ([`super::cpu`]).
+    acct: super::cpu::TaskAcct,
     /// Whether the task is running application code now.
     in_app: AtomicBool,
     /// Nice value, policy, affinity, timer slack.
@@ -173,7 +172,7 @@ impl Task {
             vfork_done: Mutex::new(None),
             finished: AtomicBool::new(false),
             finished_queue: crate::waiter::WaitQueue::new(),
-            cpu_ns: AtomicU64::new(0),
+            acct: super::cpu::TaskAcct::default(),
             in_app: AtomicBool::new(false),
             sched: Mutex::new(seed.sched),
         });
@@ -302,9 +301,14 @@ impl Task {
         self.sched.lock()
     }
 
-    /// CPU time: the time spent running application code.
+    /// CPU time: user plus system time ([`super::cpu`]).
     pub fn cpu_time(&self) -> std::time::Duration {
-        std::time::Duration::from_nanos(self.cpu_ns.load(Ordering::Relaxed))
+        self.acct.times().total()
+    }
+
+    /// User and system CPU time so far, the application run in progress included.
+    pub fn cpu_times(&self) -> super::cpu::CpuTimes {
+        self.acct.times()
     }
 
     /// Whether the task is running right now: application code, or a system call that
@@ -511,7 +515,7 @@ impl Task {
         self.pdeathsig.store(sig, Ordering::Relaxed);
     }
 
-    /// When the task started (CPU-time clocks are approximated by elapsed time).
+    /// When the task started.
     pub fn start_time(&self) -> Instant {
         self.start
     }
@@ -603,6 +607,9 @@ impl Task {
         }));
         let mut spurious_fault: Option<u64> = None;
         let mut restart: Option<Errno> = None;
+        // System time: the CPU time of this host thread outside the switch (it sleeps,
+        // using none, while the task is blocked).
+        let mut sys = super::cpu::SysMark::now();
         loop {
             self.handle_signals(restart.take());
             if self.should_stop() {
@@ -611,12 +618,15 @@ impl Task {
             let mm = self.mm();
             let trap = {
                 let mut regs = self.regs();
+                self.acct.add_sys(sys.lap());
                 self.in_app.store(true, Ordering::Release);
-                let started = Instant::now();
+                self.acct.enter_app();
                 let trap = self.context.switch(mm.address_space().as_ref(), &mut regs);
-                let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                self.cpu_ns.fetch_add(ns, Ordering::Relaxed);
+                self.acct.leave_app();
                 self.in_app.store(false, Ordering::Release);
+                // What the thread used inside the switch (a vCPU's guest time) is user
+                // time, already counted.
+                sys.lap();
                 trap
             };
             match trap {
@@ -651,6 +661,10 @@ impl Task {
                 Ok(Trap::Fault { addr, access, ip }) => match mm.handle_fault(addr, access) {
                     Ok(true) => spurious_fault = None,
                     Ok(false) if spurious_fault != Some(addr) => spurious_fault = Some(addr),
+                    Err(FaultSignal { signo: SIGKILL, .. }) => {
+                        spurious_fault = None;
+                        self.oom_kill();
+                    }
                     res => {
                         spurious_fault = None;
                         // A fault that stays after being resolved once is a protection
@@ -679,6 +693,23 @@ impl Task {
                 Ok(Trap::Interrupted) => {}
             }
         }
+        self.acct.add_sys(sys.lap());
+    }
+
+    /// The sandbox is out of memory while this task touches memory: as the memory
+    /// cgroup's OOM killer, its process is killed with `SIGKILL` and one line says so;
+    /// the other processes go on.
+    fn oom_kill(&self) {
+        let tg = &self.tg;
+        let rss_kib = self.mm().resident_pages() * (crate::mm::PAGE / 1024);
+        tracing::warn!(
+            target: "sentry::oom",
+            "Memory cgroup out of memory: Killed process {} ({}) total-rss:{}kB",
+            tg.tgid(),
+            String::from_utf8_lossy(&self.comm()),
+            rss_kib
+        );
+        tg.kill(SIGKILL);
     }
 
     /// Cleans up after the loop: robust futexes, the `set_tid_address` word, the `vfork`
@@ -700,7 +731,9 @@ impl Task {
         drop(std::mem::take(&mut *self.fd_table.lock()));
         self.kernel.unregister_task(self.tid());
         let code = self.exit_code.load(Ordering::Relaxed) as u8;
-        self.tg.add_dead_cpu(self.cpu_time());
+        let times = self.cpu_times();
+        self.tg.add_dead_cpu(times);
+        self.kernel.cpu.add_dead(times.total());
         // Leave the thread group before saying "finished": an `execve` in another thread
         // waits for this flag and then takes over the leader's tid, and `task_exited`
         // removes entries by tid, so a late removal would drop the new leader and end the

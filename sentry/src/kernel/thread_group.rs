@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use linux_abi::signal::SigInfo;
 
+use super::cpu::CpuTimes;
 use super::signal::{SigAction, SigQueue, SigSet, sig_bit};
 use super::task::Task;
 use crate::ExitStatus;
@@ -115,9 +116,9 @@ pub struct ThreadGroup {
     /// Set once the exit has been fully processed (children reparented, parent told):
     /// only then can `wait` collect it.
     exit_notified: AtomicBool,
-    /// CPU time of finished threads, and of reaped children (nanoseconds).
-    dead_cpu_ns: std::sync::atomic::AtomicU64,
-    children_cpu_ns: std::sync::atomic::AtomicU64,
+    /// CPU time of finished threads, and of reaped children.
+    dead_cpu: super::cpu::CpuCounter,
+    children_cpu: super::cpu::CpuCounter,
     /// Set once the process has called `execve` (`setpgid` on it fails then).
     exec_done: AtomicBool,
     /// The real uid of the process (for `SIGCHLD` and `RLIMIT_NPROC`).
@@ -159,8 +160,8 @@ impl ThreadGroup {
             exit_signal: AtomicI32::new(linux_abi::signal::SIGCHLD),
             reaped: AtomicBool::new(false),
             exit_notified: AtomicBool::new(false),
-            dead_cpu_ns: std::sync::atomic::AtomicU64::new(0),
-            children_cpu_ns: std::sync::atomic::AtomicU64::new(0),
+            dead_cpu: super::cpu::CpuCounter::default(),
+            children_cpu: super::cpu::CpuCounter::default(),
             exec_done: AtomicBool::new(false),
             uid: std::sync::atomic::AtomicU32::new(0),
             shared_pending: Mutex::new(SigQueue::default()),
@@ -259,26 +260,34 @@ impl ThreadGroup {
     }
 
     /// Adds the CPU time of a finished thread.
-    pub(crate) fn add_dead_cpu(&self, d: std::time::Duration) {
-        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.dead_cpu_ns.fetch_add(ns, Ordering::Relaxed);
+    pub(crate) fn add_dead_cpu(&self, t: CpuTimes) {
+        self.dead_cpu.add(t);
     }
 
     /// Adds the CPU time of a reaped child (and its reaped descendants).
-    pub(crate) fn add_children_cpu(&self, d: std::time::Duration) {
-        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.children_cpu_ns.fetch_add(ns, Ordering::Relaxed);
+    pub(crate) fn add_children_cpu(&self, t: CpuTimes) {
+        self.children_cpu.add(t);
     }
 
-    /// The CPU time of the process: its finished and live threads.
+    /// The user and system time of the process: its finished and live threads.
+    pub fn cpu_times(&self) -> CpuTimes {
+        let live: CpuTimes = self.tasks().iter().map(|t| t.cpu_times()).sum();
+        self.dead_cpu.get() + live
+    }
+
+    /// The CPU time (user plus system) of the process.
     pub fn cpu_time(&self) -> std::time::Duration {
-        let live: std::time::Duration = self.tasks().iter().map(|t| t.cpu_time()).sum();
-        std::time::Duration::from_nanos(self.dead_cpu_ns.load(Ordering::Relaxed)) + live
+        self.cpu_times().total()
     }
 
-    /// The CPU time of reaped children (`RUSAGE_CHILDREN`, `tms_cutime`).
+    /// The user and system time of reaped children (`RUSAGE_CHILDREN`, `tms_cutime`).
+    pub fn children_cpu_times(&self) -> CpuTimes {
+        self.children_cpu.get()
+    }
+
+    /// The CPU time of reaped children.
     pub fn children_cpu_time(&self) -> std::time::Duration {
-        std::time::Duration::from_nanos(self.children_cpu_ns.load(Ordering::Relaxed))
+        self.children_cpu_times().total()
     }
 
     /// Whether the process has called `execve` since `fork`.

@@ -2,9 +2,10 @@
 //!
 //! Each armed timer has a small host thread that sleeps until the timer's deadline and
 //! then sends its signal to the process (or, for `SIGEV_THREAD_ID`, to one thread). The
-//! thread ends when the timer is deleted or its process is gone. `ITIMER_VIRTUAL` and
-//! `ITIMER_PROF` count wall-clock time, because application CPU time is not visible to
-//! the Sentry on every platform.
+//! thread ends when the timer is deleted or its process is gone. Timers on CPU clocks
+//! (`ITIMER_VIRTUAL`, `ITIMER_PROF`, POSIX timers on `CLOCK_PROCESS_CPUTIME_ID`,
+//! `CLOCK_THREAD_CPUTIME_ID` or a `clock_getcpuclockid` clock) have no thread: their
+//! deadline is a CPU time, checked by the kernel's CPU ticker ([`super::cpu`]).
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::collections::BTreeMap;
@@ -44,9 +45,65 @@ pub enum Notify {
     },
 }
 
+/// Which CPU time a CPU clock reads (Linux's `CPUCLOCK_PROF`, `_VIRT`, `_SCHED`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuKind {
+    /// User plus system time (`ITIMER_PROF`).
+    Prof,
+    /// User time only (`ITIMER_VIRTUAL`).
+    Virt,
+    /// User plus system time (`CLOCK_*_CPUTIME_ID`).
+    Sched,
+}
+
+/// Whose CPU time a CPU clock reads.
+#[derive(Clone, Debug)]
+pub enum CpuTarget {
+    /// A process: all its threads, live and finished.
+    Process(Weak<ThreadGroup>),
+    /// One thread.
+    Thread(Weak<Task>),
+}
+
+/// A CPU-time clock.
+#[derive(Clone, Debug)]
+pub struct CpuClock {
+    /// Whose time.
+    pub target: CpuTarget,
+    /// Which time.
+    pub kind: CpuKind,
+}
+
+impl CpuClock {
+    /// The clock's value now (`None` once its process or thread is gone).
+    pub fn now(&self) -> Option<Duration> {
+        let t = match &self.target {
+            CpuTarget::Process(p) => p.upgrade()?.cpu_times(),
+            CpuTarget::Thread(t) => t.upgrade()?.cpu_times(),
+        };
+        Some(match self.kind {
+            CpuKind::Virt => t.user,
+            CpuKind::Prof | CpuKind::Sched => t.total(),
+        })
+    }
+}
+
+/// The clock a timer runs on.
+#[derive(Clone, Debug)]
+pub enum TimerClock {
+    /// `CLOCK_MONOTONIC` (and the boot clocks; `ITIMER_REAL`).
+    Monotonic,
+    /// `CLOCK_REALTIME` (an absolute time is a wall-clock date).
+    Realtime,
+    /// A CPU-time clock.
+    Cpu(CpuClock),
+}
+
 #[derive(Debug, Default)]
 struct TimerState {
     deadline: Option<Instant>,
+    /// The deadline of a timer on a CPU clock, as a value of that clock.
+    cpu_deadline: Option<Duration>,
     interval: Duration,
     overrun: i32,
     deleted: bool,
@@ -61,6 +118,7 @@ pub struct Timer {
     process: Weak<ThreadGroup>,
     thread: Option<Weak<Task>>,
     notify: Notify,
+    clock: TimerClock,
 }
 
 impl Timer {
@@ -71,13 +129,34 @@ impl Timer {
         thread: Option<&Arc<Task>>,
         notify: Notify,
     ) -> Arc<Timer> {
+        Self::with_clock(process, thread, notify, TimerClock::Monotonic)
+    }
+
+    /// A disarmed timer on `clock` (see [`Timer::new`]).
+    pub fn with_clock(
+        process: &Arc<ThreadGroup>,
+        thread: Option<&Arc<Task>>,
+        notify: Notify,
+        clock: TimerClock,
+    ) -> Arc<Timer> {
         Arc::new(Timer {
             st: Mutex::new(TimerState::default()),
             cv: Condvar::new(),
             process: Arc::downgrade(process),
             thread: thread.map(Arc::downgrade),
             notify,
+            clock,
         })
+    }
+
+    /// The clock the timer runs on.
+    pub fn clock(&self) -> &TimerClock {
+        &self.clock
+    }
+
+    /// Whether the timer runs on a CPU clock (the CPU ticker drives it).
+    pub fn is_cpu(&self) -> bool {
+        matches!(self.clock, TimerClock::Cpu(_))
     }
 
     fn lock(&self) -> MutexGuard<'_, TimerState> {
@@ -88,7 +167,15 @@ impl Timer {
     /// returns the previous (remaining, interval).
     pub fn arm(self: &Arc<Self>, value: Duration, interval: Duration) -> (Duration, Duration) {
         let mut st = self.lock();
-        let old = Self::read(&st);
+        let old = self.read(&st);
+        if let TimerClock::Cpu(c) = &self.clock {
+            let now = c.now().unwrap_or_default();
+            st.cpu_deadline =
+                (!value.is_zero()).then(|| now.checked_add(value).unwrap_or(Duration::MAX));
+            st.interval = interval;
+            st.overrun = 0;
+            return old;
+        }
         st.deadline = if value.is_zero() {
             None
         } else {
@@ -111,12 +198,23 @@ impl Timer {
         old
     }
 
-    fn read(st: &TimerState) -> (Duration, Duration) {
-        let left = st.deadline.map_or(Duration::ZERO, |d| {
-            d.saturating_duration_since(Instant::now())
-        });
+    fn read(&self, st: &TimerState) -> (Duration, Duration) {
+        let (armed, left) = match &self.clock {
+            TimerClock::Cpu(c) => (
+                st.cpu_deadline.is_some(),
+                st.cpu_deadline.map_or(Duration::ZERO, |d| {
+                    d.saturating_sub(c.now().unwrap_or_default())
+                }),
+            ),
+            _ => (
+                st.deadline.is_some(),
+                st.deadline.map_or(Duration::ZERO, |d| {
+                    d.saturating_duration_since(Instant::now())
+                }),
+            ),
+        };
         // An armed timer never reads as zero (that would mean disarmed).
-        let left = if st.deadline.is_some() && left.is_zero() {
+        let left = if armed && left.is_zero() {
             Duration::from_nanos(1)
         } else {
             left
@@ -126,7 +224,41 @@ impl Timer {
 
     /// The time left and the interval.
     pub fn get(&self) -> (Duration, Duration) {
-        Self::read(&self.lock())
+        self.read(&self.lock())
+    }
+
+    /// For a timer on a CPU clock: fires it if its clock has reached the deadline (the
+    /// CPU ticker calls this). Returns whether the timer is armed.
+    pub fn tick_cpu(&self) -> bool {
+        let TimerClock::Cpu(c) = &self.clock else {
+            return false;
+        };
+        let mut st = self.lock();
+        let Some(d) = st.cpu_deadline.filter(|_| !st.deleted) else {
+            return false;
+        };
+        let Some(now) = c.now() else {
+            return false;
+        };
+        if now < d {
+            return true;
+        }
+        let mut overrun = 0i32;
+        st.cpu_deadline = if st.interval.is_zero() {
+            None
+        } else {
+            let missed = now.saturating_sub(d).as_nanos() / st.interval.as_nanos().max(1);
+            overrun = i32::try_from(missed).unwrap_or(i32::MAX);
+            u32::try_from(missed + 1)
+                .ok()
+                .and_then(|k| st.interval.checked_mul(k))
+                .and_then(|step| d.checked_add(step))
+        };
+        st.overrun = overrun;
+        let armed = st.cpu_deadline.is_some();
+        drop(st);
+        self.fire(overrun);
+        armed
     }
 
     /// Expirations missed while the last signal was pending (`timer_getoverrun`).
@@ -139,6 +271,7 @@ impl Timer {
         let mut st = self.lock();
         st.deleted = true;
         st.deadline = None;
+        st.cpu_deadline = None;
         self.cv.notify_all();
     }
 
@@ -223,13 +356,26 @@ pub struct ProcessTimers {
 }
 
 impl ProcessTimers {
-    /// Interval timer `which` (created on first use with signal `signo`).
+    /// Interval timer `which` (created on first use with signal `signo`):
+    /// `ITIMER_REAL` on the monotonic clock, `ITIMER_VIRTUAL` on the process's user time,
+    /// `ITIMER_PROF` on its user and system time.
     pub fn itimer(&self, tg: &Arc<ThreadGroup>, which: usize, signo: i32) -> Option<Arc<Timer>> {
         let mut it = self.itimers.lock();
         let slot = it.get_mut(which)?;
+        let cpu = |kind| {
+            TimerClock::Cpu(CpuClock {
+                target: CpuTarget::Process(Arc::downgrade(tg)),
+                kind,
+            })
+        };
+        let clock = match which {
+            1 => cpu(CpuKind::Virt),
+            2 => cpu(CpuKind::Prof),
+            _ => TimerClock::Monotonic,
+        };
         Some(
             slot.get_or_insert_with(|| {
-                Timer::new(
+                Timer::with_clock(
                     tg,
                     None,
                     Notify::Signal {
@@ -238,10 +384,23 @@ impl ProcessTimers {
                         value: 0,
                         id: 0,
                     },
+                    clock,
                 )
             })
             .clone(),
         )
+    }
+
+    /// Fires the timers on CPU clocks that are due (the CPU ticker calls this); returns
+    /// whether any is armed.
+    pub fn tick_cpu(&self) -> bool {
+        let mut timers: Vec<Arc<Timer>> = self.itimers.lock().iter().flatten().cloned().collect();
+        timers.extend(self.posix.lock().1.values().cloned());
+        let mut armed = false;
+        for t in timers.iter().filter(|t| t.is_cpu()) {
+            armed |= t.tick_cpu();
+        }
+        armed
     }
 
     /// Creates a POSIX timer built by `make(id)`; returns its id.

@@ -110,7 +110,8 @@ impl MemoryManager {
     /// when the page was already mapped as the VMA allows (a racing fault; retry once), and
     /// the signal to send when the access is invalid: `SIGSEGV` (`SEGV_MAPERR` outside any
     /// VMA, `SEGV_ACCERR` against its protection) or `SIGBUS` (`BUS_ADRERR`: past the end
-    /// of a mapped file, or the page could not be filled).
+    /// of a mapped file, or the page could not be filled); `SIGKILL` when the sandbox's
+    /// memory is exhausted (the task loop kills the process as an OOM killer does).
     pub fn handle_fault(&self, addr: u64, access: AccessType) -> Result<bool, FaultSignal> {
         use linux_abi::signal::{BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, SIGBUS, SIGSEGV};
         let va = page_down(addr);
@@ -139,6 +140,13 @@ impl MemoryManager {
         };
         res.map_err(|e| {
             tracing::info!(addr, "fault not satisfiable: {e}");
+            if e == Errno::ENOMEM {
+                // The sandbox's memory is exhausted: the OOM killer's case (SIGKILL).
+                return FaultSignal {
+                    signo: linux_abi::signal::SIGKILL,
+                    code: 0,
+                };
+            }
             FaultSignal {
                 signo: SIGBUS,
                 code: BUS_ADRERR,

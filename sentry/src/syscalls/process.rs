@@ -399,7 +399,8 @@ fn wait_who(t: &Task, pid: i32) -> WaitWho {
     }
 }
 
-/// `wait4(pid, wstatus, options, rusage)`; the rusage is zeroed.
+/// `wait4(pid, wstatus, options, rusage)`; the rusage is the child's with its reaped
+/// children's.
 pub fn sys_wait4(
     t: &Task,
     pid: i32,
@@ -421,7 +422,8 @@ pub fn sys_wait4(
         t.mm().write_obj(wstatus, &r.wstatus)?;
     }
     if rusage != 0 {
-        t.mm().write_obj(rusage, &[0u64; 18])?;
+        t.mm()
+            .write_obj(rusage, &super::sys::Rusage::from_times(r.usage))?;
     }
     Ok(r.pid as u64)
 }
@@ -472,7 +474,10 @@ pub fn sys_waitid(
         mm.write_obj(infop, &info)?;
     }
     if rusage != 0 {
-        mm.write_obj(rusage, &[0u64; 18])?;
+        let ru = r.map_or_else(super::sys::Rusage::default, |r| {
+            super::sys::Rusage::from_times(r.usage)
+        });
+        mm.write_obj(rusage, &ru)?;
     }
     Ok(0)
 }

@@ -216,6 +216,10 @@ pub fn sys_prlimit64(t: &Task, pid: i32, res: i32, new: u64, old: u64) -> Result
             return Err(Errno::EPERM);
         }
         tg.set_rlimit(res, n);
+        if res == crate::kernel::cpu::RLIMIT_CPU && n.cur != RLIM_INFINITY {
+            // The CPU ticker enforces it.
+            t.kernel().kick_cpu_ticker();
+        }
         if res == RLIMIT_NOFILE {
             // The descriptor tables enforce the soft limit.
             let lim = u32::try_from(n.cur).unwrap_or(u32::MAX);
@@ -246,31 +250,38 @@ const RUSAGE_SELF: i32 = 0;
 const RUSAGE_CHILDREN: i32 = -1;
 const RUSAGE_THREAD: i32 = 1;
 
-/// `getrusage(who, usage)`: times approximated by elapsed time, max RSS from the mm.
-pub fn sys_getrusage(t: &Task, who: i32, usage: u64) -> Result<u64, Errno> {
-    let mut ru = Rusage::default();
-    match who {
-        RUSAGE_SELF | RUSAGE_THREAD => {
-            let d = if who == RUSAGE_SELF {
-                t.thread_group().cpu_time()
-            } else {
-                t.cpu_time()
-            };
-            ru.utime = linux_abi::types::Timeval {
-                tv_sec: d.as_secs() as i64,
-                tv_usec: i64::from(d.subsec_micros()),
-            };
-            ru.counters[0] = (t.mm().resident_pages() * 4) as i64; // ru_maxrss in KiB
+impl Rusage {
+    /// A `struct rusage` with the CPU times `t` (and the other counters zero).
+    pub fn from_times(t: crate::kernel::cpu::CpuTimes) -> Rusage {
+        let tv = |d: std::time::Duration| linux_abi::types::Timeval {
+            tv_sec: d.as_secs() as i64,
+            tv_usec: i64::from(d.subsec_micros()),
+        };
+        Rusage {
+            utime: tv(t.user),
+            stime: tv(t.sys),
+            counters: [0; 14],
         }
-        RUSAGE_CHILDREN => {
-            let d = t.thread_group().children_cpu_time();
-            ru.utime = linux_abi::types::Timeval {
-                tv_sec: d.as_secs() as i64,
-                tv_usec: i64::from(d.subsec_micros()),
-            };
-        }
-        _ => return Err(Errno::EINVAL),
     }
+}
+
+/// `getrusage(who, usage)`: user and system time as charged by the task loop
+/// ([`crate::kernel::cpu`]), max RSS from the mm.
+pub fn sys_getrusage(t: &Task, who: i32, usage: u64) -> Result<u64, Errno> {
+    let ru = match who {
+        RUSAGE_SELF | RUSAGE_THREAD => {
+            let times = if who == RUSAGE_SELF {
+                t.thread_group().cpu_times()
+            } else {
+                t.cpu_times()
+            };
+            let mut ru = Rusage::from_times(times);
+            ru.counters[0] = (t.mm().resident_pages() * 4) as i64; // ru_maxrss in KiB
+            ru
+        }
+        RUSAGE_CHILDREN => Rusage::from_times(t.thread_group().children_cpu_times()),
+        _ => return Err(Errno::EINVAL),
+    };
     t.mm().write_obj(usage, &ru)?;
     Ok(0)
 }

@@ -1,11 +1,11 @@
 //! Time system calls: clocks, `gettimeofday`, `time`, sleeps and `times`.
 //!
 //! `CLOCK_REALTIME` is the host's; the monotonic and boot clocks count from the kernel's
-//! start. CPU-time clocks count the time a task spends running application code (inside
-//! the platform's context switch; the Sentry's own work on its behalf is not counted).
-//! Sleeps are interruptible by signals and restart with the remaining time when the
-//! signal ran no handler. Interval timers and POSIX timers live in
-//! [`crate::kernel::timer`]; `ITIMER_VIRTUAL`/`ITIMER_PROF` count wall-clock time.
+//! start. CPU-time clocks count user and system time as the task loop charges it
+//! ([`crate::kernel::cpu`]): a sleeping task uses none. Sleeps are interruptible by
+//! signals and restart with the remaining time when the signal ran no handler. Interval
+//! timers and POSIX timers live in [`crate::kernel::timer`]; `ITIMER_VIRTUAL`,
+//! `ITIMER_PROF` and timers on CPU clocks run on CPU time.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,6 +14,7 @@ use linux_abi::types::{Timespec, Timeval};
 
 use super::SyscallEntry;
 use crate::kernel::Task;
+use crate::kernel::timer::{CpuClock, CpuKind, CpuTarget, TimerClock};
 
 /// The time system calls.
 pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
@@ -67,40 +68,63 @@ fn monotonic(t: &Task) -> Duration {
     t.kernel().boot_instant().elapsed() + Duration::from_secs(1)
 }
 
-/// The CPU time a dynamic CPU clock id names (`clock_getcpuclockid`,
-/// `pthread_getcpuclockid`: `~pid << 3 | per_thread << 2 | kind`, pid 0 = the caller):
-/// a process's clock for any process, a thread's only within the caller's process.
-fn cpu_clock(t: &Task, clock: i32) -> Result<Duration, Errno> {
-    let kind = clock & 3;
-    let per_thread = clock & 4 != 0;
-    let pid = !(clock >> 3);
-    // CPUCLOCK_PROF (0) and CPUCLOCK_SCHED (2) are the same here (no user/system split);
-    // CPUCLOCK_VIRT (1) is user time, which is all the time we count.
-    if kind == 3 {
-        return Err(Errno::EINVAL);
-    }
-    if per_thread {
-        let task = if pid == 0 {
-            return Ok(t.cpu_time());
-        } else {
-            t.kernel().task(pid).ok_or(Errno::EINVAL)?
-        };
-        if task.tgid() != t.tgid() {
-            return Err(Errno::EINVAL);
+/// The CPU clock `clock` names, for a clock id that is one (`None` otherwise):
+/// `CLOCK_PROCESS_CPUTIME_ID`, `CLOCK_THREAD_CPUTIME_ID`, or a dynamic id from
+/// `clock_getcpuclockid`/`pthread_getcpuclockid` (`~pid << 3 | per_thread << 2 | kind`,
+/// pid 0 = the caller). As Linux's `pid_for_clock`: a thread's clock only within the
+/// caller's process, a process's clock by its pid (or, for reading, the caller's own
+/// tid); anything else is `EINVAL` (glibc turns that into `ESRCH`).
+fn cpu_clock(t: &Task, clock: i32, gettime: bool) -> Result<Option<CpuClock>, Errno> {
+    let me = || -> Result<CpuTarget, Errno> {
+        let task = t.kernel().task(t.tid()).ok_or(Errno::EINVAL)?;
+        Ok(CpuTarget::Thread(std::sync::Arc::downgrade(&task)))
+    };
+    let my_process = || CpuTarget::Process(std::sync::Arc::downgrade(t.thread_group()));
+    let (target, kind) = match clock {
+        CLOCK_PROCESS_CPUTIME_ID => (my_process(), CpuKind::Sched),
+        CLOCK_THREAD_CPUTIME_ID => (me()?, CpuKind::Sched),
+        c if c >= 0 => return Ok(None),
+        c => {
+            let kind = match c & 3 {
+                0 => CpuKind::Prof,
+                1 => CpuKind::Virt,
+                2 => CpuKind::Sched,
+                _ => return Err(Errno::EINVAL),
+            };
+            let per_thread = c & 4 != 0;
+            let pid = !(c >> 3);
+            let target = match (pid, per_thread) {
+                (0, true) => me()?,
+                (0, false) => my_process(),
+                (pid, true) => {
+                    let task = t.kernel().task(pid).ok_or(Errno::EINVAL)?;
+                    if task.tgid() != t.tgid() {
+                        return Err(Errno::EINVAL);
+                    }
+                    CpuTarget::Thread(std::sync::Arc::downgrade(&task))
+                }
+                (pid, false) if gettime && pid == t.tid() => my_process(),
+                (pid, false) => {
+                    let tg = t.kernel().thread_group(pid).ok_or(Errno::EINVAL)?;
+                    CpuTarget::Process(std::sync::Arc::downgrade(&tg))
+                }
+            };
+            (target, kind)
         }
-        return Ok(task.cpu_time());
-    }
-    if pid == 0 {
-        return Ok(t.thread_group().cpu_time());
-    }
-    let tg = t.kernel().thread_group(pid).ok_or(Errno::EINVAL)?;
-    Ok(tg.cpu_time())
+    };
+    Ok(Some(CpuClock { target, kind }))
 }
 
 /// Reads clock `clock` for `t`.
 pub fn clock_now(t: &Task, clock: i32) -> Result<Duration, Errno> {
-    if clock < 0 {
-        return cpu_clock(t, clock);
+    // The caller's own clocks, read without a lookup.
+    match clock {
+        CLOCK_PROCESS_CPUTIME_ID => return Ok(t.thread_group().cpu_time()),
+        CLOCK_THREAD_CPUTIME_ID => return Ok(t.cpu_time()),
+        _ => {}
+    }
+    if let Some(c) = cpu_clock(t, clock, true)? {
+        return c.now().ok_or(Errno::EINVAL);
     }
     Ok(match clock {
         CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_REALTIME_ALARM | CLOCK_TAI => realtime(),
@@ -109,8 +133,6 @@ pub fn clock_now(t: &Task, clock: i32) -> Result<Duration, Errno> {
         | CLOCK_MONOTONIC_COARSE
         | CLOCK_BOOTTIME
         | CLOCK_BOOTTIME_ALARM => monotonic(t),
-        CLOCK_PROCESS_CPUTIME_ID => t.thread_group().cpu_time(),
-        CLOCK_THREAD_CPUTIME_ID => t.cpu_time(),
         _ => return Err(Errno::EINVAL),
     })
 }
@@ -124,7 +146,9 @@ pub fn sys_clock_gettime(t: &Task, clock: i32, tp: u64) -> Result<u64, Errno> {
 
 /// `clock_getres(clock, res)`.
 pub fn sys_clock_getres(t: &Task, clock: i32, res: u64) -> Result<u64, Errno> {
-    clock_now(t, clock)?;
+    if cpu_clock(t, clock, false)?.is_none() {
+        clock_now(t, clock)?;
+    }
     if res != 0 {
         let r = match clock {
             CLOCK_REALTIME_COARSE | CLOCK_MONOTONIC_COARSE => Timespec {
@@ -145,8 +169,15 @@ pub fn sys_clock_getres(t: &Task, clock: i32, res: u64) -> Result<u64, Errno> {
 /// without `CAP_SYS_TIME`: `EPERM` for the settable clock (`CLOCK_REALTIME`), `EINVAL` for
 /// clocks that cannot be set, as Linux.
 pub fn sys_clock_settime(t: &Task, clock: i32, tp: u64) -> Result<u64, Errno> {
+    // Only a clock_getcpuclockid id has Linux's posix_cpu_clock_set (EPERM); the fixed
+    // CPU clock ids have no setter (EINVAL, below).
+    let cpu = clock < 0 && cpu_clock(t, clock, false)?.is_some();
     clock_now(t, clock)?;
     let v: Timespec = t.mm().read_obj(tp)?;
+    if cpu {
+        // Linux's posix_cpu_clock_set: CPU clocks cannot be set.
+        return Err(Errno::EPERM);
+    }
     if clock != CLOCK_REALTIME || v.tv_sec < 0 || !(0..1_000_000_000).contains(&v.tv_nsec) {
         return Err(Errno::EINVAL);
     }
@@ -311,6 +342,9 @@ pub fn sys_setitimer(t: &Task, which: i32, new: u64, old: u64) -> Result<u64, Er
         (read_timeval(t, new)?, read_timeval(t, new + 16)?)
     };
     let (oleft, ointerval) = timer.arm(value, interval);
+    if timer.is_cpu() && !value.is_zero() {
+        t.kernel().kick_cpu_ticker();
+    }
     if old != 0 {
         t.mm().write_obj(old, &[tv(ointerval), tv(oleft)])?;
     }
@@ -346,7 +380,20 @@ struct SigEvent {
 /// `timer_create(clock, sevp, timerid)`.
 pub fn sys_timer_create(t: &Task, clock: i32, sevp: u64, timerid: u64) -> Result<u64, Errno> {
     use crate::kernel::timer::{Notify, SI_TIMER, Timer};
-    clock_now(t, clock)?;
+    let timer_clock = match cpu_clock(t, clock, false)? {
+        Some(c) => TimerClock::Cpu(c),
+        None => {
+            clock_now(t, clock)?;
+            match clock {
+                CLOCK_REALTIME | CLOCK_REALTIME_ALARM | CLOCK_TAI => TimerClock::Realtime,
+                CLOCK_REALTIME_COARSE | CLOCK_MONOTONIC_COARSE | CLOCK_MONOTONIC_RAW => {
+                    // Linux has no timers on these clocks.
+                    return Err(Errno::EINVAL);
+                }
+                _ => TimerClock::Monotonic,
+            }
+        }
+    };
     let tg = t.thread_group().clone();
     let (notify_kind, signo, value, tid) = if sevp == 0 {
         (SIGEV_SIGNAL, linux_abi::signal::SIGALRM, None, 0)
@@ -382,7 +429,7 @@ pub fn sys_timer_create(t: &Task, clock: i32, sevp: u64, timerid: u64) -> Result
                     id,
                 }
             };
-            Timer::new(&tg, thread.as_ref(), notify)
+            Timer::with_clock(&tg, thread.as_ref(), notify, timer_clock.clone())
         })
         .ok_or(Errno::EAGAIN)?;
     if let Err(e) = t.mm().write_obj(timerid, &id) {
@@ -402,17 +449,18 @@ pub fn sys_timer_settime(t: &Task, id: i32, flags: u32, new: u64, old: u64) -> R
     let interval = read_timespec(t, new)?;
     let mut value = read_timespec(t, new + 16)?;
     if flags & TIMER_ABSTIME != 0 && !value.is_zero() {
-        // The timer does not keep its clock: a time past 2001 is taken as
-        // CLOCK_REALTIME, anything earlier as the monotonic clock (an expired time fires
-        // at once).
-        let now = if value.as_secs() > 1_000_000_000 {
-            realtime()
-        } else {
-            monotonic(t)
+        // An absolute time on the timer's clock (an expired time fires at once).
+        let now = match timer.clock() {
+            TimerClock::Realtime => realtime(),
+            TimerClock::Monotonic => monotonic(t),
+            TimerClock::Cpu(c) => c.now().unwrap_or_default(),
         };
         value = value.saturating_sub(now).max(Duration::from_nanos(1));
     }
     let (oleft, ointerval) = timer.arm(value, interval);
+    if timer.is_cpu() && !value.is_zero() {
+        t.kernel().kick_cpu_ticker();
+    }
     if old != 0 {
         t.mm().write_obj(old, &[ts(ointerval), ts(oleft)])?;
     }
@@ -440,15 +488,23 @@ pub fn sys_timer_delete(t: &Task, id: i32) -> Result<u64, Errno> {
     }
 }
 
-/// `times(buf)`: user times are the time spent running application code (system time
-/// is not separated); returns ticks since boot.
+/// `times(buf)`: user and system time of the process and of its reaped children, in
+/// clock ticks (`USER_HZ` = 100); returns ticks since boot.
 pub fn sys_times(t: &Task, buf: u64) -> Result<u64, Errno> {
     let ticks = |d: Duration| (d.as_millis() / 10) as i64;
     if buf != 0 {
         let tg = t.thread_group();
-        let user = ticks(tg.cpu_time());
-        let children = ticks(tg.children_cpu_time());
-        t.mm().write_obj(buf, &[user, 0i64, children, 0])?;
+        let me = tg.cpu_times();
+        let children = tg.children_cpu_times();
+        t.mm().write_obj(
+            buf,
+            &[
+                ticks(me.user),
+                ticks(me.sys),
+                ticks(children.user),
+                ticks(children.sys),
+            ],
+        )?;
     }
     Ok(ticks(monotonic(t)) as u64)
 }
