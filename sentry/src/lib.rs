@@ -15,6 +15,7 @@
 //! The entry point is [`run_sandbox`].
 
 #![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod control;
 pub mod fs;
