@@ -7,7 +7,7 @@
 
 use parking_lot::Mutex;
 use std::any::Any;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
@@ -351,6 +351,7 @@ impl FileOps for PipeEnd {
 #[derive(Debug)]
 pub struct PipeInode {
     ino: u64,
+    pipe: Arc<Pipe>,
 }
 
 impl Inode for PipeInode {
@@ -373,7 +374,7 @@ impl Inode for PipeInode {
     fn open(&self, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         // Re-opening through /proc/<pid>/fd: this pipe's buffer, and like Linux for a
         // pipe (not a FIFO) the open never waits for the other side.
-        open_pipe(self.ino, flags, false)
+        open_pipe(&self.pipe, flags, false)
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -386,35 +387,36 @@ fn pipefs_dev() -> u64 {
     *DEV.get_or_init(super::new_dev)
 }
 
-fn registry() -> &'static Mutex<HashMap<u64, Weak<Pipe>>> {
-    static R: OnceLock<Mutex<HashMap<u64, Weak<Pipe>>>> = OnceLock::new();
-    R.get_or_init(|| Mutex::new(HashMap::new()))
-}
+/// The pipe of a FIFO inode (Linux's `i_pipe`): every opener of the inode shares one
+/// buffer while any end is open; the next open after the last close starts a new one.
+/// It lives in the inode, so nothing outside the inode (another FIFO with the same inode
+/// number, another kernel) can reach it.
+#[derive(Debug, Default)]
+pub struct Fifo(Mutex<Weak<Pipe>>);
 
-fn pipe_for(ino: u64) -> Arc<Pipe> {
-    let mut r = registry().lock();
-    r.retain(|_, w| w.strong_count() > 0);
-    if let Some(p) = r.get(&ino).and_then(Weak::upgrade) {
-        return p;
+impl Fifo {
+    fn pipe(&self) -> Arc<Pipe> {
+        let mut w = self.0.lock();
+        if let Some(p) = w.upgrade() {
+            return p;
+        }
+        let p = Pipe::new();
+        *w = Arc::downgrade(&p);
+        p
     }
-    let p = Pipe::new();
-    r.insert(ino, Arc::downgrade(&p));
-    p
+
+    /// Opens an end with `open(2)` flags.
+    ///
+    /// As on Linux, a blocking read-only open waits for a writer and a blocking write-only
+    /// open waits for a reader (`EINTR` if a signal comes first); a non-blocking write-only
+    /// open without a reader fails with `ENXIO`; read-write opens never wait.
+    pub fn open(&self, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        open_pipe(&self.pipe(), flags, true)
+    }
 }
 
-/// Opens the pipe of a FIFO (or pipe inode) `ino` with `open(2)` flags: every opener of
-/// the same inode shares one buffer.
-///
-/// As on Linux, a blocking read-only open waits for a writer and a blocking write-only
-/// open waits for a reader (`EINTR` if a signal comes first); a non-blocking write-only
-/// open without a reader fails with `ENXIO`; read-write opens never wait.
-pub fn named_pipe(ino: u64, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
-    open_pipe(ino, flags, true)
-}
-
-/// Opens an end of pipe `ino`; `fifo` says whether open waits for the other side.
-fn open_pipe(ino: u64, flags: u32, fifo: bool) -> Result<Arc<dyn FileOps>, Errno> {
-    let p = pipe_for(ino);
+/// Opens an end of pipe `p`; `fifo` says whether open waits for the other side.
+fn open_pipe(p: &Arc<Pipe>, flags: u32, fifo: bool) -> Result<Arc<dyn FileOps>, Errno> {
     let acc = flags & O_ACCMODE;
     let nonblock = flags & O_NONBLOCK != 0;
     if fifo && acc == O_WRONLY && nonblock && p.state.lock().readers == 0 {
@@ -448,9 +450,12 @@ fn open_pipe(ino: u64, flags: u32, fifo: bool) -> Result<Arc<dyn FileOps>, Errno
 /// `O_NONBLOCK` honoured; `O_CLOEXEC` is the fd table's business).
 pub fn new_pipe(flags: u32) -> (Arc<OpenFile>, Arc<OpenFile>) {
     let ino = new_ino();
-    let p = pipe_for(ino);
+    let p = Pipe::new();
     let nb = flags & (O_NONBLOCK | O_DIRECT);
-    let inode: Arc<dyn Inode> = Arc::new(PipeInode { ino });
+    let inode: Arc<dyn Inode> = Arc::new(PipeInode {
+        ino,
+        pipe: p.clone(),
+    });
     let name = format!("pipe:[{ino}]");
     let path = VfsPath::anonymous(inode, name.as_bytes());
     let r = OpenFile::new(path.clone(), O_RDONLY | nb, p.end(true, false, nb));
@@ -514,24 +519,41 @@ mod tests {
 
     #[test]
     fn fifo_opens_meet_even_if_the_other_side_left_already() {
-        let ino = new_ino();
-        assert_eq!(
-            named_pipe(ino, O_WRONLY | O_NONBLOCK).err(),
-            Some(Errno::ENXIO)
-        );
-        let reader = std::thread::spawn(move || named_pipe(ino, O_RDONLY).map(|_| ()));
+        let fifo = Arc::new(Fifo::default());
+        assert_eq!(fifo.open(O_WRONLY | O_NONBLOCK).err(), Some(Errno::ENXIO));
+        let f2 = fifo.clone();
+        let reader = std::thread::spawn(move || f2.open(O_RDONLY).map(|_| ()));
         // The writer opens once the reader is there, and closes at once.
         loop {
-            if pipe_for(ino).state.lock().readers > 0 {
+            if fifo.pipe().state.lock().readers > 0 {
                 break;
             }
             std::thread::yield_now();
         }
-        drop(named_pipe(ino, O_WRONLY).unwrap());
+        drop(fifo.open(O_WRONLY).unwrap());
         assert_eq!(reader.join().unwrap(), Ok(()));
-        let rw = named_pipe(ino, O_RDWR).unwrap();
-        assert!(named_pipe(ino, O_WRONLY).is_ok(), "a reader is present");
+        let rw = fifo.open(O_RDWR).unwrap();
+        assert!(fifo.open(O_WRONLY).is_ok(), "a reader is present");
         drop(rw);
+    }
+
+    #[test]
+    fn fifos_of_two_kernels_with_one_inode_number_do_not_share_a_buffer() {
+        // Two sandboxes' tmpfs may give FIFOs the same inode number: the buffer belongs to
+        // the inode, not to a process-wide table keyed by that number.
+        let a = Fifo::default();
+        let b = Fifo::default();
+        let a_rw = a.open(O_RDWR | O_NONBLOCK).unwrap();
+        let b_rw = b.open(O_RDWR | O_NONBLOCK).unwrap();
+        assert_eq!(a_rw.write_at(b"secret", 0), Ok(6));
+        let mut buf = [0u8; 8];
+        assert_eq!(b_rw.read_at(&mut buf, 0), Err(Errno::EAGAIN));
+        assert_eq!(a_rw.read_at(&mut buf, 0), Ok(6));
+        // The last close ends the buffer; the next open starts an empty one.
+        assert_eq!(a_rw.write_at(b"left", 0), Ok(4));
+        drop(a_rw);
+        let again = a.open(O_RDWR | O_NONBLOCK).unwrap();
+        assert_eq!(again.read_at(&mut buf, 0), Err(Errno::EAGAIN));
     }
 
     #[test]

@@ -76,7 +76,8 @@ enum Body {
     File(Mutex<Data>),
     Dir(Children),
     Symlink(Vec<u8>),
-    Node,
+    /// A device node, socket or FIFO; a FIFO's pipe lives here while it is open.
+    Node(super::pipe::Fifo),
 }
 
 /// A tmpfs file, directory, symlink or device node.
@@ -154,7 +155,7 @@ impl TmpInode {
                     Body::File(_) => FileType::Regular,
                     Body::Dir(_) => FileType::Directory,
                     Body::Symlink(_) => FileType::Symlink,
-                    Body::Node => FileType::from_mode(t.meta.lock().mode),
+                    Body::Node(_) => FileType::from_mode(t.meta.lock().mode),
                 };
                 (kind, t.ino)
             }
@@ -298,7 +299,7 @@ impl Inode for TmpInode {
                 (4096, 2 + subdirs, 8)
             }
             Body::Symlink(t) => (t.len() as u64, m.nlink, 0),
-            Body::Node => (0, m.nlink, 0),
+            Body::Node(_) => (0, m.nlink, 0),
         };
         Ok(Stat {
             st_dev: self.fs.dev,
@@ -345,7 +346,7 @@ impl Inode for TmpInode {
             NewNode::File { mode } => (S_IFREG | mode, Body::File(Mutex::new(Data::default())), 0),
             NewNode::Dir { mode } => (S_IFDIR | mode, Body::Dir(Mutex::new(BTreeMap::new())), 0),
             NewNode::Symlink { target } => (S_IFLNK | 0o777, Body::Symlink(target), 0),
-            NewNode::Node { mode, rdev } => (mode, Body::Node, rdev),
+            NewNode::Node { mode, rdev } => (mode, Body::Node(Default::default()), rdev),
         };
         let inode: Arc<dyn Inode> = TmpInode::new(&self.fs, mode, cred.uid, cred.gid, body, rdev);
         d.insert(name.to_vec(), inode.clone());
@@ -471,11 +472,11 @@ impl Inode for TmpInode {
                 let me = self.me.upgrade().ok_or(Errno::ENOENT)?;
                 Ok(Arc::new(TmpFile { inode: me }))
             }
-            Body::Node => {
+            Body::Node(fifo) => {
                 let m = self.meta.lock().mode & S_IFMT;
                 if m == S_IFIFO {
-                    // A named FIFO: every opener shares one pipe buffer.
-                    super::pipe::named_pipe(self.ino, flags)
+                    // A named FIFO: every opener shares the inode's pipe buffer.
+                    fifo.open(flags)
                 } else {
                     Err(Errno::ENXIO)
                 }
