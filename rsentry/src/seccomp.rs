@@ -546,7 +546,7 @@ mod tests {
     /// (which kills the sandbox). `fsync` on stdout did, before it was in the filter.
     #[test]
     fn host_file_operations_pass_the_sentry_filter() {
-        use sentry::fs::{Caller, host_fd_file};
+        use sentry::fs::{Caller, ControllingTty, host_fd_file};
         use std::os::fd::OwnedFd;
         let dir = tempfile::tempdir().unwrap();
         let reg = std::fs::OpenOptions::new()
@@ -571,12 +571,13 @@ mod tests {
         // SAFETY: fcntl on a descriptor we own, integer arguments only.
         let r = unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
         assert_eq!(r, 0);
+        let tty = ControllingTty::default();
         let files = [
-            ("regular file", host_fd_file(OwnedFd::from(reg))),
-            ("pipe read end", host_fd_file(pr)),
-            ("pipe write end", host_fd_file(OwnedFd::from(pw))),
-            ("unix socket", host_fd_file(OwnedFd::from(s1))),
-            ("/dev/null", host_fd_file(OwnedFd::from(null))),
+            ("regular file", host_fd_file(OwnedFd::from(reg), &tty)),
+            ("pipe read end", host_fd_file(pr, &tty)),
+            ("pipe write end", host_fd_file(OwnedFd::from(pw), &tty)),
+            ("unix socket", host_fd_file(OwnedFd::from(s1), &tty)),
+            ("/dev/null", host_fd_file(OwnedFd::from(null), &tty)),
         ];
         for kind in [
             PlatformKind::Ptrace,

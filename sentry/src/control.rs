@@ -374,8 +374,12 @@ impl Sandbox {
             argv, envp, stdio, ..
         } = spec;
         for (i, fd) in stdio.into_iter().enumerate() {
-            fds.insert_at(i as i32, crate::fs::host_fd_file(fd), false)
-                .map_err(SentryError::Filesystem)?;
+            fds.insert_at(
+                i as i32,
+                crate::fs::host_fd_file(fd, self.kernel.vfs().controlling_tty()),
+                false,
+            )
+            .map_err(SentryError::Filesystem)?;
         }
         let ctx = self
             .kernel

@@ -54,8 +54,18 @@ pub mod ioctls {
     pub const FIOCLEX: u32 = 0x5451;
 }
 
-/// The first terminal passed through as stdio: what `/dev/tty` opens.
-static CONTROLLING_TTY: OnceLock<Arc<File>> = OnceLock::new();
+/// The controlling terminal of one sandbox: the first terminal passed through as stdio
+/// (by the runtime, for PID 1 or an `exec`'d process), what its `/dev/tty` opens. Each
+/// sandbox's [`Vfs`](super::Vfs) owns one, shared with its devfs.
+#[derive(Debug, Default)]
+pub struct ControllingTty(OnceLock<Arc<File>>);
+
+impl ControllingTty {
+    /// The terminal, if one was passed through.
+    fn get(&self) -> Option<&Arc<File>> {
+        self.0.get()
+    }
+}
 
 /// Size of the kernel's `struct termios`.
 const TERMIOS_SIZE: usize = 36;
@@ -79,6 +89,8 @@ struct DevNode {
     rdev: u64,
     mode: u32,
     kind: DevKind,
+    /// What `/dev/tty` opens.
+    tty: Arc<ControllingTty>,
 }
 
 const fn mkdev(major: u64, minor: u64) -> u64 {
@@ -95,7 +107,7 @@ impl Inode for DevNode {
     fn open(&self, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         if self.kind == DevKind::Tty {
             // The terminal among the stdio host FDs, if any, is the controlling one.
-            return match CONTROLLING_TTY.get() {
+            return match self.tty.get() {
                 Some(f) => Ok(Arc::new(HostFile {
                     file: f.clone(),
                     pgrp: AtomicI32::new(1),
@@ -171,7 +183,7 @@ pub fn fill_random(buf: &mut [u8]) -> Result<(), Errno> {
 }
 
 /// Builds the devfs tree (a tmpfs with device nodes) and returns its root.
-pub fn new_devfs(mf: Arc<MemoryFile>) -> Result<Arc<TmpInode>, Errno> {
+pub fn new_devfs(mf: Arc<MemoryFile>, tty: Arc<ControllingTty>) -> Result<Arc<TmpInode>, Errno> {
     let root = Tmpfs::new_root(mf, 0o755, 0, 0);
     let dev = root.stat()?.st_dev;
     let nodes: [(&[u8], DevKind, u64, u32); 6] = [
@@ -191,6 +203,7 @@ pub fn new_devfs(mf: Arc<MemoryFile>) -> Result<Arc<TmpInode>, Errno> {
                 rdev,
                 mode,
                 kind,
+                tty: tty.clone(),
             }),
         )?;
     }
@@ -425,15 +438,16 @@ fn host_ioctl(fd: i32, cmd: u32, buf: &mut [u8]) -> Result<(), Errno> {
 }
 
 /// Wraps a host FD given at start (stdio) as a file description. Its access mode is the
-/// host FD's.
-pub fn host_fd_file(fd: OwnedFd) -> Arc<OpenFile> {
+/// host FD's. The first terminal so passed becomes the sandbox's controlling terminal
+/// `tty`.
+pub fn host_fd_file(fd: OwnedFd, tty: &ControllingTty) -> Arc<OpenFile> {
     let fl = crate::host::status_flags(fd.as_raw_fd());
     let acc = fl.map_or(O_RDWR, |f| f & O_ACCMODE);
     let nonblock = fl.map_or(0, |f| f & O_NONBLOCK);
     let raw = fd.as_raw_fd();
     let file = Arc::new(File::from(fd));
     if host_ioctl(raw, ioctls::TCGETS, &mut [0u8; TERMIOS_SIZE]).is_ok() {
-        let _ = CONTROLLING_TTY.set(file.clone());
+        let _ = tty.0.set(file.clone());
     }
     let inode = Arc::new(HostFdInode {
         file: file.clone(),
@@ -470,7 +484,7 @@ mod tests {
     #[test]
     fn devices_behave() {
         let mf = Arc::new(MemoryFile::new("devfs-test", 16 << 20).unwrap());
-        let root = new_devfs(mf).unwrap();
+        let root = new_devfs(mf, Arc::default()).unwrap();
         let mut buf = [7u8; 16];
         let null = root.lookup(b"null").unwrap().open(O_RDWR).unwrap();
         assert_eq!(null.read_at(&mut buf, 0).unwrap(), 0);
@@ -492,12 +506,11 @@ mod tests {
         assert_eq!(null.stream_seek(0, 9), Err(Errno::EINVAL));
         let ur = root.lookup(b"urandom").unwrap().open(O_RDONLY).unwrap();
         assert_eq!(ur.read_at(&mut buf, 0).unwrap(), 16);
-        if CONTROLLING_TTY.get().is_none() {
-            assert_eq!(
-                root.lookup(b"tty").unwrap().open(O_RDWR).err(),
-                Some(Errno::ENXIO)
-            );
-        }
+        assert_eq!(
+            root.lookup(b"tty").unwrap().open(O_RDWR).err(),
+            Some(Errno::ENXIO),
+            "no terminal was passed through"
+        );
         assert_eq!(
             root.lookup(b"stdout")
                 .unwrap()
@@ -518,8 +531,8 @@ mod tests {
     #[test]
     fn host_fd_passthrough() {
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let fa = host_fd_file(OwnedFd::from(a));
-        let fb = host_fd_file(OwnedFd::from(b));
+        let fa = host_fd_file(OwnedFd::from(a), &ControllingTty::default());
+        let fb = host_fd_file(OwnedFd::from(b), &ControllingTty::default());
         assert_eq!(fa.write(&Caller::KERNEL, b"ping").unwrap(), 4);
         let mut buf = [0u8; 8];
         assert_eq!(fb.read(&Caller::KERNEL, &mut buf).unwrap(), 4);
@@ -533,11 +546,52 @@ mod tests {
     fn host_regular_file_seeks_on_the_host_offset() {
         let mut tmp = tempfile::tempfile().unwrap();
         tmp.write_all(b"abcdef").unwrap();
-        let f = host_fd_file(OwnedFd::from(tmp.try_clone().unwrap()));
+        let f = host_fd_file(
+            OwnedFd::from(tmp.try_clone().unwrap()),
+            &ControllingTty::default(),
+        );
         assert_eq!(f.seek(2, 0).unwrap(), 2);
         let mut buf = [0u8; 8];
         assert_eq!(f.read(&Caller::KERNEL, &mut buf).unwrap(), 4);
         assert_eq!(&buf[..4], b"cdef");
         assert_eq!(f.stat().unwrap().st_size, 6);
+    }
+
+    /// A terminal passed through as stdio to one sandbox is that sandbox's `/dev/tty`
+    /// only: another sandbox in the same process still has none.
+    #[test]
+    fn two_sandboxes_have_separate_controlling_terminals() {
+        use crate::fs::FsCred;
+        use crate::fs::vfs::{Follow, Vfs};
+        // A pty master answers TCGETS like any terminal.
+        let ptmx = match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/ptmx")
+        {
+            Ok(f) => f,
+            Err(e) => {
+                test_require::skip("root", format!("no /dev/ptmx to make a terminal: {e}"));
+                return;
+            }
+        };
+        let mf = Arc::new(MemoryFile::new("devfs-tty-test", 16 << 20).unwrap());
+        let one = Vfs::new_sandbox(mf.clone(), None).unwrap();
+        let two = Vfs::new_sandbox(mf, None).unwrap();
+        let _stdin = host_fd_file(OwnedFd::from(ptmx), one.controlling_tty());
+        let open_tty = |v: &Vfs| {
+            let r = v.root();
+            v.resolve(&r, &r, b"/dev/tty", Follow::Yes, &FsCred::root())
+                .unwrap()
+                .inode()
+                .open(O_RDWR)
+                .map(|_| ())
+        };
+        assert_eq!(open_tty(&one), Ok(()), "the terminal is this sandbox's tty");
+        assert_eq!(
+            open_tty(&two),
+            Err(Errno::ENXIO),
+            "the other sandbox has no controlling terminal"
+        );
     }
 }

@@ -71,7 +71,7 @@ use linux_abi::types::{Stat, Timespec};
 
 use crate::waiter::{Events, WaitQueue, events};
 
-pub use devfs::host_fd_file;
+pub use devfs::{ControllingTty, host_fd_file};
 pub use file::{FdTable, FsContext, OpenFile};
 pub use proc::ProcSource;
 pub use vfs::{Dentry, Mount, Vfs, VfsPath};

@@ -433,8 +433,12 @@ pub(crate) fn run_sandbox(
     }
     let fds = FdTable::new();
     for (i, fd) in stdio.into_iter().enumerate() {
-        fds.insert_at(i as i32, crate::fs::host_fd_file(fd), false)
-            .map_err(SentryError::Filesystem)?;
+        fds.insert_at(
+            i as i32,
+            crate::fs::host_fd_file(fd, kernel.vfs().controlling_tty()),
+            false,
+        )
+        .map_err(SentryError::Filesystem)?;
     }
     let ctx = kernel
         .vfs()

@@ -308,6 +308,8 @@ pub struct Vfs {
     procfs: OnceLock<Arc<super::proc::ProcFs>>,
     /// The advisory locks of the files of this tree.
     locks: super::lock::LockRegistry,
+    /// What this tree's `/dev/tty` opens.
+    tty: Arc<super::devfs::ControllingTty>,
 }
 
 impl fmt::Debug for Vfs {
@@ -371,12 +373,18 @@ impl Vfs {
             all: Mutex::new(vec![mount]),
             procfs: OnceLock::new(),
             locks: super::lock::LockRegistry::default(),
+            tty: Arc::default(),
         })
     }
 
     /// The advisory locks (`fcntl`, `flock`) of the files of this tree.
     pub fn locks(&self) -> &super::lock::LockRegistry {
         &self.locks
+    }
+
+    /// The sandbox's controlling terminal (set by the first terminal passed as stdio).
+    pub fn controlling_tty(&self) -> &super::devfs::ControllingTty {
+        &self.tty
     }
 
     /// The root of the tree.
@@ -527,7 +535,7 @@ impl Vfs {
         vfs.mount(&dir(b"proc", 0o555)?, proc_root, "proc", "proc", false)?;
         vfs.mount(
             &dir(b"dev", 0o755)?,
-            super::devfs::new_devfs(mf.clone())?,
+            super::devfs::new_devfs(mf.clone(), vfs.tty.clone())?,
             "tmpfs",
             "devtmpfs",
             false,
