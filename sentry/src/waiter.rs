@@ -379,7 +379,7 @@ pub fn sleep_until(deadline: Option<Instant>) -> Result<(), Errno> {
     }
 }
 
-/// A callback run by the timer thread (see [`call_at`]).
+/// A callback run by a kernel's timer thread (see [`TimerQueue::call_at`]).
 pub type TimerCallback = Box<dyn FnOnce() + Send>;
 
 struct TimerEntry {
@@ -406,35 +406,94 @@ impl Ord for TimerEntry {
     }
 }
 
-struct TimerService {
-    heap: Mutex<std::collections::BinaryHeap<TimerEntry>>,
+#[derive(Default)]
+struct TimerHeap {
+    entries: std::collections::BinaryHeap<TimerEntry>,
+    seq: u64,
+    /// Whether the thread runs (it starts with the first callback).
+    started: bool,
+    /// Set when the owning [`TimerQueue`] is dropped: the thread ends.
+    stopped: bool,
+}
+
+#[derive(Default)]
+struct TimerShared {
+    heap: Mutex<TimerHeap>,
     cond: Condvar,
 }
 
-fn timer_service() -> &'static TimerService {
-    static S: std::sync::OnceLock<&'static TimerService> = std::sync::OnceLock::new();
-    S.get_or_init(|| {
-        let s: &'static TimerService = Box::leak(Box::new(TimerService {
-            heap: Mutex::new(std::collections::BinaryHeap::new()),
-            cond: Condvar::new(),
-        }));
-        let spawned = std::thread::Builder::new()
-            .name("sentry-timers".into())
-            .spawn(move || timer_loop(s));
-        if let Err(e) = spawned {
-            tracing::error!("cannot start the timer thread: {e}");
-        }
-        s
-    })
+/// The timer thread of one kernel: runs callbacks at given instants (timerfd
+/// expirations). The [`Kernel`](crate::Kernel) owns one; its thread starts with the first
+/// callback and ends, dropping the callbacks still pending, when the queue is dropped.
+pub struct TimerQueue {
+    shared: Arc<TimerShared>,
 }
 
-fn timer_loop(s: &'static TimerService) {
+impl fmt::Debug for TimerQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimerQueue")
+            .field("pending", &self.pending())
+            .finish()
+    }
+}
+
+impl TimerQueue {
+    /// A queue without a thread yet.
+    pub fn new() -> Arc<TimerQueue> {
+        Arc::new(TimerQueue {
+            shared: Arc::default(),
+        })
+    }
+
+    /// Runs `f` on this queue's timer thread at `at` (at once if it has passed).
+    /// Callbacks must be short and must not block; they typically notify a [`WaitQueue`]
+    /// or kick a [`Waker`]. Cancel by having `f` check a generation number it captured.
+    pub fn call_at(&self, at: Instant, f: TimerCallback) {
+        let mut h = self.shared.heap.lock();
+        let seq = h.seq;
+        h.seq += 1;
+        h.entries.push(TimerEntry { at, seq, f });
+        if !h.started {
+            let shared = self.shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name("sentry-timers".into())
+                .spawn(move || timer_loop(&shared));
+            match spawned {
+                Ok(_) => h.started = true,
+                // Tried again at the next call; the callback waits until then.
+                Err(e) => tracing::error!("cannot start the timer thread: {e}"),
+            }
+        }
+        drop(h);
+        self.shared.cond.notify_all();
+    }
+
+    /// How many callbacks wait for their time.
+    pub fn pending(&self) -> usize {
+        self.shared.heap.lock().entries.len()
+    }
+}
+
+impl Drop for TimerQueue {
+    fn drop(&mut self) {
+        let pending = {
+            let mut h = self.shared.heap.lock();
+            h.stopped = true;
+            std::mem::take(&mut h.entries)
+        };
+        self.shared.cond.notify_all();
+        // Dropped outside the lock: a callback's captures may be anything.
+        drop(pending);
+    }
+}
+
+fn timer_loop(s: &TimerShared) {
     let mut heap = s.heap.lock();
-    loop {
+    while !heap.stopped {
         let now = Instant::now();
-        match heap.peek().map(|e| e.at) {
+        match heap.entries.peek().map(|e| e.at) {
             Some(at) if at <= now => {
-                if let Some(e) = heap.pop() {
+                if let Some(e) = heap.entries.pop() {
                     drop(heap);
                     (e.f)();
                     heap = s.heap.lock();
@@ -446,20 +505,6 @@ fn timer_loop(s: &'static TimerService) {
             None => s.cond.wait(&mut heap),
         }
     }
-}
-
-/// Runs `f` on the Sentry's timer thread at `at` (at once if it has passed). Callbacks
-/// must be short and must not block; they typically notify a [`WaitQueue`] or kick a
-/// [`Waker`]. Cancel by having `f` check a generation number it captured.
-pub fn call_at(at: Instant, f: TimerCallback) {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let s = timer_service();
-    s.heap.lock().push(TimerEntry {
-        at,
-        seq: SEQ.fetch_add(1, Ordering::Relaxed),
-        f,
-    });
-    s.cond.notify_all();
 }
 
 #[cfg(test)]
@@ -494,11 +539,47 @@ mod tests {
 
     #[test]
     fn timer_callbacks_run() {
+        let q = TimerQueue::new();
         let w = Waker::new();
         let seen = w.generation();
         let w2 = w.clone();
-        call_at(Instant::now(), Box::new(move || w2.kick()));
+        q.call_at(Instant::now(), Box::new(move || w2.kick()));
         assert!(w.sleep(seen, None));
+    }
+
+    /// Each kernel has its own timer queue: when one kernel's queue goes, its pending
+    /// callbacks go with it (a process-wide timer thread kept them), and the other's still
+    /// run.
+    #[test]
+    fn timer_queues_of_two_kernels_are_separate() {
+        struct Dropped(Arc<AtomicBool>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let one = TimerQueue::new();
+        let two = TimerQueue::new();
+        let gone = Arc::new(AtomicBool::new(false));
+        let guard = Dropped(gone.clone());
+        let far = Instant::now() + Duration::from_secs(3600);
+        one.call_at(
+            far,
+            Box::new(move || {
+                let _keep = &guard;
+            }),
+        );
+        assert_eq!((one.pending(), two.pending()), (1, 0));
+        drop(one);
+        assert!(
+            gone.load(Ordering::SeqCst),
+            "the dropped queue's callback is gone"
+        );
+        let w = Waker::new();
+        let seen = w.generation();
+        let w2 = w.clone();
+        two.call_at(Instant::now(), Box::new(move || w2.kick()));
+        assert!(w.sleep(seen, None), "the other kernel's timers still run");
     }
 
     #[test]

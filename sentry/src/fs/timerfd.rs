@@ -2,8 +2,8 @@
 //!
 //! The timer is kept as a monotonic [`Instant`] of the next expiration and an interval;
 //! `CLOCK_REALTIME` absolute times are converted at `settime`. Expirations are counted
-//! lazily (on read, poll and the timer thread's callback); the Sentry timer thread
-//! ([`crate::waiter::call_at`]) notifies the wait queue at each expiration so that
+//! lazily (on read, poll and the timer thread's callback); the kernel's timer thread
+//! ([`crate::waiter::TimerQueue`]) notifies the wait queue at each expiration so that
 //! blocked reads, `poll` and `epoll` wake.
 
 use parking_lot::Mutex;
@@ -17,7 +17,7 @@ use linux_abi::flags::open::O_NONBLOCK;
 
 use super::FileOps;
 
-use crate::waiter::{Events, WaitQueue, block_on, call_at, events};
+use crate::waiter::{Events, TimerQueue, WaitQueue, block_on, events};
 
 /// `CLOCK_REALTIME`.
 pub const CLOCK_REALTIME: i32 = 0;
@@ -72,6 +72,8 @@ pub struct TimerFd {
     nonblock: AtomicBool,
     queue: WaitQueue,
     me: Weak<TimerFd>,
+    /// The kernel's timer thread, which runs the expirations.
+    timers: Arc<TimerQueue>,
 }
 
 /// A duration as `(seconds, nanoseconds)`.
@@ -94,8 +96,9 @@ impl TimerFd {
         self.clock
     }
 
-    /// A disarmed timer on `clock` (`timerfd_create` flags: `TFD_NONBLOCK`).
-    pub fn new(clock: i32, flags: u32) -> Result<Arc<TimerFd>, Errno> {
+    /// A disarmed timer on `clock` (`timerfd_create` flags: `TFD_NONBLOCK`) whose
+    /// expirations run on `timers` (the kernel's).
+    pub fn new(clock: i32, flags: u32, timers: Arc<TimerQueue>) -> Result<Arc<TimerFd>, Errno> {
         if !matches!(
             clock,
             CLOCK_REALTIME
@@ -112,6 +115,7 @@ impl TimerFd {
             nonblock: AtomicBool::new(flags & O_NONBLOCK != 0),
             queue: WaitQueue::new(),
             me: me.clone(),
+            timers,
         }))
     }
 
@@ -167,7 +171,7 @@ impl TimerFd {
 
     fn schedule(&self, at: Instant, generation: u64) {
         let me = self.me.clone();
-        call_at(
+        self.timers.call_at(
             at,
             Box::new(move || {
                 if let Some(t) = me.upgrade() {
@@ -250,7 +254,7 @@ mod tests {
 
     #[test]
     fn periodic_timer_counts_expirations() {
-        let t = TimerFd::new(CLOCK_MONOTONIC, 0).unwrap();
+        let t = TimerFd::new(CLOCK_MONOTONIC, 0, TimerQueue::new()).unwrap();
         assert_eq!(t.get(), ((0, 0), (0, 0)), "disarmed");
         t.set(0, (0, 1_000_000), (0, 1_000_000), Duration::ZERO)
             .unwrap();
@@ -260,7 +264,10 @@ mod tests {
         t.set(0, (0, 0), (0, 0), Duration::ZERO).unwrap();
         t.nonblock.store(true, Ordering::Relaxed);
         assert_eq!(t.read_at(&mut b, 0), Err(Errno::EAGAIN), "disarmed");
-        assert_eq!(TimerFd::new(5, 0).err(), Some(Errno::EINVAL));
+        assert_eq!(
+            TimerFd::new(5, 0, TimerQueue::new()).err(),
+            Some(Errno::EINVAL)
+        );
         // Far-away times do not overflow: the timer just never fires.
         t.set(TFD_TIMER_ABSTIME, (0, 0), (i64::MAX, 0), Duration::ZERO)
             .unwrap();

@@ -87,6 +87,8 @@ pub struct Kernel {
     exit_notify: parking_lot::Mutex<()>,
     /// The sandbox's `/proc/sys` values.
     sysctls: sysctl::Sysctls,
+    /// The timer thread (timerfd expirations).
+    timers: Arc<crate::waiter::TimerQueue>,
     ncpus: usize,
     /// Host threads of tasks other than PID 1's first, joined when the sandbox ends.
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
@@ -145,6 +147,7 @@ impl Kernel {
             unix_names: Arc::default(),
             exit_notify: parking_lot::Mutex::new(()),
             sysctls: sysctl::Sysctls::default(),
+            timers: crate::waiter::TimerQueue::new(),
             // Counted here, on the thread that builds the kernel: task threads may be
             // pinned to one CPU by the platform.
             ncpus: std::thread::available_parallelism()
@@ -170,6 +173,11 @@ impl Kernel {
     /// The futex wait queues.
     pub fn futexes(&self) -> &Futexes {
         &self.futexes
+    }
+
+    /// The kernel's timer thread.
+    pub(crate) fn timers(&self) -> &Arc<crate::waiter::TimerQueue> {
+        &self.timers
     }
 
     /// The System V IPC namespace.

@@ -566,7 +566,7 @@ pub fn sys_timerfd_create(t: &Task, clock: i32, flags: u32) -> Result<u64, Errno
     if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
         return Err(Errno::EINVAL);
     }
-    let ops = TimerFd::new(clock, flags)?;
+    let ops = TimerFd::new(clock, flags, t.kernel().timers().clone())?;
     let f = anon_file("timerfd", 0o600, O_RDWR | (flags & O_NONBLOCK), ops);
     Ok(t.fd_table().insert(f, flags & O_CLOEXEC != 0)? as u64)
 }
