@@ -181,12 +181,16 @@ pub enum Key {
 /// The names Unix sockets are bound to (abstract names and socket inodes): one per
 /// kernel, so two sandboxes in one process never see each other's sockets.
 #[derive(Debug, Default)]
-pub struct SocketNames(Mutex<HashMap<Key, Weak<UnixSocket>>>);
+pub struct SocketNames {
+    bound: Mutex<HashMap<Key, Weak<UnixSocket>>>,
+    /// The next autobind name to try (Linux's `ordernum`, per kernel).
+    next_auto: std::sync::atomic::AtomicU32,
+}
 
 impl SocketNames {
     /// Finds the socket bound to `key`.
     pub fn lookup(&self, key: &Key) -> Option<Arc<UnixSocket>> {
-        self.0.lock().get(key).and_then(Weak::upgrade)
+        self.bound.lock().get(key).and_then(Weak::upgrade)
     }
 }
 
@@ -352,7 +356,7 @@ impl UnixSocket {
         if i.key.is_some() {
             return Err(Errno::EINVAL);
         }
-        let mut r = self.names.0.lock();
+        let mut r = self.names.bound.lock();
         r.retain(|_, w| w.strong_count() > 0);
         if r.contains_key(&key) {
             return Err(Errno::EADDRINUSE);
@@ -361,6 +365,24 @@ impl UnixSocket {
         i.name = Some(name);
         i.key = Some(key);
         Ok(())
+    }
+
+    /// Binds to a free abstract name of five hex digits, as Linux's autobind (`bind`
+    /// with only the family, a datagram send with `SO_PASSCRED`): `ENOSPC` once every
+    /// such name is taken, `EINVAL` if already bound.
+    pub fn autobind(&self) -> Result<(), Errno> {
+        const NAMES: u32 = 1 << 20;
+        for _ in 0..NAMES {
+            let n = self.names.next_auto.fetch_add(1, Ordering::Relaxed) % NAMES;
+            let name = format!("{n:05x}").into_bytes();
+            let mut stored = vec![0u8];
+            stored.extend_from_slice(&name);
+            match self.bind(stored, Key::Abstract(name)) {
+                Err(Errno::EADDRINUSE) => continue,
+                r => return r,
+            }
+        }
+        Err(Errno::ENOSPC)
     }
 
     /// Whether the socket is bound.
@@ -941,7 +963,7 @@ impl Drop for UnixSocket {
     fn drop(&mut self) {
         let i = self.inner.get_mut();
         if let Some(key) = i.key.take() {
-            let mut r = self.names.0.lock();
+            let mut r = self.names.bound.lock();
             if r.get(&key)
                 .is_some_and(|w| std::ptr::eq(w.as_ptr(), self.me.as_ptr()))
             {
@@ -1029,6 +1051,24 @@ mod tests {
             uid: 1000,
             gid: 100,
         }
+    }
+
+    /// Autobind names count per kernel: the first autobound socket of each of two kernels
+    /// gets the same name, the next one of a kernel a new one, and a bound socket's
+    /// second autobind is `EINVAL`.
+    #[test]
+    fn autobind_names_are_per_kernel() {
+        let (one, two) = (Arc::default(), Arc::default());
+        let a = UnixSocket::new(SOCK_DGRAM, cred(), &one).unwrap();
+        let b = UnixSocket::new(SOCK_DGRAM, cred(), &two).unwrap();
+        let c = UnixSocket::new(SOCK_DGRAM, cred(), &one).unwrap();
+        for s in [&a, &b, &c] {
+            s.autobind().unwrap();
+        }
+        assert_eq!(a.name(), Some(b"\x0000000".to_vec()));
+        assert_eq!(b.name(), a.name(), "the other kernel counts on its own");
+        assert_eq!(c.name(), Some(b"\x0000001".to_vec()));
+        assert_eq!(a.autobind(), Err(Errno::EINVAL));
     }
 
     #[test]

@@ -211,21 +211,6 @@ fn find(t: &Task, name: &Name) -> Result<Arc<UnixSocket>, Errno> {
         .ok_or(Errno::ECONNREFUSED)
 }
 
-fn autobind(sock: &UnixSocket) -> Result<(), Errno> {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(1);
-    loop {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed) & 0xfffff;
-        let name = format!("{n:05x}").into_bytes();
-        let mut stored = vec![0u8];
-        stored.extend_from_slice(&name);
-        match sock.bind(stored, Key::Abstract(name)) {
-            Err(Errno::EADDRINUSE) => continue,
-            r => return r,
-        }
-    }
-}
-
 /// `bind(fd, addr, len)`.
 pub fn sys_bind(t: &Task, fd: i32, addr: u64, len: u32) -> Result<u64, Errno> {
     let f = t.fd_table().get(fd)?;
@@ -234,7 +219,7 @@ pub fn sys_bind(t: &Task, fd: i32, addr: u64, len: u32) -> Result<u64, Errno> {
     }
     let sock = socket_of(t, fd)?;
     match read_sockaddr(t, addr, len)? {
-        Name::Unnamed => autobind(&sock)?,
+        Name::Unnamed => sock.autobind()?,
         Name::Abstract(a) => {
             let mut stored = vec![0u8];
             stored.extend_from_slice(&a);
@@ -337,7 +322,7 @@ fn send_common(
     };
     if sock.sock_type() == SOCK_DGRAM && sock.passcred() && !sock.is_bound() {
         // Linux autobinds a datagram sender that has SO_PASSCRED set.
-        autobind(sock)?;
+        sock.autobind()?;
     }
     let r = sock
         .send(data, rights, creds, target.as_ref(), flags)
