@@ -58,6 +58,27 @@ pub const UTS_RELEASE: &str = "5.15.0-rsentry";
 /// The version string `uname` reports.
 pub const UTS_VERSION: &str = "#1 SMP rsentry";
 
+/// One flag per system call number (plus one for every out-of-range number): whether the
+/// kernel has logged it as unimplemented, so that it logs each once.
+#[derive(Debug)]
+pub(crate) struct WarnedOnce(Box<[std::sync::atomic::AtomicBool]>);
+
+impl Default for WarnedOnce {
+    fn default() -> Self {
+        let n = linux_abi::sysno::SYSCALL_COUNT as usize + 1;
+        WarnedOnce((0..n).map(|_| Default::default()).collect())
+    }
+}
+
+impl WarnedOnce {
+    /// True the first time it is asked about `nr`.
+    pub(crate) fn first(&self, nr: u64) -> bool {
+        let last = self.0.len() - 1;
+        let i = usize::try_from(nr).map_or(last, |i| i.min(last));
+        !self.0[i].swap(true, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 #[derive(Debug, Default)]
 struct Tables {
     next_pid: i32,
@@ -87,6 +108,8 @@ pub struct Kernel {
     exit_notify: parking_lot::Mutex<()>,
     /// The sandbox's `/proc/sys` values.
     sysctls: sysctl::Sysctls,
+    /// Which unimplemented system calls have been logged.
+    unimplemented: WarnedOnce,
     /// The timer thread (timerfd expirations).
     timers: Arc<crate::waiter::TimerQueue>,
     ncpus: usize,
@@ -148,6 +171,7 @@ impl Kernel {
             exit_notify: parking_lot::Mutex::new(()),
             sysctls: sysctl::Sysctls::default(),
             timers: crate::waiter::TimerQueue::new(),
+            unimplemented: WarnedOnce::default(),
             // Counted here, on the thread that builds the kernel: task threads may be
             // pinned to one CPU by the platform.
             ncpus: std::thread::available_parallelism()
@@ -173,6 +197,11 @@ impl Kernel {
     /// The futex wait queues.
     pub fn futexes(&self) -> &Futexes {
         &self.futexes
+    }
+
+    /// Which unimplemented system calls the kernel has logged.
+    pub(crate) fn unimplemented(&self) -> &WarnedOnce {
+        &self.unimplemented
     }
 
     /// The kernel's timer thread.

@@ -29,7 +29,6 @@ pub mod time;
 mod strace;
 
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use linux_abi::Errno;
 use linux_abi::sysno::{SYSCALL_COUNT, syscall_name};
@@ -189,19 +188,15 @@ static TABLE: LazyLock<Vec<Option<&'static SyscallEntry>>> = LazyLock::new(|| {
     table
 });
 
-/// One "already warned" flag per number (plus one for all out-of-range numbers).
-static WARNED: [AtomicBool; SYSCALL_COUNT as usize + 1] =
-    [const { AtomicBool::new(false) }; SYSCALL_COUNT as usize + 1];
-
 /// The table entry for `nr`, if the Sentry implements it.
 pub fn lookup(nr: u64) -> Option<&'static SyscallEntry> {
     TABLE.get(usize::try_from(nr).ok()?).copied().flatten()
 }
 
-/// Logs an unimplemented system call once per number; returns whether this call logged.
-pub fn warn_unimplemented(nr: u64) -> bool {
-    let idx = (nr.min(SYSCALL_COUNT)) as usize;
-    if WARNED[idx].swap(true, Ordering::Relaxed) {
+/// Logs an unimplemented system call once per number and kernel (`warned` is the
+/// kernel's); returns whether this call logged.
+pub(crate) fn warn_unimplemented(warned: &crate::kernel::WarnedOnce, nr: u64) -> bool {
+    if !warned.first(nr) {
         return false;
     }
     match syscall_name(nr) {
@@ -217,7 +212,7 @@ pub fn dispatch(t: &Task, nr: u64, args: [u64; 6]) -> u64 {
         return refused;
     }
     let Some(entry) = lookup(nr) else {
-        warn_unimplemented(nr);
+        warn_unimplemented(t.kernel().unimplemented(), nr);
         if t.kernel().strace() {
             strace::print_unknown(t, nr, &args);
         }
@@ -296,7 +291,20 @@ mod tests {
         assert!(lookup(u64::MAX).is_none());
         // Number 450 (set_mempolicy_home_node) is not implemented.
         assert!(lookup(450).is_none());
-        assert!(warn_unimplemented(450));
-        assert!(!warn_unimplemented(450));
+        let (one, two) = (
+            crate::kernel::WarnedOnce::default(),
+            crate::kernel::WarnedOnce::default(),
+        );
+        assert!(warn_unimplemented(&one, 450));
+        assert!(!warn_unimplemented(&one, 450));
+        assert!(warn_unimplemented(&one, u64::MAX));
+        assert!(
+            !warn_unimplemented(&one, 100_000),
+            "out-of-range numbers warn once"
+        );
+        assert!(
+            warn_unimplemented(&two, 450),
+            "another kernel's log says it once too"
+        );
     }
 }
