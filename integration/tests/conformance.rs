@@ -78,6 +78,8 @@ fn file_locks_posix_ofd_and_flock(p: Platform) {
         "EDEADLK",
         "EINTR and SA_RESTART",
         "/proc/locks",
+        "execve keeps locks",
+        "leases",
     ];
     // Natively with its own /proc, so the fixture finds its children there by their pids.
     let exe = fixture("conf_locks", Link::Static);

@@ -26,8 +26,9 @@ pub const NOTES: &[(&str, Support)] = &[
     (
         "fcntl",
         Support::Partial(
-            "no leases (`F_SETLEASE`, `F_GETLEASE`: EINVAL), no file seals (`F_ADD_SEALS`, \
-             `F_GET_SEALS`: EINVAL), `F_SETOWN` accepted but no `SIGIO` is sent",
+            "no leases (`F_SETLEASE` answers as Linux with `fs.leases-enable` 0: EINVAL for \
+             a new lease), no file seals (`F_ADD_SEALS`, `F_GET_SEALS`: EINVAL), `F_SETOWN` \
+             accepted but no `SIGIO` is sent",
         ),
     ),
     (

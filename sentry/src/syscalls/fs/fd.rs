@@ -44,6 +44,8 @@ pub(super) mod fcntl {
     pub const F_SETOWN: i32 = 8;
     pub const F_GETOWN: i32 = 9;
     pub const F_OFD_GETLK: i32 = 36;
+    pub const F_SETLEASE: i32 = 1024;
+    pub const F_GETLEASE: i32 = 1025;
     pub const F_OFD_SETLK: i32 = 37;
     pub const F_OFD_SETLKW: i32 = 38;
     pub const F_DUPFD_CLOEXEC: i32 = 1030;
@@ -87,6 +89,10 @@ pub fn sys_fcntl(t: &Task, fd: i32, cmd: i32, arg: u64) -> Result<u64, Errno> {
             }
             record_lock(t, &table, &f, cmd, arg)
         }
+        F_GETLEASE | F_SETLEASE if f.is_path_only() => Err(Errno::EBADF),
+        // No lease is ever granted (see `set_lease`), so none is held.
+        F_GETLEASE => Ok(F_UNLCK as u64),
+        F_SETLEASE => set_lease(t, &f, arg),
         F_GETOWN => Ok(0),
         F_SETOWN => Ok(0),
         F_GETPIPE_SZ => pipe::pipe_size(f.ops().as_ref())
@@ -228,6 +234,34 @@ fn record_lock(
         table.forget_posix_locks(&locks);
     }
     r.map(|()| 0)
+}
+
+/// `F_SETLEASE`, as Linux answers it with leases disabled (`fs.leases-enable` is 0 in the
+/// sandbox, and cannot be set): the owner and file-type checks, the conflicts that Linux
+/// finds before it looks at the switch (a read lease on a descriptor open for writing),
+/// `EAGAIN` for removing a lease that is not there, and `EINVAL` for a new lease. The
+/// Sentry has no lease breaking (the lease-break signal on a conflicting open), so it
+/// grants none rather than grant a lease it would not honour.
+fn set_lease(t: &Task, f: &Arc<OpenFile>, arg: u64) -> Result<u64, Errno> {
+    use fcntl::*;
+    let kind = match i16::try_from(arg as i64) {
+        Ok(F_RDLCK) => Some(LockType::Read),
+        Ok(F_WRLCK) => Some(LockType::Write),
+        Ok(F_UNLCK) => None,
+        _ => return Err(Errno::EINVAL),
+    };
+    let st = f.stat()?;
+    if st.st_uid != fs_cred(t).uid && !t.creds().has_cap(crate::kernel::CAP_LEASE) {
+        return Err(Errno::EACCES);
+    }
+    if st.st_mode & S_IFMT != S_IFREG {
+        return Err(Errno::EINVAL);
+    }
+    match kind {
+        None => Err(Errno::EAGAIN),
+        Some(LockType::Read) if f.writable() => Err(Errno::EAGAIN),
+        Some(_) => Err(Errno::EINVAL),
+    }
 }
 
 /// `ioctl(2)`: `FIOCLEX`/`FIONCLEX`, `FIONBIO`, `FIONREAD`, and the file's own ioctls
