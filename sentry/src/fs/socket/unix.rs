@@ -1,198 +1,20 @@
-//! Unix domain sockets (`AF_UNIX`): stream, datagram and sequenced-packet.
-//!
-//! Every socket owns a receive [`Buffer`] (a queue of [`Message`]s with a byte capacity)
-//! and a [`WaitQueue`]. A connection links two sockets crosswise: each one's send buffer
-//! is the other's receive buffer. Buffers hold no sockets (only a weak link to the
-//! reader's queue and a queue of their own for "space freed"), so there are no reference
-//! cycles: closing a socket closes the reading side of its buffer (the peer's sends fail
-//! with `EPIPE`) and the writing side of its send buffer (the peer reads end of file).
-//!
-//! - `connect` on a listening socket makes the server-side socket at once and queues it
-//!   on the listener's backlog (`accept` takes it), as Linux does.
-//! - Datagrams (`SOCK_DGRAM`) go to the receive buffer of the addressed (or connected)
-//!   socket, tagged with the sender's address.
-//! - Messages carry file descriptions (`SCM_RIGHTS`) and the sender's credentials
-//!   (`SCM_CREDENTIALS`, delivered when the receiver set `SO_PASSCRED`). On a stream,
-//!   a read never merges data across a message carrying descriptions.
-//! - Names are abstract (first byte NUL) or filesystem paths; the syscall layer makes the
-//!   socket inode for a path and binds under its (device, inode) [`Key`].
-//!
-//! The module is independent of tasks: credentials come in as [`Ucred`], descriptions as
-//! [`OpenFile`]s, and user memory is copied by the syscall layer.
+//! The Unix socket: connection state, bind/listen/connect/accept, send and receive,
+//! options.
 
 use parking_lot::Mutex;
 use std::any::Any;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use linux_abi::Errno;
 
-use super::FileOps;
-use super::file::OpenFile;
+use super::*;
+use crate::fs::FileOps;
+use crate::fs::file::OpenFile;
 
 use crate::waiter::{EntryId, Events, FnNotify, WaitQueue, block_on, events};
-
-/// `SOCK_STREAM`.
-pub const SOCK_STREAM: i32 = 1;
-/// `SOCK_DGRAM`.
-pub const SOCK_DGRAM: i32 = 2;
-/// `SOCK_SEQPACKET`.
-pub const SOCK_SEQPACKET: i32 = 5;
-
-/// `MSG_OOB`.
-pub const MSG_OOB: u32 = 1;
-/// `MSG_PEEK`.
-pub const MSG_PEEK: u32 = 2;
-/// `MSG_CTRUNC`.
-pub const MSG_CTRUNC: u32 = 8;
-/// `MSG_TRUNC`.
-pub const MSG_TRUNC: u32 = 0x20;
-/// `MSG_DONTWAIT`.
-pub const MSG_DONTWAIT: u32 = 0x40;
-/// `MSG_EOR`.
-pub const MSG_EOR: u32 = 0x80;
-/// `MSG_WAITALL`.
-pub const MSG_WAITALL: u32 = 0x100;
-/// `MSG_NOSIGNAL`.
-pub const MSG_NOSIGNAL: u32 = 0x4000;
-/// `MSG_CMSG_CLOEXEC`.
-pub const MSG_CMSG_CLOEXEC: u32 = 0x4000_0000;
-
-/// `SHUT_RD`.
-pub const SHUT_RD: i32 = 0;
-/// `SHUT_WR`.
-pub const SHUT_WR: i32 = 1;
-/// `SHUT_RDWR`.
-pub const SHUT_RDWR: i32 = 2;
-
-/// Default `SO_SNDBUF`/`SO_RCVBUF`.
-pub const DEFAULT_BUF: usize = 212_992;
-/// Smallest buffer size accepted by `setsockopt`.
-const MIN_BUF: usize = 4608;
-
-/// Credentials of a process (`struct ucred`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Ucred {
-    /// Process id.
-    pub pid: i32,
-    /// User id.
-    pub uid: u32,
-    /// Group id.
-    pub gid: u32,
-}
-
-/// One message in a receive buffer.
-#[derive(Debug, Default)]
-pub struct Message {
-    /// The bytes (what is left of them, on a stream).
-    pub data: Vec<u8>,
-    /// Passed file descriptions (`SCM_RIGHTS`).
-    pub rights: Vec<Arc<OpenFile>>,
-    /// The sender's credentials.
-    pub creds: Ucred,
-    /// The sender's bound name (datagrams).
-    pub from: Option<Vec<u8>>,
-}
-
-#[derive(Debug)]
-struct BufState {
-    msgs: VecDeque<Message>,
-    bytes: usize,
-    capacity: usize,
-    /// The reading socket is open (and not shut down for reading).
-    reader: bool,
-    /// Connected writers (streams: the peer); datagram buffers count none.
-    writers: usize,
-    /// Some writer was connected (a stream that lost its writer reads end of file).
-    had_writer: bool,
-}
-
-/// A receive buffer (see the module documentation).
-#[derive(Debug)]
-pub struct Buffer {
-    state: Mutex<BufState>,
-    /// The reader socket's queue (told about data and hang-ups).
-    reader_q: Weak<WaitQueue>,
-    /// Told when space is freed or the reader goes away (for writers).
-    space: WaitQueue,
-}
-
-impl Buffer {
-    fn new(reader_q: &Arc<WaitQueue>) -> Arc<Buffer> {
-        Arc::new(Buffer {
-            state: Mutex::new(BufState {
-                msgs: VecDeque::new(),
-                bytes: 0,
-                capacity: DEFAULT_BUF,
-                reader: true,
-                writers: 0,
-                had_writer: false,
-            }),
-            reader_q: Arc::downgrade(reader_q),
-            space: WaitQueue::new(),
-        })
-    }
-
-    fn tell_reader(&self, ev: Events) {
-        if let Some(q) = self.reader_q.upgrade() {
-            q.notify(ev);
-        }
-    }
-
-    fn add_writer(&self) {
-        let mut s = self.state.lock();
-        s.writers += 1;
-        s.had_writer = true;
-    }
-
-    fn close_writer(&self) {
-        {
-            let mut s = self.state.lock();
-            s.writers = s.writers.saturating_sub(1);
-        }
-        self.tell_reader(events::POLLIN | events::POLLRDHUP | events::POLLHUP);
-    }
-
-    fn close_reader(&self) {
-        {
-            let mut s = self.state.lock();
-            s.reader = false;
-        }
-        self.space.notify(events::ALL);
-    }
-
-    fn has_space(&self, need: usize) -> bool {
-        let s = self.state.lock();
-        s.bytes == 0 || s.bytes + need <= s.capacity
-    }
-}
-
-/// A bound name: abstract, or the (device, inode) of a socket file.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Key {
-    /// An abstract name (without the leading NUL).
-    Abstract(Vec<u8>),
-    /// A socket inode in the VFS.
-    Inode(u64, u64),
-}
-
-/// The names Unix sockets are bound to (abstract names and socket inodes): one per
-/// kernel, so two sandboxes in one process never see each other's sockets.
-#[derive(Debug, Default)]
-pub struct SocketNames {
-    bound: Mutex<HashMap<Key, Weak<UnixSocket>>>,
-    /// The next autobind name to try (Linux's `ordernum`, per kernel).
-    next_auto: std::sync::atomic::AtomicU32,
-}
-
-impl SocketNames {
-    /// Finds the socket bound to `key`.
-    pub fn lookup(&self, key: &Key) -> Option<Arc<UnixSocket>> {
-        self.bound.lock().get(key).and_then(Weak::upgrade)
-    }
-}
 
 #[derive(Debug, Default)]
 enum Conn {
@@ -1026,7 +848,7 @@ impl FileOps for SocketFile {
         Ok(())
     }
 
-    fn ioctl(&self, cmd: u32, arg: u64, mem: &dyn super::UserMem) -> Result<u64, Errno> {
+    fn ioctl(&self, cmd: u32, arg: u64, mem: &dyn crate::fs::UserMem) -> Result<u64, Errno> {
         const FIONREAD: u32 = 0x541B;
         if cmd == FIONREAD {
             let n = self.sock.pending_bytes() as i32;
@@ -1042,114 +864,5 @@ impl FileOps for SocketFile {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cred() -> Ucred {
-        Ucred {
-            pid: 1,
-            uid: 1000,
-            gid: 100,
-        }
-    }
-
-    /// Autobind names count per kernel: the first autobound socket of each of two kernels
-    /// gets the same name, the next one of a kernel a new one, and a bound socket's
-    /// second autobind is `EINVAL`.
-    #[test]
-    fn autobind_names_are_per_kernel() {
-        let (one, two) = (Arc::default(), Arc::default());
-        let a = UnixSocket::new(SOCK_DGRAM, cred(), &one).unwrap();
-        let b = UnixSocket::new(SOCK_DGRAM, cred(), &two).unwrap();
-        let c = UnixSocket::new(SOCK_DGRAM, cred(), &one).unwrap();
-        for s in [&a, &b, &c] {
-            s.autobind().unwrap();
-        }
-        assert_eq!(a.name(), Some(b"\x0000000".to_vec()));
-        assert_eq!(b.name(), a.name(), "the other kernel counts on its own");
-        assert_eq!(c.name(), Some(b"\x0000001".to_vec()));
-        assert_eq!(a.autobind(), Err(Errno::EINVAL));
-    }
-
-    #[test]
-    fn stream_pair_transfers_and_hangs_up() {
-        let names = Arc::new(SocketNames::default());
-        let (a, b) = UnixSocket::pair(SOCK_STREAM, cred(), &names).unwrap();
-        assert_eq!(a.send(b"hello", vec![], cred(), None, 0), Ok(5));
-        assert_eq!(a.send(b" world", vec![], cred(), None, 0), Ok(6));
-        let r = b.recv(64, MSG_PEEK).unwrap();
-        assert_eq!(r.data, b"hello world");
-        let r = b.recv(3, 0).unwrap();
-        assert_eq!(r.data, b"hel");
-        assert_eq!(b.recv(64, 0).unwrap().data, b"lo world");
-        assert_eq!(b.recv(64, MSG_DONTWAIT).err(), Some(Errno::EAGAIN));
-        assert_eq!(b.peer_cred(), Some(cred()));
-        a.shutdown(SHUT_WR).unwrap();
-        assert!(b.recv(64, 0).unwrap().data.is_empty(), "EOF after SHUT_WR");
-        assert_eq!(a.send(b"x", vec![], cred(), None, 0), Err(Errno::EPIPE));
-        drop(a);
-        assert_eq!(b.send(b"x", vec![], cred(), None, 0), Err(Errno::EPIPE));
-        assert_ne!(b.poll_events() & events::POLLHUP, 0);
-    }
-
-    #[test]
-    fn seqpacket_and_dgram_keep_boundaries() {
-        let names = Arc::new(SocketNames::default());
-        for ty in [SOCK_SEQPACKET, SOCK_DGRAM] {
-            let (a, b) = UnixSocket::pair(ty, cred(), &names).unwrap();
-            a.send(b"one", vec![], cred(), None, 0).unwrap();
-            a.send(b"second", vec![], cred(), None, 0).unwrap();
-            let r = b.recv(2, 0).unwrap();
-            assert_eq!((r.data.as_slice(), r.full_len), (&b"on"[..], 3));
-            assert_eq!(b.recv(64, 0).unwrap().data, b"second");
-        }
-    }
-
-    #[test]
-    fn listen_connect_accept_by_name() {
-        let names = Arc::new(SocketNames::default());
-        let srv = UnixSocket::new(SOCK_STREAM, cred(), &names).unwrap();
-        let key = Key::Abstract(b"sentry-unit-test".to_vec());
-        srv.bind(b"\0sentry-unit-test".to_vec(), key.clone())
-            .unwrap();
-        let other = UnixSocket::new(SOCK_STREAM, cred(), &names).unwrap();
-        assert_eq!(
-            other.bind(b"x".to_vec(), key.clone()),
-            Err(Errno::EADDRINUSE)
-        );
-        srv.listen(4).unwrap();
-        let cli = UnixSocket::new(SOCK_STREAM, cred(), &names).unwrap();
-        assert_eq!(srv.accept(true).err(), Some(Errno::EAGAIN));
-        cli.connect(&names.lookup(&key).unwrap(), false).unwrap();
-        assert_ne!(srv.poll_events() & events::POLLIN, 0);
-        let conn = srv.accept(false).unwrap();
-        cli.send(b"ping", vec![], cred(), None, 0).unwrap();
-        assert_eq!(conn.recv(8, 0).unwrap().data, b"ping");
-        assert_eq!(
-            cli.peer_name().unwrap(),
-            Some(b"\0sentry-unit-test".to_vec())
-        );
-        drop(srv);
-        assert!(names.lookup(&key).is_none(), "name released");
-    }
-
-    #[test]
-    fn dgram_sendto_names_the_sender() {
-        let names = Arc::new(SocketNames::default());
-        let rx = UnixSocket::new(SOCK_DGRAM, cred(), &names).unwrap();
-        let key = Key::Abstract(b"sentry-unit-dgram".to_vec());
-        rx.bind(b"\0sentry-unit-dgram".to_vec(), key).unwrap();
-        let tx = UnixSocket::new(SOCK_DGRAM, cred(), &names).unwrap();
-        tx.bind(
-            b"\0sentry-unit-dgram-tx".to_vec(),
-            Key::Abstract(b"sentry-unit-dgram-tx".to_vec()),
-        )
-        .unwrap();
-        tx.send(b"d", vec![], cred(), Some(&rx), 0).unwrap();
-        rx.set_passcred(true);
-        let r = rx.recv(8, 0).unwrap();
-        assert_eq!(r.from, Some(b"\0sentry-unit-dgram-tx".to_vec()));
-        assert_eq!(r.creds, Some(cred()));
-        assert_eq!(tx.send(b"d", vec![], cred(), None, 0), Err(Errno::ENOTCONN));
-    }
-}
+#[path = "tests.rs"]
+mod tests;
