@@ -11,7 +11,14 @@ integration::on_every_platform!(
     rlimit_cpu_sends_sigxcpu_then_sigkill,
 );
 
-const PARTS: [&str; 5] = ["sleep", "busy", "system", "children", "clockids"];
+const PARTS: [&str; 6] = [
+    "sleep",
+    "busy",
+    "system",
+    "children",
+    "clockids",
+    "nanosleep",
+];
 
 fn expect(p: Option<Platform>, args: &[&str], parts: &[&str]) {
     let exe = fixture("conf_cputime", Link::Static);

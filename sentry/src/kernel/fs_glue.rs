@@ -127,6 +127,11 @@ impl ProcSource for Kernel {
                 sid: tg.sid(),
                 state: 'Z',
                 start_ticks,
+                // A zombie keeps the times of its threads (and reaped children).
+                utime_ticks: ticks(tg.cpu_times().user),
+                stime_ticks: ticks(tg.cpu_times().sys),
+                cutime_ticks: ticks(tg.children_cpu_times().user),
+                cstime_ticks: ticks(tg.children_cpu_times().sys),
                 limits,
                 tpgid: -1,
                 ..ProcInfo::default()

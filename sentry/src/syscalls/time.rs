@@ -280,6 +280,20 @@ pub fn sys_clock_nanosleep(
     if clock == CLOCK_THREAD_CPUTIME_ID {
         return Err(Errno::EINVAL);
     }
+    if let Some(c) = cpu_clock(t, clock, false)? {
+        // Linux's posix_cpu_nsleep: not on the caller's own thread clock (it could
+        // never advance while the caller sleeps).
+        if let CpuTarget::Thread(w) = &c.target
+            && w.upgrade().is_some_and(|x| x.tid() == t.tid())
+        {
+            return Err(Errno::EINVAL);
+        }
+        let v = read_timespec(t, req)?;
+        let now = c.now().ok_or(Errno::EINVAL)?;
+        let abs = flags & TIMER_ABSTIME != 0;
+        let target = if abs { v } else { now.saturating_add(v) };
+        return cpu_sleep(t, c, target, abs, rem);
+    }
     let now = clock_now(t, clock)?;
     let v = read_timespec(t, req)?;
     if flags & TIMER_ABSTIME != 0 {
@@ -291,6 +305,37 @@ pub fn sys_clock_nanosleep(
         return Err(Errno::ERESTARTNOHAND);
     }
     relative_sleep(t, v, rem)
+}
+
+/// Sleeps until CPU clock `c` reaches `target` (polled at the CPU ticker's period: the
+/// clock advances only while others compute). Interrupted, an absolute sleep restarts
+/// as it was; a relative one writes the time left to `rem` and goes on to the same
+/// target.
+fn cpu_sleep(t: &Task, c: CpuClock, target: Duration, abs: bool, rem: u64) -> Result<u64, Errno> {
+    let mut now;
+    loop {
+        match c.now() {
+            // The process or thread whose clock it is has gone.
+            None => return Ok(0),
+            Some(n) if n >= target => return Ok(0),
+            Some(n) => now = n,
+        }
+        let wake = Instant::now().checked_add(crate::kernel::cpu::TICK);
+        match t.block_on::<()>(wake, || None) {
+            Err(Errno::ETIMEDOUT) => continue,
+            _ => break,
+        }
+    }
+    if abs {
+        return Err(Errno::ERESTARTNOHAND);
+    }
+    if rem != 0 {
+        t.mm().write_obj(rem, &ts(target.saturating_sub(now)))?;
+    }
+    t.set_restart(Some(Box::new(move |t: &Task| {
+        cpu_sleep(t, c.clone(), target, false, rem)
+    })));
+    Err(Errno::ERESTART_RESTARTBLOCK)
 }
 
 const ITIMER_REAL: i32 = 0;
