@@ -82,7 +82,7 @@ pub fn serve_gofer(
 /// Lets the Sentry read what it needs from the host before the process gives up the host's
 /// file system (the host's `/proc/cpuinfo`).
 pub fn prepare_sentry() {
-    sentry::fs::proc::prime_host_info();
+    sentry::fs::prime_host_info();
 }
 
 /// Runs the program of `spec` in the Sentry and returns the shell-style exit status

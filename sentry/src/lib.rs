@@ -22,11 +22,11 @@ pub mod fs;
 #[allow(unsafe_code)]
 mod host;
 pub mod kernel;
-pub mod loader;
-pub mod mm;
-pub mod net;
+pub(crate) mod loader;
+pub(crate) mod mm;
+pub(crate) mod net;
 pub mod policy;
-pub mod syscalls;
+pub(crate) mod syscalls;
 pub mod waiter;
 
 #[cfg(test)]

@@ -40,22 +40,22 @@
 //! assert_eq!(null.write(&me, b"discarded").unwrap(), 9);
 //! ```
 
-pub mod anon;
-pub mod devfs;
-pub mod epoll;
-pub mod eventfd;
-pub mod file;
-pub mod gofer;
+pub(crate) mod anon;
+pub(crate) mod devfs;
+pub(crate) mod epoll;
+pub(crate) mod eventfd;
+pub(crate) mod file;
+pub(crate) mod gofer;
 pub mod lock;
-pub mod overlay;
-pub mod pipe;
-pub mod proc;
-pub mod socket;
-pub mod synth;
-pub mod sysfs;
-pub mod timerfd;
-pub mod tmpfs;
-pub mod vfs;
+pub(crate) mod overlay;
+pub(crate) mod pipe;
+pub(crate) mod proc;
+pub(crate) mod socket;
+pub(crate) mod synth;
+pub(crate) mod sysfs;
+pub(crate) mod timerfd;
+pub(crate) mod tmpfs;
+pub(crate) mod vfs;
 
 #[cfg(test)]
 mod vfs_tests;
@@ -73,7 +73,7 @@ use crate::waiter::{Events, WaitQueue, events};
 
 pub use devfs::{ControllingTty, host_fd_file};
 pub use file::{FdTable, FsContext, OpenFile};
-pub use proc::ProcSource;
+pub use proc::{ProcSource, prime_host_info};
 pub use vfs::{Dentry, Mount, Vfs, VfsPath};
 
 /// Longest path the walk accepts (`PATH_MAX`, including the NUL).

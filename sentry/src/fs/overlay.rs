@@ -119,16 +119,6 @@ impl OvlInode {
         self.upper.lock().clone()
     }
 
-    /// Whether the file has an upper copy.
-    pub fn has_upper(&self) -> bool {
-        self.upper().is_some()
-    }
-
-    /// The lower part, if any.
-    pub fn lower(&self) -> Option<&Arc<dyn Inode>> {
-        self.lower.as_ref()
-    }
-
     fn current(&self) -> Result<Arc<dyn Inode>, Errno> {
         self.upper()
             .or_else(|| self.lower.clone())

@@ -180,11 +180,6 @@ impl Pipe {
         self.state.lock().buf.len()
     }
 
-    /// Whether no bytes are waiting.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn end(self: &Arc<Pipe>, read: bool, write: bool, flags: u32) -> Arc<PipeEnd> {
         self.end_seen(read, write, flags).0
     }

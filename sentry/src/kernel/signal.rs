@@ -72,8 +72,10 @@ pub const SA_NOCLDSTOP: u64 = 1;
 /// `SA_NOCLDWAIT`.
 pub const SA_NOCLDWAIT: u64 = 2;
 /// `SA_SIGINFO`.
+#[allow(dead_code)] // ABI value, read by the tests of signal frames.
 pub const SA_SIGINFO: u64 = 4;
 /// `SA_RESTORER`.
+#[allow(dead_code)] // ABI value, read by the tests of signal frames.
 pub const SA_RESTORER: u64 = 0x0400_0000;
 /// `SA_ONSTACK`.
 pub const SA_ONSTACK: u64 = 0x0800_0000;

@@ -15,8 +15,8 @@ use linux_abi::Errno;
 use crate::kernel::Task;
 use crate::mm::{MappableFile, MemoryManager};
 
-pub use elf::{ElfInfo, load_elf};
-pub use stack::{AuxvInput, MAX_ARG_BYTES, StackLayout, build_stack, cpu_hwcap};
+pub use elf::load_elf;
+pub use stack::{AuxvInput, MAX_ARG_BYTES, StackLayout, build_stack};
 
 /// The most nested `#!` interpreters (Linux allows 4 rewrites too).
 pub const MAX_INTERP_DEPTH: usize = 4;

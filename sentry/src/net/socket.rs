@@ -167,16 +167,6 @@ impl InetSocket {
         }))
     }
 
-    /// The address family.
-    pub fn family(&self) -> i32 {
-        self.family
-    }
-
-    /// The socket type.
-    pub fn sock_type(&self) -> i32 {
-        self.ty
-    }
-
     /// Sets `O_NONBLOCK`.
     pub fn set_nonblock(&self, nb: bool) {
         self.nonblock.store(nb, Ordering::Relaxed);

@@ -22,7 +22,8 @@ pub mod process;
 pub mod signal;
 pub mod signalfd;
 pub mod socket;
-pub mod support;
+#[cfg(test)]
+pub(crate) mod support;
 pub mod sys;
 pub mod time;
 

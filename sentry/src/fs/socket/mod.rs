@@ -26,7 +26,7 @@ mod unix;
 
 pub use buffer::{Buffer, Message};
 pub use names::{Key, SocketNames};
-pub use unix::{Received, SocketFile, UnixSocket};
+pub use unix::{SocketFile, UnixSocket};
 
 /// `SOCK_STREAM`.
 pub const SOCK_STREAM: i32 = 1;
@@ -36,6 +36,7 @@ pub const SOCK_DGRAM: i32 = 2;
 pub const SOCK_SEQPACKET: i32 = 5;
 
 /// `MSG_OOB`.
+#[allow(dead_code)] // ABI value, named for completeness.
 pub const MSG_OOB: u32 = 1;
 /// `MSG_PEEK`.
 pub const MSG_PEEK: u32 = 2;
@@ -46,6 +47,7 @@ pub const MSG_TRUNC: u32 = 0x20;
 /// `MSG_DONTWAIT`.
 pub const MSG_DONTWAIT: u32 = 0x40;
 /// `MSG_EOR`.
+#[allow(dead_code)] // ABI value, named for completeness.
 pub const MSG_EOR: u32 = 0x80;
 /// `MSG_WAITALL`.
 pub const MSG_WAITALL: u32 = 0x100;

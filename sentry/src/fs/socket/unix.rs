@@ -136,11 +136,6 @@ impl UnixSocket {
         Ok((a, b))
     }
 
-    /// The creator's credentials.
-    pub fn cred(&self) -> Ucred {
-        self.cred
-    }
-
     /// The socket type.
     pub fn sock_type(&self) -> i32 {
         self.ty
