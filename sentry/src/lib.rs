@@ -6,10 +6,10 @@
 //!
 //! - [`kernel`]: the [`Kernel`], tasks ([`Task`]), thread groups, credentials and the task
 //!   loop that drives a platform [`platform::Context`].
-//! - [`mm`]: the memory manager ([`MemoryManager`]): VMAs, demand paging, copy-in/out.
-//! - [`loader`]: ELF (static, static-PIE, dynamic with `PT_INTERP`) and `#!` loading and the
+//! - `mm`: the memory manager ([`MemoryManager`]): VMAs, demand paging, copy-in/out.
+//! - `loader`: ELF (static, static-PIE, dynamic with `PT_INTERP`) and `#!` loading and the
 //!   initial stack.
-//! - [`syscalls`]: the system call table, dispatch and `--strace` output.
+//! - `syscalls`: the system call table, dispatch and `--strace` output.
 //! - [`waiter`]: wait queues, per-task wakers and the blocking helper of every sleeping call.
 //!
 //! The entry point is [`run_sandbox`].

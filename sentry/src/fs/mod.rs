@@ -4,12 +4,12 @@
 //!
 //! - [`Inode`] and [`FileOps`]: the two traits a filesystem implements, one for the object
 //!   on "disk" (lookup, create, stat, ...) and one for an open file description's I/O;
-//! - [`vfs`]: dentries (names, parent links, child cache), mounts and the mount tree, the
+//! - `vfs`: dentries (names, parent links, child cache), mounts and the mount tree, the
 //!   path walk ([`Vfs::resolve`]) and the namespace operations (mkdir, unlink, rename...);
-//! - [`mod@file`]: [`OpenFile`] (a file description), [`FdTable`] and [`FsContext`];
-//! - the filesystems: [`tmpfs`], [`overlay`], [`gofer`] (the read-only lower served by the
-//!   Gofer), [`devfs`] (with [`host_fd_file`] for the stdio host FDs), [`proc`] and
-//!   [`sysfs`] (built on [`synth`]), and [`pipe`];
+//! - `file`: [`OpenFile`] (a file description), [`FdTable`] and [`FsContext`];
+//! - the filesystems: `tmpfs`, `overlay`, `gofer` (the read-only lower served by the
+//!   Gofer), `devfs` (with [`host_fd_file`] for the stdio host FDs), `proc` and
+//!   `sysfs` (built on `synth`), and `pipe`;
 //! - [`lock`]: advisory file locks (`fcntl` record locks, OFD locks, `flock`), kept per
 //!   file in the [`Vfs`]'s [`lock::LockRegistry`].
 //!

@@ -9,7 +9,7 @@
 //!   sleeps on its host thread and uses none, so blocked time is not charged.
 //!
 //! Process times add the times of finished threads; `RUSAGE_CHILDREN` adds those of
-//! reaped children (at `wait`). The [`CpuTicker`] of the kernel samples the clocks of
+//! reaped children (at `wait`). The `CpuTicker` of the kernel samples the clocks of
 //! running tasks every [`TICK`] to enforce what depends on them while a program computes
 //! without entering the Sentry: `ITIMER_VIRTUAL`/`ITIMER_PROF`, POSIX timers on CPU
 //! clocks, `RLIMIT_CPU` (`SIGXCPU` at the soft limit, then every second; `SIGKILL` at the

@@ -1,7 +1,7 @@
 //! The kernel core: the [`Kernel`] (global state), thread groups, tasks, credentials and
 //! the task loop.
 //!
-//! Each application thread is a [`Task`] driven by its own host thread (see [`task`]):
+//! Each application thread is a [`Task`] driven by its own host thread (see `task`):
 //! it switches into the application through the platform [`platform::Context`] and handles
 //! the trap (system call, fault, signal, interrupt). A [`ThreadGroup`] is a process: its
 //! tasks share the memory manager, signal actions, resource limits and exit status.
