@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! cargo run --release -p integration --bin bench -- [--platform ptrace,kvm,systrap] [--peer /usr/bin/runsc]
-//!     [--filter NAME] [--runs N] [--json FILE] [--runsc PATH]
+//!     [--filter NAME[,NAME...]] [--runs N] [--json FILE] [--runsc PATH]
 //! ```
 
 use std::collections::BTreeMap;
@@ -264,6 +264,11 @@ fn prepare(dir: &Path) -> Result<Vec<Workload>, String> {
             ],
         ),
         w(
+            "tree walk find /usr",
+            Metric::WallMs,
+            vec!["sh".into(), "-c".into(), "find /usr -type f | wc -l".into()],
+        ),
+        w(
             "python3 script",
             Metric::WallMs,
             vec!["python3".into(), s(&py)],
@@ -463,7 +468,11 @@ fn main() {
     };
     let workloads: Vec<Workload> = workloads
         .into_iter()
-        .filter(|w| o.filter.as_deref().is_none_or(|f| w.name.contains(f)))
+        .filter(|w| {
+            o.filter
+                .as_deref()
+                .is_none_or(|f| f.split(',').any(|f| w.name.contains(f)))
+        })
         .collect();
 
     let mut variants = vec![Variant {
