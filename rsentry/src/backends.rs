@@ -85,17 +85,21 @@ pub fn prepare_sentry() {
     sentry::fs::prime_host_info();
 }
 
-/// Runs the program of `spec` in the Sentry and returns the shell-style exit status
-/// (code, or 128+N when killed by signal N).
+/// Runs the program of `spec` in the Sentry of a confined process and returns the
+/// shell-style exit status (code, or 128+N when killed by signal N).
 pub fn run_sentry(
-    platform: Arc<dyn platform::Platform>,
+    confined: crate::boot::Confined,
     spec: BootSpec,
-    stdio: [OwnedFd; 3],
     gofer: Option<OwnedFd>,
     mounts: Vec<OwnedFd>,
     strace: bool,
     recorder: Option<Arc<sentry::policy::Recorder>>,
 ) -> Result<i32, Error> {
+    let crate::boot::Confined {
+        platform,
+        stdio,
+        console_signals,
+    } = confined;
     let filter = match &spec.profile {
         Some(p) => Some(Arc::new(sentry::policy::Filter::new(vec![p.to_policy()?]))),
         None => None,
@@ -133,6 +137,7 @@ pub fn run_sentry(
         filter,
         recorder,
         cpu_budget: (!spec.limits.cpu_time.is_zero()).then_some(spec.limits.cpu_time),
+        console_signals,
     };
     match sentry::run_sandbox(platform, config) {
         Ok(status) => Ok(status.to_shell_code()),

@@ -3,7 +3,7 @@
 //! `runsc boot` (an OCI container's sandbox) uses `confine` too.
 
 use std::io::{Read, Write};
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use nix::fcntl::{OFlag, open};
@@ -57,14 +57,47 @@ pub struct HostLimits {
     pub memory: u64,
 }
 
+/// What a confined sandbox process has to start its Sentry with.
+pub struct Confined {
+    /// The platform.
+    pub platform: Arc<dyn platform::Platform>,
+    /// Copies of stdio for the application.
+    pub stdio: [OwnedFd; 3],
+    /// With a terminal among stdio: the pipe that carries the terminal's keyboard signals
+    /// (`SandboxConfig::console_signals`).
+    pub console_signals: Option<OwnedFd>,
+}
+
+impl std::fmt::Debug for Confined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Confined")
+            .field("platform", &self.platform.name())
+            .field("stdio", &self.stdio)
+            .field("console_signals", &self.console_signals)
+            .finish()
+    }
+}
+
 /// Confines the calling process (which must have a single thread and be host root) and
-/// creates its platform, in the order `confine` documents; returns the platform and the
-/// copies of stdio the application gets.
-pub fn confine(
-    settings: &Settings,
-    limits: HostLimits,
-) -> Result<(Arc<dyn platform::Platform>, [OwnedFd; 3]), Error> {
+/// creates its platform, in the order `confine` documents.
+pub fn confine(settings: &Settings, limits: HostLimits) -> Result<Confined, Error> {
     signals::install().map_err(|e| Error::host("install signal handlers", e))?;
+    // With a terminal among stdio, its keyboard signals are for the application: they
+    // are blocked now, while this is the only thread, and taken by a thread of their own
+    // once confinement is complete.
+    let console = [
+        std::io::stdin().as_fd(),
+        std::io::stdout().as_fd(),
+        std::io::stderr().as_fd(),
+    ]
+    .into_iter()
+    .any(|fd| nix::unistd::isatty(fd).unwrap_or(false));
+    let console_pipe = if console {
+        signals::block_console_signals().map_err(|e| Error::host("block console signals", e))?;
+        Some(std::io::pipe().map_err(|e| Error::host("console-signal pipe", e))?)
+    } else {
+        None
+    };
     // Shown by ps/top instead of "exe" (we were started through /proc/self/exe).
     let _ = nix::sys::prctl::set_name(c"runsc-sandbox");
     child::raise_nofile_limit();
@@ -110,8 +143,20 @@ pub fn confine(
         Some(DebugPanic::Sentry) => PanicOnSyscall::wrap(platform, DebugPanic::SENTRY_SYSCALL),
         _ => platform,
     };
+    let console_signals = match console_pipe {
+        Some((r, w)) => {
+            signals::forward_console_signals(w)
+                .map_err(|e| Error::host("start the console-signal thread", e))?;
+            Some(OwnedFd::from(r))
+        }
+        None => None,
+    };
     tracing::debug!(platform = platform.name(), "confined; starting the Sentry");
-    Ok((platform, stdio))
+    Ok(Confined {
+        platform,
+        stdio,
+        console_signals,
+    })
 }
 
 /// The sandbox process of a monitor (`runsc do`, a library sandbox): runs one program.
@@ -147,14 +192,13 @@ pub fn run_do(
     let limits = HostLimits {
         memory: spec.limits.memory,
     };
-    let (platform, stdio) = confine(settings, limits)?;
+    let confined = confine(settings, limits)?;
     let recorder = record
         .as_ref()
         .map(|_| Arc::new(sentry::policy::Recorder::default()));
     let status = backends::run_sentry(
-        platform,
+        confined,
         spec,
-        stdio,
         Some(gofer),
         mounts,
         settings.strace,

@@ -46,11 +46,32 @@ pub fn spawn_detached_with_fds(
     spawn(cmd, fds, what, false)
 }
 
+/// Like [`spawn_detached_with_fds`], but the child leads a session of its own whose
+/// controlling terminal is its stdin (which `cmd` must make a terminal): the waiter of a
+/// process started with a terminal, which the keys typed into that terminal signal.
+pub fn spawn_terminal_session_with_fds(
+    cmd: Command,
+    fds: &[(&OwnedFd, RawFd)],
+    what: &str,
+) -> Result<Child, Error> {
+    spawn_with(cmd, fds, what, false, true)
+}
+
 fn spawn(
+    cmd: Command,
+    fds: &[(&OwnedFd, RawFd)],
+    what: &str,
+    die_with_parent: bool,
+) -> Result<Child, Error> {
+    spawn_with(cmd, fds, what, die_with_parent, false)
+}
+
+fn spawn_with(
     mut cmd: Command,
     fds: &[(&OwnedFd, RawFd)],
     what: &str,
     die_with_parent: bool,
+    terminal_session: bool,
 ) -> Result<Child, Error> {
     let mut moved: Vec<(OwnedFd, RawFd)> = Vec::with_capacity(fds.len());
     for (fd, target) in fds {
@@ -63,7 +84,13 @@ fn spawn(
     }
     let pairs: Vec<(RawFd, RawFd)> = moved.iter().map(|(fd, t)| (fd.as_raw_fd(), *t)).collect();
     let first_free = pairs.iter().map(|&(_, t)| t + 1).max().unwrap_or(3);
-    crate::host::child_setup(&mut cmd, pairs, first_free, die_with_parent);
+    crate::host::child_setup(
+        &mut cmd,
+        pairs,
+        first_free,
+        die_with_parent,
+        terminal_session,
+    );
     let child = cmd
         .spawn()
         .map_err(|e| Error::host(format!("start {what}"), e))?;

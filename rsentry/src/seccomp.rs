@@ -172,8 +172,8 @@ pub fn base_allowlist() -> HostSyscalls {
             one_of(
                 1,
                 &[
-                    TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, TIOCSWINSZ, TIOCGPGRP, TIOCSPGRP,
-                    FIONREAD, FIONBIO, FIOCLEX, FIONCLEX,
+                    TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, TIOCSWINSZ, TIOCOUTQ, TCFLSH,
+                    TCXONC, TCSBRK, FIONREAD, FIONBIO, FIOCLEX, FIONCLEX,
                 ],
             ),
             "terminal ioctls on passed-through stdio",
@@ -271,6 +271,16 @@ pub fn base_allowlist() -> HostSyscalls {
             "Sentry signal handlers (SIGSYS reporter, std's stack overflow handler)",
         ),
         e(SYS_rt_sigprocmask, any(), "signal masks of Sentry threads"),
+        e(
+            SYS_ppoll,
+            any(),
+            "a blocking read of a host terminal, pipe or socket waits in slices",
+        ),
+        e(
+            SYS_rt_sigtimedwait,
+            any(),
+            "the console-signal thread takes the terminal's signals",
+        ),
         e(
             SYS_rt_sigreturn,
             any(),
@@ -546,7 +556,7 @@ mod tests {
     /// (which kills the sandbox). `fsync` on stdout did, before it was in the filter.
     #[test]
     fn host_file_operations_pass_the_sentry_filter() {
-        use sentry::fs::{Caller, ControllingTty, host_fd_file};
+        use sentry::fs::{Caller, Terminals, host_fd_file};
         use std::os::fd::OwnedFd;
         let dir = tempfile::tempdir().unwrap();
         let reg = std::fs::OpenOptions::new()
@@ -571,13 +581,25 @@ mod tests {
         // SAFETY: fcntl on a descriptor we own, integer arguments only.
         let r = unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
         assert_eq!(r, 0);
-        let tty = ControllingTty::default();
+        // A pseudo-terminal's replica, as a container with `terminal: true` gets.
+        let pty = nix::pty::openpty(None, None).unwrap();
+        // Non-blocking, as the pipe and socket: no read may wait for typing.
+        nix::fcntl::fcntl(
+            &pty.slave,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .unwrap();
+        let terminals = Terminals::default();
         let files = [
-            ("regular file", host_fd_file(OwnedFd::from(reg), &tty)),
-            ("pipe read end", host_fd_file(pr, &tty)),
-            ("pipe write end", host_fd_file(OwnedFd::from(pw), &tty)),
-            ("unix socket", host_fd_file(OwnedFd::from(s1), &tty)),
-            ("/dev/null", host_fd_file(OwnedFd::from(null), &tty)),
+            ("terminal", host_fd_file(pty.slave, &terminals)),
+            ("regular file", host_fd_file(OwnedFd::from(reg), &terminals)),
+            ("pipe read end", host_fd_file(pr, &terminals)),
+            (
+                "pipe write end",
+                host_fd_file(OwnedFd::from(pw), &terminals),
+            ),
+            ("unix socket", host_fd_file(OwnedFd::from(s1), &terminals)),
+            ("/dev/null", host_fd_file(OwnedFd::from(null), &terminals)),
         ];
         for kind in [
             PlatformKind::Ptrace,
@@ -602,7 +624,12 @@ mod tests {
                         libc::TCGETS,
                         libc::TCSETS,
                         libc::TIOCGWINSZ,
+                        libc::TIOCSWINSZ,
                         libc::FIONREAD,
+                        libc::TIOCOUTQ,
+                        libc::TCFLSH,
+                        libc::TCXONC,
+                        libc::TCSBRK,
                         libc::TIOCGPGRP,
                         libc::TIOCSPGRP,
                     ] {

@@ -28,13 +28,21 @@ pub fn run(global: &GlobalArgs, args: BootArgs) -> Result<i32, RunscError> {
         .map(|n| child::take_inherited_fd(n, "gofer fd"))
         .transpose()?;
     tracing::debug!("sandbox starting");
-    let (platform, stdio) = boot::confine(&global.settings(), HostLimits::default())?;
+    // A container with a terminal: this process leads a host session whose controlling
+    // terminal is the container's, so that the keys typed into it (^C, ^Z) and resizes
+    // become signals for it, which the Sentry hands to the container's foreground group.
+    if sandbox.terminal {
+        crate::host::take_controlling_terminal(0)
+            .map_err(|e| RunscError::host("make the terminal the sandbox's", e))?;
+    }
+    let confined = boot::confine(&global.settings(), HostLimits::default())?;
     crate::oci::server::run(
-        platform,
+        confined.platform,
         sandbox,
-        stdio,
+        confined.stdio,
         (gofer, mounts),
         control,
         global.strace,
+        confined.console_signals,
     )
 }

@@ -21,3 +21,15 @@ pub fn own_new_fd(fd: RawFd) -> OwnedFd {
     // SAFETY: see above: a fresh descriptor nothing else in the process owns.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
+
+/// Makes terminal `fd` the controlling terminal of a new session led by the calling
+/// process (`setsid`, then `TIOCSCTTY`), as a container's process with a terminal has it.
+pub fn take_controlling_terminal(fd: RawFd) -> std::io::Result<()> {
+    nix::unistd::setsid().map_err(std::io::Error::from)?;
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal), not a pointer.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -376,7 +376,7 @@ impl Sandbox {
         for (i, fd) in stdio.into_iter().enumerate() {
             fds.insert_at(
                 i as i32,
-                crate::fs::host_fd_file(fd, self.kernel.vfs().controlling_tty()),
+                crate::fs::host_fd_file(fd, self.kernel.terminals()),
                 false,
             )
             .map_err(SentryError::Filesystem)?;
@@ -391,6 +391,7 @@ impl Sandbox {
         }
         let t = Task::new_process(&self.kernel, 0, creds, Arc::new(fds), Arc::new(ctx))?;
         let tg = t.thread_group();
+        self.kernel.take_terminal(&t);
         for &(res, soft, hard) in &spec.rlimits {
             let res = res as usize;
             if res >= crate::kernel::RLIM_NLIMITS || soft > hard {
@@ -443,6 +444,11 @@ impl Sandbox {
         drop(inner);
         let t = self.load(spec)?;
         let pid = t.tgid();
+        // The first process's terminal is the console: the host's keyboard signals
+        // (`SIGINT`, `SIGQUIT`, `SIGTSTP`) and `SIGWINCH` are for its foreground group.
+        if let Some(console) = self.kernel.terminals().of(pid) {
+            self.kernel.terminals().set_console(&console);
+        }
         inner = self.inner();
         inner.init = Some(t.thread_group().clone());
         inner.unstarted = Some(t);
@@ -557,6 +563,20 @@ impl Sandbox {
             return Ok(());
         }
         tg.send_signal(SigInfo::new(sig, SI_USER));
+        Ok(())
+    }
+
+    /// A signal the terminal of process `pid` generated on the host (a key typed into it,
+    /// a resize): it goes to the terminal's foreground process group, as Linux's line
+    /// discipline sends it. `ENOTTY` if `pid` has no controlling terminal.
+    pub fn terminal_signal(&self, pid: i32, sig: i32) -> Result<(), Errno> {
+        if !(1..=64).contains(&sig) {
+            return Err(Errno::EINVAL);
+        }
+        let term = self.kernel.terminals().of(pid).ok_or(Errno::ENOTTY)?;
+        if let Some(fg) = term.foreground() {
+            self.kernel.signal_process_group(fg, sig);
+        }
         Ok(())
     }
 

@@ -85,6 +85,43 @@ pub(crate) fn ioctl_buf(fd: RawFd, cmd: u32, buf: &mut [u8]) -> Result<(), Errno
     Ok(())
 }
 
+/// `ioctl(fd, cmd, arg)` for the terminal ioctls whose argument is an integer passed by
+/// value (`TCFLSH`, `TCXONC`, `TCSBRK`).
+pub(crate) fn ioctl_int(fd: RawFd, cmd: u32, arg: u64) -> Result<(), Errno> {
+    // SAFETY: `cmd` is one of a fixed set of ioctls whose argument is an integer, not a
+    // pointer: the host reads no memory of ours; `fd` is a descriptor this process owns.
+    let r = unsafe { libc::ioctl(fd, cmd as libc::c_ulong, arg as libc::c_ulong) };
+    if r < 0 {
+        return Err(Errno::last_os_error());
+    }
+    Ok(())
+}
+
+/// Waits at most `timeout` for `fd` to become readable (or to report a hang-up or an
+/// error, which the read that follows returns); true when it did.
+pub(crate) fn wait_readable(fd: RawFd, timeout: std::time::Duration) -> Result<bool, Errno> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `pfd` is one valid pollfd and `ts` a valid timespec, both owned by this
+    // frame for the duration of the call; no signal mask is passed.
+    let r = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+    match r {
+        r if r > 0 => Ok(true),
+        0 => Ok(false),
+        _ => match Errno::last_os_error() {
+            Errno::EINTR => Ok(false),
+            e => Err(e),
+        },
+    }
+}
+
 /// The status flags of `fd` (`fcntl(F_GETFL)`), or `None` if the host refuses.
 pub(crate) fn status_flags(fd: RawFd) -> Option<u32> {
     // SAFETY: F_GETFL takes no argument and only reads the flags of our own descriptor.

@@ -72,6 +72,10 @@ pub struct SandboxConfig {
     /// every process is killed and [`run_sandbox`] returns
     /// [`SentryError::CpuBudgetExceeded`].
     pub cpu_budget: Option<std::time::Duration>,
+    /// The read end of the pipe on which the sandbox process's signal handler writes the
+    /// keyboard signals (and `SIGWINCH`) the host sends for its terminal; they go to the
+    /// console's foreground process group.
+    pub console_signals: Option<OwnedFd>,
 }
 
 /// How the first process of the sandbox ended.

@@ -60,6 +60,7 @@ pub(crate) fn run_over_gofer(
         filter: None,
         recorder: None,
         cpu_budget: None,
+        console_signals: None,
     };
     // Read stdout on the side so a leaked write end fails the test instead of hanging it.
     let (tx, rx) = std::sync::mpsc::channel();

@@ -131,6 +131,14 @@ impl Waker {
         woken
     }
 
+    /// Counts the caller as asleep until the guard is dropped, for a wait that happens
+    /// outside [`Waker::sleep`] (a host `ppoll` on a terminal or pipe given as stdio).
+    pub fn asleep(&self) -> Asleep<'_> {
+        self.sleepers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Asleep(self)
+    }
+
     /// Whether a thread sleeps on this waker now.
     pub fn is_sleeping(&self) -> bool {
         self.sleepers.load(std::sync::atomic::Ordering::Relaxed) > 0
@@ -151,6 +159,18 @@ impl Waker {
             }
         }
         true
+    }
+}
+
+/// A task counted as asleep ([`Waker::asleep`]).
+#[derive(Debug)]
+pub struct Asleep<'a>(&'a Waker);
+
+impl Drop for Asleep<'_> {
+    fn drop(&mut self) {
+        self.0
+            .sleepers
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

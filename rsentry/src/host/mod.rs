@@ -36,16 +36,19 @@ pub fn own_inherited_fd(n: RawFd) -> OwnedFd {
 }
 
 /// Makes `cmd`'s child, between `fork` and `exec`: unblock every signal, ask for `SIGKILL`
-/// when its parent dies (`die_with_parent`), `dup2` each `(source, target)` pair, and mark
-/// every descriptor from `first_free` upwards close-on-exec.
+/// when its parent dies (`die_with_parent`), lead a new session with its stdin terminal
+/// as the controlling one (`terminal_session`), `dup2` each `(source, target)` pair, and
+/// mark every descriptor from `first_free` upwards close-on-exec.
 pub fn child_setup(
     cmd: &mut Command,
     pairs: Vec<(RawFd, RawFd)>,
     first_free: RawFd,
     die_with_parent: bool,
+    terminal_session: bool,
 ) {
     // SAFETY: the closure runs in the forked child before exec and calls only
-    // async-signal-safe functions (sigemptyset, sigprocmask, prctl, dup2, close_range) on
+    // async-signal-safe functions (sigemptyset, sigprocmask, prctl, setsid, ioctl with an
+    // integer argument, dup2, close_range) on
     // plain integers and a stack sigset; it allocates nothing and touches no lock.
     unsafe {
         cmd.pre_exec(move || {
@@ -57,6 +60,11 @@ pub fn child_setup(
                 return Err(std::io::Error::last_os_error());
             }
             if die_with_parent && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // A session of its own whose controlling terminal is its stdin: the keys typed
+            // into that terminal become signals for it.
+            if terminal_session && (libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0) {
                 return Err(std::io::Error::last_os_error());
             }
             for &(src, dst) in &pairs {

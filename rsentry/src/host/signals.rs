@@ -130,6 +130,66 @@ mod tests {
     }
 }
 
+/// The signals a terminal sends its foreground process group (`^C`, `^\\`, `^Z`, and
+/// `SIGWINCH` on a resize): the sandbox process hands them to the Sentry, which sends
+/// them to the foreground group of the sandbox's own terminal.
+pub const CONSOLE_SIGNALS: [i32; 4] = [libc::SIGINT, libc::SIGQUIT, libc::SIGTSTP, libc::SIGWINCH];
+
+fn console_set() -> libc::sigset_t {
+    // SAFETY: an all-zero sigset_t is valid storage for sigemptyset to initialise.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is valid, writable storage; the signal numbers are valid.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for s in CONSOLE_SIGNALS {
+            libc::sigaddset(&mut set, s);
+        }
+    }
+    set
+}
+
+/// Blocks [`CONSOLE_SIGNALS`] in the calling thread, before the sandbox process has any
+/// other: every thread it creates inherits the mask, so no Sentry thread is interrupted
+/// by them; [`forward_console_signals`] takes them from the pending set.
+pub fn block_console_signals() -> std::io::Result<()> {
+    let set = console_set();
+    // SAFETY: `set` is an initialised sigset_t; the old mask is not needed.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(std::io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
+/// Starts a thread that waits for [`CONSOLE_SIGNALS`] (blocked by
+/// [`block_console_signals`]) and writes each one's number, as one byte, into `w` (a
+/// pipe whose read end the Sentry's `Kernel::forward_console_signals` reads; made before
+/// the seccomp filter, which has no `pipe2`).
+pub fn forward_console_signals(mut w: std::io::PipeWriter) -> std::io::Result<()> {
+    use std::io::Write;
+    std::thread::Builder::new()
+        .name("host-console-signals".into())
+        .spawn(move || {
+            let set = console_set();
+            loop {
+                // SAFETY: an all-zero siginfo_t is valid storage for the kernel to fill.
+                let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+                // SAFETY: `set` is initialised and `info` is writable storage of its type.
+                let signo = unsafe { libc::sigwaitinfo(&set, &mut info) };
+                if signo < 0 {
+                    if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    return;
+                }
+                if w.write_all(&[signo as u8]).is_err() {
+                    return;
+                }
+            }
+        })?;
+    Ok(())
+}
+
 /// A signal `runsc do` received while waiting for the sandbox.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Received {
@@ -140,13 +200,18 @@ pub struct Received {
     pub from_process: bool,
 }
 
-/// The signals `runsc do` handles synchronously while it waits for the sandbox.
-pub const WAITED_SIGNALS: [i32; 5] = [
+/// The signals `runsc do` handles synchronously while it waits for the sandbox. The
+/// keyboard's `SIGTSTP` and `SIGWINCH` are among them: they are for the application (the
+/// sandbox process takes them from the terminal itself), so a monitor neither stops nor
+/// acts on them.
+pub const WAITED_SIGNALS: [i32; 7] = [
     libc::SIGCHLD,
     libc::SIGTERM,
     libc::SIGHUP,
     libc::SIGINT,
     libc::SIGQUIT,
+    libc::SIGTSTP,
+    libc::SIGWINCH,
 ];
 
 fn waited_set() -> libc::sigset_t {

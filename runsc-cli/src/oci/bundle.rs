@@ -25,6 +25,9 @@ pub struct SandboxBoot {
     /// `root.readonly`.
     #[serde(default)]
     pub readonly_root: bool,
+    /// `process.terminal`: the sandbox's stdio is the container's terminal.
+    #[serde(default)]
+    pub terminal: bool,
     /// `linux.maskedPaths`.
     #[serde(default)]
     pub masked_paths: Vec<String>,
@@ -263,6 +266,7 @@ impl Bundle {
                 .as_ref()
                 .and_then(|r| r.readonly())
                 .unwrap_or(false),
+            terminal: self.process().terminal().unwrap_or(false),
             masked_paths: paths(&self.spec, "maskedPaths")?,
             readonly_paths: paths(&self.spec, "readonlyPaths")?,
             memory_limit: None,

@@ -15,6 +15,7 @@
 pub mod bundle;
 pub mod cgroup;
 pub mod cli;
+pub mod console;
 pub mod hooks;
 pub mod proto;
 pub mod server;
@@ -22,7 +23,7 @@ pub mod state;
 pub mod supervisor;
 
 use std::io::{Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Child;
 
@@ -97,7 +98,7 @@ pub enum OciCommand {
 /// Runs an OCI command. Every failure becomes exit status 1 (usage errors stay 2).
 pub fn run(global: &GlobalArgs, cmd: OciCommand) -> Result<i32, RunscError> {
     let res = match cmd {
-        OciCommand::Create(a) => create(global, a).map(|_| 0),
+        OciCommand::Create(a) => create(global, a, false).map(|_| 0),
         OciCommand::Start(a) => start(global, &a.id),
         OciCommand::State(a) => state_cmd(global, &a.id),
         OciCommand::Kill(a) => kill(global, a),
@@ -159,17 +160,44 @@ impl Drop for DirGuard {
 }
 
 /// `create`: returns the container and the supervisor (our child until we exit).
-fn create(global: &GlobalArgs, a: CreateArgs) -> Result<(Container, Child), RunscError> {
+fn create(
+    global: &GlobalArgs,
+    a: CreateArgs,
+    foreground: bool,
+) -> Result<(Container, Child), RunscError> {
     let bundle = Bundle::load(&a.bundle)?;
     if a.preserve_fds != 0 {
         return Err(err("--preserve-fds is not supported"));
     }
-    if bundle.process().terminal().unwrap_or(false) {
-        return Err(err(
-            "process.terminal is true: terminals are not supported yet (set it to false)",
-        ));
-    }
+    // With a terminal, the container's stdio is a new pseudo-terminal whose master goes
+    // to --console-socket; `run` in the foreground without one shares our own terminal.
+    let pty = match (
+        bundle.process().terminal().unwrap_or(false),
+        &a.console_socket,
+    ) {
+        (false, _) => None,
+        (true, Some(sock)) => {
+            let size = bundle
+                .process()
+                .console_size()
+                .as_ref()
+                .map(|b| (b.height() as u16, b.width() as u16));
+            let pty = console::Pty::open(size)?;
+            pty.send_master(sock)?;
+            Some(pty)
+        }
+        (true, None) if foreground && nix::unistd::isatty(std::io::stdin()).unwrap_or(false) => {
+            None
+        }
+        (true, None) => {
+            return Err(err(
+                "process.terminal is true: --console-socket is required (or run in the foreground on a terminal)",
+            ));
+        }
+    };
     let mut boot = bundle.sandbox_boot()?;
+    // The sandbox takes the terminal as its own only when it is the container's new one.
+    boot.terminal = pty.is_some();
     let cgroup = cgroup::from_spec(&bundle.spec, &a.id, global.systemd_cgroup)?;
     boot.memory_limit = cgroup.as_ref().and_then(|c| c.memory);
     std::fs::create_dir_all(&global.root)
@@ -193,9 +221,13 @@ fn create(global: &GlobalArgs, a: CreateArgs) -> Result<(Container, Child), Runs
         .arg("--state-dir")
         .arg(&c.dir)
         .args(["--ready-fd", "3", "--launch-fd", "4"]);
+    if let Some(pty) = &pty {
+        let [i, o, e] = pty.stdio()?;
+        cmd.stdin(i).stdout(o).stderr(e);
+    }
     let mut sup =
         child::spawn_detached_with_fds(cmd, &[(&ready_write, 3), (&launch_read, 4)], "supervisor")?;
-    drop((ready_write, launch_read));
+    drop((ready_write, launch_read, pty));
     let launch = supervisor::Launch {
         rootfs: bundle.rootfs.clone(),
         boot,
@@ -522,7 +554,7 @@ fn delete(global: &GlobalArgs, a: DeleteArgs) -> Result<i32, RunscError> {
 
 fn run_cmd(global: &GlobalArgs, a: RunArgs) -> Result<i32, RunscError> {
     let id = a.create.id.clone();
-    let (c, mut sup) = create(global, a.create)?;
+    let (c, mut sup) = create(global, a.create, !a.detach)?;
     let s = c.stored()?;
     if let Err(e) = start_container(&c, &s) {
         let _ = c.ask(&Request::Signal {
@@ -550,11 +582,7 @@ fn run_cmd(global: &GlobalArgs, a: RunArgs) -> Result<i32, RunscError> {
         }
         let got = crate::signals::wait_signal().map_err(|e| RunscError::host("wait", e))?;
         if got.signo != libc::SIGCHLD {
-            let _ = c.ask(&Request::Signal {
-                pid: 1,
-                signal: got.signo,
-                all: false,
-            });
+            let _ = c.ask(&forwarded(1, got));
         }
     };
     if !a.keep {
@@ -601,7 +629,10 @@ fn add_caps(p: &mut ProcessArgs, names: &[String]) -> Result<(), RunscError> {
 
 /// The process `exec` runs: `--process FILE`, or the container's process with the
 /// command line's arguments and overrides.
-fn exec_process(a: &ExecArgs, s: &Stored) -> Result<ProcessArgs, RunscError> {
+/// The process `exec` starts, whether it has a terminal, and the terminal's size.
+type ExecProcess = (ProcessArgs, bool, Option<(u16, u16)>);
+
+fn exec_process(a: &ExecArgs, s: &Stored) -> Result<ExecProcess, RunscError> {
     if let Some(file) = &a.process {
         let bytes = std::fs::read(file).map_err(|e| err(format!("{}: {e}", file.display())))?;
         let raw: serde_json::Value = serde_json::from_slice(&bytes)
@@ -609,9 +640,14 @@ fn exec_process(a: &ExecArgs, s: &Stored) -> Result<ProcessArgs, RunscError> {
         bundle::check_raw_process(&raw).map_err(|e| err(format!("{}: {e}", file.display())))?;
         let p: oci_spec::runtime::Process = serde_json::from_value(raw)
             .map_err(|e| err(format!("{}: malformed: {e}", file.display())))?;
+        let terminal = a.tty || p.terminal().unwrap_or(false);
+        let size = p
+            .console_size()
+            .as_ref()
+            .map(|b| (b.height() as u16, b.width() as u16));
         let mut p = bundle::process_args(&p, &s.rootfs)?;
         add_caps(&mut p, &a.caps)?;
-        return Ok(p);
+        return Ok((p, terminal, size));
     }
     if a.command.is_empty() {
         return Err(RunscError::Usage(
@@ -659,18 +695,15 @@ fn exec_process(a: &ExecArgs, s: &Stored) -> Result<ProcessArgs, RunscError> {
         p.no_new_privs = true;
     }
     add_caps(&mut p, &a.caps)?;
-    Ok(p)
+    Ok((p, a.tty, None))
 }
 
 fn exec(global: &GlobalArgs, a: ExecArgs) -> Result<i32, RunscError> {
     let (c, s) = open(global, &a.id)?;
-    if a.tty {
-        return Err(err("exec --tty: terminals are not supported yet"));
-    }
     if a.preserve_fds != 0 {
         return Err(err("--preserve-fds is not supported"));
     }
-    let process = exec_process(&a, &s)?;
+    let (process, terminal, size) = exec_process(&a, &s)?;
     if c.status(&s).0 == Status::Paused && !a.ignore_paused {
         return Err(err(format!(
             "cannot exec in container {}: it is paused",
@@ -683,8 +716,28 @@ fn exec(global: &GlobalArgs, a: ExecArgs) -> Result<i32, RunscError> {
             a.id
         )));
     }
+    // With a terminal: a new pseudo-terminal whose master goes to --console-socket, or,
+    // in the foreground without one, our own terminal.
+    let pty = match (terminal, &a.console_socket) {
+        (false, _) => None,
+        (true, Some(sock)) => {
+            let pty = console::Pty::open(size)?;
+            pty.send_master(sock)?;
+            Some(pty)
+        }
+        (true, None) if !a.detach && nix::unistd::isatty(std::io::stdin()).unwrap_or(false) => None,
+        (true, None) => {
+            return Err(err(
+                "exec: a terminal needs --console-socket (or the foreground on a terminal)",
+            ));
+        }
+    };
     if !a.detach {
-        let status = run_exec(&c, process, None, a.pid_file.as_deref())?;
+        let stdio = match &pty {
+            Some(p) => p.stdio()?,
+            None => std_stdio()?,
+        };
+        let status = run_exec(&c, process, None, a.pid_file.as_deref(), stdio)?;
         return Ok(status);
     }
     // Detached: a child `runsc exec-wait` starts the process and waits for it; its pid
@@ -697,9 +750,18 @@ fn exec(global: &GlobalArgs, a: ExecArgs) -> Result<i32, RunscError> {
     cmd.arg("exec-wait")
         .args(["--ready-fd", "3", "--process-fd", "4"])
         .arg(&a.id);
-    let mut waiter =
-        child::spawn_detached_with_fds(cmd, &[(&ready_write, 3), (&proc_read, 4)], "exec waiter")?;
-    drop((ready_write, proc_read));
+    let fds = [(&ready_write, 3), (&proc_read, 4)];
+    // The waiter of a process with a terminal leads a session whose controlling terminal
+    // it is, so that keys typed into it reach the waiter, which passes them on.
+    let mut waiter = match &pty {
+        Some(p) => {
+            let [i, o, e] = p.stdio()?;
+            cmd.stdin(i).stdout(o).stderr(e);
+            child::spawn_terminal_session_with_fds(cmd, &fds, "exec waiter")?
+        }
+        None => child::spawn_detached_with_fds(cmd, &fds, "exec waiter")?,
+    };
+    drop((ready_write, proc_read, pty));
     let json = serde_json::to_vec(&process).map_err(|e| err(e.to_string()))?;
     let _ = std::fs::File::from(proc_write).write_all(&json);
     let mut answer = String::new();
@@ -728,6 +790,7 @@ fn run_exec(
     process: ProcessArgs,
     ready: Option<std::fs::File>,
     pid_file: Option<&Path>,
+    stdio: [OwnedFd; 3],
 ) -> Result<i32, RunscError> {
     let report = |ready: Option<std::fs::File>, msg: &str| {
         if let Some(mut r) = ready {
@@ -739,8 +802,8 @@ fn run_exec(
         report(ready, &format!("error: {msg}"));
         return Err(err(msg));
     };
-    let stdio = [0, 1, 2];
-    let pid = match proto::call(sock.as_fd(), &Request::Exec { process }, &stdio) {
+    let raw = stdio.each_ref().map(|f| f.as_raw_fd());
+    let pid = match proto::call(sock.as_fd(), &Request::Exec { process }, &raw) {
         Ok(Reply::Pid { pid }) => pid,
         Ok(Reply::Error { message }) => {
             report(ready, &format!("error: {message}"));
@@ -770,11 +833,7 @@ fn run_exec(
         .spawn(move || {
             while let Ok(got) = crate::signals::wait_signal() {
                 if got.signo != libc::SIGCHLD {
-                    let _ = fwd.ask(&Request::Signal {
-                        pid,
-                        signal: got.signo,
-                        all: false,
-                    });
+                    let _ = fwd.ask(&forwarded(pid, got));
                 }
             }
         });
@@ -798,7 +857,42 @@ fn exec_wait(global: &GlobalArgs, a: ExecWaitArgs) -> Result<i32, RunscError> {
     let process: ProcessArgs =
         serde_json::from_slice(&bytes).map_err(|e| err(format!("bad process: {e}")))?;
     let c = Container::open(&global.root, &a.id)?;
-    run_exec(&c, process, Some(ready), None)
+    run_exec(&c, process, Some(ready), None, std_stdio()?)
+}
+
+/// Copies of our stdin, stdout and stderr.
+fn std_stdio() -> Result<[OwnedFd; 3], RunscError> {
+    let dup = |fd: std::os::fd::BorrowedFd<'_>| {
+        fd.try_clone_to_owned()
+            .map_err(|e| RunscError::host("dup stdio", e))
+    };
+    Ok([
+        dup(std::io::stdin().as_fd())?,
+        dup(std::io::stdout().as_fd())?,
+        dup(std::io::stderr().as_fd())?,
+    ])
+}
+
+/// What a signal we got becomes for process `pid`: one that our terminal generated (a
+/// key typed into it, a resize; sent by the host kernel, not by a process) goes to the
+/// foreground group of `pid`'s terminal; any other is sent to `pid`.
+fn forwarded(pid: i32, got: crate::signals::Received) -> Request {
+    let keyboard = matches!(
+        got.signo,
+        libc::SIGINT | libc::SIGQUIT | libc::SIGTSTP | libc::SIGWINCH
+    );
+    if keyboard && !got.from_process && nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+        Request::TerminalSignal {
+            pid,
+            signal: got.signo,
+        }
+    } else {
+        Request::Signal {
+            pid,
+            signal: got.signo,
+            all: false,
+        }
+    }
 }
 
 fn procs(c: &Container, s: &Stored) -> Result<Vec<proto::Proc>, RunscError> {

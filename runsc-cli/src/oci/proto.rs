@@ -83,6 +83,14 @@ pub enum Request {
         /// Its pid inside the sandbox.
         pid: i32,
     },
+    /// A signal the terminal of process `pid` generated (a key typed into it, a resize),
+    /// for its foreground process group.
+    TerminalSignal {
+        /// The process whose controlling terminal it is.
+        pid: i32,
+        /// The signal number.
+        signal: i32,
+    },
     /// Send a signal.
     Signal {
         /// Its pid inside the sandbox (ignored with `all`).

@@ -97,6 +97,7 @@ pub fn run(
     (gofer, mount_socks): (Option<OwnedFd>, Vec<OwnedFd>),
     control: OwnedFd,
     strace: bool,
+    console_signals: Option<OwnedFd>,
 ) -> Result<i32, RunscError> {
     let sandbox = match Sandbox::new(platform, &boot.hostname, strace, gofer) {
         Ok(s) => Arc::new(s),
@@ -107,6 +108,12 @@ pub fn run(
             return Ok(crate::error::EXIT_RUNTIME_ERROR);
         }
     };
+    if let Some(pipe) = console_signals {
+        sandbox
+            .kernel()
+            .forward_console_signals(pipe)
+            .map_err(|e| RunscError::host("start the console-signal thread", e))?;
+    }
     if let Some(l) = boot.memory_limit {
         sandbox.set_memory_limit(l);
     }
@@ -351,6 +358,10 @@ fn handle(sandbox: &Sandbox, req: Request, fds: Vec<OwnedFd>) -> Reply {
                 Err(e) => error_reply(format!("signal {signal} to {pid}: {e}")),
             }
         }
+        Request::TerminalSignal { pid, signal } => match sandbox.terminal_signal(pid, signal) {
+            Ok(()) => Reply::Ok,
+            Err(e) => error_reply(format!("terminal signal {signal} for {pid}: {e}")),
+        },
         Request::Pause => {
             sandbox.pause();
             Reply::Ok

@@ -1,19 +1,19 @@
 //! devfs: `/dev` with `null`, `zero`, `full`, `random`, `urandom`, `tty`, the `fd`,
-//! `stdin`, `stdout`, `stderr` symlinks, and `shm`/`pts` directories (`tty` is the first
-//! terminal among the stdio host FDs, `ENXIO` without one); and
-//! [`host_fd_file`], which passes a host FD (the stdio given at start) through as a file.
+//! `stdin`, `stdout`, `stderr` symlinks, and `shm`/`pts` directories (`tty` opens the
+//! caller's controlling terminal, `ENXIO` without one); and [`host_fd_file`], which passes
+//! a host FD (stdio given at start or with `exec`) through as a file.
 //!
 //! The tree itself is a tmpfs (so `/dev/shm` is ordinary tmpfs storage) with device inodes
 //! added. Host-FD files read and write the host FD and forward a fixed set of harmless
-//! terminal ioctls (`TCGETS`, `TCSETS*`, `TIOCGWINSZ`, `FIONREAD`); the foreground process
-//! group (`TIOCGPGRP`/`TIOCSPGRP`) is emulated, never forwarded.
+//! terminal ioctls (`TCGETS`, `TCSETS*`, `TIOCGWINSZ`, `TIOCSWINSZ`, `FIONREAD`, `TCFLSH`,
+//! `TCXONC`, `TCSBRK`); job control (`TIOCGPGRP`, `TIOCSPGRP`, `TIOCSCTTY`, `TIOCNOTTY`,
+//! `TIOCGSID`) is the sandbox's own (see [`super::tty`]), never forwarded.
 
 use std::any::Any;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use linux_abi::Errno;
@@ -25,8 +25,9 @@ use platform::MemoryFile;
 use super::file::OpenFile;
 use super::synth::{Attrs, SynthLink};
 use super::tmpfs::{TmpInode, Tmpfs};
+use super::tty::{Terminal, Terminals};
 use super::vfs::VfsPath;
-use super::{FileOps, FsStat, Inode, UserMem, magic, make_stat, new_ino};
+use super::{Caller, FileOps, FsStat, Inode, UserMem, magic, make_stat, new_ino};
 
 /// `ioctl` numbers the Sentry understands.
 pub mod ioctls {
@@ -40,6 +41,22 @@ pub mod ioctls {
     pub const TCSETSF: u32 = 0x5404;
     /// Get the foreground process group.
     pub const TIOCGPGRP: u32 = 0x540F;
+    /// Wait until output drains, then (argument 0) send a break.
+    pub const TCSBRK: u32 = 0x5409;
+    /// Suspend or restart output or input.
+    pub const TCXONC: u32 = 0x540A;
+    /// Discard queued input or output.
+    pub const TCFLSH: u32 = 0x540B;
+    /// Make the terminal the caller's controlling terminal.
+    pub const TIOCSCTTY: u32 = 0x540E;
+    /// Bytes in the output queue.
+    pub const TIOCOUTQ: u32 = 0x5411;
+    /// Set the window size.
+    pub const TIOCSWINSZ: u32 = 0x5414;
+    /// Give up the controlling terminal.
+    pub const TIOCNOTTY: u32 = 0x5422;
+    /// The session of the terminal.
+    pub const TIOCGSID: u32 = 0x5429;
     /// Set the foreground process group.
     pub const TIOCSPGRP: u32 = 0x5410;
     /// Get the window size.
@@ -52,19 +69,6 @@ pub mod ioctls {
     pub const FIONCLEX: u32 = 0x5450;
     /// Set close-on-exec.
     pub const FIOCLEX: u32 = 0x5451;
-}
-
-/// The controlling terminal of one sandbox: the first terminal passed through as stdio
-/// (by the runtime, for PID 1 or an `exec`'d process), what its `/dev/tty` opens. Each
-/// sandbox's [`Vfs`](super::Vfs) owns one, shared with its devfs.
-#[derive(Debug, Default)]
-pub struct ControllingTty(OnceLock<Arc<File>>);
-
-impl ControllingTty {
-    /// The terminal, if one was passed through.
-    fn get(&self) -> Option<&Arc<File>> {
-        self.0.get()
-    }
 }
 
 /// Size of the kernel's `struct termios`.
@@ -89,8 +93,8 @@ struct DevNode {
     rdev: u64,
     mode: u32,
     kind: DevKind,
-    /// What `/dev/tty` opens.
-    tty: Arc<ControllingTty>,
+    /// The kernel's controlling terminals (what `/dev/tty` opens).
+    terminals: Arc<Terminals>,
 }
 
 const fn mkdev(major: u64, minor: u64) -> u64 {
@@ -106,16 +110,21 @@ impl Inode for DevNode {
 
     fn open(&self, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         if self.kind == DevKind::Tty {
-            // The terminal among the stdio host FDs, if any, is the controlling one.
-            return match self.tty.get() {
-                Some(f) => Ok(Arc::new(HostFile {
-                    file: f.clone(),
-                    pgrp: AtomicI32::new(1),
-                })),
-                None => Err(Errno::ENXIO),
-            };
+            return Err(Errno::ENXIO);
         }
         Ok(Arc::new(DevFile { kind: self.kind }))
+    }
+
+    /// `/dev/tty` is the caller's controlling terminal (`ENXIO` without one).
+    fn open_by(&self, caller: &Caller, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        if self.kind != DevKind::Tty {
+            return self.open(flags);
+        }
+        let t = self.terminals.of(caller.tgid).ok_or(Errno::ENXIO)?;
+        Ok(Arc::new(HostFile {
+            file: t.file().clone(),
+            terminal: Some(t),
+        }))
     }
 
     fn setattr(&self, _a: &super::SetAttr) -> Result<(), Errno> {
@@ -183,7 +192,7 @@ pub fn fill_random(buf: &mut [u8]) -> Result<(), Errno> {
 }
 
 /// Builds the devfs tree (a tmpfs with device nodes) and returns its root.
-pub fn new_devfs(mf: Arc<MemoryFile>, tty: Arc<ControllingTty>) -> Result<Arc<TmpInode>, Errno> {
+pub fn new_devfs(mf: Arc<MemoryFile>, terminals: Arc<Terminals>) -> Result<Arc<TmpInode>, Errno> {
     let root = Tmpfs::new_root(mf, 0o755, 0, 0);
     let dev = root.stat()?.st_dev;
     let nodes: [(&[u8], DevKind, u64, u32); 6] = [
@@ -203,7 +212,7 @@ pub fn new_devfs(mf: Arc<MemoryFile>, tty: Arc<ControllingTty>) -> Result<Arc<Tm
                 rdev,
                 mode,
                 kind,
-                tty: tty.clone(),
+                terminals: terminals.clone(),
             }),
         )?;
     }
@@ -221,7 +230,7 @@ pub fn new_devfs(mf: Arc<MemoryFile>, tty: Arc<ControllingTty>) -> Result<Arc<Tm
         mode: Some(0o1777),
         ..Default::default()
     })?;
-    root.mkdir_p(b"pts", 0o755)?;
+    terminals.set_pts_dir(root.mkdir_p(b"pts", 0o755)?);
     Ok(root)
 }
 
@@ -230,6 +239,8 @@ pub fn new_devfs(mf: Arc<MemoryFile>, tty: Arc<ControllingTty>) -> Result<Arc<Tm
 pub struct HostFdInode {
     file: Arc<File>,
     ino: u64,
+    /// Shared by every open of a host terminal (`/proc/self/fd/N`).
+    terminal: Option<Arc<Terminal>>,
 }
 
 fn host_dev() -> u64 {
@@ -277,7 +288,7 @@ impl Inode for HostFdInode {
     fn open(&self, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         Ok(Arc::new(HostFile {
             file: self.file.clone(),
-            pgrp: AtomicI32::new(1),
+            terminal: self.terminal.clone(),
         }))
     }
 
@@ -298,10 +309,36 @@ impl Inode for HostFdInode {
 #[derive(Debug)]
 pub struct HostFile {
     file: Arc<File>,
-    pgrp: AtomicI32,
+    /// The sandbox's job-control state when the host FD is a terminal.
+    terminal: Option<Arc<Terminal>>,
 }
 
+/// How long a read of a host terminal, pipe or socket waits in the host at a time before
+/// it checks for a signal: the most a signal can wait to interrupt such a read.
+const HOST_READ_SLICE: std::time::Duration = std::time::Duration::from_millis(50);
+
 impl HostFile {
+    /// A blocking read of a host terminal, pipe or socket waits for data in slices, so
+    /// that a signal for the task interrupts it (`EINTR`, restarted or not as the signal's
+    /// `SA_RESTART` says) as on Linux, instead of waiting in the host for input that may
+    /// never come. Regular files and non-blocking descriptors read at once.
+    fn wait_readable(&self) -> Result<(), Errno> {
+        let fd = self.file.as_raw_fd();
+        let nonblock = crate::host::status_flags(fd).is_some_and(|f| f & O_NONBLOCK != 0);
+        if nonblock || self.file.metadata().is_ok_and(|m| m.is_file()) {
+            return Ok(());
+        }
+        // The task is asleep (`S` in /proc) while it waits in the host, as on Linux.
+        let waker = crate::waiter::current_waker();
+        let _asleep = waker.asleep();
+        while !crate::host::wait_readable(fd, HOST_READ_SLICE)? {
+            if crate::waiter::signal_pending() {
+                return Err(Errno::EINTR);
+            }
+        }
+        Ok(())
+    }
+
     fn retry<T>(mut f: impl FnMut() -> std::io::Result<T>) -> Result<T, Errno> {
         loop {
             match f() {
@@ -315,6 +352,7 @@ impl HostFile {
 
 impl FileOps for HostFile {
     fn read_at(&self, buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
+        self.wait_readable()?;
         Self::retry(|| (&*self.file).read(buf))
     }
 
@@ -349,23 +387,15 @@ impl FileOps for HostFile {
                 host_ioctl(fd, cmd, &mut buf)?;
                 Ok(0)
             }
-            FIONREAD => {
+            FIONREAD | TIOCOUTQ => {
                 let mut buf = [0u8; 4];
                 host_ioctl(fd, cmd, &mut buf)?;
                 mem.copy_out(arg, &buf)?;
                 Ok(0)
             }
-            TIOCGPGRP => {
-                // Must be a terminal; the group is the sandbox's own notion.
-                host_ioctl(fd, TIOCGWINSZ, &mut [0u8; WINSIZE_SIZE])?;
-                mem.copy_out(arg, &self.pgrp.load(Ordering::Relaxed).to_ne_bytes())?;
-                Ok(0)
-            }
-            TIOCSPGRP => {
-                host_ioctl(fd, TIOCGWINSZ, &mut [0u8; WINSIZE_SIZE])?;
-                let mut b = [0u8; 4];
-                mem.copy_in(arg, &mut b)?;
-                self.pgrp.store(i32::from_ne_bytes(b), Ordering::Relaxed);
+            // Integer arguments: a queue selector, a flow action, a break flag.
+            TCFLSH | TCXONC | TCSBRK if self.terminal.is_some() => {
+                crate::host::ioctl_int(fd, cmd, arg)?;
                 Ok(0)
             }
             _ => Err(Errno::ENOTTY),
@@ -386,6 +416,10 @@ impl FileOps for HostFile {
 
     fn host_fd(&self) -> Option<std::os::fd::RawFd> {
         Some(self.file.as_raw_fd())
+    }
+
+    fn terminal(&self) -> Option<Arc<Terminal>> {
+        self.terminal.clone()
     }
 
     fn readiness(&self, mask: crate::waiter::Events) -> crate::waiter::Events {
@@ -427,8 +461,8 @@ impl FileOps for HostFile {
 fn host_ioctl(fd: i32, cmd: u32, buf: &mut [u8]) -> Result<(), Errno> {
     let need = match cmd {
         ioctls::TCGETS | ioctls::TCSETS | ioctls::TCSETSW | ioctls::TCSETSF => TERMIOS_SIZE,
-        ioctls::TIOCGWINSZ => WINSIZE_SIZE,
-        ioctls::FIONREAD => 4,
+        ioctls::TIOCGWINSZ | ioctls::TIOCSWINSZ => WINSIZE_SIZE,
+        ioctls::FIONREAD | ioctls::TIOCOUTQ => 4,
         _ => return Err(Errno::ENOTTY),
     };
     if buf.len() < need {
@@ -437,25 +471,38 @@ fn host_ioctl(fd: i32, cmd: u32, buf: &mut [u8]) -> Result<(), Errno> {
     crate::host::ioctl_buf(fd, cmd, buf)
 }
 
-/// Wraps a host FD given at start (stdio) as a file description. Its access mode is the
-/// host FD's. The first terminal so passed becomes the sandbox's controlling terminal
-/// `tty`.
-pub fn host_fd_file(fd: OwnedFd, tty: &ControllingTty) -> Arc<OpenFile> {
+/// Wraps a host FD given at start (stdio) or with `exec` as a file description. Its
+/// access mode is the host FD's. A host terminal is interned in `terminals`: every
+/// descriptor of it shares one [`Terminal`] (see [`FileOps::terminal`]) and one inode,
+/// named `/dev/pts/N` there.
+pub fn host_fd_file(fd: OwnedFd, terminals: &Terminals) -> Arc<OpenFile> {
     let fl = crate::host::status_flags(fd.as_raw_fd());
     let acc = fl.map_or(O_RDWR, |f| f & O_ACCMODE);
     let nonblock = fl.map_or(0, |f| f & O_NONBLOCK);
     let raw = fd.as_raw_fd();
     let file = Arc::new(File::from(fd));
     if host_ioctl(raw, ioctls::TCGETS, &mut [0u8; TERMIOS_SIZE]).is_ok() {
-        let _ = tty.0.set(file.clone());
+        let (terminal, inode, name) = terminals.intern(&file, |t| {
+            Arc::new(HostFdInode {
+                file: file.clone(),
+                ino: new_ino(),
+                terminal: Some(t.clone()),
+            })
+        });
+        let ops: Arc<dyn FileOps> = Arc::new(HostFile {
+            file,
+            terminal: Some(terminal),
+        });
+        return OpenFile::new(VfsPath::anonymous(inode, &name), acc | nonblock, ops);
     }
     let inode = Arc::new(HostFdInode {
         file: file.clone(),
         ino: new_ino(),
+        terminal: None,
     });
     let ops: Arc<dyn FileOps> = Arc::new(HostFile {
         file,
-        pgrp: AtomicI32::new(1),
+        terminal: None,
     });
     // Named as Linux names such files in /proc/<pid>/fd (host paths are not shown).
     let name = match inode.stat().map(|st| st.st_mode & S_IFMT) {
@@ -484,7 +531,8 @@ mod tests {
     #[test]
     fn devices_behave() {
         let mf = Arc::new(MemoryFile::new("devfs-test", 16 << 20).unwrap());
-        let root = new_devfs(mf, Arc::default()).unwrap();
+        let terminals = Arc::new(Terminals::default());
+        let root = new_devfs(mf, terminals.clone()).unwrap();
         let mut buf = [7u8; 16];
         let null = root.lookup(b"null").unwrap().open(O_RDWR).unwrap();
         assert_eq!(null.read_at(&mut buf, 0).unwrap(), 0);
@@ -506,11 +554,16 @@ mod tests {
         assert_eq!(null.stream_seek(0, 9), Err(Errno::EINVAL));
         let ur = root.lookup(b"urandom").unwrap().open(O_RDONLY).unwrap();
         assert_eq!(ur.read_at(&mut buf, 0).unwrap(), 16);
-        assert_eq!(
-            root.lookup(b"tty").unwrap().open(O_RDWR).err(),
-            Some(Errno::ENXIO),
-            "no terminal was passed through"
-        );
+        // /dev/tty is the caller's controlling terminal: none here, then one.
+        let tty = root.lookup(b"tty").unwrap();
+        let me = Caller { tgid: 7, tid: 7 };
+        assert_eq!(tty.open_by(&me, O_RDWR).err(), Some(Errno::ENXIO));
+        let t = Terminal::new(Arc::new(File::open("/dev/null").unwrap()));
+        terminals.acquire(&t, 7, 7, 7);
+        let f = tty.open_by(&me, O_RDWR).unwrap();
+        assert!(f.terminal().is_some_and(|x| Arc::ptr_eq(&x, &t)));
+        let other = Caller { tgid: 8, tid: 8 };
+        assert_eq!(tty.open_by(&other, O_RDWR).err(), Some(Errno::ENXIO));
         assert_eq!(
             root.lookup(b"stdout")
                 .unwrap()
@@ -531,8 +584,8 @@ mod tests {
     #[test]
     fn host_fd_passthrough() {
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let fa = host_fd_file(OwnedFd::from(a), &ControllingTty::default());
-        let fb = host_fd_file(OwnedFd::from(b), &ControllingTty::default());
+        let fa = host_fd_file(OwnedFd::from(a), &Terminals::default());
+        let fb = host_fd_file(OwnedFd::from(b), &Terminals::default());
         assert_eq!(fa.write(&Caller::KERNEL, b"ping").unwrap(), 4);
         let mut buf = [0u8; 8];
         assert_eq!(fb.read(&Caller::KERNEL, &mut buf).unwrap(), 4);
@@ -548,7 +601,7 @@ mod tests {
         tmp.write_all(b"abcdef").unwrap();
         let f = host_fd_file(
             OwnedFd::from(tmp.try_clone().unwrap()),
-            &ControllingTty::default(),
+            &Terminals::default(),
         );
         assert_eq!(f.seek(2, 0).unwrap(), 2);
         let mut buf = [0u8; 8];
@@ -576,22 +629,37 @@ mod tests {
             }
         };
         let mf = Arc::new(MemoryFile::new("devfs-tty-test", 16 << 20).unwrap());
-        let one = Vfs::new_sandbox(mf.clone(), None).unwrap();
-        let two = Vfs::new_sandbox(mf, None).unwrap();
-        let _stdin = host_fd_file(OwnedFd::from(ptmx), one.controlling_tty());
-        let open_tty = |v: &Vfs| {
+        let (t1, t2) = (
+            Arc::new(Terminals::default()),
+            Arc::new(Terminals::default()),
+        );
+        let one = Vfs::new_sandbox(mf.clone(), None, t1.clone()).unwrap();
+        let two = Vfs::new_sandbox(mf, None, t2).unwrap();
+        let stdin = host_fd_file(OwnedFd::from(ptmx), &t1);
+        let term = stdin.ops().terminal().unwrap();
+        t1.acquire(&term, 1, 1, 1);
+        let init = Caller { tgid: 1, tid: 1 };
+        let open = |v: &Vfs, path: &[u8]| {
             let r = v.root();
-            v.resolve(&r, &r, b"/dev/tty", Follow::Yes, &FsCred::root())
-                .unwrap()
-                .inode()
-                .open(O_RDWR)
+            v.resolve(&r, &r, path, Follow::Yes, &FsCred::root())
+                .and_then(|p| p.inode().open_by(&init, O_RDWR))
                 .map(|_| ())
         };
-        assert_eq!(open_tty(&one), Ok(()), "the terminal is this sandbox's tty");
         assert_eq!(
-            open_tty(&two),
+            open(&one, b"/dev/tty"),
+            Ok(()),
+            "the terminal is this sandbox's tty"
+        );
+        assert_eq!(
+            open(&one, b"/dev/pts/0"),
+            Ok(()),
+            "and is named in its /dev/pts"
+        );
+        assert_eq!(
+            open(&two, b"/dev/tty"),
             Err(Errno::ENXIO),
             "the other sandbox has no controlling terminal"
         );
+        assert_eq!(open(&two, b"/dev/pts/0"), Err(Errno::ENOENT));
     }
 }

@@ -26,7 +26,7 @@
 //! use sentry::fs::{Caller, FsCred, Vfs};
 //!
 //! let mf = Arc::new(platform::MemoryFile::new("doc", 64 << 20).unwrap());
-//! let vfs = Vfs::new_sandbox(mf, None).unwrap();
+//! let vfs = Vfs::new_sandbox(mf, None, Default::default()).unwrap();
 //! let ctx = vfs.root_context(b"/tmp").unwrap();
 //! let cred = FsCred::root();
 //! let f = vfs.open(&ctx, &cred, b"notes", O_CREAT | O_RDWR, 0o644).unwrap();
@@ -55,6 +55,7 @@ pub(crate) mod synth;
 pub(crate) mod sysfs;
 pub(crate) mod timerfd;
 pub(crate) mod tmpfs;
+pub(crate) mod tty;
 pub(crate) mod vfs;
 
 #[cfg(test)]
@@ -71,9 +72,10 @@ use linux_abi::types::{Stat, Timespec};
 
 use crate::waiter::{Events, WaitQueue, events};
 
-pub use devfs::{ControllingTty, host_fd_file};
+pub use devfs::host_fd_file;
 pub use file::{FdTable, FsContext, OpenFile};
 pub use proc::{ProcSource, prime_host_info};
+pub use tty::{Terminal, Terminals};
 pub use vfs::{Dentry, Mount, Vfs, VfsPath};
 
 /// Longest path the walk accepts (`PATH_MAX`, including the NUL).
@@ -473,6 +475,13 @@ pub trait Inode: Send + Sync + fmt::Debug + Any {
         Ok(Arc::new(NoIo))
     }
 
+    /// Opens the file for `caller`: a device whose meaning depends on who opens it
+    /// (`/dev/tty`, the caller's controlling terminal) overrides this; the rest open with
+    /// [`Inode::open`]. The open system calls come here.
+    fn open_by(&self, _caller: &Caller, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        self.open(flags)
+    }
+
     /// Filesystem statistics.
     fn statfs(&self) -> Result<FsStat, Errno> {
         Ok(FsStat::memory(magic::TMPFS))
@@ -558,6 +567,11 @@ pub trait FileOps: Send + Sync + fmt::Debug {
 
     /// The host file descriptor behind this file, if any (for `mm` to read pages).
     fn host_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+
+    /// The terminal this file is, for the job-control ioctls (`syscalls::tty`).
+    fn terminal(&self) -> Option<Arc<tty::Terminal>> {
         None
     }
 

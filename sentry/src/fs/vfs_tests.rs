@@ -464,7 +464,7 @@ fn read_all(f: &OpenFile) -> Vec<u8> {
 
 #[test]
 fn sandbox_tree_dev_proc_and_sys() {
-    let vfs = Vfs::new_sandbox(mf(), None).unwrap();
+    let vfs = Vfs::new_sandbox(mf(), None, Default::default()).unwrap();
     let ctx = Arc::new(vfs.root_context(b"/tmp").unwrap());
     let fds = Arc::new(FdTable::new());
     let kernel: Arc<dyn ProcSource> = Arc::new(FakeKernel {
@@ -583,7 +583,7 @@ fn gofer_lower_under_overlay() {
         )
     });
     {
-        let vfs = Vfs::new_sandbox(mf(), Some(client)).unwrap();
+        let vfs = Vfs::new_sandbox(mf(), Some(client), Default::default()).unwrap();
         let ctx = vfs.root_context(b"/").unwrap();
         let c = root();
         let open = |p: &str, fl: u32| vfs.open(&ctx, &c, p.as_bytes(), fl, 0o644);

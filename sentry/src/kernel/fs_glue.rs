@@ -138,6 +138,7 @@ impl ProcSource for Kernel {
             });
         };
         let c = leader.creds();
+        let term = self.terminals().of(pid);
         let prog = leader.program();
         let times = tg.cpu_times();
         let children = tg.children_cpu_times();
@@ -187,8 +188,8 @@ impl ProcSource for Kernel {
             sig_blocked: leader.sigmask(),
             sig_ignored: ignored,
             sig_caught: caught,
-            tty_nr: 0,
-            tpgid: -1,
+            tty_nr: term.as_ref().map_or(0, |t| t.device_number()),
+            tpgid: term.and_then(|t| t.foreground()).unwrap_or(-1),
             caps: [
                 c.cap_inheritable,
                 c.cap_permitted,

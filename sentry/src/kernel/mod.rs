@@ -125,6 +125,8 @@ pub struct Kernel {
     policy: crate::policy::KernelPolicy,
     /// CPU accounting of the whole sandbox ([`cpu`]).
     pub(crate) cpu: cpu::KernelCpu,
+    /// Controlling terminals of processes, and the console.
+    terminals: Arc<crate::fs::tty::Terminals>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -149,7 +151,8 @@ impl Kernel {
         gofer: Option<std::os::fd::OwnedFd>,
     ) -> Result<Arc<Kernel>, SentryError> {
         crate::fs::proc::prime_host_info();
-        let vfs = Vfs::new_sandbox(platform.memory_file().clone(), gofer)
+        let terminals = Arc::new(crate::fs::tty::Terminals::default());
+        let vfs = Vfs::new_sandbox(platform.memory_file().clone(), gofer, terminals.clone())
             .map_err(SentryError::Filesystem)?;
         let kernel = Arc::new(Kernel {
             platform,
@@ -183,10 +186,94 @@ impl Kernel {
             memory_limit: std::sync::atomic::AtomicU64::new(u64::MAX),
             policy: crate::policy::KernelPolicy::default(),
             cpu: cpu::KernelCpu::default(),
+            terminals,
         });
         let proc_source: Weak<Kernel> = Arc::downgrade(&kernel);
         kernel.vfs.set_proc_source(proc_source);
         Ok(kernel)
+    }
+
+    /// The controlling terminals of the sandbox's processes.
+    pub fn terminals(&self) -> &crate::fs::tty::Terminals {
+        &self.terminals
+    }
+
+    /// A keyboard signal (`SIGINT`, `SIGQUIT`, `SIGTSTP`) or `SIGWINCH` the host
+    /// generated for the console: sent to the console's foreground process group, as
+    /// Linux's line discipline sends it. Returns whether anyone got it.
+    pub fn console_signal(&self, sig: i32) -> bool {
+        let Some(fg) = self.terminals.console().and_then(|t| t.foreground()) else {
+            return false;
+        };
+        self.signal_process_group(fg, sig)
+    }
+
+    /// A new process whose stdio has a host terminal (the sandbox's own, or one given to
+    /// `exec`) leads its session and has that terminal as its controlling terminal, as
+    /// runc's `setsid` and `TIOCSCTTY` give a container process with `terminal: true`.
+    pub fn take_terminal(&self, t: &Task) -> Option<Arc<crate::fs::tty::Terminal>> {
+        let fds = t.fd_table();
+        let term = (0..3).find_map(|fd| fds.get(fd).ok()?.ops().terminal())?;
+        let tg = t.thread_group();
+        if tg.sid() != tg.tgid() {
+            return None;
+        }
+        if term.session().is_none() {
+            self.terminals
+                .acquire(&term, tg.tgid(), tg.sid(), tg.pgid());
+        }
+        Some(term)
+    }
+
+    /// Delivers the keyboard signals the host generates for the console to its foreground
+    /// group ([`Kernel::console_signal`]), on a thread of its own: the sandbox process's
+    /// signal handler writes each signal number as one byte into `pipe`. The thread ends
+    /// when the pipe or the kernel does.
+    pub fn forward_console_signals(
+        self: &Arc<Self>,
+        pipe: std::os::fd::OwnedFd,
+    ) -> std::io::Result<()> {
+        use std::io::Read;
+        let kernel = Arc::downgrade(self);
+        let mut pipe = std::fs::File::from(pipe);
+        std::thread::Builder::new()
+            .name("console-signals".into())
+            .spawn(move || {
+                let mut buf = [0u8; 16];
+                loop {
+                    let n = match pipe.read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(_) => return,
+                    };
+                    let Some(k) = kernel.upgrade() else {
+                        return;
+                    };
+                    for &sig in &buf[..n] {
+                        tracing::debug!(sig, "console signal");
+                        k.console_signal(i32::from(sig));
+                    }
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Sends `sig` from the kernel (`SI_KERNEL`) to every live process of group `pgid`.
+    pub fn signal_process_group(&self, pgid: i32, sig: i32) -> bool {
+        let members: Vec<Arc<ThreadGroup>> = self
+            .pids()
+            .into_iter()
+            .filter_map(|p| self.thread_group(p))
+            .filter(|g| g.pgid() == pgid && !g.is_exiting())
+            .collect();
+        for g in &members {
+            g.send_signal(linux_abi::signal::SigInfo::new(
+                sig,
+                linux_abi::signal::SI_KERNEL,
+            ));
+        }
+        !members.is_empty()
     }
 
     /// The number of CPUs the sandbox reports (`sched_getaffinity`, `nproc`).
@@ -454,6 +541,7 @@ pub(crate) fn run_sandbox(
         filter,
         recorder,
         cpu_budget,
+        console_signals,
     } = config;
     let kernel = Kernel::new(platform, &hostname, strace, gofer)?;
     if !mounts.is_empty() {
@@ -472,7 +560,7 @@ pub(crate) fn run_sandbox(
     for (i, fd) in stdio.into_iter().enumerate() {
         fds.insert_at(
             i as i32,
-            crate::fs::host_fd_file(fd, kernel.vfs().controlling_tty()),
+            crate::fs::host_fd_file(fd, kernel.terminals()),
             false,
         )
         .map_err(SentryError::Filesystem)?;
@@ -485,6 +573,14 @@ pub(crate) fn run_sandbox(
     let init = Task::new_process(&kernel, 0, creds, Arc::new(fds), Arc::new(ctx))?;
     if cpu_budget.is_some() {
         kernel.set_cpu_budget(cpu_budget);
+    }
+    if let Some(console) = kernel.take_terminal(&init) {
+        kernel.terminals().set_console(&console);
+    }
+    if let Some(pipe) = console_signals {
+        kernel
+            .forward_console_signals(pipe)
+            .map_err(SentryError::Thread)?;
     }
     let status = start_init_bytes(&kernel, init, argv, envp)?;
     match kernel.cpu_budget() {

@@ -348,6 +348,15 @@ pub(crate) fn process_exited(t: &Arc<Task>) {
     tg.timers.clear(true);
     // System V semaphore adjustments (SEM_UNDO) are undone when the process ends.
     kernel.ipc().process_exited(tg.tgid());
+    // A session leader's exit hangs up its controlling terminal (Linux's
+    // disassociate_ctty on exit: SIGHUP to the foreground group); any other process
+    // just stops holding it.
+    match kernel.terminals().of(tg.tgid()) {
+        Some(term) if tg.sid() == tg.tgid() && term.session() == Some(tg.sid()) => {
+            crate::syscalls::tty::hang_up(&kernel, &term, false);
+        }
+        _ => kernel.terminals().drop_process(tg.tgid()),
+    }
     if tg.tgid() == 1 {
         for pid in kernel.pids() {
             if pid != 1
@@ -644,6 +653,7 @@ pub fn do_clone(t: &Task, a: &CloneArgs) -> Result<i32, Errno> {
         g.copy_actions_from(&parent_tg);
         g.set_pgid(parent_tg.pgid());
         g.set_sid(parent_tg.sid());
+        kernel.terminals().inherit(parent_tg.tgid(), tid);
         g.set_exit_signal(a.exit_signal);
         g.set_uid(creds.uid);
         let mm = if f & CLONE_VM != 0 {

@@ -26,6 +26,7 @@ pub mod socket;
 pub(crate) mod support;
 pub mod sys;
 pub mod time;
+pub mod tty;
 
 mod strace;
 

@@ -1002,6 +1002,8 @@ pub fn sys_setsid(t: &Task) -> Result<u64, Errno> {
     }
     me.set_sid(me.tgid());
     me.set_pgid(me.tgid());
+    // A new session starts without a controlling terminal.
+    k.terminals().drop_process(me.tgid());
     Ok(me.tgid() as u64)
 }
 

@@ -308,8 +308,6 @@ pub struct Vfs {
     procfs: OnceLock<Arc<super::proc::ProcFs>>,
     /// The advisory locks of the files of this tree.
     locks: super::lock::LockRegistry,
-    /// What this tree's `/dev/tty` opens.
-    tty: Arc<super::devfs::ControllingTty>,
 }
 
 impl fmt::Debug for Vfs {
@@ -373,18 +371,12 @@ impl Vfs {
             all: Mutex::new(vec![mount]),
             procfs: OnceLock::new(),
             locks: super::lock::LockRegistry::default(),
-            tty: Arc::default(),
         })
     }
 
     /// The advisory locks (`fcntl`, `flock`) of the files of this tree.
     pub fn locks(&self) -> &super::lock::LockRegistry {
         &self.locks
-    }
-
-    /// The sandbox's controlling terminal (set by the first terminal passed as stdio).
-    pub fn controlling_tty(&self) -> &super::devfs::ControllingTty {
-        &self.tty
     }
 
     /// The root of the tree.
@@ -496,11 +488,13 @@ impl Vfs {
     /// Builds the sandbox tree: the root is an overlay of a tmpfs over the Gofer's tree
     /// (read-only lower) when `gofer` is given, else a bare tmpfs; `/proc`, `/dev` (with
     /// `/dev/shm`) and `/sys` are the Sentry's own, and so is `/tmp` (a tmpfs) when there
-    /// is no Gofer lower. Connect procfs to the kernel
+    /// is no Gofer lower. `/dev/tty` opens the caller's terminal in `terminals`. Connect
+    /// procfs to the kernel
     /// with [`Vfs::set_proc_source`].
     pub fn new_sandbox(
         mf: Arc<platform::MemoryFile>,
         gofer: Option<std::os::fd::OwnedFd>,
+        terminals: Arc<super::tty::Terminals>,
     ) -> Result<Arc<Vfs>, Errno> {
         use super::tmpfs::Tmpfs;
         let upper = Tmpfs::new_root(mf.clone(), 0o755, 0, 0);
@@ -535,7 +529,7 @@ impl Vfs {
         vfs.mount(&dir(b"proc", 0o555)?, proc_root, "proc", "proc", false)?;
         vfs.mount(
             &dir(b"dev", 0o755)?,
-            super::devfs::new_devfs(mf.clone(), vfs.tty.clone())?,
+            super::devfs::new_devfs(mf.clone(), terminals)?,
             "tmpfs",
             "devtmpfs",
             false,

@@ -204,7 +204,7 @@ impl Vfs {
                 ..SetAttr::default()
             })?;
         }
-        let ops = target.inode().open(flags)?;
+        let ops = target.inode().open_by(&cred.caller, flags)?;
         Ok(OpenFile::new(
             target.clone(),
             flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC),

@@ -10,6 +10,9 @@ pub(super) fn read_into(
     count: u64,
     off: Option<u64>,
 ) -> Result<u64, Errno> {
+    if let Some(term) = f.ops().terminal() {
+        crate::syscalls::tty::check_read(t, &term)?;
+    }
     let count = count.min(MAX_RW);
     let stream = f.ops().stream();
     let mm = t.mm();
@@ -42,6 +45,9 @@ pub(super) fn write_from(
     count: u64,
     off: Option<u64>,
 ) -> Result<u64, Errno> {
+    if let Some(term) = f.ops().terminal() {
+        crate::syscalls::tty::check_write(t, &term)?;
+    }
     let count = count.min(MAX_RW);
     let mm = t.mm();
     let mut done = 0u64;

@@ -1,0 +1,250 @@
+//! Job control on terminals: the `TIOC*` ioctls that concern sessions and process
+//! groups, which the sandbox answers itself (its sessions and groups are its own), as
+//! Linux's `drivers/tty/tty_jobctrl.c` does. Byte-level terminal ioctls (`termios`, the
+//! window size, queue flushes) go to the host terminal through the file (`fs::devfs`).
+
+use std::sync::Arc;
+
+use linux_abi::Errno;
+use linux_abi::signal::{SIGCONT, SIGHUP, SIGTTIN, SIGTTOU, SIGWINCH};
+
+use crate::fs::devfs::ioctls;
+use crate::fs::tty::Terminal;
+use crate::kernel::Task;
+
+/// `CAP_SYS_ADMIN`: may steal another session's terminal, or take one opened write-only.
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// The job-control ioctls on a terminal, or `None` for the file's own `ioctl`.
+pub fn ioctl(
+    t: &Task,
+    term: &Arc<Terminal>,
+    cmd: u32,
+    arg: u64,
+    readable: bool,
+) -> Option<Result<u64, Errno>> {
+    Some(match cmd {
+        ioctls::TIOCSCTTY => set_ctty(t, term, arg, readable),
+        ioctls::TIOCNOTTY => give_up(t, term),
+        ioctls::TIOCGPGRP => get_pgrp(t, term, arg),
+        ioctls::TIOCSPGRP => set_pgrp(t, term, arg),
+        ioctls::TIOCGSID => get_sid(t, term, arg),
+        ioctls::TIOCSWINSZ => set_winsize(t, term, arg),
+        // Changing the terminal from the background needs SIGTTOU's consent; the change
+        // itself is the host terminal's.
+        ioctls::TCSETS | ioctls::TCSETSW | ioctls::TCSETSF | ioctls::TCFLSH | ioctls::TCXONC => {
+            return check_change(t, term).err().map(Err);
+        }
+        _ => return None,
+    })
+}
+
+/// Whether `term` is the caller's controlling terminal.
+fn is_ctty(t: &Task, term: &Arc<Terminal>) -> bool {
+    t.kernel()
+        .terminals()
+        .of(t.tgid())
+        .is_some_and(|c| Arc::ptr_eq(&c, term))
+}
+
+/// `TIOCSCTTY`: a session leader without a terminal takes this one (from another
+/// session only with `arg == 1` and `CAP_SYS_ADMIN`).
+fn set_ctty(t: &Task, term: &Arc<Terminal>, arg: u64, readable: bool) -> Result<u64, Errno> {
+    let tg = t.thread_group();
+    let leader = tg.sid() == tg.tgid();
+    if leader && term.session() == Some(tg.sid()) {
+        return Ok(0);
+    }
+    let terminals = t.kernel().terminals();
+    if !leader || terminals.of(tg.tgid()).is_some() {
+        return Err(Errno::EPERM);
+    }
+    let admin = t.creds().has_cap(CAP_SYS_ADMIN);
+    if let Some(other) = term.session()
+        && session_exists(t, other)
+    {
+        if arg != 1 || !admin {
+            return Err(Errno::EPERM);
+        }
+        terminals.disassociate(term);
+    }
+    if !readable && !admin {
+        return Err(Errno::EPERM);
+    }
+    terminals.acquire(term, tg.tgid(), tg.sid(), tg.pgid());
+    Ok(0)
+}
+
+/// Whether any live process belongs to session `sid`.
+fn session_exists(t: &Task, sid: i32) -> bool {
+    let k = t.kernel();
+    k.pids()
+        .into_iter()
+        .filter_map(|p| k.thread_group(p))
+        .any(|g| !g.is_exiting() && g.sid() == sid)
+}
+
+/// `TIOCNOTTY`: the caller gives up its controlling terminal; a session leader takes it
+/// from the whole session, and the foreground group gets `SIGHUP` and `SIGCONT`.
+fn give_up(t: &Task, term: &Arc<Terminal>) -> Result<u64, Errno> {
+    if !is_ctty(t, term) {
+        return Err(Errno::ENOTTY);
+    }
+    let tg = t.thread_group();
+    let k = t.kernel();
+    if tg.sid() != tg.tgid() {
+        k.terminals().drop_process(tg.tgid());
+        return Ok(0);
+    }
+    hang_up(t.kernel(), term, true);
+    Ok(0)
+}
+
+/// The session leader gives up `term` (or exits): its foreground group gets `SIGHUP`
+/// (and `SIGCONT` when the terminal was given up rather than left by exiting), and no
+/// process has it any more.
+pub fn hang_up(k: &crate::kernel::Kernel, term: &Arc<Terminal>, cont: bool) {
+    if let Some(fg) = term.foreground() {
+        k.signal_process_group(fg, SIGHUP);
+        if cont {
+            k.signal_process_group(fg, SIGCONT);
+        }
+    }
+    k.terminals().disassociate(term);
+}
+
+/// `TIOCGPGRP`: the foreground process group (0 if none).
+fn get_pgrp(t: &Task, term: &Arc<Terminal>, arg: u64) -> Result<u64, Errno> {
+    if !is_ctty(t, term) {
+        return Err(Errno::ENOTTY);
+    }
+    t.mm().write_obj(arg, &term.foreground().unwrap_or(0))?;
+    Ok(0)
+}
+
+/// `TIOCGSID`: the terminal's session.
+fn get_sid(t: &Task, term: &Arc<Terminal>, arg: u64) -> Result<u64, Errno> {
+    if !is_ctty(t, term) {
+        return Err(Errno::ENOTTY);
+    }
+    let sid = term.session().ok_or(Errno::ENOTTY)?;
+    t.mm().write_obj(arg, &sid)?;
+    Ok(0)
+}
+
+/// `TIOCSPGRP`: makes a process group of the caller's session the foreground one. A
+/// caller in a background group is stopped by `SIGTTOU` first, unless it ignores or
+/// blocks that signal (Linux's `tty_check_change`).
+fn set_pgrp(t: &Task, term: &Arc<Terminal>, arg: u64) -> Result<u64, Errno> {
+    let tg = t.thread_group();
+    if !is_ctty(t, term) || term.session() != Some(tg.sid()) {
+        return Err(Errno::ENOTTY);
+    }
+    check_change(t, term)?;
+    let pgid: i32 = t.mm().read_obj(arg)?;
+    if pgid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let k = t.kernel();
+    let members: Vec<_> = k
+        .pids()
+        .into_iter()
+        .filter_map(|p| k.thread_group(p))
+        .filter(|g| !g.is_exiting() && g.pgid() == pgid)
+        .collect();
+    if members.is_empty() {
+        return Err(Errno::ESRCH);
+    }
+    if members.iter().any(|g| g.sid() != tg.sid()) {
+        return Err(Errno::EPERM);
+    }
+    term.set_foreground(pgid);
+    Ok(0)
+}
+
+/// Linux's `tty_check_change` for `SIGTTOU`: a background process may change the
+/// terminal only if it ignores or blocks `SIGTTOU`; otherwise its group is sent the
+/// signal and the call restarts once it is continued (`EIO` for an orphaned group).
+fn check_change(t: &Task, term: &Arc<Terminal>) -> Result<(), Errno> {
+    let tg = t.thread_group();
+    let Some(fg) = term.foreground() else {
+        return Ok(());
+    };
+    if fg == tg.pgid() {
+        return Ok(());
+    }
+    let blocked = t.sigmask() & (1u64 << (SIGTTOU - 1)) != 0;
+    if blocked || tg.ignores(SIGTTOU) {
+        return Ok(());
+    }
+    if group_is_orphaned(t, tg.pgid()) {
+        return Err(Errno::EIO);
+    }
+    t.kernel().signal_process_group(tg.pgid(), SIGTTOU);
+    Err(Errno::ERESTARTSYS)
+}
+
+/// Linux's `job_control` for a read of a terminal: a process of a background group that
+/// reads its controlling terminal gets `SIGTTIN` (its group does) and the read restarts
+/// once continued; `EIO` if it ignores or blocks `SIGTTIN` or its group is orphaned.
+pub fn check_read(t: &Task, term: &Arc<Terminal>) -> Result<(), Errno> {
+    let tg = t.thread_group();
+    if !is_ctty(t, term) || term.foreground().is_none_or(|fg| fg == tg.pgid()) {
+        return Ok(());
+    }
+    let blocked = t.sigmask() & (1u64 << (SIGTTIN - 1)) != 0;
+    if blocked || tg.ignores(SIGTTIN) || group_is_orphaned(t, tg.pgid()) {
+        return Err(Errno::EIO);
+    }
+    t.kernel().signal_process_group(tg.pgid(), SIGTTIN);
+    Err(Errno::ERESTARTSYS)
+}
+
+/// A write to the controlling terminal from a background group with the terminal's
+/// `TOSTOP` set gets `SIGTTOU`, as a change of the terminal does ([`check_change`]).
+pub fn check_write(t: &Task, term: &Arc<Terminal>) -> Result<(), Errno> {
+    /// `TOSTOP` in `c_lflag`, the fourth 32-bit field of `struct termios`.
+    const TOSTOP: u32 = 0o400;
+    if !is_ctty(t, term) {
+        return Ok(());
+    }
+    let mut termios = [0u8; 36];
+    if crate::host::ioctl_buf(term.host_fd(), ioctls::TCGETS, &mut termios).is_err() {
+        return Ok(());
+    }
+    let lflag = u32::from_ne_bytes([termios[12], termios[13], termios[14], termios[15]]);
+    if lflag & TOSTOP == 0 {
+        return Ok(());
+    }
+    check_change(t, term)
+}
+
+/// POSIX: a process group is orphaned when no member has a parent in another group of
+/// the same session.
+fn group_is_orphaned(t: &Task, pgid: i32) -> bool {
+    let k = t.kernel();
+    k.pids()
+        .into_iter()
+        .filter_map(|p| k.thread_group(p))
+        .filter(|g| g.pgid() == pgid && !g.is_exiting())
+        .all(|g| {
+            g.parent()
+                .is_none_or(|p| p.is_exiting() || p.pgid() == pgid || p.sid() != g.sid())
+        })
+}
+
+/// `TIOCSWINSZ`: the host terminal takes the size; when it changed, the foreground
+/// group gets `SIGWINCH` (Linux's `tty_do_resize`).
+fn set_winsize(t: &Task, term: &Arc<Terminal>, arg: u64) -> Result<u64, Errno> {
+    let mut new = [0u8; 8];
+    t.mm().copy_in(arg, &mut new)?;
+    let mut old = [0u8; 8];
+    crate::host::ioctl_buf(term.host_fd(), ioctls::TIOCGWINSZ, &mut old)?;
+    crate::host::ioctl_buf(term.host_fd(), ioctls::TIOCSWINSZ, &mut new)?;
+    if old != new
+        && let Some(fg) = term.foreground()
+    {
+        t.kernel().signal_process_group(fg, SIGWINCH);
+    }
+    Ok(0)
+}
