@@ -128,3 +128,12 @@ pub(crate) fn status_flags(fd: RawFd) -> Option<u32> {
     let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
     (fl >= 0).then_some(fl as u32)
 }
+
+pub(crate) mod net;
+
+/// `ioctl(fd, cmd, &mut int)` for the socket queue ioctls (`FIONREAD`, `SIOCOUTQ`).
+pub(crate) fn ioctl_read_int(fd: RawFd, cmd: u32) -> Result<i32, Errno> {
+    let mut v = [0u8; 4];
+    ioctl_buf(fd, cmd, &mut v)?;
+    Ok(i32::from_ne_bytes(v))
+}

@@ -76,6 +76,10 @@ pub struct SandboxConfig {
     /// keyboard signals (and `SIGWINCH`) the host sends for its terminal; they go to the
     /// console's foreground process group.
     pub console_signals: Option<OwnedFd>,
+    /// `--network=host`: the application's inet sockets are host sockets made by the
+    /// Sentry (the sandbox process must be in the host's network namespace, with the
+    /// host-network seccomp filter).
+    pub host_network: bool,
 }
 
 /// How the first process of the sandbox ended.

@@ -117,6 +117,8 @@ pub struct Kernel {
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// The network stack of the sandbox.
     net: Arc<crate::net::Stack>,
+    /// `--network=host`: the host network the application's inet sockets live on.
+    hostnet: std::sync::OnceLock<Arc<crate::net::hostinet::HostNet>>,
     /// Every application task is held before it returns to the application (`pause`).
     frozen: std::sync::atomic::AtomicBool,
     /// The sandbox's memory limit in bytes (`u64::MAX`: none), shown by `/proc/meminfo`.
@@ -182,6 +184,7 @@ impl Kernel {
                 .min(1024),
             threads: Mutex::new(Vec::new()),
             net: crate::net::Stack::new_loopback(),
+            hostnet: std::sync::OnceLock::new(),
             frozen: std::sync::atomic::AtomicBool::new(false),
             memory_limit: std::sync::atomic::AtomicU64::new(u64::MAX),
             policy: crate::policy::KernelPolicy::default(),
@@ -315,6 +318,20 @@ impl Kernel {
     /// The sandbox's network stack.
     pub fn net(&self) -> &Arc<crate::net::Stack> {
         &self.net
+    }
+
+    /// Makes the application's `AF_INET`/`AF_INET6` sockets host sockets from now on
+    /// (`--network=host`; the Sentry's seccomp filter must allow the host socket calls).
+    pub fn enable_host_network(&self) -> Result<(), Errno> {
+        if self.hostnet.get().is_none() {
+            let _ = self.hostnet.set(crate::net::hostinet::HostNet::new()?);
+        }
+        Ok(())
+    }
+
+    /// The host network, under `--network=host`.
+    pub(crate) fn hostnet(&self) -> Option<&Arc<crate::net::hostinet::HostNet>> {
+        self.hostnet.get()
     }
 
     /// The system-call policy and recorder of the sandbox.
@@ -542,8 +559,14 @@ pub(crate) fn run_sandbox(
         recorder,
         cpu_budget,
         console_signals,
+        host_network,
     } = config;
     let kernel = Kernel::new(platform, &hostname, strace, gofer)?;
+    if host_network {
+        kernel
+            .enable_host_network()
+            .map_err(|_| SentryError::Config("cannot set up the host network"))?;
+    }
     if !mounts.is_empty() {
         let control = crate::control::Sandbox::over(kernel.clone());
         for (dest, src, readonly) in mounts {

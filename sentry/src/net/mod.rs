@@ -24,6 +24,7 @@
 
 pub mod addr;
 pub mod device;
+pub mod hostinet;
 pub mod ifreq;
 pub mod netlink;
 pub mod procnet;

@@ -14,6 +14,7 @@ use crate::fs::OpenFile;
 use crate::fs::anon::anon_file;
 use crate::kernel::Task;
 use crate::net::InetSocket;
+use crate::net::hostinet::HostSocket;
 use crate::net::netlink::{AF_NETLINK, NetlinkSocket};
 use crate::net::socket::SocketOps;
 use crate::net::socket::{MSG_PEEK, MSG_TRUNC};
@@ -28,6 +29,9 @@ const MAX_IO: u64 = 1 << 26;
 pub fn inet(f: &OpenFile) -> Option<&dyn SocketOps> {
     let a = f.ops().as_any()?;
     if let Some(s) = a.downcast_ref::<InetSocket>() {
+        return Some(s);
+    }
+    if let Some(s) = a.downcast_ref::<HostSocket>() {
         return Some(s);
     }
     a.downcast_ref::<NetlinkSocket>()
@@ -57,8 +61,19 @@ pub fn socket(t: &Task, domain: i32, ty: u32, protocol: i32) -> Result<u64, Errn
         );
         return install(t, f, ty & O_CLOEXEC != 0);
     }
+    if let Some(hn) = t.kernel().hostnet() {
+        let sock = HostSocket::new(hn, t.kernel().net(), domain, (ty & 0xf) as i32, protocol)?;
+        return install(t, host_socket_file(sock, ty), ty & O_CLOEXEC != 0);
+    }
     let sock = InetSocket::new(t.kernel().net(), domain, (ty & 0xf) as i32, protocol)?;
     install(t, socket_file(sock, ty), ty & O_CLOEXEC != 0)
+}
+
+/// Makes the file of a new host socket (`--network=host`).
+fn host_socket_file(sock: Arc<HostSocket>, flags: u32) -> Arc<OpenFile> {
+    let nb = flags & O_NONBLOCK;
+    sock.set_nonblock(nb != 0);
+    anon_file("TCP", S_IFSOCK | 0o777, O_RDWR | nb, sock)
 }
 
 fn read_addr(t: &Task, addr: u64, len: u32) -> Result<Vec<u8>, Errno> {
@@ -111,11 +126,13 @@ pub fn accept4(t: &Task, f: &OpenFile, addr: u64, len: u64, flags: u32) -> Resul
             return Err(Errno::EINVAL);
         }
     }
-    let Some(s) = f
-        .ops()
-        .as_any()
-        .and_then(|a| a.downcast_ref::<InetSocket>())
-    else {
+    let any = f.ops().as_any();
+    if let Some(s) = any.and_then(|a| a.downcast_ref::<HostSocket>()) {
+        let (conn, peer) = s.accept(false)?;
+        write_addr(t, addr, len, &peer)?;
+        return install(t, host_socket_file(conn, flags), flags & O_CLOEXEC != 0);
+    }
+    let Some(s) = any.and_then(|a| a.downcast_ref::<InetSocket>()) else {
         return Err(Errno::EOPNOTSUPP);
     };
     let (conn, peer) = s.accept(false)?;
