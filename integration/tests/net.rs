@@ -1,14 +1,18 @@
 //! Networking through `runsc do`, on every platform: TCP and UDP over the sandbox's own
 //! loopback (IPv4, IPv6, dual stack), a real HTTP server and client in one sandbox,
 //! interfaces through netlink (`ip`, `getifaddrs`), ioctls and `/proc/net`, and
-//! isolation from the host's loopback with `--network=none`.
+//! isolation from the host's loopback with `--network=none`; and with `--network=host`,
+//! the same fixture over host sockets, a server in the sandbox reached from the host's
+//! loopback and a client in the sandbox reaching a host server.
 //!
 //! The C fixture `net_inet` prints one `ok <part>` line per part and exits with the
 //! number of the failed step otherwise; it passes natively too (its expectations are
 //! Linux's). Traffic stays on loopback: the sandbox's own, and the host's only for the
 //! isolation check.
 
-use std::net::TcpListener;
+use std::io::{BufRead, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
 
 use integration::{Link, Platform, fixture, path_str, runsc_do};
 
@@ -22,7 +26,101 @@ integration::on_every_platform!(
     none_cannot_reach_the_host_loopback,
     interfaces_getifaddrs_ioctls_and_proc_net,
     ip_addr_and_route_show_loopback,
+    host_network_fixture,
+    host_network_server_reachable_from_the_host,
+    host_network_client_reaches_a_host_server,
+    host_network_bad_input_and_signals,
 );
+
+/// The fixture's parts that use ephemeral ports only, over host sockets: Linux's own
+/// behaviour through the Sentry's hostinet (bind, listen, accept, connect, send, recv,
+/// shutdown, options, poll and epoll readiness, non-blocking connect).
+fn host_network_fixture(p: Platform) {
+    let exe = fixture("net_inet", Link::Static);
+    for part in [
+        "tcp-echo",
+        "many",
+        "half-close",
+        "nonblock-connect",
+        "epoll-edge",
+        "flags",
+        "udp",
+        "ipv6",
+        "resets",
+        "errors",
+        "options",
+    ] {
+        let run = runsc_do(p, &["--network=host"], &[path_str(&exe), part]);
+        run.assert_success(part);
+        assert_eq!(run.stdout, format!("ok {part}\n"), "{run:#?}");
+    }
+}
+
+/// `--network=host`: a server in the sandbox on 127.0.0.1 (port chosen by the host
+/// kernel, printed by the sandbox) answers a client on the host.
+fn host_network_server_reachable_from_the_host(p: Platform) {
+    let code = "import socket\n\
+                s = socket.socket()\n\
+                s.bind(('127.0.0.1', 0))\n\
+                s.listen(1)\n\
+                print(s.getsockname()[1], flush=True)\n\
+                c, a = s.accept()\n\
+                data = c.recv(100)\n\
+                c.sendall(b'pong:' + data)\n\
+                c.close()\n\
+                print('peer', a[0])\n";
+    let mut child = Command::new(integration::runsc())
+        .arg(format!("--platform={}", p.name()))
+        .args(["do", "--network=host", "--", "python3", "-c", code])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn runsc");
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read the port");
+    let Ok(port) = line.trim().parse::<u16>() else {
+        let o = child.wait_with_output().expect("wait");
+        panic!(
+            "no port from the sandbox: {line:?}, stderr {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect from the host");
+    c.write_all(b"ping").expect("send");
+    let mut reply = String::new();
+    c.read_to_string(&mut reply).expect("reply");
+    assert_eq!(reply, "pong:ping");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).expect("rest of stdout");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(rest, "peer 127.0.0.1\n");
+}
+
+/// `--network=host`: a client in the sandbox reaches a server on the host's 127.0.0.1.
+fn host_network_client_reaches_a_host_server(p: Platform) {
+    let host = TcpListener::bind("127.0.0.1:0").expect("bind on the host's loopback");
+    let port = host.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = host.accept().expect("accept");
+        let mut buf = [0u8; 4];
+        c.read_exact(&mut buf).expect("read");
+        c.write_all(&[b"pong:".as_slice(), &buf].concat())
+            .expect("write");
+    });
+    let code = format!(
+        "import socket\n\
+         s = socket.create_connection(('127.0.0.1', {port}))\n\
+         s.sendall(b'ping')\n\
+         print(s.makefile().read())\n"
+    );
+    let run = runsc_do(p, &["--network=host"], &["python3", "-c", &code]);
+    server.join().expect("host server");
+    run.assert_success("client");
+    assert_eq!(run.stdout, "pong:ping\n", "{run:#?}");
+}
 
 fn interfaces_getifaddrs_ioctls_and_proc_net(p: Platform) {
     let exe = fixture("net_ifaddrs", Link::Static);
@@ -142,5 +240,59 @@ fn none_cannot_reach_the_host_loopback(p: Platform) {
     assert!(
         host.accept().is_err(),
         "the host's listener got a connection from the sandbox"
+    );
+}
+
+/// `--network=host` with bad input: Linux's errno for each (raw sockets are refused,
+/// options whose values hold pointers are not passed to the host), no huge buffer
+/// allocated for an absurd length, and a blocking accept interrupted by a signal.
+fn host_network_bad_input_and_signals(p: Platform) {
+    const SCRIPT: &str = r#"import ctypes, errno, signal, socket
+libc = ctypes.CDLL(None, use_errno=True)
+def err(r):
+    return 'ok' if r >= 0 else errno.errorcode[ctypes.get_errno()]
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_RAW, 1)
+    print('raw ok')
+except OSError as e:
+    print('raw', errno.errorcode[e.errno])
+s = socket.socket()
+buf = ctypes.create_string_buffer(2000)
+print('bind-long', err(libc.bind(s.fileno(), buf, 1000)))
+print('bind-fault', err(libc.bind(s.fileno(), ctypes.c_void_p(16), 16)))
+print('bind-negative', err(libc.bind(s.fileno(), buf, -1)))
+try:
+    s.setsockopt(socket.SOL_SOCKET, 26, b'\0' * 16)
+    print('filter ok')
+except OSError as e:
+    print('filter', errno.errorcode[e.errno])
+s.setblocking(False)
+s.bind(('127.0.0.1', 0))
+s.listen(1)
+print('recv-huge', err(libc.recv(s.fileno(), buf, ctypes.c_size_t(1 << 40), 0)))
+c = socket.socket()
+c.connect(s.getsockname())
+a, _ = s.accept()
+print('recv-huge-nb', err(libc.recv(a.fileno(), buf, ctypes.c_size_t(1 << 40), 0x40)))
+print('tcp-info', len(c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)))
+s.setblocking(True)
+def on_alarm(*_):
+    raise InterruptedError('alarm')
+signal.signal(signal.SIGALRM, on_alarm)
+signal.setitimer(signal.ITIMER_REAL, 0.05)
+try:
+    s.accept()
+    print('accepted?')
+except InterruptedError:
+    print('accept interrupted')
+"#;
+    let run = runsc_do(p, &["--network=host"], &["python3", "-c", SCRIPT]);
+    run.assert_success("bad input");
+    assert_eq!(
+        run.stdout,
+        "raw EPERM\nbind-long EINVAL\nbind-fault EFAULT\nbind-negative EINVAL\n\
+         filter ENOPROTOOPT\nrecv-huge ENOTCONN\nrecv-huge-nb EAGAIN\ntcp-info 104\n\
+         accept interrupted\n",
+        "{run:#?}"
     );
 }

@@ -970,10 +970,44 @@ fn features_and_unsupported_flags() {
     );
 }
 
+/// A spec without a network namespace (as `podman --network=host` writes it) shares the
+/// host's network: a client in the container reaches a server on the host's 127.0.0.1.
+/// With the namespace (`runsc spec`'s default), 127.0.0.1 is the sandbox's own.
+fn host_network_without_a_network_namespace(p: Platform) {
+    use std::io::{Read, Write};
+    let host = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = host.local_addr().expect("addr").port();
+    let code = format!(
+        "import socket, errno\n\
+         try:\n    s = socket.create_connection(('127.0.0.1', {port}))\n\
+         except OSError as e:\n    print(errno.errorcode[e.errno]); raise SystemExit\n\
+         s.sendall(b'ping')\n\
+         print(s.makefile().read())\n"
+    );
+    let b = Bundle::new(p, &["/usr/bin/python3", "-c", &code]);
+    let r = b.run("own");
+    assert_eq!(r.stdout, "ECONNREFUSED\n", "{r:#?}");
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = host.accept().expect("accept");
+        let mut buf = [0u8; 4];
+        c.read_exact(&mut buf).expect("read");
+        c.write_all(&[b"pong:".as_slice(), &buf].concat())
+            .expect("write");
+    });
+    b.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().expect("namespaces");
+        ns.retain(|n| n["type"] != "network");
+    });
+    let r = b.run("host");
+    server.join().expect("host server");
+    assert_eq!((r.code, r.stdout.as_str()), (0, "pong:ping\n"), "{r:#?}");
+}
+
 on_every_platform!(
     lifecycle,
     kill_and_force_delete,
     run_waits_and_cleans_up,
     bad_inputs,
-    pause_and_resume
+    pause_and_resume,
+    host_network_without_a_network_namespace
 );

@@ -92,7 +92,7 @@ pub fn run_sentry(
     spec: BootSpec,
     gofer: Option<OwnedFd>,
     mounts: Vec<OwnedFd>,
-    strace: bool,
+    settings: &crate::config::Settings,
     recorder: Option<Arc<sentry::policy::Recorder>>,
 ) -> Result<i32, Error> {
     let crate::boot::Confined {
@@ -100,6 +100,8 @@ pub fn run_sentry(
         stdio,
         console_signals,
     } = confined;
+    let strace = settings.strace;
+    let host_network = settings.network == crate::config::Network::Host;
     let filter = match &spec.profile {
         Some(p) => Some(Arc::new(sentry::policy::Filter::new(vec![p.to_policy()?]))),
         None => None,
@@ -138,6 +140,7 @@ pub fn run_sentry(
         recorder,
         cpu_budget: (!spec.limits.cpu_time.is_zero()).then_some(spec.limits.cpu_time),
         console_signals,
+        host_network,
     };
     match sentry::run_sandbox(platform, config) {
         Ok(status) => Ok(status.to_shell_code()),

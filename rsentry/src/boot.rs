@@ -11,7 +11,7 @@ use nix::sys::stat::Mode;
 
 use crate::backends;
 use crate::child;
-use crate::config::{DebugPanic, Settings};
+use crate::config::{DebugPanic, Network, Settings};
 use crate::confine;
 use crate::error::Error;
 use crate::host::signals;
@@ -113,7 +113,7 @@ pub fn confine(settings: &Settings, limits: HostLimits) -> Result<Confined, Erro
         None
     };
     confine::enter_user_namespace()?;
-    confine::unshare_namespaces()?;
+    confine::unshare_namespaces(settings.network == Network::Host)?;
     let stdio = stdio_copies()?;
     backends::prepare_sentry();
     // Capabilities are per thread: dropping them below must cover every thread there is.
@@ -134,7 +134,7 @@ pub fn confine(settings: &Settings, limits: HostLimits) -> Result<Confined, Erro
         }
         early => early,
     };
-    seccomp::install(kind)?;
+    seccomp::install(kind, settings.network)?;
     let platform = match early {
         Some(p) => p,
         None => backends::create_platform(kind, limits.memory)?,
@@ -201,7 +201,7 @@ pub fn run_do(
         spec,
         Some(gofer),
         mounts,
-        settings.strace,
+        settings,
         recorder.clone(),
     );
     if let (Some(fd), Some(rec)) = (record, recorder) {

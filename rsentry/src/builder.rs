@@ -138,7 +138,7 @@ impl SandboxBuilder {
         self
     }
 
-    /// The network ([`Network::None`] by default, the only one supported so far).
+    /// The network ([`Network::None`] by default, or [`Network::Host`]).
     pub fn network(mut self, n: Network) -> Self {
         self.network = n;
         self
@@ -268,11 +268,6 @@ impl SandboxBuilder {
         if self.command.is_empty() {
             return Err(Error::Usage("missing command".into()));
         }
-        if self.network != Network::None {
-            return Err(Error::Invalid(
-                "network: only Network::None is supported so far".into(),
-            ));
-        }
         let rootfs = std::fs::canonicalize(&self.rootfs).map_err(|e| {
             Error::Invalid(format!(
                 "rootfs {}: {}",
@@ -362,10 +357,9 @@ impl SandboxBuilder {
             binds,
             record: self.record,
         };
-        let sandbox = Sandbox {
-            launch,
-            settings: self.settings,
-        };
+        let mut settings = self.settings;
+        settings.network = self.network;
+        let sandbox = Sandbox { launch, settings };
         Ok((sandbox, stdio))
     }
 

@@ -38,7 +38,10 @@ pub enum Network {
     /// processes run in an empty host network namespace.
     #[default]
     None,
-    /// The host's network stack (not supported yet: refused at start).
+    /// The host's network stack: the application's `AF_INET`/`AF_INET6` sockets are host
+    /// sockets the Sentry makes on its behalf (gVisor's hostinet), the sandbox process
+    /// stays in the host's network namespace, and its seccomp filter allows those
+    /// socket calls. A server in the sandbox is reachable on the host's addresses.
     Host,
 }
 
@@ -122,6 +125,9 @@ pub struct Settings {
     pub sandbox_id: Option<String>,
     /// Testing only: panic on purpose.
     pub debug_panic: Option<DebugPanic>,
+    /// The network (the sandbox process's namespaces and seccomp filter depend on it).
+    #[serde(default)]
+    pub network: Network,
 }
 
 impl Default for Settings {
@@ -136,6 +142,7 @@ impl Default for Settings {
             strace: false,
             sandbox_id: None,
             debug_panic: None,
+            network: Network::None,
         }
     }
 }

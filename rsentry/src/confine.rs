@@ -4,7 +4,7 @@
 //!
 //! Order matters and is enforced by the caller (`boot`):
 //! 1. [`unshare_namespaces`] while the process has a single thread (new mount, IPC, UTS and
-//!    network namespaces; the PID namespace was made by `runsc do` when it started us, so
+//!    network namespaces, the host's network namespace kept under `--network=host`; the PID namespace was made by `runsc do` when it started us, so
 //!    we are PID 1 and every ptrace stub we fork stays inside it and dies with us);
 //! 2. a platform that needs a host device (KVM: `/dev/kvm`) is created; it must start no
 //!    thread or process;
@@ -101,13 +101,15 @@ fn write_id_maps(pid: &Path) -> std::io::Result<()> {
 /// (inside our private mount namespace; the host never sees the mount).
 const NEW_ROOT_MOUNT_POINT: &str = "/proc";
 
-/// Gives the calling process new mount, IPC, UTS and network namespaces and makes every
-/// mount private, so nothing we mount or unmount propagates to the host.
-pub fn unshare_namespaces() -> Result<(), Error> {
-    let flags = CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWNET;
+/// Gives the calling process new mount, IPC, UTS and (unless `host_network`) network
+/// namespaces and makes every mount private, so nothing we mount or unmount propagates to
+/// the host. With `--network=host` the process stays in the host's network namespace:
+/// the host sockets it makes for the application must be the host's.
+pub fn unshare_namespaces(host_network: bool) -> Result<(), Error> {
+    let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
+    if !host_network {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
     unshare(flags).map_err(|e| Error::nix("unshare(mount, ipc, uts, net)", e))?;
     mount(
         None::<&str>,

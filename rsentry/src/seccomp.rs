@@ -17,7 +17,8 @@
 //! file, munmap, clone, prctl) do, and are covered by the entries below.
 //!
 //! Never allowed: `open`, `openat`, `openat2`, `creat` (see above), `execve`, `execveat`,
-//! `socket`, `connect`, `bind`, `mount`, `unshare`, `setns`, `chroot`, `pivot_root`.
+//! `mount`, `unshare`, `setns`, `chroot`, `pivot_root`; and, except under
+//! `--network=host` ([`host_network_allowlist`]), `socket`, `connect`, `bind`.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +28,7 @@ use seccompiler::{
     SeccompRule, TargetArch,
 };
 
+use crate::config::Network;
 use crate::config::Platform as PlatformKind;
 use crate::error::Error;
 
@@ -64,6 +66,69 @@ pub fn allowlist(kind: PlatformKind) -> HostSyscalls {
         PlatformKind::Systrap => platform_systrap::seccomp::host_syscalls(),
     });
     list
+}
+
+/// What `--network=host` adds: the host socket calls the Sentry makes for the
+/// application's `AF_INET`/`AF_INET6` sockets (`sentry/src/host/net.rs`). Sockets are
+/// created only as `AF_INET`/`AF_INET6` streams or datagrams, non-blocking and
+/// close-on-exec; the other calls act on descriptors the Sentry owns.
+pub fn host_network_allowlist() -> HostSyscalls {
+    use libc::*;
+    let any = Vec::<Vec<ArgCondition>>::new;
+    let e = |nr: c_long, when: Vec<Vec<ArgCondition>>, reason: &'static str| HostSyscall {
+        nr,
+        when,
+        reason,
+    };
+    let flags = (SOCK_NONBLOCK | SOCK_CLOEXEC) as u64;
+    let mut socket = Vec::new();
+    for family in [AF_INET, AF_INET6] {
+        for ty in [SOCK_STREAM, SOCK_DGRAM] {
+            socket.push(vec![
+                ArgCondition::eq(0, family as u64),
+                ArgCondition::eq(1, ty as u64 | flags),
+            ]);
+        }
+    }
+    const SIOCOUTQNSD: u64 = 0x894b;
+    vec![
+        e(
+            SYS_socket,
+            socket,
+            "host network: the application's inet sockets (TCP/UDP only)",
+        ),
+        e(SYS_bind, any(), "host network: bind"),
+        e(SYS_listen, any(), "host network: listen"),
+        e(
+            SYS_accept4,
+            vec![vec![ArgCondition::eq(3, flags)]],
+            "host network: accept, non-blocking and close-on-exec",
+        ),
+        e(SYS_connect, any(), "host network: connect"),
+        e(SYS_sendto, any(), "host network: send"),
+        e(SYS_recvfrom, any(), "host network: receive"),
+        e(SYS_getsockname, any(), "host network: getsockname"),
+        e(SYS_getpeername, any(), "host network: getpeername"),
+        e(SYS_setsockopt, any(), "host network: allowlisted options"),
+        e(SYS_getsockopt, any(), "host network: allowlisted options"),
+        e(
+            SYS_ioctl,
+            vec![
+                vec![ArgCondition::eq(1, TIOCOUTQ)],
+                vec![ArgCondition::eq(1, SIOCOUTQNSD)],
+            ],
+            "host network: SIOCOUTQ, SIOCOUTQNSD",
+        ),
+        e(SYS_ppoll, any(), "host network: readiness of a host socket"),
+        e(
+            SYS_epoll_create1,
+            any(),
+            "host network: the notifier's epoll instance",
+        ),
+        e(SYS_epoll_ctl, any(), "host network: watch host sockets"),
+        e(SYS_epoll_wait, any(), "host network: the notifier waits"),
+        e(SYS_epoll_pwait, any(), "host network: the notifier waits"),
+    ]
 }
 
 /// Namespace-creating `clone` flags.
@@ -362,8 +427,9 @@ pub fn errno_list() -> Vec<(i64, i32, &'static str)> {
 }
 
 /// Builds the BPF programs, in installation order: one filter per errno of
-/// [`errno_list`], then the allowlist.
-pub fn build(kind: PlatformKind) -> Result<Vec<BpfProgram>, Error> {
+/// [`errno_list`], then the allowlist (with [`host_network_allowlist`] under
+/// `--network=host`).
+pub fn build(kind: PlatformKind, network: Network) -> Result<Vec<BpfProgram>, Error> {
     let arch = TargetArch::x86_64;
     let compile = |rules: BTreeMap<i64, Vec<SeccompRule>>, mismatch, matched| {
         let filter = SeccompFilter::new(rules, mismatch, matched, arch)
@@ -391,8 +457,12 @@ pub fn build(kind: PlatformKind) -> Result<Vec<BpfProgram>, Error> {
         )));
     }
     let platform_list = allowlist(kind).split_off(base.len());
+    let net_list = match network {
+        Network::Host => host_network_allowlist(),
+        _ => Vec::new(),
+    };
     let mut rules = BTreeMap::new();
-    for m in platform::seccomp::merge(&[&base, &platform_list]) {
+    for m in platform::seccomp::merge(&[&base, &platform_list, &net_list]) {
         tracing::trace!(nr = m.nr, reasons = ?m.reasons, "seccomp allow");
         rules.insert(m.nr, self::rules(&m.when)?);
     }
@@ -409,8 +479,8 @@ pub fn build(kind: PlatformKind) -> Result<Vec<BpfProgram>, Error> {
 
 /// Installs the filters on every thread of the process (TSYNC). Must be the last step of
 /// confinement.
-pub fn install(kind: PlatformKind) -> Result<(), Error> {
-    for prog in build(kind)? {
+pub fn install(kind: PlatformKind, network: Network) -> Result<(), Error> {
+    for prog in build(kind, network)? {
         seccompiler::apply_filter_all_threads(&prog)
             .map_err(|e| Error::Confine(format!("install seccomp filter: {e}")))?;
     }
@@ -465,7 +535,16 @@ mod tests {
 
     /// The same with the filter of a sandbox on `kind`.
     fn in_filtered_child_on(kind: PlatformKind, body: impl FnOnce() -> i32) -> i32 {
-        let progs = build(kind).expect("build");
+        in_filtered_child_net(kind, Network::None, body)
+    }
+
+    /// The same with the filter of a sandbox on `kind` with `network`.
+    fn in_filtered_child_net(
+        kind: PlatformKind,
+        network: Network,
+        body: impl FnOnce() -> i32,
+    ) -> i32 {
+        let progs = build(kind, network).expect("build");
         // SAFETY: the child only makes raw system calls (prctl, seccomp, the body's calls)
         // and leaves with _exit; it touches no lock the parent's threads could hold.
         let pid = unsafe { libc::fork() };
@@ -528,6 +607,50 @@ mod tests {
             libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSYS,
             "socket must raise SIGSYS: status {status:#x}"
         );
+    }
+
+    /// `socket(AF_INET, SOCK_STREAM | NONBLOCK | CLOEXEC)`: 0 if it succeeded.
+    fn inet_socket_call() -> i32 {
+        let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+        // SAFETY: socket(2) with integer arguments.
+        let fd = unsafe { libc::syscall(libc::SYS_socket, libc::AF_INET, ty, 0) };
+        if fd >= 0 { 0 } else { 1 }
+    }
+
+    #[test]
+    fn only_the_host_network_filter_makes_inet_sockets() {
+        for kind in [PlatformKind::Ptrace, PlatformKind::Systrap] {
+            let status = in_filtered_child_net(kind, Network::None, inet_socket_call);
+            assert!(killed_by_sigsys(status), "{kind:?}, none: {status:#x}");
+            let status = in_filtered_child_net(kind, Network::Host, inet_socket_call);
+            assert_eq!(status, 0, "{kind:?}, host: {status:#x}");
+            // Only TCP/UDP over IPv4/IPv6, non-blocking and close-on-exec.
+            for (family, ty) in [
+                (
+                    libc::AF_UNIX,
+                    libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                ),
+                (
+                    libc::AF_PACKET,
+                    libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                ),
+                (
+                    libc::AF_INET,
+                    libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                ),
+                (libc::AF_INET, libc::SOCK_STREAM),
+            ] {
+                let status = in_filtered_child_net(kind, Network::Host, || {
+                    // SAFETY: socket(2) with integer arguments.
+                    unsafe { libc::syscall(libc::SYS_socket, family, ty, 0) };
+                    0
+                });
+                assert!(
+                    killed_by_sigsys(status),
+                    "{kind:?}, host: socket({family}, {ty:#x}) allowed: {status:#x}"
+                );
+            }
+        }
     }
 
     /// Application memory for the ioctl walk: a plain buffer.
@@ -652,7 +775,9 @@ mod tests {
             PlatformKind::Kvm,
             PlatformKind::Systrap,
         ] {
-            let progs = build(kind).expect("build");
+            let progs = build(kind, Network::None).expect("build");
+            assert_eq!(progs.len(), 3);
+            let progs = build(kind, Network::Host).expect("build host");
             assert_eq!(progs.len(), 3);
             assert!(progs.iter().all(|p| !p.is_empty()));
         }

@@ -15,7 +15,7 @@ pub fn run(global: &GlobalArgs, args: BootArgs) -> Result<i32, RunscError> {
         return Err(RunscError::Usage("boot: --control-fd is required".into()));
     };
     let control = child::take_inherited_fd(control, "control fd")?;
-    let sandbox: crate::oci::bundle::SandboxBoot =
+    let mut sandbox: crate::oci::bundle::SandboxBoot =
         serde_json::from_slice(&boot::read_spec_bytes(spec_fd)?)
             .map_err(|e| RunscError::Invalid(format!("bad boot spec: {e}")))?;
     let mounts = args
@@ -35,7 +35,13 @@ pub fn run(global: &GlobalArgs, args: BootArgs) -> Result<i32, RunscError> {
         crate::host::take_controlling_terminal(0)
             .map_err(|e| RunscError::host("make the terminal the sandbox's", e))?;
     }
-    let confined = boot::confine(&global.settings(), HostLimits::default())?;
+    // `--network=host`, or a spec without a network namespace.
+    let mut settings = global.settings();
+    if sandbox.host_network {
+        settings.network = rsentry::Network::Host;
+    }
+    sandbox.host_network = settings.network == rsentry::Network::Host;
+    let confined = boot::confine(&settings, HostLimits::default())?;
     crate::oci::server::run(
         confined.platform,
         sandbox,

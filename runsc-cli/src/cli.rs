@@ -32,7 +32,8 @@ pub struct GlobalArgs {
     /// How application code is run and trapped.
     #[arg(long, global = true, value_enum, default_value_t = PlatformKind::Ptrace)]
     pub platform: PlatformKind,
-    /// Network stack for the sandbox (only `none` is supported so far).
+    /// Network for the sandbox: `none` (the Sentry's loopback only) or `host` (the
+    /// application's sockets are host sockets; `sandbox` is not supported yet).
     #[arg(long, global = true, value_enum, default_value_t = NetworkKind::None)]
     pub network: NetworkKind,
     /// Switch on debug logging.
@@ -83,6 +84,7 @@ impl GlobalArgs {
                 DebugPanic::Sentry => rsentry::__private::DebugPanic::Sentry,
                 DebugPanic::Gofer => rsentry::__private::DebugPanic::Gofer,
             }),
+            network: self.network.to_lib(),
         }
     }
 
@@ -176,13 +178,21 @@ impl DebugPanic {
 pub enum NetworkKind {
     /// No network: only a loopback-less empty network namespace.
     None,
-    /// The host's network stack (not supported yet).
+    /// The host's network stack: the application's sockets are host sockets.
     Host,
     /// The Sentry's own network stack (not supported yet).
     Sandbox,
 }
 
 impl NetworkKind {
+    /// The library's value (`sandbox` is refused before it gets here).
+    pub fn to_lib(self) -> rsentry::Network {
+        match self {
+            NetworkKind::Host => rsentry::Network::Host,
+            NetworkKind::None | NetworkKind::Sandbox => rsentry::Network::None,
+        }
+    }
+
     /// The flag value.
     pub fn name(self) -> &'static str {
         match self {

@@ -70,9 +70,9 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<i32, RunscError> {
-    if cli.global.network != NetworkKind::None {
+    if cli.global.network == NetworkKind::Sandbox {
         return Err(RunscError::Invalid(format!(
-            "--network={} is not supported yet (only --network=none)",
+            "--network={} is not supported yet (only --network=none and host)",
             cli.global.network.name()
         )));
     }

@@ -43,6 +43,10 @@ pub struct SandboxBoot {
     /// The system-call profile named by the [`PROFILE_ANNOTATION`] annotation.
     #[serde(default)]
     pub profile: Option<rsentry::Profile>,
+    /// The spec names no network namespace (the container shares the host's, as with
+    /// `podman --network=host`): the application's inet sockets are host sockets.
+    #[serde(default)]
+    pub host_network: bool,
 }
 
 /// The annotation naming a system-call profile file (`rsentry::profile`) the Sentry
@@ -272,6 +276,15 @@ impl Bundle {
             memory_limit: None,
             seccomp: self.spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
             profile: self.profile()?,
+            host_network: !self
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.namespaces().as_ref())
+                .is_some_and(|ns| {
+                    ns.iter()
+                        .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network)
+                }),
         })
         .and_then(|b| {
             // Malformed sections are refused now, by `create`, never allowed silently.

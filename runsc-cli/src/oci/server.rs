@@ -99,7 +99,18 @@ pub fn run(
     strace: bool,
     console_signals: Option<OwnedFd>,
 ) -> Result<i32, RunscError> {
+    let host_network = boot.host_network;
     let sandbox = match Sandbox::new(platform, &boot.hostname, strace, gofer) {
+        Ok(s) if host_network && s.kernel().enable_host_network().is_err() => {
+            let _ = proto::send(
+                control.as_fd(),
+                &Reply::Error {
+                    message: "cannot set up the host network".into(),
+                },
+                &[],
+            );
+            return Ok(crate::error::EXIT_RUNTIME_ERROR);
+        }
         Ok(s) => Arc::new(s),
         Err(e) => {
             // Reported by `create`; the container's stderr is not ours to write to.
