@@ -80,6 +80,25 @@ pub struct SandboxConfig {
     /// Sentry (the sandbox process must be in the host's network namespace, with the
     /// host-network seccomp filter).
     pub host_network: bool,
+    /// `--network=sandbox`: an Ethernet link for the stack.
+    pub ethernet: Option<EthernetConfig>,
+}
+
+/// An Ethernet link of the Sentry's stack (`--network=sandbox`): a packet socket bound to
+/// the sandbox's end of a veth pair, and how the sandbox's `eth0` is addressed.
+#[derive(Debug)]
+pub struct EthernetConfig {
+    /// A raw `AF_PACKET` socket on the interface (opened before the seccomp filter; the
+    /// Sentry only reads and writes frames on it).
+    pub packet: OwnedFd,
+    /// The interface's hardware address.
+    pub mac: [u8; 6],
+    /// Its IPv4 address.
+    pub addr: std::net::Ipv4Addr,
+    /// The prefix length of the link's subnet.
+    pub prefix: u8,
+    /// The default gateway (the host's end).
+    pub gateway: std::net::Ipv4Addr,
 }
 
 /// How the first process of the sandbox ended.

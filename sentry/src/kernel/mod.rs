@@ -560,8 +560,12 @@ pub(crate) fn run_sandbox(
         cpu_budget,
         console_signals,
         host_network,
+        ethernet,
     } = config;
     let kernel = Kernel::new(platform, &hostname, strace, gofer)?;
+    if let Some(e) = ethernet {
+        kernel.net().attach_ethernet(e);
+    }
     if host_network {
         kernel
             .enable_host_network()

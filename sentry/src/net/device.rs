@@ -24,6 +24,8 @@ pub struct LoopDevice {
     pub tx: (u64, u64),
     /// See `tx`.
     pub rx: (u64, u64),
+    /// `--network=sandbox`: the Ethernet link packets off loopback leave by.
+    pub eth: Option<super::eth::EthLink>,
 }
 
 impl Device for LoopDevice {
@@ -34,7 +36,10 @@ impl Device for LoopDevice {
         let mut caps = DeviceCapabilities::default();
         caps.max_transmission_unit = LOOPBACK_MTU;
         caps.medium = Medium::Ip;
-        // Nothing corrupts packets in memory: no checksums computed or verified.
+        // Nothing corrupts packets in memory: no checksums computed or verified. Packets
+        // that leave by an Ethernet link get theirs there (the host verifies them);
+        // incoming ones are not verified: the host's veth hands over packets whose
+        // checksums it left to offload.
         caps.checksum = ChecksumCapabilities::ignored();
         caps
     }
@@ -48,6 +53,7 @@ impl Device for LoopDevice {
             TxToken {
                 queue: &mut self.queue,
                 tx: &mut self.tx,
+                eth: &mut self.eth,
             },
         ))
     }
@@ -56,6 +62,7 @@ impl Device for LoopDevice {
         Some(TxToken {
             queue: &mut self.queue,
             tx: &mut self.tx,
+            eth: &mut self.eth,
         })
     }
 }
@@ -77,15 +84,28 @@ impl phy::RxToken for RxToken {
 pub struct TxToken<'a> {
     queue: &'a mut VecDeque<Bytes>,
     tx: &'a mut (u64, u64),
+    eth: &'a mut Option<super::eth::EthLink>,
 }
 
 impl phy::TxToken for TxToken<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let mut buf = BytesMut::zeroed(len);
         let r = f(&mut buf);
+        if let Some(eth) = self.eth.as_mut() {
+            let dst = smoltcp::wire::Ipv4Packet::new_checked(&buf[..])
+                .ok()
+                .filter(|_| buf.first().is_some_and(|b| b >> 4 == 4))
+                .map(|p| p.dst_addr());
+            if let Some(dst) = dst.filter(|d| eth.takes(*d)) {
+                super::eth::fill_checksums(&mut buf);
+                eth.send_ip(buf.freeze(), dst);
+                return r;
+            }
+        }
+        let pkt = buf.freeze();
         self.tx.0 += 1;
         self.tx.1 += len as u64;
-        self.queue.push_back(buf.freeze());
+        self.queue.push_back(pkt);
         r
     }
 }

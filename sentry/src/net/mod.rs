@@ -24,6 +24,7 @@
 
 pub mod addr;
 pub mod device;
+pub mod eth;
 pub mod hostinet;
 pub mod ifreq;
 pub mod netlink;
@@ -175,6 +176,10 @@ pub struct Link {
 
 /// `IFF_UP`.
 pub const IFF_UP: u32 = 0x1;
+/// `IFF_BROADCAST`.
+pub const IFF_BROADCAST: u32 = 0x2;
+/// `IFF_MULTICAST`.
+pub const IFF_MULTICAST: u32 = 0x1000;
 /// `IFF_LOOPBACK`.
 pub const IFF_LOOPBACK: u32 = 0x8;
 /// `IFF_RUNNING`.
@@ -258,7 +263,8 @@ impl Stack {
     /// The interfaces.
     pub fn links(&self) -> Vec<Link> {
         let i = self.inner.lock();
-        vec![Link {
+        let eth_addr = i.dev.eth.as_ref().map(|e| IpAddr::V4(e.addr));
+        let mut links = vec![Link {
             index: 1,
             name: "lo".into(),
             flags: IFF_UP | IFF_LOOPBACK | IFF_RUNNING | IFF_LOWER_UP,
@@ -269,10 +275,24 @@ impl Stack {
                 .ip_addrs()
                 .iter()
                 .map(|c| (addr::from_ip(c.address()), c.prefix_len()))
+                .filter(|(a, _)| Some(*a) != eth_addr)
                 .collect(),
             rx: i.dev.rx,
             tx: i.dev.tx,
-        }]
+        }];
+        if let Some(e) = &i.dev.eth {
+            links.push(Link {
+                index: 2,
+                name: "eth0".into(),
+                flags: IFF_UP | IFF_BROADCAST | IFF_RUNNING | IFF_MULTICAST | IFF_LOWER_UP,
+                mtu: eth::ETH_MTU as u32,
+                hwaddr: e.mac.to_vec(),
+                addrs: vec![(IpAddr::V4(e.addr), e.prefix)],
+                rx: e.rx,
+                tx: e.tx,
+            });
+        }
+        links
     }
 
     /// Adds (`add`) or removes an address of interface `index` (`RTM_NEWADDR`,
@@ -309,6 +329,27 @@ impl Stack {
         })
     }
 
+    /// Gives the stack an Ethernet link (`--network=sandbox`): its address and default
+    /// route, and a `sentry-eth` thread that reads frames from the packet socket.
+    pub fn attach_ethernet(self: &Arc<Self>, cfg: crate::EthernetConfig) {
+        let file = Arc::new(std::fs::File::from(cfg.packet));
+        let link = eth::EthLink::new(file.clone(), cfg.mac, cfg.addr, cfg.prefix, cfg.gateway);
+        self.with(|i| {
+            i.iface.update_ip_addrs(|a| {
+                let _ = a.push(IpCidr::new(IpAddress::Ipv4(cfg.addr), link.prefix));
+            });
+            let _ = i.iface.routes_mut().add_default_ipv4_route(cfg.gateway);
+            i.dev.eth = Some(link);
+        });
+        let weak = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("sentry-eth".into())
+            .spawn(move || eth_loop(&weak, &file));
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the Ethernet reader: {e}");
+        }
+    }
+
     /// TCP and UDP sockets for `/proc/net/{tcp,tcp6,udp,udp6}`: (local, remote, Linux
     /// state number, send queue, receive queue), of `family`'s sockets.
     pub fn table(&self, proto: i32, v6: bool) -> Vec<(SocketAddr, SocketAddr, u8, usize, usize)> {
@@ -322,6 +363,31 @@ impl Stack {
 fn random_seed() -> u64 {
     use std::hash::BuildHasher;
     std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64)
+}
+
+/// Reads frames from the packet socket until the stack is gone or the socket fails.
+fn eth_loop(stack: &Weak<Stack>, file: &std::fs::File) {
+    use std::io::Read;
+    // Large enough for the host's GSO packets, which a veth hands over whole.
+    let mut buf = vec![0u8; 65536 + 14];
+    loop {
+        let n = match (&*file).read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::warn!("eth0: reading frames failed: {e}");
+                return;
+            }
+        };
+        let Some(s) = stack.upgrade() else { return };
+        let frame = &buf[..n];
+        s.with(|i| {
+            let pkt = i.dev.eth.as_mut().and_then(|e| e.input(frame));
+            if let Some(p) = pkt {
+                i.dev.queue.push_back(p);
+            }
+        });
+    }
 }
 
 fn timer_loop(stack: &Weak<Stack>, timer: &Timer) {
@@ -516,8 +582,16 @@ impl Inner {
         addr.is_unspecified() || self.iface.has_ip_addr(addr::to_ip(addr))
     }
 
-    /// Whether the stack has a route to `addr`.
+    /// Whether the stack has a route to `addr` (with an Ethernet link, every IPv4
+    /// address: the default route).
     fn routable(&self, addr: IpAddr) -> bool {
+        let v4 = match addr {
+            IpAddr::V4(_) => true,
+            IpAddr::V6(v) => v.to_ipv4_mapped().is_some(),
+        };
+        if self.dev.eth.is_some() && v4 {
+            return true;
+        }
         let a = addr::to_ip(addr);
         self.iface.ip_addrs().iter().any(|c| c.contains_addr(&a))
     }
