@@ -63,7 +63,7 @@ fn bad_do_options() {
 #[test]
 fn unsupported_network() {
     assert_one_line_error(
-        &runsc_raw(&["--network=sandbox", "do", "--", "/bin/true"]),
+        &runsc_raw(&["--network=sandbox", "list"]),
         125,
         "not supported",
     );

@@ -3,7 +3,10 @@
 //! interfaces through netlink (`ip`, `getifaddrs`), ioctls and `/proc/net`, and
 //! isolation from the host's loopback with `--network=none`; and with `--network=host`,
 //! the same fixture over host sockets, a server in the sandbox reached from the host's
-//! loopback and a client in the sandbox reaching a host server.
+//! loopback and a client in the sandbox reaching a host server; with `--network=sandbox`,
+//! `python3 -m http.server` in the sandbox answering `curl` from the host over the veth
+//! pair `runsc do` makes (deleted when it exits), and a client in the sandbox reaching a
+//! server on the host's end of that link but not the host's loopback.
 //!
 //! The C fixture `net_inet` prints one `ok <part>` line per part and exits with the
 //! number of the failed step otherwise; it passes natively too (its expectations are
@@ -30,6 +33,8 @@ integration::on_every_platform!(
     host_network_server_reachable_from_the_host,
     host_network_client_reaches_a_host_server,
     host_network_bad_input_and_signals,
+    sandbox_network_server_answers_curl_from_the_host,
+    sandbox_network_client_reaches_a_host_server,
 );
 
 /// The fixture's parts that use ephemeral ports only, over host sockets: Linux's own
@@ -295,4 +300,104 @@ except InterruptedError:
          accept interrupted\n",
         "{run:#?}"
     );
+}
+
+/// `--network=sandbox`: `python3 -m http.server` in the sandbox answers `curl` on the
+/// host over the veth pair; the pair is gone once `runsc do` has exited.
+fn sandbox_network_server_answers_curl_from_the_host(p: Platform) {
+    let dir = integration::scratch_dir();
+    std::fs::write(dir.path().join("index.txt"), "served over the veth\n").expect("write");
+    let script = format!(
+        "ip -o -4 addr show eth0\nexec python3 -u -m http.server 0 --directory {}\n",
+        path_str(dir.path())
+    );
+    let mut child = Command::new(integration::runsc())
+        .arg(format!("--platform={}", p.name()))
+        .args(["do", "--network=sandbox", "--", "/bin/sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn runsc");
+    let link = format!("rsb{}", child.id());
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let (mut addr, mut port) = (None, None);
+    let mut seen = String::new();
+    while port.is_none() {
+        let mut line = String::new();
+        if out.read_line(&mut line).expect("read") == 0 {
+            let o = child.wait_with_output().expect("wait");
+            panic!(
+                "sandbox ended early: {seen:?}, stderr {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        seen.push_str(&line);
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let Some(i) = words.iter().position(|w| *w == "inet") {
+            addr = words
+                .get(i + 1)
+                .and_then(|a| a.split('/').next())
+                .map(str::to_owned);
+        }
+        if let Some(i) = words.iter().position(|w| *w == "port") {
+            port = words.get(i + 1).and_then(|p| p.parse::<u16>().ok());
+        }
+    }
+    let (addr, port) = (addr.expect("eth0's address"), port.unwrap_or(0));
+    assert!(addr.starts_with("10.213."), "{seen}");
+    let curl = Command::new("curl")
+        .args(["-sS", "--max-time", "60"])
+        .arg(format!("http://{addr}:{port}/index.txt"))
+        .output()
+        .expect("run curl on the host");
+    // SAFETY: kill(2) on our own child's pid with a plain signal number.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().expect("wait");
+    assert_eq!(
+        String::from_utf8_lossy(&curl.stdout),
+        "served over the veth\n",
+        "curl: {curl:?}"
+    );
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status:?}");
+    let left = Command::new("ip")
+        .args(["link", "show", &link])
+        .output()
+        .expect("ip link");
+    assert!(!left.status.success(), "{link} left behind");
+}
+
+/// `--network=sandbox`: a client in the sandbox reaches a server on the host's end of
+/// the link (the first address of the sandbox's /30), and not the host's loopback.
+fn sandbox_network_client_reaches_a_host_server(p: Platform) {
+    let host = TcpListener::bind("0.0.0.0:0").expect("bind on the host");
+    let port = host.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        let (mut c, peer) = host.accept().expect("accept");
+        let mut buf = [0u8; 4];
+        c.read_exact(&mut buf).expect("read");
+        // More than a window's worth, so that the transfer takes many ACKs.
+        let mut reply = b"pong:".to_vec();
+        reply.extend_from_slice(&buf);
+        reply.resize(1 << 20, b'x');
+        c.write_all(&reply).expect("write");
+        peer
+    });
+    let code = format!(
+        "import socket, subprocess, errno\n\
+         out = subprocess.check_output(['ip', '-o', '-4', 'addr', 'show', 'eth0']).decode()\n\
+         a = out.split()[3].split('/')[0].split('.')\n\
+         a[3] = str(int(a[3]) - 1)\n\
+         s = socket.create_connection(('.'.join(a), {port}))\n\
+         s.sendall(b'ping')\n\
+         data = s.makefile('rb').read()\n\
+         print(data[:9].decode(), len(data))\n\
+         try:\n    socket.create_connection(('127.0.0.1', {port}))\n    print('host loopback reached')\n\
+         except OSError as e:\n    print(errno.errorcode[e.errno])\n"
+    );
+    let run = runsc_do(p, &["--network=sandbox"], &["python3", "-c", &code]);
+    run.assert_success("client");
+    let peer = server.join().expect("host server");
+    assert_eq!(run.stdout, "pong:ping 1048576\nECONNREFUSED\n", "{run:#?}");
+    assert!(peer.ip().to_string().starts_with("10.213."), "peer {peer}");
 }

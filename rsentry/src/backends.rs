@@ -94,6 +94,7 @@ pub fn run_sentry(
     mounts: Vec<OwnedFd>,
     settings: &crate::config::Settings,
     recorder: Option<Arc<sentry::policy::Recorder>>,
+    packet: Option<OwnedFd>,
 ) -> Result<i32, Error> {
     let crate::boot::Confined {
         platform,
@@ -141,6 +142,16 @@ pub fn run_sentry(
         cpu_budget: (!spec.limits.cpu_time.is_zero()).then_some(spec.limits.cpu_time),
         console_signals,
         host_network,
+        ethernet: match (packet, &spec.ethernet) {
+            (Some(packet), Some(e)) => Some(sentry::EthernetConfig {
+                packet,
+                mac: e.mac,
+                addr: e.addr,
+                prefix: e.prefix,
+                gateway: e.gateway,
+            }),
+            _ => None,
+        },
     };
     match sentry::run_sandbox(platform, config) {
         Ok(status) => Ok(status.to_shell_code()),

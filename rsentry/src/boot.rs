@@ -165,7 +165,7 @@ pub fn run_do(
     spec_fd: RawFd,
     gofer_fd: RawFd,
     mount_fds: &[RawFd],
-    record_fd: Option<RawFd>,
+    (record_fd, packet_fd): (Option<RawFd>, Option<RawFd>),
 ) -> Result<i32, Error> {
     let spec_fd = child::take_inherited_fd(spec_fd, "spec fd")?;
     let spec = BootSpec::parse(&read_spec_bytes(spec_fd)?).map_err(Error::Invalid)?;
@@ -176,6 +176,9 @@ pub fn run_do(
         .collect::<Result<Vec<_>, _>>()?;
     let record = record_fd
         .map(|n| child::take_inherited_fd(n, "record fd"))
+        .transpose()?;
+    let packet = packet_fd
+        .map(|n| child::take_inherited_fd(n, "packet fd"))
         .transpose()?;
     let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     tracing::debug!(
@@ -203,6 +206,7 @@ pub fn run_do(
         mounts,
         settings,
         recorder.clone(),
+        packet,
     );
     if let (Some(fd), Some(rec)) = (record, recorder) {
         let json = serde_json::to_vec(&rec.snapshot()).map_err(|e| Error::Sentry(e.to_string()))?;

@@ -350,6 +350,7 @@ impl SandboxBuilder {
             profile: self.profile,
             record: self.record.is_some(),
             limits: self.limits,
+            ethernet: None,
         };
         let launch = Launch {
             boot,

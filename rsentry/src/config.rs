@@ -43,6 +43,12 @@ pub enum Network {
     /// stays in the host's network namespace, and its seccomp filter allows those
     /// socket calls. A server in the sandbox is reachable on the host's addresses.
     Host,
+    /// The Sentry's own stack on a veth pair made for the sandbox: the host end is
+    /// addressed (the first address of a /30 of 10.213.0.0/16, the sandbox's `eth0` the
+    /// second, its default gateway the host end), so a server in the sandbox is reachable
+    /// from the host on that address and the sandbox reaches the host's services there.
+    /// Needs host root and iproute2's `ip`.
+    Sandbox,
 }
 
 /// Whether a bind mount may be written through.

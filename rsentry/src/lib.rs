@@ -63,6 +63,7 @@ pub mod host;
 #[doc(hidden)]
 pub mod logging;
 mod monitor;
+pub mod netsetup;
 #[doc(hidden)]
 pub mod panic_policy;
 pub mod profile;

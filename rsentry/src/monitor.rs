@@ -256,6 +256,12 @@ fn start_and_wait_sandbox(
         }
         None => None,
     };
+    // --network=sandbox: the veth pair and the packet socket, made before the PID
+    // namespace (a thread does it); the link goes when `link` drops, after the sandbox.
+    let link = match settings.network {
+        crate::config::Network::Sandbox => Some(crate::netsetup::create(std::process::id())?),
+        _ => None,
+    };
     // Our next child becomes PID 1 of a new PID namespace; we stay where we are.
     unshare(CloneFlags::CLONE_NEWPID).map_err(|e| match e {
         nix::errno::Errno::EPERM => {
@@ -286,12 +292,18 @@ fn start_and_wait_sandbox(
         next += 1;
         next - 1
     });
+    let packet_fd = link.as_ref().map(|l| {
+        fds.push((&l.packet, next));
+        next += 1;
+        next - 1
+    });
     let role = Role::Boot {
         spec_fd: 3,
         gofer_fd: 4,
         mount_fds,
         record_fd,
         report_fd,
+        packet_fd,
     };
     let boot_cmd = role::command(role, settings, "runsc-sandbox")?;
     let boot = child::spawn_with_fds(boot_cmd, &fds, "sandbox")?;
@@ -301,10 +313,13 @@ fn start_and_wait_sandbox(
         drop(w);
         reader
     });
-    let json = serde_json::to_vec(&launch.boot).map_err(|e| Error::Invalid(e.to_string()))?;
+    let mut boot_spec = launch.boot.clone();
+    boot_spec.ethernet = link.as_ref().map(|l| l.spec.clone());
+    let json = serde_json::to_vec(&boot_spec).map_err(|e| Error::Invalid(e.to_string()))?;
     // A sandbox that dies before reading gives EPIPE here; its exit status says why.
     let _ = std::fs::File::from(spec_write).write_all(&json);
     let status = wait_sandbox(boot, gofers);
+    drop(link);
     if let (Some(reader), Some(path)) = (recording, &launch.record) {
         let bytes = reader.join().unwrap_or_default();
         if !bytes.is_empty() {

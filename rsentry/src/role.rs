@@ -60,6 +60,9 @@ pub enum Role {
         record_fd: Option<RawFd>,
         /// Pipe for the error report.
         report_fd: Option<RawFd>,
+        /// `--network=sandbox`: the packet socket on the sandbox's `eth0`.
+        #[serde(default)]
+        packet_fd: Option<RawFd>,
     },
 }
 
@@ -139,8 +142,15 @@ pub fn init() {
             gofer_fd,
             mount_fds,
             record_fd,
+            packet_fd,
             ..
-        } => crate::boot::run_do(&env.settings, spec_fd, gofer_fd, &mount_fds, record_fd),
+        } => crate::boot::run_do(
+            &env.settings,
+            spec_fd,
+            gofer_fd,
+            &mount_fds,
+            (record_fd, packet_fd),
+        ),
     };
     let code = match result {
         Ok(code) => code,

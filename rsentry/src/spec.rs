@@ -28,6 +28,9 @@ pub struct BootSpec {
     pub record: bool,
     /// Resource limits.
     pub limits: crate::config::Limits,
+    /// `--network=sandbox`: the link whose packet socket comes as an inherited descriptor.
+    #[serde(default)]
+    pub ethernet: Option<crate::netsetup::EthSpec>,
 }
 
 /// A bind mount as the sandbox process sees it (its Gofer socket comes separately).
@@ -80,6 +83,7 @@ mod tests {
             profile: None,
             record: false,
             limits: Default::default(),
+            ethernet: None,
         }
     }
 

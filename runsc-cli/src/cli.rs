@@ -32,8 +32,9 @@ pub struct GlobalArgs {
     /// How application code is run and trapped.
     #[arg(long, global = true, value_enum, default_value_t = PlatformKind::Ptrace)]
     pub platform: PlatformKind,
-    /// Network for the sandbox: `none` (the Sentry's loopback only) or `host` (the
-    /// application's sockets are host sockets; `sandbox` is not supported yet).
+    /// Network for the sandbox: `none` (the Sentry's loopback only), `host` (the
+    /// application's sockets are host sockets) or `sandbox` (`do` only: the Sentry's
+    /// stack on a veth pair made for the sandbox, the host end addressed).
     #[arg(long, global = true, value_enum, default_value_t = NetworkKind::None)]
     pub network: NetworkKind,
     /// Switch on debug logging.
@@ -180,16 +181,17 @@ pub enum NetworkKind {
     None,
     /// The host's network stack: the application's sockets are host sockets.
     Host,
-    /// The Sentry's own network stack (not supported yet).
+    /// The Sentry's own network stack on a veth pair (`runsc do` only so far).
     Sandbox,
 }
 
 impl NetworkKind {
-    /// The library's value (`sandbox` is refused before it gets here).
+    /// The library's value.
     pub fn to_lib(self) -> rsentry::Network {
         match self {
             NetworkKind::Host => rsentry::Network::Host,
-            NetworkKind::None | NetworkKind::Sandbox => rsentry::Network::None,
+            NetworkKind::Sandbox => rsentry::Network::Sandbox,
+            NetworkKind::None => rsentry::Network::None,
         }
     }
 

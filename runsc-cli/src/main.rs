@@ -70,11 +70,10 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<i32, RunscError> {
-    if cli.global.network == NetworkKind::Sandbox {
-        return Err(RunscError::Invalid(format!(
-            "--network={} is not supported yet (only --network=none and host)",
-            cli.global.network.name()
-        )));
+    if cli.global.network == NetworkKind::Sandbox && !matches!(cli.command, Command::Do(_)) {
+        return Err(RunscError::Invalid(
+            "--network=sandbox is not supported yet for OCI containers (only with do)".into(),
+        ));
     }
     let name = match &cli.command {
         Command::Do(_) => "do",

@@ -126,3 +126,49 @@ pub fn write_and_exit(line: &[u8], code: i32) -> ! {
     // exit_group does not return; should the impossible happen, abort.
     std::process::abort()
 }
+
+/// The index of interface `name` in the calling thread's network namespace.
+pub fn if_index(name: &std::ffi::CStr) -> std::io::Result<u32> {
+    // SAFETY: `name` is a valid NUL-terminated string; if_nametoindex only reads it.
+    let i = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if i == 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(i)
+}
+
+/// A raw `AF_PACKET` socket (every protocol, close-on-exec) bound to interface `ifindex`
+/// of the calling thread's network namespace: the Sentry's Ethernet link.
+pub fn packet_socket(ifindex: u32) -> std::io::Result<OwnedFd> {
+    let proto = (libc::ETH_P_ALL as u16).to_be();
+    // SAFETY: socket takes integers only.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            i32::from(proto),
+        )
+    };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor from the kernel, owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = proto;
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: bind reads `size_of::<sockaddr_ll>()` bytes of `sll`, which is valid.
+    let r = unsafe {
+        libc::bind(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            (&sll as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd)
+}

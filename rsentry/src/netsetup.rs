@@ -1,0 +1,254 @@
+//! `--network=sandbox` for a sandbox the monitor starts (`runsc do`): a veth pair made
+//! for it, the host end addressed, the other end (`eth0`) in a network namespace of its
+//! own, with an `AF_PACKET` socket on it that the sandbox process inherits and the
+//! Sentry's stack speaks Ethernet and ARP over.
+//!
+//! The namespace is made by a short-lived thread of the monitor (`unshare(CLONE_NEWNET)`
+//! affects that thread only), which also brings `eth0` up (an `ip` it starts lives in
+//! its namespace) and opens the packet socket there. Nothing else holds the namespace:
+//! the socket keeps it, and with it the veth pair, alive exactly as long as the sandbox
+//! (and this monitor) hold the socket; [`SandboxLink`]'s drop also deletes the host end
+//! explicitly. The pair's /30 comes from 10.213.0.0/16, skipping any /30 that an address
+//! of the host already uses: the host end is its first address, the sandbox its second.
+
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// The sandbox's end of the link, as the Sentry configures it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EthSpec {
+    /// `eth0`'s hardware address.
+    pub mac: [u8; 6],
+    /// Its address.
+    pub addr: Ipv4Addr,
+    /// The prefix length (30).
+    pub prefix: u8,
+    /// The default gateway: the host end.
+    pub gateway: Ipv4Addr,
+}
+
+/// A veth pair made for one sandbox.
+#[derive(Debug)]
+pub struct SandboxLink {
+    /// The host end's name (`rsb<pid>`).
+    pub host_if: String,
+    /// The packet socket on `eth0`, for the sandbox process.
+    pub packet: OwnedFd,
+    /// What the Sentry is told.
+    pub spec: EthSpec,
+    /// The host end's interface index.
+    host_index: u32,
+}
+
+impl Drop for SandboxLink {
+    fn drop(&mut self) {
+        // Deleting one end deletes the pair. Over netlink, not `ip`: by now the monitor
+        // may be unable to fork (its PID namespace for children has lost its init).
+        if let Err(e) = delete_link(self.host_index) {
+            tracing::debug!(host_if = %self.host_if, "deleting the sandbox link: {e}");
+        }
+    }
+}
+
+/// `RTM_DELLINK` of interface `index`, waiting for the kernel's answer.
+fn delete_link(index: u32) -> Result<(), nix::errno::Errno> {
+    use nix::sys::socket::{
+        AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, recv, send, socket,
+    };
+    use std::os::fd::AsRawFd;
+    let s = socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkRoute,
+    )?;
+    const RTM_DELLINK: u16 = 17;
+    const NLM_F_REQUEST: u16 = 1;
+    const NLM_F_ACK: u16 = 4;
+    let mut msg = Vec::with_capacity(32);
+    msg.extend_from_slice(&32u32.to_ne_bytes());
+    msg.extend_from_slice(&RTM_DELLINK.to_ne_bytes());
+    msg.extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+    msg.extend_from_slice(&1u32.to_ne_bytes()); // sequence
+    msg.extend_from_slice(&0u32.to_ne_bytes()); // port: the kernel's
+    msg.extend_from_slice(&[0, 0, 0, 0]); // family, pad, type
+    msg.extend_from_slice(&(index as i32).to_ne_bytes());
+    msg.extend_from_slice(&[0; 8]); // flags, change
+    send(s.as_raw_fd(), &msg, MsgFlags::empty())?;
+    let mut ack = [0u8; 1024];
+    let n = recv(s.as_raw_fd(), &mut ack, MsgFlags::empty())?;
+    // NLMSG_ERROR (2) with error 0 is the acknowledgement.
+    if n >= 20 && u16::from_ne_bytes([ack[4], ack[5]]) == 2 {
+        let e = i32::from_ne_bytes([ack[16], ack[17], ack[18], ack[19]]);
+        if e != 0 {
+            return Err(nix::errno::Errno::from_raw(-e));
+        }
+    }
+    Ok(())
+}
+
+/// The `ip` program of iproute2.
+fn ip_path() -> &'static str {
+    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("ip")
+}
+
+/// Runs `ip ARGS...`; its stderr becomes the error.
+fn ip(args: &[&str]) -> Result<String, Error> {
+    let out = Command::new(ip_path())
+        .args(args)
+        .output()
+        .map_err(|e| Error::host("run ip (iproute2) for --network=sandbox", e))?;
+    if !out.status.success() {
+        return Err(Error::Invalid(format!(
+            "--network=sandbox: ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The host's IPv4 addresses.
+fn host_addrs() -> Result<Vec<Ipv4Addr>, Error> {
+    let out = ip(&["-o", "-4", "addr", "show"])?;
+    Ok(out
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            w.find(|&x| x == "inet")?;
+            w.next()?.split('/').next()?.parse().ok()
+        })
+        .collect())
+}
+
+/// A free /30 of 10.213.0.0/16 (its network address), starting from one derived from
+/// `seed` so that concurrent sandboxes rarely try the same one.
+fn pick_subnet(seed: u32) -> Result<Ipv4Addr, Error> {
+    let used = host_addrs()?;
+    for k in 0..16384u32 {
+        let n = (seed.wrapping_mul(7919).wrapping_add(k)) % 16384;
+        let net = u32::from(Ipv4Addr::new(10, 213, 0, 0)) + n * 4;
+        if !used.iter().any(|a| u32::from(*a) & !3 == net) {
+            return Ok(Ipv4Addr::from(net));
+        }
+    }
+    Err(Error::Invalid(
+        "--network=sandbox: no free /30 in 10.213.0.0/16".into(),
+    ))
+}
+
+/// Makes the link of the sandbox of monitor `id` (the monitor's pid). Needs host root
+/// and iproute2; must run before the monitor enters a new PID namespace (it starts a
+/// thread).
+pub fn create(id: u32) -> Result<SandboxLink, Error> {
+    let net = u32::from(pick_subnet(id)?);
+    let (host_addr, addr) = (Ipv4Addr::from(net + 1), Ipv4Addr::from(net + 2));
+    // Locally administered, unicast; the rest from the address, unique per link.
+    let o = addr.octets();
+    let mac = [0x02, 0x52, o[0], o[1], o[2], o[3]];
+    let mac_s = mac
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let host_if = format!("rsb{id}");
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel::<Result<i32, Error>>();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<bool>();
+    let ns_thread = std::thread::Builder::new()
+        .name("netns".into())
+        .spawn(move || -> Result<OwnedFd, Error> {
+            let r = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                .map(|()| nix::unistd::gettid().as_raw())
+                .map_err(|e| Error::nix("unshare(CLONE_NEWNET)", e));
+            let ok = r.is_ok();
+            let _ = tid_tx.send(r);
+            if !ok || !go_rx.recv().unwrap_or(false) {
+                return Err(Error::Invalid("--network=sandbox: no veth".into()));
+            }
+            // Started from this thread, `ip` runs in its namespace.
+            ip(&["link", "set", "lo", "up"])?;
+            ip(&["link", "set", "eth0", "up"])?;
+            let index = crate::host::if_index(c"eth0")
+                .map_err(|e| Error::host("find eth0 in the sandbox's namespace", e))?;
+            crate::host::packet_socket(index)
+                .map_err(|e| Error::host("open a packet socket on eth0", e))
+        })
+        .map_err(|e| Error::host("start the network namespace thread", e))?;
+    let tid = match tid_rx.recv() {
+        Ok(Ok(tid)) => tid,
+        Ok(Err(e)) => {
+            let _ = ns_thread.join();
+            return Err(e);
+        }
+        Err(_) => {
+            let _ = ns_thread.join();
+            return Err(Error::Invalid("--network=sandbox: namespace thread".into()));
+        }
+    };
+    let made = ip(&[
+        "link",
+        "add",
+        &host_if,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "address",
+        &mac_s,
+        "netns",
+        &tid.to_string(),
+    ]);
+    let made = made.and_then(|_| {
+        // The link exists from here on: dropped with its guard on any error below.
+        ip(&["addr", "add", &format!("{host_addr}/30"), "dev", &host_if])?;
+        ip(&["link", "set", &host_if, "up"])
+    });
+    let _ = go_tx.send(made.is_ok());
+    let packet = ns_thread
+        .join()
+        .map_err(|_| Error::Invalid("--network=sandbox: namespace thread panicked".into()));
+    let spec = EthSpec {
+        mac,
+        addr,
+        prefix: 30,
+        gateway: host_addr,
+    };
+    match (made, packet) {
+        (Ok(_), Ok(Ok(packet))) => {
+            tracing::debug!(%host_if, %host_addr, %addr, "sandbox link");
+            let c = std::ffi::CString::new(host_if.clone())
+                .map_err(|_| Error::Invalid("--network=sandbox: link name".into()));
+            let index = c.and_then(|c| {
+                crate::host::if_index(&c).map_err(|e| Error::host("find the host end", e))
+            });
+            match index {
+                Ok(host_index) => Ok(SandboxLink {
+                    host_if,
+                    packet,
+                    spec,
+                    host_index,
+                }),
+                Err(e) => {
+                    let _ = ip(&["link", "del", &host_if]);
+                    Err(e)
+                }
+            }
+        }
+        (made, packet) => {
+            let _ = ip(&["link", "del", &host_if]);
+            Err(match (made, packet) {
+                (Err(e), _) | (_, Err(e)) | (_, Ok(Err(e))) => e,
+                (Ok(_), Ok(Ok(_))) => Error::Invalid("--network=sandbox".into()),
+            })
+        }
+    }
+}
