@@ -1,8 +1,11 @@
 /* Micro-workloads for the rsentry benchmark. Usage: work MODE ITERS [ARG]
- * Prints one number on stdout: nanoseconds per operation, or MB/s for "seqread".
+ * Prints one number on stdout: nanoseconds per operation, or MB/s for "seqread" and
+ * "tcp" (ITERS MiB sent over a loopback TCP connection).
  * Each mode times only its loop, so process start-up is not counted. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +52,25 @@ static void pingpong(int a[2], int b[2], long iters, int use_socket) {
     waitpid(pid, &st, 0);
     (void)use_socket;
     printf("%.1f\n", (t1 - t0) / iters);
+}
+
+/* A connected TCP pair over 127.0.0.1 (kernel-chosen port): *c the client, *d the
+ * accepted end. */
+static void tcp_pair(int *c, int *d) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    if (l < 0) die("socket");
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 1)) die("bind/listen");
+    if (getsockname(l, (struct sockaddr *)&a, &al)) die("getsockname");
+    *c = socket(AF_INET, SOCK_STREAM, 0);
+    if (*c < 0 || connect(*c, (struct sockaddr *)&a, sizeof a)) die("connect");
+    *d = accept(l, NULL, NULL);
+    if (*d < 0) die("accept");
+    close(l);
 }
 
 int main(int argc, char **argv) {
@@ -113,6 +135,46 @@ int main(int argc, char **argv) {
         int s[2];
         if (socketpair(AF_UNIX, SOCK_STREAM, 0, s)) die("socketpair");
         int a[2] = {s[1], s[0]}, b[2] = {s[0], s[1]};
+        pingpong(a, b, iters, 1);
+        return 0;
+    } else if (!strcmp(mode, "tcp")) {
+        int c, d;
+        tcp_pair(&c, &d);
+        static char buf[1 << 16];
+        pid_t pid = fork();
+        if (pid < 0) die("fork");
+        if (pid == 0) {
+            close(d);
+            memset(buf, 'x', sizeof buf);
+            for (long i = 0; i < iters * 16; i++) {
+                size_t off = 0;
+                while (off < sizeof buf) {
+                    ssize_t n = write(c, buf + off, sizeof buf - off);
+                    if (n <= 0) _exit(3);
+                    off += n;
+                }
+            }
+            close(c);
+            _exit(0);
+        }
+        close(c);
+        double bytes = 0;
+        ssize_t n;
+        t0 = now_ns();
+        while ((n = read(d, buf, sizeof buf)) > 0) bytes += n;
+        t1 = now_ns();
+        if (n < 0) die("read");
+        int st;
+        waitpid(pid, &st, 0);
+        if (bytes != (double)iters * (1 << 20)) die("short transfer");
+        printf("%.1f\n", bytes / ((t1 - t0) / 1e9) / 1e6);
+        return 0;
+    } else if (!strcmp(mode, "tcprr")) {
+        int c, d, one = 1;
+        tcp_pair(&c, &d);
+        setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        setsockopt(d, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        int a[2] = {d, c}, b[2] = {c, d};
         pingpong(a, b, iters, 1);
         return 0;
     } else if (!strcmp(mode, "forkwait")) {

@@ -223,6 +223,8 @@ fn prepare(dir: &Path) -> Result<Vec<Workload>, String> {
         ),
         w("pipe ping-pong", Metric::NsPerOp, m("pipe", "2000", "")),
         w("unix ping-pong", Metric::NsPerOp, m("unix", "2000", "")),
+        w("tcp loopback 256MiB", Metric::MbPerSec, m("tcp", "256", "")),
+        w("tcp ping-pong", Metric::NsPerOp, m("tcprr", "2000", "")),
         w("fork+wait", Metric::NsPerOp, m("forkwait", "100", "")),
         w(
             "fork+exec true",
