@@ -200,7 +200,9 @@ impl Sandbox {
         let vfs = self.kernel.vfs();
         let (inode, fstype, source): (Arc<dyn crate::fs::Inode>, _, _) = match src {
             MountSource::Gofer(sock) => (
-                crate::fs::gofer::new_gofer_root(sock).map_err(SentryError::Filesystem)?,
+                // A bind mount: the host may change it while the sandbox runs.
+                crate::fs::gofer::new_gofer_root(sock, crate::fs::gofer::Revalidate::OnAccess)
+                    .map_err(SentryError::Filesystem)?,
                 "9p",
                 "none",
             ),

@@ -6,14 +6,15 @@
 //!
 //! Each [`GoferInode`] holds a node id of the Gofer (closed when the inode goes away) and
 //! caches its attributes, its directory listing, its symlink target, its looked-up
-//! children and the names found missing. Child directories and symlinks are kept for the
-//! life of the parent (path walks pass through them again and again; at most
-//! [`MAX_KEPT`] of them, as each holds a Gofer descriptor); other files while in use and
-//! the last few hundred used. The tree is used as the read-only lower
-//! of the overlay, so the caches never go stale from the Sentry's side; changes made on
-//! the host while the sandbox runs may not be seen. File data is read with `pread` on the
-//! host FD the Gofer donates at open (the Sentry never opens host paths itself), falling
-//! back to `PRead` messages when no FD was donated.
+//! children (weakly) and the names found missing. What stays alive is decided per mount
+//! by its [`NodeCache`]: the most recently used nodes and missing names, at most
+//! [`CACHE_LIMIT`] together, least recently used evicted first. How the caches learn of
+//! host changes is the mount's [`Revalidate`] policy: never for a tree only this sandbox
+//! sees (the overlay's read-only lower), on every access by name for shared bind mounts.
+//! The Sentry's own changes (creation, removal, rename) drop what the directories
+//! involved knew about the names. File data is read with `pread` on the host FD the
+//! Gofer donates at open (the Sentry never opens host paths itself), falling back to
+//! `PRead` messages when no FD was donated.
 
 use parking_lot::Mutex;
 use std::any::Any;
@@ -37,6 +38,20 @@ fn errno(e: ClientError) -> Errno {
     Errno::new(e.errno())
 }
 
+/// How a mount's caches learn of changes made outside the sandbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revalidate {
+    /// Never: only this sandbox sees the tree (the root of `runsc do` and of an OCI
+    /// container, the read-only lower of the overlay), so what was looked up once stays
+    /// true. Names found missing are remembered, listings kept.
+    Never,
+    /// On every access by name (shared bind mounts, which the host may change while the
+    /// sandbox runs): each walk step through a cached name asks the Gofer, in one
+    /// `WalkStat`, whether it still leads to the same file and refreshes its attributes.
+    /// No names are remembered as missing and no listing is kept.
+    OnAccess,
+}
+
 /// One connection to a Gofer.
 #[derive(Debug)]
 pub struct GoferFs {
@@ -44,13 +59,12 @@ pub struct GoferFs {
     dev: u64,
     /// Node ids released but not yet closed on the Gofer (closed in batches).
     pending_close: Mutex<Vec<NodeId>>,
-    /// How many directories and symlinks are kept cached (bounded: each costs the Gofer
-    /// an open descriptor).
-    kept: std::sync::atomic::AtomicUsize,
+    revalidate: Revalidate,
 }
 
-/// Most directories and symlinks kept cached (see the module documentation); past this they are cached only while used.
-pub const MAX_KEPT: usize = 4096;
+/// How many nodes and missing names one mount's [`NodeCache`] keeps, together. Each
+/// cached node costs the Gofer one `O_PATH` descriptor.
+pub const CACHE_LIMIT: usize = 4096;
 
 /// How many released nodes are closed with one `Close` message.
 const CLOSE_BATCH: usize = 64;
@@ -80,19 +94,89 @@ impl Drop for GoferFs {
     }
 }
 
-/// A cached child: kept alive (directories, symlinks) or only remembered.
-#[derive(Debug)]
-enum Cached {
-    Kept(Arc<GoferInode>),
-    Seen(Weak<GoferInode>),
+/// What the cache of a mount holds, keyed by node id or by (directory, missing name).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    Node(u64),
+    Missing(u64, Vec<u8>),
 }
 
-impl Cached {
-    fn get(&self) -> Option<Arc<GoferInode>> {
-        match self {
-            Cached::Kept(a) => Some(a.clone()),
-            Cached::Seen(w) => w.upgrade(),
+#[derive(Debug)]
+enum Entry {
+    /// A node kept alive (with its children, attributes, listing, link target): held for
+    /// its reference only.
+    Node(#[allow(dead_code)] Arc<GoferInode>),
+    /// A name remembered as missing in this directory.
+    Missing(Weak<GoferInode>),
+}
+
+#[derive(Debug, Default)]
+struct Lru {
+    next: u64,
+    stamps: HashMap<Key, u64>,
+    order: std::collections::BTreeMap<u64, (Key, Entry)>,
+}
+
+/// The dentry and attribute cache of one Gofer mount: keeps the most recently used nodes
+/// alive (directories' children are only weak references; a walk finds a child again
+/// while the cache or an open file holds it) and bounds the names remembered as missing,
+/// together at most `limit` entries; the least recently used goes first. A node evicted
+/// is closed on the Gofer once nothing else holds it; a missing name evicted is
+/// forgotten by its directory. Held strongly by the mount's root inode only (every other
+/// inode holds it weakly), so it never keeps itself alive and goes with the mount.
+#[derive(Debug)]
+pub(crate) struct NodeCache {
+    limit: usize,
+    lru: Mutex<Lru>,
+}
+
+impl NodeCache {
+    fn new(limit: usize) -> Arc<NodeCache> {
+        Arc::new(NodeCache {
+            limit: limit.max(1),
+            lru: Mutex::new(Lru::default()),
+        })
+    }
+
+    fn put(&self, key: Key, entry: Entry) {
+        let evicted = {
+            let mut l = self.lru.lock();
+            l.next += 1;
+            let stamp = l.next;
+            let old = l
+                .stamps
+                .insert(key.clone(), stamp)
+                .and_then(|o| l.order.remove(&o));
+            l.order.insert(stamp, (key, entry));
+            let mut evicted = Vec::new();
+            while l.order.len() > self.limit {
+                let Some((_, (k, e))) = l.order.pop_first() else {
+                    break;
+                };
+                l.stamps.remove(&k);
+                evicted.push((k, e));
+            }
+            (old, evicted)
+        };
+        // Dropped here, outside the lock: a node's last reference closes it.
+        for (k, e) in evicted.1 {
+            if let (Key::Missing(_, name), Entry::Missing(dir)) = (k, e)
+                && let Some(d) = dir.upgrade()
+            {
+                d.missing.lock().remove(&name);
+            }
         }
+    }
+
+    /// Marks `n` as just used.
+    fn touch(&self, n: &Arc<GoferInode>) {
+        self.put(Key::Node(n.node.0), Entry::Node(n.clone()));
+    }
+
+    /// How many entries are held (nodes and missing names).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lru.lock().order.len()
     }
 }
 
@@ -100,39 +184,19 @@ impl Cached {
 #[derive(Debug)]
 pub struct GoferInode {
     fs: Arc<GoferFs>,
+    me: Weak<GoferInode>,
     node: NodeId,
     /// The attributes, shared with the open files (writes grow the size).
     stat: Arc<Mutex<Stat>>,
-    children: Mutex<HashMap<Vec<u8>, Cached>>,
+    /// Children looked up; the mount's cache decides how long they live.
+    children: Mutex<HashMap<Vec<u8>, Weak<GoferInode>>>,
     missing: Mutex<HashSet<Vec<u8>>>,
     listing: Mutex<Option<Vec<DirEntry>>>,
     target: Mutex<Option<Vec<u8>>>,
-    /// Directories only: the recently used files of the whole tree (shared).
-    recent: Option<Arc<Recent>>,
-}
-
-/// Keeps the most recently looked-up files alive, so that the several calls a program
-/// makes on one path in a row (`statx`, `getxattr`, `open`...) walk the Gofer once. Held
-/// by directories only, so it never keeps itself alive.
-#[derive(Debug, Default)]
-struct Recent {
-    files: Mutex<std::collections::VecDeque<Arc<GoferInode>>>,
-}
-
-/// How many recently used files stay cached.
-const RECENT_FILES: usize = 256;
-
-impl Recent {
-    fn touch(&self, f: &Arc<GoferInode>) {
-        let mut q = self.files.lock();
-        if q.iter().any(|x| Arc::ptr_eq(x, f)) {
-            return;
-        }
-        if q.len() >= RECENT_FILES {
-            q.pop_front();
-        }
-        q.push_back(f.clone());
-    }
+    /// The mount's cache (held strongly by the root only).
+    cache: Weak<NodeCache>,
+    /// The root's strong reference to the cache.
+    _cache_owner: Option<Arc<NodeCache>>,
 }
 
 fn to_stat(dev: u64, s: &lisafs_proto::Stat) -> Stat {
@@ -158,21 +222,33 @@ fn to_stat(dev: u64, s: &lisafs_proto::Stat) -> Stat {
     }
 }
 
-/// Connects to the Gofer on `sock`, mounts its root and returns the root inode.
-pub fn new_gofer_root(sock: OwnedFd) -> Result<Arc<GoferInode>, Errno> {
+/// Connects to the Gofer on `sock`, mounts its root and returns the root inode; the
+/// mount's caches follow `revalidate`.
+pub fn new_gofer_root(sock: OwnedFd, revalidate: Revalidate) -> Result<Arc<GoferInode>, Errno> {
+    new_gofer_root_with(sock, revalidate, CACHE_LIMIT)
+}
+
+/// [`new_gofer_root`] with a cache of `limit` entries.
+pub(crate) fn new_gofer_root_with(
+    sock: OwnedFd,
+    revalidate: Revalidate,
+    limit: usize,
+) -> Result<Arc<GoferInode>, Errno> {
     let client = Client::new(sock).map_err(errno)?;
     let m = client.mount(b"").map_err(errno)?;
     let fs = Arc::new(GoferFs {
         client,
         dev: super::new_dev(),
         pending_close: Mutex::new(Vec::new()),
-        kept: std::sync::atomic::AtomicUsize::new(0),
+        revalidate,
     });
+    let cache = NodeCache::new(limit);
     Ok(GoferInode::new(
         &fs,
         m.root.id,
         &m.root.stat,
-        &Arc::new(Recent::default()),
+        Arc::downgrade(&cache),
+        Some(cache),
     ))
 }
 
@@ -181,19 +257,26 @@ impl GoferInode {
         fs: &Arc<GoferFs>,
         node: NodeId,
         st: &lisafs_proto::Stat,
-        recent: &Arc<Recent>,
+        cache: Weak<NodeCache>,
+        _cache_owner: Option<Arc<NodeCache>>,
     ) -> Arc<GoferInode> {
-        let is_dir = st.mode & linux_abi::flags::mode::S_IFMT == linux_abi::flags::mode::S_IFDIR;
-        Arc::new(GoferInode {
-            recent: is_dir.then(|| recent.clone()),
+        Arc::new_cyclic(|me| GoferInode {
             fs: fs.clone(),
+            me: me.clone(),
             node,
             stat: Arc::new(Mutex::new(to_stat(fs.dev, st))),
             children: Mutex::new(HashMap::new()),
             missing: Mutex::new(HashSet::new()),
             listing: Mutex::new(None),
             target: Mutex::new(None),
+            cache,
+            _cache_owner,
         })
+    }
+
+    /// A child node of this directory (not yet remembered).
+    fn child(&self, n: &lisafs_proto::Inode) -> Arc<GoferInode> {
+        GoferInode::new(&self.fs, n.id, &n.stat, self.cache.clone(), None)
     }
 
     fn is_dir(&self) -> bool {
@@ -202,6 +285,40 @@ impl GoferInode {
 
     fn mode(&self) -> u32 {
         self.stat.lock().st_mode
+    }
+
+    /// Marks `n` as just used in the mount's cache.
+    fn touch(&self, n: &Arc<GoferInode>) {
+        if let Some(c) = self.cache.upgrade() {
+            c.touch(n);
+        }
+    }
+
+    /// Remembers `name` as a child of this directory and marks it used.
+    fn remember(&self, name: &[u8], child: &Arc<GoferInode>) {
+        {
+            let mut c = self.children.lock();
+            if c.len() % 64 == 63 {
+                c.retain(|_, e| e.strong_count() > 0);
+            }
+            c.insert(name.to_vec(), Arc::downgrade(child));
+        }
+        self.touch(child);
+    }
+
+    /// Remembers `name` as missing (only where nothing outside changes the tree).
+    fn remember_missing(&self, name: &[u8]) {
+        if self.fs.revalidate != Revalidate::Never {
+            return;
+        }
+        let Some(c) = self.cache.upgrade() else {
+            return;
+        };
+        self.missing.lock().insert(name.to_vec());
+        c.put(
+            Key::Missing(self.node.0, name.to_vec()),
+            Entry::Missing(self.me.clone()),
+        );
     }
 
     /// Forgets what this directory knew about `name` (it was created, removed or
@@ -219,17 +336,34 @@ impl GoferInode {
         Ok(())
     }
 
+    /// For [`Revalidate::OnAccess`]: whether `name` still leads to the file `c` (same
+    /// inode and type on the host), refreshing its attributes if so. `ENOENT` when the
+    /// name is gone.
+    fn still_there(&self, name: &[u8], c: &GoferInode) -> Result<bool, Errno> {
+        let r = self
+            .fs
+            .client
+            .walk_stat(self.node, &[name])
+            .map_err(errno)?;
+        let Some(st) = r.stats.first() else {
+            self.changed(name);
+            return Err(Errno::ENOENT);
+        };
+        let mut cur = c.stat.lock();
+        let same = cur.st_ino == st.ino
+            && cur.st_mode & linux_abi::flags::mode::S_IFMT
+                == st.mode & linux_abi::flags::mode::S_IFMT;
+        if same {
+            *cur = to_stat(self.fs.dev, st);
+        }
+        Ok(same)
+    }
+
     /// A child just made by the Gofer, remembered as found.
     fn adopt(&self, name: &[u8], n: &lisafs_proto::Inode) -> Arc<GoferInode> {
         self.changed(name);
-        let recent = self.recent.clone().unwrap_or_default();
-        let child = GoferInode::new(&self.fs, n.id, &n.stat, &recent);
-        self.children
-            .lock()
-            .insert(name.to_vec(), Cached::Seen(Arc::downgrade(&child)));
-        if let (Some(r), false) = (&self.recent, child.is_dir()) {
-            r.touch(&child);
-        }
+        let child = self.child(n);
+        self.remember(name, &child);
         child
     }
 
@@ -270,20 +404,21 @@ impl Inode for GoferInode {
         if !self.is_dir() {
             return Err(Errno::ENOTDIR);
         }
-        let hit = self.children.lock().get(name).and_then(Cached::get);
+        let hit = self.children.lock().get(name).and_then(Weak::upgrade);
         if let Some(c) = hit {
-            if let (Some(r), false) = (&self.recent, c.is_dir()) {
-                r.touch(&c);
+            if self.fs.revalidate == Revalidate::Never || self.still_there(name, &c)? {
+                self.touch(&c);
+                return Ok(c);
             }
-            return Ok(c);
-        }
-        if self.missing.lock().contains(name) {
+            // Another file now has that name.
+            self.changed(name);
+        } else if self.missing.lock().contains(name) {
             return Err(Errno::ENOENT);
         }
         let r = self.fs.client.walk(self.node, &[name]).map_err(errno)?;
         let Some(n) = r.nodes.first() else {
             if r.status == WalkStatus::NotFound {
-                self.missing.lock().insert(name.to_vec());
+                self.remember_missing(name);
             }
             return Err(Errno::ENOENT);
         };
@@ -292,30 +427,8 @@ impl Inode for GoferInode {
             let extra: Vec<NodeId> = r.nodes[1..].iter().map(|n| n.id).collect();
             let _ = self.fs.client.close(&extra, &[]);
         }
-        let recent = self.recent.clone().unwrap_or_default();
-        let child = GoferInode::new(&self.fs, n.id, &n.stat, &recent);
-        let keep = matches!(
-            FileType::from_mode(child.mode()),
-            FileType::Directory | FileType::Symlink
-        ) && self
-            .fs
-            .kept
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            < MAX_KEPT;
-        let mut c = self.children.lock();
-        if c.len() % 64 == 63 {
-            c.retain(|_, e| e.get().is_some());
-        }
-        let entry = if keep {
-            Cached::Kept(child.clone())
-        } else {
-            Cached::Seen(Arc::downgrade(&child))
-        };
-        c.insert(name.to_vec(), entry);
-        drop(c);
-        if let (Some(r), false) = (&self.recent, child.is_dir()) {
-            r.touch(&child);
-        }
+        let child = self.child(n);
+        self.remember(name, &child);
         Ok(child)
     }
 
@@ -371,7 +484,9 @@ impl Inode for GoferInode {
         };
         let _ = self.fs.client.close(&[], &[opened.handle]);
         res?;
-        *self.listing.lock() = Some(out.clone());
+        if self.fs.revalidate == Revalidate::Never {
+            *self.listing.lock() = Some(out.clone());
+        }
         Ok(out)
     }
 
@@ -471,7 +586,7 @@ impl Inode for GoferInode {
             .map_err(errno);
         self.changed(name);
         r?;
-        self.missing.lock().insert(name.to_vec());
+        self.remember_missing(name);
         let _ = self.refresh();
         Ok(())
     }
@@ -527,6 +642,11 @@ impl Inode for GoferInode {
             ffree: s.files_free,
             namelen: s.name_length,
         })
+    }
+
+    fn cacheable(&self) -> bool {
+        // Under revalidation every walk step comes here, to ask the Gofer.
+        self.fs.revalidate == Revalidate::Never
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -630,5 +750,163 @@ impl FileOps for GoferFile {
 
     fn host_fd(&self) -> Option<std::os::fd::RawFd> {
         self.file.as_ref().map(AsRawFd::as_raw_fd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::{FsCred, NewNode};
+    use std::path::Path;
+
+    type Server = std::thread::JoinHandle<Result<(), ::gofer::GoferError>>;
+
+    /// A Gofer serving `dir` in a thread, and the root of its mount.
+    fn mount(
+        dir: &Path,
+        revalidate: Revalidate,
+        limit: usize,
+        read_only: bool,
+    ) -> (Arc<GoferInode>, Server) {
+        let (client, server) = lisafs_proto::socketpair().unwrap();
+        let host = dir.to_path_buf();
+        let srv = std::thread::spawn(move || {
+            ::gofer::serve(
+                &host,
+                server,
+                ::gofer::GoferOptions {
+                    read_only,
+                    confine: false,
+                    threads: 1,
+                },
+            )
+        });
+        (new_gofer_root_with(client, revalidate, limit).unwrap(), srv)
+    }
+
+    fn cached(dir: &GoferInode, name: &str) -> bool {
+        dir.children
+            .lock()
+            .get(name.as_bytes())
+            .is_some_and(|w| w.strong_count() > 0)
+    }
+
+    fn ino(i: &Arc<dyn Inode>) -> u64 {
+        i.stat().unwrap().st_ino
+    }
+
+    #[test]
+    fn the_cache_is_bounded_and_evicts_the_least_recently_used() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..40 {
+            std::fs::write(dir.path().join(format!("f{i}")), b"x").unwrap();
+        }
+        let (root, srv) = mount(dir.path(), Revalidate::Never, 8, true);
+        for i in 0..40 {
+            root.lookup(format!("f{i}").as_bytes()).unwrap();
+            // f0 is used again and again, so it stays.
+            root.lookup(b"f0").unwrap();
+        }
+        let cache = root._cache_owner.clone().unwrap();
+        assert!(cache.len() <= 8, "{} entries", cache.len());
+        assert!(cached(&root, "f0") && cached(&root, "f39"));
+        assert!(!cached(&root, "f1") && !cached(&root, "f20"));
+        // An evicted name is walked again and found.
+        assert_eq!(root.lookup(b"f1").unwrap().stat().unwrap().st_size, 1);
+        drop((root, cache));
+        srv.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn missing_names_are_remembered_bounded_and_forgotten_by_a_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, srv) = mount(dir.path(), Revalidate::Never, 8, false);
+        assert_eq!(root.lookup(b"late").err(), Some(Errno::ENOENT));
+        // Under `Never` the miss is remembered: a file the host makes behind the
+        // sandbox's back is not looked for again.
+        std::fs::write(dir.path().join("late"), b"host").unwrap();
+        assert_eq!(root.lookup(b"late").err(), Some(Errno::ENOENT));
+        // A create through the mount forgets the miss.
+        root.create(b"made", NewNode::File { mode: 0o644 }, &FsCred::root())
+            .unwrap();
+        assert_eq!(
+            root.lookup(b"made").unwrap().stat().unwrap().st_mode & 0o777,
+            0o644
+        );
+        assert_eq!(root.lookup(b"nothere").err(), Some(Errno::ENOENT));
+        assert!(root.missing.lock().contains(&b"nothere"[..]));
+        root.create(b"nothere", NewNode::Dir { mode: 0o755 }, &FsCred::root())
+            .unwrap();
+        assert!(crate::fs::is_dir(root.lookup(b"nothere").unwrap().as_ref()));
+        // Many misses stay within the bound.
+        for i in 0..50 {
+            assert_eq!(
+                root.lookup(format!("no{i}").as_bytes()).err(),
+                Some(Errno::ENOENT)
+            );
+        }
+        let cache = root._cache_owner.clone().unwrap();
+        assert!(cache.len() <= 8, "{} entries", cache.len());
+        assert!(root.missing.lock().len() <= 8);
+        // An unlink remembers the name as missing, a rename both names.
+        root.unlink(b"made", false).unwrap();
+        assert_eq!(root.lookup(b"made").err(), Some(Errno::ENOENT));
+        // The early miss was evicted: the host's file is found now.
+        assert_eq!(root.lookup(b"late").unwrap().stat().unwrap().st_size, 4);
+        let me: Arc<dyn Inode> = root.clone();
+        root.create(b"a", NewNode::File { mode: 0o600 }, &FsCred::root())
+            .unwrap();
+        let a = ino(&root.lookup(b"a").unwrap());
+        root.rename(b"a", &me, b"b", 0).unwrap();
+        assert_eq!(root.lookup(b"a").err(), Some(Errno::ENOENT));
+        assert_eq!(ino(&root.lookup(b"b").unwrap()), a);
+        drop((root, me, cache));
+        srv.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_revalidating_mount_sees_host_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = dir.path();
+        std::fs::write(h.join("f"), b"one").unwrap();
+        std::fs::write(h.join("other"), b"other file").unwrap();
+        let (root, srv) = mount(h, Revalidate::OnAccess, 64, true);
+        assert!(!root.cacheable(), "every walk step must reach the mount");
+        let f = root.lookup(b"f").unwrap();
+        assert_eq!(f.stat().unwrap().st_size, 3);
+        // Changed in place: same inode, new attributes.
+        std::fs::write(h.join("f"), b"longer").unwrap();
+        let again = root.lookup(b"f").unwrap();
+        assert!(crate::fs::same_inode(&f, &again));
+        assert_eq!(again.stat().unwrap().st_size, 6);
+        // Replaced: another file under the name.
+        std::fs::rename(h.join("other"), h.join("f")).unwrap();
+        let replaced = root.lookup(b"f").unwrap();
+        assert_eq!(replaced.stat().unwrap().st_size, 10);
+        assert_ne!(ino(&replaced), ino(&f));
+        // Removed, then made again: no miss is remembered.
+        std::fs::remove_file(h.join("f")).unwrap();
+        assert_eq!(root.lookup(b"f").err(), Some(Errno::ENOENT));
+        std::fs::write(h.join("f"), b"back").unwrap();
+        assert_eq!(root.lookup(b"f").unwrap().stat().unwrap().st_size, 4);
+        // Listings are read again.
+        std::fs::write(h.join("new"), b"").unwrap();
+        let names: Vec<Vec<u8>> = root
+            .readdir()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert!(names.contains(&b"new".to_vec()), "{names:?}");
+        std::fs::remove_file(h.join("new")).unwrap();
+        let names: Vec<Vec<u8>> = root
+            .readdir()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert!(!names.contains(&b"new".to_vec()), "{names:?}");
+        drop((root, f, again, replaced));
+        srv.join().unwrap().unwrap();
     }
 }

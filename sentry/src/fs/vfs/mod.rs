@@ -501,7 +501,7 @@ impl Vfs {
         let has_lower = gofer.is_some();
         let (root, fstype, source): (Arc<dyn Inode>, &str, &str) = match gofer {
             Some(sock) => {
-                let lower = super::gofer::new_gofer_root(sock)?;
+                let lower = super::gofer::new_gofer_root(sock, super::gofer::Revalidate::Never)?;
                 (
                     super::overlay::new_overlay(upper, lower),
                     "overlay",

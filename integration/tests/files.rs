@@ -1,0 +1,150 @@
+//! The Sentry's caches of Gofer files against the truth (issue 15): a shared bind mount
+//! sees what the host changes while the sandbox runs; rename, unlink and create keep the
+//! cached names right, in the overlay root (never revalidated) and in a read-write bind
+//! mount (revalidated on access); writes to the overlay survive the cache's evictions.
+//! Events are ordered by the commands themselves (an `exec` runs after the host's change
+//! has returned), never by sleeping.
+
+use std::path::Path;
+
+use integration::{Bundle, Platform, on_every_platform, path_str, runsc_do, scratch_dir};
+
+/// The shell's way of showing only an error's reason.
+const REASON: &str = "2>&1 | sed 's/.*: //'";
+
+/// Operations in `dir` whose answers depend on the cache following each change: a
+/// remembered miss made real, a rename, an unlink, a directory renamed with its contents.
+/// `dir` holds `a` ("lower a") beforehand.
+fn namespace_script(dir: &str) -> String {
+    format!(
+        "cd {dir} && cat a && cat nothere {REASON}; echo made > nothere && cat nothere && \
+         mv a b && (cat a {REASON}) && cat b && rm b && (cat b {REASON}) && \
+         mkdir d && echo in > d/x && mv d e && cat e/x && (cat d/x {REASON}) && \
+         echo again > b && cat b && ls | tr '\\n' ' '"
+    )
+}
+
+const NAMESPACE_OUT: &str = "lower a\nNo such file or directory\nmade\n\
+    No such file or directory\nlower a\nNo such file or directory\nin\n\
+    No such file or directory\nagain\nb e nothere ";
+
+/// In the overlay root of `runsc do` (a Gofer lower that is never revalidated).
+fn rename_unlink_and_create_keep_the_overlay_consistent(p: Platform) {
+    let dir = scratch_dir();
+    std::fs::write(dir.path().join("a"), "lower a\n").expect("a");
+    let script = namespace_script(path_str(dir.path()));
+    let run = runsc_do(p, &[], &["/bin/sh", "-c", &script]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, NAMESPACE_OUT),
+        "{run:#?}"
+    );
+    // The host's tree was never written.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, ["a"]);
+}
+
+fn bind(b: &Bundle, host: &Path, options: &[&str]) {
+    b.edit(|c| {
+        c["mounts"] = serde_json::json!([{"destination": "/data", "type": "bind",
+            "source": host, "options": options}]);
+    });
+}
+
+/// In a read-write bind mount (revalidated on access): the same answers, and the host
+/// ends up with what the sandbox did.
+fn rename_unlink_and_create_keep_a_bind_mount_consistent(p: Platform) {
+    let host = scratch_dir();
+    let h = host.path();
+    std::fs::write(h.join("a"), "lower a\n").expect("a");
+    let b = Bundle::new(p, &["/bin/sh", "-c", &namespace_script("/data")]);
+    bind(&b, h, &["rbind", "rw"]);
+    let r = b.run("ns");
+    assert_eq!((r.code, r.stdout.as_str()), (0, NAMESPACE_OUT), "{r:#?}");
+    assert_eq!(std::fs::read_to_string(h.join("b")).expect("b"), "again\n");
+    assert_eq!(std::fs::read_to_string(h.join("e/x")).expect("e/x"), "in\n");
+    assert!(!h.join("a").exists() && !h.join("d").exists());
+}
+
+/// What the host changes in a bind mount while the container runs is seen by the next
+/// look: a file rewritten in place, a file replaced by a rename, a name removed, a name
+/// that was missing and now exists, the listing.
+fn host_changes_are_seen_under_a_bind_mount(p: Platform) {
+    let host = scratch_dir();
+    let h = host.path();
+    std::fs::write(h.join("f"), "one").expect("f");
+    std::fs::write(h.join("other"), "the other file\n").expect("other");
+    std::fs::write(h.join("gone"), "x\n").expect("gone");
+    let b = Bundle::new(p, &["/bin/sleep", "1000"]);
+    bind(&b, h, &["rbind", "ro"]);
+    let pid_file = b.dir.path().join("pid");
+    let (run, _) = b.create("app", &pid_file);
+    assert_eq!(run.code, 0, "{run:#?}");
+    b.runsc(&["start", "app"]).assert_success("start");
+    let look = || {
+        let script = format!(
+            "cd /data && cat f; echo; stat -c %s f; cat late {REASON}; cat r {REASON}; \
+             cat gone {REASON}; ls | tr '\\n' ' '"
+        );
+        let r = b.runsc(&["exec", "app", "/bin/sh", "-c", &script]);
+        assert_eq!(r.code, 0, "{r:#?}");
+        r.stdout
+    };
+    assert_eq!(
+        look(),
+        "one\n3\nNo such file or directory\nNo such file or directory\nx\nf gone other "
+    );
+    std::fs::write(h.join("f"), "changed in place").expect("rewrite f");
+    std::fs::write(h.join("late"), "late\n").expect("late");
+    std::fs::rename(h.join("other"), h.join("r")).expect("rename");
+    std::fs::remove_file(h.join("gone")).expect("remove");
+    assert_eq!(
+        look(),
+        "changed in place\n16\nlate\nthe other file\nNo such file or directory\nf late r "
+    );
+    // A name replaced by another file.
+    std::fs::write(h.join("new"), "replacement").expect("new");
+    std::fs::rename(h.join("new"), h.join("f")).expect("replace f");
+    assert_eq!(
+        look(),
+        "replacement\n11\nlate\nthe other file\nNo such file or directory\nf late r "
+    );
+    b.runsc(&["kill", "app", "KILL"]).assert_success("kill");
+    b.runsc(&["delete", "--force", "app"])
+        .assert_success("delete");
+}
+
+/// Writes to the overlay stay while thousands of other files pass through the cache
+/// (more than it keeps), and the lower file under them is unchanged.
+fn overlay_writes_survive_cache_evictions(p: Platform) {
+    let dir = scratch_dir();
+    let d = dir.path();
+    std::fs::write(d.join("a"), "lower\n").expect("a");
+    std::fs::create_dir(d.join("many")).expect("many");
+    for i in 0..5000 {
+        std::fs::write(d.join("many").join(format!("f{i}")), "").expect("many/f");
+    }
+    let script = format!(
+        "cd {} && echo upper >> a && echo new > w && cat many/* && ls -l many > /dev/null && \
+         cat a w && ls many | wc -l",
+        path_str(d)
+    );
+    let run = runsc_do(p, &[], &["/bin/sh", "-c", &script]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "lower\nupper\nnew\n5000\n"),
+        "{run:#?}"
+    );
+    assert_eq!(std::fs::read_to_string(d.join("a")).expect("a"), "lower\n");
+    assert!(!d.join("w").exists());
+}
+
+on_every_platform!(
+    rename_unlink_and_create_keep_the_overlay_consistent,
+    rename_unlink_and_create_keep_a_bind_mount_consistent,
+    host_changes_are_seen_under_a_bind_mount,
+    overlay_writes_survive_cache_evictions,
+);
