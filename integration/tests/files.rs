@@ -142,7 +142,28 @@ fn overlay_writes_survive_cache_evictions(p: Platform) {
     assert!(!d.join("w").exists());
 }
 
+/// The host descriptors the Gofer donates to the Sentry (one shared per file read) are
+/// the Sentry's: the application's descriptor table has only what it opened, and no
+/// other number reaches a host descriptor.
+fn donated_descriptors_never_reach_the_application(p: Platform) {
+    let dir = scratch_dir();
+    std::fs::write(dir.path().join("f"), "data\n").expect("f");
+    let script = format!(
+        "cd {} && exec 3< f 4< f && cat f f > /dev/null && head -c 2 <&4 && echo && \
+         n=0; for i in $(seq 5 300); do (: <&$i) 2>/dev/null && n=$((n+1)); done; \
+         echo $n; ls /proc/self/fd | tr '\\n' ' '",
+        path_str(dir.path())
+    );
+    let run = runsc_do(p, &[], &["/bin/sh", "-c", &script]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "da\n0\n0 1 2 3 4 5 "),
+        "{run:#?}"
+    );
+}
+
 on_every_platform!(
+    donated_descriptors_never_reach_the_application,
     rename_unlink_and_create_keep_the_overlay_consistent,
     rename_unlink_and_create_keep_a_bind_mount_consistent,
     host_changes_are_seen_under_a_bind_mount,

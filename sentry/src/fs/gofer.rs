@@ -57,8 +57,9 @@ pub enum Revalidate {
 pub struct GoferFs {
     client: Client,
     dev: u64,
-    /// Node ids released but not yet closed on the Gofer (closed in batches).
-    pending_close: Mutex<Vec<NodeId>>,
+    /// Node ids and handles released but not yet closed on the Gofer (closed in
+    /// batches).
+    pending_close: Mutex<(Vec<NodeId>, Vec<HandleId>)>,
     revalidate: Revalidate,
 }
 
@@ -70,26 +71,48 @@ pub const CACHE_LIMIT: usize = 4096;
 const CLOSE_BATCH: usize = 64;
 
 impl GoferFs {
-    fn release(&self, node: NodeId) {
-        let batch = {
+    fn release(&self, node: Option<NodeId>, handle: Option<HandleId>) {
+        let (nodes, handles) = {
             let mut p = self.pending_close.lock();
-            p.push(node);
-            if p.len() < CLOSE_BATCH {
+            p.0.extend(node);
+            p.1.extend(handle);
+            if p.0.len() + p.1.len() < CLOSE_BATCH {
                 return;
             }
             std::mem::take(&mut *p)
         };
-        if let Err(e) = self.client.close(&batch, &[]) {
-            tracing::debug!("gofer: closing {} nodes: {e}", batch.len());
+        if let Err(e) = self.client.close(&nodes, &handles) {
+            tracing::debug!("gofer: closing {} nodes: {e}", nodes.len() + handles.len());
         }
     }
 }
 
 impl Drop for GoferFs {
     fn drop(&mut self) {
-        let p = std::mem::take(&mut *self.pending_close.lock());
-        if !p.is_empty() {
-            let _ = self.client.close(&p, &[]);
+        let (nodes, handles) = std::mem::take(&mut *self.pending_close.lock());
+        if !nodes.is_empty() || !handles.is_empty() {
+            let _ = self.client.close(&nodes, &handles);
+        }
+    }
+}
+
+/// An open handle of the Gofer and the host descriptor it donated for it (if any).
+#[derive(Debug)]
+struct HostFile {
+    fs: Arc<GoferFs>,
+    handle: HandleId,
+    file: Option<File>,
+    /// Closed with the next batch rather than at once (the shared read-only handle of
+    /// a node: nothing waits for its close).
+    batched: bool,
+}
+
+impl Drop for HostFile {
+    fn drop(&mut self) {
+        if self.batched {
+            self.fs.release(None, Some(self.handle));
+        } else {
+            let _ = self.fs.client.close(&[], &[self.handle]);
         }
     }
 }
@@ -193,6 +216,10 @@ pub struct GoferInode {
     missing: Mutex<HashSet<Vec<u8>>>,
     listing: Mutex<Option<Vec<DirEntry>>>,
     target: Mutex<Option<Vec<u8>>>,
+    /// Regular files: the read-only handle every read-only open shares, opened by the
+    /// first, with the host descriptor the Gofer donated for it (reads, `fstat` and
+    /// page faults then need no message). Closed with the node.
+    read_only: Mutex<Option<Arc<HostFile>>>,
     /// The mount's cache (held strongly by the root only).
     cache: Weak<NodeCache>,
     /// The root's strong reference to the cache.
@@ -239,7 +266,7 @@ pub(crate) fn new_gofer_root_with(
     let fs = Arc::new(GoferFs {
         client,
         dev: super::new_dev(),
-        pending_close: Mutex::new(Vec::new()),
+        pending_close: Mutex::new((Vec::new(), Vec::new())),
         revalidate,
     });
     let cache = NodeCache::new(limit);
@@ -269,6 +296,7 @@ impl GoferInode {
             missing: Mutex::new(HashSet::new()),
             listing: Mutex::new(None),
             target: Mutex::new(None),
+            read_only: Mutex::new(None),
             cache,
             _cache_owner,
         })
@@ -367,6 +395,17 @@ impl GoferInode {
         child
     }
 
+    /// A new open handle of this node on the Gofer, with `flags`.
+    fn open_host(&self, flags: u32, batched: bool) -> Result<HostFile, Errno> {
+        let opened = self.fs.client.open_at(self.node, flags).map_err(errno)?;
+        Ok(HostFile {
+            fs: self.fs.clone(),
+            handle: opened.handle,
+            file: opened.fd.map(File::from),
+            batched,
+        })
+    }
+
     /// `other` as an inode of the same Gofer connection (`EXDEV` otherwise).
     fn same_fs<'a>(&self, other: &'a Arc<dyn Inode>) -> Result<&'a GoferInode, Errno> {
         other
@@ -391,7 +430,7 @@ fn set_time(t: Option<Timespec>) -> Option<lisafs_proto::SetTime> {
 
 impl Drop for GoferInode {
     fn drop(&mut self) {
-        self.fs.release(self.node);
+        self.fs.release(Some(self.node), None);
     }
 }
 
@@ -516,18 +555,26 @@ impl Inode for GoferInode {
         // real end, atomically, even while a host program appends to it too. A read-only
         // Gofer refuses writable opens with EROFS.
         let host_flags = flags & (O_ACCMODE | O_TRUNC | O_APPEND);
-        let opened = self
-            .fs
-            .client
-            .open_at(self.node, host_flags)
-            .map_err(errno)?;
+        let shared = host_flags & (O_ACCMODE | O_TRUNC) == O_RDONLY;
+        let io = match shared {
+            true => {
+                let mut ro = self.read_only.lock();
+                match ro.as_ref() {
+                    Some(io) => io.clone(),
+                    None => {
+                        let io = Arc::new(self.open_host(O_RDONLY, true)?);
+                        *ro = Some(io.clone());
+                        io
+                    }
+                }
+            }
+            false => Arc::new(self.open_host(host_flags, false)?),
+        };
         if flags & O_TRUNC != 0 {
             self.refresh()?;
         }
         Ok(Arc::new(GoferFile {
-            fs: self.fs.clone(),
-            handle: opened.handle,
-            file: opened.fd.map(File::from),
+            io,
             stat: self.stat.clone(),
             append: std::sync::atomic::AtomicBool::new(flags & O_APPEND != 0),
             host_append: flags & O_APPEND != 0,
@@ -657,9 +704,9 @@ impl Inode for GoferInode {
 /// An open Gofer file.
 #[derive(Debug)]
 pub struct GoferFile {
-    fs: Arc<GoferFs>,
-    handle: HandleId,
-    file: Option<File>,
+    /// The Gofer's handle and donated descriptor: the node's shared one for read-only
+    /// opens, one of its own otherwise.
+    io: Arc<HostFile>,
     /// The inode's attributes: writes move the size and the modification time.
     stat: Arc<Mutex<Stat>>,
     /// Opened (or set) `O_APPEND`: the size is read back from the host after a write.
@@ -671,15 +718,9 @@ pub struct GoferFile {
     node: NodeId,
 }
 
-impl Drop for GoferFile {
-    fn drop(&mut self) {
-        let _ = self.fs.client.close(&[], &[self.handle]);
-    }
-}
-
 impl FileOps for GoferFile {
     fn read_at(&self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
-        if let Some(f) = &self.file {
+        if let Some(f) = &self.io.file {
             loop {
                 match f.read_at(buf, off) {
                     Ok(n) => return Ok(n),
@@ -690,9 +731,10 @@ impl FileOps for GoferFile {
         }
         let count = u32::try_from(buf.len()).unwrap_or(u32::MAX);
         let data = self
+            .io
             .fs
             .client
-            .pread(self.handle, off, count)
+            .pread(self.io.handle, off, count)
             .map_err(errno)?;
         let n = data.len().min(buf.len());
         buf[..n].copy_from_slice(&data[..n]);
@@ -702,11 +744,11 @@ impl FileOps for GoferFile {
     fn write_at(&self, buf: &[u8], off: u64) -> Result<usize, Errno> {
         let append = self.append.load(std::sync::atomic::Ordering::Relaxed);
         let off = if append && !self.host_append {
-            self.fs.client.fstat(self.node).map_err(errno)?.size
+            self.io.fs.client.fstat(self.node).map_err(errno)?.size
         } else {
             off
         };
-        let n = match &self.file {
+        let n = match &self.io.file {
             Some(f) => loop {
                 match f.write_at(buf, off) {
                     Ok(n) => break n,
@@ -715,15 +757,16 @@ impl FileOps for GoferFile {
                 }
             },
             None => self
+                .io
                 .fs
                 .client
-                .pwrite(self.handle, off, buf)
+                .pwrite(self.io.handle, off, buf)
                 .map_err(errno)? as usize,
         };
         if n > 0 && append {
             // The host put the data at its end, wherever that was.
-            if let Ok(st) = self.fs.client.fstat(self.node) {
-                *self.stat.lock() = to_stat(self.fs.dev, &st);
+            if let Ok(st) = self.io.fs.client.fstat(self.node) {
+                *self.stat.lock() = to_stat(self.io.fs.dev, &st);
             }
         } else if n > 0 {
             let now = super::now();
@@ -737,7 +780,11 @@ impl FileOps for GoferFile {
     }
 
     fn fsync(&self) -> Result<(), Errno> {
-        self.fs.client.fsync(self.handle, false).map_err(errno)
+        self.io
+            .fs
+            .client
+            .fsync(self.io.handle, false)
+            .map_err(errno)
     }
 
     fn set_status_flags(&self, flags: u32) -> Result<(), Errno> {
@@ -749,7 +796,7 @@ impl FileOps for GoferFile {
     }
 
     fn host_fd(&self) -> Option<std::os::fd::RawFd> {
-        self.file.as_ref().map(AsRawFd::as_raw_fd)
+        self.io.file.as_ref().map(AsRawFd::as_raw_fd)
     }
 }
 
@@ -861,6 +908,35 @@ mod tests {
         assert_eq!(root.lookup(b"a").err(), Some(Errno::ENOENT));
         assert_eq!(ino(&root.lookup(b"b").unwrap()), a);
         drop((root, me, cache));
+        srv.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn read_only_opens_share_the_nodes_donated_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"first").unwrap();
+        let (root, srv) = mount(dir.path(), Revalidate::OnAccess, 64, false);
+        let f = root.lookup(b"f").unwrap();
+        let a = f.open(O_RDONLY).unwrap();
+        let b = f.open(O_RDONLY).unwrap();
+        let fd = a.host_fd().expect("a donated descriptor");
+        assert_eq!(b.host_fd(), Some(fd), "one handle per node for reading");
+        drop((a, b));
+        // Kept with the node after the last close: the next open sends no message.
+        let c = f.open(O_RDONLY).unwrap();
+        assert_eq!(c.host_fd(), Some(fd));
+        // Writers get their own, and readers see what they wrote.
+        let w = f.open(O_WRONLY).unwrap();
+        assert_ne!(w.host_fd(), Some(fd));
+        assert_eq!(w.write_at(b"SECOND", 0).unwrap(), 6);
+        let mut buf = [0u8; 16];
+        assert_eq!(c.read_at(&mut buf, 0).unwrap(), 6);
+        assert_eq!(&buf[..6], b"SECOND");
+        // So does a change the host makes in place.
+        std::fs::write(dir.path().join("f"), b"host").unwrap();
+        assert_eq!(c.read_at(&mut buf, 0).unwrap(), 4);
+        assert_eq!(&buf[..4], b"host");
+        drop((c, w, f, root));
         srv.join().unwrap().unwrap();
     }
 
