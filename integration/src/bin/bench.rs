@@ -270,11 +270,7 @@ fn prepare(dir: &Path) -> Result<Vec<Workload>, String> {
             Metric::WallMs,
             vec!["sh".into(), "-c".into(), "find /usr -type f | wc -l".into()],
         ),
-        w(
-            "python3 script",
-            Metric::WallMs,
-            vec!["python3".into(), s(&py)],
-        ),
+        w("python3 script", Metric::WallMs, vec![python3(), s(&py)]),
         w(
             "sqlite3 insert+query",
             Metric::WallMs,
@@ -285,6 +281,18 @@ fn prepare(dir: &Path) -> Result<Vec<Workload>, String> {
             ],
         ),
     ])
+}
+
+/// Debian's interpreter by absolute path when it is there: `python3` on a machine's `PATH`
+/// may be a pyenv shim, a bash script that forks and execs dozens of programs first,
+/// which would make the row measure process creation rather than Python.
+fn python3() -> String {
+    let debian = "/usr/bin/python3";
+    if Path::new(debian).exists() {
+        debian.into()
+    } else {
+        "python3".into()
+    }
 }
 
 /// Runs `argv` under `variant` in `cwd`; returns the figure, or why it failed.
