@@ -471,6 +471,53 @@ impl Inode for GoferInode {
         Ok(child)
     }
 
+    fn prefetch(&self, names: &[&[u8]]) {
+        // Under revalidation every step asks the Gofer anyway.
+        if self.fs.revalidate != Revalidate::Never {
+            return;
+        }
+        let Some(mut dir) = self.me.upgrade() else {
+            return;
+        };
+        // Down what is known already.
+        let mut rest = names;
+        while let Some((first, tail)) = rest.split_first() {
+            if !dir.is_dir() || dir.missing.lock().contains(*first) {
+                return;
+            }
+            let hit = dir.children.lock().get(*first).and_then(Weak::upgrade);
+            match hit {
+                Some(c) => {
+                    dir = c;
+                    rest = tail;
+                }
+                None => break,
+            }
+        }
+        if rest.len() < 2 || !dir.is_dir() {
+            return;
+        }
+        // The rest in one Walk; it stops at a symlink or a missing name. A failure only
+        // leaves the walk to look the names up one by one.
+        let Ok(r) = dir.fs.client.walk(dir.node, rest) else {
+            return;
+        };
+        if r.nodes.len() > rest.len() {
+            let extra: Vec<NodeId> = r.nodes[rest.len()..].iter().map(|n| n.id).collect();
+            let _ = dir.fs.client.close(&extra, &[]);
+        }
+        for (name, n) in rest.iter().zip(&r.nodes) {
+            let child = dir.child(n);
+            dir.remember(name, &child);
+            dir = child;
+        }
+        if r.status == WalkStatus::NotFound
+            && let Some(name) = rest.get(r.nodes.len())
+        {
+            dir.remember_missing(name);
+        }
+    }
+
     fn readdir(&self) -> Result<Vec<DirEntry>, Errno> {
         if !self.is_dir() {
             return Err(Errno::ENOTDIR);
@@ -937,6 +984,41 @@ mod tests {
         assert_eq!(c.read_at(&mut buf, 0).unwrap(), 4);
         assert_eq!(&buf[..4], b"host");
         drop((c, w, f, root));
+        srv.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_prefetch_walks_many_names_in_one_message_and_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b/c")).unwrap();
+        std::fs::write(dir.path().join("a/b/c/f"), b"deep").unwrap();
+        std::os::unix::fs::symlink("c", dir.path().join("a/b/l")).unwrap();
+        let (root, srv) = mount(dir.path(), Revalidate::Never, 64, true);
+        {
+            let names: [&[u8]; 5] = [b"a", b"b", b"c", b"nothere", b"x"];
+            root.prefetch(&names);
+            // Everything up to the missing name is known, and the miss is remembered.
+            assert!(cached(&root, "a"));
+            let a = root.lookup(b"a").unwrap();
+            let a = a.as_any().downcast_ref::<GoferInode>().unwrap();
+            assert!(cached(a, "b"));
+            let b = a.lookup(b"b").unwrap();
+            let b = b.as_any().downcast_ref::<GoferInode>().unwrap();
+            assert!(cached(b, "c"));
+            let c = b.lookup(b"c").unwrap();
+            let c = c.as_any().downcast_ref::<GoferInode>().unwrap();
+            assert!(c.missing.lock().contains(&b"nothere"[..]));
+            assert_eq!(c.lookup(b"f").unwrap().stat().unwrap().st_size, 4);
+            // A walk stops at a symlink, which is kept, not followed.
+            root.prefetch(&[b"a", b"b", b"l", b"f"]);
+            assert!(cached(b, "l"));
+            let l = b.lookup(b"l").unwrap();
+            assert_eq!(l.readlink(&Caller::KERNEL).unwrap(), b"c");
+            // A name the Gofer refuses fails the Walk, which changes nothing.
+            root.prefetch(&[b"a", b"b", b"c", b"..", b"f"]);
+            assert!(cached(&root, "a") && cached(b, "c"));
+        }
+        drop(root);
         srv.join().unwrap().unwrap();
     }
 

@@ -487,6 +487,12 @@ pub trait Inode: Send + Sync + fmt::Debug + Any {
         Ok(FsStat::memory(magic::TMPFS))
     }
 
+    /// A hint that a walk is about to go through `names` below this directory, one step
+    /// at a time (plain components: never empty, `.` or `..`). A filesystem whose
+    /// lookups are round trips (the Gofer's) may resolve them all in one and keep the
+    /// result, so that the walk's lookups find them; nothing else may change.
+    fn prefetch(&self, _names: &[&[u8]]) {}
+
     /// Whether dentries of this directory's children may be cached by the VFS (false for
     /// filesystems whose contents change on their own, like procfs).
     fn cacheable(&self) -> bool {

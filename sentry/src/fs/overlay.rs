@@ -335,6 +335,16 @@ impl Inode for OvlInode {
         Ok(st)
     }
 
+    fn prefetch(&self, names: &[&[u8]]) {
+        // Only the lower's lookups are round trips; the upper hides what it hides when
+        // the walk looks the names up.
+        if let Some(l) = &self.lower
+            && self.lower_visible()
+        {
+            l.prefetch(names);
+        }
+    }
+
     fn lookup(&self, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
         if kind(self.current()?.as_ref())? != FileType::Directory {
             return Err(Errno::ENOTDIR);

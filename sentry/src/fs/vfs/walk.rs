@@ -132,7 +132,8 @@ impl Vfs {
         let Some((last, init)) = comps.split_last() else {
             return Ok((cur, b".", true));
         };
-        for comp in init {
+        for (i, comp) in init.iter().enumerate() {
+            prefetch(&cur, &comps[i..]);
             let next = self.step_with(root, &cur, comp, cred, ws.opts)?;
             cur = if next.file_type()? == FileType::Symlink {
                 self.follow_link(root, &cur, &next, cred, ws)?
@@ -191,6 +192,26 @@ impl Vfs {
             return Err(Errno::ENOTDIR);
         }
         Ok((p, last.to_vec(), slash))
+    }
+}
+
+/// Most components resolved ahead in one [`Inode::prefetch`].
+const PREFETCH_MAX: usize = 16;
+
+/// Before the walk steps from `cur` through `rest`: when the next name is not a cached
+/// dentry, lets the filesystem resolve the plain components ahead (up to the first `.`
+/// or `..`) at once. Two at least: one is the lookup itself.
+fn prefetch(cur: &VfsPath, rest: &[&[u8]]) {
+    if rest.len() < 2 || cur.dentry.cached_child(rest[0]).is_some() {
+        return;
+    }
+    let plain = rest
+        .iter()
+        .take(PREFETCH_MAX)
+        .take_while(|c| **c != b"." && **c != b".." && c.len() <= super::super::NAME_MAX)
+        .count();
+    if plain >= 2 {
+        cur.inode().prefetch(&rest[..plain]);
     }
 }
 
