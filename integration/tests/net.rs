@@ -368,7 +368,7 @@ fn sandbox_network_server_answers_curl_from_the_host(p: Platform) {
 }
 
 /// `--network=sandbox`: a client in the sandbox reaches a server on the host's end of
-/// the link (the first address of the sandbox's /30), and not the host's loopback.
+/// the link (its default gateway, as `ip route` shows it), and not the host's loopback.
 fn sandbox_network_client_reaches_a_host_server(p: Platform) {
     let host = TcpListener::bind("0.0.0.0:0").expect("bind on the host");
     let port = host.local_addr().expect("addr").port();
@@ -385,10 +385,9 @@ fn sandbox_network_client_reaches_a_host_server(p: Platform) {
     });
     let code = format!(
         "import socket, subprocess, errno\n\
-         out = subprocess.check_output(['ip', '-o', '-4', 'addr', 'show', 'eth0']).decode()\n\
-         a = out.split()[3].split('/')[0].split('.')\n\
-         a[3] = str(int(a[3]) - 1)\n\
-         s = socket.create_connection(('.'.join(a), {port}))\n\
+         routes = subprocess.check_output(['ip', 'route']).decode().split()\n\
+         gw = routes[routes.index('via') + 1]\n\
+         s = socket.create_connection((gw, {port}))\n\
          s.sendall(b'ping')\n\
          data = s.makefile('rb').read()\n\
          print(data[:9].decode(), len(data))\n\

@@ -172,6 +172,8 @@ pub struct Link {
     pub rx: (u64, u64),
     /// See `rx`.
     pub tx: (u64, u64),
+    /// The default gateway reached through this link (`--network=sandbox`'s `eth0`).
+    pub gateway: Option<std::net::Ipv4Addr>,
 }
 
 /// `IFF_UP`.
@@ -279,6 +281,7 @@ impl Stack {
                 .collect(),
             rx: i.dev.rx,
             tx: i.dev.tx,
+            gateway: None,
         }];
         if let Some(e) = &i.dev.eth {
             links.push(Link {
@@ -290,6 +293,7 @@ impl Stack {
                 addrs: vec![(IpAddr::V4(e.addr), e.prefix)],
                 rx: e.rx,
                 tx: e.tx,
+                gateway: Some(e.gateway),
             });
         }
         links

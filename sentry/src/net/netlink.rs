@@ -152,9 +152,49 @@ fn addr_body(l: &Link, a: IpAddr, prefix: u8) -> Vec<u8> {
     b
 }
 
+/// The main table's routes of link `l` (`ip route`): the subnet of each IPv4 address
+/// (scope link) and the default route through the link's gateway.
+fn main_route_bodies(l: &Link) -> Vec<Vec<u8>> {
+    if l.flags & super::IFF_LOOPBACK != 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    if let Some(gw) = l.gateway {
+        let mut b = vec![2, 0, 0, 0, 254, 3, 0, 1]; // main, boot, scope universe, unicast
+        b.extend_from_slice(&0u32.to_ne_bytes());
+        attr(&mut b, 15, &254u32.to_ne_bytes()); // RTA_TABLE
+        attr(&mut b, 5, &gw.octets()); // RTA_GATEWAY
+        attr(&mut b, 4, &l.index.to_ne_bytes()); // RTA_OIF
+        out.push(b);
+    }
+    for (a, prefix) in &l.addrs {
+        let IpAddr::V4(v) = a else { continue };
+        let m = if *prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(*prefix))
+        };
+        let mut b = vec![2, *prefix, 0, 0, 254, 2, 253, 1]; // main, kernel, scope link, unicast
+        b.extend_from_slice(&0u32.to_ne_bytes());
+        attr(&mut b, 15, &254u32.to_ne_bytes()); // RTA_TABLE
+        attr(&mut b, 1, &(u32::from(*v) & m).to_be_bytes()); // RTA_DST
+        attr(&mut b, 7, &v.octets()); // RTA_PREFSRC
+        attr(&mut b, 4, &l.index.to_ne_bytes()); // RTA_OIF
+        out.push(b);
+    }
+    out
+}
+
 fn route_body(l: &Link, a: IpAddr, prefix: u8) -> Vec<u8> {
     // The local table's route to the interface's own address range (`ip route show
-    // table local`); the main table is empty with loopback only.
+    // table local`): loopback's whole range, another link's address alone.
+    let prefix = if l.flags & super::IFF_LOOPBACK != 0 {
+        prefix
+    } else if a.is_ipv4() {
+        32
+    } else {
+        128
+    };
     let mut b = Vec::new();
     let (fam, bytes): (u8, Vec<u8>) = match a {
         IpAddr::V4(v) => {
@@ -299,6 +339,11 @@ impl NetlinkSocket {
                 }
                 RTM_GETROUTE => {
                     for l in &links {
+                        if family == 0 || family == 2 {
+                            for body in main_route_bodies(l) {
+                                out.push(message(RTM_NEWROUTE, NLM_F_MULTI, seq, port, &body));
+                            }
+                        }
                         for (a, p) in &l.addrs {
                             let f = if a.is_ipv4() { 2 } else { 10 };
                             if family == 0 || family == f {

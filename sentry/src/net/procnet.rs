@@ -63,8 +63,43 @@ pub fn render(stack: &Stack, name: &[u8]) -> Option<Vec<u8>> {
         }
         b"route" => {
             // IPv4 routes of the main table: none on a loopback-only stack (127.0.0.0/8
-            // is in the local table, as on Linux).
-            b"Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT                                                       \n".to_vec()
+            // is in the local table, as on Linux); with an Ethernet link, its subnet and
+            // the default route. Addresses print as Linux prints a __be32 with %08X.
+            let mut out = String::from(
+                "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT                                                       \n",
+            );
+            let hex = |a: std::net::Ipv4Addr| format!("{:08X}", u32::from_ne_bytes(a.octets()));
+            for l in stack.links() {
+                if l.flags & super::IFF_LOOPBACK != 0 {
+                    continue;
+                }
+                let mut row = |dst, gw, flags: u32, mask| {
+                    let line = format!(
+                        "{}\t{}\t{}\t{flags:04X}\t0\t0\t0\t{}\t0\t0\t0",
+                        l.name,
+                        hex(dst),
+                        hex(gw),
+                        hex(mask)
+                    );
+                    let _ = writeln!(out, "{line:<127}");
+                };
+                let any = std::net::Ipv4Addr::UNSPECIFIED;
+                if let Some(gw) = l.gateway {
+                    row(any, gw, 0x3, any); // RTF_UP | RTF_GATEWAY
+                }
+                for (a, p) in &l.addrs {
+                    if let IpAddr::V4(v) = a {
+                        let m = if *p == 0 {
+                            0
+                        } else {
+                            u32::MAX << (32 - u32::from(*p))
+                        };
+                        let net = std::net::Ipv4Addr::from(u32::from(*v) & m);
+                        row(net, any, 0x1, std::net::Ipv4Addr::from(m));
+                    }
+                }
+            }
+            out.into_bytes()
         }
         b"if_inet6" => {
             let mut out = String::new();
