@@ -96,7 +96,7 @@ impl OpenFile {
     }
 
     /// The file's identity for locking (`None` if it cannot be told).
-    fn lock_key(&self) -> Option<FileKey> {
+    pub fn lock_key(&self) -> Option<FileKey> {
         match self.locks.get() {
             Some(l) => Some(l.key()),
             None => self.stat().ok().map(|s| (s.st_dev, s.st_ino)),

@@ -40,7 +40,9 @@
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use linux_abi::Errno;
 
@@ -104,8 +106,32 @@ fn conflicts(a: LockType, b: LockType) -> bool {
     a == LockType::Write || b == LockType::Write
 }
 
-/// Which POSIX owner each blocked POSIX request waits for (for deadlock detection).
-type WaitsFor = Mutex<HashMap<usize, usize>>;
+/// One lease (`F_SETLEASE`), owned by an open file description.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Lease {
+    owner: LockOwner,
+    kind: LockType,
+    /// The process told of a break (the one that set the lease).
+    pid: i32,
+    /// Being broken: the type it must come down to (none: removed) and by when.
+    breaking: Option<(Option<LockType>, Instant)>,
+}
+
+impl Lease {
+    /// Whether an open for writing (`write`) or reading conflicts with this lease.
+    fn conflicts_with_open(&self, write: bool) -> bool {
+        write || self.kind == LockType::Write
+    }
+}
+
+/// State shared by the tables of one registry.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Which POSIX owner each blocked POSIX request waits for (deadlock detection).
+    waits_for: Mutex<HashMap<usize, usize>>,
+    /// How many leases exist (opens skip lease breaking while there are none).
+    leases: AtomicUsize,
+}
 
 /// Longest chain of waits followed (Linux's `MAX_DEADLK_ITERATIONS`).
 const MAX_DEADLOCK_STEPS: usize = 10;
@@ -116,11 +142,13 @@ pub struct FileLocks {
     key: FileKey,
     state: Mutex<LockState>,
     queue: WaitQueue,
-    waits_for: Arc<WaitsFor>,
+    shared: Arc<Shared>,
 }
 
 #[derive(Debug, Default)]
 struct LockState {
+    /// Leases.
+    leases: Vec<Lease>,
     /// POSIX and OFD record locks, grouped by owner (in the order owners first locked),
     /// sorted by start within an owner, as Linux keeps them.
     records: Vec<RecordLock>,
@@ -247,7 +275,7 @@ impl FileLocks {
                 if wait
                     && let (LockOwner::Process(me), LockOwner::Process(them)) = (owner, held.owner)
                 {
-                    let mut w = self.waits_for.lock();
+                    let mut w = self.shared.waits_for.lock();
                     if closes_cycle(&w, me, them) {
                         w.remove(&me);
                         return Err(Errno::EDEADLK);
@@ -266,9 +294,188 @@ impl FileLocks {
         }
         let r = block_on(&[(&self.queue, events::POLLIN)], None, attempt);
         if let LockOwner::Process(me) = owner {
-            self.waits_for.lock().remove(&me);
+            self.shared.waits_for.lock().remove(&me);
         }
         r
+    }
+
+    /// Runs `f` on the state, keeping the registry's count of leases right.
+    fn with_leases<T>(&self, f: impl FnOnce(&mut LockState) -> T) -> T {
+        let mut st = self.state.lock();
+        let before = st.leases.len();
+        let r = f(&mut st);
+        let after = st.leases.len();
+        drop(st);
+        if after > before {
+            self.shared
+                .leases
+                .fetch_add(after - before, Ordering::AcqRel);
+        } else if before > after {
+            self.shared
+                .leases
+                .fetch_sub(before - after, Ordering::AcqRel);
+            self.queue.notify(events::POLLIN);
+        }
+        r
+    }
+
+    /// `F_GETLEASE`: `owner`'s lease type (while it is being broken, the type it must
+    /// come down to), or none.
+    pub fn lease(&self, owner: LockOwner) -> Option<LockType> {
+        let st = self.state.lock();
+        let l = st.leases.iter().find(|l| l.owner == owner)?;
+        match l.breaking {
+            Some((to, _)) => to,
+            None => Some(l.kind),
+        }
+    }
+
+    /// `F_SETLEASE` for `owner`: takes, changes (`Some`) or removes (`None`) its lease, as
+    /// Linux's `generic_add_lease`/`generic_delete_lease` do. `open_conflict(kind)` says
+    /// whether other opens of the file forbid a `kind` lease (`EAGAIN`); `enabled` is
+    /// `fs.leases-enable` (a new lease is `EINVAL` without it).
+    pub fn set_lease(
+        &self,
+        owner: LockOwner,
+        kind: Option<LockType>,
+        pid: i32,
+        enabled: bool,
+        open_conflict: impl FnOnce(LockType) -> bool,
+    ) -> Result<(), Errno> {
+        let Some(kind) = kind else {
+            return self.with_leases(|st| {
+                let i = st
+                    .leases
+                    .iter()
+                    .position(|l| l.owner == owner)
+                    .ok_or(Errno::EAGAIN)?;
+                st.leases.remove(i);
+                Ok(())
+            });
+        };
+        if open_conflict(kind) {
+            return Err(Errno::EAGAIN);
+        }
+        let r = self.with_leases(|st| {
+            for l in st.leases.iter().filter(|l| l.owner != owner) {
+                if kind == LockType::Write || matches!(l.breaking, Some((None, _))) {
+                    return Err(Errno::EAGAIN);
+                }
+            }
+            if let Some(l) = st.leases.iter_mut().find(|l| l.owner == owner) {
+                l.kind = kind;
+                // Coming down to a read lease settles a pending downgrade.
+                if kind == LockType::Read && matches!(l.breaking, Some((Some(_), _))) {
+                    l.breaking = None;
+                }
+                return Ok(());
+            }
+            if !enabled {
+                return Err(Errno::EINVAL);
+            }
+            st.leases.push(Lease {
+                owner,
+                kind,
+                pid,
+                breaking: None,
+            });
+            Ok(())
+        });
+        self.queue.notify(events::POLLIN);
+        r
+    }
+
+    /// Starts breaking the leases an open by `opener` (for writing: `write`) conflicts
+    /// with: each gets a deadline `break_time` away and the type it must come down to.
+    /// Returns the processes to tell (with the lease-break signal) and whether the open
+    /// has leases to wait for.
+    pub fn break_leases(
+        &self,
+        opener: LockOwner,
+        write: bool,
+        break_time: Duration,
+    ) -> (Vec<i32>, bool) {
+        let mut st = self.state.lock();
+        let now = Instant::now();
+        let mut tell = Vec::new();
+        let mut wait = false;
+        for l in st.leases.iter_mut() {
+            if l.owner == opener || !l.conflicts_with_open(write) {
+                continue;
+            }
+            wait = true;
+            let to = if write { None } else { Some(LockType::Read) };
+            match l.breaking {
+                None => {
+                    l.breaking = Some((to, now + break_time));
+                    tell.push(l.pid);
+                }
+                // A downgrade under way becomes a removal when a writer comes.
+                Some((Some(_), deadline)) if to.is_none() => {
+                    l.breaking = Some((None, deadline));
+                    tell.push(l.pid);
+                }
+                Some(_) => {}
+            }
+        }
+        (tell, wait)
+    }
+
+    /// Takes down by force the leases whose break time has passed (a removal, or a
+    /// downgrade to a read lease).
+    fn expire_leases(st: &mut LockState) {
+        let now = Instant::now();
+        st.leases.retain_mut(|l| match l.breaking {
+            Some((to, d)) if d <= now => match to {
+                None => false,
+                Some(k) => {
+                    l.kind = k;
+                    l.breaking = None;
+                    true
+                }
+            },
+            _ => true,
+        });
+    }
+
+    /// Waits for the leases being broken for an open by `opener` (see
+    /// [`FileLocks::break_leases`]): until one of them changes (its holder gives it up or
+    /// downgrades it) or the first break time passes (then it comes down by force).
+    /// `EINTR` when a signal comes. The caller breaks again and waits until nothing
+    /// conflicts.
+    pub fn wait_leases_broken(&self, opener: LockOwner, write: bool) -> Result<(), Errno> {
+        let pending = |st: &LockState| -> Option<Instant> {
+            let mut first: Option<Instant> = None;
+            for l in st
+                .leases
+                .iter()
+                .filter(|l| l.owner != opener && l.conflicts_with_open(write))
+            {
+                // A conflicting lease not being broken: the caller starts its break.
+                let (_, d) = l.breaking?;
+                first = Some(first.map_or(d, |f| f.min(d)));
+            }
+            first
+        };
+        let deadline = self.with_leases(|st| {
+            Self::expire_leases(st);
+            pending(st)
+        });
+        let Some(deadline) = deadline else {
+            return Ok(());
+        };
+        let r = block_on(&[(&self.queue, events::POLLIN)], Some(deadline), || {
+            if pending(&self.state.lock()) == Some(deadline) {
+                Err(Errno::EAGAIN)
+            } else {
+                Ok(())
+            }
+        });
+        self.with_leases(Self::expire_leases);
+        match r {
+            Err(Errno::ETIMEDOUT) => Ok(()),
+            r => r,
+        }
     }
 
     /// Removes every record lock of `owner` (close, exit, last close of a description).
@@ -332,14 +539,16 @@ impl FileLocks {
         }
     }
 
-    /// Removes `owner`'s `flock` lock and record locks (the last close of a description).
+    /// Removes `owner`'s `flock` lock, record locks and lease (the last close of a
+    /// description).
     pub fn release_file(&self, owner: LockOwner) {
-        let mut st = self.state.lock();
-        let before = st.records.len() + st.whole.len();
-        st.records.retain(|l| l.owner != owner);
-        st.whole.retain(|l| l.owner != owner);
-        let changed = st.records.len() + st.whole.len() != before;
-        drop(st);
+        let changed = self.with_leases(|st| {
+            let before = st.records.len() + st.whole.len();
+            st.records.retain(|l| l.owner != owner);
+            st.whole.retain(|l| l.owner != owner);
+            st.leases.retain(|l| l.owner != owner);
+            st.records.len() + st.whole.len() != before
+        });
         if changed {
             self.queue.notify(events::POLLIN);
         }
@@ -389,6 +598,14 @@ impl FileLocks {
                 l.pid
             );
         }
+        for l in &st.leases {
+            *n += 1;
+            let (state, kind) = match l.breaking {
+                Some((to, _)) => ("BREAKING", to.map_or("UNLCK", word)),
+                None => ("ACTIVE  ", word(l.kind)),
+            };
+            let _ = writeln!(out, "{n}: LEASE  {state}  {kind} {} {dev} 0 EOF", l.pid);
+        }
     }
 }
 
@@ -421,7 +638,7 @@ fn closes_cycle(w: &HashMap<usize, usize>, me: usize, them: usize) -> bool {
 #[derive(Debug, Default)]
 pub struct LockRegistry {
     files: Mutex<HashMap<FileKey, Weak<FileLocks>>>,
-    waits_for: Arc<WaitsFor>,
+    shared: Arc<Shared>,
 }
 
 impl LockRegistry {
@@ -437,10 +654,20 @@ impl LockRegistry {
             key,
             state: Mutex::new(LockState::default()),
             queue: WaitQueue::new(),
-            waits_for: self.waits_for.clone(),
+            shared: self.shared.clone(),
         });
         files.insert(key, Arc::downgrade(&l));
         l
+    }
+
+    /// Whether any lease exists (an open needs to look for leases to break).
+    pub fn any_leases(&self) -> bool {
+        self.shared.leases.load(Ordering::Acquire) > 0
+    }
+
+    /// The lock table of `key` if one exists.
+    pub fn find(&self, key: FileKey) -> Option<Arc<FileLocks>> {
+        self.files.lock().get(&key).and_then(Weak::upgrade)
     }
 
     /// The `/proc/locks` text: one line per lock, numbered, in Linux's format.
@@ -549,14 +776,59 @@ mod tests {
         let t = std::thread::spawn(move || f2.set_record(B, W, 0, 0, 2, true));
         // Wait until B is recorded as waiting for A, then A's request for g would close
         // the cycle.
-        while !reg.waits_for.lock().contains_key(&2) {
+        while !reg.shared.waits_for.lock().contains_key(&2) {
             std::thread::yield_now();
         }
         assert_eq!(g.set_record(A, W, 0, 0, 1, true), Err(Errno::EDEADLK));
         f.set_record(A, None, 0, 0, 1, false).unwrap();
         assert_eq!(t.join().unwrap(), Ok(()));
-        assert!(reg.waits_for.lock().is_empty());
+        assert!(reg.shared.waits_for.lock().is_empty());
         assert_eq!(ranges(&f, B), vec![(LockType::Write, 0, 0)]);
+    }
+
+    #[test]
+    fn leases_break_on_conflicting_opens() {
+        let reg = LockRegistry::default();
+        let f = reg.get((1, 6));
+        let (x, y) = (LockOwner::File(1), LockOwner::File(2));
+        let none = |_| false;
+        assert_eq!(f.set_lease(x, None, 1, true, none), Err(Errno::EAGAIN));
+        assert_eq!(f.set_lease(x, R, 1, false, none), Err(Errno::EINVAL));
+        assert_eq!(f.set_lease(x, R, 1, true, |_| true), Err(Errno::EAGAIN));
+        f.set_lease(x, R, 1, true, none).unwrap();
+        assert!(reg.any_leases());
+        assert_eq!(f.lease(x), R);
+        // Readers do not break a read lease; a writer starts the break, once.
+        assert_eq!(
+            f.break_leases(y, false, Duration::from_secs(60)),
+            (vec![], false)
+        );
+        assert_eq!(
+            f.break_leases(y, true, Duration::from_secs(60)),
+            (vec![1], true)
+        );
+        assert_eq!(
+            f.break_leases(y, true, Duration::from_secs(60)),
+            (vec![], true)
+        );
+        assert_eq!(f.lease(x), None);
+        let f2 = f.clone();
+        let t = std::thread::spawn(move || {
+            while f2.break_leases(y, true, Duration::from_secs(60)).1 {
+                f2.wait_leases_broken(y, true)?;
+            }
+            Ok::<(), Errno>(())
+        });
+        f.set_lease(x, None, 1, true, none).unwrap();
+        assert_eq!(t.join().unwrap(), Ok(()));
+        assert!(!reg.any_leases());
+        // A break time that passes takes the lease down by force.
+        f.set_lease(x, W, 1, true, none).unwrap();
+        assert_eq!(f.break_leases(y, false, Duration::ZERO), (vec![1], true));
+        assert_eq!(f.wait_leases_broken(y, false), Ok(()));
+        assert_eq!(f.lease(x), R);
+        f.release_file(x);
+        assert!(!reg.any_leases());
     }
 
     #[test]

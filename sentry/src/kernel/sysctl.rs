@@ -27,9 +27,7 @@ const TABLE: &[(&str, &str, Kind)] = &[
     ("fs/aio-max-nr", "65536", Kind::U64),
     ("fs/file-max", "9223372036854775807", Kind::U64),
     ("fs/lease-break-time", "45", Kind::Int(0, i32::MAX as i64)),
-    // Leases are not implemented (fcntl's F_SETLEASE answers as Linux does with them
-    // disabled), so the switch stays off.
-    ("fs/leases-enable", "0", Kind::Int(0, 0)),
+    ("fs/leases-enable", "1", Kind::Int(0, 1)),
     ("fs/mqueue/msg_max", "10", Kind::Int(1, 65536)),
     ("fs/mqueue/msgsize_max", "8192", Kind::Int(128, 16_777_216)),
     ("fs/mqueue/queues_max", "256", Kind::Int(0, i32::MAX as i64)),

@@ -26,9 +26,9 @@ pub const NOTES: &[(&str, Support)] = &[
     (
         "fcntl",
         Support::Partial(
-            "no leases (`F_SETLEASE` answers as Linux with `fs.leases-enable` 0: EINVAL for \
-             a new lease), no file seals (`F_ADD_SEALS`, `F_GET_SEALS`: EINVAL), `F_SETOWN` \
-             accepted but no `SIGIO` is sent",
+            "leases are broken only by `open` (not `truncate`), always with `SIGIO` \
+             (`F_SETSIG` is not supported); no file seals (`F_ADD_SEALS`, `F_GET_SEALS`: \
+             EINVAL); `F_SETOWN` accepted but no `SIGIO` is sent for I/O",
         ),
     ),
     (

@@ -90,8 +90,14 @@ pub fn sys_fcntl(t: &Task, fd: i32, cmd: i32, arg: u64) -> Result<u64, Errno> {
             record_lock(t, &table, &f, cmd, arg)
         }
         F_GETLEASE | F_SETLEASE if f.is_path_only() => Err(Errno::EBADF),
-        // No lease is ever granted (see `set_lease`), so none is held.
-        F_GETLEASE => Ok(F_UNLCK as u64),
+        F_GETLEASE => {
+            let locks = f.file_locks(vfs(t).locks())?;
+            Ok(match locks.lease(f.lock_owner()) {
+                None => F_UNLCK,
+                Some(LockType::Read) => F_RDLCK,
+                Some(LockType::Write) => F_WRLCK,
+            } as u64)
+        }
         F_SETLEASE => set_lease(t, &f, arg),
         F_GETOWN => Ok(0),
         F_SETOWN => Ok(0),
@@ -236,12 +242,10 @@ fn record_lock(
     r.map(|()| 0)
 }
 
-/// `F_SETLEASE`, as Linux answers it with leases disabled (`fs.leases-enable` is 0 in the
-/// sandbox, and cannot be set): the owner and file-type checks, the conflicts that Linux
-/// finds before it looks at the switch (a read lease on a descriptor open for writing),
-/// `EAGAIN` for removing a lease that is not there, and `EINVAL` for a new lease. The
-/// Sentry has no lease breaking (the lease-break signal on a conflicting open), so it
-/// grants none rather than grant a lease it would not honour.
+/// `F_SETLEASE`: Linux's checks in Linux's order (bad type `EINVAL`, not the owner
+/// without `CAP_LEASE` `EACCES`, not a regular file `EINVAL`, conflicting opens `EAGAIN`,
+/// `fs.leases-enable` off `EINVAL`), then the lease, owned by the description; it is
+/// broken by conflicting opens ([`break_leases`]).
 fn set_lease(t: &Task, f: &Arc<OpenFile>, arg: u64) -> Result<u64, Errno> {
     use fcntl::*;
     let kind = match i16::try_from(arg as i64) {
@@ -257,10 +261,77 @@ fn set_lease(t: &Task, f: &Arc<OpenFile>, arg: u64) -> Result<u64, Errno> {
     if st.st_mode & S_IFMT != S_IFREG {
         return Err(Errno::EINVAL);
     }
-    match kind {
-        None => Err(Errno::EAGAIN),
-        Some(LockType::Read) if f.writable() => Err(Errno::EAGAIN),
-        Some(_) => Err(Errno::EINVAL),
+    let locks = f.file_locks(vfs(t).locks())?;
+    let key = locks.key();
+    let enabled = t.kernel().sysctls().get_int("fs/leases-enable") != 0;
+    locks.set_lease(f.lock_owner(), kind, t.tgid(), enabled, |k| {
+        open_conflict(t, f, key, k)
+    })?;
+    Ok(0)
+}
+
+/// Whether opens of the file `key` forbid a `kind` lease on `me`: any open for writing
+/// (`me` included) for a read lease, any other open for a write lease (Linux's
+/// `check_conflicting_open`). Counts the descriptions in the sandbox's descriptor tables.
+fn open_conflict(t: &Task, me: &Arc<OpenFile>, key: lock::FileKey, kind: LockType) -> bool {
+    let k = t.kernel();
+    let mut seen = std::collections::HashSet::new();
+    for pid in k.pids() {
+        let Some(tg) = k.thread_group(pid) else {
+            continue;
+        };
+        for task in tg.tasks() {
+            for (_, f) in task.fd_table().fds() {
+                if f.is_path_only()
+                    || !seen.insert(Arc::as_ptr(&f) as usize)
+                    || f.lock_key() != Some(key)
+                {
+                    continue;
+                }
+                let other = !Arc::ptr_eq(&f, me);
+                match kind {
+                    LockType::Read if f.writable() => return true,
+                    LockType::Write if other => return true,
+                    _ => {}
+                }
+            }
+        }
+    }
+    false
+}
+
+/// Breaks the leases an open of `f` with `flags` conflicts with, as Linux's
+/// `break_lease` at open: each holder gets `SIGIO` once, and the open waits until the
+/// leases are given up or downgraded, or `fs.lease-break-time` seconds pass and they
+/// are taken down (`EWOULDBLOCK` at once with `O_NONBLOCK`; `EINTR` on a signal).
+pub(crate) fn break_leases(t: &Task, f: &Arc<OpenFile>, flags: u32) -> Result<(), Errno> {
+    let v = vfs(t);
+    let reg = v.locks();
+    if !reg.any_leases() || f.is_path_only() {
+        return Ok(());
+    }
+    let Some(locks) = f.lock_key().and_then(|key| reg.find(key)) else {
+        return Ok(());
+    };
+    let write = f.writable() || flags & O_TRUNC != 0;
+    let secs = t.kernel().sysctls().get_int("fs/lease-break-time").max(0);
+    let break_time = std::time::Duration::from_secs(secs as u64);
+    let me = f.lock_owner();
+    loop {
+        let (tell, wait) = locks.break_leases(me, write, break_time);
+        for pid in tell {
+            if let Some(tg) = t.kernel().thread_group(pid) {
+                use linux_abi::signal::{SI_KERNEL, SIGIO, SigInfo};
+                tg.send_signal(SigInfo::new(SIGIO, SI_KERNEL));
+            }
+        }
+        if !wait {
+            return Ok(());
+        }
+        if flags & O_NONBLOCK != 0 {
+            return Err(Errno::EWOULDBLOCK);
+        }
+        locks.wait_leases_broken(me, write)?;
     }
 }
 
