@@ -135,30 +135,36 @@ mod tests {
 /// them to the foreground group of the sandbox's own terminal.
 pub const CONSOLE_SIGNALS: [i32; 4] = [libc::SIGINT, libc::SIGQUIT, libc::SIGTSTP, libc::SIGWINCH];
 
-fn console_set() -> libc::sigset_t {
+/// The signal set of `signals`.
+fn sigset_of(signals: &[i32]) -> libc::sigset_t {
     // SAFETY: an all-zero sigset_t is valid storage for sigemptyset to initialise.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: `set` is valid, writable storage; the signal numbers are valid.
     unsafe {
         libc::sigemptyset(&mut set);
-        for s in CONSOLE_SIGNALS {
+        for &s in signals {
             libc::sigaddset(&mut set, s);
         }
     }
     set
 }
 
-/// Blocks [`CONSOLE_SIGNALS`] in the calling thread, before the sandbox process has any
-/// other: every thread it creates inherits the mask, so no Sentry thread is interrupted
-/// by them; [`forward_console_signals`] takes them from the pending set.
-pub fn block_console_signals() -> std::io::Result<()> {
-    let set = console_set();
+/// Blocks `signals` in the calling thread (the old mask is not needed).
+fn block(signals: &[i32]) -> std::io::Result<()> {
+    let set = sigset_of(signals);
     // SAFETY: `set` is an initialised sigset_t; the old mask is not needed.
     let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
     if rc != 0 {
         return Err(std::io::Error::from_raw_os_error(rc));
     }
     Ok(())
+}
+
+/// Blocks [`CONSOLE_SIGNALS`] in the calling thread, before the sandbox process has any
+/// other: every thread it creates inherits the mask, so no Sentry thread is interrupted
+/// by them; [`forward_console_signals`] takes them from the pending set.
+pub fn block_console_signals() -> std::io::Result<()> {
+    block(&CONSOLE_SIGNALS)
 }
 
 /// Starts a thread that waits for [`CONSOLE_SIGNALS`] (blocked by
@@ -170,7 +176,7 @@ pub fn forward_console_signals(mut w: std::io::PipeWriter) -> std::io::Result<()
     std::thread::Builder::new()
         .name("host-console-signals".into())
         .spawn(move || {
-            let set = console_set();
+            let set = sigset_of(&CONSOLE_SIGNALS);
             loop {
                 // SAFETY: an all-zero siginfo_t is valid storage for the kernel to fill.
                 let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
@@ -214,35 +220,16 @@ pub const WAITED_SIGNALS: [i32; 7] = [
     libc::SIGWINCH,
 ];
 
-fn waited_set() -> libc::sigset_t {
-    // SAFETY: an all-zero sigset_t is valid storage for sigemptyset to initialise.
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is valid, writable storage; the signal numbers are valid.
-    unsafe {
-        libc::sigemptyset(&mut set);
-        for s in WAITED_SIGNALS {
-            libc::sigaddset(&mut set, s);
-        }
-    }
-    set
-}
-
 /// Blocks [`WAITED_SIGNALS`] in the calling thread, so they stay pending until
 /// [`wait_signal`] takes them. The mask is inherited across fork and exec: `child` empties
 /// it again in every child it starts.
 pub fn block_waited() -> std::io::Result<()> {
-    let set = waited_set();
-    // SAFETY: `set` is an initialised sigset_t; the old mask is not needed.
-    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-    if rc != 0 {
-        return Err(std::io::Error::from_raw_os_error(rc));
-    }
-    Ok(())
+    block(&WAITED_SIGNALS)
 }
 
 /// Like [`wait_signal`], giving up after `timeout` (`None` then).
 pub fn wait_signal_timeout(timeout: std::time::Duration) -> std::io::Result<Option<Received>> {
-    let set = waited_set();
+    let set = sigset_of(&WAITED_SIGNALS);
     let ts = libc::timespec {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
@@ -266,7 +253,7 @@ pub fn wait_signal_timeout(timeout: std::time::Duration) -> std::io::Result<Opti
 
 /// Waits for one of [`WAITED_SIGNALS`] (which must be blocked).
 pub fn wait_signal() -> std::io::Result<Received> {
-    let set = waited_set();
+    let set = sigset_of(&WAITED_SIGNALS);
     loop {
         // SAFETY: an all-zero siginfo_t is valid storage for the kernel to fill.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
