@@ -222,6 +222,25 @@ impl Client {
         lock(&self.state).dead.is_some()
     }
 
+    /// Whether the server is still there, asked of the socket without a round trip: a
+    /// server that closed its end (it exited or was killed) marks the connection dead,
+    /// so that this and every later call fail with [`ClientError::Disconnected`].
+    ///
+    /// For callers that can serve a request from a cache or a donated descriptor and
+    /// would otherwise never notice that the server is gone.
+    pub fn check_connected(&self) -> Result<(), ClientError> {
+        let mut st = lock(&self.state);
+        if let Some(e) = &st.dead {
+            return Err(e.clone());
+        }
+        if transport::peer_closed(self.sock.as_fd()) {
+            tracing::debug!("lisafs: server closed the connection");
+            self.fail_all(&mut st, ClientError::Disconnected);
+            return Err(ClientError::Disconnected);
+        }
+        Ok(())
+    }
+
     /// Sends any request and waits for its reply. An `Error` reply becomes
     /// [`ClientError::Errno`]; otherwise the reply has the request's message id. Host fds
     /// donated with the reply are returned alongside.

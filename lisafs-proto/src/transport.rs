@@ -64,6 +64,36 @@ pub(crate) fn shutdown(fd: BorrowedFd<'_>) {
     let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), Shutdown::Both);
 }
 
+/// Whether the peer of a connected socket has closed its end (or the socket failed),
+/// without waiting and without consuming anything queued on it.
+pub(crate) fn peer_closed(fd: BorrowedFd<'_>) -> bool {
+    // POLLRDHUP: the peer shut down its sending side (nix's PollFlags cannot carry it).
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd and a valid timespec, both live for the call; no
+        // signal mask is passed.
+        let r = unsafe { libc::ppoll(&mut p, 1, &zero, std::ptr::null()) };
+        match r {
+            0 => return false,
+            r if r > 0 => {
+                let gone = libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR | libc::POLLNVAL;
+                return p.revents & gone != 0;
+            }
+            _ if Errno::last() == Errno::EINTR => continue,
+            // Cannot tell: a later call finds out.
+            _ => return false,
+        }
+    }
+}
+
 fn send_record(fd: RawFd, parts: &[&[u8]], fds: &[RawFd]) -> Result<(), Errno> {
     let iov: Vec<std::io::IoSlice<'_>> = parts.iter().map(|p| std::io::IoSlice::new(p)).collect();
     let want: usize = parts.iter().map(|p| p.len()).sum();

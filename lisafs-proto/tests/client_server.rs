@@ -328,6 +328,36 @@ fn dropped_server_socket_fails_calls() {
 }
 
 #[test]
+fn check_connected_notices_a_gone_server_without_a_call() {
+    let (c, s) = socketpair().unwrap();
+    let client = Client::new(c).unwrap();
+    assert_eq!(client.check_connected(), Ok(()));
+    assert_eq!(
+        client.check_connected(),
+        Ok(()),
+        "asking twice changes nothing"
+    );
+    assert!(!client.is_closed());
+    drop(s);
+    assert_eq!(client.check_connected(), Err(ClientError::Disconnected));
+    assert!(client.is_closed(), "the connection is marked dead");
+    assert_eq!(client.check_connected(), Err(ClientError::Disconnected));
+}
+
+#[test]
+fn check_connected_leaves_queued_replies_alone() {
+    let fs = Arc::new(MemFs::new(1));
+    let (client, server, h) = start(Arc::clone(&fs), 2);
+    root_of(&client);
+    assert_eq!(client.check_connected(), Ok(()));
+    assert_eq!(client.fstat(NodeId(1)).unwrap().ino, 1);
+    server.shutdown();
+    assert_eq!(client.check_connected(), Err(ClientError::Disconnected));
+    assert_eq!(client.fstat(NodeId(1)), Err(ClientError::Disconnected));
+    assert_eq!(h.join().unwrap(), Ok(()));
+}
+
+#[test]
 fn client_shutdown_stops_the_server() {
     let fs = Arc::new(MemFs::new(1));
     let (client, _server, h) = start(fs, 4);

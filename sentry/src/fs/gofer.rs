@@ -607,7 +607,13 @@ impl Inode for GoferInode {
             true => {
                 let mut ro = self.read_only.lock();
                 match ro.as_ref() {
-                    Some(io) => io.clone(),
+                    Some(io) => {
+                        // No message goes to the Gofer: ask the socket whether it is still
+                        // there, so that a dead Gofer gives EIO on open, as uncached
+                        // opens do, rather than a sandbox that never notices.
+                        self.fs.client.check_connected().map_err(errno)?;
+                        io.clone()
+                    }
                     None => {
                         let io = Arc::new(self.open_host(O_RDONLY, true)?);
                         *ro = Some(io.clone());
@@ -985,6 +991,35 @@ mod tests {
         assert_eq!(&buf[..4], b"host");
         drop((c, w, f, root));
         srv.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_cached_read_only_open_fails_with_eio_once_the_gofer_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"data").unwrap();
+        let (client, server) = lisafs_proto::socketpair().unwrap();
+        let gofer_end = server.try_clone().unwrap();
+        let host = dir.path().to_path_buf();
+        let srv = std::thread::spawn(move || {
+            let opts = ::gofer::GoferOptions {
+                read_only: false,
+                confine: false,
+                threads: 1,
+            };
+            ::gofer::serve(&host, server, opts)
+        });
+        let root = new_gofer_root_with(client, Revalidate::Never, 64).unwrap();
+        let f = root.lookup(b"f").unwrap();
+        drop(f.open(O_RDONLY).unwrap());
+        // The Gofer goes away as a killed one would: its socket is shut down.
+        // std shuts a socket of any type down through UnixStream.
+        std::os::unix::net::UnixStream::from(gofer_end)
+            .shutdown(std::net::Shutdown::Both)
+            .unwrap();
+        let _ = srv.join().unwrap();
+        // The node and its read handle are still cached: no message would be sent.
+        assert_eq!(f.open(O_RDONLY).err(), Some(Errno::EIO));
+        assert_eq!(root.lookup(b"g").err(), Some(Errno::EIO));
     }
 
     #[test]
