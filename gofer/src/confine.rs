@@ -426,6 +426,10 @@ pub fn allowed_syscalls() -> Vec<(i64, &'static str)> {
             libc::SYS_futex,
             "mutexes, condition variables, thread joins",
         ),
+        (
+            libc::SYS_sched_yield,
+            "parking_lot's locks yield while spinning",
+        ),
         // Never reached: the first filter answers ENOSYS so glibc falls back to clone,
         // whose flags the allowlist can check ([`CLONE_THREAD_ONLY`]).
         (

@@ -24,8 +24,10 @@ use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+
+use parking_lot::{Mutex, RwLock};
 
 use linux_abi::Errno;
 
@@ -235,7 +237,7 @@ impl HostTree {
 
     /// Number of live nodes and open files (for tests and leak checks).
     pub fn live_handles(&self) -> (usize, usize) {
-        (read(&self.nodes).len(), read(&self.files).len())
+        (self.nodes.read().len(), self.files.read().len())
     }
 
     fn new_id(&self) -> u64 {
@@ -244,12 +246,12 @@ impl HostTree {
 
     fn insert_node(&self, node: Node) -> NodeId {
         let id = self.new_id();
-        write(&self.nodes).insert(id, Arc::new(node));
+        self.nodes.write().insert(id, Arc::new(node));
         id
     }
 
     fn node(&self, id: NodeId) -> Result<Arc<Node>, Errno> {
-        read(&self.nodes).get(&id).cloned().ok_or(Errno::EBADF)
+        self.nodes.read().get(&id).cloned().ok_or(Errno::EBADF)
     }
 
     fn dir(&self, id: NodeId) -> Result<Arc<Node>, Errno> {
@@ -261,7 +263,7 @@ impl HostTree {
     }
 
     fn file(&self, id: FileId) -> Result<Arc<OpenFile>, Errno> {
-        read(&self.files).get(&id).cloned().ok_or(Errno::EBADF)
+        self.files.read().get(&id).cloned().ok_or(Errno::EBADF)
     }
 
     fn writable(&self) -> Result<(), Errno> {
@@ -310,7 +312,7 @@ impl HostTree {
     pub fn walk<N: AsRef<[u8]>>(&self, dir: NodeId, names: &[N]) -> Result<Walked, Errno> {
         let (found, end) = self.walk_inner(dir, names)?;
         let mut nodes = Vec::with_capacity(found.len());
-        let mut map = write(&self.nodes);
+        let mut map = self.nodes.write();
         for (node, st) in found {
             let id = self.new_id();
             map.insert(id, node);
@@ -436,7 +438,9 @@ impl HostTree {
         }
         let fd = self.reopen(node.fd.as_fd(), flags)?;
         let id = self.new_id();
-        write(&self.files).insert(id, Arc::new(OpenFile::new(fd, writable, node)));
+        self.files
+            .write()
+            .insert(id, Arc::new(OpenFile::new(fd, writable, node)));
         Ok(id)
     }
 
@@ -509,10 +513,12 @@ impl HostTree {
             parent: Some((dirn.clone(), name)),
         });
         let nid = self.new_id();
-        write(&self.nodes).insert(nid, node.clone());
+        self.nodes.write().insert(nid, node.clone());
         let fid = self.new_id();
         let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
-        write(&self.files).insert(fid, Arc::new(OpenFile::new(fd, writable, node)));
+        self.files
+            .write()
+            .insert(fid, Arc::new(OpenFile::new(fd, writable, node)));
         Ok((nid, st, fid))
     }
 
@@ -688,7 +694,7 @@ impl HostTree {
         count: usize,
     ) -> Result<Vec<DirEntry>, Errno> {
         let f = self.file(file)?;
-        let mut pos = f.dir_pos.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pos = f.dir_pos.lock();
         if *pos != offset {
             let off = i64::try_from(offset).map_err(|_| Errno::EINVAL)?;
             sys::lseek(f.fd.as_fd(), off, libc::SEEK_SET)?;
@@ -762,12 +768,12 @@ impl HostTree {
     /// Forgets a node (`EBADF` if unknown). Its descriptor closes once no child node or
     /// open file refers to it.
     pub fn close_node(&self, id: NodeId) -> Result<(), Errno> {
-        write(&self.nodes).remove(&id).map(drop).ok_or(Errno::EBADF)
+        self.nodes.write().remove(&id).map(drop).ok_or(Errno::EBADF)
     }
 
     /// Closes an open file (`EBADF` if unknown).
     pub fn close_file(&self, id: FileId) -> Result<(), Errno> {
-        write(&self.files).remove(&id).map(drop).ok_or(Errno::EBADF)
+        self.files.write().remove(&id).map(drop).ok_or(Errno::EBADF)
     }
 
     /// Closes a node or an open file, whichever `id` names.
@@ -799,14 +805,6 @@ fn sanitize_open_flags(flags: i32) -> i32 {
 pub fn open_proc_self_fd() -> Result<OwnedFd, Errno> {
     let path: &CStr = c"/proc/self/fd";
     sys::openat(sys::cwd_fd(), path, libc::O_PATH | libc::O_DIRECTORY, 0)
-}
-
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|p| p.into_inner())
-}
-
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -13,8 +13,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::sync::mpsc;
-use std::sync::{Mutex, OnceLock};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 mod bundle;
@@ -158,7 +160,7 @@ pub fn runsc() -> &'static Path {
 /// (`<target>/<profile>/examples/NAME`), (re)built like [`runsc`] when missing or stale.
 pub fn example(name: &str) -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let _guard = LOCK.lock();
     built(
         &Path::new("examples").join(name),
         &["-p", "rsentry", "--example", name],
@@ -219,7 +221,7 @@ fn fixture_dir() -> PathBuf {
 /// returns the executable's absolute path.
 pub fn fixture(name: &str, link: Link) -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let _guard = LOCK.lock();
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
         .join(format!("{name}.c"));

@@ -12,7 +12,9 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
 
 use nix::errno::Errno;
 
@@ -43,10 +45,6 @@ struct State {
     dead: Option<ClientError>,
     /// Whether some caller is currently reading from the socket.
     reading: bool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A blocking protocol client, usable from many threads at once (`Send + Sync`).
@@ -123,7 +121,7 @@ impl Client {
 
     /// Waits for the reply to `id`, reading from the socket while nobody else does.
     fn wait_reply(&self, id: u64) -> Reply {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         loop {
             let state = &mut *st;
             let Some(slot) = state.pending.get_mut(&id) else {
@@ -142,7 +140,7 @@ impl Client {
             }
             if state.reading {
                 slot.waiting = true;
-                st = cv.wait(st).unwrap_or_else(|e| e.into_inner());
+                cv.wait(&mut st);
                 if let Some(slot) = st.pending.get_mut(&id) {
                     slot.waiting = false;
                 }
@@ -151,10 +149,10 @@ impl Client {
             st.reading = true;
             drop(st);
             let r = {
-                let mut buf = lock(&self.buf);
+                let mut buf = self.buf.lock();
                 transport::recv_frame(self.sock.as_fd(), &mut buf)
             };
-            st = lock(&self.state);
+            st = self.state.lock();
             st.reading = false;
             self.deliver(&mut st, r);
             let mine = st.pending.get(&id).is_some_and(|s| s.reply.is_some());
@@ -213,13 +211,13 @@ impl Client {
     /// Closes the connection: pending and later calls fail with
     /// [`ClientError::Disconnected`].
     pub fn shutdown(&self) {
-        self.fail_all(&mut lock(&self.state), ClientError::Disconnected);
+        self.fail_all(&mut self.state.lock(), ClientError::Disconnected);
         transport::shutdown(self.sock.as_fd());
     }
 
     /// Whether the connection has failed or been shut down.
     pub fn is_closed(&self) -> bool {
-        lock(&self.state).dead.is_some()
+        self.state.lock().dead.is_some()
     }
 
     /// Whether the server is still there, asked of the socket without a round trip: a
@@ -229,7 +227,7 @@ impl Client {
     /// For callers that can serve a request from a cache or a donated descriptor and
     /// would otherwise never notice that the server is gone.
     pub fn check_connected(&self) -> Result<(), ClientError> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         if let Some(e) = &st.dead {
             return Err(e.clone());
         }
@@ -248,7 +246,7 @@ impl Client {
         let payload = req.encode()?;
         let msg_id = req.msg_id();
         let request_id = {
-            let mut st = lock(&self.state);
+            let mut st = self.state.lock();
             if let Some(e) = &st.dead {
                 return Err(e.clone());
             }
@@ -270,11 +268,11 @@ impl Client {
             payload_len: payload.len() as u32,
         };
         let sent = {
-            let _g = lock(&self.send_lock);
+            let _g = self.send_lock.lock();
             transport::send_frame(self.sock.as_fd(), &header, &payload, &[])
         };
         if let Err(e) = sent {
-            let mut st = lock(&self.state);
+            let mut st = self.state.lock();
             st.pending.remove(&request_id);
             let err = io_error(e);
             if err == ClientError::Disconnected {

@@ -7,9 +7,9 @@
 //! oversized records, bad header) gets a best-effort error reply and closes the
 //! connection. Nothing a peer sends can make the server panic.
 
+use parking_lot::Mutex;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
 use nix::errno::Errno;
 
@@ -204,10 +204,6 @@ fn error_response(errno: i32) -> Response {
     Response::Error(ErrorResp { errno })
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The server loop on one connection.
 #[derive(Debug)]
 pub struct Server {
@@ -253,7 +249,7 @@ impl Server {
             }
             self.worker(d);
         });
-        match lock(&self.error).take() {
+        match self.error.lock().take() {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -266,7 +262,7 @@ impl Server {
     }
 
     fn fail(&self, e: ServerError) {
-        let mut err = lock(&self.error);
+        let mut err = self.error.lock();
         if err.is_none() {
             *err = Some(e);
         }
@@ -277,7 +273,7 @@ impl Server {
     fn worker<D: Dispatcher + ?Sized>(&self, d: &D) {
         loop {
             let r = {
-                let mut buf = lock(&self.recv);
+                let mut buf = self.recv.lock();
                 if self.stopping.load(Ordering::SeqCst) {
                     return;
                 }
@@ -353,7 +349,7 @@ impl Server {
             payload_len: payload.len() as u32,
         };
         let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
-        let _g = lock(&self.send);
+        let _g = self.send.lock();
         if let Err(e) = transport::send_frame(self.sock.as_fd(), &header, &payload, &borrowed) {
             tracing::debug!(error = %e, "lisafs: cannot send reply");
         }

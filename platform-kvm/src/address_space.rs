@@ -11,8 +11,10 @@
 //! waited for, so the change is visible everywhere when the call returns.
 
 use std::any::Any;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 
 use platform::{AddressSpace, PlatformError, Protection};
 
@@ -111,7 +113,7 @@ impl KvmAddressSpace {
 
     /// Page-table pages this address space holds (for tests and statistics).
     pub fn table_pages(&self) -> usize {
-        let g = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let g = self.tables.lock();
         let Some(pml4) = *g else { return 0 };
         let mut n = 1;
         let _ = self.for_each_table(pml4, 0, &mut |_, _| n += 1);
@@ -175,13 +177,13 @@ impl KvmAddressSpace {
     /// (user read-write, never executable) on first use. Only new entries are written, so
     /// no flush is needed.
     pub(crate) fn fpu_slot(&self, index: usize) -> Result<u64, PlatformError> {
-        let mut slots = self.fpu_slots.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slots = self.fpu_slots.lock();
         if let Some(&off) = slots.get(index)
             && off != 0
         {
             return Ok(off);
         }
-        let g = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let g = self.tables.lock();
         let pml4 = (*g).ok_or(PlatformError::Released)?;
         let page = self.shared.alloc_table()?;
         let va = layout::FPU_SLOT_BASE + index as u64 * PAGE;
@@ -208,7 +210,7 @@ impl KvmAddressSpace {
     /// Reads application memory at `va` as the application sees it (readable mappings
     /// only); `None` when any byte is not mapped readable.
     pub(crate) fn read_user(&self, va: u64, buf: &mut [u8]) -> Option<()> {
-        let g = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let g = self.tables.lock();
         let pml4 = (*g)?;
         let mut done = 0;
         while done < buf.len() {
@@ -295,12 +297,7 @@ impl KvmAddressSpace {
     /// Kicks the vCPUs running in this address space out of the guest and waits until
     /// each has left it once (`until_gone`: until each has left this address space).
     fn shootdown(&self, until_gone: bool) {
-        let vcpus = self
-            .shared
-            .vcpus
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let vcpus = self.shared.vcpus.lock().clone();
         for v in vcpus {
             let k = &v.kick;
             if k.current_as.load(Ordering::SeqCst) != self.id {
@@ -361,7 +358,7 @@ impl AddressSpace for KvmAddressSpace {
         }
         let mut old_pages = OldPages::default();
         {
-            let g = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+            let g = self.tables.lock();
             let pml4 = (*g).ok_or(PlatformError::Released)?;
             let mut off = 0;
             while off < len {
@@ -397,7 +394,7 @@ impl AddressSpace for KvmAddressSpace {
         self.check_range(addr, len)?;
         let mut old_pages = OldPages::default();
         {
-            let g = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+            let g = self.tables.lock();
             let pml4 = (*g).ok_or(PlatformError::Released)?;
             let end = addr + len;
             let mut va = addr;
@@ -428,7 +425,7 @@ impl AddressSpace for KvmAddressSpace {
         // Taking the PML4 makes every later edit fail with `Released`, so the lock need
         // not be held below (and must not be while taking `fpu_slots`, which
         // `fpu_slot` locks first).
-        let Some(pml4) = self.tables.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+        let Some(pml4) = self.tables.lock().take() else {
             return;
         };
         self.pml4_gpa.store(0, Ordering::SeqCst);
@@ -441,7 +438,7 @@ impl AddressSpace for KvmAddressSpace {
         }
         tables.push(pml4);
         tables.extend(
-            std::mem::take(&mut *self.fpu_slots.lock().unwrap_or_else(|p| p.into_inner()))
+            std::mem::take(&mut *self.fpu_slots.lock())
                 .into_iter()
                 .filter(|&p| p != 0),
         );

@@ -14,7 +14,9 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 use std::thread::ThreadId;
 
 use kvm_bindings::{kvm_regs, kvm_segment};
@@ -166,7 +168,7 @@ impl KvmContext {
     /// context, or a new one, in that order; waits only when all are running and the
     /// pool is at its limit.
     fn acquire(&self) -> Result<Option<Busy>, PlatformError> {
-        let last = self.last.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let last = self.last.lock().clone();
         if let Some(v) = last
             && v.owner.load(Ordering::Relaxed) == self.id
             && self.claim(&v)
@@ -174,7 +176,7 @@ impl KvmContext {
             return Ok(Some(Busy(v)));
         }
         loop {
-            let mut pool = self.shared.vcpus.lock().unwrap_or_else(|p| p.into_inner());
+            let mut pool = self.shared.vcpus.lock();
             for v in pool.iter() {
                 if v.owner.load(Ordering::Relaxed) == 0 && self.claim(v) {
                     return Ok(Some(self.remember(v.clone())));
@@ -206,7 +208,7 @@ impl KvmContext {
     }
 
     fn remember(&self, v: Arc<Vcpu>) -> Busy {
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(v.clone());
+        *self.last.lock() = Some(v.clone());
         Busy(v)
     }
 
@@ -821,19 +823,19 @@ impl Context for KvmContext {
         };
         let vcpu = busy.0.clone();
         vcpu.kick.tid.store(current_tid(), Ordering::SeqCst);
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(vcpu.clone());
+        *self.current.lock() = Some(vcpu.clone());
         let result = {
-            let mut st = vcpu.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut st = vcpu.state.lock();
             self.run(&vcpu, &mut st, aspace, regs)
         };
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.current.lock() = None;
         drop(busy);
         result
     }
 
     fn interrupt(&self) {
         self.interrupt_pending.store(true, Ordering::SeqCst);
-        let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.current.lock();
         if let Some(v) = current.as_ref()
             && v.kick.in_guest.load(Ordering::SeqCst)
         {
@@ -843,7 +845,7 @@ impl Context for KvmContext {
 
     fn release(&self) {
         self.released.store(true, Ordering::SeqCst);
-        if let Some(v) = self.last.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(v) = self.last.lock().take() {
             let _ = v
                 .owner
                 .compare_exchange(self.id, 0, Ordering::Relaxed, Ordering::Relaxed);

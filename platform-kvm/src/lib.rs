@@ -34,8 +34,10 @@ pub mod stubs;
 #[allow(unsafe_code)]
 pub mod vcpu;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 
 use kvm_ioctls::{Kvm, VmFd};
 use platform::{AddressSpace, Context, MemoryFile, Platform, PlatformError};
@@ -114,8 +116,8 @@ impl Shared {
         r
     }
 
-    fn lock_pages(&self) -> std::sync::MutexGuard<'_, PageAllocator> {
-        self.pages.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock_pages(&self) -> parking_lot::MutexGuard<'_, PageAllocator> {
+        self.pages.lock()
     }
 
     /// Allocates a zeroed page-table page; returns its private offset. Retired pages are
@@ -291,11 +293,7 @@ impl KvmPlatform {
     /// The number of vCPUs created so far (the pool grows to the number of contexts
     /// running at the same time).
     pub fn vcpu_count(&self) -> usize {
-        self.shared
-            .vcpus
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len()
+        self.shared.vcpus.lock().len()
     }
 }
 

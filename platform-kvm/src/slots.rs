@@ -5,7 +5,7 @@
 //! `KVM_SET_USER_MEMORY_REGION` and `madvise`; its callers keep the memory alive (both the private
 //! region and the memory file live in [`crate::Shared`], which closes the VM first).
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::{Kvm, VmFd};
@@ -94,7 +94,7 @@ impl MemorySlots {
         file: &MemoryFile,
         end: u64,
     ) -> Result<(), PlatformError> {
-        let mut s = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = self.file.lock();
         if end <= s.registered {
             return Ok(());
         }
@@ -177,7 +177,7 @@ impl MemorySlots {
         region: &PrivateRegion,
         scratch_gpa: u64,
     ) -> Result<(), PlatformError> {
-        let _serialized = self.zap_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _serialized = self.zap_lock.lock();
         let mut slot = kvm_userspace_memory_region {
             slot: self.zap_slot,
             flags: 0,

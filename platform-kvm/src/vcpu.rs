@@ -10,8 +10,10 @@
 //! `KVM_RUN`. This module owns the `unsafe` code for the shared `kvm_run` flag, the signal
 //! handler and `tgkill`.
 
+use std::sync::Once;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Mutex, Once};
+
+use parking_lot::Mutex;
 
 use kvm_bindings::{Msrs, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, kvm_xcrs, kvm_xsave};
 use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};

@@ -6,14 +6,16 @@
 //! case), `PTRACE_SYSEMU`, `waitpid`, `PTRACE_GETREGS`, `PTRACE_GETREGSET`. Nothing is
 //! allocated.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 
 use linux_abi::Errno;
 use linux_abi::signal::{self as sig, SigInfo};
 use platform::{AccessType, AddressSpace, Context, PlatformError, Registers, Trap};
 
-use crate::process::{PtraceAddressSpace, StubThread, ThreadState, lock};
+use crate::process::{PtraceAddressSpace, StubThread, ThreadState};
 use crate::sys::{self, Pid};
 use crate::tracee::{Stopped, Waited};
 use crate::{Shared, host};
@@ -53,7 +55,7 @@ impl PtraceContext {
     }
 
     fn stub_thread(&self, pas: &PtraceAddressSpace) -> Result<Arc<StubThread>, PlatformError> {
-        let mut last = lock(&self.last);
+        let mut last = self.last.lock();
         if let Some((id, t)) = &*last
             && *id == pas.process.id
         {
@@ -67,7 +69,7 @@ impl PtraceContext {
 
     fn run(&self, t: &StubThread, regs: &mut Registers) -> Result<Trap, PlatformError> {
         let tid = t.tid;
-        let mut guard = lock(&t.state);
+        let mut guard = t.state.lock();
         let st = &mut *guard;
         let tracee = st.tracee.take().ok_or_else(|| t.gone())?;
         if self.shared.options.pin && !st.pinned {
@@ -298,22 +300,22 @@ impl Context for PtraceContext {
         }
         let t = self.stub_thread(pas)?;
         if t.process.is_released() {
-            *lock(&self.last) = None;
+            *self.last.lock() = None;
             return Err(PlatformError::Released);
         }
-        *lock(&self.running) = Some((t.process.pid, t.tid));
+        *self.running.lock() = Some((t.process.pid, t.tid));
         let result = if self.pending.swap(false, Ordering::AcqRel) {
             Ok(Trap::Interrupted)
         } else {
             self.run(&t, regs)
         };
-        *lock(&self.running) = None;
+        *self.running.lock() = None;
         result
     }
 
     fn interrupt(&self) {
         self.pending.store(true, Ordering::Release);
-        let running = lock(&self.running);
+        let running = self.running.lock();
         if let Some((pid, tid)) = *running
             && let Err(e) = sys::tgkill(pid, tid, INTERRUPT_SIGNAL)
         {
@@ -323,7 +325,7 @@ impl Context for PtraceContext {
 
     fn release(&self) {
         self.released.store(true, Ordering::Release);
-        *lock(&self.last) = None;
+        *self.last.lock() = None;
     }
 }
 

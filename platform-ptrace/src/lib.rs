@@ -47,9 +47,11 @@ mod stub;
 mod sys;
 mod tracee;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::thread::JoinHandle;
 
 use platform::{AddressSpace, Context, MemoryFile, Platform, PlatformError};
@@ -58,7 +60,7 @@ pub use context::PtraceContext;
 pub use process::PtraceAddressSpace;
 pub use stub::{MEMFD_SLOT, STUB_ADDR};
 
-use crate::process::{Process, inject, lock, with_seized_leader};
+use crate::process::{Process, inject, with_seized_leader};
 use crate::sys::Pid;
 use crate::tracee::Running;
 
@@ -111,7 +113,7 @@ impl Shared {
 
     /// Forks a new stub process from the master.
     fn fork_process(self: &Arc<Self>) -> Result<Process, PlatformError> {
-        let _guard = lock(&self.master_lock);
+        let _guard = self.master_lock.lock();
         let options = sys::O_EXITKILL | sys::O_TRACEFORK;
         let fork = [libc::SIGCHLD as u64, 0, 0, 0, 0, 0];
         let child = with_seized_leader(self.master, options, |master, base| {
@@ -175,11 +177,7 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        let forker = self
-            .forker
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let forker = self.forker.get_mut().take();
         if let Some((tx, handle)) = forker {
             drop(tx);
             let _ = handle.join();

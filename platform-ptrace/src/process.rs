@@ -10,8 +10,10 @@
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+
+use parking_lot::Mutex;
 
 use linux_abi::Errno;
 use platform::{AddressSpace, GeneralRegisters, PlatformError, Protection};
@@ -31,10 +33,6 @@ const THREAD_FLAGS: u64 = (libc::CLONE_VM
 
 /// Largest XSAVE area we accept from the kernel.
 const XSTATE_MAX: usize = 64 << 10;
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 fn host_err(op: &'static str) -> impl FnOnce(Errno) -> PlatformError {
     move |errno| PlatformError::Host { op, errno }
@@ -208,7 +206,7 @@ impl Process {
             return Err(PlatformError::Released);
         }
         let me = host::tid();
-        let mut threads = lock(&self.threads);
+        let mut threads = self.threads.lock();
         if let Some(t) = threads.get(&me) {
             return Ok(Arc::clone(t));
         }
@@ -365,7 +363,7 @@ impl Process {
             return;
         }
         let _ = sys::kill(self.pid, libc::SIGKILL);
-        let threads = std::mem::take(&mut *lock(&self.threads));
+        let threads = std::mem::take(&mut *self.threads.lock());
         let me = host::tid();
         for t in threads.values() {
             if t.tracer == me {
@@ -378,7 +376,7 @@ impl Process {
 
     /// Removes `t` from the thread map if it is still there.
     fn forget(&self, t: &StubThread) {
-        let mut threads = lock(&self.threads);
+        let mut threads = self.threads.lock();
         if threads
             .get(&t.tracer)
             .is_some_and(|x| std::ptr::eq(Arc::as_ptr(x), t))
@@ -426,7 +424,7 @@ impl StubThread {
 
     /// Runs a system call in this (stopped) stub thread. Caller: the tracer.
     fn inject(&self, nr: i64, args: [u64; 6]) -> Result<u64, PlatformError> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let tracee = st.tracee.take().ok_or_else(|| self.gone())?;
         match inject(tracee, &st.regs, nr, args) {
             Ok(done) => {
@@ -454,7 +452,7 @@ impl StubThread {
     /// Ends this stub thread: reaps it if its process was killed, otherwise makes it exit
     /// on its own (the rest of the process lives on). Caller: the tracer.
     pub(crate) fn retire(&self) {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let Some(tracee) = st.tracee.take() else {
             return;
         };

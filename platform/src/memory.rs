@@ -10,9 +10,9 @@
 //! Sentry-side mapping. Application threads write the mapping concurrently, so every
 //! access to it goes through `copy.rs`'s atomic copies, never a plain `memcpy`.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use linux_abi::Errno;
@@ -172,7 +172,7 @@ impl MemoryFile {
         if len == 0 || !len.is_multiple_of(PAGE) {
             return Err(MemoryFileError::InvalidLength(len));
         }
-        let mut a = self.alloc.lock().unwrap_or_else(|p| p.into_inner());
+        let mut a = self.alloc.lock();
         let found = a
             .free
             .iter()
@@ -212,7 +212,7 @@ impl MemoryFile {
             return Err(MemoryFileError::InvalidLength(len));
         }
         self.decommit(offset, len)?;
-        let mut a = self.alloc.lock().unwrap_or_else(|p| p.into_inner());
+        let mut a = self.alloc.lock();
         let (mut start, mut l) = (offset, len);
         if let Some((&po, &pl)) = a.free.range(..start).next_back()
             && po + pl == start

@@ -7,8 +7,10 @@
 //! `Wait` can block without holding up anything else.
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+
+use parking_lot::{Condvar, Mutex};
 
 use sentry::control::{CapSets, InitState, MountFlags, MountSource, ProcessSpec, Sandbox};
 
@@ -26,22 +28,19 @@ struct Waiters {
 
 impl Waiters {
     fn enter(&self) {
-        *self.count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        *self.count.lock() += 1;
     }
 
     fn leave(&self) {
-        let mut c = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        let mut c = self.count.lock();
         *c = c.saturating_sub(1);
         self.done.notify_all();
     }
 
     /// Waits (at most `limit`) until no waiter is left.
     fn drain(&self, limit: std::time::Duration) {
-        let c = self.count.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = self
-            .done
-            .wait_timeout_while(c, limit, |c| *c > 0)
-            .map_err(|_| ());
+        let mut c = self.count.lock();
+        let _ = self.done.wait_while_for(&mut c, |c| *c > 0, limit);
     }
 }
 
