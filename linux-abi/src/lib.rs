@@ -6,6 +6,7 @@
 //! It has no policy and no platform code.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod errno;
 pub mod flags;

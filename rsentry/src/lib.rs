@@ -45,6 +45,7 @@
 //! `clone` flags, open flags class, `mmap` protections); [`SandboxBuilder::profile`]
 //! enforces such a [`Profile`] in the Sentry's dispatch. See [`profile`] for the format.
 #![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 #[doc(hidden)]
 pub mod backends;

@@ -11,6 +11,7 @@
 //! format error, permission denied); 127 when it is not found.
 
 #![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod boot;
 mod cli;

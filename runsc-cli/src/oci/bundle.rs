@@ -196,6 +196,8 @@ pub struct Bundle {
     pub rootfs: PathBuf,
     /// The parsed `config.json`.
     pub spec: Spec,
+    /// The spec's process (a spec without one is refused by [`Bundle::load`]).
+    process: Process,
 }
 
 /// The search path used when the process's environment has no `PATH`.
@@ -232,24 +234,25 @@ impl Bundle {
         }
         let process = spec
             .process()
-            .as_ref()
+            .clone()
             .ok_or_else(|| OciError::new(format!("{}: no process", config.display())))?;
-        process_args(process, &rootfs)?;
+        process_args(&process, &rootfs)?;
         boot_mounts(&spec, &dir)?;
         sysctls(&spec)?;
         paths(&spec, "maskedPaths")?;
         paths(&spec, "readonlyPaths")?;
         super::hooks::check(spec.hooks())?;
-        Ok(Bundle { dir, rootfs, spec })
+        Ok(Bundle {
+            dir,
+            rootfs,
+            spec,
+            process,
+        })
     }
 
     /// The process of the spec.
     pub fn process(&self) -> &Process {
-        // Checked by `load`.
-        self.spec
-            .process()
-            .as_ref()
-            .expect("load checked the process")
+        &self.process
     }
 
     /// What the sandbox process needs.
