@@ -11,14 +11,9 @@ use lisafs_proto::{
     UnlinkAtReq, WalkReq, WalkResp, WalkStatReq, WalkStatResp, WalkStatus,
 };
 
+use linux_abi::Errno;
+
 use crate::tree::{HostTree, Owner, SetStat, TimeSet, WalkEnd};
-
-type NixErrno = nix::errno::Errno;
-
-/// Converts the tree's errno into the protocol crate's.
-fn ne(e: linux_abi::Errno) -> NixErrno {
-    NixErrno::from_raw(e.raw())
-}
 
 fn inode(id: u64, st: &libc::stat) -> Inode {
     Inode {
@@ -33,12 +28,12 @@ fn owner(uid: u32, gid: u32) -> Option<Owner> {
 }
 
 /// Maps a walk end to the protocol status; errors other than `ENOENT` fail the request.
-fn status(end: WalkEnd) -> Result<WalkStatus, NixErrno> {
+fn status(end: WalkEnd) -> Result<WalkStatus, Errno> {
     match end {
         WalkEnd::Complete => Ok(WalkStatus::Complete),
         WalkEnd::Symlink => Ok(WalkStatus::Symlink),
-        WalkEnd::Failed(e) if e == linux_abi::Errno::ENOENT => Ok(WalkStatus::NotFound),
-        WalkEnd::Failed(e) => Err(ne(e)),
+        WalkEnd::Failed(e) if e == Errno::ENOENT => Ok(WalkStatus::NotFound),
+        WalkEnd::Failed(e) => Err(e),
     }
 }
 
@@ -58,7 +53,7 @@ fn flags(f: u32) -> i32 {
 
 impl Dispatcher for HostTree {
     fn mount(&self, req: MountReq) -> HandlerResult<MountResp> {
-        let (root, st) = self.mount().map_err(ne)?;
+        let (root, st) = self.mount()?;
         let names: Vec<&[u8]> = req
             .path
             .split(|&b| b == b'/')
@@ -73,12 +68,12 @@ impl Dispatcher for HostTree {
         // A sub-tree: walk to it from the root, which must end in a directory.
         let w = self.walk(root, &names);
         let _ = self.close_node(root);
-        let w = w.map_err(ne)?;
+        let w = w?;
         let last = w.nodes.last().copied();
         for &(id, _) in &w.nodes[..w.nodes.len().saturating_sub(1)] {
             let _ = self.close_node(id);
         }
-        let fail = |e: NixErrno| {
+        let fail = |e: Errno| {
             if let Some((id, _)) = last {
                 let _ = self.close_node(id);
             }
@@ -91,15 +86,15 @@ impl Dispatcher for HostTree {
                     max_payload: MAX_PAYLOAD as u32,
                 })
             }
-            (WalkEnd::Complete, _) => fail(NixErrno::ENOTDIR),
-            (WalkEnd::Symlink, _) => fail(NixErrno::ELOOP),
-            (WalkEnd::Failed(e), _) => fail(ne(e)),
+            (WalkEnd::Complete, _) => fail(Errno::ENOTDIR),
+            (WalkEnd::Symlink, _) => fail(Errno::ELOOP),
+            (WalkEnd::Failed(e), _) => fail(e),
         }
     }
 
     fn walk(&self, req: WalkReq) -> HandlerResult<WalkResp> {
         self.check_debug_panic(&req.names);
-        let w = self.walk(req.dir.0, &req.names).map_err(ne)?;
+        let w = self.walk(req.dir.0, &req.names)?;
         match status(w.end) {
             Ok(status) => Ok(WalkResp {
                 status,
@@ -116,7 +111,7 @@ impl Dispatcher for HostTree {
 
     fn walk_stat(&self, req: WalkStatReq) -> HandlerResult<WalkStatResp> {
         self.check_debug_panic(&req.names);
-        let (stats, end) = self.walk_stat(req.dir.0, &req.names).map_err(ne)?;
+        let (stats, end) = self.walk_stat(req.dir.0, &req.names)?;
         Ok(WalkStatResp {
             status: status(end)?,
             stats: stats.iter().map(Stat::from_host).collect(),
@@ -125,7 +120,7 @@ impl Dispatcher for HostTree {
 
     fn fstat(&self, req: FStatReq) -> HandlerResult<FStatResp> {
         Ok(FStatResp {
-            stat: Stat::from_host(&self.stat(req.node.0).map_err(ne)?),
+            stat: Stat::from_host(&self.stat(req.node.0)?),
         })
     }
 
@@ -138,14 +133,14 @@ impl Dispatcher for HostTree {
             atime: time(req.atime),
             mtime: time(req.mtime),
         };
-        self.set_stat(req.node.0, &s).map_err(ne)?;
+        self.set_stat(req.node.0, &s)?;
         Ok(SetStatResp {
-            stat: Stat::from_host(&self.stat(req.node.0).map_err(ne)?),
+            stat: Stat::from_host(&self.stat(req.node.0)?),
         })
     }
 
     fn open_at(&self, req: OpenAtReq) -> HandlerResult<Opened> {
-        let file = self.open(req.node.0, flags(req.flags)).map_err(ne)?;
+        let file = self.open(req.node.0, flags(req.flags))?;
         match self.dup_file(file) {
             Ok(fd) => Ok(Opened {
                 handle: HandleId(file),
@@ -153,21 +148,19 @@ impl Dispatcher for HostTree {
             }),
             Err(e) => {
                 let _ = self.close_file(file);
-                Err(ne(e))
+                Err(e)
             }
         }
     }
 
     fn open_create_at(&self, req: OpenCreateAtReq) -> HandlerResult<CreatedFile> {
-        let (node, st, file) = self
-            .create(
-                req.dir.0,
-                &req.name,
-                flags(req.flags),
-                req.mode,
-                owner(req.uid, req.gid),
-            )
-            .map_err(ne)?;
+        let (node, st, file) = self.create(
+            req.dir.0,
+            &req.name,
+            flags(req.flags),
+            req.mode,
+            owner(req.uid, req.gid),
+        )?;
         match self.dup_file(file) {
             Ok(fd) => Ok(CreatedFile {
                 node: inode(node, &st),
@@ -177,46 +170,40 @@ impl Dispatcher for HostTree {
             Err(e) => {
                 let _ = self.close_file(file);
                 let _ = self.close_node(node);
-                Err(ne(e))
+                Err(e)
             }
         }
     }
 
     fn mkdir_at(&self, req: MkdirAtReq) -> HandlerResult<NewNodeResp> {
-        let (id, st) = self
-            .mkdir(req.dir.0, &req.name, req.mode, owner(req.uid, req.gid))
-            .map_err(ne)?;
+        let (id, st) = self.mkdir(req.dir.0, &req.name, req.mode, owner(req.uid, req.gid))?;
         Ok(NewNodeResp {
             node: inode(id, &st),
         })
     }
 
     fn mknod_at(&self, req: MknodAtReq) -> HandlerResult<NewNodeResp> {
-        let (id, st) = self
-            .mknod(
-                req.dir.0,
-                &req.name,
-                req.mode,
-                req.rdev,
-                owner(req.uid, req.gid),
-            )
-            .map_err(ne)?;
+        let (id, st) = self.mknod(
+            req.dir.0,
+            &req.name,
+            req.mode,
+            req.rdev,
+            owner(req.uid, req.gid),
+        )?;
         Ok(NewNodeResp {
             node: inode(id, &st),
         })
     }
 
     fn symlink_at(&self, req: SymlinkAtReq) -> HandlerResult<NewNodeResp> {
-        let (id, st) = self
-            .symlink(req.dir.0, &req.name, &req.target, owner(req.uid, req.gid))
-            .map_err(ne)?;
+        let (id, st) = self.symlink(req.dir.0, &req.name, &req.target, owner(req.uid, req.gid))?;
         Ok(NewNodeResp {
             node: inode(id, &st),
         })
     }
 
     fn link_at(&self, req: LinkAtReq) -> HandlerResult<NewNodeResp> {
-        let (id, st) = self.link(req.dir.0, &req.name, req.target.0).map_err(ne)?;
+        let (id, st) = self.link(req.dir.0, &req.name, req.target.0)?;
         Ok(NewNodeResp {
             node: inode(id, &st),
         })
@@ -224,7 +211,6 @@ impl Dispatcher for HostTree {
 
     fn unlink_at(&self, req: UnlinkAtReq) -> HandlerResult<()> {
         self.unlink(req.dir.0, &req.name, flags(req.flags))
-            .map_err(ne)
     }
 
     fn rename_at(&self, req: RenameAtReq) -> HandlerResult<()> {
@@ -235,19 +221,16 @@ impl Dispatcher for HostTree {
             &req.new_name,
             req.flags,
         )
-        .map_err(ne)
     }
 
     fn read_link_at(&self, req: ReadLinkAtReq) -> HandlerResult<ReadLinkAtResp> {
         Ok(ReadLinkAtResp {
-            target: self.readlink(req.node.0).map_err(ne)?,
+            target: self.readlink(req.node.0)?,
         })
     }
 
     fn getdents64(&self, req: Getdents64Req) -> HandlerResult<Getdents64Resp> {
-        let ents = self
-            .read_dir(req.handle.0, req.offset, req.count as usize)
-            .map_err(ne)?;
+        let ents = self.read_dir(req.handle.0, req.offset, req.count as usize)?;
         Ok(Getdents64Resp {
             entries: ents
                 .into_iter()
@@ -263,25 +246,21 @@ impl Dispatcher for HostTree {
 
     fn pread(&self, req: PReadReq) -> HandlerResult<PReadResp> {
         Ok(PReadResp {
-            data: self
-                .pread(req.handle.0, req.offset, req.count as usize)
-                .map_err(ne)?,
+            data: self.pread(req.handle.0, req.offset, req.count as usize)?,
         })
     }
 
     fn pwrite(&self, req: PWriteReq) -> HandlerResult<PWriteResp> {
-        let n = self
-            .pwrite(req.handle.0, req.offset, &req.data)
-            .map_err(ne)?;
+        let n = self.pwrite(req.handle.0, req.offset, &req.data)?;
         Ok(PWriteResp { written: n as u64 })
     }
 
     fn fsync(&self, req: FSyncReq) -> HandlerResult<()> {
-        self.fsync(req.handle.0, req.data_only).map_err(ne)
+        self.fsync(req.handle.0, req.data_only)
     }
 
     fn fstatfs(&self, req: FStatFsReq) -> HandlerResult<FStatFsResp> {
-        let s = self.statfs(req.node.0).map_err(ne)?;
+        let s = self.statfs(req.node.0)?;
         Ok(FStatFsResp {
             statfs: StatFs::from_host(&s),
         })
@@ -289,7 +268,6 @@ impl Dispatcher for HostTree {
 
     fn fallocate(&self, req: FAllocateReq) -> HandlerResult<()> {
         self.fallocate(req.handle.0, req.mode as i32, req.offset, req.len)
-            .map_err(ne)
     }
 
     fn close(&self, req: CloseReq) -> HandlerResult<()> {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use std::{env, fs};
 
 use gofer::{GoferOptions, confine, serve};
-use lisafs_proto::{Client, ClientError, socketpair};
+use lisafs_proto::{Client, ClientError, Errno, socketpair};
 
 const ROLE: &str = "GOFER_TEST_ROLE";
 const ARG: &str = "GOFER_TEST_ARG";
@@ -460,7 +460,7 @@ fn confined_gofer_serves_a_client() -> Outcome {
     assert!(w.nodes[0].stat.is_symlink());
     assert_eq!(
         c.open_at(w.nodes[0].id, 0).err(),
-        Some(ClientError::Errno(libc::ELOOP))
+        Some(ClientError::Errno(Errno::ELOOP))
     );
     c.unlink_at(root.id, b"hard", 0).expect("unlink");
     c.fsync(f.handle, true).expect("fsync");
@@ -484,16 +484,16 @@ fn confined_read_only_gives_erofs() -> Outcome {
     let root = m.root;
     assert_eq!(
         c.open_create_at(root.id, b"n", 2, 0o600, 0, 0).err(),
-        Some(ClientError::Errno(libc::EROFS))
+        Some(ClientError::Errno(Errno::EROFS))
     );
     assert_eq!(
         c.mkdir_at(root.id, b"n", 0o700, 0, 0).err(),
-        Some(ClientError::Errno(libc::EROFS))
+        Some(ClientError::Errno(Errno::EROFS))
     );
     let w = c.walk(root.id, &["marker"]).expect("walk");
     assert_eq!(
         c.open_at(w.nodes[0].id, libc::O_RDWR as u32).err(),
-        Some(ClientError::Errno(libc::EROFS))
+        Some(ClientError::Errno(Errno::EROFS))
     );
     drop(c);
     assert!(child.wait().expect("wait").success());

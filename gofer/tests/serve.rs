@@ -7,7 +7,9 @@ use std::os::unix::fs::symlink;
 use std::path::PathBuf;
 
 use gofer::{GoferOptions, serve};
-use lisafs_proto::{Client, ClientError, SetStatReq, SetTime, Timespec, WalkStatus, socketpair};
+use lisafs_proto::{
+    Client, ClientError, Errno, SetStatReq, SetTime, Timespec, WalkStatus, socketpair,
+};
 
 struct Served {
     _dir: tempfile::TempDir,
@@ -98,7 +100,7 @@ fn create_read_write_rename_link_symlink_unlink_getdents_setstat() {
     assert_eq!(
         c.open_create_at(root.id, b"file", excl, 0o600, uid, gid)
             .err(),
-        Some(ClientError::Errno(libc::EEXIST))
+        Some(ClientError::Errno(Errno::EEXIST))
     );
 
     // setstat
@@ -169,7 +171,7 @@ fn create_read_write_rename_link_symlink_unlink_getdents_setstat() {
     c.unlink_at(d.id, b"sl", 0).expect("unlink symlink");
     assert_eq!(
         c.unlink_at(root.id, b"dir", 0).err(),
-        Some(ClientError::Errno(libc::EISDIR))
+        Some(ClientError::Errno(Errno::EISDIR))
     );
     c.unlink_at(root.id, b"dir", libc::AT_REMOVEDIR as u32)
         .expect("rmdir");
@@ -182,7 +184,7 @@ fn create_read_write_rename_link_symlink_unlink_getdents_setstat() {
         .expect("close");
     assert_eq!(
         c.fstat(f.node.id).err(),
-        Some(ClientError::Errno(libc::EBADF))
+        Some(ClientError::Errno(Errno::EBADF))
     );
 }
 
@@ -196,7 +198,7 @@ fn escapes_fail() {
     let c = s.client();
     let (uid, gid) = ids();
     let root = c.mount(b"").expect("mount").root;
-    let einval = Some(ClientError::Errno(libc::EINVAL));
+    let einval = Some(ClientError::Errno(Errno::EINVAL));
     for bad in ["..", ".", "", "a/b", "/", "../outside"] {
         assert_eq!(c.walk(root.id, &[bad]).err(), einval, "{bad:?}");
         assert_eq!(
@@ -214,32 +216,32 @@ fn escapes_fail() {
         let sl = w.nodes[0].id;
         assert_eq!(
             c.walk(sl, &["secret"]).err(),
-            Some(ClientError::Errno(libc::ENOTDIR))
+            Some(ClientError::Errno(Errno::ENOTDIR))
         );
         assert_eq!(
             c.open_at(sl, 0).err(),
-            Some(ClientError::Errno(libc::ELOOP))
+            Some(ClientError::Errno(Errno::ELOOP))
         );
         assert_eq!(
             c.open_create_at(sl, b"x", 2, 0o600, uid, gid).err(),
-            Some(ClientError::Errno(libc::ENOTDIR))
+            Some(ClientError::Errno(Errno::ENOTDIR))
         );
         assert_eq!(
             c.mkdir_at(sl, b"x", 0o700, uid, gid).err(),
-            Some(ClientError::Errno(libc::ENOTDIR))
+            Some(ClientError::Errno(Errno::ENOTDIR))
         );
     }
     let w = c.walk(root.id, &["file_abs"]).expect("walk");
     let sl = w.nodes[0].id;
     assert_eq!(
         c.open_at(sl, 0).err(),
-        Some(ClientError::Errno(libc::ELOOP))
+        Some(ClientError::Errno(Errno::ELOOP))
     );
     // Opening an existing symlink by name with O_CREAT does not follow it either.
     assert_eq!(
         c.open_create_at(root.id, b"file_abs", 2, 0o600, uid, gid)
             .err(),
-        Some(ClientError::Errno(libc::ELOOP))
+        Some(ClientError::Errno(Errno::ELOOP))
     );
     // SetStat on a symlink changes the link (owner/times), never its target.
     let before = fs::metadata(s.outside.join("secret")).expect("meta");
@@ -276,7 +278,7 @@ fn read_only_gives_erofs() {
     let (uid, gid) = ids();
     let root = c.mount(b"").expect("mount").root;
     let f = c.walk(root.id, &["f"]).expect("walk").nodes[0].id;
-    let rofs = Some(ClientError::Errno(libc::EROFS));
+    let rofs = Some(ClientError::Errno(Errno::EROFS));
     assert_eq!(
         c.open_create_at(root.id, b"n", 2, 0o600, uid, gid).err(),
         rofs
@@ -348,48 +350,48 @@ fn bad_requests_get_errors_not_panics() {
     assert!(sub.stat.is_dir());
     assert_eq!(
         c.mount(b"sub/file").err(),
-        Some(ClientError::Errno(libc::ENOTDIR))
+        Some(ClientError::Errno(Errno::ENOTDIR))
     );
     assert_eq!(
         c.mount(b"sub/missing").err(),
-        Some(ClientError::Errno(libc::ENOENT))
+        Some(ClientError::Errno(Errno::ENOENT))
     );
     let root = c.mount(b"").expect("mount").root;
-    let ebadf = Some(ClientError::Errno(libc::EBADF));
+    let ebadf = Some(ClientError::Errno(Errno::EBADF));
     assert_eq!(c.fstat(lisafs_proto::NodeId(u64::MAX)).err(), ebadf);
     assert_eq!(c.pread(lisafs_proto::HandleId(12345), 0, 10).err(), ebadf);
     assert_eq!(c.walk(lisafs_proto::NodeId(0), &["sub"]).err(), ebadf);
     let file = c.walk(root.id, &["sub", "file"]).expect("walk").nodes[1].id;
     assert_eq!(
         c.walk(file, &["x"]).err(),
-        Some(ClientError::Errno(libc::ENOTDIR))
+        Some(ClientError::Errno(Errno::ENOTDIR))
     );
     assert_eq!(
         c.mkdir_at(file, b"x", 0o700, uid, gid).err(),
-        Some(ClientError::Errno(libc::ENOTDIR))
+        Some(ClientError::Errno(Errno::ENOTDIR))
     );
     assert_eq!(
         c.read_link_at(file).err(),
-        Some(ClientError::Errno(libc::EINVAL))
+        Some(ClientError::Errno(Errno::EINVAL))
     );
     let h = c.open_at(file, libc::O_RDONLY as u32).expect("open");
     assert_eq!(
         c.getdents64(h.handle, 0, 4096).err(),
-        Some(ClientError::Errno(libc::ENOTDIR))
+        Some(ClientError::Errno(Errno::ENOTDIR))
     );
     assert_eq!(
         c.pread(h.handle, u64::MAX, 10).err(),
-        Some(ClientError::Errno(libc::EINVAL))
+        Some(ClientError::Errno(Errno::EINVAL))
     );
     assert_eq!(
         c.mknod_at(root.id, b"dev", libc::S_IFBLK | 0o600, 0x0801, uid, gid)
             .err(),
-        Some(ClientError::Errno(libc::EPERM))
+        Some(ClientError::Errno(Errno::EPERM))
     );
     let long = vec![b'n'; 300];
     assert_eq!(
         c.mkdir_at(root.id, &long, 0o700, uid, gid).err(),
-        Some(ClientError::Errno(libc::ENAMETOOLONG))
+        Some(ClientError::Errno(Errno::ENAMETOOLONG))
     );
     // Closing unknown ids is not an error.
     c.close(

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use nix::errno::Errno;
+use linux_abi::Errno;
 
 use crate::codec::Header;
 use crate::error::{ClientError, ProtoError};
@@ -286,7 +286,11 @@ impl Client {
         let resp = Response::decode(frame.header.msg_id, &frame.payload)?;
         match resp {
             Response::Error(e) => {
-                let errno = if e.errno > 0 { e.errno } else { libc::EIO };
+                let errno = if e.errno > 0 {
+                    Errno::new(e.errno)
+                } else {
+                    Errno::EIO
+                };
                 Err(ClientError::Errno(errno))
             }
             r if r.msg_id() == msg_id => Ok((r, frame.fds)),

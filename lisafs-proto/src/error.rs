@@ -1,7 +1,7 @@
 //! Error types at the crate boundary: decoding/framing errors ([`ProtoError`]), client
 //! call errors ([`ClientError`]) and server loop errors ([`ServerError`]).
 
-use nix::errno::Errno;
+use linux_abi::Errno;
 
 /// A message or frame could not be encoded or decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,11 +40,11 @@ pub enum ProtoError {
 
 impl ProtoError {
     /// The errno an error reply carries for this error.
-    pub fn errno(&self) -> i32 {
+    pub fn errno(&self) -> Errno {
         match self {
-            ProtoError::UnknownMessage(_) => libc::ENOSYS,
-            ProtoError::TooLarge(_) => libc::EMSGSIZE,
-            _ => libc::EINVAL,
+            ProtoError::UnknownMessage(_) => Errno::ENOSYS,
+            ProtoError::TooLarge(_) => Errno::EMSGSIZE,
+            _ => Errno::EINVAL,
         }
     }
 }
@@ -52,9 +52,9 @@ impl ProtoError {
 /// A client call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
-    /// The server replied with an error (a positive Linux errno).
-    #[error("server error: errno {0}")]
-    Errno(i32),
+    /// The server replied with an error.
+    #[error("server error: {0}")]
+    Errno(Errno),
     /// The connection is closed (peer exited, EOF, reset, or the client shut down).
     #[error("connection closed")]
     Disconnected,
@@ -69,11 +69,11 @@ pub enum ClientError {
 impl ClientError {
     /// The errno to report to an application for this error: the server's errno, or
     /// `EIO` for transport and protocol failures.
-    pub fn errno(&self) -> i32 {
+    pub fn errno(&self) -> Errno {
         match self {
             ClientError::Errno(e) => *e,
-            ClientError::Protocol(ProtoError::TooLarge(_)) => libc::EMSGSIZE,
-            _ => libc::EIO,
+            ClientError::Protocol(ProtoError::TooLarge(_)) => Errno::EMSGSIZE,
+            _ => Errno::EIO,
         }
     }
 }

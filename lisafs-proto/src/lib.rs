@@ -11,11 +11,10 @@
 //! - [`Dispatcher`] / [`Server`]: implement one method per message, run the loop.
 //!
 //! Nodes and open handles are referenced by `u64` ids handed out by the server and
-//! never reused. Errors are positive Linux errnos (`ClientError::Errno`).
+//! never reused. Errors are Linux errnos ([`Errno`], `linux-abi`'s, re-exported).
 //!
 //! ```
 //! use lisafs_proto::*;
-//! use nix::errno::Errno;
 //!
 //! struct Root;
 //! impl Dispatcher for Root {
@@ -34,8 +33,8 @@
 //! let client = Client::new(client_sock).unwrap();
 //! let root = client.mount(b"").unwrap().root;
 //! assert!(client.fstat(root.id).unwrap().is_dir());
-//! assert_eq!(client.fstat(NodeId(7)), Err(ClientError::Errno(libc::EBADF)));
-//! assert_eq!(client.walk(root.id, &["etc"]), Err(ClientError::Errno(libc::ENOSYS)));
+//! assert_eq!(client.fstat(NodeId(7)), Err(ClientError::Errno(Errno::EBADF)));
+//! assert_eq!(client.walk(root.id, &["etc"]), Err(ClientError::Errno(Errno::ENOSYS)));
 //! drop(client);
 //! server.join().unwrap().unwrap();
 //! ```
@@ -57,6 +56,9 @@ pub use error::{ClientError, ProtoError, ServerError};
 pub use message::*;
 pub use server::{Dispatcher, HandlerResult, Server, dispatch};
 pub use transport::{RECORD_SIZE, socketpair};
+
+/// The workspace's one errno type, which handlers return and errors carry.
+pub use linux_abi::Errno;
 
 // The client and server are shared between threads.
 const _: () = {

@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use nix::errno::Errno;
+use linux_abi::Errno;
 
 use crate::codec::Header;
 use crate::error::ServerError;
@@ -196,12 +196,12 @@ pub fn dispatch<D: Dispatcher + ?Sized>(d: &D, req: Request) -> (Response, Vec<O
     };
     match r {
         Ok(v) => v,
-        Err(e) => (error_response(e as i32), vec![]),
+        Err(e) => (error_response(e), vec![]),
     }
 }
 
-fn error_response(errno: i32) -> Response {
-    Response::Error(ErrorResp { errno })
+fn error_response(errno: Errno) -> Response {
+    Response::Error(ErrorResp { errno: errno.raw() })
 }
 
 /// The server loop on one connection.
@@ -315,7 +315,7 @@ impl Server {
         if !frame.fds.is_empty() {
             // No request carries fds: close them before replying.
             drop(frame);
-            self.reply(id, &error_response(libc::EINVAL), &[]);
+            self.reply(id, &error_response(Errno::EINVAL), &[]);
             return;
         }
         let req = match Request::decode(frame.header.msg_id, &frame.payload) {

@@ -13,7 +13,7 @@
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use nix::errno::Errno;
+use linux_abi::Errno;
 use nix::sys::socket::{
     AddressFamily, ControlMessage, MsgFlags, Shutdown, SockFlag, SockType, sendmsg,
 };
@@ -57,6 +57,12 @@ pub fn socketpair() -> Result<(OwnedFd, OwnedFd), Errno> {
         None,
         SockFlag::SOCK_CLOEXEC,
     )
+    .map_err(from_nix)
+}
+
+/// nix's errno as the workspace's one errno type.
+fn from_nix(e: nix::errno::Errno) -> Errno {
+    Errno::new(e as i32)
 }
 
 /// Shuts both directions of a socket down, waking up any thread blocked reading it.
@@ -87,7 +93,7 @@ pub(crate) fn peer_closed(fd: BorrowedFd<'_>) -> bool {
                 let gone = libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR | libc::POLLNVAL;
                 return p.revents & gone != 0;
             }
-            _ if Errno::last() == Errno::EINTR => continue,
+            _ if Errno::last_os_error() == Errno::EINTR => continue,
             // Cannot tell: a later call finds out.
             _ => return false,
         }
@@ -104,8 +110,8 @@ fn send_record(fd: RawFd, parts: &[&[u8]], fds: &[RawFd]) -> Result<(), Errno> {
             Ok(n) if n == want => return Ok(()),
             // A SOCK_SEQPACKET send is atomic; a short count means something odd.
             Ok(_) => return Err(Errno::EIO),
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(from_nix(e)),
         }
     }
 }
@@ -160,7 +166,7 @@ fn recv_record(fd: RawFd, buf: &mut [u8]) -> Result<Record, Errno> {
         if r >= 0 {
             break r as usize;
         }
-        match Errno::last() {
+        match Errno::last_os_error() {
             Errno::EINTR => continue,
             e => return Err(e),
         }

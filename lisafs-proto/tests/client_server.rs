@@ -55,7 +55,7 @@ fn every_operation_works_end_to_end() {
             size: Some(0),
             ..SetStatReq::default()
         }),
-        Err(ClientError::Errno(libc::EISDIR))
+        Err(ClientError::Errno(Errno::EISDIR))
     );
 
     // Creation.
@@ -64,7 +64,7 @@ fn every_operation_works_end_to_end() {
     assert_eq!((d.stat.uid, d.stat.gid), (5, 6));
     assert_eq!(
         client.mkdir_at(root.id, b"new", 0o700, 5, 6),
-        Err(ClientError::Errno(libc::EEXIST))
+        Err(ClientError::Errno(Errno::EEXIST))
     );
     let f = client
         .open_create_at(d.id, b"file", libc::O_RDWR as u32, 0o640, 7, 8)
@@ -86,7 +86,7 @@ fn every_operation_works_end_to_end() {
     assert_eq!(client.read_link_at(s.id).unwrap(), b"../etc");
     assert_eq!(
         client.read_link_at(d.id),
-        Err(ClientError::Errno(libc::EINVAL))
+        Err(ClientError::Errno(Errno::EINVAL))
     );
     let l = client.link_at(d.id, b"hard", f.node.id).unwrap();
     assert_eq!(l.stat.ino, f.node.stat.ino);
@@ -123,11 +123,11 @@ fn every_operation_works_end_to_end() {
     assert_eq!(w2.status, WalkStatus::Complete);
     assert_eq!(
         client.unlink_at(root.id, b"new", 0),
-        Err(ClientError::Errno(libc::EISDIR))
+        Err(ClientError::Errno(Errno::EISDIR))
     );
     assert_eq!(
         client.unlink_at(root.id, b"new", libc::AT_REMOVEDIR as u32),
-        Err(ClientError::Errno(libc::ENOTEMPTY))
+        Err(ClientError::Errno(Errno::ENOTEMPTY))
     );
     for name in [&b"file"[..], b"null", b"sl"] {
         client.unlink_at(d.id, name, 0).unwrap();
@@ -150,7 +150,7 @@ fn every_operation_works_end_to_end() {
     client.close(&nodes, &[f.handle, dir.handle]).unwrap();
     assert_eq!(fs.live_nodes(), 0);
     assert_eq!(fs.live_handles(), 0);
-    assert_eq!(client.fstat(passwd), Err(ClientError::Errno(libc::EBADF)));
+    assert_eq!(client.fstat(passwd), Err(ClientError::Errno(Errno::EBADF)));
 
     drop(client);
     assert_eq!(h.join().unwrap(), Ok(()));
@@ -175,11 +175,11 @@ fn walk_stops_at_missing_component_and_at_symlink() {
     // Names the server rejects and walks through a file.
     assert_eq!(
         client.walk(root.id, &[".."]),
-        Err(ClientError::Errno(libc::EINVAL))
+        Err(ClientError::Errno(Errno::EINVAL))
     );
     assert_eq!(
         client.walk(root.id, &["etc", "passwd", "x"]),
-        Err(ClientError::Errno(libc::ENOTDIR))
+        Err(ClientError::Errno(Errno::ENOTDIR))
     );
     let empty: [&str; 0] = [];
     let w = client.walk(root.id, &empty).unwrap();
@@ -322,7 +322,7 @@ fn dropped_server_socket_fails_calls() {
     assert_eq!(client.mount(b""), Err(ClientError::Disconnected));
     assert_eq!(
         client.fstat(NodeId(1)).unwrap_err().errno(),
-        libc::EIO,
+        Errno::EIO,
         "transport errors map to EIO"
     );
 }
@@ -374,10 +374,10 @@ fn unimplemented_messages_get_enosys() {
     let (c, s) = socketpair().unwrap();
     let h = std::thread::spawn(move || Server::new(s).serve(&Nothing, 1));
     let client = Client::new(c).unwrap();
-    assert_eq!(client.mount(b""), Err(ClientError::Errno(libc::ENOSYS)));
+    assert_eq!(client.mount(b""), Err(ClientError::Errno(Errno::ENOSYS)));
     assert_eq!(
         client.close(&[NodeId(1)], &[]),
-        Err(ClientError::Errno(libc::ENOSYS))
+        Err(ClientError::Errno(Errno::ENOSYS))
     );
     drop(client);
     assert_eq!(h.join().unwrap(), Ok(()));

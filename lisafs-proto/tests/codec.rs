@@ -375,9 +375,9 @@ fn trailing_bytes_unknown_ids_and_bad_headers_are_rejected() {
     let fsync = [1u8, 2];
     assert!(Request::decode(MsgId::FSync as u16, &fsync).is_err());
     // Errno mapping for error replies.
-    assert_eq!(ProtoError::UnknownMessage(5).errno(), libc::ENOSYS);
-    assert_eq!(ProtoError::TooLarge(5).errno(), libc::EMSGSIZE);
-    assert_eq!(ProtoError::Truncated.errno(), libc::EINVAL);
+    assert_eq!(ProtoError::UnknownMessage(5).errno(), Errno::ENOSYS);
+    assert_eq!(ProtoError::TooLarge(5).errno(), Errno::EMSGSIZE);
+    assert_eq!(ProtoError::Truncated.errno(), Errno::EINVAL);
 }
 
 #[test]

@@ -312,7 +312,7 @@ fn client_rejects_mismatched_and_garbage_replies() {
     });
     assert_eq!(
         client.fstat(NodeId(1)),
-        Err(ClientError::Errno(libc::EROFS))
+        Err(ClientError::Errno(Errno::EROFS))
     );
     drop(client);
     h.join().unwrap();
@@ -333,7 +333,7 @@ fn client_rejects_mismatched_and_garbage_replies() {
         let p = Response::Error(ErrorResp { errno: -3 }).encode().unwrap();
         vec![frame(hd.request_id, 0, &p)]
     });
-    assert_eq!(client.fstat(NodeId(1)), Err(ClientError::Errno(libc::EIO)));
+    assert_eq!(client.fstat(NodeId(1)), Err(ClientError::Errno(Errno::EIO)));
     drop(client);
     h.join().unwrap();
 }

@@ -8,7 +8,6 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use lisafs_proto::*;
-use nix::errno::Errno;
 
 /// Node id of a special file whose `FStat` waits until `rendezvous` callers are inside.
 pub const RENDEZVOUS_INO: u64 = 1_000_000;
@@ -395,8 +394,8 @@ impl Dispatcher for MemFs {
             Kind::File(d) if d.len() < 4096 => d.clone(),
             _ => self.pipe_content.clone(),
         };
-        let (r, w) = nix::unistd::pipe()?;
-        nix::unistd::write(&w, &content)?;
+        let (r, w) = nix::unistd::pipe().map_err(nix_errno)?;
+        nix::unistd::write(&w, &content).map_err(nix_errno)?;
         drop(w);
         Ok(Opened {
             handle,
@@ -415,7 +414,7 @@ impl Dispatcher for MemFs {
             req.gid,
         )?;
         let handle = st.new_handle(node.stat.ino);
-        let (r, _w): (OwnedFd, OwnedFd) = nix::unistd::pipe()?;
+        let (r, _w): (OwnedFd, OwnedFd) = nix::unistd::pipe().map_err(nix_errno)?;
         Ok(CreatedFile {
             node,
             handle,
@@ -672,4 +671,9 @@ pub fn start(
     let srv = std::sync::Arc::clone(&server);
     let h = std::thread::spawn(move || srv.serve(&*fs, threads));
     (Client::new(c).expect("client"), server, h)
+}
+
+/// nix's errno as the protocol's.
+fn nix_errno(e: nix::errno::Errno) -> Errno {
+    Errno::new(e as i32)
 }

@@ -35,7 +35,7 @@ use super::{Caller, DirEntry, FileOps, FileType, FsStat, Inode, magic};
 const DENTS_CHUNK: u32 = 64 * 1024;
 
 fn errno(e: ClientError) -> Errno {
-    Errno::new(e.errno())
+    e.errno()
 }
 
 /// How a mount's caches learn of changes made outside the sandbox.
