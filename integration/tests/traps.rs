@@ -1,13 +1,16 @@
 //! Traps from application code that only a kernel sees, on every platform: privileged
 //! and legacy instructions give the signals Linux x86-64 gives (`fixtures/trap_insn.c`),
 //! and calls into the legacy vsyscall page are emulated as Linux does
-//! (`fixtures/trap_vsyscall.c`). Each fixture prints one line per case.
+//! (`fixtures/trap_vsyscall.c`), and a signal frame whose selectors or FPU state pointer a
+//! handler forged ends the process as Linux's `rt_sigreturn` does
+//! (`fixtures/sig_badframe.c`). Each fixture prints one line per case.
 
 use integration::{Link, Platform, fixture, native, path_str, runsc_do};
 
 integration::on_every_platform!(
     privileged_instructions_give_linux_signals,
     vsyscall_page_calls_are_emulated,
+    forged_sigreturn_frames_end_as_on_linux,
 );
 
 /// What Linux x86-64 gives for each case of `trap_insn`. I/O instructions, `hlt` and
@@ -111,4 +114,21 @@ fn vsyscall_page_calls_are_emulated(p: Platform) {
         let host = native(&[path_str(&exe)]);
         assert_eq!(host.stdout, VSYSCALL_EXPECTED, "natively: {host:#?}");
     }
+}
+
+/// `sig_badframe`'s output on Linux x86-64.
+const BADFRAME_EXPECTED: &str = "cs_rpl0: exit 7\n\
+    cs_null: killed by SEGV\n\
+    cs_user32: killed by SEGV\n\
+    ss_null_strict: killed by SEGV\n\
+    ss_null_lax: exit 7\n\
+    fpstate_unmapped: killed by SEGV\n";
+
+fn forged_sigreturn_frames_end_as_on_linux(p: Platform) {
+    let exe = fixture("sig_badframe", Link::Static);
+    let host = native(&[path_str(&exe)]);
+    assert_eq!(host.stdout, BADFRAME_EXPECTED, "natively: {host:#?}");
+    let run = runsc_do(p, &[], &[path_str(&exe)]);
+    assert_eq!(run.stdout, BADFRAME_EXPECTED, "{run:#?}");
+    assert_eq!(run.code, 0, "{run:#?}");
 }

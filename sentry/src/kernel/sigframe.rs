@@ -19,7 +19,9 @@ const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
 /// `FP_XSTATE_MAGIC2`.
 const FP_XSTATE_MAGIC2: u32 = 0x4650_5845;
 /// `UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS`.
-const UC_FLAGS: u64 = 1 | 2 | 4;
+const UC_FLAGS: u64 = 1 | 2 | UC_STRICT_RESTORE_SS;
+/// `UC_STRICT_RESTORE_SS`: `rt_sigreturn` restores ss as the frame has it.
+const UC_STRICT_RESTORE_SS: u64 = 4;
 /// Words in `struct rt_sigframe` (440 bytes).
 const FRAME_WORDS: usize = 55;
 /// Word index of `uc_mcontext` (the first sigcontext register, `r8`).
@@ -167,6 +169,17 @@ pub fn restore_frame(mm: &MemoryManager, regs: &mut Registers) -> Result<Restore
         gp.rbx, gp.rdx, gp.rax, gp.rcx, gp.rsp, gp.rip,
     ] = <[u64; 17]>::try_from(&w[m..m + 17]).map_err(|_| Errno::EFAULT)?;
     gp.eflags = (gp.eflags & !FIX_EFLAGS) | (w[m + 17] & FIX_EFLAGS);
+    // Linux restores cs and ss with the user privilege level forced (`| 3`); returning to
+    // a code segment other than the 64-bit user one (or, under UC_STRICT_RESTORE_SS, to
+    // another stack segment) makes the return to user mode fault: SIGSEGV. A 32-bit code
+    // segment would switch the task to compatibility mode, which the platforms do not
+    // run. Without the strict flag Linux replaces an unusable ss with the user one.
+    let segs = w[m + 18];
+    let cs = (segs & 0xffff) | 3;
+    let ss = ((segs >> 48) & 0xffff) | 3;
+    if cs != USER_CS || (w[1] & UC_STRICT_RESTORE_SS != 0 && ss != USER_SS) {
+        return Err(Errno::EFAULT);
+    }
     gp.cs = USER_CS;
     gp.ss = USER_SS;
     // No system call restart after a sigreturn.
@@ -338,6 +351,59 @@ mod tests {
         };
         assert!(setup_frame(&mm, &mut r, &action(), &SigInfo::new(10, 0), 0, &off).is_err());
         let mut r = regs(0x2000);
+        assert!(restore_frame(&mm, &mut r).is_err());
+    }
+
+    #[test]
+    fn forged_segments_or_fpu_pointer_fail_the_sigreturn() {
+        let (mm, _fake) = crate::mm::testutil::new_mm();
+        let base = stack(&mm);
+        let off = SigAltStack {
+            flags: SS_DISABLE,
+            ..Default::default()
+        };
+        let framed = || {
+            let mut r = regs(base + (1 << 19) + 8);
+            let info = SigInfo::new(10, 0);
+            setup_frame(&mm, &mut r, &action(), &info, 0, &off).expect("frame");
+            let frame = r.gp.rsp;
+            r.gp.rsp = frame + 8;
+            (r, frame)
+        };
+        let segs = |frame: u64| frame + ((MCTX + 18) * 8) as u64;
+        // A frame as the kernel wrote it, with cs and ss written without their RPL.
+        let (mut r, frame) = framed();
+        let v: u64 = mm.read_obj(segs(frame)).expect("segments");
+        mm.write_obj(segs(frame), &(v & !(3 | (3 << 48))))
+            .expect("segments");
+        assert!(restore_frame(&mm, &mut r).is_ok(), "the RPL is forced to 3");
+        assert_eq!((r.gp.cs, r.gp.ss), (USER_CS, USER_SS));
+        // cs = 0: returning to user mode faults on Linux.
+        let (mut r, frame) = framed();
+        let v: u64 = mm.read_obj(segs(frame)).expect("segments");
+        mm.write_obj(segs(frame), &(v & !0xffff)).expect("segments");
+        assert_eq!(restore_frame(&mm, &mut r).err(), Some(Errno::EFAULT));
+        // A 32-bit code segment (__USER32_CS): not run by the platforms.
+        let (mut r, frame) = framed();
+        let v: u64 = mm.read_obj(segs(frame)).expect("segments");
+        mm.write_obj(segs(frame), &((v & !0xffff) | 0x23))
+            .expect("segments");
+        assert!(restore_frame(&mm, &mut r).is_err());
+        // ss = 0 under UC_STRICT_RESTORE_SS faults; without the flag it is replaced.
+        let (mut r, frame) = framed();
+        let v: u64 = mm.read_obj(segs(frame)).expect("segments");
+        mm.write_obj(segs(frame), &(v & !(0xffff << 48)))
+            .expect("segments");
+        assert!(restore_frame(&mm, &mut r).is_err());
+        mm.write_obj(frame + 8, &(UC_FLAGS & !UC_STRICT_RESTORE_SS))
+            .expect("uc_flags");
+        r.gp.rsp = frame + 8;
+        assert!(restore_frame(&mm, &mut r).is_ok());
+        assert_eq!(r.gp.ss, USER_SS);
+        // An FPU state pointer to unmapped memory: the frame is bad.
+        let (mut r, frame) = framed();
+        mm.write_obj(frame + ((MCTX + 23) * 8) as u64, &0x10u64)
+            .expect("fpstate");
         assert!(restore_frame(&mm, &mut r).is_err());
     }
 }
