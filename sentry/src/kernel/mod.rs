@@ -279,6 +279,19 @@ impl Kernel {
         !members.is_empty()
     }
 
+    /// The session leader gives up `term` (or exits): its foreground group gets `SIGHUP`
+    /// (and `SIGCONT` when the terminal was given up rather than left by exiting), and no
+    /// process has it any more.
+    pub fn hang_up(&self, term: &Arc<crate::fs::tty::Terminal>, cont: bool) {
+        if let Some(fg) = term.foreground() {
+            self.signal_process_group(fg, linux_abi::signal::SIGHUP);
+            if cont {
+                self.signal_process_group(fg, linux_abi::signal::SIGCONT);
+            }
+        }
+        self.terminals().disassociate(term);
+    }
+
     /// The number of CPUs the sandbox reports (`sched_getaffinity`, `nproc`).
     pub fn ncpus(&self) -> usize {
         self.ncpus

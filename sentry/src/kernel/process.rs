@@ -353,7 +353,7 @@ pub(crate) fn process_exited(t: &Arc<Task>) {
     // just stops holding it.
     match kernel.terminals().of(tg.tgid()) {
         Some(term) if tg.sid() == tg.tgid() && term.session() == Some(tg.sid()) => {
-            crate::syscalls::tty::hang_up(&kernel, &term, false);
+            kernel.hang_up(&term, false);
         }
         _ => kernel.terminals().drop_process(tg.tgid()),
     }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use linux_abi::Errno;
-use linux_abi::signal::{SIGCONT, SIGHUP, SIGTTIN, SIGTTOU, SIGWINCH};
+use linux_abi::signal::{SIGTTIN, SIGTTOU, SIGWINCH};
 
 use crate::fs::devfs::ioctls;
 use crate::fs::tty::Terminal;
@@ -96,21 +96,8 @@ fn give_up(t: &Task, term: &Arc<Terminal>) -> Result<u64, Errno> {
         k.terminals().drop_process(tg.tgid());
         return Ok(0);
     }
-    hang_up(t.kernel(), term, true);
+    t.kernel().hang_up(term, true);
     Ok(0)
-}
-
-/// The session leader gives up `term` (or exits): its foreground group gets `SIGHUP`
-/// (and `SIGCONT` when the terminal was given up rather than left by exiting), and no
-/// process has it any more.
-pub fn hang_up(k: &crate::kernel::Kernel, term: &Arc<Terminal>, cont: bool) {
-    if let Some(fg) = term.foreground() {
-        k.signal_process_group(fg, SIGHUP);
-        if cont {
-            k.signal_process_group(fg, SIGCONT);
-        }
-    }
-    k.terminals().disassociate(term);
 }
 
 /// `TIOCGPGRP`: the foreground process group (0 if none).
