@@ -3,7 +3,8 @@
 //! and calls into the legacy vsyscall page are emulated as Linux does
 //! (`fixtures/trap_vsyscall.c`), and a signal frame whose selectors or FPU state pointer a
 //! handler forged ends the process as Linux's `rt_sigreturn` does
-//! (`fixtures/sig_badframe.c`). Each fixture prints one line per case.
+//! (`fixtures/sig_badframe.c`); a system call made with a non-canonical stack pointer
+//! runs as on Linux (`fixtures/trap_badrsp.c`). Each fixture prints one line per case.
 
 use integration::{Link, Platform, fixture, native, path_str, runsc_do};
 
@@ -11,6 +12,7 @@ integration::on_every_platform!(
     privileged_instructions_give_linux_signals,
     vsyscall_page_calls_are_emulated,
     forged_sigreturn_frames_end_as_on_linux,
+    a_system_call_with_a_non_canonical_stack_pointer_returns,
 );
 
 /// What Linux x86-64 gives for each case of `trap_insn`. I/O instructions, `hlt` and
@@ -130,5 +132,15 @@ fn forged_sigreturn_frames_end_as_on_linux(p: Platform) {
     assert_eq!(host.stdout, BADFRAME_EXPECTED, "natively: {host:#?}");
     let run = runsc_do(p, &[], &[path_str(&exe)]);
     assert_eq!(run.stdout, BADFRAME_EXPECTED, "{run:#?}");
+    assert_eq!(run.code, 0, "{run:#?}");
+}
+
+fn a_system_call_with_a_non_canonical_stack_pointer_returns(p: Platform) {
+    let exe = fixture("trap_badrsp", Link::Static);
+    let want = "getpid with a non-canonical rsp: ok\n";
+    let host = native(&[path_str(&exe)]);
+    assert_eq!(host.stdout, want, "natively: {host:#?}");
+    let run = runsc_do(p, &[], &[path_str(&exe)]);
+    assert_eq!(run.stdout, want, "{run:#?}");
     assert_eq!(run.code, 0, "{run:#?}");
 }

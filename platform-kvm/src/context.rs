@@ -562,7 +562,7 @@ impl KvmContext {
             return Ok(Trap::Syscall);
         }
         if port == stubs::PVM_USER_EVENT_PORT || port == stubs::PVM_SUPERVISOR_EVENT_PORT {
-            return self.decode_pvm_event(port, st, block, &r, aspace, regs);
+            return self.decode_pvm_event(port, st, block, &r, aspace, fpu_slot, regs);
         }
         let Ok(vector) = u8::try_from(port) else {
             return Err(PlatformError::Internal(format!(
@@ -627,6 +627,9 @@ impl KvmContext {
         regs.gp.rip = rip;
         regs.gp.eflags = rflags;
         regs.gp.orig_rax = u64::MAX;
+        if let Some(t) = self.fast_entry_syscall(vector, block, fpu_slot, regs)? {
+            return Ok(t);
+        }
         if vector == 6 && legacy_syscall_at(aspace, rip) {
             // Where the CPU raises #UD for `int 0x80` or `sysenter` (PVM's user mode),
             // answer as Linux without 32-bit entries on this host: #GP.
@@ -705,6 +708,41 @@ impl Pvcs {
 }
 
 impl KvmContext {
+    /// A #UD at the `xsave64` of the fast syscall entry, after a `syscall`: PVM ran the
+    /// entry in its emulated supervisor path (it does so for a `syscall` made with a
+    /// non-canonical RSP), where KVM's instruction emulator has no `xsave64`. The system
+    /// call itself was made: RCX and R11 (in `regs`) hold the return RIP and RFLAGS, the
+    /// entry had saved RAX and RDX in the slot, and `regs.fpu` (taken by the caller with
+    /// `KVM_GET_XSAVE`) is the application's. IF is clear only after a `syscall`:
+    /// application code that jumps here itself runs with IF set and keeps its #UD.
+    fn fast_entry_syscall(
+        &self,
+        vector: u8,
+        block: u64,
+        fpu_slot: Option<u64>,
+        regs: &mut Registers,
+    ) -> Result<Option<Trap>, PlatformError> {
+        let xsave = kva(self.syscall_entry_off(block) + stubs::FAST_SYSCALL_XSAVE);
+        let Some(slot) = fpu_slot else {
+            return Ok(None);
+        };
+        if vector != 6 || regs.gp.rip != xsave || regs.gp.eflags & 0x200 != 0 {
+            return Ok(None);
+        }
+        let mut saved = [0u8; 16];
+        self.shared
+            .region
+            .read(slot + layout::FPU_SLOT_REGS, &mut saved)?;
+        let word =
+            |i: usize| u64::from_le_bytes(saved[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        regs.gp.rip = regs.gp.rcx;
+        regs.gp.eflags = regs.gp.r11;
+        regs.gp.rdx = word(1);
+        regs.gp.orig_rax = word(0);
+        regs.gp.rax = (-(Errno::ENOSYS.raw() as i64)) as u64;
+        Ok(Some(Trap::Syscall))
+    }
+
     fn read_pvcs(&self, block: u64) -> Result<Pvcs, PlatformError> {
         let mut p = [0u8; pvcs::SIZE];
         self.shared.region.read(block + PVCS_IN_BLOCK, &mut p)?;
@@ -713,6 +751,7 @@ impl KvmContext {
 
     /// Decodes a PVM event exit: the event and the clobbered RIP, RFLAGS, RCX and R11
     /// are in the PVCS, every other register is the application's.
+    #[allow(clippy::too_many_arguments)]
     fn decode_pvm_event(
         &self,
         port: u16,
@@ -720,6 +759,7 @@ impl KvmContext {
         block: u64,
         r: &kvm_regs,
         aspace: &KvmAddressSpace,
+        fpu_slot: Option<u64>,
         regs: &mut Registers,
     ) -> Result<Trap, PlatformError> {
         let p = self.read_pvcs(block)?;
@@ -744,6 +784,9 @@ impl KvmContext {
         regs.gp.rsp = r.rsp;
         regs.gp.orig_rax = u64::MAX;
         st.get_fpu(regs.fpu.as_bytes_mut())?;
+        if let Some(t) = self.fast_entry_syscall(vector, block, fpu_slot, regs)? {
+            return Ok(t);
+        }
         if vector == 6 && legacy_syscall_at(aspace, regs.gp.rip) {
             // PVM raises #UD for `int 0x80` and `sysenter`; Linux without 32-bit entries
             // (and a VMX guest here, whose IDT and SYSENTER_CS refuse them) gives #GP.

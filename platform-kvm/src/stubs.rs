@@ -210,6 +210,10 @@ pub fn user_syscall_code() -> [u8; 4] {
 /// Offset in the fast syscall code of its `out` (see [`fast_syscall_code`]).
 pub const FAST_SYSCALL_OUT: u64 = 46;
 
+/// Offset in the fast syscall code of its `xsave64`: RAX and RDX are saved in the slot
+/// and hold -1 there.
+pub const FAST_SYSCALL_XSAVE: u64 = 24;
+
 /// The per-vCPU user-mode syscall entry of fast FPU mode, placed at guest-virtual
 /// `code_va` (in the vCPU's block) and saving into the FPU save page at `slot_va`.
 /// It runs in user mode (PVM's emulated mode: `syscall` does not leave it), natively and
@@ -238,6 +242,7 @@ pub fn fast_syscall_code(code_va: u64, slot_va: u64) -> Vec<u8> {
     rel(&mut c, &[0x48, 0x89, 0x05], regs);
     rel(&mut c, &[0x48, 0x89, 0x15], regs + 8);
     c.extend_from_slice(&[0xb8, 0xff, 0xff, 0xff, 0xff, 0xba, 0xff, 0xff, 0xff, 0xff]);
+    debug_assert_eq!(c.len() as u64, FAST_SYSCALL_XSAVE);
     rel(&mut c, &[0x48, 0x0f, 0xae, 0x25], slot_va);
     rel(&mut c, &[0x48, 0x8b, 0x15], regs + 8);
     rel(&mut c, &[0x48, 0x8b, 0x05], regs);
