@@ -2,12 +2,16 @@
 //! sees what the host changes while the sandbox runs; rename, unlink and create keep the
 //! cached names right, in the overlay root (never revalidated) and in a read-write bind
 //! mount (revalidated on access); writes to the overlay survive the cache's evictions.
+//! `MAP_SHARED` mappings of a bind-mounted file share the Gofer page cache's pages with
+//! each other and with `read`/`write`, and reach the host at `fsync` and exit.
 //! Events are ordered by the commands themselves (an `exec` runs after the host's change
 //! has returned), never by sleeping.
 
 use std::path::Path;
 
-use integration::{Bundle, Platform, on_every_platform, path_str, runsc_do, scratch_dir};
+use integration::{
+    Bundle, Link, Platform, fixture, native, on_every_platform, path_str, runsc_do, scratch_dir,
+};
 
 /// The shell's way of showing only an error's reason.
 const REASON: &str = "2>&1 | sed 's/.*: //'";
@@ -168,4 +172,72 @@ on_every_platform!(
     rename_unlink_and_create_keep_a_bind_mount_consistent,
     host_changes_are_seen_under_a_bind_mount,
     overlay_writes_survive_cache_evictions,
+    shared_mappings_of_a_bind_mounted_file_share_pages_and_reach_the_host,
+    a_truncated_shared_mapping_never_shows_other_memory,
 );
+
+/// What `mmap_shared` prints when Linux's page cache semantics hold.
+const MMAP_SHARED_OUT: &str = "the other mapping sees it: ok\n\
+    read sees it: ok\n\
+    write is seen by the mappings: ok\n\
+    fsync: ok\n\
+    child: ok\n\
+    the parent's mapping sees the child's write: ok\n";
+
+/// The bytes `mmap_shared` leaves in its 8 KiB file of `x`s.
+fn mmap_shared_file() -> Vec<u8> {
+    let mut want = vec![b'x'; 8192];
+    for (off, s) in [
+        (100, "through-a"),
+        (4096 + 7, "by-write"),
+        (200, "synced"),
+        (300, "child-exit"),
+        (400, "at-exit"),
+    ] {
+        want[off..off + s.len()].copy_from_slice(s.as_bytes());
+    }
+    want
+}
+
+/// Two mappings of one file in a read-write bind mount see each other's writes, `read`
+/// and `write` agree with them, and what was written through them reaches the host
+/// file, including writes of processes that exit without `munmap` or `msync`.
+fn shared_mappings_of_a_bind_mounted_file_share_pages_and_reach_the_host(p: Platform) {
+    let exe = fixture("mmap_shared", Link::Static);
+    let host = scratch_dir();
+    let f = host.path().join("f");
+    std::fs::write(&f, vec![b'x'; 8192]).expect("f");
+    let nat = native(&[path_str(&exe), path_str(&f)]);
+    assert_eq!(nat.stdout, MMAP_SHARED_OUT, "natively: {nat:#?}");
+    assert!(
+        std::fs::read(&f).expect("f") == mmap_shared_file(),
+        "natively"
+    );
+    std::fs::write(&f, vec![b'x'; 8192]).expect("f");
+    let b = Bundle::new(p, &[path_str(&exe), "/data/f"]);
+    bind(&b, host.path(), &["rbind", "rw"]);
+    let r = b.run("mmap");
+    assert_eq!((r.code, r.stdout.as_str()), (0, MMAP_SHARED_OUT), "{r:#?}");
+    let got = std::fs::read(&f).expect("f");
+    assert!(
+        got == mmap_shared_file(),
+        "the host file: {:?}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+/// After a tmpfs file is truncated under a `MAP_SHARED` mapping, the pages the file
+/// dropped stay the mapping's: reading them never shows memory the sandbox has since
+/// handed to someone else. (Linux raises SIGBUS there; see docs/architecture.md.)
+fn a_truncated_shared_mapping_never_shows_other_memory(p: Platform) {
+    let exe = fixture("mmap_truncate", Link::Static);
+    let run = runsc_do(p, &[], &[path_str(&exe)]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(
+        matches!(
+            run.stdout.as_str(),
+            "read after truncate: the old data\n" | "read after truncate: SIGBUS\n"
+        ),
+        "{run:#?}"
+    );
+}

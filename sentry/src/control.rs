@@ -201,8 +201,12 @@ impl Sandbox {
         let (inode, fstype, source): (Arc<dyn crate::fs::Inode>, _, _) = match src {
             MountSource::Gofer(sock) => (
                 // A bind mount: the host may change it while the sandbox runs.
-                crate::fs::gofer::new_gofer_root(sock, crate::fs::gofer::Revalidate::OnAccess)
-                    .map_err(SentryError::Filesystem)?,
+                crate::fs::gofer::new_gofer_root(
+                    sock,
+                    crate::fs::gofer::Revalidate::OnAccess,
+                    self.kernel.platform().memory_file().clone(),
+                )
+                .map_err(SentryError::Filesystem)?,
                 "9p",
                 "none",
             ),

@@ -29,7 +29,9 @@ use linux_abi::flags::open::*;
 use linux_abi::types::{Stat, Timespec};
 use lisafs_proto::{Client, ClientError, HandleId, NodeId, WalkStatus};
 
+use super::pagecache::PageCache;
 use super::{Caller, DirEntry, FileOps, FileType, FsStat, Inode, magic};
+use crate::mm::{Frame, PAGE};
 
 /// Directory listing chunk requested per `Getdents64`.
 const DENTS_CHUNK: u32 = 64 * 1024;
@@ -61,6 +63,8 @@ pub struct GoferFs {
     /// batches).
     pending_close: Mutex<(Vec<NodeId>, Vec<HandleId>)>,
     revalidate: Revalidate,
+    /// The memory file the page caches of mapped files live in.
+    mf: Arc<platform::MemoryFile>,
 }
 
 /// How many nodes and missing names one mount's [`NodeCache`] keeps, together. Each
@@ -220,6 +224,9 @@ pub struct GoferInode {
     /// first, with the host descriptor the Gofer donated for it (reads, `fstat` and
     /// page faults then need no message). Closed with the node.
     read_only: Mutex<Option<Arc<HostFile>>>,
+    /// Regular files: the pages of `MAP_SHARED` mappings, shared with the open files
+    /// (empty until the file is mapped so).
+    pages: Arc<PageCache>,
     /// The mount's cache (held strongly by the root only).
     cache: Weak<NodeCache>,
     /// The root's strong reference to the cache.
@@ -251,8 +258,13 @@ fn to_stat(dev: u64, s: &lisafs_proto::Stat) -> Stat {
 
 /// Connects to the Gofer on `sock`, mounts its root and returns the root inode; the
 /// mount's caches follow `revalidate`.
-pub fn new_gofer_root(sock: OwnedFd, revalidate: Revalidate) -> Result<Arc<GoferInode>, Errno> {
-    new_gofer_root_with(sock, revalidate, CACHE_LIMIT)
+/// Page caches of mapped files live in `mf`.
+pub fn new_gofer_root(
+    sock: OwnedFd,
+    revalidate: Revalidate,
+    mf: Arc<platform::MemoryFile>,
+) -> Result<Arc<GoferInode>, Errno> {
+    new_gofer_root_with(sock, revalidate, CACHE_LIMIT, mf)
 }
 
 /// [`new_gofer_root`] with a cache of `limit` entries.
@@ -260,6 +272,7 @@ pub(crate) fn new_gofer_root_with(
     sock: OwnedFd,
     revalidate: Revalidate,
     limit: usize,
+    mf: Arc<platform::MemoryFile>,
 ) -> Result<Arc<GoferInode>, Errno> {
     let client = Client::new(sock).map_err(errno)?;
     let m = client.mount(b"").map_err(errno)?;
@@ -268,6 +281,7 @@ pub(crate) fn new_gofer_root_with(
         dev: super::new_dev(),
         pending_close: Mutex::new((Vec::new(), Vec::new())),
         revalidate,
+        mf,
     });
     let cache = NodeCache::new(limit);
     Ok(GoferInode::new(
@@ -297,6 +311,7 @@ impl GoferInode {
             listing: Mutex::new(None),
             target: Mutex::new(None),
             read_only: Mutex::new(None),
+            pages: Arc::new(PageCache::new(fs.mf.clone())),
             cache,
             _cache_owner,
         })
@@ -628,6 +643,7 @@ impl Inode for GoferInode {
         }
         Ok(Arc::new(GoferFile {
             io,
+            pages: self.pages.clone(),
             stat: self.stat.clone(),
             append: std::sync::atomic::AtomicBool::new(flags & O_APPEND != 0),
             host_append: flags & O_APPEND != 0,
@@ -727,6 +743,9 @@ impl Inode for GoferInode {
             })
             .map_err(errno)?;
         *self.stat.lock() = to_stat(self.fs.dev, &st);
+        if let Some(size) = attr.size {
+            self.pages.truncate(size)?;
+        }
         Ok(())
     }
 
@@ -760,6 +779,9 @@ pub struct GoferFile {
     /// The Gofer's handle and donated descriptor: the node's shared one for read-only
     /// opens, one of its own otherwise.
     io: Arc<HostFile>,
+    /// The inode's page cache: `read` and `write` go through it while the file is
+    /// mapped `MAP_SHARED`.
+    pages: Arc<PageCache>,
     /// The inode's attributes: writes move the size and the modification time.
     stat: Arc<Mutex<Stat>>,
     /// Opened (or set) `O_APPEND`: the size is read back from the host after a write.
@@ -771,8 +793,9 @@ pub struct GoferFile {
     node: NodeId,
 }
 
-impl FileOps for GoferFile {
-    fn read_at(&self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+impl GoferFile {
+    /// Reads from the host file: its donated descriptor, or a `PRead` message.
+    fn read_host(&self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
         if let Some(f) = &self.io.file {
             loop {
                 match f.read_at(buf, off) {
@@ -794,6 +817,39 @@ impl FileOps for GoferFile {
         Ok(n)
     }
 
+    /// Writes to the host file: its donated descriptor, or a `PWrite` message.
+    fn write_host(&self, buf: &[u8], off: u64) -> Result<usize, Errno> {
+        match &self.io.file {
+            Some(f) => loop {
+                match f.write_at(buf, off) {
+                    Ok(n) => break Ok(n),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => break Err(e.into()),
+                }
+            },
+            None => Ok(self
+                .io
+                .fs
+                .client
+                .pwrite(self.io.handle, off, buf)
+                .map_err(errno)? as usize),
+        }
+    }
+
+    fn size(&self) -> u64 {
+        self.stat.lock().st_size.max(0) as u64
+    }
+}
+
+impl FileOps for GoferFile {
+    fn read_at(&self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+        if self.pages.is_empty() {
+            return self.read_host(buf, off);
+        }
+        self.pages
+            .read(buf, off, self.size(), |b, o| self.read_host(b, o))
+    }
+
     fn write_at(&self, buf: &[u8], off: u64) -> Result<usize, Errno> {
         let append = self.append.load(std::sync::atomic::Ordering::Relaxed);
         let off = if append && !self.host_append {
@@ -801,21 +857,22 @@ impl FileOps for GoferFile {
         } else {
             off
         };
-        let n = match &self.io.file {
-            Some(f) => loop {
-                match f.write_at(buf, off) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            },
-            None => self
-                .io
-                .fs
-                .client
-                .pwrite(self.io.handle, off, buf)
-                .map_err(errno)? as usize,
-        };
+        let n = self.write_host(buf, off)?;
+        if n > 0 && !self.pages.is_empty() {
+            // Where the data landed: the host's end for an appending descriptor.
+            let at = if self.host_append {
+                self.io
+                    .fs
+                    .client
+                    .fstat(self.node)
+                    .map_err(errno)?
+                    .size
+                    .saturating_sub(n as u64)
+            } else {
+                off
+            };
+            self.pages.wrote(&buf[..n], at)?;
+        }
         if n > 0 && append {
             // The host put the data at its end, wherever that was.
             if let Ok(st) = self.io.fs.client.fstat(self.node) {
@@ -832,7 +889,20 @@ impl FileOps for GoferFile {
         Ok(n)
     }
 
+    fn shared_page(&self, off: u64) -> Option<Result<Arc<Frame>, Errno>> {
+        Some(self.pages.page(off / PAGE, |b, o| self.read_host(b, o)))
+    }
+
+    fn writeback_shared(&self, off: u64, len: u64) -> Result<(), Errno> {
+        self.pages
+            .flush(off, len, self.size(), |b, o| self.write_host(b, o))
+    }
+
     fn fsync(&self) -> Result<(), Errno> {
+        // Writes through shared mappings first, as Linux's fsync writes dirty pages.
+        if !self.pages.is_empty() {
+            self.writeback_shared(0, u64::MAX)?;
+        }
         self.io
             .fs
             .client
@@ -881,7 +951,14 @@ mod tests {
                 },
             )
         });
-        (new_gofer_root_with(client, revalidate, limit).unwrap(), srv)
+        (
+            new_gofer_root_with(client, revalidate, limit, test_mf()).unwrap(),
+            srv,
+        )
+    }
+
+    fn test_mf() -> Arc<platform::MemoryFile> {
+        Arc::new(platform::MemoryFile::new("gofer-test", 16 << 20).unwrap())
     }
 
     fn cached(dir: &GoferInode, name: &str) -> bool {
@@ -1008,7 +1085,7 @@ mod tests {
             };
             ::gofer::serve(&host, server, opts)
         });
-        let root = new_gofer_root_with(client, Revalidate::Never, 64).unwrap();
+        let root = new_gofer_root_with(client, Revalidate::Never, 64, test_mf()).unwrap();
         let f = root.lookup(b"f").unwrap();
         drop(f.open(O_RDONLY).unwrap());
         // The Gofer goes away as a killed one would: its socket is shut down.

@@ -48,6 +48,7 @@ pub(crate) mod file;
 pub(crate) mod gofer;
 pub mod lock;
 pub(crate) mod overlay;
+pub(crate) mod pagecache;
 pub(crate) mod pipe;
 pub(crate) mod proc;
 pub(crate) mod socket;
@@ -565,10 +566,17 @@ pub trait FileOps: Send + Sync + fmt::Debug {
         Ok(())
     }
 
-    /// For memory-backed files: the memory-file offset of the page holding file offset
-    /// `off` (allocating it, and growing nothing), so `mm` can map it `MAP_SHARED`.
-    fn page_offset(&self, _off: u64) -> Option<Result<u64, Errno>> {
+    /// For files with pages of their own (memory-backed files, the Gofer's page cache):
+    /// the page holding file offset `off` (allocating it, and growing nothing), so `mm`
+    /// can map it `MAP_SHARED` (see `MappableFile::shared_page`).
+    fn shared_page(&self, _off: u64) -> Option<Result<Arc<crate::mm::Frame>, Errno>> {
         None
+    }
+
+    /// Writes the file's own pages of `[off, off + len)` to its backing store (see
+    /// `MappableFile::writeback_shared`).
+    fn writeback_shared(&self, _off: u64, _len: u64) -> Result<(), Errno> {
+        Ok(())
     }
 
     /// The host file descriptor behind this file, if any (for `mm` to read pages).

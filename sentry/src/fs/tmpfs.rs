@@ -11,6 +11,7 @@ use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 
+use crate::mm::Frame;
 use linux_abi::Errno;
 use linux_abi::flags::mode::*;
 use linux_abi::types::{Stat, Timespec};
@@ -65,7 +66,7 @@ struct Meta {
 #[derive(Debug, Default)]
 struct Data {
     size: u64,
-    pages: BTreeMap<u64, u64>,
+    pages: BTreeMap<u64, Arc<Frame>>,
 }
 
 /// A directory's children.
@@ -197,29 +198,28 @@ impl TmpInode {
     fn truncate(&self, d: &mut Data, size: u64) -> Result<(), Errno> {
         if size < d.size {
             let first_gone = size.div_ceil(PAGE);
-            let gone: Vec<(u64, u64)> =
-                d.pages.range(first_gone..).map(|(&k, &v)| (k, v)).collect();
-            for (k, off) in gone {
-                d.pages.remove(&k);
-                self.fs.mf.free(off, PAGE)?;
-            }
+            // A page still mapped somewhere stays that mapping's until it is unmapped;
+            // the file lets go of it here.
+            drop(d.pages.split_off(&first_gone));
             if !size.is_multiple_of(PAGE)
-                && let Some(&off) = d.pages.get(&(size / PAGE))
+                && let Some(f) = d.pages.get(&(size / PAGE))
             {
-                self.fs.mf.zero(off + size % PAGE, PAGE - size % PAGE)?;
+                self.fs
+                    .mf
+                    .zero(f.offset() + size % PAGE, PAGE - size % PAGE)?;
             }
         }
         d.size = size;
         Ok(())
     }
 
-    fn page(&self, d: &mut Data, idx: u64) -> Result<u64, Errno> {
-        if let Some(&o) = d.pages.get(&idx) {
-            return Ok(o);
+    fn page(&self, d: &mut Data, idx: u64) -> Result<Arc<Frame>, Errno> {
+        if let Some(f) = d.pages.get(&idx) {
+            return Ok(f.clone());
         }
-        let o = self.fs.mf.allocate(PAGE)?;
-        d.pages.insert(idx, o);
-        Ok(o)
+        let f = Frame::alloc(&self.fs.mf)?;
+        d.pages.insert(idx, f.clone());
+        Ok(f)
     }
 
     fn read_data(&self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
@@ -234,10 +234,10 @@ impl TmpInode {
             let in_page = (pos % PAGE) as usize;
             let chunk = (PAGE as usize - in_page).min(n - done);
             match d.pages.get(&(pos / PAGE)) {
-                Some(&po) => self
+                Some(f) => self
                     .fs
                     .mf
-                    .read_at(po + in_page as u64, &mut buf[done..done + chunk])?,
+                    .read_at(f.offset() + in_page as u64, &mut buf[done..done + chunk])?,
                 None => buf[done..done + chunk].fill(0),
             }
             done += chunk;
@@ -253,7 +253,7 @@ impl TmpInode {
             let in_page = (pos % PAGE) as usize;
             let chunk = (PAGE as usize - in_page).min(buf.len() - done);
             let po = match self.page(&mut d, pos / PAGE) {
-                Ok(p) => p,
+                Ok(p) => p.offset(),
                 Err(e) if done == 0 => return Err(e),
                 Err(_) => break,
             };
@@ -269,19 +269,6 @@ impl TmpInode {
         drop(d);
         self.touch(true);
         Ok(done)
-    }
-}
-
-impl Drop for TmpInode {
-    fn drop(&mut self) {
-        if let Body::File(d) = &self.body {
-            let d = d.lock();
-            for &off in d.pages.values() {
-                if let Err(e) = self.fs.mf.free(off, PAGE) {
-                    tracing::warn!("tmpfs: freeing page {off:#x}: {e}");
-                }
-            }
-        }
     }
 }
 
@@ -513,7 +500,7 @@ impl FileOps for TmpFile {
         self.inode.write_data(buf, off)
     }
 
-    fn page_offset(&self, off: u64) -> Option<Result<u64, Errno>> {
+    fn shared_page(&self, off: u64) -> Option<Result<Arc<Frame>, Errno>> {
         Some(self.inode.data().and_then(|d| {
             let mut d = d.lock();
             self.inode.page(&mut d, off / PAGE)
@@ -558,7 +545,7 @@ mod tests {
             &buf, b"hel\0\0\0\0\0",
             "truncate zeroes the tail of the last page"
         );
-        assert!(ops.page_offset(0).unwrap().is_ok());
+        assert!(ops.shared_page(0).unwrap().is_ok());
 
         root.create(b"d", NewNode::Dir { mode: 0o755 }, &cred)
             .unwrap();

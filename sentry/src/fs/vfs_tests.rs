@@ -556,7 +556,7 @@ fn sandbox_tree_dev_proc_and_sys() {
     assert_eq!(open("/sys/x", O_CREAT | O_RDWR).err(), Some(Errno::EROFS));
     let shm = open("/dev/shm/seg", O_CREAT | O_RDWR).unwrap();
     assert!(
-        shm.ops().page_offset(0).is_some(),
+        shm.ops().shared_page(0).is_some(),
         "tmpfs pages can be mapped"
     );
     assert_eq!(shm.inode().statfs().unwrap().magic, magic::TMPFS);

@@ -33,8 +33,12 @@ impl MappableFile for OpenFile {
         OpenFile::path(self)
     }
 
-    fn shared_page(&self, offset: u64) -> Option<Result<u64, Errno>> {
-        self.ops().page_offset(offset)
+    fn shared_page(&self, offset: u64) -> Option<Result<Arc<crate::mm::Frame>, Errno>> {
+        self.ops().shared_page(offset)
+    }
+
+    fn writeback_shared(&self, offset: u64, len: u64) -> Result<(), Errno> {
+        self.ops().writeback_shared(offset, len)
     }
 }
 

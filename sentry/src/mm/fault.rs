@@ -40,16 +40,20 @@ impl MemoryManager {
             && let Some(first) = file.shared_page(foff)
         {
             // The file's own pages: every shared mapping sees the same memory.
-            first?;
             let writable = v.prot & PROT_WRITE != 0;
+            let mut frame = Some(first?);
             for i in 0..len / PAGE {
-                let off = file
-                    .shared_page(foff + i * PAGE)
-                    .unwrap_or(Err(Errno::EFAULT))?;
+                let frame = match frame.take() {
+                    Some(f) => f,
+                    None => file
+                        .shared_page(foff + i * PAGE)
+                        .unwrap_or(Err(Errno::EFAULT))?,
+                };
                 st.pages.insert(
                     lo + i * PAGE,
                     PageEntry {
-                        frame: Frame::borrowed(&self.mf, off),
+                        frame,
+                        from_file: true,
                         writable,
                     },
                 );
@@ -76,8 +80,14 @@ impl MemoryManager {
         // Shared file pages start clean (read-only) so that the first write is seen.
         let writable = v.prot & PROT_WRITE != 0 && (!v.is_shared_file() || write);
         for (i, f) in frames.into_iter().enumerate() {
-            st.pages
-                .insert(lo + i as u64 * PAGE, PageEntry { frame: f, writable });
+            st.pages.insert(
+                lo + i as u64 * PAGE,
+                PageEntry {
+                    frame: f,
+                    from_file: false,
+                    writable,
+                },
+            );
         }
         self.remap(st, lo, hi)
     }
@@ -95,6 +105,7 @@ impl MemoryManager {
                 va,
                 PageEntry {
                     frame,
+                    from_file: false,
                     writable: true,
                 },
             );

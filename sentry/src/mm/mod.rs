@@ -11,17 +11,21 @@
 //!   pages around the address, fills them (zeros, or file contents read through
 //!   [`MappableFile::pread`]) and maps them.
 //! - **Copy-on-write.** A private page whose frame is shared (refcount > 1, after a future
-//!   `fork`) is mapped read-only; a write fault copies it. Shared file mappings are mapped
-//!   read-only until the first write so that dirty pages are known; `msync` and `munmap`
-//!   write them back with [`MappableFile::pwrite`].
+//!   `fork`) is mapped read-only; a write fault copies it.
+//! - **Shared file mappings.** A file with pages of its own ([`MappableFile::shared_page`]:
+//!   tmpfs, `/dev/shm`, memfd, and the Gofer's page cache) gives every `MAP_SHARED`
+//!   mapping its very pages, which the mapping holds as long as it maps them; `msync`,
+//!   `munmap` and the end of the address space ask the file to write them back
+//!   ([`MappableFile::writeback_shared`]). Other files' shared mappings get private
+//!   copies mapped read-only until the first write, so that dirty pages are known, and
+//!   written back with [`MappableFile::pwrite`] at the same points.
 //! - **Copy-in/out.** [`MemoryManager::copy_in`], [`MemoryManager::copy_out`] and the typed
 //!   helpers translate virtual addresses through the VMAs and page table to memory-file
 //!   offsets and copy through the Sentry's mapping of the file. A bad pointer is
 //!   [`Errno::EFAULT`], never a crash.
 //!
-//! Unsupported for now: stack growth below the initial 8 MiB stack VMA, `MAP_SHARED`
-//! coherence between two separate mappings of the same file (each mapping has its own
-//! pages; they meet only in the file after write-back).
+//! Unsupported for now: stack growth below the initial 8 MiB stack VMA; a mapping of a
+//! file truncated under it keeps the pages it had (Linux raises `SIGBUS` past the new end).
 
 mod vma;
 
@@ -97,13 +101,12 @@ impl Frame {
         })
     }
 
-    /// A page owned by someone else (a tmpfs file): never freed by the memory manager.
-    fn borrowed(mf: &Arc<MemoryFile>, offset: u64) -> Arc<Frame> {
-        Arc::new(Frame {
-            mf: mf.clone(),
-            offset,
-            owned: false,
-        })
+    /// A new page of `mf`, freed when the last holder drops it: a file's page (tmpfs, the
+    /// Gofer's page cache) that `MAP_SHARED` mappings hold too, so that a truncation or
+    /// an eviction never hands a page still mapped somewhere to someone else.
+    pub(crate) fn alloc(mf: &Arc<MemoryFile>) -> Result<Arc<Frame>, Errno> {
+        let offset = mf.allocate(PAGE)?;
+        Ok(Frame::new(mf, offset))
     }
 
     /// The memory file offset of the page.
@@ -161,6 +164,9 @@ pub struct FaultSignal {
 #[derive(Clone, Debug)]
 struct PageEntry {
     frame: Arc<Frame>,
+    /// The frame is the mapped file's own page ([`MappableFile::shared_page`]): the file
+    /// writes it back itself ([`MappableFile::writeback_shared`]).
+    from_file: bool,
     /// Mapped writable in the platform address space (false for COW-shared private pages
     /// and clean shared-file pages, or when the VMA is not writable).
     writable: bool,
@@ -409,10 +415,14 @@ impl MemoryManager {
 
     /// Writes dirty pages of shared file mappings in `[start, end)` back to their files.
     fn writeback(&self, st: &State, start: u64, end: u64) -> Result<(), Errno> {
+        Self::writeback_all(&self.mf, st, start, end)
+    }
+
+    /// [`MemoryManager::writeback`] without `self` (for `Drop`).
+    fn writeback_all(mf: &MemoryFile, st: &State, start: u64, end: u64) -> Result<(), Errno> {
         let mut page = [0u8; PAGE as usize];
         for (&va, e) in st.pages.range(start..end) {
-            // Borrowed pages are the file's own: nothing to write back.
-            if !e.writable || !e.frame.owned {
+            if !e.writable {
                 continue;
             }
             let Some(v) = Self::find_vma(st, va) else {
@@ -424,12 +434,17 @@ impl MemoryManager {
             let Some((file, off)) = v.file_offset(va) else {
                 continue;
             };
+            if e.from_file {
+                // The file's own page: the file knows whether it has a backing store.
+                file.writeback_shared(off, PAGE)?;
+                continue;
+            }
             let size = file.size()?;
             if off >= size {
                 continue;
             }
             let n = (size - off).min(PAGE) as usize;
-            self.mf.read_at(e.frame.offset, &mut page[..n])?;
+            mf.read_at(e.frame.offset, &mut page[..n])?;
             file.pwrite(&page[..n], off)?;
         }
         Ok(())
@@ -505,6 +520,7 @@ impl MemoryManager {
                     va,
                     PageEntry {
                         frame: e.frame.clone(),
+                        from_file: e.from_file,
                         writable,
                     },
                 );
@@ -529,7 +545,13 @@ impl MemoryManager {
 
 impl Drop for MemoryManager {
     fn drop(&mut self) {
+        // Writes through shared file mappings outlive the address space, as on Linux
+        // (an exit or execve without munmap or msync loses nothing).
+        let (lo, hi) = (self.min_addr, self.max_addr);
         let st = self.state.get_mut();
+        if let Err(e) = Self::writeback_all(&self.mf, st, lo, hi) {
+            tracing::warn!("writing back shared file pages at teardown: {e}");
+        }
         let pages = std::mem::take(&mut st.pages);
         free_frames(&self.mf, pages.into_values().map(|e| e.frame));
     }

@@ -51,6 +51,7 @@ impl MemoryManager {
                         va,
                         PageEntry {
                             frame,
+                            from_file: false,
                             writable: false,
                         },
                     );

@@ -18,12 +18,20 @@ pub trait MappableFile: Send + Sync + fmt::Debug {
     fn size(&self) -> Result<u64, Errno>;
     /// The path shown in `/proc/<pid>/maps` and used for `AT_EXECFN`-style reporting.
     fn path(&self) -> Vec<u8>;
-    /// For memory-backed files (tmpfs, `/dev/shm`, memfd): the memory-file offset of the
-    /// file's own page holding byte `offset`, so that every `MAP_SHARED` mapping uses the
-    /// very same page (coherent across processes, no write-back). `None` for files whose
-    /// pages must be copied in and written back.
-    fn shared_page(&self, _offset: u64) -> Option<Result<u64, Errno>> {
+    /// For files with pages of their own (tmpfs, `/dev/shm`, memfd, the Gofer's page
+    /// cache): the file's page holding byte `offset`, so that every `MAP_SHARED` mapping
+    /// uses the very same page (coherent across processes and with `read`/`write`). The
+    /// mapping holds the page too, so the file may drop it (truncation) without the page
+    /// going to anyone else. `None` for files whose pages are copied in and written back.
+    fn shared_page(&self, _offset: u64) -> Option<Result<Arc<super::Frame>, Errno>> {
         None
+    }
+    /// Writes the file's own pages of `[offset, offset + len)` (see
+    /// [`MappableFile::shared_page`]) to its backing store, after writes through a shared
+    /// mapping: `msync`, `munmap`, and when the address space goes away. Memory-backed
+    /// files have nothing to do.
+    fn writeback_shared(&self, _offset: u64, _len: u64) -> Result<(), Errno> {
+        Ok(())
     }
     /// Whether the file lies on a `noexec` mount: its mappings cannot become executable.
     fn noexec(&self) -> bool {

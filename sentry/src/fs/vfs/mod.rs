@@ -501,7 +501,11 @@ impl Vfs {
         let has_lower = gofer.is_some();
         let (root, fstype, source): (Arc<dyn Inode>, &str, &str) = match gofer {
             Some(sock) => {
-                let lower = super::gofer::new_gofer_root(sock, super::gofer::Revalidate::Never)?;
+                let lower = super::gofer::new_gofer_root(
+                    sock,
+                    super::gofer::Revalidate::Never,
+                    mf.clone(),
+                )?;
                 (
                     super::overlay::new_overlay(upper, lower),
                     "overlay",
