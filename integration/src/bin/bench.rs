@@ -193,6 +193,8 @@ fn prepare(dir: &Path) -> Result<Vec<Workload>, String> {
     q.push_str("COMMIT;\nSELECT count(*), sum(c), max(length(b)) FROM t WHERE a % 3 = 0;\n");
     std::fs::write(&sql, q).map_err(io)?;
 
+    let repo = git_checkout(dir)?;
+
     let s = |p: &Path| p.display().to_string();
     let w = |name, metric, argv: Vec<String>| Workload { name, metric, argv };
     let work_s = s(&work);
@@ -270,6 +272,17 @@ fn prepare(dir: &Path) -> Result<Vec<Workload>, String> {
             Metric::WallMs,
             vec!["sh".into(), "-c".into(), "find /usr -type f | wc -l".into()],
         ),
+        w(
+            "git status 3000 files",
+            Metric::WallMs,
+            vec![
+                "git".into(),
+                "-C".into(),
+                s(&repo),
+                "status".into(),
+                "--porcelain".into(),
+            ],
+        ),
         w("python3 script", Metric::WallMs, vec![python3(), s(&py)]),
         w(
             "sqlite3 insert+query",
@@ -281,6 +294,46 @@ fn prepare(dir: &Path) -> Result<Vec<Workload>, String> {
             ],
         ),
     ])
+}
+
+/// A git checkout of 3000 small files in 30 directories under `dir` (made once), for the
+/// `git status` row: every file is stat'ed against the index.
+fn git_checkout(dir: &Path) -> Result<PathBuf, String> {
+    let repo = dir.join("repo");
+    if repo.join(".git").join("index").exists() {
+        return Ok(repo);
+    }
+    let io = |e: std::io::Error| format!("git checkout: {e}");
+    let _ = std::fs::remove_dir_all(&repo);
+    for d in 0..30 {
+        let sub = repo.join(format!("d{d:02}"));
+        std::fs::create_dir_all(&sub).map_err(io)?;
+        for f in 0..100 {
+            std::fs::write(sub.join(format!("f{f:03}.txt")), format!("{d} {f}\n")).map_err(io)?;
+        }
+    }
+    let git = |args: &[&str]| -> Result<(), String> {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["-c", "user.name=bench", "-c", "user.email=bench@localhost"])
+            .args(args)
+            .output()
+            .map_err(|e| format!("git: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "git {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    };
+    git(&["init", "-q"])?;
+    git(&["add", "."])?;
+    git(&["commit", "-q", "-m", "bench"])?;
+    Ok(repo)
 }
 
 /// Debian's interpreter by absolute path when it is there: `python3` on a machine's `PATH`
