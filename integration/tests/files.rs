@@ -174,6 +174,7 @@ on_every_platform!(
     overlay_writes_survive_cache_evictions,
     shared_mappings_of_a_bind_mounted_file_share_pages_and_reach_the_host,
     a_truncated_shared_mapping_never_shows_other_memory,
+    fstat_of_an_open_file_sees_host_changes_under_a_bind_mount,
 );
 
 /// What `mmap_shared` prints when Linux's page cache semantics hold.
@@ -240,4 +241,33 @@ fn a_truncated_shared_mapping_never_shows_other_memory(p: Platform) {
         ),
         "{run:#?}"
     );
+}
+
+/// `fstat` of a file opened before the host changed it (no name walked since, so no
+/// revalidation) shows the file as the host has it now, as on Linux.
+fn fstat_of_an_open_file_sees_host_changes_under_a_bind_mount(p: Platform) {
+    let host = scratch_dir();
+    let h = host.path();
+    std::fs::write(h.join("f"), "one").expect("f");
+    let b = Bundle::new(
+        p,
+        &["/bin/sh", "-c", "exec 3</data/f; exec /bin/sleep 1000"],
+    );
+    bind(&b, h, &["rbind", "ro"]);
+    let pid_file = b.dir.path().join("pid");
+    let (run, _) = b.create("app", &pid_file);
+    assert_eq!(run.code, 0, "{run:#?}");
+    b.runsc(&["start", "app"]).assert_success("start");
+    // Through the open descriptor of process 1 (a magic link: no walk of /data/f).
+    let size = || {
+        let r = b.runsc(&["exec", "app", "/bin/stat", "-L", "-c", "%s", "/proc/1/fd/3"]);
+        assert_eq!(r.code, 0, "{r:#?}");
+        r.stdout
+    };
+    assert_eq!(size(), "3\n");
+    std::fs::write(h.join("f"), "changed in place").expect("rewrite f");
+    assert_eq!(size(), "16\n");
+    b.runsc(&["kill", "app", "KILL"]).assert_success("kill");
+    b.runsc(&["delete", "--force", "app"])
+        .assert_success("delete");
 }

@@ -256,6 +256,28 @@ fn to_stat(dev: u64, s: &lisafs_proto::Stat) -> Stat {
     }
 }
 
+/// Takes the attributes a host file's metadata gives into `st` (the device stays the
+/// mount's).
+fn host_attrs(st: &mut Stat, m: &std::fs::Metadata) {
+    use std::os::unix::fs::MetadataExt;
+    st.st_ino = m.ino();
+    st.st_nlink = m.nlink();
+    st.st_mode = m.mode();
+    st.st_uid = m.uid();
+    st.st_gid = m.gid();
+    st.st_rdev = m.rdev();
+    st.st_size = m.size() as i64;
+    st.st_blksize = m.blksize().max(512) as i64;
+    st.st_blocks = m.blocks() as i64;
+    let ts = |sec: i64, nsec: i64| Timespec {
+        tv_sec: sec,
+        tv_nsec: nsec,
+    };
+    st.st_atime = ts(m.atime(), m.atime_nsec());
+    st.st_mtime = ts(m.mtime(), m.mtime_nsec());
+    st.st_ctime = ts(m.ctime(), m.ctime_nsec());
+}
+
 /// Connects to the Gofer on `sock`, mounts its root and returns the root inode; the
 /// mount's caches follow `revalidate`.
 /// Page caches of mapped files live in `mf`.
@@ -451,6 +473,16 @@ impl Drop for GoferInode {
 
 impl Inode for GoferInode {
     fn stat(&self) -> Result<Stat, Errno> {
+        if self.fs.revalidate == Revalidate::OnAccess {
+            // The host may change a shared file at any time, and `fstat` of an open file
+            // walks no name that would revalidate it: the donated descriptor of the
+            // node's read handle says how the file is now, without a message.
+            let io = self.read_only.lock().clone();
+            if let Some(m) = io.as_ref().and_then(|io| io.file.as_ref()?.metadata().ok()) {
+                let mut st = self.stat.lock();
+                host_attrs(&mut st, &m);
+            }
+        }
         Ok(*self.stat.lock())
     }
 
