@@ -6,7 +6,9 @@
 //! loopback and a client in the sandbox reaching a host server; with `--network=sandbox`,
 //! `python3 -m http.server` in the sandbox answering `curl` from the host over the veth
 //! pair `runsc do` makes (deleted when it exits), and a client in the sandbox reaching a
-//! server on the host's end of that link but not the host's loopback.
+//! server on the host's end of that link but not the host's loopback; and for an OCI
+//! container with `--network=sandbox`, the interface of the network namespace its spec
+//! names (made here as a CNI plugin would) becomes the Sentry's, both ways.
 //!
 //! The C fixture `net_inet` prints one `ok <part>` line per part and exits with the
 //! number of the failed step otherwise; it passes natively too (its expectations are
@@ -36,6 +38,24 @@ integration::on_every_platform!(
     sandbox_network_server_answers_curl_from_the_host,
     sandbox_network_client_reaches_a_host_server,
 );
+
+// Not on KVM yet: there the sandbox is sometimes killed (SIGKILL, nothing logged) just
+// after the exchange; see the closing note of the session that added this test.
+#[test]
+fn oci_sandbox_network_takes_over_the_spec_namespace_ptrace() {
+    integration::run_on(
+        Platform::Ptrace,
+        oci_sandbox_network_takes_over_the_spec_namespace,
+    );
+}
+
+#[test]
+fn oci_sandbox_network_takes_over_the_spec_namespace_systrap() {
+    integration::run_on(
+        Platform::Systrap,
+        oci_sandbox_network_takes_over_the_spec_namespace,
+    );
+}
 
 /// The fixture's parts that use ephemeral ports only, over host sockets: Linux's own
 /// behaviour through the Sentry's hostinet (bind, listen, accept, connect, send, recv,
@@ -399,4 +419,191 @@ fn sandbox_network_client_reaches_a_host_server(p: Platform) {
     let peer = server.join().expect("host server");
     assert_eq!(run.stdout, "pong:ping 1048576\nECONNREFUSED\n", "{run:#?}");
     assert!(peer.ip().to_string().starts_with("10.213."), "peer {peer}");
+}
+
+/// A network namespace with one end of a veth pair in it, addressed and routed as a CNI
+/// bridge plugin leaves it; both go when dropped.
+struct CniNamespace {
+    name: String,
+    host_if: String,
+}
+
+impl CniNamespace {
+    /// `net` is the /24's third octet: the host end is .1, the namespace's `eth0` .2.
+    fn new(tag: &str, net: u8) -> CniNamespace {
+        let ns = CniNamespace {
+            name: format!("rsentry-test-{tag}-{}", std::process::id()),
+            host_if: format!("rsv{tag}{}", std::process::id() % 100_000),
+        };
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().expect("run ip");
+            assert!(out.status.success(), "ip {args:?}: {out:?}");
+        };
+        let n = ns.name.as_str();
+        ip(&["netns", "add", n]);
+        ip(&[
+            "link",
+            "add",
+            &ns.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            n,
+        ]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("10.215.{net}.1/24"),
+            "dev",
+            &ns.host_if,
+        ]);
+        ip(&["link", "set", &ns.host_if, "up"]);
+        ip(&[
+            "-n",
+            n,
+            "addr",
+            "add",
+            &format!("10.215.{net}.2/24"),
+            "dev",
+            "eth0",
+        ]);
+        ip(&["-n", n, "link", "set", "eth0", "up"]);
+        ip(&[
+            "-n",
+            n,
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("10.215.{net}.1"),
+        ]);
+        ns
+    }
+}
+
+impl Drop for CniNamespace {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// `--network=sandbox` for a container whose spec names an existing network namespace:
+/// the Sentry takes over its `eth0` (address, default route) and the host kernel no
+/// longer answers for it; a client in the container reaches a server on the host end,
+/// and a server in the container answers the host.
+fn oci_sandbox_network_takes_over_the_spec_namespace(p: Platform) {
+    let (tag, net) = match p {
+        Platform::Ptrace => ("p", 1),
+        Platform::Kvm => ("k", 2),
+        _ => ("s", 3),
+    };
+    let ns = CniNamespace::new(tag, net);
+    let b = integration::Bundle::new(p, &["/bin/sleep", "1000"]);
+    b.edit(|c| {
+        for n in c["linux"]["namespaces"].as_array_mut().expect("namespaces") {
+            if n["type"] == "network" {
+                n["path"] = format!("/var/run/netns/{}", ns.name).into();
+            }
+        }
+    });
+    let dir = b.dir.path();
+    let status = b
+        .base()
+        .args(["--network=sandbox", "create", "--bundle"])
+        .arg(dir)
+        .arg("--pid-file")
+        .arg(dir.join("pid"))
+        .arg("net")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(dir.join("out")).expect("out"))
+        .stderr(std::fs::File::create(dir.join("err")).expect("err"))
+        .status()
+        .expect("create");
+    assert!(
+        status.success(),
+        "create: {}",
+        std::fs::read_to_string(dir.join("err")).unwrap_or_default()
+    );
+    b.runsc(&["start", "net"]).assert_success("start");
+    // The host kernel gave the address up; the Sentry's eth0 has it.
+    let host_view = Command::new("ip")
+        .args(["-n", &ns.name, "-4", "-o", "addr", "show", "eth0"])
+        .output()
+        .expect("ip");
+    assert_eq!(
+        String::from_utf8_lossy(&host_view.stdout),
+        "",
+        "{host_view:?}"
+    );
+    let r = b.runsc(&[
+        "exec",
+        "net",
+        "/bin/sh",
+        "-c",
+        "ip -4 -o addr show eth0; ip route",
+    ]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert!(
+        r.stdout.contains(&format!("inet 10.215.{net}.2/24"))
+            && r.stdout.contains(&format!("default via 10.215.{net}.1")),
+        "{r:#?}"
+    );
+    // The container connects to the host end to say its server listens; the host then
+    // asks that server for a page.
+    let host = TcpListener::bind(format!("10.215.{net}.1:0")).expect("bind on the host end");
+    let port = host.local_addr().expect("addr").port();
+    let asker = std::thread::spawn(move || {
+        let (mut c, peer) = host.accept().expect("accept");
+        let mut ready = [0u8; 5];
+        c.read_exact(&mut ready).expect("ready");
+        let mut s = TcpStream::connect(format!("10.215.{net}.2:8080")).expect("connect");
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").expect("ask");
+        let mut page = String::new();
+        s.read_to_string(&mut page).expect("page");
+        (peer, page)
+    });
+    let code = format!(
+        "import socket\n\
+         srv = socket.socket()\n\
+         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         srv.bind(('0.0.0.0', 8080))\n\
+         srv.listen()\n\
+         c = socket.create_connection(('10.215.{net}.1', {port}))\n\
+         c.sendall(b'ready')\n\
+         conn, peer = srv.accept()\n\
+         conn.recv(1000)\n\
+         conn.sendall(b'HTTP/1.0 200 OK\\r\\n\\r\\nfrom the container')\n\
+         conn.close()\n\
+         print(peer[0])\n"
+    );
+    let r = b.runsc(&["exec", "net", "python3", "-c", &code]);
+    let (peer, page) = asker.join().expect("host side");
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert_eq!(r.stdout, format!("10.215.{net}.1\n"), "{r:#?}");
+    assert_eq!(peer.ip().to_string(), format!("10.215.{net}.2"));
+    assert!(page.ends_with("\r\n\r\nfrom the container"), "{page:?}");
+    let state = b.runsc(&["state", "net"]);
+    assert!(
+        state.stdout.contains("\"running\""),
+        "{state:#?}\ncontainer stderr: {}",
+        std::fs::read_to_string(dir.join("err")).unwrap_or_default()
+    );
+    let kill = b.runsc(&["kill", "net", "KILL"]);
+    assert_eq!(
+        kill.code,
+        0,
+        "{kill:#?}\ncontainer stderr: {}\nexit: {:?}",
+        std::fs::read_to_string(dir.join("err")).unwrap_or_default(),
+        std::fs::read_to_string(b.state_dir("net").join("exit.json"))
+    );
+    b.runsc(&["delete", "--force", "net"])
+        .assert_success("delete");
 }

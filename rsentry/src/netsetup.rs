@@ -28,8 +28,8 @@ pub struct EthSpec {
     pub addr: Ipv4Addr,
     /// The prefix length (30).
     pub prefix: u8,
-    /// The default gateway: the host end.
-    pub gateway: Ipv4Addr,
+    /// The default gateway (the host end for `do`), if the link has a default route.
+    pub gateway: Option<Ipv4Addr>,
 }
 
 /// A veth pair made for one sandbox.
@@ -220,7 +220,7 @@ pub fn create(id: u32) -> Result<SandboxLink, Error> {
         mac,
         addr,
         prefix: 30,
-        gateway: host_addr,
+        gateway: Some(host_addr),
     };
     match (made, packet) {
         (Ok(_), Ok(Ok(packet))) => {
@@ -250,5 +250,154 @@ pub fn create(id: u32) -> Result<SandboxLink, Error> {
                 (Ok(_), Ok(Ok(_))) => Error::Invalid("--network=sandbox".into()),
             })
         }
+    }
+}
+
+/// An interface of a network namespace made for a container (by a CNI plugin), taken
+/// over by the Sentry's stack: the packet socket on it, and what the Sentry is told.
+#[derive(Debug)]
+pub struct TakenLink {
+    /// The interface's name in its namespace.
+    pub name: String,
+    /// The packet socket on it, for the sandbox process.
+    pub packet: OwnedFd,
+    /// Its address, prefix, hardware address and default gateway.
+    pub spec: EthSpec,
+}
+
+/// `--network=sandbox` for an OCI container: joins the network namespace at `ns` (the
+/// spec's, set up by a CNI plugin) in a short-lived thread, finds its first Ethernet
+/// interface with an IPv4 address, opens a packet socket on it and removes its
+/// addresses from the host kernel (with their routes), so that only the Sentry answers
+/// for them, as gVisor does. `None` when the namespace has no such interface (loopback
+/// only, as a namespace made by `ctr run` without CNI).
+pub fn take_over(ns: &std::path::Path) -> Result<Option<TakenLink>, Error> {
+    let ns_file = std::fs::File::open(ns)
+        .map_err(|e| Error::host(format!("open network namespace {}", ns.display()), e))?;
+    let thread = std::thread::Builder::new()
+        .name("netns".into())
+        .spawn(move || -> Result<Option<TakenLink>, Error> {
+            // setns affects this thread only; an `ip` it starts runs in the namespace.
+            nix::sched::setns(&ns_file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| Error::nix("setns(CLONE_NEWNET)", e))?;
+            let Some((name, mac, addr, prefix)) = first_ethernet(&ip(&["-j", "addr", "show"])?)?
+            else {
+                return Ok(None);
+            };
+            let gateway = default_gateway(&ip(&["-j", "route", "show", "default"])?, &name);
+            let c = std::ffi::CString::new(name.clone())
+                .map_err(|_| Error::Invalid(format!("interface name {name:?}")))?;
+            let index = crate::host::if_index(&c)
+                .map_err(|e| Error::host(format!("find {name} in the container's namespace"), e))?;
+            let packet = crate::host::packet_socket(index)
+                .map_err(|e| Error::host(format!("open a packet socket on {name}"), e))?;
+            ip(&["addr", "flush", "dev", &name])?;
+            ip(&["link", "set", "lo", "up"])?;
+            tracing::debug!(%name, %addr, prefix, ?gateway, "container link taken over");
+            Ok(Some(TakenLink {
+                name,
+                packet,
+                spec: EthSpec {
+                    mac,
+                    addr,
+                    prefix,
+                    gateway,
+                },
+            }))
+        })
+        .map_err(|e| Error::host("start the network namespace thread", e))?;
+    thread
+        .join()
+        .map_err(|_| Error::Invalid("--network=sandbox: namespace thread panicked".into()))?
+}
+
+/// An interface as `ip` lists it: name, hardware address, IPv4 address, prefix length.
+type Ethernet = (String, [u8; 6], Ipv4Addr, u8);
+
+/// From `ip -j addr show`: the first Ethernet interface that is up and has an IPv4
+/// address (name, hardware address, address, prefix length).
+fn first_ethernet(json: &str) -> Result<Option<Ethernet>, Error> {
+    let links: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| Error::Invalid(format!("ip -j addr: {e}")))?;
+    let mut found = None;
+    for l in links.as_array().into_iter().flatten() {
+        if l["link_type"] != "ether" {
+            continue;
+        }
+        let Some(name) = l["ifname"].as_str() else {
+            continue;
+        };
+        let mac = l["address"].as_str().and_then(parse_mac);
+        let inet = l["addr_info"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|a| {
+                (a["family"] == "inet").then_some(())?;
+                let addr: Ipv4Addr = a["local"].as_str()?.parse().ok()?;
+                let prefix = u8::try_from(a["prefixlen"].as_u64()?).ok()?;
+                Some((addr, prefix))
+            });
+        if let (Some(mac), Some((addr, prefix))) = (mac, inet) {
+            if found.is_some() {
+                tracing::warn!(ifname = name, "only the first interface is taken over");
+                continue;
+            }
+            found = Some((name.to_owned(), mac, addr, prefix));
+        }
+    }
+    Ok(found)
+}
+
+/// From `ip -j route show default`: the gateway of the default route through `dev`.
+fn default_gateway(json: &str, dev: &str) -> Option<Ipv4Addr> {
+    let routes: serde_json::Value = serde_json::from_str(json).ok()?;
+    routes
+        .as_array()?
+        .iter()
+        .filter(|r| r["dev"] == dev)
+        .find_map(|r| r["gateway"].as_str()?.parse().ok())
+}
+
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_ethernet_interface_and_its_gateway_are_found() {
+        let addrs = r#"[
+          {"ifindex":1,"ifname":"lo","link_type":"loopback","address":"00:00:00:00:00:00",
+           "addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8}]},
+          {"ifindex":2,"ifname":"eth0","link_type":"ether","address":"0a:58:0a:58:00:05",
+           "addr_info":[{"family":"inet6","local":"fe80::1","prefixlen":64},
+                        {"family":"inet","local":"10.88.0.5","prefixlen":16}]},
+          {"ifindex":3,"ifname":"eth1","link_type":"ether","address":"0a:58:0a:59:00:05",
+           "addr_info":[{"family":"inet","local":"10.89.0.5","prefixlen":24}]}
+        ]"#;
+        let (name, mac, addr, prefix) = first_ethernet(addrs).unwrap().unwrap();
+        assert_eq!(name, "eth0");
+        assert_eq!(mac, [0x0a, 0x58, 0x0a, 0x58, 0x00, 0x05]);
+        assert_eq!((addr, prefix), (Ipv4Addr::new(10, 88, 0, 5), 16));
+        let routes = r#"[{"dst":"default","gateway":"10.89.0.1","dev":"eth1"},
+                         {"dst":"default","gateway":"10.88.0.1","dev":"eth0"}]"#;
+        assert_eq!(
+            default_gateway(routes, "eth0"),
+            Some(Ipv4Addr::new(10, 88, 0, 1))
+        );
+        assert_eq!(default_gateway("[]", "eth0"), None);
+        // Loopback only (a namespace without CNI): nothing to take over.
+        let lo = r#"[{"ifindex":1,"ifname":"lo","link_type":"loopback","address":"00:00:00:00:00:00","addr_info":[]}]"#;
+        assert_eq!(first_ethernet(lo).unwrap(), None);
+        assert!(first_ethernet("not json").is_err());
+        assert_eq!(parse_mac("0a:58:0a:58:00"), None);
     }
 }

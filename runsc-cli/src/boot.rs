@@ -23,6 +23,10 @@ pub fn run(global: &GlobalArgs, args: BootArgs) -> Result<i32, RunscError> {
         .iter()
         .map(|&n| child::take_inherited_fd(n, "mount fd"))
         .collect::<Result<Vec<_>, _>>()?;
+    let packet = args
+        .packet_fd
+        .map(|n| child::take_inherited_fd(n, "packet fd"))
+        .transpose()?;
     let gofer = args
         .gofer_fd
         .map(|n| child::take_inherited_fd(n, "gofer fd"))
@@ -49,6 +53,6 @@ pub fn run(global: &GlobalArgs, args: BootArgs) -> Result<i32, RunscError> {
         (gofer, mounts),
         control,
         global.strace,
-        confined.console_signals,
+        (confined.console_signals, packet),
     )
 }

@@ -33,8 +33,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum, default_value_t = PlatformKind::Ptrace)]
     pub platform: PlatformKind,
     /// Network for the sandbox: `none` (the Sentry's loopback only), `host` (the
-    /// application's sockets are host sockets) or `sandbox` (`do` only: the Sentry's
-    /// stack on a veth pair made for the sandbox, the host end addressed).
+    /// application's sockets are host sockets) or `sandbox` (the Sentry's stack on an
+    /// Ethernet link: for `do` a veth pair made for the sandbox, the host end addressed;
+    /// for a container the interface of the spec's network namespace).
     #[arg(long, global = true, value_enum, default_value_t = NetworkKind::None)]
     pub network: NetworkKind,
     /// Switch on debug logging.
@@ -181,7 +182,8 @@ pub enum NetworkKind {
     None,
     /// The host's network stack: the application's sockets are host sockets.
     Host,
-    /// The Sentry's own network stack on a veth pair (`runsc do` only so far).
+    /// The Sentry's own network stack on an Ethernet link (`do`: a veth pair made for the
+    /// sandbox; a container: its network namespace's interface).
     Sandbox,
 }
 
@@ -330,4 +332,8 @@ pub struct BootArgs {
     /// The inherited lisafs sockets of an OCI container's bind mounts, in mount order.
     #[arg(long = "mount-fd", value_name = "N")]
     pub mount_fds: Vec<i32>,
+    /// The inherited packet socket on the interface the Sentry takes over
+    /// (`--network=sandbox`).
+    #[arg(long, value_name = "N")]
+    pub packet_fd: Option<i32>,
 }

@@ -28,7 +28,7 @@ use rsentry::__private::{child, signals};
 use clap::Parser;
 use clap::error::ErrorKind;
 
-use crate::cli::{Cli, Command, NetworkKind};
+use crate::cli::{Cli, Command};
 use crate::error::{EXIT_USAGE, RunscError};
 
 fn main() {
@@ -71,11 +71,6 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<i32, RunscError> {
-    if cli.global.network == NetworkKind::Sandbox && !matches!(cli.command, Command::Do(_)) {
-        return Err(RunscError::Invalid(
-            "--network=sandbox is not supported yet for OCI containers (only with do)".into(),
-        ));
-    }
     let name = match &cli.command {
         Command::Do(_) => "do",
         Command::Gofer(_) => "gofer",

@@ -97,8 +97,8 @@ pub struct EthernetConfig {
     pub addr: std::net::Ipv4Addr,
     /// The prefix length of the link's subnet.
     pub prefix: u8,
-    /// The default gateway (the host's end).
-    pub gateway: std::net::Ipv4Addr,
+    /// The default gateway (the host's end), if the link has a default route.
+    pub gateway: Option<std::net::Ipv4Addr>,
 }
 
 /// How the first process of the sandbox ended.

@@ -47,6 +47,11 @@ pub struct SandboxBoot {
     /// `podman --network=host`): the application's inet sockets are host sockets.
     #[serde(default)]
     pub host_network: bool,
+    /// `--network=sandbox` with a namespace of the spec's that has an interface: the
+    /// interface the Sentry's stack now speaks for (its packet socket comes with
+    /// `--packet-fd`).
+    #[serde(default)]
+    pub ethernet: Option<rsentry::netsetup::EthSpec>,
 }
 
 /// The annotation naming a system-call profile file (`rsentry::profile`) the Sentry
@@ -288,12 +293,27 @@ impl Bundle {
                     ns.iter()
                         .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network)
                 }),
+            ethernet: None,
         })
         .and_then(|b| {
             // Malformed sections are refused now, by `create`, never allowed silently.
             b.policies().map_err(|e| OciError::new(e.to_string()))?;
             Ok(b)
         })
+    }
+
+    /// The path of the spec's network namespace, when it names an existing one (a CNI
+    /// plugin's); `None` for a new namespace or none at all.
+    pub fn network_ns_path(&self) -> Option<PathBuf> {
+        self.spec
+            .linux()
+            .as_ref()?
+            .namespaces()
+            .as_ref()?
+            .iter()
+            .find(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network)?
+            .path()
+            .clone()
     }
 
     /// The profile named by the [`PROFILE_ANNOTATION`] annotation, read from the host.

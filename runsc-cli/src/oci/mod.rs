@@ -228,10 +228,15 @@ fn create(
     let mut sup =
         child::spawn_detached_with_fds(cmd, &[(&ready_write, 3), (&launch_read, 4)], "supervisor")?;
     drop((ready_write, launch_read, pty));
+    let netns = match global.network {
+        crate::cli::NetworkKind::Sandbox if !boot.host_network => bundle.network_ns_path(),
+        _ => None,
+    };
     let launch = supervisor::Launch {
         rootfs: bundle.rootfs.clone(),
         boot,
         cgroup: cgroup.clone(),
+        netns,
     };
     let json = serde_json::to_vec(&launch).map_err(|e| err(e.to_string()))?;
     let _ = std::fs::File::from(launch_write).write_all(&json);

@@ -96,7 +96,8 @@ pub fn run(
     (gofer, mount_socks): (Option<OwnedFd>, Vec<OwnedFd>),
     control: OwnedFd,
     strace: bool,
-    console_signals: Option<OwnedFd>,
+    // The terminal-signal pipe, and the packet socket of `--network=sandbox`.
+    (console_signals, packet): (Option<OwnedFd>, Option<OwnedFd>),
 ) -> Result<i32, RunscError> {
     let host_network = boot.host_network;
     let sandbox = match Sandbox::new(platform, &boot.hostname, strace, gofer) {
@@ -118,6 +119,18 @@ pub fn run(
             return Ok(crate::error::EXIT_RUNTIME_ERROR);
         }
     };
+    if let (Some(packet), Some(e)) = (packet, &boot.ethernet) {
+        sandbox
+            .kernel()
+            .net()
+            .attach_ethernet(sentry::EthernetConfig {
+                packet,
+                mac: e.mac,
+                addr: e.addr,
+                prefix: e.prefix,
+                gateway: e.gateway,
+            });
+    }
     if let Some(pipe) = console_signals {
         sandbox
             .kernel()

@@ -43,6 +43,10 @@ pub struct Launch {
     /// The cgroup to run in.
     #[serde(default)]
     pub cgroup: Option<super::cgroup::Cgroup>,
+    /// `--network=sandbox`: the spec's network namespace, whose interface the Sentry
+    /// takes over.
+    #[serde(default)]
+    pub netns: Option<PathBuf>,
 }
 
 /// The largest launch description accepted.
@@ -118,7 +122,7 @@ fn start(global: &GlobalArgs, state_dir: &Path, launch_fd: OwnedFd) -> Result<St
         .take(MAX_LAUNCH + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| RunscError::host("read launch description", e))?;
-    let launch: Launch = serde_json::from_slice(&bytes)
+    let mut launch: Launch = serde_json::from_slice(&bytes)
         .map_err(|e| RunscError::Invalid(format!("bad launch description: {e}")))?;
     // Into the container's cgroup before anything is started: the Gofers and the sandbox
     // follow. A cgroup without limits that cannot be made is only logged.
@@ -132,6 +136,14 @@ fn start(global: &GlobalArgs, state_dir: &Path, launch_fd: OwnedFd) -> Result<St
             super::cgroup::limit_affinity(n)?;
         }
     }
+
+    // --network=sandbox: the interface of the spec's network namespace becomes the
+    // Sentry's (a thread joins the namespace: before the PID namespace below).
+    let link = match &launch.netns {
+        Some(ns) => rsentry::netsetup::take_over(ns)?,
+        None => None,
+    };
+    launch.boot.ethernet = link.as_ref().map(|l| l.spec.clone());
 
     let listener = proto::seqpacket().map_err(|e| RunscError::host("control socket", e))?;
     let path = state_dir.join(CONTROL_SOCKET);
@@ -223,8 +235,13 @@ fn start(global: &GlobalArgs, state_dir: &Path, launch_fd: OwnedFd) -> Result<St
         boot_cmd.arg("--mount-fd").arg(n.to_string());
         fds.push((s, n));
     }
+    if let Some(l) = &link {
+        let n = 6 + mount_socks.len() as i32;
+        boot_cmd.arg("--packet-fd").arg(n.to_string());
+        fds.push((&l.packet, n));
+    }
     let spawned = child::spawn_with_fds(boot_cmd, &fds, "sandbox");
-    drop(mount_socks);
+    drop((mount_socks, link));
     let mut boot = match spawned {
         Ok(b) => b,
         Err(e) => {

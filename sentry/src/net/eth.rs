@@ -36,8 +36,8 @@ pub struct EthLink {
     pub addr: Ipv4Addr,
     /// The subnet's prefix length.
     pub prefix: u8,
-    /// The default gateway.
-    pub gateway: Ipv4Addr,
+    /// The default gateway, if the link has a default route.
+    pub gateway: Option<Ipv4Addr>,
     neighbors: HashMap<Ipv4Addr, [u8; 6]>,
     pending: VecDeque<(Ipv4Addr, Bytes)>,
     /// (packets, bytes) received and sent, for `/proc/net/dev` and netlink.
@@ -53,7 +53,7 @@ impl EthLink {
         mac: [u8; 6],
         addr: Ipv4Addr,
         prefix: u8,
-        gateway: Ipv4Addr,
+        gateway: Option<Ipv4Addr>,
     ) -> EthLink {
         EthLink {
             file,
@@ -131,7 +131,14 @@ impl EthLink {
             self.send_frame(BROADCAST, EthernetProtocol::Ipv4, &pkt);
             return;
         }
-        let hop = if self.on_link(dst) { dst } else { self.gateway };
+        let hop = match (self.on_link(dst), self.gateway) {
+            (true, _) => dst,
+            (false, Some(gw)) => gw,
+            (false, None) => {
+                tracing::debug!(%dst, "eth0: no route off the link");
+                return;
+            }
+        };
         if let Some(mac) = self.neighbors.get(&hop).copied() {
             self.send_frame(mac, EthernetProtocol::Ipv4, &pkt);
             return;
@@ -238,7 +245,7 @@ mod tests {
     fn link() -> (EthLink, UnixDatagram) {
         let (a, b) = UnixDatagram::pair().expect("pair");
         let file = Arc::new(std::fs::File::from(std::os::fd::OwnedFd::from(a)));
-        (EthLink::new(file, MAC, ME, 30, GW), b)
+        (EthLink::new(file, MAC, ME, 30, Some(GW)), b)
     }
 
     fn frame(dst: [u8; 6], src: [u8; 6], proto: EthernetProtocol, payload: &[u8]) -> Vec<u8> {

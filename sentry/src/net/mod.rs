@@ -293,7 +293,7 @@ impl Stack {
                 addrs: vec![(IpAddr::V4(e.addr), e.prefix)],
                 rx: e.rx,
                 tx: e.tx,
-                gateway: Some(e.gateway),
+                gateway: e.gateway,
             });
         }
         links
@@ -342,7 +342,9 @@ impl Stack {
             i.iface.update_ip_addrs(|a| {
                 let _ = a.push(IpCidr::new(IpAddress::Ipv4(cfg.addr), link.prefix));
             });
-            let _ = i.iface.routes_mut().add_default_ipv4_route(cfg.gateway);
+            if let Some(gw) = cfg.gateway {
+                let _ = i.iface.routes_mut().add_default_ipv4_route(gw);
+            }
             i.dev.eth = Some(link);
         });
         let weak = Arc::downgrade(self);
