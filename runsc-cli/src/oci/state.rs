@@ -212,8 +212,20 @@ impl Container {
     /// Asks the sandbox one question on a fresh connection; `None` when it does not answer.
     pub fn ask(&self, req: &Request) -> Option<Reply> {
         use std::os::fd::AsFd;
-        let sock = self.connect()?;
-        proto::call(sock.as_fd(), req, &[]).ok()
+        let sock = match proto::connect_to(&self.socket()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!("connect to the sandbox: {e}");
+                return None;
+            }
+        };
+        match proto::call(sock.as_fd(), req, &[]) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::debug!("ask the sandbox: {e}");
+                None
+            }
+        }
     }
 
     /// The live status and, once stopped, the exit status.
