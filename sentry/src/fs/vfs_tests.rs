@@ -266,6 +266,18 @@ fn permissions_follow_mode_bits() {
         vfs.open_at(&r, &r, b"/secret", O_RDONLY, 0, &root())
             .is_ok()
     );
+    // O_NOATIME: the owner or CAP_FOWNER only, even where reading is allowed (LTP open02).
+    create(&vfs, &r, "/public", b"p");
+    assert!(vfs.open_at(&r, &r, b"/public", O_RDONLY, 0, &u).is_ok());
+    assert_eq!(
+        vfs.open_at(&r, &r, b"/public", O_RDONLY | O_NOATIME, 0, &u)
+            .err(),
+        Some(Errno::EPERM)
+    );
+    assert!(
+        vfs.open_at(&r, &r, b"/public", O_RDONLY | O_NOATIME, 0, &root())
+            .is_ok()
+    );
     vfs.mkdir(&r, &r, b"/home", 0o755, &root()).unwrap();
     let home = resolve(&vfs, &r, "/home").unwrap();
     vfs.setattr(

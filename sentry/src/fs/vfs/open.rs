@@ -192,6 +192,10 @@ impl Vfs {
             }
             cred.check(&st, mask)?;
         }
+        // Linux's may_open: only the owner (or CAP_FOWNER) may skip atime updates.
+        if flags & O_NOATIME != 0 && !cred.owns(&st) {
+            return Err(Errno::EPERM);
+        }
         if matches!(ft, FileType::CharDevice | FileType::BlockDevice) && target.mount.nodev() {
             return Err(Errno::EACCES);
         }
