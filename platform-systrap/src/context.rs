@@ -137,9 +137,7 @@ impl SystrapContext {
         let pending = || self.pending.load(Ordering::Acquire);
         loop {
             write_frame(t, &mut mirror, regs)?;
-            let state = t.region().u32(stub::ST_STATE);
-            state.store(stub::STATE_RUN, Ordering::Release);
-            sys::futex_wake(state);
+            t.resume();
             t.wait_trapped(Some(&pending))?;
             let (si, err) = read_frame(t, &mut mirror, regs)?;
             if let Some(trap) = self.classify(&si, err, regs) {

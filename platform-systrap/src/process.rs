@@ -371,30 +371,42 @@ impl StubThread {
         interrupted: Option<&dyn Fn() -> bool>,
     ) -> Result<(), PlatformError> {
         let state = self.region().u32(stub::ST_STATE);
+        let trapped = |v: u32| v & !stub::STATE_WAITING == stub::STATE_TRAPPED;
         for _ in 0..self.process.shared.options.spin {
-            if state.load(Ordering::Acquire) == stub::STATE_TRAPPED {
+            if trapped(state.load(Ordering::Acquire)) {
                 return Ok(());
             }
             std::hint::spin_loop();
         }
         let mut since: Option<Instant> = None;
         let startup = interrupted.is_none();
-        let started = Instant::now();
+        // Only read the clock once a wait came back without a trap: not on the hot path.
+        let mut started: Option<Instant> = None;
         loop {
             let v = state.load(Ordering::Acquire);
-            if v == stub::STATE_TRAPPED {
+            if trapped(v) {
                 return Ok(());
             }
             if self.process.is_released() {
                 return Err(PlatformError::Released);
             }
-            sys::futex_wait(state, v, Duration::from_millis(100));
-            if state.load(Ordering::Acquire) == stub::STATE_TRAPPED {
+            // Say that we sleep, so that the stub thread's next trap wakes us.
+            let w = v | stub::STATE_WAITING;
+            if v != w
+                && state
+                    .compare_exchange(v, w, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err()
+            {
+                continue;
+            }
+            sys::futex_wait(state, w, Duration::from_millis(100));
+            if trapped(state.load(Ordering::Acquire)) {
                 return Ok(());
             }
             if self.process.is_dead() || self.exited.load(Ordering::Acquire) {
                 return Err(self.gone());
             }
+            let started = *started.get_or_insert_with(Instant::now);
             let overdue = match interrupted {
                 None => startup && started.elapsed() > STUB_TIMEOUT,
                 Some(f) if f() => since.get_or_insert_with(Instant::now).elapsed() > STUB_TIMEOUT,
@@ -417,10 +429,21 @@ impl StubThread {
         }
     }
 
+    /// Lets the (trapped) thread return to the application: sets the state word to
+    /// `RUN` and wakes the thread only if it said it sleeps.
+    pub(crate) fn resume(&self) {
+        let state = self.region().u32(stub::ST_STATE);
+        if state.swap(stub::STATE_RUN, Ordering::AcqRel) & stub::STATE_WAITING != 0 {
+            sys::futex_wake(state);
+        }
+    }
+
     /// Makes the (trapped) thread exit and waits until it has.
     fn retire(&self) -> Result<(), PlatformError> {
         let region = self.region();
-        if region.u32(stub::ST_STATE).load(Ordering::Acquire) != stub::STATE_TRAPPED {
+        if region.u32(stub::ST_STATE).load(Ordering::Acquire) & !stub::STATE_WAITING
+            != stub::STATE_TRAPPED
+        {
             return Err(PlatformError::Internal(
                 "retiring a running stub thread".into(),
             ));
@@ -428,10 +451,7 @@ impl StubThread {
         region
             .u64(stub::ST_CMD)
             .store(stub::CMD_EXIT, Ordering::Relaxed);
-        region
-            .u32(stub::ST_STATE)
-            .store(stub::STATE_RUN, Ordering::Release);
-        sys::futex_wake(region.u32(stub::ST_STATE));
+        self.resume();
         // CLONE_CHILD_CLEARTID: the kernel zeroes the tid word and wakes it at exit.
         let tid = region.u32(stub::ST_TID);
         let started = Instant::now();

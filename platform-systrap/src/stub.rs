@@ -42,8 +42,8 @@
 //! - `handler`: the handler of `SIGSYS`, `SIGSEGV`, `SIGBUS`, `SIGFPE`, `SIGILL`,
 //!   `SIGTRAP` and the interrupt signal, on the alternate stack with every signal blocked.
 //!   It records where the kernel's signal frame is, sets the state word to `TRAPPED`,
-//!   wakes the Sentry, waits until the state word says `RUN` (spinning `spin` times
-//!   first), sets FS/GS base if asked (`arch_prctl`), or exits the thread if asked, and
+//!   wakes the Sentry if it sleeps, waits until the state word says `RUN` (spinning
+//!   `spin` times first, then marking itself `WAITING` and sleeping on the futex), sets FS/GS base if asked (`arch_prctl`), or exits the thread if asked, and
 //!   returns to the application with `rt_sigreturn` from the frame the Sentry rewrote.
 
 /// Address of the stub code page: the last page below the x86-64 user address limit.
@@ -70,7 +70,8 @@ pub const READY_FD: i32 = 4;
 pub const RESULT_READ_FD: i32 = 0;
 
 // State page of a region (offsets).
-/// `u32` state word: [`STATE_INIT`], [`STATE_TRAPPED`] or [`STATE_RUN`].
+/// `u32` state word: 0 (not started), [`STATE_TRAPPED`] or [`STATE_RUN`], each possibly
+/// with [`STATE_WAITING`].
 pub const ST_STATE: u64 = 0;
 /// `u32` thread id, written by the kernel (`CLONE_CHILD_SETTID`) and cleared with a
 /// futex wake when the thread exits (`CLONE_CHILD_CLEARTID`).
@@ -101,6 +102,11 @@ pub const CPUSET_BYTES: u64 = 128;
 pub const STATE_TRAPPED: u32 = 1;
 /// The Sentry let the thread return to the application.
 pub const STATE_RUN: u32 = 2;
+/// Flag on the state word: the side waiting for the next state (the stub thread in
+/// `TRAPPED`, the Sentry otherwise) sleeps on the futex and needs a `FUTEX_WAKE`.
+/// Whoever changes the state swaps the word and wakes only when this flag was set, so a
+/// hand-off to a side that has not gone to sleep yet costs no system call.
+pub const STATE_WAITING: u32 = 0x100;
 
 /// Handler command: `arch_prctl(ARCH_SET_FS, [ST_FS])` before returning.
 pub const CMD_SET_FS: u64 = 1;
@@ -412,7 +418,12 @@ std::arch::global_asm!(
     "mov rbx, rsp",
     "and rbx, {region_mask}",
     "mov qword ptr [rbx + {st_frame}], rsp",
-    "mov dword ptr [rbx + {st_state}], {state_trapped}",
+    // Report the trap; wake the Sentry only if it said it sleeps (when it runs, or was
+    // about to run anyway, the wake would be a wasted system call).
+    "mov eax, {state_trapped}",
+    "xchg dword ptr [rbx + {st_state}], eax",
+    "test eax, {state_waiting}",
+    "jz 60f",
     "mov eax, {sys_futex}",
     "mov rdi, rbx",
     "mov esi, {futex_wake}",
@@ -423,7 +434,11 @@ std::arch::global_asm!(
     "60:",
     "mov rcx, qword ptr [rbx + {st_spin}]",
     "61:",
-    "cmp dword ptr [rbx + {st_state}], {state_run}",
+    // RUN, with or without the Sentry's WAITING flag (it may already wait for the next
+    // trap when this thread gets the CPU back).
+    "mov eax, dword ptr [rbx + {st_state}]",
+    "and eax, {not_waiting}",
+    "cmp eax, {state_run}",
     "je 63f",
     "test rcx, rcx",
     "jz 62f",
@@ -431,10 +446,19 @@ std::arch::global_asm!(
     "dec rcx",
     "jmp 61b",
     "62:",
+    // Say that this thread sleeps (TRAPPED -> TRAPPED|WAITING), so that the Sentry
+    // wakes it; anything but TRAPPED or TRAPPED|WAITING: look again.
+    "mov eax, {state_trapped}",
+    "mov edx, {state_trapped_waiting}",
+    "lock cmpxchg dword ptr [rbx + {st_state}], edx",
+    "je 67f",
+    "cmp eax, edx",
+    "jne 60b",
+    "67:",
     "mov eax, {sys_futex}",
     "mov rdi, rbx",
     "mov esi, {futex_wait}",
-    "mov edx, {state_trapped}",
+    "mov edx, {state_trapped_waiting}",
     "xor r10d, r10d",
     "syscall",
     ".globl rsentry_systrap_ip_wait",
@@ -564,6 +588,9 @@ std::arch::global_asm!(
     region_mask = const !(REGION_SIZE as i64 - 1),
     state_trapped = const STATE_TRAPPED,
     state_run = const STATE_RUN,
+    state_waiting = const STATE_WAITING,
+    not_waiting = const !STATE_WAITING,
+    state_trapped_waiting = const STATE_TRAPPED | STATE_WAITING,
     cmd_exit = const CMD_EXIT,
     cmd_set_fs = const CMD_SET_FS,
     cmd_set_gs = const CMD_SET_GS,
