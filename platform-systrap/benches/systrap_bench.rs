@@ -11,8 +11,14 @@
 //!
 //! Both placements are reported: each platform's driving thread and its stub on one CPU,
 //! and unpinned. Run with `cargo bench -p platform-systrap`; `SYSTRAP_BENCH_ITERS`,
-//! `SYSTRAP_BENCH_ROUNDS` and `SYSTRAP_BENCH_CPU` (default: the last allowed CPU) override
-//! the defaults.
+//! `SYSTRAP_BENCH_ROUNDS`, `SYSTRAP_BENCH_CPU` (default: the last allowed CPU) and
+//! `SYSTRAP_BENCH_SPIN` (the systrap platform's `spin`) override the defaults.
+//!
+//! `SYSTRAP_BENCH_PROFILE=N` runs only N systrap round trips (pinned; unpinned with
+//! `SYSTRAP_BENCH_PIN=0`) and prints their mean, for `perf stat`/`perf record` of one
+//! side of the comparison, e.g. futex calls and context switches per round trip:
+//! `SYSTRAP_BENCH_PROFILE=100000 perf stat -e syscalls:sys_enter_futex,sched:sched_switch
+//! target/release/deps/systrap_bench-* --bench`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -214,7 +220,10 @@ impl PlatformLoop {
         let mf = Arc::new(MemoryFile::new("systrap-bench", 1 << 26).expect("memory file"));
         let options = SystrapOptions {
             pin,
-            spin: if pin { 0 } else { 200 },
+            spin: std::env::var("SYSTRAP_BENCH_SPIN")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(if pin { 0 } else { 200 }),
             ..SystrapOptions::default()
         };
         Self::new(Box::new(
@@ -328,6 +337,20 @@ fn main() {
                 .find(|&c| raw::allowed(c))
                 .unwrap_or(0)
         });
+    if let Ok(n) = std::env::var("SYSTRAP_BENCH_PROFILE") {
+        let n: u64 = n.parse().unwrap_or(100_000).max(1);
+        let pin = std::env::var("SYSTRAP_BENCH_PIN").map_or(true, |v| v != "0");
+        let ns = in_thread(move || {
+            if pin {
+                raw::pin(0, cpu);
+            }
+            let mut sys = PlatformLoop::systrap(pin);
+            sys.run(200);
+            time(n, |n| sys.run(n))
+        });
+        println!("systrap only: {ns:.0} ns");
+        return;
+    }
     let native = raw::native(chunk * 20);
     let floor = in_thread(move || raw::sigsys_floor(chunk * 20));
     println!(
