@@ -108,7 +108,7 @@ fn rootfs() -> tempfile::TempDir {
 }
 
 fn available() -> bool {
-    if let Some((what, reason)) = integration::missing(Platform::Ptrace) {
+    if let Some((what, reason)) = integration::missing(Platform::Systrap) {
         test_require::skip(what, reason);
         return false;
     }

@@ -45,7 +45,7 @@ fn podman_run(
 
 #[test]
 fn podman_runs_containers_with_runsc() {
-    if let Some((what, reason)) = integration::missing(Platform::Ptrace) {
+    if let Some((what, reason)) = integration::missing(Platform::Systrap) {
         test_require::skip(what, reason);
         return;
     }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p rsentry --example sandboxed
-//! sudo target/release/examples/sandboxed [ptrace|kvm|systrap]
+//! sudo target/release/examples/sandboxed [systrap|ptrace|kvm]   (default: systrap)
 //! ```
 
 use std::io::{Read, Write};
@@ -26,9 +26,9 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let platform = match std::env::args().nth(1).as_deref() {
-        None | Some("ptrace") => Platform::Ptrace,
+        Some("ptrace") => Platform::Ptrace,
         Some("kvm") => Platform::Kvm,
-        Some("systrap") => Platform::Systrap,
+        None | Some("systrap") => Platform::Systrap,
         Some(other) => return Err(format!("unknown platform {other}").into()),
     };
     let data = tempfile::tempdir()?;

@@ -29,7 +29,7 @@ pub struct Sandbox {
 /// By default the sandbox sees the host's `/` read-only under a private writable overlay
 /// (as `runsc do`), inherits this process's environment, starts in this process's
 /// working directory (when the root is the host's `/`, else in `/`), and runs on the
-/// ptrace platform without network.
+/// systrap platform without network.
 #[derive(Debug)]
 pub struct SandboxBuilder {
     rootfs: PathBuf,
@@ -132,7 +132,7 @@ impl SandboxBuilder {
         self
     }
 
-    /// How application code is run ([`Platform::Ptrace`] by default).
+    /// How application code is run ([`Platform::Systrap`] by default).
     pub fn platform(mut self, p: Platform) -> Self {
         self.settings.platform = p;
         self

@@ -30,7 +30,7 @@ pub struct GlobalArgs {
     )]
     pub root: PathBuf,
     /// How application code is run and trapped.
-    #[arg(long, global = true, value_enum, default_value_t = PlatformKind::Ptrace)]
+    #[arg(long, global = true, value_enum, default_value_t = PlatformKind::Systrap)]
     pub platform: PlatformKind,
     /// Network for the sandbox: `none` (the Sentry's loopback only), `host` (the
     /// application's sockets are host sockets) or `sandbox` (the Sentry's stack on an
