@@ -79,6 +79,8 @@ pub struct MemoryFile {
     capacity: u64,
     /// Current file size (grows with allocation, never shrinks).
     size: AtomicU64,
+    /// Bytes allocated and not freed (what a memory cgroup would charge).
+    used: AtomicU64,
     alloc: Mutex<Allocator>,
 }
 
@@ -133,6 +135,7 @@ impl MemoryFile {
             base: base.cast(),
             capacity,
             size: AtomicU64::new(0),
+            used: AtomicU64::new(0),
             alloc: Mutex::new(Allocator {
                 free: BTreeMap::new(),
                 end: 0,
@@ -153,6 +156,12 @@ impl MemoryFile {
     /// The most bytes the file can ever hold.
     pub fn capacity(&self) -> u64 {
         self.capacity
+    }
+
+    /// Bytes currently allocated (handed out by [`MemoryFile::allocate`] and not yet
+    /// freed). At most [`MemoryFile::capacity`].
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
     }
 
     /// The current size of the file; every offset below it is valid.
@@ -183,6 +192,7 @@ impl MemoryFile {
             if flen > len {
                 a.free.insert(off + len, flen - len);
             }
+            self.used.fetch_add(len, Ordering::Relaxed);
             return Ok(off);
         }
         let off = a.end;
@@ -201,6 +211,7 @@ impl MemoryFile {
             self.size.store(target, Ordering::Release);
         }
         a.end = new_end;
+        self.used.fetch_add(len, Ordering::Relaxed);
         Ok(off)
     }
 
@@ -230,6 +241,7 @@ impl MemoryFile {
         } else {
             a.free.insert(start, l);
         }
+        self.used.fetch_sub(len, Ordering::Relaxed);
         Ok(())
     }
 
@@ -337,8 +349,11 @@ mod tests {
         let mut buf = [0u8; 5];
         mf.read_at(a + 10, &mut buf).unwrap();
         assert_eq!(&buf, b"hello");
+        assert_eq!(mf.used(), 3 * PAGE);
         mf.free(a, 2 * PAGE).unwrap();
+        assert_eq!(mf.used(), PAGE);
         let c = mf.allocate(PAGE).unwrap();
+        assert_eq!(mf.used(), 2 * PAGE);
         assert_eq!(c, a, "first fit reuses the freed range");
         mf.read_at(c + 10, &mut buf).unwrap();
         assert_eq!(buf, [0; 5], "freed pages read back as zero");

@@ -152,6 +152,9 @@ pub fn run_sentry(
             }),
             _ => None,
         },
+        // The memory file's capacity (`create_platform`) enforces it; the Sentry
+        // reports it.
+        memory_limit: (spec.limits.memory != 0).then_some(spec.limits.memory),
     };
     match sentry::run_sandbox(platform, config) {
         Ok(status) => Ok(status.to_shell_code()),

@@ -82,6 +82,10 @@ pub struct SandboxConfig {
     pub host_network: bool,
     /// `--network=sandbox`: an Ethernet link for the stack.
     pub ethernet: Option<EthernetConfig>,
+    /// The sandbox's memory limit in bytes, which `/proc/meminfo` and `sysinfo(2)` report
+    /// as the total ([`Kernel::set_memory_limit`]). The platform's memory file, whose
+    /// capacity enforces it, must be no larger.
+    pub memory_limit: Option<u64>,
 }
 
 /// An Ethernet link of the Sentry's stack (`--network=sandbox`): a packet socket bound to

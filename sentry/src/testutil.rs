@@ -63,6 +63,7 @@ pub(crate) fn run_over_gofer(
         console_signals: None,
         host_network: false,
         ethernet: None,
+        memory_limit: None,
     };
     // Read stdout on the side so a leaked write end fails the test instead of hanging it.
     let (tx, rx) = std::sync::mpsc::channel();

@@ -120,6 +120,10 @@ pub trait ProcSource: Send + Sync {
     fn memory_limit(&self) -> Option<u64> {
         None
     }
+    /// Bytes of memory the sandbox's programs hold (what its memory limit counts).
+    fn memory_usage(&self) -> u64 {
+        0
+    }
     /// The contents of `/proc/net/<name>` (`None`: no such file).
     fn net_file(&self, _name: &[u8]) -> Option<Vec<u8>> {
         None
@@ -245,7 +249,10 @@ pub fn new_procfs() -> (Arc<ProcFs>, Arc<dyn Inode>) {
     let statics: Vec<(&'static [u8], Arc<dyn Inode>)> = vec![
         (
             b"meminfo",
-            file(&fs, |p| Ok(meminfo(p.src()?.memory_limit()))),
+            file(&fs, |p| {
+                let src = p.src()?;
+                Ok(meminfo(src.memory_limit(), src.memory_usage()))
+            }),
         ),
         (b"cpuinfo", file(&fs, |_| Ok(cpuinfo()))),
         (
@@ -905,13 +912,34 @@ fn host_meminfo_kb(key: &str) -> Option<u64> {
     })
 }
 
-fn meminfo(limit: Option<u64>) -> Vec<u8> {
+/// Total and free memory in bytes under a memory limit of `limit` bytes of which `used`
+/// are taken, on a host with `host_total`: the limit is the total (as gVisor reports a
+/// container's; never more than the host has) and free is what it leaves.
+pub(crate) fn limited_memory(limit: u64, used: u64, host_total: u64) -> (u64, u64) {
+    let total = limit.min(host_total);
+    (total, total.saturating_sub(used))
+}
+
+fn meminfo(limit: Option<u64>, used: u64) -> Vec<u8> {
     // The host's totals (read when the Sentry starts using it; /proc may be absent after
-    // confinement, then fixed values), capped by the sandbox's memory limit.
+    // confinement, then fixed values); under a memory limit, the limit and what the
+    // sandbox's programs leave of it.
     let host_total = host_meminfo_kb("MemTotal").unwrap_or(8 << 20);
-    let total = limit.map_or(host_total, |l| (l / 1024).min(host_total));
-    let free = host_meminfo_kb("MemFree").unwrap_or(total / 2).min(total);
-    let avail = host_meminfo_kb("MemAvailable").unwrap_or(free).min(total);
+    let (total, free, avail) = match limit {
+        Some(l) => {
+            let (t, f) = limited_memory(l, used, host_total.saturating_mul(1024));
+            (t / 1024, f / 1024, f / 1024)
+        }
+        None => {
+            let free = host_meminfo_kb("MemFree")
+                .unwrap_or(host_total / 2)
+                .min(host_total);
+            let avail = host_meminfo_kb("MemAvailable")
+                .unwrap_or(free)
+                .min(host_total);
+            (host_total, free, avail)
+        }
+    };
     format!(
         "MemTotal:       {total:>8} kB\nMemFree:        {free:>8} kB\nMemAvailable:   {avail:>8} kB\nBuffers:               0 kB\nCached:                0 kB\nSwapCached:            0 kB\nActive:                0 kB\nInactive:              0 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\nDirty:                 0 kB\nShmem:                 0 kB\nHugePages_Total:       0\nHugePages_Free:        0\nHugepagesize:       2048 kB\n"
     )

@@ -87,6 +87,10 @@ impl ProcSource for Kernel {
         Kernel::memory_limit(self)
     }
 
+    fn memory_usage(&self) -> u64 {
+        Kernel::memory_usage(self)
+    }
+
     fn net_file(&self, name: &[u8]) -> Option<Vec<u8>> {
         crate::net::procnet::render(self.net(), name)
     }

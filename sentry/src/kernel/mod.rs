@@ -574,8 +574,12 @@ pub(crate) fn run_sandbox(
         console_signals,
         host_network,
         ethernet,
+        memory_limit,
     } = config;
     let kernel = Kernel::new(platform, &hostname, strace, gofer)?;
+    if let Some(l) = memory_limit {
+        kernel.set_memory_limit(l);
+    }
     if let Some(e) = ethernet {
         kernel.net().attach_ethernet(e);
     }

@@ -149,7 +149,10 @@ fn host_memory() -> (u64, u64) {
 
 /// `sysinfo(info)`.
 pub fn sys_sysinfo(t: &Task, info: u64) -> Result<u64, Errno> {
-    let (total, free) = host_memory();
+    let (mut total, mut free) = host_memory();
+    if let Some(limit) = t.kernel().memory_limit() {
+        (total, free) = crate::fs::proc::limited_memory(limit, t.kernel().memory_usage(), total);
+    }
     let si = SysInfo {
         uptime: t.kernel().boot_instant().elapsed().as_secs() as i64 + 1,
         totalram: total,
