@@ -68,10 +68,12 @@ pub use Access::{ReadOnly, ReadWrite};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     /// Bytes of application memory the sandbox can hold at once (anonymous memory, page
-    /// cache of files, tmpfs): the capacity of the Sentry's memory file. As under a
-    /// Linux memory cgroup, a process that touches memory past it is killed with
-    /// `SIGKILL` (status 128+9; one log line names its pid and command) while the other
-    /// processes go on; a request the Sentry can refuse up front fails with `ENOMEM`.
+    /// cache of files, tmpfs): the capacity of the Sentry's memory file, and the total
+    /// memory `/proc/meminfo` and `sysinfo(2)` report. As under a Linux memory cgroup,
+    /// reserving address space is free, and a process that needs memory past the limit,
+    /// touching it itself or through a system call that fills it (`read`, `mlock`,
+    /// `MAP_POPULATE`, a tmpfs write), is killed with `SIGKILL` (status 128+9; one log
+    /// line names its pid and command) while the other processes go on.
     pub memory: u64,
     /// CPU time the whole sandbox may use: user plus system time of all its processes,
     /// live and finished, as the Sentry charges it (time spent blocked is not charged).

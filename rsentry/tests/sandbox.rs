@@ -83,23 +83,34 @@ fn cpu_time_limit() {
 fn memory_limit_on(p: Platform) {
     // 16 MiB fit in 128 MiB. Touching 512 MiB, 16 MiB at a time, does not: as under a
     // memory cgroup, the process doing it is killed with SIGKILL and the rest of the
-    // sandbox (the shell) goes on and sees the status.
+    // sandbox (the shell) goes on and sees the status. The same when the Sentry fills
+    // the memory in a system call (`read` from /dev/zero into a fresh 512 MiB buffer):
+    // not an error for a living process, the OOM killer's SIGKILL.
     let prog = "import sys\nn = int(sys.argv[1])\nkeep = [bytearray(16 << 20) for _ in range(n // 16)]\nprint('ok')\n";
-    let script = format!("/usr/bin/python3 -c \"{prog}\" \"$1\"; echo status=$?");
-    for (mib, want) in [("16", "ok\nstatus=0\n"), ("512", "status=137\n")] {
+    // An anonymous mapping, untouched until the read (a bytearray is zeroed first).
+    let read = "import mmap, sys\nb = mmap.mmap(-1, int(sys.argv[1]) << 20)\nopen('/dev/zero', 'rb', buffering=0).readinto(b)\nprint('ok')\n";
+    let script = "grep MemTotal /proc/meminfo; /usr/bin/python3 -c \"$2\" \"$1\"; echo status=$?";
+    let total = "MemTotal:         131072 kB\n";
+    for (prog, mib, want) in [
+        (prog, "16", "ok\nstatus=0\n"),
+        (prog, "512", "status=137\n"),
+        (read, "16", "ok\nstatus=0\n"),
+        (read, "512", "status=137\n"),
+    ] {
+        let want = format!("{total}{want}");
         let out = Sandbox::builder()
             .platform(p)
             .limits(Limits {
                 memory: 128 << 20,
                 ..Default::default()
             })
-            .command(["/bin/sh", "-c", &script, "sh", mib])
+            .command(["/bin/sh", "-c", script, "sh", mib, prog])
             .output()
             .expect("run");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(
             (out.status.code(), &*stdout),
-            (0, want),
+            (0, &*want),
             "{p:?}, {mib} MiB: {out:?}"
         );
         let stderr = String::from_utf8_lossy(&out.stderr);

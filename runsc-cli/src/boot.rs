@@ -45,7 +45,13 @@ pub fn run(global: &GlobalArgs, args: BootArgs) -> Result<i32, RunscError> {
         settings.network = rsentry::Network::Host;
     }
     sandbox.host_network = settings.network == rsentry::Network::Host;
-    let confined = boot::confine(&settings, HostLimits::default())?;
+    // The container's memory limit is also the capacity of the memory file, so that a
+    // process that fills it is the Sentry's OOM killer's (one process, as runc's
+    // containers see it) before the host cgroup's (the whole sandbox).
+    let limits = HostLimits {
+        memory: sandbox.memory_limit.unwrap_or(0),
+    };
+    let confined = boot::confine(&settings, limits)?;
     crate::oci::server::run(
         confined.platform,
         sandbox,

@@ -425,7 +425,12 @@ impl Sandbox {
         let path = argv.first().cloned().unwrap_or_default();
         let exec_err = |errno| SentryError::Exec {
             path: path.clone(),
-            errno,
+            // A program too big for the sandbox's memory is refused here, before it runs.
+            errno: if errno == crate::mm::EOOM {
+                Errno::ENOMEM
+            } else {
+                errno
+            },
         };
         crate::syscalls::fs::chdir_task(&t, &cwd_b).map_err(|errno| SentryError::Exec {
             path: spec.cwd.clone(),

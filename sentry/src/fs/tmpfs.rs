@@ -255,6 +255,15 @@ impl TmpInode {
             let po = match self.page(&mut d, pos / PAGE) {
                 Ok(p) => p.offset(),
                 Err(e) if done == 0 => return Err(e),
+                // Out of memory: what was written stays, and the writer is killed (the
+                // error reaches the task loop, never the application).
+                Err(e) if e == crate::mm::EOOM => {
+                    let end = off + done as u64;
+                    d.size = d.size.max(end);
+                    drop(d);
+                    self.touch(true);
+                    return Err(e);
+                }
                 Err(_) => break,
             };
             self.fs

@@ -656,11 +656,21 @@ pub(crate) fn start_init_bytes(
     envp: Vec<Vec<u8>>,
 ) -> Result<ExitStatus, SentryError> {
     let path = argv.first().cloned().unwrap_or_default();
-    init.execve(&path, argv, envp)
-        .map_err(|errno| SentryError::Exec {
-            path: String::from_utf8_lossy(&path).into_owned(),
-            errno,
-        })?;
+    match init.execve(&path, argv, envp) {
+        Ok(()) => {}
+        // Loading it needed more memory than the sandbox has: the OOM killer's SIGKILL,
+        // as for any other process.
+        Err(errno) if errno == crate::mm::EOOM => {
+            init.oom_kill();
+            return Ok(ExitStatus::Signaled(linux_abi::signal::SIGKILL));
+        }
+        Err(errno) => {
+            return Err(SentryError::Exec {
+                path: String::from_utf8_lossy(&path).into_owned(),
+                errno,
+            });
+        }
+    }
     let tg = init.thread_group().clone();
     let thread = task::spawn(init).map_err(SentryError::Thread)?;
     let status = tg.wait_exit();

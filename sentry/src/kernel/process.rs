@@ -256,6 +256,10 @@ impl Task {
             let res =
                 sigframe::setup_frame(&mm, &mut regs, &act, &info, old_mask, &self.altstack());
             drop(regs);
+            if res == Err(crate::mm::EOOM) {
+                self.oom_kill();
+                return;
+            }
             if let Err(e) = res {
                 tracing::debug!(tid = self.tid(), sig, "cannot write a signal frame: {e:?}");
                 tg.begin_exit(ExitStatus::Signaled(SIGSEGV));

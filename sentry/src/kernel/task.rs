@@ -145,6 +145,7 @@ impl Task {
     /// Builds a task from `seed` with every other field in its initial state, and
     /// registers it with its thread group and the kernel.
     fn assemble(kernel: &Arc<Kernel>, seed: TaskSeed) -> Arc<Task> {
+        seed.mm.attach();
         let t = Arc::new(Task {
             tid: AtomicI32::new(seed.tid),
             tg: seed.tg.clone(),
@@ -574,7 +575,9 @@ impl Task {
         // No set-id bits or file capabilities are honoured: the capability sets change
         // as for any other program.
         self.update_creds(|c| c.apply_exec());
-        *self.mm.lock() = mm;
+        mm.attach();
+        let old = std::mem::replace(&mut *self.mm.lock(), mm);
+        old.detach();
         let mut regs = Registers::new_user(image.entry, image.stack_pointer);
         // Keep nothing of the old program's state.
         regs.gp.rax = 0;
@@ -643,8 +646,18 @@ impl Task {
                     if nr == TEST_PANIC_SYSNO {
                         panic!("test: injected panic in task {}", self.tid());
                     }
-                    let ret =
+                    let mut ret =
                         super::process::restart_code(nr, crate::syscalls::dispatch(self, nr, args));
+                    // The call needed memory the sandbox does not have (its error, or a
+                    // short count that hid it): the OOM killer's case, as for a fault.
+                    // The process never sees the return value.
+                    let oom = ret == crate::mm::EOOM.as_return();
+                    if self.mm().take_oom() || oom {
+                        self.oom_kill();
+                    }
+                    if oom {
+                        ret = Errno::ENOMEM.as_return();
+                    }
                     // rt_sigreturn restored every register itself, rax included, and
                     // never restarts.
                     if nr != linux_abi::sysno::SYS_RT_SIGRETURN {
@@ -696,10 +709,11 @@ impl Task {
         self.acct.add_sys(sys.lap());
     }
 
-    /// The sandbox is out of memory while this task touches memory: as the memory
-    /// cgroup's OOM killer, its process is killed with `SIGKILL` and one line says so;
-    /// the other processes go on.
-    fn oom_kill(&self) {
+    /// The sandbox is out of memory while this task touches memory (a fault, or the
+    /// Sentry filling memory for it in a system call, an `execve` or a signal frame): as
+    /// the memory cgroup's OOM killer, its process is killed with `SIGKILL` and one line
+    /// says so; the other processes go on.
+    pub(crate) fn oom_kill(&self) {
         let tg = &self.tg;
         let rss_kib = self.mm().resident_pages() * (crate::mm::PAGE / 1024);
         tracing::warn!(
@@ -729,6 +743,8 @@ impl Task {
         // goes: the last holder closes the files and releases the process's POSIX locks
         // before its parent can learn of the exit.
         drop(std::mem::take(&mut *self.fd_table.lock()));
+        // And of the address space: the last task in it releases its memory.
+        self.mm().detach();
         self.kernel.unregister_task(self.tid());
         let code = self.exit_code.load(Ordering::Relaxed) as u8;
         let times = self.cpu_times();

@@ -632,3 +632,218 @@ fn two_kernels_have_separate_unix_socket_names() {
     s2.bind(b"\0rsentry-test".to_vec(), key.clone())
         .expect("the name is free in the other kernel");
 }
+
+/// A ptrace platform whose memory file holds `capacity` bytes: the sandbox's memory limit.
+fn platform_with_memory(capacity: u64) -> Option<Arc<dyn Platform>> {
+    let mf = Arc::new(MemoryFile::new("sentry-test-limit", capacity).ok()?);
+    match platform_ptrace::PtracePlatform::new(mf) {
+        Ok(p) => Some(Arc::new(p)),
+        Err(e) => {
+            test_require::skip("ptrace", format!("platform unavailable: {e}"));
+            None
+        }
+    }
+}
+
+/// Runs `argv` as root in a kernel whose memory limit is `limit` (memory file and
+/// reported total).
+fn run_limited(limit: u64, argv: &[&str]) -> Option<ExitStatus> {
+    let p = platform_with_memory(limit)?;
+    init_log();
+    let kernel = Kernel::new(p, "testhost", false, None).unwrap();
+    kernel.set_memory_limit(limit);
+    kernel.set_exec_source(Arc::new(HostExec));
+    let ctx = kernel.vfs().root_context(b"/").unwrap();
+    let fds = Arc::new(crate::fs::FdTable::new());
+    // Root: CAP_IPC_LOCK lets `mlock` go past RLIMIT_MEMLOCK up to the memory limit.
+    let init = Task::new_process(&kernel, 0, Credentials::new(0, 0), fds, Arc::new(ctx)).unwrap();
+    let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+    Some(start_init(&kernel, init, &argv, &[]).unwrap())
+}
+
+/// Each child fills memory past the 48 MiB limit in its own way; every one must die of
+/// the OOM killer's SIGKILL, as under a Linux memory cgroup (before, the system-call
+/// ways got an error back and lived: exit status 2, or mlock succeeded without
+/// touching anything: 3). The parent lives on, each child's memory freed with it.
+const OOM_PROGRAM: &str = r#"
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/sysinfo.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define BIG (96UL << 20)
+
+static void child(int mode) {
+    /* A reservation larger than the limit is fine (overcommit). */
+    char *p = mmap(0, BIG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) _exit(1);
+    switch (mode) {
+    case 0: /* the application touches it */
+        for (unsigned long i = 0; i < BIG; i += 4096) p[i] = 1;
+        break;
+    case 1: /* the Sentry fills it in a system call */
+        for (unsigned long i = 0; i < BIG; i += 1 << 20)
+            if (getrandom(p + i, 1 << 20, 0) < 0) _exit(2);
+        break;
+    case 2: /* a pipe copied into untouched memory, with a short count to hide behind */
+    {
+        int fds[2];
+        if (pipe(fds) != 0) _exit(1);
+        static char chunk[65536];
+        memset(chunk, 'x', sizeof chunk);
+        for (unsigned long i = 0; i < BIG; i += sizeof chunk) {
+            if (write(fds[1], chunk, sizeof chunk) != sizeof chunk) _exit(1);
+            if (read(fds[0], p + i, sizeof chunk) < 0) _exit(2);
+        }
+        break;
+    }
+    case 3: /* populated by mmap */
+        if (mmap(0, BIG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+                 -1, 0) == MAP_FAILED)
+            _exit(2);
+        break;
+    case 4: /* locked (populated) by mlock */
+        if (mlock(p, BIG) != 0) _exit(2);
+        break;
+    case 5: /* tmpfs pages written from the application's memory */
+    {
+        int fd = open("/big", O_CREAT | O_WRONLY | O_TRUNC, 0600);
+        if (fd < 0) _exit(1);
+        static char chunk[1 << 20];
+        memset(chunk, 'y', sizeof chunk);
+        for (unsigned long i = 0; i < BIG; i += sizeof chunk)
+            if (write(fd, chunk, sizeof chunk) < 0) _exit(2);
+        break;
+    }
+    }
+    _exit(3);
+}
+
+int main(void) {
+    struct sysinfo si;
+    if (sysinfo(&si) != 0) return 20;
+    /* The limit is the total memory; what the programs hold is not free. */
+    if ((unsigned long)si.totalram * si.mem_unit != 48UL << 20) return 21;
+    unsigned long free_before = (unsigned long)si.freeram * si.mem_unit;
+    if (free_before == 0 || free_before >= 48UL << 20) return 22;
+    for (int mode = 0; mode < 6; mode++) {
+        pid_t pid = fork();
+        if (pid < 0) return 23;
+        if (pid == 0) child(mode);
+        int st;
+        if (waitpid(pid, &st, 0) != pid) return 24;
+        if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
+            return 30 + 10 * mode + (WIFEXITED(st) ? WEXITSTATUS(st) : 9);
+        unlink("/big");
+    }
+    if (sysinfo(&si) != 0) return 25;
+    if ((unsigned long)si.freeram * si.mem_unit < free_before - (1 << 20)) return 26;
+    return 0;
+}
+"#;
+
+#[test]
+fn memory_limit_oom_kills_in_faults_and_in_system_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(exe) = compile(dir.path(), "oom", OOM_PROGRAM, &["-static"]) else {
+        return;
+    };
+    let Some(st) = run_limited(48 << 20, &[exe.to_str().unwrap()]) else {
+        return;
+    };
+    assert_eq!(st, ExitStatus::Exited(0));
+}
+
+/// `RLIMIT_AS`, `RLIMIT_DATA` and `RLIMIT_MEMLOCK` refuse growth errno for errno as
+/// Linux does (before, every call here succeeded).
+const RLIMIT_PROGRAM: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int main(void) {
+    /* RLIMIT_AS: the total of the mappings. */
+    struct rlimit as = {256UL << 20, RLIM_INFINITY};
+    if (setrlimit(RLIMIT_AS, &as) != 0) return 10;
+    errno = 0;
+    if (mmap(0, 512UL << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED
+        || errno != ENOMEM)
+        return 11;
+    char *small = mmap(0, 1 << 20, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (small == MAP_FAILED) return 12;
+    errno = 0;
+    if (mremap(small, 1 << 20, 512UL << 20, MREMAP_MAYMOVE) != MAP_FAILED || errno != ENOMEM)
+        return 13;
+    /* Replacing a mapping in place does not grow the total. */
+    if (mmap(small, 1 << 20, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
+        != small)
+        return 14;
+    as.rlim_cur = RLIM_INFINITY;
+    if (setrlimit(RLIMIT_AS, &as) != 0) return 15;
+
+    /* RLIMIT_DATA: private writable memory, and the heap with the data segment. */
+    struct rlimit data = {8UL << 20, RLIM_INFINITY};
+    if (setrlimit(RLIMIT_DATA, &data) != 0) return 20;
+    errno = 0;
+    if (mmap(0, 16UL << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        != MAP_FAILED || errno != ENOMEM)
+        return 21;
+    /* Read-only or shared memory is not data. */
+    char *ro = mmap(0, 16UL << 20, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ro == MAP_FAILED) return 22;
+    if (mmap(0, 16UL << 20, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)
+        == MAP_FAILED)
+        return 23;
+    errno = 0;
+    if (mprotect(ro, 16UL << 20, PROT_READ | PROT_WRITE) != -1 || errno != ENOMEM) return 24;
+    unsigned long cur = syscall(SYS_brk, 0);
+    if (syscall(SYS_brk, cur + (16UL << 20)) != cur) return 25;
+    errno = 0;
+    if (sbrk(16 << 20) != (void *)-1 || errno != ENOMEM) return 26;
+    if (sbrk(4096) == (void *)-1) return 27;
+    data.rlim_cur = RLIM_INFINITY;
+    if (setrlimit(RLIMIT_DATA, &data) != 0) return 28;
+    if (mprotect(ro, 16UL << 20, PROT_READ | PROT_WRITE) != 0) return 29;
+
+    /* RLIMIT_MEMLOCK (no CAP_IPC_LOCK here). */
+    struct rlimit ml = {64 << 10, 64 << 10};
+    if (setrlimit(RLIMIT_MEMLOCK, &ml) != 0) return 30;
+    errno = 0;
+    if (mlock(ro, 1 << 20) != -1 || errno != ENOMEM) return 31;
+    if (mlock(ro, 4096) != 0) return 32;
+    errno = 0;
+    if (mlock((void *)4096, 4096) != -1 || errno != ENOMEM) return 33;
+    errno = 0;
+    if (munlock((void *)4096, 4096) != -1 || errno != ENOMEM) return 34;
+    errno = 0;
+    if (mmap(0, 1 << 20, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED, -1, 0)
+        != MAP_FAILED || errno != EAGAIN)
+        return 35;
+    ml.rlim_cur = 0;
+    if (setrlimit(RLIMIT_MEMLOCK, &ml) != 0) return 36;
+    errno = 0;
+    if (mlock(ro, 4096) != -1 || errno != EPERM) return 37;
+    return 0;
+}
+"#;
+
+#[test]
+fn address_space_data_and_memlock_rlimits_refuse_growth() {
+    let Some(p) = platform() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(exe) = compile(dir.path(), "rlimits", RLIMIT_PROGRAM, &["-static"]) else {
+        return;
+    };
+    assert_eq!(
+        run(p, &[exe.to_str().unwrap()]).unwrap(),
+        ExitStatus::Exited(0)
+    );
+}

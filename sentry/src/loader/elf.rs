@@ -35,6 +35,9 @@ pub struct ElfInfo {
     pub phnum: u64,
     /// End of the highest segment (start of the heap).
     pub end: u64,
+    /// Linux's `end_data - start_data`: from the start of the highest segment to the
+    /// highest end of file contents (counted with the heap against `RLIMIT_DATA`).
+    pub data_size: u64,
     /// The `PT_INTERP` path, if any (without the NUL).
     pub interp: Option<Vec<u8>>,
 }
@@ -127,6 +130,7 @@ pub fn load_elf(
     };
 
     let mut end = 0u64;
+    let (mut start_data, mut end_data) = (0u64, 0u64);
     for p in &loads {
         let prot = prot_of(p);
         let vaddr = bias.checked_add(p.p_vaddr).ok_or(Errno::ENOEXEC)?;
@@ -173,6 +177,8 @@ pub fn load_elf(
             }
         }
         end = end.max(mem_end);
+        start_data = start_data.max(vaddr);
+        end_data = end_data.max(file_end);
     }
 
     tracing::debug!(
@@ -200,6 +206,7 @@ pub fn load_elf(
         phdr,
         phnum: phnum as u64,
         end,
+        data_size: end_data.saturating_sub(start_data),
         interp,
     })
 }

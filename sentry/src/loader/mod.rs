@@ -123,6 +123,7 @@ pub fn load(
             None => None,
         };
         mm.set_brk_start(main.end);
+        mm.set_data_size(main.data_size);
         let creds = t.creds();
         let input = AuxvInput {
             phdr: main.phdr,

@@ -34,7 +34,7 @@ impl MemoryManager {
         while hi < hi_bound && !st.pages.contains_key(&hi) {
             hi += PAGE;
         }
-        let len = hi - lo;
+        let mut len = hi - lo;
         if v.shared
             && let Some((file, foff)) = v.file_offset(lo)
             && let Some(first) = file.shared_page(foff)
@@ -60,7 +60,16 @@ impl MemoryManager {
             }
             return self.remap(st, lo, hi);
         }
-        let off = self.mf.allocate(len)?;
+        let off = match self.mf.allocate(len) {
+            Ok(off) => off,
+            // The free pages left may be scattered: the page asked for alone may still
+            // fit (a memory cgroup counts pages, not runs of them).
+            Err(platform::MemoryFileError::Exhausted { .. }) if len > PAGE => {
+                (lo, hi, len) = (va, va + PAGE, PAGE);
+                self.mf.allocate(PAGE).map_err(alloc_error)?
+            }
+            Err(e) => return Err(alloc_error(e)),
+        };
         let frames: Vec<Arc<Frame>> = (0..len / PAGE)
             .map(|i| Frame::new(&self.mf, off + i * PAGE))
             .collect();
@@ -98,7 +107,7 @@ impl MemoryManager {
         let shared = Self::find_vma(st, va).map(|v| v.shared).unwrap_or(false);
         let e = st.pages.get(&va).ok_or(Errno::EFAULT)?.clone();
         if !shared && Arc::strong_count(&e.frame) > 1 {
-            let off = self.mf.allocate(PAGE)?;
+            let off = self.mf.allocate(PAGE).map_err(alloc_error)?;
             let frame = Frame::new(&self.mf, off);
             self.mf.copy_within(e.frame.offset, off, PAGE)?;
             st.pages.insert(
@@ -151,7 +160,7 @@ impl MemoryManager {
         };
         res.map_err(|e| {
             tracing::info!(addr, "fault not satisfiable: {e}");
-            if e == Errno::ENOMEM {
+            if e == EOOM {
                 // The sandbox's memory is exhausted: the OOM killer's case (SIGKILL).
                 return FaultSignal {
                     signo: linux_abi::signal::SIGKILL,

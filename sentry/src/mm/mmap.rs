@@ -3,7 +3,71 @@
 
 use super::*;
 
+/// The resource limits an address space grows within, the calling process's
+/// (`RLIMIT_AS` and `RLIMIT_DATA`, in bytes), checked as Linux's `may_expand_vm` and
+/// `brk`'s `check_data_rlimit` check them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmLimits {
+    /// `RLIMIT_AS` (soft): the total size of the mappings.
+    pub address_space: u64,
+    /// `RLIMIT_DATA` (soft): private writable mappings (and the heap with the data
+    /// segment, for `brk`).
+    pub data: u64,
+    /// `RLIMIT_DATA` (hard), for Linux's exception when the soft limit is 0.
+    pub data_max: u64,
+}
+
+impl VmLimits {
+    /// No limits.
+    pub const NONE: VmLimits = VmLimits {
+        address_space: u64::MAX,
+        data: u64::MAX,
+        data_max: u64::MAX,
+    };
+}
+
+/// Whether a mapping with these properties counts as data (Linux's `is_data_mapping`:
+/// writable, private, not the stack).
+fn is_data(prot: u32, shared: bool, label: Option<&'static str>) -> bool {
+    prot & PROT_WRITE != 0 && !shared && label != Some("[stack]")
+}
+
 impl MemoryManager {
+    /// Linux's `may_expand_vm`: whether `npages` more pages of a mapping that is
+    /// (`data`) or is not data fit in `lim` beside what is mapped.
+    fn may_expand(st: &State, lim: &VmLimits, data: bool, npages: u64) -> bool {
+        if *lim == VmLimits::NONE {
+            return true;
+        }
+        let (total, data_now) = st.vmas.values().fold((0u64, 0u64), |(t, d), v| {
+            let n = (v.end - v.start) / PAGE;
+            let dn = if is_data(v.prot, v.shared, v.label) {
+                n
+            } else {
+                0
+            };
+            (t + n, d + dn)
+        });
+        if total.saturating_add(npages) > lim.address_space / PAGE {
+            return false;
+        }
+        if data && data_now.saturating_add(npages) > lim.data / PAGE {
+            // Linux's exception (for Valgrind): a soft limit of 0 lets the hard one rule.
+            return lim.data == 0 && data_now.saturating_add(npages) <= lim.data_max / PAGE;
+        }
+        true
+    }
+
+    /// Pages of `[start, end)` covered by VMAs (those a `MAP_FIXED` mapping replaces).
+    fn mapped_pages(st: &State, start: u64, end: u64) -> u64 {
+        st.vmas
+            .range(..end)
+            .map(|(_, v)| v)
+            .filter(|v| v.end > start)
+            .map(|v| (v.end.min(end) - v.start.max(start)) / PAGE)
+            .sum()
+    }
+
     /// Creates a mapping at exactly `[addr, addr + len)`, replacing what is there. Used by
     /// the loader and by `mmap(MAP_FIXED)`.
     pub fn map_fixed(
@@ -54,7 +118,7 @@ impl MemoryManager {
     }
 
     /// `mmap(addr, len, prot, flags, fd, offset)`; `file` is the resolved `fd` (and the
-    /// offset) unless `MAP_ANONYMOUS`.
+    /// offset) unless `MAP_ANONYMOUS`. No resource limits ([`MemoryManager::mmap_limited`]).
     pub fn mmap(
         &self,
         addr: u64,
@@ -62,6 +126,20 @@ impl MemoryManager {
         prot: u32,
         flags: u32,
         file: Option<(Arc<dyn MappableFile>, u64)>,
+    ) -> Result<u64, Errno> {
+        self.mmap_limited(addr, len, prot, flags, file, &VmLimits::NONE)
+    }
+
+    /// `mmap` within the caller's `RLIMIT_AS` and `RLIMIT_DATA` (`ENOMEM` past them, as
+    /// Linux's `mmap_region`; the pages a `MAP_FIXED` mapping replaces do not count).
+    pub fn mmap_limited(
+        &self,
+        addr: u64,
+        len: u64,
+        prot: u32,
+        flags: u32,
+        file: Option<(Arc<dyn MappableFile>, u64)>,
+        lim: &VmLimits,
     ) -> Result<u64, Errno> {
         if len == 0 {
             return Err(Errno::EINVAL);
@@ -106,6 +184,14 @@ impl MemoryManager {
         } else {
             self.find_gap(&st, len, addr).ok_or(Errno::ENOMEM)?
         };
+        let replaced = if fixed {
+            Self::mapped_pages(&st, start, start + len)
+        } else {
+            0
+        };
+        if !Self::may_expand(&st, lim, is_data(prot, shared, None), len / PAGE - replaced) {
+            return Err(Errno::ENOMEM);
+        }
         let vma = Vma {
             start,
             end: start + len,
@@ -115,11 +201,21 @@ impl MemoryManager {
             label: None,
         };
         self.insert_vma(&mut st, vma)?;
-        if flags & MAP_POPULATE != 0 && prot & (PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
+        if flags & (MAP_POPULATE | MAP_LOCKED) != 0
+            && prot & (PROT_READ | PROT_WRITE | PROT_EXEC) != 0
+        {
             let mut va = start;
             while va < start + len {
-                if !st.pages.contains_key(&va) {
-                    self.populate(&mut st, va, false)?;
+                // Like Linux's `mm_populate`, a page that cannot be filled ends the
+                // populating but not the call, unless memory ran out (the OOM
+                // killer's case).
+                if !st.pages.contains_key(&va)
+                    && let Err(e) = self.populate(&mut st, va, false)
+                {
+                    if e == EOOM {
+                        return Err(self.note_oom(e));
+                    }
+                    break;
                 }
                 va += PAGE;
             }
@@ -141,8 +237,21 @@ impl MemoryManager {
         self.remove_range(&mut st, addr, end)
     }
 
-    /// `mprotect(addr, len, prot)`.
+    /// `mprotect(addr, len, prot)`, without resource limits.
     pub fn mprotect(&self, addr: u64, len: u64, prot: u32) -> Result<(), Errno> {
+        self.mprotect_limited(addr, len, prot, &VmLimits::NONE)
+    }
+
+    /// `mprotect` within the caller's `RLIMIT_DATA`: making private memory writable
+    /// turns it into data, which fails with `ENOMEM` past the limit (Linux's
+    /// `mprotect_fixup`).
+    pub fn mprotect_limited(
+        &self,
+        addr: u64,
+        len: u64,
+        prot: u32,
+        lim: &VmLimits,
+    ) -> Result<(), Errno> {
         if !addr.is_multiple_of(PAGE) {
             return Err(Errno::EINVAL);
         }
@@ -170,6 +279,23 @@ impl MemoryManager {
             })
         {
             return Err(Errno::EACCES);
+        }
+        if prot & PROT_WRITE != 0 {
+            // Linux checks each VMA as it changes it (earlier ones stay changed when a
+            // later one fails); all are checked first here.
+            for v in st
+                .vmas
+                .range(..end)
+                .map(|(_, v)| v)
+                .filter(|v| v.end > addr)
+            {
+                let n = (v.end.min(end) - v.start.max(addr)) / PAGE;
+                if !Self::may_expand(&st, lim, is_data(prot, v.shared, v.label), n)
+                    && Self::may_expand(&st, lim, is_data(v.prot, v.shared, v.label), n)
+                {
+                    return Err(Errno::ENOMEM);
+                }
+            }
         }
         Self::split_at(&mut st, addr);
         Self::split_at(&mut st, end);
@@ -235,7 +361,7 @@ impl MemoryManager {
         }
     }
 
-    /// `mremap(old_addr, old_len, new_len, flags, new_addr)`.
+    /// `mremap(old_addr, old_len, new_len, flags, new_addr)`, without resource limits.
     pub fn mremap(
         &self,
         old_addr: u64,
@@ -243,6 +369,20 @@ impl MemoryManager {
         new_len: u64,
         flags: u32,
         new_addr: u64,
+    ) -> Result<u64, Errno> {
+        self.mremap_limited(old_addr, old_len, new_len, flags, new_addr, &VmLimits::NONE)
+    }
+
+    /// `mremap` within the caller's `RLIMIT_AS` and `RLIMIT_DATA`: growing past them
+    /// fails with `ENOMEM` (Linux's `vma_to_resize`).
+    pub fn mremap_limited(
+        &self,
+        old_addr: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: u32,
+        new_addr: u64,
+        lim: &VmLimits,
     ) -> Result<u64, Errno> {
         if !old_addr.is_multiple_of(PAGE) || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED) != 0 {
             return Err(Errno::EINVAL);
@@ -262,10 +402,24 @@ impl MemoryManager {
         if old_end > v.end {
             return Err(Errno::EFAULT);
         }
+        // Growing is checked against the limits after the other checks, as Linux's
+        // `vma_to_resize` does; `freed` pages (of a fixed target) are unmapped first.
+        let may_grow = |st: &State, freed: u64| {
+            new_len <= old_len
+                || Self::may_expand(
+                    st,
+                    lim,
+                    is_data(v.prot, v.shared, v.label),
+                    ((new_len - old_len) / PAGE).saturating_sub(freed),
+                )
+        };
         if flags & MREMAP_FIXED == 0 {
             if new_len <= old_len {
                 self.remove_range(&mut st, old_addr + new_len, old_end)?;
                 return Ok(old_addr);
+            }
+            if !may_grow(&st, 0) {
+                return Err(Errno::ENOMEM);
             }
             // Grow in place when the old range ends its VMA and the space after it is free.
             let new_end = old_addr.checked_add(new_len).ok_or(Errno::ENOMEM)?;
@@ -290,6 +444,9 @@ impl MemoryManager {
             let tend = self.check_user_range(new_addr, new_len)?;
             if new_addr < old_end && old_addr < tend {
                 return Err(Errno::EINVAL);
+            }
+            if !may_grow(&st, Self::mapped_pages(&st, new_addr, tend)) {
+                return Err(Errno::ENOMEM);
             }
             self.remove_range(&mut st, new_addr, tend)?;
             new_addr
@@ -367,6 +524,39 @@ impl MemoryManager {
         self.writeback(&st, addr, end)
     }
 
+    /// Populates every accessible page of `[addr, addr + len)` (page aligned), as `mlock`
+    /// does: `ENOMEM` when part of the range is not mapped or a page cannot be filled
+    /// (past the end of its file), [`EOOM`] when memory runs out.
+    pub fn populate_range(&self, addr: u64, len: u64) -> Result<(), Errno> {
+        let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+        let mut st = self.lock();
+        if !Self::range_is_mapped(&st, addr, end) {
+            return Err(Errno::ENOMEM);
+        }
+        let mut va = page_down(addr);
+        while va < end {
+            let prot = Self::find_vma(&st, va).map_or(0, |v| v.prot);
+            if prot & (PROT_READ | PROT_WRITE | PROT_EXEC) != 0
+                && !st.pages.contains_key(&va)
+                && let Err(e) = self.populate(&mut st, va, false)
+            {
+                return Err(if e == EOOM {
+                    self.note_oom(e)
+                } else {
+                    Errno::ENOMEM
+                });
+            }
+            va += PAGE;
+        }
+        Ok(())
+    }
+
+    /// Whether all of `[addr, addr + len)` is mapped (`munlock`'s `ENOMEM` check).
+    pub fn is_mapped(&self, addr: u64, len: u64) -> bool {
+        addr.checked_add(len)
+            .is_some_and(|end| Self::range_is_mapped(&self.lock(), addr, end))
+    }
+
     /// `mincore(addr, len)`: one byte per page, 1 when populated.
     pub fn mincore(&self, addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
         if !addr.is_multiple_of(PAGE) {
@@ -403,7 +593,13 @@ impl MemoryManager {
                 read: true,
                 ..AccessType::UNKNOWN
             };
-            self.handle_fault(addr, read).map_err(|_| Errno::EFAULT)?;
+            self.handle_fault(addr, read).map_err(|s| {
+                if s.signo == linux_abi::signal::SIGKILL {
+                    EOOM
+                } else {
+                    Errno::EFAULT
+                }
+            })?;
         }
         Err(Errno::EFAULT)
     }
@@ -417,18 +613,38 @@ impl MemoryManager {
         st.brk = a;
     }
 
+    /// The size of the program's initialised data (Linux's `end_data - start_data`), which
+    /// `brk` counts against `RLIMIT_DATA` with the heap.
+    pub fn set_data_size(&self, bytes: u64) {
+        self.lock().data_size = bytes;
+    }
+
     /// `brk(addr)`: moves the program break and returns the new (or unchanged) break.
     pub fn brk(&self, addr: u64) -> u64 {
+        self.brk_limited(addr, &VmLimits::NONE)
+    }
+
+    /// `brk` within the caller's `RLIMIT_DATA` and `RLIMIT_AS`: a break whose heap and
+    /// initialised data exceed `RLIMIT_DATA` (Linux's `check_data_rlimit`, which also
+    /// refuses such a shrink), or growth past either limit (`may_expand_vm`), leaves the
+    /// break where it is (the C library's `brk` then fails with `ENOMEM`).
+    pub fn brk_limited(&self, addr: u64, lim: &VmLimits) -> u64 {
         let mut st = self.lock();
         let (start, cur) = (st.brk_start, st.brk);
         if start == 0 || addr < start {
+            return cur;
+        }
+        if lim.data != u64::MAX && (addr - start).saturating_add(st.data_size) > lim.data {
             return cur;
         }
         let (Some(new_top), Some(old_top)) = (page_up(addr), page_up(cur)) else {
             return cur;
         };
         if new_top > old_top {
-            if new_top > self.max_addr || !Self::range_is_free(&st, old_top, new_top) {
+            if new_top > self.max_addr
+                || !Self::range_is_free(&st, old_top, new_top)
+                || !Self::may_expand(&st, lim, true, (new_top - old_top) / PAGE)
+            {
                 return cur;
             }
             st.vmas.insert(

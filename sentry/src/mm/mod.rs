@@ -36,15 +36,17 @@ mod usermem;
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use linux_abi::Errno;
 use linux_abi::flags::mm::{
-    MAP_32BIT, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_POPULATE, MAP_PRIVATE,
-    MAP_SHARED, MAP_SHARED_VALIDATE, PROT_EXEC, PROT_READ, PROT_WRITE,
+    MAP_32BIT, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_LOCKED, MAP_POPULATE,
+    MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE, PROT_EXEC, PROT_READ, PROT_WRITE,
 };
 use platform::{AccessType, AddressSpace, MemoryFile, Platform, PlatformError, Protection};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
+pub use mmap::VmLimits;
 pub use vma::{Backing, MappableFile, Vma, VmaInfo};
 
 /// Page size.
@@ -74,6 +76,23 @@ pub const MS_ASYNC: u32 = 1;
 pub const MS_INVALIDATE: u32 = 2;
 /// `msync`: synchronous write-back.
 pub const MS_SYNC: u32 = 4;
+
+/// The error of a memory-file allocation that found the sandbox's memory full, inside the
+/// Sentry only (like Linux's `VM_FAULT_OOM`): the task loop turns it into the OOM
+/// killer's `SIGKILL` of the process that asked for the memory (one `sentry::oom` line),
+/// so an application never sees it. A system call that fails with it returns `ENOMEM`
+/// to a process that is already dying. Outside the range of real error numbers (Linux
+/// stops below 4096 and uses 512..=531 internally).
+pub const EOOM: Errno = Errno::new(4000);
+
+/// The Sentry's error for a failed memory-file allocation: [`EOOM`] when the memory is
+/// exhausted (the sandbox's memory limit), the usual mapping otherwise.
+pub fn alloc_error(e: platform::MemoryFileError) -> Errno {
+    match e {
+        platform::MemoryFileError::Exhausted { .. } => EOOM,
+        e => Errno::from(e),
+    }
+}
 
 fn page_down(a: u64) -> u64 {
     a & !(PAGE - 1)
@@ -105,7 +124,7 @@ impl Frame {
     /// Gofer's page cache) that `MAP_SHARED` mappings hold too, so that a truncation or
     /// an eviction never hands a page still mapped somewhere to someone else.
     pub(crate) fn alloc(mf: &Arc<MemoryFile>) -> Result<Arc<Frame>, Errno> {
-        let offset = mf.allocate(PAGE)?;
+        let offset = mf.allocate(PAGE).map_err(alloc_error)?;
         Ok(Frame::new(mf, offset))
     }
 
@@ -178,6 +197,8 @@ struct State {
     pages: BTreeMap<u64, PageEntry>,
     brk_start: u64,
     brk: u64,
+    /// Size of the program's initialised data (`end_data - start_data`).
+    data_size: u64,
     mmap_base: u64,
 }
 
@@ -196,6 +217,14 @@ pub struct MemoryManager {
     min_addr: u64,
     max_addr: u64,
     state: Mutex<State>,
+    /// Set when the Sentry ran out of memory while filling this address space for a
+    /// system call ([`EOOM`]), even if the call then swallowed the error into a short
+    /// count; the task loop takes it after the call ([`MemoryManager::take_oom`]).
+    oom: AtomicBool,
+    /// Tasks running in this address space (Linux's `mm_users`): when the last one
+    /// leaves, its memory is released at once ([`MemoryManager::detach`]), before its
+    /// parent can learn of the exit, not when the last reference goes.
+    users: AtomicUsize,
 }
 
 fn platform_err(e: PlatformError) -> Errno {
@@ -246,9 +275,44 @@ impl MemoryManager {
                 pages: BTreeMap::new(),
                 brk_start: 0,
                 brk: 0,
+                data_size: 0,
                 mmap_base,
             }),
+            oom: AtomicBool::new(false),
+            users: AtomicUsize::new(0),
         }
+    }
+
+    /// A task starts running in this address space.
+    pub fn attach(&self) {
+        self.users.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A task stops running in it (it exits, or `execve` gave it a new one). The last
+    /// one releases every mapping and page (Linux's `exit_mmap`): a zombie holds no
+    /// memory, so what it held counts as free for the sandbox's memory limit as soon as
+    /// its parent can see it exited.
+    pub fn detach(&self) {
+        if self.users.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let mut st = self.lock();
+            if let Err(e) = self.remove_range(&mut st, 0, self.max_addr) {
+                tracing::debug!("releasing an address space: {e}");
+            }
+        }
+    }
+
+    /// Whether a Sentry access to this address space ran out of memory since the last
+    /// call (and clears it): the process using it is the OOM killer's.
+    pub fn take_oom(&self) -> bool {
+        self.oom.swap(false, Ordering::Relaxed)
+    }
+
+    /// Notes an [`EOOM`] on its way out of the memory manager.
+    fn note_oom(&self, e: Errno) -> Errno {
+        if e == EOOM {
+            self.oom.store(true, Ordering::Relaxed);
+        }
+        e
     }
 
     /// The platform address space.
@@ -507,6 +571,7 @@ impl MemoryManager {
             cs.vmas = st.vmas.clone();
             cs.brk_start = st.brk_start;
             cs.brk = st.brk;
+            cs.data_size = st.data_size;
             cs.mmap_base = st.mmap_base;
             let shared_pages: Vec<u64> = st
                 .pages

@@ -12,6 +12,18 @@ impl MemoryManager {
         len: usize,
         write: bool,
         check: Check,
+        f: impl FnMut(u64, std::ops::Range<usize>) -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
+        self.access_pages(addr, len, write, check, f)
+            .map_err(|e| self.note_oom(e))
+    }
+
+    fn access_pages(
+        &self,
+        addr: u64,
+        len: usize,
+        write: bool,
+        check: Check,
         mut f: impl FnMut(u64, std::ops::Range<usize>) -> Result<(), Errno>,
     ) -> Result<(), Errno> {
         if len == 0 {
@@ -44,7 +56,7 @@ impl MemoryManager {
                     && Arc::strong_count(&e.frame) > 1
                 {
                     // Forced write into a read-only private page: copy, keep read-only.
-                    let off = self.mf.allocate(PAGE)?;
+                    let off = self.mf.allocate(PAGE).map_err(alloc_error)?;
                     self.mf.copy_within(e.frame.offset, off, PAGE)?;
                     let frame = Frame::new(&self.mf, off);
                     st.pages.insert(

@@ -1,15 +1,18 @@
 //! Memory system calls: `mmap`, `munmap`, `mprotect`, `brk`, `mremap`, `madvise`, `msync`,
-//! `mincore` and the `mlock` family (accepted; nothing is ever swapped in the sandbox).
+//! `mincore` and the `mlock` family (nothing is ever swapped in the sandbox: `mlock`
+//! faults its range in and checks `RLIMIT_MEMLOCK`, and nothing more).
 
 use std::sync::Arc;
 
 use linux_abi::Errno;
-use linux_abi::flags::mm::{MAP_ANONYMOUS, MAP_SHARED, MAP_SHARED_VALIDATE, PROT_EXEC, PROT_WRITE};
+use linux_abi::flags::mm::{
+    MAP_ANONYMOUS, MAP_LOCKED, MAP_SHARED, MAP_SHARED_VALIDATE, PROT_EXEC, PROT_WRITE,
+};
 
 use super::SyscallEntry;
 use crate::fs::FileType;
 use crate::kernel::Task;
-use crate::mm::MappableFile;
+use crate::mm::{MappableFile, VmLimits};
 
 /// The memory system calls.
 pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
@@ -22,10 +25,33 @@ pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
     SYS_MSYNC => msync(Ptr, Uint, Hex) = sys_msync;
     SYS_MINCORE => mincore(Ptr, Uint, Ptr) = sys_mincore;
     SYS_MLOCK => mlock(Ptr, Uint) = sys_mlock;
-    SYS_MUNLOCK => munlock(Ptr, Uint) = sys_mlock;
+    SYS_MUNLOCK => munlock(Ptr, Uint) = sys_munlock;
     SYS_MLOCKALL => mlockall(Hex) = sys_mlockall;
     SYS_MUNLOCKALL => munlockall() = sys_munlockall;
 ];
+
+/// `RLIMIT_DATA`.
+const RLIMIT_DATA: usize = 2;
+/// `RLIMIT_MEMLOCK`.
+const RLIMIT_MEMLOCK: usize = 8;
+/// `RLIMIT_AS`.
+const RLIMIT_AS: usize = 9;
+
+/// The calling process's limits on its address space.
+pub(crate) fn vm_limits(t: &Task) -> VmLimits {
+    let tg = t.thread_group();
+    let lim = |r| {
+        tg.rlimit(r)
+            .map_or((u64::MAX, u64::MAX), |l| (l.cur, l.max))
+    };
+    let (address_space, _) = lim(RLIMIT_AS);
+    let (data, data_max) = lim(RLIMIT_DATA);
+    VmLimits {
+        address_space,
+        data,
+        data_max,
+    }
+}
 
 /// `makedev(1, 5)`: `/dev/zero`, whose mappings are anonymous memory.
 const DEV_ZERO_RDEV: u64 = (1 << 8) | 5;
@@ -79,12 +105,28 @@ pub fn sys_mmap(
     fd: i32,
     off: u64,
 ) -> Result<u64, Errno> {
+    let lim = vm_limits(t);
+    if flags & MAP_LOCKED != 0 {
+        // Locked memory is populated (`mlock`), within RLIMIT_MEMLOCK: Linux's
+        // `can_do_mlock` (EPERM) and `mlock_future_ok` (EAGAIN).
+        match memlock_limit(t) {
+            Some(0) => return Err(Errno::EPERM),
+            Some(l) if len.div_ceil(crate::mm::PAGE) > l / crate::mm::PAGE => {
+                return Err(Errno::EAGAIN);
+            }
+            _ => {}
+        }
+    }
     if flags & MAP_ANONYMOUS != 0 {
-        return t.mm().mmap(addr, len, prot, flags, None);
+        return t.mm().mmap_limited(addr, len, prot, flags, None, &lim);
     }
     match mappable_fd(t, fd, prot, flags)? {
-        Some(file) => t.mm().mmap(addr, len, prot, flags, Some((file, off))),
-        None => t.mm().mmap(addr, len, prot, flags | MAP_ANONYMOUS, None),
+        Some(file) => t
+            .mm()
+            .mmap_limited(addr, len, prot, flags, Some((file, off)), &lim),
+        None => t
+            .mm()
+            .mmap_limited(addr, len, prot, flags | MAP_ANONYMOUS, None, &lim),
     }
 }
 
@@ -95,12 +137,14 @@ pub fn sys_munmap(t: &Task, addr: u64, len: u64) -> Result<u64, Errno> {
 
 /// `mprotect(addr, len, prot)`.
 pub fn sys_mprotect(t: &Task, addr: u64, len: u64, prot: u32) -> Result<u64, Errno> {
-    t.mm().mprotect(addr, len, prot).map(|()| 0)
+    t.mm()
+        .mprotect_limited(addr, len, prot, &vm_limits(t))
+        .map(|()| 0)
 }
 
 /// `brk(addr)`: returns the new break (the old one when the request fails).
 pub fn sys_brk(t: &Task, addr: u64) -> Result<u64, Errno> {
-    Ok(t.mm().brk(addr))
+    Ok(t.mm().brk_limited(addr, &vm_limits(t)))
 }
 
 /// `mremap(old, old_len, new_len, flags, new_addr)`.
@@ -112,7 +156,8 @@ pub fn sys_mremap(
     flags: u32,
     new_addr: u64,
 ) -> Result<u64, Errno> {
-    t.mm().mremap(old, old_len, new_len, flags, new_addr)
+    t.mm()
+        .mremap_limited(old, old_len, new_len, flags, new_addr, &vm_limits(t))
 }
 
 /// `madvise(addr, len, advice)`.
@@ -132,15 +177,72 @@ pub fn sys_mincore(t: &Task, addr: u64, len: u64, vec: u64) -> Result<u64, Errno
     mm.copy_out(vec, &v).map(|()| 0)
 }
 
-/// `mlock`/`munlock`: accepted without effect.
-pub fn sys_mlock(_t: &Task, _addr: u64, _len: u64) -> Result<u64, Errno> {
+/// The calling process's `RLIMIT_MEMLOCK` in bytes, `None` when it may lock without
+/// limit (`CAP_IPC_LOCK`).
+fn memlock_limit(t: &Task) -> Option<u64> {
+    if t.creds().has_cap(crate::kernel::CAP_IPC_LOCK) {
+        return None;
+    }
+    Some(
+        t.thread_group()
+            .rlimit(RLIMIT_MEMLOCK)
+            .map_or(u64::MAX, |l| l.cur),
+    )
+}
+
+/// The page-aligned range `mlock`/`munlock` act on (Linux rounds the start down).
+fn lock_range(addr: u64, len: u64) -> Result<(u64, u64), Errno> {
+    let page = crate::mm::PAGE;
+    let start = addr & !(page - 1);
+    let len = len
+        .checked_add(addr - start)
+        .and_then(|l| l.checked_add(page - 1))
+        .ok_or(Errno::ENOMEM)?
+        & !(page - 1);
+    Ok((start, len))
+}
+
+/// `mlock(addr, len)`: pages are never swapped out in the sandbox, so locking is what
+/// Linux's `mlock` does first: fault the whole range in. `EPERM` with an
+/// `RLIMIT_MEMLOCK` of 0, `ENOMEM` for a range larger than the limit or not mapped; past
+/// the sandbox's memory limit the OOM killer's `SIGKILL`. The pages locked by earlier
+/// calls are not counted against the limit (only this call's).
+pub fn sys_mlock(t: &Task, addr: u64, len: u64) -> Result<u64, Errno> {
+    let limit = memlock_limit(t);
+    if limit == Some(0) {
+        return Err(Errno::EPERM);
+    }
+    let (start, len) = lock_range(addr, len)?;
+    if limit.is_some_and(|l| len > l) {
+        return Err(Errno::ENOMEM);
+    }
+    t.mm().populate_range(start, len).map(|()| 0)
+}
+
+/// `munlock(addr, len)`: `ENOMEM` when the range is not all mapped.
+pub fn sys_munlock(t: &Task, addr: u64, len: u64) -> Result<u64, Errno> {
+    let (start, len) = lock_range(addr, len)?;
+    if !t.mm().is_mapped(start, len) {
+        return Err(Errno::ENOMEM);
+    }
     Ok(0)
 }
 
-/// `mlockall(flags)`: accepted without effect.
-pub fn sys_mlockall(_t: &Task, flags: u32) -> Result<u64, Errno> {
-    if flags == 0 || flags & !7 != 0 {
+/// `mlockall(flags)`: checked as Linux checks it (`EPERM` with an `RLIMIT_MEMLOCK` of 0,
+/// `ENOMEM` for `MCL_CURRENT` when the address space is larger than the limit); nothing
+/// is swapped in the sandbox, so nothing more is done.
+pub fn sys_mlockall(t: &Task, flags: u32) -> Result<u64, Errno> {
+    const MCL_CURRENT: u32 = 1;
+    const MCL_ONFAULT: u32 = 4;
+    if flags == 0 || flags & !7 != 0 || flags == MCL_ONFAULT {
         return Err(Errno::EINVAL);
+    }
+    let limit = memlock_limit(t);
+    if limit == Some(0) {
+        return Err(Errno::EPERM);
+    }
+    if flags & MCL_CURRENT != 0 && limit.is_some_and(|l| t.mm().virtual_size() > l) {
+        return Err(Errno::ENOMEM);
     }
     Ok(0)
 }

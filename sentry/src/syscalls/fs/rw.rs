@@ -26,7 +26,7 @@ pub(super) fn read_into(
         };
         let n = match r {
             Ok(n) => n,
-            Err(e) if done > 0 && e != Errno::EFAULT => break,
+            Err(e) if done > 0 && e != Errno::EFAULT && e != crate::mm::EOOM => break,
             Err(e) => return Err(e),
         };
         mm.copy_out(buf + done, &tmp[..n])?;
@@ -55,7 +55,13 @@ pub(super) fn write_from(
     while done < count {
         let want = ((count - done) as usize).min(CHUNK);
         if let Err(e) = mm.copy_in(buf + done, &mut tmp[..want]) {
-            return if done > 0 { Ok(done) } else { Err(e) };
+            // Running out of memory is never a short count: the OOM killer ends the
+            // process whatever the call returns.
+            return if done > 0 && e != crate::mm::EOOM {
+                Ok(done)
+            } else {
+                Err(e)
+            };
         }
         let r = match off {
             Some(o) => f.pwrite(&t.caller(), &tmp[..want], o + done),
@@ -63,7 +69,7 @@ pub(super) fn write_from(
         };
         let n = match r {
             Ok(n) => n,
-            Err(_) if done > 0 => break,
+            Err(e) if done > 0 && e != crate::mm::EOOM => break,
             Err(e) => return Err(e),
         };
         done += n as u64;
@@ -225,7 +231,7 @@ pub(super) fn writev_at(
         }
         let n = match write_from(t, &f, base, len, off.map(|o| o + total)) {
             Ok(n) => n,
-            Err(_) if total > 0 => break,
+            Err(e) if total > 0 && e != crate::mm::EOOM => break,
             Err(e) => return Err(e),
         };
         total += n;

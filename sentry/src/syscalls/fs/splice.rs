@@ -28,7 +28,7 @@ pub(super) fn copy_files(
         let n = match r {
             Ok(0) => break,
             Ok(n) => n,
-            Err(_) if done > 0 => break,
+            Err(e) if done > 0 && e != crate::mm::EOOM => break,
             Err(e) => return Err(e),
         };
         if let Some(o) = src_off.as_deref_mut() {
@@ -47,7 +47,7 @@ pub(super) fn copy_files(
                         *o += m as u64;
                     }
                 }
-                Err(_) if done + w as u64 > 0 => return Ok(done + w as u64),
+                Err(e) if done + w as u64 > 0 && e != crate::mm::EOOM => return Ok(done + w as u64),
                 Err(e) => return Err(e),
             }
         }

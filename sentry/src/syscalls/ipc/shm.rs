@@ -81,7 +81,9 @@ pub fn sys_shmat(t: &Task, id: i32, addr: u64, flags: u32) -> Result<u64, Errno>
         mflags |= MAP_FIXED;
     }
     let mf: Arc<dyn MappableFile> = file;
-    t.mm().mmap(at, size, prot, mflags, Some((mf, 0)))
+    let lim = crate::syscalls::mm::vm_limits(t);
+    t.mm()
+        .mmap_limited(at, size, prot, mflags, Some((mf, 0)), &lim)
 }
 
 /// `shmdt(addr)`: unmaps the segment attached at `addr`.
