@@ -715,6 +715,10 @@ impl Task {
     /// says so; the other processes go on.
     pub(crate) fn oom_kill(&self) {
         let tg = &self.tg;
+        if tg.is_exiting() {
+            // Killed already (another of its threads ran out too): one line per kill.
+            return;
+        }
         let rss_kib = self.mm().resident_pages() * (crate::mm::PAGE / 1024);
         tracing::warn!(
             target: "sentry::oom",
