@@ -87,8 +87,9 @@ fn memory_limit_on(p: Platform) {
     // the memory in a system call (`read` from /dev/zero into a fresh 512 MiB buffer):
     // not an error for a living process, the OOM killer's SIGKILL.
     let prog = "import sys\nn = int(sys.argv[1])\nkeep = [bytearray(16 << 20) for _ in range(n // 16)]\nprint('ok')\n";
-    // An anonymous mapping, untouched until the read (a bytearray is zeroed first).
-    let read = "import mmap, sys\nb = mmap.mmap(-1, int(sys.argv[1]) << 20)\nopen('/dev/zero', 'rb', buffering=0).readinto(b)\nprint('ok')\n";
+    // An anonymous mapping, untouched until read into (a bytearray is zeroed first), 1 MiB
+    // per call (a read of /dev/zero may return less than asked).
+    let read = "import mmap, sys\nb = memoryview(mmap.mmap(-1, int(sys.argv[1]) << 20))\nf = open('/dev/zero', 'rb', buffering=0)\ni = 0\nwhile i < len(b):\n    i += f.readinto(b[i:i + (1 << 20)])\nprint('ok')\n";
     let script = "grep MemTotal /proc/meminfo; /usr/bin/python3 -c \"$2\" \"$1\"; echo status=$?";
     let total = "MemTotal:         131072 kB\n";
     for (prog, mib, want) in [
