@@ -8,16 +8,18 @@
 //! allocated and no system call is made besides the two futex calls.
 
 use std::cell::Cell;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 
 use linux_abi::signal::{self as sig, SigInfo};
 use platform::{AccessType, AddressSpace, Context, PlatformError, Registers, Trap};
 
+use crate::Shared;
 use crate::process::{Mirror, StubThread, SystrapAddressSpace};
 use crate::stub::{self, ALTSTACK_OFFSET, INTERRUPT_SIGNAL, REGION_BASE, REGION_SIZE};
 use crate::sys::{self, Pid};
-use crate::{Shared, lock};
 
 // The kernel's x86-64 `struct rt_sigframe`: return address, ucontext, siginfo.
 const UC: usize = 8;
@@ -118,7 +120,7 @@ impl SystrapContext {
     }
 
     fn stub_thread(&self, sas: &SystrapAddressSpace) -> Result<Arc<StubThread>, PlatformError> {
-        let mut cur = lock(&self.thread);
+        let mut cur = self.thread.lock();
         if let Some(t) = &*cur
             && Arc::ptr_eq(&t.process, &sas.process)
         {
@@ -133,7 +135,7 @@ impl SystrapContext {
 
     fn run(&self, t: &StubThread, regs: &mut Registers) -> Result<Trap, PlatformError> {
         check_registers(regs)?;
-        let mut mirror = lock(&t.mirror);
+        let mut mirror = t.mirror.lock();
         let pending = || self.pending.load(Ordering::Acquire);
         loop {
             write_frame(t, &mut mirror, regs)?;
@@ -415,7 +417,7 @@ fn write_frame(t: &StubThread, mirror: &mut Mirror, regs: &Registers) -> Result<
 
 /// Reads the bootstrap frame of a new thread, so that the first switch can rewrite it.
 pub(crate) fn adopt_first_frame(t: &StubThread) -> Result<(), PlatformError> {
-    let mut mirror = lock(&t.mirror);
+    let mut mirror = t.mirror.lock();
     let mut scratch = Registers::default();
     read_frame(t, &mut mirror, &mut scratch).map(drop)
 }
@@ -449,22 +451,22 @@ impl Context for SystrapContext {
             return Err(PlatformError::Released);
         }
         let t = self.stub_thread(sas)?;
-        *lock(&self.running) = Some((t.process.pid, t.tid()));
+        *self.running.lock() = Some((t.process.pid, t.tid()));
         let result = if self.pending.swap(false, Ordering::AcqRel) {
             Ok(Trap::Interrupted)
         } else {
             self.run(&t, regs)
         };
-        *lock(&self.running) = None;
+        *self.running.lock() = None;
         if result.is_err() && t.process.is_dead() {
-            *lock(&self.thread) = None;
+            *self.thread.lock() = None;
         }
         result
     }
 
     fn interrupt(&self) {
         self.pending.store(true, Ordering::Release);
-        let running = lock(&self.running);
+        let running = self.running.lock();
         if let Some((pid, tid)) = *running
             && let Err(e) = sys::tgkill(pid, tid, INTERRUPT_SIGNAL)
         {
@@ -474,7 +476,7 @@ impl Context for SystrapContext {
 
     fn release(&self) {
         self.released.store(true, Ordering::Release);
-        let t = lock(&self.thread).take();
+        let t = self.thread.lock().take();
         drop(t);
     }
 }

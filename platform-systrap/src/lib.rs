@@ -45,9 +45,11 @@ mod stub;
 mod sys;
 
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+
+use parking_lot::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -90,10 +92,6 @@ impl Default for SystrapOptions {
     }
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// The master stub, as the Sentry sees it.
 #[derive(Debug)]
 struct Master {
@@ -107,7 +105,7 @@ struct Master {
 impl Master {
     /// Asks the master to fork a stub whose control page is at file offset `ctl_off`.
     fn fork(&self, ctl_off: u64) -> Result<Pid, PlatformError> {
-        let mut seq = lock(&self.seq);
+        let mut seq = self.seq.lock();
         *seq = seq.wrapping_add(1);
         self.ctl.u64(M_CTL_OFF).store(ctl_off, Ordering::Relaxed);
         self.ctl.u32(M_REQ).store(*seq, Ordering::Release);
@@ -167,7 +165,7 @@ impl Shared {
     /// A ready stub process: from the pool if one is there, else freshly forked.
     fn take_process(self: &Arc<Self>) -> Result<process::Process, PlatformError> {
         loop {
-            let pooled = lock(&self.pool).as_mut().and_then(Vec::pop);
+            let pooled = self.pool.lock().as_mut().and_then(Vec::pop);
             match pooled {
                 Some(p) if p.is_dead() => drop(p),
                 Some(p) => return Ok(p),
@@ -178,14 +176,15 @@ impl Shared {
 
     /// How many processes the pool lacks (0 once the platform is gone).
     fn pool_deficit(&self) -> usize {
-        lock(&self.pool)
+        self.pool
+            .lock()
             .as_ref()
             .map_or(0, |v| self.options.pool.saturating_sub(v.len()))
     }
 
     /// Puts a process into the pool, or drops it if the platform is gone.
     fn pool_put(&self, p: process::Process) {
-        let rejected = match lock(&self.pool).as_mut() {
+        let rejected = match self.pool.lock().as_mut() {
             Some(v) => {
                 v.push(p);
                 None
@@ -235,18 +234,14 @@ impl Drop for SystrapPlatform {
     fn drop(&mut self) {
         // Pooled processes hold the shared state: let them go with the platform, and
         // make a refill in progress drop what it forks.
-        let pooled = lock(&self.shared.pool).take();
+        let pooled = self.shared.pool.lock().take();
         drop(pooled);
     }
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        let forker = self
-            .forker
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let forker = self.forker.get_mut().take();
         if let Some((tx, handle)) = forker {
             drop(tx);
             let _ = handle.join();
@@ -358,7 +353,7 @@ impl SystrapPlatform {
 
     /// How many ready stub processes wait in the pool (for tests).
     pub fn pooled(&self) -> usize {
-        lock(&self.shared.pool).as_ref().map_or(0, Vec::len)
+        self.shared.pool.lock().as_ref().map_or(0, Vec::len)
     }
 }
 

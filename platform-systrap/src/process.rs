@@ -4,15 +4,17 @@
 use std::any::Any;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use linux_abi::Errno;
 use platform::{AddressSpace, PlatformError, Protection};
 
+use crate::Shared;
 use crate::stub::{self, PAGE, REGION_BASE, REGION_SIZE};
 use crate::sys::{self, Pid, Shm};
-use crate::{Shared, lock};
 
 /// How long the Sentry waits for a stub that should answer at once before it gives up on
 /// it (and kills it).
@@ -109,7 +111,7 @@ impl Process {
 
     /// Runs one executor operation and waits for its result.
     fn request(&self, op: u64, args: [u64; 4]) -> Result<(), PlatformError> {
-        let mut seq = lock(&self.seq);
+        let mut seq = self.seq.lock();
         if self.is_released() {
             return Err(PlatformError::Released);
         }
@@ -205,7 +207,7 @@ impl Process {
             return Err(PlatformError::Released);
         }
         let slot = {
-            let mut s = lock(&self.slots);
+            let mut s = self.slots.lock();
             match s.0.pop() {
                 Some(i) => i,
                 None if s.1 < stub::MAX_REGIONS => {
@@ -223,7 +225,7 @@ impl Process {
         let region = match Shm::allocate(&self.shared.memory_file, REGION_SIZE) {
             Ok(r) => r,
             Err(errno) => {
-                lock(&self.slots).0.push(slot);
+                self.slots.lock().0.push(slot);
                 return Err(PlatformError::Host {
                     op: "allocate stub thread region",
                     errno,
@@ -272,7 +274,7 @@ impl Process {
             ));
         }
         thread.tid.store(tid, Ordering::Release);
-        lock(&self.threads).push(Arc::downgrade(&thread));
+        self.threads.lock().push(Arc::downgrade(&thread));
         tracing::debug!(pid = self.pid, tid, slot, "new systrap stub thread");
         Ok(thread)
     }
@@ -283,7 +285,7 @@ impl Process {
             return;
         }
         let _ = sys::pidfd_kill(&self.pidfd, libc::SIGKILL);
-        for t in lock(&self.threads).drain(..) {
+        for t in self.threads.lock().drain(..) {
             if let Some(t) = t.upgrade() {
                 sys::futex_wake(t.region().u32(stub::ST_STATE));
             }
@@ -495,7 +497,7 @@ impl Drop for StubThread {
         }
         if safe {
             self.region.free();
-            lock(&p.slots).0.push(self.slot);
+            p.slots.lock().0.push(self.slot);
         } else {
             tracing::error!(pid = p.pid, "stub thread region still mapped; leaking it");
         }
