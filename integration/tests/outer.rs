@@ -62,6 +62,53 @@ fn debug_logs_of_concurrent_sandboxes_do_not_mix(p: Platform) {
     assert_eq!(seen, markers);
 }
 
+/// Two containers with one `--debug-log` directory: each container's processes (the
+/// supervisor, the Gofer, the sandbox) log to files named by the container (not
+/// `runsc.1.boot.log` for both, as the in-namespace pid gave), and each Sentry log speaks
+/// of its own program only.
+fn debug_logs_of_concurrent_containers_do_not_mix(p: Platform) {
+    let dir = integration::scratch_dir();
+    let logs = dir.path().join("logs");
+    // Each container runs its own program, whose loading its Sentry logs.
+    let programs = ["/usr/bin/echo", "/usr/bin/true"];
+    let markers = programs.map(|p| format!("path={p} "));
+    let runs: Vec<_> = programs
+        .iter()
+        .enumerate()
+        .map(|(i, prog)| {
+            let b = integration::Bundle::new(p, &[prog]);
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                let mut cmd = b.base();
+                cmd.args(["--debug-log", path_str(&logs)])
+                    .args(["run", "--bundle", path_str(b.dir.path())])
+                    .arg(format!("c{i}"));
+                run_command(cmd, b"")
+            })
+        })
+        .collect();
+    for r in runs {
+        r.join().expect("runner thread").assert_success("runsc run");
+    }
+    for (i, m) in markers.iter().enumerate() {
+        for kind in ["sandbox", "gofer", "boot"] {
+            let f = logs.join(format!("runsc.oci-c{i}.{kind}.log"));
+            assert!(f.exists(), "{} missing", f.display());
+        }
+        let boot = std::fs::read_to_string(logs.join(format!("runsc.oci-c{i}.boot.log")))
+            .expect("read boot log");
+        assert!(
+            boot.contains(m.as_str()),
+            "container c{i} logs its program: {boot}"
+        );
+        assert!(
+            !boot.contains(markers[1 - i].as_str()),
+            "container c{i} logs only its program"
+        );
+    }
+    assert!(!logs.join("runsc.1.boot.log").exists());
+}
+
 /// Seen from the host while the application runs: the Sentry and everything below it (the
 /// ptrace stubs) run as uid and gid 65534 in a user namespace of their own (root inside,
 /// mapped to nobody), in the sandbox's PID namespace, with no capability; the outer Gofer
@@ -186,6 +233,7 @@ fn non_utf8_arguments_environment_and_cwd_pass_through(p: Platform) {
 
 on_every_platform!(
     debug_logs_of_concurrent_sandboxes_do_not_mix,
+    debug_logs_of_concurrent_containers_do_not_mix,
     non_utf8_arguments_environment_and_cwd_pass_through,
     sandbox_processes_run_unprivileged,
 );

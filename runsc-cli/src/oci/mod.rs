@@ -216,7 +216,13 @@ fn create(
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RunscError::nix("pipe", e))?;
     let (launch_read, launch_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RunscError::nix("pipe", e))?;
-    let mut cmd = supervisor::runsc_command(global, "runsc-supervisor");
+    // The container's processes name their `--debug-log` files by the container, not by
+    // pid: the sandbox process is PID 1 of its namespace in every container.
+    let mut sup_global = global.clone();
+    if sup_global.sandbox_id.is_none() {
+        sup_global.sandbox_id = Some(format!("oci-{}", a.id));
+    }
+    let mut cmd = supervisor::runsc_command(&sup_global, "runsc-supervisor");
     cmd.arg("sandbox")
         .arg("--state-dir")
         .arg(&c.dir)
