@@ -11,7 +11,14 @@ integration::on_every_platform!(
     pidfds_clone3_checks_and_resethand,
     file_locks_posix_ofd_and_flock,
     sqlite_writers_exclude_each_other,
+    mmap_errno_order_and_noatime,
 );
+
+fn mmap_errno_order_and_noatime(p: Platform) {
+    let parts = ["mmap errno order", "O_NOATIME"];
+    expect_native_parts("conf_mmap", &parts);
+    expect_parts(p, "conf_mmap", &[], &parts);
+}
 
 /// Runs fixture `name` in the sandbox with `args` and checks it printed exactly `parts`.
 fn expect_parts(p: Platform, name: &str, args: &[&str], parts: &[&str]) {

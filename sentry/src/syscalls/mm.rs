@@ -53,6 +53,9 @@ pub(crate) fn vm_limits(t: &Task) -> VmLimits {
     }
 }
 
+/// `MAP_TYPE`: the bits of `flags` that say shared or private.
+const MAP_TYPE_MASK: u32 = 0x0f;
+
 /// `makedev(1, 5)`: `/dev/zero`, whose mappings are anonymous memory.
 const DEV_ZERO_RDEV: u64 = (1 << 8) | 5;
 
@@ -119,6 +122,19 @@ pub fn sys_mmap(
     }
     if flags & MAP_ANONYMOUS != 0 {
         return t.mm().mmap_limited(addr, len, prot, flags, None, &lim);
+    }
+    // Linux's order: the descriptor (EBADF), then the length and the mapping type
+    // (EINVAL), then the file's access mode (EACCES, in `mappable_fd`).
+    if t.fd_table().get(fd)?.is_path_only() {
+        return Err(Errno::EBADF);
+    }
+    if len == 0
+        || !matches!(
+            flags & MAP_TYPE_MASK,
+            MAP_SHARED | linux_abi::flags::mm::MAP_PRIVATE | MAP_SHARED_VALIDATE
+        )
+    {
+        return Err(Errno::EINVAL);
     }
     match mappable_fd(t, fd, prot, flags)? {
         Some(file) => t
