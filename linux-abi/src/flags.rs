@@ -19,6 +19,8 @@ pub mod mm {
     pub const MAP_PRIVATE: u32 = 0x02;
     /// Shared mapping that checks flags strictly.
     pub const MAP_SHARED_VALIDATE: u32 = 0x03;
+    /// The bits of the flags that give the mapping's type (shared, private, ...).
+    pub const MAP_TYPE: u32 = 0x0f;
     /// Place the mapping exactly at the address.
     pub const MAP_FIXED: u32 = 0x10;
     /// Not backed by a file.

@@ -26,6 +26,17 @@ impl VmLimits {
     };
 }
 
+/// The mapping type `mmap`'s `flags` give (`flags & MAP_TYPE`, as Linux's `do_mmap`
+/// reads it): whether the mapping is shared; `EINVAL` for any type but shared, private
+/// and shared-validate.
+pub fn mapping_is_shared(flags: u32) -> Result<bool, Errno> {
+    match flags & linux_abi::flags::mm::MAP_TYPE {
+        MAP_SHARED | MAP_SHARED_VALIDATE => Ok(true),
+        MAP_PRIVATE => Ok(false),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
 /// Whether a mapping with these properties counts as data (Linux's `is_data_mapping`:
 /// writable, private, not the stack).
 fn is_data(prot: u32, shared: bool, label: Option<&'static str>) -> bool {
@@ -147,11 +158,7 @@ impl MemoryManager {
         let len = page_up(len)
             .filter(|&l| l <= self.max_addr)
             .ok_or(Errno::ENOMEM)?;
-        let shared = match flags & MAP_SHARED_VALIDATE {
-            MAP_SHARED | MAP_SHARED_VALIDATE => true,
-            MAP_PRIVATE => false,
-            _ => return Err(Errno::EINVAL),
-        };
+        let shared = mapping_is_shared(flags)?;
         let backing = if flags & MAP_ANONYMOUS != 0 {
             Backing::Anonymous
         } else {

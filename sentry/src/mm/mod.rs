@@ -46,7 +46,7 @@ use linux_abi::flags::mm::{
 use platform::{AccessType, AddressSpace, MemoryFile, Platform, PlatformError, Protection};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-pub use mmap::VmLimits;
+pub use mmap::{VmLimits, mapping_is_shared};
 pub use vma::{Backing, MappableFile, Vma, VmaInfo};
 
 /// Page size.

@@ -5,9 +5,7 @@
 use std::sync::Arc;
 
 use linux_abi::Errno;
-use linux_abi::flags::mm::{
-    MAP_ANONYMOUS, MAP_LOCKED, MAP_SHARED, MAP_SHARED_VALIDATE, PROT_EXEC, PROT_WRITE,
-};
+use linux_abi::flags::mm::{MAP_ANONYMOUS, MAP_LOCKED, PROT_EXEC, PROT_WRITE};
 
 use super::SyscallEntry;
 use crate::fs::FileType;
@@ -53,9 +51,6 @@ pub(crate) fn vm_limits(t: &Task) -> VmLimits {
     }
 }
 
-/// `MAP_TYPE`: the bits of `flags` that say shared or private.
-const MAP_TYPE_MASK: u32 = 0x0f;
-
 /// `makedev(1, 5)`: `/dev/zero`, whose mappings are anonymous memory.
 const DEV_ZERO_RDEV: u64 = (1 << 8) | 5;
 
@@ -88,11 +83,7 @@ fn mappable_fd(
     if prot & PROT_EXEC != 0 && f.vfs_path().mount.noexec() {
         return Err(Errno::EPERM);
     }
-    let shared = matches!(
-        flags & MAP_SHARED_VALIDATE,
-        MAP_SHARED | MAP_SHARED_VALIDATE
-    );
-    if shared && prot & PROT_WRITE != 0 && !f.writable() {
+    if crate::mm::mapping_is_shared(flags)? && prot & PROT_WRITE != 0 && !f.writable() {
         return Err(Errno::EACCES);
     }
     Ok(Some(f))
@@ -128,14 +119,10 @@ pub fn sys_mmap(
     if t.fd_table().get(fd)?.is_path_only() {
         return Err(Errno::EBADF);
     }
-    if len == 0
-        || !matches!(
-            flags & MAP_TYPE_MASK,
-            MAP_SHARED | linux_abi::flags::mm::MAP_PRIVATE | MAP_SHARED_VALIDATE
-        )
-    {
+    if len == 0 {
         return Err(Errno::EINVAL);
     }
+    crate::mm::mapping_is_shared(flags)?;
     match mappable_fd(t, fd, prot, flags)? {
         Some(file) => t
             .mm()
