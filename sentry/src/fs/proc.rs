@@ -113,6 +113,9 @@ pub trait ProcSource: Send + Sync {
     fn exe(&self, pid: i32) -> Option<VfsPath>;
     /// The host name.
     fn hostname(&self) -> String;
+    /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`): one per boot, the same in
+    /// every procfs instance of the kernel.
+    fn boot_id(&self) -> String;
     /// Seconds since the sandbox booted.
     fn uptime(&self) -> f64;
     /// The sandbox's memory limit in bytes (its cgroup's), which `/proc/meminfo` reports
@@ -231,7 +234,13 @@ pub fn new_procfs() -> (Arc<ProcFs>, Arc<dyn Inode>) {
                 a,
                 0o555,
                 vec![
-                    (b"boot_id", SynthFile::fixed(a, format!("{}\n", uuid()))),
+                    (
+                        b"boot_id",
+                        file(
+                            &fs,
+                            |p| Ok(format!("{}\n", p.src()?.boot_id()).into_bytes()),
+                        ),
+                    ),
                     (
                         b"uuid",
                         SynthFile::new(
@@ -1014,7 +1023,8 @@ fn stat_text(p: &ProcFs) -> Vec<u8> {
     s.into_bytes()
 }
 
-fn uuid() -> String {
+/// A random (version 4) UUID in its text form.
+pub(crate) fn uuid() -> String {
     let mut b = [0u8; 16];
     let _ = super::devfs::fill_random(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;

@@ -457,6 +457,9 @@ impl ProcSource for FakeKernel {
     fn hostname(&self) -> String {
         "box".into()
     }
+    fn boot_id(&self) -> String {
+        "8d3a2b9e-1f0c-4c2d-9a8b-0e6f5d4c3b2a".into()
+    }
     fn uptime(&self) -> f64 {
         1.5
     }
@@ -547,6 +550,11 @@ fn sandbox_tree_dev_proc_and_sys() {
     assert_eq!(
         read_all(&open("/proc/sys/kernel/hostname", O_RDONLY).unwrap()),
         b"box\n"
+    );
+    // The boot id is the kernel's, not drawn anew by each procfs instance.
+    assert_eq!(
+        read_all(&open("/proc/sys/kernel/random/boot_id", O_RDONLY).unwrap()),
+        b"8d3a2b9e-1f0c-4c2d-9a8b-0e6f5d4c3b2a\n"
     );
     let mounts = String::from_utf8(read_all(&open("/proc/mounts", O_RDONLY).unwrap())).unwrap();
     assert!(mounts.contains("proc /proc proc rw"), "{mounts}");

@@ -235,6 +235,9 @@ impl ProcSource for Kernel {
         self.thread_group(pid)?.tasks().first()?.program().exe
     }
 
+    fn boot_id(&self) -> String {
+        self.boot_id.clone()
+    }
     fn hostname(&self) -> String {
         Kernel::hostname(self)
     }

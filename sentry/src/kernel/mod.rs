@@ -94,6 +94,8 @@ pub struct Kernel {
     domainname: Mutex<String>,
     boot_instant: Instant,
     boot_realtime: SystemTime,
+    /// `/proc/sys/kernel/random/boot_id`, drawn once at boot.
+    boot_id: String,
     strace: bool,
     strace_out: Mutex<Option<Box<dyn std::io::Write + Send>>>,
     vfs: Arc<Vfs>,
@@ -166,6 +168,7 @@ impl Kernel {
             domainname: Mutex::new("(none)".to_string()),
             boot_instant: Instant::now(),
             boot_realtime: SystemTime::now(),
+            boot_id: crate::fs::proc::uuid(),
             strace,
             strace_out: Mutex::new(None),
             vfs,
