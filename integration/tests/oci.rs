@@ -155,6 +155,10 @@ fn lifecycle(p: Platform) {
         "started\nbye\n"
     );
     assert_one_line_error(&b.runsc(&["kill", id, "KILL"]), 1, "not running");
+    // With --all there is nothing left to signal, which is no error (runc's answer, on
+    // which containerd's CRI relies to clean up an exited container).
+    b.runsc(&["kill", "--all", id, "KILL"])
+        .assert_success("kill --all of a stopped container");
     assert_one_line_error(&b.runsc(&["exec", id, "/bin/true"]), 1, "not running");
 
     b.runsc(&["delete", id]).assert_success("delete");
