@@ -21,6 +21,8 @@ use std::time::Duration;
 
 mod bundle;
 pub use bundle::Bundle;
+mod containerd;
+pub use containerd::{Containerd, Image};
 
 /// Longest a single sandboxed command may run before the test kills it and fails. Not a
 /// performance assertion: only a guard against hangs.
