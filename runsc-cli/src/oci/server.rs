@@ -18,15 +18,17 @@ use super::bundle::{BootMount, BootMountKind, SandboxBoot};
 use super::proto::{self, InitStatus, Proc, ProcessArgs, Reply, Request};
 use crate::error::RunscError;
 
-/// Counts the connections waiting for the first process, so that the sandbox answers
-/// them before it exits.
+/// Counts the requests being served, so that the sandbox answers them before it exits:
+/// a `Wait` for the first process, and a `Signal` that ends it (the reply to a `kill`
+/// must not lose the race with the sandbox's exit, or `kill` says "not running" of the
+/// container it has just killed).
 #[derive(Debug, Default)]
-struct Waiters {
+struct InFlight {
     count: Mutex<usize>,
     done: Condvar,
 }
 
-impl Waiters {
+impl InFlight {
     fn enter(&self) {
         *self.count.lock() += 1;
     }
@@ -37,7 +39,7 @@ impl Waiters {
         self.done.notify_all();
     }
 
-    /// Waits (at most `limit`) until no waiter is left.
+    /// Waits (at most `limit`) until no request is left unanswered.
     fn drain(&self, limit: std::time::Duration) {
         let mut c = self.count.lock();
         let _ = self.done.wait_while_for(&mut c, |c| *c > 0, limit);
@@ -188,19 +190,19 @@ pub fn run(
             return Ok(crate::error::EXIT_RUNTIME_ERROR);
         }
     }
-    let waiters = Arc::new(Waiters::default());
+    let in_flight = Arc::new(InFlight::default());
     {
         let sandbox = sandbox.clone();
-        let waiters = waiters.clone();
+        let in_flight = in_flight.clone();
         std::thread::Builder::new()
             .name("control".into())
-            .spawn(move || accept_loop(sandbox, waiters, control))
+            .spawn(move || accept_loop(sandbox, in_flight, control))
             .map_err(|e| RunscError::host("start the control thread", e))?;
     }
     let status = sandbox
         .wait_init()
         .map_err(|e| RunscError::Sentry(e.to_string()))?;
-    waiters.drain(std::time::Duration::from_secs(2));
+    in_flight.drain(std::time::Duration::from_secs(2));
     Ok(status.to_shell_code())
 }
 
@@ -277,7 +279,7 @@ fn protect_paths(sandbox: &Sandbox, boot: &SandboxBoot) -> Result<(), String> {
 }
 
 /// Takes client connections from the supervisor until it hangs up.
-fn accept_loop(sandbox: Arc<Sandbox>, waiters: Arc<Waiters>, control: OwnedFd) {
+fn accept_loop(sandbox: Arc<Sandbox>, in_flight: Arc<InFlight>, control: OwnedFd) {
     static CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
     loop {
         let conn = match proto::recv_raw(control.as_fd()) {
@@ -291,10 +293,10 @@ fn accept_loop(sandbox: Arc<Sandbox>, waiters: Arc<Waiters>, control: OwnedFd) {
         };
         let n = CONNECTIONS.fetch_add(1, Ordering::Relaxed);
         let sandbox = sandbox.clone();
-        let waiters = waiters.clone();
+        let in_flight = in_flight.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("control-{n}"))
-            .spawn(move || serve(&sandbox, &waiters, conn));
+            .spawn(move || serve(&sandbox, &in_flight, conn));
         if let Err(e) = spawned {
             tracing::warn!("cannot serve a control connection: {e}");
         }
@@ -302,7 +304,7 @@ fn accept_loop(sandbox: Arc<Sandbox>, waiters: Arc<Waiters>, control: OwnedFd) {
 }
 
 /// Serves one connection until the client hangs up.
-fn serve(sandbox: &Sandbox, waiters: &Waiters, conn: OwnedFd) {
+fn serve(sandbox: &Sandbox, in_flight: &InFlight, conn: OwnedFd) {
     loop {
         let (req, fds) = match proto::recv::<Request>(conn.as_fd()) {
             Ok(Some(m)) => m,
@@ -312,16 +314,11 @@ fn serve(sandbox: &Sandbox, waiters: &Waiters, conn: OwnedFd) {
                 return;
             }
         };
-        // A wait for the first process is answered before the sandbox exits.
-        let init_wait = req == Request::Wait { pid: 1 };
-        if init_wait {
-            waiters.enter();
-        }
+        // Answered before the sandbox exits, whatever the request did to the first process.
+        in_flight.enter();
         let reply = handle(sandbox, req, fds);
         let sent = proto::send(conn.as_fd(), &reply, &[]);
-        if init_wait {
-            waiters.leave();
-        }
+        in_flight.leave();
         if sent.is_err() {
             return;
         }
