@@ -517,9 +517,13 @@ fn oci_sandbox_network_takes_over_the_spec_namespace(p: Platform) {
         }
     });
     let dir = b.dir.path();
-    let status = b
-        .base()
-        .args(["--network=sandbox", "create", "--bundle"])
+    // `sandbox` is a container's default: asked for explicitly on one platform only.
+    let mut create = b.base();
+    if p == Platform::Ptrace {
+        create.arg("--network=sandbox");
+    }
+    let status = create
+        .args(["create", "--bundle"])
         .arg(dir)
         .arg("--pid-file")
         .arg(dir.join("pid"))

@@ -35,9 +35,10 @@ pub struct GlobalArgs {
     /// Network for the sandbox: `none` (the Sentry's loopback only), `host` (the
     /// application's sockets are host sockets) or `sandbox` (the Sentry's stack on an
     /// Ethernet link: for `do` a veth pair made for the sandbox, the host end addressed;
-    /// for a container the interface of the spec's network namespace).
-    #[arg(long, global = true, value_enum, default_value_t = NetworkKind::None)]
-    pub network: NetworkKind,
+    /// for a container the interface of the spec's network namespace). Default: `none`
+    /// for `do`, `sandbox` for a container (as gVisor's).
+    #[arg(long, global = true, value_enum)]
+    pub network: Option<NetworkKind>,
     /// Switch on debug logging.
     #[arg(long, global = true)]
     pub debug: bool,
@@ -71,6 +72,17 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
+    /// `--network` of `runsc do`: loopback only unless asked.
+    pub fn network_for_do(&self) -> NetworkKind {
+        self.network.unwrap_or(NetworkKind::None)
+    }
+
+    /// `--network` of a container: the Sentry's own stack on the spec's namespace
+    /// unless asked otherwise.
+    pub fn network_for_container(&self) -> NetworkKind {
+        self.network.unwrap_or(NetworkKind::Sandbox)
+    }
+
     /// The settings every process of a sandbox shares, from these flags.
     pub fn settings(&self) -> rsentry::__private::Settings {
         rsentry::__private::Settings {
@@ -86,7 +98,7 @@ impl GlobalArgs {
                 DebugPanic::Sentry => rsentry::__private::DebugPanic::Sentry,
                 DebugPanic::Gofer => rsentry::__private::DebugPanic::Gofer,
             }),
-            network: self.network.to_lib(),
+            network: self.network_for_do().to_lib(),
         }
     }
 
@@ -96,9 +108,11 @@ impl GlobalArgs {
             "--root".into(),
             self.root.clone().into(),
             format!("--platform={}", self.platform.name()).into(),
-            format!("--network={}", self.network.name()).into(),
             format!("--log-format={}", self.log_format.name()).into(),
         ];
+        if let Some(n) = self.network {
+            v.push(format!("--network={}", n.name()).into());
+        }
         if self.debug {
             v.push("--debug".into());
         }

@@ -39,7 +39,7 @@ pub fn sandbox(global: &GlobalArgs, args: DoArgs) -> Result<Sandbox, RunscError>
     let mut b = Sandbox::builder()
         .settings(global.settings())
         .platform(global.platform.to_lib())
-        .network(global.network.to_lib())
+        .network(global.network_for_do().to_lib())
         .rootfs(&args.rootfs)
         .command(&args.command);
     for (k, v) in env_pairs(&args.env)? {

@@ -234,7 +234,7 @@ fn create(
     let mut sup =
         child::spawn_detached_with_fds(cmd, &[(&ready_write, 3), (&launch_read, 4)], "supervisor")?;
     drop((ready_write, launch_read, pty));
-    let netns = match global.network {
+    let netns = match global.network_for_container() {
         crate::cli::NetworkKind::Sandbox if !boot.host_network => bundle.network_ns_path(),
         _ => None,
     };
