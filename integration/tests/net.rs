@@ -59,6 +59,64 @@ fn oci_sandbox_network_takes_over_the_spec_namespace_systrap() {
     );
 }
 
+#[test]
+fn oci_spec_naming_runscs_own_namespace_is_host_network_systrap() {
+    integration::run_on(
+        Platform::Systrap,
+        oci_spec_naming_runscs_own_namespace_is_host_network,
+    );
+}
+
+/// A spec whose network namespace is the one runsc itself runs in (a pod container's
+/// when the pod uses the node's network: the path is the pause container's namespace)
+/// shares that network: its interfaces are never taken over. Here runsc runs inside a
+/// namespace of the test's own, as it would run in the host's; before the fix, the
+/// namespace's `eth0` lost its address to the sandbox (on a node: the host's own).
+fn oci_spec_naming_runscs_own_namespace_is_host_network(p: Platform) {
+    let ns = CniNamespace::new("o", 4);
+    let b = integration::Bundle::new(p, &["/bin/sleep", "1000"]);
+    b.edit(|c| {
+        for n in c["linux"]["namespaces"].as_array_mut().expect("namespaces") {
+            if n["type"] == "network" {
+                n["path"] = format!("/var/run/netns/{}", ns.name).into();
+            }
+        }
+    });
+    let dir = b.dir.path();
+    let in_ns = |args: &[&str]| {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &ns.name])
+            .arg(integration::runsc())
+            .arg("--root")
+            .arg(b.root.path())
+            .arg(format!("--platform={}", p.name()))
+            .args(args);
+        c
+    };
+    // The container's stdio (which the sandbox keeps) goes to files.
+    let status = in_ns(&["create", "--bundle", path_str(dir), "own"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(dir.join("out")).expect("out"))
+        .stderr(std::fs::File::create(dir.join("err")).expect("err"))
+        .status()
+        .expect("create");
+    assert!(
+        status.success(),
+        "create: {}",
+        std::fs::read_to_string(dir.join("err")).unwrap_or_default()
+    );
+    integration::run_command(in_ns(&["start", "own"]), b"").assert_success("start");
+    let addr = Command::new("ip")
+        .args(["-n", &ns.name, "-4", "-o", "addr", "show", "eth0"])
+        .output()
+        .expect("ip");
+    assert!(
+        String::from_utf8_lossy(&addr.stdout).contains("inet 10.215.4.2/24"),
+        "the namespace's eth0 lost its address: {addr:?}"
+    );
+    integration::run_command(in_ns(&["delete", "--force", "own"]), b"").assert_success("delete");
+}
+
 /// The fixture's parts that use ephemeral ports only, over host sockets: Linux's own
 /// behaviour through the Sentry's hostinet (bind, listen, accept, connect, send, recv,
 /// shutdown, options, poll and epoll readiness, non-blocking connect).

@@ -271,9 +271,13 @@ pub struct TakenLink {
 /// addresses from the host kernel (with their routes), so that only the Sentry answers
 /// for them, as gVisor does. `None` when the namespace has no such interface (loopback
 /// only, as a namespace made by `ctr run` without CNI).
+///
+/// The namespace the caller runs in, and PID 1's, are refused: their interfaces are the
+/// host's, and taking one over would take the host's addresses away.
 pub fn take_over(ns: &std::path::Path) -> Result<Option<TakenLink>, Error> {
     let ns_file = std::fs::File::open(ns)
         .map_err(|e| Error::host(format!("open network namespace {}", ns.display()), e))?;
+    refuse_host_namespace(&ns_file, ns)?;
     let thread = std::thread::Builder::new()
         .name("netns".into())
         .spawn(move || -> Result<Option<TakenLink>, Error> {
@@ -309,6 +313,25 @@ pub fn take_over(ns: &std::path::Path) -> Result<Option<TakenLink>, Error> {
     thread
         .join()
         .map_err(|_| Error::Invalid("--network=sandbox: namespace thread panicked".into()))?
+}
+
+/// An error if `ns_file` (opened from `ns`) is the caller's own network namespace or
+/// PID 1's.
+fn refuse_host_namespace(ns_file: &std::fs::File, ns: &std::path::Path) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let id = |m: std::fs::Metadata| (m.dev(), m.ino());
+    let target = id(ns_file
+        .metadata()
+        .map_err(|e| Error::host(format!("stat network namespace {}", ns.display()), e))?);
+    for host in ["/proc/self/ns/net", "/proc/1/ns/net"] {
+        if std::fs::metadata(host).is_ok_and(|h| id(h) == target) {
+            return Err(Error::Invalid(format!(
+                "{} is the host's network namespace: its interfaces are not taken over",
+                ns.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// An interface as `ip` lists it: name, hardware address, IPv4 address, prefix length.
@@ -371,6 +394,19 @@ fn parse_mac(s: &str) -> Option<[u8; 6]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hosts_own_namespace_is_refused() {
+        // Only the check: take_over itself must never be tried on the host's namespace.
+        let own = std::fs::File::open("/proc/self/ns/net").expect("own namespace");
+        match refuse_host_namespace(&own, std::path::Path::new("/proc/self/ns/net")) {
+            Err(Error::Invalid(m)) => assert!(m.contains("host's network namespace"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // A file that is no namespace of the host's passes.
+        let other = tempfile::tempfile().expect("temp file");
+        assert!(refuse_host_namespace(&other, std::path::Path::new("x")).is_ok());
+    }
 
     #[test]
     fn the_first_ethernet_interface_and_its_gateway_are_found() {

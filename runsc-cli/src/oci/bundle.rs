@@ -284,21 +284,38 @@ impl Bundle {
             memory_limit: None,
             seccomp: self.spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
             profile: self.profile()?,
-            host_network: !self
-                .spec
-                .linux()
-                .as_ref()
-                .and_then(|l| l.namespaces().as_ref())
-                .is_some_and(|ns| {
-                    ns.iter()
-                        .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network)
-                }),
+            host_network: self.shares_host_network(),
             ethernet: None,
         })
         .and_then(|b| {
             // Malformed sections are refused now, by `create`, never allowed silently.
             b.policies().map_err(|e| OciError::new(e.to_string()))?;
             Ok(b)
+        })
+    }
+
+    /// Whether the container shares the host's network: its spec names no network
+    /// namespace (as `podman --network=host`), or names the one runsc itself is in, or
+    /// the host's first one (PID 1's) — as a pod's container does whose pod uses the
+    /// node's network (its path is the pause container's namespace, ours). Such a
+    /// namespace's interfaces are never taken over: that would take the host's
+    /// addresses away from it.
+    pub fn shares_host_network(&self) -> bool {
+        let Some(ns) = self
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .and_then(|ns| {
+                ns.iter()
+                    .find(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network)
+            })
+        else {
+            return true;
+        };
+        ns.path().as_ref().is_some_and(|p| {
+            same_file(p, Path::new("/proc/self/ns/net"))
+                || same_file(p, Path::new("/proc/1/ns/net"))
         })
     }
 
@@ -587,6 +604,15 @@ pub fn default_spec() -> Spec {
     spec.set_version("1.2.0".into());
     spec.set_hostname(Some("runsc".into()));
     spec
+}
+
+/// Whether `a` and `b` are the same file (for namespaces: the same namespace).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
