@@ -1,5 +1,6 @@
 //! devfs: `/dev` with `null`, `zero`, `full`, `random`, `urandom`, `tty`, the `fd`,
-//! `stdin`, `stdout`, `stderr` symlinks, and `shm`/`pts` directories (`tty` opens the
+//! `stdin`, `stdout`, `stderr` and `ptmx` (to `pts/ptmx`) symlinks, a `shm` directory and
+//! a `pts` directory where the sandbox mounts devpts ([`super::devpts`]) (`tty` opens the
 //! caller's controlling terminal, `ENXIO` without one); and [`host_fd_file`], which passes
 //! a host FD (stdio given at start or with `exec`) through as a file.
 //!
@@ -22,6 +23,7 @@ use linux_abi::flags::open::*;
 use linux_abi::types::{Stat, Timespec};
 use platform::MemoryFile;
 
+use super::devpts::Devpts;
 use super::file::OpenFile;
 use super::synth::{Attrs, SynthLink};
 use super::tmpfs::{TmpInode, Tmpfs};
@@ -121,10 +123,13 @@ impl Inode for DevNode {
             return self.open(flags);
         }
         let t = self.terminals.of(caller.tgid).ok_or(Errno::ENXIO)?;
-        Ok(Arc::new(HostFile {
-            file: t.file().clone(),
-            terminal: Some(t),
-        }))
+        match t.host_file() {
+            Some(file) => Ok(Arc::new(HostFile {
+                file: file.clone(),
+                terminal: Some(t.clone()),
+            })),
+            None => super::pty::open_replica(&t, &self.terminals, flags),
+        }
     }
 
     fn setattr(&self, _a: &super::SetAttr) -> Result<(), Errno> {
@@ -191,8 +196,12 @@ pub fn fill_random(buf: &mut [u8]) -> Result<(), Errno> {
     crate::host::fill_random(buf)
 }
 
-/// Builds the devfs tree (a tmpfs with device nodes) and returns its root.
-pub fn new_devfs(mf: Arc<MemoryFile>, terminals: Arc<Terminals>) -> Result<Arc<TmpInode>, Errno> {
+/// Builds the devfs tree (a tmpfs with device nodes) and returns its root, with the
+/// devpts instance to mount at its `pts` directory (`ptmx` is a symlink to `pts/ptmx`).
+pub fn new_devfs(
+    mf: Arc<MemoryFile>,
+    terminals: Arc<Terminals>,
+) -> Result<(Arc<TmpInode>, Arc<Devpts>), Errno> {
     let root = Tmpfs::new_root(mf, 0o755, 0, 0);
     let dev = root.stat()?.st_dev;
     let nodes: [(&[u8], DevKind, u64, u32); 6] = [
@@ -222,6 +231,7 @@ pub fn new_devfs(mf: Arc<MemoryFile>, terminals: Arc<Terminals>) -> Result<Arc<T
         (b"stdin", b"/proc/self/fd/0"),
         (b"stdout", b"/proc/self/fd/1"),
         (b"stderr", b"/proc/self/fd/2"),
+        (b"ptmx", b"pts/ptmx"),
     ] {
         root.add_child(name, SynthLink::fixed(a, target))?;
     }
@@ -230,8 +240,10 @@ pub fn new_devfs(mf: Arc<MemoryFile>, terminals: Arc<Terminals>) -> Result<Arc<T
         mode: Some(0o1777),
         ..Default::default()
     })?;
-    terminals.set_pts_dir(root.mkdir_p(b"pts", 0o755)?);
-    Ok(root)
+    root.mkdir_p(b"pts", 0o755)?;
+    let devpts = Devpts::new(terminals.clone());
+    terminals.set_pts(&devpts);
+    Ok((root, devpts))
 }
 
 /// The inode behind a host FD passed through.
@@ -532,7 +544,7 @@ mod tests {
     fn devices_behave() {
         let mf = Arc::new(MemoryFile::new("devfs-test", 16 << 20).unwrap());
         let terminals = Arc::new(Terminals::default());
-        let root = new_devfs(mf, terminals.clone()).unwrap();
+        let (root, _pts) = new_devfs(mf, terminals.clone()).unwrap();
         let mut buf = [7u8; 16];
         let null = root.lookup(b"null").unwrap().open(O_RDWR).unwrap();
         assert_eq!(null.read_at(&mut buf, 0).unwrap(), 0);

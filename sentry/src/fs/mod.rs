@@ -42,15 +42,18 @@
 
 pub(crate) mod anon;
 pub(crate) mod devfs;
+pub(crate) mod devpts;
 pub(crate) mod epoll;
 pub(crate) mod eventfd;
 pub(crate) mod file;
 pub(crate) mod gofer;
+pub(crate) mod ldisc;
 pub mod lock;
 pub(crate) mod overlay;
 pub(crate) mod pagecache;
 pub(crate) mod pipe;
 pub(crate) mod proc;
+pub(crate) mod pty;
 pub(crate) mod socket;
 pub(crate) mod synth;
 pub(crate) mod sysfs;

@@ -196,6 +196,8 @@ impl Kernel {
         });
         let proc_source: Weak<Kernel> = Arc::downgrade(&kernel);
         kernel.vfs.set_proc_source(proc_source);
+        let job_control: Weak<dyn crate::fs::tty::JobControl> = Arc::downgrade(&kernel) as _;
+        kernel.terminals.set_job_control(job_control);
         Ok(kernel)
     }
 
@@ -280,6 +282,20 @@ impl Kernel {
             ));
         }
         !members.is_empty()
+    }
+
+    /// Sends `sig` from the kernel (`SI_KERNEL`) to process `tgid`.
+    pub fn signal_process(&self, tgid: i32, sig: i32) -> bool {
+        match self.thread_group(tgid).filter(|g| !g.is_exiting()) {
+            Some(g) => {
+                g.send_signal(linux_abi::signal::SigInfo::new(
+                    sig,
+                    linux_abi::signal::SI_KERNEL,
+                ));
+                true
+            }
+            None => false,
+        }
     }
 
     /// The session leader gives up `term` (or exits): its foreground group gets `SIGHUP`
@@ -715,3 +731,18 @@ pub(crate) fn new_mm(kernel: &Kernel) -> Result<Arc<MemoryManager>, Errno> {
 
 #[cfg(test)]
 mod tests;
+
+impl crate::fs::tty::JobControl for Kernel {
+    fn signal_group(&self, pgid: i32, sig: i32) -> bool {
+        self.signal_process_group(pgid, sig)
+    }
+
+    fn signal_process(&self, tgid: i32, sig: i32) -> bool {
+        Kernel::signal_process(self, tgid, sig)
+    }
+
+    fn fs_ids(&self, tgid: i32) -> Option<(u32, u32)> {
+        let c = self.thread_group(tgid)?.tasks().first()?.creds();
+        Some((c.fsuid, c.fsgid))
+    }
+}

@@ -361,6 +361,9 @@ pub(crate) fn process_exited(t: &Arc<Task>) {
         }
         _ => kernel.terminals().drop_process(tg.tgid()),
     }
+    if tg.sid() == tg.tgid() {
+        kernel.terminals().leader_exited(tg.tgid());
+    }
     if tg.tgid() == 1 {
         for pid in kernel.pids() {
             if pid != 1

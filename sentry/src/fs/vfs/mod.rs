@@ -531,13 +531,10 @@ impl Vfs {
         procfs.set_vfs(Arc::downgrade(&vfs));
         let _ = vfs.procfs.set(procfs);
         vfs.mount(&dir(b"proc", 0o555)?, proc_root, "proc", "proc", false)?;
-        vfs.mount(
-            &dir(b"dev", 0o755)?,
-            super::devfs::new_devfs(mf.clone(), terminals)?,
-            "tmpfs",
-            "devtmpfs",
-            false,
-        )?;
+        let (devfs, devpts) = super::devfs::new_devfs(mf.clone(), terminals)?;
+        vfs.mount(&dir(b"dev", 0o755)?, devfs, "tmpfs", "devtmpfs", false)?;
+        let pts = vfs.resolve(&r, &r, b"/dev/pts", Follow::Yes, &cred)?;
+        vfs.mount(&pts, devpts, "devpts", "devpts", false)?;
         vfs.mount(
             &dir(b"sys", 0o555)?,
             super::sysfs::new_sysfs(),

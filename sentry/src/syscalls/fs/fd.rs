@@ -343,11 +343,8 @@ pub fn sys_ioctl(t: &Task, fd: i32, cmd: u32, arg: u64) -> Result<u64, Errno> {
     if f.is_path_only() {
         return Err(Errno::EBADF);
     }
-    if let Some(term) = f.ops().terminal() {
-        let readable = f.flags() & O_ACCMODE != O_WRONLY;
-        if let Some(r) = crate::syscalls::tty::ioctl(t, &term, cmd, arg, readable) {
-            return r;
-        }
+    if let Some(r) = crate::syscalls::tty::file_ioctl(t, &f, cmd, arg) {
+        return r;
     }
     let mm = t.mm();
     match cmd {

@@ -24,6 +24,7 @@ pub fn sys_openat(t: &Task, dirfd: i32, path: u64, flags: u32, mode: u32) -> Res
         .vfs
         .open_at(&w.root, &start, &p, flags, mode & 0o7777 & !umask, &w.cred)?;
     break_leases(t, &f, flags)?;
+    crate::syscalls::tty::opened(t, &f, flags);
     install(t, f, flags & O_CLOEXEC != 0)
 }
 
@@ -120,6 +121,7 @@ pub fn sys_openat2(t: &Task, dirfd: i32, path: u64, how: u64, size: u64) -> Resu
             .open_at_with(&root, &base, &p, flags, mode, &w.cred, opts)?
     };
     break_leases(t, &f, flags)?;
+    crate::syscalls::tty::opened(t, &f, flags);
     install(t, f, flags & O_CLOEXEC != 0)
 }
 

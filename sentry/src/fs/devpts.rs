@@ -1,0 +1,401 @@
+//! devpts: the file system at `/dev/pts` (Linux's `fs/devpts`), with `ptmx`, which makes a
+//! new pseudo-terminal pair on each open ([`super::pty`]), and one `N` for each replica,
+//! numbered from the lowest free number and gone when its master closes. The host
+//! terminals given to the sandbox as stdio get their numbers here too, so that `ttyname`
+//! finds them (`/dev/pts/0` for `runsc do`'s own terminal).
+//!
+//! New replicas belong to the opener's file-system user, group 5 (`tty`) with mode 0620,
+//! and `ptmx` has mode 0666, as container runtimes mount devpts
+//! (`newinstance,ptmxmode=0666,mode=0620,gid=5`); `/dev/ptmx` is a symlink to `pts/ptmx`,
+//! as the OCI runtime specification asks. `chmod` and `chown` of a replica (`grantpt`)
+//! work.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Weak};
+
+use linux_abi::Errno;
+use linux_abi::flags::mode::*;
+use linux_abi::types::{Stat, Timespec};
+use parking_lot::Mutex;
+
+use super::pty::{MasterFile, PTS_MAJOR, Pty};
+use super::tty::{Terminal, Terminals};
+use super::{
+    Caller, DirEntry, FileOps, FileType, FsCred, FsStat, Inode, NewNode, SetAttr, make_stat,
+    new_dev, new_ino, now,
+};
+
+/// `DEVPTS_SUPER_MAGIC`.
+pub const DEVPTS_MAGIC: u64 = 0x1cd1;
+/// Most pairs at once (`/proc/sys/kernel/pty/max`).
+pub const PTY_MAX: u32 = 4096;
+/// The group of new replicas (`gid=5`, `tty`).
+const TTY_GID: u32 = 5;
+/// The mode of new replicas (`mode=0620`).
+const REPLICA_MODE: u32 = 0o620;
+
+/// A `dev_t` as glibc's `makedev` encodes it.
+pub fn makedev(major: u32, minor: u32) -> u64 {
+    let (major, minor) = (u64::from(major), u64::from(minor));
+    ((major & 0xffff_f000) << 32)
+        | ((major & 0xfff) << 8)
+        | ((minor & 0xffff_ff00) << 12)
+        | (minor & 0xff)
+}
+
+/// Owner, mode and times of a devpts node (`chmod`, `chown`, `utimes` change them).
+#[derive(Clone, Copy, Debug)]
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    atime: Timespec,
+    mtime: Timespec,
+    ctime: Timespec,
+}
+
+impl Meta {
+    fn new(mode: u32, uid: u32, gid: u32) -> Meta {
+        let t = now();
+        Meta {
+            mode,
+            uid,
+            gid,
+            atime: t,
+            mtime: t,
+            ctime: t,
+        }
+    }
+
+    fn stat(&self, dev: u64, ino: u64, rdev: u64) -> Stat {
+        let mut st = make_stat(dev, ino, S_IFCHR | self.mode, 1, self.uid, self.gid, 0);
+        st.st_rdev = rdev;
+        st.st_atime = self.atime;
+        st.st_mtime = self.mtime;
+        st.st_ctime = self.ctime;
+        st
+    }
+
+    fn apply(&mut self, a: &SetAttr) -> Result<(), Errno> {
+        if a.size.is_some() {
+            return Err(Errno::EINVAL);
+        }
+        if let Some(m) = a.mode {
+            self.mode = m & 0o7777;
+        }
+        if let Some(u) = a.uid {
+            self.uid = u;
+        }
+        if let Some(g) = a.gid {
+            self.gid = g;
+        }
+        if let Some(t) = a.atime {
+            self.atime = t;
+        }
+        if let Some(t) = a.mtime {
+            self.mtime = t;
+        }
+        self.ctime = now();
+        Ok(())
+    }
+}
+
+/// One devpts instance: its root directory.
+pub struct Devpts {
+    dev: u64,
+    ino: u64,
+    terminals: Arc<Terminals>,
+    ptmx: Arc<PtmxInode>,
+    /// Replicas and host terminals by number.
+    entries: Mutex<BTreeMap<u32, Arc<dyn Inode>>>,
+    me: Weak<Devpts>,
+}
+
+impl std::fmt::Debug for Devpts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Devpts")
+            .field("dev", &self.dev)
+            .field("entries", &self.entries.lock().keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Devpts {
+    /// A new, empty instance whose terminals' job control is `terminals`'.
+    pub fn new(terminals: Arc<Terminals>) -> Arc<Devpts> {
+        let dev = new_dev();
+        Arc::new_cyclic(|me| Devpts {
+            dev,
+            ino: 1,
+            terminals,
+            ptmx: Arc::new(PtmxInode {
+                dev,
+                devpts: me.clone(),
+                meta: Mutex::new(Meta::new(0o666, 0, 0)),
+            }),
+            entries: Mutex::new(BTreeMap::new()),
+            me: me.clone(),
+        })
+    }
+
+    /// The kernel's terminals (job control).
+    pub fn terminals(&self) -> &Arc<Terminals> {
+        &self.terminals
+    }
+
+    /// Takes the lowest free number for `inode` (`ENOSPC` past [`PTY_MAX`]).
+    fn add(&self, make: impl FnOnce(u32) -> Arc<dyn Inode>) -> Result<u32, Errno> {
+        let mut e = self.entries.lock();
+        let n = (0..PTY_MAX)
+            .find(|n| !e.contains_key(n))
+            .ok_or(Errno::ENOSPC)?;
+        e.insert(n, make(n));
+        Ok(n)
+    }
+
+    /// Names a host terminal `/dev/pts/N`; returns N.
+    pub fn add_host(&self, inode: Arc<dyn Inode>) -> Result<u32, Errno> {
+        self.add(|_| inode)
+    }
+
+    /// Drops `/dev/pts/N` (its master closed).
+    pub fn remove(&self, n: u32) {
+        self.entries.lock().remove(&n);
+    }
+
+    /// A new pair for `caller`: its master, and the replica `/dev/pts/N` (locked until
+    /// `unlockpt`), owned by the caller's file-system user.
+    fn new_pair(&self, caller: &Caller, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        let me = self.me.upgrade().ok_or(Errno::ENXIO)?;
+        let (uid, _) = self.terminals.fs_ids(caller.tgid);
+        let mut pair = None;
+        self.add(|n| {
+            let pty = Arc::new(Pty::new(n));
+            let t = Terminal::new_pty(pty.clone());
+            pair = Some((t.clone(), pty));
+            Arc::new(ReplicaInode {
+                dev: self.dev,
+                ino: new_ino(),
+                term: t,
+                terminals: self.terminals.clone(),
+                meta: Mutex::new(Meta::new(REPLICA_MODE, uid, TTY_GID)),
+            })
+        })?;
+        let (term, pty) = pair.ok_or(Errno::EIO)?;
+        Ok(Arc::new(MasterFile::new(term, pty, me, flags)))
+    }
+
+    /// The replica inode `/dev/pts/N` of a pair.
+    pub fn replica(&self, n: u32) -> Option<Arc<dyn Inode>> {
+        self.entries.lock().get(&n).cloned()
+    }
+}
+
+/// The number a name spells, as devpts accepts it (decimal, no leading zeros).
+fn parse_index(name: &[u8]) -> Option<u32> {
+    if name.is_empty() || (name.len() > 1 && name[0] == b'0') {
+        return None;
+    }
+    std::str::from_utf8(name).ok()?.parse().ok()
+}
+
+impl Inode for Devpts {
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(make_stat(self.dev, self.ino, S_IFDIR | 0o755, 2, 0, 0, 0))
+    }
+
+    fn lookup(&self, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+        if name == b"ptmx" {
+            return Ok(self.ptmx.clone());
+        }
+        parse_index(name)
+            .and_then(|n| self.replica(n))
+            .ok_or(Errno::ENOENT)
+    }
+
+    fn readdir(&self) -> Result<Vec<DirEntry>, Errno> {
+        let mut out = vec![DirEntry {
+            name: b"ptmx".to_vec(),
+            ino: 2,
+            kind: FileType::CharDevice,
+        }];
+        for (n, inode) in self.entries.lock().iter() {
+            out.push(DirEntry {
+                name: n.to_string().into_bytes(),
+                ino: inode.stat().map_or(0, |s| s.st_ino),
+                kind: FileType::CharDevice,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Entries come and go with masters, not through the VFS.
+    fn cacheable(&self) -> bool {
+        false
+    }
+
+    /// devpts has no `create`: `EACCES` for a file (Linux's `lookup_open`), `EPERM` for
+    /// the rest (`vfs_mkdir`, `vfs_mknod`, `vfs_symlink`).
+    fn create(&self, _name: &[u8], node: NewNode, _cred: &FsCred) -> Result<Arc<dyn Inode>, Errno> {
+        Err(match node {
+            NewNode::File { .. } => Errno::EACCES,
+            _ => Errno::EPERM,
+        })
+    }
+
+    /// No `link`, `unlink` or `rename` either.
+    fn not_writable(&self) -> Errno {
+        Errno::EPERM
+    }
+
+    fn statfs(&self) -> Result<FsStat, Errno> {
+        Ok(FsStat {
+            blocks: 0,
+            bfree: 0,
+            bavail: 0,
+            files: 0,
+            ffree: 0,
+            ..FsStat::memory(DEVPTS_MAGIC)
+        })
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// `/dev/pts/ptmx`: each open makes a new pair.
+#[derive(Debug)]
+struct PtmxInode {
+    dev: u64,
+    devpts: Weak<Devpts>,
+    meta: Mutex<Meta>,
+}
+
+impl Inode for PtmxInode {
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(self.meta.lock().stat(self.dev, 2, makedev(5, 2)))
+    }
+
+    fn open(&self, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        self.open_by(&Caller::KERNEL, flags)
+    }
+
+    fn open_by(&self, caller: &Caller, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        self.devpts
+            .upgrade()
+            .ok_or(Errno::ENXIO)?
+            .new_pair(caller, flags)
+    }
+
+    fn setattr(&self, a: &SetAttr) -> Result<(), Errno> {
+        self.meta.lock().apply(a)
+    }
+
+    fn statfs(&self) -> Result<FsStat, Errno> {
+        Ok(FsStat::memory(DEVPTS_MAGIC))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// `/dev/pts/N` of a pair.
+#[derive(Debug)]
+struct ReplicaInode {
+    dev: u64,
+    ino: u64,
+    term: Arc<Terminal>,
+    terminals: Arc<Terminals>,
+    meta: Mutex<Meta>,
+}
+
+impl Inode for ReplicaInode {
+    fn stat(&self) -> Result<Stat, Errno> {
+        let n = self.term.pty().map_or(0, |p| p.index());
+        Ok(self
+            .meta
+            .lock()
+            .stat(self.dev, self.ino, makedev(PTS_MAJOR, n)))
+    }
+
+    fn open(&self, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        super::pty::open_replica(&self.term, &self.terminals, flags)
+    }
+
+    fn setattr(&self, a: &SetAttr) -> Result<(), Errno> {
+        self.meta.lock().apply(a)
+    }
+
+    fn statfs(&self) -> Result<FsStat, Errno> {
+        Ok(FsStat::memory(DEVPTS_MAGIC))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use linux_abi::flags::open::O_RDWR;
+
+    struct Mem;
+    impl super::super::UserMem for Mem {
+        fn copy_in(&self, _addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+            buf.fill(0);
+            Ok(())
+        }
+        fn copy_out(&self, _addr: u64, _buf: &[u8]) -> Result<(), Errno> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn pairs_are_numbered_locked_and_removed_with_their_master() {
+        let pts = Devpts::new(Arc::new(Terminals::default()));
+        let ptmx = pts.lookup(b"ptmx").unwrap();
+        let me = Caller { tgid: 1, tid: 1 };
+        let m0 = ptmx.open_by(&me, O_RDWR).unwrap();
+        let m1 = ptmx.open_by(&me, O_RDWR).unwrap();
+        let r0 = pts.lookup(b"0").unwrap();
+        assert_eq!(r0.stat().unwrap().st_rdev, makedev(136, 0));
+        assert_eq!(r0.stat().unwrap().st_mode, S_IFCHR | 0o620);
+        assert_eq!(r0.open(O_RDWR).err(), Some(Errno::EIO), "locked");
+        m0.ioctl(super::super::pty::ioctls::TIOCSPTLCK, 0, &Mem)
+            .unwrap();
+        let f = r0.open(O_RDWR).unwrap();
+        assert!(pts.lookup(b"00").is_err() && pts.lookup(b"1").is_ok());
+        drop(m0);
+        assert_eq!(pts.lookup(b"0").err(), Some(Errno::ENOENT), "gone");
+        let mut b = [0u8; 4];
+        assert_eq!(f.read_at(&mut b, 0), Ok(0), "hung up: end of file");
+        assert_eq!(f.write_at(b"x", 0), Err(Errno::EIO));
+        let again = ptmx.open_by(&me, O_RDWR).unwrap();
+        assert!(pts.lookup(b"0").is_ok(), "the lowest free number is reused");
+        let names: Vec<_> = pts.readdir().unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(names, [&b"ptmx"[..], b"0", b"1"]);
+        drop((m1, again));
+    }
+
+    #[test]
+    fn bytes_flow_both_ways_through_the_line_discipline() {
+        let pts = Devpts::new(Arc::new(Terminals::default()));
+        let m = pts.lookup(b"ptmx").unwrap().open(O_RDWR).unwrap();
+        m.ioctl(super::super::pty::ioctls::TIOCSPTLCK, 0, &Mem)
+            .unwrap();
+        let r = pts.lookup(b"0").unwrap().open(O_RDWR).unwrap();
+        assert_eq!(m.write_at(b"hi\r", 0), Ok(3));
+        let mut b = [0u8; 16];
+        assert_eq!(r.read_at(&mut b, 0), Ok(3));
+        assert_eq!(&b[..3], b"hi\n");
+        assert_eq!(r.write_at(b"ok\n", 0), Ok(3));
+        let n = m.read_at(&mut b, 0).unwrap();
+        assert_eq!(&b[..n], b"hi\r\nok\r\n", "the echo, then the output");
+        drop(r);
+        assert_eq!(m.read_at(&mut b, 0), Err(Errno::EIO), "no replica left");
+    }
+}
