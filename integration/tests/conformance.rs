@@ -12,7 +12,24 @@ integration::on_every_platform!(
     file_locks_posix_ofd_and_flock,
     sqlite_writers_exclude_each_other,
     mmap_errno_order_and_noatime,
+    pseudo_terminals_match_linux,
 );
+
+/// `/dev/ptmx` and devpts: numbering, locking, names, the line discipline, readiness and
+/// job control on a pseudo-terminal (`^C`, `SIGTTIN`/`SIGTTOU`, `SIGWINCH`, hang-up).
+fn pseudo_terminals_match_linux(p: Platform) {
+    let parts = [
+        "openpty",
+        "line discipline",
+        "poll",
+        "signal keys",
+        "background",
+        "window size",
+        "hangup",
+    ];
+    expect_native_parts("conf_pty", &parts);
+    expect_parts(p, "conf_pty", &["sandbox"], &parts);
+}
 
 fn mmap_errno_order_and_noatime(p: Platform) {
     let parts = ["mmap errno order", "O_NOATIME"];

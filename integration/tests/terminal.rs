@@ -12,7 +12,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use integration::{Bundle, Link, Platform, fixture, on_every_platform, path_str, runsc};
+use integration::{
+    Bundle, Link, Platform, fixture, have_tool, native, on_every_platform, path_str, runsc,
+    runsc_do,
+};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 
@@ -21,6 +24,8 @@ on_every_platform!(
     runsc_do_on_a_terminal_gets_its_keys,
     container_terminal_over_the_console_socket,
     exec_terminal_over_the_console_socket,
+    script_runs_a_command_on_a_pseudo_terminal,
+    python_pty_fork_gets_keys_and_lines,
 );
 
 /// Longest wait for expected output: a guard against hangs, not a timing assertion.
@@ -289,4 +294,73 @@ fn exec_terminal_over_the_console_socket(p: Platform) {
     init.type_keys(b"\n");
     b.runsc(&["wait", "t2"]).assert_success("wait");
     b.runsc(&["delete", "t2"]).assert_success("delete");
+}
+
+/// util-linux's `script` makes a pseudo-terminal inside the sandbox (`/dev/ptmx`) and runs
+/// a shell on it: `stty` sets and reads its window size, `tty` names it.
+fn script_runs_a_command_on_a_pseudo_terminal(p: Platform) {
+    if !have_tool("/usr/bin/script") {
+        return;
+    }
+    let cmd = [
+        "/usr/bin/script",
+        "-qc",
+        "stty rows 30 cols 100; stty size; tty",
+        "/dev/null",
+    ];
+    let run = runsc_do(p, &[], &cmd);
+    run.assert_success("script");
+    assert!(run.stdout.starts_with("30 100\r\n/dev/pts/"), "{run:#?}");
+    assert!(run.stdout.ends_with("\r\n"), "{run:#?}");
+}
+
+/// Python's `pty.fork`: the child leads a session on the replica; `^C` typed into the
+/// master is `SIGINT` for it (echoed as `^C`, the typed input flushed), then a line is
+/// read in canonical mode with its echo; the master reads `EIO` once the child is gone.
+/// The same as natively.
+const PTY_FORK: &str = r#"import os, pty, signal, sys
+pid, fd = pty.fork()
+if pid == 0:
+    got = []
+    signal.signal(signal.SIGINT, lambda s, f: got.append(s))
+    print("ready", os.isatty(0), os.getsid(0) == os.getpid(), flush=True)
+    line = sys.stdin.readline()
+    print("line=" + line.strip(), "got", got, flush=True)
+    os._exit(7)
+seen = b""
+def until(want):
+    global seen
+    while want not in seen:
+        d = os.read(fd, 1024)
+        if not d:
+            break
+        seen += d
+until(b"ready True True\r\n")
+os.write(fd, b"\x03")
+until(b"^C")
+os.write(fd, b"hello\n")
+until(b"got")
+try:
+    until(b"never")
+except OSError as e:
+    print("master read after the child:", e.errno)
+_, status = os.waitpid(pid, 0)
+print(repr(seen.decode()), os.waitstatus_to_exitcode(status))
+m, s = os.openpty()
+print(os.ttyname(s).startswith("/dev/pts/"), os.isatty(m))
+"#;
+
+fn python_pty_fork_gets_keys_and_lines(p: Platform) {
+    if !have_tool("/usr/bin/python3") {
+        return;
+    }
+    let want = "master read after the child: 5\n\
+                'ready True True\\r\\n^Chello\\r\\nline=hello got [2]\\r\\n' 7\n\
+                True True\n";
+    let run = native(&["python3", "-c", PTY_FORK]);
+    run.assert_success("natively");
+    assert_eq!(run.stdout, want, "natively: {run:#?}");
+    let run = runsc_do(p, &[], &["python3", "-c", PTY_FORK]);
+    run.assert_success("in the sandbox");
+    assert_eq!(run.stdout, want, "in the sandbox: {run:#?}");
 }
