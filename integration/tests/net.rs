@@ -37,6 +37,7 @@ integration::on_every_platform!(
     host_network_bad_input_and_signals,
     sandbox_network_server_answers_curl_from_the_host,
     sandbox_network_client_reaches_a_host_server,
+    sandbox_network_udp_datagrams_over_the_mtu,
 );
 
 // The takeover of the spec's network namespace, with the container's lifecycle around
@@ -479,6 +480,46 @@ fn sandbox_network_client_reaches_a_host_server(p: Platform) {
     let peer = server.join().expect("host server");
     assert_eq!(run.stdout, "pong:ping 1048576\nECONNREFUSED\n", "{run:#?}");
     assert!(peer.ip().to_string().starts_with("10.213."), "peer {peer}");
+}
+
+/// `--network=sandbox`: UDP datagrams larger than the link's MTU go out in IPv4
+/// fragments (reassembled by the host) and come back in fragments the host cut
+/// (reassembled by the Sentry).
+fn sandbox_network_udp_datagrams_over_the_mtu(p: Platform) {
+    let host = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind on the host");
+    host.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .expect("timeout");
+    let port = host.local_addr().expect("addr").port();
+    let echo = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        let mut sizes = Vec::new();
+        for _ in 0..3 {
+            let (n, from) = host.recv_from(&mut buf).expect("recv");
+            sizes.push(n);
+            host.send_to(&buf[..n], from).expect("echo");
+        }
+        sizes
+    });
+    let code = format!(
+        "import socket, subprocess\n\
+         routes = subprocess.check_output(['ip', 'route']).decode().split()\n\
+         gw = routes[routes.index('via') + 1]\n\
+         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         s.settimeout(30)\n\
+         s.connect((gw, {port}))\n\
+         for n in (1000, 4000, 60000):\n\
+         \x20   data = bytes(i * 7 % 251 for i in range(n))\n\
+         \x20   s.send(data)\n\
+         \x20   back = s.recv(65536)\n\
+         \x20   print(n, len(back), back == data)\n"
+    );
+    let run = runsc_do(p, &["--network=sandbox"], &["python3", "-c", &code]);
+    run.assert_success("client");
+    assert_eq!(
+        run.stdout, "1000 1000 True\n4000 4000 True\n60000 60000 True\n",
+        "{run:#?}"
+    );
+    assert_eq!(echo.join().expect("host echo"), [1000, 4000, 60000]);
 }
 
 /// A network namespace with one end of a veth pair in it, addressed and routed as a CNI

@@ -7,6 +7,11 @@
 //! broadcast and the packet waits (a few per neighbour; TCP retransmits the rest).
 //! Incoming: ARP requests for our address are answered and every ARP sender on the
 //! subnet is learnt; IPv4 frames to our hardware address (or broadcast) go to the stack.
+//! Fragments: a packet over the link's MTU is cut into IPv4 fragments on its way out
+//! (smoltcp's interface is loopback-sized and never fragments), and fragments coming in
+//! are reassembled before the stack sees them (as Linux's `ip_fragment` and
+//! `ip_defrag`: at most [`REASSEMBLY_MAX`] datagrams at once, each given up after
+//! [`REASSEMBLY_TIMEOUT`]).
 //! The host's side sees ordinary Ethernet frames; nothing else of the host is reachable
 //! (the host's loopback is not on the link).
 
@@ -14,6 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use smoltcp::wire::{
@@ -24,6 +30,10 @@ use smoltcp::wire::{
 pub const ETH_MTU: usize = 1500;
 /// Packets kept waiting for one ARP answer, at most.
 const PENDING_MAX: usize = 64;
+/// Datagrams being reassembled at once, at most (the oldest is given up for a new one).
+pub const REASSEMBLY_MAX: usize = 64;
+/// How long a datagram's fragments wait for the rest (Linux's `ipfrag_time`).
+pub const REASSEMBLY_TIMEOUT: Duration = Duration::from_secs(30);
 const BROADCAST: [u8; 6] = [0xff; 6];
 
 /// The Ethernet link (see the module documentation).
@@ -40,6 +50,10 @@ pub struct EthLink {
     pub gateway: Option<Ipv4Addr>,
     neighbors: HashMap<Ipv4Addr, [u8; 6]>,
     pending: VecDeque<(Ipv4Addr, Bytes)>,
+    /// The identification of the next datagram this link fragments.
+    next_ident: u16,
+    /// Datagrams being reassembled.
+    reassembly: HashMap<FragKey, Reassembly>,
     /// (packets, bytes) received and sent, for `/proc/net/dev` and netlink.
     pub rx: (u64, u64),
     /// See `rx`.
@@ -63,6 +77,8 @@ impl EthLink {
             gateway,
             neighbors: HashMap::new(),
             pending: VecDeque::new(),
+            next_ident: 1,
+            reassembly: HashMap::new(),
             rx: (0, 0),
             tx: (0, 0),
         }
@@ -119,14 +135,22 @@ impl EthLink {
         self.send_frame(dst_mac, EthernetProtocol::Arp, &buf);
     }
 
-    /// Sends the IPv4 packet `pkt` to `dst` (resolving its next hop first).
+    /// Sends the IPv4 packet `pkt` (checksums filled) to `dst`, in fragments if it is
+    /// over the link's MTU.
     pub fn send_ip(&mut self, pkt: Bytes, dst: Ipv4Addr) {
-        if pkt.len() > ETH_MTU {
-            // smoltcp's interface is loopback-sized; TCP segments on this link are cut to
-            // the peer's MSS, so only an oversized datagram gets here (no fragmentation).
-            tracing::debug!(len = pkt.len(), "eth0: packet over the MTU dropped");
+        if pkt.len() <= ETH_MTU {
+            self.send_one(pkt, dst);
             return;
         }
+        let ident = self.next_ident;
+        self.next_ident = self.next_ident.wrapping_add(1);
+        for f in fragments(&pkt, ETH_MTU, ident) {
+            self.send_one(f, dst);
+        }
+    }
+
+    /// Sends one packet that fits the link to `dst` (resolving its next hop first).
+    fn send_one(&mut self, pkt: Bytes, dst: Ipv4Addr) {
         if self.is_broadcast(dst) {
             self.send_frame(BROADCAST, EthernetProtocol::Ipv4, &pkt);
             return;
@@ -160,7 +184,7 @@ impl EthLink {
         self.rx.0 += 1;
         self.rx.1 += frame.len() as u64;
         match f.ethertype() {
-            EthernetProtocol::Ipv4 => Some(Bytes::copy_from_slice(f.payload())),
+            EthernetProtocol::Ipv4 => self.reassemble(f.payload(), Instant::now()),
             EthernetProtocol::Arp => {
                 let p = ArpPacket::new_checked(f.payload()).ok()?;
                 let ArpRepr::EthernetIpv4 {
@@ -187,6 +211,80 @@ impl EthLink {
         }
     }
 
+    /// The packet `p` for the stack: itself if it is whole, the reassembled datagram if
+    /// it is the fragment that completes one, `None` while fragments are missing (or if
+    /// it is malformed).
+    fn reassemble(&mut self, p: &[u8], now: Instant) -> Option<Bytes> {
+        let ip = smoltcp::wire::Ipv4Packet::new_checked(p).ok()?;
+        // The packet as the header says it is: a frame may carry padding after it.
+        let p = &p[..usize::from(ip.total_len())];
+        if !ip.more_frags() && ip.frag_offset() == 0 {
+            return Some(Bytes::copy_from_slice(p));
+        }
+        self.reassembly
+            .retain(|_, r| now.duration_since(r.started) < REASSEMBLY_TIMEOUT);
+        let key = FragKey {
+            src: ip.src_addr(),
+            dst: ip.dst_addr(),
+            ident: ip.ident(),
+            proto: u8::from(ip.next_header()),
+        };
+        if !self.reassembly.contains_key(&key) && self.reassembly.len() >= REASSEMBLY_MAX {
+            let oldest = self
+                .reassembly
+                .iter()
+                .min_by_key(|(_, r)| r.started)
+                .map(|(k, _)| *k)?;
+            self.reassembly.remove(&oldest);
+        }
+        let r = self.reassembly.entry(key).or_insert_with(|| Reassembly {
+            started: now,
+            header: Vec::new(),
+            data: Vec::new(),
+            have: Vec::new(),
+            total: None,
+        });
+        let hl = usize::from(ip.header_len());
+        let off = usize::from(ip.frag_offset());
+        let part = &p[hl..];
+        let end = off + part.len();
+        // A fragment that is not a multiple of 8 bytes must be the last; none reaches past
+        // the largest IPv4 packet.
+        if end + hl > usize::from(u16::MAX) || (ip.more_frags() && part.len() % 8 != 0) {
+            self.reassembly.remove(&key);
+            return None;
+        }
+        if off == 0 {
+            r.header = p[..hl].to_vec();
+        }
+        if !ip.more_frags() {
+            r.total = Some(end);
+        }
+        if r.data.len() < end {
+            r.data.resize(end, 0);
+            r.have.resize(end.div_ceil(8), false);
+        }
+        r.data[off..end].copy_from_slice(part);
+        for b in &mut r.have[off / 8..end.div_ceil(8)] {
+            *b = true;
+        }
+        let total = r.total?;
+        if r.header.is_empty() || r.data.len() != total || !r.have.iter().all(|&b| b) {
+            return None;
+        }
+        let r = self.reassembly.remove(&key)?;
+        let hl = r.header.len();
+        let mut whole = Vec::with_capacity(hl + total);
+        whole.extend_from_slice(&r.header);
+        whole.extend_from_slice(&r.data);
+        let mut ip = smoltcp::wire::Ipv4Packet::new_unchecked(&mut whole[..]);
+        ip.set_total_len(u16::try_from(hl + total).ok()?);
+        ip.set_more_frags(false);
+        ip.set_frag_offset(0);
+        ip.fill_checksum();
+        Some(Bytes::from(whole))
+    }
+
     fn flush(&mut self, hop: Ipv4Addr, mac: [u8; 6]) {
         let (ready, rest): (Vec<_>, Vec<_>) = self.pending.drain(..).partition(|(h, _)| *h == hop);
         self.pending = rest.into();
@@ -194,6 +292,61 @@ impl EthLink {
             self.send_frame(mac, EthernetProtocol::Ipv4, &p);
         }
     }
+}
+
+/// What identifies the fragments of one datagram (RFC 791).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FragKey {
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    ident: u16,
+    proto: u8,
+}
+
+/// A datagram being reassembled.
+#[derive(Debug)]
+struct Reassembly {
+    started: Instant,
+    /// The first fragment's header (empty until it comes).
+    header: Vec<u8>,
+    /// The payload so far.
+    data: Vec<u8>,
+    /// Which 8-byte blocks of `data` have come.
+    have: Vec<bool>,
+    /// The payload's length, once the last fragment has come.
+    total: Option<usize>,
+}
+
+/// The IPv4 packet `pkt` (checksums filled) cut into fragments of at most `mtu` bytes,
+/// all with identification `ident` (the whole packet's DF flag is cleared: the link is
+/// the sandbox's own, and fragmenting is what Linux does for a datagram over the
+/// interface's MTU).
+fn fragments(pkt: &[u8], mtu: usize, ident: u16) -> Vec<Bytes> {
+    let Ok(ip) = smoltcp::wire::Ipv4Packet::new_checked(pkt) else {
+        return Vec::new();
+    };
+    let hl = usize::from(ip.header_len());
+    let payload = &pkt[hl..usize::from(ip.total_len())];
+    let step = (mtu - hl) & !7;
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off < payload.len() {
+        let end = (off + step).min(payload.len());
+        let mut buf = Vec::with_capacity(hl + end - off);
+        buf.extend_from_slice(&pkt[..hl]);
+        buf.extend_from_slice(&payload[off..end]);
+        let mut f = smoltcp::wire::Ipv4Packet::new_unchecked(&mut buf[..]);
+        // Both at most 65535: `buf` is part of an IPv4 packet.
+        f.set_total_len((hl + end - off) as u16);
+        f.set_ident(ident);
+        f.set_dont_frag(false);
+        f.set_more_frags(end < payload.len());
+        f.set_frag_offset(off as u16);
+        f.fill_checksum();
+        out.push(Bytes::from(buf));
+        off = end;
+    }
+    out
 }
 
 /// Fills the IPv4 header checksum and the TCP, UDP or ICMP one of the packet in `buf`
@@ -364,5 +517,117 @@ mod tests {
                 .is_none()
         );
         assert!(l.input(&[0u8; 5]).is_none(), "a runt frame is ignored");
+    }
+
+    /// A UDP packet from `src` to us with a `len`-byte payload, checksums filled.
+    fn big_udp(src: Ipv4Addr, len: usize) -> Vec<u8> {
+        let ip = Ipv4Repr {
+            src_addr: src,
+            dst_addr: ME,
+            next_header: IpProtocol::Udp,
+            payload_len: 8 + len,
+            hop_limit: 64,
+        };
+        let mut buf = vec![0u8; 20 + 8 + len];
+        let mut p = Ipv4Packet::new_unchecked(&mut buf[..]);
+        ip.emit(&mut p, &smoltcp::phy::ChecksumCapabilities::ignored());
+        UdpRepr {
+            src_port: 1000,
+            dst_port: 2000,
+        }
+        .emit(
+            &mut UdpPacket::new_unchecked(p.payload_mut()),
+            &src.into(),
+            &ME.into(),
+            len,
+            |b| {
+                for (i, x) in b.iter_mut().enumerate() {
+                    *x = (i * 7 % 251) as u8;
+                }
+            },
+            &smoltcp::phy::ChecksumCapabilities::ignored(),
+        );
+        fill_checksums(&mut buf);
+        buf
+    }
+
+    fn ipv4_frame(p: &[u8]) -> Vec<u8> {
+        frame(MAC, GW_MAC, EthernetProtocol::Ipv4, p)
+    }
+
+    #[test]
+    fn datagrams_over_the_mtu_are_fragmented_and_reassembled() {
+        let whole = big_udp(GW, 4000);
+        let frags = fragments(&whole, ETH_MTU, 77);
+        assert_eq!(frags.len(), 3);
+        for (i, f) in frags.iter().enumerate() {
+            let ip = Ipv4Packet::new_checked(&f[..]).expect("fragment");
+            assert!(f.len() <= ETH_MTU && ip.verify_checksum());
+            assert_eq!((ip.ident(), ip.dont_frag()), (77, false));
+            assert_eq!(ip.more_frags(), i < 2);
+            assert_eq!(usize::from(ip.frag_offset()), i * 1480);
+        }
+        // In any order, the last fragment completes the datagram, which is the original
+        // but for the flags and identification fragmenting changed.
+        let (mut l, _peer) = link();
+        for f in [&frags[2], &frags[0]] {
+            assert!(l.input(&ipv4_frame(f)).is_none());
+        }
+        let got = l.input(&ipv4_frame(&frags[1])).expect("reassembled");
+        assert_eq!(got.len(), whole.len());
+        let ip = Ipv4Packet::new_checked(&got[..]).expect("ip");
+        assert!(ip.verify_checksum() && !ip.more_frags() && ip.frag_offset() == 0);
+        assert_eq!(ip.payload(), &whole[20..]);
+        let u = UdpPacket::new_checked(ip.payload()).expect("udp");
+        assert!(u.verify_checksum(&GW.into(), &ME.into()));
+        assert!(l.reassembly.is_empty());
+
+        // The same datagram from another source does not mix with it.
+        let other = fragments(&big_udp(Ipv4Addr::new(10, 213, 0, 3), 4000), ETH_MTU, 77);
+        assert!(l.input(&ipv4_frame(&frags[0])).is_none());
+        assert!(l.input(&ipv4_frame(&other[1])).is_none());
+        assert!(l.input(&ipv4_frame(&other[2])).is_none());
+        assert!(l.input(&ipv4_frame(&frags[2])).is_none());
+        assert_eq!(l.reassembly.len(), 2);
+    }
+
+    #[test]
+    fn reassembly_gives_up_on_stale_bad_and_too_many_datagrams() {
+        let (mut l, _peer) = link();
+        let start = Instant::now();
+        let frags = fragments(&big_udp(GW, 3000), ETH_MTU, 5);
+        assert!(l.reassemble(&frags[0], start).is_none());
+        // Too late: the first fragment was given up, so the datagram never completes.
+        let late = start + REASSEMBLY_TIMEOUT;
+        assert!(l.reassemble(&frags[1], late).is_none());
+        assert!(l.reassemble(&frags[2], late).is_none());
+        assert_eq!(l.reassembly.len(), 1, "only the late fragments wait");
+
+        // A fragment that is not the last must be a multiple of 8 bytes long.
+        let (mut l, _peer) = link();
+        let mut odd = frags[0].to_vec();
+        odd.pop();
+        let len = odd.len() as u16;
+        let mut ip = Ipv4Packet::new_unchecked(&mut odd[..]);
+        ip.set_total_len(len);
+        ip.fill_checksum();
+        assert!(l.reassemble(&odd, start).is_none());
+        assert!(l.reassembly.is_empty());
+        // One that would end past 65535 bytes is dropped.
+        let mut far = frags[1].to_vec();
+        let mut ip = Ipv4Packet::new_unchecked(&mut far[..]);
+        ip.set_frag_offset(65528);
+        ip.fill_checksum();
+        assert!(l.reassemble(&far, start).is_none());
+        assert!(l.reassembly.is_empty());
+
+        // At most REASSEMBLY_MAX datagrams wait; the oldest goes first.
+        for ident in 0..REASSEMBLY_MAX as u16 + 1 {
+            let f = fragments(&big_udp(GW, 3000), ETH_MTU, ident);
+            let t = start + Duration::from_millis(u64::from(ident));
+            assert!(l.reassemble(&f[0], t).is_none());
+        }
+        assert_eq!(l.reassembly.len(), REASSEMBLY_MAX);
+        assert!(!l.reassembly.keys().any(|k| k.ident == 0));
     }
 }
