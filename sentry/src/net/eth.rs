@@ -250,7 +250,7 @@ impl EthLink {
         let end = off + part.len();
         // A fragment that is not a multiple of 8 bytes must be the last; none reaches past
         // the largest IPv4 packet.
-        if end + hl > usize::from(u16::MAX) || (ip.more_frags() && part.len() % 8 != 0) {
+        if end + hl > usize::from(u16::MAX) || (ip.more_frags() && !part.len().is_multiple_of(8)) {
             self.reassembly.remove(&key);
             return None;
         }
