@@ -399,3 +399,102 @@ mod tests {
         assert_eq!(m.read_at(&mut b, 0), Err(Errno::EIO), "no replica left");
     }
 }
+
+#[cfg(test)]
+mod blocking_tests {
+    use super::*;
+    use crate::fs::ldisc;
+    use crate::fs::pty::ioctls::*;
+    use linux_abi::flags::open::{O_NONBLOCK, O_RDWR};
+
+    /// User memory of one buffer at address 0.
+    struct Buf(Mutex<Vec<u8>>);
+    impl super::super::UserMem for Buf {
+        fn copy_in(&self, _addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+            buf.copy_from_slice(&self.0.lock()[..buf.len()]);
+            Ok(())
+        }
+        fn copy_out(&self, _addr: u64, buf: &[u8]) -> Result<(), Errno> {
+            let mut v = self.0.lock();
+            v.clear();
+            v.extend_from_slice(buf);
+            Ok(())
+        }
+    }
+
+    fn pair(flags: u32) -> (Arc<Devpts>, Arc<dyn FileOps>, Arc<dyn FileOps>) {
+        let pts = Devpts::new(Arc::new(Terminals::default()));
+        let m = pts.lookup(b"ptmx").unwrap().open(O_RDWR | flags).unwrap();
+        m.ioctl(TIOCSPTLCK, 0, &Buf(Mutex::new(vec![0; 4])))
+            .unwrap();
+        let r = pts.lookup(b"0").unwrap().open(O_RDWR | flags).unwrap();
+        (pts, m, r)
+    }
+
+    /// Sets the replica raw with `VMIN`/`VTIME`.
+    fn raw(r: &Arc<dyn FileOps>, vmin: u8, vtime: u8) {
+        let mut t = ldisc::Termios {
+            lflag: 0,
+            iflag: 0,
+            oflag: 0,
+            ..ldisc::Termios::default()
+        };
+        t.cc[ldisc::cc::VMIN] = vmin;
+        t.cc[ldisc::cc::VTIME] = vtime;
+        r.ioctl(TCSETS, 0, &Buf(Mutex::new(t.to_bytes(false))))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_blocked_read_waits_for_vmin_bytes_from_the_master() {
+        let (_pts, m, r) = pair(0);
+        raw(&r, 3, 0);
+        let reader = std::thread::spawn(move || {
+            let mut b = [0u8; 8];
+            let n = r.read_at(&mut b, 0).unwrap();
+            b[..n].to_vec()
+        });
+        // One byte at a time: the read returns only once three came.
+        for c in [b"a", b"b", b"c"] {
+            assert_eq!(m.write_at(c, 0), Ok(1));
+        }
+        assert_eq!(reader.join().unwrap(), b"abc");
+    }
+
+    #[test]
+    fn non_blocking_ends_say_eagain_and_a_full_queue_stops_the_writer() {
+        let (_pts, m, r) = pair(O_NONBLOCK);
+        let mut b = [0u8; 8];
+        assert_eq!(m.read_at(&mut b, 0), Err(Errno::EAGAIN));
+        assert_eq!(r.read_at(&mut b, 0), Err(Errno::EAGAIN), "no line yet");
+        raw(&r, 1, 0);
+        let big = vec![b'z'; 64 * 1024];
+        let mut total = 0;
+        loop {
+            match m.write_at(&big, 0) {
+                Ok(n) => total += n,
+                Err(e) => {
+                    assert_eq!(e, Errno::EAGAIN);
+                    break;
+                }
+            }
+        }
+        assert_eq!(total, ldisc::N_TTY_BUF_SIZE - 1 + ldisc::PENDING_MAX);
+        let fionread = Buf(Mutex::new(vec![0; 4]));
+        r.ioctl(FIONREAD, 0, &fionread).unwrap();
+        assert_eq!(
+            u32::from_ne_bytes(fionread.0.lock()[..4].try_into().unwrap()),
+            (ldisc::N_TTY_BUF_SIZE - 1) as u32
+        );
+        assert_eq!(r.read_at(&mut b, 0), Ok(8));
+        assert_eq!(m.write_at(b"more", 0), Ok(4), "room again");
+    }
+
+    #[test]
+    fn vmin_zero_with_vtime_returns_nothing_after_the_timer() {
+        let (_pts, _m, r) = pair(0);
+        raw(&r, 0, 1);
+        let mut b = [0u8; 8];
+        assert_eq!(r.read_at(&mut b, 0), Ok(0));
+    }
+}
