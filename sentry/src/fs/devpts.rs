@@ -109,6 +109,10 @@ pub struct Devpts {
     ptmx: Arc<PtmxInode>,
     /// Replicas and host terminals by number.
     entries: Mutex<BTreeMap<u32, Arc<dyn Inode>>>,
+    /// Numbers of pairs whose master closed while replica files stay open: not named any
+    /// more, not free either until the last replica closes (Linux frees a number with the
+    /// pair).
+    reserved: Mutex<std::collections::BTreeSet<u32>>,
     me: Weak<Devpts>,
 }
 
@@ -135,6 +139,7 @@ impl Devpts {
                 meta: Mutex::new(Meta::new(0o666, 0, 0)),
             }),
             entries: Mutex::new(BTreeMap::new()),
+            reserved: Mutex::new(std::collections::BTreeSet::new()),
             me: me.clone(),
         })
     }
@@ -147,8 +152,9 @@ impl Devpts {
     /// Takes the lowest free number for `inode` (`ENOSPC` past [`PTY_MAX`]).
     fn add(&self, make: impl FnOnce(u32) -> Arc<dyn Inode>) -> Result<u32, Errno> {
         let mut e = self.entries.lock();
+        let reserved = self.reserved.lock();
         let n = (0..PTY_MAX)
-            .find(|n| !e.contains_key(n))
+            .find(|n| !e.contains_key(n) && !reserved.contains(n))
             .ok_or(Errno::ENOSPC)?;
         e.insert(n, make(n));
         Ok(n)
@@ -159,9 +165,19 @@ impl Devpts {
         self.add(|_| inode)
     }
 
-    /// Drops `/dev/pts/N` (its master closed).
-    pub fn remove(&self, n: u32) {
-        self.entries.lock().remove(&n);
+    /// Drops `/dev/pts/N` (its master closed); while `keep`, the number stays taken
+    /// (replica files are still open) until [`Devpts::release`].
+    pub fn remove(&self, n: u32, keep: bool) {
+        let mut e = self.entries.lock();
+        e.remove(&n);
+        if keep {
+            self.reserved.lock().insert(n);
+        }
+    }
+
+    /// The last replica file of a pair whose master closed is gone: its number is free.
+    pub fn release(&self, n: u32) {
+        self.reserved.lock().remove(&n);
     }
 
     /// A new pair for `caller`: its master, and the replica `/dev/pts/N` (locked until
@@ -171,7 +187,7 @@ impl Devpts {
         let (uid, _) = self.terminals.fs_ids(caller.tgid);
         let mut pair = None;
         self.add(|n| {
-            let pty = Arc::new(Pty::new(n));
+            let pty = Arc::new(Pty::new(n, self.me.clone()));
             let t = Terminal::new_pty(pty.clone());
             pair = Some((t.clone(), pty));
             Arc::new(ReplicaInode {
@@ -374,11 +390,17 @@ mod tests {
         let mut b = [0u8; 4];
         assert_eq!(f.read_at(&mut b, 0), Ok(0), "hung up: end of file");
         assert_eq!(f.write_at(b"x", 0), Err(Errno::EIO));
+        let held = ptmx.open_by(&me, O_RDWR).unwrap();
+        assert!(
+            pts.lookup(b"2").is_ok(),
+            "0 is taken while its replica is open"
+        );
+        drop(f);
         let again = ptmx.open_by(&me, O_RDWR).unwrap();
         assert!(pts.lookup(b"0").is_ok(), "the lowest free number is reused");
         let names: Vec<_> = pts.readdir().unwrap().into_iter().map(|e| e.name).collect();
-        assert_eq!(names, [&b"ptmx"[..], b"0", b"1"]);
-        drop((m1, again));
+        assert_eq!(names, [&b"ptmx"[..], b"0", b"1", b"2"]);
+        drop((m1, again, held));
     }
 
     #[test]

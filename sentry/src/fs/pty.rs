@@ -10,8 +10,8 @@
 //! output is drained, and `POLLHUP`.
 
 use std::any::Any;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use linux_abi::Errno;
@@ -100,6 +100,8 @@ struct State {
 #[derive(Debug)]
 pub struct Pty {
     index: u32,
+    /// The devpts instance that numbers it.
+    devpts: Weak<Devpts>,
     state: Mutex<State>,
     /// Notified with every change, for both ends.
     queue: WaitQueue,
@@ -107,9 +109,10 @@ pub struct Pty {
 
 impl Pty {
     /// A new, locked pair numbered `index`.
-    pub fn new(index: u32) -> Pty {
+    pub fn new(index: u32, devpts: Weak<Devpts>) -> Pty {
         Pty {
             index,
+            devpts,
             state: Mutex::new(State {
                 locked: true,
                 ..State::default()
@@ -222,8 +225,12 @@ impl Drop for MasterFile {
     /// The last master closed: the replica is hung up and leaves devpts.
     fn drop(&mut self) {
         let pty = &self.pty;
-        pty.state.lock().hung_up = true;
-        self.devpts.remove(pty.index());
+        {
+            // Under the pair's lock, against the last replica closing meanwhile.
+            let mut s = pty.state.lock();
+            s.hung_up = true;
+            self.devpts.remove(pty.index(), s.replicas > 0);
+        }
         self.devpts.terminals().hang_up(&self.term);
         pty.notify();
     }
@@ -367,6 +374,11 @@ impl Drop for ReplicaFile {
         s.replicas -= 1;
         if s.replicas == 0 {
             s.replica_closed = true;
+            if s.hung_up
+                && let Some(d) = pty.devpts.upgrade()
+            {
+                d.release(pty.index());
+            }
         }
         drop(s);
         pty.notify();
