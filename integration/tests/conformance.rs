@@ -13,7 +13,22 @@ integration::on_every_platform!(
     sqlite_writers_exclude_each_other,
     mmap_errno_order_and_noatime,
     pseudo_terminals_match_linux,
+    socket_errors_match_linux,
 );
+
+/// The socket calls' errors: types and protocols, address out-parameters, unsupported
+/// flags, unknown option levels, ioctls with bad pointers, a privileged port.
+fn socket_errors_match_linux(p: Platform) {
+    let parts = [
+        "socket types",
+        "names",
+        "flags",
+        "options",
+        "privileged port",
+    ];
+    expect_native_parts("conf_sockerr", &parts);
+    expect_parts(p, "conf_sockerr", &[], &parts);
+}
 
 /// `/dev/ptmx` and devpts: numbering, locking, names, the line discipline, readiness and
 /// job control on a pseudo-terminal (`^C`, `SIGTTIN`/`SIGTTOU`, `SIGWINCH`, hang-up).

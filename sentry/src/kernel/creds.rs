@@ -63,6 +63,8 @@ pub const CAP_SETUID: u32 = 7;
 pub const CAP_LEASE: u32 = 28;
 /// `CAP_IPC_LOCK`: lock memory past `RLIMIT_MEMLOCK`.
 pub const CAP_IPC_LOCK: u32 = 14;
+/// `CAP_NET_BIND_SERVICE`: bind ports below 1024.
+pub const CAP_NET_BIND_SERVICE: u32 = 10;
 /// `CAP_SETPCAP`: change the bounding set, add to the inheritable set freely.
 pub const CAP_SETPCAP: u32 = 8;
 /// `CAP_MKNOD`: make device nodes.

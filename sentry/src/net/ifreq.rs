@@ -11,6 +11,7 @@ use crate::fs::UserMem;
 const SIOCGIFNAME: u32 = 0x8910;
 const SIOCGIFCONF: u32 = 0x8912;
 const SIOCGIFFLAGS: u32 = 0x8913;
+const SIOCSIFFLAGS: u32 = 0x8914;
 const SIOCGIFADDR: u32 = 0x8915;
 const SIOCGIFBRDADDR: u32 = 0x8919;
 const SIOCGIFNETMASK: u32 = 0x891b;
@@ -43,6 +44,15 @@ fn name_bytes(l: &Link) -> [u8; IFNAMSIZ] {
     let b = l.name.as_bytes();
     n[..b.len().min(IFNAMSIZ - 1)].copy_from_slice(&b[..b.len().min(IFNAMSIZ - 1)]);
     n
+}
+
+/// The link an `ifreq`'s name names.
+fn by_name<'a>(links: &'a [Link], req: &[u8; IFREQ_LEN]) -> Option<&'a Link> {
+    let end = req[..IFNAMSIZ]
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(IFNAMSIZ);
+    links.iter().find(|l| l.name.as_bytes() == &req[..end])
 }
 
 /// Answers a netdevice ioctl; other commands are `ENOTTY`.
@@ -90,6 +100,22 @@ pub fn ioctl(stack: &Stack, cmd: u32, arg: u64, mem: &dyn UserMem) -> Result<u64
         SIOCGIFINDEX,
         SIOCGIFTXQLEN,
     ];
+    // The netdevice commands that change an interface: Linux reads the request first
+    // (EFAULT), finds the interface (ENODEV). The sandbox's links are set up by runsc,
+    // so asking for what an interface already is succeeds and changing it is refused.
+    let setters = [
+        0x8914, 0x8916, 0x8918, 0x891a, 0x891c, 0x891e, 0x8922, 0x8923, 0x8924, 0x8943,
+    ];
+    if setters.contains(&cmd) {
+        let mut req = [0u8; IFREQ_LEN];
+        mem.copy_in(arg, &mut req)?;
+        let link = by_name(&links, &req).ok_or(Errno::ENODEV)?;
+        let flags = u16::from_ne_bytes([req[16], req[17]]);
+        return match cmd {
+            SIOCSIFFLAGS if u32::from(flags) == link.flags & 0xffff => Ok(0),
+            _ => Err(Errno::EOPNOTSUPP),
+        };
+    }
     if !known.contains(&cmd) {
         return Err(Errno::ENOTTY);
     }
@@ -99,11 +125,7 @@ pub fn ioctl(stack: &Stack, cmd: u32, arg: u64, mem: &dyn UserMem) -> Result<u64
         let idx = u32::from_ne_bytes([req[16], req[17], req[18], req[19]]);
         links.iter().find(|l| l.index == idx)
     } else {
-        let end = req[..IFNAMSIZ]
-            .iter()
-            .position(|&b| b == 0)
-            .unwrap_or(IFNAMSIZ);
-        links.iter().find(|l| l.name.as_bytes() == &req[..end])
+        by_name(&links, &req)
     }
     .ok_or(Errno::ENODEV)?;
     let mut out = [0u8; 24];

@@ -16,8 +16,13 @@ use super::{IPPROTO_TCP, IPPROTO_UDP, Inner, SOCK_DGRAM, SOCK_STREAM, Sock, Stac
 use crate::fs::{FileOps, UserMem};
 use crate::waiter::{Events, WaitQueue, block_on, events};
 
+/// `MSG_OOB`.
+pub const MSG_OOB: u32 = 1;
 /// `MSG_PEEK`.
 pub const MSG_PEEK: u32 = 2;
+/// `MSG_ERRQUEUE`.
+pub const MSG_ERRQUEUE: u32 = 0x2000;
+const SOCK_RAW: i32 = 3;
 /// `MSG_TRUNC`.
 pub const MSG_TRUNC: u32 = 0x20;
 /// `MSG_DONTWAIT`.
@@ -142,17 +147,10 @@ impl InetSocket {
         ty: i32,
         protocol: i32,
     ) -> Result<Arc<InetSocket>, Errno> {
-        if family != AF_INET && family != AF_INET6 {
-            return Err(Errno::EAFNOSUPPORT);
-        }
-        let (sock, protocol) = match (ty, protocol) {
-            (SOCK_STREAM, 0 | IPPROTO_TCP) => (Sock::Tcp(Tcp::new(family)), IPPROTO_TCP),
-            (SOCK_DGRAM, 0 | IPPROTO_UDP) => (Sock::Udp(Udp::new(family)), IPPROTO_UDP),
-            (SOCK_STREAM | SOCK_DGRAM, _) => return Err(Errno::EPROTONOSUPPORT),
-            // SOCK_RAW needs --net-raw; SOCK_SEQPACKET and others do not exist for IP.
-            (3, _) => return Err(Errno::EPERM),
-            (1..=6 | 10, _) => return Err(Errno::ESOCKTNOSUPPORT),
-            _ => return Err(Errno::EINVAL),
+        let protocol = Self::check_type(family, ty, protocol)?;
+        let sock = match ty {
+            SOCK_STREAM => Sock::Tcp(Tcp::new(family)),
+            _ => Sock::Udp(Udp::new(family)),
         };
         let queue = Arc::new(WaitQueue::new());
         let id = stack.add(sock, &queue);
@@ -165,6 +163,25 @@ impl InetSocket {
             queue,
             nonblock: AtomicBool::new(false),
         }))
+    }
+
+    /// What `socket(family, ty, protocol)` would make: its protocol, or Linux's error
+    /// (`inet_create`'s order: the type, then the protocol, then the privilege).
+    pub fn check_type(family: i32, ty: i32, protocol: i32) -> Result<i32, Errno> {
+        if family != AF_INET && family != AF_INET6 {
+            return Err(Errno::EAFNOSUPPORT);
+        }
+        match (ty, protocol) {
+            (SOCK_STREAM, 0 | IPPROTO_TCP) => Ok(IPPROTO_TCP),
+            (SOCK_DGRAM, 0 | IPPROTO_UDP) => Ok(IPPROTO_UDP),
+            (SOCK_STREAM | SOCK_DGRAM, _) => Err(Errno::EPROTONOSUPPORT),
+            // A raw socket names its protocol: IPPROTO_IP is no wildcard there.
+            (SOCK_RAW, 0) => Err(Errno::EPROTONOSUPPORT),
+            // SOCK_RAW needs --net-raw; SOCK_SEQPACKET and others do not exist for IP.
+            (SOCK_RAW, _) => Err(Errno::EPERM),
+            (1..=6 | 10, _) => Err(Errno::ESOCKTNOSUPPORT),
+            _ => Err(Errno::EINVAL),
+        }
     }
 
     /// Sets `O_NONBLOCK`.
@@ -309,6 +326,10 @@ impl InetSocket {
     pub fn send(&self, data: &[u8], to: Option<&[u8]>, flags: u32) -> Result<usize, Errno> {
         let nb = self.nonblocking(flags);
         if self.ty == SOCK_DGRAM {
+            // UDP has no urgent data (udp_sendmsg).
+            if flags & MSG_OOB != 0 {
+                return Err(Errno::EOPNOTSUPP);
+            }
             let to = match to {
                 Some(raw) => match addr::parse(self.family, raw)? {
                     Parsed::Addr(a) => Some(a),
@@ -345,6 +366,15 @@ impl InetSocket {
     pub fn recv(&self, len: usize, flags: u32) -> Result<Received, Errno> {
         let nb = self.nonblocking(flags);
         let peek = flags & MSG_PEEK != 0;
+        // No ICMP errors are queued (IP_RECVERR is not kept): the error queue is empty.
+        if flags & MSG_ERRQUEUE != 0 {
+            return Err(Errno::EAGAIN);
+        }
+        // TCP urgent data is never kept apart (it arrives in line), so there is none to
+        // read out of band (tcp_recv_urg's EINVAL).
+        if flags & MSG_OOB != 0 && self.ty == SOCK_STREAM {
+            return Err(Errno::EINVAL);
+        }
         if self.ty == SOCK_DGRAM {
             let d = self.wait(nb, true, events::POLLIN, |i| {
                 udp::recv(i, self.id, len, peek)
@@ -565,7 +595,13 @@ impl InetSocket {
                     _ => return Err(Errno::ENOPROTOOPT),
                 });
             }
-            Err(Errno::ENOPROTOOPT)
+            // A level the socket's protocols do not know: IPv4's getsockopt says
+            // EOPNOTSUPP (do_ip_getsockopt), IPv6's ENOPROTOOPT.
+            Err(if self.family == AF_INET {
+                Errno::EOPNOTSUPP
+            } else {
+                Errno::ENOPROTOOPT
+            })
         })
     }
 
@@ -798,7 +834,10 @@ impl FileOps for InetSocket {
         const FIONREAD: u32 = 0x541B;
         const SIOCOUTQ: u32 = 0x5411;
         const SIOCOUTQNSD: u32 = 0x894B;
+        const SIOCATMARK: u32 = 0x8905;
         let n = match cmd {
+            // Whether the next byte is the urgent mark: never, as urgent data is in line.
+            SIOCATMARK if self.ty == SOCK_STREAM => 0,
             FIONREAD => self.pending(),
             SIOCOUTQ | SIOCOUTQNSD => self.unsent(),
             _ => return super::ifreq::ioctl(&self.stack, cmd, arg, mem),

@@ -9,11 +9,12 @@ use linux_abi::flags::mode::S_IFSOCK;
 use linux_abi::flags::open::{O_CLOEXEC, O_NONBLOCK, O_RDWR};
 
 use super::fs::{install, sigpipe};
-use super::socket::{MSGHDR_SIZE, MsgHdr, UIO_MAXIOV, read_iovecs, read_msghdr};
+use super::socket::{MSGHDR_SIZE, MsgHdr, UIO_MAXIOV, move_addr_to_user, read_iovecs, read_msghdr};
 use crate::fs::OpenFile;
 use crate::fs::anon::anon_file;
-use crate::kernel::Task;
+use crate::kernel::{CAP_NET_BIND_SERVICE, Task};
 use crate::net::InetSocket;
+use crate::net::addr::{AF_INET, AF_INET6};
 use crate::net::hostinet::HostSocket;
 use crate::net::netlink::{AF_NETLINK, NetlinkSocket};
 use crate::net::socket::SocketOps;
@@ -85,26 +86,26 @@ fn read_addr(t: &Task, addr: u64, len: u32) -> Result<Vec<u8>, Errno> {
     Ok(raw)
 }
 
-/// Writes a socket address at `addr`, truncated to the caller's length at `len_addr`,
-/// and the full length back there (as Linux's `move_addr_to_user`).
-fn write_addr(t: &Task, addr: u64, len_addr: u64, raw: &[u8]) -> Result<(), Errno> {
-    if addr == 0 || len_addr == 0 {
-        return Ok(());
-    }
-    let mm = t.mm();
-    let cap: i32 = mm.read_obj(len_addr)?;
-    if cap < 0 {
-        return Err(Errno::EINVAL);
-    }
-    let n = raw.len().min(cap as usize);
-    mm.copy_out(addr, &raw[..n])?;
-    mm.write_obj(len_addr, &(raw.len() as u32))?;
-    Ok(())
-}
+/// The first port that needs no privilege to bind (Linux's default
+/// `net.ipv4.ip_unprivileged_port_start`).
+const UNPRIVILEGED_PORT_START: u16 = 1024;
 
-/// `bind`.
+/// `bind`: a port below 1024 needs `CAP_NET_BIND_SERVICE` (`EACCES`), checked before
+/// the address is (as Linux's `inet_bind`).
 pub fn bind(t: &Task, s: &dyn SocketOps, addr: u64, len: u32) -> Result<u64, Errno> {
-    s.bind(&read_addr(t, addr, len)?)?;
+    let raw = read_addr(t, addr, len)?;
+    if raw.len() >= 4 {
+        let family = i32::from(u16::from_ne_bytes([raw[0], raw[1]]));
+        let port = u16::from_be_bytes([raw[2], raw[3]]);
+        if (family == AF_INET || family == AF_INET6)
+            && port != 0
+            && port < UNPRIVILEGED_PORT_START
+            && !t.creds().has_cap(CAP_NET_BIND_SERVICE)
+        {
+            return Err(Errno::EACCES);
+        }
+    }
+    s.bind(&raw)?;
     Ok(0)
 }
 
@@ -129,14 +130,18 @@ pub fn accept4(t: &Task, f: &OpenFile, addr: u64, len: u64, flags: u32) -> Resul
     let any = f.ops().as_any();
     if let Some(s) = any.and_then(|a| a.downcast_ref::<HostSocket>()) {
         let (conn, peer) = s.accept(false)?;
-        write_addr(t, addr, len, &peer)?;
+        if addr != 0 {
+            move_addr_to_user(t, &peer, addr, len)?;
+        }
         return install(t, host_socket_file(conn, flags), flags & O_CLOEXEC != 0);
     }
     let Some(s) = any.and_then(|a| a.downcast_ref::<InetSocket>()) else {
         return Err(Errno::EOPNOTSUPP);
     };
     let (conn, peer) = s.accept(false)?;
-    write_addr(t, addr, len, &peer)?;
+    if addr != 0 {
+        move_addr_to_user(t, &peer, addr, len)?;
+    }
     install(t, socket_file(conn, flags), flags & O_CLOEXEC != 0)
 }
 
@@ -148,14 +153,14 @@ pub fn connect(t: &Task, s: &dyn SocketOps, addr: u64, len: u32) -> Result<u64, 
 
 /// `getsockname`.
 pub fn getsockname(t: &Task, s: &dyn SocketOps, addr: u64, len: u64) -> Result<u64, Errno> {
-    write_addr(t, addr, len, &s.name())?;
+    move_addr_to_user(t, &s.name(), addr, len)?;
     Ok(0)
 }
 
 /// `getpeername`.
 pub fn getpeername(t: &Task, s: &dyn SocketOps, addr: u64, len: u64) -> Result<u64, Errno> {
     let p = s.peer_name()?;
-    write_addr(t, addr, len, &p)?;
+    move_addr_to_user(t, &p, addr, len)?;
     Ok(0)
 }
 
@@ -200,8 +205,8 @@ pub fn recvfrom(
 ) -> Result<u64, Errno> {
     let r = s.recv(len.min(MAX_IO) as usize, flags)?;
     t.mm().copy_out(buf, &r.data)?;
-    if let Some(from) = &r.from {
-        write_addr(t, addr, alen, from)?;
+    if addr != 0 {
+        move_addr_to_user(t, r.from.as_deref().unwrap_or_default(), addr, alen)?;
     }
     Ok(if flags & MSG_TRUNC != 0 {
         r.full_len

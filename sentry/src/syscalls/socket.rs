@@ -53,6 +53,8 @@ const SCM_CREDENTIALS: i32 = 2;
 const SCM_MAX_FD: usize = 253;
 /// Longest `sun_path`.
 const UNIX_PATH_MAX: usize = 108;
+/// `sizeof(struct sockaddr_storage)`.
+const SOCKADDR_STORAGE: u32 = 128;
 /// Most iovecs (`UIO_MAXIOV`).
 pub(super) const UIO_MAXIOV: u64 = 1024;
 
@@ -120,7 +122,12 @@ pub fn sys_socketpair(
     sv: u64,
 ) -> Result<u64, Errno> {
     if domain == crate::net::addr::AF_INET || domain == crate::net::addr::AF_INET6 {
-        // Linux has no socketpair for IP.
+        // Linux makes the first socket (socket()'s errors), then finds that IP has no
+        // socketpair.
+        if ty & !(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        crate::net::InetSocket::check_type(domain, (ty & 0xf) as i32, protocol)?;
         return Err(Errno::EOPNOTSUPP);
     }
     let kind = check_type(domain, ty, protocol)?;
@@ -176,15 +183,27 @@ fn read_sockaddr(t: &Task, addr: u64, len: u32) -> Result<Name, Errno> {
 
 /// Writes a `sockaddr_un` for `name` (the stored `sun_path` bytes) at `addr`, truncated
 /// to the caller's length at `len_addr`, and the full length back there.
-fn write_sockaddr(t: &Task, addr: u64, len_addr: u64, name: Option<&[u8]>) -> Result<(), Errno> {
-    if addr == 0 || len_addr == 0 {
-        return Ok(());
-    }
+/// Copies the socket address `raw` out as Linux's `move_addr_to_user`: the caller's
+/// length at `ulen` is read first (`EFAULT`), a negative one is `EINVAL`, at most that
+/// many bytes go to `uaddr` (`EFAULT`), and the address's full length is stored back at
+/// `ulen`. `getsockname` and `getpeername` always call it; `accept` and the receive
+/// calls only when the caller passed an address buffer.
+pub(super) fn move_addr_to_user(t: &Task, raw: &[u8], uaddr: u64, ulen: u64) -> Result<(), Errno> {
     let mm = t.mm();
-    let cap: u32 = mm.read_obj(len_addr)?;
-    if (cap as i32) < 0 {
+    let len: i32 = mm.read_obj(ulen)?;
+    let len = len.min(raw.len() as i32);
+    if len < 0 {
         return Err(Errno::EINVAL);
     }
+    if len > 0 {
+        mm.copy_out(uaddr, &raw[..len as usize])?;
+    }
+    mm.write_obj(ulen, &(raw.len() as u32))?;
+    Ok(())
+}
+
+/// The `sockaddr_un` of a Unix socket's name (`None`: unnamed, the family alone).
+fn unix_sockaddr(name: Option<&[u8]>) -> Vec<u8> {
     let mut raw = (AF_UNIX as u16).to_ne_bytes().to_vec();
     if let Some(n) = name {
         raw.extend_from_slice(n);
@@ -192,10 +211,7 @@ fn write_sockaddr(t: &Task, addr: u64, len_addr: u64, name: Option<&[u8]>) -> Re
             raw.push(0);
         }
     }
-    let n = raw.len().min(cap as usize);
-    mm.copy_out(addr, &raw[..n])?;
-    mm.write_obj(len_addr, &(raw.len() as u32))?;
-    Ok(())
+    raw
 }
 
 /// Finds the socket a name refers to.
@@ -261,8 +277,10 @@ pub fn sys_accept4(t: &Task, fd: i32, addr: u64, len: u64, flags: u32) -> Result
         return Err(Errno::EOPNOTSUPP);
     }
     let conn = sock.accept(false)?;
-    let peer = conn.peer_name().ok().flatten();
-    write_sockaddr(t, addr, len, peer.as_deref())?;
+    if addr != 0 {
+        let peer = conn.peer_name().ok().flatten();
+        move_addr_to_user(t, &unix_sockaddr(peer.as_deref()), addr, len)?;
+    }
     install(t, new_socket_file(conn, flags), flags & SOCK_CLOEXEC != 0)
 }
 
@@ -291,7 +309,7 @@ pub fn sys_getsockname(t: &Task, fd: i32, addr: u64, len: u64) -> Result<u64, Er
         return inet::getsockname(t, s, addr, len);
     }
     let sock = socket_of(t, fd)?;
-    write_sockaddr(t, addr, len, sock.name().as_deref())?;
+    move_addr_to_user(t, &unix_sockaddr(sock.name().as_deref()), addr, len)?;
     Ok(0)
 }
 
@@ -303,7 +321,7 @@ pub fn sys_getpeername(t: &Task, fd: i32, addr: u64, len: u64) -> Result<u64, Er
     }
     let sock = socket_of(t, fd)?;
     let peer = sock.peer_name()?;
-    write_sockaddr(t, addr, len, peer.as_deref())?;
+    move_addr_to_user(t, &unix_sockaddr(peer.as_deref()), addr, len)?;
     Ok(0)
 }
 
@@ -378,11 +396,13 @@ pub fn sys_recvfrom(
     let len = len.min(1 << 24) as usize;
     let r = sock.recv(len, flags)?;
     t.mm().copy_out(buf, &r.data)?;
-    if sock.sock_type() == SOCK_DGRAM {
-        write_sockaddr(t, addr, alen, r.from.as_deref())?;
-    } else if addr != 0 && alen != 0 {
-        // Connection-mode sockets report no address.
-        t.mm().write_obj(alen, &0u32)?;
+    if addr != 0 {
+        // Connection-mode sockets report no address (a length of 0).
+        let from = match sock.sock_type() {
+            SOCK_DGRAM => unix_sockaddr(r.from.as_deref()),
+            _ => Vec::new(),
+        };
+        move_addr_to_user(t, &from, addr, alen)?;
     }
     Ok(
         if flags & MSG_TRUNC != 0 && sock.sock_type() != SOCK_STREAM {
@@ -408,9 +428,15 @@ pub(super) const MSGHDR_SIZE: u64 = 56;
 
 pub(super) fn read_msghdr(t: &Task, addr: u64) -> Result<MsgHdr, Errno> {
     let w: [u64; 7] = t.mm().read_obj(addr)?;
+    // As Linux's `__copy_msghdr`: no name means no length; a negative one is refused; a
+    // longer one than any address is cut to `sockaddr_storage`'s.
+    let namelen = if w[0] == 0 { 0 } else { w[1] as u32 as i32 };
+    if namelen < 0 {
+        return Err(Errno::EINVAL);
+    }
     let h = MsgHdr {
         name: w[0],
-        namelen: w[1] as u32,
+        namelen: (namelen as u32).min(SOCKADDR_STORAGE),
         iov: w[2],
         iovlen: w[3],
         control: w[4],
