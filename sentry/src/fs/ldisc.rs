@@ -293,6 +293,11 @@ pub struct Ldisc {
     lnext: bool,
     /// Output the master reads.
     out: VecDeque<u8>,
+    /// Echoes of the input being processed, not yet output: Linux commits them at the
+    /// end of a batch of input, and a signal character discards them.
+    echo: Vec<u8>,
+    /// Output goes to `echo` (input is being processed).
+    echoing: bool,
     /// The output column (for tab erasure and `ONOCR`).
     column: usize,
     /// The column where the line being edited started.
@@ -336,6 +341,13 @@ impl Ldisc {
 
     /// Processes pending input while the read buffer has room.
     fn process_input(&mut self, sigs: &mut Vec<Signal>) {
+        self.echoing = true;
+        self.process_pending(sigs);
+        self.echoing = false;
+        self.commit_echoes();
+    }
+
+    fn process_pending(&mut self, sigs: &mut Vec<Signal>) {
         while let Some(&c) = self.pending.front() {
             let full = self.input_len() >= N_TTY_BUF_SIZE - 1;
             if full && (!self.termios.canonical() || !self.lines.is_empty()) {
@@ -392,8 +404,12 @@ impl Ldisc {
             };
             if let Some(sig) = sig {
                 if !t.l(lflag::NOFLSH) {
-                    self.flush_input();
-                    self.flush_output();
+                    // Linux's `isig`: the echoes not yet output, what the master has
+                    // not taken into its buffer, and the replica's read buffer go; the
+                    // rest of the input written (after this character) stays.
+                    self.echo.clear();
+                    self.flush_output(false);
+                    self.flush_input(false);
                 }
                 sigs.push(sig);
                 if t.i(iflag::IXON) {
@@ -582,7 +598,7 @@ impl Ldisc {
     /// Echoes bytes without output processing (cursor motion of erasure, `^X`).
     fn echo_raw(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            if self.out.len() >= OUT_MAX {
+            if self.room() == 0 {
                 return;
             }
             match b {
@@ -590,20 +606,40 @@ impl Ldisc {
                 _ if is_cntrl(b) => {}
                 _ => self.column += 1,
             }
-            self.out.push_back(b);
+            self.emit(&[b]);
         }
+    }
+
+    /// Room left for output (and pending echoes).
+    fn room(&self) -> usize {
+        OUT_MAX.saturating_sub(self.out.len() + self.echo.len())
+    }
+
+    /// Appends output, to the echo buffer while input is processed.
+    fn emit(&mut self, bytes: &[u8]) {
+        if self.echoing {
+            self.echo.extend_from_slice(bytes);
+        } else {
+            self.out.extend(bytes);
+        }
+    }
+
+    /// Outputs the pending echoes (the end of a batch of input).
+    fn commit_echoes(&mut self) {
+        let e = std::mem::take(&mut self.echo);
+        self.out.extend(e);
     }
 
     /// Outputs one character with output processing (Linux's `do_output_char`); false
     /// when the master's queue has no room for it.
     fn output_char(&mut self, c: u8) -> bool {
-        let room = OUT_MAX.saturating_sub(self.out.len());
+        let room = self.room();
         let t = self.termios;
         if !t.o(oflag::OPOST) {
             if room == 0 {
                 return false;
             }
-            self.out.push_back(c);
+            self.emit(&[c]);
             return true;
         }
         match c {
@@ -616,7 +652,7 @@ impl Ldisc {
                         return false;
                     }
                     self.column = 0;
-                    self.out.extend(b"\r\n");
+                    self.emit(b"\r\n");
                     return true;
                 }
             }
@@ -631,7 +667,7 @@ impl Ldisc {
                     if t.o(oflag::ONLRET) {
                         self.column = 0;
                     }
-                    self.out.push_back(b'\n');
+                    self.emit(b"\n");
                     return true;
                 }
                 self.column = 0;
@@ -643,7 +679,7 @@ impl Ldisc {
                         return false;
                     }
                     self.column += spaces;
-                    self.out.extend(std::iter::repeat_n(b' ', spaces));
+                    self.emit(&[b' '; 8][..spaces]);
                     return true;
                 }
                 self.column += spaces;
@@ -661,7 +697,7 @@ impl Ldisc {
                 if !(t.i(iflag::IUTF8) && c & 0xc0 == 0x80) {
                     self.column += 1;
                 }
-                self.out.push_back(c);
+                self.emit(&[c]);
                 return true;
             }
             _ => {}
@@ -669,7 +705,7 @@ impl Ldisc {
         if room == 0 {
             return false;
         }
-        self.out.push_back(c);
+        self.emit(&[c]);
         true
     }
 
@@ -785,10 +821,14 @@ impl Ldisc {
 
     // ---- Control. ----
 
-    /// Discards the replica's input (`TCIFLUSH` on the replica).
-    pub fn flush_input(&mut self) {
-        let had = !self.pending.is_empty() || !self.ready.is_empty() || !self.edit.is_empty();
-        self.pending.clear();
+    /// Discards the replica's unread input: its read buffer and the line being edited
+    /// (Linux's `n_tty_flush_buffer`), and with `pending` what the master wrote that was
+    /// not processed yet (the tty buffer, as `TCIFLUSH` on the replica flushes it).
+    pub fn flush_input(&mut self, pending: bool) {
+        let had = !self.ready.is_empty() || !self.edit.is_empty();
+        if pending {
+            self.pending.clear();
+        }
         self.ready.clear();
         self.lines.clear();
         self.edit.clear();
@@ -798,11 +838,21 @@ impl Ldisc {
         }
     }
 
-    /// Discards the replica's output (`TCOFLUSH` on the replica).
-    pub fn flush_output(&mut self) {
-        let had = !self.out.is_empty();
-        self.out.clear();
-        if self.packet && had {
+    /// Discards what the master wrote that was not processed yet (`TCOFLUSH` on the
+    /// master: its driver's output is the replica's tty buffer).
+    pub fn flush_pending_input(&mut self) {
+        self.pending.clear();
+    }
+
+    /// Discards output the master has not read: all of it with `all` (`TCIFLUSH` on the
+    /// master), else what lies beyond the master's read buffer: the replica's
+    /// `TCOFLUSH` and signal characters flush the tty buffer between them (Linux's
+    /// `pty_flush_buffer`), not what the master's line discipline already holds.
+    pub fn flush_output(&mut self, all: bool) {
+        let keep = if all { 0 } else { N_TTY_BUF_SIZE - 1 };
+        let had = self.out.len() > keep;
+        self.out.truncate(keep);
+        if self.packet && had && !all {
             self.pkt_status |= pkt::FLUSHWRITE;
         }
     }
@@ -825,7 +875,7 @@ impl Ldisc {
 
     /// Sends a flow control character to the master (`TCIOFF`, `TCION`).
     pub fn send_char(&mut self, c: u8) {
-        if self.out.len() < OUT_MAX {
+        if self.room() > 0 {
             self.out.push_back(c);
         }
     }
@@ -968,10 +1018,24 @@ mod tests {
         assert_eq!(write(&mut l, b"\x1a"), [SIGTSTP]);
         l.termios.lflag &= !lflag::ISIG;
         assert!(write(&mut l, b"\x03").is_empty(), "no ISIG, no signal");
-        l.flush_input();
+        l.flush_input(true);
         l.termios.lflag |= lflag::ISIG | lflag::NOFLSH;
         write(&mut l, b"x\x03\n");
         assert_eq!(read(&mut l).unwrap(), b"x\n", "NOFLSH keeps the input");
+    }
+
+    #[test]
+    fn a_signal_character_discards_only_echoes_not_yet_output() {
+        let mut l = Ldisc::default();
+        write(&mut l, b"before");
+        assert_eq!(write(&mut l, b"same\x03after"), [SIGINT]);
+        assert_eq!(
+            echoed(&mut l),
+            b"before^Cafter",
+            "an earlier write's echo was output; this one's not yet"
+        );
+        write(&mut l, b"\n");
+        assert_eq!(read(&mut l).unwrap(), b"after\n", "input after ^C stays");
     }
 
     #[test]
@@ -1119,9 +1183,13 @@ mod tests {
         };
         l.replica_write(b"hi");
         assert_eq!(echoed(&mut l), b"\0hi");
-        l.replica_write(b"x");
-        l.flush_output();
+        // What the master's buffer holds stays; the rest is flushed.
+        assert_eq!(l.replica_write(&[b'x'; 5000]), 5000);
+        l.flush_output(false);
         assert_eq!(echoed(&mut l), [pkt::FLUSHWRITE]);
+        let mut buf = [0u8; 8192];
+        assert_eq!(l.master_read(&mut buf), Some(N_TTY_BUF_SIZE));
+        assert_eq!(buf[0], 0);
     }
 
     #[test]

@@ -602,7 +602,7 @@ fn pty_ioctl(
                 let mut s = pty.state.lock();
                 new.line = s.ld.termios.line;
                 if matches!(cmd, TCSETSF | TCSETSF2) {
-                    s.ld.flush_input();
+                    s.ld.flush_input(true);
                 }
                 s.ld.set_termios(new, &mut sigs);
             }
@@ -639,18 +639,27 @@ fn pty_ioctl(
                 2 => (true, true),
                 _ => return Err(Errno::EINVAL),
             };
-            // The master's input is the replica's output, and the reverse.
-            let (input, output) = if master {
-                (output, input)
-            } else {
-                (input, output)
-            };
+            // The master's input is the replica's output, and the reverse; the master's
+            // own buffer is flushed whole, the replica's output only as far as the tty
+            // buffer goes (Linux's `pty_flush_buffer`).
             let mut s = pty.state.lock();
-            if input {
-                s.ld.flush_input();
-            }
-            if output {
-                s.ld.flush_output();
+            match (master, input, output) {
+                (false, i, o) => {
+                    if i {
+                        s.ld.flush_input(true);
+                    }
+                    if o {
+                        s.ld.flush_output(false);
+                    }
+                }
+                (true, i, o) => {
+                    if i {
+                        s.ld.flush_output(true);
+                    }
+                    if o {
+                        s.ld.flush_pending_input();
+                    }
+                }
             }
             drop(s);
             pty.notify();
