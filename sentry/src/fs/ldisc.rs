@@ -334,6 +334,18 @@ impl Ldisc {
         n
     }
 
+    /// `TIOCSTI` on the replica: `c` is received as if typed, ahead of pending input
+    /// (dropped when the read buffer is full, as Linux's `receive_buf` drops it).
+    pub fn inject(&mut self, c: u8, sigs: &mut Vec<Signal>) {
+        if self.input_len() >= N_TTY_BUF_SIZE - 1 {
+            return;
+        }
+        self.echoing = true;
+        self.receive(c, sigs);
+        self.echoing = false;
+        self.commit_echoes();
+    }
+
     /// Bytes of input in the read buffer and the line being edited.
     fn input_len(&self) -> usize {
         self.ready.len() + self.edit.len()

@@ -181,6 +181,24 @@ fn wait_for<T>(
     }
 }
 
+/// `TIOCSTI`: `c` as if typed into the replica (`master` false; echoed, processed) or
+/// received by the master (`master` true: it reads it).
+pub fn inject(term: &Terminal, terminals: &Terminals, c: u8, master: bool) -> Result<(), Errno> {
+    let pty = term.pty().ok_or(Errno::ENOTTY)?;
+    let mut sigs = Vec::new();
+    {
+        let mut s = pty.state.lock();
+        if master {
+            s.ld.send_char(c);
+        } else {
+            s.ld.inject(c, &mut sigs);
+        }
+    }
+    pty.notify();
+    deliver(terminals, term, &sigs);
+    Ok(())
+}
+
 /// The master of a pair (what `/dev/ptmx` opens).
 #[derive(Debug)]
 pub struct MasterFile {

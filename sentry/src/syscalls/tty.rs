@@ -22,6 +22,20 @@ use crate::kernel::Task;
 const CAP_SYS_ADMIN: u32 = 21;
 /// `FIOASYNC`, which the VFS answers before the terminal.
 const FIOASYNC: u32 = 0x5452;
+/// `TIOCSTI`: fake input.
+const TIOCSTI: u32 = 0x5412;
+
+/// `TIOCSTI` on a pseudo-terminal (Linux with `dev.tty.legacy_tiocsti` on): the caller's
+/// controlling terminal, or any with `CAP_SYS_ADMIN`; through the master, the master
+/// receives the byte (the master is nobody's controlling terminal).
+fn inject(t: &Task, term: &Arc<Terminal>, arg: u64, master: bool) -> Result<u64, Errno> {
+    if (master || !is_ctty(t, term)) && !t.creds().has_cap(CAP_SYS_ADMIN) {
+        return Err(Errno::EPERM);
+    }
+    let c: u8 = t.mm().read_obj(arg)?;
+    crate::fs::pty::inject(term, t.kernel().terminals(), c, master)?;
+    Ok(0)
+}
 
 /// The terminal ioctls of file `f` that are the kernel's rather than the file's (job
 /// control, `TIOCGPTPEER`), or `None` for the file's own `ioctl`.
@@ -63,6 +77,7 @@ pub fn ioctl(
         ioctls::TIOCSPGRP => set_pgrp(t, term, arg),
         ioctls::TIOCGSID => get_sid(t, term, arg, master),
         ioctls::TIOCSWINSZ => set_winsize(t, term, arg),
+        TIOCSTI if term.pty().is_some() => inject(t, term, arg, master),
         // Changing the terminal from the background needs SIGTTOU's consent; the change
         // itself is the file's.
         ioctls::TCSETS
