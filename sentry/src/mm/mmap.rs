@@ -533,7 +533,8 @@ impl MemoryManager {
 
     /// Populates every accessible page of `[addr, addr + len)` (page aligned), as `mlock`
     /// does: `ENOMEM` when part of the range is not mapped or a page cannot be filled
-    /// (past the end of its file), [`EOOM`] when memory runs out.
+    /// (past the end of its file), `EOOM` (the memory limit's out-of-memory) when memory
+    /// runs out.
     pub fn populate_range(&self, addr: u64, len: u64) -> Result<(), Errno> {
         let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
         let mut st = self.lock();
