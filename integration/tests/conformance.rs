@@ -14,7 +14,15 @@ integration::on_every_platform!(
     mmap_errno_order_and_noatime,
     pseudo_terminals_match_linux,
     socket_errors_match_linux,
+    set_id_bits_match_linux,
 );
+
+/// Set-ID bits: mkdir's mask, setgid directories, chown dropping set-ID.
+fn set_id_bits_match_linux(p: Platform) {
+    let parts = ["setgid directories", "chown drops set-id"];
+    expect_native_parts("conf_setid", &parts);
+    expect_parts(p, "conf_setid", &[], &parts);
+}
 
 /// The socket calls' errors: types and protocols, address out-parameters, unsupported
 /// flags, unknown option levels, ioctls with bad pointers, a privileged port.

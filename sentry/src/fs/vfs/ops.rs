@@ -46,10 +46,12 @@ impl Vfs {
         cred: &FsCred,
     ) -> Result<(), Errno> {
         let (parent, last, pst) = self.prepare_create(root, start, path, cred, true)?;
+        // mkdir takes the permission bits and the sticky bit only; a directory in a
+        // setgid directory is setgid itself (Linux's vfs_mkdir and inode_init_owner).
         parent.inode().create(
             &last,
             NewNode::Dir {
-                mode: mode & 0o7777,
+                mode: (mode & 0o1777) | (pst.st_mode & 0o2000),
             },
             &creator(cred, &pst),
         )?;
@@ -325,6 +327,22 @@ impl Vfs {
             return Err(Errno::EROFS);
         }
         let mut a = attr.clone();
+        // A change of owner or group of anything but a directory drops set-user-ID, and
+        // set-group-ID when the group may execute (Linux's ATTR_KILL_SUID/SGID: root
+        // included).
+        if (a.uid.is_some() || a.gid.is_some())
+            && a.mode.is_none()
+            && FileType::from_mode(st.st_mode) != FileType::Directory
+        {
+            let m = st.st_mode & 0o7777;
+            let mut kept = m & !0o4000;
+            if m & 0o2010 == 0o2010 {
+                kept &= !0o2000;
+            }
+            if kept != m {
+                a.mode = Some(kept);
+            }
+        }
         if let Some(m) = a.mode.as_mut() {
             *m &= 0o7777;
             // Clear setgid when the caller is not in the group.
