@@ -15,7 +15,15 @@ integration::on_every_platform!(
     pseudo_terminals_match_linux,
     socket_errors_match_linux,
     set_id_bits_match_linux,
+    lookups_fail_as_linux,
 );
+
+/// Negative pids, an empty readlink path, the domain name in /proc.
+fn lookups_fail_as_linux(p: Platform) {
+    let parts = ["negative pids", "readlink", "domainname"];
+    expect_native_parts("conf_lookup", &parts);
+    expect_parts(p, "conf_lookup", &[], &parts);
+}
 
 /// Set-ID bits: mkdir's mask, setgid directories, chown dropping set-ID.
 fn set_id_bits_match_linux(p: Platform) {

@@ -113,6 +113,10 @@ pub trait ProcSource: Send + Sync {
     fn exe(&self, pid: i32) -> Option<VfsPath>;
     /// The host name.
     fn hostname(&self) -> String;
+    /// The NIS domain name (`setdomainname`), `(none)` until one is set.
+    fn domainname(&self) -> String {
+        "(none)".into()
+    }
     /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`): one per boot, the same in
     /// every procfs instance of the kernel.
     fn boot_id(&self) -> String;
@@ -223,6 +227,12 @@ pub fn new_procfs() -> (Arc<ProcFs>, Arc<dyn Inode>) {
             b"hostname",
             file(&fs, |p| {
                 Ok(format!("{}\n", p.src()?.hostname()).into_bytes())
+            }),
+        ),
+        (
+            b"domainname",
+            file(&fs, |p| {
+                Ok(format!("{}\n", p.src()?.domainname()).into_bytes())
             }),
         ),
         (b"osrelease", SynthFile::fixed(a, format!("{OS_RELEASE}\n"))),

@@ -238,6 +238,9 @@ impl ProcSource for Kernel {
     fn boot_id(&self) -> String {
         self.boot_id.clone()
     }
+    fn domainname(&self) -> String {
+        Kernel::domainname(self)
+    }
     fn hostname(&self) -> String {
         Kernel::hostname(self)
     }

@@ -937,8 +937,11 @@ fn process(t: &Task, pid: i32) -> Result<std::sync::Arc<crate::kernel::ThreadGro
         .ok_or(Errno::ESRCH)
 }
 
-/// `getpgid(pid)`.
+/// `getpgid(pid)` (a negative pid names no process: ESRCH, as Linux's lookup).
 pub fn sys_getpgid(t: &Task, pid: i32) -> Result<u64, Errno> {
+    if pid < 0 {
+        return Err(Errno::ESRCH);
+    }
     Ok(process(t, pid)?.pgid() as u64)
 }
 
@@ -986,6 +989,9 @@ pub fn sys_setpgid(t: &Task, pid: i32, pgid: i32) -> Result<u64, Errno> {
 
 /// `getsid(pid)`.
 pub fn sys_getsid(t: &Task, pid: i32) -> Result<u64, Errno> {
+    if pid < 0 {
+        return Err(Errno::ESRCH);
+    }
     Ok(process(t, pid)?.sid() as u64)
 }
 

@@ -165,6 +165,11 @@ pub fn sys_readlinkat(t: &Task, dirfd: i32, path: u64, buf: u64, size: i32) -> R
     let p = read_path(t, path)?;
     let w = walk(t);
     let target = w.resolve(t, dirfd, &p, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)?;
+    // An empty path reads the link `dirfd` is (an O_PATH descriptor of one); when it is
+    // none, Linux says the name does not exist rather than "not a link".
+    if p.is_empty() && target.file_type()? != FileType::Symlink {
+        return Err(Errno::ENOENT);
+    }
     let text = Vfs::readlink(&target, &t.caller())?;
     let n = text.len().min(size as usize);
     t.mm().copy_out(buf, &text[..n])?;
