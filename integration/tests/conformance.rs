@@ -16,7 +16,15 @@ integration::on_every_platform!(
     socket_errors_match_linux,
     set_id_bits_match_linux,
     lookups_fail_as_linux,
+    file_size_limit_matches_linux,
 );
+
+/// `RLIMIT_FSIZE`: writes cut at the limit, `EFBIG` and `SIGXFSZ` past it, truncates.
+fn file_size_limit_matches_linux(p: Platform) {
+    let parts = ["write", "truncate", "pipes unlimited", "sigxfsz"];
+    expect_native_parts("conf_fsize", &parts);
+    expect_parts(p, "conf_fsize", &[], &parts);
+}
 
 /// Negative pids, an empty readlink path, the domain name in /proc.
 fn lookups_fail_as_linux(p: Platform) {

@@ -19,6 +19,10 @@ use super::lock::{FileKey, FileLocks, LockOwner, LockRegistry};
 use super::vfs::VfsPath;
 use super::{Caller, DirEntry, FileOps, FileType, Inode};
 
+/// A write or truncate would take a regular file past the writer's `RLIMIT_FSIZE`: the
+/// system call sends `SIGXFSZ` and returns `EFBIG`. Outside the range of real error
+/// numbers, as `mm::EOOM`.
+pub const EFSIZE: Errno = Errno::new(4001);
 /// `lseek` whence values.
 pub mod seek {
     /// From the start.
@@ -186,6 +190,27 @@ impl OpenFile {
 
     /// Writes at the file offset (the end with `O_APPEND`), advancing it, for `caller`.
     pub fn write(&self, caller: &Caller, buf: &[u8]) -> Result<usize, Errno> {
+        self.write_limited(caller, buf, u64::MAX)
+    }
+
+    /// Cuts a write of `len` bytes at `off` of a regular file to the file-size limit
+    /// `limit` (`RLIMIT_FSIZE`): [`EFSIZE`] when it would start at or past it (the caller
+    /// sends `SIGXFSZ` and says `EFBIG`), as Linux's `generic_write_check_limits`.
+    fn fsize_cut(&self, off: u64, len: usize, limit: u64) -> Result<usize, Errno> {
+        if limit == u64::MAX || len == 0 {
+            return Ok(len);
+        }
+        if FileType::from_mode(self.stat()?.st_mode) != FileType::Regular {
+            return Ok(len);
+        }
+        if off >= limit {
+            return Err(EFSIZE);
+        }
+        Ok(len.min(usize::try_from(limit - off).unwrap_or(usize::MAX)))
+    }
+
+    /// [`OpenFile::write`] under the file-size limit `limit` (see `fsize_cut`).
+    pub fn write_limited(&self, caller: &Caller, buf: &[u8], limit: u64) -> Result<usize, Errno> {
         if !self.writable() {
             return Err(Errno::EBADF);
         }
@@ -202,7 +227,8 @@ impl OpenFile {
         {
             return Err(Errno::EFBIG);
         }
-        let n = self.ops.write_by(caller, buf, *off)?;
+        let len = self.fsize_cut(*off, buf.len(), limit)?;
+        let n = self.ops.write_by(caller, &buf[..len], *off)?;
         *off += n as u64;
         Ok(n)
     }
@@ -226,6 +252,17 @@ impl OpenFile {
 
     /// Writes at `off` without moving the file offset, for `caller`.
     pub fn pwrite(&self, caller: &Caller, buf: &[u8], off: u64) -> Result<usize, Errno> {
+        self.pwrite_limited(caller, buf, off, u64::MAX)
+    }
+
+    /// [`OpenFile::pwrite`] under the file-size limit `limit` (see `fsize_cut`).
+    pub fn pwrite_limited(
+        &self,
+        caller: &Caller,
+        buf: &[u8],
+        off: u64,
+        limit: u64,
+    ) -> Result<usize, Errno> {
         if !self.writable() {
             return Err(Errno::EBADF);
         }
@@ -239,7 +276,8 @@ impl OpenFile {
         {
             return Err(Errno::EINVAL);
         }
-        self.ops.write_by(caller, buf, off)
+        let len = self.fsize_cut(off, buf.len(), limit)?;
+        self.ops.write_by(caller, &buf[..len], off)
     }
 
     /// The current offset.

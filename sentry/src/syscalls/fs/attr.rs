@@ -204,6 +204,14 @@ pub fn sys_utime(t: &Task, path: u64, times: u64) -> Result<u64, Errno> {
 /// `truncate(2)`.
 pub fn sys_truncate(t: &Task, path: u64, len: i64) -> Result<u64, Errno> {
     let len = check_off(len)?;
+    if len > fsize_limit(t) {
+        let p = read_path(t, path)?;
+        let w = walk(t);
+        let target = w.resolve(t, AT_FDCWD, &p, 0)?;
+        if len > target.stat()?.st_size as u64 {
+            return Err(file_too_large(t));
+        }
+    }
     setattr_at(
         t,
         AT_FDCWD,
@@ -222,6 +230,10 @@ pub fn sys_ftruncate(t: &Task, fd: i32, len: i64) -> Result<u64, Errno> {
     let f = fd_table(t).get(fd)?;
     if !f.writable() || f.vfs_path().file_type()? != FileType::Regular {
         return Err(Errno::EINVAL);
+    }
+    // Growing past RLIMIT_FSIZE (Linux's inode_newsize_ok).
+    if len > fsize_limit(t) && len > f.stat()?.st_size as u64 {
+        return Err(file_too_large(t));
     }
     f.inode().setattr(&SetAttr {
         size: Some(len),
@@ -248,6 +260,9 @@ pub fn sys_fallocate(t: &Task, fd: i32, mode: u32, off: i64, len: i64) -> Result
         _ => return Err(Errno::ENODEV),
     }
     let end = (off as u64).checked_add(len as u64).ok_or(Errno::EFBIG)?;
+    if mode & FALLOC_FL_KEEP_SIZE == 0 && end > fsize_limit(t) && end > f.stat()?.st_size as u64 {
+        return Err(file_too_large(t));
+    }
     if mode & FALLOC_FL_KEEP_SIZE == 0 && end > f.stat()?.st_size as u64 {
         f.inode().setattr(&SetAttr {
             size: Some(end),

@@ -2,6 +2,7 @@
 //! calls and `lseek`.
 
 use super::*;
+use crate::fs::file::EFSIZE;
 
 pub(super) fn read_into(
     t: &Task,
@@ -50,6 +51,7 @@ pub(super) fn write_from(
     }
     let count = count.min(MAX_RW);
     let mm = t.mm();
+    let limit = fsize_limit(t);
     let mut done = 0u64;
     let mut tmp = vec![0u8; (count as usize).min(CHUNK)];
     while done < count {
@@ -64,12 +66,13 @@ pub(super) fn write_from(
             };
         }
         let r = match off {
-            Some(o) => f.pwrite(&t.caller(), &tmp[..want], o + done),
-            None => f.write(&t.caller(), &tmp[..want]),
+            Some(o) => f.pwrite_limited(&t.caller(), &tmp[..want], o + done, limit),
+            None => f.write_limited(&t.caller(), &tmp[..want], limit),
         };
         let n = match r {
             Ok(n) => n,
             Err(e) if done > 0 && e != crate::mm::EOOM => break,
+            Err(EFSIZE) => return Err(file_too_large(t)),
             Err(e) => return Err(e),
         };
         done += n as u64;
@@ -78,6 +81,24 @@ pub(super) fn write_from(
         }
     }
     Ok(done)
+}
+
+/// The caller's `RLIMIT_FSIZE` soft limit (`u64::MAX`: none).
+pub(super) fn fsize_limit(t: &Task) -> u64 {
+    const RLIMIT_FSIZE: usize = 1;
+    t.thread_group()
+        .rlimit(RLIMIT_FSIZE)
+        .map_or(u64::MAX, |r| r.cur)
+}
+
+/// A write or truncate past `RLIMIT_FSIZE`: `SIGXFSZ` to the caller (its default action
+/// ends the process with a core dump) and the `EFBIG` the call returns, as Linux.
+pub(super) fn file_too_large(t: &Task) -> Errno {
+    use linux_abi::signal::{SI_USER, SIGXFSZ, SigInfo};
+    let mut info = SigInfo::new(SIGXFSZ, SI_USER);
+    info.set_pid_uid(t.tgid(), t.creds().uid);
+    t.send_signal(info);
+    Errno::EFBIG
 }
 
 /// Sends the writer `SIGPIPE` for a write that failed with `EPIPE`, as Linux does: the
