@@ -26,9 +26,16 @@ fn file_size_limit_matches_linux(p: Platform) {
     expect_parts(p, "conf_fsize", &[], &parts);
 }
 
-/// Negative pids, an empty readlink path, the domain name in /proc.
+/// Negative pids, an empty readlink path, the domain name in /proc, O_PATH to epoll,
+/// SCHED_DEADLINE's priorities, VmSwap.
 fn lookups_fail_as_linux(p: Platform) {
-    let parts = ["negative pids", "readlink", "domainname"];
+    let parts = [
+        "negative pids",
+        "readlink",
+        "domainname",
+        "descriptors and policies",
+        "status",
+    ];
     expect_native_parts("conf_lookup", &parts);
     expect_parts(p, "conf_lookup", &[], &parts);
 }

@@ -824,7 +824,7 @@ fn pid_status(i: &ProcInfo, tid: i32) -> Vec<u8> {
     );
     let _ = write!(
         s,
-        "VmPeak:\t{0:>8} kB\nVmSize:\t{0:>8} kB\nVmRSS:\t{1:>8} kB\nThreads:\t{2}\n",
+        "VmPeak:\t{0:>8} kB\nVmSize:\t{0:>8} kB\nVmRSS:\t{1:>8} kB\nVmSwap:\t       0 kB\nThreads:\t{2}\n",
         i.vm_size / 1024,
         i.vm_rss / 1024,
         i.tids.len().max(1)

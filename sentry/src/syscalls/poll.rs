@@ -419,8 +419,15 @@ pub fn sys_epoll_create(t: &Task, size: i32) -> Result<u64, Errno> {
 
 /// `epoll_ctl(epfd, op, fd, event)`.
 pub fn sys_epoll_ctl(t: &Task, epfd: i32, op: i32, fd: i32, ev: u64) -> Result<u64, Errno> {
-    let (me, _) = epoll_of(t, epfd)?;
+    // An O_PATH descriptor is no file to either side (Linux's fdget skips them: EBADF).
+    if t.fd_table().get(epfd)?.is_path_only() {
+        return Err(Errno::EBADF);
+    }
     let target = t.fd_table().get(fd)?;
+    if target.is_path_only() {
+        return Err(Errno::EBADF);
+    }
+    let (me, _) = epoll_of(t, epfd)?;
     let (events, data) = if op == crate::fs::epoll::EPOLL_CTL_DEL {
         (0, 0)
     } else {

@@ -567,11 +567,14 @@ pub fn sys_sched_setparam(t: &Task, pid: i32, param: u64) -> Result<u64, Errno> 
     Ok(0)
 }
 
+/// `SCHED_DEADLINE`: its tasks have no static priority (0).
+const SCHED_DEADLINE: i32 = 6;
+
 /// `sched_get_priority_max(policy)`.
 pub fn sys_sched_get_priority_max(_t: &Task, policy: i32) -> Result<u64, Errno> {
     match policy {
         SCHED_FIFO | SCHED_RR => Ok(99),
-        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE => Ok(0),
+        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE | SCHED_DEADLINE => Ok(0),
         _ => Err(Errno::EINVAL),
     }
 }
@@ -580,7 +583,7 @@ pub fn sys_sched_get_priority_max(_t: &Task, policy: i32) -> Result<u64, Errno> 
 pub fn sys_sched_get_priority_min(_t: &Task, policy: i32) -> Result<u64, Errno> {
     match policy {
         SCHED_FIFO | SCHED_RR => Ok(1),
-        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE => Ok(0),
+        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE | SCHED_DEADLINE => Ok(0),
         _ => Err(Errno::EINVAL),
     }
 }
