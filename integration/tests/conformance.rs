@@ -17,7 +17,15 @@ integration::on_every_platform!(
     set_id_bits_match_linux,
     lookups_fail_as_linux,
     file_size_limit_matches_linux,
+    unshare_files_and_fs,
 );
+
+/// `unshare(CLONE_FILES/CLONE_FS)` and `close_range(CLOSE_RANGE_UNSHARE)`.
+fn unshare_files_and_fs(p: Platform) {
+    let parts = ["close_range unshare", "unshare files", "unshare fs"];
+    expect_native_parts("conf_unshare", &parts);
+    expect_parts(p, "conf_unshare", &[], &parts);
+}
 
 /// `RLIMIT_FSIZE`: writes cut at the limit, `EFBIG` and `SIGXFSZ` past it, truncates.
 fn file_size_limit_matches_linux(p: Platform) {

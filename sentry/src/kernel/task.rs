@@ -427,6 +427,19 @@ impl Task {
         self.fd_table.lock().clone()
     }
 
+    /// Gives the task a descriptor table of its own, a copy of the one it shares
+    /// (`unshare(CLONE_FILES)`, `close_range(CLOSE_RANGE_UNSHARE)`).
+    pub fn unshare_fd_table(&self) {
+        let copy = Arc::new(self.fd_table().fork());
+        *self.fd_table.lock() = copy;
+    }
+
+    /// Gives the task a filesystem context of its own (`unshare(CLONE_FS)`).
+    pub fn unshare_fs_context(&self) {
+        let copy = Arc::new(self.fs_context().fork());
+        *self.fs_context.lock() = copy;
+    }
+
     /// The filesystem context (root, working directory, umask).
     pub fn fs_context(&self) -> Arc<FsContext> {
         self.fs_context.lock().clone()

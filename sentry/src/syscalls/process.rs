@@ -21,6 +21,7 @@ pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
     SYS_EXECVEAT => execveat(Fd, Str, Ptr, Ptr, Hex) = sys_execveat;
     SYS_CLONE => clone(Hex, Ptr, Ptr, Ptr, Hex) = sys_clone;
     SYS_CLONE3 => clone3(Ptr, Uint) = sys_clone3;
+    SYS_UNSHARE => unshare(Hex) = sys_unshare;
     SYS_FORK => fork() = sys_fork;
     SYS_VFORK => vfork() = sys_vfork;
     SYS_WAIT4 => wait4(Int, Ptr, Hex, Ptr) = sys_wait4;
@@ -237,6 +238,39 @@ const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// `CLONE_ARGS_SIZE_VER2`: up to `cgroup`.
 const CLONE_ARGS_SIZE_VER2: u64 = 88;
+
+/// `unshare(flags)`: a descriptor table (`CLONE_FILES`) or filesystem context
+/// (`CLONE_FS`) of the caller's own; `CLONE_SYSVSEM` has nothing to undo (no semaphore
+/// undo lists are kept apart). The thread flags are accepted for a single-threaded
+/// process, as Linux; namespaces are refused (EPERM) as `clone` refuses them.
+pub fn sys_unshare(t: &Task, flags: u64) -> Result<u64, Errno> {
+    use crate::kernel::process::clone_flags::*;
+    let known = CLONE_FILES
+        | CLONE_FS
+        | CLONE_SYSVSEM
+        | CLONE_THREAD
+        | CLONE_SIGHAND
+        | CLONE_VM
+        | CLONE_NEWNS
+        | CLONE_NEW_OTHERS;
+    if flags & !known != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & (CLONE_THREAD | CLONE_SIGHAND | CLONE_VM) != 0 && t.thread_group().tasks().len() > 1
+    {
+        return Err(Errno::EINVAL);
+    }
+    if flags & (CLONE_NEWNS | CLONE_NEW_OTHERS) != 0 {
+        return Err(Errno::EPERM);
+    }
+    if flags & CLONE_FILES != 0 {
+        t.unshare_fd_table();
+    }
+    if flags & CLONE_FS != 0 {
+        t.unshare_fs_context();
+    }
+    Ok(0)
+}
 
 /// `clone3(args, size)`: checked as Linux's `copy_clone_args_from_user` and
 /// `clone3_args_valid` (unknown trailing bytes `E2BIG`, bad combinations `EINVAL`).

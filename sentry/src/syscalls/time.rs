@@ -490,6 +490,10 @@ fn posix_timer(t: &Task, id: i32) -> Result<std::sync::Arc<crate::kernel::timer:
 
 /// `timer_settime(id, flags, new, old)`.
 pub fn sys_timer_settime(t: &Task, id: i32, flags: u32, new: u64, old: u64) -> Result<u64, Errno> {
+    // No new setting at all is EINVAL, before anything is read (Linux's order).
+    if new == 0 {
+        return Err(Errno::EINVAL);
+    }
     let timer = posix_timer(t, id)?;
     let interval = read_timespec(t, new)?;
     let mut value = read_timespec(t, new + 16)?;

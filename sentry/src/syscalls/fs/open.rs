@@ -148,6 +148,11 @@ pub fn sys_close_range(t: &Task, first: u32, last: u32, flags: u32) -> Result<u6
     if flags & !(UNSHARE | CLOEXEC) != 0 || first > last {
         return Err(Errno::EINVAL);
     }
+    // The caller's table first becomes its own, so that a table shared with other
+    // processes (CLONE_FILES) keeps its descriptors.
+    if flags & UNSHARE != 0 {
+        t.unshare_fd_table();
+    }
     fd_table(t).close_range(first, last, flags & CLOEXEC != 0);
     Ok(0)
 }
