@@ -18,7 +18,15 @@ integration::on_every_platform!(
     lookups_fail_as_linux,
     file_size_limit_matches_linux,
     unshare_files_and_fs,
+    sync_calls_on_files_without_data,
 );
+
+/// `fsync`/`fdatasync`/`sync_file_range` on pipes, sockets and devices.
+fn sync_calls_on_files_without_data(p: Platform) {
+    let parts = ["fsync", "sync_file_range"];
+    expect_native_parts("conf_sync", &parts);
+    expect_parts(p, "conf_sync", &[], &parts);
+}
 
 /// `unshare(CLONE_FILES/CLONE_FS)` and `close_range(CLOSE_RANGE_UNSHARE)`.
 fn unshare_files_and_fs(p: Platform) {

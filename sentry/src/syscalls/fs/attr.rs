@@ -278,6 +278,14 @@ pub fn sys_fsync(t: &Task, fd: i32) -> Result<u64, Errno> {
     if f.is_path_only() {
         return Err(Errno::EBADF);
     }
+    // Only files with data on a file system can be synced: a pipe, socket, FIFO or
+    // character device has no fsync (EINVAL), as on Linux.
+    if !matches!(
+        f.vfs_path().file_type()?,
+        FileType::Regular | FileType::Directory | FileType::BlockDevice
+    ) {
+        return Err(Errno::EINVAL);
+    }
     f.ops().fsync()?;
     Ok(0)
 }
@@ -301,9 +309,20 @@ pub fn sys_sync_file_range(
     len: i64,
     flags: u32,
 ) -> Result<u64, Errno> {
-    if off < 0 || len < 0 || flags & !7 != 0 {
+    // Linux's order: the descriptor, the arguments, then the kind of file (ESPIPE for
+    // anything without pages of its own).
+    let f = fd_table(t).get(fd)?;
+    if f.is_path_only() {
+        return Err(Errno::EBADF);
+    }
+    if off < 0 || len < 0 || flags & !7 != 0 || off.checked_add(len).is_none() {
         return Err(Errno::EINVAL);
     }
-    fd_table(t).get(fd)?;
+    if !matches!(
+        f.vfs_path().file_type()?,
+        FileType::Regular | FileType::Directory | FileType::BlockDevice | FileType::Symlink
+    ) {
+        return Err(Errno::ESPIPE);
+    }
     Ok(0)
 }
