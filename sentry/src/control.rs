@@ -8,6 +8,17 @@
 //! [`Sandbox::start`] runs it, and [`Sandbox::exec`] starts further processes in the same
 //! kernel (like `runc exec`: they have no parent inside the sandbox). Every method may be
 //! called from any host thread.
+//!
+//! A pod is one sandbox with several containers: the first process and its tree are the
+//! sandbox's root container (the pod's pause container); [`Sandbox::add_container`] adds
+//! another container, with a file system tree of its own ([`Vfs::new_tree`], its root
+//! served by its own Gofer) in which its processes are rooted. Its processes share the
+//! kernel (one PID space, one network stack, as in a pod that shares its PID namespace),
+//! carry the container's id ([`ThreadGroup::container`]) and are signalled, listed and
+//! waited for per container. Methods that take `cid: Option<&str>` act on that container,
+//! or on the root container for `None`.
+//!
+//! [`Vfs::new_tree`]: crate::fs::Vfs::new_tree
 
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::BTreeMap;
@@ -17,7 +28,7 @@ use std::sync::Arc;
 use linux_abi::Errno;
 use linux_abi::signal::{SI_USER, SIGKILL, SIGSTOP, SigInfo};
 
-use crate::fs::FdTable;
+use crate::fs::{FdTable, VfsPath};
 use crate::kernel::signal::SIG_DFL;
 use crate::kernel::{Credentials, Kernel, Task, ThreadGroup, task};
 use crate::{ExitStatus, SentryError};
@@ -125,6 +136,34 @@ struct Inner {
     init_thread: Option<std::thread::JoinHandle<()>>,
     /// Processes started by `exec`, kept so that their status can be collected.
     execs: BTreeMap<i32, Arc<ThreadGroup>>,
+    /// The other containers of the pod, by id.
+    containers: BTreeMap<String, Sub>,
+}
+
+/// A container of the pod other than the root one.
+#[derive(Debug)]
+struct Sub {
+    /// Its id, as its processes carry it.
+    tag: Arc<str>,
+    /// The root of its file system tree.
+    root: VfsPath,
+    /// Its first process while it is loaded but not started.
+    unstarted: Option<Arc<Task>>,
+    /// Its first process.
+    init: Option<Arc<ThreadGroup>>,
+}
+
+impl Sub {
+    fn state(&self) -> Option<InitState> {
+        let tg = self.init.as_ref()?;
+        Some(if self.unstarted.is_some() {
+            InitState::Created
+        } else if let Some(st) = tg.is_dead().then(|| tg.exit_status()).flatten() {
+            InitState::Stopped(st)
+        } else {
+            InitState::Running
+        })
+    }
 }
 
 /// A sandbox kernel driven from outside (see the module documentation).
@@ -181,10 +220,25 @@ impl Sandbox {
         }
     }
 
-    /// Mounts `src` at the absolute path `dest`, creating missing directories on the way
-    /// (in the root's writable overlay), before the first process runs.
+    /// The root of container `cid`'s tree (`ENOENT` for an unknown container).
+    fn tree(&self, cid: Option<&str>) -> Result<VfsPath, Errno> {
+        match cid {
+            None => Ok(self.kernel.vfs().root()),
+            Some(id) => self
+                .inner()
+                .containers
+                .get(id)
+                .map(|c| c.root.clone())
+                .ok_or(Errno::ENOENT),
+        }
+    }
+
+    /// Mounts `src` at the absolute path `dest` of container `cid`'s tree, creating
+    /// missing directories on the way (in the root's writable overlay), before the
+    /// container's first process runs.
     pub fn mount(
         &self,
+        cid: Option<&str>,
         dest: &str,
         src: MountSource,
         readonly: bool,
@@ -196,7 +250,10 @@ impl Sandbox {
         if dest.split('/').any(|c| c == "..") {
             return Err(SentryError::Config("mount destination must not contain .."));
         }
-        let cur = self.make_dirs(dest).map_err(SentryError::Filesystem)?;
+        let root = self.tree(cid).map_err(SentryError::Filesystem)?;
+        let cur = self
+            .make_dirs(&root, dest)
+            .map_err(SentryError::Filesystem)?;
         let vfs = self.kernel.vfs();
         let (inode, fstype, source): (Arc<dyn crate::fs::Inode>, _, _) = match src {
             MountSource::Gofer(sock) => (
@@ -227,33 +284,35 @@ impl Sandbox {
         Ok(())
     }
 
-    /// Resolves the absolute path `path` as root, following symlinks.
-    fn lookup(&self, path: &str) -> Result<crate::fs::VfsPath, Errno> {
+    /// Resolves the absolute path `path` in the tree at `root` as root, following
+    /// symlinks.
+    fn lookup(&self, root: &VfsPath, path: &str) -> Result<VfsPath, Errno> {
         if !path.starts_with('/') {
             return Err(Errno::EINVAL);
         }
         let vfs = self.kernel.vfs();
-        let root = vfs.root();
         vfs.resolve(
-            &root,
-            &root,
+            root,
+            root,
             path.as_bytes(),
             crate::fs::vfs::Follow::Yes,
             &crate::fs::FsCred::root(),
         )
     }
 
-    /// Makes the root file system read-only (the spec's `root.readonly`): writes below
-    /// it fail with `EROFS`; the mounts on it keep their own setting.
-    pub fn set_root_readonly(&self) {
-        self.kernel.vfs().root().mount.set_readonly(true);
+    /// Makes container `cid`'s root file system read-only (the spec's `root.readonly`):
+    /// writes below it fail with `EROFS`; the mounts on it keep their own setting.
+    pub fn set_root_readonly(&self, cid: Option<&str>) -> Result<(), Errno> {
+        self.tree(cid)?.mount.set_readonly(true);
+        Ok(())
     }
 
     /// Masks `path` as runc does for `maskedPaths`: a directory is covered by an empty
     /// read-only tmpfs, anything else by `/dev/null`. A path that does not exist is left
     /// alone (`Ok(false)`), as runc leaves it.
-    pub fn mask_path(&self, path: &str) -> Result<bool, Errno> {
-        let at = match self.lookup(path) {
+    pub fn mask_path(&self, cid: Option<&str>, path: &str) -> Result<bool, Errno> {
+        let root = self.tree(cid)?;
+        let at = match self.lookup(&root, path) {
             Ok(p) => p,
             Err(Errno::ENOENT) => return Ok(false),
             Err(e) => return Err(e),
@@ -268,7 +327,7 @@ impl Sandbox {
             );
             vfs.mount(&at, empty, "tmpfs", "tmpfs", true)?;
         } else {
-            let null = self.lookup("/dev/null")?;
+            let null = self.lookup(&root, "/dev/null")?;
             vfs.bind(&at, &null, false)?;
         }
         Ok(true)
@@ -276,8 +335,9 @@ impl Sandbox {
 
     /// Makes `path` read-only as runc does for `readonlyPaths` (a read-only bind mount
     /// of itself). A path that does not exist is left alone (`Ok(false)`).
-    pub fn readonly_path(&self, path: &str) -> Result<bool, Errno> {
-        let at = match self.lookup(path) {
+    pub fn readonly_path(&self, cid: Option<&str>, path: &str) -> Result<bool, Errno> {
+        let root = self.tree(cid)?;
+        let at = match self.lookup(&root, path) {
             Ok(p) => p,
             Err(Errno::ENOENT) => return Ok(false),
             Err(e) => return Err(e),
@@ -292,12 +352,14 @@ impl Sandbox {
     /// else through a bind of itself).
     pub fn mount_own(
         &self,
+        cid: Option<&str>,
         own: &str,
         dest: &str,
         readonly: bool,
         flags: MountFlags,
     ) -> Result<(), Errno> {
-        let src = self.lookup(own)?;
+        let root = self.tree(cid)?;
+        let src = self.lookup(&root, own)?;
         let vfs = self.kernel.vfs();
         let m = if own.trim_end_matches('/') == dest.trim_end_matches('/') {
             if Arc::ptr_eq(&src.dentry, src.mount.root()) {
@@ -308,7 +370,7 @@ impl Sandbox {
                 return Ok(());
             }
         } else {
-            let at = self.make_dirs(dest)?;
+            let at = self.make_dirs(&root, dest)?;
             vfs.bind(&at, &src, readonly)?
         };
         if readonly {
@@ -318,12 +380,12 @@ impl Sandbox {
         Ok(())
     }
 
-    /// Creates the missing directories of `dest` (in the root's writable upper layer)
-    /// and returns it.
-    fn make_dirs(&self, dest: &str) -> Result<crate::fs::VfsPath, Errno> {
+    /// Creates the missing directories of `dest` in the tree at `root` (in its writable
+    /// upper layer) and returns it.
+    fn make_dirs(&self, root: &VfsPath, dest: &str) -> Result<VfsPath, Errno> {
         use crate::fs::{FsCred, NewNode};
         let vfs = self.kernel.vfs();
-        let root = vfs.root();
+        let root = root.clone();
         let cred = FsCred::root();
         let mut cur = root.clone();
         for name in dest.split('/').filter(|c| !c.is_empty() && *c != ".") {
@@ -366,8 +428,9 @@ impl Sandbox {
         }
     }
 
-    /// Creates a process for `spec` and loads its program, without running it.
-    fn load(&self, spec: ProcessSpec) -> Result<Arc<Task>, SentryError> {
+    /// Creates a process for `spec` in container `cid` and loads its program, without
+    /// running it.
+    fn load(&self, cid: Option<&str>, spec: ProcessSpec) -> Result<Arc<Task>, SentryError> {
         if spec.argv.is_empty() {
             return Err(SentryError::Config("empty argv"));
         }
@@ -387,16 +450,30 @@ impl Sandbox {
             )
             .map_err(SentryError::Filesystem)?;
         }
+        let (root, tag) = match cid {
+            None => (self.kernel.vfs().root(), None),
+            Some(id) => {
+                let inner = self.inner();
+                let c = inner
+                    .containers
+                    .get(id)
+                    .ok_or(SentryError::Config("no such container"))?;
+                (c.root.clone(), Some(c.tag.clone()))
+            }
+        };
         let ctx = self
             .kernel
             .vfs()
-            .root_context(b"/")
+            .context_at(root, b"/")
             .map_err(SentryError::Filesystem)?;
         if let Some(m) = spec.umask {
             ctx.set_umask(m & 0o777);
         }
         let t = Task::new_process(&self.kernel, 0, creds, Arc::new(fds), Arc::new(ctx))?;
         let tg = t.thread_group();
+        if let Some(tag) = tag {
+            tg.set_container(tag);
+        }
         self.kernel.take_terminal(&t);
         for &(res, soft, hard) in &spec.rlimits {
             let res = res as usize;
@@ -453,7 +530,7 @@ impl Sandbox {
             ));
         }
         drop(inner);
-        let t = self.load(spec)?;
+        let t = self.load(None, spec)?;
         let pid = t.tgid();
         // The first process's terminal is the console: the host's keyboard signals
         // (`SIGINT`, `SIGQUIT`, `SIGTSTP`) and `SIGWINCH` are for its foreground group.
@@ -532,10 +609,23 @@ impl Sandbox {
 
     /// Starts another process in the sandbox (`runc exec`) and returns its pid.
     pub fn exec(&self, spec: ProcessSpec) -> Result<i32, SentryError> {
+        self.exec_in(None, spec)
+    }
+
+    /// Starts another process in container `cid` (`runc exec`), rooted in its tree, and
+    /// returns its pid. The container's first process must be running.
+    pub fn exec_in(&self, cid: Option<&str>, spec: ProcessSpec) -> Result<i32, SentryError> {
         if self.inner().init.as_ref().is_none_or(|i| i.is_exiting()) {
             return Err(SentryError::Config("the sandbox is not running"));
         }
-        let t = self.load(spec)?;
+        if let Some(id) = cid {
+            match self.container_state(id) {
+                Some(InitState::Running) => {}
+                None => return Err(SentryError::Config("no such container")),
+                Some(_) => return Err(SentryError::Config("the container is not running")),
+            }
+        }
+        let t = self.load(cid, spec)?;
         let pid = t.tgid();
         let tg = t.thread_group().clone();
         let h = task::spawn(t).map_err(SentryError::Thread)?;
@@ -553,7 +643,14 @@ impl Sandbox {
             let inner = self.inner();
             match &inner.init {
                 Some(i) if i.tgid() == pid => Some(i.clone()),
-                _ => inner.execs.get(&pid).cloned(),
+                _ => inner.execs.get(&pid).cloned().or_else(|| {
+                    inner
+                        .containers
+                        .values()
+                        .filter_map(|c| c.init.as_ref())
+                        .find(|i| i.tgid() == pid)
+                        .cloned()
+                }),
             }
         }?;
         Some(tg.wait_exit())
@@ -614,6 +711,237 @@ impl Sandbox {
         Ok(())
     }
 
+    /// Adds container `id` to the pod: a file system tree of its own whose root is an
+    /// overlay over the tree `gofer` serves (a bare tmpfs without one), with its own
+    /// `/proc`, `/dev` and `/sys`. Its mounts are made with the `cid` methods, then its
+    /// first process is loaded with [`Sandbox::create_in`]. An id in use by a container
+    /// that has not stopped is refused; a stopped one's is taken over.
+    pub fn add_container(&self, id: &str, gofer: Option<OwnedFd>) -> Result<(), SentryError> {
+        if id.is_empty() {
+            return Err(SentryError::Config("empty container id"));
+        }
+        if self.inner().init.as_ref().is_none_or(|i| i.is_exiting()) {
+            return Err(SentryError::Config("the sandbox is not running"));
+        }
+        match self.container_state(id) {
+            Some(InitState::Stopped(_)) => self.remove_container(id),
+            None if self.inner().containers.contains_key(id) => self.remove_container(id),
+            None => {}
+            Some(_) => return Err(SentryError::Config("the container already exists")),
+        }
+        let vfs = self.kernel.vfs();
+        let root = vfs
+            .new_tree(
+                self.kernel.platform().memory_file().clone(),
+                gofer,
+                self.kernel.terminals_shared(),
+            )
+            .map_err(SentryError::Filesystem)?;
+        let mut inner = self.inner();
+        if inner.containers.contains_key(id) {
+            drop(inner);
+            vfs.remove_tree(&root.mount);
+            return Err(SentryError::Config("the container already exists"));
+        }
+        inner.containers.insert(
+            id.to_string(),
+            Sub {
+                tag: Arc::from(id),
+                root,
+                unstarted: None,
+                init: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Loads container `id`'s first process without running it, rooted in its tree.
+    pub fn create_in(&self, id: &str, spec: ProcessSpec) -> Result<i32, SentryError> {
+        match self.inner().containers.get(id) {
+            None => return Err(SentryError::Config("no such container")),
+            Some(c) if c.init.is_some() => {
+                return Err(SentryError::Config(
+                    "the container already has a first process",
+                ));
+            }
+            Some(_) => {}
+        }
+        let t = self.load(Some(id), spec)?;
+        let pid = t.tgid();
+        let tg = t.thread_group().clone();
+        let mut inner = self.inner();
+        match inner.containers.get_mut(id) {
+            Some(c) if c.init.is_none() => {
+                c.init = Some(tg);
+                c.unstarted = Some(t);
+                Ok(pid)
+            }
+            _ => {
+                drop(inner);
+                tg.kill(SIGKILL);
+                let h = task::spawn(t).map_err(SentryError::Thread)?;
+                self.kernel.track_thread(h);
+                Err(SentryError::Config("the container changed while loading"))
+            }
+        }
+    }
+
+    /// Runs container `id`'s first process. When it ends, the container's other
+    /// processes are killed, as the end of a container's init ends its container.
+    pub fn start_in(&self, id: &str) -> Result<(), SentryError> {
+        let (t, tag) = {
+            let mut inner = self.inner();
+            let c = inner
+                .containers
+                .get_mut(id)
+                .ok_or(SentryError::Config("no such container"))?;
+            let t = c.unstarted.take().ok_or(SentryError::Config(
+                "the first process is not waiting to start",
+            ))?;
+            (t, c.tag.clone())
+        };
+        let tg = t.thread_group().clone();
+        let h = task::spawn(t).map_err(SentryError::Thread)?;
+        self.kernel.track_thread(h);
+        let kernel = self.kernel.clone();
+        let reaper = std::thread::Builder::new()
+            .name(format!("container-{id}"))
+            .spawn(move || {
+                tg.wait_exit();
+                for g in groups_of(&kernel, Some(&tag)) {
+                    g.kill(SIGKILL);
+                }
+            })
+            .map_err(SentryError::Thread)?;
+        self.kernel.track_thread(reaper);
+        Ok(())
+    }
+
+    /// The state of container `id`'s first process (`None`: no such container, or not
+    /// loaded yet).
+    pub fn container_state(&self, id: &str) -> Option<InitState> {
+        self.inner().containers.get(id)?.state()
+    }
+
+    /// The pid of container `cid`'s first process.
+    pub fn init_pid(&self, cid: Option<&str>) -> Option<i32> {
+        let inner = self.inner();
+        match cid {
+            None => inner.init.as_ref().map(|g| g.tgid()),
+            Some(id) => inner.containers.get(id)?.init.as_ref().map(|g| g.tgid()),
+        }
+    }
+
+    /// Ends container `id`'s first process before it ever ran.
+    fn kill_unstarted_in(&self, id: &str) -> bool {
+        let t = match self.inner().containers.get_mut(id) {
+            Some(c) => c.unstarted.take(),
+            None => None,
+        };
+        let Some(t) = t else {
+            return false;
+        };
+        t.thread_group().kill(SIGKILL);
+        match task::spawn(t) {
+            Ok(h) => self.kernel.track_thread(h),
+            Err(e) => tracing::error!("cannot end the unstarted first process: {e}"),
+        }
+        true
+    }
+
+    /// Sends `sig` to the first process of container `id` (its `kill` without `--all`).
+    /// Unlike the sandbox's PID 1 it is an ordinary process of the shared PID space, so
+    /// default actions apply. `SIGKILL` ends an unstarted one.
+    pub fn signal_init_in(&self, id: &str, sig: i32) -> Result<(), Errno> {
+        if !(1..=64).contains(&sig) {
+            return Err(Errno::EINVAL);
+        }
+        if sig == SIGKILL && self.kill_unstarted_in(id) {
+            return Ok(());
+        }
+        let tg = self
+            .inner()
+            .containers
+            .get(id)
+            .and_then(|c| c.init.clone())
+            .ok_or(Errno::ESRCH)?;
+        if tg.is_dead() {
+            return Err(Errno::ESRCH);
+        }
+        tg.send_signal(SigInfo::new(sig, SI_USER));
+        Ok(())
+    }
+
+    /// Sends `sig` to process `pid` if it belongs to container `cid` (`ESRCH` if not).
+    pub fn signal_in(&self, cid: Option<&str>, pid: i32, sig: i32) -> Result<(), Errno> {
+        if cid.is_none() && pid == 1 {
+            return self.signal(pid, sig);
+        }
+        let tg = self.kernel.thread_group(pid).ok_or(Errno::ESRCH)?;
+        if tg.container().map(|c| &**c) != cid {
+            return Err(Errno::ESRCH);
+        }
+        match cid {
+            None => self.signal(pid, sig),
+            Some(_) if !(1..=64).contains(&sig) => Err(Errno::EINVAL),
+            Some(_) => {
+                tg.send_signal(SigInfo::new(sig, SI_USER));
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends `sig` to every process of container `cid` (its `kill --all`).
+    pub fn signal_container(&self, cid: Option<&str>, sig: i32) -> Result<(), Errno> {
+        if !(1..=64).contains(&sig) {
+            return Err(Errno::EINVAL);
+        }
+        if sig == SIGKILL {
+            match cid {
+                None => {
+                    self.kill_unstarted();
+                }
+                Some(id) => {
+                    self.kill_unstarted_in(id);
+                }
+            }
+        }
+        for tg in groups_of(&self.kernel, cid) {
+            tg.send_signal(SigInfo::new(sig, SI_USER));
+        }
+        Ok(())
+    }
+
+    /// The live processes of container `cid`, by pid.
+    pub fn processes_in(&self, cid: Option<&str>) -> Vec<ProcessInfo> {
+        self.processes()
+            .into_iter()
+            .filter(|p| {
+                self.kernel
+                    .thread_group(p.pid)
+                    .is_some_and(|g| g.container().map(|c| &**c) == cid)
+            })
+            .collect()
+    }
+
+    /// Removes container `id` from the pod: its processes are killed and its tree is
+    /// forgotten (its file systems go once nothing holds them open).
+    pub fn remove_container(&self, id: &str) {
+        self.kill_unstarted_in(id);
+        for g in groups_of(&self.kernel, Some(id)) {
+            g.kill(SIGKILL);
+        }
+        let gone = self.inner().containers.remove(id);
+        if let Some(c) = gone {
+            self.kernel.vfs().remove_tree(&c.root.mount);
+        }
+    }
+
+    /// The ids of the pod's other containers.
+    pub fn containers(&self) -> Vec<String> {
+        self.inner().containers.keys().cloned().collect()
+    }
+
     /// Sets the memory limit the sandbox's `/proc/meminfo` reports (the container's
     /// cgroup limit, enforced on the host).
     pub fn set_memory_limit(&self, bytes: u64) {
@@ -660,4 +988,14 @@ impl Sandbox {
             })
             .collect()
     }
+}
+
+/// The live processes of container `cid` (`None`: the root container's).
+fn groups_of(kernel: &Kernel, cid: Option<&str>) -> Vec<Arc<ThreadGroup>> {
+    kernel
+        .pids()
+        .into_iter()
+        .filter_map(|pid| kernel.thread_group(pid))
+        .filter(|g| !g.is_dead() && g.container().map(|c| &**c) == cid)
+        .collect()
 }

@@ -59,6 +59,19 @@ pub struct SandboxBoot {
 /// path is taken from the bundle directory.
 pub const PROFILE_ANNOTATION: &str = "dev.rsentry.profile";
 
+/// The annotations that put a container in a pod: (container type, sandbox id), as
+/// containerd's CRI plugin and CRI-O set them.
+pub const POD_ANNOTATIONS: &[(&str, &str)] = &[
+    (
+        "io.kubernetes.cri.container-type",
+        "io.kubernetes.cri.sandbox-id",
+    ),
+    (
+        "io.kubernetes.cri-o.ContainerType",
+        "io.kubernetes.cri-o.SandboxID",
+    ),
+];
+
 impl SandboxBoot {
     /// The Sentry policies of `linux.seccomp` and of the profile (empty: none).
     pub fn policies(&self) -> Result<Vec<sentry::policy::Policy>, rsentry::Error> {
@@ -331,6 +344,38 @@ impl Bundle {
             .find(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network)?
             .path()
             .clone()
+    }
+
+    /// The sandbox a container of a pod joins: `Some(sandbox id)` when the annotations
+    /// say the container is not the pod's sandbox container (containerd's CRI plugin:
+    /// `io.kubernetes.cri.container-type: container` with
+    /// `io.kubernetes.cri.sandbox-id`; CRI-O's `io.kubernetes.cri-o.ContainerType` and
+    /// `io.kubernetes.cri-o.SandboxID`). The sandbox container itself (type `sandbox`,
+    /// or no annotation) and a container naming itself get `None`: it is a sandbox's
+    /// root, as every container without a pod is.
+    pub fn pod_sandbox(&self, id: &str) -> Result<Option<String>, OciError> {
+        let Some(a) = self.spec.annotations().as_ref() else {
+            return Ok(None);
+        };
+        for (typ, sandbox) in POD_ANNOTATIONS {
+            let Some(t) = a.get(*typ) else {
+                continue;
+            };
+            return match t.as_str() {
+                "sandbox" => Ok(None),
+                "container" => match a.get(*sandbox).map(String::as_str) {
+                    Some(s) if s == id => Ok(None),
+                    Some(s) if !s.is_empty() => Ok(Some(s.to_owned())),
+                    _ => Err(OciError::new(format!(
+                        "annotation {typ}=container needs {sandbox}"
+                    ))),
+                },
+                other => Err(OciError::new(format!(
+                    "annotation {typ}: unknown container type {other:?}"
+                ))),
+            };
+        }
+        Ok(None)
     }
 
     /// The profile named by the [`PROFILE_ANNOTATION`] annotation, read from the host.
@@ -635,6 +680,42 @@ mod tests {
         assert_eq!(boot.hostname, "runsc");
         assert_eq!(boot.process.argv, ["sh"]);
         assert_eq!(boot.process.cwd, "/");
+    }
+
+    #[test]
+    fn pod_annotations_name_the_sandbox() {
+        let with = |annotations: serde_json::Value| {
+            let mut spec = serde_json::to_value(default_spec()).expect("spec");
+            spec["annotations"] = annotations;
+            let dir = write_bundle(&spec.to_string());
+            Bundle::load(dir.path()).expect("load").pod_sandbox("c1")
+        };
+        let t = "io.kubernetes.cri.container-type";
+        let s = "io.kubernetes.cri.sandbox-id";
+        assert_eq!(with(serde_json::json!({})).expect("none"), None);
+        assert_eq!(
+            with(serde_json::json!({ t: "sandbox", s: "c1" })).expect("sandbox"),
+            None
+        );
+        assert_eq!(
+            with(serde_json::json!({ t: "container", s: "pod" })).expect("container"),
+            Some("pod".to_string())
+        );
+        // A container that names itself is a sandbox's root.
+        assert_eq!(
+            with(serde_json::json!({ t: "container", s: "c1" })).expect("itself"),
+            None
+        );
+        assert_eq!(
+            with(serde_json::json!({
+                "io.kubernetes.cri-o.ContainerType": "container",
+                "io.kubernetes.cri-o.SandboxID": "crio-pod",
+            }))
+            .expect("cri-o"),
+            Some("crio-pod".to_string())
+        );
+        assert!(with(serde_json::json!({ t: "container" })).is_err());
+        assert!(with(serde_json::json!({ t: "podlet", s: "pod" })).is_err());
     }
 
     #[test]

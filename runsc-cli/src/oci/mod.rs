@@ -169,6 +169,12 @@ fn create(
     if a.preserve_fds != 0 {
         return Err(err("--preserve-fds is not supported"));
     }
+    state::check_id(&a.id)?;
+    // A container of a pod runs in the running sandbox of the pod's sandbox container.
+    let pod = match bundle.pod_sandbox(&a.id)? {
+        Some(sid) => Some(pod_sandbox(global, &a.id, &sid)?),
+        None => None,
+    };
     // With a terminal, the container's stdio is a new pseudo-terminal whose master goes
     // to --console-socket; `run` in the foreground without one shares our own terminal.
     let pty = match (
@@ -242,7 +248,11 @@ fn create(
         rootfs: bundle.rootfs.clone(),
         boot,
         cgroup: cgroup.clone(),
-        netns,
+        netns: if pod.is_some() { None } else { netns },
+        pod: pod.as_ref().map(|(_, c)| supervisor::PodLaunch {
+            id: a.id.clone(),
+            sandbox_socket: c.socket(),
+        }),
     };
     let json = serde_json::to_vec(&launch).map_err(|e| err(e.to_string()))?;
     let _ = std::fs::File::from(launch_write).write_all(&json);
@@ -282,6 +292,7 @@ fn create(
         owner_uid: nix::unistd::geteuid().as_raw(),
         hooks: bundle.spec.hooks().clone(),
         cgroup,
+        sandbox: pod.map(|(sid, _)| sid),
     };
     // The create hooks see the container "creating"; one that fails stops and removes
     // it (its poststop hooks run), as runc does.
@@ -316,6 +327,29 @@ fn create(
     }
     guard.0 = None;
     Ok((c, sup))
+}
+
+/// The sandbox container `sid` that container `id` joins, checked: it exists, is the
+/// root of its sandbox (not itself a container of a pod) and is running.
+fn pod_sandbox(
+    global: &GlobalArgs,
+    id: &str,
+    sid: &str,
+) -> Result<(String, Container), RunscError> {
+    let missing = || err(format!("container {id}: its sandbox {sid} does not exist"));
+    let c = Container::open(&global.root, sid).map_err(|_| missing())?;
+    let s = c.stored().map_err(|_| missing())?;
+    if let Some(root) = &s.sandbox {
+        return Err(err(format!(
+            "container {id}: {sid} is not a sandbox (it is a container in sandbox {root})"
+        )));
+    }
+    if c.status(&s).0 == Status::Stopped {
+        return Err(err(format!(
+            "container {id}: its sandbox {sid} is not running"
+        )));
+    }
+    Ok((sid.to_owned(), c))
 }
 
 /// The container `id` with its stored state.

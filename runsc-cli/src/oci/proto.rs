@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 
 /// Largest message accepted (a process spec with a big environment fits easily).
 pub const MAX_MESSAGE: usize = 1 << 20;
-/// Most descriptors accepted on one message.
-const MAX_FDS: usize = 8;
+/// Most descriptors accepted on one message (a pod container's creation carries its
+/// stdio, its root's Gofer and one Gofer per bind mount).
+pub const MAX_FDS: usize = 64;
 
 /// A process to start in the sandbox, as the Sentry needs it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +107,23 @@ pub enum Request {
     Pause,
     /// Thaw them.
     Resume,
+    /// Serve the connection that rides on this message (one descriptor) for container
+    /// `container` of the pod: its requests then act on that container, and `pid` 1 in
+    /// them names the container's first process. Sent by a pod container's supervisor.
+    Attach {
+        /// The container's id.
+        container: String,
+    },
+    /// On an attached connection: add the connection's container to the pod and load its
+    /// first process. The descriptors are its stdin, stdout and stderr, the Gofer of its
+    /// root, then one Gofer per bind mount, in the order of `boot.mounts`.
+    Create {
+        /// Its boot description (`bundle::SandboxBoot`, as JSON).
+        boot: serde_json::Value,
+    },
+    /// On an attached connection: forget the container (its processes are killed, its
+    /// file system tree released).
+    Destroy,
 }
 
 /// The state of the container's first process.

@@ -170,12 +170,12 @@ pub fn run(
             return Ok(crate::error::EXIT_RUNTIME_ERROR);
         }
     }
-    if let Err(msg) = make_mounts(&sandbox, &boot.mounts, mount_socks) {
+    if let Err(msg) = make_mounts(&sandbox, None, &boot.mounts, mount_socks) {
         tracing::debug!("mounts failed: {msg}");
         let _ = proto::send(control.as_fd(), &Reply::Error { message: msg }, &[]);
         return Ok(crate::error::EXIT_RUNTIME_ERROR);
     }
-    if let Err(msg) = protect_paths(&sandbox, &boot) {
+    if let Err(msg) = protect_paths(&sandbox, None, &boot) {
         tracing::debug!("{msg}");
         let _ = proto::send(control.as_fd(), &Reply::Error { message: msg }, &[]);
         return Ok(crate::error::EXIT_RUNTIME_ERROR);
@@ -215,7 +215,12 @@ fn flags(m: &BootMount) -> MountFlags {
 
 /// Makes the spec's mounts in order: a bind mount that fails is an error; a tmpfs that
 /// cannot be placed (its destination is in a synthetic tree) is logged and skipped.
-fn make_mounts(sandbox: &Sandbox, mounts: &[BootMount], socks: Vec<OwnedFd>) -> Result<(), String> {
+fn make_mounts(
+    sandbox: &Sandbox,
+    cid: Option<&str>,
+    mounts: &[BootMount],
+    socks: Vec<OwnedFd>,
+) -> Result<(), String> {
     let mut socks = socks.into_iter();
     for m in mounts {
         match &m.kind {
@@ -225,6 +230,7 @@ fn make_mounts(sandbox: &Sandbox, mounts: &[BootMount], socks: Vec<OwnedFd>) -> 
                     .ok_or_else(|| format!("no Gofer for the bind mount on {}", m.destination))?;
                 sandbox
                     .mount(
+                        cid,
                         &m.destination,
                         MountSource::Gofer(sock),
                         m.readonly,
@@ -236,11 +242,12 @@ fn make_mounts(sandbox: &Sandbox, mounts: &[BootMount], socks: Vec<OwnedFd>) -> 
             }
             BootMountKind::Own { path } => {
                 sandbox
-                    .mount_own(path, &m.destination, m.readonly, flags(m))
+                    .mount_own(cid, path, &m.destination, m.readonly, flags(m))
                     .map_err(|e| format!("mount {path} on {}: {e}", m.destination))?;
             }
             BootMountKind::Tmpfs { mode } => {
                 if let Err(e) = sandbox.mount(
+                    cid,
                     &m.destination,
                     MountSource::Tmpfs(*mode),
                     m.readonly,
@@ -257,23 +264,25 @@ fn make_mounts(sandbox: &Sandbox, mounts: &[BootMount], socks: Vec<OwnedFd>) -> 
 /// `readonlyPaths`, then `maskedPaths` (runc's order: a mask inside a read-only path
 /// stays visible; a path that does not exist is skipped, as runc skips it) and, last,
 /// the read-only root.
-fn protect_paths(sandbox: &Sandbox, boot: &SandboxBoot) -> Result<(), String> {
+fn protect_paths(sandbox: &Sandbox, cid: Option<&str>, boot: &SandboxBoot) -> Result<(), String> {
     for p in &boot.readonly_paths {
-        match sandbox.readonly_path(p) {
+        match sandbox.readonly_path(cid, p) {
             Ok(true) => {}
             Ok(false) => tracing::debug!(path = %p, "read-only path does not exist"),
             Err(e) => return Err(format!("linux.readonlyPaths: {p}: {e}")),
         }
     }
     for p in &boot.masked_paths {
-        match sandbox.mask_path(p) {
+        match sandbox.mask_path(cid, p) {
             Ok(true) => {}
             Ok(false) => tracing::debug!(path = %p, "masked path does not exist"),
             Err(e) => return Err(format!("linux.maskedPaths: {p}: {e}")),
         }
     }
     if boot.readonly_root {
-        sandbox.set_root_readonly();
+        sandbox
+            .set_root_readonly(cid)
+            .map_err(|e| format!("root.readonly: {e}"))?;
     }
     Ok(())
 }
@@ -296,15 +305,30 @@ fn accept_loop(sandbox: Arc<Sandbox>, in_flight: Arc<InFlight>, control: OwnedFd
         let in_flight = in_flight.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("control-{n}"))
-            .spawn(move || serve(&sandbox, &in_flight, conn));
+            .spawn(move || serve(&sandbox, &in_flight, conn, None));
         if let Err(e) = spawned {
             tracing::warn!("cannot serve a control connection: {e}");
         }
     }
 }
 
-/// Serves one connection until the client hangs up.
-fn serve(sandbox: &Sandbox, in_flight: &InFlight, conn: OwnedFd) {
+/// Serves `conn` for container `cid` of the pod on a thread of its own.
+fn serve_attached(sandbox: &Arc<Sandbox>, in_flight: &Arc<InFlight>, conn: OwnedFd, cid: String) {
+    static ATTACHED: AtomicUsize = AtomicUsize::new(0);
+    let n = ATTACHED.fetch_add(1, Ordering::Relaxed);
+    let sandbox = sandbox.clone();
+    let in_flight = in_flight.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("control-c{n}"))
+        .spawn(move || serve(&sandbox, &in_flight, conn, Some(&cid)));
+    if let Err(e) = spawned {
+        tracing::warn!("cannot serve a control connection: {e}");
+    }
+}
+
+/// Serves one connection until the client hangs up; `cid` is the pod container it was
+/// attached to (`None`: the sandbox's root container).
+fn serve(sandbox: &Arc<Sandbox>, in_flight: &Arc<InFlight>, conn: OwnedFd, cid: Option<&str>) {
     loop {
         let (req, fds) = match proto::recv::<Request>(conn.as_fd()) {
             Ok(Some(m)) => m,
@@ -316,7 +340,21 @@ fn serve(sandbox: &Sandbox, in_flight: &InFlight, conn: OwnedFd) {
         };
         // Answered before the sandbox exits, whatever the request did to the first process.
         in_flight.enter();
-        let reply = handle(sandbox, req, fds);
+        let reply = match (req, cid) {
+            (Request::Attach { container }, None) => {
+                match (fds.into_iter().next(), super::state::check_id(&container)) {
+                    (Some(conn), Ok(())) => {
+                        serve_attached(sandbox, in_flight, conn, container);
+                        Reply::Ok
+                    }
+                    (None, _) => error_reply("attach needs the connection's descriptor"),
+                    (_, Err(e)) => error_reply(e),
+                }
+            }
+            (Request::Attach { .. }, Some(_)) => error_reply("already attached to a container"),
+            (req, None) => handle(sandbox, req, fds),
+            (req, Some(id)) => handle_in(sandbox, id, req, fds),
+        };
         let sent = proto::send(conn.as_fd(), &reply, &[]);
         in_flight.leave();
         if sent.is_err() {
@@ -334,24 +372,7 @@ fn handle(sandbox: &Sandbox, req: Request, fds: Vec<OwnedFd>) -> Reply {
                 _ => error_reply("the container has stopped"),
             },
         },
-        Request::State => match sandbox.init_state() {
-            Some(InitState::Created) => Reply::State {
-                status: InitStatus::Created,
-                exit: None,
-            },
-            Some(InitState::Running) | None if sandbox.is_paused() => Reply::State {
-                status: InitStatus::Paused,
-                exit: None,
-            },
-            Some(InitState::Running) | None => Reply::State {
-                status: InitStatus::Running,
-                exit: None,
-            },
-            Some(InitState::Stopped(st)) => Reply::State {
-                status: InitStatus::Stopped,
-                exit: Some(st.to_shell_code()),
-            },
-        },
+        Request::State => state_reply(sandbox, sandbox.init_state()),
         Request::Exec { process } => {
             let Ok(stdio) = <[OwnedFd; 3]>::try_from(fds) else {
                 return error_reply("exec needs exactly three descriptors (stdio)");
@@ -368,10 +389,12 @@ fn handle(sandbox: &Sandbox, req: Request, fds: Vec<OwnedFd>) -> Reply {
             None => error_reply(format!("no process {pid} to wait for")),
         },
         Request::Signal { pid, signal, all } => {
+            // The root container's processes only: a pod's other containers are
+            // signalled through their own connections.
             let r = if all {
-                sandbox.signal_all(signal)
+                sandbox.signal_container(None, signal)
             } else {
-                sandbox.signal(pid, signal)
+                sandbox.signal_in(None, pid, signal)
             };
             match r {
                 Ok(()) => Reply::Ok,
@@ -390,20 +413,161 @@ fn handle(sandbox: &Sandbox, req: Request, fds: Vec<OwnedFd>) -> Reply {
             sandbox.resume();
             Reply::Ok
         }
-        Request::Ps => Reply::Processes {
-            procs: sandbox
-                .processes()
-                .into_iter()
-                .map(|p| Proc {
-                    pid: p.pid,
-                    ppid: p.ppid,
-                    uid: p.uid,
-                    comm: p.comm,
-                    threads: p.threads,
-                    cpu_ns: p.cpu_ns,
-                    rss: p.rss,
-                })
-                .collect(),
+        Request::Ps => processes(sandbox, None),
+        Request::Attach { .. } | Request::Create { .. } | Request::Destroy => {
+            error_reply("only for a container of a pod")
+        }
+    }
+}
+
+fn processes(sandbox: &Sandbox, cid: Option<&str>) -> Reply {
+    Reply::Processes {
+        procs: sandbox
+            .processes_in(cid)
+            .into_iter()
+            .map(|p| Proc {
+                pid: p.pid,
+                ppid: p.ppid,
+                uid: p.uid,
+                comm: p.comm,
+                threads: p.threads,
+                cpu_ns: p.cpu_ns,
+                rss: p.rss,
+            })
+            .collect(),
+    }
+}
+
+fn state_reply(sandbox: &Sandbox, st: Option<InitState>) -> Reply {
+    match st {
+        Some(InitState::Created) => Reply::State {
+            status: InitStatus::Created,
+            exit: None,
         },
+        Some(InitState::Running) | None if sandbox.is_paused() => Reply::State {
+            status: InitStatus::Paused,
+            exit: None,
+        },
+        Some(InitState::Running) | None => Reply::State {
+            status: InitStatus::Running,
+            exit: None,
+        },
+        Some(InitState::Stopped(st)) => Reply::State {
+            status: InitStatus::Stopped,
+            exit: Some(st.to_shell_code()),
+        },
+    }
+}
+
+/// A request on a connection attached to container `id` of the pod: `pid` 1 names the
+/// container's first process, and signals, `ps` and `exec` stay within the container.
+fn handle_in(sandbox: &Sandbox, id: &str, req: Request, fds: Vec<OwnedFd>) -> Reply {
+    match req {
+        Request::Create { boot } => create_in(sandbox, id, boot, fds),
+        Request::Destroy => {
+            sandbox.remove_container(id);
+            Reply::Ok
+        }
+        Request::Start => match sandbox.start_in(id) {
+            Ok(()) => Reply::Ok,
+            Err(_) => match sandbox.container_state(id) {
+                Some(InitState::Running) => error_reply("the container is already running"),
+                None => error_reply(format!("no container {id} in this sandbox")),
+                _ => error_reply("the container has stopped"),
+            },
+        },
+        Request::State => match sandbox.container_state(id) {
+            None => Reply::State {
+                status: InitStatus::Stopped,
+                exit: None,
+            },
+            st => state_reply(sandbox, st),
+        },
+        Request::Exec { process } => {
+            let Ok(stdio) = <[OwnedFd; 3]>::try_from(fds) else {
+                return error_reply("exec needs exactly three descriptors (stdio)");
+            };
+            match sandbox.exec_in(Some(id), spec_of(process, stdio)) {
+                Ok(pid) => Reply::Pid { pid },
+                Err(e) => error_reply(sentry_error(e)),
+            }
+        }
+        Request::Wait { pid } => {
+            let pid = if pid == 1 {
+                match sandbox.init_pid(Some(id)) {
+                    Some(p) => p,
+                    None => return error_reply(format!("no container {id} in this sandbox")),
+                }
+            } else {
+                pid
+            };
+            match sandbox.wait(pid) {
+                Some(st) => Reply::Exited {
+                    status: st.to_shell_code(),
+                },
+                None => error_reply(format!("no process {pid} to wait for")),
+            }
+        }
+        Request::Signal { pid, signal, all } => {
+            let r = if all {
+                sandbox.signal_container(Some(id), signal)
+            } else if pid == 1 {
+                sandbox.signal_init_in(id, signal)
+            } else {
+                sandbox.signal_in(Some(id), pid, signal)
+            };
+            match r {
+                Ok(()) => Reply::Ok,
+                Err(e) => error_reply(format!("signal {signal} to {pid}: {e}")),
+            }
+        }
+        Request::Ps => processes(sandbox, Some(id)),
+        req @ (Request::TerminalSignal { .. } | Request::Pause | Request::Resume) => {
+            handle(sandbox, req, fds)
+        }
+        Request::Attach { .. } => error_reply("already attached to a container"),
+    }
+}
+
+/// Adds container `id` to the pod: its tree over the Gofer that rides on the message,
+/// its mounts, and its first process, loaded; answers `Ready` with its pid.
+fn create_in(sandbox: &Sandbox, id: &str, boot: serde_json::Value, fds: Vec<OwnedFd>) -> Reply {
+    let boot: SandboxBoot = match serde_json::from_value(boot) {
+        Ok(b) => b,
+        Err(e) => return error_reply(format!("bad container description: {e}")),
+    };
+    let binds = boot
+        .mounts
+        .iter()
+        .filter(|m| matches!(m.kind, BootMountKind::Bind { .. }))
+        .count();
+    if fds.len() != 4 + binds {
+        return error_reply(format!(
+            "a container needs its stdio, its root's Gofer and {binds} bind mount Gofers: got {} descriptors",
+            fds.len()
+        ));
+    }
+    let mut fds = fds.into_iter();
+    let (Some(i), Some(o), Some(e), Some(root)) = (fds.next(), fds.next(), fds.next(), fds.next())
+    else {
+        return error_reply("missing descriptors");
+    };
+    if let Err(e) = sandbox.add_container(id, Some(root)) {
+        return error_reply(format!("container {id}: {e}"));
+    }
+    let made = make_mounts(sandbox, Some(id), &boot.mounts, fds.collect())
+        .and_then(|()| protect_paths(sandbox, Some(id), &boot))
+        .and_then(|()| {
+            sandbox
+                .create_in(id, spec_of(*boot.process, [i, o, e]))
+                .map_err(sentry_error)
+        });
+    match made {
+        Ok(pid) => Reply::Ready { pid },
+        Err(msg) => {
+            tracing::debug!(container = id, "creating the container failed: {msg}");
+            sandbox.remove_container(id);
+            Reply::Error { message: msg }
+        }
     }
 }

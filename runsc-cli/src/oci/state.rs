@@ -54,6 +54,10 @@ pub struct Stored {
     /// The container's cgroup (removed by `delete`).
     #[serde(default)]
     pub cgroup: Option<super::cgroup::Cgroup>,
+    /// For a container of a pod: the id of the pod's sandbox (root) container, in whose
+    /// sandbox it runs.
+    #[serde(default)]
+    pub sandbox: Option<String>,
 }
 
 /// The status of a container, as the runtime spec names it.

@@ -27,7 +27,7 @@ use nix::sys::socket::{
 use serde::{Deserialize, Serialize};
 
 use super::bundle::{BootMountKind, SandboxBoot};
-use super::proto::{self, Reply};
+use super::proto::{self, Reply, Request};
 use super::state::{CONTROL_SOCKET, EXIT_FILE, write_atomic};
 use crate::child;
 use crate::cli::GlobalArgs;
@@ -47,6 +47,19 @@ pub struct Launch {
     /// takes over.
     #[serde(default)]
     pub netns: Option<PathBuf>,
+    /// A container of a pod: it runs in the existing sandbox named here instead of a
+    /// sandbox of its own.
+    #[serde(default)]
+    pub pod: Option<PodLaunch>,
+}
+
+/// Where a pod container's sandbox is.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PodLaunch {
+    /// The container's id.
+    pub id: String,
+    /// The control socket of the pod's sandbox (its root container's).
+    pub sandbox_socket: PathBuf,
 }
 
 /// The largest launch description accepted.
@@ -65,7 +78,17 @@ pub fn run(global: &GlobalArgs, args: super::cli::SupervisorArgs) -> Result<i32,
     let launch_fd = child::take_inherited_fd(args.launch_fd, "launch fd")?;
     let _ = nix::sys::prctl::set_name(c"runsc-supervisor");
     let mut ready = std::fs::File::from(ready);
-    let started = start(global, &args.state_dir, launch_fd);
+    let launch = match read_launch(launch_fd) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = writeln!(ready, "error: {e}");
+            return Ok(crate::error::EXIT_RUNTIME_ERROR);
+        }
+    };
+    if launch.pod.is_some() {
+        return run_in_pod(global, &args.state_dir, launch, ready);
+    }
+    let started = start(global, &args.state_dir, launch);
     let (mut boot, mut gofers, listener, control) = match started {
         Ok(s) => s,
         Err(e) => {
@@ -116,26 +139,8 @@ type Started = (Child, Vec<Child>, OwnedFd, OwnedFd);
 
 /// Binds the control socket, starts the Gofer and the sandbox, and waits until the
 /// sandbox reports its first process loaded.
-fn start(global: &GlobalArgs, state_dir: &Path, launch_fd: OwnedFd) -> Result<Started, RunscError> {
-    let mut bytes = Vec::new();
-    std::fs::File::from(launch_fd)
-        .take(MAX_LAUNCH + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| RunscError::host("read launch description", e))?;
-    let mut launch: Launch = serde_json::from_slice(&bytes)
-        .map_err(|e| RunscError::Invalid(format!("bad launch description: {e}")))?;
-    // Into the container's cgroup before anything is started: the Gofers and the sandbox
-    // follow. A cgroup without limits that cannot be made is only logged.
-    if let Some(cg) = &launch.cgroup {
-        match cg.enter() {
-            Ok(()) => {}
-            Err(e) if cg.limited => return Err(e.into()),
-            Err(e) => tracing::warn!("container cgroup not used: {e}"),
-        }
-        if let Some(n) = cg.cpu_count() {
-            super::cgroup::limit_affinity(n)?;
-        }
-    }
+fn start(global: &GlobalArgs, state_dir: &Path, mut launch: Launch) -> Result<Started, RunscError> {
+    enter_cgroup(&launch)?;
 
     // --network=sandbox: the interface of the spec's network namespace becomes the
     // Sentry's (a thread joins the namespace: before the PID namespace below).
@@ -145,63 +150,8 @@ fn start(global: &GlobalArgs, state_dir: &Path, launch_fd: OwnedFd) -> Result<St
     };
     launch.boot.ethernet = link.as_ref().map(|l| l.spec.clone());
 
-    let listener = proto::seqpacket().map_err(|e| RunscError::host("control socket", e))?;
-    let path = state_dir.join(CONTROL_SOCKET);
-    let _ = std::fs::remove_file(&path);
-    let addr = UnixAddr::new(&path).map_err(|e| RunscError::nix("control socket address", e))?;
-    bind(listener.as_raw_fd(), &addr).map_err(|e| RunscError::nix("bind control socket", e))?;
-    listen(&listener, Backlog::new(64).unwrap_or(Backlog::MAXCONN))
-        .map_err(|e| RunscError::nix("listen on control socket", e))?;
-
-    let pair = || {
-        socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(|e| RunscError::nix("socketpair", e))
-    };
-    let (sentry_end, gofer_end) = pair()?;
-    let mut gofer_cmd = runsc_command(global, "runsc-gofer");
-    gofer_cmd
-        .arg("gofer")
-        .arg("--serve-root")
-        .arg(&launch.rootfs)
-        .arg("--read-only")
-        .args(["--fd", "3"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    let mut gofers = vec![child::spawn_with_fds(
-        gofer_cmd,
-        &[(&gofer_end, 3)],
-        "gofer",
-    )?];
-    drop(gofer_end);
-    // One more Gofer per bind mount, read-write unless the mount is read-only.
-    let mut mount_socks: Vec<OwnedFd> = Vec::new();
-    for m in &launch.boot.mounts {
-        let BootMountKind::Bind { source } = &m.kind else {
-            continue;
-        };
-        let (sentry_end, gofer_end) = pair()?;
-        let mut cmd = runsc_command(global, "runsc-gofer");
-        cmd.arg("gofer").arg("--serve-root").arg(source);
-        if m.readonly {
-            cmd.arg("--read-only");
-        }
-        cmd.args(["--fd", "3"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        match child::spawn_with_fds(cmd, &[(&gofer_end, 3)], "gofer") {
-            Ok(c) => gofers.push(c),
-            Err(e) => {
-                end_all(&mut gofers);
-                return Err(e);
-            }
-        }
-        mount_socks.push(sentry_end);
-    }
+    let listener = bind_control(state_dir)?;
+    let (sentry_end, mount_socks, mut gofers) = start_gofers(global, &launch)?;
 
     let (control, control_sandbox_end) = pair()?;
     // Connections are handed to the sandbox until it exits (the thread ends with us). It
@@ -278,6 +228,251 @@ fn start(global: &GlobalArgs, state_dir: &Path, launch_fd: OwnedFd) -> Result<St
             Err(RunscError::Sentry(format!(
                 "the sandbox exited while starting (status {st})"
             )))
+        }
+    }
+}
+
+/// Reads what `create` sends.
+fn read_launch(launch_fd: OwnedFd) -> Result<Launch, RunscError> {
+    let mut bytes = Vec::new();
+    std::fs::File::from(launch_fd)
+        .take(MAX_LAUNCH + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| RunscError::host("read launch description", e))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| RunscError::Invalid(format!("bad launch description: {e}")))
+}
+
+/// Into the container's cgroup before anything is started: the Gofers and the sandbox
+/// follow. A cgroup without limits that cannot be made is only logged.
+fn enter_cgroup(launch: &Launch) -> Result<(), RunscError> {
+    if let Some(cg) = &launch.cgroup {
+        match cg.enter() {
+            Ok(()) => {}
+            Err(e) if cg.limited => return Err(e.into()),
+            Err(e) => tracing::warn!("container cgroup not used: {e}"),
+        }
+        if let Some(n) = cg.cpu_count() {
+            super::cgroup::limit_affinity(n)?;
+        }
+    }
+    Ok(())
+}
+
+/// Binds and listens on the container's `control.sock`.
+fn bind_control(state_dir: &Path) -> Result<OwnedFd, RunscError> {
+    let listener = proto::seqpacket().map_err(|e| RunscError::host("control socket", e))?;
+    let path = state_dir.join(CONTROL_SOCKET);
+    let _ = std::fs::remove_file(&path);
+    let addr = UnixAddr::new(&path).map_err(|e| RunscError::nix("control socket address", e))?;
+    bind(listener.as_raw_fd(), &addr).map_err(|e| RunscError::nix("bind control socket", e))?;
+    listen(&listener, Backlog::new(64).unwrap_or(Backlog::MAXCONN))
+        .map_err(|e| RunscError::nix("listen on control socket", e))?;
+    Ok(listener)
+}
+
+fn pair() -> Result<(OwnedFd, OwnedFd), RunscError> {
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| RunscError::nix("socketpair", e))
+}
+
+/// Starts the Gofer of the root (read-only) and one per bind mount (read-write unless
+/// the mount is read-only); returns the Sentry's ends of their channels (root first)
+/// and the Gofer processes.
+fn start_gofers(
+    global: &GlobalArgs,
+    launch: &Launch,
+) -> Result<(OwnedFd, Vec<OwnedFd>, Vec<Child>), RunscError> {
+    let (sentry_end, gofer_end) = pair()?;
+    let mut gofer_cmd = runsc_command(global, "runsc-gofer");
+    gofer_cmd
+        .arg("gofer")
+        .arg("--serve-root")
+        .arg(&launch.rootfs)
+        .arg("--read-only")
+        .args(["--fd", "3"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let mut gofers = vec![child::spawn_with_fds(
+        gofer_cmd,
+        &[(&gofer_end, 3)],
+        "gofer",
+    )?];
+    drop(gofer_end);
+    let mut mount_socks: Vec<OwnedFd> = Vec::new();
+    for m in &launch.boot.mounts {
+        let BootMountKind::Bind { source } = &m.kind else {
+            continue;
+        };
+        let started = pair().and_then(|(sentry_end, gofer_end)| {
+            let mut cmd = runsc_command(global, "runsc-gofer");
+            cmd.arg("gofer").arg("--serve-root").arg(source);
+            if m.readonly {
+                cmd.arg("--read-only");
+            }
+            cmd.args(["--fd", "3"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null());
+            let c = child::spawn_with_fds(cmd, &[(&gofer_end, 3)], "gofer")?;
+            Ok((sentry_end, c))
+        });
+        match started {
+            Ok((s, c)) => {
+                gofers.push(c);
+                mount_socks.push(s);
+            }
+            Err(e) => {
+                end_all(&mut gofers);
+                return Err(e);
+            }
+        }
+    }
+    Ok((sentry_end, mount_socks, gofers))
+}
+
+/// The supervisor of a container of a pod: its Gofers are started here and donated to
+/// the pod's running sandbox, which adds the container to its kernel; its connections
+/// are handed to the sandbox attached to the container; it waits for the container's
+/// first process over the control socket and exits with its status.
+fn run_in_pod(
+    global: &GlobalArgs,
+    state_dir: &Path,
+    launch: Launch,
+    mut ready: std::fs::File,
+) -> Result<i32, RunscError> {
+    let Some(pod) = launch.pod.clone() else {
+        return Err(RunscError::Invalid("not a pod container".into()));
+    };
+    let started = start_in_pod(global, state_dir, &launch, &pod);
+    let (mut gofers, listener, conn) = match started {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!("container start failed: {e}");
+            let _ = writeln!(ready, "error: {e}");
+            return Ok(crate::error::EXIT_RUNTIME_ERROR);
+        }
+    };
+    // Our stdio now belongs to the container's first process, in the sandbox.
+    let _ = writeln!(ready, "ok");
+    drop(ready);
+    {
+        let pod = pod.clone();
+        let spawned = std::thread::Builder::new()
+            .name("accept".into())
+            .spawn(move || attach_loop(listener, &pod));
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start the accept thread: {e}");
+        }
+    }
+    let status = match proto::call(conn.as_fd(), &Request::Wait { pid: 1 }, &[]) {
+        Ok(Reply::Exited { status }) => status,
+        Ok(other) => {
+            tracing::warn!("wait for the container: unexpected reply {other:?}");
+            crate::error::EXIT_RUNTIME_ERROR
+        }
+        // The sandbox is gone, and the container with it.
+        Err(_) => 128 + libc::SIGKILL,
+    };
+    // The sandbox forgets the container (its tree, and so the Gofers' channels).
+    let _ = proto::call(conn.as_fd(), &Request::Destroy, &[]);
+    let exit = serde_json::json!({ "status": status });
+    if let Err(e) = write_atomic(&state_dir.join(EXIT_FILE), exit.to_string().as_bytes()) {
+        tracing::debug!("record the exit status: {e}");
+    }
+    end_all(&mut gofers);
+    Ok(status)
+}
+
+/// A connection to the pod's sandbox attached to container `pod.id`: our end of a
+/// socket pair whose other end rides on an `Attach` request.
+fn attach(pod: &PodLaunch, conn: &OwnedFd) -> Result<(), RunscError> {
+    let sock = proto::connect_to(&pod.sandbox_socket)
+        .map_err(|_| RunscError::Runtime("the pod's sandbox is not running".into()))?;
+    match proto::call(
+        sock.as_fd(),
+        &Request::Attach {
+            container: pod.id.clone(),
+        },
+        &[conn.as_raw_fd()],
+    ) {
+        Ok(Reply::Ok) => Ok(()),
+        Ok(Reply::Error { message }) => Err(RunscError::Sentry(message)),
+        Ok(other) => Err(RunscError::Sentry(format!("unexpected reply {other:?}"))),
+        Err(_) => Err(RunscError::Runtime(
+            "the pod's sandbox is not running".into(),
+        )),
+    }
+}
+
+/// Starts the container's Gofers and has the pod's sandbox create the container; returns
+/// the Gofers, our control listener and our attached connection.
+fn start_in_pod(
+    global: &GlobalArgs,
+    state_dir: &Path,
+    launch: &Launch,
+    pod: &PodLaunch,
+) -> Result<(Vec<Child>, OwnedFd, OwnedFd), RunscError> {
+    enter_cgroup(launch)?;
+    let listener = bind_control(state_dir)?;
+    let (mine, theirs) = pair()?;
+    attach(pod, &theirs)?;
+    drop(theirs);
+    let (root, mounts, mut gofers) = start_gofers(global, launch)?;
+    let binds = mounts.len();
+    if 4 + binds > proto::MAX_FDS {
+        end_all(&mut gofers);
+        return Err(RunscError::Invalid(format!(
+            "a container of a pod can have at most {} bind mounts of directories",
+            proto::MAX_FDS - 4
+        )));
+    }
+    let boot = match serde_json::to_value(&launch.boot) {
+        Ok(b) => b,
+        Err(e) => {
+            end_all(&mut gofers);
+            return Err(RunscError::Invalid(e.to_string()));
+        }
+    };
+    let mut fds = vec![0, 1, 2, root.as_raw_fd()];
+    fds.extend(mounts.iter().map(|m| m.as_raw_fd()));
+    let created = proto::call(mine.as_fd(), &Request::Create { boot }, &fds);
+    drop((root, mounts));
+    match created {
+        Ok(Reply::Ready { pid }) => {
+            tracing::debug!(pid, "container ready");
+            Ok((gofers, listener, mine))
+        }
+        other => {
+            end_all(&mut gofers);
+            Err(match other {
+                Ok(Reply::Error { message }) => RunscError::Sentry(message),
+                Ok(r) => RunscError::Sentry(format!("unexpected reply {r:?}")),
+                Err(_) => RunscError::Runtime("the pod's sandbox is not running".into()),
+            })
+        }
+    }
+}
+
+/// Hands every connection on `listener` to the pod's sandbox, attached to our container.
+fn attach_loop(listener: OwnedFd, pod: &PodLaunch) {
+    loop {
+        let conn = match accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
+            // accept4 just created this descriptor.
+            Ok(fd) => crate::host::own_new_fd(fd),
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::ECONNABORTED) => continue,
+            Err(e) => {
+                tracing::warn!("accept on the control socket: {e}");
+                return;
+            }
+        };
+        // A sandbox that is gone closes the connection: the client sees it stopped.
+        if let Err(e) = attach(pod, &conn) {
+            tracing::debug!("attach a connection: {e}");
         }
     }
 }

@@ -854,8 +854,15 @@ fn pid_status(i: &ProcInfo, tid: i32) -> Vec<u8> {
 fn mounts_text(fs: &ProcFs, pid: i32, info_format: bool) -> Result<Vec<u8>, Errno> {
     let vfs = fs.vfs().ok_or(Errno::ENOENT)?;
     let root = fs.src()?.fs_context(pid).map(|c| c.root());
+    // Only the mounts of the task's own tree (its container's mount namespace).
+    let top = root.as_ref().map(|r| r.mount.top());
     let mut s = Vec::new();
     for m in vfs.mounts() {
+        if let Some(t) = &top
+            && !Arc::ptr_eq(&m.top(), t)
+        {
+            continue;
+        }
         let mp = match &root {
             Some(r) => {
                 let at = vfs.mount_point(&m);
@@ -874,16 +881,8 @@ fn mounts_text(fs: &ProcFs, pid: i32, info_format: bool) -> Result<Vec<u8>, Errn
         };
         let opts = if m.readonly() { "ro" } else { "rw" };
         if info_format {
-            let parent = vfs.mounts().first().map(|r| r.id()).unwrap_or(1);
-            s.extend_from_slice(
-                format!(
-                    "{} {} 0:{} / ",
-                    m.id(),
-                    if m.id() == parent { 1 } else { parent },
-                    m.id()
-                )
-                .as_bytes(),
-            );
+            let parent = m.parent_id().unwrap_or(1);
+            s.extend_from_slice(format!("{} {} 0:{} / ", m.id(), parent, m.id()).as_bytes());
             s.extend_from_slice(&escape(&mp));
             s.extend_from_slice(
                 format!(" {opts},relatime - {} {} {opts}\n", m.fstype(), m.source()).as_bytes(),

@@ -690,3 +690,71 @@ fn concurrent_namespace_operations_do_not_deadlock() {
         .unwrap();
     assert_eq!(d.inode().readdir().unwrap().len(), 200);
 }
+
+#[test]
+fn container_trees_are_separate_mount_namespaces() {
+    let mf = mf();
+    let vfs = Vfs::new_sandbox(mf.clone(), None, Default::default()).unwrap();
+    let a = vfs.root();
+    let before = vfs.mounts().len();
+    // Two containers of a pod: a second tree in the same mount table.
+    let b = vfs.new_tree(mf.clone(), None, Default::default()).unwrap();
+    assert_ne!(a.mount.id(), b.mount.id());
+    assert!(Arc::ptr_eq(&b.mount.top(), &b.mount));
+    create(&vfs, &a, "/only-a", b"a");
+    create(&vfs, &b, "/only-b", b"b");
+    assert!(resolve(&vfs, &a, "/only-a").is_ok());
+    assert_eq!(resolve(&vfs, &b, "/only-a").err(), Some(Errno::ENOENT));
+    assert_eq!(resolve(&vfs, &a, "/only-b").err(), Some(Errno::ENOENT));
+    // Neither `..` nor an absolute symlink leads out of a tree.
+    assert_eq!(
+        resolve(&vfs, &b, "/../../only-a").err(),
+        Some(Errno::ENOENT)
+    );
+    vfs.symlink(&b, &b, b"/only-a", b"link", &root()).unwrap();
+    assert_eq!(resolve(&vfs, &b, "/link").err(), Some(Errno::ENOENT));
+    // Each tree has its own /tmp, /dev and /proc: a file made in one is not in the other.
+    create(&vfs, &a, "/tmp/t", b"a");
+    assert_eq!(resolve(&vfs, &b, "/tmp/t").err(), Some(Errno::ENOENT));
+    create(&vfs, &a, "/dev/shm/s", b"a");
+    assert_eq!(resolve(&vfs, &b, "/dev/shm/s").err(), Some(Errno::ENOENT));
+    assert!(resolve(&vfs, &b, "/dev/null").is_ok());
+    // A mount in one tree is not seen in the other, nor listed in its /proc/mounts.
+    let data = vfs.mkdir(&a, &a, b"/data", 0o755, &root());
+    assert!(data.is_ok());
+    let at = resolve(&vfs, &a, "/data").unwrap();
+    vfs.mount(
+        &at,
+        Tmpfs::new_root(mf.clone(), 0o755, 0, 0),
+        "tmpfs",
+        "only-in-a",
+        false,
+    )
+    .unwrap();
+    let ctx = Arc::new(vfs.context_at(b.clone(), b"/").unwrap());
+    let kernel: Arc<dyn ProcSource> = Arc::new(FakeKernel {
+        fds: Arc::new(FdTable::new()),
+        ctx: ctx.clone(),
+    });
+    let weak: Weak<dyn ProcSource> = Arc::downgrade(&kernel);
+    vfs.set_proc_source(weak);
+    assert_eq!(ctx.cwd_path(), b"/");
+    let c = FsCred {
+        caller: crate::fs::Caller { tgid: 1, tid: 1 },
+        ..root()
+    };
+    let mounts = vfs
+        .open(&ctx, &c, b"/proc/mounts", O_RDONLY, 0)
+        .map(|f| String::from_utf8(read_all(&f)).unwrap())
+        .unwrap();
+    assert!(mounts.contains("proc /proc proc rw"), "{mounts}");
+    assert!(!mounts.contains("only-in-a"), "{mounts}");
+    assert_eq!(mounts.lines().count(), before, "{mounts}");
+    // Removing the second tree forgets its mounts; the first keeps its own.
+    vfs.remove_tree(&b.mount);
+    assert_eq!(vfs.mounts().len(), before + 1);
+    assert!(resolve(&vfs, &a, "/data").is_ok());
+    // The first tree cannot be removed.
+    vfs.remove_tree(&a.mount);
+    assert_eq!(vfs.mounts().len(), before + 1);
+}

@@ -207,6 +207,11 @@ impl Kernel {
         &self.terminals
     }
 
+    /// The same, shared (a container's new `/dev` needs it).
+    pub(crate) fn terminals_shared(&self) -> Arc<crate::fs::tty::Terminals> {
+        self.terminals.clone()
+    }
+
     /// A keyboard signal (`SIGINT`, `SIGQUIT`, `SIGTSTP`) or `SIGWINCH` the host
     /// generated for the console: sent to the console's foreground process group, as
     /// Linux's line discipline sends it. Returns whether anyone got it.
@@ -611,7 +616,13 @@ pub(crate) fn run_sandbox(
     if !mounts.is_empty() {
         let control = crate::control::Sandbox::over(kernel.clone());
         for (dest, src, readonly) in mounts {
-            control.mount(&dest, src, readonly, crate::control::MountFlags::default())?;
+            control.mount(
+                None,
+                &dest,
+                src,
+                readonly,
+                crate::control::MountFlags::default(),
+            )?;
         }
     }
     if let Some(f) = filter {

@@ -658,6 +658,7 @@ pub fn do_clone(t: &Task, a: &CloneArgs) -> Result<i32, Errno> {
     } else {
         let g = ThreadGroup::new(tid, parent_tg.tgid());
         g.copy_actions_from(&parent_tg);
+        g.inherit_container(&parent_tg);
         g.set_pgid(parent_tg.pgid());
         g.set_sid(parent_tg.sid());
         kernel.terminals().inherit(parent_tg.tgid(), tid);

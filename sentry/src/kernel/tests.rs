@@ -847,3 +847,107 @@ fn address_space_data_and_memlock_rlimits_refuse_growth() {
         ExitStatus::Exited(0)
     );
 }
+
+/// `wait`: sleeps until killed; `PATH`: exits 0 if PATH exists, 1 if not, after checking
+/// that `..` of the root is the root.
+const POD_PROGRAM: &str = r#"
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    struct stat st;
+    char buf[64];
+    if (argc != 2) return 2;
+    if (strcmp(argv[1], "wait") == 0) for (;;) pause();
+    if (chdir("/..") != 0) return 3;
+    if (!getcwd(buf, sizeof buf) || strcmp(buf, "/") != 0) return 4;
+    return stat(argv[1], &st) == 0 ? 0 : 1;
+}
+"#;
+
+#[test]
+fn containers_of_a_pod_have_their_own_roots() {
+    use crate::control::{InitState, MountFlags, MountSource, ProcessSpec, Sandbox};
+    let Some(p) = platform() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(exe) = compile(dir.path(), "pod", POD_PROGRAM, &["-static"]) else {
+        return;
+    };
+    init_log();
+    let exe = exe.to_string_lossy().into_owned();
+    let spec = |arg: &str| ProcessSpec {
+        argv: vec![exe.clone(), arg.to_string()],
+        envp: vec![],
+        cwd: "/".into(),
+        uid: 0,
+        gid: 0,
+        groups: vec![],
+        stdio: [0, 1, 2].map(|_| std::fs::File::open("/dev/null").unwrap().into()),
+        umask: None,
+        rlimits: vec![],
+        caps: None,
+        no_new_privs: false,
+    };
+    let sb = Sandbox::new(p, "pod", false, None).unwrap();
+    sb.kernel().set_exec_source(Arc::new(HostExec));
+    // No container can join a sandbox before its first process runs.
+    assert!(sb.add_container("a", None).is_err());
+    assert_eq!(sb.create_init(spec("wait")).unwrap(), 1);
+    sb.start().unwrap();
+    sb.add_container("a", None).unwrap();
+    sb.mount(
+        Some("a"),
+        "/only-a",
+        MountSource::Tmpfs(0o755),
+        false,
+        MountFlags::default(),
+    )
+    .unwrap();
+    assert_eq!(sb.container_state("a"), None);
+    let pid = sb.create_in("a", spec("/only-a")).unwrap();
+    assert_eq!(sb.container_state("a"), Some(InitState::Created));
+    assert_eq!(sb.init_pid(Some("a")), Some(pid));
+    sb.start_in("a").unwrap();
+    assert_eq!(sb.wait(pid).map(|s| s.to_shell_code()), Some(0));
+    assert!(matches!(
+        sb.container_state("a"),
+        Some(InitState::Stopped(_))
+    ));
+    // Neither the root container nor another container sees a's directory.
+    let in_root = sb.exec(spec("/only-a")).unwrap();
+    assert_eq!(sb.wait(in_root).map(|s| s.to_shell_code()), Some(1));
+    sb.add_container("b", None).unwrap();
+    let in_b = sb.create_in("b", spec("/only-a")).unwrap();
+    sb.start_in("b").unwrap();
+    assert_eq!(sb.wait(in_b).map(|s| s.to_shell_code()), Some(1));
+    // A stopped container takes no exec; its id can be used again.
+    assert!(sb.exec_in(Some("a"), spec("/only-a")).is_err());
+    sb.add_container("a", None).unwrap();
+    let again = sb.create_in("a", spec("/only-a")).unwrap();
+    sb.start_in("a").unwrap();
+    assert_eq!(sb.wait(again).map(|s| s.to_shell_code()), Some(1));
+    // Signals and listings stay within a container.
+    sb.add_container("c", None).unwrap();
+    let c = sb.create_in("c", spec("wait")).unwrap();
+    sb.start_in("c").unwrap();
+    let extra = sb.exec_in(Some("c"), spec("wait")).unwrap();
+    let pids = |cid: Option<&str>| -> Vec<i32> {
+        sb.processes_in(cid).into_iter().map(|p| p.pid).collect()
+    };
+    assert_eq!(pids(Some("c")), vec![c, extra]);
+    assert_eq!(pids(None), vec![1]);
+    assert_eq!(
+        sb.signal_in(Some("c"), 1, linux_abi::signal::SIGKILL),
+        Err(Errno::ESRCH)
+    );
+    sb.signal_init_in("c", linux_abi::signal::SIGTERM).unwrap();
+    assert_eq!(sb.wait(c).map(|s| s.to_shell_code()), Some(128 + 15));
+    // The end of a container's first process ends the container's other processes.
+    assert_eq!(sb.wait(extra).map(|s| s.to_shell_code()), Some(128 + 9));
+    assert_eq!(sb.init_state(), Some(InitState::Running));
+    sb.remove_container("c");
+    assert_eq!(sb.container_state("c"), None);
+    assert!(sb.signal_init_in("c", 9).is_err());
+    sb.signal(1, linux_abi::signal::SIGKILL).unwrap();
+    assert_eq!(sb.wait_init().unwrap().to_shell_code(), 128 + 9);
+}

@@ -145,6 +145,9 @@ pub struct ThreadGroup {
     pub(crate) oom_score_adj_min: AtomicI32,
     personality: std::sync::atomic::AtomicU32,
     start: Instant,
+    /// The container of a pod the process belongs to (`None`: the sandbox's own, its
+    /// root container); set when the process is made and inherited by its children.
+    container: std::sync::OnceLock<Arc<str>>,
 }
 
 impl ThreadGroup {
@@ -179,7 +182,27 @@ impl ThreadGroup {
             oom_score_adj_min: AtomicI32::new(0),
             personality: std::sync::atomic::AtomicU32::new(0),
             start: Instant::now(),
+            container: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The container (of a pod) the process belongs to; `None` for the sandbox's root
+    /// container.
+    pub fn container(&self) -> Option<&Arc<str>> {
+        self.container.get()
+    }
+
+    /// Puts a new process in container `id` (once, before it runs; a child inherits
+    /// its parent's with [`ThreadGroup::inherit_container`]).
+    pub fn set_container(&self, id: Arc<str>) {
+        let _ = self.container.set(id);
+    }
+
+    /// A new child joins its parent's container.
+    pub fn inherit_container(&self, parent: &ThreadGroup) {
+        if let Some(c) = parent.container() {
+            self.set_container(c.clone());
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, ExitState> {

@@ -179,6 +179,21 @@ impl Mount {
         self.noexec.store(noexec, Ordering::Release);
         self.nodev.store(nodev, Ordering::Release);
     }
+
+    /// The id of the mount this one is mounted on (`None` for the root of a tree).
+    pub fn parent_id(&self) -> Option<u64> {
+        self.parent.as_ref().map(|(m, _)| m.id)
+    }
+
+    /// The root mount of the tree (mount namespace) this mount belongs to.
+    pub fn top(self: &Arc<Mount>) -> Arc<Mount> {
+        let mut m = self.clone();
+        while let Some((p, _)) = &m.parent {
+            let p = p.clone();
+            m = p;
+        }
+        m
+    }
 }
 
 fn next_mount_id() -> u64 {
@@ -304,8 +319,10 @@ pub struct Vfs {
     root: VfsPath,
     mounts: Mutex<HashMap<(u64, usize), Arc<Mount>>>,
     all: Mutex<Vec<Arc<Mount>>>,
-    /// The procfs mounted at `/proc` (sandbox trees only).
-    procfs: OnceLock<Arc<super::proc::ProcFs>>,
+    /// The procfs instances mounted at each tree's `/proc` (sandbox trees only).
+    procfs: Mutex<Vec<Arc<super::proc::ProcFs>>>,
+    /// Where procfs learns about processes (set once the kernel exists).
+    proc_source: Mutex<Option<Weak<dyn super::ProcSource>>>,
     /// The advisory locks of the files of this tree.
     locks: super::lock::LockRegistry,
 }
@@ -369,7 +386,8 @@ impl Vfs {
             root,
             mounts: Mutex::new(HashMap::new()),
             all: Mutex::new(vec![mount]),
-            procfs: OnceLock::new(),
+            procfs: Mutex::new(Vec::new()),
+            proc_source: Mutex::new(None),
             locks: super::lock::LockRegistry::default(),
         })
     }
@@ -484,6 +502,27 @@ impl Vfs {
     }
 }
 
+/// The root file system of a sandbox tree: an overlay of a fresh tmpfs over the Gofer's
+/// read-only tree, or a bare tmpfs.
+fn sandbox_root_fs(
+    mf: &Arc<platform::MemoryFile>,
+    gofer: Option<std::os::fd::OwnedFd>,
+) -> Result<(Arc<dyn Inode>, &'static str, &'static str), Errno> {
+    let upper = super::tmpfs::Tmpfs::new_root(mf.clone(), 0o755, 0, 0);
+    Ok(match gofer {
+        Some(sock) => {
+            let lower =
+                super::gofer::new_gofer_root(sock, super::gofer::Revalidate::Never, mf.clone())?;
+            (
+                super::overlay::new_overlay(upper, lower),
+                "overlay",
+                "overlay",
+            )
+        }
+        None => (upper, "tmpfs", "tmpfs"),
+    })
+}
+
 impl Vfs {
     /// Builds the sandbox tree: the root is an overlay of a tmpfs over the Gofer's tree
     /// (read-only lower) when `gofer` is given, else a bare tmpfs; `/proc`, `/dev` (with
@@ -496,44 +535,99 @@ impl Vfs {
         gofer: Option<std::os::fd::OwnedFd>,
         terminals: Arc<super::tty::Terminals>,
     ) -> Result<Arc<Vfs>, Errno> {
-        use super::tmpfs::Tmpfs;
-        let upper = Tmpfs::new_root(mf.clone(), 0o755, 0, 0);
         let has_lower = gofer.is_some();
-        let (root, fstype, source): (Arc<dyn Inode>, &str, &str) = match gofer {
-            Some(sock) => {
-                let lower = super::gofer::new_gofer_root(
-                    sock,
-                    super::gofer::Revalidate::Never,
-                    mf.clone(),
-                )?;
-                (
-                    super::overlay::new_overlay(upper, lower),
-                    "overlay",
-                    "overlay",
-                )
-            }
-            None => (upper, "tmpfs", "tmpfs"),
-        };
+        let (root, fstype, source) = sandbox_root_fs(&mf, gofer)?;
         let vfs = Vfs::new(root, fstype, source);
         let r = vfs.root();
+        vfs.populate(&r, mf, has_lower, terminals)?;
+        Ok(vfs)
+    }
+
+    /// Builds another tree in this mount table, separate from the first one and from
+    /// any other (a container's mount namespace in a pod): its root is made as
+    /// [`Vfs::new_sandbox`] makes the first one's (an overlay over `gofer`'s tree, or a
+    /// bare tmpfs), with `/proc`, `/dev`, `/sys` of its own. Nothing in one tree can be
+    /// reached by name from another: a walk never leaves its caller's root.
+    pub fn new_tree(
+        self: &Arc<Vfs>,
+        mf: Arc<platform::MemoryFile>,
+        gofer: Option<std::os::fd::OwnedFd>,
+        terminals: Arc<super::tty::Terminals>,
+    ) -> Result<VfsPath, Errno> {
+        let has_lower = gofer.is_some();
+        let (root, fstype, source) = sandbox_root_fs(&mf, gofer)?;
+        let mount = Arc::new(Mount {
+            id: next_mount_id(),
+            fstype: fstype.into(),
+            source: source.into(),
+            root: Dentry::new_root(root, b"/"),
+            parent: None,
+            readonly: AtomicBool::new(false),
+            noexec: AtomicBool::new(false),
+            nodev: AtomicBool::new(false),
+        });
+        self.all.lock().push(mount.clone());
+        let r = VfsPath {
+            dentry: mount.root.clone(),
+            mount,
+        };
+        if let Err(e) = self.populate(&r, mf, has_lower, terminals) {
+            self.remove_tree(&r.mount);
+            return Err(e);
+        }
+        Ok(r)
+    }
+
+    /// Forgets every mount of the tree whose root mount is `top` (made by
+    /// [`Vfs::new_tree`]): once the files open in it are closed, its file systems go
+    /// (and a Gofer's connection closes). The first tree cannot be removed.
+    pub fn remove_tree(&self, top: &Arc<Mount>) {
+        if Arc::ptr_eq(top, &self.root.mount) {
+            return;
+        }
+        let gone: Vec<Arc<Mount>> = {
+            let mut all = self.all.lock();
+            let (gone, keep) = all.drain(..).partition(|m| Arc::ptr_eq(&m.top(), top));
+            *all = keep;
+            gone
+        };
+        self.mounts
+            .lock()
+            .retain(|_, m| !gone.iter().any(|g| Arc::ptr_eq(g, m)));
+    }
+
+    /// Makes `/proc`, `/dev`, `/sys` and (without a Gofer lower) `/tmp` in the tree
+    /// rooted at `r`.
+    fn populate(
+        self: &Arc<Vfs>,
+        r: &VfsPath,
+        mf: Arc<platform::MemoryFile>,
+        has_lower: bool,
+        terminals: Arc<super::tty::Terminals>,
+    ) -> Result<(), Errno> {
+        use super::tmpfs::Tmpfs;
+        let vfs = self;
         let cred = FsCred::root();
         let dir = |name: &[u8], mode: u32| -> Result<VfsPath, Errno> {
-            match vfs.step(&r, &r, name, &cred) {
+            match vfs.step(r, r, name, &cred) {
                 Ok(p) => Ok(p),
                 Err(e) if e == Errno::ENOENT => {
                     r.inode().create(name, NewNode::Dir { mode }, &cred)?;
-                    vfs.step(&r, &r, name, &cred)
+                    vfs.step(r, r, name, &cred)
                 }
                 Err(e) => Err(e),
             }
         };
         let (procfs, proc_root) = super::proc::new_procfs();
-        procfs.set_vfs(Arc::downgrade(&vfs));
-        let _ = vfs.procfs.set(procfs);
+        procfs.set_vfs(Arc::downgrade(vfs));
+        if let Some(src) = vfs.proc_source.lock().clone() {
+            procfs.set_source(src);
+        }
+        vfs.procfs.lock().push(procfs);
         vfs.mount(&dir(b"proc", 0o555)?, proc_root, "proc", "proc", false)?;
         let (devfs, devpts) = super::devfs::new_devfs(mf.clone(), terminals)?;
         vfs.mount(&dir(b"dev", 0o755)?, devfs, "tmpfs", "devtmpfs", false)?;
-        let pts = vfs.resolve(&r, &r, b"/dev/pts", Follow::Yes, &cred)?;
+        let pts = vfs.resolve(r, r, b"/dev/pts", Follow::Yes, &cred)?;
         vfs.mount(&pts, devpts, "devpts", "devpts", false)?;
         vfs.mount(
             &dir(b"sys", 0o555)?,
@@ -556,19 +650,25 @@ impl Vfs {
                 false,
             )?;
         }
-        Ok(vfs)
+        Ok(())
     }
 
     /// Connects procfs to the kernel's process data.
     pub fn set_proc_source(&self, src: Weak<dyn super::ProcSource>) {
-        if let Some(p) = self.procfs.get() {
-            p.set_source(src);
+        *self.proc_source.lock() = Some(src.clone());
+        for p in self.procfs.lock().iter() {
+            p.set_source(src.clone());
         }
     }
 
     /// A fs context rooted at the tree root with working directory `cwd` (absolute).
     pub fn root_context(&self, cwd: &[u8]) -> Result<super::FsContext, Errno> {
-        let root = self.root();
+        self.context_at(self.root(), cwd)
+    }
+
+    /// A fs context rooted at `root` (the root of a tree, see [`Vfs::new_tree`]) with
+    /// working directory `cwd` (absolute, resolved from `root`).
+    pub fn context_at(&self, root: VfsPath, cwd: &[u8]) -> Result<super::FsContext, Errno> {
         let c = self.resolve(&root, &root, cwd, Follow::Yes, &FsCred::root())?;
         if c.file_type()? != FileType::Directory {
             return Err(Errno::ENOTDIR);
