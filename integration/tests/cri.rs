@@ -301,6 +301,12 @@ fn cri_pod_runs_two_containers_in_one_sandbox() {
         let r = pod.exec(&b, &["/bin/test", "-e", "/only-a"]).await;
         assert_eq!(r.exit_code, 1, "{r:?}");
 
+        // Both run on the one kernel of the pod's sandbox: they see the same boot.
+        let boot = ["/bin/cat", "/proc/sys/kernel/random/boot_id"];
+        let (ra, rb) = (pod.exec(&a, &boot).await, pod.exec(&b, &boot).await);
+        assert_eq!((ra.exit_code, text(&ra.stdout).len()), (0, 37), "{ra:?}");
+        assert_eq!(text(&ra.stdout), text(&rb.stdout), "not one sandbox");
+
         // A container that ends: its exit code and its output (in the CRI log format).
         let c = pod
             .start("c", &["/bin/sh", "-c", "echo from-c; exit 7"])
