@@ -258,9 +258,16 @@ fn fstat_of_an_open_file_sees_host_changes_under_a_bind_mount(p: Platform) {
     let (run, _) = b.create("app", &pid_file);
     assert_eq!(run.code, 0, "{run:#?}");
     b.runsc(&["start", "app"]).assert_success("start");
-    // Through the open descriptor of process 1 (a magic link: no walk of /data/f).
+    // Through the open descriptor of process 1 (a magic link: no walk of /data/f). The
+    // exec may come before process 1's shell has opened it: it waits for the descriptor.
     let size = || {
-        let r = b.runsc(&["exec", "app", "/bin/stat", "-L", "-c", "%s", "/proc/1/fd/3"]);
+        let r = b.runsc(&[
+            "exec",
+            "app",
+            "/bin/sh",
+            "-c",
+            "until [ -e /proc/1/fd/3 ]; do :; done; exec /bin/stat -L -c %s /proc/1/fd/3",
+        ]);
         assert_eq!(r.code, 0, "{r:#?}");
         r.stdout
     };
