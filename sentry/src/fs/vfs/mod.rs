@@ -133,6 +133,21 @@ impl fmt::Debug for Mount {
 }
 
 impl Mount {
+    /// A mount with no parent (a tree's root, or the anonymous files' mount) of the
+    /// filesystem whose root inode is `root`, named `name` in its root dentry.
+    fn parentless(root: Arc<dyn Inode>, name: &[u8], fstype: &str, source: &str) -> Arc<Mount> {
+        Arc::new(Mount {
+            id: next_mount_id(),
+            fstype: fstype.into(),
+            source: source.into(),
+            root: Dentry::new_root(root, name),
+            parent: None,
+            readonly: AtomicBool::new(false),
+            noexec: AtomicBool::new(false),
+            nodev: AtomicBool::new(false),
+        })
+    }
+
     /// The mount id (as in `/proc/self/mountinfo`).
     pub fn id(&self) -> u64 {
         self.id
@@ -205,16 +220,12 @@ fn next_mount_id() -> u64 {
 pub fn anon_mount() -> Arc<Mount> {
     static ANON: OnceLock<Arc<Mount>> = OnceLock::new();
     ANON.get_or_init(|| {
-        Arc::new(Mount {
-            id: next_mount_id(),
-            fstype: "anon_inodefs".into(),
-            source: "none".into(),
-            root: Dentry::new_root(super::synth::SynthDir::empty(0o555), b"anon"),
-            parent: None,
-            readonly: AtomicBool::new(false),
-            noexec: AtomicBool::new(false),
-            nodev: AtomicBool::new(false),
-        })
+        Mount::parentless(
+            super::synth::SynthDir::empty(0o555),
+            b"anon",
+            "anon_inodefs",
+            "none",
+        )
     })
     .clone()
 }
@@ -368,16 +379,7 @@ struct WalkState {
 impl Vfs {
     /// A mount tree whose root is `root` (a filesystem root inode of type `fstype`).
     pub fn new(root: Arc<dyn Inode>, fstype: &str, source: &str) -> Arc<Vfs> {
-        let mount = Arc::new(Mount {
-            id: next_mount_id(),
-            fstype: fstype.into(),
-            source: source.into(),
-            root: Dentry::new_root(root, b"/"),
-            parent: None,
-            readonly: AtomicBool::new(false),
-            noexec: AtomicBool::new(false),
-            nodev: AtomicBool::new(false),
-        });
+        let mount = Mount::parentless(root, b"/", fstype, source);
         let root = VfsPath {
             dentry: mount.root.clone(),
             mount: mount.clone(),
@@ -556,16 +558,7 @@ impl Vfs {
     ) -> Result<VfsPath, Errno> {
         let has_lower = gofer.is_some();
         let (root, fstype, source) = sandbox_root_fs(&mf, gofer)?;
-        let mount = Arc::new(Mount {
-            id: next_mount_id(),
-            fstype: fstype.into(),
-            source: source.into(),
-            root: Dentry::new_root(root, b"/"),
-            parent: None,
-            readonly: AtomicBool::new(false),
-            noexec: AtomicBool::new(false),
-            nodev: AtomicBool::new(false),
-        });
+        let mount = Mount::parentless(root, b"/", fstype, source);
         self.all.lock().push(mount.clone());
         let r = VfsPath {
             dentry: mount.root.clone(),
