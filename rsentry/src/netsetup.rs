@@ -315,21 +315,33 @@ pub fn take_over(ns: &std::path::Path) -> Result<Option<TakenLink>, Error> {
         .map_err(|_| Error::Invalid("--network=sandbox: namespace thread panicked".into()))?
 }
 
+/// Whether the namespace file described by `m` is the caller's own network namespace or
+/// PID 1's.
+fn is_host(m: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    ["/proc/self/ns/net", "/proc/1/ns/net"]
+        .iter()
+        .any(|host| std::fs::metadata(host).is_ok_and(|h| (h.dev(), h.ino()) == (m.dev(), m.ino())))
+}
+
+/// Whether `ns` names the host's network namespace (the caller's own or PID 1's): its
+/// interfaces are the host's, never taken over; a container naming it shares the host's
+/// network. `false` when `ns` cannot be read.
+pub fn is_host_namespace(ns: &std::path::Path) -> bool {
+    std::fs::metadata(ns).is_ok_and(|m| is_host(&m))
+}
+
 /// An error if `ns_file` (opened from `ns`) is the caller's own network namespace or
 /// PID 1's.
 fn refuse_host_namespace(ns_file: &std::fs::File, ns: &std::path::Path) -> Result<(), Error> {
-    use std::os::unix::fs::MetadataExt;
-    let id = |m: std::fs::Metadata| (m.dev(), m.ino());
-    let target = id(ns_file
+    let m = ns_file
         .metadata()
-        .map_err(|e| Error::host(format!("stat network namespace {}", ns.display()), e))?);
-    for host in ["/proc/self/ns/net", "/proc/1/ns/net"] {
-        if std::fs::metadata(host).is_ok_and(|h| id(h) == target) {
-            return Err(Error::Invalid(format!(
-                "{} is the host's network namespace: its interfaces are not taken over",
-                ns.display()
-            )));
-        }
+        .map_err(|e| Error::host(format!("stat network namespace {}", ns.display()), e))?;
+    if is_host(&m) {
+        return Err(Error::Invalid(format!(
+            "{} is the host's network namespace: its interfaces are not taken over",
+            ns.display()
+        )));
     }
     Ok(())
 }

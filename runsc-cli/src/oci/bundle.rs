@@ -326,10 +326,9 @@ impl Bundle {
         else {
             return true;
         };
-        ns.path().as_ref().is_some_and(|p| {
-            same_file(p, Path::new("/proc/self/ns/net"))
-                || same_file(p, Path::new("/proc/1/ns/net"))
-        })
+        ns.path()
+            .as_ref()
+            .is_some_and(|p| rsentry::netsetup::is_host_namespace(p))
     }
 
     /// The path of the spec's network namespace, when it names an existing one (a CNI
@@ -649,15 +648,6 @@ pub fn default_spec() -> Spec {
     spec.set_version("1.2.0".into());
     spec.set_hostname(Some("runsc".into()));
     spec
-}
-
-/// Whether `a` and `b` are the same file (for namespaces: the same namespace).
-fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
-        _ => false,
-    }
 }
 
 #[cfg(test)]
