@@ -80,12 +80,20 @@ impl Bundle {
     /// `create`; the container's stdio (which the sandbox keeps) goes to files, so that
     /// nothing waits for its end of a pipe. Returns the run and the stdout file's path.
     pub fn create(&self, id: &str, pid_file: &Path) -> (Run, String) {
-        let out = self.dir.path().join(format!("{id}.out"));
-        let err = self.dir.path().join(format!("{id}.err"));
+        let (run, out) = self.create_bundle(self.dir.path(), id, pid_file);
+        (run, out.to_string_lossy().into_owned())
+    }
+
+    /// `create` of the bundle in directory `bundle` under this bundle's state root and
+    /// platform (a pod's other containers); the container's stdout and stderr go to files
+    /// in `bundle`. Returns the run and the stdout file's path.
+    pub fn create_bundle(&self, bundle: &Path, id: &str, pid_file: &Path) -> (Run, PathBuf) {
+        let out = bundle.join(format!("{id}.out"));
+        let err = bundle.join(format!("{id}.err"));
         let mut cmd = self.base();
         cmd.arg("create")
             .arg("--bundle")
-            .arg(self.dir.path())
+            .arg(bundle)
             .arg("--pid-file")
             .arg(pid_file)
             .arg(id)
@@ -98,7 +106,7 @@ impl Bundle {
             stdout: String::new(),
             stderr: std::fs::read_to_string(&err).unwrap_or_default(),
         };
-        (run, out.to_string_lossy().into_owned())
+        (run, out)
     }
 
     /// `state ID`, parsed.
@@ -120,4 +128,46 @@ impl Drop for Bundle {
             }
         }
     }
+}
+
+/// Makes this process a child subreaper (as containerd's shim is), once.
+pub fn subreaper() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and touches no memory.
+        let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(rc, 0, "PR_SET_CHILD_SUBREAPER");
+    });
+}
+
+/// Waits for process `pid` (our child by adoption) and returns its shell-style status.
+pub fn wait_pid(pid: i32) -> i32 {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid out pointer; waitpid has no other memory effects.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::Interrupted,
+            "waitpid {pid}: {e}"
+        );
+    }
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    }
+}
+
+/// The pid a `--pid-file` holds.
+pub fn read_pid(f: &Path) -> i32 {
+    std::fs::read_to_string(f)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid")
 }

@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use std::time::Duration;
 
 mod bundle;
-pub use bundle::Bundle;
+pub use bundle::{Bundle, read_pid, subreaper, wait_pid};
 mod containerd;
 pub use containerd::{Containerd, Image};
 

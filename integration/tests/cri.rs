@@ -102,8 +102,19 @@ async fn connect(sock: &Path) -> Channel {
         .expect("connect to containerd's CRI")
 }
 
-/// The pod's configuration: the node's network (no CNI here), its own IPC, and one
-/// PID namespace per container, as a kubelet asks by default.
+/// The namespaces of the pod and of each of its containers: the node's network (no CNI
+/// here), the pod's IPC, and one PID namespace per container, as a kubelet asks by
+/// default.
+fn namespaces() -> NamespaceOption {
+    NamespaceOption {
+        network: NamespaceMode::Node as i32,
+        pid: NamespaceMode::Container as i32,
+        ipc: NamespaceMode::Pod as i32,
+        ..Default::default()
+    }
+}
+
+/// The pod's configuration (see [`namespaces`]).
 fn pod_config(name: &str, logs: &Path) -> PodSandboxConfig {
     PodSandboxConfig {
         metadata: Some(PodSandboxMetadata {
@@ -116,12 +127,7 @@ fn pod_config(name: &str, logs: &Path) -> PodSandboxConfig {
         log_directory: logs.to_str().expect("utf-8 path").into(),
         linux: Some(LinuxPodSandboxConfig {
             security_context: Some(LinuxSandboxSecurityContext {
-                namespace_options: Some(NamespaceOption {
-                    network: NamespaceMode::Node as i32,
-                    pid: NamespaceMode::Container as i32,
-                    ipc: NamespaceMode::Pod as i32,
-                    ..Default::default()
-                }),
+                namespace_options: Some(namespaces()),
                 ..Default::default()
             }),
             ..Default::default()
@@ -144,12 +150,7 @@ fn container_config(name: &str, command: &[&str]) -> ContainerConfig {
         log_path: format!("{name}.log"),
         linux: Some(LinuxContainerConfig {
             security_context: Some(LinuxContainerSecurityContext {
-                namespace_options: Some(NamespaceOption {
-                    network: NamespaceMode::Node as i32,
-                    pid: NamespaceMode::Container as i32,
-                    ipc: NamespaceMode::Pod as i32,
-                    ..Default::default()
-                }),
+                namespace_options: Some(namespaces()),
                 ..Default::default()
             }),
             ..Default::default()

@@ -75,14 +75,7 @@ fn oci_spec_naming_runscs_own_namespace_is_host_network_systrap() {
 /// namespace's `eth0` lost its address to the sandbox (on a node: the host's own).
 fn oci_spec_naming_runscs_own_namespace_is_host_network(p: Platform) {
     let ns = CniNamespace::new("o", 4);
-    let b = integration::Bundle::new(p, &["/bin/sleep", "1000"]);
-    b.edit(|c| {
-        for n in c["linux"]["namespaces"].as_array_mut().expect("namespaces") {
-            if n["type"] == "network" {
-                n["path"] = format!("/var/run/netns/{}", ns.name).into();
-            }
-        }
-    });
+    let b = ns.bundle(p, &["/bin/sleep", "1000"]);
     let dir = b.dir.path();
     let in_ns = |args: &[&str]| {
         let mut c = Command::new("ip");
@@ -530,6 +523,19 @@ struct CniNamespace {
 }
 
 impl CniNamespace {
+    /// A bundle running `args` whose spec names this namespace as its network's.
+    fn bundle(&self, p: Platform, args: &[&str]) -> integration::Bundle {
+        let b = integration::Bundle::new(p, args);
+        b.edit(|c| {
+            for n in c["linux"]["namespaces"].as_array_mut().expect("namespaces") {
+                if n["type"] == "network" {
+                    n["path"] = format!("/var/run/netns/{}", self.name).into();
+                }
+            }
+        });
+        b
+    }
+
     /// `net` is the /24's third octet: the host end is .1, the namespace's `eth0` .2.
     fn new(tag: &str, net: u8) -> CniNamespace {
         let ns = CniNamespace {
@@ -607,14 +613,7 @@ fn oci_sandbox_network_takes_over_the_spec_namespace(p: Platform) {
         _ => ("s", 3),
     };
     let ns = CniNamespace::new(tag, net);
-    let b = integration::Bundle::new(p, &["/bin/sleep", "1000"]);
-    b.edit(|c| {
-        for n in c["linux"]["namespaces"].as_array_mut().expect("namespaces") {
-            if n["type"] == "network" {
-                n["path"] = format!("/var/run/netns/{}", ns.name).into();
-            }
-        }
-    });
+    let b = ns.bundle(p, &["/bin/sleep", "1000"]);
     let dir = b.dir.path();
     // `sandbox` is a container's default: asked for explicitly on one platform only.
     let mut create = b.base();

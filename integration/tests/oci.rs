@@ -11,49 +11,9 @@ use std::path::Path;
 use std::process::Stdio;
 
 use integration::{
-    Bundle, Platform, assert_one_line_error, on_every_platform, path_str, run_command,
+    Bundle, Platform, assert_one_line_error, on_every_platform, path_str, read_pid, run_command,
+    subreaper, wait_pid,
 };
-
-/// Makes this process a child subreaper (as containerd's shim is), once.
-fn subreaper() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and touches no memory.
-        let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        assert_eq!(rc, 0, "PR_SET_CHILD_SUBREAPER");
-    });
-}
-
-/// Waits for process `pid` (our child by adoption) and returns its shell-style status.
-fn wait_pid(pid: i32) -> i32 {
-    let mut status = 0;
-    loop {
-        // SAFETY: `status` is a valid out pointer; waitpid has no other memory effects.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            break;
-        }
-        let e = std::io::Error::last_os_error();
-        assert_eq!(
-            e.kind(),
-            std::io::ErrorKind::Interrupted,
-            "waitpid {pid}: {e}"
-        );
-    }
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
-    }
-}
-
-fn read_pid(f: &Path) -> i32 {
-    std::fs::read_to_string(f)
-        .expect("pid file")
-        .trim()
-        .parse()
-        .expect("pid")
-}
 
 const INIT: &[&str] = &[
     "/bin/sh",

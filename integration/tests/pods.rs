@@ -7,53 +7,13 @@
 //! its `--pid-file` process carries its status.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
-use integration::{Bundle, Platform, Run, assert_one_line_error, on_every_platform};
+use integration::{
+    Bundle, Platform, Run, assert_one_line_error, on_every_platform, read_pid, subreaper, wait_pid,
+};
 
 const TYPE: &str = "io.kubernetes.cri.container-type";
 const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
-
-/// Makes this process a child subreaper (as containerd's shim is), once.
-fn subreaper() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and touches no memory.
-        let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        assert_eq!(rc, 0, "PR_SET_CHILD_SUBREAPER");
-    });
-}
-
-/// Waits for process `pid` (our child by adoption) and returns its shell-style status.
-fn wait_pid(pid: i32) -> i32 {
-    let mut status = 0;
-    loop {
-        // SAFETY: `status` is a valid out pointer; waitpid has no other memory effects.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            break;
-        }
-        let e = std::io::Error::last_os_error();
-        assert_eq!(
-            e.kind(),
-            std::io::ErrorKind::Interrupted,
-            "waitpid {pid}: {e}"
-        );
-    }
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
-    }
-}
-
-fn read_pid(f: &Path) -> i32 {
-    std::fs::read_to_string(f)
-        .expect("pid file")
-        .trim()
-        .parse()
-        .expect("pid")
-}
 
 /// A container bundle of the pod: a root file system of its own (the host's program
 /// directories bound read-only into it, plus `files`) and the sandbox container's
@@ -109,25 +69,8 @@ impl Member {
     /// `create` with this bundle in the pod's state root; the container's stdout goes
     /// to a file. Returns the run, the stdout file and the pid file.
     fn create(&self, pod: &Bundle, id: &str) -> (Run, PathBuf, PathBuf) {
-        let out = self.dir.path().join(format!("{id}.out"));
-        let err = self.dir.path().join(format!("{id}.err"));
         let pid_file = self.dir.path().join(format!("{id}.pid"));
-        let mut cmd = pod.base();
-        cmd.arg("create")
-            .arg("--bundle")
-            .arg(self.dir.path())
-            .arg("--pid-file")
-            .arg(&pid_file)
-            .arg(id)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).expect("out"))
-            .stderr(std::fs::File::create(&err).expect("err"));
-        let status = cmd.status().expect("run create");
-        let run = Run {
-            code: status.code().unwrap_or(-1),
-            stdout: String::new(),
-            stderr: std::fs::read_to_string(&err).unwrap_or_default(),
-        };
+        let (run, out) = pod.create_bundle(self.dir.path(), id, &pid_file);
         (run, out, pid_file)
     }
 }
