@@ -132,3 +132,126 @@ pub mod mode {
     /// FIFO.
     pub const S_IFIFO: u32 = 0o010000;
 }
+
+/// The kernel's `struct termios` (`asm-generic/termbits.h`): flag bits, control
+/// character indices, sizes, and the `TIOCPKT` status bits.
+pub mod termios {
+    /// `c_iflag` bits.
+    pub mod iflag {
+        /// Strip the eighth bit.
+        pub const ISTRIP: u32 = 0o40;
+        /// Newline to carriage return.
+        pub const INLCR: u32 = 0o100;
+        /// Ignore carriage return.
+        pub const IGNCR: u32 = 0o200;
+        /// Carriage return to newline.
+        pub const ICRNL: u32 = 0o400;
+        /// Upper to lower case.
+        pub const IUCLC: u32 = 0o1000;
+        /// `VSTART`/`VSTOP` flow control of output.
+        pub const IXON: u32 = 0o2000;
+        /// Any character restarts stopped output.
+        pub const IXANY: u32 = 0o4000;
+        /// UTF-8 input: erase whole characters.
+        pub const IUTF8: u32 = 0o40000;
+    }
+
+    /// `c_oflag` bits.
+    pub mod oflag {
+        /// Process output.
+        pub const OPOST: u32 = 0o1;
+        /// Lower to upper case.
+        pub const OLCUC: u32 = 0o2;
+        /// Newline to carriage return and newline.
+        pub const ONLCR: u32 = 0o4;
+        /// Carriage return to newline.
+        pub const OCRNL: u32 = 0o10;
+        /// No carriage return at column 0.
+        pub const ONOCR: u32 = 0o20;
+        /// Newline returns the carriage.
+        pub const ONLRET: u32 = 0o40;
+        /// Tab delay mask; `XTABS` expands tabs to spaces.
+        pub const TABDLY: u32 = 0o14000;
+        /// Expand tabs.
+        pub const XTABS: u32 = 0o14000;
+    }
+
+    /// `c_lflag` bits.
+    pub mod lflag {
+        /// Signal characters.
+        pub const ISIG: u32 = 0o1;
+        /// Canonical (line) mode.
+        pub const ICANON: u32 = 0o2;
+        /// Echo input.
+        pub const ECHO: u32 = 0o10;
+        /// Erase echoes as backspace-space-backspace.
+        pub const ECHOE: u32 = 0o20;
+        /// Kill echoes a newline.
+        pub const ECHOK: u32 = 0o40;
+        /// Echo newline even without `ECHO`.
+        pub const ECHONL: u32 = 0o100;
+        /// No flush on signal characters.
+        pub const NOFLSH: u32 = 0o200;
+        /// Background writes get `SIGTTOU`.
+        pub const TOSTOP: u32 = 0o400;
+        /// Echo control characters as `^X`.
+        pub const ECHOCTL: u32 = 0o1000;
+        /// Kill erases the line character by character.
+        pub const ECHOKE: u32 = 0o4000;
+        /// `VWERASE`, `VLNEXT`, `VREPRINT`, `VEOL2`.
+        pub const IEXTEN: u32 = 0o100000;
+    }
+
+    /// Indices of `c_cc`.
+    pub mod cc {
+        /// Interrupt (`SIGINT`).
+        pub const VINTR: usize = 0;
+        /// Quit (`SIGQUIT`).
+        pub const VQUIT: usize = 1;
+        /// Erase a character.
+        pub const VERASE: usize = 2;
+        /// Kill the line.
+        pub const VKILL: usize = 3;
+        /// End of file.
+        pub const VEOF: usize = 4;
+        /// Non-canonical read timeout, in tenths of a second.
+        pub const VTIME: usize = 5;
+        /// Non-canonical read minimum.
+        pub const VMIN: usize = 6;
+        /// Restart output.
+        pub const VSTART: usize = 8;
+        /// Stop output.
+        pub const VSTOP: usize = 9;
+        /// Suspend (`SIGTSTP`).
+        pub const VSUSP: usize = 10;
+        /// Extra end of line.
+        pub const VEOL: usize = 11;
+        /// Reprint the line.
+        pub const VREPRINT: usize = 12;
+        /// Erase a word.
+        pub const VWERASE: usize = 14;
+        /// Take the next character literally.
+        pub const VLNEXT: usize = 15;
+        /// Second extra end of line.
+        pub const VEOL2: usize = 16;
+    }
+
+    /// Number of control characters in the kernel's `struct termios`.
+    pub const NCCS: usize = 19;
+    /// Size of the kernel's `struct termios`.
+    pub const TERMIOS_SIZE: usize = 36;
+    /// Size of `struct termios2` (with the two speeds).
+    pub const TERMIOS2_SIZE: usize = 44;
+
+    /// `TIOCPKT` status bits a packet-mode master reads.
+    pub mod pkt {
+        /// The replica's input was flushed.
+        pub const FLUSHREAD: u8 = 1;
+        /// The replica's output was flushed.
+        pub const FLUSHWRITE: u8 = 2;
+        /// Output was stopped.
+        pub const STOP: u8 = 4;
+        /// Output was restarted.
+        pub const START: u8 = 8;
+    }
+}

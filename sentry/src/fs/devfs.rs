@@ -20,6 +20,7 @@ use std::sync::{Arc, OnceLock};
 use linux_abi::Errno;
 use linux_abi::flags::mode::*;
 use linux_abi::flags::open::*;
+use linux_abi::flags::termios::TERMIOS_SIZE;
 use linux_abi::types::{Stat, Timespec};
 use platform::MemoryFile;
 
@@ -73,8 +74,6 @@ pub mod ioctls {
     pub const FIOCLEX: u32 = 0x5451;
 }
 
-/// Size of the kernel's `struct termios`.
-const TERMIOS_SIZE: usize = 36;
 /// Size of `struct winsize`.
 const WINSIZE_SIZE: usize = 8;
 
