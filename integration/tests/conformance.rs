@@ -19,7 +19,15 @@ integration::on_every_platform!(
     file_size_limit_matches_linux,
     unshare_files_and_fs,
     sync_calls_on_files_without_data,
+    signal_driven_io,
 );
+
+/// `FIOASYNC`, `F_SETOWN`/`F_SETOWN_EX`/`F_SETSIG` and the I/O signals of `O_ASYNC`.
+fn signal_driven_io(p: Platform) {
+    let parts = ["fioasync", "owner", "sigio", "setsig", "pipe"];
+    expect_native_parts("conf_sigio", &parts);
+    expect_parts(p, "conf_sigio", &[], &parts);
+}
 
 /// `fsync`/`fdatasync`/`sync_file_range` on pipes, sockets and devices.
 fn sync_calls_on_files_without_data(p: Platform) {

@@ -68,6 +68,8 @@ pub mod ioctls {
     pub const FIONREAD: u32 = 0x541B;
     /// Set or clear non-blocking I/O.
     pub const FIONBIO: u32 = 0x5421;
+    /// Set or clear signal-driven I/O (`O_ASYNC`).
+    pub const FIOASYNC: u32 = 0x5452;
     /// Clear close-on-exec.
     pub const FIONCLEX: u32 = 0x5450;
     /// Set close-on-exec.

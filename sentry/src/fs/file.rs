@@ -49,13 +49,46 @@ pub struct OpenFile {
     dir: Mutex<Option<Vec<DirEntry>>>,
     /// The file's lock table, once this description took part in locking.
     locks: OnceLock<Arc<FileLocks>>,
+    /// Signal-driven I/O: the owner, the signal and the wait-queue entry of `O_ASYNC`.
+    fasync: Mutex<Fasync>,
+}
+
+/// Who gets a file's I/O signals (`F_SETOWN`, `F_SETOWN_EX`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SigioOwner {
+    /// One thread (`F_OWNER_TID`).
+    Thread(i32),
+    /// A process (`F_OWNER_PID`, a positive `F_SETOWN`).
+    Process(i32),
+    /// Every process of a process group (`F_OWNER_PGRP`, a negative `F_SETOWN`).
+    Group(i32),
+}
+
+/// A description's signal-driven I/O state (Linux's `fown_struct` and `fasync_struct`).
+#[derive(Debug, Default)]
+pub struct Fasync {
+    /// The owner, if one was set.
+    pub owner: Option<SigioOwner>,
+    /// The real and effective uid of whoever set the owner (the permission to signal
+    /// it is theirs).
+    pub setter: (u32, u32),
+    /// `F_SETSIG`'s signal; 0 means a plain `SIGIO`.
+    pub signal: i32,
+    /// The descriptor `O_ASYNC` was set through (`si_fd`).
+    pub fd: i32,
+    /// The entry on the file's wait queue while `O_ASYNC` is on.
+    pub entry: Option<crate::waiter::EntryId>,
 }
 
 impl Drop for OpenFile {
-    /// The last close of a description releases its OFD and `flock` locks.
+    /// The last close of a description releases its OFD and `flock` locks and its
+    /// `O_ASYNC` entry.
     fn drop(&mut self) {
         if let Some(l) = self.locks.get() {
             l.release_file(self.lock_owner());
+        }
+        if let (Some(id), Some(q)) = (self.fasync.get_mut().entry.take(), self.ops.wait_queue()) {
+            q.unregister(id);
         }
     }
 }
@@ -79,7 +112,13 @@ impl OpenFile {
             ops,
             dir: Mutex::new(None),
             locks: OnceLock::new(),
+            fasync: Mutex::new(Fasync::default()),
         })
+    }
+
+    /// The signal-driven I/O state (see `kernel::fasync`).
+    pub fn fasync(&self) -> parking_lot::MutexGuard<'_, Fasync> {
+        self.fasync.lock()
     }
 
     /// The owner of this description's OFD and `flock` locks.

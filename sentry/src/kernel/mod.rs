@@ -8,6 +8,7 @@
 
 pub mod cpu;
 mod creds;
+pub mod fasync;
 mod freeze;
 mod fs_glue;
 mod futex;

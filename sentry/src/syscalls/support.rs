@@ -26,9 +26,10 @@ pub const NOTES: &[(&str, Support)] = &[
     (
         "fcntl",
         Support::Partial(
-            "leases are broken only by `open` (not `truncate`), always with `SIGIO` \
-             (`F_SETSIG` is not supported); no file seals (`F_ADD_SEALS`, `F_GET_SEALS`: \
-             EINVAL); `F_SETOWN` accepted but no `SIGIO` is sent for I/O",
+            "leases are broken only by `open` (not `truncate`), always with `SIGIO` to \
+             the holder (not the `F_SETOWN` owner's `F_SETSIG` signal); no file seals \
+             (`F_ADD_SEALS`, `F_GET_SEALS`: EINVAL); I/O signals (`O_ASYNC`) follow \
+             readiness changes of sockets, pipes and terminals",
         ),
     ),
     (

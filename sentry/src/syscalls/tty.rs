@@ -20,8 +20,6 @@ use crate::kernel::Task;
 
 /// `CAP_SYS_ADMIN`: may steal another session's terminal, or take one opened write-only.
 const CAP_SYS_ADMIN: u32 = 21;
-/// `FIOASYNC`, which the VFS answers before the terminal.
-const FIOASYNC: u32 = 0x5452;
 /// `TIOCSTI`: fake input.
 const TIOCSTI: u32 = 0x5412;
 
@@ -64,7 +62,7 @@ pub fn ioctl(
     if !master && term.hung_up() {
         // Linux's `hung_up_tty_ioctl`; the VFS answers the descriptor flags first.
         return match cmd {
-            ioctls::FIOCLEX | ioctls::FIONCLEX | ioctls::FIONBIO | FIOASYNC => None,
+            ioctls::FIOCLEX | ioctls::FIONCLEX | ioctls::FIONBIO | ioctls::FIOASYNC => None,
             ioctls::TIOCSPGRP => Some(Err(Errno::ENOTTY)),
             _ => Some(Err(Errno::EIO)),
         };

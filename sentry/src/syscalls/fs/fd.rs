@@ -43,6 +43,10 @@ pub(super) mod fcntl {
     pub const F_SETLKW: i32 = 7;
     pub const F_SETOWN: i32 = 8;
     pub const F_GETOWN: i32 = 9;
+    pub const F_SETSIG: i32 = 10;
+    pub const F_GETSIG: i32 = 11;
+    pub const F_SETOWN_EX: i32 = 15;
+    pub const F_GETOWN_EX: i32 = 16;
     pub const F_OFD_GETLK: i32 = 36;
     pub const F_SETLEASE: i32 = 1024;
     pub const F_GETLEASE: i32 = 1025;
@@ -80,7 +84,16 @@ pub fn sys_fcntl(t: &Task, fd: i32, cmd: i32, arg: u64) -> Result<u64, Errno> {
             if f.is_path_only() {
                 return Err(Errno::EBADF);
             }
-            f.set_flags(arg as u32)?;
+            let was = f.flags() & O_ASYNC;
+            // Only a file with Linux's `fasync` operation keeps `O_ASYNC`.
+            let mut new = arg as u32;
+            if !crate::kernel::fasync::supports_async(&f) {
+                new = (new & !O_ASYNC) | was;
+            }
+            f.set_flags(new)?;
+            if f.flags() & O_ASYNC != was {
+                crate::kernel::fasync::set_async(t, &f, fd, was == 0);
+            }
             Ok(0)
         }
         F_GETLK | F_OFD_GETLK | F_SETLK | F_SETLKW | F_OFD_SETLK | F_OFD_SETLKW => {
@@ -99,8 +112,35 @@ pub fn sys_fcntl(t: &Task, fd: i32, cmd: i32, arg: u64) -> Result<u64, Errno> {
             } as u64)
         }
         F_SETLEASE => set_lease(t, &f, arg),
-        F_GETOWN => Ok(0),
-        F_SETOWN => Ok(0),
+        F_GETOWN | F_SETOWN | F_GETOWN_EX | F_SETOWN_EX | F_GETSIG | F_SETSIG
+            if f.is_path_only() =>
+        {
+            Err(Errno::EBADF)
+        }
+        F_GETOWN => Ok(crate::kernel::fasync::owner_id(&f) as i64 as u64),
+        F_SETOWN => {
+            use crate::fs::file::SigioOwner;
+            let who = arg as i32;
+            let owner = match who {
+                0 => None,
+                i32::MIN => return Err(Errno::EINVAL),
+                w if w < 0 => Some(SigioOwner::Group(-w)),
+                w => Some(SigioOwner::Process(w)),
+            };
+            crate::kernel::fasync::set_owner(t, &f, owner)?;
+            Ok(0)
+        }
+        F_GETOWN_EX => get_owner_ex(t, &f, arg),
+        F_SETOWN_EX => set_owner_ex(t, &f, arg),
+        F_GETSIG => Ok(f.fasync().signal as u64),
+        F_SETSIG => {
+            let sig = i32::try_from(arg).map_err(|_| Errno::EINVAL)?;
+            if !(0..=64).contains(&sig) {
+                return Err(Errno::EINVAL);
+            }
+            f.fasync().signal = sig;
+            Ok(0)
+        }
         F_GETPIPE_SZ => pipe::pipe_size(f.ops().as_ref())
             .map(|n| n as u64)
             .ok_or(Errno::EBADF),
@@ -111,6 +151,56 @@ pub fn sys_fcntl(t: &Task, fd: i32, cmd: i32, arg: u64) -> Result<u64, Errno> {
         F_ADD_SEALS | F_GET_SEALS => Err(Errno::EINVAL),
         _ => Err(Errno::EINVAL),
     }
+}
+
+/// `struct f_owner_ex`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+struct OwnerEx {
+    kind: i32,
+    pid: i32,
+}
+
+/// `F_GETOWN_EX`: the owner's kind and id (a file without one reads as thread 0, as
+/// Linux's default owner).
+fn get_owner_ex(t: &Task, f: &OpenFile, arg: u64) -> Result<u64, Errno> {
+    use crate::fs::file::SigioOwner;
+    use crate::kernel::fasync::{F_OWNER_PGRP, F_OWNER_PID, F_OWNER_TID};
+    let o = match f.fasync().owner {
+        None => OwnerEx::default(),
+        Some(SigioOwner::Thread(id)) => OwnerEx {
+            kind: F_OWNER_TID,
+            pid: id,
+        },
+        Some(SigioOwner::Process(id)) => OwnerEx {
+            kind: F_OWNER_PID,
+            pid: id,
+        },
+        Some(SigioOwner::Group(id)) => OwnerEx {
+            kind: F_OWNER_PGRP,
+            pid: id,
+        },
+    };
+    t.mm().write_obj(arg, &o)?;
+    Ok(0)
+}
+
+/// `F_SETOWN_EX`: a thread, a process or a process group; id 0 clears the owner.
+fn set_owner_ex(t: &Task, f: &OpenFile, arg: u64) -> Result<u64, Errno> {
+    use crate::fs::file::SigioOwner;
+    use crate::kernel::fasync::{F_OWNER_PGRP, F_OWNER_PID, F_OWNER_TID};
+    let o: OwnerEx = t.mm().read_obj(arg)?;
+    let owner = match o.kind {
+        F_OWNER_TID => SigioOwner::Thread(o.pid),
+        F_OWNER_PID => SigioOwner::Process(o.pid),
+        F_OWNER_PGRP => SigioOwner::Group(o.pid),
+        _ => return Err(Errno::EINVAL),
+    };
+    if o.pid < 0 {
+        return Err(Errno::ESRCH);
+    }
+    crate::kernel::fasync::set_owner(t, f, (o.pid != 0).then_some(owner))?;
+    Ok(0)
 }
 
 /// `struct flock` (x86-64 layout).
@@ -335,7 +425,7 @@ pub(crate) fn break_leases(t: &Task, f: &Arc<OpenFile>, flags: u32) -> Result<()
     }
 }
 
-/// `ioctl(2)`: `FIOCLEX`/`FIONCLEX`, `FIONBIO`, `FIONREAD`, and the file's own ioctls
+/// `ioctl(2)`: `FIOCLEX`/`FIONCLEX`, `FIONBIO`, `FIOASYNC`, `FIONREAD`, and the file's own ioctls
 /// (terminal ioctls on host ttys).
 pub fn sys_ioctl(t: &Task, fd: i32, cmd: u32, arg: u64) -> Result<u64, Errno> {
     let table = fd_table(t);
@@ -354,6 +444,21 @@ pub fn sys_ioctl(t: &Task, fd: i32, cmd: u32, arg: u64) -> Result<u64, Errno> {
         }
         ioctls::FIONCLEX => {
             table.set_cloexec(fd, false)?;
+            Ok(0)
+        }
+        ioctls::FIOASYNC => {
+            let on: i32 = mm.read_obj(arg)?;
+            let want = if on != 0 { O_ASYNC } else { 0 };
+            let fl = f.flags();
+            if fl & O_ASYNC == want {
+                return Ok(0);
+            }
+            // Only files with Linux's `fasync` operation take it.
+            if !crate::kernel::fasync::supports_async(&f) {
+                return Err(Errno::ENOTTY);
+            }
+            f.set_flags((fl & !O_ASYNC) | want)?;
+            crate::kernel::fasync::set_async(t, &f, fd, on != 0);
             Ok(0)
         }
         ioctls::FIONBIO => {
