@@ -38,6 +38,7 @@ integration::on_every_platform!(
     sandbox_network_server_answers_curl_from_the_host,
     sandbox_network_client_reaches_a_host_server,
     sandbox_network_udp_datagrams_over_the_mtu,
+    sandbox_network_hosts_and_resolv_conf,
 );
 
 // The takeover of the spec's network namespace, with the container's lifecycle around
@@ -439,6 +440,45 @@ fn sandbox_network_server_answers_curl_from_the_host(p: Platform) {
         .output()
         .expect("ip link");
     assert!(!left.status.success(), "{link} left behind");
+}
+
+/// `--network=sandbox`: the sandbox has its own `/etc/hosts`, naming its host name at
+/// `eth0`'s address, and the host's `/etc/resolv.conf` less the name servers it cannot
+/// reach; the host's files are unchanged and `--network=none` sees them as they are.
+fn sandbox_network_hosts_and_resolv_conf(p: Platform) {
+    let script = "ip -o -4 addr show eth0; getent -s files hosts $(hostname); echo ---; cat /etc/resolv.conf";
+    let run = runsc_do(p, &["--network=sandbox"], &["/bin/sh", "-c", script]);
+    run.assert_success("sandbox");
+    let (head, resolv) = run.stdout.split_once("---\n").expect("marker");
+    let mut lines = head.lines();
+    let addr = lines
+        .next()
+        .and_then(|l| l.split_whitespace().skip_while(|w| *w != "inet").nth(1))
+        .and_then(|a| a.split('/').next())
+        .expect("eth0's address")
+        .to_owned();
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    assert_eq!(
+        lines
+            .next()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec![addr.as_str(), hostname.trim()]),
+        "{run:#?}"
+    );
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    assert_eq!(
+        resolv,
+        rsentry::netsetup::sandbox_resolv_conf(&host_resolv),
+        "{run:#?}"
+    );
+    for line in resolv.lines().filter(|l| l.starts_with("nameserver")) {
+        assert!(!line.contains("127.") && !line.contains("::1"), "{resolv}");
+    }
+    let host_hosts = std::fs::read_to_string("/etc/hosts").expect("host's /etc/hosts");
+    assert!(!host_hosts.contains(&addr), "the host's /etc/hosts changed");
+    let none = runsc_do(p, &[], &["/bin/cat", "/etc/hosts"]);
+    none.assert_success("cat");
+    assert_eq!(none.stdout, host_hosts, "{none:#?}");
 }
 
 /// `--network=sandbox`: a client in the sandbox reaches a server on the host's end of

@@ -137,6 +137,11 @@ pub fn run_sentry(
         gofer,
         strace,
         mounts,
+        files: spec
+            .files
+            .into_iter()
+            .map(|f| (f.path, f.contents))
+            .collect(),
         filter,
         recorder,
         cpu_budget: (!spec.limits.cpu_time.is_zero()).then_some(spec.limits.cpu_time),

@@ -351,6 +351,7 @@ impl SandboxBuilder {
             record: self.record.is_some(),
             limits: self.limits,
             ethernet: None,
+            files: Vec::new(),
         };
         let launch = Launch {
             boot,

@@ -315,6 +315,12 @@ fn start_and_wait_sandbox(
     });
     let mut boot_spec = launch.boot.clone();
     boot_spec.ethernet = link.as_ref().map(|l| l.spec.clone());
+    if let Some(l) = &link {
+        // Names the sandbox's stack can use: its own hosts file, and the host's
+        // resolvers that a link of its own reaches. An absent host file is an empty one.
+        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        boot_spec.files = crate::netsetup::etc_files(&l.spec, &boot_spec.hostname, &resolv);
+    }
     let json = serde_json::to_vec(&boot_spec).map_err(|e| Error::Invalid(e.to_string()))?;
     // A sandbox that dies before reading gives EPIPE here; its exit status says why.
     let _ = std::fs::File::from(spec_write).write_all(&json);

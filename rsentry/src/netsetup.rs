@@ -403,8 +403,109 @@ fn parse_mac(s: &str) -> Option<[u8; 6]> {
     parts.next().is_none().then_some(mac)
 }
 
+/// The `/etc/hosts` and `/etc/resolv.conf` of a sandbox on a link of its own, as a
+/// container engine writes a bridged container's: `hosts` names localhost and the
+/// sandbox's host name at its address; `resolv.conf` is the host's (`host_resolv`) less
+/// the name servers the sandbox cannot reach ([`sandbox_resolv_conf`]).
+pub fn etc_files(eth: &EthSpec, hostname: &str, host_resolv: &str) -> Vec<crate::spec::FileSpec> {
+    let hosts = format!(
+        "127.0.0.1\tlocalhost\n\
+         ::1\tlocalhost ip6-localhost ip6-loopback\n\
+         fe00::0\tip6-localnet\n\
+         ff00::0\tip6-mcastprefix\n\
+         ff02::1\tip6-allnodes\n\
+         ff02::2\tip6-allrouters\n\
+         {}\t{hostname}\n",
+        eth.addr
+    );
+    vec![
+        crate::spec::FileSpec {
+            path: "/etc/hosts".into(),
+            contents: hosts.into_bytes(),
+        },
+        crate::spec::FileSpec {
+            path: "/etc/resolv.conf".into(),
+            contents: sandbox_resolv_conf(host_resolv).into_bytes(),
+        },
+    ]
+}
+
+/// The public resolvers a container engine falls back on when the host names none
+/// that a bridged container can reach (Docker's defaults).
+const FALLBACK_NAMESERVERS: [&str; 2] = ["8.8.8.8", "8.8.4.4"];
+
+/// The host's `resolv.conf` for a sandbox whose stack has only its own loopback and an
+/// IPv4 link: `nameserver` lines naming a loopback address (a local resolver such as
+/// systemd-resolved's 127.0.0.53 is the host's, not the sandbox's) or an IPv6 one
+/// are dropped, everything else (search domains, options) is kept; when no name server
+/// is left, the public fallbacks are named instead, as Docker does.
+pub fn sandbox_resolv_conf(host: &str) -> String {
+    let mut out = String::new();
+    let mut servers = 0;
+    for line in host.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() == Some("nameserver") {
+            let reachable = words
+                .next()
+                .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+                .is_some_and(|a| a.is_ipv4() && !a.is_loopback() && !a.is_unspecified());
+            if !reachable {
+                continue;
+            }
+            servers += 1;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if servers == 0 {
+        for a in FALLBACK_NAMESERVERS {
+            out.push_str("nameserver ");
+            out.push_str(a);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn resolv_conf_drops_what_the_sandbox_cannot_reach() {
+        let host = "# comment\nnameserver 127.0.0.53\nsearch example.org\n\
+                    nameserver 10.0.0.2\nnameserver ::1\nnameserver fd00::1\n\
+                    nameserver 0.0.0.0\nnameserver bogus\noptions edns0 trust-ad\n";
+        assert_eq!(
+            super::sandbox_resolv_conf(host),
+            "# comment\nsearch example.org\nnameserver 10.0.0.2\noptions edns0 trust-ad\n"
+        );
+        // Only a local resolver: the public fallbacks, search and options kept.
+        assert_eq!(
+            super::sandbox_resolv_conf("nameserver 127.0.0.53\noptions edns0\n"),
+            "options edns0\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n"
+        );
+        assert_eq!(
+            super::sandbox_resolv_conf(""),
+            "nameserver 8.8.8.8\nnameserver 8.8.4.4\n"
+        );
+    }
+
+    #[test]
+    fn hosts_name_the_sandbox_at_its_address() {
+        let eth = super::EthSpec {
+            mac: [2, 0, 0, 0, 0, 1],
+            addr: std::net::Ipv4Addr::new(10, 213, 0, 2),
+            prefix: 30,
+            gateway: None,
+        };
+        let files = super::etc_files(&eth, "box", "nameserver 10.1.1.1\n");
+        assert_eq!(files[0].path, "/etc/hosts");
+        let hosts = String::from_utf8(files[0].contents.clone()).unwrap();
+        assert!(hosts.starts_with("127.0.0.1\tlocalhost\n"), "{hosts}");
+        assert!(hosts.ends_with("\n10.213.0.2\tbox\n"), "{hosts}");
+        assert_eq!(files[1].path, "/etc/resolv.conf");
+        assert_eq!(files[1].contents, b"nameserver 10.1.1.1\n");
+    }
+
     use super::*;
 
     #[test]

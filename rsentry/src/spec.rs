@@ -31,6 +31,19 @@ pub struct BootSpec {
     /// `--network=sandbox`: the link whose packet socket comes as an inherited descriptor.
     #[serde(default)]
     pub ethernet: Option<crate::netsetup::EthSpec>,
+    /// Files of the sandbox's own, written into its root's writable overlay before the
+    /// program starts (`--network=sandbox`: `/etc/hosts`, `/etc/resolv.conf`).
+    #[serde(default)]
+    pub files: Vec<FileSpec>,
+}
+
+/// A file the Sentry writes into the sandbox's root (mode 0644, owned by root).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSpec {
+    /// Absolute path inside the sandbox.
+    pub path: String,
+    /// The file's contents.
+    pub contents: Vec<u8>,
 }
 
 /// A bind mount as the sandbox process sees it (its Gofer socket comes separately).
@@ -84,6 +97,7 @@ mod tests {
             record: false,
             limits: Default::default(),
             ethernet: None,
+            files: Vec::new(),
         }
     }
 

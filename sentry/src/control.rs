@@ -380,6 +380,51 @@ impl Sandbox {
         Ok(())
     }
 
+    /// Writes a file of the sandbox's own at the absolute path `path` of container
+    /// `cid`'s tree, owned by root with permission bits `mode`, replacing what the root
+    /// file system has there (in its writable overlay; the host's file is untouched),
+    /// before the container's first process runs: the `/etc/hosts` and
+    /// `/etc/resolv.conf` a sandbox network gets.
+    pub fn write_file(
+        &self,
+        cid: Option<&str>,
+        path: &str,
+        contents: &[u8],
+        mode: u32,
+    ) -> Result<(), Errno> {
+        use crate::fs::{FsCred, NewNode};
+        let (dir, name) = path.rsplit_once('/').ok_or(Errno::EINVAL)?;
+        if !path.starts_with('/') || name.is_empty() || name == "." || name == ".." {
+            return Err(Errno::EINVAL);
+        }
+        let root = self.tree(cid)?;
+        let parent = self.make_dirs(&root, dir)?;
+        let cred = FsCred::root();
+        let dir = parent.inode();
+        match dir.create(name.as_bytes(), NewNode::File { mode }, &cred) {
+            Ok(_) => {}
+            Err(Errno::EEXIST) => {
+                dir.unlink(name.as_bytes(), false)?;
+                dir.create(name.as_bytes(), NewNode::File { mode }, &cred)?;
+            }
+            Err(e) => return Err(e),
+        }
+        // Through the tree, so that the file written is the one a lookup finds.
+        let file = self
+            .kernel
+            .vfs()
+            .step(&root, &parent, name.as_bytes(), &cred)?;
+        let ops = file.inode().open(linux_abi::flags::open::O_WRONLY)?;
+        let mut off = 0;
+        while off < contents.len() {
+            match ops.write_at(&contents[off..], off as u64)? {
+                0 => return Err(Errno::EIO),
+                n => off += n,
+            }
+        }
+        Ok(())
+    }
+
     /// Creates the missing directories of `dest` in the tree at `root` (in its writable
     /// upper layer) and returns it.
     fn make_dirs(&self, root: &VfsPath, dest: &str) -> Result<VfsPath, Errno> {

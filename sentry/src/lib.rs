@@ -64,6 +64,10 @@ pub struct SandboxConfig {
     /// More file systems, mounted before the program starts: absolute destination,
     /// source, read-only.
     pub mounts: Vec<(String, control::MountSource, bool)>,
+    /// Files of the sandbox's own, written into the root's writable overlay before the
+    /// program starts (absolute path, contents; mode 0644, owned by root), replacing the
+    /// root file system's: a sandbox network's `/etc/hosts` and `/etc/resolv.conf`.
+    pub files: Vec<(String, Vec<u8>)>,
     /// The system-call policy to enforce ([`policy`]).
     pub filter: Option<Arc<policy::Filter>>,
     /// Records every system call of the sandbox ([`policy::Recorder`]).

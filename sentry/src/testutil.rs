@@ -57,6 +57,7 @@ pub(crate) fn run_over_gofer(
         gofer: Some(client),
         strace: std::env::var_os("SENTRY_TEST_STRACE").is_some(),
         mounts: Vec::new(),
+        files: Vec::new(),
         filter: None,
         recorder: None,
         cpu_budget: None,

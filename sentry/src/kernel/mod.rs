@@ -594,6 +594,7 @@ pub(crate) fn run_sandbox(
         gofer,
         strace,
         mounts,
+        files,
         filter,
         recorder,
         cpu_budget,
@@ -614,8 +615,13 @@ pub(crate) fn run_sandbox(
             .enable_host_network()
             .map_err(|_| SentryError::Config("cannot set up the host network"))?;
     }
-    if !mounts.is_empty() {
+    if !mounts.is_empty() || !files.is_empty() {
         let control = crate::control::Sandbox::over(kernel.clone());
+        for (path, contents) in files {
+            control
+                .write_file(None, &path, &contents, 0o644)
+                .map_err(SentryError::Filesystem)?;
+        }
         for (dest, src, readonly) in mounts {
             control.mount(
                 None,
