@@ -7,7 +7,7 @@
 //!
 //! - level-triggered items are reported while ready;
 //! - `EPOLLET` items are reported once per edge (a notification since the last report, or
-//!   the registration itself);
+//!   the registration itself when the file was ready then);
 //! - `EPOLLONESHOT` items are disabled after one report until `EPOLL_CTL_MOD`.
 //!
 //! Files without a wait queue that may still change (host descriptors,
@@ -135,7 +135,7 @@ impl Epoll {
                     file: Arc::downgrade(file),
                     mask: ev,
                     data,
-                    edge: Arc::new(AtomicBool::new(true)),
+                    edge: Arc::new(AtomicBool::new(false)),
                     disabled: false,
                     entry: None,
                     last: 0,
@@ -152,7 +152,7 @@ impl Epoll {
                 item.mask = ev;
                 item.data = data;
                 item.disabled = false;
-                item.edge.store(true, Ordering::Release);
+                item.edge.store(false, Ordering::Release);
                 item.last = 0;
                 self.register(item, file);
             }
@@ -183,6 +183,15 @@ impl Epoll {
                     }
                 })),
             ));
+            // The registration is an edge only if the file is ready now (Linux's
+            // `ep_insert` queues the item then, and later only wake-ups do): a file that
+            // becomes ready afterwards is reported when its notification comes, once,
+            // even where that notification comes late (a host socket's, from the
+            // notifier thread) and `epoll_wait` saw the readiness first. Checked after
+            // registering, so that a notification in between is not lost.
+            if file.ops().readiness(interest) & interest != 0 {
+                item.edge.store(true, Ordering::Release);
+            }
         }
     }
 

@@ -6,9 +6,10 @@
 //! Sentry's own stack accepts them, addresses at most `sockaddr_storage` long, and only
 //! socket options whose values are plain data (an allowlist; `SO_ATTACH_FILTER` and the
 //! like, whose values hold pointers, are `ENOPROTOOPT`). Blocking is the Sentry's: a
-//! call that would block waits on the socket's [`WaitQueue`], which a notifier thread
-//! (`sentry-hostnet`, one host epoll instance per kernel, edge-triggered) rings when the
-//! host reports the descriptor ready; so signals interrupt waits as for any other file,
+//! call that would block waits on the socket's [`WaitQueue`], which two notifier threads
+//! (`sentry-hostnet`, edge-triggered host epoll instances per kernel: one for the
+//! receiving side, one for the sending side) ring when the host reports the descriptor
+//! ready; so signals interrupt waits as for any other file,
 //! and the application's poll, select and epoll see host readiness through the same
 //! queue. `SO_RCVTIMEO`/`SO_SNDTIMEO` and `O_NONBLOCK` are kept in the Sentry.
 
@@ -29,55 +30,76 @@ use crate::fs::{FileOps, UserMem};
 use crate::host::net as host;
 use crate::waiter::{Events, WaitQueue, block_on, events};
 
-/// The host network of one kernel: the epoll instance its notifier thread waits on and
+/// The host network of one kernel: the epoll instances its notifier threads wait on and
 /// the wait queue of every host socket, by key.
+///
+/// Each direction has an instance of its own because a host epoll reports a
+/// descriptor's whole readiness on any wake-up it takes: with one instance watching
+/// both, the send side's wake-ups (an ACK freeing buffer space) would come out as new
+/// `EPOLLIN` edges of a socket whose data was already reported, and an application's
+/// edge-triggered `EPOLLIN` would fire again for old data. Linux's own epoll hears only
+/// wake-ups whose kind it asked for; so does each instance here.
 #[derive(Debug)]
 pub struct HostNet {
-    epoll: Arc<host::Epoll>,
+    /// The receiving side's instance, then the sending side's.
+    epolls: [Arc<host::Epoll>; 2],
     queues: Mutex<HashMap<u64, Weak<WaitQueue>>>,
     next: AtomicU64,
 }
 
+/// What each of [`HostNet`]'s instances watches (edge-triggered; errors and hang-ups
+/// come with both).
+const WATCHED: [u32; 2] = [
+    (libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+    (libc::EPOLLOUT | libc::EPOLLET) as u32,
+];
+
 impl HostNet {
-    /// Makes the epoll instance and starts the notifier thread.
+    /// Makes the epoll instances and starts the notifier threads.
     pub fn new() -> Result<Arc<HostNet>, Errno> {
-        let epoll = Arc::new(host::Epoll::new()?);
+        let epolls = [Arc::new(host::Epoll::new()?), Arc::new(host::Epoll::new()?)];
         let net = Arc::new(HostNet {
-            epoll: epoll.clone(),
+            epolls: epolls.clone(),
             queues: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
         });
-        let weak = Arc::downgrade(&net);
-        std::thread::Builder::new()
-            .name("sentry-hostnet".into())
-            .spawn(move || notifier(&epoll, &weak))
-            .map_err(|e| {
-                tracing::error!("cannot start the host network notifier: {e}");
-                Errno::EAGAIN
-            })?;
+        for (epoll, side) in epolls.into_iter().zip(["in", "out"]) {
+            let weak = Arc::downgrade(&net);
+            std::thread::Builder::new()
+                .name(format!("sentry-hostnet-{side}"))
+                .spawn(move || notifier(&epoll, &weak))
+                .map_err(|e| {
+                    tracing::error!("cannot start the host network notifier: {e}");
+                    Errno::EAGAIN
+                })?;
+        }
         Ok(net)
     }
 
     fn watch(&self, fd: &OwnedFd, queue: &Arc<WaitQueue>) -> Result<u64, Errno> {
         let key = self.next.fetch_add(1, Ordering::Relaxed);
         self.queues.lock().insert(key, Arc::downgrade(queue));
-        let ev =
-            (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLPRI | libc::EPOLLRDHUP | libc::EPOLLET)
-                as u32;
-        if let Err(e) = self.epoll.add(fd.as_fd(), ev, key) {
-            self.queues.lock().remove(&key);
-            return Err(e);
+        for (i, (epoll, ev)) in self.epolls.iter().zip(WATCHED).enumerate() {
+            if let Err(e) = epoll.add(fd.as_fd(), ev, key) {
+                for done in &self.epolls[..i] {
+                    done.del(fd.as_fd());
+                }
+                self.queues.lock().remove(&key);
+                return Err(e);
+            }
         }
         Ok(key)
     }
 
     fn unwatch(&self, fd: &OwnedFd, key: u64) {
-        self.epoll.del(fd.as_fd());
+        for epoll in &self.epolls {
+            epoll.del(fd.as_fd());
+        }
         self.queues.lock().remove(&key);
     }
 }
 
-/// The notifier thread: tells each host socket's queue what the host reported. Ends
+/// A notifier thread: tells each host socket's queue what its instance reported. Ends
 /// within a second of the kernel's [`HostNet`] being dropped.
 fn notifier(epoll: &host::Epoll, net: &Weak<HostNet>) {
     loop {
