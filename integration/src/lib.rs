@@ -22,7 +22,9 @@ use std::time::Duration;
 mod bundle;
 pub use bundle::{Bundle, read_pid, subreaper, wait_pid};
 mod containerd;
+mod nginx;
 pub use containerd::{Containerd, Image};
+pub use nginx::{NGINX, NginxSite, nginx_command, nginx_site};
 
 /// Longest a single sandboxed command may run before the test kills it and fails. Not a
 /// performance assertion: only a guard against hangs.

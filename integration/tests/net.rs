@@ -6,7 +6,8 @@
 //! loopback and a client in the sandbox reaching a host server; with `--network=sandbox`,
 //! `python3 -m http.server` in the sandbox answering `curl` from the host over the veth
 //! pair `runsc do` makes (deleted when it exits), and a client in the sandbox reaching a
-//! server on the host's end of that link but not the host's loopback; and for an OCI
+//! server on the host's end of that link but not the host's loopback; nginx (master and
+//! two workers, `sendfile`) serving parallel `curl` downloads from the host; and for an OCI
 //! container with `--network=sandbox`, the interface of the network namespace its spec
 //! names (made here as a CNI plugin would) becomes the Sentry's, both ways.
 //!
@@ -38,6 +39,7 @@ integration::on_every_platform!(
     sandbox_network_server_answers_curl_from_the_host,
     sandbox_network_client_reaches_a_host_server,
     sandbox_network_udp_datagrams_over_the_mtu,
+    sandbox_network_nginx_answers_curl_from_the_host,
     sandbox_network_hosts_and_resolv_conf,
 );
 
@@ -444,6 +446,121 @@ fn sandbox_network_server_answers_curl_from_the_host(p: Platform) {
         .output()
         .expect("ip link");
     assert!(!left.status.success(), "{link} left behind");
+}
+
+/// `--network=sandbox`: Debian's nginx in the sandbox (a master and two workers sharing
+/// one listening socket, files sent with `sendfile`) answers parallel `curl` downloads
+/// from the host over the veth, byte for byte, logs no error, and stops on `SIGTERM`.
+fn sandbox_network_nginx_answers_curl_from_the_host(p: Platform) {
+    if !integration::have_tool(integration::NGINX) {
+        return;
+    }
+    let dir = integration::scratch_dir();
+    let site = integration::nginx_site(dir.path(), 8080, 2).expect("write the nginx site");
+    // Ready once the sandbox's own /proc/net/tcp lists the listener (0x1F90 = 8080); the
+    // log (written in the sandbox's overlay) is shown once the test says so on stdin.
+    let script = format!(
+        "ip -o -4 addr show eth0\n\
+         {} -c {} -g 'daemon off;' &\n\
+         until grep -q ':1F90 00000000:0000 0A' /proc/net/tcp; do :; done\n\
+         echo ready\n\
+         read done\n\
+         kill -TERM $!\n\
+         wait $!\n\
+         echo \"nginx: $?\"\n\
+         cat {}/error.log\n",
+        integration::NGINX,
+        path_str(&site.conf),
+        path_str(dir.path())
+    );
+    let mut child = Command::new(integration::runsc())
+        .arg(format!("--platform={}", p.name()))
+        .args(["do", "--network=sandbox", "--", "/bin/sh", "-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn runsc");
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut addr = None;
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if out.read_line(&mut line).expect("read") == 0 {
+            let o = child.wait_with_output().expect("wait");
+            panic!(
+                "sandbox ended early: {seen:?}, stderr {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        seen.push_str(&line);
+        if line.trim() == "ready" {
+            break;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let Some(i) = words.iter().position(|w| *w == "inet") {
+            addr = words
+                .get(i + 1)
+                .and_then(|a| a.split('/').next())
+                .map(str::to_owned);
+        }
+    }
+    let addr = addr.expect("eth0's address");
+    let mut curl = Command::new("curl");
+    curl.args([
+        "-sS",
+        "--max-time",
+        "60",
+        "--parallel",
+        "--parallel-max",
+        "8",
+    ]);
+    let files: Vec<_> = (0..12)
+        .map(|i| dir.path().join(format!("got{i}")))
+        .collect();
+    for (i, f) in files.iter().enumerate() {
+        let name = if i % 3 == 0 { "index.html" } else { "big.bin" };
+        curl.arg("-o")
+            .arg(f)
+            .arg(format!("http://{addr}:8080/{name}"));
+    }
+    let got = curl.output().expect("run curl on the host");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"done\n").expect("tell the sandbox");
+    drop(stdin);
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).expect("read the log");
+    let status = child.wait().expect("wait");
+    assert!(got.status.success(), "curl: {got:?}");
+    for (i, f) in files.iter().enumerate() {
+        let body = std::fs::read(f).expect("downloaded file");
+        if i % 3 == 0 {
+            assert_eq!(
+                String::from_utf8_lossy(&body),
+                site.index,
+                "{}",
+                f.display()
+            );
+        } else {
+            assert!(
+                body == site.big,
+                "{}: {} bytes differ",
+                f.display(),
+                body.len()
+            );
+        }
+    }
+    // nginx ends on SIGTERM with status 0 once its workers have; its log is the one
+    // this configuration wrote (it names the workers it started), with no error.
+    assert!(rest.starts_with("nginx: 0\n"), "{rest}");
+    assert!(rest.contains("start worker process"), "{rest}");
+    assert!(
+        !["[alert]", "[crit]", "[emerg]", "[error]"]
+            .iter()
+            .any(|l| rest.contains(l)),
+        "nginx's error log: {rest}"
+    );
+    assert!(status.success(), "{status:?}");
 }
 
 /// `--network=sandbox`: the sandbox has its own `/etc/hosts`, naming its host name at

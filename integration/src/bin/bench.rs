@@ -30,6 +30,11 @@ enum Metric {
     WallMs,
     /// Peak RSS in MiB of one sandbox process class (no native value).
     RssMib(&'static str),
+    /// A server started under the variant on a network link of its own, loaded from the
+    /// host by `wrk` for a few seconds: requests per second (higher is better).
+    ReqPerSec,
+    /// The same, as the bytes per second `wrk` received, in MB/s (higher is better).
+    HttpMbPerSec,
 }
 
 impl Metric {
@@ -39,7 +44,17 @@ impl Metric {
             Metric::MbPerSec => "MB/s",
             Metric::WallMs => "ms",
             Metric::RssMib(_) => "MiB",
+            Metric::ReqPerSec => "req/s",
+            Metric::HttpMbPerSec => "MB/s",
         }
+    }
+
+    /// Whether a larger figure is better (the ratio is then inverted).
+    fn higher_is_better(self) -> bool {
+        matches!(
+            self,
+            Metric::MbPerSec | Metric::ReqPerSec | Metric::HttpMbPerSec
+        )
     }
 }
 
@@ -54,6 +69,10 @@ struct Workload {
 struct Variant {
     label: String,
     prefix: Vec<String>,
+    /// The prefix for a server workload: the variant with a network link of its own
+    /// that the host reaches (a sandbox's `--network=sandbox` veth; natively, a network
+    /// namespace with the same kind of veth pair).
+    net_prefix: Vec<String>,
 }
 
 struct Options {
@@ -194,6 +213,12 @@ fn prepare(dir: &Path) -> Result<Vec<Workload>, String> {
     std::fs::write(&sql, q).map_err(io)?;
 
     let repo = git_checkout(dir)?;
+    // nginx's site: its files below the bench directory, the workers drop to `nobody`.
+    let site = if Path::new(integration::NGINX).exists() && Path::new(WRK).exists() {
+        Some(integration::nginx_site(&dir.join("nginx"), HTTP_PORT, 2).map_err(io)?)
+    } else {
+        None
+    };
 
     let s = |p: &Path| p.display().to_string();
     let w = |name, metric, argv: Vec<String>| Workload { name, metric, argv };
@@ -205,7 +230,18 @@ fn prepare(dir: &Path) -> Result<Vec<Workload>, String> {
         }
         v
     };
-    Ok(vec![
+    let mut http = Vec::new();
+    if let Some(site) = &site {
+        let serve = vec!["sh".into(), "-c".into(), integration::nginx_command(site)];
+        http.push(w("http small page nginx", Metric::ReqPerSec, serve.clone()));
+        http.push(w("http 1MiB file nginx", Metric::HttpMbPerSec, serve));
+    } else {
+        eprintln!(
+            "bench: no {} or {WRK}: no http rows (apt-get install nginx-light wrk)",
+            integration::NGINX
+        );
+    }
+    let mut rows = vec![
         w("syscall getpid", Metric::NsPerOp, m("getpid", "20000", "")),
         w(
             "open+close",
@@ -293,7 +329,9 @@ fn prepare(dir: &Path) -> Result<Vec<Workload>, String> {
                 format!("sqlite3 :memory: < {}", s(&sql)),
             ],
         ),
-    ])
+    ];
+    rows.extend(http);
+    Ok(rows)
 }
 
 /// A git checkout of 3000 small files in 30 directories under `dir` (made once), for the
@@ -350,7 +388,12 @@ fn python3() -> String {
 
 /// Runs `argv` under `variant` in `cwd`; returns the figure, or why it failed.
 fn measure(variant: &Variant, w: &Workload, cwd: &Path) -> Result<f64, String> {
-    let mut full = variant.prefix.clone();
+    let server = matches!(w.metric, Metric::ReqPerSec | Metric::HttpMbPerSec);
+    let mut full = if server {
+        variant.net_prefix.clone()
+    } else {
+        variant.prefix.clone()
+    };
     full.extend(w.argv.iter().cloned());
     let mut cmd = Command::new(&full[0]);
     cmd.args(&full[1..])
@@ -362,6 +405,9 @@ fn measure(variant: &Variant, w: &Workload, cwd: &Path) -> Result<f64, String> {
     let child = cmd.spawn().map_err(|e| format!("spawn {}: {e}", full[0]))?;
     if let Metric::RssMib(class) = w.metric {
         return peak_rss(child, class, variant.prefix.is_empty());
+    }
+    if server {
+        return http_load(child, w.metric);
     }
     let out = wait_with_timeout(child, Duration::from_secs(120))?;
     let wall = start.elapsed();
@@ -379,6 +425,154 @@ fn measure(variant: &Variant, w: &Workload, cwd: &Path) -> Result<f64, String> {
             .trim()
             .parse::<f64>()
             .map_err(|_| "unparsable output".to_string()),
+    }
+}
+
+/// Debian's HTTP load generator.
+const WRK: &str = "/usr/bin/wrk";
+/// The port nginx listens on in every variant (each has a network of its own).
+const HTTP_PORT: u16 = 8080;
+
+/// Loads the server `child` started from the host with `wrk` for three seconds, once it
+/// has printed its address (`inet A.B.C.D/N`) and accepts connections; then stops it.
+fn http_load(mut child: std::process::Child, metric: Metric) -> Result<f64, String> {
+    use std::io::BufRead as _;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let result = (|| {
+        let addr = loop {
+            let line = lines
+                .next()
+                .ok_or("the server ended before printing its address")?
+                .map_err(|e| e.to_string())?;
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if let Some(a) = words
+                .iter()
+                .position(|w| *w == "inet")
+                .and_then(|i| words.get(i + 1))
+                .and_then(|a| a.split('/').next())
+                .and_then(|a| a.parse::<std::net::Ipv4Addr>().ok())
+            {
+                break a;
+            }
+        };
+        let sa = std::net::SocketAddr::from((addr, HTTP_PORT));
+        let start = Instant::now();
+        while std::net::TcpStream::connect_timeout(&sa, Duration::from_secs(1)).is_err() {
+            if start.elapsed() > Duration::from_secs(30) {
+                return Err(format!("{sa} never accepted a connection"));
+            }
+            if let Ok(Some(st)) = child.try_wait() {
+                return Err(format!("the server ended: {st}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let path = match metric {
+            Metric::ReqPerSec => "index.html",
+            _ => "big.bin",
+        };
+        let out = Command::new(WRK)
+            .args(["-t2", "-c16", "-d3s"])
+            .arg(format!("http://{sa}/{path}"))
+            .output()
+            .map_err(|e| format!("{WRK}: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() || text.contains("Non-2xx") {
+            return Err(format!("wrk: {}", text.trim().replace('\n', " | ")));
+        }
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(name))
+                .map(str::trim)
+                .ok_or_else(|| format!("wrk printed no {name}"))
+        };
+        match metric {
+            Metric::ReqPerSec => field("Requests/sec:")?
+                .parse::<f64>()
+                .map_err(|e| e.to_string()),
+            _ => wrk_bytes(field("Transfer/sec:")?).map(|b| b / 1e6),
+        }
+    })();
+    // SAFETY: kill(2) of our own child's pid with a plain signal number.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    match wait_with_timeout(child, Duration::from_secs(10)) {
+        Err(_) => Err("the server did not stop on SIGTERM".into()),
+        // A server that could not start says why on stderr.
+        Ok(out) => result.map_err(|e| {
+            let err = String::from_utf8_lossy(&out.stderr);
+            match err.lines().last() {
+                Some(l) => format!("{e}: {}", l.trim()),
+                None => e,
+            }
+        }),
+    }
+}
+
+/// `wrk`'s human-readable byte figures ("1.21GB", "803.51KB"; binary multiples).
+fn wrk_bytes(v: &str) -> Result<f64, String> {
+    let split = v
+        .find(|c: char| c.is_ascii_alphabetic())
+        .ok_or_else(|| format!("no unit in {v:?}"))?;
+    let (n, unit) = v.split_at(split);
+    let n: f64 = n.parse().map_err(|_| format!("not a number: {v:?}"))?;
+    let k = match unit {
+        "B" => 1.0,
+        "KB" => 1024.0,
+        "MB" => 1024.0 * 1024.0,
+        "GB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(format!("unknown unit in {v:?}")),
+    };
+    Ok(n * k)
+}
+
+/// A network namespace with a veth pair to the host, like the one `runsc do
+/// --network=sandbox` makes, for the native side of the server rows; deleted on drop.
+struct NativeNetns {
+    name: String,
+}
+
+impl NativeNetns {
+    fn new() -> Result<NativeNetns, String> {
+        let pid = std::process::id();
+        let ns = NativeNetns {
+            name: format!("rsbench-{pid}"),
+        };
+        let host_end = format!("rsbh{pid}");
+        let ip = |args: &[&str]| -> Result<(), String> {
+            let out = Command::new("ip")
+                .args(args)
+                .output()
+                .map_err(|e| format!("ip: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "ip {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+        ip(&["netns", "add", &ns.name])?;
+        let n = ns.name.as_str();
+        ip(&[
+            "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", n,
+        ])?;
+        ip(&["addr", "add", "10.214.0.1/30", "dev", &host_end])?;
+        ip(&["link", "set", &host_end, "up"])?;
+        ip(&["-n", n, "addr", "add", "10.214.0.2/30", "dev", "eth0"])?;
+        ip(&["-n", n, "link", "set", "eth0", "up"])?;
+        ip(&["-n", n, "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+}
+
+impl Drop for NativeNetns {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes the pair.
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -495,7 +689,7 @@ fn median(v: &mut [f64]) -> Option<f64> {
 fn ratio(metric: Metric, x: Option<f64>, base: Option<f64>) -> String {
     match (x, base) {
         (Some(x), Some(b)) if x > 0.0 && b > 0.0 => {
-            let r = if metric == Metric::MbPerSec {
+            let r = if metric.higher_is_better() {
                 b / x
             } else {
                 x / b
@@ -538,17 +732,40 @@ fn main() {
         })
         .collect();
 
+    // The server rows' native side runs in a network namespace of its own.
+    let netns = if workloads
+        .iter()
+        .any(|w| matches!(w.metric, Metric::ReqPerSec | Metric::HttpMbPerSec))
+    {
+        match NativeNetns::new() {
+            Ok(ns) => Some(ns),
+            Err(e) => {
+                eprintln!("bench: a network namespace for native servers: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mut variants = vec![Variant {
         label: "native".into(),
         prefix: vec![],
+        net_prefix: match &netns {
+            Some(ns) => vec!["ip".into(), "netns".into(), "exec".into(), ns.name.clone()],
+            None => vec!["false".into()],
+        },
     }];
     for p in &o.platforms {
+        let runsc = o.runsc.display().to_string();
+        let platform = format!("--platform={p}");
         variants.push(Variant {
             label: p.clone(),
-            prefix: vec![
-                o.runsc.display().to_string(),
-                format!("--platform={p}"),
+            prefix: vec![runsc.clone(), platform.clone(), "do".into(), "--".into()],
+            net_prefix: vec![
+                runsc,
+                platform,
                 "do".into(),
+                "--network=sandbox".into(),
                 "--".into(),
             ],
         });
@@ -559,6 +776,12 @@ fn main() {
             prefix: vec![
                 peer.clone(),
                 "--network=none".into(),
+                "do".into(),
+                "--".into(),
+            ],
+            net_prefix: vec![
+                peer.clone(),
+                "--network=sandbox".into(),
                 "do".into(),
                 "--".into(),
             ],
