@@ -41,6 +41,8 @@ integration::on_every_platform!(
     sandbox_network_udp_datagrams_over_the_mtu,
     sandbox_network_nginx_answers_curl_from_the_host,
     sandbox_network_hosts_and_resolv_conf,
+    ping_sockets_and_their_group_range,
+    sandbox_network_ping_both_ways,
 );
 
 // The takeover of the spec's network namespace, with the container's lifecycle around
@@ -281,6 +283,37 @@ fn udp_datagrams_connect_and_mmsg(p: Platform) {
 
 fn ipv6_and_dual_stack(p: Platform) {
     expect_parts(p, &["ipv6"]);
+}
+
+/// ICMP echo sockets over the sandbox's loopback (the fixture's "ping" part, natively
+/// too in a network namespace that allows them), and `net.ipv4.ping_group_range`: the
+/// sandbox allows every group (as container engines set it), and a range without the
+/// caller's group makes them `EACCES`.
+fn ping_sockets_and_their_group_range(p: Platform) {
+    let exe = fixture("net_inet", Link::Static);
+    let native = integration::native(&[
+        "unshare",
+        "-n",
+        "sh",
+        "-c",
+        &format!(
+            "ip link set lo up && echo '0 2147483647' > /proc/sys/net/ipv4/ping_group_range && {} ping",
+            path_str(&exe)
+        ),
+    ]);
+    native.assert_success("natively");
+    assert_eq!(native.stdout, "ok ping\n", "{native:#?}");
+    let run = runsc_do(p, &[], &[path_str(&exe), "ping"]);
+    run.assert_success("ping");
+    assert_eq!(run.stdout, "ok ping\n", "{run:#?}");
+    let code = "import socket, errno\n\
+                print(open('/proc/sys/net/ipv4/ping_group_range').read().split())\n\
+                open('/proc/sys/net/ipv4/ping_group_range', 'w').write('1 0')\n\
+                try:\n    socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)\n\
+                except OSError as e:\n    print(errno.errorcode[e.errno])\n";
+    let run = runsc_do(p, &[], &["python3", "-c", code]);
+    run.assert_success("python3");
+    assert_eq!(run.stdout, "['0', '2147483647']\nEACCES\n", "{run:#?}");
 }
 
 /// `python3 -m http.server` and `curl` in one sandbox: the client retries until the
@@ -600,6 +633,55 @@ fn sandbox_network_hosts_and_resolv_conf(p: Platform) {
     let none = runsc_do(p, &[], &["/bin/cat", "/etc/hosts"]);
     none.assert_success("cat");
     assert_eq!(none.stdout, host_hosts, "{none:#?}");
+}
+
+/// `--network=sandbox`: iputils' `ping` in the sandbox reaches the host's end of the
+/// link (through a ping socket), and the host's `ping` reaches the sandbox (the
+/// Sentry's stack answers echo requests to its addresses).
+fn sandbox_network_ping_both_ways(p: Platform) {
+    if !integration::have_tool("/usr/bin/ping") {
+        return;
+    }
+    let script = "ip -o -4 addr show eth0\n\
+                  gw=$(ip route | sed -n 's/^default via \\([0-9.]*\\).*/\\1/p')\n\
+                  ping -c 1 -W 10 $gw | grep -c ' 1 received'\n\
+                  read done\n";
+    let mut child = Command::new(integration::runsc())
+        .arg(format!("--platform={}", p.name()))
+        .args(["do", "--network=sandbox", "--", "/bin/sh", "-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn runsc");
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    out.read_line(&mut first).expect("read");
+    let addr = first
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .map(str::to_owned);
+    let mut second = String::new();
+    out.read_line(&mut second).expect("read");
+    let host = addr.as_deref().map(|a| {
+        Command::new("ping")
+            .args(["-c", "1", "-W", "10", a])
+            .output()
+            .expect("ping on the host")
+    });
+    let mut stdin = child.stdin.take().expect("stdin");
+    let _ = stdin.write_all(b"done\n");
+    drop(stdin);
+    let o = child.wait_with_output().expect("wait");
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(second, "1\n", "the sandbox's ping: {first}{second}");
+    let host = host.expect("eth0's address");
+    assert!(
+        String::from_utf8_lossy(&host.stdout).contains(" 1 received"),
+        "the host's ping: {host:?}"
+    );
 }
 
 /// `--network=sandbox`: a client in the sandbox reaches a server on the host's end of

@@ -66,6 +66,9 @@ const TABLE: &[(&str, &str, Kind)] = &[
     ("kernel/shmmni", "4096", Kind::Int(0, 32768)),
     ("kernel/tainted", "0", Kind::U64),
     ("kernel/threads-max", "254790", Kind::Int(20, 1_073_741_823)),
+    // The groups that may make ICMP echo sockets: every group, as container engines set
+    // it for a container (Linux's own default, "1 0", allows none).
+    ("net/ipv4/ping_group_range", "0\t2147483647", Kind::Ints(2)),
     ("vm/dirty_ratio", "20", Kind::Int(0, 100)),
     ("vm/drop_caches", "0", Kind::Int(1, 4)),
     ("vm/max_map_count", "65530", Kind::Int(0, i32::MAX as i64)),

@@ -57,6 +57,10 @@ pub const SOCK_DGRAM: i32 = 2;
 pub const IPPROTO_TCP: i32 = 6;
 /// `IPPROTO_UDP`.
 pub const IPPROTO_UDP: i32 = 17;
+/// `IPPROTO_ICMP` (ping sockets of `AF_INET`).
+pub const IPPROTO_ICMP: i32 = 1;
+/// `IPPROTO_ICMPV6` (ping sockets of `AF_INET6`).
+pub const IPPROTO_ICMPV6: i32 = 58;
 
 /// First and last ephemeral port (Linux's `ip_local_port_range`).
 const EPHEMERAL: (u16, u16) = (32768, 60999);
@@ -66,6 +70,8 @@ const EPHEMERAL: (u16, u16) = (32768, 60999);
 pub(crate) enum Proto {
     Tcp,
     Udp,
+    /// ICMP echo identifiers of ping sockets.
+    Ping,
 }
 
 /// One entry of the port table.
@@ -564,7 +570,7 @@ impl Inner {
 
     /// The readiness of socket `id` (`poll` bits).
     pub(crate) fn readiness(&mut self, id: u64) -> Events {
-        match self.socks.get(&id) {
+        match self.socks.get_mut(&id) {
             Some(Sock::Tcp(t)) => t.readiness(&mut self.sockets),
             Some(Sock::Udp(u)) => u.readiness(&mut self.sockets),
             None => 0,
@@ -696,7 +702,7 @@ impl Inner {
                 (Sock::Tcp(t), IPPROTO_TCP) if (t.family == addr::AF_INET6) == v6 => {
                     out.extend(t.rows(&self.sockets))
                 }
-                (Sock::Udp(u), IPPROTO_UDP) if (u.family == addr::AF_INET6) == v6 => {
+                (Sock::Udp(u), IPPROTO_UDP) if (u.family == addr::AF_INET6) == v6 && !u.ping => {
                     out.extend(u.row(&self.sockets))
                 }
                 _ => {}

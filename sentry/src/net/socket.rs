@@ -12,7 +12,10 @@ use linux_abi::Errno;
 use super::addr::{self, AF_INET, AF_INET6, Parsed};
 use super::tcp::{self, Opts, Tcp};
 use super::udp::{self, Udp};
-use super::{IPPROTO_TCP, IPPROTO_UDP, Inner, SOCK_DGRAM, SOCK_STREAM, Sock, Stack};
+use super::{
+    IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Inner, SOCK_DGRAM, SOCK_STREAM, Sock,
+    Stack,
+};
 use crate::fs::{FileOps, UserMem};
 use crate::waiter::{Events, WaitQueue, block_on, events};
 
@@ -150,7 +153,10 @@ impl InetSocket {
         let protocol = Self::check_type(family, ty, protocol)?;
         let sock = match ty {
             SOCK_STREAM => Sock::Tcp(Tcp::new(family)),
-            _ => Sock::Udp(Udp::new(family)),
+            _ => Sock::Udp(Udp::new(
+                family,
+                protocol == IPPROTO_ICMP || protocol == IPPROTO_ICMPV6,
+            )),
         };
         let queue = Arc::new(WaitQueue::new());
         let id = stack.add(sock, &queue);
@@ -174,6 +180,9 @@ impl InetSocket {
         match (ty, protocol) {
             (SOCK_STREAM, 0 | IPPROTO_TCP) => Ok(IPPROTO_TCP),
             (SOCK_DGRAM, 0 | IPPROTO_UDP) => Ok(IPPROTO_UDP),
+            // Ping sockets; the caller checks `net.ipv4.ping_group_range`.
+            (SOCK_DGRAM, IPPROTO_ICMP) if family == AF_INET => Ok(IPPROTO_ICMP),
+            (SOCK_DGRAM, IPPROTO_ICMPV6) if family == AF_INET6 => Ok(IPPROTO_ICMPV6),
             (SOCK_STREAM | SOCK_DGRAM, _) => Err(Errno::EPROTONOSUPPORT),
             // A raw socket names its protocol: IPPROTO_IP is no wildcard there.
             (SOCK_RAW, 0) => Err(Errno::EPROTONOSUPPORT),

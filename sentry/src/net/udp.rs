@@ -1,9 +1,16 @@
-//! UDP sockets: Linux's rules (association, autobind, `MSG_TRUNC`) around smoltcp's UDP.
+//! UDP sockets: Linux's rules (association, autobind, `MSG_TRUNC`) around smoltcp's UDP;
+//! and ICMP echo ("ping") sockets, `socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)` and
+//! `(AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6)`, which follow the same datagram rules around
+//! smoltcp's ICMP socket, as Linux's `net/ipv4/ping.c`: the port of the socket's address
+//! is its echo identifier (its own port space), what the application sends is an echo
+//! request (type and code checked, identifier and checksum filled in), and what it
+//! receives are the echo replies to its identifier, header included.
 
 use std::net::SocketAddr;
 
 use linux_abi::Errno;
 use smoltcp::iface::{SocketHandle, SocketSet};
+use smoltcp::socket::icmp;
 use smoltcp::socket::udp::{self, PacketBuffer, PacketMetadata, UdpMetadata};
 use smoltcp::wire::IpListenEndpoint;
 
@@ -32,7 +39,17 @@ pub(crate) struct Udp {
     pub shut_rd: bool,
     pub shut_wr: bool,
     pub error: Option<Errno>,
+    /// An ICMP echo ("ping") socket rather than UDP.
+    pub ping: bool,
+    /// A ping socket's next echo reply, taken out of smoltcp's queue (`MSG_PEEK`).
+    pub stash: Option<(Vec<u8>, SocketAddr)>,
 }
+
+/// ICMP echo request and reply types, for IPv4 and IPv6.
+const ECHO_REQUEST: [u8; 2] = [8, 128];
+const ECHO_REPLY: [u8; 2] = [0, 129];
+/// The size of an ICMP echo header (type, code, checksum, identifier, sequence).
+const ICMP_HEADER: usize = 8;
 
 /// A received datagram.
 #[derive(Debug)]
@@ -43,7 +60,7 @@ pub(crate) struct Datagram {
 }
 
 impl Udp {
-    pub(crate) fn new(family: i32) -> Udp {
+    pub(crate) fn new(family: i32, ping: bool) -> Udp {
         Udp {
             family,
             opts: Opts::new(DEFAULT_BUF, DEFAULT_BUF),
@@ -53,6 +70,23 @@ impl Udp {
             shut_rd: false,
             shut_wr: false,
             error: None,
+            ping,
+            stash: None,
+        }
+    }
+
+    /// The queue lengths of the smoltcp socket (receive, send).
+    fn queues(&self, set: &SocketSet<'static>) -> (usize, usize) {
+        match self.handle {
+            Some(h) if self.ping => {
+                let s = set.get::<icmp::Socket<'_>>(h);
+                (s.recv_queue(), s.send_queue())
+            }
+            Some(h) => {
+                let s = set.get::<udp::Socket<'_>>(h);
+                (s.recv_queue(), s.send_queue())
+            }
+            None => (0, 0),
         }
     }
 
@@ -61,16 +95,17 @@ impl Udp {
         set: &SocketSet<'static>,
         ev: Events,
     ) -> (Events, usize, usize, u8) {
-        match self.handle {
-            Some(h) => {
-                let s = set.get::<udp::Socket<'_>>(h);
-                (ev, s.recv_queue(), s.send_queue(), 0)
-            }
-            None => (ev, 0, 0, 0),
-        }
+        let (rx, tx) = self.queues(set);
+        (ev, rx, tx, 0)
     }
 
-    pub(crate) fn readiness(&self, set: &mut SocketSet<'static>) -> Events {
+    pub(crate) fn readiness(&mut self, set: &mut SocketSet<'static>) -> Events {
+        if self.ping
+            && let Some(h) = self.handle
+        {
+            // Readable only with a reply the application is to see.
+            ping_fill(self, set.get_mut::<icmp::Socket<'_>>(h));
+        }
         use events::*;
         let mut ev = 0;
         if self.error.is_some() {
@@ -82,17 +117,22 @@ impl Udp {
         if self.shut_rd && self.shut_wr {
             ev |= POLLHUP;
         }
-        match self.handle {
+        let (recv, send) = match self.handle {
+            Some(h) if self.ping => {
+                let s = set.get::<icmp::Socket<'_>>(h);
+                (self.stash.is_some(), s.can_send())
+            }
             Some(h) => {
                 let s = set.get::<udp::Socket<'_>>(h);
-                if s.can_recv() {
-                    ev |= POLLIN | POLLRDNORM;
-                }
-                if s.can_send() {
-                    ev |= POLLOUT | POLLWRNORM;
-                }
+                (s.can_recv(), s.can_send())
             }
-            None => ev |= POLLOUT | POLLWRNORM,
+            None => (false, true),
+        };
+        if recv {
+            ev |= POLLIN | POLLRDNORM;
+        }
+        if send {
+            ev |= POLLOUT | POLLWRNORM;
         }
         ev
     }
@@ -103,17 +143,11 @@ impl Udp {
     ) -> Vec<(SocketAddr, SocketAddr, u8, usize, usize)> {
         let any = addr::any(self.family, 0);
         match (self.handle, self.bound) {
-            (Some(h), Some(b)) => {
-                let s = set.get::<udp::Socket<'_>>(h);
+            (Some(_), Some(b)) => {
+                let (rx, tx) = self.queues(set);
                 // UDP sockets show TCP_CLOSE (7), or TCP_ESTABLISHED (1) when associated.
                 let st = if self.peer.is_some() { 1 } else { 7 };
-                vec![(
-                    b,
-                    self.peer.unwrap_or(any),
-                    st,
-                    s.send_queue(),
-                    s.recv_queue(),
-                )]
+                vec![(b, self.peer.unwrap_or(any), st, tx, rx)]
             }
             _ => Vec::new(),
         }
@@ -140,7 +174,7 @@ pub(crate) fn bind(i: &mut Inner, id: u64, a: SocketAddr) -> Result<(), Errno> {
     }
     let b = Bind {
         id,
-        proto: Proto::Udp,
+        proto: if u.ping { Proto::Ping } else { Proto::Udp },
         addr: a,
         v6only: u.opts.v6only,
         reuseaddr: u.opts.reuseaddr,
@@ -150,6 +184,23 @@ pub(crate) fn bind(i: &mut Inner, id: u64, a: SocketAddr) -> Result<(), Errno> {
     };
     let got = i.bind(b)?;
     let (u, set) = parts(i, id)?;
+    if u.ping {
+        let rx = icmp::PacketBuffer::new(
+            vec![icmp::PacketMetadata::EMPTY; MAX_PACKETS],
+            vec![0u8; u.opts.rcvbuf.clamp(MAX_PAYLOAD_V6 + 1, 4 << 20)],
+        );
+        let tx = icmp::PacketBuffer::new(
+            vec![icmp::PacketMetadata::EMPTY; MAX_PACKETS],
+            vec![0u8; u.opts.sndbuf.clamp(MAX_PAYLOAD_V6 + 1, 4 << 20)],
+        );
+        let mut s = icmp::Socket::new(rx, tx);
+        s.set_hop_limit(Some(u.opts.ttl.unwrap_or(64)));
+        s.bind(icmp::Endpoint::Ident(got.port()))
+            .map_err(|_| Errno::EINVAL)?;
+        u.handle = Some(set.add(s));
+        u.bound = Some(got);
+        return Ok(());
+    }
     let rx = PacketBuffer::new(
         vec![PacketMetadata::EMPTY; MAX_PACKETS],
         vec![0u8; u.opts.rcvbuf.clamp(MAX_PAYLOAD_V6 + 1, 4 << 20)],
@@ -236,7 +287,13 @@ pub(crate) fn send(
     if data.len() > max {
         return Err(Errno::EMSGSIZE);
     }
-    if dst.port() == 0 {
+    if u.ping {
+        // An echo request of the socket's family, code 0; the port names nothing.
+        let v6 = usize::from(u.family == AF_INET6);
+        if data.len() < ICMP_HEADER || data[0] != ECHO_REQUEST[v6] || data[1] != 0 {
+            return Err(Errno::EINVAL);
+        }
+    } else if dst.port() == 0 {
         return Err(Errno::EINVAL);
     }
     if dst.ip().is_unspecified() {
@@ -257,6 +314,22 @@ pub(crate) fn send(
         .bound
         .filter(|b| !b.ip().is_unspecified())
         .map(|b| addr::to_ip(b.ip()));
+    if u.ping {
+        let ident = u.bound.map_or(0, |b| b.port());
+        let s = set.get_mut::<icmp::Socket<'_>>(h);
+        if data.len() > s.payload_send_capacity() {
+            return Err(Errno::EMSGSIZE);
+        }
+        let mut pkt = data.to_vec();
+        pkt[2..4].fill(0);
+        pkt[4..6].copy_from_slice(&ident.to_be_bytes());
+        // smoltcp parses the message again and computes its checksum.
+        return match s.send_slice(&pkt, addr::to_ip(dst.ip())) {
+            Ok(()) => Ok(data.len()),
+            Err(icmp::SendError::BufferFull) => Err(Errno::EAGAIN),
+            Err(icmp::SendError::Unaddressable) => Err(Errno::EINVAL),
+        };
+    }
     let mut meta = UdpMetadata::from(addr::to_endpoint(dst));
     meta.local_address = local;
     let s = set.get_mut::<udp::Socket<'_>>(h);
@@ -287,6 +360,9 @@ pub(crate) fn recv(i: &mut Inner, id: u64, len: usize, peek: bool) -> Result<Dat
             Err(Errno::EAGAIN)
         };
     };
+    if u.ping {
+        return recv_ping(u, set.get_mut::<icmp::Socket<'_>>(h), len, peek);
+    }
     let s = set.get_mut::<udp::Socket<'_>>(h);
     loop {
         let (data, meta) = match s.peek() {
@@ -321,6 +397,54 @@ pub(crate) fn recv(i: &mut Inner, id: u64, len: usize, peek: bool) -> Result<Dat
     }
 }
 
+/// Moves the next echo reply for a ping socket out of smoltcp's queue into the
+/// socket's stash (smoltcp's ICMP socket cannot peek), dropping what is not for the
+/// application: echo requests (the socket hears those of its identifier, its own among
+/// them), the other family's messages, and those from others than the associated peer.
+fn ping_fill(u: &mut Udp, s: &mut icmp::Socket<'_>) {
+    let reply = ECHO_REPLY[usize::from(u.family == AF_INET6)];
+    while u.stash.is_none() {
+        let Ok((data, from)) = s.recv() else {
+            return;
+        };
+        let from = SocketAddr::new(addr::from_ip(from), 0);
+        let wrong_family = u.family == AF_INET && from.is_ipv6();
+        let foreign = u.peer.is_some_and(|p| p.ip() != from.ip());
+        if !wrong_family && !foreign && data.first() == Some(&reply) {
+            u.stash = Some((data.to_vec(), from));
+        }
+    }
+}
+
+/// [`recv`] of a ping socket: the next echo reply, header included.
+fn recv_ping(
+    u: &mut Udp,
+    s: &mut icmp::Socket<'_>,
+    len: usize,
+    peek: bool,
+) -> Result<Datagram, Errno> {
+    ping_fill(u, s);
+    let Some((data, from)) = &u.stash else {
+        if u.shut_rd {
+            return Ok(Datagram {
+                data: Vec::new(),
+                full_len: 0,
+                from: addr::any(u.family, 0),
+            });
+        }
+        return Err(Errno::EAGAIN);
+    };
+    let d = Datagram {
+        data: data[..data.len().min(len)].to_vec(),
+        full_len: data.len(),
+        from: *from,
+    };
+    if !peek {
+        u.stash = None;
+    }
+    Ok(d)
+}
+
 /// `shutdown`.
 pub(crate) fn shutdown(i: &mut Inner, id: u64, rd: bool, wr: bool) -> Result<(), Errno> {
     let (u, _) = parts(i, id)?;
@@ -336,6 +460,10 @@ pub(crate) fn shutdown(i: &mut Inner, id: u64, rd: bool, wr: bool) -> Result<(),
 pub(crate) fn pending(i: &mut Inner, id: u64) -> usize {
     let Ok((u, set)) = parts(i, id) else { return 0 };
     match u.handle {
+        Some(h) if u.ping => {
+            ping_fill(u, set.get_mut::<icmp::Socket<'_>>(h));
+            u.stash.as_ref().map_or(0, |(d, _)| d.len())
+        }
         Some(h) => set
             .get_mut::<udp::Socket<'_>>(h)
             .peek()
@@ -349,7 +477,12 @@ pub(crate) fn reapply(i: &mut Inner, id: u64) {
     if let Ok((u, set)) = parts(i, id)
         && let Some(h) = u.handle
     {
-        set.get_mut::<udp::Socket<'_>>(h).set_hop_limit(u.opts.ttl);
+        if u.ping {
+            set.get_mut::<icmp::Socket<'_>>(h)
+                .set_hop_limit(Some(u.opts.ttl.unwrap_or(64)));
+        } else {
+            set.get_mut::<udp::Socket<'_>>(h).set_hop_limit(u.opts.ttl);
+        }
     }
 }
 

@@ -13,12 +13,12 @@ use super::socket::{MSGHDR_SIZE, MsgHdr, UIO_MAXIOV, move_addr_to_user, read_iov
 use crate::fs::OpenFile;
 use crate::fs::anon::anon_file;
 use crate::kernel::{CAP_NET_BIND_SERVICE, Task};
-use crate::net::InetSocket;
 use crate::net::addr::{AF_INET, AF_INET6};
 use crate::net::hostinet::HostSocket;
 use crate::net::netlink::{AF_NETLINK, NetlinkSocket};
 use crate::net::socket::SocketOps;
 use crate::net::socket::{MSG_PEEK, MSG_TRUNC};
+use crate::net::{IPPROTO_ICMP, IPPROTO_ICMPV6, InetSocket};
 
 const MSG_NOSIGNAL: u32 = 0x4000;
 /// Longest socket address accepted (`sizeof(struct sockaddr_storage)`).
@@ -66,8 +66,35 @@ pub fn socket(t: &Task, domain: i32, ty: u32, protocol: i32) -> Result<u64, Errn
         let sock = HostSocket::new(hn, t.kernel().net(), domain, (ty & 0xf) as i32, protocol)?;
         return install(t, host_socket_file(sock, ty), ty & O_CLOEXEC != 0);
     }
-    let sock = InetSocket::new(t.kernel().net(), domain, (ty & 0xf) as i32, protocol)?;
+    let kind = (ty & 0xf) as i32;
+    if InetSocket::check_type(domain, kind, protocol)
+        .is_ok_and(|p| p == IPPROTO_ICMP || p == IPPROTO_ICMPV6)
+    {
+        may_ping(t)?;
+    }
+    let sock = InetSocket::new(t.kernel().net(), domain, kind, protocol)?;
     install(t, socket_file(sock, ty), ty & O_CLOEXEC != 0)
+}
+
+/// Ping sockets are for the groups of `net.ipv4.ping_group_range` (the caller's
+/// effective group or a supplementary one), else `EACCES`, as Linux's `ping_init_sock`.
+fn may_ping(t: &Task) -> Result<(), Errno> {
+    let range = t
+        .kernel()
+        .sysctls()
+        .get("net/ipv4/ping_group_range")
+        .unwrap_or_default();
+    let mut it = range
+        .split_whitespace()
+        .map(|v| v.parse::<i64>().unwrap_or(-1));
+    let (lo, hi) = (it.next().unwrap_or(1), it.next().unwrap_or(0));
+    let c = t.creds();
+    let inside = |g: u32| (lo..=hi).contains(&i64::from(g));
+    if inside(c.egid) || c.groups.iter().any(|&g| inside(g)) {
+        Ok(())
+    } else {
+        Err(Errno::EACCES)
+    }
 }
 
 /// Makes the file of a new host socket (`--network=host`).
