@@ -66,6 +66,15 @@ impl Member {
         Member { dir }
     }
 
+    /// Changes the bundle's `config.json`.
+    fn edit(&self, f: impl FnOnce(&mut serde_json::Value)) {
+        let path = self.dir.path().join("config.json");
+        let mut c: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("read config")).expect("parse");
+        f(&mut c);
+        std::fs::write(&path, serde_json::to_vec(&c).expect("json")).expect("write config");
+    }
+
     /// `create` with this bundle in the pod's state root; the container's stdout goes
     /// to a file. Returns the run, the stdout file and the pid file.
     fn create(&self, pod: &Bundle, id: &str) -> (Run, PathBuf, PathBuf) {
@@ -291,4 +300,60 @@ fn bad_pod_inputs(p: Platform) {
     assert!(!pod.state_dir("late").exists());
 }
 
-on_every_platform!(two_containers_in_one_sandbox, bad_pod_inputs);
+/// A seccomp section that refuses `mkdir` and `mkdirat` with `errno`.
+fn refuse_mkdir(errno: u32) -> serde_json::Value {
+    serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [
+            { "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno }
+        ]
+    })
+}
+
+/// Each container of a pod has its own `linux.seccomp`, as with runc: the sandbox
+/// container's section does not reach the others, and another's own applies to its
+/// processes only.
+fn each_container_has_its_own_seccomp(p: Platform) {
+    subreaper();
+    let pod = Bundle::new(p, &["/bin/sleep", "100000"]);
+    pod.edit(|c| {
+        c["annotations"] = serde_json::json!({ TYPE: "sandbox", SANDBOX_ID: "sc" });
+        c["linux"]["seccomp"] = refuse_mkdir(1);
+    });
+    let pid_file = pod.dir.path().join("pod.pid");
+    let (run, _) = pod.create("sc", &pid_file);
+    assert_eq!(run.code, 0, "create the sandbox: {run:#?}");
+    pod.runsc(&["start", "sc"])
+        .assert_success("start the sandbox");
+    let pod_pid = read_pid(&pid_file);
+    let script = "mkdir /tmp/made 2>/dev/null && echo made || echo refused";
+    // Built from the pod's config: `free` drops the sandbox container's section,
+    // `own` has one of its own (EACCES, 13).
+    let free = Member::new(&pod, "sc", &["/bin/sh", "-c", script], &[]);
+    free.edit(|c| {
+        c["linux"].as_object_mut().expect("linux").remove("seccomp");
+    });
+    let own = Member::new(&pod, "sc", &["/bin/sh", "-c", script], &[]);
+    own.edit(|c| c["linux"]["seccomp"] = refuse_mkdir(13));
+    for (m, id, want) in [(&free, "free", "made\n"), (&own, "own", "refused\n")] {
+        let (run, out, pid_file) = m.create(&pod, id);
+        assert_eq!(run.code, 0, "create {id}: {run:#?}");
+        pod.runsc(&["start", id]).assert_success("start");
+        assert_eq!(wait_pid(read_pid(&pid_file)), 0, "{id}");
+        assert_eq!(std::fs::read_to_string(&out).expect("out"), want, "{id}");
+        pod.runsc(&["delete", id]).assert_success("delete");
+    }
+    // The sandbox container's own processes keep its section.
+    let r = pod.runsc(&["exec", "sc", "/bin/sh", "-c", script]);
+    assert_eq!(r.stdout, "refused\n", "{r:#?}");
+    pod.runsc(&["delete", "--force", "sc"])
+        .assert_success("delete the sandbox");
+    assert_eq!(wait_pid(pod_pid), 128 + libc::SIGKILL);
+}
+
+on_every_platform!(
+    two_containers_in_one_sandbox,
+    bad_pod_inputs,
+    each_container_has_its_own_seccomp
+);

@@ -368,17 +368,43 @@ impl Recorder {
     }
 }
 
-/// The policy state of one kernel: set before the first process runs.
+/// The policy state of one kernel: the root container's filter, set before the first
+/// process runs, and the filter of each other container of a pod, set before its first
+/// process runs (a pod's containers each have their own `linux.seccomp`, as with runc).
 #[derive(Debug, Default)]
 pub struct KernelPolicy {
     filter: OnceLock<Arc<Filter>>,
+    containers: parking_lot::RwLock<std::collections::HashMap<Arc<str>, Arc<Filter>>>,
     recorder: OnceLock<Arc<Recorder>>,
 }
 
 impl KernelPolicy {
-    /// Enforces `filter` from now on (once; later calls are ignored and return false).
+    /// Enforces `filter` on the root container's processes from now on (once; later
+    /// calls are ignored and return false).
     pub fn set_filter(&self, filter: Arc<Filter>) -> bool {
         self.filter.set(filter).is_ok()
+    }
+
+    /// Enforces `filter` (or, `None`, nothing) on the processes of pod container `id`,
+    /// replacing what an earlier container of that id had.
+    pub fn set_container_filter(&self, id: &str, filter: Option<Arc<Filter>>) {
+        let mut c = self.containers.write();
+        match filter {
+            Some(f) => {
+                c.insert(Arc::from(id), f);
+            }
+            None => {
+                c.remove(id);
+            }
+        }
+    }
+
+    /// The filter for the processes of `t`'s container.
+    fn filter_of(&self, t: &Task) -> Option<Arc<Filter>> {
+        match t.thread_group().container() {
+            None => self.filter.get().cloned(),
+            Some(id) => self.containers.read().get(id).cloned(),
+        }
     }
 
     /// Records into `recorder` from now on (once; later calls return false).
@@ -392,7 +418,8 @@ impl KernelPolicy {
         if let Some(r) = self.recorder.get() {
             r.record(nr, args);
         }
-        let (action, policy) = self.filter.get()?.decide(nr, args)?;
+        let filter = self.filter_of(t)?;
+        let (action, policy) = filter.decide(nr, args)?;
         let log = match action {
             Action::Allow => false,
             Action::Errno(_) => policy.log_errno,

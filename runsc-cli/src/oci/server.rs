@@ -552,9 +552,17 @@ fn create_in(sandbox: &Sandbox, id: &str, boot: serde_json::Value, fds: Vec<Owne
     else {
         return error_reply("missing descriptors");
     };
+    // The container's own system-call policy (its `linux.seccomp` and profile), in
+    // force before its first process is loaded.
+    let filter = match boot.policies() {
+        Ok(layers) if layers.is_empty() => None,
+        Ok(layers) => Some(Arc::new(sentry::policy::Filter::new(layers))),
+        Err(e) => return error_reply(format!("container {id}: {e}")),
+    };
     if let Err(e) = sandbox.add_container(id, Some(root)) {
         return error_reply(format!("container {id}: {e}"));
     }
+    sandbox.kernel().policy().set_container_filter(id, filter);
     let made = make_mounts(sandbox, Some(id), &boot.mounts, fds.collect())
         .and_then(|()| protect_paths(sandbox, Some(id), &boot))
         .and_then(|()| {
