@@ -20,6 +20,7 @@ integration::on_every_platform!(
     unshare_files_and_fs,
     sync_calls_on_files_without_data,
     signal_driven_io,
+    posix_message_queues_match_linux,
 );
 
 /// `FIOASYNC`, `F_SETOWN`/`F_SETOWN_EX`/`F_SETSIG` and the I/O signals of `O_ASYNC`.
@@ -34,6 +35,51 @@ fn sync_calls_on_files_without_data(p: Platform) {
     let parts = ["fsync", "sync_file_range"];
     expect_native_parts("conf_sync", &parts);
     expect_parts(p, "conf_sync", &[], &parts);
+}
+
+/// POSIX message queues (`mq_*`): names, attributes, priorities, blocking, timeouts,
+/// notification, poll, fork, the read line, `RLIMIT_MSGQUEUE`, `/proc/self/fd` and the
+/// queues in `/dev/mqueue`. Natively in IPC and mount namespaces of its own, with an
+/// `mqueue` mounted at a private `/dev/mqueue` (a tmpfs over `/dev` there).
+fn posix_message_queues_match_linux(p: Platform) {
+    let parts = [
+        "names and attributes",
+        "priorities",
+        "nonblock and timeouts",
+        "EINTR and SA_RESTART",
+        "notify signal",
+        "notify thread",
+        "poll and fork",
+        "rlimit",
+        "proc fd",
+        "dev mqueue",
+    ];
+    let exe = fixture("conf_mqueue", Link::Static);
+    let script = format!(
+        "mount --make-rprivate / && mount -t tmpfs none /mnt && mkdir /mnt/mqueue \
+         && mount -t mqueue none /mnt/mqueue && mount --rbind /mnt /dev && exec {} sandbox",
+        path_str(&exe)
+    );
+    // One native run at a time: RLIMIT_MSGQUEUE counts the queues of the host's root in
+    // every IPC namespace, and the fixture lowers it to two queues.
+    static NATIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = NATIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let run = native(&[
+        "unshare",
+        "--pid",
+        "--ipc",
+        "--mount",
+        "--fork",
+        "--kill-child",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    drop(guard);
+    run.assert_success("conf_mqueue");
+    let want: String = parts.iter().map(|s| format!("ok {s}\n")).collect();
+    assert_eq!(run.stdout, want, "natively: {run:#?}");
+    expect_parts(p, "conf_mqueue", &["sandbox"], &parts);
 }
 
 /// `unshare(CLONE_FILES/CLONE_FS)` and `close_range(CLOSE_RANGE_UNSHARE)`.

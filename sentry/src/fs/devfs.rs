@@ -1,6 +1,7 @@
 //! devfs: `/dev` with `null`, `zero`, `full`, `random`, `urandom`, `tty`, the `fd`,
 //! `stdin`, `stdout`, `stderr` and `ptmx` (to `pts/ptmx`) symlinks, a `shm` directory and
-//! a `pts` directory where the sandbox mounts devpts ([`super::devpts`]) (`tty` opens the
+//! a `pts` directory where the sandbox mounts devpts ([`super::devpts`]), an `mqueue`
+//! directory where it mounts the kernel's message queues (`super::mqueue`) (`tty` opens the
 //! caller's controlling terminal, `ENXIO` without one); and [`host_fd_file`], which passes
 //! a host FD (stdio given at start or with `exec`) through as a file.
 //!
@@ -242,6 +243,7 @@ pub fn new_devfs(
         ..Default::default()
     })?;
     root.mkdir_p(b"pts", 0o755)?;
+    root.mkdir_p(b"mqueue", 0o755)?;
     let devpts = Devpts::new(terminals.clone());
     terminals.set_pts(&devpts);
     Ok((root, devpts))

@@ -49,6 +49,7 @@ pub(crate) mod file;
 pub(crate) mod gofer;
 pub(crate) mod ldisc;
 pub mod lock;
+pub(crate) mod mqueue;
 pub(crate) mod overlay;
 pub(crate) mod pagecache;
 pub(crate) mod pipe;
@@ -558,6 +559,10 @@ pub trait FileOps: Send + Sync + fmt::Debug {
     fn readable(&self) -> Option<u64> {
         None
     }
+
+    /// A descriptor of this file was closed by `caller` with `close(2)` (Linux's
+    /// `f_op->flush`): a message queue drops the caller's `mq_notify` registration.
+    fn flush(&self, _caller: &Caller) {}
 
     /// Flushes to stable storage.
     fn fsync(&self) -> Result<(), Errno> {

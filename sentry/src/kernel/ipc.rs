@@ -1,7 +1,8 @@
-//! The System V IPC namespace of one kernel: shared memory segments, semaphore sets,
-//! message queues and the `SEM_UNDO` adjustments. The system calls that use it live in
-//! `syscalls::ipc`; the kernel owns the state, and applies a process's undo adjustments
-//! when it exits ([`IpcNamespace::process_exited`]).
+//! The IPC namespace of one kernel: System V shared memory segments, semaphore sets,
+//! message queues and the `SEM_UNDO` adjustments, and the POSIX message queues (an
+//! `mqueue` file system, `fs::mqueue`). The system calls that use it live in
+//! `syscalls::ipc` and `syscalls::ipc::mqueue`; the kernel owns the state, and applies a
+//! process's undo adjustments when it exits ([`IpcNamespace::process_exited`]).
 
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::{BTreeMap, VecDeque};
@@ -11,6 +12,7 @@ use linux_abi::Errno;
 
 use super::Task;
 use crate::fs::OpenFile;
+use crate::fs::mqueue::Mqueue;
 use crate::waiter::{WaitQueue, events};
 
 /// Largest semaphore value (`SEMVMX`).
@@ -173,14 +175,41 @@ impl Namespace {
     }
 }
 
-/// One kernel's IPC namespace.
-#[derive(Debug, Default)]
-pub(crate) struct IpcNamespace(Mutex<Namespace>);
+/// One kernel's IPC namespace: the System V objects and the POSIX message queues (the
+/// namespace's `mqueue` file system, `fs::mqueue`).
+#[derive(Debug)]
+pub(crate) struct IpcNamespace {
+    sysv: Mutex<Namespace>,
+    mqueue: Arc<Mqueue>,
+    /// The internal mount `mq_open`'s descriptors are on.
+    mq_mount: Arc<crate::fs::Mount>,
+}
+
+impl Default for IpcNamespace {
+    fn default() -> Self {
+        let mqueue = Mqueue::new();
+        IpcNamespace {
+            sysv: Mutex::default(),
+            mq_mount: Mqueue::internal_mount(&mqueue),
+            mqueue,
+        }
+    }
+}
 
 impl IpcNamespace {
+    /// The POSIX message queues (the namespace's `mqueue` file system).
+    pub(crate) fn mqueue(&self) -> &Arc<Mqueue> {
+        &self.mqueue
+    }
+
+    /// The mount the descriptors of `mq_open` are on (named `/<queue>` from its root).
+    pub(crate) fn mq_mount(&self) -> &Arc<crate::fs::Mount> {
+        &self.mq_mount
+    }
+
     /// Locks the namespace.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Namespace> {
-        self.0.lock()
+        self.sysv.lock()
     }
 
     /// Applies and forgets the `SEM_UNDO` adjustments of process `tgid` (call when a process

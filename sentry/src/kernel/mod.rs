@@ -198,6 +198,10 @@ impl Kernel {
         });
         let proc_source: Weak<Kernel> = Arc::downgrade(&kernel);
         kernel.vfs.set_proc_source(proc_source);
+        kernel
+            .vfs
+            .set_mqueue(kernel.ipc.mqueue().clone())
+            .map_err(SentryError::Filesystem)?;
         let job_control: Weak<dyn crate::fs::tty::JobControl> = Arc::downgrade(&kernel) as _;
         kernel.terminals.set_job_control(job_control);
         Ok(kernel)

@@ -28,7 +28,13 @@ const TABLE: &[(&str, &str, Kind)] = &[
     ("fs/file-max", "9223372036854775807", Kind::U64),
     ("fs/lease-break-time", "45", Kind::Int(0, i32::MAX as i64)),
     ("fs/leases-enable", "1", Kind::Int(0, 1)),
+    ("fs/mqueue/msg_default", "10", Kind::Int(1, 65536)),
     ("fs/mqueue/msg_max", "10", Kind::Int(1, 65536)),
+    (
+        "fs/mqueue/msgsize_default",
+        "8192",
+        Kind::Int(128, 16_777_216),
+    ),
     ("fs/mqueue/msgsize_max", "8192", Kind::Int(128, 16_777_216)),
     ("fs/mqueue/queues_max", "256", Kind::Int(0, i32::MAX as i64)),
     ("fs/nr_open", "1048576", Kind::Int(64, 1_073_741_816)),

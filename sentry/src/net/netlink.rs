@@ -244,6 +244,13 @@ impl NetlinkSocket {
         }))
     }
 
+    /// Queues `msg` for the socket's reader as it is: a message of the kernel's own (a
+    /// POSIX message queue's `SIGEV_THREAD` cookie, which has no netlink header).
+    pub fn deliver(&self, msg: Vec<u8>) {
+        self.replies.lock().push_back(msg);
+        self.queue.notify(events::POLLIN | events::POLLRDNORM);
+    }
+
     /// Sets `O_NONBLOCK`.
     pub fn set_nonblock(&self, nb: bool) {
         self.nonblock.store(nb, Ordering::Relaxed);

@@ -148,6 +148,12 @@ impl Mount {
         })
     }
 
+    /// A mount of `root` in no tree (Linux's `kern_mount`): files that a system call
+    /// opens without a path walk (`mq_open`'s queues) live on it, named from its root.
+    pub fn internal(root: Arc<dyn Inode>, fstype: &str, source: &str) -> Arc<Mount> {
+        Mount::parentless(root, b"/", fstype, source)
+    }
+
     /// The mount id (as in `/proc/self/mountinfo`).
     pub fn id(&self) -> u64 {
         self.id
@@ -255,6 +261,15 @@ impl VfsPath {
         }
     }
 
+    /// `name` below the root of `mount`, bound to `inode` without a lookup (a file the
+    /// caller found by other means, as `mq_open` finds its queue).
+    pub fn detached_child(mount: &Arc<Mount>, name: &[u8], inode: Arc<dyn Inode>) -> VfsPath {
+        VfsPath {
+            mount: mount.clone(),
+            dentry: Dentry::new_child(&mount.root, name, inode),
+        }
+    }
+
     /// The inode.
     pub fn inode(&self) -> &Arc<dyn Inode> {
         &self.dentry.inode
@@ -334,6 +349,9 @@ pub struct Vfs {
     procfs: Mutex<Vec<Arc<super::proc::ProcFs>>>,
     /// Where procfs learns about processes (set once the kernel exists).
     proc_source: Mutex<Option<Weak<dyn super::ProcSource>>>,
+    /// The kernel's `mqueue` file system, mounted at each tree's `/dev/mqueue` (set once
+    /// the kernel exists).
+    mqueue: Mutex<Option<Arc<dyn Inode>>>,
     /// The advisory locks of the files of this tree.
     locks: super::lock::LockRegistry,
 }
@@ -390,6 +408,7 @@ impl Vfs {
             all: Mutex::new(vec![mount]),
             procfs: Mutex::new(Vec::new()),
             proc_source: Mutex::new(None),
+            mqueue: Mutex::new(None),
             locks: super::lock::LockRegistry::default(),
         })
     }
@@ -622,6 +641,10 @@ impl Vfs {
         vfs.mount(&dir(b"dev", 0o755)?, devfs, "tmpfs", "devtmpfs", false)?;
         let pts = vfs.resolve(r, r, b"/dev/pts", Follow::Yes, &cred)?;
         vfs.mount(&pts, devpts, "devpts", "devpts", false)?;
+        let mqueue = vfs.mqueue.lock().clone();
+        if let Some(mq) = mqueue {
+            vfs.mount_mqueue(r, mq)?;
+        }
         vfs.mount(
             &dir(b"sys", 0o555)?,
             super::sysfs::new_sysfs(),
@@ -643,6 +666,19 @@ impl Vfs {
                 false,
             )?;
         }
+        Ok(())
+    }
+
+    /// Mounts the kernel's `mqueue` file system (its POSIX message queues) at
+    /// `/dev/mqueue` of the first tree and of every tree made later.
+    pub fn set_mqueue(&self, root: Arc<dyn Inode>) -> Result<(), Errno> {
+        *self.mqueue.lock() = Some(root.clone());
+        self.mount_mqueue(&self.root(), root)
+    }
+
+    fn mount_mqueue(&self, r: &VfsPath, root: Arc<dyn Inode>) -> Result<(), Errno> {
+        let at = self.resolve(r, r, b"/dev/mqueue", Follow::Yes, &FsCred::root())?;
+        self.mount(&at, root, "mqueue", "mqueue", false)?;
         Ok(())
     }
 

@@ -137,7 +137,8 @@ pub fn sys_creat(t: &Task, path: u64, mode: u32) -> Result<u64, Errno> {
 
 /// `close(2)`.
 pub fn sys_close(t: &Task, fd: i32) -> Result<u64, Errno> {
-    fd_table(t).remove(fd)?;
+    let f = fd_table(t).remove(fd)?;
+    f.ops().flush(&t.caller());
     Ok(0)
 }
 

@@ -1,6 +1,6 @@
 //! System V IPC: shared memory (`shmget`, `shmat`, `shmdt`, `shmctl`), semaphores
 //! (`semget`, `semop`, `semtimedop`, `semctl`) and message queues (`msgget`, `msgsnd`,
-//! `msgrcv`, `msgctl`).
+//! `msgrcv`, `msgctl`); and POSIX message queues (`mq_*`, in `mqueue.rs`).
 //!
 //! The objects live in one IPC namespace per Sentry process (a sandbox runs one kernel).
 //! A shared memory segment is an unlinked tmpfs file, mapped `MAP_SHARED` by `shmat`, so
@@ -28,10 +28,12 @@ use crate::fs::{Inode, NewNode, OpenFile, SetAttr, VfsPath};
 use crate::kernel::Task;
 use crate::mm::{MappableFile, PAGE};
 
+mod mqueue;
 mod msg;
 mod sem;
 mod shm;
 use crate::waiter::{WaitQueue, block_on, events};
+pub use mqueue::*;
 pub use msg::*;
 pub use sem::*;
 pub use shm::*;
@@ -50,6 +52,12 @@ pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
     SYS_MSGSND => msgsnd(Int, Ptr, Uint, Hex) = sys_msgsnd;
     SYS_MSGRCV => msgrcv(Int, Ptr, Uint, Int, Hex) = sys_msgrcv;
     SYS_MSGCTL => msgctl(Int, Int, Ptr) = sys_msgctl;
+    SYS_MQ_OPEN => mq_open(Str, OpenFlags, Oct, Ptr) -> Fd = sys_mq_open;
+    SYS_MQ_UNLINK => mq_unlink(Str) = sys_mq_unlink;
+    SYS_MQ_TIMEDSEND => mq_timedsend(Fd, Ptr, Uint, Uint, Ptr) = sys_mq_timedsend;
+    SYS_MQ_TIMEDRECEIVE => mq_timedreceive(Fd, Ptr, Uint, Ptr, Ptr) = sys_mq_timedreceive;
+    SYS_MQ_NOTIFY => mq_notify(Fd, Ptr) = sys_mq_notify;
+    SYS_MQ_GETSETATTR => mq_getsetattr(Fd, Ptr, Ptr) = sys_mq_getsetattr;
 ];
 
 const IPC_PRIVATE: i32 = 0;
