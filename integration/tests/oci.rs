@@ -890,6 +890,41 @@ fn mounts() {
     integration::run_on(Platform::Systrap, mounts_protected);
 }
 
+/// The `mqueue` mount of `runsc spec`'s default mounts: a queue a process of the
+/// container made is a file in `/dev/mqueue`, which is an `mqueue` mount there, and in
+/// another `mqueue` mount of the spec.
+fn mqueue_mounted(p: Platform) {
+    let mq = integration::fixture("conf_mqueue", integration::Link::Static);
+    let script = format!(
+        "{} create /from-container && ls /dev/mqueue && stat -c '%a %s' /dev/mqueue/from-container \
+         && ls /mq2 && grep ' /dev/mqueue ' /proc/mounts | cut -d' ' -f1-3",
+        path_str(&mq)
+    );
+    let b = Bundle::new(p, &["/bin/sh", "-c", &script]);
+    // A second mqueue mount elsewhere shows the same queues (one IPC namespace).
+    b.edit(|c| {
+        let mounts = c["mounts"].as_array_mut().expect("mounts");
+        assert!(mounts.iter().any(|m| m["type"] == "mqueue"), "{mounts:?}");
+        mounts.push(serde_json::json!(
+            {"destination": "/mq2", "type": "mqueue", "source": "mqueue"}
+        ));
+    });
+    let r = b.run("mq");
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (
+            0,
+            "from-container\n600 80\nfrom-container\nmqueue /dev/mqueue mqueue\n"
+        ),
+        "{r:#?}"
+    );
+}
+
+#[test]
+fn mqueue_mount() {
+    integration::run_on(Platform::Systrap, mqueue_mounted);
+}
+
 #[test]
 fn process_spec() {
     integration::run_on(Platform::Systrap, process_spec_honoured);

@@ -118,10 +118,10 @@ pub enum BootMountKind {
         /// `mode=` of the options (default 1777).
         mode: u32,
     },
-    /// One of the Sentry's own file systems (`proc`, `sysfs`, `devpts`), bound from
+    /// One of the Sentry's own file systems (`proc`, `sysfs`, `devpts`, `mqueue`), bound from
     /// where it lives in the sandbox.
     Own {
-        /// Its path in the sandbox (`/proc`, `/sys`, `/dev/pts`).
+        /// Its path in the sandbox (`/proc`, `/sys`, `/dev/pts`, `/dev/mqueue`).
         path: String,
     },
 }
@@ -133,6 +133,7 @@ fn sentry_provided(dest: &str, typ: &str) -> Option<&'static str> {
         "proc" => Some("/proc"),
         "sysfs" => Some("/sys"),
         "devpts" => Some("/dev/pts"),
+        "mqueue" => Some("/dev/mqueue"),
         "tmpfs" if dest == "/dev" => Some("/dev"),
         _ => None,
     }
@@ -197,8 +198,7 @@ pub fn boot_mounts(spec: &Spec, bundle: &Path) -> Result<Vec<BootMount>, OciErro
                 nodev,
             });
         } else {
-            // mqueue (the Sentry has no POSIX message queues), cgroup (its sysfs has an
-            // empty /sys/fs/cgroup), and anything else.
+            // cgroup (the Sentry's sysfs has an empty /sys/fs/cgroup), and anything else.
             tracing::debug!(%dest, %typ, "mount type not supported; skipped");
         }
     }
@@ -721,6 +721,7 @@ mod tests {
                 {"destination": "/proc", "type": "proc", "source": "proc"},
                 {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
                 {"destination": "/dev/pts", "type": "devpts", "source": "devpts"},
+                {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue"},
                 {"destination": "/data", "type": "bind", "source": host.path(),
                  "options": ["rbind", "ro"]},
                 {"destination": "/etc/hosts", "type": "bind",
@@ -745,6 +746,7 @@ mod tests {
                 own("/proc", "/proc", false),
                 own("/dev", "/dev", false),
                 own("/dev/pts", "/dev/pts", false),
+                own("/dev/mqueue", "/dev/mqueue", false),
                 BootMount {
                     destination: "/data".into(),
                     kind: BootMountKind::Bind {
@@ -765,7 +767,7 @@ mod tests {
         );
         // A bind mount whose source is missing is an error at create.
         let mut bad = config.clone();
-        bad["mounts"][3]["source"] = "/no/such/dir".into();
+        bad["mounts"][4]["source"] = "/no/such/dir".into();
         std::fs::write(dir.path().join("config.json"), bad.to_string()).expect("write");
         let e = Bundle::load(dir.path()).expect_err("missing source");
         assert!(e.to_string().contains("/no/such/dir"), "{e}");
