@@ -647,8 +647,8 @@ impl FdTable {
         }
     }
 
-    /// Closes every close-on-exec descriptor (at `execve`).
-    pub fn close_on_exec(&self) {
+    /// Closes every close-on-exec descriptor (at `execve`), returning the files.
+    pub fn close_on_exec(&self) -> Vec<Arc<OpenFile>> {
         let mut closed = Vec::new();
         self.inner.lock().fds.retain(|_, s| {
             if s.cloexec {
@@ -657,6 +657,7 @@ impl FdTable {
             !s.cloexec
         });
         self.closed(&closed.iter().collect::<Vec<_>>());
+        closed
     }
 
     /// Removes every descriptor (at exit), returning the files.

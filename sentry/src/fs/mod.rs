@@ -560,7 +560,8 @@ pub trait FileOps: Send + Sync + fmt::Debug {
         None
     }
 
-    /// A descriptor of this file was closed by `caller` with `close(2)` (Linux's
+    /// A descriptor of this file was closed by `caller` (`close`, `dup2` over it,
+    /// `close_range`, close-on-exec, the exit of the table's last user; Linux's
     /// `f_op->flush`): a message queue drops the caller's `mq_notify` registration.
     fn flush(&self, _caller: &Caller) {}
 

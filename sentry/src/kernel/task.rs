@@ -601,7 +601,9 @@ impl Task {
             args: (image.stack.arg_start, image.stack.arg_end),
             env: (image.stack.env_start, image.stack.env_end),
         };
-        self.fd_table().close_on_exec();
+        for f in self.fd_table().close_on_exec() {
+            f.ops().flush(&self.caller());
+        }
         self.tg.reset_handlers_on_exec();
         self.tg.timers.clear(false);
         self.set_clear_child_tid(0);
@@ -758,8 +760,16 @@ impl Task {
         self.context.release();
         // Let go of the descriptor table now, not when the last reference to the task
         // goes: the last holder closes the files and releases the process's POSIX locks
-        // before its parent can learn of the exit.
-        drop(std::mem::take(&mut *self.fd_table.lock()));
+        // before its parent can learn of the exit. The last user of a table flushes its
+        // files as Linux's exit does (a message queue drops the process's notification).
+        let table = std::mem::take(&mut *self.fd_table.lock());
+        if Arc::strong_count(&table) == 1 {
+            let me = self.caller();
+            for (_, f) in table.fds() {
+                f.ops().flush(&me);
+            }
+        }
+        drop(table);
         // And of the address space: the last task in it releases its memory.
         self.mm().detach();
         self.kernel.unregister_task(self.tid());

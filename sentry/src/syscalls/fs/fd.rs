@@ -18,7 +18,9 @@ pub fn sys_dup3(t: &Task, old: i32, new: i32, flags: u32) -> Result<u64, Errno> 
     }
     let table = fd_table(t);
     let f = table.get(old)?;
-    table.insert_at(new, f, flags & O_CLOEXEC != 0)?;
+    if let Some(old) = table.insert_at(new, f, flags & O_CLOEXEC != 0)? {
+        old.ops().flush(&t.caller());
+    }
     Ok(new as u64)
 }
 

@@ -154,7 +154,9 @@ pub fn sys_close_range(t: &Task, first: u32, last: u32, flags: u32) -> Result<u6
     if flags & UNSHARE != 0 {
         t.unshare_fd_table();
     }
-    fd_table(t).close_range(first, last, flags & CLOEXEC != 0);
+    for f in fd_table(t).close_range(first, last, flags & CLOEXEC != 0) {
+        f.ops().flush(&t.caller());
+    }
     Ok(0)
 }
 
