@@ -951,3 +951,43 @@ fn containers_of_a_pod_have_their_own_roots() {
     sb.signal(1, linux_abi::signal::SIGKILL).unwrap();
     assert_eq!(sb.wait_init().unwrap().to_shell_code(), 128 + 9);
 }
+
+/// POSIX message queues are the kernel's: `/dev/mqueue` of its first tree and of a tree
+/// made later (a container of a pod) show the same queues, another kernel none of them.
+#[test]
+fn message_queues_are_per_kernel_and_in_every_tree() {
+    use crate::fs::FsCred;
+    use crate::fs::vfs::Follow;
+    use linux_abi::flags::open::{O_CREAT, O_RDWR};
+    let Some(p) = platform() else { return };
+    let k1 = Kernel::new(p.clone(), "one", false, None).unwrap();
+    let k2 = Kernel::new(p.clone(), "two", false, None).unwrap();
+    let cred = FsCred::root();
+    let ctx = k1.vfs().root_context(b"/").unwrap();
+    k1.vfs()
+        .open(&ctx, &cred, b"/dev/mqueue/q", O_CREAT | O_RDWR, 0o600)
+        .unwrap();
+    assert!(k1.ipc().mqueue().get(b"q").is_some());
+    assert!(k2.ipc().mqueue().get(b"q").is_none());
+    let ctx2 = k2.vfs().root_context(b"/").unwrap();
+    assert_eq!(
+        k2.vfs()
+            .open(&ctx2, &cred, b"/dev/mqueue/q", O_RDWR, 0)
+            .err(),
+        Some(Errno::ENOENT)
+    );
+    let tree = k1
+        .vfs()
+        .new_tree(p.memory_file().clone(), None, k1.terminals_shared())
+        .unwrap();
+    let q = k1
+        .vfs()
+        .resolve(&tree, &tree, b"/dev/mqueue/q", Follow::Yes, &cred)
+        .unwrap();
+    assert_eq!(q.mount.fstype(), "mqueue");
+    // Unlinking through the mount is mq_unlink.
+    k1.vfs()
+        .unlink(&tree, &tree, b"/dev/mqueue/q", false, &cred)
+        .unwrap();
+    assert!(k1.ipc().mqueue().get(b"q").is_none());
+}
