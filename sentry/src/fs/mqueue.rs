@@ -84,9 +84,17 @@ pub struct Creator {
     pub msgsize_default: i64,
 }
 
+/// Who makes a queue through the file system (`open(O_CREAT)` in `/dev/mqueue`): the
+/// namespace's tunables and the limits of the process behind `cred.caller`. The kernel
+/// provides it ([`Mqueue::set_creators`]).
+pub trait Creators: Send + Sync {
+    /// The creator for `cred`.
+    fn creator(&self, cred: &FsCred) -> Creator;
+}
+
 impl Creator {
-    /// A creator with Linux's default tunables and no memory limit (a queue made through
-    /// the file system: `open(O_CREAT)` in `/dev/mqueue`).
+    /// A creator with Linux's default tunables and no memory limit (a file system
+    /// without a kernel).
     fn from_cred(cred: &FsCred) -> Creator {
         Creator {
             cred: cred.clone(),
@@ -202,6 +210,8 @@ pub struct Mqueue {
     count: Arc<AtomicUsize>,
     /// Bytes charged per real user (`RLIMIT_MSGQUEUE`).
     charged: Arc<Mutex<BTreeMap<u32, u64>>>,
+    /// The kernel, for queues made through the file system.
+    creators: Mutex<Option<Weak<dyn Creators>>>,
 }
 
 impl std::fmt::Debug for Mqueue {
@@ -235,7 +245,14 @@ impl Mqueue {
             names: Mutex::new(BTreeMap::new()),
             count: Arc::new(AtomicUsize::new(0)),
             charged: Arc::new(Mutex::new(BTreeMap::new())),
+            creators: Mutex::new(None),
         })
+    }
+
+    /// Connects the file system to the kernel whose tunables and process limits a queue
+    /// made by `open(O_CREAT)` is checked against.
+    pub fn set_creators(&self, c: Weak<dyn Creators>) {
+        *self.creators.lock() = Some(c);
     }
 
     /// The internal mount for descriptors of `fs` (Linux's `mq_mnt`; the IPC namespace
@@ -438,11 +455,13 @@ impl Inode for Mqueue {
         let NewNode::File { mode } = node else {
             return Err(Errno::EPERM);
         };
+        let source = self.creators.lock().as_ref().and_then(Weak::upgrade);
+        let who = source.map_or_else(|| Creator::from_cred(cred), |s| s.creator(cred));
         let mut names = self.names.lock();
         if names.contains_key(name) {
             return Err(Errno::EEXIST);
         }
-        let q = self.make_queue(name, mode, None, &Creator::from_cred(cred))?;
+        let q = self.make_queue(name, mode, None, &who)?;
         names.insert(name.to_vec(), q.clone());
         drop(names);
         self.touch_dir();

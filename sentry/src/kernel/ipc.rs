@@ -242,3 +242,27 @@ impl IpcNamespace {
         }
     }
 }
+
+/// `RLIMIT_MSGQUEUE`.
+const RLIMIT_MSGQUEUE: usize = 12;
+
+impl crate::fs::mqueue::Creators for super::Kernel {
+    /// The sandbox's `fs.mqueue` tunables, and the real user and `RLIMIT_MSGQUEUE` of
+    /// the process behind `cred` (none for the Sentry itself).
+    fn creator(&self, cred: &crate::fs::FsCred) -> crate::fs::mqueue::Creator {
+        let s = self.sysctls();
+        let task = self.task(cred.caller.tid);
+        crate::fs::mqueue::Creator {
+            cred: cred.clone(),
+            ruid: task.as_ref().map_or(cred.uid, |t| t.creds().uid),
+            rlimit: task
+                .and_then(|t| t.thread_group().rlimit(RLIMIT_MSGQUEUE))
+                .map_or(u64::MAX, |r| r.cur),
+            msg_max: s.get_int("fs/mqueue/msg_max"),
+            msgsize_max: s.get_int("fs/mqueue/msgsize_max"),
+            queues_max: s.get_int("fs/mqueue/queues_max"),
+            msg_default: s.get_int("fs/mqueue/msg_default"),
+            msgsize_default: s.get_int("fs/mqueue/msgsize_default"),
+        }
+    }
+}

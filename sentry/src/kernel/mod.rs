@@ -198,6 +198,8 @@ impl Kernel {
         });
         let proc_source: Weak<Kernel> = Arc::downgrade(&kernel);
         kernel.vfs.set_proc_source(proc_source);
+        let creators: Weak<dyn crate::fs::mqueue::Creators> = Arc::downgrade(&kernel) as _;
+        kernel.ipc.mqueue().set_creators(creators);
         kernel
             .vfs
             .set_mqueue(kernel.ipc.mqueue().clone())

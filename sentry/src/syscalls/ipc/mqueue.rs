@@ -12,15 +12,13 @@ use linux_abi::signal::SigInfo;
 use super::*;
 use crate::fs::PATH_MAX;
 use crate::fs::mqueue::{
-    Creator, MQ_PRIO_MAX, MqAttr, Mqueue, NOTIFY_COOKIE_LEN, NotifyHow, Queue, QueueFile,
+    Creators, MQ_PRIO_MAX, MqAttr, Mqueue, NOTIFY_COOKIE_LEN, NotifyHow, Queue, QueueFile,
     Registration, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD, check_queue_name, notify_removed,
     notify_thread,
 };
 
 /// `si_code` of a message-queue notification.
 const SI_MESGQ: i32 = -3;
-/// `RLIMIT_MSGQUEUE`.
-const RLIMIT_MSGQUEUE: usize = 12;
 /// `struct mq_attr`: flags, maxmsg, msgsize, curmsgs, four reserved longs.
 const MQ_ATTR_LEN: usize = 64;
 
@@ -129,21 +127,7 @@ pub fn sys_mq_open(t: &Task, name: u64, oflag: u32, mode: u32, attr: u64) -> Res
     };
     let name = read_name(t, name)?;
     let k = t.kernel();
-    let s = k.sysctls();
-    let c = t.creds();
-    let who = Creator {
-        cred: crate::syscalls::fs::fs_cred(t),
-        ruid: c.uid,
-        rlimit: t
-            .thread_group()
-            .rlimit(RLIMIT_MSGQUEUE)
-            .map_or(u64::MAX, |r| r.cur),
-        msg_max: s.get_int("fs/mqueue/msg_max"),
-        msgsize_max: s.get_int("fs/mqueue/msgsize_max"),
-        queues_max: s.get_int("fs/mqueue/queues_max"),
-        msg_default: s.get_int("fs/mqueue/msg_default"),
-        msgsize_default: s.get_int("fs/mqueue/msgsize_default"),
-    };
+    let who = k.creator(&crate::syscalls::fs::fs_cred(t));
     let attr = attr.filter(|_| oflag & O_CREAT != 0).map(|a| MqAttr {
         maxmsg: a[1],
         msgsize: a[2],
