@@ -23,7 +23,7 @@ use linux_abi::types::{Stat, Timespec};
 use parking_lot::Mutex;
 
 use super::file::OpenFile;
-use super::vfs::{Mount, VfsPath};
+use super::vfs::{Dentry, Mount, VfsPath};
 use super::{
     Caller, DirEntry, FileOps, FileType, FsCred, FsStat, Inode, NAME_MAX, NewNode, SetAttr, access,
     make_stat, new_dev, new_ino, now,
@@ -124,6 +124,8 @@ pub enum NotifyHow {
         signo: i32,
         /// `si_value`.
         value: u64,
+        /// The registering process's exec generation: a later program is not signalled.
+        exec_id: u64,
     },
     /// `SIGEV_THREAD`: the cookie goes to this netlink socket.
     Thread {
@@ -361,6 +363,7 @@ impl Mqueue {
             )),
             state: Mutex::new(State::default()),
             wq: WaitQueue::new(),
+            dentry: Mutex::new(Weak::new()),
         }))
     }
 
@@ -377,7 +380,9 @@ impl Mqueue {
         if cred.uid != st.st_uid && cred.uid != dir_st.st_uid && !cred.owns(&st) {
             return Err(Errno::EACCES);
         }
-        names.remove(name);
+        if let Some(q) = names.remove(name) {
+            q.unlinked();
+        }
         drop(names);
         self.touch_dir();
         Ok(())
@@ -395,7 +400,20 @@ impl Mqueue {
     /// shows it in `/proc/<pid>/fd`.
     pub fn queue_file(mount: &Arc<Mount>, q: &Arc<Queue>, flags: u32) -> Arc<OpenFile> {
         use linux_abi::flags::open::{O_CREAT, O_EXCL, O_NOCTTY, O_TRUNC};
-        let path = VfsPath::detached_child(mount, &q.name, q.clone());
+        // One dentry per queue while descriptors use it, so mq_unlink can mark it.
+        let mut cached = q.dentry.lock();
+        let path = match cached.upgrade() {
+            Some(dentry) => VfsPath {
+                mount: mount.clone(),
+                dentry,
+            },
+            None => {
+                let p = VfsPath::detached_child(mount, &q.name, q.clone());
+                *cached = Arc::downgrade(&p.dentry);
+                p
+            }
+        };
+        drop(cached);
         let ops: Arc<dyn FileOps> = Arc::new(QueueFile(q.clone()));
         OpenFile::new(path, flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC), ops)
     }
@@ -473,7 +491,11 @@ impl Inode for Mqueue {
         if dir {
             return Err(Errno::ENOTDIR);
         }
-        self.names.lock().remove(name).ok_or(Errno::ENOENT)?;
+        self.names
+            .lock()
+            .remove(name)
+            .ok_or(Errno::ENOENT)?
+            .unlinked();
         self.touch_dir();
         Ok(())
     }
@@ -521,6 +543,8 @@ pub struct Queue {
     meta: Mutex<Meta>,
     state: Mutex<State>,
     wq: WaitQueue,
+    /// The name `mq_open`'s descriptors have on the internal mount.
+    dentry: Mutex<Weak<Dentry>>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -551,6 +575,13 @@ impl Queue {
     /// The limits it was made with.
     pub fn attr(&self) -> MqAttr {
         self.attr
+    }
+
+    /// The name is gone: descriptors show ` (deleted)`.
+    fn unlinked(&self) {
+        if let Some(d) = self.dentry.lock().upgrade() {
+            d.set_deleted();
+        }
     }
 
     /// Messages queued (`mq_curmsgs`).

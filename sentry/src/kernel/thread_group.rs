@@ -121,6 +121,8 @@ pub struct ThreadGroup {
     children_cpu: super::cpu::CpuCounter,
     /// Set once the process has called `execve` (`setpgid` on it fails then).
     exec_done: AtomicBool,
+    /// Successful `execve` calls of the process (Linux's `self_exec_id`).
+    exec_count: std::sync::atomic::AtomicU64,
     /// The real uid of the process (for `SIGCHLD` and `RLIMIT_NPROC`).
     uid: std::sync::atomic::AtomicU32,
     /// Process-directed pending signals.
@@ -166,6 +168,7 @@ impl ThreadGroup {
             dead_cpu: super::cpu::CpuCounter::default(),
             children_cpu: super::cpu::CpuCounter::default(),
             exec_done: AtomicBool::new(false),
+            exec_count: std::sync::atomic::AtomicU64::new(0),
             uid: std::sync::atomic::AtomicU32::new(0),
             shared_pending: Mutex::new(SigQueue::default()),
             job: Mutex::new(JobState::default()),
@@ -318,9 +321,16 @@ impl ThreadGroup {
         self.exec_done.load(Ordering::Relaxed)
     }
 
+    /// How many programs the process has run since it was made (`self_exec_id`: a
+    /// message queue does not signal a program that was not the one registering).
+    pub fn exec_count(&self) -> u64 {
+        self.exec_count.load(Ordering::Relaxed)
+    }
+
     /// Records a successful `execve`.
     pub(crate) fn set_exec_done(&self) {
         self.exec_done.store(true, Ordering::Relaxed);
+        self.exec_count.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The real uid of the process.

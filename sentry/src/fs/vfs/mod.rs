@@ -100,6 +100,12 @@ impl Dentry {
         self.deleted.load(Ordering::Acquire)
     }
 
+    /// Marks the name removed by other means than the VFS (`mq_unlink`): paths through
+    /// it end in ` (deleted)`.
+    pub(crate) fn set_deleted(&self) {
+        self.deleted.store(true, Ordering::Release);
+    }
+
     fn cached_child(&self, name: &[u8]) -> Option<Arc<Dentry>> {
         self.children.lock().get(name).and_then(Weak::upgrade)
     }

@@ -101,13 +101,20 @@ fn wait_for<T>(
 fn deliver(t: &Task, r: Registration) {
     match r.how {
         NotifyHow::None => {}
-        NotifyHow::Signal { signo, value } => {
+        NotifyHow::Signal {
+            signo,
+            value,
+            exec_id,
+        } => {
             if signo == 0 {
                 return;
             }
             let Some(tg) = t.kernel().thread_group(r.tgid) else {
                 return;
             };
+            if tg.exec_count() != exec_id {
+                return;
+            }
             let mut info = SigInfo::new(signo, SI_MESGQ);
             info.fields[0] = u64::from(t.tgid() as u32) | (u64::from(t.creds().uid) << 32);
             info.fields[1] = value;
@@ -231,7 +238,11 @@ pub fn sys_mq_notify(t: &Task, mqd: i32, sevp: u64) -> Result<u64, Errno> {
         let notify = i32::from_ne_bytes(raw[12..16].try_into().unwrap_or_default());
         Some(match notify {
             SIGEV_NONE => NotifyHow::None,
-            SIGEV_SIGNAL if (0..=64).contains(&signo) => NotifyHow::Signal { signo, value },
+            SIGEV_SIGNAL if (0..=64).contains(&signo) => NotifyHow::Signal {
+                signo,
+                value,
+                exec_id: t.thread_group().exec_count(),
+            },
             SIGEV_THREAD => {
                 let mut cookie = [0u8; NOTIFY_COOKIE_LEN];
                 t.mm().copy_in(value, &mut cookie)?;
