@@ -524,9 +524,41 @@ struct State {
     curmsgs: usize,
     /// Bytes of the messages queued.
     qsize: u64,
-    /// Receivers blocked waiting for a message (a send then notifies nobody).
-    receivers: usize,
+    /// Receivers blocked on the empty queue, in arrival order, and the messages handed
+    /// to them (a send to a waiting receiver bypasses the queue and notifies nobody).
+    receivers: VecDeque<u64>,
+    handed: BTreeMap<u64, (Vec<u8>, u32)>,
+    /// Senders blocked on the full queue with their messages, and those whose message a
+    /// receive has queued for them.
+    senders: VecDeque<(u64, Vec<u8>, u32)>,
+    sent: std::collections::BTreeSet<u64>,
+    next_ticket: u64,
     notify: Option<Registration>,
+}
+
+impl State {
+    fn take_id(&mut self) -> u64 {
+        self.next_ticket += 1;
+        self.next_ticket
+    }
+
+    fn insert(&mut self, data: Vec<u8>, prio: u32) {
+        self.curmsgs += 1;
+        self.qsize += data.len() as u64;
+        self.msgs.entry(prio).or_default().push_back(data);
+    }
+
+    fn take_first(&mut self) -> Option<(Vec<u8>, u32)> {
+        let mut e = self.msgs.last_entry()?;
+        let prio = *e.key();
+        let data = e.get_mut().pop_front()?;
+        if e.get().is_empty() {
+            e.remove();
+        }
+        self.curmsgs -= 1;
+        self.qsize -= data.len() as u64;
+        Some((data, prio))
+    }
 }
 
 /// One message queue (the inode).
@@ -604,55 +636,113 @@ impl Queue {
         }
     }
 
-    /// Queues `data` at `prio` unless the queue is full (`EAGAIN`). Returns the
-    /// registration to notify when the queue went from empty to non-empty with no
-    /// receiver waiting (it is removed: a notification is one-shot).
-    pub fn try_send(&self, data: &[u8], prio: u32) -> Result<Option<Registration>, Errno> {
+    /// One step of a send of `data` at `prio` (run again by the waiting loop until it
+    /// is not `EAGAIN`; `ticket` starts `None`). A receiver blocked on the queue gets the
+    /// message directly, the oldest first (Linux's `pipelined_send`); else it is queued.
+    /// A full queue is `EAGAIN`; with `block`, the send also waits in line, and a
+    /// receive that makes room queues the first waiting sender's message for it. Returns
+    /// the registration to notify when the queue went from empty to non-empty (it is
+    /// removed: a notification is one-shot).
+    pub fn send_step(
+        &self,
+        data: &[u8],
+        prio: u32,
+        block: bool,
+        ticket: &mut Option<u64>,
+    ) -> Result<Option<Registration>, Errno> {
         let mut s = self.state.lock();
+        if let Some(id) = *ticket {
+            return if s.sent.remove(&id) {
+                *ticket = None;
+                Ok(None)
+            } else {
+                Err(Errno::EAGAIN)
+            };
+        }
         if s.curmsgs as i64 >= self.attr.maxmsg {
+            if block {
+                let id = s.take_id();
+                s.senders.push_back((id, data.to_vec(), prio));
+                *ticket = Some(id);
+            }
             return Err(Errno::EAGAIN);
         }
-        s.msgs.entry(prio).or_default().push_back(data.to_vec());
-        s.curmsgs += 1;
-        s.qsize += data.len() as u64;
-        let note = if s.curmsgs == 1 && s.receivers == 0 {
+        if let Some(id) = s.receivers.pop_front() {
+            s.handed.insert(id, (data.to_vec(), prio));
+            drop(s);
+            self.touch(true);
+            self.wq.notify(events::ALL);
+            return Ok(None);
+        }
+        s.insert(data.to_vec(), prio);
+        let note = if s.curmsgs == 1 {
             s.notify.take()
         } else {
             None
         };
         drop(s);
         self.touch(true);
-        self.wq.notify(events::POLLIN | events::POLLRDNORM);
+        self.wq.notify(events::ALL);
         Ok(note)
     }
 
-    /// Takes the oldest message of the highest priority (`EAGAIN` when empty).
-    pub fn try_receive(&self) -> Result<(Vec<u8>, u32), Errno> {
+    /// One step of a receive (see [`Queue::send_step`]): the oldest message of the
+    /// highest priority, or one handed to this receiver while it waited. An empty queue
+    /// is `EAGAIN`; with `block` the receiver also waits in line.
+    pub fn receive_step(
+        &self,
+        block: bool,
+        ticket: &mut Option<u64>,
+    ) -> Result<(Vec<u8>, u32), Errno> {
         let mut s = self.state.lock();
-        let Some(mut e) = s.msgs.last_entry() else {
+        if let Some(id) = *ticket {
+            return match s.handed.remove(&id) {
+                Some(m) => {
+                    *ticket = None;
+                    Ok(m)
+                }
+                None => Err(Errno::EAGAIN),
+            };
+        }
+        let Some(m) = s.take_first() else {
+            if block {
+                let id = s.take_id();
+                s.receivers.push_back(id);
+                *ticket = Some(id);
+            }
             return Err(Errno::EAGAIN);
         };
-        let prio = *e.key();
-        let data = e.get_mut().pop_front().ok_or(Errno::EAGAIN)?;
-        if e.get().is_empty() {
-            e.remove();
+        // Room now: the first waiting sender's message goes in (`pipelined_receive`).
+        if let Some((id, data, prio)) = s.senders.pop_front() {
+            s.insert(data, prio);
+            s.sent.insert(id);
         }
-        s.curmsgs -= 1;
-        s.qsize -= data.len() as u64;
         drop(s);
         self.touch(true);
-        self.wq.notify(events::POLLOUT | events::POLLWRNORM);
-        Ok((data, prio))
+        self.wq.notify(events::ALL);
+        Ok(m)
     }
 
-    /// Counts a receiver that is about to block (`true`) or has stopped (`false`).
-    pub fn receiver_waiting(&self, waiting: bool) {
+    /// A blocked send stopped waiting (timeout, signal): `true` if its message went in
+    /// meanwhile (the send succeeded), else it leaves the line.
+    pub fn cancel_send(&self, id: u64) -> bool {
         let mut s = self.state.lock();
-        if waiting {
-            s.receivers += 1;
-        } else {
-            s.receivers = s.receivers.saturating_sub(1);
+        if s.sent.remove(&id) {
+            return true;
         }
+        s.senders.retain(|w| w.0 != id);
+        false
+    }
+
+    /// A blocked receive stopped waiting: the message handed to it meanwhile, if any
+    /// (the receive succeeded), else it leaves the line.
+    pub fn cancel_receive(&self, id: u64) -> Option<(Vec<u8>, u32)> {
+        let mut s = self.state.lock();
+        if let Some(m) = s.handed.remove(&id) {
+            return Some(m);
+        }
+        s.receivers.retain(|&w| w != id);
+        None
     }
 
     /// `mq_notify`: registers `tgid` (`EBUSY` if a process is registered already), or
@@ -821,6 +911,14 @@ mod tests {
     use super::*;
     use linux_abi::flags::open::{O_CREAT, O_EXCL, O_RDONLY, O_RDWR, O_WRONLY};
 
+    fn send(q: &Queue, m: &[u8], p: u32) -> Result<Option<Registration>, Errno> {
+        q.send_step(m, p, false, &mut None)
+    }
+
+    fn recv(q: &Queue) -> Result<(Vec<u8>, u32), Errno> {
+        q.receive_step(false, &mut None)
+    }
+
     fn creator(uid: u32) -> Creator {
         let mut c = Creator::from_cred(&FsCred::user(uid, uid, vec![]));
         c.rlimit = 819_200;
@@ -834,15 +932,15 @@ mod tests {
             .open_queue(b"q", O_CREAT | O_RDWR, 0o600, None, &creator(1000))
             .unwrap();
         for (m, p) in [(&b"a"[..], 1), (b"b", 5), (b"c", 1), (b"d", 5), (b"e", 0)] {
-            q.try_send(m, p).unwrap();
+            send(&q, m, p).unwrap();
         }
-        let got: Vec<(Vec<u8>, u32)> = (0..5).map(|_| q.try_receive().unwrap()).collect();
+        let got: Vec<(Vec<u8>, u32)> = (0..5).map(|_| recv(&q).unwrap()).collect();
         let want: Vec<(Vec<u8>, u32)> = [("b", 5), ("d", 5), ("a", 1), ("c", 1), ("e", 0)]
             .iter()
             .map(|(m, p)| (m.as_bytes().to_vec(), *p))
             .collect();
         assert_eq!(got, want);
-        assert_eq!(q.try_receive(), Err(Errno::EAGAIN));
+        assert_eq!(recv(&q), Err(Errno::EAGAIN));
     }
 
     #[test]
@@ -864,19 +962,35 @@ mod tests {
             q.info_line()
                 .starts_with("QSIZE:0          NOTIFY:1     SIGNO:0     NOTIFY_PID:7     \n")
         );
-        assert_eq!(q.try_send(b"abc", 0).unwrap().map(|r| r.tgid), Some(7));
-        assert!(q.try_send(b"de", 0).unwrap().is_none(), "one-shot");
-        assert_eq!(q.try_send(b"f", 0).err(), Some(Errno::EAGAIN));
+        assert_eq!(send(&q, b"abc", 0).unwrap().map(|r| r.tgid), Some(7));
+        assert!(send(&q, b"de", 0).unwrap().is_none(), "one-shot");
+        assert_eq!(send(&q, b"f", 0).err(), Some(Errno::EAGAIN));
         assert_eq!(
             q.info_line(),
             "QSIZE:5          NOTIFY:0     SIGNO:0     NOTIFY_PID:0     \n"
         );
-        // A waiting receiver takes the message: nobody is notified.
-        q.try_receive().unwrap();
-        q.try_receive().unwrap();
+        // A blocked sender waits in line; a receive queues its message for it.
+        let mut w = None;
+        assert_eq!(q.send_step(b"w", 9, true, &mut w).err(), Some(Errno::EAGAIN));
+        assert_eq!(recv(&q).unwrap(), (b"abc".to_vec(), 0));
+        assert!(q.send_step(b"w", 9, true, &mut w).unwrap().is_none());
+        assert_eq!(w, None, "sent");
+        assert_eq!(recv(&q).unwrap(), (b"w".to_vec(), 9));
+        assert_eq!(recv(&q).unwrap(), (b"de".to_vec(), 0));
+        // A blocked receiver gets the next message handed to it: the queue stays empty
+        // and nobody is notified.
         q.set_notify(7, Some(NotifyHow::None)).unwrap();
-        q.receiver_waiting(true);
-        assert!(q.try_send(b"x", 0).unwrap().is_none());
+        let mut r = None;
+        assert_eq!(q.receive_step(true, &mut r), Err(Errno::EAGAIN));
+        assert!(send(&q, b"x", 1).unwrap().is_none());
+        assert_eq!(q.curmsgs(), 0);
+        assert_eq!(q.receive_step(true, &mut r).unwrap(), (b"x".to_vec(), 1));
+        // One that gave up leaves the line: the next send is queued and notifies.
+        let mut r = None;
+        assert_eq!(q.receive_step(true, &mut r), Err(Errno::EAGAIN));
+        assert_eq!(r.map(|id| q.cancel_receive(id)), Some(None));
+        assert_eq!(send(&q, b"y", 0).unwrap().map(|r| r.tgid), Some(7));
+        assert_eq!(q.curmsgs(), 1);
     }
 
     #[test]

@@ -78,22 +78,35 @@ fn read_deadline(t: &Task, addr: u64) -> Result<Option<Instant>, Errno> {
     Ok(Instant::now().checked_add(at.saturating_sub(now)))
 }
 
-/// Blocks for a queue operation: `EAGAIN` at once with `O_NONBLOCK`, else waits on the
-/// queue until `op` succeeds, the deadline passes (`ETIMEDOUT`) or a signal comes
-/// (restarted under `SA_RESTART`, as Linux's `ERESTARTSYS`).
+/// Waits for a queue operation: `op(block, ticket)` is one step (see
+/// `Queue::send_step`); with `O_NONBLOCK` a full or empty queue is `EAGAIN` at once, else
+/// the caller waits in line until its turn, the deadline (`ETIMEDOUT`) or a signal
+/// (restarted under `SA_RESTART`, as Linux's `ERESTARTSYS`). `cancel` takes the caller
+/// out of line, and says whether the operation completed meanwhile (then it counts).
 fn wait_for<T>(
     f: &OpenFile,
     q: &Queue,
     deadline: Option<Instant>,
-    mut op: impl FnMut() -> Result<T, Errno>,
+    mut op: impl FnMut(bool, &mut Option<u64>) -> Result<T, Errno>,
+    cancel: impl FnOnce(u64) -> Option<T>,
 ) -> Result<T, Errno> {
-    match op() {
-        Err(Errno::EAGAIN) if f.flags() & O_NONBLOCK == 0 => {}
+    let block = f.flags() & O_NONBLOCK == 0;
+    let mut ticket = None;
+    match op(block, &mut ticket) {
+        Err(Errno::EAGAIN) if ticket.is_some() => {}
         r => return r,
     }
-    match block_on(&[(q.wait_queue(), events::ALL)], deadline, op) {
-        Err(Errno::EINTR) => Err(Errno::ERESTARTSYS),
-        r => r,
+    let r = block_on(&[(q.wait_queue(), events::ALL)], deadline, || {
+        op(block, &mut ticket)
+    });
+    match (r, ticket) {
+        (Err(e), Some(id)) => match cancel(id) {
+            Some(v) => Ok(v),
+            None if e == Errno::EINTR => Err(Errno::ERESTARTSYS),
+            None => Err(e),
+        },
+        (Err(Errno::EINTR), None) => Err(Errno::ERESTARTSYS),
+        (r, _) => r,
     }
 }
 
@@ -191,7 +204,13 @@ pub fn sys_mq_timedsend(
     }
     let mut data = vec![0u8; len as usize];
     t.mm().copy_in(msg, &mut data)?;
-    let note = wait_for(&f, &q, deadline, || q.try_send(&data, prio))?;
+    let note = wait_for(
+        &f,
+        &q,
+        deadline,
+        |block, ticket| q.send_step(&data, prio, block, ticket),
+        |id| q.cancel_send(id).then_some(None),
+    )?;
     if let Some(r) = note {
         deliver(t, r);
     }
@@ -215,10 +234,13 @@ pub fn sys_mq_timedreceive(
     if len < q.attr().msgsize as u64 {
         return Err(Errno::EMSGSIZE);
     }
-    q.receiver_waiting(true);
-    let r = wait_for(&f, &q, deadline, || q.try_receive());
-    q.receiver_waiting(false);
-    let (data, p) = r?;
+    let (data, p) = wait_for(
+        &f,
+        &q,
+        deadline,
+        |block, ticket| q.receive_step(block, ticket),
+        |id| q.cancel_receive(id),
+    )?;
     t.mm().copy_out(msg, &data)?;
     if prio != 0 {
         t.mm().write_obj(prio, &p)?;
