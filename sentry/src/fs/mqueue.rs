@@ -275,7 +275,7 @@ impl Mqueue {
     }
 
     /// `mq_open`'s lookup-or-create (Linux's `prepare_open` and `mqueue_get_inode`): the
-    /// queue `name` (already checked with [`check_queue_name`]) for `oflag` (access mode,
+    /// queue `name`, and whether it is new, (already checked with [`check_queue_name`]) for `oflag` (access mode,
     /// `O_CREAT`, `O_EXCL`); a new one gets `mode` (umask applied) and `attr` or the
     /// defaults.
     pub fn open_queue(
@@ -285,7 +285,7 @@ impl Mqueue {
         mode: u32,
         attr: Option<MqAttr>,
         who: &Creator,
-    ) -> Result<Arc<Queue>, Errno> {
+    ) -> Result<(Arc<Queue>, bool), Errno> {
         use linux_abi::flags::open::{O_ACCMODE, O_CREAT, O_EXCL, O_RDWR, O_WRONLY};
         let mut names = self.names.lock();
         if let Some(q) = names.get(name) {
@@ -299,7 +299,7 @@ impl Mqueue {
                 _ => return Err(Errno::EINVAL),
             };
             who.cred.check(&q.stat()?, want)?;
-            return Ok(q.clone());
+            return Ok((q.clone(), false));
         }
         if oflag & O_CREAT == 0 {
             return Err(Errno::ENOENT);
@@ -308,7 +308,7 @@ impl Mqueue {
         let q = self.make_queue(name, mode, attr, who)?;
         names.insert(name.to_vec(), q.clone());
         self.touch_dir();
-        Ok(q)
+        Ok((q, true))
     }
 
     fn make_queue(
@@ -365,6 +365,15 @@ impl Mqueue {
             wq: WaitQueue::new(),
             dentry: Mutex::new(Weak::new()),
         }))
+    }
+
+    /// Takes back a queue `open_queue` just made for a descriptor that could not be
+    /// installed (Linux finds `EMFILE` before it creates anything).
+    pub fn forget_new(&self, q: &Arc<Queue>) {
+        let mut names = self.names.lock();
+        if names.get(&q.name).is_some_and(|n| Arc::ptr_eq(n, q)) {
+            names.remove(&q.name);
+        }
     }
 
     /// `mq_unlink(name)`: removes the name (the queue lives on while descriptors of it
@@ -928,7 +937,7 @@ mod tests {
     #[test]
     fn priorities_come_out_highest_first_and_fifo_within_one() {
         let fs = Mqueue::new();
-        let q = fs
+        let (q, _) = fs
             .open_queue(b"q", O_CREAT | O_RDWR, 0o600, None, &creator(1000))
             .unwrap();
         for (m, p) in [(&b"a"[..], 1), (b"b", 5), (b"c", 1), (b"d", 5), (b"e", 0)] {
@@ -950,7 +959,7 @@ mod tests {
             maxmsg: 2,
             msgsize: 8,
         };
-        let q = fs
+        let (q, _) = fs
             .open_queue(b"q", O_CREAT | O_RDWR, 0o600, Some(attr), &creator(1000))
             .unwrap();
         q.set_notify(7, Some(NotifyHow::None)).unwrap();
@@ -971,7 +980,10 @@ mod tests {
         );
         // A blocked sender waits in line; a receive queues its message for it.
         let mut w = None;
-        assert_eq!(q.send_step(b"w", 9, true, &mut w).err(), Some(Errno::EAGAIN));
+        assert_eq!(
+            q.send_step(b"w", 9, true, &mut w).err(),
+            Some(Errno::EAGAIN)
+        );
         assert_eq!(recv(&q).unwrap(), (b"abc".to_vec(), 0));
         assert!(q.send_step(b"w", 9, true, &mut w).unwrap().is_none());
         assert_eq!(w, None, "sent");

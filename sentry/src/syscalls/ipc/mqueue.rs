@@ -153,12 +153,20 @@ pub fn sys_mq_open(t: &Task, name: u64, oflag: u32, mode: u32, attr: u64) -> Res
         msgsize: a[2],
     });
     let mode = mode & !t.fs_context().umask();
-    let q = k
+    let (q, created) = k
         .ipc()
         .mqueue()
         .open_queue(&name, oflag, mode, attr, &who)?;
     let file = Mqueue::queue_file(k.ipc().mq_mount(), &q, oflag);
-    Ok(t.fd_table().insert(file, true)? as u64)
+    match t.fd_table().insert(file, true) {
+        Ok(fd) => Ok(fd as u64),
+        Err(e) => {
+            if created {
+                k.ipc().mqueue().forget_new(&q);
+            }
+            Err(e)
+        }
+    }
 }
 
 /// `mq_unlink(name)`.
