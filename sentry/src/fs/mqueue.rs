@@ -2,9 +2,10 @@
 //! namespace. Its root directory is the registry of queues by name; each queue is an
 //! inode whose open files are the queue descriptors `mq_open` returns (reading one gives
 //! the `QSIZE:... NOTIFY:...` line, `poll` says whether a message can be received or
-//! sent). The system calls (`syscalls::mqueue`) use [`Mqueue::open_queue`],
-//! [`Mqueue::unlink_queue`] and the [`Queue`] behind a descriptor; the same file system is
-//! mounted at `/dev/mqueue` of every tree, where `ls`, `stat`, `rm` (= `mq_unlink`) and
+//! sent). The system calls (`syscalls::ipc::mqueue`) use [`Mqueue::open_queue`],
+//! [`Mqueue::unlink_queue`] and the [`Queue`] behind a descriptor, whose blocked senders
+//! and receivers wait in line ([`Queue::send_step`]); the same file system is mounted at
+//! `/dev/mqueue` of every tree, where `ls`, `stat`, `rm` (= `mq_unlink`) and
 //! `open(O_CREAT)` (a queue with the default attributes) work as on Linux.
 //!
 //! Accounting is Linux's: a queue costs `maxmsg * (msgsize + 48) + min(maxmsg, 32768) * 48`
