@@ -288,7 +288,7 @@ fn ipv6_and_dual_stack(p: Platform) {
 /// ICMP echo sockets over the sandbox's loopback (the fixture's "ping" part, natively
 /// too in a network namespace that allows them), and `net.ipv4.ping_group_range`: the
 /// sandbox allows every group (as container engines set it), and a range without the
-/// caller's group makes them `EACCES`.
+/// caller's group makes them `EACCES`; `/proc/net/icmp` lists them, `udp` does not.
 fn ping_sockets_and_their_group_range(p: Platform) {
     let exe = fixture("net_inet", Link::Static);
     let native = integration::native(&[
@@ -307,13 +307,20 @@ fn ping_sockets_and_their_group_range(p: Platform) {
     run.assert_success("ping");
     assert_eq!(run.stdout, "ok ping\n", "{run:#?}");
     let code = "import socket, errno\n\
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)\n\
+                s.bind(('127.0.0.1', 4321))\n\
+                print([l.split()[1] for l in open('/proc/net/icmp').readlines()[1:]])\n\
+                print(len(open('/proc/net/udp').readlines()))\n\
                 print(open('/proc/sys/net/ipv4/ping_group_range').read().split())\n\
                 open('/proc/sys/net/ipv4/ping_group_range', 'w').write('1 0')\n\
                 try:\n    socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)\n\
                 except OSError as e:\n    print(errno.errorcode[e.errno])\n";
     let run = runsc_do(p, &[], &["python3", "-c", code]);
     run.assert_success("python3");
-    assert_eq!(run.stdout, "['0', '2147483647']\nEACCES\n", "{run:#?}");
+    assert_eq!(
+        run.stdout, "['0100007F:10E1']\n1\n['0', '2147483647']\nEACCES\n",
+        "{run:#?}"
+    );
 }
 
 /// `python3 -m http.server` and `curl` in one sandbox: the client retries until the

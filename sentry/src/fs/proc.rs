@@ -154,11 +154,13 @@ pub trait ProcSource: Send + Sync {
 }
 
 /// The files of `/proc/net`.
-const NET_FILES: [&[u8]; 8] = [
+const NET_FILES: [&[u8]; 10] = [
     b"tcp",
     b"tcp6",
     b"udp",
     b"udp6",
+    b"icmp",
+    b"icmp6",
     b"dev",
     b"route",
     b"if_inet6",

@@ -705,6 +705,9 @@ impl Inner {
                 (Sock::Udp(u), IPPROTO_UDP) if (u.family == addr::AF_INET6) == v6 && !u.ping => {
                     out.extend(u.row(&self.sockets))
                 }
+                (Sock::Udp(u), IPPROTO_ICMP) if (u.family == addr::AF_INET6) == v6 && u.ping => {
+                    out.extend(u.row(&self.sockets))
+                }
                 _ => {}
             }
         }

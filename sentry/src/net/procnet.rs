@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-use super::{IPPROTO_TCP, IPPROTO_UDP, Stack};
+use super::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Stack};
 
 fn hex_addr(a: SocketAddr, v6: bool) -> String {
     // Addresses are printed as the kernel's 32-bit words in host (little-endian) order.
@@ -22,7 +22,8 @@ fn hex_addr(a: SocketAddr, v6: bool) -> String {
     format!("{ip}:{:04X}", a.port())
 }
 
-/// `/proc/net/tcp`, `tcp6`, `udp`, `udp6`.
+/// `/proc/net/tcp`, `tcp6`, `udp`, `udp6`, and `icmp`, `icmp6` (ping sockets, their
+/// echo identifier as the port).
 fn sockets(stack: &Stack, proto: i32, v6: bool) -> Vec<u8> {
     let mut out = String::new();
     if v6 {
@@ -48,6 +49,8 @@ pub fn render(stack: &Stack, name: &[u8]) -> Option<Vec<u8>> {
         b"tcp6" => sockets(stack, IPPROTO_TCP, true),
         b"udp" => sockets(stack, IPPROTO_UDP, false),
         b"udp6" => sockets(stack, IPPROTO_UDP, true),
+        b"icmp" => sockets(stack, IPPROTO_ICMP, false),
+        b"icmp6" => sockets(stack, IPPROTO_ICMP, true),
         b"dev" => {
             let mut out = String::from(
                 "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n",
