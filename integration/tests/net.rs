@@ -278,7 +278,7 @@ fn tcp_resets_errors_and_options(p: Platform) {
 }
 
 fn udp_datagrams_connect_and_mmsg(p: Platform) {
-    expect_parts(p, &["udp"]);
+    expect_parts(p, &["udp", "pktinfo"]);
 }
 
 fn ipv6_and_dual_stack(p: Platform) {

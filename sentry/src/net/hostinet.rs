@@ -392,6 +392,7 @@ impl SocketOps for HostSocket {
             return Ok(Received {
                 data: buf,
                 full_len: n,
+                control: Vec::new(),
                 from: Some(from),
             });
         }
@@ -419,6 +420,7 @@ impl SocketOps for HostSocket {
         Ok(Received {
             full_len: got,
             data: buf,
+            control: Vec::new(),
             from: None,
         })
     }

@@ -594,6 +594,15 @@ impl Inner {
         addr.is_unspecified() || self.iface.has_ip_addr(addr::to_ip(addr))
     }
 
+    /// The index of the interface that has local address `a` (`eth0`'s, 2, or else the
+    /// loopback's, 1).
+    pub(crate) fn interface_of(&self, a: IpAddr) -> i32 {
+        match &self.dev.eth {
+            Some(e) if a == IpAddr::V4(e.addr) => 2,
+            _ => 1,
+        }
+    }
+
     /// Whether the stack has a route to `addr` (with an Ethernet link, every IPv4
     /// address: the default route).
     fn routable(&self, addr: IpAddr) -> bool {

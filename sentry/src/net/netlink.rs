@@ -483,6 +483,7 @@ impl SocketOps for NetlinkSocket {
         Ok(Received {
             full_len: m.len(),
             data: m[..m.len().min(len)].to_vec(),
+            control: Vec::new(),
             from: Some(sockaddr_nl(0)),
         })
     }

@@ -49,6 +49,18 @@ pub struct Received {
     pub full_len: usize,
     /// The sender's address (datagrams), as a `sockaddr` of the socket's family.
     pub from: Option<Vec<u8>>,
+    /// Control messages, encoded (`struct cmsghdr` each, 8-byte aligned).
+    pub control: Vec<u8>,
+}
+
+/// Appends one control message (`cmsg_len`, `cmsg_level`, `cmsg_type`, the data, padded
+/// to `CMSG_SPACE`) to `out`.
+pub fn push_cmsg(out: &mut Vec<u8>, level: i32, ty: i32, data: &[u8]) {
+    out.extend_from_slice(&((16 + data.len()) as u64).to_ne_bytes());
+    out.extend_from_slice(&level.to_ne_bytes());
+    out.extend_from_slice(&ty.to_ne_bytes());
+    out.extend_from_slice(data);
+    out.resize(out.len().next_multiple_of(8), 0);
 }
 
 /// What the socket system calls need from a socket of the Sentry's network families.
@@ -385,13 +397,16 @@ impl InetSocket {
             return Err(Errno::EINVAL);
         }
         if self.ty == SOCK_DGRAM {
-            let d = self.wait(nb, true, events::POLLIN, |i| {
-                udp::recv(i, self.id, len, peek)
+            let (d, control) = self.wait(nb, true, events::POLLIN, |i| {
+                let d = udp::recv(i, self.id, len, peek)?;
+                let control = pktinfo(i, self.id, self.family, d.local);
+                Ok((d, control))
             })?;
             return Ok(Received {
                 data: d.data,
                 full_len: d.full_len,
                 from: Some(addr::format(self.family, d.from)),
+                control,
             });
         }
         let mut buf = vec![0u8; len];
@@ -417,6 +432,7 @@ impl InetSocket {
         Ok(Received {
             full_len: got,
             data: buf,
+            control: Vec::new(),
             from: None,
         })
     }
@@ -779,6 +795,37 @@ impl InetSocket {
             Ok(())
         })
     }
+}
+
+/// `IP_PKTINFO` (8) and `IPV6_PKTINFO` (50, asked for with `IPV6_RECVPKTINFO`, 49): the
+/// interface a datagram came in on and the address it was sent to, for a socket that
+/// asked (Linux's `ip_cmsg_recv_pktinfo`, `ip6_datagram_recv_specific_ctl`).
+fn pktinfo(i: &mut Inner, id: u64, family: i32, local: Option<std::net::IpAddr>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let Some(local) = local else { return out };
+    let Ok(o) = opts_mut(i, id) else { return out };
+    let (v4, v6) = (flag(o, SOL_IP, 8) != 0, flag(o, SOL_IPV6, 49) != 0);
+    let ifindex: i32 = i.interface_of(local);
+    match local {
+        std::net::IpAddr::V4(a) if v4 => {
+            let mut d = ifindex.to_ne_bytes().to_vec();
+            d.extend_from_slice(&a.octets()); // ipi_spec_dst
+            d.extend_from_slice(&a.octets()); // ipi_addr
+            push_cmsg(&mut out, SOL_IP, 8, &d);
+        }
+        std::net::IpAddr::V4(a) if v6 && family == AF_INET6 => {
+            let mut d = a.to_ipv6_mapped().octets().to_vec();
+            d.extend_from_slice(&ifindex.to_ne_bytes());
+            push_cmsg(&mut out, SOL_IPV6, 50, &d);
+        }
+        std::net::IpAddr::V6(a) if v6 => {
+            let mut d = a.octets().to_vec();
+            d.extend_from_slice(&ifindex.to_ne_bytes());
+            push_cmsg(&mut out, SOL_IPV6, 50, &d);
+        }
+        _ => {}
+    }
+    out
 }
 
 fn flag(o: &Opts, level: i32, name: i32) -> i32 {

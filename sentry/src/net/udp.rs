@@ -57,6 +57,8 @@ pub(crate) struct Datagram {
     pub data: Vec<u8>,
     pub full_len: usize,
     pub from: SocketAddr,
+    /// The address it was sent to (`IP_PKTINFO`), where known.
+    pub local: Option<std::net::IpAddr>,
 }
 
 impl Udp {
@@ -355,6 +357,7 @@ pub(crate) fn recv(i: &mut Inner, id: u64, len: usize, peek: bool) -> Result<Dat
                 data: Vec::new(),
                 full_len: 0,
                 from: addr::any(u.family, 0),
+                local: None,
             })
         } else {
             Err(Errno::EAGAIN)
@@ -372,6 +375,7 @@ pub(crate) fn recv(i: &mut Inner, id: u64, len: usize, peek: bool) -> Result<Dat
                     data: Vec::new(),
                     full_len: 0,
                     from: addr::any(u.family, 0),
+                    local: None,
                 });
             }
             Err(_) => return Err(Errno::EAGAIN),
@@ -389,6 +393,7 @@ pub(crate) fn recv(i: &mut Inner, id: u64, len: usize, peek: bool) -> Result<Dat
             data: data[..data.len().min(len)].to_vec(),
             full_len: data.len(),
             from,
+            local: meta.local_address.map(addr::from_ip),
         };
         if !peek {
             let _ = s.recv();
@@ -430,6 +435,7 @@ fn recv_ping(
                 data: Vec::new(),
                 full_len: 0,
                 from: addr::any(u.family, 0),
+                local: None,
             });
         }
         return Err(Errno::EAGAIN);
@@ -438,6 +444,7 @@ fn recv_ping(
         data: data[..data.len().min(len)].to_vec(),
         full_len: data.len(),
         from: *from,
+        local: None,
     };
     if !peek {
         u.stash = None;

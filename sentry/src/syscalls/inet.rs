@@ -12,6 +12,7 @@ use super::fs::{install, sigpipe};
 use super::socket::{MSGHDR_SIZE, MsgHdr, UIO_MAXIOV, move_addr_to_user, read_iovecs, read_msghdr};
 use crate::fs::OpenFile;
 use crate::fs::anon::anon_file;
+use crate::fs::socket::MSG_CTRUNC;
 use crate::kernel::{CAP_NET_BIND_SERVICE, Task};
 use crate::net::addr::{AF_INET, AF_INET6};
 use crate::net::hostinet::HostSocket;
@@ -291,8 +292,24 @@ fn recvmsg_one(t: &Task, s: &dyn SocketOps, addr: u64, flags: u32) -> Result<u64
             None => mm.write_obj(addr + 8, &0u32)?,
         }
     }
-    // No control messages are produced for inet sockets yet.
-    mm.write_obj(addr + 40, &0u64)?;
+    // Control messages: whole ones that fit (MSG_CTRUNC when one does not).
+    let mut fit = 0usize;
+    let mut pos = 0usize;
+    while pos + 16 <= r.control.len() {
+        let mut len = [0u8; 8];
+        len.copy_from_slice(&r.control[pos..pos + 8]);
+        let space = (u64::from_ne_bytes(len) as usize).next_multiple_of(8);
+        if h.control == 0 || pos + space.min(r.control.len() - pos) > h.controllen as usize {
+            out_flags |= MSG_CTRUNC;
+            break;
+        }
+        pos += space.min(r.control.len() - pos);
+        fit = pos;
+    }
+    if fit > 0 {
+        mm.copy_out(h.control, &r.control[..fit])?;
+    }
+    mm.write_obj(addr + 40, &(fit as u64))?;
     mm.write_obj(addr + 48, &out_flags)?;
     Ok(if flags & MSG_TRUNC != 0 {
         r.full_len

@@ -420,8 +420,8 @@ pub(super) struct MsgHdr {
     pub(super) namelen: u32,
     iov: u64,
     iovlen: u64,
-    control: u64,
-    controllen: u64,
+    pub(super) control: u64,
+    pub(super) controllen: u64,
 }
 
 pub(super) const MSGHDR_SIZE: u64 = 56;
