@@ -920,6 +920,57 @@ fn mqueue_mounted(p: Platform) {
     );
 }
 
+/// A `devpts` mount's options: `ptmxmode=` for `ptmx`, `mode=` and `gid=` for new
+/// terminals (the default spec's `newinstance,ptmxmode=0666,mode=0620,gid=5` changed);
+/// an option devpts does not take is refused by `create`.
+fn devpts_mount_options(p: Platform) {
+    let code = "import os, pty\n\
+                st = os.stat('/dev/pts/ptmx')\n\
+                print(oct(st.st_mode & 0o7777))\n\
+                m, r = pty.openpty()\n\
+                st = os.fstat(r)\n\
+                print(oct(st.st_mode & 0o7777), st.st_gid)\n";
+    let b = Bundle::new(p, &["/usr/bin/python3", "-c", code]);
+    let set = |opts: serde_json::Value| {
+        move |c: &mut serde_json::Value| {
+            let mounts = c["mounts"].as_array_mut().expect("mounts");
+            let pts = mounts
+                .iter_mut()
+                .find(|m| m["type"] == "devpts")
+                .expect("the default spec mounts devpts");
+            pts["options"] = opts;
+        }
+    };
+    let r = b.run("pts-default");
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "0o666\n0o620 5\n"),
+        "{r:#?}"
+    );
+    b.edit(set(serde_json::json!([
+        "nosuid",
+        "noexec",
+        "newinstance",
+        "ptmxmode=0600",
+        "mode=0640",
+        "gid=7"
+    ])));
+    let r = b.run("pts-options");
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "0o600\n0o640 7\n"),
+        "{r:#?}"
+    );
+    b.edit(set(serde_json::json!(["newinstance", "colour=blue"])));
+    let r = b.run("pts-bad");
+    assert_one_line_error(&r, 1, "devpts");
+}
+
+#[test]
+fn devpts_options() {
+    integration::run_on(Platform::Systrap, devpts_mount_options);
+}
+
 #[test]
 fn mqueue_mount() {
     integration::run_on(Platform::Systrap, mqueue_mounted);

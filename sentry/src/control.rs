@@ -380,6 +380,26 @@ impl Sandbox {
         Ok(())
     }
 
+    /// Gives the devpts mounted at `path` of container `cid`'s tree the mount options
+    /// `o` (an OCI `devpts` mount's `mode=`, `gid=`, `ptmxmode=`...): `ENOTDIR`-like
+    /// `EINVAL` when no devpts is there.
+    pub fn set_devpts_options(
+        &self,
+        cid: Option<&str>,
+        path: &str,
+        o: crate::fs::DevptsOptions,
+    ) -> Result<(), Errno> {
+        let root = self.tree(cid)?;
+        let at = self.lookup(&root, path)?;
+        let inode = at.inode();
+        let pts = inode
+            .as_any()
+            .downcast_ref::<crate::fs::devpts::Devpts>()
+            .ok_or(Errno::EINVAL)?;
+        pts.set_options(o);
+        Ok(())
+    }
+
     /// Writes a file of the sandbox's own at the absolute path `path` of container
     /// `cid`'s tree, owned by root with permission bits `mode`, replacing what the root
     /// file system has there (in its writable overlay; the host's file is untouched),

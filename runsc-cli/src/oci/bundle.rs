@@ -123,8 +123,40 @@ pub enum BootMountKind {
     Own {
         /// Its path in the sandbox (`/proc`, `/sys`, `/dev/pts`, `/dev/mqueue`).
         path: String,
+        /// A `devpts` mount's options (`mode=`, `gid=`, `ptmxmode=`...), checked by
+        /// `create`.
+        #[serde(default)]
+        options: Vec<String>,
     },
 }
+
+/// Mount options that are the mount's, not a file system's (`mount(8)`'s flags).
+const GENERIC_OPTIONS: &[&str] = &[
+    "ro",
+    "rw",
+    "nosuid",
+    "suid",
+    "nodev",
+    "dev",
+    "noexec",
+    "exec",
+    "relatime",
+    "norelatime",
+    "strictatime",
+    "noatime",
+    "nodiratime",
+    "sync",
+    "async",
+    "rbind",
+    "bind",
+    "private",
+    "rprivate",
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "defaults",
+];
 
 /// Where the Sentry's own file system of mount type `typ` lives; `None` for types it has
 /// no file system for. `/dev` (a tmpfs in the spec) is the Sentry's devfs.
@@ -175,9 +207,32 @@ pub fn boot_mounts(spec: &Spec, bundle: &Path) -> Result<Vec<BootMount>, OciErro
                 nodev,
             });
         } else if let Some(own) = sentry_provided(&dest, &typ) {
+            // devpts's own options; the generic ones (ro, nosuid...) are the mount's.
+            let options: Vec<String> = if typ == "devpts" {
+                options
+                    .iter()
+                    .filter(|o| !GENERIC_OPTIONS.contains(&o.as_str()))
+                    .cloned()
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            if typ == "devpts" {
+                sentry::fs::DevptsOptions::parse(options.iter().map(String::as_str)).map_err(
+                    |_| {
+                        OciError::new(format!(
+                            "devpts mount on {dest}: bad options {}",
+                            options.join(",")
+                        ))
+                    },
+                )?;
+            }
             out.push(BootMount {
                 destination: dest,
-                kind: BootMountKind::Own { path: own.into() },
+                kind: BootMountKind::Own {
+                    path: own.into(),
+                    options,
+                },
                 readonly,
                 noexec,
                 nodev,
@@ -735,7 +790,10 @@ mod tests {
         let mounts = b.sandbox_boot().expect("boot").mounts;
         let own = |d: &str, path: &str, readonly| BootMount {
             destination: d.into(),
-            kind: BootMountKind::Own { path: path.into() },
+            kind: BootMountKind::Own {
+                path: path.into(),
+                options: Vec::new(),
+            },
             readonly,
             noexec: false,
             nodev: false,

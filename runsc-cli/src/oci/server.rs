@@ -240,10 +240,17 @@ fn make_mounts(
                         format!("bind mount {} on {}: {e}", source.display(), m.destination)
                     })?;
             }
-            BootMountKind::Own { path } => {
+            BootMountKind::Own { path, options } => {
                 sandbox
                     .mount_own(cid, path, &m.destination, m.readonly, flags(m))
                     .map_err(|e| format!("mount {path} on {}: {e}", m.destination))?;
+                if path == "/dev/pts" {
+                    let o = sentry::fs::DevptsOptions::parse(options.iter().map(String::as_str))
+                        .map_err(|e| format!("devpts options {}: {e}", options.join(",")))?;
+                    sandbox
+                        .set_devpts_options(cid, &m.destination, o)
+                        .map_err(|e| format!("devpts options on {}: {e}", m.destination))?;
+                }
             }
             BootMountKind::Tmpfs { mode } => {
                 if let Err(e) = sandbox.mount(

@@ -6,7 +6,8 @@
 //!
 //! New replicas belong to the opener's file-system user, group 5 (`tty`) with mode 0620,
 //! and `ptmx` has mode 0666, as container runtimes mount devpts
-//! (`newinstance,ptmxmode=0666,mode=0620,gid=5`); `/dev/ptmx` is a symlink to `pts/ptmx`,
+//! (`newinstance,ptmxmode=0666,mode=0620,gid=5`), unless a mount's options
+//! ([`DevptsOptions`]) say otherwise; `/dev/ptmx` is a symlink to `pts/ptmx`,
 //! as the OCI runtime specification asks. `chmod` and `chown` of a replica (`grantpt`)
 //! work.
 
@@ -30,10 +31,66 @@ use super::{
 pub const DEVPTS_MAGIC: u64 = 0x1cd1;
 /// Most pairs at once (`/proc/sys/kernel/pty/max`).
 pub const PTY_MAX: u32 = 4096;
-/// The group of new replicas (`gid=5`, `tty`).
+/// The group of new replicas as container runtimes mount devpts (`gid=5`, `tty`).
 const TTY_GID: u32 = 5;
-/// The mode of new replicas (`mode=0620`).
+/// The mode of new replicas as container runtimes mount devpts (`mode=0620`).
 const REPLICA_MODE: u32 = 0o620;
+
+/// The options of a devpts instance (`mode=`, `gid=`, `uid=`, `ptmxmode=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DevptsOptions {
+    /// Permission bits of new replicas.
+    pub mode: u32,
+    /// Owner of new replicas (`None`: the opener's file-system user).
+    pub uid: Option<u32>,
+    /// Group of new replicas (`None`: the opener's file-system group).
+    pub gid: Option<u32>,
+    /// Permission bits of `ptmx`.
+    pub ptmxmode: u32,
+}
+
+impl Default for DevptsOptions {
+    /// As container runtimes mount devpts: `newinstance,ptmxmode=0666,mode=0620,gid=5`.
+    fn default() -> Self {
+        DevptsOptions {
+            mode: REPLICA_MODE,
+            uid: None,
+            gid: Some(TTY_GID),
+            ptmxmode: 0o666,
+        }
+    }
+}
+
+impl DevptsOptions {
+    /// The options of a `mount -t devpts -o <options>`: Linux's defaults (`mode=0600`,
+    /// the opener's user and group, `ptmxmode=0000`) changed by each option; `EINVAL`
+    /// for one Linux does not take or a bad number.
+    pub fn parse<'a>(options: impl IntoIterator<Item = &'a str>) -> Result<Self, Errno> {
+        let mut o = DevptsOptions {
+            mode: 0o600,
+            uid: None,
+            gid: None,
+            ptmxmode: 0,
+        };
+        let octal = |v: &str| u32::from_str_radix(v, 8).map(|m| m & 0o7777);
+        for opt in options {
+            let (k, v) = opt.split_once('=').unwrap_or((opt, ""));
+            let bad = |_| Errno::EINVAL;
+            match k {
+                "mode" => o.mode = octal(v).map_err(bad)?,
+                "ptmxmode" => o.ptmxmode = octal(v).map_err(bad)?,
+                "uid" => o.uid = Some(v.parse().map_err(bad)?),
+                "gid" => o.gid = Some(v.parse().map_err(bad)?),
+                "max" => {
+                    v.parse::<u32>().map_err(bad)?;
+                }
+                "newinstance" if v.is_empty() => {}
+                _ => return Err(Errno::EINVAL),
+            }
+        }
+        Ok(o)
+    }
+}
 
 /// A `dev_t` as glibc's `makedev` encodes it.
 pub fn makedev(major: u32, minor: u32) -> u64 {
@@ -113,6 +170,8 @@ pub struct Devpts {
     /// more, not free either until the last replica closes (Linux frees a number with the
     /// pair).
     reserved: Mutex<std::collections::BTreeSet<u32>>,
+    /// The mount options in force.
+    options: Mutex<DevptsOptions>,
     me: Weak<Devpts>,
 }
 
@@ -140,8 +199,15 @@ impl Devpts {
             }),
             entries: Mutex::new(BTreeMap::new()),
             reserved: Mutex::new(std::collections::BTreeSet::new()),
+            options: Mutex::new(DevptsOptions::default()),
             me: me.clone(),
         })
+    }
+
+    /// Applies mount options: new replicas get their mode and owner, `ptmx` its mode.
+    pub fn set_options(&self, o: DevptsOptions) {
+        *self.options.lock() = o;
+        self.ptmx.meta.lock().mode = o.ptmxmode;
     }
 
     /// The kernel's terminals (job control).
@@ -184,7 +250,9 @@ impl Devpts {
     /// `unlockpt`), owned by the caller's file-system user.
     fn new_pair(&self, caller: &Caller, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         let me = self.me.upgrade().ok_or(Errno::ENXIO)?;
-        let (uid, _) = self.terminals.fs_ids(caller.tgid);
+        let (fsuid, fsgid) = self.terminals.fs_ids(caller.tgid);
+        let o = *self.options.lock();
+        let (mode, uid, gid) = (o.mode, o.uid.unwrap_or(fsuid), o.gid.unwrap_or(fsgid));
         let mut pair = None;
         self.add(|n| {
             let pty = Arc::new(Pty::new(n, self.me.clone()));
@@ -195,7 +263,7 @@ impl Devpts {
                 ino: new_ino(),
                 term: t,
                 terminals: self.terminals.clone(),
-                meta: Mutex::new(Meta::new(REPLICA_MODE, uid, TTY_GID)),
+                meta: Mutex::new(Meta::new(mode, uid, gid)),
             })
         })?;
         let (term, pty) = pair.ok_or(Errno::EIO)?;
@@ -518,5 +586,24 @@ mod blocking_tests {
         raw(&r, 0, 1);
         let mut b = [0u8; 8];
         assert_eq!(r.read_at(&mut b, 0), Ok(0));
+    }
+
+    #[test]
+    fn mount_options_parse_as_linux() {
+        use super::DevptsOptions;
+        let o = DevptsOptions::parse(["newinstance", "ptmxmode=0666", "mode=620", "gid=5"]);
+        assert_eq!(o, Ok(DevptsOptions::default()));
+        let bare = DevptsOptions::parse([]).unwrap();
+        assert_eq!(
+            (bare.mode, bare.uid, bare.gid, bare.ptmxmode),
+            (0o600, None, None, 0)
+        );
+        assert_eq!(
+            DevptsOptions::parse(["uid=1000", "max=10"]).unwrap().uid,
+            Some(1000)
+        );
+        for bad in ["mode=9", "gid=x", "colour=blue", "newinstance=1", "max=-1"] {
+            assert_eq!(DevptsOptions::parse([bad]), Err(Errno::EINVAL), "{bad}");
+        }
     }
 }

@@ -43,6 +43,7 @@
 pub(crate) mod anon;
 pub(crate) mod devfs;
 pub(crate) mod devpts;
+pub use devpts::DevptsOptions;
 pub(crate) mod epoll;
 pub(crate) mod eventfd;
 pub(crate) mod file;
