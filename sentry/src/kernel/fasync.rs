@@ -6,8 +6,8 @@
 //! `fasync` operation take part (sockets, pipes and FIFOs, terminals); for others
 //! `FIOASYNC` is `ENOTTY` and `O_ASYNC` is only a flag.
 //!
-//! The description holds the state ([`Fasync`]); while `O_ASYNC` is on, an entry on the
-//! file's wait queue ([`SigioNotify`]) sends the signals. It holds the file and the
+//! The description holds the state (`fs::file::Fasync`); while `O_ASYNC` is on, an entry on the
+//! file's wait queue (`SigioNotify`) sends the signals. It holds the file and the
 //! kernel weakly, so that neither outlives its last reference because of it.
 
 use std::sync::{Arc, Weak};
