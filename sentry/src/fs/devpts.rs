@@ -17,14 +17,14 @@ use std::sync::{Arc, Weak};
 
 use linux_abi::Errno;
 use linux_abi::flags::mode::*;
-use linux_abi::types::{Stat, Timespec};
+use linux_abi::types::Stat;
 use parking_lot::Mutex;
 
 use super::pty::{MasterFile, PTS_MAJOR, Pty};
 use super::tty::{Terminal, Terminals};
 use super::{
-    Caller, DirEntry, FileOps, FileType, FsCred, FsStat, Inode, NewNode, SetAttr, make_stat,
-    new_dev, new_ino, now,
+    Caller, DirEntry, FileOps, FileType, FsCred, FsStat, Inode, NewNode, NodeMeta, SetAttr,
+    make_stat, new_dev, new_ino,
 };
 
 /// `DEVPTS_SUPER_MAGIC`.
@@ -35,6 +35,13 @@ pub const PTY_MAX: u32 = 4096;
 const TTY_GID: u32 = 5;
 /// The mode of new replicas as container runtimes mount devpts (`mode=0620`).
 const REPLICA_MODE: u32 = 0o620;
+
+/// The `stat` of a devpts node: a character device `rdev`.
+fn device_stat(m: &NodeMeta, dev: u64, ino: u64, rdev: u64) -> Stat {
+    let mut st = m.stat(dev, ino, 1, 0);
+    st.st_rdev = rdev;
+    st
+}
 
 /// The options of a devpts instance (`mode=`, `gid=`, `uid=`, `ptmxmode=`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,63 +108,6 @@ pub fn makedev(major: u32, minor: u32) -> u64 {
         | (minor & 0xff)
 }
 
-/// Owner, mode and times of a devpts node (`chmod`, `chown`, `utimes` change them).
-#[derive(Clone, Copy, Debug)]
-struct Meta {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    atime: Timespec,
-    mtime: Timespec,
-    ctime: Timespec,
-}
-
-impl Meta {
-    fn new(mode: u32, uid: u32, gid: u32) -> Meta {
-        let t = now();
-        Meta {
-            mode,
-            uid,
-            gid,
-            atime: t,
-            mtime: t,
-            ctime: t,
-        }
-    }
-
-    fn stat(&self, dev: u64, ino: u64, rdev: u64) -> Stat {
-        let mut st = make_stat(dev, ino, S_IFCHR | self.mode, 1, self.uid, self.gid, 0);
-        st.st_rdev = rdev;
-        st.st_atime = self.atime;
-        st.st_mtime = self.mtime;
-        st.st_ctime = self.ctime;
-        st
-    }
-
-    fn apply(&mut self, a: &SetAttr) -> Result<(), Errno> {
-        if a.size.is_some() {
-            return Err(Errno::EINVAL);
-        }
-        if let Some(m) = a.mode {
-            self.mode = m & 0o7777;
-        }
-        if let Some(u) = a.uid {
-            self.uid = u;
-        }
-        if let Some(g) = a.gid {
-            self.gid = g;
-        }
-        if let Some(t) = a.atime {
-            self.atime = t;
-        }
-        if let Some(t) = a.mtime {
-            self.mtime = t;
-        }
-        self.ctime = now();
-        Ok(())
-    }
-}
-
 /// One devpts instance: its root directory.
 pub struct Devpts {
     dev: u64,
@@ -195,7 +145,7 @@ impl Devpts {
             ptmx: Arc::new(PtmxInode {
                 dev,
                 devpts: me.clone(),
-                meta: Mutex::new(Meta::new(0o666, 0, 0)),
+                meta: Mutex::new(NodeMeta::new(S_IFCHR | 0o666, 0, 0)),
             }),
             entries: Mutex::new(BTreeMap::new()),
             reserved: Mutex::new(std::collections::BTreeSet::new()),
@@ -207,7 +157,7 @@ impl Devpts {
     /// Applies mount options: new replicas get their mode and owner, `ptmx` its mode.
     pub fn set_options(&self, o: DevptsOptions) {
         *self.options.lock() = o;
-        self.ptmx.meta.lock().mode = o.ptmxmode;
+        self.ptmx.meta.lock().mode = S_IFCHR | o.ptmxmode;
     }
 
     /// The kernel's terminals (job control).
@@ -263,7 +213,7 @@ impl Devpts {
                 ino: new_ino(),
                 term: t,
                 terminals: self.terminals.clone(),
-                meta: Mutex::new(Meta::new(mode, uid, gid)),
+                meta: Mutex::new(NodeMeta::new(S_IFCHR | mode, uid, gid)),
             })
         })?;
         let (term, pty) = pair.ok_or(Errno::EIO)?;
@@ -354,12 +304,12 @@ impl Inode for Devpts {
 struct PtmxInode {
     dev: u64,
     devpts: Weak<Devpts>,
-    meta: Mutex<Meta>,
+    meta: Mutex<NodeMeta>,
 }
 
 impl Inode for PtmxInode {
     fn stat(&self) -> Result<Stat, Errno> {
-        Ok(self.meta.lock().stat(self.dev, 2, makedev(5, 2)))
+        Ok(device_stat(&self.meta.lock(), self.dev, 2, makedev(5, 2)))
     }
 
     fn open(&self, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
@@ -393,16 +343,18 @@ struct ReplicaInode {
     ino: u64,
     term: Arc<Terminal>,
     terminals: Arc<Terminals>,
-    meta: Mutex<Meta>,
+    meta: Mutex<NodeMeta>,
 }
 
 impl Inode for ReplicaInode {
     fn stat(&self) -> Result<Stat, Errno> {
         let n = self.term.pty().map_or(0, |p| p.index());
-        Ok(self
-            .meta
-            .lock()
-            .stat(self.dev, self.ino, makedev(PTS_MAJOR, n)))
+        Ok(device_stat(
+            &self.meta.lock(),
+            self.dev,
+            self.ino,
+            makedev(PTS_MAJOR, n),
+        ))
     }
 
     fn open(&self, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {

@@ -685,6 +685,67 @@ pub fn make_stat(dev: u64, ino: u64, mode: u32, nlink: u64, uid: u32, gid: u32, 
     }
 }
 
+/// Owner, mode (file type included) and times of an in-memory node whose size is not
+/// its own to change (devpts nodes, message queues), as `chmod`, `chown` and `utimes`
+/// change them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NodeMeta {
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) atime: Timespec,
+    pub(crate) mtime: Timespec,
+    pub(crate) ctime: Timespec,
+}
+
+impl NodeMeta {
+    /// A node made now.
+    pub(crate) fn new(mode: u32, uid: u32, gid: u32) -> NodeMeta {
+        let t = now();
+        NodeMeta {
+            mode,
+            uid,
+            gid,
+            atime: t,
+            mtime: t,
+            ctime: t,
+        }
+    }
+
+    /// Its `stat`, with the identity, link count and size the caller knows.
+    pub(crate) fn stat(&self, dev: u64, ino: u64, nlink: u64, size: u64) -> Stat {
+        let mut st = make_stat(dev, ino, self.mode, nlink, self.uid, self.gid, size);
+        st.st_atime = self.atime;
+        st.st_mtime = self.mtime;
+        st.st_ctime = self.ctime;
+        st
+    }
+
+    /// `setattr`: permission bits (the type stays), owner and times; a size is `EINVAL`.
+    pub(crate) fn apply(&mut self, a: &SetAttr) -> Result<(), Errno> {
+        if a.size.is_some() {
+            return Err(Errno::EINVAL);
+        }
+        if let Some(m) = a.mode {
+            self.mode = (self.mode & S_IFMT) | (m & 0o7777);
+        }
+        if let Some(u) = a.uid {
+            self.uid = u;
+        }
+        if let Some(g) = a.gid {
+            self.gid = g;
+        }
+        if let Some(t) = a.atime {
+            self.atime = t;
+        }
+        if let Some(t) = a.mtime {
+            self.mtime = t;
+        }
+        self.ctime = now();
+        Ok(())
+    }
+}
+
 /// Checks one path component: `ENAMETOOLONG` past `NAME_MAX`.
 pub fn check_name(name: &[u8]) -> Result<(), Errno> {
     if name.len() > NAME_MAX {

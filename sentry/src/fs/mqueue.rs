@@ -20,14 +20,14 @@ use std::sync::{Arc, Weak};
 
 use linux_abi::Errno;
 use linux_abi::flags::mode::*;
-use linux_abi::types::{Stat, Timespec};
+use linux_abi::types::Stat;
 use parking_lot::Mutex;
 
 use super::file::OpenFile;
 use super::vfs::{Dentry, Mount, VfsPath};
 use super::{
-    Caller, DirEntry, FileOps, FileType, FsCred, FsStat, Inode, NAME_MAX, NewNode, SetAttr, access,
-    make_stat, new_dev, new_ino, now,
+    Caller, DirEntry, FileOps, FileType, FsCred, FsStat, Inode, NAME_MAX, NewNode, NodeMeta,
+    SetAttr, access, new_dev, new_ino, now,
 };
 use crate::waiter::{Events, WaitQueue, events};
 
@@ -156,58 +156,10 @@ pub struct Registration {
     pub how: NotifyHow,
 }
 
-/// Owner, mode and times.
-#[derive(Clone, Copy, Debug)]
-struct Meta {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    atime: Timespec,
-    mtime: Timespec,
-    ctime: Timespec,
-}
-
-impl Meta {
-    fn new(mode: u32, uid: u32, gid: u32) -> Meta {
-        let t = now();
-        Meta {
-            mode,
-            uid,
-            gid,
-            atime: t,
-            mtime: t,
-            ctime: t,
-        }
-    }
-
-    fn apply(&mut self, a: &SetAttr) -> Result<(), Errno> {
-        if a.size.is_some() {
-            return Err(Errno::EINVAL);
-        }
-        if let Some(m) = a.mode {
-            self.mode = (self.mode & S_IFMT) | (m & 0o7777);
-        }
-        if let Some(u) = a.uid {
-            self.uid = u;
-        }
-        if let Some(g) = a.gid {
-            self.gid = g;
-        }
-        if let Some(t) = a.atime {
-            self.atime = t;
-        }
-        if let Some(t) = a.mtime {
-            self.mtime = t;
-        }
-        self.ctime = now();
-        Ok(())
-    }
-}
-
 /// One `mqueue` instance: the root directory and the queues by name.
 pub struct Mqueue {
     dev: u64,
-    meta: Mutex<Meta>,
+    meta: Mutex<NodeMeta>,
     names: Mutex<BTreeMap<Vec<u8>, Arc<Queue>>>,
     /// Live queues, named or not (`mq_queues_count`).
     count: Arc<AtomicUsize>,
@@ -244,7 +196,7 @@ impl Mqueue {
     pub fn new() -> Arc<Mqueue> {
         Arc::new(Mqueue {
             dev: new_dev(),
-            meta: Mutex::new(Meta::new(S_IFDIR | 0o1777, 0, 0)),
+            meta: Mutex::new(NodeMeta::new(S_IFDIR | 0o1777, 0, 0)),
             names: Mutex::new(BTreeMap::new()),
             count: Arc::new(AtomicUsize::new(0)),
             charged: Arc::new(Mutex::new(BTreeMap::new())),
@@ -357,7 +309,7 @@ impl Mqueue {
             charge: (who.ruid, bytes),
             count: self.count.clone(),
             charged: self.charged.clone(),
-            meta: Mutex::new(Meta::new(
+            meta: Mutex::new(NodeMeta::new(
                 S_IFREG | (mode & 0o7777),
                 who.cred.uid,
                 who.cred.gid,
@@ -383,9 +335,7 @@ impl Mqueue {
         let mut names = self.names.lock();
         let q = names.get(name).ok_or(Errno::ENOENT)?;
         let st = q.stat()?;
-        let dir = self.meta.lock();
-        let dir_st = make_stat(self.dev, 1, dir.mode, 2, dir.uid, dir.gid, 0);
-        drop(dir);
+        let dir_st = self.meta.lock().stat(self.dev, 1, 2, 0);
         cred.check(&dir_st, access::W_OK | access::X_OK)?;
         if cred.uid != st.st_uid && cred.uid != dir_st.st_uid && !cred.owns(&st) {
             return Err(Errno::EACCES);
@@ -442,12 +392,7 @@ pub fn cost(attr: MqAttr) -> u64 {
 
 impl Inode for Mqueue {
     fn stat(&self) -> Result<Stat, Errno> {
-        let m = self.meta.lock();
-        let mut st = make_stat(self.dev, 1, m.mode, 2, m.uid, m.gid, 0);
-        st.st_atime = m.atime;
-        st.st_mtime = m.mtime;
-        st.st_ctime = m.ctime;
-        Ok(st)
+        Ok(self.meta.lock().stat(self.dev, 1, 2, 0))
     }
 
     fn lookup(&self, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
@@ -582,7 +527,7 @@ pub struct Queue {
     charge: (u32, u64),
     count: Arc<AtomicUsize>,
     charged: Arc<Mutex<BTreeMap<u32, u64>>>,
-    meta: Mutex<Meta>,
+    meta: Mutex<NodeMeta>,
     state: Mutex<State>,
     wq: WaitQueue,
     /// The name `mq_open`'s descriptors have on the internal mount.
@@ -815,12 +760,7 @@ impl Queue {
 
 impl Inode for Queue {
     fn stat(&self) -> Result<Stat, Errno> {
-        let m = self.meta.lock();
-        let mut st = make_stat(self.dev, self.ino, m.mode, 1, m.uid, m.gid, FILENT_SIZE);
-        st.st_atime = m.atime;
-        st.st_mtime = m.mtime;
-        st.st_ctime = m.ctime;
-        Ok(st)
+        Ok(self.meta.lock().stat(self.dev, self.ino, 1, FILENT_SIZE))
     }
 
     /// An `open` in `/dev/mqueue` gives a descriptor like `mq_open`'s.
