@@ -399,14 +399,6 @@ impl KernelPolicy {
         }
     }
 
-    /// The filter for the processes of `t`'s container.
-    fn filter_of(&self, t: &Task) -> Option<Arc<Filter>> {
-        match t.thread_group().container() {
-            None => self.filter.get().cloned(),
-            Some(id) => self.containers.read().get(id).cloned(),
-        }
-    }
-
     /// Records into `recorder` from now on (once; later calls return false).
     pub fn set_recorder(&self, recorder: Arc<Recorder>) -> bool {
         self.recorder.set(recorder).is_ok()
@@ -418,38 +410,50 @@ impl KernelPolicy {
         if let Some(r) = self.recorder.get() {
             r.record(nr, args);
         }
-        let filter = self.filter_of(t)?;
-        let (action, policy) = filter.decide(nr, args)?;
-        let log = match action {
-            Action::Allow => false,
-            Action::Errno(_) => policy.log_errno,
-            _ => true,
-        };
-        if log {
-            tracing::warn!(
-                target: "sentry::policy",
-                pid = t.tgid(),
-                tid = t.tid(),
-                "{}: {} -> {action}",
-                policy.source,
-                describe(nr, args)
-            );
+        // The filter of `t`'s container: the root's borrowed (every call of a sandbox
+        // without pods comes here), another's held while deciding.
+        match t.thread_group().container() {
+            None => enforce(t, nr, args, self.filter.get()?),
+            Some(id) => {
+                let filter = self.containers.read().get(id).cloned()?;
+                enforce(t, nr, args, &filter)
+            }
         }
-        match action {
-            Action::Allow | Action::Log => None,
-            Action::Errno(e) => Some((-i64::from(e)) as u64),
-            Action::Trap(e) => {
-                t.force_signal(sigsys_info(nr, e));
-                Some(Errno::ENOSYS.as_return())
-            }
-            Action::KillThread if t.thread_group().tasks().len() > 1 => {
-                t.exit_thread(0);
-                Some(Errno::ENOSYS.as_return())
-            }
-            Action::KillThread | Action::KillProcess => {
-                t.thread_group().kill(linux_abi::signal::SIGSYS);
-                Some(Errno::ENOSYS.as_return())
-            }
+    }
+}
+
+/// Applies `filter`'s decision for call `nr` of `t` (see [`KernelPolicy::check`]).
+fn enforce(t: &Task, nr: u64, args: &[u64; 6], filter: &Filter) -> Option<u64> {
+    let (action, policy) = filter.decide(nr, args)?;
+    let log = match action {
+        Action::Allow => false,
+        Action::Errno(_) => policy.log_errno,
+        _ => true,
+    };
+    if log {
+        tracing::warn!(
+            target: "sentry::policy",
+            pid = t.tgid(),
+            tid = t.tid(),
+            "{}: {} -> {action}",
+            policy.source,
+            describe(nr, args)
+        );
+    }
+    match action {
+        Action::Allow | Action::Log => None,
+        Action::Errno(e) => Some((-i64::from(e)) as u64),
+        Action::Trap(e) => {
+            t.force_signal(sigsys_info(nr, e));
+            Some(Errno::ENOSYS.as_return())
+        }
+        Action::KillThread if t.thread_group().tasks().len() > 1 => {
+            t.exit_thread(0);
+            Some(Errno::ENOSYS.as_return())
+        }
+        Action::KillThread | Action::KillProcess => {
+            t.thread_group().kill(linux_abi::signal::SIGSYS);
+            Some(Errno::ENOSYS.as_return())
         }
     }
 }
