@@ -16,7 +16,7 @@ use linux_abi::Errno;
 use linux_abi::signal::{SI_KERNEL, SIGIO, SigInfo};
 
 use super::{Kernel, Task};
-use crate::fs::file::{Fasync, OpenFile, SigioOwner};
+use crate::fs::file::{OpenFile, SigioOwner};
 use crate::waiter::{Events, Notify, events};
 
 /// `F_OWNER_TID`, `F_OWNER_PID`, `F_OWNER_PGRP` (`struct f_owner_ex`'s `type`).
@@ -85,14 +85,11 @@ pub fn owner_id(f: &OpenFile) -> i32 {
 }
 
 /// Turns signal-driven I/O for `f` (reached through descriptor `fd`) on or off, after
-/// its `O_ASYNC` flag changed. A no-op for files without `fasync`.
+/// its `O_ASYNC` flag changed, which only a file that [`supports_async`] lets happen.
 pub fn set_async(t: &Task, f: &Arc<OpenFile>, fd: i32, on: bool) {
     let Some(queue) = f.ops().wait_queue() else {
         return;
     };
-    if !supports_async(f) {
-        return;
-    }
     let mut st = f.fasync();
     st.fd = fd;
     match (on, st.entry) {
@@ -123,7 +120,7 @@ impl Notify for SigioNotify {
             return;
         };
         let (owner, setter, signal, fd) = {
-            let st: parking_lot::MutexGuard<'_, Fasync> = f.fasync();
+            let st = f.fasync();
             (st.owner, st.setter, st.signal, st.fd)
         };
         let Some(owner) = owner else {

@@ -89,7 +89,7 @@ pub fn sys_fcntl(t: &Task, fd: i32, cmd: i32, arg: u64) -> Result<u64, Errno> {
             let was = f.flags() & O_ASYNC;
             // Only a file with Linux's `fasync` operation keeps `O_ASYNC`.
             let mut new = arg as u32;
-            if !crate::kernel::fasync::supports_async(&f) {
+            if (new & O_ASYNC) != was && !crate::kernel::fasync::supports_async(&f) {
                 new = (new & !O_ASYNC) | was;
             }
             f.set_flags(new)?;
