@@ -451,6 +451,15 @@ pub fn have_tool(path: &str) -> bool {
     false
 }
 
+/// The address (without its prefix length) that a line of `ip -o addr` names after
+/// `inet`: `10.213.0.2` of `2: eth0    inet 10.213.0.2/30 scope global eth0`.
+pub fn inet_address(line: &str) -> Option<&str> {
+    line.split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+}
+
 /// A path as the `&str` that command lines take (test paths are UTF-8).
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")

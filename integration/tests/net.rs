@@ -157,15 +157,8 @@ fn host_network_server_reachable_from_the_host(p: Platform) {
                 c.sendall(b'pong:' + data)\n\
                 c.close()\n\
                 print('peer', a[0])\n";
-    let mut child = Command::new(integration::runsc())
-        .arg(format!("--platform={}", p.name()))
-        .args(["do", "--network=host", "--", "python3", "-c", code])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn runsc");
-    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let (mut child, mut out) =
+        spawn_do(p, "--network=host", &["python3", "-c", code], Stdio::null());
     let mut line = String::new();
     out.read_line(&mut line).expect("read the port");
     let Ok(port) = line.trim().parse::<u16>() else {
@@ -253,6 +246,30 @@ fn ip_addr_and_route_show_loopback(p: Platform) {
         "{run:#?}"
     );
     assert_eq!(lines.len(), 3, "{run:#?}");
+}
+
+/// Starts `runsc do <network> -- argv` on `p` with `stdin`, stdout and stderr piped;
+/// returns the child and a reader of its stdout.
+fn spawn_do(
+    p: Platform,
+    network: &str,
+    argv: &[&str],
+    stdin: Stdio,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
+    let mut child = Command::new(integration::runsc())
+        .arg(format!("--platform={}", p.name()))
+        .args(["do", network, "--"])
+        .args(argv)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn runsc");
+    let out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    (child, out)
 }
 
 /// Runs `net_inet` for `parts` and checks each printed its `ok` line.
@@ -432,16 +449,13 @@ fn sandbox_network_server_answers_curl_from_the_host(p: Platform) {
         "ip -o -4 addr show eth0\nexec python3 -u -m http.server 0 --directory {}\n",
         path_str(dir.path())
     );
-    let mut child = Command::new(integration::runsc())
-        .arg(format!("--platform={}", p.name()))
-        .args(["do", "--network=sandbox", "--", "/bin/sh", "-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn runsc");
+    let (mut child, mut out) = spawn_do(
+        p,
+        "--network=sandbox",
+        &["/bin/sh", "-c", &script],
+        Stdio::null(),
+    );
     let link = format!("rsb{}", child.id());
-    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
     let (mut addr, mut port) = (None, None);
     let mut seen = String::new();
     while port.is_none() {
@@ -454,13 +468,10 @@ fn sandbox_network_server_answers_curl_from_the_host(p: Platform) {
             );
         }
         seen.push_str(&line);
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if let Some(i) = words.iter().position(|w| *w == "inet") {
-            addr = words
-                .get(i + 1)
-                .and_then(|a| a.split('/').next())
-                .map(str::to_owned);
+        if let Some(a) = integration::inet_address(&line) {
+            addr = Some(a.to_owned());
         }
+        let words: Vec<&str> = line.split_whitespace().collect();
         if let Some(i) = words.iter().position(|w| *w == "port") {
             port = words.get(i + 1).and_then(|p| p.parse::<u16>().ok());
         }
@@ -513,15 +524,12 @@ fn sandbox_network_nginx_answers_curl_from_the_host(p: Platform) {
         path_str(&site.conf),
         path_str(dir.path())
     );
-    let mut child = Command::new(integration::runsc())
-        .arg(format!("--platform={}", p.name()))
-        .args(["do", "--network=sandbox", "--", "/bin/sh", "-c", &script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn runsc");
-    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let (mut child, mut out) = spawn_do(
+        p,
+        "--network=sandbox",
+        &["/bin/sh", "-c", &script],
+        Stdio::piped(),
+    );
     let mut addr = None;
     let mut seen = String::new();
     loop {
@@ -537,12 +545,8 @@ fn sandbox_network_nginx_answers_curl_from_the_host(p: Platform) {
         if line.trim() == "ready" {
             break;
         }
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if let Some(i) = words.iter().position(|w| *w == "inet") {
-            addr = words
-                .get(i + 1)
-                .and_then(|a| a.split('/').next())
-                .map(str::to_owned);
+        if let Some(a) = integration::inet_address(&line) {
+            addr = Some(a.to_owned());
         }
     }
     let addr = addr.expect("eth0's address");
@@ -614,8 +618,7 @@ fn sandbox_network_hosts_and_resolv_conf(p: Platform) {
     let mut lines = head.lines();
     let addr = lines
         .next()
-        .and_then(|l| l.split_whitespace().skip_while(|w| *w != "inet").nth(1))
-        .and_then(|a| a.split('/').next())
+        .and_then(integration::inet_address)
         .expect("eth0's address")
         .to_owned();
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
@@ -653,23 +656,15 @@ fn sandbox_network_ping_both_ways(p: Platform) {
                   gw=$(ip route | sed -n 's/^default via \\([0-9.]*\\).*/\\1/p')\n\
                   ping -c 1 -W 10 $gw | grep -c ' 1 received'\n\
                   read done\n";
-    let mut child = Command::new(integration::runsc())
-        .arg(format!("--platform={}", p.name()))
-        .args(["do", "--network=sandbox", "--", "/bin/sh", "-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn runsc");
-    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let (mut child, mut out) = spawn_do(
+        p,
+        "--network=sandbox",
+        &["/bin/sh", "-c", script],
+        Stdio::piped(),
+    );
     let mut first = String::new();
     out.read_line(&mut first).expect("read");
-    let addr = first
-        .split_whitespace()
-        .skip_while(|w| *w != "inet")
-        .nth(1)
-        .and_then(|a| a.split('/').next())
-        .map(str::to_owned);
+    let addr = integration::inet_address(&first).map(str::to_owned);
     let mut second = String::new();
     out.read_line(&mut second).expect("read");
     let host = addr.as_deref().map(|a| {

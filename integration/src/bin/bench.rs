@@ -350,23 +350,15 @@ fn git_checkout(dir: &Path) -> Result<PathBuf, String> {
             std::fs::write(sub.join(format!("f{f:03}.txt")), format!("{d} {f}\n")).map_err(io)?;
         }
     }
-    let git = |args: &[&str]| -> Result<(), String> {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(&repo)
-            .args(["-c", "user.name=bench", "-c", "user.email=bench@localhost"])
-            .args(args)
-            .output()
-            .map_err(|e| format!("git: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "git {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
+    let git = |args: &[&str]| {
+        let mut cmd = Command::new("git");
+        cmd.arg("-C").arg(&repo).args([
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@localhost",
+        ]);
+        run_tool(cmd, args)
     };
     git(&["init", "-q"])?;
     git(&["add", "."])?;
@@ -383,6 +375,24 @@ fn python3() -> String {
         debian.into()
     } else {
         "python3".into()
+    }
+}
+
+/// Runs the tool `cmd` with `args` more; its stderr says why it failed.
+fn run_tool(mut cmd: Command, args: &[&str]) -> Result<(), String> {
+    let tool = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd
+        .args(args)
+        .output()
+        .map_err(|e| format!("{tool}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{tool} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -445,13 +455,8 @@ fn http_load(mut child: std::process::Child, metric: Metric) -> Result<f64, Stri
                 .next()
                 .ok_or("the server ended before printing its address")?
                 .map_err(|e| e.to_string())?;
-            let words: Vec<&str> = line.split_whitespace().collect();
-            if let Some(a) = words
-                .iter()
-                .position(|w| *w == "inet")
-                .and_then(|i| words.get(i + 1))
-                .and_then(|a| a.split('/').next())
-                .and_then(|a| a.parse::<std::net::Ipv4Addr>().ok())
+            if let Some(a) =
+                integration::inet_address(&line).and_then(|a| a.parse::<std::net::Ipv4Addr>().ok())
             {
                 break a;
             }
@@ -538,21 +543,7 @@ impl NativeNetns {
             name: format!("rsbench-{pid}"),
         };
         let host_end = format!("rsbh{pid}");
-        let ip = |args: &[&str]| -> Result<(), String> {
-            let out = Command::new("ip")
-                .args(args)
-                .output()
-                .map_err(|e| format!("ip: {e}"))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "ip {}: {}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ))
-            }
-        };
+        let ip = |args: &[&str]| run_tool(Command::new("ip"), args);
         ip(&["netns", "add", &ns.name])?;
         let n = ns.name.as_str();
         ip(&[
