@@ -21,7 +21,17 @@ integration::on_every_platform!(
     sync_calls_on_files_without_data,
     signal_driven_io,
     posix_message_queues_match_linux,
+    inotify_matches_linux,
 );
+
+/// inotify: argument checks, the events of files and directories (names, cookies,
+/// `IN_MOVE_SELF`, `IN_DELETE_SELF`, `IN_IGNORED`), the watch flags, the read format and
+/// the queue's overflow.
+fn inotify_matches_linux(p: Platform) {
+    let parts = ["args", "file", "dir", "flags", "read", "overflow"];
+    expect_native_parts("conf_inotify", &parts);
+    expect_parts(p, "conf_inotify", &[], &parts);
+}
 
 /// `FIOASYNC`, `F_SETOWN`/`F_SETOWN_EX`/`F_SETSIG` and the I/O signals of `O_ASYNC`.
 fn signal_driven_io(p: Platform) {

@@ -47,11 +47,17 @@ fn anon_dev() -> u64 {
 /// name (`"eventfd"` gives the path `anon_inode:[eventfd]`); `mode` the type and
 /// permission bits `fstat` shows; `flags` the status flags.
 pub fn anon_file(kind: &str, mode: u32, flags: u32, ops: Arc<dyn FileOps>) -> Arc<OpenFile> {
+    anon_file_named(&format!("[{kind}]"), mode, flags, ops)
+}
+
+/// [`anon_file`] with the name as given, unbracketed (`"inotify"` gives
+/// `anon_inode:inotify`, as Linux names an inotify descriptor).
+pub fn anon_file_named(name: &str, mode: u32, flags: u32, ops: Arc<dyn FileOps>) -> Arc<OpenFile> {
     let ino = new_ino();
     let name = if mode & S_IFMT == S_IFSOCK {
         format!("socket:[{ino}]")
     } else {
-        format!("anon_inode:[{kind}]")
+        format!("anon_inode:{name}")
     };
     let inode: Arc<dyn Inode> = Arc::new(AnonInode { ino, mode });
     OpenFile::new(VfsPath::anonymous(inode, name.as_bytes()), flags, ops)

@@ -15,6 +15,7 @@ use linux_abi::Errno;
 use linux_abi::flags::open::*;
 use linux_abi::types::Stat;
 
+use super::inotify::bits::{IN_ACCESS, IN_CLOSE_NOWRITE, IN_CLOSE_WRITE, IN_MODIFY};
 use super::lock::{FileKey, FileLocks, LockOwner, LockRegistry};
 use super::vfs::VfsPath;
 use super::{Caller, DirEntry, FileOps, FileType, Inode};
@@ -89,6 +90,21 @@ impl Drop for OpenFile {
         }
         if let (Some(id), Some(q)) = (self.fasync.get_mut().entry.take(), self.ops.wait_queue()) {
             q.unregister(id);
+        }
+        let flags = self.flags();
+        if let Some(n) = self.path.mount.notify()
+            && n.active()
+            && flags & O_PATH == 0
+        {
+            self.path.notify(if flags & O_ACCMODE == O_RDONLY {
+                IN_CLOSE_NOWRITE
+            } else {
+                IN_CLOSE_WRITE
+            });
+            // The last user of a file whose last name went.
+            if self.path.dentry.is_deleted() && Arc::strong_count(&self.path.dentry) == 1 {
+                n.on_release(self.path.inode());
+            }
         }
     }
 }
@@ -210,8 +226,22 @@ impl OpenFile {
             .unwrap_or(false)
     }
 
+    /// Reports `mask` to the file's inotify watches when `r` moved some bytes.
+    fn notified(&self, r: Result<usize, Errno>, mask: u32) -> Result<usize, Errno> {
+        if let Ok(n) = r
+            && n > 0
+        {
+            self.path.notify(mask);
+        }
+        r
+    }
+
     /// Reads at the file offset, advancing it, for `caller`.
     pub fn read(&self, caller: &Caller, buf: &mut [u8]) -> Result<usize, Errno> {
+        self.notified(self.read_inner(caller, buf), IN_ACCESS)
+    }
+
+    fn read_inner(&self, caller: &Caller, buf: &mut [u8]) -> Result<usize, Errno> {
         if !self.readable() {
             return Err(Errno::EBADF);
         }
@@ -250,6 +280,10 @@ impl OpenFile {
 
     /// [`OpenFile::write`] under the file-size limit `limit` (see `fsize_cut`).
     pub fn write_limited(&self, caller: &Caller, buf: &[u8], limit: u64) -> Result<usize, Errno> {
+        self.notified(self.write_inner(caller, buf, limit), IN_MODIFY)
+    }
+
+    fn write_inner(&self, caller: &Caller, buf: &[u8], limit: u64) -> Result<usize, Errno> {
         if !self.writable() {
             return Err(Errno::EBADF);
         }
@@ -286,7 +320,7 @@ impl OpenFile {
         if off > MAX_OFFSET {
             return Err(Errno::EINVAL);
         }
-        self.ops.read_by(caller, buf, off)
+        self.notified(self.ops.read_by(caller, buf, off), IN_ACCESS)
     }
 
     /// Writes at `off` without moving the file offset, for `caller`.
@@ -316,7 +350,7 @@ impl OpenFile {
             return Err(Errno::EINVAL);
         }
         let len = self.fsize_cut(off, buf.len(), limit)?;
-        self.ops.write_by(caller, &buf[..len], off)
+        self.notified(self.ops.write_by(caller, &buf[..len], off), IN_MODIFY)
     }
 
     /// The current offset.
@@ -364,6 +398,15 @@ impl OpenFile {
     /// Fills `out` (at most `max` bytes) with `linux_dirent64` records (or the old
     /// `linux_dirent` when `old`), continuing from the file offset.
     pub fn getdents(&self, max: usize, old: bool) -> Result<Vec<u8>, Errno> {
+        let r = self.getdents_inner(max, old);
+        // A listing is an access, even one past the end (Linux's iterate_dir).
+        if r.is_ok() {
+            self.path.notify(IN_ACCESS);
+        }
+        r
+    }
+
+    fn getdents_inner(&self, max: usize, old: bool) -> Result<Vec<u8>, Errno> {
         if self.is_path_only() {
             return Err(Errno::EBADF);
         }

@@ -48,6 +48,7 @@ pub(crate) mod epoll;
 pub(crate) mod eventfd;
 pub(crate) mod file;
 pub(crate) mod gofer;
+pub(crate) mod inotify;
 pub(crate) mod ldisc;
 pub mod lock;
 pub(crate) mod mqueue;
@@ -565,6 +566,12 @@ pub trait FileOps: Send + Sync + fmt::Debug {
     /// `close_range`, close-on-exec, the exit of the table's last user; Linux's
     /// `f_op->flush`): a message queue drops the caller's `mq_notify` registration.
     fn flush(&self, _caller: &Caller) {}
+
+    /// Lines of `/proc/<pid>/fdinfo/<fd>` after the common ones (an inotify descriptor
+    /// lists its watches).
+    fn fdinfo(&self) -> String {
+        String::new()
+    }
 
     /// Flushes to stable storage.
     fn fsync(&self) -> Result<(), Errno> {

@@ -673,10 +673,11 @@ fn fd_dir(fs: &Arc<ProcFs>, pid: i32, is_thread: bool, fdinfo: bool) -> Arc<dyn 
                         .get(fd)
                         .map_err(|_| Errno::ENOENT)?;
                     Ok(format!(
-                        "pos:\t{}\nflags:\t0{:o}\nmnt_id:\t{}\n",
+                        "pos:\t{}\nflags:\t0{:o}\nmnt_id:\t{}\n{}",
                         f.offset(),
                         f.flags(),
-                        f.vfs_path().mount.id()
+                        f.vfs_path().mount.id(),
+                        f.ops().fdinfo()
                     )
                     .into_bytes())
                 }),

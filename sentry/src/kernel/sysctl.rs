@@ -26,6 +26,21 @@ enum Kind {
 const TABLE: &[(&str, &str, Kind)] = &[
     ("fs/aio-max-nr", "65536", Kind::U64),
     ("fs/file-max", "9223372036854775807", Kind::U64),
+    (
+        "fs/inotify/max_queued_events",
+        "16384",
+        Kind::Int(0, i32::MAX as i64),
+    ),
+    (
+        "fs/inotify/max_user_instances",
+        "128",
+        Kind::Int(0, i32::MAX as i64),
+    ),
+    (
+        "fs/inotify/max_user_watches",
+        "65536",
+        Kind::Int(0, i32::MAX as i64),
+    ),
     ("fs/lease-break-time", "45", Kind::Int(0, i32::MAX as i64)),
     ("fs/leases-enable", "1", Kind::Int(0, 1)),
     ("fs/mqueue/msg_default", "10", Kind::Int(1, 65536)),

@@ -23,6 +23,7 @@ use linux_abi::flags::open::*;
 use linux_abi::types::Stat;
 
 use super::file::OpenFile;
+use super::inotify::FsNotify;
 use super::{
     FileType, FsCred, Inode, MAX_SYMLINKS, NewNode, PATH_MAX, SetAttr, access, cap, check_name,
 };
@@ -127,6 +128,8 @@ pub struct Mount {
     noexec: AtomicBool,
     /// `MS_NODEV`: its device nodes cannot be opened.
     nodev: AtomicBool,
+    /// The notification hub of the tree's files (`None` outside any tree).
+    notify: Option<Arc<FsNotify>>,
 }
 
 impl fmt::Debug for Mount {
@@ -141,7 +144,13 @@ impl fmt::Debug for Mount {
 impl Mount {
     /// A mount with no parent (a tree's root, or the anonymous files' mount) of the
     /// filesystem whose root inode is `root`, named `name` in its root dentry.
-    fn parentless(root: Arc<dyn Inode>, name: &[u8], fstype: &str, source: &str) -> Arc<Mount> {
+    fn parentless(
+        root: Arc<dyn Inode>,
+        name: &[u8],
+        fstype: &str,
+        source: &str,
+        notify: Option<Arc<FsNotify>>,
+    ) -> Arc<Mount> {
         Arc::new(Mount {
             id: next_mount_id(),
             fstype: fstype.into(),
@@ -151,13 +160,20 @@ impl Mount {
             readonly: AtomicBool::new(false),
             noexec: AtomicBool::new(false),
             nodev: AtomicBool::new(false),
+            notify,
         })
     }
 
     /// A mount of `root` in no tree (Linux's `kern_mount`): files that a system call
     /// opens without a path walk (`mq_open`'s queues) live on it, named from its root.
     pub fn internal(root: Arc<dyn Inode>, fstype: &str, source: &str) -> Arc<Mount> {
-        Mount::parentless(root, b"/", fstype, source)
+        Mount::parentless(root, b"/", fstype, source, None)
+    }
+
+    /// The notification hub of the tree this mount is in (inotify); `None` for files in
+    /// no tree.
+    pub fn notify(&self) -> Option<&Arc<FsNotify>> {
+        self.notify.as_ref()
     }
 
     /// The mount id (as in `/proc/self/mountinfo`).
@@ -237,6 +253,7 @@ pub fn anon_mount() -> Arc<Mount> {
             b"anon",
             "anon_inodefs",
             "none",
+            None,
         )
     })
     .clone()
@@ -279,6 +296,25 @@ impl VfsPath {
     /// The inode.
     pub fn inode(&self) -> &Arc<dyn Inode> {
         &self.dentry.inode
+    }
+
+    /// Reports the inotify event `mask` on this file to its watches and its
+    /// directory's (see [`FsNotify::on_dentry`]).
+    pub fn notify(&self, mask: u32) {
+        if mask == 0 {
+            return;
+        }
+        if let Some(n) = &self.mount.notify {
+            n.on_dentry(&self.dentry, mask);
+        }
+    }
+
+    /// Reports `mask` to the watches of the directory this path is, about its child
+    /// `name` (see [`FsNotify::on_child`]).
+    pub(crate) fn notify_child(&self, name: &[u8], mask: u32, cookie: u32, is_dir: bool) {
+        if let Some(n) = &self.mount.notify {
+            n.on_child(&self.dentry.inode, name, mask, cookie, is_dir);
+        }
     }
 
     /// The attributes of the inode.
@@ -360,6 +396,8 @@ pub struct Vfs {
     mqueue: Mutex<Option<Arc<dyn Inode>>>,
     /// The advisory locks of the files of this tree.
     locks: super::lock::LockRegistry,
+    /// The inotify watches of the files of this tree.
+    notify: Arc<FsNotify>,
 }
 
 impl fmt::Debug for Vfs {
@@ -403,7 +441,8 @@ struct WalkState {
 impl Vfs {
     /// A mount tree whose root is `root` (a filesystem root inode of type `fstype`).
     pub fn new(root: Arc<dyn Inode>, fstype: &str, source: &str) -> Arc<Vfs> {
-        let mount = Mount::parentless(root, b"/", fstype, source);
+        let notify = FsNotify::new();
+        let mount = Mount::parentless(root, b"/", fstype, source, Some(notify.clone()));
         let root = VfsPath {
             dentry: mount.root.clone(),
             mount: mount.clone(),
@@ -416,7 +455,13 @@ impl Vfs {
             proc_source: Mutex::new(None),
             mqueue: Mutex::new(None),
             locks: super::lock::LockRegistry::default(),
+            notify,
         })
+    }
+
+    /// The inotify hub of this tree's files.
+    pub fn notify(&self) -> &Arc<FsNotify> {
+        &self.notify
     }
 
     /// The advisory locks (`fcntl`, `flock`) of the files of this tree.
@@ -483,6 +528,7 @@ impl Vfs {
             readonly: AtomicBool::new(readonly),
             noexec: AtomicBool::new(false),
             nodev: AtomicBool::new(false),
+            notify: Some(self.notify.clone()),
         });
         // The mount point must be found again by name even where the directory does not
         // cache its children (procfs): it is remembered in its parent while mounted on
@@ -583,7 +629,7 @@ impl Vfs {
     ) -> Result<VfsPath, Errno> {
         let has_lower = gofer.is_some();
         let (root, fstype, source) = sandbox_root_fs(&mf, gofer)?;
-        let mount = Mount::parentless(root, b"/", fstype, source);
+        let mount = Mount::parentless(root, b"/", fstype, source, Some(self.notify.clone()));
         self.all.lock().push(mount.clone());
         let r = VfsPath {
             dentry: mount.root.clone(),

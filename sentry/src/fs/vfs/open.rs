@@ -1,6 +1,7 @@
 //! Opening: [`Vfs::open_at`] (with `O_CREAT`), `O_TMPFILE` and `O_PATH` opens.
 
 use super::*;
+use crate::fs::inotify::bits::{IN_CREATE, IN_MODIFY, IN_OPEN};
 
 impl Vfs {
     /// Opens (and with `O_CREAT` creates) `path` with `open(2)` flags, `mode` already
@@ -79,6 +80,7 @@ impl Vfs {
                             &creator(cred, &pst),
                         )?;
                         created = true;
+                        parent.notify_child(&last, IN_CREATE, 0, false);
                         break VfsPath {
                             mount: parent.mount.clone(),
                             dentry: Dentry::new_child(&parent.dentry, &last, inode),
@@ -209,10 +211,17 @@ impl Vfs {
             })?;
         }
         let ops = target.inode().open_by(&cred.caller, flags)?;
-        Ok(OpenFile::new(
+        let f = OpenFile::new(
             target.clone(),
             flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC),
             ops,
-        ))
+        );
+        // As Linux: the open, then the truncation (even of an empty file; not of one
+        // the open created).
+        target.notify(IN_OPEN);
+        if flags & O_TRUNC != 0 && ft == FileType::Regular && !created {
+            target.notify(IN_MODIFY);
+        }
+        Ok(f)
     }
 }

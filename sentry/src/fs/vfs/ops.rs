@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::fs::Caller;
+use crate::fs::inotify::bits::*;
 
 impl Vfs {
     pub(super) fn prepare_create(
@@ -55,6 +56,7 @@ impl Vfs {
             },
             &creator(cred, &pst),
         )?;
+        parent.notify_child(&last, IN_CREATE, 0, true);
         Ok(())
     }
 
@@ -86,6 +88,7 @@ impl Vfs {
             _ => return Err(Errno::EINVAL),
         };
         parent.inode().create(&last, node, &creator(cred, &pst))?;
+        parent.notify_child(&last, IN_CREATE, 0, false);
         Ok(())
     }
 
@@ -112,6 +115,7 @@ impl Vfs {
             },
             &creator(cred, &pst),
         )?;
+        parent.notify_child(&last, IN_CREATE, 0, false);
         Ok(())
     }
 
@@ -132,7 +136,12 @@ impl Vfs {
         if !Arc::ptr_eq(&parent.mount, &old.mount) {
             return Err(Errno::EXDEV);
         }
-        parent.inode().link(&last, old.inode())
+        parent.inode().link(&last, old.inode())?;
+        if let Some(n) = parent.mount.notify() {
+            n.on_inode(old.inode(), IN_ATTRIB);
+        }
+        parent.notify_child(&last, IN_CREATE, 0, false);
+        Ok(())
     }
 
     pub(super) fn check_sticky(cred: &FsCred, dir: &Stat, victim: &Stat) -> Result<(), Errno> {
@@ -190,6 +199,20 @@ impl Vfs {
             d.deleted.store(true, Ordering::Release);
         } else {
             victim.dentry.deleted.store(true, Ordering::Release);
+        }
+        if let Some(n) = parent.mount.notify()
+            && n.active()
+        {
+            // As Linux's vfs_unlink and d_delete: the file's link count changed; with its
+            // last name gone it is deleted (at once, or when its last user lets go);
+            // then the directory hears of the removal.
+            if !is_dir {
+                n.on_inode(victim.inode(), IN_ATTRIB);
+            }
+            if is_dir || vst.st_nlink <= 1 {
+                n.on_last_unlink(victim.inode(), Arc::strong_count(&victim.dentry) > 1);
+            }
+            parent.notify_child(&last, IN_DELETE, 0, is_dir);
         }
         Ok(())
     }
@@ -260,13 +283,38 @@ impl Vfs {
             cred.check(&st, access::W_OK | access::X_OK)?;
         }
         Self::check_sticky(cred, &op.stat()?, &sst)?;
-        if let Some(d) = &dst {
-            Self::check_sticky(cred, &np.stat()?, &d.stat()?)?;
+        let dst_st = match &dst {
+            Some(d) => Some(d.stat()?),
+            None => None,
+        };
+        if let Some(st) = &dst_st {
+            Self::check_sticky(cred, &np.stat()?, st)?;
         }
         if op.mount.readonly() {
             return Err(Errno::EROFS);
         }
         op.inode().rename(&oname, np.inode(), &nname, flags)?;
+        if let Some(n) = op.mount.notify()
+            && n.active()
+        {
+            // As Linux's fsnotify_move, for each name that moved.
+            let src_dir = sst.st_mode & S_IFMT == S_IFDIR;
+            let cookie = n.next_cookie();
+            op.notify_child(&oname, IN_MOVED_FROM, cookie, src_dir);
+            np.notify_child(&nname, IN_MOVED_TO, cookie, src_dir);
+            if let (Some(d), Some(st)) = (&dst, &dst_st) {
+                let dst_dir = st.st_mode & S_IFMT == S_IFDIR;
+                if flags & RENAME_EXCHANGE != 0 {
+                    let cookie = n.next_cookie();
+                    np.notify_child(&nname, IN_MOVED_FROM, cookie, dst_dir);
+                    op.notify_child(&oname, IN_MOVED_TO, cookie, dst_dir);
+                    n.on_inode(d.inode(), IN_MOVE_SELF);
+                } else if !dst_dir {
+                    n.on_inode(d.inode(), IN_ATTRIB);
+                }
+            }
+            n.on_inode(src.inode(), IN_MOVE_SELF);
+        }
         // Fix the dentry cache.
         let moved = op.dentry.forget_child(&oname);
         let replaced = np.dentry.forget_child(&nname);
@@ -281,6 +329,14 @@ impl Vfs {
             }
         } else if let Some(r) = replaced {
             r.deleted.store(true, Ordering::Release);
+        }
+        if flags & RENAME_EXCHANGE == 0
+            && let (Some(d), Some(st), Some(n)) = (&dst, &dst_st, np.mount.notify())
+            && n.active()
+            && (st.st_mode & S_IFMT == S_IFDIR || st.st_nlink <= 1)
+        {
+            // The replaced file lost its last name: deleted (now, or at its last close).
+            n.on_last_unlink(d.inode(), Arc::strong_count(&d.dentry) > 1);
         }
         let m = moved.unwrap_or(src.dentry);
         *m.name.lock() = nname.clone();
@@ -350,7 +406,9 @@ impl Vfs {
                 *m &= !0o2000;
             }
         }
-        p.inode().setattr(&a)
+        p.inode().setattr(&a)?;
+        p.notify(setattr_events(&a));
+        Ok(())
     }
 
     /// Reads a symlink's text as `caller` sees it (`EINVAL` for other files).
@@ -360,6 +418,26 @@ impl Vfs {
         }
         p.inode().readlink(caller)
     }
+}
+
+/// The inotify events of an attribute change, as Linux's `fsnotify_change`: a new size
+/// is a modification, both times set is a `utimes`, one alone an access or a
+/// modification, owner and mode changes are attribute changes.
+pub(crate) fn setattr_events(a: &SetAttr) -> u32 {
+    let mut mask = 0;
+    if a.uid.is_some() || a.gid.is_some() || a.mode.is_some() {
+        mask |= IN_ATTRIB;
+    }
+    if a.size.is_some() {
+        mask |= IN_MODIFY;
+    }
+    match (a.atime.is_some(), a.mtime.is_some()) {
+        (true, true) => mask |= IN_ATTRIB,
+        (true, false) => mask |= IN_ACCESS,
+        (false, true) => mask |= IN_MODIFY,
+        (false, false) => {}
+    }
+    mask
 }
 
 /// The credentials a new file gets: the caller's uid, and the directory's gid when the

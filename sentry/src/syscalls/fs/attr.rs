@@ -2,6 +2,7 @@
 //! `sync` calls.
 
 use super::*;
+use crate::fs::inotify::bits::IN_MODIFY;
 
 pub(super) fn setattr_at(
     t: &Task,
@@ -239,6 +240,7 @@ pub fn sys_ftruncate(t: &Task, fd: i32, len: i64) -> Result<u64, Errno> {
         size: Some(len),
         ..SetAttr::default()
     })?;
+    f.vfs_path().notify(IN_MODIFY);
     Ok(0)
 }
 
@@ -269,6 +271,7 @@ pub fn sys_fallocate(t: &Task, fd: i32, mode: u32, off: i64, len: i64) -> Result
             ..SetAttr::default()
         })?;
     }
+    f.vfs_path().notify(IN_MODIFY);
     Ok(0)
 }
 

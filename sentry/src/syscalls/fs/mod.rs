@@ -26,6 +26,7 @@ use crate::mm::MemoryManager;
 
 mod attr;
 mod fd;
+mod notify;
 mod open;
 mod path;
 mod rw;
@@ -34,6 +35,7 @@ mod stat;
 mod xattr;
 pub use attr::*;
 pub use fd::*;
+pub use notify::*;
 pub use open::*;
 pub use path::*;
 pub use rw::*;
@@ -138,6 +140,10 @@ pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
     SYS_REMOVEXATTR => removexattr(Str, Str) = sys_removexattr;
     SYS_LREMOVEXATTR => lremovexattr(Str, Str) = sys_lremovexattr;
     SYS_FREMOVEXATTR => fremovexattr(Fd, Str) = sys_fremovexattr;
+    SYS_INOTIFY_INIT => inotify_init() -> Fd = sys_inotify_init;
+    SYS_INOTIFY_INIT1 => inotify_init1(Hex) -> Fd = sys_inotify_init1;
+    SYS_INOTIFY_ADD_WATCH => inotify_add_watch(Fd, Str, Hex) = sys_inotify_add_watch;
+    SYS_INOTIFY_RM_WATCH => inotify_rm_watch(Fd, Int) = sys_inotify_rm_watch;
 ];
 
 // ---- Adapters to the task (the only places that name Task internals). ----
