@@ -22,7 +22,16 @@ integration::on_every_platform!(
     signal_driven_io,
     posix_message_queues_match_linux,
     inotify_matches_linux,
+    extended_attributes_match_linux,
 );
+
+/// Extended attributes: `user.*` and `trusted.*` through paths and descriptors, flags,
+/// sizes, file types, permissions, and the `IN_ATTRIB` they report.
+fn extended_attributes_match_linux(p: Platform) {
+    let parts = ["user", "types", "fd", "privilege", "inotify"];
+    expect_native_parts("conf_xattr", &parts);
+    expect_parts(p, "conf_xattr", &[], &parts);
+}
 
 /// inotify: argument checks, the events of files and directories (names, cookies,
 /// `IN_MOVE_SELF`, `IN_DELETE_SELF`, `IN_IGNORED`), the watch flags, the read format and

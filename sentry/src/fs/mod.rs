@@ -64,6 +64,7 @@ pub(crate) mod timerfd;
 pub(crate) mod tmpfs;
 pub(crate) mod tty;
 pub(crate) mod vfs;
+pub(crate) mod xattr;
 
 #[cfg(test)]
 mod vfs_tests;
@@ -149,6 +150,8 @@ pub mod cap {
     pub const FSETID: u32 = 4;
     /// `CAP_MKNOD`.
     pub const MKNOD: u32 = 27;
+    /// `CAP_SYS_ADMIN` (the `trusted.*` extended attributes).
+    pub const SYS_ADMIN: u32 = 21;
     /// Every capability up to `CAP_CHECKPOINT_RESTORE`.
     pub const ALL: u64 = (1 << 41) - 1;
 }
@@ -475,6 +478,27 @@ pub trait Inode: Send + Sync + fmt::Debug + Any {
     /// Changes attributes.
     fn setattr(&self, _attr: &SetAttr) -> Result<(), Errno> {
         Err(self.not_writable())
+    }
+
+    /// The value of the extended attribute `name` (permissions already checked).
+    /// File systems that keep none: `EOPNOTSUPP`.
+    fn getxattr(&self, _name: &[u8]) -> Result<Vec<u8>, Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    /// Sets the extended attribute `name` with `setxattr` flags.
+    fn setxattr(&self, _name: &[u8], _value: &[u8], _flags: u32) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    /// The names of the extended attributes (none where none are kept).
+    fn listxattr(&self) -> Result<Vec<Vec<u8>>, Errno> {
+        Ok(Vec::new())
+    }
+
+    /// Removes the extended attribute `name`.
+    fn removexattr(&self, _name: &[u8]) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
     }
 
     /// Opens the file for I/O with the given `open(2)` flags.

@@ -510,6 +510,33 @@ impl Inode for OvlInode {
         self.copy_up()?.setattr(attr)
     }
 
+    // Extended attributes live in the upper layer (a write copies the file up); a
+    // lower file that keeps none has none.
+    fn getxattr(&self, name: &[u8]) -> Result<Vec<u8>, Errno> {
+        match self.current()?.getxattr(name) {
+            Err(e) if e == Errno::EOPNOTSUPP && self.upper().is_none() => {
+                super::xattr::XattrStore::default().get(name)
+            }
+            r => r,
+        }
+    }
+
+    fn setxattr(&self, name: &[u8], value: &[u8], flags: u32) -> Result<(), Errno> {
+        self.copy_up()?.setxattr(name, value, flags)
+    }
+
+    fn listxattr(&self) -> Result<Vec<Vec<u8>>, Errno> {
+        self.current()?.listxattr()
+    }
+
+    fn removexattr(&self, name: &[u8]) -> Result<(), Errno> {
+        if self.upper().is_none() {
+            // Nothing to remove below: the lower file keeps none.
+            return super::xattr::XattrStore::default().remove(name);
+        }
+        self.copy_up()?.removexattr(name)
+    }
+
     fn open(&self, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         let acc = flags & O_ACCMODE;
         let target = if acc == O_WRONLY || acc == O_RDWR || flags & O_TRUNC != 0 {

@@ -90,6 +90,7 @@ pub struct TmpInode {
     rdev: u64,
     meta: Mutex<Meta>,
     body: Body,
+    xattrs: super::xattr::XattrStore,
 }
 
 impl TmpInode {
@@ -110,6 +111,7 @@ impl TmpInode {
                 ctime: t,
             }),
             body,
+            xattrs: Default::default(),
         })
     }
 
@@ -459,6 +461,26 @@ impl Inode for TmpInode {
             m.mtime = t;
         }
         m.ctime = now();
+        Ok(())
+    }
+
+    fn getxattr(&self, name: &[u8]) -> Result<Vec<u8>, Errno> {
+        self.xattrs.get(name)
+    }
+
+    fn setxattr(&self, name: &[u8], value: &[u8], flags: u32) -> Result<(), Errno> {
+        self.xattrs.set(name, value, flags)?;
+        self.touch(false);
+        Ok(())
+    }
+
+    fn listxattr(&self) -> Result<Vec<Vec<u8>>, Errno> {
+        Ok(self.xattrs.list())
+    }
+
+    fn removexattr(&self, name: &[u8]) -> Result<(), Errno> {
+        self.xattrs.remove(name)?;
+        self.touch(false);
         Ok(())
     }
 

@@ -1,8 +1,15 @@
-//! Extended attributes: none are stored; the file must exist.
+//! Extended attributes: the `*xattr` calls with Linux's checks (name length, value
+//! size, flags, read-only mounts, the namespaces' permissions of `xattr_permission`);
+//! the file systems keep the values (`Inode::getxattr` and the rest).
 
 use super::*;
+use crate::fs::cap;
+use crate::fs::inotify::bits::IN_ATTRIB;
+use crate::fs::xattr::{
+    Namespace, XATTR_CREATE, XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_REPLACE, XATTR_SIZE_MAX,
+};
 
-pub(super) fn xattr_path(t: &Task, path: u64, follow: bool) -> Result<VfsPath, Errno> {
+fn xattr_path(t: &Task, path: u64, follow: bool) -> Result<VfsPath, Errno> {
     let p = read_path(t, path)?;
     let w = walk(t);
     w.resolve(
@@ -13,8 +20,18 @@ pub(super) fn xattr_path(t: &Task, path: u64, follow: bool) -> Result<VfsPath, E
     )
 }
 
-pub(super) fn xattr_name(t: &Task, name: u64) -> Result<(), Errno> {
-    let n = t.mm().read_c_string(name, 256).map_err(|e| {
+/// The file of `fd` (`EBADF` for an `O_PATH` descriptor, as Linux).
+fn xattr_fd(t: &Task, fd: i32) -> Result<VfsPath, Errno> {
+    let f = fd_table(t).get(fd)?;
+    if f.is_path_only() {
+        return Err(Errno::EBADF);
+    }
+    Ok(f.vfs_path().clone())
+}
+
+/// The attribute name at `addr`: `ERANGE` when empty or longer than `XATTR_NAME_MAX`.
+fn xattr_name(t: &Task, addr: u64) -> Result<Vec<u8>, Errno> {
+    let n = t.mm().read_c_string(addr, XATTR_NAME_MAX).map_err(|e| {
         if e == Errno::ENAMETOOLONG {
             Errno::ERANGE
         } else {
@@ -24,60 +41,166 @@ pub(super) fn xattr_name(t: &Task, name: u64) -> Result<(), Errno> {
     if n.is_empty() {
         return Err(Errno::ERANGE);
     }
-    Ok(())
+    Ok(n)
 }
 
-/// `getxattr(2)`: no attribute exists (`ENODATA`).
-pub fn sys_getxattr(t: &Task, path: u64, name: u64, _v: u64, _size: u64) -> Result<u64, Errno> {
-    xattr_path(t, path, true)?;
-    xattr_name(t, name)?;
-    Err(Errno::ENODATA)
+/// Linux's `xattr_permission`: who may read (`write` false) or change an attribute of
+/// the file `st`.
+fn permission(t: &Task, st: &Stat, name: &[u8], write: bool) -> Result<(), Errno> {
+    let cred = fs_cred(t);
+    let denied = if write { Errno::EPERM } else { Errno::ENODATA };
+    match Namespace::of(name) {
+        Namespace::Security | Namespace::System => return Ok(()),
+        Namespace::Trusted => {
+            return if cred.has_cap(cap::SYS_ADMIN) {
+                Ok(())
+            } else {
+                Err(denied)
+            };
+        }
+        Namespace::User => {
+            let ft = FileType::from_mode(st.st_mode);
+            if ft != FileType::Regular && ft != FileType::Directory {
+                return Err(denied);
+            }
+            if ft == FileType::Directory && st.st_mode & 0o1000 != 0 && write && !cred.owns(st) {
+                return Err(Errno::EPERM);
+            }
+        }
+        Namespace::Other => {}
+    }
+    cred.check(st, if write { access::W_OK } else { access::R_OK })
+}
+
+fn get(t: &Task, p: &VfsPath, name: &[u8], value: u64, size: u64) -> Result<u64, Errno> {
+    permission(t, &p.stat()?, name, false)?;
+    let v = p.inode().getxattr(name)?;
+    if size == 0 {
+        return Ok(v.len() as u64);
+    }
+    let size = size.min(XATTR_SIZE_MAX as u64);
+    if v.len() as u64 > size {
+        return Err(if size >= XATTR_SIZE_MAX as u64 {
+            Errno::E2BIG
+        } else {
+            Errno::ERANGE
+        });
+    }
+    t.mm().copy_out(value, &v)?;
+    Ok(v.len() as u64)
+}
+
+/// The name and value of a `setxattr` call, checked as Linux's `setxattr_copy`.
+fn set_args(
+    t: &Task,
+    name: u64,
+    value: u64,
+    size: u64,
+    flags: u32,
+) -> Result<(Vec<u8>, Vec<u8>), Errno> {
+    if flags & !(XATTR_CREATE | XATTR_REPLACE) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let name = xattr_name(t, name)?;
+    if size > XATTR_SIZE_MAX as u64 {
+        return Err(Errno::E2BIG);
+    }
+    let mut v = vec![0u8; size as usize];
+    if size > 0 {
+        t.mm().copy_in(value, &mut v)?;
+    }
+    Ok((name, v))
+}
+
+fn set(t: &Task, p: &VfsPath, name: &[u8], value: &[u8], flags: u32) -> Result<u64, Errno> {
+    if p.mount.readonly() {
+        return Err(Errno::EROFS);
+    }
+    permission(t, &p.stat()?, name, true)?;
+    p.inode().setxattr(name, value, flags)?;
+    p.notify(IN_ATTRIB);
+    Ok(0)
+}
+
+fn list(t: &Task, p: &VfsPath, out: u64, size: u64) -> Result<u64, Errno> {
+    let trusted = fs_cred(t).has_cap(cap::SYS_ADMIN);
+    let mut buf = Vec::new();
+    for n in p.inode().listxattr()? {
+        if !trusted && Namespace::of(&n) == Namespace::Trusted {
+            continue;
+        }
+        buf.extend_from_slice(&n);
+        buf.push(0);
+    }
+    if size == 0 {
+        return Ok(buf.len() as u64);
+    }
+    let size = size.min(XATTR_LIST_MAX as u64);
+    if buf.len() as u64 > size {
+        return Err(if size >= XATTR_LIST_MAX as u64 {
+            Errno::E2BIG
+        } else {
+            Errno::ERANGE
+        });
+    }
+    t.mm().copy_out(out, &buf)?;
+    Ok(buf.len() as u64)
+}
+
+fn remove(t: &Task, p: &VfsPath, name: &[u8]) -> Result<u64, Errno> {
+    if p.mount.readonly() {
+        return Err(Errno::EROFS);
+    }
+    permission(t, &p.stat()?, name, true)?;
+    p.inode().removexattr(name)?;
+    p.notify(IN_ATTRIB);
+    Ok(0)
+}
+
+/// `getxattr(2)`.
+pub fn sys_getxattr(t: &Task, path: u64, name: u64, v: u64, size: u64) -> Result<u64, Errno> {
+    let name = xattr_name(t, name)?;
+    get(t, &xattr_path(t, path, true)?, &name, v, size)
 }
 
 /// `lgetxattr(2)`.
-pub fn sys_lgetxattr(t: &Task, path: u64, name: u64, _v: u64, _size: u64) -> Result<u64, Errno> {
-    xattr_path(t, path, false)?;
-    xattr_name(t, name)?;
-    Err(Errno::ENODATA)
+pub fn sys_lgetxattr(t: &Task, path: u64, name: u64, v: u64, size: u64) -> Result<u64, Errno> {
+    let name = xattr_name(t, name)?;
+    get(t, &xattr_path(t, path, false)?, &name, v, size)
 }
 
 /// `fgetxattr(2)`.
-pub fn sys_fgetxattr(t: &Task, fd: i32, name: u64, _v: u64, _size: u64) -> Result<u64, Errno> {
-    fd_table(t).get(fd)?;
-    xattr_name(t, name)?;
-    Err(Errno::ENODATA)
+pub fn sys_fgetxattr(t: &Task, fd: i32, name: u64, v: u64, size: u64) -> Result<u64, Errno> {
+    let p = xattr_fd(t, fd)?;
+    get(t, &p, &xattr_name(t, name)?, v, size)
 }
 
-/// `listxattr(2)`: an empty list.
-pub fn sys_listxattr(t: &Task, path: u64, _list: u64, _size: u64) -> Result<u64, Errno> {
-    xattr_path(t, path, true)?;
-    Ok(0)
+/// `listxattr(2)`.
+pub fn sys_listxattr(t: &Task, path: u64, list_addr: u64, size: u64) -> Result<u64, Errno> {
+    list(t, &xattr_path(t, path, true)?, list_addr, size)
 }
 
 /// `llistxattr(2)`.
-pub fn sys_llistxattr(t: &Task, path: u64, _list: u64, _size: u64) -> Result<u64, Errno> {
-    xattr_path(t, path, false)?;
-    Ok(0)
+pub fn sys_llistxattr(t: &Task, path: u64, list_addr: u64, size: u64) -> Result<u64, Errno> {
+    list(t, &xattr_path(t, path, false)?, list_addr, size)
 }
 
 /// `flistxattr(2)`.
-pub fn sys_flistxattr(t: &Task, fd: i32, _list: u64, _size: u64) -> Result<u64, Errno> {
-    fd_table(t).get(fd)?;
-    Ok(0)
+pub fn sys_flistxattr(t: &Task, fd: i32, list_addr: u64, size: u64) -> Result<u64, Errno> {
+    list(t, &xattr_fd(t, fd)?, list_addr, size)
 }
 
-/// `setxattr(2)`: not supported by the sandbox filesystems.
+/// `setxattr(2)`.
 pub fn sys_setxattr(
     t: &Task,
     path: u64,
     name: u64,
-    _v: u64,
-    _size: u64,
-    _flags: u32,
+    v: u64,
+    size: u64,
+    flags: u32,
 ) -> Result<u64, Errno> {
-    xattr_path(t, path, true)?;
-    xattr_name(t, name)?;
-    Err(Errno::EOPNOTSUPP)
+    let (name, value) = set_args(t, name, v, size, flags)?;
+    set(t, &xattr_path(t, path, true)?, &name, &value, flags)
 }
 
 /// `lsetxattr(2)`.
@@ -85,13 +208,12 @@ pub fn sys_lsetxattr(
     t: &Task,
     path: u64,
     name: u64,
-    _v: u64,
-    _size: u64,
-    _flags: u32,
+    v: u64,
+    size: u64,
+    flags: u32,
 ) -> Result<u64, Errno> {
-    xattr_path(t, path, false)?;
-    xattr_name(t, name)?;
-    Err(Errno::EOPNOTSUPP)
+    let (name, value) = set_args(t, name, v, size, flags)?;
+    set(t, &xattr_path(t, path, false)?, &name, &value, flags)
 }
 
 /// `fsetxattr(2)`.
@@ -99,32 +221,29 @@ pub fn sys_fsetxattr(
     t: &Task,
     fd: i32,
     name: u64,
-    _v: u64,
-    _size: u64,
-    _flags: u32,
+    v: u64,
+    size: u64,
+    flags: u32,
 ) -> Result<u64, Errno> {
-    fd_table(t).get(fd)?;
-    xattr_name(t, name)?;
-    Err(Errno::EOPNOTSUPP)
+    let p = xattr_fd(t, fd)?;
+    let (name, value) = set_args(t, name, v, size, flags)?;
+    set(t, &p, &name, &value, flags)
 }
 
 /// `removexattr(2)`.
 pub fn sys_removexattr(t: &Task, path: u64, name: u64) -> Result<u64, Errno> {
-    xattr_path(t, path, true)?;
-    xattr_name(t, name)?;
-    Err(Errno::ENODATA)
+    let name = xattr_name(t, name)?;
+    remove(t, &xattr_path(t, path, true)?, &name)
 }
 
 /// `lremovexattr(2)`.
 pub fn sys_lremovexattr(t: &Task, path: u64, name: u64) -> Result<u64, Errno> {
-    xattr_path(t, path, false)?;
-    xattr_name(t, name)?;
-    Err(Errno::ENODATA)
+    let name = xattr_name(t, name)?;
+    remove(t, &xattr_path(t, path, false)?, &name)
 }
 
 /// `fremovexattr(2)`.
 pub fn sys_fremovexattr(t: &Task, fd: i32, name: u64) -> Result<u64, Errno> {
-    fd_table(t).get(fd)?;
-    xattr_name(t, name)?;
-    Err(Errno::ENODATA)
+    let p = xattr_fd(t, fd)?;
+    remove(t, &p, &xattr_name(t, name)?)
 }
