@@ -211,6 +211,7 @@ fn scheduling_attributes_subreaper_and_cpu_clocks(p: Platform) {
         "timer slack",
         "subreaper",
         "cpu clocks",
+        "sched_attr",
     ];
     expect_native_parts("conf_sched", &parts);
     expect_parts(p, "conf_sched", &["sandbox"], &parts);

@@ -13,6 +13,8 @@ pub const SCHED_RR: i32 = 2;
 pub const SCHED_BATCH: i32 = 3;
 /// `SCHED_IDLE`.
 pub const SCHED_IDLE: i32 = 5;
+/// `SCHED_DEADLINE`.
+pub const SCHED_DEADLINE: i32 = 6;
 /// The default timer slack (50 µs), also what `PR_SET_TIMERSLACK 0` restores.
 pub const DEFAULT_TIMER_SLACK_NS: u64 = 50_000;
 
@@ -27,6 +29,12 @@ pub struct SchedParams {
     pub priority: i32,
     /// `SCHED_RESET_ON_FORK`.
     pub reset_on_fork: bool,
+    /// `SCHED_DEADLINE`'s runtime, deadline and period in nanoseconds (zero for the
+    /// other policies).
+    pub deadline: (u64, u64, u64),
+    /// A fair task's own time slice in nanoseconds (`sched_setattr`'s runtime), 0 for
+    /// the default.
+    pub slice: u64,
     /// Allowed CPUs, one bit per CPU.
     pub affinity: Vec<u8>,
     /// `PR_GET_TIMERSLACK` value in nanoseconds.
@@ -47,6 +55,8 @@ impl SchedParams {
             policy: SCHED_OTHER,
             priority: 0,
             reset_on_fork: false,
+            deadline: (0, 0, 0),
+            slice: 0,
             affinity,
             timer_slack_ns: DEFAULT_TIMER_SLACK_NS,
             default_timer_slack_ns: DEFAULT_TIMER_SLACK_NS,
@@ -58,9 +68,10 @@ impl SchedParams {
         let mut c = self.clone();
         if c.reset_on_fork {
             c.reset_on_fork = false;
-            if c.policy == SCHED_FIFO || c.policy == SCHED_RR {
+            if c.policy == SCHED_FIFO || c.policy == SCHED_RR || c.policy == SCHED_DEADLINE {
                 c.policy = SCHED_OTHER;
                 c.priority = 0;
+                c.deadline = (0, 0, 0);
             }
             c.nice = c.nice.max(0);
         }

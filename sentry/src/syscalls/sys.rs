@@ -7,7 +7,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 use super::SyscallEntry;
 use std::sync::Arc;
 
-use crate::kernel::sched::{SCHED_BATCH, SCHED_FIFO, SCHED_IDLE, SCHED_OTHER, SCHED_RR};
+use crate::kernel::sched::{
+    SCHED_BATCH, SCHED_DEADLINE, SCHED_FIFO, SCHED_IDLE, SCHED_OTHER, SCHED_RR,
+};
 use crate::kernel::{
     CAP_SYS_NICE, RLIM_INFINITY, RLIM_NLIMITS, Rlimit, Task, UTS_RELEASE, UTS_VERSION,
 };
@@ -35,6 +37,8 @@ pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
     SYS_SCHED_GET_PRIORITY_MAX => sched_get_priority_max(Int) = sys_sched_get_priority_max;
     SYS_SCHED_GET_PRIORITY_MIN => sched_get_priority_min(Int) = sys_sched_get_priority_min;
     SYS_SCHED_RR_GET_INTERVAL => sched_rr_get_interval(Int, Ptr) = sys_sched_rr_get_interval;
+    SYS_SCHED_SETATTR => sched_setattr(Int, Ptr, Hex) = sys_sched_setattr;
+    SYS_SCHED_GETATTR => sched_getattr(Int, Ptr, Uint, Hex) = sys_sched_getattr;
     SYS_PERSONALITY => personality(Hex) -> Hex = sys_personality;
     SYS_SETPRIORITY => setpriority(Int, Int, Int) = sys_setpriority;
 ];
@@ -514,6 +518,7 @@ fn set_sched(
     s.policy = policy;
     s.priority = priority;
     s.reset_on_fork = reset;
+    s.deadline = (0, 0, 0);
     Ok(())
 }
 
@@ -567,8 +572,188 @@ pub fn sys_sched_setparam(t: &Task, pid: i32, param: u64) -> Result<u64, Errno> 
     Ok(0)
 }
 
-/// `SCHED_DEADLINE`: its tasks have no static priority (0).
-const SCHED_DEADLINE: i32 = 6;
+/// `struct sched_attr` (the `SCHED_ATTR_SIZE_VER1` layout).
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable)]
+#[repr(C)]
+struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime: u64,
+    deadline: u64,
+    period: u64,
+    util_min: u32,
+    util_max: u32,
+}
+
+/// The first `struct sched_attr`'s size.
+const SCHED_ATTR_SIZE_VER0: u32 = 48;
+const SCHED_FLAG_RESET_ON_FORK: u64 = 0x01;
+const SCHED_FLAG_KEEP_POLICY: u64 = 0x08;
+const SCHED_FLAG_KEEP_PARAMS: u64 = 0x10;
+const SCHED_FLAG_UTIL_CLAMP: u64 = 0x20 | 0x40;
+const SCHED_FLAG_ALL: u64 = 0x7f;
+
+/// Linux's `__checkparam_dl`: a deadline, a runtime of at least 1024 ns, runtime <=
+/// deadline <= period, and a period between 100 us and 4.194304 s.
+fn deadline_params_ok(a: &SchedAttr) -> bool {
+    let period = if a.period == 0 { a.deadline } else { a.period };
+    a.deadline != 0
+        && a.runtime >= 1 << 10
+        && a.deadline & (1 << 63) == 0
+        && a.period & (1 << 63) == 0
+        && period >= a.deadline
+        && a.deadline >= a.runtime
+        && (100_000..=4_194_304_000).contains(&period)
+}
+
+/// Linux's default time slice of a fair task (`sysctl_sched_base_slice`): 0.7 ms
+/// scaled by 1 + log2 of the CPUs, counting at most 8.
+fn default_slice(ncpus: usize) -> u64 {
+    700_000 * (1 + u64::from(ncpus.clamp(1, 8).ilog2()))
+}
+
+/// `sched_setattr(pid, attr, flags)`: the policy, nice value or priority, and
+/// `SCHED_DEADLINE`'s parameters (kept for the getters, as the other policies are),
+/// checked as Linux's `sched_setattr` and `__sched_setscheduler`.
+pub fn sys_sched_setattr(t: &Task, pid: i32, uattr: u64, flags: u32) -> Result<u64, Errno> {
+    if uattr == 0 || pid < 0 || flags != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mm = t.mm();
+    let mut size: u32 = mm.read_obj(uattr)?;
+    if size == 0 {
+        size = SCHED_ATTR_SIZE_VER0;
+    }
+    let ksize = std::mem::size_of::<SchedAttr>() as u32;
+    let too_big = || -> Result<u64, Errno> {
+        mm.write_obj(uattr, &ksize)?;
+        Err(Errno::E2BIG)
+    };
+    if !(SCHED_ATTR_SIZE_VER0..=4096).contains(&size) {
+        return too_big();
+    }
+    let mut raw = vec![0u8; size as usize];
+    mm.copy_in(uattr, &mut raw)?;
+    if raw.iter().skip(ksize as usize).any(|&b| b != 0) {
+        return too_big();
+    }
+    let mut a = SchedAttr::default();
+    let n = raw.len().min(ksize as usize);
+    a.as_mut_bytes()[..n].copy_from_slice(&raw[..n]);
+    if a.flags & SCHED_FLAG_UTIL_CLAMP != 0 && size < ksize {
+        return Err(Errno::EINVAL);
+    }
+    let nice = a.nice.clamp(-20, 19);
+    if (a.policy as i32) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let target = sched_target(t, pid)?;
+    let cur = target.sched().clone();
+    let (policy, reset) = if a.flags & SCHED_FLAG_KEEP_POLICY != 0 {
+        (cur.policy, cur.reset_on_fork)
+    } else {
+        (a.policy as i32, a.flags & SCHED_FLAG_RESET_ON_FORK != 0)
+    };
+    if a.flags & SCHED_FLAG_KEEP_PARAMS != 0 {
+        a.priority = cur.priority as u32;
+        (a.runtime, a.deadline, a.period) = cur.deadline;
+    }
+    if !matches!(
+        policy,
+        SCHED_OTHER | SCHED_FIFO | SCHED_RR | SCHED_BATCH | SCHED_IDLE | SCHED_DEADLINE
+    ) || a.flags & !SCHED_FLAG_ALL != 0
+        || a.priority > 99
+    {
+        return Err(Errno::EINVAL);
+    }
+    let rt = policy == SCHED_FIFO || policy == SCHED_RR;
+    if (policy == SCHED_DEADLINE && !deadline_params_ok(&a)) || rt != (a.priority != 0) {
+        return Err(Errno::EINVAL);
+    }
+    let privileged = t.creds().has_cap(CAP_SYS_NICE);
+    if !privileged {
+        let fair = matches!(policy, SCHED_OTHER | SCHED_BATCH | SCHED_IDLE);
+        let nice_floor = 20
+            - t.thread_group()
+                .rlimit(RLIMIT_NICE)
+                .map_or(0, |l| l.cur.min(40) as i32);
+        let rtprio = t.thread_group().rlimit(RLIMIT_RTPRIO).map_or(0, |l| l.cur);
+        let denied = (fair && nice < cur.nice && nice < nice_floor)
+            || (rt && policy != cur.policy && rtprio == 0)
+            || (rt && a.priority as i32 > cur.priority && u64::from(a.priority) > rtprio)
+            || policy == SCHED_DEADLINE
+            || !may_reschedule(t, &target)
+            || (cur.reset_on_fork && !reset);
+        if denied {
+            return Err(Errno::EPERM);
+        }
+    }
+    if a.flags & SCHED_FLAG_UTIL_CLAMP != 0 {
+        // Utilization clamping (CONFIG_UCLAMP_TASK) is not part of this kernel.
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let mut s = target.sched();
+    s.policy = policy;
+    s.reset_on_fork = reset;
+    s.priority = a.priority as i32;
+    s.deadline = if policy == SCHED_DEADLINE {
+        (a.runtime, a.deadline, a.period)
+    } else {
+        (0, 0, 0)
+    };
+    if !rt && policy != SCHED_DEADLINE {
+        s.nice = nice;
+        // A fair task's runtime is its slice, within 0.1 ms and 100 ms (Linux 6.12's
+        // custom slices); 0 is the default.
+        s.slice = if a.runtime == 0 {
+            0
+        } else {
+            a.runtime.clamp(100_000, 100_000_000)
+        };
+    }
+    Ok(0)
+}
+
+/// `sched_getattr(pid, attr, size, flags)`: the attributes as `sched_setattr` takes
+/// them, in at most `size` bytes (the size written is what was filled).
+pub fn sys_sched_getattr(
+    t: &Task,
+    pid: i32,
+    uattr: u64,
+    size: u32,
+    flags: u32,
+) -> Result<u64, Errno> {
+    if uattr == 0 || pid < 0 || !(SCHED_ATTR_SIZE_VER0..=4096).contains(&size) || flags != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let s = sched_target(t, pid)?.sched().clone();
+    let ksize = std::mem::size_of::<SchedAttr>() as u32;
+    let mut a = SchedAttr {
+        size: size.min(ksize),
+        policy: s.policy as u32,
+        ..SchedAttr::default()
+    };
+    if s.reset_on_fork {
+        a.flags |= SCHED_FLAG_RESET_ON_FORK;
+    }
+    match s.policy {
+        SCHED_DEADLINE => (a.runtime, a.deadline, a.period) = s.deadline,
+        SCHED_FIFO | SCHED_RR => a.priority = s.priority as u32,
+        _ => {
+            a.nice = s.nice;
+            a.runtime = if s.slice != 0 {
+                s.slice
+            } else {
+                default_slice(t.kernel().ncpus())
+            };
+        }
+    }
+    t.mm().copy_out(uattr, &a.as_bytes()[..a.size as usize])?;
+    Ok(0)
+}
 
 /// `sched_get_priority_max(policy)`.
 pub fn sys_sched_get_priority_max(_t: &Task, policy: i32) -> Result<u64, Errno> {
