@@ -92,14 +92,29 @@ impl phy::TxToken for TxToken<'_> {
         let mut buf = BytesMut::zeroed(len);
         let r = f(&mut buf);
         if let Some(eth) = self.eth.as_mut() {
-            let dst = smoltcp::wire::Ipv4Packet::new_checked(&buf[..])
-                .ok()
-                .filter(|_| buf.first().is_some_and(|b| b >> 4 == 4))
-                .map(|p| p.dst_addr());
-            if let Some(dst) = dst.filter(|d| eth.takes(*d)) {
-                super::eth::fill_checksums(&mut buf);
-                eth.send_ip(buf.freeze(), dst);
-                return r;
+            // Off loopback and not to ourselves: out by the link (IPv4 or IPv6).
+            match buf.first().map(|b| b >> 4) {
+                Some(4) => {
+                    let dst = smoltcp::wire::Ipv4Packet::new_checked(&buf[..])
+                        .ok()
+                        .map(|p| p.dst_addr());
+                    if let Some(dst) = dst.filter(|d| eth.takes(*d)) {
+                        super::eth::fill_checksums(&mut buf);
+                        eth.send_ip(buf.freeze(), dst);
+                        return r;
+                    }
+                }
+                Some(6) => {
+                    let dst = smoltcp::wire::Ipv6Packet::new_checked(&buf[..])
+                        .ok()
+                        .map(|p| p.dst_addr());
+                    if let Some(dst) = dst.filter(|d| eth.takes6(*d)) {
+                        super::eth::fill_checksums(&mut buf);
+                        eth.send_ip6(buf.freeze(), dst);
+                        return r;
+                    }
+                }
+                _ => {}
             }
         }
         let pkt = buf.freeze();
