@@ -154,6 +154,8 @@ pub fn run_sentry(
                 addr: e.addr,
                 prefix: e.prefix,
                 gateway: e.gateway,
+                addrs6: e.addrs6.clone(),
+                gateway6: e.gateway6,
             }),
             _ => None,
         },

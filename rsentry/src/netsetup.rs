@@ -1,7 +1,7 @@
 //! `--network=sandbox` for a sandbox the monitor starts (`runsc do`): a veth pair made
 //! for it, the host end addressed, the other end (`eth0`) in a network namespace of its
 //! own, with an `AF_PACKET` socket on it that the sandbox process inherits and the
-//! Sentry's stack speaks Ethernet and ARP over.
+//! Sentry's stack speaks Ethernet, ARP and IPv6 neighbour discovery over.
 //!
 //! The namespace is made by a short-lived thread of the monitor (`unshare(CLONE_NEWNET)`
 //! affects that thread only), which also brings `eth0` up (an `ip` it starts lives in
@@ -10,8 +10,13 @@
 //! (and this monitor) hold the socket; [`SandboxLink`]'s drop also deletes the host end
 //! explicitly. The pair's /30 comes from 10.213.0.0/16, skipping any /30 that an address
 //! of the host already uses: the host end is its first address, the sandbox its second.
+//! Where the host has IPv6, the pair also gets a /64 of the unique local
+//! `fd52:7362:6e74::/48` that holds no host address (the host end `::1`, the sandbox
+//! `::2`, the host end its IPv6 default gateway); the kernel's own IPv6 is turned off on
+//! the sandbox's end, whose addresses are the Sentry's alone. Without IPv6 on the host
+//! the link is IPv4 only.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;
 use std::process::Command;
 
@@ -30,6 +35,13 @@ pub struct EthSpec {
     pub prefix: u8,
     /// The default gateway (the host end for `do`), if the link has a default route.
     pub gateway: Option<Ipv4Addr>,
+    /// Its IPv6 addresses with their prefix lengths (the Sentry adds a link-local one,
+    /// made from `mac`, when none of them is link-local).
+    #[serde(default)]
+    pub addrs6: Vec<(Ipv6Addr, u8)>,
+    /// The IPv6 default gateway, if the link has an IPv6 default route.
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 /// A veth pair made for one sandbox.
@@ -129,6 +141,63 @@ fn host_addrs() -> Result<Vec<Ipv4Addr>, Error> {
         .collect())
 }
 
+/// The /48 of unique local addresses (RFC 4193) whose /64s the links of `do` get.
+const ULA_48: [u16; 3] = [0xfd52, 0x7362, 0x6e74];
+
+/// Whether the host has IPv6 for a new interface: the protocol there (not disabled at
+/// boot) and not disabled for all or new interfaces (`net.ipv6.conf.{all,default}.
+/// disable_ipv6`).
+fn host_has_ipv6() -> bool {
+    let on = |p: &str| std::fs::read_to_string(p).is_ok_and(|v| v.trim() == "0");
+    on("/proc/sys/net/ipv6/conf/all/disable_ipv6")
+        && on("/proc/sys/net/ipv6/conf/default/disable_ipv6")
+}
+
+/// The host's IPv6 addresses.
+fn host_addrs6() -> Result<Vec<Ipv6Addr>, Error> {
+    let out = ip(&["-o", "-6", "addr", "show"])?;
+    Ok(out
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            w.find(|&x| x == "inet6")?;
+            w.next()?.split('/').next()?.parse().ok()
+        })
+        .collect())
+}
+
+/// A /64 of [`ULA_48`] (its network address) holding none of the addresses in `used`,
+/// starting from one derived from `seed` as [`pick_subnet`] does.
+fn pick_subnet6(seed: u32, used: &[Ipv6Addr]) -> Option<Ipv6Addr> {
+    (0..65536u32).find_map(|k| {
+        let n = (seed.wrapping_mul(7919).wrapping_add(k) % 65536) as u16;
+        let net = Ipv6Addr::new(ULA_48[0], ULA_48[1], ULA_48[2], n, 0, 0, 0, 0);
+        let taken = used
+            .iter()
+            .any(|a| a.segments()[..4] == net.segments()[..4]);
+        (!taken).then_some(net)
+    })
+}
+
+/// Address `host` of the /64 `net`.
+fn in_subnet6(net: Ipv6Addr, host: u16) -> Ipv6Addr {
+    Ipv6Addr::from(u128::from(net) | u128::from(host))
+}
+
+/// Turns the host kernel's IPv6 off on interface `name` of the calling thread's network
+/// namespace: the Sentry's stack speaks IPv6 there, and the kernel must not answer
+/// neighbour solicitations or make addresses of its own beside it. Nothing to do where
+/// the host has no IPv6.
+fn disable_kernel_ipv6(name: &str) {
+    // /proc/sys/net is the namespace of the thread that opens it.
+    let path = format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6");
+    match std::fs::write(&path, "1") {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(%path, "cannot turn the kernel's IPv6 off: {e}"),
+    }
+}
+
 /// A free /30 of 10.213.0.0/16 (its network address), starting from one derived from
 /// `seed` so that concurrent sandboxes rarely try the same one.
 fn pick_subnet(seed: u32) -> Result<Ipv4Addr, Error> {
@@ -151,6 +220,20 @@ fn pick_subnet(seed: u32) -> Result<Ipv4Addr, Error> {
 pub fn create(id: u32) -> Result<SandboxLink, Error> {
     let net = u32::from(pick_subnet(id)?);
     let (host_addr, addr) = (Ipv4Addr::from(net + 1), Ipv4Addr::from(net + 2));
+    // IPv6 too where the host has it: a /64 of unique local addresses, the host end ::1
+    // and the sandbox ::2; IPv4 only otherwise.
+    let mut v6 = if host_has_ipv6() {
+        match host_addrs6() {
+            Ok(used) => pick_subnet6(id, &used),
+            Err(e) => {
+                tracing::debug!("the host's IPv6 addresses: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    }
+    .map(|net| (in_subnet6(net, 1), in_subnet6(net, 2)));
     // Locally administered, unicast; the rest from the address, unique per link.
     let o = addr.octets();
     let mac = [0x02, 0x52, o[0], o[1], o[2], o[3]];
@@ -175,6 +258,7 @@ pub fn create(id: u32) -> Result<SandboxLink, Error> {
             }
             // Started from this thread, `ip` runs in its namespace.
             ip(&["link", "set", "lo", "up"])?;
+            disable_kernel_ipv6("eth0");
             ip(&["link", "set", "eth0", "up"])?;
             let index = crate::host::if_index(c"eth0")
                 .map_err(|e| Error::host("find eth0 in the sandbox's namespace", e))?;
@@ -210,6 +294,15 @@ pub fn create(id: u32) -> Result<SandboxLink, Error> {
     let made = made.and_then(|_| {
         // The link exists from here on: dropped with its guard on any error below.
         ip(&["addr", "add", &format!("{host_addr}/30"), "dev", &host_if])?;
+        if let Some((host6, _)) = v6 {
+            // No duplicate address detection: the link is new and ours, and the address
+            // is usable at once.
+            let host6 = format!("{host6}/64");
+            if let Err(e) = ip(&["-6", "addr", "add", &host6, "dev", &host_if, "nodad"]) {
+                tracing::warn!("--network=sandbox: IPv4 only: {e}");
+                v6 = None;
+            }
+        }
         ip(&["link", "set", &host_if, "up"])
     });
     let _ = go_tx.send(made.is_ok());
@@ -221,6 +314,8 @@ pub fn create(id: u32) -> Result<SandboxLink, Error> {
         addr,
         prefix: 30,
         gateway: Some(host_addr),
+        addrs6: v6.map(|(_, a)| vec![(a, 64)]).unwrap_or_default(),
+        gateway6: v6.map(|(h, _)| h),
     };
     match (made, packet) {
         (Ok(_), Ok(Ok(packet))) => {
@@ -284,11 +379,21 @@ pub fn take_over(ns: &std::path::Path) -> Result<Option<TakenLink>, Error> {
             // setns affects this thread only; an `ip` it starts runs in the namespace.
             nix::sched::setns(&ns_file, nix::sched::CloneFlags::CLONE_NEWNET)
                 .map_err(|e| Error::nix("setns(CLONE_NEWNET)", e))?;
-            let Some((name, mac, addr, prefix)) = first_ethernet(&ip(&["-j", "addr", "show"])?)?
+            let Some(Ethernet {
+                name,
+                mac,
+                addr,
+                prefix,
+                addrs6,
+            }) = first_ethernet(&ip(&["-j", "addr", "show"])?)?
             else {
                 return Ok(None);
             };
             let gateway = default_gateway(&ip(&["-j", "route", "show", "default"])?, &name);
+            // A namespace without IPv6 has no IPv6 routes to show.
+            let gateway6 = ip(&["-j", "-6", "route", "show", "default"])
+                .ok()
+                .and_then(|j| default_gateway(&j, &name));
             let c = std::ffi::CString::new(name.clone())
                 .map_err(|_| Error::Invalid(format!("interface name {name:?}")))?;
             let index = crate::host::if_index(&c)
@@ -296,8 +401,9 @@ pub fn take_over(ns: &std::path::Path) -> Result<Option<TakenLink>, Error> {
             let packet = crate::host::packet_socket(index)
                 .map_err(|e| Error::host(format!("open a packet socket on {name}"), e))?;
             ip(&["addr", "flush", "dev", &name])?;
+            disable_kernel_ipv6(&name);
             ip(&["link", "set", "lo", "up"])?;
-            tracing::debug!(%name, %addr, prefix, ?gateway, "container link taken over");
+            tracing::debug!(%name, %addr, prefix, ?gateway, ?addrs6, ?gateway6, "container link taken over");
             Ok(Some(TakenLink {
                 name,
                 packet,
@@ -306,6 +412,8 @@ pub fn take_over(ns: &std::path::Path) -> Result<Option<TakenLink>, Error> {
                     addr,
                     prefix,
                     gateway,
+                    addrs6,
+                    gateway6,
                 },
             }))
         })
@@ -346,11 +454,21 @@ fn refuse_host_namespace(ns_file: &std::fs::File, ns: &std::path::Path) -> Resul
     Ok(())
 }
 
-/// An interface as `ip` lists it: name, hardware address, IPv4 address, prefix length.
-type Ethernet = (String, [u8; 6], Ipv4Addr, u8);
+/// An interface as `ip` lists it.
+#[derive(Debug, PartialEq, Eq)]
+struct Ethernet {
+    name: String,
+    mac: [u8; 6],
+    /// Its IPv4 address and prefix length.
+    addr: Ipv4Addr,
+    prefix: u8,
+    /// Its IPv6 addresses (the kernel's link-local one among them) and prefix lengths.
+    addrs6: Vec<(Ipv6Addr, u8)>,
+}
 
 /// From `ip -j addr show`: the first Ethernet interface that is up and has an IPv4
-/// address (name, hardware address, address, prefix length).
+/// address, with its IPv6 addresses (less those that failed duplicate address
+/// detection).
 fn first_ethernet(json: &str) -> Result<Option<Ethernet>, Error> {
     let links: serde_json::Value =
         serde_json::from_str(json).map_err(|e| Error::Invalid(format!("ip -j addr: {e}")))?;
@@ -373,19 +491,37 @@ fn first_ethernet(json: &str) -> Result<Option<Ethernet>, Error> {
                 let prefix = u8::try_from(a["prefixlen"].as_u64()?).ok()?;
                 Some((addr, prefix))
             });
+        let addrs6 = l["addr_info"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| {
+                (a["family"] == "inet6" && a["dadfailed"] != true).then_some(())?;
+                let addr: Ipv6Addr = a["local"].as_str()?.parse().ok()?;
+                let prefix = u8::try_from(a["prefixlen"].as_u64()?).ok()?;
+                Some((addr, prefix))
+            })
+            .collect();
         if let (Some(mac), Some((addr, prefix))) = (mac, inet) {
             if found.is_some() {
                 tracing::warn!(ifname = name, "only the first interface is taken over");
                 continue;
             }
-            found = Some((name.to_owned(), mac, addr, prefix));
+            found = Some(Ethernet {
+                name: name.to_owned(),
+                mac,
+                addr,
+                prefix,
+                addrs6,
+            });
         }
     }
     Ok(found)
 }
 
-/// From `ip -j route show default`: the gateway of the default route through `dev`.
-fn default_gateway(json: &str, dev: &str) -> Option<Ipv4Addr> {
+/// From `ip -j [-6] route show default`: the gateway of the default route through
+/// `dev`.
+fn default_gateway<A: std::str::FromStr>(json: &str, dev: &str) -> Option<A> {
     let routes: serde_json::Value = serde_json::from_str(json).ok()?;
     routes
         .as_array()?
@@ -496,6 +632,8 @@ mod tests {
             addr: std::net::Ipv4Addr::new(10, 213, 0, 2),
             prefix: 30,
             gateway: None,
+            addrs6: Vec::new(),
+            gateway6: None,
         };
         let files = super::etc_files(&eth, "box", "nameserver 10.1.1.1\n");
         assert_eq!(files[0].path, "/etc/hosts");
@@ -532,21 +670,70 @@ mod tests {
           {"ifindex":3,"ifname":"eth1","link_type":"ether","address":"0a:58:0a:59:00:05",
            "addr_info":[{"family":"inet","local":"10.89.0.5","prefixlen":24}]}
         ]"#;
-        let (name, mac, addr, prefix) = first_ethernet(addrs).unwrap().unwrap();
-        assert_eq!(name, "eth0");
-        assert_eq!(mac, [0x0a, 0x58, 0x0a, 0x58, 0x00, 0x05]);
-        assert_eq!((addr, prefix), (Ipv4Addr::new(10, 88, 0, 5), 16));
+        let e = first_ethernet(addrs).unwrap().unwrap();
+        assert_eq!(e.name, "eth0");
+        assert_eq!(e.mac, [0x0a, 0x58, 0x0a, 0x58, 0x00, 0x05]);
+        assert_eq!((e.addr, e.prefix), (Ipv4Addr::new(10, 88, 0, 5), 16));
+        assert_eq!(e.addrs6, [("fe80::1".parse().unwrap(), 64)]);
         let routes = r#"[{"dst":"default","gateway":"10.89.0.1","dev":"eth1"},
                          {"dst":"default","gateway":"10.88.0.1","dev":"eth0"}]"#;
         assert_eq!(
             default_gateway(routes, "eth0"),
             Some(Ipv4Addr::new(10, 88, 0, 1))
         );
-        assert_eq!(default_gateway("[]", "eth0"), None);
+        assert_eq!(default_gateway::<Ipv4Addr>("[]", "eth0"), None);
         // Loopback only (a namespace without CNI): nothing to take over.
         let lo = r#"[{"ifindex":1,"ifname":"lo","link_type":"loopback","address":"00:00:00:00:00:00","addr_info":[]}]"#;
         assert_eq!(first_ethernet(lo).unwrap(), None);
         assert!(first_ethernet("not json").is_err());
         assert_eq!(parse_mac("0a:58:0a:58:00"), None);
+    }
+
+    #[test]
+    fn ipv6_addresses_and_the_ipv6_default_route_are_read() {
+        // As a CNI plugin leaves a dual-stack namespace: a unique local address, the
+        // kernel's link-local one, one that failed duplicate address detection.
+        let addrs = r#"[
+          {"ifindex":2,"ifname":"eth0","link_type":"ether","address":"0a:58:0a:58:00:05",
+           "addr_info":[{"family":"inet","local":"10.88.0.5","prefixlen":16},
+                        {"family":"inet6","local":"fd00:88::5","prefixlen":64,"scope":"global"},
+                        {"family":"inet6","local":"fd00:99::5","prefixlen":64,"dadfailed":true},
+                        {"family":"inet6","local":"fe80::858:aff:fe58:5","prefixlen":64,"scope":"link"}]}
+        ]"#;
+        let e = first_ethernet(addrs).unwrap().unwrap();
+        assert_eq!(
+            e.addrs6,
+            [
+                ("fd00:88::5".parse().unwrap(), 64),
+                ("fe80::858:aff:fe58:5".parse().unwrap(), 64)
+            ]
+        );
+        let routes = r#"[{"dst":"default","gateway":"fe80::1","dev":"eth0","metric":1024}]"#;
+        assert_eq!(
+            default_gateway::<Ipv6Addr>(routes, "eth0"),
+            Some("fe80::1".parse().unwrap())
+        );
+        assert_eq!(default_gateway::<Ipv6Addr>(routes, "eth1"), None);
+        // An IPv4 route has no IPv6 gateway.
+        let v4 = r#"[{"dst":"default","gateway":"10.88.0.1","dev":"eth0"}]"#;
+        assert_eq!(default_gateway::<Ipv6Addr>(v4, "eth0"), None);
+    }
+
+    #[test]
+    fn the_links_ipv6_subnet_avoids_the_hosts_addresses() {
+        let first = pick_subnet6(0, &[]).unwrap();
+        assert_eq!(first, "fd52:7362:6e74::".parse::<Ipv6Addr>().unwrap());
+        // A host address in the /64 (any of it) moves the pick to the next one.
+        let used = ["fd52:7362:6e74:0:abcd::9".parse().unwrap()];
+        assert_eq!(
+            pick_subnet6(0, &used).unwrap(),
+            "fd52:7362:6e74:1::".parse::<Ipv6Addr>().unwrap()
+        );
+        assert_eq!(
+            in_subnet6(first, 2),
+            "fd52:7362:6e74::2".parse::<Ipv6Addr>().unwrap()
+        );
+        // Different sandboxes start from different subnets.
+        assert_ne!(pick_subnet6(1, &[]), pick_subnet6(2, &[]));
     }
 }

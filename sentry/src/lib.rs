@@ -107,6 +107,11 @@ pub struct EthernetConfig {
     pub prefix: u8,
     /// The default gateway (the host's end), if the link has a default route.
     pub gateway: Option<std::net::Ipv4Addr>,
+    /// Its IPv6 addresses with their prefix lengths (a link-local one is made from the
+    /// hardware address when none of them is link-local).
+    pub addrs6: Vec<(std::net::Ipv6Addr, u8)>,
+    /// The IPv6 default gateway, if the link has an IPv6 default route.
+    pub gateway6: Option<std::net::Ipv6Addr>,
 }
 
 /// How the first process of the sandbox ended.

@@ -131,6 +131,8 @@ pub fn run(
                 addr: e.addr,
                 prefix: e.prefix,
                 gateway: e.gateway,
+                addrs6: e.addrs6.clone(),
+                gateway6: e.gateway6,
             });
     }
     if let Some(pipe) = console_signals {

@@ -180,6 +180,8 @@ pub struct Link {
     pub tx: (u64, u64),
     /// The default gateway reached through this link (`--network=sandbox`'s `eth0`).
     pub gateway: Option<std::net::Ipv4Addr>,
+    /// The IPv6 default gateway reached through this link.
+    pub gateway6: Option<std::net::Ipv6Addr>,
 }
 
 /// `IFF_UP`.
@@ -271,7 +273,11 @@ impl Stack {
     /// The interfaces.
     pub fn links(&self) -> Vec<Link> {
         let i = self.inner.lock();
-        let eth_addr = i.dev.eth.as_ref().map(|e| IpAddr::V4(e.addr));
+        let eth_addrs: Vec<(IpAddr, u8)> = i.dev.eth.as_ref().map_or_else(Vec::new, |e| {
+            std::iter::once((IpAddr::V4(e.addr), e.prefix))
+                .chain(e.addrs6.iter().map(|&(a, p)| (IpAddr::V6(a), p)))
+                .collect()
+        });
         let mut links = vec![Link {
             index: 1,
             name: "lo".into(),
@@ -283,11 +289,12 @@ impl Stack {
                 .ip_addrs()
                 .iter()
                 .map(|c| (addr::from_ip(c.address()), c.prefix_len()))
-                .filter(|(a, _)| Some(*a) != eth_addr)
+                .filter(|(a, _)| !eth_addrs.iter().any(|(e, _)| e == a))
                 .collect(),
             rx: i.dev.rx,
             tx: i.dev.tx,
             gateway: None,
+            gateway6: None,
         }];
         if let Some(e) = &i.dev.eth {
             links.push(Link {
@@ -296,10 +303,11 @@ impl Stack {
                 flags: IFF_UP | IFF_BROADCAST | IFF_RUNNING | IFF_MULTICAST | IFF_LOWER_UP,
                 mtu: eth::ETH_MTU as u32,
                 hwaddr: e.mac.to_vec(),
-                addrs: vec![(IpAddr::V4(e.addr), e.prefix)],
+                addrs: eth_addrs,
                 rx: e.rx,
                 tx: e.tx,
                 gateway: e.gateway,
+                gateway6: e.gateway6,
             });
         }
         links
@@ -339,17 +347,33 @@ impl Stack {
         })
     }
 
-    /// Gives the stack an Ethernet link (`--network=sandbox`): its address and default
-    /// route, and a `sentry-eth` thread that reads frames from the packet socket.
+    /// Gives the stack an Ethernet link (`--network=sandbox`): its addresses (IPv4, and
+    /// IPv6 with a link-local one) and default routes, and a `sentry-eth` thread that
+    /// reads frames from the packet socket.
     pub fn attach_ethernet(self: &Arc<Self>, cfg: crate::EthernetConfig) {
         let file = Arc::new(std::fs::File::from(cfg.packet));
-        let link = eth::EthLink::new(file.clone(), cfg.mac, cfg.addr, cfg.prefix, cfg.gateway);
+        let mut link = eth::EthLink::new(file.clone(), cfg.mac, cfg.addr, cfg.prefix, cfg.gateway);
+        link.set_ipv6(&cfg.addrs6, cfg.gateway6);
         self.with(|i| {
+            let mut dropped = Vec::new();
             i.iface.update_ip_addrs(|a| {
                 let _ = a.push(IpCidr::new(IpAddress::Ipv4(cfg.addr), link.prefix));
+                for &(v6, p) in &link.addrs6 {
+                    if a.push(IpCidr::new(IpAddress::Ipv6(v6), p)).is_err() {
+                        dropped.push(v6);
+                    }
+                }
             });
+            // The interface holds 8 addresses; the link answers only for those it has.
+            if !dropped.is_empty() {
+                tracing::warn!(?dropped, "eth0: too many IPv6 addresses, some left out");
+                link.addrs6.retain(|(a, _)| !dropped.contains(a));
+            }
             if let Some(gw) = cfg.gateway {
                 let _ = i.iface.routes_mut().add_default_ipv4_route(gw);
+            }
+            if let Some(gw) = link.gateway6 {
+                let _ = i.iface.routes_mut().add_default_ipv6_route(gw);
             }
             i.dev.eth = Some(link);
         });
@@ -597,21 +621,31 @@ impl Inner {
     /// The index of the interface that has local address `a` (`eth0`'s, 2, or else the
     /// loopback's, 1).
     pub(crate) fn interface_of(&self, a: IpAddr) -> i32 {
-        match &self.dev.eth {
-            Some(e) if a == IpAddr::V4(e.addr) => 2,
+        match (&self.dev.eth, a) {
+            (Some(e), IpAddr::V4(v)) if v == e.addr => 2,
+            (Some(e), IpAddr::V6(v)) if e.addrs6.iter().any(|(x, _)| *x == v) => 2,
             _ => 1,
         }
     }
 
     /// Whether the stack has a route to `addr` (with an Ethernet link, every IPv4
-    /// address: the default route).
+    /// address: the default route; every IPv6 one when the link has an IPv6 default
+    /// route, link-local ones always).
     fn routable(&self, addr: IpAddr) -> bool {
         let v4 = match addr {
             IpAddr::V4(_) => true,
             IpAddr::V6(v) => v.to_ipv4_mapped().is_some(),
         };
-        if self.dev.eth.is_some() && v4 {
-            return true;
+        if let Some(e) = &self.dev.eth {
+            if v4 {
+                return true;
+            }
+            if let IpAddr::V6(v) = addr
+                && !v.is_loopback()
+                && (e.gateway6.is_some() || v.is_unicast_link_local())
+            {
+                return true;
+            }
         }
         let a = addr::to_ip(addr);
         self.iface.ip_addrs().iter().any(|c| c.contains_addr(&a))

@@ -133,7 +133,7 @@ fn addr_body(l: &Link, a: IpAddr, prefix: u8) -> Vec<u8> {
     b.push(fam);
     b.push(prefix);
     b.push(0x80); // IFA_F_PERMANENT
-    b.push(if a.is_loopback() { 254 } else { 0 }); // RT_SCOPE_HOST / UNIVERSE
+    b.push(addr_scope(a));
     b.extend_from_slice(&l.index.to_ne_bytes());
     attr(&mut b, 1, &bytes); // IFA_ADDRESS
     if fam == 2 {
@@ -152,8 +152,20 @@ fn addr_body(l: &Link, a: IpAddr, prefix: u8) -> Vec<u8> {
     b
 }
 
-/// The main table's routes of link `l` (`ip route`): the subnet of each IPv4 address
-/// (scope link) and the default route through the link's gateway.
+/// The scope of address `a`: `RT_SCOPE_HOST` for loopback, `RT_SCOPE_LINK` for IPv6
+/// link-local, `RT_SCOPE_UNIVERSE` otherwise.
+fn addr_scope(a: IpAddr) -> u8 {
+    match a {
+        _ if a.is_loopback() => 254,
+        IpAddr::V6(v) if v.is_unicast_link_local() => 253,
+        _ => 0,
+    }
+}
+
+/// The main table's routes of link `l` (`ip route`, `ip -6 route`): the subnet of each
+/// IPv4 address (scope link), the prefix of each IPv6 address (metric 256), and the
+/// default routes through the link's gateways (IPv6: metric 1024), as Linux lists them.
+/// The family is each body's first byte.
 fn main_route_bodies(l: &Link) -> Vec<Vec<u8>> {
     if l.flags & super::IFF_LOOPBACK != 0 {
         return Vec::new();
@@ -165,6 +177,37 @@ fn main_route_bodies(l: &Link) -> Vec<Vec<u8>> {
         attr(&mut b, 15, &254u32.to_ne_bytes()); // RTA_TABLE
         attr(&mut b, 5, &gw.octets()); // RTA_GATEWAY
         attr(&mut b, 4, &l.index.to_ne_bytes()); // RTA_OIF
+        out.push(b);
+    }
+    let mut prefixes6: Vec<(std::net::Ipv6Addr, u8)> = Vec::new();
+    for (a, prefix) in &l.addrs {
+        if let IpAddr::V6(v) = a {
+            let p = u32::from((*prefix).min(128));
+            let m = if p == 0 { 0 } else { u128::MAX << (128 - p) };
+            let net = std::net::Ipv6Addr::from(u128::from(*v) & m);
+            if !prefixes6.contains(&(net, *prefix)) {
+                prefixes6.push((net, *prefix));
+            }
+        }
+    }
+    for (net, prefix) in prefixes6 {
+        let mut b = vec![10, prefix, 0, 0, 254, 2, 0, 1]; // main, kernel, scope universe, unicast
+        b.extend_from_slice(&0u32.to_ne_bytes());
+        attr(&mut b, 15, &254u32.to_ne_bytes()); // RTA_TABLE
+        attr(&mut b, 1, &net.octets()); // RTA_DST
+        attr(&mut b, 6, &256u32.to_ne_bytes()); // RTA_PRIORITY
+        attr(&mut b, 4, &l.index.to_ne_bytes()); // RTA_OIF
+        attr(&mut b, 20, &[0]); // RTA_PREF: medium
+        out.push(b);
+    }
+    if let Some(gw) = l.gateway6 {
+        let mut b = vec![10, 0, 0, 0, 254, 3, 0, 1]; // main, boot, scope universe, unicast
+        b.extend_from_slice(&0u32.to_ne_bytes());
+        attr(&mut b, 15, &254u32.to_ne_bytes()); // RTA_TABLE
+        attr(&mut b, 5, &gw.octets()); // RTA_GATEWAY
+        attr(&mut b, 6, &1024u32.to_ne_bytes()); // RTA_PRIORITY
+        attr(&mut b, 4, &l.index.to_ne_bytes()); // RTA_OIF
+        attr(&mut b, 20, &[0]); // RTA_PREF: medium
         out.push(b);
     }
     for (a, prefix) in &l.addrs {
@@ -346,8 +389,8 @@ impl NetlinkSocket {
                 }
                 RTM_GETROUTE => {
                     for l in &links {
-                        if family == 0 || family == 2 {
-                            for body in main_route_bodies(l) {
+                        for body in main_route_bodies(l) {
+                            if family == 0 || body.first() == Some(&family) {
                                 out.push(message(RTM_NEWROUTE, NLM_F_MULTI, seq, port, &body));
                             }
                         }
@@ -568,5 +611,86 @@ impl FileOps for NetlinkSocket {
 
     fn as_any(&self) -> Option<&dyn Any> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    /// `--network=sandbox`'s `eth0` as everything the application reads shows it: the
+    /// interface list, the netlink address and route messages, `/proc/net/if_inet6`.
+    #[test]
+    fn eth0s_ipv6_addresses_and_routes_are_listed_everywhere() {
+        let (a, _peer) = std::os::unix::net::UnixDatagram::pair().expect("pair");
+        let stack = Stack::new_loopback();
+        let ula: Ipv6Addr = "fd52:7362:6e74:9::2".parse().expect("addr");
+        let gw: Ipv6Addr = "fd52:7362:6e74:9::1".parse().expect("addr");
+        let ll: Ipv6Addr = "fe80::52:aff:fed5:2".parse().expect("addr");
+        stack.attach_ethernet(crate::EthernetConfig {
+            packet: std::os::fd::OwnedFd::from(a),
+            mac: [2, 0x52, 10, 0xd5, 0, 2],
+            addr: Ipv4Addr::new(10, 213, 0, 2),
+            prefix: 30,
+            gateway: Some(Ipv4Addr::new(10, 213, 0, 1)),
+            addrs6: vec![(ula, 64)],
+            gateway6: Some(gw),
+        });
+        let links = stack.links();
+        assert_eq!(
+            links[0].addrs,
+            [
+                (IpAddr::V4(Ipv4Addr::LOCALHOST), 8),
+                (IpAddr::V6(Ipv6Addr::LOCALHOST), 128)
+            ]
+        );
+        let eth = &links[1];
+        assert_eq!(
+            eth.addrs,
+            [
+                (IpAddr::V4(Ipv4Addr::new(10, 213, 0, 2)), 30),
+                (IpAddr::V6(ula), 64),
+                (IpAddr::V6(ll), 64)
+            ]
+        );
+        assert_eq!(eth.gateway6, Some(gw));
+        // Scopes: global for the unique local address, link for fe80::.
+        assert_eq!(addr_body(eth, IpAddr::V6(ula), 64)[3], 0);
+        assert_eq!(addr_body(eth, IpAddr::V6(ll), 64)[3], 253);
+        // The main table: (family, prefix length, destination or gateway).
+        let routes: Vec<(u8, u8, Vec<u8>)> = main_route_bodies(eth)
+            .iter()
+            .map(|b| {
+                let attrs = &b[12..];
+                let what = find_attr(attrs, 1)
+                    .or_else(|| find_attr(attrs, 5))
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default();
+                (b[0], b[1], what)
+            })
+            .collect();
+        let v6 = |s: &str| s.parse::<Ipv6Addr>().expect("addr").octets().to_vec();
+        assert!(
+            routes.contains(&(10, 64, v6("fd52:7362:6e74:9::"))),
+            "{routes:?}"
+        );
+        assert!(routes.contains(&(10, 64, v6("fe80::"))), "{routes:?}");
+        assert!(
+            routes.contains(&(10, 0, gw.octets().to_vec())),
+            "{routes:?}"
+        );
+        assert!(routes.contains(&(2, 0, vec![10, 213, 0, 1])), "{routes:?}");
+        assert_eq!(routes.len(), 5, "{routes:?}");
+        let if_inet6 = String::from_utf8(
+            super::super::procnet::render(&stack, b"if_inet6").expect("if_inet6"),
+        )
+        .expect("utf-8");
+        assert_eq!(
+            if_inet6,
+            "00000000000000000000000000000001 01 80 10 80       lo\n\
+             fd5273626e7400090000000000000002 02 40 00 80     eth0\n\
+             fe8000000000000000520afffed50002 02 40 20 80     eth0\n"
+        );
     }
 }

@@ -110,8 +110,15 @@ pub fn render(stack: &Stack, name: &[u8]) -> Option<Vec<u8>> {
                 for (a, p) in &l.addrs {
                     if let IpAddr::V6(v) = a {
                         let hex: String = v.octets().iter().map(|b| format!("{b:02x}")).collect();
-                        // Scope: host (0x10) for loopback addresses, global (0) otherwise.
-                        let scope = if v.is_loopback() { 0x10 } else { 0 };
+                        // Scope: host (0x10) for loopback addresses, link (0x20) for
+                        // link-local ones, global (0) otherwise.
+                        let scope = if v.is_loopback() {
+                            0x10
+                        } else if v.is_unicast_link_local() {
+                            0x20
+                        } else {
+                            0
+                        };
                         let _ = writeln!(
                             out,
                             "{hex} {:02x} {p:02x} {scope:02x} 80 {:>8}",
