@@ -6,7 +6,9 @@
 //! loopback and a client in the sandbox reaching a host server; with `--network=sandbox`,
 //! `python3 -m http.server` in the sandbox answering `curl` from the host over the veth
 //! pair `runsc do` makes (deleted when it exits), and a client in the sandbox reaching a
-//! server on the host's end of that link but not the host's loopback; nginx (master and
+//! server on the host's end of that link but not the host's loopback, over IPv4 and over
+//! IPv6 (the link's unique local /64, neighbour discovery and IPv6 fragments, `ip -6
+//! addr` and `ip -6 route` showing `eth0`'s addresses and routes); nginx (master and
 //! two workers, `sendfile`) serving parallel `curl` downloads from the host; and for an OCI
 //! container with `--network=sandbox`, the interface of the network namespace its spec
 //! names (made here as a CNI plugin would) becomes the Sentry's, both ways.
@@ -43,6 +45,8 @@ integration::on_every_platform!(
     sandbox_network_hosts_and_resolv_conf,
     ping_sockets_and_their_group_range,
     sandbox_network_ping_both_ways,
+    sandbox_network_ipv6_server_answers_curl_from_the_host,
+    sandbox_network_ipv6_client_reaches_a_host_server,
 );
 
 // The takeover of the spec's network namespace, with the container's lifecycle around
@@ -758,6 +762,254 @@ fn sandbox_network_udp_datagrams_over_the_mtu(p: Platform) {
         "{run:#?}"
     );
     assert_eq!(echo.join().expect("host echo"), [1000, 4000, 60000]);
+}
+
+/// Whether the host gives new interfaces IPv6 (else `--network=sandbox` is IPv4 only and
+/// the IPv6 tests say why they skip).
+fn host_has_ipv6() -> bool {
+    let on = |p: &str| std::fs::read_to_string(p).is_ok_and(|v| v.trim() == "0");
+    let have = on("/proc/sys/net/ipv6/conf/all/disable_ipv6")
+        && on("/proc/sys/net/ipv6/conf/default/disable_ipv6");
+    if !have {
+        test_require::skip("ipv6", "the host has IPv6 disabled");
+    }
+    have
+}
+
+/// The `inet6` addresses (with prefix lengths) and scopes in `ip -6 addr` output.
+fn inet6_addresses(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut words = text.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "inet6" {
+            let addr = words.next().unwrap_or_default().to_owned();
+            let scope = match words.next() {
+                Some("scope") => words.next().unwrap_or_default().to_owned(),
+                _ => String::new(),
+            };
+            out.push((addr, scope));
+        }
+    }
+    out
+}
+
+/// The link-local address Linux makes from hardware address `mac` (EUI-64), as text.
+fn eui64_link_local(mac: &str) -> String {
+    let b: Vec<u8> = mac
+        .split(':')
+        .map(|x| u8::from_str_radix(x, 16).expect("hex"))
+        .collect();
+    let a = std::net::Ipv6Addr::new(
+        0xfe80,
+        0,
+        0,
+        0,
+        u16::from_be_bytes([b[0] ^ 2, b[1]]),
+        u16::from_be_bytes([b[2], 0xff]),
+        u16::from_be_bytes([0xfe, b[3]]),
+        u16::from_be_bytes([b[4], b[5]]),
+    );
+    a.to_string()
+}
+
+/// `--network=sandbox` over IPv6: `eth0` has the unique local address `runsc do` gave it
+/// and the link-local one of its hardware address (`ip -6 addr`), and `python3 -m
+/// http.server` in the sandbox answers `curl -6` from the host at each (the host finds
+/// the sandbox by neighbour discovery, which the Sentry answers), files larger than a
+/// window included.
+fn sandbox_network_ipv6_server_answers_curl_from_the_host(p: Platform) {
+    if !host_has_ipv6() {
+        return;
+    }
+    let dir = integration::scratch_dir();
+    std::fs::write(dir.path().join("index.txt"), "served over IPv6\n").expect("write");
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(dir.path().join("big.bin"), &big).expect("write");
+    let script = format!(
+        "ip -o link show eth0\nip -6 addr show dev eth0\necho ---\n\
+         exec python3 -u -m http.server 0 --bind :: --directory {}\n",
+        path_str(dir.path())
+    );
+    let (mut child, mut out) = spawn_do(
+        p,
+        "--network=sandbox",
+        &["/bin/sh", "-c", &script],
+        Stdio::null(),
+    );
+    let link = format!("rsb{}", child.id());
+    let mut port = None;
+    let mut seen = String::new();
+    while port.is_none() {
+        let mut line = String::new();
+        if out.read_line(&mut line).expect("read") == 0 {
+            let o = child.wait_with_output().expect("wait");
+            panic!(
+                "sandbox ended early: {seen:?}, stderr {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        seen.push_str(&line);
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let Some(i) = words.iter().position(|w| *w == "port") {
+            port = words.get(i + 1).and_then(|p| p.parse::<u16>().ok());
+        }
+    }
+    let port = port.unwrap_or(0);
+    let (head, _) = seen.split_once("---\n").expect("marker");
+    let mac = head
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .expect("eth0's hardware address")
+        .to_owned();
+    let addrs = inet6_addresses(head);
+    let curl = |url: &str| {
+        Command::new("curl")
+            .args(["-6", "-g", "-sS", "--max-time", "60"])
+            .arg(url)
+            .output()
+            .expect("run curl on the host")
+    };
+    let ula = addrs
+        .iter()
+        .find(|(_, s)| s == "global")
+        .map(|(a, _)| a.split('/').next().unwrap_or_default().to_owned());
+    let got = ula.as_ref().map(|a| {
+        (
+            curl(&format!("http://[{a}]:{port}/index.txt")),
+            curl(&format!("http://[{a}]:{port}/big.bin")),
+        )
+    });
+    let ll = eui64_link_local(&mac);
+    let got_ll = curl(&format!("http://[{ll}%25{link}]:{port}/index.txt"));
+    // SAFETY: kill(2) on our own child's pid with a plain signal number.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().expect("wait");
+    assert_eq!(addrs.len(), 2, "{seen}");
+    let ula = ula.expect("a global address");
+    assert!(ula.starts_with("fd52:7362:6e74:"), "{seen}");
+    assert!(
+        addrs.contains(&(format!("{ula}/64"), "global".into())),
+        "{seen}"
+    );
+    assert!(
+        addrs.contains(&(format!("{ll}/64"), "link".into())),
+        "{seen}"
+    );
+    let (small, large) = got.expect("curl");
+    assert_eq!(
+        String::from_utf8_lossy(&small.stdout),
+        "served over IPv6\n",
+        "curl: {small:?}"
+    );
+    assert!(
+        large.stdout == big,
+        "big.bin: {} bytes, {:?}",
+        large.stdout.len(),
+        large.stderr
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&got_ll.stdout),
+        "served over IPv6\n",
+        "curl to the link-local address: {got_ll:?}"
+    );
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status:?}");
+}
+
+/// `--network=sandbox` over IPv6: a client in the sandbox reaches TCP and UDP servers on
+/// the host's end of the link (its IPv6 default gateway, as `ip -6 route` shows it);
+/// UDP datagrams over the link's MTU go out in IPv6 fragments (reassembled by the host)
+/// and come back in fragments the host cut (reassembled by the Sentry).
+fn sandbox_network_ipv6_client_reaches_a_host_server(p: Platform) {
+    if !host_has_ipv6() {
+        return;
+    }
+    let tcp = TcpListener::bind("[::]:0").expect("bind on the host");
+    let udp = std::net::UdpSocket::bind("[::]:0").expect("bind on the host");
+    udp.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .expect("timeout");
+    let (tport, uport) = (
+        tcp.local_addr().expect("addr").port(),
+        udp.local_addr().expect("addr").port(),
+    );
+    let server = std::thread::spawn(move || {
+        let (mut c, peer) = tcp.accept().expect("accept");
+        let mut buf = [0u8; 4];
+        c.read_exact(&mut buf).expect("read");
+        let mut reply = b"pong:".to_vec();
+        reply.extend_from_slice(&buf);
+        reply.resize(1 << 20, b'x');
+        c.write_all(&reply).expect("write");
+        drop(c);
+        let mut dgram = vec![0u8; 65536];
+        let mut sizes = Vec::new();
+        for _ in 0..3 {
+            let (n, from) = udp.recv_from(&mut dgram).expect("recv");
+            sizes.push(n);
+            udp.send_to(&dgram[..n], from).expect("echo");
+        }
+        (peer, sizes)
+    });
+    let code = format!(
+        "import socket, subprocess\n\
+         routes = subprocess.check_output(['ip', '-6', 'route']).decode()\n\
+         print(routes, end='')\n\
+         words = routes.split()\n\
+         gw = words[words.index('via') + 1]\n\
+         s = socket.create_connection((gw, {tport}))\n\
+         s.sendall(b'ping')\n\
+         data = s.makefile('rb').read()\n\
+         print(data[:9].decode(), len(data))\n\
+         u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n\
+         u.settimeout(30)\n\
+         u.connect((gw, {uport}))\n\
+         for n in (1000, 4000, 60000):\n\
+         \x20   d = bytes(i * 7 % 251 for i in range(n))\n\
+         \x20   u.send(d)\n\
+         \x20   back = u.recv(65536)\n\
+         \x20   print(n, len(back), back == d)\n"
+    );
+    let run = runsc_do(p, &["--network=sandbox"], &["python3", "-c", &code]);
+    run.assert_success("client");
+    let (peer, sizes) = server.join().expect("host server");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 7, "{run:#?}");
+    // The link's prefix, the link-local one, the default route through the host's end.
+    let prefix = lines[0].split_whitespace().next().unwrap_or_default();
+    assert!(
+        prefix.starts_with("fd52:7362:6e74:") && prefix.ends_with("::/64"),
+        "{run:#?}"
+    );
+    assert!(
+        lines[0].ends_with("dev eth0 proto kernel metric 256 pref medium"),
+        "{run:#?}"
+    );
+    assert_eq!(
+        lines[1], "fe80::/64 dev eth0 proto kernel metric 256 pref medium",
+        "{run:#?}"
+    );
+    let gw = format!("{}1", prefix.trim_end_matches("/64"));
+    assert_eq!(
+        lines[2],
+        format!("default via {gw} dev eth0 metric 1024 pref medium"),
+        "{run:#?}"
+    );
+    assert_eq!(
+        lines[3..],
+        [
+            "pong:ping 1048576",
+            "1000 1000 True",
+            "4000 4000 True",
+            "60000 60000 True"
+        ],
+        "{run:#?}"
+    );
+    assert_eq!(sizes, [1000, 4000, 60000]);
+    let peer = peer.ip().to_string();
+    assert!(
+        peer.starts_with(prefix.trim_end_matches(":/64")) && peer.ends_with("::2"),
+        "peer {peer}"
+    );
 }
 
 /// A network namespace with one end of a veth pair in it, addressed and routed as a CNI

@@ -35,6 +35,10 @@ pub const KNOWN: &[(&str, &str)] = &[
         "tools",
         "host programs the tests run or build with: cc and libc6-dev, sh, bash, python3",
     ),
+    (
+        "ipv6",
+        "the host has IPv6 for new interfaces (net.ipv6.conf.{all,default}.disable_ipv6 = 0)",
+    ),
 ];
 
 /// Parses a value of [`VAR`] into the set of required names.
