@@ -764,12 +764,17 @@ fn sandbox_network_udp_datagrams_over_the_mtu(p: Platform) {
     assert_eq!(echo.join().expect("host echo"), [1000, 4000, 60000]);
 }
 
+/// Whether the host gives new interfaces IPv6.
+fn ipv6_on() -> bool {
+    let on = |p: &str| std::fs::read_to_string(p).is_ok_and(|v| v.trim() == "0");
+    on("/proc/sys/net/ipv6/conf/all/disable_ipv6")
+        && on("/proc/sys/net/ipv6/conf/default/disable_ipv6")
+}
+
 /// Whether the host gives new interfaces IPv6 (else `--network=sandbox` is IPv4 only and
 /// the IPv6 tests say why they skip).
 fn host_has_ipv6() -> bool {
-    let on = |p: &str| std::fs::read_to_string(p).is_ok_and(|v| v.trim() == "0");
-    let have = on("/proc/sys/net/ipv6/conf/all/disable_ipv6")
-        && on("/proc/sys/net/ipv6/conf/default/disable_ipv6");
+    let have = ipv6_on();
     if !have {
         test_require::skip("ipv6", "the host has IPv6 disabled");
     }
@@ -1017,6 +1022,9 @@ fn sandbox_network_ipv6_client_reaches_a_host_server(p: Platform) {
 struct CniNamespace {
     name: String,
     host_if: String,
+    /// Whether the pair has IPv6 too: `fd52:7362:ff00:<net>::/64`, the host end `::1`
+    /// (the namespace's IPv6 default gateway), `eth0` `::2`.
+    ipv6: bool,
 }
 
 impl CniNamespace {
@@ -1033,11 +1041,13 @@ impl CniNamespace {
         b
     }
 
-    /// `net` is the /24's third octet: the host end is .1, the namespace's `eth0` .2.
+    /// `net` is the /24's third octet: the host end is .1, the namespace's `eth0` .2;
+    /// where the host has IPv6, the same in a /64 of its own.
     fn new(tag: &str, net: u8) -> CniNamespace {
         let ns = CniNamespace {
             name: format!("rsentry-test-{tag}-{}", std::process::id()),
             host_if: format!("rsv{tag}{}", std::process::id() % 100_000),
+            ipv6: ipv6_on(),
         };
         let ip = |args: &[&str]| {
             let out = Command::new("ip").args(args).output().expect("run ip");
@@ -1084,6 +1094,33 @@ impl CniNamespace {
             "via",
             &format!("10.215.{net}.1"),
         ]);
+        if ns.ipv6 {
+            let (host6, ns6) = (
+                format!("fd52:7362:ff00:{net}::1"),
+                format!("fd52:7362:ff00:{net}::2"),
+            );
+            ip(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{host6}/64"),
+                "dev",
+                &ns.host_if,
+                "nodad",
+            ]);
+            ip(&[
+                "-n",
+                n,
+                "-6",
+                "addr",
+                "add",
+                &format!("{ns6}/64"),
+                "dev",
+                "eth0",
+                "nodad",
+            ]);
+            ip(&["-n", n, "-6", "route", "add", "default", "via", &host6]);
+        }
         ns
     }
 }
@@ -1100,9 +1137,10 @@ impl Drop for CniNamespace {
 }
 
 /// `--network=sandbox` for a container whose spec names an existing network namespace:
-/// the Sentry takes over its `eth0` (address, default route) and the host kernel no
-/// longer answers for it; a client in the container reaches a server on the host end,
-/// and a server in the container answers the host.
+/// the Sentry takes over its `eth0` (addresses, default routes; IPv6 too where the host
+/// has it) and the host kernel no longer answers for it; a client in the container
+/// reaches a server on the host end (over IPv6 too), and a server in the container
+/// answers the host.
 fn oci_sandbox_network_takes_over_the_spec_namespace(p: Platform) {
     let (tag, net) = match p {
         Platform::Ptrace => ("p", 1),
@@ -1144,6 +1182,47 @@ fn oci_sandbox_network_takes_over_the_spec_namespace(p: Platform) {
         "",
         "{host_view:?}"
     );
+    if ns.ipv6 {
+        // Nor has the kernel any IPv6 address there (not even a link-local one).
+        let host_view = Command::new("ip")
+            .args(["-n", &ns.name, "-6", "-o", "addr", "show", "eth0"])
+            .output()
+            .expect("ip");
+        assert_eq!(
+            String::from_utf8_lossy(&host_view.stdout),
+            "",
+            "{host_view:?}"
+        );
+        let six = TcpListener::bind(format!("[fd52:7362:ff00:{net}::1]:0")).expect("bind");
+        let port = six.local_addr().expect("addr").port();
+        let accept = std::thread::spawn(move || {
+            let (mut c, peer) = six.accept().expect("accept");
+            let mut got = String::new();
+            c.read_to_string(&mut got).expect("read");
+            (peer, got)
+        });
+        let code = format!(
+            "import socket, subprocess\n\
+             print(subprocess.check_output(['ip', '-6', 'addr', 'show', 'eth0']).decode(), end='')\n\
+             print(subprocess.check_output(['ip', '-6', 'route']).decode(), end='')\n\
+             c = socket.create_connection(('fd52:7362:ff00:{net}::1', {port}))\n\
+             c.sendall(b'over IPv6')\n\
+             c.close()\n"
+        );
+        let r = b.runsc(&["exec", "net", "python3", "-c", &code]);
+        let (peer, got) = accept.join().expect("host side");
+        assert_eq!(r.code, 0, "{r:#?}");
+        assert!(
+            r.stdout
+                .contains(&format!("inet6 fd52:7362:ff00:{net}::2/64 scope global"))
+                && r.stdout.contains("inet6 fe80::")
+                && r.stdout
+                    .contains(&format!("default via fd52:7362:ff00:{net}::1 dev eth0")),
+            "{r:#?}"
+        );
+        assert_eq!(got, "over IPv6");
+        assert_eq!(peer.ip().to_string(), format!("fd52:7362:ff00:{net}::2"));
+    }
     let r = b.runsc(&[
         "exec",
         "net",
