@@ -47,6 +47,7 @@ integration::on_every_platform!(
     sandbox_network_ping_both_ways,
     sandbox_network_ipv6_server_answers_curl_from_the_host,
     sandbox_network_ipv6_client_reaches_a_host_server,
+    sandbox_network_ipv6_ping_both_ways,
 );
 
 // The takeover of the spec's network namespace, with the container's lifecycle around
@@ -1014,6 +1015,49 @@ fn sandbox_network_ipv6_client_reaches_a_host_server(p: Platform) {
     assert!(
         peer.starts_with(prefix.trim_end_matches(":/64")) && peer.ends_with("::2"),
         "peer {peer}"
+    );
+}
+
+/// `--network=sandbox` over IPv6: iputils' `ping -6` in the sandbox reaches the host's
+/// end of the link (its IPv6 default gateway) through an ICMPv6 ping socket, and the
+/// host's `ping -6` reaches the sandbox's unique local address.
+fn sandbox_network_ipv6_ping_both_ways(p: Platform) {
+    if !host_has_ipv6() || !integration::have_tool("/usr/bin/ping") {
+        return;
+    }
+    let script = "ip -o -6 addr show eth0 scope global\n\
+                  gw=$(ip -6 route | sed -n 's/^default via \\([0-9a-f:]*\\).*/\\1/p')\n\
+                  ping -6 -c 1 -W 10 $gw | grep -c ' 1 received'\n\
+                  read done\n";
+    let (mut child, mut out) = spawn_do(
+        p,
+        "--network=sandbox",
+        &["/bin/sh", "-c", script],
+        Stdio::piped(),
+    );
+    let mut first = String::new();
+    out.read_line(&mut first).expect("read");
+    let addr = inet6_addresses(&first)
+        .first()
+        .map(|(a, _)| a.split('/').next().unwrap_or_default().to_owned());
+    let mut second = String::new();
+    out.read_line(&mut second).expect("read");
+    let host = addr.as_deref().map(|a| {
+        Command::new("ping")
+            .args(["-6", "-c", "1", "-W", "10", a])
+            .output()
+            .expect("ping on the host")
+    });
+    let mut stdin = child.stdin.take().expect("stdin");
+    let _ = stdin.write_all(b"done\n");
+    drop(stdin);
+    let o = child.wait_with_output().expect("wait");
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(second, "1\n", "the sandbox's ping: {first}{second}");
+    let host = host.expect("eth0's address");
+    assert!(
+        String::from_utf8_lossy(&host.stdout).contains(" 1 received"),
+        "the host's ping: {host:?}"
     );
 }
 

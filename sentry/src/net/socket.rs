@@ -607,7 +607,7 @@ impl InetSocket {
                     26 => int(i32::from(o.v6only)),
                     16 => int(i32::from(o.ttl.unwrap_or(64))),
                     67 => int(i32::from(o.tos)),
-                    18 | 19 | 23 | 25 | 49 | 24 => {
+                    18 | 19 | 23 | 25 | 49 | 24 | 51 | 66 => {
                         int(flag_or(o, level, name, i32::from(name == 18 || name == 19)))
                     }
                     _ => return Err(Errno::ENOPROTOOPT),
@@ -780,7 +780,7 @@ impl InetSocket {
                     };
                 }
                 (SOL_IPV6, 67) if self.family == AF_INET6 => o.tos = get_int()? as u8,
-                (SOL_IPV6, 18 | 19 | 23 | 24 | 25 | 49) if self.family == AF_INET6 => {
+                (SOL_IPV6, 18 | 19 | 23 | 24 | 25 | 49 | 51 | 66) if self.family == AF_INET6 => {
                     set_flag(o, level, name, get_int()?)
                 }
                 (SOL_IPV6, 20 | 21) if self.family == AF_INET6 && !tcp => {} // group membership
