@@ -23,7 +23,15 @@ integration::on_every_platform!(
     posix_message_queues_match_linux,
     inotify_matches_linux,
     extended_attributes_match_linux,
+    tee_vmsplice_and_splice_checks,
 );
+
+/// `tee`, `vmsplice` and `splice`'s argument checks.
+fn tee_vmsplice_and_splice_checks(p: Platform) {
+    let parts = ["tee", "vmsplice", "splice"];
+    expect_native_parts("conf_splice", &parts);
+    expect_parts(p, "conf_splice", &[], &parts);
+}
 
 /// Extended attributes: `user.*` and `trusted.*` through paths and descriptors, flags,
 /// sizes, file types, permissions, and the `IN_ATTRIB` they report.

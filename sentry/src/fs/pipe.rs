@@ -242,12 +242,111 @@ impl Drop for PipeEnd {
     }
 }
 
-impl FileOps for PipeEnd {
-    fn read_at(&self, buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
+/// The pipe end behind `ops`, if it is one.
+pub fn pipe_end(ops: &dyn FileOps) -> Option<&PipeEnd> {
+    ops.as_any()?.downcast_ref::<PipeEnd>()
+}
+
+/// Whether two ends are of one pipe.
+pub fn same_pipe(a: &PipeEnd, b: &PipeEnd) -> bool {
+    Arc::ptr_eq(&a.pipe, &b.pipe)
+}
+
+/// `tee`: copies up to `len` bytes queued in `src`'s pipe to `dst`'s without consuming
+/// them, as Linux's `link_pipe`: waits (unless `nonblock`, or either end is
+/// non-blocking) for data in `src` and room in `dst`; 0 when `src` has no data and no
+/// writer left; `EPIPE` when `dst` has no reader; `EINVAL` for one pipe.
+pub fn tee(src: &PipeEnd, dst: &PipeEnd, len: usize, nonblock: bool) -> Result<usize, Errno> {
+    if Arc::ptr_eq(&src.pipe, &dst.pipe) {
+        return Err(Errno::EINVAL);
+    }
+    if len == 0 {
+        return Ok(0);
+    }
+    let nonblock =
+        nonblock || src.nonblock.load(Ordering::Relaxed) || dst.nonblock.load(Ordering::Relaxed);
+    let op = || {
+        // Both pipes locked, in a fixed order, so two tees the other way round cannot
+        // deadlock.
+        let (a, b) = (&src.pipe, &dst.pipe);
+        let (sa, mut sb) = if Arc::as_ptr(a) < Arc::as_ptr(b) {
+            let sa = a.state.lock();
+            (sa, b.state.lock())
+        } else {
+            let sb = b.state.lock();
+            (a.state.lock(), sb)
+        };
+        if sb.readers == 0 {
+            return Err(Errno::EPIPE);
+        }
+        if sa.buf.is_empty() {
+            return if sa.writers == 0 && sa.had_writer {
+                Ok(0)
+            } else {
+                Err(Errno::EAGAIN)
+            };
+        }
+        let room = sb.capacity().saturating_sub(sb.buf.len());
+        if room == 0 {
+            return Err(Errno::EAGAIN);
+        }
+        let n = len.min(sa.buf.len()).min(room);
+        let data: Vec<u8> = sa.buf.iter().take(n).copied().collect();
+        sb.put(&data, false);
+        drop((sa, sb));
+        b.queue.notify(events::POLLIN | events::POLLRDNORM);
+        Ok(n)
+    };
+    if nonblock {
+        op()
+    } else {
+        let q = [
+            (&src.pipe.queue, events::POLLIN | events::POLLHUP),
+            (&dst.pipe.queue, events::POLLOUT | events::POLLERR),
+        ];
+        block_on(&q, None, op)
+    }
+}
+
+impl PipeEnd {
+    /// A read that does not wait when `nonblock` even on a blocking end (`vmsplice`
+    /// with `SPLICE_F_NONBLOCK`).
+    pub fn read_with(&self, buf: &mut [u8], nonblock: bool) -> Result<usize, Errno> {
+        self.read_inner(buf, nonblock || self.nonblock.load(Ordering::Relaxed))
+    }
+
+    /// `vmsplice` into the pipe: waits (unless `nonblock` or the end is non-blocking)
+    /// for room, then queues as much of `buf` as fits, as Linux's `vmsplice_to_pipe`;
+    /// `EPIPE` without a reader.
+    pub fn write_some(&self, buf: &[u8], nonblock: bool) -> Result<usize, Errno> {
+        let nonblock = nonblock || self.nonblock.load(Ordering::Relaxed);
+        let op = || {
+            let mut s = self.pipe.state.lock();
+            if s.readers == 0 {
+                return Err(Errno::EPIPE);
+            }
+            let room = s.capacity().saturating_sub(s.buf.len());
+            if room == 0 {
+                return Err(Errno::EAGAIN);
+            }
+            let n = room.min(buf.len());
+            s.put(&buf[..n], self.direct.load(Ordering::Relaxed));
+            drop(s);
+            self.pipe.queue.notify(events::POLLIN | events::POLLRDNORM);
+            Ok(n)
+        };
+        if nonblock || buf.is_empty() {
+            op()
+        } else {
+            let q = [(&self.pipe.queue, events::POLLOUT | events::POLLERR)];
+            block_on(&q, None, op)
+        }
+    }
+
+    fn read_inner(&self, buf: &mut [u8], nonblock: bool) -> Result<usize, Errno> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let nonblock = self.nonblock.load(Ordering::Relaxed);
         let q = [(&self.pipe.queue, events::POLLIN | events::POLLHUP)];
         let mut op = || {
             let mut s = self.pipe.state.lock();
@@ -269,8 +368,7 @@ impl FileOps for PipeEnd {
         }
     }
 
-    fn write_at(&self, buf: &[u8], _off: u64) -> Result<usize, Errno> {
-        let nonblock = self.nonblock.load(Ordering::Relaxed);
+    fn write_inner(&self, buf: &[u8], nonblock: bool) -> Result<usize, Errno> {
         let q = [(&self.pipe.queue, events::POLLOUT | events::POLLERR)];
         let mut done = 0;
         let mut op = || {
@@ -302,6 +400,16 @@ impl FileOps for PipeEnd {
             Err(_) if done > 0 => Ok(done),
             r => r,
         }
+    }
+}
+
+impl FileOps for PipeEnd {
+    fn read_at(&self, buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
+        self.read_inner(buf, self.nonblock.load(Ordering::Relaxed))
+    }
+
+    fn write_at(&self, buf: &[u8], _off: u64) -> Result<usize, Errno> {
+        self.write_inner(buf, self.nonblock.load(Ordering::Relaxed))
     }
 
     fn stream(&self) -> bool {

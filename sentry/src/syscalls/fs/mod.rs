@@ -140,6 +140,8 @@ pub const ENTRIES: &[SyscallEntry] = crate::syscall_entries![
     SYS_REMOVEXATTR => removexattr(Str, Str) = sys_removexattr;
     SYS_LREMOVEXATTR => lremovexattr(Str, Str) = sys_lremovexattr;
     SYS_FREMOVEXATTR => fremovexattr(Fd, Str) = sys_fremovexattr;
+    SYS_TEE => tee(Fd, Fd, Uint, Hex) = sys_tee;
+    SYS_VMSPLICE => vmsplice(Fd, Ptr, Uint, Hex) = sys_vmsplice;
     SYS_INOTIFY_INIT => inotify_init() -> Fd = sys_inotify_init;
     SYS_INOTIFY_INIT1 => inotify_init1(Hex) -> Fd = sys_inotify_init1;
     SYS_INOTIFY_ADD_WATCH => inotify_add_watch(Fd, Str, Hex) = sys_inotify_add_watch;

@@ -143,6 +143,11 @@ pub fn sys_splice(
 ) -> Result<u64, Errno> {
     let table = fd_table(t);
     let (src, dst) = (table.get(in_fd)?, table.get(out_fd)?);
+    // In Linux's order (do_splice): access modes, then offsets on pipes, then
+    // O_APPEND on the file written.
+    if !src.readable() || !dst.writable() {
+        return Err(Errno::EBADF);
+    }
     let src_pipe = src.vfs_path().file_type()? == FileType::Fifo;
     let dst_pipe = dst.vfs_path().file_type()? == FileType::Fifo;
     if !src_pipe && !dst_pipe {
@@ -150,6 +155,16 @@ pub fn sys_splice(
     }
     if (src_pipe && in_off != 0) || (dst_pipe && out_off != 0) {
         return Err(Errno::ESPIPE);
+    }
+    if src_pipe
+        && dst_pipe
+        && let (Some(a), Some(b)) = (pipe::pipe_end(&**src.ops()), pipe::pipe_end(&**dst.ops()))
+        && pipe::same_pipe(a, b)
+    {
+        return Err(Errno::EINVAL);
+    }
+    if !dst_pipe && dst.flags() & O_APPEND != 0 {
+        return Err(Errno::EINVAL);
     }
     let mut io = read_off(t, in_off)?;
     let mut oo = read_off(t, out_off)?;
@@ -172,6 +187,84 @@ pub fn sys_splice(
         t.mm().write_obj(out_off, &(o as i64))?;
     }
     Ok(n)
+}
+
+/// `splice`/`tee`/`vmsplice` flags.
+const SPLICE_F_NONBLOCK: u32 = 2;
+const SPLICE_F_ALL: u32 = 0xf;
+
+/// The pipe end behind `f` (`EINVAL` for another file, as `tee` says).
+fn pipe_of(f: &OpenFile) -> Result<&pipe::PipeEnd, Errno> {
+    pipe::pipe_end(&**f.ops()).ok_or(Errno::EINVAL)
+}
+
+/// `tee(2)`: duplicates up to `len` bytes of one pipe into another without consuming
+/// them (see `pipe::tee`).
+pub fn sys_tee(t: &Task, in_fd: i32, out_fd: i32, len: u64, flags: u32) -> Result<u64, Errno> {
+    if flags & !SPLICE_F_ALL != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if len == 0 {
+        return Ok(0);
+    }
+    let table = fd_table(t);
+    let (src, dst) = (table.get(in_fd)?, table.get(out_fd)?);
+    if !src.readable() || !dst.writable() {
+        return Err(Errno::EBADF);
+    }
+    let (a, b) = (pipe_of(&src)?, pipe_of(&dst)?);
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    let n = sigpipe(
+        t,
+        pipe::tee(a, b, len, flags & SPLICE_F_NONBLOCK != 0).map(|n| n as u64),
+    )?;
+    Ok(n)
+}
+
+/// `vmsplice(2)`: the iovecs written into a pipe through its write end, or read out of
+/// it through its read end (`EBADF` for anything but a pipe).
+pub fn sys_vmsplice(t: &Task, fd: i32, iov: u64, cnt: u64, flags: u32) -> Result<u64, Errno> {
+    if flags & !SPLICE_F_ALL != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let f = fd_table(t).get(fd)?;
+    let writes = f.writable();
+    if !writes && !f.readable() {
+        return Err(Errno::EBADF);
+    }
+    let vecs = t.mm().read_iovecs(iov, cnt)?;
+    let total = vecs
+        .iter()
+        .fold(0u64, |a, v| a.saturating_add(v.1))
+        .min(STREAM_VEC_MAX);
+    if total == 0 {
+        return Ok(0);
+    }
+    let end = pipe::pipe_end(&**f.ops()).ok_or(Errno::EBADF)?;
+    let nonblock = flags & SPLICE_F_NONBLOCK != 0;
+    let mm = t.mm();
+    if writes {
+        let mut tmp = Vec::with_capacity(total as usize);
+        for &(base, len) in &vecs {
+            let at = tmp.len();
+            let k = (len as usize).min(total as usize - at);
+            tmp.resize(at + k, 0);
+            mm.copy_in(base, &mut tmp[at..])?;
+        }
+        return sigpipe(t, end.write_some(&tmp, nonblock).map(|n| n as u64));
+    }
+    let mut tmp = vec![0u8; total as usize];
+    let n = end.read_with(&mut tmp, nonblock)?;
+    let mut done = 0usize;
+    for &(base, len) in &vecs {
+        if done >= n {
+            break;
+        }
+        let k = (len as usize).min(n - done);
+        mm.copy_out(base, &tmp[done..done + k])?;
+        done += k;
+    }
+    Ok(n as u64)
 }
 
 /// `readahead(2)`: a no-op on a valid, readable file.
