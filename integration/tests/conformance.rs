@@ -24,7 +24,16 @@ integration::on_every_platform!(
     inotify_matches_linux,
     extended_attributes_match_linux,
     tee_vmsplice_and_splice_checks,
+    statx_personality_and_getcpu,
 );
+
+/// statx's checks and its mount id and device against `/proc/self/mountinfo`,
+/// `personality` values and `STICKY_TIMEOUTS`, `getcpu` within the affinity.
+fn statx_personality_and_getcpu(p: Platform) {
+    let parts = ["statx", "personality", "getcpu"];
+    expect_native_parts("conf_misc", &parts);
+    expect_parts(p, "conf_misc", &[], &parts);
+}
 
 /// `tee`, `vmsplice` and `splice`'s argument checks.
 fn tee_vmsplice_and_splice_checks(p: Platform) {

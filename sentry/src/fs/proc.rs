@@ -885,7 +885,11 @@ fn mounts_text(fs: &ProcFs, pid: i32, info_format: bool) -> Result<Vec<u8>, Errn
         let opts = if m.readonly() { "ro" } else { "rw" };
         if info_format {
             let parent = m.parent_id().unwrap_or(1);
-            s.extend_from_slice(format!("{} {} 0:{} / ", m.id(), parent, m.id()).as_bytes());
+            // The device its files report (what statx's stx_dev_major/minor match).
+            let dev = m.root().inode().stat().map_or(0, |st| st.st_dev);
+            let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+            let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+            s.extend_from_slice(format!("{} {} {major}:{minor} / ", m.id(), parent).as_bytes());
             s.extend_from_slice(&escape(&mp));
             s.extend_from_slice(
                 format!(" {opts},relatime - {} {} {opts}\n", m.fstype(), m.source()).as_bytes(),

@@ -228,13 +228,20 @@ pub fn sys_poll(t: &Task, fds: u64, n: u32, timeout: i32) -> Result<u64, Errno> 
 pub fn sys_ppoll(t: &Task, fds: u64, n: u32, ts: u64, mask: u64, size: u64) -> Result<u64, Errno> {
     let deadline = read_timespec(t, ts)?.and_then(deadline_after);
     let r = with_sigmask(t, mask, size, || poll_common(t, fds, n, deadline));
-    if ts != 0 && matches!(r, Ok(_) | Err(Errno::EINTR)) {
+    if ts != 0 && !sticky_timeouts(t) && matches!(r, Ok(_) | Err(Errno::EINTR)) {
         let left = deadline.map_or(Duration::ZERO, |d| {
             d.saturating_duration_since(Instant::now())
         });
         let _ = t.mm().write_obj(ts, &to_timespec(left));
     }
     r
+}
+
+/// Whether the caller's personality has `STICKY_TIMEOUTS`: `select`, `pselect6` and
+/// `ppoll` leave the timeout they were given as it was.
+fn sticky_timeouts(t: &Task) -> bool {
+    const STICKY_TIMEOUTS: u32 = 0x0400_0000;
+    t.thread_group().personality() & STICKY_TIMEOUTS != 0
 }
 
 fn to_timespec(d: Duration) -> Timespec {
@@ -335,7 +342,7 @@ pub fn sys_select(t: &Task, nfds: i32, r: u64, w: u64, e: u64, tv: u64) -> Resul
         deadline_after(Duration::new(v.tv_sec as u64, v.tv_usec as u32 * 1000))
     };
     let res = select_common(t, nfds, [r, w, e], deadline);
-    if tv != 0 {
+    if tv != 0 && !sticky_timeouts(t) {
         let left = deadline.map_or(Duration::ZERO, |d| {
             d.saturating_duration_since(Instant::now())
         });
@@ -369,7 +376,7 @@ pub fn sys_pselect6(
     let res = with_sigmask(t, mask, size, || {
         select_common(t, nfds, [r, w, e], deadline)
     });
-    if ts != 0 {
+    if ts != 0 && !sticky_timeouts(t) {
         let left = deadline.map_or(Duration::ZERO, |d| {
             d.saturating_duration_since(Instant::now())
         });

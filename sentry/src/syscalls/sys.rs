@@ -392,7 +392,21 @@ pub fn sys_sched_setaffinity(t: &Task, pid: i32, len: u64, mask: u64) -> Result<
 
 /// `getcpu(cpu, node, cache)`.
 pub fn sys_getcpu(t: &Task, cpu: u64, node: u64, _cache: u64) -> Result<u64, Errno> {
-    let c = crate::host::current_cpu();
+    // The host thread may run anywhere; the task runs, as far as it can tell, on a CPU
+    // its affinity allows: the host's CPU when allowed, the first allowed one otherwise.
+    let host = crate::host::current_cpu();
+    let allowed = |c: u32| {
+        let aff = &t.sched().affinity;
+        aff.get(c as usize / 8)
+            .is_some_and(|b| b & (1 << (c % 8)) != 0)
+    };
+    let c = if allowed(host) {
+        host
+    } else {
+        (0..t.kernel().ncpus() as u32)
+            .find(|&c| allowed(c))
+            .unwrap_or(host)
+    };
     let mm = t.mm();
     if cpu != 0 {
         mm.write_obj(cpu, &c)?;
@@ -789,14 +803,11 @@ pub fn sys_sched_rr_get_interval(t: &Task, pid: i32, tp: u64) -> Result<u64, Err
     Ok(0)
 }
 
-/// `personality(persona)`: only `PER_LINUX` (with flags that change nothing here, such as
-/// `ADDR_NO_RANDOMIZE`) is supported; `0xffffffff` queries.
+/// `personality(persona)`: any value is kept (as Linux, whose only execution domain is
+/// Linux's; the flags change nothing here); `0xffffffff` queries.
 pub fn sys_personality(t: &Task, persona: u32) -> Result<u64, Errno> {
     let old = t.thread_group().personality();
     if persona != u32::MAX {
-        if persona & 0xff != 0 {
-            return Err(Errno::EINVAL);
-        }
         t.thread_group().set_personality(persona);
     }
     Ok(u64::from(old))

@@ -76,11 +76,15 @@ pub fn sys_statx(
     dirfd: i32,
     path: u64,
     flags: u32,
-    _mask: u32,
+    mask: u32,
     buf: u64,
 ) -> Result<u64, Errno> {
     const AT_STATX_SYNC_TYPE: u32 = 0x6000;
-    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE) != 0 {
+    const STATX_RESERVED: u32 = 0x8000_0000;
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE) != 0
+        || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE
+        || mask & STATX_RESERVED != 0
+    {
         return Err(Errno::EINVAL);
     }
     let p = read_path(t, path)?;
