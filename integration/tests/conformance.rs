@@ -25,6 +25,7 @@ integration::on_every_platform!(
     extended_attributes_match_linux,
     tee_vmsplice_and_splice_checks,
     statx_personality_and_getcpu,
+    cross_process_calls_match_linux,
 );
 
 /// statx's checks and its mount id and device against `/proc/self/mountinfo`,
@@ -243,6 +244,20 @@ fn pidfds_clone3_checks_and_resethand(p: Platform) {
     ];
     expect_native_parts("conf_pidfd", &parts);
     expect_parts(p, "conf_pidfd", &[], &parts);
+}
+
+/// `process_vm_readv`/`process_vm_writev`, `kcmp`, `pidfd_send_signal` through a
+/// `/proc/<pid>` directory, `waitid` on a non-blocking pidfd and `PIDFD_GET_INFO`.
+fn cross_process_calls_match_linux(p: Platform) {
+    let parts = [
+        "process_vm",
+        "kcmp",
+        "pidfd_send_signal /proc",
+        "waitid nonblocking pidfd",
+        "PIDFD_GET_INFO",
+    ];
+    expect_native_parts("conf_procx", &parts);
+    expect_parts(p, "conf_procx", &[], &parts);
 }
 
 fn file_locks_posix_ofd_and_flock(p: Platform) {

@@ -100,6 +100,17 @@ impl Epoll {
         }
     }
 
+    /// The `nth` (from 0) file registered under descriptor `fd`, in registration-key
+    /// order (`kcmp(KCMP_EPOLL_TFD)`; one descriptor number can name several files when
+    /// it was closed and reused after registration).
+    pub fn target(&self, fd: i32, nth: u32) -> Option<Arc<OpenFile>> {
+        self.items
+            .lock()
+            .range((fd, 0)..=(fd, usize::MAX))
+            .filter_map(|(_, i)| i.file.upgrade())
+            .nth(nth as usize)
+    }
+
     /// `epoll_ctl`: `op` on descriptor `fd` naming `file`, with `events` and `data`.
     /// `me` is this epoll's own description (a file cannot watch itself).
     pub fn ctl(

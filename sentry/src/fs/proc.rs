@@ -111,6 +111,11 @@ pub trait ProcSource: Send + Sync {
     fn fs_context(&self, pid: i32) -> Option<Arc<FsContext>>;
     /// The executable of `pid`.
     fn exe(&self, pid: i32) -> Option<VfsPath>;
+    /// The kernel object that is process `pid` (what a `/proc/<pid>` directory stands
+    /// for: `pidfd_send_signal` takes its descriptor as a pidfd).
+    fn process_object(&self, _pid: i32) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        None
+    }
     /// The host name.
     fn hostname(&self) -> String;
     /// The NIS domain name (`setdomainname`), `(none)` until one is set.
@@ -644,6 +649,11 @@ fn pid_dir(fs: &Arc<ProcFs>, pid: i32, is_thread: bool) -> Arc<dyn Inode> {
                 .then(|| pid_dir(&ff, t, true))
         });
         entries.push((b"task", SynthDir::dynamic(a, 0o555, list, Some(find))));
+        // A process directory names the process it was looked up for, even after its
+        // id is reused (Linux keeps the `struct pid` in the inode).
+        if let Some(owner) = fs.src().ok().and_then(|s| s.process_object(pid)) {
+            return SynthDir::fixed_owned(a, 0o555, entries, &owner);
+        }
     }
     SynthDir::fixed(a, 0o555, entries)
 }

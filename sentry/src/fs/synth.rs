@@ -66,6 +66,9 @@ pub struct SynthDir {
     ino: u64,
     mode: u32,
     kind: DirKind,
+    /// The kernel object the directory stands for (a `/proc/<pid>` directory's
+    /// process), held weakly.
+    owner: Option<std::sync::Weak<dyn Any + Send + Sync>>,
 }
 
 impl fmt::Debug for SynthDir {
@@ -88,7 +91,35 @@ impl SynthDir {
             ino: new_ino(),
             mode,
             kind: DirKind::Static(map),
+            owner: None,
         })
+    }
+
+    /// A directory with fixed entries that stands for the kernel object `owner`.
+    pub fn fixed_owned(
+        attrs: Attrs,
+        mode: u32,
+        entries: Vec<(&[u8], Arc<dyn Inode>)>,
+        owner: &Arc<dyn Any + Send + Sync>,
+    ) -> Arc<SynthDir> {
+        let map = entries.into_iter().map(|(n, i)| (n.to_vec(), i)).collect();
+        Arc::new(SynthDir {
+            attrs,
+            ino: new_ino(),
+            mode,
+            kind: DirKind::Static(map),
+            owner: Some(Arc::downgrade(owner)),
+        })
+    }
+
+    /// Whether the directory stands for a kernel object (alive or not).
+    pub fn has_owner(&self) -> bool {
+        self.owner.is_some()
+    }
+
+    /// The object the directory stands for, while it exists.
+    pub fn owner(&self) -> Option<Arc<dyn Any + Send + Sync>> {
+        self.owner.as_ref()?.upgrade()
     }
 
     /// A directory listed by `list`; `find` (when given) looks up names that `list`
@@ -99,6 +130,7 @@ impl SynthDir {
             ino: new_ino(),
             mode,
             kind: DirKind::Dynamic { list, find },
+            owner: None,
         })
     }
 }

@@ -69,6 +69,8 @@ pub const CAP_NET_BIND_SERVICE: u32 = 10;
 pub const CAP_SETPCAP: u32 = 8;
 /// `CAP_MKNOD`: make device nodes.
 pub const CAP_MKNOD: u32 = 27;
+/// `CAP_SYS_PTRACE`: trace or inspect any process.
+pub const CAP_SYS_PTRACE: u32 = 19;
 /// `CAP_SYS_ADMIN`.
 pub const CAP_SYS_ADMIN: u32 = 21;
 /// `CAP_SYS_NICE`.

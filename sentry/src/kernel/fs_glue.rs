@@ -95,6 +95,11 @@ impl ProcSource for Kernel {
         crate::net::procnet::render(self.net(), name)
     }
 
+    fn process_object(&self, pid: i32) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        let tg: Arc<dyn std::any::Any + Send + Sync> = self.thread_group(pid)?;
+        Some(tg)
+    }
+
     fn pids(&self) -> Vec<i32> {
         Kernel::pids(self)
     }

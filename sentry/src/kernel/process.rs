@@ -339,6 +339,9 @@ fn notify_parent(child: &Arc<ThreadGroup>, code: i32, status: i32) {
 
 /// Marks `g` reaped and forgets its pid.
 fn reap(kernel: &super::Kernel, g: &ThreadGroup) {
+    if let Some(st) = g.exit_status() {
+        let _ = g.reaped_status().set(exit_codes(st).2);
+    }
     g.set_reaped();
     g.timers.clear(true);
     kernel.unregister_group(g.tgid());

@@ -422,6 +422,31 @@ impl Task {
         self.creds.lock().clone()
     }
 
+    /// Whether this task may inspect or modify `target` (Linux's `ptrace_may_access`
+    /// with `PTRACE_MODE_REALCREDS`; without an LSM its read and attach modes agree):
+    /// always within one process; otherwise the caller's real uid and gid must equal all
+    /// of the target's real, effective and saved ids and the target must be dumpable,
+    /// unless the caller has `CAP_SYS_PTRACE`.
+    pub fn may_access(&self, target: &Task) -> bool {
+        if Arc::ptr_eq(&self.tg, &target.tg) {
+            return true;
+        }
+        let me = self.creds();
+        let them = target.creds();
+        let privileged = me.has_cap(super::creds::CAP_SYS_PTRACE);
+        let same_ids = [them.uid, them.euid, them.suid]
+            .iter()
+            .all(|&u| u == me.uid)
+            && [them.gid, them.egid, them.sgid]
+                .iter()
+                .all(|&g| g == me.gid);
+        if !same_ids && !privileged {
+            return false;
+        }
+        // SUID_DUMP_USER is 1; a process made non-dumpable is off limits too.
+        privileged || target.tg.dumpable.load(Ordering::Relaxed) == 1
+    }
+
     /// The file descriptor table.
     pub fn fd_table(&self) -> Arc<FdTable> {
         self.fd_table.lock().clone()

@@ -150,6 +150,9 @@ pub struct ThreadGroup {
     /// The container of a pod the process belongs to (`None`: the sandbox's own, its
     /// root container); set when the process is made and inherited by its children.
     container: std::sync::OnceLock<Arc<str>>,
+    /// The wait status, recorded when the process is reaped; shared with its pidfds,
+    /// which report it after the process is gone (`PIDFD_INFO_EXIT`).
+    reaped_status: Arc<std::sync::OnceLock<i32>>,
 }
 
 impl ThreadGroup {
@@ -186,6 +189,7 @@ impl ThreadGroup {
             personality: std::sync::atomic::AtomicU32::new(0),
             start: Instant::now(),
             container: std::sync::OnceLock::new(),
+            reaped_status: Arc::new(std::sync::OnceLock::new()),
         })
     }
 
@@ -356,6 +360,11 @@ impl ThreadGroup {
     /// Marks the exit processed.
     pub(crate) fn set_exit_notified(&self) {
         self.exit_notified.store(true, Ordering::Release);
+    }
+
+    /// The wait status recorded at reaping (empty until then).
+    pub fn reaped_status(&self) -> &Arc<std::sync::OnceLock<i32>> {
+        &self.reaped_status
     }
 
     /// Marks the exit status collected.

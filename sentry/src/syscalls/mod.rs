@@ -13,6 +13,7 @@
 //! types ([`FromArg`]). [`dispatch`] looks the number up in one table built from all
 //! lists; an unknown number returns `ENOSYS` and is logged once by name.
 
+pub mod crossproc;
 pub mod fs;
 pub mod inet;
 pub mod ipc;
@@ -148,6 +149,7 @@ macro_rules! syscall_entries {
 
 /// The per-family lists of entries.
 const LISTS: &[&[SyscallEntry]] = &[
+    crossproc::ENTRIES,
     fs::ENTRIES,
     ipc::ENTRIES,
     mm::ENTRIES,

@@ -389,7 +389,15 @@ pub fn sys_pidfd_send_signal(
     if flags != 0 {
         return Err(Errno::EINVAL);
     }
-    let tg = pidfd_target(t, pidfd)?;
+    let f = t.fd_table().get(pidfd)?;
+    let tg = match crate::kernel::pidfd::as_pidfd(&f) {
+        Some(p) => p.thread_group()?,
+        // A `/proc/<pid>` directory names its process too (Linux's
+        // `tgid_pidfd_to_pid`); the process may be gone.
+        None => crate::kernel::pidfd::proc_dir_process(&f)
+            .ok_or(Errno::EBADF)?
+            .ok_or(Errno::ESRCH)?,
+    };
     if tg.is_dead() {
         return Err(Errno::ESRCH);
     }
@@ -399,25 +407,15 @@ pub fn sys_pidfd_send_signal(
     super::signal::sys_queue_group(t, &tg, sig, info)
 }
 
-const PTRACE_ACCESS_CAP: u32 = 19; // CAP_SYS_PTRACE
-
 /// `pidfd_getfd(pidfd, targetfd, flags)`: a close-on-exec duplicate of the target's
-/// descriptor, for a caller allowed to trace it (same uids, or `CAP_SYS_PTRACE`).
+/// descriptor, for a caller allowed to trace it (`PTRACE_MODE_ATTACH_REALCREDS`).
 pub fn sys_pidfd_getfd(t: &Task, pidfd: i32, targetfd: i32, flags: u32) -> Result<u64, Errno> {
     if flags != 0 {
         return Err(Errno::EINVAL);
     }
     let tg = pidfd_target(t, pidfd)?;
     let target = tg.tasks().into_iter().next().ok_or(Errno::ESRCH)?;
-    let me = t.creds();
-    let them = target.creds();
-    let same = [them.uid, them.euid, them.suid]
-        .iter()
-        .all(|&u| u == me.uid)
-        && [them.gid, them.egid, them.sgid]
-            .iter()
-            .all(|&g| g == me.gid);
-    if !same && !me.has_cap(PTRACE_ACCESS_CAP) {
+    if !t.may_access(&target) {
         return Err(Errno::EPERM);
     }
     let file = target.fd_table().get(targetfd)?;
@@ -482,6 +480,9 @@ pub fn sys_waitid(
     {
         return Err(Errno::EINVAL);
     }
+    // A non-blocking pidfd makes the wait non-blocking: EAGAIN instead of sleeping
+    // (unless the caller asked for WNOHANG itself), as Linux's kernel_waitid.
+    let mut nonblock = false;
     let who = match idtype {
         P_ALL => WaitWho::Any,
         P_PID if id > 0 => WaitWho::Pid(id),
@@ -489,11 +490,15 @@ pub fn sys_waitid(
         P_PIDFD => {
             let f = t.fd_table().get(id)?;
             let p = crate::kernel::pidfd::as_pidfd(&f).ok_or(Errno::EINVAL)?;
+            nonblock = f.flags() & linux_abi::flags::open::O_NONBLOCK != 0;
             WaitWho::Pid(p.tgid())
         }
         _ => return Err(Errno::EINVAL),
     };
-    let r = do_wait(t, who, options)?;
+    let r = do_wait(t, who, if nonblock { options | WNOHANG } else { options })?;
+    if r.is_none() && nonblock && options & WNOHANG == 0 {
+        return Err(Errno::EAGAIN);
+    }
     let mm = t.mm();
     if infop != 0 {
         let info = match r {

@@ -404,7 +404,12 @@ pub fn sys_kill_group(t: &Task, g: &Arc<ThreadGroup>, sig: i32) -> Result<u64, E
 }
 
 /// `pidfd_send_signal` with a siginfo: `rt_sigqueueinfo` to process `g`.
+/// Unlike `rt_sigqueueinfo`, the siginfo's own signal number must be `sig` (`EINVAL`).
 pub fn sys_queue_group(t: &Task, g: &Arc<ThreadGroup>, sig: i32, uinfo: u64) -> Result<u64, Errno> {
+    let signo: i32 = t.mm().read_obj(uinfo)?;
+    if signo != sig {
+        return Err(Errno::EINVAL);
+    }
     let info = user_info(t, sig, uinfo, g.tgid())?;
     send_to(t, g, info).map(|()| 0)
 }
