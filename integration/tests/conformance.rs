@@ -246,10 +246,11 @@ fn pidfds_clone3_checks_and_resethand(p: Platform) {
     expect_parts(p, "conf_pidfd", &[], &parts);
 }
 
-/// `process_vm_readv`/`process_vm_writev`, `kcmp`, `pidfd_send_signal` through a
+/// Shared anonymous memory across `fork`, `process_vm_readv`/`process_vm_writev`, `kcmp`, `pidfd_send_signal` through a
 /// `/proc/<pid>` directory, `waitid` on a non-blocking pidfd and `PIDFD_GET_INFO`.
 fn cross_process_calls_match_linux(p: Platform) {
     let parts = [
+        "shared anonymous memory",
         "process_vm",
         "kcmp",
         "pidfd_send_signal /proc",

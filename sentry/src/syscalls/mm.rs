@@ -89,6 +89,57 @@ fn mappable_fd(
     Ok(Some(f))
 }
 
+/// An anonymous mapping (`MAP_ANONYMOUS`, or of `/dev/zero`). A shared one is backed,
+/// as Linux's `shmem_zero_setup`, by an unnamed memory file of its length, so that the
+/// processes that inherit it across `fork` share its pages even where none was touched
+/// before the fork.
+fn mmap_anonymous(
+    t: &Task,
+    addr: u64,
+    len: u64,
+    prot: u32,
+    flags: u32,
+    lim: &VmLimits,
+) -> Result<u64, Errno> {
+    let shared = crate::mm::mapping_is_shared(flags)?;
+    let page = crate::mm::PAGE;
+    let size = len
+        .checked_add(page - 1)
+        .map(|l| l & !(page - 1))
+        .filter(|&l| l > 0 && l < 1 << 47);
+    let (Some(size), true) = (size, shared) else {
+        return t.mm().mmap_limited(addr, len, prot, flags, None, lim);
+    };
+    let mf = t.mm().memory_file().clone();
+    let dir = crate::fs::tmpfs::Tmpfs::new_root(mf, 0o700, 0, 0);
+    let c = super::fs::fs_cred(t);
+    let inode = crate::fs::Inode::create(
+        dir.as_ref(),
+        b"zero",
+        crate::fs::NewNode::File { mode: 0o600 },
+        &c,
+    )?;
+    crate::fs::Inode::unlink(dir.as_ref(), b"zero", false)?;
+    inode.setattr(&crate::fs::SetAttr {
+        size: Some(size),
+        ..crate::fs::SetAttr::default()
+    })?;
+    let ops = inode.open(linux_abi::flags::open::O_RDWR)?;
+    let file: Arc<dyn MappableFile> = crate::fs::OpenFile::new(
+        crate::fs::VfsPath::anonymous(inode, b"/dev/zero (deleted)"),
+        linux_abi::flags::open::O_RDWR,
+        ops,
+    );
+    t.mm().mmap_limited(
+        addr,
+        len,
+        prot,
+        flags & !MAP_ANONYMOUS,
+        Some((file, 0)),
+        lim,
+    )
+}
+
 /// `mmap(addr, len, prot, flags, fd, offset)`.
 pub fn sys_mmap(
     t: &Task,
@@ -112,7 +163,7 @@ pub fn sys_mmap(
         }
     }
     if flags & MAP_ANONYMOUS != 0 {
-        return t.mm().mmap_limited(addr, len, prot, flags, None, &lim);
+        return mmap_anonymous(t, addr, len, prot, flags, &lim);
     }
     // Linux's order: the descriptor (EBADF), then the length and the mapping type
     // (EINVAL), then the file's access mode (EACCES, in `mappable_fd`).
@@ -127,9 +178,7 @@ pub fn sys_mmap(
         Some(file) => t
             .mm()
             .mmap_limited(addr, len, prot, flags, Some((file, off)), &lim),
-        None => t
-            .mm()
-            .mmap_limited(addr, len, prot, flags | MAP_ANONYMOUS, None, &lim),
+        None => mmap_anonymous(t, addr, len, prot, flags | MAP_ANONYMOUS, &lim),
     }
 }
 
