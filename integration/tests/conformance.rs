@@ -29,9 +29,10 @@ integration::on_every_platform!(
 );
 
 /// statx's checks and its mount id and device against `/proc/self/mountinfo`,
-/// `personality` values and `STICKY_TIMEOUTS`, `getcpu` within the affinity.
+/// `personality` values and `STICKY_TIMEOUTS`, `getcpu` within the affinity,
+/// `memfd_create`'s name limit.
 fn statx_personality_and_getcpu(p: Platform) {
-    let parts = ["statx", "personality", "getcpu"];
+    let parts = ["statx", "personality", "getcpu", "memfd name"];
     expect_native_parts("conf_misc", &parts);
     expect_parts(p, "conf_misc", &[], &parts);
 }
@@ -217,7 +218,7 @@ fn sysctls_are_private_writable_and_checked(p: Platform) {
         p,
         "conf_sysctl",
         &[],
-        &["sysctl", "sysctl permissions", "oom_score_adj"],
+        &["sysctl", "sysctl permissions", "oom_score_adj", "uts"],
     );
 }
 

@@ -221,6 +221,26 @@ fn file(
     SynthFile::new(fs.attrs, 0o444, generator(move || f(&fs2)))
 }
 
+/// `/proc/sys/kernel/{hostname,domainname}`: the UTS names, writable by root as the
+/// sysctls (`name` is the sysctl's).
+fn uts_file(fs: &Arc<ProcFs>, name: &'static str) -> Arc<dyn Inode> {
+    let (f1, f2) = (fs.clone(), fs.clone());
+    SynthFile::writable(
+        fs.attrs,
+        0o644,
+        generator(move || {
+            let src = f1.src()?;
+            let v = if name == "kernel/hostname" {
+                src.hostname()
+            } else {
+                src.domainname()
+            };
+            Ok(format!("{v}\n").into_bytes())
+        }),
+        Box::new(move |c, buf| f2.src()?.set_sysctl(c, name, buf)),
+    )
+}
+
 /// Builds a procfs; connect it with [`ProcFs::set_source`] and [`ProcFs::set_vfs`].
 pub fn new_procfs() -> (Arc<ProcFs>, Arc<dyn Inode>) {
     let fs = Arc::new(ProcFs {
@@ -230,18 +250,8 @@ pub fn new_procfs() -> (Arc<ProcFs>, Arc<dyn Inode>) {
     });
     let a = fs.attrs;
     let kernel_extra: Vec<(&'static [u8], Arc<dyn Inode>)> = vec![
-        (
-            b"hostname",
-            file(&fs, |p| {
-                Ok(format!("{}\n", p.src()?.hostname()).into_bytes())
-            }),
-        ),
-        (
-            b"domainname",
-            file(&fs, |p| {
-                Ok(format!("{}\n", p.src()?.domainname()).into_bytes())
-            }),
-        ),
+        (b"hostname", uts_file(&fs, "kernel/hostname")),
+        (b"domainname", uts_file(&fs, "kernel/domainname")),
         (b"osrelease", SynthFile::fixed(a, format!("{OS_RELEASE}\n"))),
         (b"ostype", SynthFile::fixed(a, "Linux\n")),
         (b"version", SynthFile::fixed(a, format!("{OS_VERSION}\n"))),

@@ -267,6 +267,19 @@ impl ProcSource for Kernel {
         {
             return Err(Errno::EPERM);
         }
+        if name == "kernel/hostname" || name == "kernel/domainname" {
+            // As Linux's proc_do_uts_string: the text up to a newline, at most 64
+            // bytes (the rest is dropped), the same as sethostname/setdomainname.
+            let text = value.split(|&b| b == b'\n').next().unwrap_or_default();
+            let text = &text[..text.len().min(64)];
+            let text = String::from_utf8_lossy(text).into_owned();
+            if name == "kernel/hostname" {
+                self.set_hostname(text);
+            } else {
+                self.set_domainname(text);
+            }
+            return Ok(());
+        }
         self.sysctls().set(name, value)
     }
 

@@ -167,7 +167,14 @@ pub fn sys_memfd_create(t: &Task, name: u64, flags: u32) -> Result<u64, Errno> {
     if flags & !(MFD_CLOEXEC | MFD_ALLOW_SEALING) != 0 {
         return Err(Errno::EINVAL);
     }
-    let name = t.mm().read_c_string(name, 250)?;
+    // At most 249 bytes (NAME_MAX less "memfd:"), EINVAL past that.
+    let name = t.mm().read_c_string(name, 249).map_err(|e| {
+        if e == Errno::ENAMETOOLONG {
+            Errno::EINVAL
+        } else {
+            e
+        }
+    })?;
     let mf = t.mm().memory_file().clone();
     let dir = crate::fs::tmpfs::Tmpfs::new_root(mf, 0o700, 0, 0);
     let c = fs_cred(t);
