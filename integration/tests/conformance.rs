@@ -30,9 +30,10 @@ integration::on_every_platform!(
 
 /// statx's checks and its mount id and device against `/proc/self/mountinfo`,
 /// `personality` values and `STICKY_TIMEOUTS`, `getcpu` within the affinity,
-/// `memfd_create`'s name limit.
+/// `memfd_create`'s name limit, positioned writes with `O_APPEND`/`RWF_APPEND`, RWF
+/// flags, `ESPIPE` on pipes and `RENAME_EXCHANGE`.
 fn statx_personality_and_getcpu(p: Platform) {
-    let parts = ["statx", "personality", "getcpu", "memfd name"];
+    let parts = ["statx", "personality", "getcpu", "memfd name", "rw"];
     expect_native_parts("conf_misc", &parts);
     expect_parts(p, "conf_misc", &[], &parts);
 }

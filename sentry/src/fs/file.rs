@@ -349,6 +349,12 @@ impl OpenFile {
         {
             return Err(Errno::EINVAL);
         }
+        // On Linux a file opened O_APPEND is written at its end whatever the offset.
+        let off = if self.flags() & O_APPEND != 0 {
+            self.stat()?.st_size as u64
+        } else {
+            off
+        };
         let len = self.fsize_cut(off, buf.len(), limit)?;
         self.notified(self.ops.write_by(caller, &buf[..len], off), IN_MODIFY)
     }

@@ -137,6 +137,39 @@ impl OvlInode {
         }
     }
 
+    /// `RENAME_EXCHANGE`: both files copied up and swapped in the upper layer (a
+    /// directory that has a lower part cannot move, `EXDEV`, as for a plain rename).
+    fn exchange(&self, old: &[u8], nd: &OvlInode, new: &[u8]) -> Result<(), Errno> {
+        let src = self.lookup_ovl(old)?;
+        let dst = nd.lookup_ovl(new)?;
+        let src_dir = kind(src.current()?.as_ref())? == FileType::Directory;
+        let dst_dir = kind(dst.current()?.as_ref())? == FileType::Directory;
+        if (src_dir && src.lower.is_some()) || (dst_dir && dst.lower.is_some()) {
+            return Err(Errno::EXDEV);
+        }
+        let su = src.copy_up()?;
+        let du = dst.copy_up()?;
+        let uo = self.copy_up()?;
+        let un = nd.copy_up()?;
+        uo.rename(old, &un, new, RENAME_EXCHANGE)?;
+        // A directory moved over a lower name must not merge with a lower directory.
+        if src_dir && nd.lower_has(new) {
+            let _ = su.create(OPAQUE, NewNode::File { mode: 0 }, &FsCred::root());
+        }
+        if dst_dir && self.lower_has(old) {
+            let _ = du.create(OPAQUE, NewNode::File { mode: 0 }, &FsCred::root());
+        }
+        self.forget(old);
+        nd.forget(new);
+        *src.parent.lock() = nd.me.upgrade();
+        *src.name.lock() = new.to_vec();
+        *dst.parent.lock() = self.me.upgrade();
+        *dst.name.lock() = old.to_vec();
+        nd.cache(new, &src);
+        self.cache(old, &dst);
+        Ok(())
+    }
+
     /// Copies this file (and its ancestors) up; returns the upper inode.
     fn copy_up(&self) -> Result<Arc<dyn Inode>, Errno> {
         let mut guard = self.upper.lock();
@@ -449,7 +482,7 @@ impl Inode for OvlInode {
             .downcast_ref::<OvlInode>()
             .ok_or(Errno::EXDEV)?;
         if flags & RENAME_EXCHANGE != 0 {
-            return Err(Errno::EINVAL);
+            return self.exchange(old, nd, new);
         }
         let src = self.lookup_ovl(old)?;
         let src_dir = kind(src.current()?.as_ref())? == FileType::Directory;

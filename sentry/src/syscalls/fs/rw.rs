@@ -207,6 +207,15 @@ pub(super) fn writev_stream(t: &Task, f: &OpenFile, vecs: &[(u64, u64)]) -> Resu
     Ok(f.write(&t.caller(), &tmp)? as u64)
 }
 
+/// A positioned transfer on a pipe, socket or terminal is `ESPIPE` before any access
+/// check (Linux's `do_preadv`/`do_pwritev` test `FMODE_PREAD`/`FMODE_PWRITE` first).
+fn positioned_on_stream(t: &Task, fd: i32, off: Option<u64>) -> Result<(), Errno> {
+    if off.is_some() && fd_table(t).get(fd)?.ops().stream() {
+        return Err(Errno::ESPIPE);
+    }
+    Ok(())
+}
+
 pub(super) fn readv_at(
     t: &Task,
     fd: i32,
@@ -214,6 +223,7 @@ pub(super) fn readv_at(
     cnt: u64,
     off: Option<u64>,
 ) -> Result<u64, Errno> {
+    positioned_on_stream(t, fd, off)?;
     let f = readable_file(t, fd)?;
     let vecs = t.mm().read_iovecs(iov, cnt)?;
     if off.is_none() && f.ops().stream() {
@@ -240,6 +250,7 @@ pub(super) fn writev_at(
     cnt: u64,
     off: Option<u64>,
 ) -> Result<u64, Errno> {
+    positioned_on_stream(t, fd, off)?;
     let f = writable_file(t, fd)?;
     let vecs = t.mm().read_iovecs(iov, cnt)?;
     if off.is_none() && f.ops().stream() {
@@ -291,14 +302,31 @@ pub fn sys_preadv2(
     cnt: u64,
     off: i64,
     _hi: i64,
-    _flags: u32,
+    flags: u32,
 ) -> Result<u64, Errno> {
     let off = if off == -1 {
         None
     } else {
         Some(check_off(off)?)
     };
+    rw_flags(t, fd, flags)?;
     readv_at(t, fd, iov, cnt, off)
+}
+
+/// `RWF_APPEND`: a `pwritev2` that writes at the end of the file.
+const RWF_APPEND: u32 = 0x10;
+
+/// Checks `preadv2`/`pwritev2` flags after the descriptor, as Linux's
+/// `kiocb_set_rw_flags`: a flag it does not know is `EOPNOTSUPP`. The known ones are
+/// hints here (every write is synchronous and nothing waits on the page cache), but
+/// `RWF_APPEND`.
+fn rw_flags(t: &Task, fd: i32, flags: u32) -> Result<(), Errno> {
+    const RWF_SUPPORTED: u32 = 0xff;
+    fd_table(t).get(fd)?;
+    if flags & !RWF_SUPPORTED != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    Ok(())
 }
 
 /// `pwritev2(2)`.
@@ -309,12 +337,23 @@ pub fn sys_pwritev2(
     cnt: u64,
     off: i64,
     _hi: i64,
-    _flags: u32,
+    flags: u32,
 ) -> Result<u64, Errno> {
     let off = if off == -1 {
         None
     } else {
         Some(check_off(off)?)
+    };
+    rw_flags(t, fd, flags)?;
+    let off = if flags & RWF_APPEND != 0 {
+        let f = writable_file(t, fd)?;
+        if f.ops().stream() {
+            off
+        } else {
+            Some(f.stat()?.st_size as u64)
+        }
+    } else {
+        off
     };
     writev_at(t, fd, iov, cnt, off)
 }
