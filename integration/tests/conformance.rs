@@ -26,6 +26,7 @@ integration::on_every_platform!(
     tee_vmsplice_and_splice_checks,
     statx_personality_and_getcpu,
     cross_process_calls_match_linux,
+    system_v_ipc_matches_linux,
 );
 
 /// statx's checks and its mount id and device against `/proc/self/mountinfo`,
@@ -43,6 +44,30 @@ fn tee_vmsplice_and_splice_checks(p: Platform) {
     let parts = ["tee", "vmsplice", "splice"];
     expect_native_parts("conf_splice", &parts);
     expect_parts(p, "conf_splice", &[], &parts);
+}
+
+/// System V IPC: ids of index and sequence, the `*_STAT`/`*_STAT_ANY`/`*_INFO` commands,
+/// `/proc/sysvipc`, the `kernel.*_next_id` and limit sysctls, `SHM_LOCK`, `shmat`/`shmdt`
+/// address rules and `MSG_COPY`. Natively in an IPC namespace of its own (so the host's
+/// objects are not seen, and its IPC sysctls are the namespace's).
+fn system_v_ipc_matches_linux(p: Platform) {
+    let parts = [
+        "ids",
+        "stat any and shm lock",
+        "proc sysvipc",
+        "sysctls",
+        "shm attach",
+        "msg copy",
+    ];
+    let exe = fixture("conf_sysvipc", Link::Static);
+    let args = ["--ipc", "--pid", "--fork", "--kill-child", path_str(&exe)];
+    let mut cmd = vec!["unshare"];
+    cmd.extend_from_slice(&args);
+    let run = native(&cmd);
+    run.assert_success("conf_sysvipc");
+    let want: String = parts.iter().map(|s| format!("ok {s}\n")).collect();
+    assert_eq!(run.stdout, want, "natively: {run:#?}");
+    expect_parts(p, "conf_sysvipc", &[], &parts);
 }
 
 /// Extended attributes: `user.*` and `trusted.*` through paths and descriptors, flags,

@@ -140,6 +140,11 @@ pub trait ProcSource: Send + Sync {
     fn net_file(&self, _name: &[u8]) -> Option<Vec<u8>> {
         None
     }
+    /// The contents of `/proc/sysvipc/<name>` (`msg`, `sem`, `shm`) for the IPC
+    /// namespace of the reader (`None`: no such file).
+    fn sysvipc_file(&self, _name: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
     /// The text of sysctl `name` (a path below `/proc/sys`), without a newline.
     fn sysctl(&self, _name: &str) -> Option<String> {
         None
@@ -339,6 +344,20 @@ pub fn new_procfs() -> (Arc<ProcFs>, Arc<dyn Inode>) {
         ),
         (b"mounts", SynthLink::fixed(a, b"self/mounts")),
         (b"sys", sys),
+        (
+            b"sysvipc",
+            SynthDir::fixed(
+                a,
+                0o555,
+                [&b"msg"[..], b"sem", b"shm"]
+                    .into_iter()
+                    .map(|n| {
+                        let f = file(&fs, move |p| p.src()?.sysvipc_file(n).ok_or(Errno::ENOENT));
+                        (n, f)
+                    })
+                    .collect(),
+            ),
+        ),
         (
             b"net",
             SynthDir::fixed(

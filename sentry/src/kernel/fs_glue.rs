@@ -100,6 +100,17 @@ impl ProcSource for Kernel {
         Some(tg)
     }
 
+    fn sysvipc_file(&self, name: &[u8]) -> Option<Vec<u8>> {
+        let n = self.ipc().lock();
+        let text = match name {
+            b"msg" => n.proc_msg(),
+            b"sem" => n.proc_sem(),
+            b"shm" => n.proc_shm(),
+            _ => return None,
+        };
+        Some(text.into_bytes())
+    }
+
     fn pids(&self) -> Vec<i32> {
         Kernel::pids(self)
     }

@@ -601,7 +601,7 @@ fn two_kernels_have_separate_ipc_namespaces() {
     let k2 = Kernel::new(p, "two", false, None).unwrap();
     let id = {
         let mut n = k1.ipc().lock();
-        let id = n.alloc_id();
+        let id = 1;
         n.undo.insert((7, id, 0), 1);
         id
     };

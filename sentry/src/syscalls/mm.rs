@@ -231,7 +231,7 @@ pub fn sys_mincore(t: &Task, addr: u64, len: u64, vec: u64) -> Result<u64, Errno
 
 /// The calling process's `RLIMIT_MEMLOCK` in bytes, `None` when it may lock without
 /// limit (`CAP_IPC_LOCK`).
-fn memlock_limit(t: &Task) -> Option<u64> {
+pub(crate) fn memlock_limit(t: &Task) -> Option<u64> {
     if t.creds().has_cap(crate::kernel::CAP_IPC_LOCK) {
         return None;
     }

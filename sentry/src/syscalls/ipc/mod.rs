@@ -8,10 +8,18 @@
 //! holding the file. Semaphore sets and message queues own a [`WaitQueue`]; blocked
 //! `semop`/`msgsnd`/`msgrcv` sleep on it and see `EIDRM` when the object is removed.
 //!
+//! Ids are Linux's: an index (given cyclically, `kernel::ipc::Ids`) plus 32768 times a
+//! sequence number; the `*_STAT`/`*_STAT_ANY` commands take an index, the `*_INFO`
+//! commands return the highest index in use. Limits come from the sandbox's sysctls
+//! (`kernel.shmmax`, `shmall`, `shmmni`, `msgmax`, `msgmnb`, `msgmni`, `sem`), and
+//! `kernel.{msg,sem,shm}_next_id` choose the next id. The namespace's objects are listed
+//! in `/proc/sysvipc/{msg,sem,shm}` (`Namespace::proc_*`).
+//!
 //! `SEM_UNDO` adjustments are kept per process and applied by
 //! the kernel's IPC namespace (`kernel/ipc.rs`), which
-//! the process exit path calls. Not implemented: `MSG_COPY`; the `*_INFO` commands report
-//! fixed limits.
+//! the process exit path calls. Not implemented: a removed segment that is still
+//! attached (`SHM_DEST`) leaves the namespace at once instead of when its last mapping
+//! goes; `SHM_LOCK` only sets the mode bit (the sandbox never swaps).
 
 use parking_lot::MutexGuard;
 use std::collections::{BTreeMap, VecDeque};
@@ -75,10 +83,16 @@ const IPC_64: i32 = 0x100;
 const SHM_RDONLY: u32 = 0o10000;
 const SHM_RND: u32 = 0o20000;
 const SHM_EXEC: u32 = 0o100000;
+const SHM_REMAP: u32 = 0o40000;
+const SHM_HUGETLB: u32 = 0o4000;
+/// The `shm_perm.mode` bit of a segment locked with `SHM_LOCK`.
+const SHM_LOCKED: u32 = 0o2000;
+const SHM_LOCK: i32 = 11;
+const SHM_UNLOCK: i32 = 12;
 const SHM_STAT: i32 = 13;
 const SHM_INFO: i32 = 14;
+const SHM_STAT_ANY: i32 = 15;
 const SHMMIN: u64 = 1;
-const SHMMAX: u64 = 1 << 36;
 
 const GETPID: i32 = 11;
 const GETVAL: i32 = 12;
@@ -89,40 +103,76 @@ const SETVAL: i32 = 16;
 const SETALL: i32 = 17;
 const SEM_STAT: i32 = 18;
 const SEM_INFO: i32 = 19;
-const SEMMSL: usize = 32000;
+const SEM_STAT_ANY: i32 = 20;
 use crate::kernel::ipc::SEMVMX;
-const SEMOPM: usize = 500;
 
 const MSG_STAT: i32 = 11;
 const MSG_INFO: i32 = 12;
+const MSG_STAT_ANY: i32 = 13;
+const MSG_COPY: u32 = 0o40000;
 const MSG_NOERROR: u32 = 0o10000;
 const MSG_EXCEPT: u32 = 0o20000;
-const MSGMAX: usize = 8192;
-const MSGMNB: usize = 16384;
 
-use crate::kernel::ipc::{Msg, MsgQueue, Namespace, Perm, Sem, SemSet, Shm, now_secs};
+use crate::kernel::ipc::{
+    Ids, Msg, MsgQueue, Namespace, Perm, Sem, SemSet, Shm, by_index, max_index, now_secs,
+};
+
+/// A new id for an object with `key`, `in_use` of them now and at most sysctl `limit`
+/// (`ENOSPC`), at the id sysctl `next` asks for if it is set (which then goes back to -1,
+/// as on Linux).
+fn new_id(
+    t: &Task,
+    ids: &mut Ids,
+    in_use: usize,
+    key: i32,
+    limit: &str,
+    next: &str,
+) -> Result<(i32, u16), Errno> {
+    let s = t.kernel().sysctls();
+    let want = s.get_int(next);
+    let (id, seq) = ids.alloc(in_use, s.get_int(limit), want, key)?;
+    if want >= 0 {
+        s.set(next, b"-1")?;
+    }
+    Ok((id, seq))
+}
+
+/// The `kernel.sem` sysctl: semmsl, semmns, semopm, semmni.
+fn sem_limits(t: &Task) -> [i64; 4] {
+    let text = t.kernel().sysctls().get("kernel/sem").unwrap_or_default();
+    let mut v = [32000, 1_024_000_000, 500, 32000];
+    for (slot, w) in v.iter_mut().zip(text.split_whitespace()) {
+        *slot = w.parse().unwrap_or(*slot);
+    }
+    v
+}
 
 /// The calling task's IPC namespace (its kernel's).
 fn ns(t: &Task) -> MutexGuard<'_, Namespace> {
     t.kernel().ipc().lock()
 }
 
-/// Resolves `key` in `map` for a `*get` call: an existing id, or `None` to create.
+/// Resolves `key` for a `*get` call: an existing id of `map` (found by `ids`), or
+/// `None` to create. `more` checks an existing object (its size) before the
+/// permissions, as Linux does.
 fn lookup_key<T>(
     t: &Task,
+    ids: &Ids,
     map: &BTreeMap<i32, T>,
     perm_of: impl Fn(&T) -> Perm,
     key: i32,
     flags: u32,
+    more: impl Fn(&T) -> Result<(), Errno>,
 ) -> Result<Option<i32>, Errno> {
     if key == IPC_PRIVATE {
         return Ok(None);
     }
-    match map.iter().find(|(_, o)| perm_of(o).key == key) {
-        Some((&id, o)) => {
+    match ids.find_key(key).and_then(|id| Some((id, map.get(&id)?))) {
+        Some((id, o)) => {
             if flags & IPC_CREAT != 0 && flags & IPC_EXCL != 0 {
                 return Err(Errno::EEXIST);
             }
+            more(o)?;
             let want = (flags >> 6) & 7 & 6;
             perm_of(o).check(t, want)?;
             Ok(Some(id))
@@ -162,7 +212,7 @@ mod tests {
         let ipc = crate::kernel::ipc::IpcNamespace::default();
         let id = {
             let mut n = ipc.lock();
-            let id = n.alloc_id();
+            let id = 1;
             n.sem.insert(
                 id,
                 SemSet {

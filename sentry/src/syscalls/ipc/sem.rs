@@ -5,25 +5,52 @@ use super::*;
 
 /// `semget(key, nsems, flags)`.
 pub fn sys_semget(t: &Task, key: i32, nsems: i32, flags: u32) -> Result<u64, Errno> {
-    let mut n = ns(t);
-    if let Some(id) = lookup_key(t, &n.sem, |s| s.perm, key, flags)? {
-        if n.sem
-            .get(&id)
-            .is_some_and(|s| nsems as usize > s.sems.len())
-        {
-            return Err(Errno::EINVAL);
-        }
-        return Ok(id as u64);
-    }
-    if nsems <= 0 || nsems as usize > SEMMSL {
+    let [semmsl, semmns, _, semmni] = sem_limits(t);
+    if nsems < 0 || i64::from(nsems) > semmsl {
         return Err(Errno::EINVAL);
     }
-    let id = n.alloc_id();
+    let mut guard = ns(t);
+    let n = &mut *guard;
+    if let Some(id) = lookup_key(
+        t,
+        &n.sem_ids,
+        &n.sem,
+        |s| s.perm,
+        key,
+        flags,
+        |s| {
+            if nsems as usize > s.sems.len() {
+                Err(Errno::EINVAL)
+            } else {
+                Ok(())
+            }
+        },
+    )? {
+        return Ok(id as u64);
+    }
+    if nsems == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if n.used_sems as i64 + i64::from(nsems) > semmns {
+        return Err(Errno::ENOSPC);
+    }
+    let (id, seq) = {
+        let s = t.kernel().sysctls();
+        let want = s.get_int("kernel/sem_next_id");
+        let r = n.sem_ids.alloc(n.sem.len(), semmni, want, key)?;
+        if want >= 0 {
+            s.set("kernel/sem_next_id", b"-1")?;
+        }
+        r
+    };
+    n.used_sems += nsems as usize;
+    let mut perm = Perm::new(t, key, flags);
+    perm.seq = seq;
     let cnt = nsems as usize;
     n.sem.insert(
         id,
         SemSet {
-            perm: Perm::new(t, key, flags),
+            perm,
             sems: vec![Sem::default(); cnt],
             otime: 0,
             ctime: now_secs(),
@@ -91,7 +118,7 @@ pub(super) fn semop_common(
     if nsops == 0 {
         return Err(Errno::EINVAL);
     }
-    if nsops > SEMOPM {
+    if nsops as i64 > sem_limits(t)[2] {
         return Err(Errno::E2BIG);
     }
     let mut raw = vec![0u8; nsops * 6];
@@ -205,23 +232,29 @@ pub fn sys_semctl(t: &Task, id: i32, num: i32, cmd: i32, arg: u64) -> Result<u64
     let mut n = ns(t);
     if matches!(cmd, IPC_INFO | SEM_INFO) {
         // struct seminfo: semmap, semmni, semmns, semmnu, semmsl, semopm, semume,
-        // semusz, semvmx, semaem.
+        // semusz, semvmx, semaem. SEM_INFO puts the sets and semaphores in use in semusz
+        // and semaem; IPC_INFO the compiled-in values.
+        let [semmsl, semmns, semopm, semmni] = sem_limits(t).map(|v| v as i32);
+        let (usz, aem) = if cmd == SEM_INFO {
+            (
+                n.sem.len() as i32,
+                n.sem.values().map(|s| s.sems.len()).sum::<usize>() as i32,
+            )
+        } else {
+            (20, SEMVMX)
+        };
         let vals: [i32; 10] = [
-            1024,
-            32000,
-            1 << 30,
-            1 << 30,
-            SEMMSL as i32,
-            SEMOPM as i32,
-            500,
-            20,
-            SEMVMX,
-            SEMVMX,
+            semmns, semmni, semmns, semmns, semmsl, semopm, semopm, usz, SEMVMX, aem,
         ];
         let b: Vec<u8> = vals.iter().flat_map(|v| v.to_ne_bytes()).collect();
         t.mm().copy_out(arg, &b)?;
-        return Ok(n.sem.keys().max().copied().unwrap_or(0) as u64);
+        return Ok(max_index(&n.sem) as u64);
     }
+    let id = if matches!(cmd, SEM_STAT | SEM_STAT_ANY) {
+        by_index(&n.sem, id).ok_or(Errno::EINVAL)?
+    } else {
+        id
+    };
     let s = n.sem.get_mut(&id).ok_or(Errno::EINVAL)?;
     let idx = |s: &SemSet| -> Result<usize, Errno> {
         usize::try_from(num)
@@ -234,14 +267,19 @@ pub fn sys_semctl(t: &Task, id: i32, num: i32, cmd: i32, arg: u64) -> Result<u64
             s.perm.owner(t)?;
             s.removed.store(true, std::sync::atomic::Ordering::Release);
             let q = s.queue.clone();
+            let (key, cnt) = (s.perm.key, s.sems.len());
             n.sem.remove(&id);
+            n.sem_ids.release(id, key);
+            n.used_sems -= cnt;
             n.undo.retain(|&(_, sid, _), _| sid != id);
             drop(n);
             q.notify(events::ALL);
             return Ok(0);
         }
-        IPC_STAT | SEM_STAT => {
-            s.perm.check(t, 4)?;
+        IPC_STAT | SEM_STAT | SEM_STAT_ANY => {
+            if cmd != SEM_STAT_ANY {
+                s.perm.check(t, 4)?;
+            }
             let mut b = s.perm.bytes().to_vec();
             for v in [
                 s.otime as u64,
@@ -255,7 +293,7 @@ pub fn sys_semctl(t: &Task, id: i32, num: i32, cmd: i32, arg: u64) -> Result<u64
                 b.extend_from_slice(&v.to_ne_bytes());
             }
             t.mm().copy_out(arg, &b)?;
-            if cmd == SEM_STAT { id as u64 } else { 0 }
+            if cmd == IPC_STAT { 0 } else { id as u64 }
         }
         IPC_SET => {
             s.perm.owner(t)?;
