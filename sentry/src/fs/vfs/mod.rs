@@ -299,7 +299,7 @@ impl VfsPath {
     }
 
     /// Reports the inotify event `mask` on this file to its watches and its
-    /// directory's (see [`FsNotify::on_dentry`]).
+    /// directory's, the directory's with the file's name (inotify).
     pub fn notify(&self, mask: u32) {
         if mask == 0 {
             return;
