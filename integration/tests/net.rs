@@ -661,34 +661,8 @@ fn sandbox_network_ping_both_ways(p: Platform) {
                   gw=$(ip route | sed -n 's/^default via \\([0-9.]*\\).*/\\1/p')\n\
                   ping -c 1 -W 10 $gw | grep -c ' 1 received'\n\
                   read done\n";
-    let (mut child, mut out) = spawn_do(
-        p,
-        "--network=sandbox",
-        &["/bin/sh", "-c", script],
-        Stdio::piped(),
-    );
-    let mut first = String::new();
-    out.read_line(&mut first).expect("read");
-    let addr = integration::inet_address(&first).map(str::to_owned);
-    let mut second = String::new();
-    out.read_line(&mut second).expect("read");
-    let host = addr.as_deref().map(|a| {
-        Command::new("ping")
-            .args(["-c", "1", "-W", "10", a])
-            .output()
-            .expect("ping on the host")
-    });
-    let mut stdin = child.stdin.take().expect("stdin");
-    let _ = stdin.write_all(b"done\n");
-    drop(stdin);
-    let o = child.wait_with_output().expect("wait");
-    assert!(o.status.success(), "{o:?}");
-    assert_eq!(second, "1\n", "the sandbox's ping: {first}{second}");
-    let host = host.expect("eth0's address");
-    assert!(
-        String::from_utf8_lossy(&host.stdout).contains(" 1 received"),
-        "the host's ping: {host:?}"
-    );
+    let addr = |line: &str| integration::inet_address(line).map(str::to_owned);
+    ping_both_ways(p, script, &[], addr);
 }
 
 /// `--network=sandbox`: a client in the sandbox reaches a server on the host's end of
@@ -1029,6 +1003,24 @@ fn sandbox_network_ipv6_ping_both_ways(p: Platform) {
                   gw=$(ip -6 route | sed -n 's/^default via \\([0-9a-f:]*\\).*/\\1/p')\n\
                   ping -6 -c 1 -W 10 $gw | grep -c ' 1 received'\n\
                   read done\n";
+    let addr = |line: &str| {
+        inet6_addresses(line)
+            .first()
+            .map(|(a, _)| a.split('/').next().unwrap_or_default().to_owned())
+    };
+    ping_both_ways(p, script, &["-6"], addr);
+}
+
+/// Runs `script` in a `--network=sandbox` sandbox: it prints eth0's `ip -o addr` line,
+/// then the count of its own successful pings of the host (1), then waits for a line on
+/// its stdin. Meanwhile the host pings the address `address` finds in the first line
+/// (with `ping_args` first). Both pings must have been answered.
+fn ping_both_ways(
+    p: Platform,
+    script: &str,
+    ping_args: &[&str],
+    address: impl Fn(&str) -> Option<String>,
+) {
     let (mut child, mut out) = spawn_do(
         p,
         "--network=sandbox",
@@ -1037,14 +1029,13 @@ fn sandbox_network_ipv6_ping_both_ways(p: Platform) {
     );
     let mut first = String::new();
     out.read_line(&mut first).expect("read");
-    let addr = inet6_addresses(&first)
-        .first()
-        .map(|(a, _)| a.split('/').next().unwrap_or_default().to_owned());
+    let addr = address(&first);
     let mut second = String::new();
     out.read_line(&mut second).expect("read");
     let host = addr.as_deref().map(|a| {
         Command::new("ping")
-            .args(["-6", "-c", "1", "-W", "10", a])
+            .args(ping_args)
+            .args(["-c", "1", "-W", "10", a])
             .output()
             .expect("ping on the host")
     });
