@@ -14,10 +14,19 @@ harness uses it to resume after a case that hung); `--only` runs just the named 
 import fcntl
 import importlib
 import os
+import signal
 import sys
 import unittest
 
 OUT = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 200)
+
+# A runner started with SIGINT, SIGQUIT or SIGHUP ignored (a background job of a
+# non-interactive shell, nohup) would pass that on to every test and the processes they
+# start: the tests of KeyboardInterrupt would fail natively and not in the sandbox, which
+# starts with nothing ignored. Both sides start from Linux's defaults instead.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def emit(line):
