@@ -580,11 +580,9 @@ impl FileOps for Inotify {
         let mut out = String::new();
         for (wd, w) in &st.watches {
             let (dev, ino) = w.key;
-            let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
-            let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
             out.push_str(&format!(
                 "inotify wd:{wd:x} ino:{ino:x} sdev:{:x} mask:{:x} ignored_mask:0\n",
-                (major << 20) | minor,
+                (super::dev_major(dev) << 20) | super::dev_minor(dev),
                 w.mask.load(Ordering::Acquire)
             ));
         }

@@ -563,8 +563,8 @@ impl FileLocks {
         let (dev, ino) = self.key;
         let dev = format!(
             "{:02x}:{:02x}:{ino}",
-            linux_dev_major(dev),
-            linux_dev_minor(dev)
+            super::dev_major(dev),
+            super::dev_minor(dev)
         );
         let word = |k: LockType| match k {
             LockType::Read => "READ",
@@ -607,16 +607,6 @@ impl FileLocks {
             let _ = writeln!(out, "{n}: LEASE  {state}  {kind} {} {dev} 0 EOF", l.pid);
         }
     }
-}
-
-/// Linux's `MAJOR()` of a `dev_t` as `new_encode_dev` lays it out.
-fn linux_dev_major(dev: u64) -> u64 {
-    ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff)
-}
-
-/// Linux's `MINOR()` of a `dev_t`.
-fn linux_dev_minor(dev: u64) -> u64 {
-    (dev & 0xff) | ((dev >> 12) & !0xff)
 }
 
 /// Whether `me` waiting for `them` closes a cycle of POSIX owners waiting for each other.

@@ -660,6 +660,16 @@ pub trait FileOps: Send + Sync + fmt::Debug {
     }
 }
 
+/// Linux's `MAJOR()` of a `dev_t` as `new_encode_dev` lays it out (`st_dev`).
+pub(crate) fn dev_major(dev: u64) -> u64 {
+    ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff)
+}
+
+/// Linux's `MINOR()` of a `dev_t` (see [`dev_major`]).
+pub(crate) fn dev_minor(dev: u64) -> u64 {
+    (dev & 0xff) | ((dev >> 12) & !0xff)
+}
+
 /// File operations of a file with no data (directories, `O_PATH` files).
 #[derive(Debug)]
 pub struct NoIo;

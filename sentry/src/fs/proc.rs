@@ -926,8 +926,7 @@ fn mounts_text(fs: &ProcFs, pid: i32, info_format: bool) -> Result<Vec<u8>, Errn
             let parent = m.parent_id().unwrap_or(1);
             // The device its files report (what statx's stx_dev_major/minor match).
             let dev = m.root().inode().stat().map_or(0, |st| st.st_dev);
-            let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
-            let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+            let (major, minor) = (super::dev_major(dev), super::dev_minor(dev));
             s.extend_from_slice(format!("{} {} {major}:{minor} / ", m.id(), parent).as_bytes());
             s.extend_from_slice(&escape(&mp));
             s.extend_from_slice(

@@ -60,8 +60,8 @@ pub(super) fn statx_bytes(st: &Stat, mnt_id: u64) -> [u8; 256] {
     put(80, &ts(&st.st_ctime));
     put(96, &ts(&st.st_ctime));
     put(112, &ts(&st.st_mtime));
-    let major = |d: u64| ((d >> 8) & 0xfff) as u32 | ((d >> 32) & !0xfff) as u32;
-    let minor = |d: u64| (d & 0xff) as u32 | ((d >> 12) & !0xff) as u32;
+    let major = |d: u64| crate::fs::dev_major(d) as u32;
+    let minor = |d: u64| crate::fs::dev_minor(d) as u32;
     put(128, &major(st.st_rdev).to_le_bytes());
     put(132, &minor(st.st_rdev).to_le_bytes());
     put(136, &major(st.st_dev).to_le_bytes());
