@@ -27,18 +27,20 @@ pub fn sys_inotify_init(t: &Task) -> Result<u64, Errno> {
     sys_inotify_init1(t, 0)
 }
 
-/// The inotify instance behind `fd` (`EBADF` for no file, `EINVAL` for another kind).
-fn instance(t: &Task, fd: i32) -> Result<(Arc<OpenFile>, Arc<dyn crate::fs::FileOps>), Errno> {
+/// Runs `op` on the inotify instance behind `fd` (`EBADF` for no file, `EINVAL` for
+/// another kind).
+fn with_instance<T>(
+    t: &Task,
+    fd: i32,
+    op: impl FnOnce(&Inotify) -> Result<T, Errno>,
+) -> Result<T, Errno> {
     let f = fd_table(t).get(fd)?;
-    let ops = f.ops().clone();
-    if ops
+    let inst = f
+        .ops()
         .as_any()
         .and_then(|a| a.downcast_ref::<Inotify>())
-        .is_none()
-    {
-        return Err(Errno::EINVAL);
-    }
-    Ok((f, ops))
+        .ok_or(Errno::EINVAL)?;
+    op(inst)
 }
 
 /// `inotify_add_watch(fd, path, mask)`.
@@ -49,36 +51,27 @@ pub fn sys_inotify_add_watch(t: &Task, fd: i32, path: u64, mask: u32) -> Result<
     if mask & ALL_INOTIFY_BITS == 0 {
         return Err(Errno::EINVAL);
     }
-    let (_f, ops) = instance(t, fd)?;
-    let inst = ops
-        .as_any()
-        .and_then(|a| a.downcast_ref::<Inotify>())
-        .ok_or(Errno::EINVAL)?;
-    let p = read_path(t, path)?;
-    let w = walk(t);
-    let follow = if mask & IN_DONT_FOLLOW != 0 {
-        Follow::No
-    } else {
-        Follow::Yes
-    };
-    let target = w.vfs.resolve(&w.root, &w.cwd, &p, follow, &w.cred)?;
-    let st = target.stat()?;
-    if mask & IN_ONLYDIR != 0 && st.st_mode & S_IFMT != S_IFDIR {
-        return Err(Errno::ENOTDIR);
-    }
-    // Watching needs read permission on the file (Linux's inotify_find_inode).
-    w.cred.check(&st, access::R_OK)?;
-    let wd = inst.add_watch(target.inode(), mask)?;
-    Ok(wd as u64)
+    with_instance(t, fd, |inst| {
+        let p = read_path(t, path)?;
+        let w = walk(t);
+        let follow = if mask & IN_DONT_FOLLOW != 0 {
+            Follow::No
+        } else {
+            Follow::Yes
+        };
+        let target = w.vfs.resolve(&w.root, &w.cwd, &p, follow, &w.cred)?;
+        let st = target.stat()?;
+        if mask & IN_ONLYDIR != 0 && st.st_mode & S_IFMT != S_IFDIR {
+            return Err(Errno::ENOTDIR);
+        }
+        // Watching needs read permission on the file (Linux's inotify_find_inode).
+        w.cred.check(&st, access::R_OK)?;
+        Ok(inst.add_watch(target.inode(), mask)? as u64)
+    })
 }
 
 /// `inotify_rm_watch(fd, wd)`.
 pub fn sys_inotify_rm_watch(t: &Task, fd: i32, wd: i32) -> Result<u64, Errno> {
-    let (_f, ops) = instance(t, fd)?;
-    let inst = ops
-        .as_any()
-        .and_then(|a| a.downcast_ref::<Inotify>())
-        .ok_or(Errno::EINVAL)?;
-    inst.rm_watch(wd)?;
+    with_instance(t, fd, |inst| inst.rm_watch(wd))?;
     Ok(0)
 }

@@ -75,19 +75,26 @@ fn permission(t: &Task, st: &Stat, name: &[u8], write: bool) -> Result<(), Errno
 fn get(t: &Task, p: &VfsPath, name: &[u8], value: u64, size: u64) -> Result<u64, Errno> {
     permission(t, &p.stat()?, name, false)?;
     let v = p.inode().getxattr(name)?;
+    copy_out_sized(t, value, size, &v, XATTR_SIZE_MAX)
+}
+
+/// Gives `data` to a caller's buffer of `size` bytes at `addr`, as the `get`/`list`
+/// calls do: size 0 asks for the length; a buffer too small is `ERANGE`, or `E2BIG`
+/// when even the largest one (`max`, where `size` is capped) would be.
+fn copy_out_sized(t: &Task, addr: u64, size: u64, data: &[u8], max: usize) -> Result<u64, Errno> {
     if size == 0 {
-        return Ok(v.len() as u64);
+        return Ok(data.len() as u64);
     }
-    let size = size.min(XATTR_SIZE_MAX as u64);
-    if v.len() as u64 > size {
-        return Err(if size >= XATTR_SIZE_MAX as u64 {
+    let size = size.min(max as u64);
+    if data.len() as u64 > size {
+        return Err(if size >= max as u64 {
             Errno::E2BIG
         } else {
             Errno::ERANGE
         });
     }
-    t.mm().copy_out(value, &v)?;
-    Ok(v.len() as u64)
+    t.mm().copy_out(addr, data)?;
+    Ok(data.len() as u64)
 }
 
 /// The name and value of a `setxattr` call, checked as Linux's `setxattr_copy`.
@@ -132,19 +139,7 @@ fn list(t: &Task, p: &VfsPath, out: u64, size: u64) -> Result<u64, Errno> {
         buf.extend_from_slice(&n);
         buf.push(0);
     }
-    if size == 0 {
-        return Ok(buf.len() as u64);
-    }
-    let size = size.min(XATTR_LIST_MAX as u64);
-    if buf.len() as u64 > size {
-        return Err(if size >= XATTR_LIST_MAX as u64 {
-            Errno::E2BIG
-        } else {
-            Errno::ERANGE
-        });
-    }
-    t.mm().copy_out(out, &buf)?;
-    Ok(buf.len() as u64)
+    copy_out_sized(t, out, size, &buf, XATTR_LIST_MAX)
 }
 
 fn remove(t: &Task, p: &VfsPath, name: &[u8]) -> Result<u64, Errno> {
